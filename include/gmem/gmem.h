@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gmem: guest-first VM memory in userspace.
+ *
+ * The typed API.  Every function that can fail returns 0 (or a
+ * non-negative value) on success and a negative errno on failure, and a
+ * failing call changes nothing.  The KVM-style façade in <gmem/kvm.h> is a
+ * thin layer over these functions.
+ *
+ * Objects: a VM (struct gmem_vm, reference counted) owns memslots and the
+ * memory-attribute map.  guest_memfd files are named by small integer
+ * handles from the library's handle table, because memslots refer to them
+ * by number exactly as KVM's struct kvm_userspace_memory_region2 does.
+ */
+#ifndef GMEM_GMEM_H
+#define GMEM_GMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include <gmem/uapi.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GMEM_PAGE_SHIFT 12
+#define GMEM_PAGE_SIZE (1ULL << GMEM_PAGE_SHIFT)
+
+struct gmem_vm;
+
+/* ---- system ------------------------------------------------------------ */
+
+/*
+ * KVM_CHECK_EXTENSION.  @vm may be NULL for the system-wide answer (what the
+ * most capable VM type supports).  Returns the capability's value, 0 when
+ * it is not supported.
+ */
+int gmem_check_extension(struct gmem_vm *vm, long cap);
+
+/* ---- VMs --------------------------------------------------------------- */
+
+/* Create a VM of @type (KVM_X86_DEFAULT_VM or KVM_X86_SW_PROTECTED_VM). */
+int gmem_vm_create(unsigned long type, struct gmem_vm **vmp);
+
+/*
+ * Drop the caller's reference.  The VM lives on while guest_memfd files
+ * created for it are open, as in Linux.
+ */
+void gmem_vm_put(struct gmem_vm *vm);
+
+/* KVM_ENABLE_CAP on a VM: GMEM_CAP_EXEC_ONLY (and later GMEM_CAP_XO_ALIAS). */
+int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap);
+
+/* KVM_SET_USER_MEMORY_REGION (v1 flags only) and ..._REGION2. */
+int gmem_vm_set_memory_region(struct gmem_vm *vm,
+			      const struct kvm_userspace_memory_region *mem);
+int gmem_vm_set_memory_region2(struct gmem_vm *vm,
+			       const struct kvm_userspace_memory_region2 *mem);
+
+/*
+ * KVM_SET_MEMORY_ATTRIBUTES.  All-or-nothing; the cost does not depend on
+ * the size of the range.  Setting what is already there invalidates nothing.
+ */
+int gmem_vm_set_memory_attributes(struct gmem_vm *vm,
+				  const struct kvm_memory_attributes *attrs);
+
+/* One maximal run of pages with the same non-zero attributes. */
+struct gmem_attr_range {
+	uint64_t address;
+	uint64_t size;
+	uint64_t attributes;
+};
+
+/*
+ * Snapshot of the attribute map over [address, address + size) (not a KVM
+ * API; for debugging and tests).  Ranges are clipped to the query, sorted,
+ * maximal, and pages whose attributes are 0 are not listed.  Fills at most
+ * @nr entries and returns how many there are in all, so a caller whose
+ * buffer was too small can retry.  *@seq, if given, receives the change
+ * sequence number the snapshot was read at: two snapshots with the same
+ * number saw the same map.  Only the range checks of the set call apply
+ * (size 0, misalignment or overflow give -EINVAL).
+ */
+int gmem_vm_get_memory_attributes(struct gmem_vm *vm, uint64_t address,
+				  uint64_t size, struct gmem_attr_range *ranges,
+				  size_t nr, uint64_t *seq);
+
+/* ---- guest_memfd ------------------------------------------------------- */
+
+/*
+ * KVM_CREATE_GUEST_MEMFD.  Returns a new handle (>= 0).  The file holds a
+ * reference to @vm.
+ */
+int gmem_create_guest_memfd(struct gmem_vm *vm,
+			    const struct kvm_create_guest_memfd *args);
+
+/* fallocate(2) on a guest_memfd handle: allocate or punch a hole. */
+int gmem_file_fallocate(int fd, int mode, int64_t offset, int64_t len);
+
+/* fstat(2): size, st_blksize 4096, a distinct st_ino per file. */
+int gmem_file_stat(int fd, struct stat *st);
+
+/*
+ * Test hook: the next guest access to the page at @offset gives a
+ * memory-fault exit with -EHWPOISON.  Punching the page clears it.
+ */
+int gmem_file_poison(int fd, int64_t offset);
+
+/* ---- handles ----------------------------------------------------------- */
+
+/* Close any gmem handle (system, VM, vCPU or guest_memfd). */
+int gmem_handle_close(int fd);
+
+/* ---- test hooks -------------------------------------------------------- */
+
+/*
+ * Allocation-failure injection: make the @nth allocation from now on (1 is
+ * the next one) fail as if memory were exhausted; 0 turns it off.  Returns
+ * the number of allocations the library has attempted so far, so a test can
+ * count what a call allocates and then fail each of them in turn.
+ */
+long gmem_test_fail_alloc(long nth);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GMEM_GMEM_H */

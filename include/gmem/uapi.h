@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * KVM-compatible values and structures.
+ *
+ * Everything here is binary-identical to Linux's include/uapi/linux/kvm.h
+ * (6.12+) and arch/x86/include/uapi/asm/kvm.h, so that code written for
+ * /dev/kvm compiles against gmem with a header of macros.  gmem's own
+ * additions (EXECONLY, the access flags of a memory-fault exit and the
+ * GMEM_CAP_* capabilities) live in ranges Linux does not use.
+ *
+ * The file deliberately does not include <linux/kvm.h> (a Debian host may
+ * ship an older one without guest_memfd); do not include both.
+ */
+#ifndef GMEM_UAPI_H
+#define GMEM_UAPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+
+#define KVM_API_VERSION 12
+
+/* VM types (KVM_CREATE_VM's argument). */
+#define KVM_X86_DEFAULT_VM 0
+#define KVM_X86_SW_PROTECTED_VM 1
+
+/* Memory attributes: the negated protections and PRIVATE. */
+#define KVM_MEMORY_ATTRIBUTE_NR (1ULL << 0)
+#define KVM_MEMORY_ATTRIBUTE_NW (1ULL << 1)
+#define KVM_MEMORY_ATTRIBUTE_NX (1ULL << 2)
+#define KVM_MEMORY_ATTRIBUTE_PRIVATE (1ULL << 3)
+
+struct kvm_memory_attributes {
+	uint64_t address;
+	uint64_t size;
+	uint64_t attributes;
+	uint64_t flags;
+};
+
+struct kvm_create_guest_memfd {
+	uint64_t size;
+	uint64_t flags;
+	uint64_t reserved[6];
+};
+
+/* Memslot flags. */
+#define KVM_MEM_LOG_DIRTY_PAGES (1U << 0)
+#define KVM_MEM_READONLY (1U << 1)
+#define KVM_MEM_GUEST_MEMFD (1U << 2)
+#define KVM_MEM_EXECONLY (1U << 3) /* gmem: the XOM proposal's flag */
+
+struct kvm_userspace_memory_region {
+	uint32_t slot;
+	uint32_t flags;
+	uint64_t guest_phys_addr;
+	uint64_t memory_size;
+	uint64_t userspace_addr;
+};
+
+struct kvm_userspace_memory_region2 {
+	uint32_t slot;
+	uint32_t flags;
+	uint64_t guest_phys_addr;
+	uint64_t memory_size;
+	uint64_t userspace_addr;
+	uint64_t guest_memfd_offset;
+	uint32_t guest_memfd;
+	uint32_t pad1;
+	uint64_t pad2[14];
+};
+
+struct kvm_enable_cap {
+	uint32_t cap;
+	uint32_t flags;
+	uint64_t args[4];
+	uint8_t pad[64];
+};
+
+/* Capabilities (KVM_CHECK_EXTENSION). */
+#define KVM_CAP_IRQCHIP 0
+#define KVM_CAP_USER_MEMORY 3
+#define KVM_CAP_NR_VCPUS 9
+#define KVM_CAP_NR_MEMSLOTS 10
+#define KVM_CAP_MAX_VCPUS 66
+#define KVM_CAP_READONLY_MEM 81
+#define KVM_CAP_IMMEDIATE_EXIT 136
+#define KVM_CAP_EXIT_HYPERCALL 201
+#define KVM_CAP_USER_MEMORY2 231
+#define KVM_CAP_MEMORY_FAULT_INFO 232
+#define KVM_CAP_MEMORY_ATTRIBUTES 233
+#define KVM_CAP_GUEST_MEMFD 234
+#define KVM_CAP_VM_TYPES 235
+
+/* Exit reasons (kvm_run.exit_reason). */
+#define KVM_EXIT_UNKNOWN 0
+#define KVM_EXIT_EXCEPTION 1
+#define KVM_EXIT_IO 2
+#define KVM_EXIT_HYPERCALL 3
+#define KVM_EXIT_DEBUG 4
+#define KVM_EXIT_HLT 5
+#define KVM_EXIT_MMIO 6
+#define KVM_EXIT_SHUTDOWN 8
+#define KVM_EXIT_FAIL_ENTRY 9
+#define KVM_EXIT_INTR 10
+#define KVM_EXIT_INTERNAL_ERROR 17
+#define KVM_EXIT_MEMORY_FAULT 39
+
+#define KVM_EXIT_IO_IN 0
+#define KVM_EXIT_IO_OUT 1
+
+#define KVM_INTERNAL_ERROR_EMULATION 1
+
+#define KVM_MEMORY_EXIT_FLAG_PRIVATE (1ULL << 3)
+
+/* Hypercalls. */
+#define KVM_HC_MAP_GPA_RANGE 12
+#define KVM_MAP_GPA_RANGE_PAGE_SZ_4K 0
+#define KVM_MAP_GPA_RANGE_PAGE_SZ_2M (1 << 0)
+#define KVM_MAP_GPA_RANGE_PAGE_SZ_1G (1 << 1)
+#define KVM_MAP_GPA_RANGE_ENC_STAT(n) ((n) << 4)
+#define KVM_MAP_GPA_RANGE_ENCRYPTED KVM_MAP_GPA_RANGE_ENC_STAT(1)
+#define KVM_MAP_GPA_RANGE_DECRYPTED KVM_MAP_GPA_RANGE_ENC_STAT(0)
+#define KVM_ENOSYS 1000
+
+/* x86 register state. */
+struct kvm_regs {
+	uint64_t rax, rbx, rcx, rdx;
+	uint64_t rsi, rdi, rsp, rbp;
+	uint64_t r8, r9, r10, r11;
+	uint64_t r12, r13, r14, r15;
+	uint64_t rip, rflags;
+};
+
+struct kvm_segment {
+	uint64_t base;
+	uint32_t limit;
+	uint16_t selector;
+	uint8_t type;
+	uint8_t present, dpl, db, s, l, g, avl;
+	uint8_t unusable;
+	uint8_t padding;
+};
+
+struct kvm_dtable {
+	uint64_t base;
+	uint16_t limit;
+	uint16_t padding[3];
+};
+
+#define KVM_NR_INTERRUPTS 256
+
+struct kvm_sregs {
+	struct kvm_segment cs, ds, es, fs, gs, ss;
+	struct kvm_segment tr, ldt;
+	struct kvm_dtable gdt, idt;
+	uint64_t cr0, cr2, cr3, cr4, cr8;
+	uint64_t efer;
+	uint64_t apic_base;
+	uint64_t interrupt_bitmap[(KVM_NR_INTERRUPTS + 63) / 64];
+};
+
+struct kvm_msr_entry {
+	uint32_t index;
+	uint32_t reserved;
+	uint64_t data;
+};
+
+struct kvm_msrs {
+	uint32_t nmsrs;
+	uint32_t pad;
+	struct kvm_msr_entry entries[];
+};
+
+struct kvm_cpuid_entry2 {
+	uint32_t function;
+	uint32_t index;
+	uint32_t flags;
+	uint32_t eax;
+	uint32_t ebx;
+	uint32_t ecx;
+	uint32_t edx;
+	uint32_t padding[3];
+};
+
+#define KVM_CPUID_FLAG_SIGNIFCANT_INDEX (1 << 0)
+
+struct kvm_cpuid2 {
+	uint32_t nent;
+	uint32_t padding;
+	struct kvm_cpuid_entry2 entries[];
+};
+
+/*
+ * The shared vCPU page.  Only the exits gmem produces are spelled out; the
+ * union is padded to Linux's 256 bytes and the sync-regs area to 2048, so
+ * every field sits at Linux's offset.
+ */
+struct kvm_run {
+	uint8_t request_interrupt_window;
+	uint8_t immediate_exit;
+	uint8_t padding1[6];
+	uint32_t exit_reason;
+	uint8_t ready_for_interrupt_injection;
+	uint8_t if_flag;
+	uint16_t flags;
+	uint64_t cr8;
+	uint64_t apic_base;
+	union {
+		struct {
+			uint64_t hardware_exit_reason;
+		} hw;
+		struct {
+			uint64_t hardware_entry_failure_reason;
+			uint32_t cpu;
+		} fail_entry;
+		struct {
+			uint32_t exception;
+			uint32_t error_code;
+		} ex;
+		struct {
+			uint8_t direction;
+			uint8_t size;
+			uint16_t port;
+			uint32_t count;
+			uint64_t data_offset;
+		} io;
+		struct {
+			uint64_t phys_addr;
+			uint8_t data[8];
+			uint32_t len;
+			uint8_t is_write;
+		} mmio;
+		struct {
+			uint64_t nr;
+			uint64_t args[6];
+			uint64_t ret;
+			union {
+				uint32_t longmode;
+				uint64_t flags;
+			};
+		} hypercall;
+		struct {
+			uint32_t suberror;
+			uint32_t ndata;
+			uint64_t data[16];
+		} internal;
+		struct {
+			uint64_t flags;
+			uint64_t gpa;
+			uint64_t size;
+		} memory_fault;
+		char padding[256];
+	};
+	uint64_t kvm_valid_regs;
+	uint64_t kvm_dirty_regs;
+	union {
+		char padding[2048];
+	} s;
+};
+
+/* ioctl numbers. */
+#define KVMIO 0xAE
+
+#define KVM_GET_API_VERSION _IO(KVMIO, 0x00)
+#define KVM_CREATE_VM _IO(KVMIO, 0x01)
+#define KVM_CHECK_EXTENSION _IO(KVMIO, 0x03)
+#define KVM_GET_VCPU_MMAP_SIZE _IO(KVMIO, 0x04)
+#define KVM_GET_SUPPORTED_CPUID _IOWR(KVMIO, 0x05, struct kvm_cpuid2)
+
+#define KVM_CREATE_VCPU _IO(KVMIO, 0x41)
+#define KVM_SET_USER_MEMORY_REGION \
+	_IOW(KVMIO, 0x46, struct kvm_userspace_memory_region)
+#define KVM_SET_USER_MEMORY_REGION2 \
+	_IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2)
+#define KVM_ENABLE_CAP _IOW(KVMIO, 0xa3, struct kvm_enable_cap)
+#define KVM_SET_MEMORY_ATTRIBUTES _IOW(KVMIO, 0xd2, struct kvm_memory_attributes)
+#define KVM_CREATE_GUEST_MEMFD _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd)
+
+#define KVM_RUN _IO(KVMIO, 0x80)
+#define KVM_GET_REGS _IOR(KVMIO, 0x81, struct kvm_regs)
+#define KVM_SET_REGS _IOW(KVMIO, 0x82, struct kvm_regs)
+#define KVM_GET_SREGS _IOR(KVMIO, 0x83, struct kvm_sregs)
+#define KVM_SET_SREGS _IOW(KVMIO, 0x84, struct kvm_sregs)
+#define KVM_GET_MSRS _IOWR(KVMIO, 0x88, struct kvm_msrs)
+#define KVM_SET_MSRS _IOW(KVMIO, 0x89, struct kvm_msrs)
+#define KVM_SET_CPUID2 _IOW(KVMIO, 0x90, struct kvm_cpuid2)
+
+/* gmem's additions, in ranges Linux does not use. */
+#define KVM_MEMORY_EXIT_FLAG_READ (1ULL << 0)
+#define KVM_MEMORY_EXIT_FLAG_WRITE (1ULL << 1)
+#define KVM_MEMORY_EXIT_FLAG_EXEC (1ULL << 2)
+
+#define GMEM_CAP_EXEC_ONLY 0x10001
+#define GMEM_CAP_XO_ALIAS 0x10002
+
+/* Layout checks: these must match Linux or the façade is a lie. */
+_Static_assert(sizeof(struct kvm_memory_attributes) == 32, "attrs size");
+_Static_assert(sizeof(struct kvm_create_guest_memfd) == 64, "gmemfd size");
+_Static_assert(sizeof(struct kvm_userspace_memory_region) == 32, "region size");
+_Static_assert(sizeof(struct kvm_userspace_memory_region2) == 160,
+	       "region2 size");
+_Static_assert(offsetof(struct kvm_userspace_memory_region2,
+			guest_memfd_offset) == 32,
+	       "region2 guest_memfd_offset");
+_Static_assert(offsetof(struct kvm_userspace_memory_region2, guest_memfd) ==
+		       40,
+	       "region2 guest_memfd");
+_Static_assert(sizeof(struct kvm_enable_cap) == 104, "enable_cap size");
+_Static_assert(sizeof(struct kvm_regs) == 144, "regs size");
+_Static_assert(sizeof(struct kvm_segment) == 24, "segment size");
+_Static_assert(sizeof(struct kvm_sregs) == 312, "sregs size");
+_Static_assert(sizeof(struct kvm_cpuid_entry2) == 40, "cpuid entry size");
+_Static_assert(offsetof(struct kvm_run, exit_reason) == 8, "exit_reason");
+_Static_assert(offsetof(struct kvm_run, io) == 32, "run union offset");
+_Static_assert(offsetof(struct kvm_run, memory_fault) == 32, "memory_fault");
+_Static_assert(offsetof(struct kvm_run, memory_fault.size) == 48,
+	       "memory_fault.size");
+_Static_assert(offsetof(struct kvm_run, hypercall.ret) == 88, "hypercall.ret");
+_Static_assert(offsetof(struct kvm_run, kvm_valid_regs) == 288, "valid_regs");
+_Static_assert(sizeof(struct kvm_run) == 2352, "kvm_run size");
+
+#endif /* GMEM_UAPI_H */
