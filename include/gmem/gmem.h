@@ -60,6 +60,13 @@ int gmem_vm_set_memory_region2(struct gmem_vm *vm,
 			       const struct kvm_userspace_memory_region2 *mem);
 
 /*
+ * Read back memslot @slot (as_id << 16 | id) as it was set (not a KVM API;
+ * for debugging and tests).  -ENOENT if there is no such slot.
+ */
+int gmem_vm_get_memory_region2(struct gmem_vm *vm, uint32_t slot,
+			       struct kvm_userspace_memory_region2 *mem);
+
+/*
  * KVM_SET_MEMORY_ATTRIBUTES.  All-or-nothing; the cost does not depend on
  * the size of the range.  Setting what is already there invalidates nothing.
  */
