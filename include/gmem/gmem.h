@@ -117,6 +117,13 @@ int gmem_file_poison(int fd, int64_t offset);
 
 /* ---- handles ----------------------------------------------------------- */
 
+/*
+ * The VM behind a façade VM handle, with a reference taken for the caller
+ * (drop it with gmem_vm_put()), so one program can mix both layers.
+ * -EBADF if @fd is not open, -EINVAL if it is not a VM.
+ */
+int gmem_vm_from_handle(int fd, struct gmem_vm **vmp);
+
 /* Close any gmem handle (system, VM, vCPU or guest_memfd). */
 int gmem_handle_close(int fd);
 
