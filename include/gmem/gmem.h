@@ -115,6 +115,62 @@ int gmem_file_stat(int fd, struct stat *st);
  */
 int gmem_file_poison(int fd, int64_t offset);
 
+/* ---- vCPUs ------------------------------------------------------------ */
+
+struct gmem_vcpu;
+
+/* KVM_CREATE_VCPU.  The vCPU holds a reference to @vm. */
+int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
+		     struct gmem_vcpu **vcpup);
+void gmem_vcpu_destroy(struct gmem_vcpu *vcpu);
+
+/* The vCPU's struct kvm_run, which exits are reported in. */
+struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu);
+
+/*
+ * Guest-physical access through the vCPU's stage 2, as a CPU model makes
+ * it: @access is one of GMEM_ACCESS_*, @len bytes at @gpa, any alignment.
+ * The whole access is checked before any byte is written.
+ *   0                 done (a read filled @buf);
+ *   GMEM_ACCESS_EXIT  kvm_run describes a KVM_EXIT_MMIO (at most 8 bytes,
+ *                     the part of the access in the MMIO page);
+ *   GMEM_ACCESS_XO    the access read or wrote execute-only memory: the
+ *                     CPU model injects #PF (DESIGN §3.5);
+ *   -EFAULT/-EHWPOISON kvm_run describes a KVM_EXIT_MEMORY_FAULT.
+ * Nothing was read or written unless 0 is returned.
+ */
+#define GMEM_ACCESS_READ 1
+#define GMEM_ACCESS_WRITE 2
+#define GMEM_ACCESS_FETCH 4
+#define GMEM_ACCESS_EXIT 1
+#define GMEM_ACCESS_XO 2
+int gmem_vcpu_access(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
+		     size_t len, unsigned int access);
+
+/* Counters, cumulative since creation. */
+struct gmem_vm_stats {
+	uint64_t faults;	 /* stage-2 misses that ran the fault path */
+	uint64_t fault_retries;	 /* faults that raced an invalidation */
+	uint64_t map_4k, map_2m, map_1g; /* leaves installed, by size */
+	uint64_t invalidations;	 /* invalidate-begin/end sections */
+	uint64_t zapped_4k, zapped_2m, zapped_1g; /* leaves removed */
+	uint64_t tlb_flush_requests; /* cross-vCPU flushes requested */
+};
+
+struct gmem_vcpu_stats {
+	uint64_t accesses;
+	uint64_t tlb_hits;
+	uint64_t tlb_flushes;
+	uint64_t faults;
+	uint64_t exits_mmio;
+	uint64_t exits_memory_fault;
+	uint64_t xo_faults;
+	uint64_t exits[64]; /* by KVM_EXIT_* reason, for gmem_vcpu_run */
+};
+
+int gmem_vm_get_stats(struct gmem_vm *vm, struct gmem_vm_stats *st);
+int gmem_vcpu_get_stats(struct gmem_vcpu *vcpu, struct gmem_vcpu_stats *st);
+
 /* ---- handles ----------------------------------------------------------- */
 
 /*
