@@ -128,6 +128,28 @@ void gmem_vcpu_destroy(struct gmem_vcpu *vcpu);
 struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu);
 
 /*
+ * KVM_RUN: run until an exit.  0 with kvm_run->exit_reason set; -EFAULT or
+ * -EHWPOISON with KVM_EXIT_MEMORY_FAULT; -EINTR when kicked or when
+ * kvm_run->immediate_exit is set.
+ */
+int gmem_vcpu_run(struct gmem_vcpu *vcpu);
+
+/* Make a run in progress on another thread return -EINTR promptly. */
+void gmem_vcpu_kick(struct gmem_vcpu *vcpu);
+
+/* KVM_GET/SET_REGS, KVM_GET/SET_SREGS, KVM_SET_CPUID2, KVM_GET/SET_MSRS
+ * (the latter two return the number of MSRs processed). */
+int gmem_vcpu_get_regs(struct gmem_vcpu *vcpu, struct kvm_regs *regs);
+int gmem_vcpu_set_regs(struct gmem_vcpu *vcpu, const struct kvm_regs *regs);
+int gmem_vcpu_get_sregs(struct gmem_vcpu *vcpu, struct kvm_sregs *sregs);
+int gmem_vcpu_set_sregs(struct gmem_vcpu *vcpu,
+			const struct kvm_sregs *sregs);
+int gmem_vcpu_set_cpuid(struct gmem_vcpu *vcpu,
+			const struct kvm_cpuid2 *cpuid);
+int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs);
+int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs);
+
+/*
  * Guest-physical access through the vCPU's stage 2, as a CPU model makes
  * it: @access is one of GMEM_ACCESS_*, @len bytes at @gpa, any alignment.
  * The whole access is checked before any byte is written.
