@@ -39,6 +39,7 @@ LIB_SRCS := \
 	src/memslot.c \
 	src/guest_memfd.c \
 	src/mmu.c \
+	src/vcpu.c \
 	src/vm.c \
 	src/ioctl.c
 
