@@ -49,6 +49,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 TESTS := \
 	tests/test_rmap \
 	tests/test_mmu \
+	tests/test_stress \
 	tests/test_uapi \
 	tests/test_attr \
 	tests/test_guest_memfd \
@@ -59,12 +60,15 @@ TESTS := \
 
 TEST_BINS := $(TESTS:%=$(B)/%)
 
+# The tests with threads, run again under ThreadSanitizer by test-tsan.
+TSAN_TESTS := tests/test_stress tests/test_mmu
+
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
 
 DEB_PKGS := gcc make clang libclang-rt-14-dev libzydis-dev perl pkg-config
 
-.PHONY: all lib test run install clean deps check-format
+.PHONY: all lib test test-tsan run install clean deps check-format
 all: lib $(EXAMPLE_BINS) $(B)/gmem.pc
 
 lib: $(B)/libgmem.a $(B)/libgmem.so
@@ -113,6 +117,10 @@ deps:
 test: deps
 	$(MAKE) --no-print-directory all $(TEST_BINS)
 	prove -f $(TEST_BINS)
+
+test-tsan: deps
+	$(MAKE) --no-print-directory MODE=tsan $(TSAN_TESTS:%=build/tsan/%)
+	TSAN_OPTIONS=halt_on_error=1 prove -f $(TSAN_TESTS:%=build/tsan/%)
 
 run: deps
 	$(MAKE) --no-print-directory all
