@@ -73,11 +73,11 @@ static inline long fac_ret(long r)
 }
 
 struct tvm {
-	bool ioctl;	      /* reach the VM through the façade */
-	unsigned long type;   /* KVM_X86_*_VM */
-	struct gmem_vm *vm;   /* typed side */
-	int sys;	      /* façade side: system handle */
-	int fd;		      /* façade side: VM handle */
+	bool ioctl;	    /* reach the VM through the façade */
+	unsigned long type; /* KVM_X86_*_VM */
+	struct gmem_vm *vm; /* typed side */
+	int sys;	    /* façade side: system handle */
+	int fd;		    /* façade side: VM handle */
 };
 
 static inline const char *tvm_layer(const struct tvm *t)
@@ -130,8 +130,8 @@ static inline long tvm_set_attr_flags(struct tvm *t, uint64_t address,
 	return fac_ret(gmem_ioctl(t->fd, KVM_SET_MEMORY_ATTRIBUTES, &a));
 }
 
-static inline long tvm_set_attr(struct tvm *t, uint64_t address,
-				uint64_t size, uint64_t attributes)
+static inline long tvm_set_attr(struct tvm *t, uint64_t address, uint64_t size,
+				uint64_t attributes)
 {
 	return tvm_set_attr_flags(t, address, size, attributes, 0);
 }
@@ -155,7 +155,7 @@ static inline long tvm_region(struct tvm *t,
 static inline long tvm_create_file_flags(struct tvm *t, uint64_t size,
 					 uint64_t flags)
 {
-	struct kvm_create_guest_memfd g = { .size = size, .flags = flags };
+	struct kvm_create_guest_memfd g = {.size = size, .flags = flags};
 
 	if (!t->ioctl)
 		return gmem_create_guest_memfd(t->vm, &g);
@@ -179,7 +179,7 @@ static inline int tvm_file(struct tvm *t, uint64_t size)
 static inline long tvm_enable_cap(struct tvm *t, uint32_t cap, uint32_t flags,
 				  uint64_t arg0)
 {
-	struct kvm_enable_cap c = { .cap = cap, .flags = flags };
+	struct kvm_enable_cap c = {.cap = cap, .flags = flags};
 
 	c.args[0] = arg0;
 	if (!t->ioctl)
@@ -313,8 +313,8 @@ struct snap {
 };
 
 /* Snapshot [address, address + size); returns gmem's return value. */
-static inline int snap_take(struct gmem_vm *vm, uint64_t address,
-			    uint64_t size, struct snap *s)
+static inline int snap_take(struct gmem_vm *vm, uint64_t address, uint64_t size,
+			    struct snap *s)
 {
 	int r;
 
@@ -356,9 +356,8 @@ static inline void snap_print(const char *what, const struct snap *s)
 /*
  * The map over the query equals @want (@n ranges), sequence ignored.
  */
-static inline bool snap_is(struct gmem_vm *vm, uint64_t address,
-			   uint64_t size, const struct gmem_attr_range *want,
-			   int n)
+static inline bool snap_is(struct gmem_vm *vm, uint64_t address, uint64_t size,
+			   const struct gmem_attr_range *want, int n)
 {
 	static struct snap s;
 	bool ok;

@@ -32,8 +32,9 @@ static void expect_set(struct tvm *t, uint64_t address, uint64_t size,
 	r = tvm_set_attr_flags(t, address, size, attributes, flags);
 	if (r != -err) {
 		tap_case_failed = 1;
-		tap_diag("line %d: set [%#" PRIx64 ", +%#" PRIx64 ") = %#" PRIx64
-			 " flags %#" PRIx64 " on %s VM (%s): got %ld, "
+		tap_diag("line %d: set [%#" PRIx64 ", +%#" PRIx64
+			 ") = %#" PRIx64 " flags %#" PRIx64
+			 " on %s VM (%s): got %ld, "
 			 "expected %d",
 			 line, address, size, attributes, flags,
 			 t->type ? "SW_PROTECTED" : "DEFAULT", tvm_layer(t), r,
@@ -90,8 +91,8 @@ static void case_size_overflow(struct tvm *t)
 
 static void case_alignment(struct tvm *t)
 {
-	static const uint64_t bad[] = { 1, 8, 2048, 4095, PAGE + 1,
-					2 * PAGE - 1 };
+	static const uint64_t bad[] = {1,    8,	       2048,
+				       4095, PAGE + 1, 2 * PAGE - 1};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		EXPECT_SET(t, bad[i], PAGE, NW, EINVAL);
@@ -126,7 +127,7 @@ static void case_exec_only(struct tvm *t)
 	EXPECT_SET(t, 0x301000, PAGE, PRIV,
 		   t->type == KVM_X86_SW_PROTECTED_VM ? 0 : EINVAL);
 	if (!t->ioctl) {
-		struct gmem_attr_range want = { 0x300000, PAGE, NR | NW };
+		struct gmem_attr_range want = {0x300000, PAGE, NR | NW};
 
 		CHECK(snap_is(t->vm, 0x300000, PAGE, &want, 1));
 	}
@@ -145,9 +146,9 @@ static void case_no_slot(struct tvm *t)
 	EXPECT_SET(t, 0x40000000, 0x1000, NR | NW | NX, 0);
 	if (!t->ioctl) {
 		struct gmem_attr_range want[] = {
-			{ 0x800000, 0x1000, NW },
-			{ 0x80f000, 0x2000, NX },
-			{ 0x40000000, 0x1000, NR | NW | NX },
+			{0x800000, 0x1000, NW},
+			{0x80f000, 0x2000, NX},
+			{0x40000000, 0x1000, NR | NW | NX},
 		};
 
 		CHECK(snap_is(t->vm, 0x800000, 0x40000000, want, 3));
@@ -164,8 +165,8 @@ static void case_huge(struct tvm *t)
 	EXPECT_SET(t, 0, 1ULL << 63, NW | NX, 0);
 	if (!t->ioctl) {
 		struct gmem_attr_range want[] = {
-			{ 0, 1ULL << 63, NW | NX },
-			{ top, TIB, NX },
+			{0, 1ULL << 63, NW | NX},
+			{top, TIB, NX},
 		};
 
 		CHECK(snap_is(t->vm, 0, -PAGE, want, 2));
@@ -182,25 +183,24 @@ struct layer_case {
 };
 
 static const struct layer_case layer_cases[] = {
-	{ "flags != 0 -> EINVAL", case_flags, true },
-	{ "unsupported bits -> EINVAL", case_unsupported_bits, true },
-	{ "size 0 or address + size overflow -> EINVAL", case_size_overflow,
-	  true },
-	{ "unaligned address or size -> EINVAL", case_alignment, true },
-	{ "only 0, NW, NX, NW|NX, NR|NW|NX (and PRIVATE) are valid",
-	  case_combinations, true },
-	{ "GMEM_CAP_EXEC_ONLY makes NR|NW valid", case_exec_only, true },
-	{ "attributes need no memslot", case_no_slot, false },
-	{ "1 TiB ranges, up to the top of the address space", case_huge,
-	  false },
+	{"flags != 0 -> EINVAL", case_flags, true},
+	{"unsupported bits -> EINVAL", case_unsupported_bits, true},
+	{"size 0 or address + size overflow -> EINVAL", case_size_overflow,
+	 true},
+	{"unaligned address or size -> EINVAL", case_alignment, true},
+	{"only 0, NW, NX, NW|NX, NR|NW|NX (and PRIVATE) are valid",
+	 case_combinations, true},
+	{"GMEM_CAP_EXEC_ONLY makes NR|NW valid", case_exec_only, true},
+	{"attributes need no memslot", case_no_slot, false},
+	{"1 TiB ranges, up to the top of the address space", case_huge, false},
 };
 
 #define NR_LAYER_CASES (int)(sizeof(layer_cases) / sizeof(layer_cases[0]))
 
 static void run_layer_cases(void)
 {
-	static const unsigned long types[] = { KVM_X86_DEFAULT_VM,
-					       KVM_X86_SW_PROTECTED_VM };
+	static const unsigned long types[] = {KVM_X86_DEFAULT_VM,
+					      KVM_X86_SW_PROTECTED_VM};
 	char name[160];
 
 	for (int i = 0; i < NR_LAYER_CASES; i++)
@@ -236,9 +236,9 @@ static void test_snapshot_shape(void)
 	REQUIRE(tvm_set_attr(&t, 0x9000, 0x3000, PRIV) == 0);
 	{
 		struct gmem_attr_range want[] = {
-			{ 0x1000, 0x4000, NX },
-			{ 0x5000, 0x2000, NW },
-			{ 0x9000, 0x3000, PRIV },
+			{0x1000, 0x4000, NX},
+			{0x5000, 0x2000, NW},
+			{0x9000, 0x3000, PRIV},
 		};
 
 		CHECK(snap_is(t.vm, 0, 0x100000, want, 3));
@@ -246,15 +246,15 @@ static void test_snapshot_shape(void)
 	/* clipped to the query on both sides */
 	{
 		struct gmem_attr_range want[] = {
-			{ 0x3000, 0x2000, NX },
-			{ 0x5000, 0x2000, NW },
-			{ 0x9000, 0x1000, PRIV },
+			{0x3000, 0x2000, NX},
+			{0x5000, 0x2000, NW},
+			{0x9000, 0x1000, PRIV},
 		};
 
 		CHECK(snap_is(t.vm, 0x3000, 0x7000, want, 3));
 	}
 	{
-		struct gmem_attr_range want = { 0xa000, 0x1000, PRIV };
+		struct gmem_attr_range want = {0xa000, 0x1000, PRIV};
 
 		CHECK(snap_is(t.vm, 0xa000, 0x1000, &want, 1));
 	}
@@ -265,8 +265,8 @@ static void test_snapshot_shape(void)
 	REQUIRE(tvm_set_attr(&t, 0x2000, 0x1000, 0) == 0);
 	{
 		struct gmem_attr_range want[] = {
-			{ 0x1000, 0x1000, NX },
-			{ 0x3000, 0x2000, NX },
+			{0x1000, 0x1000, NX},
+			{0x3000, 0x2000, NX},
 		};
 
 		CHECK(snap_is(t.vm, 0, 0x5000, want, 2));
@@ -275,8 +275,8 @@ static void test_snapshot_shape(void)
 	REQUIRE(tvm_set_attr(&t, 0x1000, 0x1000, NW) == 0);
 	{
 		struct gmem_attr_range want[] = {
-			{ 0x1000, 0x1000, NW },
-			{ 0x3000, 0x2000, NX },
+			{0x1000, 0x1000, NW},
+			{0x3000, 0x2000, NX},
 		};
 
 		CHECK(snap_is(t.vm, 0, 0x5000, want, 2));
@@ -284,7 +284,7 @@ static void test_snapshot_shape(void)
 	/* filling the hole with the neighbours' value merges all three */
 	REQUIRE(tvm_set_attr(&t, 0x1000, 0x2000, NX) == 0);
 	{
-		struct gmem_attr_range want = { 0x1000, 0x4000, NX };
+		struct gmem_attr_range want = {0x1000, 0x4000, NX};
 
 		CHECK(snap_is(t.vm, 0, 0x5000, &want, 1));
 	}
@@ -348,17 +348,15 @@ static uint64_t seq_now(struct gmem_vm *vm)
 {
 	uint64_t seq = 0xdeadbeef;
 
-	REQUIRE(gmem_vm_get_memory_attributes(vm, 0, PAGE, NULL, 0, &seq) >=
-		0);
+	REQUIRE(gmem_vm_get_memory_attributes(vm, 0, PAGE, NULL, 0, &seq) >= 0);
 	return seq;
 }
 
 static void test_seq(void)
 {
 	struct gmem_vm *vm = test_vm(KVM_X86_SW_PROTECTED_VM);
-	struct kvm_memory_attributes a = { .address = 0x10000,
-					   .size = 0x4000,
-					   .attributes = NW };
+	struct kvm_memory_attributes a = {
+		.address = 0x10000, .size = 0x4000, .attributes = NW};
 	uint64_t s0, s1, s2;
 
 	s0 = seq_now(vm);

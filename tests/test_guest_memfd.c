@@ -16,8 +16,8 @@
 #define FILE_PAGES 16
 #define FILE_SIZE (FILE_PAGES * PAGE)
 
-static void expect_create(struct tvm *t, uint64_t size, uint64_t flags,
-			  int err, int line)
+static void expect_create(struct tvm *t, uint64_t size, uint64_t flags, int err,
+			  int line)
 {
 	long r = tvm_create_file_flags(t, size, flags);
 
@@ -29,8 +29,8 @@ static void expect_create(struct tvm *t, uint64_t size, uint64_t flags,
 	tap_case_failed = 1;
 	tap_diag("line %d: create size %#" PRIx64 " flags %#" PRIx64
 		 " (%s): got %ld, expected %s%d",
-		 line, size, flags, tvm_layer(t), r, err ? "" : "a handle >= ",
-		 err ? -err : 3);
+		 line, size, flags, tvm_layer(t), r,
+		 err ? "" : "a handle >= ", err ? -err : 3);
 	if (r >= 0)
 		file_close(t->ioctl, (int)r);
 }
@@ -145,8 +145,7 @@ static void case_falloc_mode(struct tvm *t)
 		EXPECT_FALLOC(io, fd, KEEP | m, 1, 1, EOPNOTSUPP);
 		EXPECT_FALLOC(io, fd, m, 0, PAGE, EOPNOTSUPP);
 	}
-	EXPECT_FALLOC(io, fd, KEEP | FALLOC_FL_ZERO_RANGE, 0, PAGE,
-		      EOPNOTSUPP);
+	EXPECT_FALLOC(io, fd, KEEP | FALLOC_FL_ZERO_RANGE, 0, PAGE, EOPNOTSUPP);
 	EXPECT_FALLOC(io, fd, KEEP | FALLOC_FL_COLLAPSE_RANGE, 0, PAGE,
 		      EOPNOTSUPP);
 	EXPECT_FALLOC(io, fd, KEEP | FALLOC_FL_INSERT_RANGE, 0, PAGE,
@@ -176,7 +175,7 @@ static void case_falloc_efbig(struct tvm *t)
 
 static void case_falloc_align(struct tvm *t)
 {
-	static const int64_t bad[] = { 1, 512, 2048, 4095, PAGE + 1 };
+	static const int64_t bad[] = {1, 512, 2048, 4095, PAGE + 1};
 	bool io = t->ioctl;
 	int fd = tvm_file(t, FILE_SIZE);
 
@@ -280,27 +279,26 @@ struct layer_case {
 };
 
 static const struct layer_case layer_cases[] = {
-	{ "create: any flag bit -> EINVAL", case_create_flags },
-	{ "create: size 0, unaligned or > INT64_MAX -> EINVAL",
-	  case_create_size },
-	{ "fstat: size, blksize 4096, distinct inodes", case_stat },
-	{ "fallocate: offset < 0 or len <= 0 -> EINVAL", case_falloc_args },
-	{ "fallocate: no KEEP_SIZE or other mode bits -> EOPNOTSUPP",
-	  case_falloc_mode },
-	{ "fallocate: offset + len overflow -> EFBIG", case_falloc_efbig },
-	{ "fallocate: unaligned offset or len -> EINVAL", case_falloc_align },
-	{ "fallocate: allocate inside only, punch anywhere",
-	  case_falloc_range },
-	{ "close, then every call -> EBADF", case_close },
-	{ "a file outlives its VM", case_outlives_vm },
+	{"create: any flag bit -> EINVAL", case_create_flags},
+	{"create: size 0, unaligned or > INT64_MAX -> EINVAL",
+	 case_create_size},
+	{"fstat: size, blksize 4096, distinct inodes", case_stat},
+	{"fallocate: offset < 0 or len <= 0 -> EINVAL", case_falloc_args},
+	{"fallocate: no KEEP_SIZE or other mode bits -> EOPNOTSUPP",
+	 case_falloc_mode},
+	{"fallocate: offset + len overflow -> EFBIG", case_falloc_efbig},
+	{"fallocate: unaligned offset or len -> EINVAL", case_falloc_align},
+	{"fallocate: allocate inside only, punch anywhere", case_falloc_range},
+	{"close, then every call -> EBADF", case_close},
+	{"a file outlives its VM", case_outlives_vm},
 };
 
 #define NR_LAYER_CASES (int)(sizeof(layer_cases) / sizeof(layer_cases[0]))
 
 static void run_layer_cases(void)
 {
-	static const unsigned long types[] = { KVM_X86_DEFAULT_VM,
-					       KVM_X86_SW_PROTECTED_VM };
+	static const unsigned long types[] = {KVM_X86_DEFAULT_VM,
+					      KVM_X86_SW_PROTECTED_VM};
 	char name[160];
 
 	for (int i = 0; i < NR_LAYER_CASES; i++)
@@ -347,8 +345,8 @@ static void test_io_fails(void)
 
 static void test_mmap_fails(void)
 {
-	static const int prots[] = { PROT_READ, PROT_READ | PROT_WRITE,
-				     PROT_NONE, PROT_EXEC };
+	static const int prots[] = {PROT_READ, PROT_READ | PROT_WRITE,
+				    PROT_NONE, PROT_EXEC};
 	struct tvm t;
 	int fd;
 
@@ -391,7 +389,7 @@ static void test_ftruncate_fails(void)
 static void test_poison(void)
 {
 	struct gmem_vm *vm = test_vm(KVM_X86_SW_PROTECTED_VM);
-	struct kvm_create_guest_memfd g = { .size = FILE_SIZE };
+	struct kvm_create_guest_memfd g = {.size = FILE_SIZE};
 	int fd = gmem_create_guest_memfd(vm, &g);
 
 	REQUIRE(fd >= 0);
