@@ -46,6 +46,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 
 # Tests: each a standalone TAP program, run under prove.
 TESTS := \
+	tests/test_rmap \
 	tests/test_uapi \
 	tests/test_attr \
 	tests/test_guest_memfd \
