@@ -278,7 +278,7 @@ static const struct enomem_op ops[] = {
 	{"KVM_SET_USER_MEMORY_REGION2 slot", setup_ioctl, call_slot, false},
 	{"KVM_CREATE_GUEST_MEMFD", setup_ioctl, call_create_file, true},
 	{"KVM_CREATE_VM", setup_ioctl, call_create_vm_ioctl, true},
-	{"gmem_open", setup_ioctl, call_open, true},
+	{"gmem_open", setup_ioctl, call_open, false},
 };
 
 #define NR_OPS (int)(sizeof(ops) / sizeof(ops[0]))
