@@ -39,6 +39,7 @@ LIB_SRCS := \
 	src/memslot.c \
 	src/guest_memfd.c \
 	src/mmu.c \
+	src/vcpu.c \
 	src/vm.c \
 	src/ioctl.c
 
@@ -47,6 +48,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 # Tests: each a standalone TAP program, run under prove.
 TESTS := \
 	tests/test_rmap \
+	tests/test_mmu \
 	tests/test_uapi \
 	tests/test_attr \
 	tests/test_guest_memfd \
