@@ -68,7 +68,10 @@ EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
 
 DEB_PKGS := gcc make clang libclang-rt-14-dev libzydis-dev perl pkg-config
 
-.PHONY: all lib test test-tsan run install clean deps check-format
+BENCHES := bench/bench_mem
+BENCH_BINS := $(BENCHES:%=$(B)/%)
+
+.PHONY: all lib test test-tsan bench run install clean deps check-format
 all: lib $(EXAMPLE_BINS) $(B)/gmem.pc
 
 lib: $(B)/libgmem.a $(B)/libgmem.so
@@ -91,6 +94,10 @@ $(B)/gmem.pc: gmem.pc.in
 $(B)/tests/%: tests/%.c tests/tap.h $(B)/libgmem.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
+
+$(B)/bench/%: bench/%.c $(B)/libgmem.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
 
 $(B)/examples/%: examples/%.c $(B)/libgmem.a
 	@mkdir -p $(dir $@)
@@ -121,6 +128,12 @@ test: deps
 test-tsan: deps
 	$(MAKE) --no-print-directory MODE=tsan $(TSAN_TESTS:%=build/tsan/%)
 	TSAN_OPTIONS=halt_on_error=1 prove -f $(TSAN_TESTS:%=build/tsan/%)
+
+# Timing lives here, never in a pass/fail test.
+bench: deps
+	$(MAKE) --no-print-directory $(BENCH_BINS)
+	echo 'figure,gmem,anchor,ratio,target' > bench/results.csv
+	for b in $(BENCH_BINS); do $$b bench/results.csv || exit 1; done
 
 run: deps
 	$(MAKE) --no-print-directory all
