@@ -44,6 +44,18 @@ LIB_SRCS := \
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 
+# The x86-64 CPU model.  Part of the library; its tests link the objects
+# directly so that they build on their own (`make x86-test`).
+X86_SRCS := \
+	src/x86/decode.c \
+	src/x86/exec.c \
+	src/x86/paging.c \
+	src/x86/system.c
+
+X86_OBJS := $(X86_SRCS:%.c=$(B)/%.o)
+LIB_OBJS += $(X86_OBJS)
+LDLIBS += -lZydis
+
 # Tests: each a standalone TAP program, run under prove.
 TESTS := \
 	tests/test_uapi \
@@ -54,14 +66,20 @@ TESTS := \
 	tests/test_enomem \
 	tests/test_model
 
+X86_TESTS := \
+	tests/test_x86_unit
+
+TESTS += $(X86_TESTS)
+
 TEST_BINS := $(TESTS:%=$(B)/%)
+X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
 
 DEB_PKGS := gcc make clang libclang-rt-14-dev libzydis-dev perl pkg-config
 
-.PHONY: all lib test run install clean deps check-format
+.PHONY: all lib test run install clean deps check-format x86-test bench
 all: lib $(EXAMPLE_BINS) $(B)/gmem.pc
 
 lib: $(B)/libgmem.a $(B)/libgmem.so
@@ -84,6 +102,15 @@ $(B)/gmem.pc: gmem.pc.in
 $(B)/tests/%: tests/%.c tests/tap.h $(B)/libgmem.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
+
+$(B)/tests/test_x86_%: tests/test_x86_%.c tests/tap.h tests/x86_harness.h \
+		$(X86_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(X86_OBJS) $(LDLIBS)
+
+$(B)/bench/bench_x86: bench/bench_x86.c tests/x86_harness.h $(X86_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(X86_OBJS) $(LDLIBS)
 
 $(B)/examples/%: examples/%.c $(B)/libgmem.a
 	@mkdir -p $(dir $@)
@@ -110,6 +137,14 @@ deps:
 test: deps
 	$(MAKE) --no-print-directory all $(TEST_BINS)
 	prove -f $(TEST_BINS)
+
+# The CPU model's tests alone.
+x86-test:
+	$(MAKE) --no-print-directory $(X86_TEST_BINS)
+	prove -f $(X86_TEST_BINS)
+
+bench: $(B)/bench/bench_x86
+	$(B)/bench/bench_x86
 
 run: deps
 	$(MAKE) --no-print-directory all
