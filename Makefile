@@ -45,6 +45,18 @@ LIB_SRCS := \
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 
+# The x86-64 CPU model.  Part of the library; its tests link the objects
+# directly so that they build on their own (`make x86-test`).
+X86_SRCS := \
+	src/x86/decode.c \
+	src/x86/exec.c \
+	src/x86/paging.c \
+	src/x86/system.c
+
+X86_OBJS := $(X86_SRCS:%.c=$(B)/%.o)
+LIB_OBJS += $(X86_OBJS)
+LDLIBS += -lZydis
+
 # Tests: each a standalone TAP program, run under prove.
 TESTS := \
 	tests/test_rmap \
@@ -58,7 +70,13 @@ TESTS := \
 	tests/test_enomem \
 	tests/test_model
 
+X86_TESTS := \
+	tests/test_x86_unit
+
+TESTS += $(X86_TESTS)
+
 TEST_BINS := $(TESTS:%=$(B)/%)
+X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 
 # The tests with threads, run again under ThreadSanitizer by test-tsan.
 TSAN_TESTS := tests/test_stress tests/test_mmu
@@ -68,10 +86,10 @@ EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
 
 DEB_PKGS := gcc make clang libclang-rt-14-dev libzydis-dev perl pkg-config
 
-BENCHES := bench/bench_mem
+BENCHES := bench/bench_mem bench/bench_x86
 BENCH_BINS := $(BENCHES:%=$(B)/%)
 
-.PHONY: all lib test test-tsan bench run install clean deps check-format
+.PHONY: all lib test test-tsan x86-test bench run install clean deps check-format
 all: lib $(EXAMPLE_BINS) $(B)/gmem.pc
 
 lib: $(B)/libgmem.a $(B)/libgmem.so
@@ -98,6 +116,15 @@ $(B)/tests/%: tests/%.c tests/tap.h $(B)/libgmem.a
 $(B)/bench/%: bench/%.c $(B)/libgmem.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
+
+$(B)/tests/test_x86_%: tests/test_x86_%.c tests/tap.h tests/x86_harness.h \
+		$(X86_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(X86_OBJS) $(LDLIBS)
+
+$(B)/bench/bench_x86: bench/bench_x86.c tests/x86_harness.h $(X86_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(X86_OBJS) $(LDLIBS)
 
 $(B)/examples/%: examples/%.c $(B)/libgmem.a
 	@mkdir -p $(dir $@)
@@ -134,6 +161,11 @@ bench: deps
 	$(MAKE) --no-print-directory $(BENCH_BINS)
 	echo 'figure,gmem,anchor,ratio,target' > bench/results.csv
 	for b in $(BENCH_BINS); do $$b bench/results.csv || exit 1; done
+
+# The CPU model's tests alone.
+x86-test:
+	$(MAKE) --no-print-directory $(X86_TEST_BINS)
+	prove -f $(X86_TEST_BINS)
 
 run: deps
 	$(MAKE) --no-print-directory all
