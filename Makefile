@@ -67,7 +67,8 @@ TESTS := \
 	tests/test_model
 
 X86_TESTS := \
-	tests/test_x86_unit
+	tests/test_x86_unit \
+	tests/test_x86_diff
 
 TESTS += $(X86_TESTS)
 

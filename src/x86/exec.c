@@ -400,21 +400,23 @@ enum { U_INC, U_DEC, U_NEG, U_NOT };
 static inline uint64_t unary(struct x86_cpu *c, unsigned op, uint64_t a,
 			     unsigned sz, struct x86_lazy *l)
 {
-	l->size = sz;
 	switch (op) {
 	case U_INC:
+		l->size = sz;
 		l->cf = get_cf(c);
 		l->op = LF_INC;
 		l->a = a;
 		l->b = 1;
 		return l->res = a + 1;
 	case U_DEC:
+		l->size = sz;
 		l->cf = get_cf(c);
 		l->op = LF_DEC;
 		l->a = a;
 		l->b = 1;
 		return l->res = a - 1;
 	case U_NEG:
+		l->size = sz;
 		l->op = LF_SUB;
 		l->a = 0;
 		l->b = a;
@@ -757,9 +759,11 @@ static int h_shift(struct x86_cpu *c, const struct x86_insn *i)
 
 	cnt &= sz == 8 ? 63 : 31;
 	if (i->k[0] == K_REG) {
-		if (!cnt)
-			return next(c, i);
 		a = rreg(c, i->r[0], sz);
+		if (!cnt) {
+			wreg(c, i->r[0], sz, a);	/* 32-bit: zero-extends */
+			return next(c, i);
+		}
 		res = shift(c, i->op, a, cnt, sz, &f, &fm);
 		wreg(c, i->r[0], sz, res);
 		set_arith(c, fm, f);
@@ -803,8 +807,11 @@ static int h_shd(struct x86_cpu *c, const struct x86_insn *i)
 		if (r)
 			return r;
 	}
-	if (!cnt)
+	if (!cnt) {
+		if (i->k[0] == K_REG)
+			wreg(c, i->r[0], sz, a);	/* zero-extends */
 		return next(c, i);
+	}
 	if (sz == 2) {
 		/* 16-bit counts above 16 are undefined; shift a 48-bit mix. */
 		uint64_t w = i->op == 0 ? (a << 32) | (b << 16) | b :
