@@ -68,7 +68,8 @@ TESTS := \
 
 X86_TESTS := \
 	tests/test_x86_unit \
-	tests/test_x86_diff
+	tests/test_x86_diff \
+	tests/test_x86_fuzz
 
 TESTS += $(X86_TESTS)
 

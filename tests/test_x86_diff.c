@@ -697,7 +697,9 @@ int main(int argc, char **argv)
 	plen = d_prologue_end - d_prologue;
 	memcpy(code_a, d_prologue, plen);
 
-	ss.ss_sp = malloc(1 << 16);
+	static uint8_t altstack[1 << 16];
+
+	ss.ss_sp = altstack;
 	ss.ss_size = 1 << 16;
 	ss.ss_flags = 0;
 	REQUIRE(sigaltstack(&ss, NULL) == 0);

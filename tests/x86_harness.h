@@ -169,8 +169,9 @@ static inline int hvm_init(struct hvm *vm, uint64_t mem_size)
 	gdt[5] = 0x00affb000000ffffull;	/* user code */
 	gdt[6] = 0x67 | (H_TSS & 0xffffff) << 16 | 0x89ull << 40;
 	gdt[7] = 0;
-	*hvm_q(vm, H_TSS + 4) = H_RSP0;
-	*hvm_q(vm, H_TSS + 0x24) = H_IST1;
+	/* TSS fields are 4-byte aligned only. */
+	memcpy(vm->mem + H_TSS + 4, &(uint64_t){ H_RSP0 }, 8);
+	memcpy(vm->mem + H_TSS + 0x24, &(uint64_t){ H_IST1 }, 8);
 	for (unsigned v = 0; v < 256; v++) {
 		vm->mem[H_HANDLERS + v * 16] = 0xf4;	/* hlt */
 		vm->mem[H_HANDLERS + v * 16 + 1] = 0xeb;	/* jmp . -3 */

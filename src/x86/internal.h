@@ -256,7 +256,7 @@ static inline int x86_gp0(struct x86_cpu *c)
 
 static inline bool x86_canonical(uint64_t a)
 {
-	return (uint64_t)(((int64_t)a << 16) >> 16) == a;
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
 }
 
 static inline void x86_set_cpl(struct x86_cpu *c, unsigned cpl)
