@@ -72,7 +72,9 @@ TESTS := \
 	tests/test_model
 
 X86_TESTS := \
-	tests/test_x86_unit
+	tests/test_x86_unit \
+	tests/test_x86_diff \
+	tests/test_x86_fuzz
 
 TESTS += $(X86_TESTS)
 
