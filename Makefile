@@ -40,7 +40,8 @@ LIB_SRCS := \
 	src/guest_memfd.c \
 	src/mmu.c \
 	src/vm.c \
-	src/ioctl.c
+	src/ioctl.c \
+	src/loader.c
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 
