@@ -29,7 +29,9 @@
 #ifndef GMEM_BOOT_H
 #define GMEM_BOOT_H
 
+#ifndef __ASSEMBLER__
 #include <stdint.h>
+#endif
 
 #define GMEM_BOOT_KERNEL_CS 0x08
 #define GMEM_BOOT_KERNEL_DS 0x10
@@ -38,6 +40,9 @@
 #define GMEM_BOOT_TSS(n) (0x28 + 16 * (n))
 
 #define GMEM_BOOT_MAGIC 0x746f6f626d656d67ULL /* "gmemboot" */
+
+/* The layouts, for C only (entry.S uses the selectors above). */
+#ifndef __ASSEMBLER__
 
 /* One per vCPU; all fields are guest-physical (== virtual) addresses. */
 struct gmem_boot_info {
@@ -68,5 +73,7 @@ struct gmem_boot_tss {
 
 _Static_assert(sizeof(struct gmem_boot_info) == 128, "boot info size");
 _Static_assert(sizeof(struct gmem_boot_tss) == 104, "TSS size");
+
+#endif /* !__ASSEMBLER__ */
 
 #endif /* GMEM_BOOT_H */
