@@ -39,6 +39,7 @@ LIB_SRCS := \
 	src/memslot.c \
 	src/guest_memfd.c \
 	src/mmu.c \
+	src/vcpu.c \
 	src/vm.c \
 	src/ioctl.c \
 	src/loader.c
@@ -48,6 +49,8 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 # Tests: each a standalone TAP program, run under prove.
 TESTS := \
 	tests/test_rmap \
+	tests/test_mmu \
+	tests/test_stress \
 	tests/test_uapi \
 	tests/test_attr \
 	tests/test_guest_memfd \
@@ -99,12 +102,15 @@ TESTS += $(GUEST_TESTS:%=tests/test_guest_%)
 
 TEST_BINS := $(TESTS:%=$(B)/%)
 
+# The tests with threads, run again under ThreadSanitizer by test-tsan.
+TSAN_TESTS := tests/test_stress tests/test_mmu
+
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
 
 DEB_PKGS := gcc make clang libclang-rt-14-dev libzydis-dev perl pkg-config
 
-.PHONY: all lib guests test run install clean deps check-format
+.PHONY: all lib guests test test-tsan run install clean deps check-format
 all: lib guests $(EXAMPLE_BINS) $(B)/gmem.pc
 
 guests: $(GUEST_ELFS)
@@ -182,6 +188,10 @@ deps:
 test: deps
 	$(MAKE) --no-print-directory all $(TEST_BINS)
 	prove -f $(TEST_BINS)
+
+test-tsan: deps
+	$(MAKE) --no-print-directory MODE=tsan $(TSAN_TESTS:%=build/tsan/%)
+	TSAN_OPTIONS=halt_on_error=1 prove -f $(TSAN_TESTS:%=build/tsan/%)
 
 run: deps
 	$(MAKE) --no-print-directory all

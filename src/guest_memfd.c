@@ -28,6 +28,7 @@
 #endif
 
 #define HUGE_SIZE (2ULL << 20)
+#define GIANT_SIZE (1ULL << 30)
 
 static atomic_ulong next_ino = 1;
 
@@ -35,7 +36,7 @@ int gmem_create_guest_memfd(struct gmem_vm *vm,
 			    const struct kvm_create_guest_memfd *args)
 {
 	struct gmem_file *file;
-	uintptr_t base;
+	uintptr_t base, align;
 	int fd;
 
 	if (args->flags)
@@ -47,7 +48,9 @@ int gmem_create_guest_memfd(struct gmem_vm *vm,
 	if (!file)
 		return -ENOMEM;
 	file->size = args->size;
-	file->map_size = args->size + HUGE_SIZE - PAGE_SIZE;
+	/* Align so that stage 2 can map it in the largest pages that fit. */
+	align = args->size >= GIANT_SIZE ? GIANT_SIZE : HUGE_SIZE;
+	file->map_size = args->size + align - PAGE_SIZE;
 	file->map = gmem_alloc_should_fail() ?
 			    MAP_FAILED :
 			    mmap(NULL, file->map_size, PROT_READ | PROT_WRITE,
@@ -57,7 +60,7 @@ int gmem_create_guest_memfd(struct gmem_vm *vm,
 		gmem_free(file);
 		return -ENOMEM;
 	}
-	base = ((uintptr_t)file->map + HUGE_SIZE - 1) & ~(HUGE_SIZE - 1);
+	base = ((uintptr_t)file->map + align - 1) & ~(align - 1);
 	file->mem = (uint8_t *)base;
 	/* A hint: without THP the file still works, in 4 KiB pages. */
 	madvise(file->mem, file->size, MADV_HUGEPAGE);

@@ -29,7 +29,7 @@ struct gmem_file {
 	struct gmem_vm *vm;
 	uint64_t size;
 	uint64_t ino;
-	uint8_t *mem;	 /* 2 MiB aligned */
+	uint8_t *mem;	 /* 2 MiB aligned, 1 GiB from 1 GiB on */
 	void *map;	 /* the reservation, for munmap */
 	size_t map_size;
 

@@ -21,6 +21,7 @@
 #include "guest_memfd.h"
 #include "ioctl.h"
 #include "util.h"
+#include "vcpu.h"
 #include "vm.h"
 
 struct handle {
@@ -64,7 +65,9 @@ out:
 
 static void obj_get(enum gmem_handle_kind kind, void *obj)
 {
-	if (kind == GMEM_H_VM)
+	if (kind == GMEM_H_VCPU)
+		gmem_vm_get(((struct gmem_vcpu *)obj)->vm);
+	else if (kind == GMEM_H_VM)
 		gmem_vm_get(obj);
 	else if (kind == GMEM_H_FILE)
 		atomic_fetch_add(&((struct gmem_file *)obj)->refcount, 1);
@@ -72,7 +75,9 @@ static void obj_get(enum gmem_handle_kind kind, void *obj)
 
 void gmem_handle_put(enum gmem_handle_kind kind, void *obj)
 {
-	if (kind == GMEM_H_VM)
+	if (kind == GMEM_H_VCPU)
+		gmem_vm_put(((struct gmem_vcpu *)obj)->vm);
+	else if (kind == GMEM_H_VM)
 		gmem_vm_put(obj);
 	else if (kind == GMEM_H_FILE)
 		gmem_file_put(obj);
@@ -120,6 +125,8 @@ int gmem_handle_close(int fd)
 		return -EBADF;
 	if (old.kind == GMEM_H_FILE)
 		gmem_file_release(old.obj);
+	else if (old.kind == GMEM_H_VCPU)
+		gmem_vcpu_destroy(old.obj);
 	else
 		gmem_handle_put(old.kind, old.obj);
 	return 0;
@@ -165,6 +172,8 @@ static long sys_ioctl(unsigned long request, unsigned long arg)
 		return arg ? -EINVAL : KVM_API_VERSION;
 	case KVM_CHECK_EXTENSION:
 		return gmem_check_extension(NULL, (long)arg);
+	case KVM_GET_VCPU_MMAP_SIZE:
+		return arg ? -EINVAL : (long)GMEM_VCPU_MMAP_SIZE;
 	case KVM_CREATE_VM:
 		r = gmem_vm_create(arg, &vm);
 		if (r)
@@ -221,6 +230,17 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 
 		COPY_IN(args, arg);
 		return gmem_create_guest_memfd(vm, &args);
+	}
+	case KVM_CREATE_VCPU: {
+		struct gmem_vcpu *vcpu;
+		long r = gmem_vcpu_create(vm, arg, &vcpu);
+
+		if (r)
+			return r;
+		r = gmem_handle_alloc(GMEM_H_VCPU, vcpu);
+		if (r < 0)
+			gmem_vcpu_destroy(vcpu);
+		return r;
 	}
 	default:
 		return -ENOTTY;
@@ -329,10 +349,28 @@ ssize_t gmem_pwrite(int fd, const void *buf, size_t n, off_t off)
 void *gmem_mmap(void *addr, size_t len, int prot, int flags, int fd,
 		off_t off)
 {
-	int r = check_open(fd);
+	void *obj, *p = MAP_FAILED;
+	enum gmem_handle_kind kind = gmem_handle_get(fd, &obj);
 
-	errno = r ? -r : ENODEV;
-	return MAP_FAILED;
+	switch (kind) {
+	case GMEM_H_FREE:
+		errno = EBADF;
+		return MAP_FAILED;
+	case GMEM_H_VCPU:
+		/* The kvm_run page: a second mapping of the vCPU's memfd. */
+		if (off < 0 || (uint64_t)off + len > GMEM_VCPU_MMAP_SIZE)
+			errno = EINVAL;
+		else
+			p = mmap(addr, len, prot, flags,
+				 ((struct gmem_vcpu *)obj)->run_fd, off);
+		break;
+	default:
+		/* guest_memfd memory is for the guest only. */
+		errno = ENODEV;
+		break;
+	}
+	gmem_handle_put(kind, obj);
+	return p;
 }
 
 int gmem_munmap(void *addr, size_t len)

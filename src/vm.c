@@ -29,10 +29,23 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 	vm->supported_attrs = ATTR_RWX;
 	if (gmem_vm_has_private_mem(vm))
 		vm->supported_attrs |= KVM_MEMORY_ATTRIBUTE_PRIVATE;
+	if (gmem_mmu_init(&vm->mmu)) {
+		gmem_free(vm);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&vm->lock, NULL);
-	pthread_rwlock_init(&vm->state_lock, NULL);
+	pthread_mutex_init(&vm->vcpus_lock, NULL);
+	/*
+	 * Writers first: faults retrying against an update in progress
+	 * must not starve the update they wait for.
+	 */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra,
+			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&vm->state_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	gmem_rmap_init(&vm->attrs);
-	gmem_mmu_init(&vm->mmu);
 	*vmp = vm;
 	return 0;
 }
@@ -49,7 +62,9 @@ void gmem_vm_put(struct gmem_vm *vm)
 	gmem_mmu_destroy(&vm->mmu);
 	gmem_memslots_destroy(&vm->slots);
 	gmem_rmap_destroy(&vm->attrs);
+	gmem_free(vm->vcpus);
 	pthread_rwlock_destroy(&vm->state_lock);
+	pthread_mutex_destroy(&vm->vcpus_lock);
 	pthread_mutex_destroy(&vm->lock);
 	gmem_free(vm);
 }

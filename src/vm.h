@@ -26,6 +26,8 @@
 #include "memslot.h"
 #include "mmu.h"
 
+struct gmem_vcpu;
+
 struct gmem_vm {
 	atomic_int refcount;
 	unsigned long type;
@@ -40,6 +42,12 @@ struct gmem_vm {
 	uint64_t attrs_seq; /* bumped by every effective attribute change */
 
 	struct gmem_mmu mmu;
+
+	/* vCPUs, for TLB shootdown; vcpus_lock nests inside vm->lock. */
+	pthread_mutex_t vcpus_lock;
+	struct gmem_vcpu **vcpus;
+	size_t nr_vcpus, cap_vcpus;
+	uint64_t xo_bit; /* GMEM_CAP_XO_ALIAS: 1 << M, or 0 */
 };
 
 static inline bool gmem_vm_has_private_mem(const struct gmem_vm *vm)
