@@ -92,10 +92,7 @@ GUEST_RT_OBJS := $(GUEST_RT_SRCS:%=$(B)/%.o)
 
 GUEST_TESTS := \
 	hello \
-	compute \
-	exceptions \
-	user \
-	triple_fault
+	compute
 
 GUEST_ELFS := $(GUEST_TESTS:%=$(B)/guests/%.elf)
 TESTS += $(GUEST_TESTS:%=tests/test_guest_%)
