@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * Guest MIPS of the interpreter on compute loops, flat-memory backend.
- * Not a test: prints one line per loop.  DESIGN.md §6 wants >= 100 M
- * guest instructions/s on a compute loop.
+ * make bench, x86 family: guest MIPS of the interpreter on compute loops,
+ * flat-memory backend (no stage 2, no gmem VM), one row per loop.
+ * DESIGN.md §6 wants >= 100 M guest instructions/s on a compute loop.
  */
 #include <stdio.h>
-#include <time.h>
 
+#include "bench.h"
 #include "x86_harness.h"
 
 /* Register-only arithmetic: the kind of loop a hash or PRNG is. */
@@ -54,14 +54,6 @@ GUEST_CODE(b_call,
 	"pop %rbp\n"
 	"ret\n");
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void bench(const char *name, const uint8_t *b, const uint8_t *e)
 {
 	static struct hvm vm;
@@ -80,16 +72,20 @@ static void bench(const char *name, const uint8_t *b, const uint8_t *e)
 		n += vm.stop.executed;
 	} while (st == X86_STOP_BUDGET);
 	t = now() - t;
-	printf("%-28s %12llu insns %8.3f s %8.1f MIPS%s\n", name,
-	       (unsigned long long)n, t, n / t / 1e6,
-	       st == X86_STOP_HLT ? "" : " (did not finish)");
+	if (st != X86_STOP_HLT)
+		progress("%s did not finish", name);
+	row(name, n / t / 1e6, "MIPS", 100, "target", ">= 100 MIPS",
+	    n / t / 1e6 >= 100 ? MET_YES : MET_NO);
 	hvm_destroy(&vm);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	bench("x86 alu loop", b_alu, b_alu_end);
-	bench("x86 load/store loop", b_mem, b_mem_end);
-	bench("x86 call/ret loop", b_call, b_call_end);
+	bench_open("x86", argc, argv);
+	progress("interpreter loops (flat memory, no stage 2)");
+	bench("x86 MIPS: alu loop (flat memory)", b_alu, b_alu_end);
+	bench("x86 MIPS: load/store loop (flat memory)", b_mem, b_mem_end);
+	bench("x86 MIPS: call/ret loop (flat memory)", b_call, b_call_end);
+	bench_close();
 	return 0;
 }
