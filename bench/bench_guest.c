@@ -407,8 +407,31 @@ static void *scale_thread(void *arg)
 	return NULL;
 }
 
+/* One run of @n vCPU threads; the wall time from start to all done. */
+static double scale_once(unsigned int n)
+{
+	struct guest_vm *gvm = make_vm(96 * MiB, n, GUEST_VM_PRIVATE,
+				       MODE_SCALE);
+	pthread_t tid[GUEST_MAX_VCPUS];
+	double t;
+
+	pthread_barrier_init(&scale_barrier, NULL, n + 1);
+	for (unsigned int k = 0; k < n; k++)
+		pthread_create(&tid[k], NULL, scale_thread, gvm->vcpus[k]);
+	pthread_barrier_wait(&scale_barrier);
+	t = now();
+	pthread_barrier_wait(&scale_barrier);
+	t = now() - t;
+	for (unsigned int k = 0; k < n; k++)
+		pthread_join(tid[k], NULL);
+	pthread_barrier_destroy(&scale_barrier);
+	guest_vm_destroy(gvm);
+	return t;
+}
+
 static void bench_scaling(bool quick, const char *dat)
 {
+	enum { REPS = 3 };
 	static const unsigned int threads[] = { 1, 2, 4, 8 };
 	FILE *f = fopen(dat, "w");
 	double base = 0;
@@ -417,35 +440,28 @@ static void bench_scaling(bool quick, const char *dat)
 	/*
 	 * Conversions here change attributes only: discarding as well
 	 * would make every iteration's 32 writes host page faults, which
-	 * cost ~35 us each on this VM and would hide gmem entirely.
+	 * cost ~35 us each on this VM and would hide gmem entirely.  The
+	 * thread counts take turns, REPS rounds, and each reports its
+	 * median: other load on the machine then spreads over all of them.
 	 */
 	vmm_policy = VMM_ATTRS_ONLY;
-	scale_iters = quick ? 500 : 5000;
+	scale_iters = quick ? 1000 : 10000;
+	double t[4][REPS];
+
+	for (int r = 0; r < REPS; r++)
+		for (size_t i = 0; i < 4; i++) {
+			progress("scaling: round %d/%d, %u vCPU thread%s",
+				 r + 1, REPS, threads[i],
+				 threads[i] > 1 ? "s" : "");
+			t[i][r] = scale_once(threads[i]);
+		}
 	if (f)
 		fprintf(f, "# threads  faults/s  conversions/s\n");
-	for (size_t i = 0; i < sizeof(threads) / sizeof(threads[0]); i++) {
+	for (size_t i = 0; i < 4; i++) {
 		unsigned int n = threads[i];
-		struct guest_vm *gvm = make_vm(96 * MiB, n, GUEST_VM_PRIVATE,
-					       MODE_SCALE);
-		pthread_t tid[GUEST_MAX_VCPUS];
-		double t;
-
-		progress("scaling: %u vCPU thread%s", n, n > 1 ? "s" : "");
-		pthread_barrier_init(&scale_barrier, NULL, n + 1);
-		for (unsigned int k = 0; k < n; k++)
-			pthread_create(&tid[k], NULL, scale_thread,
-				       gvm->vcpus[k]);
-		pthread_barrier_wait(&scale_barrier);
-		t = now();
-		pthread_barrier_wait(&scale_barrier);
-		t = now() - t;
-		for (unsigned int k = 0; k < n; k++)
-			pthread_join(tid[k], NULL);
-		pthread_barrier_destroy(&scale_barrier);
-		guest_vm_destroy(gvm);
-
-		double faults = n * scale_iters * 2.0 * SCALE_PAGES / t;
-		double convs = n * scale_iters * 2.0 / t;
+		double tm = median(t[i], REPS);
+		double faults = n * scale_iters * 2.0 * SCALE_PAGES / tm;
+		double convs = n * scale_iters * 2.0 / tm;
 
 		if (!i)
 			base = faults;

@@ -32,6 +32,9 @@ END {
 	printf "\n%d targets met, %d not met (see README, Performance)\n", \
 		met, missed
 }' "$csv"
+# Timings on a shared or virtual machine mean little without this.
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" \
+	"($(nproc) CPUs)"
 
 if [ -s "$dat" ] && command -v gnuplot > /dev/null 2>&1; then
 	gnuplot <<GP && echo "plot: $png"
