@@ -155,6 +155,28 @@ static void teardown(struct ctx *c)
 	munmap(c->mem, AREA);
 }
 
+/*
+ * The part of the file no call binds can still be bound (and unbound):
+ * a failed call left no stray binding or reference behind.
+ */
+static bool bindable(struct ctx *c)
+{
+	struct kvm_userspace_memory_region2 r =
+		gregion2(9, 0xc00000, 16 * PAGE, (uintptr_t)c->mem + 0x400000,
+			 c->file, 48 * PAGE);
+	long b, d;
+
+	if (c->file < 0)
+		return true;
+	b = tvm_region2(&c->t, &r);
+	r.memory_size = 0;
+	d = b ? 0 : tvm_region2(&c->t, &r);
+	if (b || d)
+		tap_diag("binding the file's last 16 pages: %ld, deleting: %ld",
+			 b, d);
+	return !b && !d;
+}
+
 /* ---- the calls ---------------------------------------------------------- */
 
 /* Splits a range at both ends and replaces many in between. */
@@ -327,6 +349,12 @@ static void run_op(const struct enomem_op *op)
 		if (!same_state(&before, &after)) {
 			tap_case_failed = 1;
 			tap_diag("failing allocation %ld of %ld changed state",
+				 n, count);
+		}
+		if (!bindable(&c)) {
+			tap_case_failed = 1;
+			tap_diag("after failing allocation %ld of %ld the "
+				 "file cannot be bound",
 				 n, count);
 		}
 		/* and now it works, from the very same state */

@@ -107,6 +107,7 @@ static const struct cap_value sys_caps[] = {
 	{GMEM_CAP_EXEC_ONLY, 1},
 	{KVM_CAP_READONLY_MEM, 1},
 	{KVM_CAP_USER_MEMORY, 1},
+	{KVM_CAP_NR_MEMSLOTS, 32764}, /* x86 KVM_USER_MEM_SLOTS */
 	/* unknown ones */
 	{0x7fff, 0},
 	{100000, 0},
@@ -372,6 +373,28 @@ static void test_typed_close(void)
 	tap_result("gmem_handle_close closes any kind once");
 }
 
+/* Pointer arguments are copied in like copy_from_user: NULL is EFAULT. */
+static void test_efault(void)
+{
+	static const unsigned long ptr_ioctls[] = {
+		KVM_SET_USER_MEMORY_REGION,
+		KVM_SET_USER_MEMORY_REGION2,
+		KVM_SET_MEMORY_ATTRIBUTES,
+		KVM_CREATE_GUEST_MEMFD,
+		KVM_ENABLE_CAP,
+	};
+	struct handles h;
+
+	handles_open(&h);
+	for (size_t i = 0; i < sizeof(ptr_ioctls) / sizeof(long); i++) {
+		CHECK_ERRNO(gmem_ioctl(h.vm, ptr_ioctls[i], NULL), EFAULT);
+		CHECK_ERRNO(gmem_ioctl(h.vm_default, ptr_ioctls[i], NULL),
+			    EFAULT);
+	}
+	handles_close(&h);
+	tap_result("NULL struct pointer -> EFAULT");
+}
+
 /* A VM outlives the system handle it came from, as in Linux. */
 static void test_vm_outlives_system(void)
 {
@@ -397,7 +420,7 @@ static void test_vm_outlives_system(void)
 
 int main(void)
 {
-	tap_plan(13, 30);
+	tap_plan(14, 30);
 	test_not_real_fds();
 	test_open();
 	test_distinct_kinds();
@@ -410,6 +433,7 @@ int main(void)
 	test_ebadf();
 	test_typed_close();
 	test_vm_outlives_system();
+	test_efault();
 	{
 		/* after all that, the table is empty and starts at 3 again */
 		int sys = gmem_open();
