@@ -266,8 +266,17 @@ static void expect_enotty(int fd, unsigned long req, const char *what)
 static void test_unknown_ioctl(void)
 {
 	struct handles h;
+	int vcpu;
 
 	handles_open(&h);
+	vcpu = gmem_ioctl(h.vm, KVM_CREATE_VCPU, 0);
+	if (vcpu < 0)
+		tap_diag("no vCPU handle (errno %d); not checked", errno);
+	for (size_t i = 0;
+	     vcpu >= 0 && i < sizeof(unknown_ioctls) / sizeof(long); i++)
+		expect_enotty(vcpu, unknown_ioctls[i], "vCPU");
+	if (vcpu >= 0)
+		CHECK_EQ(gmem_close(vcpu), 0);
 	for (size_t i = 0; i < sizeof(unknown_ioctls) / sizeof(long); i++) {
 		expect_enotty(h.sys, unknown_ioctls[i], "system");
 		expect_enotty(h.vm, unknown_ioctls[i], "VM");
