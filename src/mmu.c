@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "guest_memfd.h"
 #include "memslot.h"
@@ -223,13 +224,17 @@ void gmem_mmu_invalidate_begin(struct gmem_vm *vm, uint64_t start,
 	size_t retired;
 
 	pthread_mutex_lock(&mmu->lock);
-	if (!mmu->in_progress++) {
-		mmu->inv_start = start;
-		mmu->inv_end = end;
+	if (!mmu->in_progress) {
+		__atomic_store_n(&mmu->inv_start, start, __ATOMIC_RELAXED);
+		__atomic_store_n(&mmu->inv_end, end, __ATOMIC_RELAXED);
 	} else {
-		mmu->inv_start = MIN(mmu->inv_start, start);
-		mmu->inv_end = MAX(mmu->inv_end, end);
+		__atomic_store_n(&mmu->inv_start, MIN(mmu->inv_start, start),
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&mmu->inv_end, MAX(mmu->inv_end, end),
+				 __ATOMIC_RELAXED);
 	}
+	__atomic_store_n(&mmu->in_progress, mmu->in_progress + 1,
+			 __ATOMIC_RELEASE);
 	STAT_ADD(mmu, invalidations, 1);
 	if (start < (1ULL << S2_GFN_BITS))
 		zap(mmu, mmu->root, 3, 0, start, end);
@@ -261,7 +266,8 @@ void gmem_mmu_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end)
 	pthread_mutex_lock(&mmu->lock);
 	/* Faults that sampled the old value must retry. */
 	__atomic_store_n(&mmu->seq, mmu->seq + 1, __ATOMIC_RELEASE);
-	mmu->in_progress--;
+	__atomic_store_n(&mmu->in_progress, mmu->in_progress - 1,
+			 __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&mmu->lock);
 }
 
@@ -414,44 +420,52 @@ static enum gmem_s2 fault(struct gmem_vcpu *vcpu, uint64_t gpa,
 	struct gmem_vm *vm = vcpu->vm;
 	struct gmem_mmu *mmu = &vm->mmu;
 	uint64_t gfn = gpa >> PAGE_SHIFT;
-	struct resolved r;
+	struct resolved r = { 0 };
+	uint64_t seq, mask, leaf;
 
+	/*
+	 * An update of this GFN in progress will zap whatever we install:
+	 * don't bother (KVM's mmu_invalidate_retry_gfn_unsafe()).
+	 */
+	if (__atomic_load_n(&mmu->in_progress, __ATOMIC_ACQUIRE) &&
+	    gfn >= __atomic_load_n(&mmu->inv_start, __ATOMIC_RELAXED) &&
+	    gfn < __atomic_load_n(&mmu->inv_end, __ATOMIC_RELAXED))
+		return GMEM_S2_RETRY;
 	VCPU_STAT_INC(vcpu, faults);
 	STAT_ADD(mmu, faults, 1);
-	for (;;) {
-		uint64_t seq = __atomic_load_n(&mmu->seq, __ATOMIC_ACQUIRE);
-		uint64_t mask;
+	seq = __atomic_load_n(&mmu->seq, __ATOMIC_ACQUIRE);
+	pthread_rwlock_rdlock(&vm->state_lock);
+	resolve(vm, gfn, access, &r);
+	pthread_rwlock_unlock(&vm->state_lock);
 
-		r = (struct resolved){ 0 };
-		pthread_rwlock_rdlock(&vm->state_lock);
-		resolve(vm, gfn, access, &r);
-		pthread_rwlock_unlock(&vm->state_lock);
-
-		if (r.kind != GMEM_S2_OK)
-			break;
-		/* Addresses beyond the table are served uncached. */
-		if (gfn >> S2_GFN_BITS)
-			break;
-
+	if (r.kind == GMEM_S2_OK) {
+		if (unlikely(gmem_debug.fault_delay_us))
+			usleep(gmem_debug.fault_delay_us);
 		pthread_mutex_lock(&mmu->lock);
-		if (invalidate_retry(mmu, seq, gfn)) {
+		if (invalidate_retry(mmu, seq, gfn) && !gmem_debug.no_retry) {
 			pthread_mutex_unlock(&mmu->lock);
 			STAT_ADD(mmu, fault_retries, 1);
-			continue;
+			return GMEM_S2_RETRY;
+		}
+		/*
+		 * From here until the caller acknowledges a flush, no
+		 * invalidation can complete: the page stays valid.
+		 * Addresses beyond the table are served uncached.
+		 */
+		if (gfn >> S2_GFN_BITS) {
+			pthread_mutex_unlock(&mmu->lock);
+			goto done;
 		}
 		mask = LEVEL_PAGES(r.level) - 1;
-		if (install(mmu, gfn & ~mask, r.level,
-			    (((uint64_t)(uintptr_t)r.page -
-			      ((gfn & mask) << PAGE_SHIFT)) &
-			     S2_ADDR_MASK) |
-				    r.perm | (r.level ? S2_PS : 0))) {
-			pthread_mutex_unlock(&mmu->lock);
-			return GMEM_S2_NOMEM;
-		}
+		leaf = (((uint64_t)(uintptr_t)r.page -
+			 ((gfn & mask) << PAGE_SHIFT)) &
+			S2_ADDR_MASK) |
+		       r.perm | (r.level ? S2_PS : 0);
+		if (install(mmu, gfn & ~mask, r.level, leaf))
+			r.kind = GMEM_S2_NOMEM;
 		pthread_mutex_unlock(&mmu->lock);
-		break;
 	}
-
+done:
 	switch (r.kind) {
 	case GMEM_S2_OK:
 		res->page = r.page;

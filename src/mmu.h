@@ -93,6 +93,7 @@ enum gmem_s2 {
 	GMEM_S2_FAULT,	  /* kvm_run holds a memory-fault exit */
 	GMEM_S2_XO,	  /* read/write of execute-only memory: #PF */
 	GMEM_S2_NOMEM,	  /* could not allocate a table page */
+	GMEM_S2_RETRY,	  /* raced an invalidation: acknowledge, restart */
 };
 
 struct gmem_s2_result {
@@ -104,6 +105,10 @@ struct gmem_s2_result {
 /*
  * Translate @gpa for @access (GMEM_ACCESS_*) from @vcpu: the stage-2 table
  * first, then the fault path (DESIGN §3.4).  The caller is in guest mode.
+ * On GMEM_S2_RETRY the caller must drop every translation its current
+ * access or instruction holds, acknowledge pending flushes
+ * (gmem_vcpu_check_flush) and start over: the invalidation it raced may be
+ * waiting for exactly that.
  */
 enum gmem_s2 gmem_mmu_translate(struct gmem_vcpu *vcpu, uint64_t gpa,
 				unsigned int access,

@@ -6,6 +6,8 @@
 
 #include "util.h"
 
+struct gmem_debug gmem_debug;
+
 /* Number of allocations attempted, and the one that must fail (0: none). */
 static atomic_long alloc_count;
 static atomic_long alloc_fail_at;

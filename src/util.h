@@ -32,4 +32,15 @@ void gmem_free(void *p);
 /* True if the injection hook says this allocation must fail. */
 bool gmem_alloc_should_fail(void);
 
+/*
+ * Fault-path hooks for tests that must show they can catch a broken
+ * invalidation protocol.  Set them only while no vCPU runs.
+ */
+struct gmem_debug {
+	bool no_retry;		    /* install even if an invalidation raced */
+	unsigned int fault_delay_us; /* sleep between resolve and install */
+};
+
+extern struct gmem_debug gmem_debug;
+
 #endif /* GMEM_UTIL_H */

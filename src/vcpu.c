@@ -216,6 +216,43 @@ static int mmio_exit(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
 	return GMEM_ACCESS_EXIT;
 }
 
+/*
+ * Guest memory is shared with other vCPUs, as RAM is between processors: a
+ * racy guest is the guest's business, not undefined behaviour of ours.  So
+ * its side of a copy uses relaxed atomic words (plain moves on x86).
+ */
+static void guest_read(void *dst, const uint8_t *g, size_t n)
+{
+	uint8_t *d = dst;
+
+	for (; n && ((uintptr_t)g & 7); n--)
+		*d++ = __atomic_load_n(g++, __ATOMIC_RELAXED);
+	for (; n >= 8; n -= 8, g += 8, d += 8) {
+		uint64_t w = __atomic_load_n((const uint64_t *)g,
+					     __ATOMIC_RELAXED);
+
+		memcpy(d, &w, 8);
+	}
+	while (n--)
+		*d++ = __atomic_load_n(g++, __ATOMIC_RELAXED);
+}
+
+static void guest_write(uint8_t *g, const void *src, size_t n)
+{
+	const uint8_t *s = src;
+
+	for (; n && ((uintptr_t)g & 7); n--)
+		__atomic_store_n(g++, *s++, __ATOMIC_RELAXED);
+	for (; n >= 8; n -= 8, g += 8, s += 8) {
+		uint64_t w;
+
+		memcpy(&w, s, 8);
+		__atomic_store_n((uint64_t *)g, w, __ATOMIC_RELAXED);
+	}
+	while (n--)
+		__atomic_store_n(g++, *s++, __ATOMIC_RELAXED);
+}
+
 /* Up to this many pages are checked before a write copies anything. */
 #define ACCESS_MAX_PAGES 16
 
@@ -257,6 +294,8 @@ int gmem_vcpu_access(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
 	VCPU_STAT_INC(vcpu, accesses);
 
 	/* Translate every page first: an exit leaves memory untouched. */
+restart:
+	n = 0;
 	for (uint64_t a = gpa; a < gpa + len;
 	     a = (a & ~(PAGE_SIZE - 1)) + PAGE_SIZE) {
 		struct gmem_s2_result res = { 0 };
@@ -280,6 +319,11 @@ int gmem_vcpu_access(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
 		case GMEM_S2_NOMEM:
 			r = -ENOMEM;
 			break;
+		case GMEM_S2_RETRY:
+			/* Let the update we raced finish before trying again. */
+			gmem_vcpu_check_flush(vcpu);
+			sched_yield();
+			goto restart;
 		}
 		goto out;
 	}
@@ -288,9 +332,9 @@ int gmem_vcpu_access(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
 		size_t piece = MIN(len - done, PAGE_SIZE - a);
 
 		if (access == GMEM_ACCESS_WRITE)
-			memcpy(pages[i] + a, (uint8_t *)buf + done, piece);
+			guest_write(pages[i] + a, (uint8_t *)buf + done, piece);
 		else
-			memcpy((uint8_t *)buf + done, pages[i] + a, piece);
+			guest_read((uint8_t *)buf + done, pages[i] + a, piece);
 		done += piece;
 	}
 out:

@@ -35,7 +35,16 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 	}
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->vcpus_lock, NULL);
-	pthread_rwlock_init(&vm->state_lock, NULL);
+	/*
+	 * Writers first: faults retrying against an update in progress
+	 * must not starve the update they wait for.
+	 */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra,
+			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&vm->state_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	gmem_rmap_init(&vm->attrs);
 	*vmp = vm;
 	return 0;
