@@ -68,7 +68,8 @@ TESTS := \
 	tests/test_memslot \
 	tests/test_ioctl \
 	tests/test_enomem \
-	tests/test_model
+	tests/test_model \
+	tests/test_threads
 
 X86_TESTS := \
 	tests/test_x86_unit
