@@ -62,6 +62,7 @@ TESTS := \
 	tests/test_rmap \
 	tests/test_mmu \
 	tests/test_stress \
+	tests/test_vcpu \
 	tests/test_uapi \
 	tests/test_attr \
 	tests/test_guest_memfd \
@@ -80,7 +81,7 @@ TEST_BINS := $(TESTS:%=$(B)/%)
 X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 
 # The tests with threads, run again under ThreadSanitizer by test-tsan.
-TSAN_TESTS := tests/test_stress tests/test_mmu
+TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)

@@ -91,6 +91,8 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 		return (int)gmem_vm_supported_attrs(vm);
 	case KVM_CAP_GUEST_MEMFD:
 		return !vm || gmem_vm_has_private_mem(vm);
+	case KVM_CAP_EXIT_HYPERCALL:
+		return 1 << KVM_HC_MAP_GPA_RANGE;
 	case KVM_CAP_VM_TYPES:
 		return 1 << KVM_X86_DEFAULT_VM | 1 << KVM_X86_SW_PROTECTED_VM;
 	default:
@@ -108,6 +110,12 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		pthread_mutex_lock(&vm->lock);
 		vm->exec_only = true;
 		pthread_mutex_unlock(&vm->lock);
+		return 0;
+	case KVM_CAP_EXIT_HYPERCALL:
+		if (cap->flags || (cap->args[0] & ~(1ULL << KVM_HC_MAP_GPA_RANGE)))
+			return -EINVAL;
+		__atomic_store_n(&vm->hypercall_exits, cap->args[0],
+				 __ATOMIC_RELAXED);
 		return 0;
 	default:
 		return -EINVAL;

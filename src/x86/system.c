@@ -1190,3 +1190,10 @@ int x86_set_sregs(struct x86_cpu *c, const struct kvm_sregs *s)
 	x86_tlb_flush(c);
 	return 0;
 }
+
+/* KVM_GET_SUPPORTED_CPUID: the default table is what the model supports. */
+const struct kvm_cpuid_entry2 *x86_supported_cpuid(unsigned *n)
+{
+	*n = sizeof(default_cpuid) / sizeof(default_cpuid[0]);
+	return default_cpuid;
+}

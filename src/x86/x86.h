@@ -318,6 +318,9 @@ int x86_set_cpuid(struct x86_cpu *cpu, const struct kvm_cpuid_entry2 *e,
 /* Physical-address width for CPUID and RSVD checks; xo = enable alias. */
 void x86_set_maxphyaddr(struct x86_cpu *cpu, unsigned m, bool xo);
 
+/* The CPUID leaves the model implements (KVM_GET_SUPPORTED_CPUID). */
+const struct kvm_cpuid_entry2 *x86_supported_cpuid(unsigned *n);
+
 /* CPUID as the guest sees it (table + the model's overrides). */
 void x86_cpuid(const struct x86_cpu *cpu, uint32_t leaf, uint32_t sub,
 	       uint32_t out[4]);
