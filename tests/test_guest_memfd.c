@@ -77,6 +77,9 @@ static void case_create_size(struct tvm *t)
 	EXPECT_CREATE(t, -PAGE, 0, EINVAL);
 	EXPECT_CREATE(t, PAGE, 0, 0);
 	EXPECT_CREATE(t, 2 * MIB, 0, 0);
+	EXPECT_CREATE(t, 2 * MIB + PAGE, 0, 0);
+	/* the file starts as holes: a big one costs nothing */
+	EXPECT_CREATE(t, TIB, 0, 0);
 }
 
 /* Two files of any VM type: distinct handles, sizes and inodes. */
