@@ -305,12 +305,16 @@ static void test_vm_ioctl_elsewhere(void)
 		expect_enotty(h.sys, vm_ioctls[i], "system");
 		expect_enotty(h.file, vm_ioctls[i], "guest_memfd");
 	}
+	/* nor system ioctls on a VM (Linux: kvm_arch_vm_ioctl's ENOTTY) */
+	expect_enotty(h.vm, KVM_GET_API_VERSION, "VM");
+	expect_enotty(h.vm, KVM_CREATE_VM, "VM");
+	expect_enotty(h.vm_default, KVM_GET_VCPU_MMAP_SIZE, "DEFAULT VM");
 	/* a guest_memfd has no ioctls at all */
 	expect_enotty(h.file, KVM_GET_API_VERSION, "guest_memfd");
 	expect_enotty(h.file, KVM_CREATE_VM, "guest_memfd");
 	expect_enotty(h.file, KVM_CHECK_EXTENSION, "guest_memfd");
 	handles_close(&h);
-	tap_result("VM ioctls on system or guest_memfd handles -> ENOTTY");
+	tap_result("ioctls of another handle kind -> ENOTTY");
 }
 
 /* Every call on a handle that is not open says EBADF. */
