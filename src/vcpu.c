@@ -80,7 +80,10 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	}
 	vcpu->cpu->kick = &vcpu->kick;
 	vcpu->cpu->immediate_exit = &vcpu->run->immediate_exit;
-	x86_set_maxphyaddr(vcpu->cpu, GMEM_DEFAULT_MAXPHYADDR, false);
+	if (vm->xo_bit)
+		x86_set_maxphyaddr(vcpu->cpu, vm->maxphyaddr, true);
+	else
+		x86_set_maxphyaddr(vcpu->cpu, GMEM_DEFAULT_MAXPHYADDR, false);
 
 	/* Start current: earlier shootdowns are no concern of ours. */
 	vcpu->seen_gen = __atomic_load_n(&vm->mmu.flush_gen, __ATOMIC_ACQUIRE);

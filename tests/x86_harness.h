@@ -58,7 +58,7 @@ struct hvm {
 	struct x86_stop stop;
 };
 
-static int hvm_map(void *ctx, uint64_t gpa, unsigned acc, uint8_t **page,
+static inline int hvm_map(void *ctx, uint64_t gpa, unsigned acc, uint8_t **page,
 		   unsigned *perm)
 {
 	struct hvm *vm = ctx;
@@ -98,7 +98,7 @@ static inline uint64_t *hvm_pte(struct hvm *vm, uint64_t addr)
 	return hvm_q(vm, H_PT + (addr >> 12) * 8);
 }
 
-static void hvm_set_gate(struct hvm *vm, unsigned vec, uint64_t off,
+static inline void hvm_set_gate(struct hvm *vm, unsigned vec, uint64_t off,
 			 unsigned type, unsigned dpl, unsigned ist)
 {
 	uint64_t *g = hvm_q(vm, H_IDT + vec * 16);
@@ -110,7 +110,7 @@ static void hvm_set_gate(struct hvm *vm, unsigned vec, uint64_t off,
 	g[1] = off >> 32;
 }
 
-static void hvm_seg(struct kvm_segment *s, uint16_t sel, bool code,
+static inline void hvm_seg(struct kvm_segment *s, uint16_t sel, bool code,
 		    unsigned dpl)
 {
 	memset(s, 0, sizeof(*s));
@@ -126,7 +126,7 @@ static void hvm_seg(struct kvm_segment *s, uint16_t sel, bool code,
 }
 
 /* Put the CPU at CPL 0 or 3 with flat segments. */
-static void hvm_set_cpl(struct hvm *vm, unsigned cpl)
+static inline void hvm_set_cpl(struct hvm *vm, unsigned cpl)
 {
 	struct kvm_sregs s;
 
@@ -136,7 +136,7 @@ static void hvm_set_cpl(struct hvm *vm, unsigned cpl)
 	x86_set_sregs(&vm->cpu, &s);
 }
 
-static int hvm_init(struct hvm *vm, uint64_t mem_size)
+static inline int hvm_init(struct hvm *vm, uint64_t mem_size)
 {
 	struct kvm_sregs s;
 	struct kvm_regs r;
@@ -169,8 +169,9 @@ static int hvm_init(struct hvm *vm, uint64_t mem_size)
 	gdt[5] = 0x00affb000000ffffull;	/* user code */
 	gdt[6] = 0x67 | (H_TSS & 0xffffff) << 16 | 0x89ull << 40;
 	gdt[7] = 0;
-	*hvm_q(vm, H_TSS + 4) = H_RSP0;
-	*hvm_q(vm, H_TSS + 0x24) = H_IST1;
+	/* TSS fields are 4-byte aligned only. */
+	memcpy(vm->mem + H_TSS + 4, &(uint64_t){ H_RSP0 }, 8);
+	memcpy(vm->mem + H_TSS + 0x24, &(uint64_t){ H_IST1 }, 8);
 	for (unsigned v = 0; v < 256; v++) {
 		vm->mem[H_HANDLERS + v * 16] = 0xf4;	/* hlt */
 		vm->mem[H_HANDLERS + v * 16 + 1] = 0xeb;	/* jmp . -3 */
@@ -209,21 +210,21 @@ static int hvm_init(struct hvm *vm, uint64_t mem_size)
 	return 0;
 }
 
-static void hvm_destroy(struct hvm *vm)
+static inline void hvm_destroy(struct hvm *vm)
 {
 	x86_cpu_destroy(&vm->cpu);
 	free(vm->mem);
 	free(vm->s2deny);
 }
 
-static void hvm_load(struct hvm *vm, uint64_t gpa, const uint8_t *b,
+static inline void hvm_load(struct hvm *vm, uint64_t gpa, const uint8_t *b,
 		     const uint8_t *e)
 {
 	memcpy(vm->mem + gpa, b, e - b);
 	x86_cpu_invalidate_gpa(&vm->cpu, gpa, gpa + (e - b));
 }
 
-static int hvm_run(struct hvm *vm, uint64_t budget)
+static inline int hvm_run(struct hvm *vm, uint64_t budget)
 {
 	return x86_run(&vm->cpu, budget, &vm->stop);
 }

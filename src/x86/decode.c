@@ -45,6 +45,7 @@ void x86_dc_drop_page(struct x86_cpu *c, struct x86_dpage *dp)
 {
 	struct x86_dpage **pp;
 
+	c->gen++;
 	for (pp = &c->dc[dc_hash(dp->gpa)]; *pp; pp = &(*pp)->next) {
 		if (*pp == dp) {
 			*pp = dp->next;
@@ -283,6 +284,7 @@ int x86_fetch(struct x86_cpu *c, const struct x86_insn **ip)
 		return r;
 	memcpy(buf + n0, e2->host, 15 - n0);
 	decode(c, buf, 15, c->scratch);
+	c->scratch->nolink = 1;
 	*ip = c->scratch;
 	return X86_OK;
 }

@@ -78,8 +78,14 @@ void x86_set_flags(struct x86_cpu *c, uint64_t f)
 /* Replace the arithmetic flags in @mask by @f. */
 static inline void set_arith(struct x86_cpu *c, uint64_t mask, uint64_t f)
 {
-	uint64_t old = x86_flags(c);
+	uint64_t old;
 
+	if (mask == X86_ARITH) {
+		c->lf.op = LF_NONE;
+		c->rflags = (c->rflags & ~mask) | (f & mask);
+		return;
+	}
+	old = x86_flags(c);
 	c->rflags = (old & ~mask) | (f & mask);
 }
 
@@ -400,21 +406,23 @@ enum { U_INC, U_DEC, U_NEG, U_NOT };
 static inline uint64_t unary(struct x86_cpu *c, unsigned op, uint64_t a,
 			     unsigned sz, struct x86_lazy *l)
 {
-	l->size = sz;
 	switch (op) {
 	case U_INC:
+		l->size = sz;
 		l->cf = get_cf(c);
 		l->op = LF_INC;
 		l->a = a;
 		l->b = 1;
 		return l->res = a + 1;
 	case U_DEC:
+		l->size = sz;
 		l->cf = get_cf(c);
 		l->op = LF_DEC;
 		l->a = a;
 		l->b = 1;
 		return l->res = a - 1;
 	case U_NEG:
+		l->size = sz;
 		l->op = LF_SUB;
 		l->a = 0;
 		l->b = a;
@@ -674,7 +682,6 @@ static uint64_t shift(struct x86_cpu *c, unsigned op, uint64_t a,
 {
 	unsigned bits = sz * 8, msb = bits - 1;
 	uint64_t m = szmask(sz), res, cf, of = 0;
-	uint64_t old = x86_flags(c);
 
 	a &= m;
 	switch (op) {
@@ -698,7 +705,7 @@ static uint64_t shift(struct x86_cpu *c, unsigned op, uint64_t a,
 	case S_RCL:
 	case S_RCR: {
 		unsigned n = sz < 4 ? cnt % (bits + 1) : cnt;
-		uint64_t c0 = old & X86_CF, top;
+		uint64_t c0 = x86_flags(c) & X86_CF, top;
 
 		cf = c0;
 		res = a;
@@ -757,9 +764,11 @@ static int h_shift(struct x86_cpu *c, const struct x86_insn *i)
 
 	cnt &= sz == 8 ? 63 : 31;
 	if (i->k[0] == K_REG) {
-		if (!cnt)
-			return next(c, i);
 		a = rreg(c, i->r[0], sz);
+		if (!cnt) {
+			wreg(c, i->r[0], sz, a);	/* 32-bit: zero-extends */
+			return next(c, i);
+		}
 		res = shift(c, i->op, a, cnt, sz, &f, &fm);
 		wreg(c, i->r[0], sz, res);
 		set_arith(c, fm, f);
@@ -803,8 +812,11 @@ static int h_shd(struct x86_cpu *c, const struct x86_insn *i)
 		if (r)
 			return r;
 	}
-	if (!cnt)
+	if (!cnt) {
+		if (i->k[0] == K_REG)
+			wreg(c, i->r[0], sz, a);	/* zero-extends */
 		return next(c, i);
+	}
 	if (sz == 2) {
 		/* 16-bit counts above 16 are undefined; shift a 48-bit mix. */
 		uint64_t w = i->op == 0 ? (a << 32) | (b << 16) | b :
@@ -1889,9 +1901,26 @@ static inline bool kicked(const struct x86_cpu *c)
 	       (c->immediate_exit && *c->immediate_exit);
 }
 
+/* Look up the record at RIP: TLB hit and decode-cache index, or decode. */
+static inline int lookup(struct x86_cpu *c, const struct x86_insn **ip)
+{
+	uint64_t rip = c->rip;
+	struct x86_tlbe *e = &c->tlb[(rip >> 12) % X86_TLB_SIZE];
+	unsigned k;
+
+	if (likely(e->tag == rip >> 12 &&
+		   ((e->allow >> c->ushift) & X86_ACC_FETCH) && e->code &&
+		   (k = e->code->idx[rip & 0xfff]))) {
+		*ip = dp_rec(e->code, k - 1);
+		return X86_OK;
+	}
+	return x86_fetch(c, ip);
+}
+
 int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 {
-	uint64_t n = 0;
+	const struct x86_insn *ins = NULL;
+	uint64_t n = 0, at = 0;
 	int r;
 
 	memset(stop, 0, sizeof(*stop));
@@ -1912,34 +1941,55 @@ int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 			goto out;
 	}
 	while (n < budget) {
+		struct x86_insn *prev = (struct x86_insn *)ins;
 		uint64_t rip = c->rip;
-		struct x86_tlbe *e = &c->tlb[(rip >> 12) % X86_TLB_SIZE];
-		const struct x86_insn *ins;
-		unsigned k;
 
-		if (unlikely((n & 1023) == 1023) && kicked(c)) {
-			stop->reason = X86_STOP_KICK;
-			goto out;
-		}
-		if (likely(e->tag == rip >> 12 &&
-			   ((e->allow >> c->ushift) & X86_ACC_FETCH) &&
-			   e->code && (k = e->code->idx[rip & 0xfff]))) {
-			ins = dp_rec(e->code, k - 1);
+		/*
+		 * Follow the previous instruction's link when it is still
+		 * valid, else look up (and link for the next time).
+		 */
+		if (prev && prev->link_gen == c->gen && rip == at + prev->len &&
+		    prev->next) {
+			ins = prev->next;
+		} else if (prev && prev->link_gen == c->gen &&
+			   rip == prev->tgt_rip && prev->tgt) {
+			ins = prev->tgt;
 		} else {
-			r = x86_fetch(c, &ins);
+			r = lookup(c, &ins);
 			if (r)
 				goto fault;
+			if (prev && !prev->nolink && !ins->nolink) {
+				if (prev->link_gen != c->gen) {
+					prev->link_gen = c->gen;
+					prev->next = prev->tgt = NULL;
+				}
+				if (rip == at + prev->len)
+					prev->next = (struct x86_insn *)ins;
+				else {
+					prev->tgt = (struct x86_insn *)ins;
+					prev->tgt_rip = rip;
+				}
+			}
 		}
+		at = rip;
 		r = ins->fn(c, ins);
 		if (likely(r == X86_OK)) {
 			n++;
-			if (unlikely(c->mmio.rd | c->mmio.wr))
+			if (unlikely((c->mmio.rd | c->mmio.wr) ||
+				     c->dead != NULL)) {
 				c->mmio.rd = c->mmio.wr = 0;
-			if (unlikely(c->dead != NULL))
-				x86_dc_free_dead(c);
+				if (c->dead)
+					x86_dc_free_dead(c);
+				ins = NULL;
+			}
+			if (unlikely((n & 1023) == 0) && kicked(c)) {
+				stop->reason = X86_STOP_KICK;
+				goto out;
+			}
 			continue;
 		}
 fault:
+		ins = NULL;
 		if (c->dead)
 			x86_dc_free_dead(c);
 		if (r == X86_STOPPED) {

@@ -58,6 +58,15 @@ struct x86_insn {
 	uint8_t r[3];		/* register operands */
 	uint8_t base, index, scale, seg;	/* seg: 0, X86_FS or X86_GS */
 	uint8_t pfx;
+	uint8_t nolink;		/* the page-crossing scratch record */
+	/*
+	 * Links the run loop follows instead of looking the next RIP up:
+	 * the record at RIP + len, and the last branch target.  Valid while
+	 * link_gen == cpu->gen.
+	 */
+	uint64_t link_gen;
+	struct x86_insn *next, *tgt;
+	uint64_t tgt_rip;
 };
 
 /* Records are allocated in chunks so that they never move. */
@@ -256,11 +265,12 @@ static inline int x86_gp0(struct x86_cpu *c)
 
 static inline bool x86_canonical(uint64_t a)
 {
-	return (uint64_t)(((int64_t)a << 16) >> 16) == a;
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
 }
 
 static inline void x86_set_cpl(struct x86_cpu *c, unsigned cpl)
 {
+	c->gen++;
 	c->cpl = cpl;
 	c->ushift = cpl == 3 ? 3 : 0;
 }

@@ -24,6 +24,7 @@
 
 void x86_tlb_flush(struct x86_cpu *c)
 {
+	c->gen++;
 	for (unsigned i = 0; i < X86_TLB_SIZE; i++)
 		c->tlb[i].tag = ~0ull;
 }

@@ -1077,6 +1077,7 @@ void x86_cpu_invalidate_gpa(struct x86_cpu *c, uint64_t start, uint64_t end)
 	uint64_t s = start & ~c->xo_bit & ~0xfffull;
 	uint64_t e = end & ~c->xo_bit;
 
+	c->gen++;
 	for (unsigned k = 0; k < X86_TLB_SIZE; k++) {
 		uint64_t g = c->tlb[k].gpa & ~c->xo_bit;
 

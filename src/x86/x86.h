@@ -280,6 +280,12 @@ struct x86_cpu {
 	struct x86_insn *scratch;	/* page-crossing instructions */
 
 	uint64_t icount;	/* instructions retired since init */
+	/*
+	 * Bumped whenever a translation, a decode or the CPL changes: the
+	 * run loop's links between decoded instructions are valid only for
+	 * the generation they were made in.
+	 */
+	uint64_t gen;
 };
 
 /* Set up @cpu in the state KVM gives a new vCPU, with backend @bus. */
