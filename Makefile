@@ -71,6 +71,7 @@ TESTS := \
 	tests/test_ioctl \
 	tests/test_enomem \
 	tests/test_model \
+	tests/test_threads \
 	tests/test_loader
 
 # ---- guest programs ------------------------------------------------------
