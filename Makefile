@@ -259,4 +259,7 @@ check-format:
 clean:
 	rm -rf build
 
+# Keep intermediate objects (guest runtime, guest halves) between builds.
+.SECONDARY:
+
 -include $(shell find build -name '*.d' 2>/dev/null)
