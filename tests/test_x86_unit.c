@@ -19,6 +19,15 @@ static void setup(const uint8_t *b, const uint8_t *e)
 
 #define SETUP(name) setup(name, name##_end)
 
+/* Guest memory at any alignment. */
+static uint64_t ld(uint64_t gpa, unsigned len)
+{
+	uint64_t v = 0;
+
+	memcpy(&v, vm.mem + gpa, len);
+	return v;
+}
+
 static uint64_t flags(void)
 {
 	struct kvm_regs r;
@@ -532,12 +541,12 @@ static void t_split(void)
 	CHECK_EQ(hvm_vector(&vm), 14);
 	CHECK_EQ(frame(0), X86_PFEC_W);
 	CHECK_EQ(vm.cpu.cr2, 0x31000);
-	CHECK_EQ(*(uint32_t *)(vm.mem + 0x30ffc), 0);	/* nothing written */
+	CHECK_EQ(ld(0x30ffc, 4), 0);	/* nothing written */
 
 	SETUP(g_split);
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
 	CHECK_EQ(vm.cpu.gpr[X86_RBX], 0x1122334455667788ll);
-	CHECK_EQ(*(uint32_t *)(vm.mem + 0x31000), 0x11223344);
+	CHECK_EQ(ld(0x31000, 4), 0x11223344);
 	tap_result("page-crossing access: fault on 2nd page, no partial write");
 }
 
@@ -654,9 +663,9 @@ static void t_system(void)
 	SETUP(g_dt);
 	vm.cpu.tr.type = 0x9;
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
-	CHECK_EQ(*(uint16_t *)(vm.mem + 0x20000), 8 * 8 - 1);
-	CHECK_EQ(*(uint64_t *)(vm.mem + 0x20002), H_GDT);
-	CHECK_EQ(*(uint16_t *)(vm.mem + 0x20010), 256 * 16 - 1);
+	CHECK_EQ(ld(0x20000, 2), 8 * 8 - 1);
+	CHECK_EQ(ld(0x20002, 8), H_GDT);
+	CHECK_EQ(ld(0x20010, 2), 256 * 16 - 1);
 	CHECK_EQ(vm.cpu.gdt.limit, 0x7f);
 	CHECK_EQ(vm.cpu.tr.base, H_TSS);
 	CHECK_EQ(vm.cpu.tr.limit, 0x67);
