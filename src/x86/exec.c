@@ -1944,6 +1944,12 @@ int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 		struct x86_insn *prev = (struct x86_insn *)ins;
 		uint64_t rip = c->rip;
 
+		/* Every 1024 instructions or events, however they ended. */
+		if (unlikely((n & 1023) == 1023) && kicked(c)) {
+			stop->reason = X86_STOP_KICK;
+			goto out;
+		}
+
 		/*
 		 * Follow the previous instruction's link when it is still
 		 * valid, else look up (and link for the next time).
@@ -1981,10 +1987,6 @@ int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 				if (c->dead)
 					x86_dc_free_dead(c);
 				ins = NULL;
-			}
-			if (unlikely((n & 1023) == 0) && kicked(c)) {
-				stop->reason = X86_STOP_KICK;
-				goto out;
 			}
 			continue;
 		}
