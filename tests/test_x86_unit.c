@@ -782,9 +782,40 @@ static void t_rep_long(void)
 	tap_result("long REP STOSB is interruptible and resumes");
 }
 
+GUEST_CODE(g_sreg,
+	"mov $0x10, %eax\n"
+	"mov %eax, %ds\n"
+	"mov %ds, %ebx\n"
+	"mov $0x20, %ecx\n"
+	"mov %ecx, %es\n"
+	"mov %es, %rdx\n"
+	"xor %eax, %eax\n"
+	"mov %eax, %fs\n"
+	"mov $0x38, %eax\n"	/* beyond the GDT limit */
+	"mov %eax, %ds\n"
+	"hlt\n");
+
+static void t_sreg(void)
+{
+	struct kvm_cpuid_entry2 e[64];
+
+	SETUP(g_sreg);
+	vm.cpu.gdt.limit = 0x37;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RBX], 0x10);
+	CHECK_EQ(vm.cpu.gpr[X86_RDX], 0x20);
+	CHECK_EQ(vm.cpu.seg[X86_ES].dpl, 3);
+	CHECK_EQ(vm.cpu.seg[X86_FS].selector, 0);
+	CHECK_EQ(hvm_vector(&vm), 13);
+	CHECK_EQ(frame(0), 0x38);
+	CHECK(x86_supported_cpuid(e, 64) >= 5);
+	CHECK_EQ(x86_get_rflags(&vm.cpu) & 2, 2);
+	tap_result("MOV to/from segment registers; supported CPUID");
+}
+
 int main(void)
 {
-	tap_plan(28, 60);
+	tap_plan(29, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -814,6 +845,7 @@ int main(void)
 	t_xo_smc();
 	t_inject();
 	t_rep_long();
+	t_sreg();
 	hvm_destroy(&vm);
 	return tap_done();
 }

@@ -365,6 +365,15 @@ int x86_set_cpuid(struct x86_cpu *cpu, const struct kvm_cpuid_entry2 *e,
 /* Physical-address width for CPUID and RSVD checks; xo = enable alias. */
 void x86_set_maxphyaddr(struct x86_cpu *cpu, unsigned m, bool xo);
 
+/* RFLAGS (the arithmetic flags are kept lazily in cpu->lf). */
+uint64_t x86_get_rflags(struct x86_cpu *cpu);
+
+/*
+ * The CPUID entries the model implements (KVM_GET_SUPPORTED_CPUID): up
+ * to @max into @out; returns how many there are.
+ */
+unsigned x86_supported_cpuid(struct kvm_cpuid_entry2 *out, unsigned max);
+
 /* CPUID as the guest sees it (table + the model's overrides). */
 void x86_cpuid(const struct x86_cpu *cpu, uint32_t leaf, uint32_t sub,
 	       uint32_t out[4]);
