@@ -975,14 +975,6 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	{ .function = 0x80000008, .eax = 0x3030 },
 };
 
-unsigned x86_supported_cpuid(struct kvm_cpuid_entry2 *out, unsigned max)
-{
-	unsigned n = sizeof(default_cpuid) / sizeof(default_cpuid[0]);
-
-	memcpy(out, default_cpuid, (n < max ? n : max) * sizeof(*out));
-	return n;
-}
-
 uint64_t x86_get_rflags(struct x86_cpu *c)
 {
 	return x86_flags(c);
@@ -1203,4 +1195,11 @@ int x86_set_sregs(struct x86_cpu *c, const struct kvm_sregs *s)
 	x86_set_cpl(c, s->cs.dpl & 3);
 	x86_tlb_flush(c);
 	return 0;
+}
+
+/* KVM_GET_SUPPORTED_CPUID: the default table is what the model supports. */
+const struct kvm_cpuid_entry2 *x86_supported_cpuid(unsigned *n)
+{
+	*n = sizeof(default_cpuid) / sizeof(default_cpuid[0]);
+	return default_cpuid;
 }

@@ -354,6 +354,8 @@ void x86_cpu_invalidate_gpa(struct x86_cpu *cpu, uint64_t start,
 			    uint64_t end);
 
 void x86_get_regs(const struct x86_cpu *cpu, struct kvm_regs *regs);
+/* RFLAGS alone (the arithmetic flags are kept lazily in cpu->lf). */
+uint64_t x86_get_rflags(struct x86_cpu *cpu);
 void x86_set_regs(struct x86_cpu *cpu, const struct kvm_regs *regs);
 void x86_get_sregs(const struct x86_cpu *cpu, struct kvm_sregs *sregs);
 int x86_set_sregs(struct x86_cpu *cpu, const struct kvm_sregs *sregs);
@@ -365,14 +367,8 @@ int x86_set_cpuid(struct x86_cpu *cpu, const struct kvm_cpuid_entry2 *e,
 /* Physical-address width for CPUID and RSVD checks; xo = enable alias. */
 void x86_set_maxphyaddr(struct x86_cpu *cpu, unsigned m, bool xo);
 
-/* RFLAGS (the arithmetic flags are kept lazily in cpu->lf). */
-uint64_t x86_get_rflags(struct x86_cpu *cpu);
-
-/*
- * The CPUID entries the model implements (KVM_GET_SUPPORTED_CPUID): up
- * to @max into @out; returns how many there are.
- */
-unsigned x86_supported_cpuid(struct kvm_cpuid_entry2 *out, unsigned max);
+/* The CPUID leaves the model implements (KVM_GET_SUPPORTED_CPUID). */
+const struct kvm_cpuid_entry2 *x86_supported_cpuid(unsigned *n);
 
 /* CPUID as the guest sees it (table + the model's overrides). */
 void x86_cpuid(const struct x86_cpu *cpu, uint32_t leaf, uint32_t sub,
