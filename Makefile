@@ -111,15 +111,16 @@ $(B)/tests/test_x86_%: tests/test_x86_%.c tests/tap.h tests/x86_harness.h \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(X86_OBJS) $(LDLIBS)
 
-# Guest code is built the way gmem guests are, with gcc, uninstrumented.
-GUEST_CC ?= gcc
-GUEST_CFLAGS := -O2 -ffreestanding -mgeneral-regs-only -mno-red-zone \
+# Guest code for test_x86_gcc: built the way gmem guests are, with gcc,
+# uninstrumented.
+X86_GUEST_CC := gcc
+X86_GUEST_CFLAGS := -O2 -ffreestanding -mgeneral-regs-only -mno-red-zone \
 	-fno-tree-loop-distribute-patterns -fstack-protector-strong -fPIC \
 	-Wall -Wextra -Werror -Itests
 
 $(B)/tests/x86_gcc_guest.o: tests/x86_gcc_guest.c tests/x86_gcc_guest.h
 	@mkdir -p $(dir $@)
-	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+	$(X86_GUEST_CC) $(X86_GUEST_CFLAGS) -c $< -o $@
 
 $(B)/tests/test_x86_gcc: tests/test_x86_gcc.c tests/tap.h \
 		tests/x86_harness.h tests/x86_gcc_guest.h \
