@@ -247,6 +247,7 @@ struct x86_cpu {
 	uint64_t rip;
 	uint64_t rflags;	/* arithmetic bits valid only after flags */
 	struct x86_lazy lf;
+	struct x86_lazy lf_rot;	/* under a ROL/ROR (lf.op == LF_ROT) */
 	struct kvm_segment seg[X86_NSEG];
 	struct kvm_segment tr, ldt;
 	struct kvm_dtable gdt, idt;
