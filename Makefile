@@ -46,11 +46,24 @@ LIB_SRCS := \
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 
+# The x86-64 CPU model.  Part of the library; its tests link the objects
+# directly so that they build on their own (`make x86-test`).
+X86_SRCS := \
+	src/x86/decode.c \
+	src/x86/exec.c \
+	src/x86/paging.c \
+	src/x86/system.c
+
+X86_OBJS := $(X86_SRCS:%.c=$(B)/%.o)
+LIB_OBJS += $(X86_OBJS)
+LDLIBS += -lZydis
+
 # Tests: each a standalone TAP program, run under prove.
 TESTS := \
 	tests/test_rmap \
 	tests/test_mmu \
 	tests/test_stress \
+	tests/test_vcpu \
 	tests/test_uapi \
 	tests/test_attr \
 	tests/test_guest_memfd \
@@ -100,17 +113,28 @@ GUEST_TESTS := \
 GUEST_ELFS := $(GUEST_TESTS:%=$(B)/guests/%.elf)
 TESTS += $(GUEST_TESTS:%=tests/test_guest_%)
 
+X86_TESTS := \
+	tests/test_x86_unit \
+	tests/test_x86_diff \
+	tests/test_x86_fuzz
+
+TESTS += $(X86_TESTS)
+
 TEST_BINS := $(TESTS:%=$(B)/%)
+X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 
 # The tests with threads, run again under ThreadSanitizer by test-tsan.
-TSAN_TESTS := tests/test_stress tests/test_mmu
+TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
 
 DEB_PKGS := gcc make clang libclang-rt-14-dev libzydis-dev perl pkg-config
 
-.PHONY: all lib guests test test-tsan run install clean deps check-format
+BENCHES := bench/bench_mem bench/bench_x86
+BENCH_BINS := $(BENCHES:%=$(B)/%)
+
+.PHONY: all lib guests test test-tsan x86-test bench run install clean deps check-format
 all: lib guests $(EXAMPLE_BINS) $(B)/gmem.pc
 
 guests: $(GUEST_ELFS)
@@ -135,6 +159,19 @@ $(B)/gmem.pc: gmem.pc.in
 $(B)/tests/%: tests/%.c tests/tap.h $(B)/libgmem.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
+
+$(B)/bench/%: bench/%.c $(B)/libgmem.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
+
+$(B)/tests/test_x86_%: tests/test_x86_%.c tests/tap.h tests/x86_harness.h \
+		$(X86_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(X86_OBJS) $(LDLIBS)
+
+$(B)/bench/bench_x86: bench/bench_x86.c tests/x86_harness.h $(X86_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(X86_OBJS) $(LDLIBS)
 
 # Guest runtime objects and guest images (see GUEST_TESTS above).
 $(B)/guests/%.S.o: guests/%.S
@@ -192,6 +229,17 @@ test: deps
 test-tsan: deps
 	$(MAKE) --no-print-directory MODE=tsan $(TSAN_TESTS:%=build/tsan/%)
 	TSAN_OPTIONS=halt_on_error=1 prove -f $(TSAN_TESTS:%=build/tsan/%)
+
+# Timing lives here, never in a pass/fail test.
+bench: deps
+	$(MAKE) --no-print-directory $(BENCH_BINS)
+	echo 'figure,gmem,anchor,ratio,target' > bench/results.csv
+	for b in $(BENCH_BINS); do $$b bench/results.csv || exit 1; done
+
+# The CPU model's tests alone.
+x86-test:
+	$(MAKE) --no-print-directory $(X86_TEST_BINS)
+	prove -f $(X86_TEST_BINS)
 
 run: deps
 	$(MAKE) --no-print-directory all

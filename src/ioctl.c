@@ -147,6 +147,20 @@ int gmem_vm_from_handle(int fd, struct gmem_vm **vmp)
 	return -EINVAL;
 }
 
+int gmem_vcpu_from_handle(int fd, struct gmem_vcpu **vcpup)
+{
+	void *obj;
+	enum gmem_handle_kind kind = gmem_handle_get(fd, &obj);
+
+	if (kind == GMEM_H_FREE)
+		return -EBADF;
+	gmem_handle_put(kind, obj);
+	if (kind != GMEM_H_VCPU)
+		return -EINVAL;
+	*vcpup = obj;
+	return 0;
+}
+
 /* ---- façade ------------------------------------------------------------ */
 
 static long ret_errno(long r)
@@ -172,6 +186,10 @@ static long sys_ioctl(unsigned long request, unsigned long arg)
 		return arg ? -EINVAL : KVM_API_VERSION;
 	case KVM_CHECK_EXTENSION:
 		return gmem_check_extension(NULL, (long)arg);
+	case KVM_GET_SUPPORTED_CPUID:
+		if (!arg)
+			return -EFAULT;
+		return gmem_get_supported_cpuid((struct kvm_cpuid2 *)arg);
 	case KVM_GET_VCPU_MMAP_SIZE:
 		return arg ? -EINVAL : (long)GMEM_VCPU_MMAP_SIZE;
 	case KVM_CREATE_VM:
@@ -247,6 +265,35 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 	}
 }
 
+static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
+		       unsigned long arg)
+{
+	void *p = (void *)arg;
+
+	if (request != KVM_RUN && !p)
+		return -EFAULT;
+	switch (request) {
+	case KVM_RUN:
+		return arg ? -EINVAL : gmem_vcpu_run(vcpu);
+	case KVM_GET_REGS:
+		return gmem_vcpu_get_regs(vcpu, p);
+	case KVM_SET_REGS:
+		return gmem_vcpu_set_regs(vcpu, p);
+	case KVM_GET_SREGS:
+		return gmem_vcpu_get_sregs(vcpu, p);
+	case KVM_SET_SREGS:
+		return gmem_vcpu_set_sregs(vcpu, p);
+	case KVM_SET_CPUID2:
+		return gmem_vcpu_set_cpuid(vcpu, p);
+	case KVM_GET_MSRS:
+		return gmem_vcpu_get_msrs(vcpu, p);
+	case KVM_SET_MSRS:
+		return gmem_vcpu_set_msrs(vcpu, p);
+	default:
+		return -ENOTTY;
+	}
+}
+
 int gmem_ioctl(int fd, unsigned long request, ...)
 {
 	enum gmem_handle_kind kind;
@@ -268,6 +315,9 @@ int gmem_ioctl(int fd, unsigned long request, ...)
 		break;
 	case GMEM_H_VM:
 		r = vm_ioctl(obj, request, arg);
+		break;
+	case GMEM_H_VCPU:
+		r = vcpu_ioctl(obj, request, arg);
 		break;
 	default:
 		r = -ENOTTY;

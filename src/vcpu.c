@@ -13,9 +13,14 @@
 #include "util.h"
 #include "vcpu.h"
 #include "vm.h"
+#include "x86/x86.h"
 
 #define KVM_MAX_VCPUS 1024
 #define RUN_SIZE GMEM_VCPU_MMAP_SIZE
+/* MAXPHYADDR reported to guests without the XO alias, as on many hosts. */
+#define GMEM_DEFAULT_MAXPHYADDR 48
+
+static const struct x86_bus vcpu_bus;
 
 int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 		     struct gmem_vcpu **vcpup)
@@ -68,6 +73,18 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 		r = -ENOMEM;
 		goto err_unlock;
 	}
+	vcpu->cpu = gmem_zalloc(sizeof(*vcpu->cpu));
+	if (!vcpu->cpu || x86_cpu_init(vcpu->cpu, &vcpu_bus, vcpu)) {
+		r = -ENOMEM;
+		goto err_unlock;
+	}
+	vcpu->cpu->kick = &vcpu->kick;
+	vcpu->cpu->immediate_exit = &vcpu->run->immediate_exit;
+	if (vm->xo_bit)
+		x86_set_maxphyaddr(vcpu->cpu, vm->maxphyaddr, true);
+	else
+		x86_set_maxphyaddr(vcpu->cpu, GMEM_DEFAULT_MAXPHYADDR, false);
+
 	/* Start current: earlier shootdowns are no concern of ours. */
 	vcpu->seen_gen = __atomic_load_n(&vm->mmu.flush_gen, __ATOMIC_ACQUIRE);
 	vm->vcpus[vm->nr_vcpus++] = vcpu;
@@ -78,6 +95,11 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 
 err_unlock:
 	pthread_mutex_unlock(&vm->vcpus_lock);
+	if (vcpu->cpu && vcpu->cpu->decoder)
+		x86_cpu_destroy(vcpu->cpu);
+	gmem_free(vcpu->cpu);
+	if (vcpu->run)
+		munmap(vcpu->run, RUN_SIZE);
 	if (vcpu->run_fd >= 0)
 		close(vcpu->run_fd);
 	gmem_free(vcpu);
@@ -98,6 +120,8 @@ void gmem_vcpu_destroy(struct gmem_vcpu *vcpu)
 			break;
 		}
 	pthread_mutex_unlock(&vm->vcpus_lock);
+	x86_cpu_destroy(vcpu->cpu);
+	gmem_free(vcpu->cpu);
 	munmap(vcpu->run, RUN_SIZE);
 	close(vcpu->run_fd);
 	gmem_free(vcpu);
@@ -115,6 +139,12 @@ void gmem_vcpu_wait_flush(struct gmem_vm *vm, uint64_t gen)
 	for (size_t i = 0; i < vm->nr_vcpus; i++) {
 		struct gmem_vcpu *v = vm->vcpus[i];
 
+		/* The CPU model polls this between instructions. */
+		if (__atomic_load_n(&v->mode, __ATOMIC_SEQ_CST) ==
+			    GMEM_VCPU_IN_GUEST &&
+		    __atomic_load_n(&v->seen_gen, __ATOMIC_ACQUIRE) < gen)
+			__atomic_fetch_or(&v->kick, GMEM_KICK_FLUSH,
+					  __ATOMIC_SEQ_CST);
 		while (__atomic_load_n(&v->mode, __ATOMIC_SEQ_CST) ==
 			       GMEM_VCPU_IN_GUEST &&
 		       __atomic_load_n(&v->seen_gen, __ATOMIC_ACQUIRE) < gen)
@@ -159,9 +189,15 @@ void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu)
 			break;
 		}
 		tlb_flush_range(vcpu, start, end);
+		if (vcpu->cpu)
+			x86_cpu_invalidate_gpa(vcpu->cpu, start << PAGE_SHIFT,
+					       end << PAGE_SHIFT);
 	}
-	if (full)
+	if (full) {
 		memset(vcpu->tlb, 0, sizeof(vcpu->tlb));
+		if (vcpu->cpu)
+			x86_cpu_flush(vcpu->cpu);
+	}
 	VCPU_STAT_INC(vcpu, tlb_flushes);
 	__atomic_store_n(&vcpu->seen_gen, gen, __ATOMIC_RELEASE);
 }
@@ -341,6 +377,261 @@ out:
 	if (!nested)
 		gmem_vcpu_exit_guest(vcpu);
 	return r;
+}
+
+/* ---- the CPU model's view of stage 2 ----------------------------------- */
+
+static int bus_map(void *ctx, uint64_t gpa, unsigned int acc, uint8_t **page,
+		   unsigned int *perm)
+{
+	struct gmem_vcpu *vcpu = ctx;
+	struct gmem_s2_result res = { 0 };
+
+	switch (translate(vcpu, gpa, acc, &res)) {
+	case GMEM_S2_OK:
+		*page = res.page;
+		*perm = res.perm;
+		return X86_S2_OK;
+	case GMEM_S2_MMIO:
+		return X86_S2_MMIO;
+	case GMEM_S2_XO:
+		return X86_S2_XO_PF;
+	case GMEM_S2_FAULT:
+		vcpu->s2_error = res.error;
+		return X86_S2_EXIT;
+	case GMEM_S2_RETRY:
+		/* Restart the instruction once the flush is acknowledged. */
+		vcpu->s2_retry = true;
+		return X86_S2_EXIT;
+	case GMEM_S2_NOMEM:
+	default:
+		vcpu->s2_nomem = true;
+		return X86_S2_EXIT;
+	}
+}
+
+static const struct x86_bus vcpu_bus = { .map = bus_map };
+
+/* Finish what the VMM answered: IN data, MMIO read data, hypercall ret. */
+static void complete_pending(struct gmem_vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint32_t data = 0;
+
+	switch (vcpu->pending) {
+	case GMEM_PEND_IN:
+		memcpy(&data, (uint8_t *)run + run->io.data_offset,
+		       run->io.size);
+		x86_complete_in(vcpu->cpu, data);
+		break;
+	case GMEM_PEND_MMIO: {
+		uint64_t v = 0;
+
+		memcpy(&v, run->mmio.data, MIN(run->mmio.len, 8));
+		x86_complete_mmio(vcpu->cpu, v);
+		break;
+	}
+	case GMEM_PEND_HYPERCALL:
+		vcpu->cpu->gpr[X86_RAX] = run->hypercall.ret;
+		break;
+	}
+	vcpu->pending = GMEM_PEND_NONE;
+}
+
+/* VMCALL: KVM's convention, RAX = nr, RBX/RCX/RDX/RSI = args. */
+static bool hypercall(struct gmem_vcpu *vcpu)
+{
+	struct x86_cpu *cpu = vcpu->cpu;
+	struct kvm_run *run = vcpu->run;
+	uint64_t nr = cpu->gpr[X86_RAX];
+	uint64_t mask = __atomic_load_n(&vcpu->vm->hypercall_exits,
+					__ATOMIC_RELAXED);
+
+	if (cpu->cpl != 0) {
+		cpu->gpr[X86_RAX] = (uint64_t)-1; /* -KVM_EPERM */
+		return false;
+	}
+	if (nr != KVM_HC_MAP_GPA_RANGE || !(mask & (1ULL << nr))) {
+		cpu->gpr[X86_RAX] = (uint64_t)-KVM_ENOSYS;
+		return false;
+	}
+	run->exit_reason = KVM_EXIT_HYPERCALL;
+	memset(&run->hypercall, 0, sizeof(run->hypercall));
+	run->hypercall.nr = nr;
+	run->hypercall.args[0] = cpu->gpr[X86_RBX];
+	run->hypercall.args[1] = cpu->gpr[X86_RCX];
+	run->hypercall.args[2] = cpu->gpr[X86_RDX];
+	run->hypercall.args[3] = cpu->gpr[X86_RSI];
+	run->hypercall.longmode = 1;
+	/* Until the VMM answers, the guest sees KVM's "not done". */
+	run->hypercall.ret = (uint64_t)-KVM_ENOSYS;
+	vcpu->pending = GMEM_PEND_HYPERCALL;
+	return true;
+}
+
+/* Instructions between stop checks, on top of the CPU's own polling. */
+#define RUN_BUDGET 100000
+
+int gmem_vcpu_run(struct gmem_vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	struct x86_stop stop;
+	int r = 0;
+
+	if (__atomic_load_n(&run->immediate_exit, __ATOMIC_RELAXED)) {
+		run->exit_reason = KVM_EXIT_INTR;
+		return -EINTR;
+	}
+	complete_pending(vcpu);
+	gmem_vcpu_enter_guest(vcpu);
+	for (;;) {
+		int kick;
+
+		vcpu->s2_retry = vcpu->s2_nomem = false;
+		switch (x86_run(vcpu->cpu, RUN_BUDGET, &stop)) {
+		case X86_STOP_BUDGET:
+		case X86_STOP_KICK:
+			kick = __atomic_exchange_n(&vcpu->kick, 0,
+						   __ATOMIC_ACQUIRE);
+			gmem_vcpu_check_flush(vcpu);
+			if ((kick & GMEM_KICK_USER) ||
+			    __atomic_load_n(&run->immediate_exit,
+					    __ATOMIC_RELAXED)) {
+				run->exit_reason = KVM_EXIT_INTR;
+				r = -EINTR;
+				goto out;
+			}
+			continue;
+		case X86_STOP_HLT:
+			run->exit_reason = KVM_EXIT_HLT;
+			goto out;
+		case X86_STOP_IO:
+			run->exit_reason = KVM_EXIT_IO;
+			run->io.direction = stop.io.is_write ? KVM_EXIT_IO_OUT :
+							      KVM_EXIT_IO_IN;
+			run->io.size = stop.io.size;
+			run->io.port = stop.io.port;
+			run->io.count = 1;
+			run->io.data_offset = PAGE_SIZE;
+			memcpy((uint8_t *)run + PAGE_SIZE, &stop.io.data, 4);
+			if (!stop.io.is_write)
+				vcpu->pending = GMEM_PEND_IN;
+			goto out;
+		case X86_STOP_VMCALL:
+			if (hypercall(vcpu))
+				goto out;
+			continue;
+		case X86_STOP_MMIO:
+			run->exit_reason = KVM_EXIT_MMIO;
+			run->mmio.phys_addr = stop.mmio.gpa;
+			run->mmio.len = stop.mmio.len;
+			run->mmio.is_write = stop.mmio.is_write;
+			memcpy(run->mmio.data, stop.mmio.data, 8);
+			VCPU_STAT_INC(vcpu, exits_mmio);
+			if (!stop.mmio.is_write)
+				vcpu->pending = GMEM_PEND_MMIO;
+			goto out;
+		case X86_STOP_S2_EXIT:
+			if (vcpu->s2_retry) {
+				gmem_vcpu_check_flush(vcpu);
+				sched_yield();
+				continue;
+			}
+			if (vcpu->s2_nomem) {
+				run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
+				run->internal.suberror = 0;
+				run->internal.ndata = 0;
+				r = -ENOMEM;
+				goto out;
+			}
+			/* kvm_run holds the memory-fault exit already. */
+			r = vcpu->s2_error;
+			goto out;
+		case X86_STOP_SHUTDOWN:
+			run->exit_reason = KVM_EXIT_SHUTDOWN;
+			goto out;
+		case X86_STOP_INTERNAL:
+		default:
+			run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
+			run->internal.suberror = KVM_INTERNAL_ERROR_EMULATION;
+			run->internal.ndata = 1;
+			run->internal.data[0] = stop.internal.rip;
+			goto out;
+		}
+	}
+out:
+	gmem_vcpu_exit_guest(vcpu);
+	if (run->exit_reason < ARRAY_SIZE(vcpu->stats.exits))
+		VCPU_STAT_INC(vcpu, exits[run->exit_reason]);
+	return r;
+}
+
+void gmem_vcpu_kick(struct gmem_vcpu *vcpu)
+{
+	__atomic_fetch_or(&vcpu->kick, GMEM_KICK_USER, __ATOMIC_SEQ_CST);
+}
+
+int gmem_vcpu_get_regs(struct gmem_vcpu *vcpu, struct kvm_regs *regs)
+{
+	x86_get_regs(vcpu->cpu, regs);
+	return 0;
+}
+
+int gmem_vcpu_set_regs(struct gmem_vcpu *vcpu, const struct kvm_regs *regs)
+{
+	x86_set_regs(vcpu->cpu, regs);
+	return 0;
+}
+
+int gmem_vcpu_get_sregs(struct gmem_vcpu *vcpu, struct kvm_sregs *sregs)
+{
+	x86_get_sregs(vcpu->cpu, sregs);
+	return 0;
+}
+
+int gmem_vcpu_set_sregs(struct gmem_vcpu *vcpu, const struct kvm_sregs *sregs)
+{
+	return x86_set_sregs(vcpu->cpu, sregs);
+}
+
+int gmem_vcpu_set_cpuid(struct gmem_vcpu *vcpu, const struct kvm_cpuid2 *cpuid)
+{
+	return x86_set_cpuid(vcpu->cpu, cpuid->entries, cpuid->nent);
+}
+
+int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid)
+{
+	unsigned int n;
+	const struct kvm_cpuid_entry2 *e = x86_supported_cpuid(&n);
+
+	if (cpuid->nent < n)
+		return -E2BIG;
+	memcpy(cpuid->entries, e, n * sizeof(*e));
+	cpuid->nent = n;
+	return 0;
+}
+
+/* KVM_GET/SET_MSRS: process entries until the first one that fails. */
+int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs)
+{
+	uint32_t i;
+
+	for (i = 0; i < msrs->nmsrs; i++)
+		if (x86_get_msr(vcpu->cpu, msrs->entries[i].index,
+				&msrs->entries[i].data))
+			break;
+	return (int)i;
+}
+
+int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs)
+{
+	uint32_t i;
+
+	for (i = 0; i < msrs->nmsrs; i++)
+		if (x86_set_msr(vcpu->cpu, msrs->entries[i].index,
+				msrs->entries[i].data))
+			break;
+	return (int)i;
 }
 
 int gmem_vcpu_get_stats(struct gmem_vcpu *vcpu, struct gmem_vcpu_stats *st)

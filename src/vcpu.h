@@ -37,6 +37,14 @@ struct gmem_tlb_entry {
 
 enum { GMEM_VCPU_OUTSIDE, GMEM_VCPU_IN_GUEST };
 
+/* Bits of vcpu->kick. */
+#define GMEM_KICK_USER 1  /* gmem_vcpu_kick(): return -EINTR */
+#define GMEM_KICK_FLUSH 2 /* a TLB shootdown waits for this vCPU */
+
+enum { GMEM_PEND_NONE, GMEM_PEND_IN, GMEM_PEND_MMIO, GMEM_PEND_HYPERCALL };
+
+struct x86_cpu;
+
 struct gmem_vcpu {
 	struct gmem_vm *vm;
 	unsigned long id;
@@ -45,7 +53,13 @@ struct gmem_vcpu {
 
 	int mode;	   /* atomic: GMEM_VCPU_* */
 	uint64_t seen_gen; /* atomic: last flush generation acted on */
-	int kick;	   /* atomic: gmem_vcpu_kick() request */
+	int kick;	   /* atomic: GMEM_KICK_* requests; the CPU polls it */
+
+	struct x86_cpu *cpu;
+	int pending;	 /* what the next run completes first: GMEM_PEND_* */
+	int s2_error;	 /* -EFAULT/-EHWPOISON of a memory-fault stop */
+	bool s2_retry;	 /* the stop was a fault that raced a flush */
+	bool s2_nomem;
 
 	struct gmem_tlb_entry tlb[GMEM_TLB_SIZE];
 	struct gmem_vcpu_stats stats;

@@ -84,6 +84,7 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_MEMORY_FAULT_INFO:
 	case KVM_CAP_IMMEDIATE_EXIT:
 	case GMEM_CAP_EXEC_ONLY:
+	case GMEM_CAP_XO_ALIAS:
 		return 1;
 	case KVM_CAP_NR_MEMSLOTS:
 		return 32764;
@@ -91,6 +92,8 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 		return (int)gmem_vm_supported_attrs(vm);
 	case KVM_CAP_GUEST_MEMFD:
 		return !vm || gmem_vm_has_private_mem(vm);
+	case KVM_CAP_EXIT_HYPERCALL:
+		return 1 << KVM_HC_MAP_GPA_RANGE;
 	case KVM_CAP_VM_TYPES:
 		return 1 << KVM_X86_DEFAULT_VM | 1 << KVM_X86_SW_PROTECTED_VM;
 	default:
@@ -108,6 +111,31 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		pthread_mutex_lock(&vm->lock);
 		vm->exec_only = true;
 		pthread_mutex_unlock(&vm->lock);
+		return 0;
+	case GMEM_CAP_XO_ALIAS:
+		/*
+		 * args[0] is the MAXPHYADDR M the guest is told; bit M of its
+		 * PTEs then selects the execute-only alias.  vCPUs read it at
+		 * creation, so, as for many KVM capabilities, it must come
+		 * before the first one.
+		 */
+		if (cap->flags || cap->args[0] < 32 || cap->args[0] > 51 ||
+		    cap->args[1] || cap->args[2] || cap->args[3])
+			return -EINVAL;
+		pthread_mutex_lock(&vm->vcpus_lock);
+		if (vm->nr_vcpus) {
+			pthread_mutex_unlock(&vm->vcpus_lock);
+			return -EINVAL;
+		}
+		vm->maxphyaddr = (unsigned int)cap->args[0];
+		vm->xo_bit = 1ULL << cap->args[0];
+		pthread_mutex_unlock(&vm->vcpus_lock);
+		return 0;
+	case KVM_CAP_EXIT_HYPERCALL:
+		if (cap->flags || (cap->args[0] & ~(1ULL << KVM_HC_MAP_GPA_RANGE)))
+			return -EINVAL;
+		__atomic_store_n(&vm->hypercall_exits, cap->args[0],
+				 __ATOMIC_RELAXED);
 		return 0;
 	default:
 		return -EINVAL;

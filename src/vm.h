@@ -48,6 +48,8 @@ struct gmem_vm {
 	struct gmem_vcpu **vcpus;
 	size_t nr_vcpus, cap_vcpus;
 	uint64_t xo_bit; /* GMEM_CAP_XO_ALIAS: 1 << M, or 0 */
+	unsigned int maxphyaddr; /* M, what CPUID reports, once XO is on */
+	uint64_t hypercall_exits; /* KVM_CAP_EXIT_HYPERCALL mask */
 };
 
 static inline bool gmem_vm_has_private_mem(const struct gmem_vm *vm)

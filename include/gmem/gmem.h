@@ -146,6 +146,8 @@ int gmem_vcpu_set_sregs(struct gmem_vcpu *vcpu,
 			const struct kvm_sregs *sregs);
 int gmem_vcpu_set_cpuid(struct gmem_vcpu *vcpu,
 			const struct kvm_cpuid2 *cpuid);
+/* KVM_GET_SUPPORTED_CPUID: -E2BIG if cpuid->nent is too small. */
+int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid);
 int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs);
 int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs);
 
@@ -201,6 +203,12 @@ int gmem_vcpu_get_stats(struct gmem_vcpu *vcpu, struct gmem_vcpu_stats *st);
  * -EBADF if @fd is not open, -EINVAL if it is not a VM.
  */
 int gmem_vm_from_handle(int fd, struct gmem_vm **vmp);
+
+/*
+ * The vCPU behind a façade vCPU handle (for gmem_vcpu_kick() from a signal
+ * handler or another thread).  Valid while the handle stays open.
+ */
+int gmem_vcpu_from_handle(int fd, struct gmem_vcpu **vcpup);
 
 /* Close any gmem handle (system, VM, vCPU or guest_memfd). */
 int gmem_handle_close(int fd);

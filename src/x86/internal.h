@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals shared by the interpreter's files: the decoded-instruction
+ * record, the decode cache page, memory references and the fast paths of
+ * translation and register access.
+ */
+#ifndef GMEM_X86_INTERNAL_H
+#define GMEM_X86_INTERNAL_H
+
+#include <string.h>
+
+#include "x86/x86.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/*
+ * Handler and translation status.  X86_EXC: cpu->exc holds a fault to
+ * deliver, nothing committed.  X86_STOPPED: cpu->stop is filled, nothing
+ * of the instruction committed unless the stop says so (OUT, HLT, ...).
+ */
+enum { X86_OK = 0, X86_EXC = 1, X86_STOPPED = 2 };
+
+/* Operand kinds in struct x86_insn. */
+enum { K_NONE = 0, K_REG, K_MEM, K_IMM };
+
+/* Prefix bits. */
+#define P_REP 1
+#define P_REPNE 2
+#define P_LOCK 4
+#define P_REXW 8
+
+#define NO_REG 0xff
+#define RIP_REG 16
+
+/*
+ * One decoded instruction.  Register numbers are encodings 0-15, with
+ * 16-19 for AH, CH, DH, BH (8-bit operands only).  At most one explicit
+ * memory operand exists in the general-purpose set; its address is
+ * seg base + base + (index << scale) + disp, truncated to asz bytes
+ * before the segment base is added.
+ */
+struct x86_insn;
+typedef int (*x86_handler)(struct x86_cpu *c, const struct x86_insn *i);
+
+struct x86_insn {
+	x86_handler fn;
+	int64_t imm;
+	int64_t disp;
+	uint16_t imm2;
+	uint16_t mnem;		/* ZydisMnemonic */
+	uint8_t len;		/* bytes */
+	uint8_t osz;		/* operand size, bytes */
+	uint8_t ssz;		/* source size for MOVZX/MOVSX/... */
+	uint8_t asz;		/* address size: 4 or 8 */
+	uint8_t op;		/* handler sub-operation */
+	uint8_t k[3];		/* operand kinds */
+	uint8_t r[3];		/* register operands */
+	uint8_t base, index, scale, seg;	/* seg: 0, X86_FS or X86_GS */
+	uint8_t pfx;
+	uint8_t nolink;		/* the page-crossing scratch record */
+	/*
+	 * Links the run loop follows instead of looking the next RIP up:
+	 * the record at RIP + len, and the last branch target.  Valid while
+	 * link_gen == cpu->gen.
+	 */
+	uint64_t link_gen;
+	struct x86_insn *next, *tgt;
+	uint64_t tgt_rip;
+};
+
+/* Records are allocated in chunks so that they never move. */
+#define DP_CHUNK 64
+#define DP_MAXCHUNKS (4096 / DP_CHUNK)
+
+/*
+ * Decoded instructions of one guest-physical page (XO bit stripped: both
+ * aliases hold the same bytes).  idx[off] is record number + 1, 0 when
+ * no instruction starting at off was decoded.  bytes[] marks the bytes
+ * decoded instructions cover, so that a write elsewhere in the page keeps
+ * the cache.
+ */
+struct x86_dpage {
+	struct x86_dpage *next;
+	uint64_t gpa;
+	unsigned n;
+	uint16_t idx[4096];
+	uint64_t bytes[4096 / 64];
+	struct x86_insn *chunk[DP_MAXCHUNKS];
+};
+
+static inline struct x86_insn *dp_rec(struct x86_dpage *dp, unsigned n)
+{
+	return &dp->chunk[n / DP_CHUNK][n % DP_CHUNK];
+}
+
+/* A translated memory operand: up to two host pieces, or MMIO. */
+struct x86_mref {
+	uint8_t *p[2];
+	uint64_t gpa;		/* of the first byte (MMIO) */
+	uint8_t len, n0;	/* total, bytes in p[0] */
+	uint8_t mmio;
+};
+
+/* Access flag for implicit supervisor accesses (IDT, GDT, TSS, frames). */
+#define X86_ACC_SUP 8
+
+int x86_mem_prep_slow(struct x86_cpu *c, uint64_t lin, unsigned len,
+		      unsigned acc, struct x86_mref *m);
+int x86_mem_rd_slow(struct x86_cpu *c, const struct x86_mref *m,
+		    uint64_t *v);
+int x86_mem_wr_slow(struct x86_cpu *c, const struct x86_mref *m,
+		    uint64_t v);
+
+/* Translate [lin, lin+len) for acc; len <= 8 (16 for descriptor reads). */
+static inline int x86_mem_prep(struct x86_cpu *c, uint64_t lin, unsigned len,
+			       unsigned acc, struct x86_mref *m)
+{
+	struct x86_tlbe *e = &c->tlb[(lin >> 12) % X86_TLB_SIZE];
+	unsigned off = lin & 0xfff;
+
+	if (likely(e->tag == lin >> 12 &&
+		   ((e->allow >> c->ushift) & acc) == acc &&
+		   off + len <= 4096)) {
+		m->p[0] = e->host + off;
+		m->len = len;
+		m->n0 = len;
+		m->mmio = 0;
+		return X86_OK;
+	}
+	return x86_mem_prep_slow(c, lin, len, acc, m);
+}
+
+static inline uint64_t ld_le(const uint8_t *p, unsigned len)
+{
+	uint8_t b1;
+	uint16_t b2;
+	uint32_t b4;
+	uint64_t b8;
+
+	switch (len) {
+	case 1:
+		b1 = *p;
+		return b1;
+	case 2:
+		memcpy(&b2, p, 2);
+		return b2;
+	case 4:
+		memcpy(&b4, p, 4);
+		return b4;
+	default:
+		memcpy(&b8, p, 8);
+		return b8;
+	}
+}
+
+static inline void st_le(uint8_t *p, unsigned len, uint64_t v)
+{
+	uint16_t b2 = v;
+	uint32_t b4 = v;
+
+	switch (len) {
+	case 1:
+		*p = v;
+		break;
+	case 2:
+		memcpy(p, &b2, 2);
+		break;
+	case 4:
+		memcpy(p, &b4, 4);
+		break;
+	default:
+		memcpy(p, &v, 8);
+		break;
+	}
+}
+
+static inline int x86_mem_rd(struct x86_cpu *c, const struct x86_mref *m,
+			     uint64_t *v)
+{
+	if (likely(!m->mmio && m->n0 == m->len)) {
+		*v = ld_le(m->p[0], m->len);
+		return X86_OK;
+	}
+	return x86_mem_rd_slow(c, m, v);
+}
+
+static inline int x86_mem_wr(struct x86_cpu *c, const struct x86_mref *m,
+			     uint64_t v)
+{
+	if (likely(!m->mmio && m->n0 == m->len)) {
+		st_le(m->p[0], m->len, v);
+		return X86_OK;
+	}
+	return x86_mem_wr_slow(c, m, v);
+}
+
+/* Register access by operand size, with the AH..BH encodings. */
+static inline uint64_t rreg(const struct x86_cpu *c, unsigned r, unsigned sz)
+{
+	uint64_t v;
+
+	if (unlikely(r >= 16))
+		return (c->gpr[r - 16] >> 8) & 0xff;
+	v = c->gpr[r];
+	switch (sz) {
+	case 1:
+		return v & 0xff;
+	case 2:
+		return v & 0xffff;
+	case 4:
+		return (uint32_t)v;
+	default:
+		return v;
+	}
+}
+
+static inline void wreg(struct x86_cpu *c, unsigned r, unsigned sz,
+			uint64_t v)
+{
+	if (unlikely(r >= 16)) {
+		c->gpr[r - 16] = (c->gpr[r - 16] & ~0xff00ull) |
+				 ((v & 0xff) << 8);
+		return;
+	}
+	switch (sz) {
+	case 1:
+		c->gpr[r] = (c->gpr[r] & ~0xffull) | (v & 0xff);
+		break;
+	case 2:
+		c->gpr[r] = (c->gpr[r] & ~0xffffull) | (v & 0xffff);
+		break;
+	case 4:
+		c->gpr[r] = (uint32_t)v;
+		break;
+	default:
+		c->gpr[r] = v;
+		break;
+	}
+}
+
+static inline uint64_t szmask(unsigned sz)
+{
+	return sz == 8 ? ~0ull : (1ull << (sz * 8)) - 1;
+}
+
+static inline int x86_raise(struct x86_cpu *c, unsigned vec, bool has_err,
+			    uint32_t err)
+{
+	c->exc.vector = vec;
+	c->exc.has_err = has_err;
+	c->exc.err = err;
+	return X86_EXC;
+}
+
+static inline int x86_ud(struct x86_cpu *c)
+{
+	return x86_raise(c, X86_UD, false, 0);
+}
+
+static inline int x86_gp0(struct x86_cpu *c)
+{
+	return x86_raise(c, X86_GP, true, 0);
+}
+
+static inline bool x86_canonical(uint64_t a)
+{
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+
+static inline void x86_set_cpl(struct x86_cpu *c, unsigned cpl)
+{
+	c->gen++;
+	c->cpl = cpl;
+	c->ushift = cpl == 3 ? 3 : 0;
+}
+
+/* Fill a stop record; returns X86_STOPPED. */
+int x86_stop_internal(struct x86_cpu *c, const char *why);
+
+/* exec.c */
+uint64_t x86_flags(struct x86_cpu *c);	/* materialize RFLAGS */
+void x86_set_flags(struct x86_cpu *c, uint64_t f);
+int x86_bind(struct x86_insn *i, const void *zinsn, const void *zops);
+int x86_push(struct x86_cpu *c, uint64_t v, unsigned sz);
+uint64_t x86_popf_mask(const struct x86_cpu *c);
+
+/* decode.c */
+int x86_fetch(struct x86_cpu *c, const struct x86_insn **ip);
+int x86_decoder_init(struct x86_cpu *c);
+void x86_decoder_fini(struct x86_cpu *c);
+void x86_dc_drop_page(struct x86_cpu *c, struct x86_dpage *dp);
+struct x86_dpage *x86_dc_lookup(struct x86_cpu *c, uint64_t gpa);
+void x86_dc_free_dead(struct x86_cpu *c);
+void x86_dc_flush(struct x86_cpu *c);
+
+/* paging.c */
+void x86_tlb_flush(struct x86_cpu *c);
+void x86_tlb_flush_page(struct x86_cpu *c, uint64_t lin);
+int x86_xlate(struct x86_cpu *c, uint64_t lin, unsigned acc,
+	      struct x86_tlbe **ep);
+
+/* system.c */
+int x86_deliver(struct x86_cpu *c);
+int x86_bind_system(struct x86_insn *i, const void *zinsn, const void *zops);
+
+#endif /* GMEM_X86_INTERNAL_H */

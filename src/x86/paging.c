@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Guest page walk (4-level long-mode paging), the soft TLB, and the slow
+ * paths of memory access: page-crossing accesses, MMIO, writes to pages
+ * holding decoded code.
+ *
+ * A walk returns a guest-level fault (#PF/#GP recorded in cpu->exc) or a
+ * stage-2 stop; it commits nothing but the A/D bits of a translation that
+ * succeeded, as hardware does.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "x86/internal.h"
+
+#define PTE_P (1ull << 0)
+#define PTE_W (1ull << 1)
+#define PTE_U (1ull << 2)
+#define PTE_A (1ull << 5)
+#define PTE_D (1ull << 6)
+#define PTE_PS (1ull << 7)
+#define PTE_NX (1ull << 63)
+#define PTE_ADDR 0x000ffffffffff000ull
+
+void x86_tlb_flush(struct x86_cpu *c)
+{
+	c->gen++;
+	for (unsigned i = 0; i < X86_TLB_SIZE; i++)
+		c->tlb[i].tag = ~0ull;
+}
+
+void x86_tlb_flush_page(struct x86_cpu *c, uint64_t lin)
+{
+	/*
+	 * Entries are 4 KiB even for large pages, and INVLPG must drop the
+	 * whole large page: flush everything, the TLB is small.
+	 */
+	(void)lin;
+	x86_tlb_flush(c);
+}
+
+int x86_stop_internal(struct x86_cpu *c, const char *why)
+{
+	c->stop->reason = X86_STOP_INTERNAL;
+	c->stop->internal.rip = c->rip;
+	c->stop->internal.why = why;
+	return X86_STOPPED;
+}
+
+/* Resolve a page-table page; stops on anything but memory. */
+static int map_table(struct x86_cpu *c, uint64_t gpa, unsigned acc,
+		     uint64_t **pte)
+{
+	uint8_t *page;
+	unsigned perm = 0;
+	int r = c->bus->map(c->bus_ctx, gpa & ~0xfffull, acc, &page, &perm);
+
+	if (r == X86_S2_EXIT) {
+		c->stop->reason = X86_STOP_S2_EXIT;
+		return X86_STOPPED;
+	}
+	if (r != X86_S2_OK || !(perm & acc))
+		return x86_stop_internal(c, "page table not in RAM");
+	*pte = (uint64_t *)(page + (gpa & 0xff8));
+	return X86_OK;
+}
+
+static int pf(struct x86_cpu *c, uint64_t lin, uint32_t err)
+{
+	c->exc.cr2 = lin;
+	return x86_raise(c, X86_PF_VEC, true, err);
+}
+
+/*
+ * Walk the guest tables for @lin.  On success *gpa is the guest-physical
+ * page (XO bit kept), and *allow the X86_ACC_* bits for CPL<3 (bits 0-2)
+ * and CPL 3 (bits 3-5) that the guest tables grant, with write bits only
+ * when the D bit is set (or was set now).
+ */
+static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
+		uint64_t *gpa, unsigned *allow, bool *large)
+{
+	unsigned m = c->maxphyaddr;
+	uint64_t rsvd = PTE_ADDR & ~((1ull << m) - 1);
+	uint64_t table = c->cr3 & PTE_ADDR & ((1ull << m) - 1);
+	uint64_t *ptes[4];
+	uint64_t pte = 0;
+	bool w = true, u = true, nx = false;
+	bool nxe = c->efer & X86_EFER_NXE;
+	unsigned a = acc & 7, lvl, n = 0;
+	uint32_t err = ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
+		       (user ? X86_PFEC_U : 0) |
+		       ((a & X86_ACC_FETCH) &&
+				(nxe || (c->cr4 & X86_CR4_SMEP)) ?
+			X86_PFEC_I : 0);
+	int r;
+
+	*large = false;
+	for (lvl = 4; lvl >= 1; lvl--) {
+		unsigned shift = 12 + 9 * (lvl - 1);
+		uint64_t pgpa = table + ((lin >> shift) & 511) * 8;
+		uint64_t bad;
+		bool leaf;
+
+		r = map_table(c, pgpa, X86_ACC_READ, &ptes[n]);
+		if (r)
+			return r;
+		pte = __atomic_load_n(ptes[n], __ATOMIC_RELAXED);
+		n++;
+		if (!(pte & PTE_P))
+			return pf(c, lin, err);
+		leaf = lvl == 1 || (lvl < 4 && (pte & PTE_PS));
+		bad = rsvd;
+		if (leaf && c->xo_bit)
+			bad &= ~c->xo_bit;
+		if (lvl == 4)
+			bad |= PTE_PS;
+		else if (lvl == 3 && leaf)
+			bad |= 0x3fffe000ull;	/* 1 GiB: bits 29:13 */
+		else if (lvl == 2 && leaf)
+			bad |= 0x1fe000ull;	/* 2 MiB: bits 20:13 */
+		if (!nxe)
+			bad |= PTE_NX;
+		if (pte & bad)
+			return pf(c, lin, err | X86_PFEC_P | X86_PFEC_RSVD);
+		w &= !!(pte & PTE_W);
+		u &= !!(pte & PTE_U);
+		nx |= nxe && (pte & PTE_NX);
+		if (leaf) {
+			uint64_t off = lin & ((1ull << shift) - 1);
+
+			*gpa = ((pte & PTE_ADDR & ~((1ull << shift) - 1)) |
+				off) & ~0xfffull;
+			*large = lvl > 1;
+			break;
+		}
+		table = pte & PTE_ADDR & ((1ull << m) - 1);
+	}
+
+	/* Permission checks (SDM 4.6). */
+	bool wp = c->cr0 & X86_CR0_WP;
+	bool smep = c->cr4 & X86_CR4_SMEP;
+	bool smap = c->cr4 & X86_CR4_SMAP;
+	bool ac_ok = (c->rflags & X86_AC) && !(acc & X86_ACC_SUP);
+	bool ok;
+
+	if (user) {
+		ok = u && (!(a & X86_ACC_WRITE) || w) &&
+		     (!(a & X86_ACC_FETCH) || !nx);
+	} else if (a & X86_ACC_FETCH) {
+		ok = !nx && !(smep && u);
+	} else {
+		ok = (!(a & X86_ACC_WRITE) || w || !wp) &&
+		     !(smap && u && !ac_ok);
+	}
+	if (!ok)
+		return pf(c, lin, err | X86_PFEC_P);
+
+	/* Accessed on every level, dirty on the leaf for a write. */
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t set = PTE_A;
+
+		if (k == n - 1 && (a & X86_ACC_WRITE))
+			set |= PTE_D;
+		if ((__atomic_load_n(ptes[k], __ATOMIC_RELAXED) & set) != set)
+			__atomic_fetch_or(ptes[k], set, __ATOMIC_RELAXED);
+	}
+	pte = __atomic_load_n(ptes[n - 1], __ATOMIC_RELAXED);
+
+	unsigned sup = X86_ACC_READ | X86_ACC_FETCH, usr = 0;
+	bool dirty = pte & PTE_D;
+
+	if ((w || !wp) && dirty)
+		sup |= X86_ACC_WRITE;
+	if (nx || (smep && u))
+		sup &= ~X86_ACC_FETCH;
+	if (smap && u)	/* depends on RFLAGS.AC: never cache */
+		sup &= ~(X86_ACC_READ | X86_ACC_WRITE);
+	if (u) {
+		usr = X86_ACC_READ;
+		if (w && dirty)
+			usr |= X86_ACC_WRITE;
+		if (!nx)
+			usr |= X86_ACC_FETCH;
+	}
+	*allow = sup | usr << 3;
+	return X86_OK;
+}
+
+/*
+ * Translate one page piece: [lin, lin+len) lies in one page.  *host is
+ * the host address of lin, or NULL for MMIO (then *gpa is the address).
+ */
+static int xlate_piece(struct x86_cpu *c, uint64_t lin, unsigned len,
+		       unsigned acc, uint8_t **host, uint64_t *gpa)
+{
+	struct x86_tlbe *e = &c->tlb[(lin >> 12) % X86_TLB_SIZE];
+	unsigned a = acc & 7;
+	unsigned sh = (acc & X86_ACC_SUP) ? 0 : c->ushift;
+	bool user = !(acc & X86_ACC_SUP) && c->cpl == 3;
+	unsigned off = lin & 0xfff;
+	uint64_t g = 0;
+	unsigned allow, perm = 0;
+	bool large;
+	uint8_t *page;
+	int r;
+
+	if (unlikely(!x86_canonical(lin)))
+		return x86_gp0(c);
+	if (e->tag == lin >> 12 && (((e->allow | e->wok) >> sh) & a) == a)
+		goto hit;
+
+	r = walk(c, lin, acc, user, &g, &allow, &large);
+	if (r)
+		return r;
+	r = c->bus->map(c->bus_ctx, g, a, &page, &perm);
+	switch (r) {
+	case X86_S2_OK:
+		break;
+	case X86_S2_MMIO:
+		*host = NULL;
+		*gpa = g | off;
+		return X86_OK;
+	case X86_S2_EXIT:
+		c->stop->reason = X86_STOP_S2_EXIT;
+		return X86_STOPPED;
+	case X86_S2_XO_PF:
+		return pf(c, lin, X86_PFEC_P |
+			  ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
+			  (c->cpl == 3 ? X86_PFEC_U : 0));
+	default:
+		return x86_stop_internal(c, "bad stage-2 result");
+	}
+	if (!(perm & a))
+		return x86_stop_internal(c, "stage-2 denied a granted access");
+	perm &= 7;
+	allow &= perm | perm << 3;
+	e->tag = lin >> 12;
+	e->host = page;
+	e->gpa = g;
+	e->code = x86_dc_lookup(c, g);
+	e->wok = 0;
+	e->allow = allow;
+	if (e->code) {
+		e->wok = allow & (X86_ACC_WRITE | X86_ACC_WRITE << 3);
+		e->allow &= ~e->wok;
+	}
+	if (!(((e->allow | e->wok) >> sh) & a)) {
+		/* Granted for this access only (e.g. SMAP with AC=1). */
+		e->tag = ~0ull;
+		*host = page + off;
+		*gpa = g | off;
+		return X86_OK;
+	}
+hit:
+	if ((a & X86_ACC_WRITE) && e->code) {
+		/* Self-modifying code: drop the decodes this write hits. */
+		struct x86_dpage *dp = e->code;
+		bool hitcode = false;
+
+		for (unsigned b = off; b < off + len; b++)
+			hitcode |= (dp->bytes[b / 64] >> (b % 64)) & 1;
+		if (hitcode)
+			x86_dc_drop_page(c, dp);
+	}
+	*host = e->host + off;
+	*gpa = e->gpa | off;
+	return X86_OK;
+}
+
+int x86_xlate(struct x86_cpu *c, uint64_t lin, unsigned acc,
+	      struct x86_tlbe **ep)
+{
+	uint8_t *host;
+	uint64_t gpa;
+	int r = xlate_piece(c, lin, 1, acc, &host, &gpa);
+
+	if (r)
+		return r;
+	if (!host)
+		return x86_stop_internal(c, "instruction fetch from MMIO");
+	*ep = &c->tlb[(lin >> 12) % X86_TLB_SIZE];
+	if ((*ep)->tag != lin >> 12)
+		return x86_stop_internal(c, "uncacheable fetch");
+	return X86_OK;
+}
+
+int x86_mem_prep_slow(struct x86_cpu *c, uint64_t lin, unsigned len,
+		      unsigned acc, struct x86_mref *m)
+{
+	unsigned off = lin & 0xfff;
+	unsigned n0 = len < 4096 - off ? len : 4096 - off;
+	uint64_t gpa, gpa1;
+	uint8_t *h1;
+	int r;
+
+	r = xlate_piece(c, lin, n0, acc, &m->p[0], &gpa);
+	if (r)
+		return r;
+	m->len = len;
+	m->n0 = n0;
+	m->mmio = !m->p[0];
+	m->gpa = gpa;
+	m->p[1] = NULL;
+	if (n0 == len)
+		return X86_OK;
+	r = xlate_piece(c, lin + n0, len - n0, acc, &h1, &gpa1);
+	if (r)
+		return r;
+	if (m->mmio || !h1)
+		return x86_stop_internal(c, "page-crossing MMIO access");
+	m->p[1] = h1;
+	return X86_OK;
+}
+
+int x86_mem_rd_slow(struct x86_cpu *c, const struct x86_mref *m, uint64_t *v)
+{
+	uint8_t buf[8];
+
+	if (m->mmio) {
+		if (c->mmio.rd == 2 && c->mmio.rgpa == m->gpa &&
+		    c->mmio.rlen == m->len) {
+			*v = c->mmio.rdata & szmask(m->len);
+			return X86_OK;
+		}
+		c->mmio.rd = 1;
+		c->mmio.rgpa = m->gpa;
+		c->mmio.rlen = m->len;
+		c->stop->reason = X86_STOP_MMIO;
+		c->stop->mmio.gpa = m->gpa;
+		c->stop->mmio.len = m->len;
+		c->stop->mmio.is_write = 0;
+		memset(c->stop->mmio.data, 0, 8);
+		return X86_STOPPED;
+	}
+	memcpy(buf, m->p[0], m->n0);
+	memcpy(buf + m->n0, m->p[1], m->len - m->n0);
+	*v = ld_le(buf, m->len);
+	return X86_OK;
+}
+
+int x86_mem_wr_slow(struct x86_cpu *c, const struct x86_mref *m, uint64_t v)
+{
+	uint8_t buf[8];
+
+	if (m->mmio) {
+		if (c->mmio.wr && c->mmio.wgpa == m->gpa &&
+		    c->mmio.wlen == m->len)
+			return X86_OK;	/* delivered before the stop */
+		c->mmio.wr = 1;
+		c->mmio.wgpa = m->gpa;
+		c->mmio.wlen = m->len;
+		c->stop->reason = X86_STOP_MMIO;
+		c->stop->mmio.gpa = m->gpa;
+		c->stop->mmio.len = m->len;
+		c->stop->mmio.is_write = 1;
+		memset(c->stop->mmio.data, 0, 8);
+		st_le(c->stop->mmio.data, m->len, v);
+		return X86_STOPPED;
+	}
+	st_le(buf, m->len, v);
+	memcpy(m->p[0], buf, m->n0);
+	memcpy(m->p[1], buf + m->n0, m->len - m->n0);
+	return X86_OK;
+}

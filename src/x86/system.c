@@ -1,0 +1,1200 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Exceptions and interrupts through the 64-bit IDT, the system
+ * instructions, MSRs, CPUID, and the register-access API in KVM layouts.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <Zydis/Zydis.h>
+
+#include "x86/internal.h"
+
+/* ---- Event delivery ------------------------------------------------- */
+
+/* Read @len (<= 8) bytes of a system structure (supervisor access). */
+static int sys_read(struct x86_cpu *c, uint64_t lin, unsigned len,
+		    uint64_t *v)
+{
+	struct x86_mref m;
+	int r = x86_mem_prep(c, lin, len, X86_ACC_READ | X86_ACC_SUP, &m);
+
+	if (r)
+		return r;
+	if (m.mmio)
+		return x86_stop_internal(c, "system structure in MMIO");
+	return x86_mem_rd(c, &m, v);
+}
+
+/* Read the 8-byte GDT descriptor of @sel; #GP(sel) beyond the limit. */
+static int gdt_read(struct x86_cpu *c, uint16_t sel, uint32_t ext,
+		    uint64_t *d)
+{
+	if ((sel & 4) || (uint32_t)(sel | 7) > c->gdt.limit)
+		return x86_raise(c, X86_GP, true, (sel & ~3u) | ext);
+	return sys_read(c, c->gdt.base + (sel & ~7u), 8, d);
+}
+
+static bool contributory(unsigned v)
+{
+	return v == X86_DE || (v >= X86_TS && v <= X86_GP);
+}
+
+static int deliver_one(struct x86_cpu *c)
+{
+	unsigned vec = c->pend.vector, ext = !c->pend.soft;
+	uint32_t ierr = vec * 8 + 2 + ext;
+	uint64_t lo, hi, desc, rsp, off, ret, fl;
+	unsigned type, dpl, ist, ncpl, nq;
+	uint16_t sel;
+	struct x86_mref m[6];
+	uint64_t frame[6];
+	int r;
+
+	if (vec * 16 + 15 > c->idt.limit)
+		return x86_raise(c, X86_GP, true, ierr);
+	r = sys_read(c, c->idt.base + vec * 16, 8, &lo);
+	if (!r)
+		r = sys_read(c, c->idt.base + vec * 16 + 8, 8, &hi);
+	if (r)
+		return r;
+	type = (lo >> 40) & 0xf;
+	dpl = (lo >> 45) & 3;
+	ist = (lo >> 32) & 7;
+	sel = (lo >> 16) & 0xffff;
+	off = (lo & 0xffff) | ((lo >> 48) & 0xffff) << 16 | hi << 32;
+	if (type != 0xe && type != 0xf)
+		return x86_raise(c, X86_GP, true, ierr);
+	if (c->pend.soft && c->cpl > dpl)
+		return x86_raise(c, X86_GP, true, ierr);
+	if (!(lo >> 47 & 1))
+		return x86_raise(c, X86_NP, true, ierr);
+	if ((sel & ~3u) == 0)
+		return x86_raise(c, X86_GP, true, ext);
+	r = gdt_read(c, sel, ext, &desc);
+	if (r)
+		return r;
+	/* A present 64-bit code segment at or below the current level. */
+	if (!(desc >> 44 & 1) || !(desc >> 43 & 1) || !(desc >> 53 & 1) ||
+	    ((desc >> 45) & 3) > c->cpl)
+		return x86_raise(c, X86_GP, true, (sel & ~3u) | ext);
+	if (!(desc >> 47 & 1))
+		return x86_raise(c, X86_NP, true, (sel & ~3u) | ext);
+	ncpl = (desc >> 42 & 1) ? c->cpl : (desc >> 45) & 3;
+
+	rsp = c->gpr[X86_RSP];
+	if (ist || ncpl < c->cpl) {
+		uint64_t toff = ist ? 0x24 + (ist - 1) * 8 : 4 + ncpl * 8;
+
+		if (toff + 7 > c->tr.limit)
+			return x86_raise(c, X86_TS, true,
+					 (c->tr.selector & ~3u) | ext);
+		r = sys_read(c, c->tr.base + toff, 8, &rsp);
+		if (r)
+			return r;
+	}
+	if (!x86_canonical(off))
+		return x86_raise(c, X86_GP, true, ext);
+	rsp &= ~15ull;
+
+	/* The frame, lowest address first. */
+	ret = c->rip + (c->pend.soft ? c->pend.soft_len : 0);
+	fl = x86_flags(c);
+	nq = 0;
+	if (c->pend.has_err)
+		frame[nq++] = c->pend.err;
+	frame[nq++] = ret;
+	frame[nq++] = c->seg[X86_CS].selector;
+	frame[nq++] = fl;
+	frame[nq++] = c->gpr[X86_RSP];
+	frame[nq++] = c->seg[X86_SS].selector;
+	unsigned saved = c->cpl;
+
+	/* Frame writes are made at the handler's privilege. */
+	x86_set_cpl(c, ncpl);
+	for (unsigned k = 0; k < nq && !r; k++) {
+		r = x86_mem_prep(c, rsp - 8 * (nq - k), 8,
+				 X86_ACC_WRITE | (ncpl < 3 ? X86_ACC_SUP : 0),
+				 &m[k]);
+		if (!r && m[k].mmio)
+			r = x86_stop_internal(c, "exception frame in MMIO");
+	}
+	if (r) {
+		x86_set_cpl(c, saved);
+		if (r == X86_EXC && c->exc.vector == X86_PF_VEC)
+			c->exc.err &= ~X86_PFEC_U;	/* implicit: supervisor */
+		return r;
+	}
+	for (unsigned k = 0; k < nq; k++)
+		x86_mem_wr(c, &m[k], frame[k]);
+
+	if (ncpl != saved) {
+		struct kvm_segment *ss = &c->seg[X86_SS];
+
+		ss->selector = ncpl;
+		ss->base = 0;
+		ss->dpl = ncpl;
+		ss->unusable = 1;
+	}
+	struct kvm_segment *cs = &c->seg[X86_CS];
+
+	cs->selector = (sel & ~3u) | ncpl;
+	cs->dpl = ncpl;
+	cs->l = 1;
+	cs->db = 0;
+	cs->s = 1;
+	cs->present = 1;
+	cs->type = (desc >> 40) & 0xf;
+	fl &= ~(uint64_t)(X86_TF | X86_NT | X86_RF | X86_VM);
+	if (type == 0xe)
+		fl &= ~(uint64_t)X86_IF;
+	x86_set_flags(c, fl);
+	c->gpr[X86_RSP] = rsp - 8 * nq;
+	c->rip = off;
+	return X86_OK;
+}
+
+/*
+ * Deliver cpu->pend.  A fault while delivering combines with the event as
+ * SDM Table 6-5 says (#DF for contributory+contributory and #PF+#PF or
+ * #PF+contributory); a fault while delivering #DF is a triple fault.
+ */
+int x86_deliver(struct x86_cpu *c)
+{
+	for (;;) {
+		unsigned first = c->pend.vector;
+		bool soft = c->pend.soft;
+		unsigned second;
+		bool df;
+		int r;
+
+		if (first == X86_PF_VEC && !soft)
+			c->cr2 = c->pend.cr2;
+		r = deliver_one(c);
+		if (r == X86_OK) {
+			c->pend.valid = false;
+			return X86_OK;
+		}
+		if (r == X86_STOPPED)
+			return r;	/* retried on the next run */
+		second = c->exc.vector;
+		if (first == X86_DF_VEC && !soft) {
+			c->pend.valid = false;
+			c->stop->reason = X86_STOP_SHUTDOWN;
+			return X86_STOPPED;
+		}
+		df = !soft && ((contributory(first) && contributory(second)) ||
+			       (first == X86_PF_VEC &&
+				(second == X86_PF_VEC || contributory(second))));
+		c->pend.soft = false;
+		if (df) {
+			c->pend.vector = X86_DF_VEC;
+			c->pend.has_err = true;
+			c->pend.err = 0;
+		} else {
+			c->pend.vector = second;
+			c->pend.has_err = c->exc.has_err;
+			c->pend.err = c->exc.err;
+			c->pend.cr2 = c->exc.cr2;
+		}
+	}
+}
+
+void x86_inject(struct x86_cpu *c, uint8_t vector, bool has_err, uint32_t err)
+{
+	c->pend.valid = true;
+	c->pend.vector = vector;
+	c->pend.has_err = has_err;
+	c->pend.err = err;
+	c->pend.soft = false;
+	c->pend.prev = -1;
+	c->pend.cr2 = c->cr2;
+}
+
+/* ---- System instructions -------------------------------------------- */
+
+static inline int advance(struct x86_cpu *c, const struct x86_insn *i)
+{
+	c->rip += i->len;
+	return X86_OK;
+}
+
+static inline uint64_t ea_of(const struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint64_t a = i->disp;
+
+	if (i->base < 16)
+		a += c->gpr[i->base];
+	else if (i->base == RIP_REG)
+		a += c->rip + i->len;
+	if (i->index < 16)
+		a += c->gpr[i->index] << i->scale;
+	if (i->asz == 4)
+		a = (uint32_t)a;
+	if (i->seg)
+		a += c->seg[i->seg].base;
+	return a;
+}
+
+static inline unsigned iopl(const struct x86_cpu *c)
+{
+	return (c->rflags >> 12) & 3;
+}
+
+static int h_hlt(struct x86_cpu *c, const struct x86_insn *i)
+{
+	if (c->cpl)
+		return x86_gp0(c);
+	c->rip += i->len;
+	c->stop->reason = X86_STOP_HLT;
+	return X86_STOPPED;
+}
+
+static int h_vmcall(struct x86_cpu *c, const struct x86_insn *i)
+{
+	c->rip += i->len;
+	c->stop->reason = X86_STOP_VMCALL;
+	return X86_STOPPED;
+}
+
+static int h_ud(struct x86_cpu *c, const struct x86_insn *i)
+{
+	return x86_ud(c);
+}
+
+static int h_int(struct x86_cpu *c, const struct x86_insn *i)
+{
+	c->pend.valid = true;
+	c->pend.vector = i->op == 3 ? X86_BP : (uint8_t)i->imm;
+	c->pend.has_err = false;
+	c->pend.soft = true;
+	c->pend.soft_len = i->len;
+	c->pend.prev = -1;
+	return x86_deliver(c);
+}
+
+static int h_cpuid(struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint32_t o[4];
+
+	x86_cpuid(c, c->gpr[X86_RAX], c->gpr[X86_RCX], o);
+	c->gpr[X86_RAX] = o[0];
+	c->gpr[X86_RBX] = o[1];
+	c->gpr[X86_RCX] = o[2];
+	c->gpr[X86_RDX] = o[3];
+	return advance(c, i);
+}
+
+static uint64_t host_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* RDTSC (op 0) and RDTSCP (op 1); the TSC runs at 1 GHz. */
+static int h_rdtsc(struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint64_t t;
+
+	if ((c->cr4 & X86_CR4_TSD) && c->cpl)
+		return x86_gp0(c);
+	t = host_ns() + c->tsc_offset;
+	c->gpr[X86_RAX] = (uint32_t)t;
+	c->gpr[X86_RDX] = t >> 32;
+	if (i->op)
+		c->gpr[X86_RCX] = (uint32_t)c->tsc_aux;
+	return advance(c, i);
+}
+
+static int h_msr(struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint32_t idx = c->gpr[X86_RCX];
+	uint64_t v;
+
+	if (c->cpl)
+		return x86_gp0(c);
+	if (i->op == 0) {
+		if (x86_get_msr(c, idx, &v))
+			return x86_gp0(c);
+		c->gpr[X86_RAX] = (uint32_t)v;
+		c->gpr[X86_RDX] = v >> 32;
+	} else {
+		v = (uint32_t)c->gpr[X86_RAX] | c->gpr[X86_RDX] << 32;
+		if (x86_set_msr(c, idx, v))
+			return x86_gp0(c);
+	}
+	return advance(c, i);
+}
+
+static int write_cr(struct x86_cpu *c, unsigned n, uint64_t v)
+{
+	uint64_t pa_rsvd = ~((1ull << c->maxphyaddr) - 1);
+
+	switch (n) {
+	case 0:
+		if (v >> 32 || !(v & X86_CR0_PG) || !(v & X86_CR0_PE) ||
+		    ((v & X86_CR0_NW) && !(v & X86_CR0_CD)))
+			return x86_gp0(c);
+		if ((v ^ c->cr0) & (X86_CR0_WP | X86_CR0_PG))
+			x86_tlb_flush(c);
+		c->cr0 = v | X86_CR0_ET;
+		return X86_OK;
+	case 2:
+		c->cr2 = v;
+		return X86_OK;
+	case 3:
+		if (v & pa_rsvd & ~(1ull << 63))
+			return x86_gp0(c);
+		c->cr3 = v & ~(1ull << 63);
+		x86_tlb_flush(c);
+		return X86_OK;
+	case 4: {
+		uint64_t ok = 0x1fffffull & ~(1ull << 12) & ~(1ull << 15) &
+			      ~(1ull << 19);	/* no LA57, no PCID */
+
+		ok |= X86_CR4_SMEP | X86_CR4_SMAP;
+		if ((v & ~ok) || !(v & X86_CR4_PAE))
+			return x86_gp0(c);
+		c->cr4 = v;
+		x86_tlb_flush(c);
+		return X86_OK;
+	}
+	case 8:
+		if (v >> 4)
+			return x86_gp0(c);
+		c->cr8 = v;
+		return X86_OK;
+	}
+	return x86_ud(c);
+}
+
+/* MOV CRn, r (op 0) / MOV r, CRn (op 1); i->r[] holds the CR number. */
+static int h_movcr(struct x86_cpu *c, const struct x86_insn *i)
+{
+	unsigned cr = i->op == 0 ? i->r[0] : i->r[1];
+	int r;
+
+	if (c->cpl)
+		return x86_gp0(c);
+	if (i->op == 0) {
+		r = write_cr(c, cr, c->gpr[i->r[1]]);
+		if (r)
+			return r;
+		return advance(c, i);
+	}
+	uint64_t v;
+
+	switch (cr) {
+	case 0: v = c->cr0; break;
+	case 2: v = c->cr2; break;
+	case 3: v = c->cr3; break;
+	case 4: v = c->cr4; break;
+	case 8: v = c->cr8; break;
+	default: return x86_ud(c);
+	}
+	c->gpr[i->r[0]] = v;
+	return advance(c, i);
+}
+
+/* LGDT (0), LIDT (1), SGDT (2), SIDT (3). */
+static int h_dtable(struct x86_cpu *c, const struct x86_insn *i)
+{
+	struct kvm_dtable *t = (i->op & 1) ? &c->idt : &c->gdt;
+	uint64_t a = ea_of(c, i), lim, base;
+	struct x86_mref m0, m1;
+	int r;
+
+	if (i->op < 2) {
+		if (c->cpl)
+			return x86_gp0(c);
+		r = x86_mem_prep(c, a, 2, X86_ACC_READ, &m0);
+		if (!r)
+			r = x86_mem_prep(c, a + 2, 8, X86_ACC_READ, &m1);
+		if (!r)
+			r = x86_mem_rd(c, &m0, &lim);
+		if (!r)
+			r = x86_mem_rd(c, &m1, &base);
+		if (r)
+			return r;
+		if (!x86_canonical(base))
+			return x86_gp0(c);
+		t->limit = lim;
+		t->base = base;
+		return advance(c, i);
+	}
+	r = x86_mem_prep(c, a, 2, X86_ACC_WRITE, &m0);
+	if (!r)
+		r = x86_mem_prep(c, a + 2, 8, X86_ACC_WRITE, &m1);
+	if (!r)
+		r = x86_mem_wr(c, &m0, t->limit);
+	if (!r)
+		r = x86_mem_wr(c, &m1, t->base);
+	if (r)
+		return r;
+	return advance(c, i);
+}
+
+/* Selector operand of LTR/MOV Sreg: register or 16-bit memory. */
+static int sel_operand(struct x86_cpu *c, const struct x86_insn *i,
+		       unsigned n, uint16_t *sel)
+{
+	struct x86_mref m;
+	uint64_t v = 0;
+	int r;
+
+	if (i->k[n] == K_REG) {
+		*sel = c->gpr[i->r[n]];
+		return X86_OK;
+	}
+	r = x86_mem_prep(c, ea_of(c, i), 2, X86_ACC_READ, &m);
+	if (!r)
+		r = x86_mem_rd(c, &m, &v);
+	*sel = v;
+	return r;
+}
+
+static int h_ltr(struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint64_t lo, hi;
+	struct x86_mref m;
+	uint16_t sel;
+	int r;
+
+	if (c->cpl)
+		return x86_gp0(c);
+	r = sel_operand(c, i, 0, &sel);
+	if (r)
+		return r;
+	if ((sel & ~3u) == 0)
+		return x86_gp0(c);
+	if ((sel & 4) || (uint32_t)(sel | 7) + 8 > c->gdt.limit)
+		return x86_raise(c, X86_GP, true, sel & ~3u);
+	r = sys_read(c, c->gdt.base + (sel & ~7u), 8, &lo);
+	if (!r)
+		r = sys_read(c, c->gdt.base + (sel & ~7u) + 8, 8, &hi);
+	if (r)
+		return r;
+	if (((lo >> 40) & 0x1f) != 0x9)	/* available 64-bit TSS */
+		return x86_raise(c, X86_GP, true, sel & ~3u);
+	if (!(lo >> 47 & 1))
+		return x86_raise(c, X86_NP, true, sel & ~3u);
+	/* Mark it busy in the GDT. */
+	r = x86_mem_prep(c, c->gdt.base + (sel & ~7u), 8,
+			 X86_ACC_WRITE | X86_ACC_SUP, &m);
+	if (!r)
+		r = x86_mem_wr(c, &m, lo | 2ull << 40);
+	if (r)
+		return r;
+	c->tr.selector = sel;
+	c->tr.base = ((lo >> 16) & 0xffffff) | ((lo >> 56) & 0xff) << 24 |
+		     (hi & 0xffffffff) << 32;
+	c->tr.limit = (lo & 0xffff) | ((lo >> 48) & 0xf) << 16;
+	if (lo >> 55 & 1)
+		c->tr.limit = c->tr.limit << 12 | 0xfff;
+	c->tr.type = 0xb;
+	c->tr.present = 1;
+	c->tr.s = 0;
+	c->tr.dpl = (lo >> 45) & 3;
+	c->tr.g = lo >> 55 & 1;
+	c->tr.unusable = 0;
+	return advance(c, i);
+}
+
+/* MOV Sreg, r/m (op 0) and MOV r/m, Sreg (op 1). */
+static int h_movseg(struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint16_t sel;
+	uint64_t d = 0;
+	int r;
+
+	if (i->op == 1) {
+		uint16_t v = c->seg[i->r[1]].selector;
+
+		if (i->k[0] == K_REG) {
+			wreg(c, i->r[0], i->osz > 2 ? i->osz : 2, v);
+		} else {
+			struct x86_mref m;
+
+			r = x86_mem_prep(c, ea_of(c, i), 2, X86_ACC_WRITE, &m);
+			if (!r)
+				r = x86_mem_wr(c, &m, v);
+			if (r)
+				return r;
+		}
+		return advance(c, i);
+	}
+	unsigned s = i->r[0];
+
+	if (s == X86_CS || s >= X86_NSEG)
+		return x86_ud(c);
+	r = sel_operand(c, i, 1, &sel);
+	if (r)
+		return r;
+	if ((sel & ~3u) == 0) {
+		if (s == X86_SS && c->cpl == 3)
+			return x86_gp0(c);
+	} else {
+		r = gdt_read(c, sel, 0, &d);
+		if (r)
+			return r;
+		if (!(d >> 47 & 1))
+			return x86_raise(c, s == X86_SS ? X86_SS_VEC : X86_NP,
+					 true, sel & ~3u);
+	}
+	struct kvm_segment *sg = &c->seg[s];
+
+	sg->selector = sel;
+	if ((sel & ~3u) == 0) {
+		sg->unusable = 1;
+	} else {
+		sg->unusable = 0;
+		sg->type = (d >> 40) & 0xf;
+		sg->dpl = (d >> 45) & 3;
+		sg->present = 1;
+		sg->s = d >> 44 & 1;
+		sg->db = d >> 54 & 1;
+		if (s == X86_FS || s == X86_GS)
+			sg->base = ((d >> 16) & 0xffffff) |
+				   ((d >> 56) & 0xff) << 24;
+	}
+	return advance(c, i);
+}
+
+static int h_invlpg(struct x86_cpu *c, const struct x86_insn *i)
+{
+	if (c->cpl)
+		return x86_gp0(c);
+	x86_tlb_flush_page(c, ea_of(c, i));
+	return advance(c, i);
+}
+
+static int h_priv_nop(struct x86_cpu *c, const struct x86_insn *i)
+{
+	if (c->cpl)
+		return x86_gp0(c);
+	return advance(c, i);
+}
+
+/* CLI (op 0), STI (op 1). */
+static int h_cli(struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint64_t f;
+
+	if (c->cpl > iopl(c))
+		return x86_gp0(c);
+	f = x86_flags(c);
+	f = i->op ? f | X86_IF : f & ~(uint64_t)X86_IF;
+	x86_set_flags(c, f);
+	return advance(c, i);
+}
+
+/* IN (op 0) / OUT (op 1); osz is the data size, imm the port or -1. */
+static int h_io(struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint16_t port = i->imm >= 0 ? (uint16_t)i->imm :
+				      (uint16_t)c->gpr[X86_RDX];
+	struct x86_stop *s = c->stop;
+
+	if (c->cpl > iopl(c))
+		return x86_gp0(c);
+	s->reason = X86_STOP_IO;
+	s->io.port = port;
+	s->io.size = i->osz;
+	s->io.is_write = i->op;
+	if (i->op) {
+		s->io.data = rreg(c, X86_RAX, i->osz);
+		c->rip += i->len;
+	} else {
+		c->in.valid = true;
+		c->in.size = i->osz;
+		c->in.len = i->len;
+	}
+	return X86_STOPPED;
+}
+
+void x86_complete_in(struct x86_cpu *c, uint32_t data)
+{
+	if (!c->in.valid)
+		return;
+	wreg(c, X86_RAX, c->in.size, data);
+	c->rip += c->in.len;
+	c->in.valid = false;
+}
+
+void x86_complete_mmio(struct x86_cpu *c, uint64_t data)
+{
+	if (c->mmio.rd != 1)
+		return;
+	c->mmio.rd = 2;
+	c->mmio.rdata = data;
+}
+
+static int h_iretq(struct x86_cpu *c, const struct x86_insn *i)
+{
+	struct x86_mref m[5];
+	uint64_t v[5], d, mask;
+	uint64_t sp = c->gpr[X86_RSP];
+	unsigned rpl;
+	int r = 0;
+
+	for (unsigned k = 0; k < 5 && !r; k++)
+		r = x86_mem_prep(c, sp + 8 * k, 8, X86_ACC_READ, &m[k]);
+	for (unsigned k = 0; k < 5 && !r; k++)
+		r = x86_mem_rd(c, &m[k], &v[k]);
+	if (r)
+		return r;
+	rpl = v[1] & 3;
+	if ((v[1] & ~3ull) == 0 || rpl < c->cpl)
+		return x86_raise(c, X86_GP, true, v[1] & 0xfffc);
+	r = gdt_read(c, v[1], 0, &d);
+	if (r)
+		return r;
+	if (!(d >> 43 & 1) || !(d >> 47 & 1))
+		return x86_raise(c, X86_GP, true, v[1] & 0xfffc);
+	if (!(d >> 53 & 1))
+		return x86_stop_internal(c, "IRET to compatibility mode");
+	if (!x86_canonical(v[0]))
+		return x86_gp0(c);
+	if (rpl == 3 && (v[4] & ~3ull) == 0)
+		return x86_gp0(c);
+	mask = x86_popf_mask(c) | X86_RF;
+	x86_set_flags(c, (x86_flags(c) & ~mask) | (v[2] & mask));
+	struct kvm_segment *cs = &c->seg[X86_CS], *ss = &c->seg[X86_SS];
+
+	cs->selector = v[1];
+	cs->dpl = rpl;
+	cs->l = 1;
+	cs->db = 0;
+	cs->type = (d >> 40) & 0xf;
+	cs->present = 1;
+	cs->s = 1;
+	ss->selector = v[4];
+	ss->dpl = rpl;
+	ss->unusable = (v[4] & ~3ull) == 0;
+	if (!ss->unusable) {
+		ss->type = 3;
+		ss->present = 1;
+		ss->s = 1;
+	}
+	x86_set_cpl(c, rpl);
+	c->gpr[X86_RSP] = v[3];
+	c->rip = v[0];
+	return X86_OK;
+}
+
+static void load_flat(struct kvm_segment *s, uint16_t sel, unsigned dpl,
+		      bool code)
+{
+	s->selector = sel;
+	s->base = 0;
+	s->limit = 0xffffffff;
+	s->type = code ? 0xb : 0x3;
+	s->present = 1;
+	s->dpl = dpl;
+	s->db = !code;
+	s->s = 1;
+	s->l = code;
+	s->g = 1;
+	s->unusable = 0;
+}
+
+static int h_syscall(struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint64_t f;
+
+	if (!(c->efer & X86_EFER_SCE))
+		return x86_ud(c);
+	c->gpr[X86_RCX] = c->rip + i->len;
+	f = x86_flags(c);
+	c->gpr[X86_R11] = f & ~(uint64_t)X86_RF;
+	x86_set_flags(c, f & ~c->sfmask & ~(uint64_t)X86_RF);
+	load_flat(&c->seg[X86_CS], (c->star >> 32) & 0xfffc, 0, true);
+	load_flat(&c->seg[X86_SS], ((c->star >> 32) + 8) & 0xfffc, 0, false);
+	x86_set_cpl(c, 0);
+	c->rip = c->lstar;
+	return X86_OK;
+}
+
+static int h_sysret(struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint16_t base = c->star >> 48;
+
+	if (!(c->efer & X86_EFER_SCE))
+		return x86_ud(c);
+	if (c->cpl)
+		return x86_gp0(c);
+	if (!(i->pfx & P_REXW))
+		return x86_stop_internal(c, "SYSRET to compatibility mode");
+	if (!x86_canonical(c->gpr[X86_RCX]))
+		return x86_gp0(c);
+	x86_set_flags(c, (c->gpr[X86_R11] & 0x3c7fd7) | 2);
+	load_flat(&c->seg[X86_CS], (base + 16) | 3, 3, true);
+	load_flat(&c->seg[X86_SS], (base + 8) | 3, 3, false);
+	x86_set_cpl(c, 3);
+	c->rip = c->gpr[X86_RCX];
+	return X86_OK;
+}
+
+static int h_swapgs(struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint64_t t;
+
+	if (c->cpl)
+		return x86_gp0(c);
+	t = c->seg[X86_GS].base;
+	c->seg[X86_GS].base = c->kernel_gs_base;
+	c->kernel_gs_base = t;
+	return advance(c, i);
+}
+
+/* RDFSBASE etc. are not offered (CR4.FSGSBASE stays clear). */
+
+int x86_bind_system(struct x86_insn *i, const void *zi, const void *zo)
+{
+	const ZydisDecodedInstruction *z = zi;
+	const ZydisDecodedOperand *o = zo;
+
+	switch (z->mnemonic) {
+	case ZYDIS_MNEMONIC_HLT:
+		i->fn = h_hlt;
+		return 0;
+	case ZYDIS_MNEMONIC_VMCALL:
+		i->fn = h_vmcall;
+		return 0;
+	case ZYDIS_MNEMONIC_UD0:
+	case ZYDIS_MNEMONIC_UD1:
+	case ZYDIS_MNEMONIC_UD2:
+		i->fn = h_ud;
+		return 0;
+	case ZYDIS_MNEMONIC_INT:
+		i->op = 0;
+		i->fn = h_int;
+		return 0;
+	case ZYDIS_MNEMONIC_INT3:
+		i->op = 3;
+		i->fn = h_int;
+		return 0;
+	case ZYDIS_MNEMONIC_CPUID:
+		i->fn = h_cpuid;
+		return 0;
+	case ZYDIS_MNEMONIC_RDTSC:
+		i->op = 0;
+		i->fn = h_rdtsc;
+		return 0;
+	case ZYDIS_MNEMONIC_RDTSCP:
+		i->op = 1;
+		i->fn = h_rdtsc;
+		return 0;
+	case ZYDIS_MNEMONIC_RDMSR:
+		i->op = 0;
+		i->fn = h_msr;
+		return 0;
+	case ZYDIS_MNEMONIC_WRMSR:
+		i->op = 1;
+		i->fn = h_msr;
+		return 0;
+	case ZYDIS_MNEMONIC_MOV:
+		if (ZydisRegisterGetClass(o[0].reg.value) ==
+			    ZYDIS_REGCLASS_CONTROL &&
+		    o[0].type == ZYDIS_OPERAND_TYPE_REGISTER) {
+			i->op = 0;
+			i->fn = h_movcr;
+			return 0;
+		}
+		if (o[1].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+		    ZydisRegisterGetClass(o[1].reg.value) ==
+			    ZYDIS_REGCLASS_CONTROL) {
+			i->op = 1;
+			i->fn = h_movcr;
+			return 0;
+		}
+		if (o[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+		    ZydisRegisterGetClass(o[0].reg.value) ==
+			    ZYDIS_REGCLASS_SEGMENT) {
+			i->op = 0;
+			i->fn = h_movseg;
+			return 0;
+		}
+		if (o[1].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+		    ZydisRegisterGetClass(o[1].reg.value) ==
+			    ZYDIS_REGCLASS_SEGMENT) {
+			i->op = 1;
+			i->fn = h_movseg;
+			return 0;
+		}
+		return -1;
+	case ZYDIS_MNEMONIC_LGDT: i->op = 0; goto dt;
+	case ZYDIS_MNEMONIC_LIDT: i->op = 1; goto dt;
+	case ZYDIS_MNEMONIC_SGDT: i->op = 2; goto dt;
+	case ZYDIS_MNEMONIC_SIDT: i->op = 3;
+dt:
+		i->fn = h_dtable;
+		return 0;
+	case ZYDIS_MNEMONIC_LTR:
+		i->fn = h_ltr;
+		return 0;
+	case ZYDIS_MNEMONIC_INVLPG:
+		i->fn = h_invlpg;
+		return 0;
+	case ZYDIS_MNEMONIC_WBINVD:
+	case ZYDIS_MNEMONIC_INVD:
+		i->fn = h_priv_nop;
+		return 0;
+	case ZYDIS_MNEMONIC_CLI:
+		i->op = 0;
+		i->fn = h_cli;
+		return 0;
+	case ZYDIS_MNEMONIC_STI:
+		i->op = 1;
+		i->fn = h_cli;
+		return 0;
+	case ZYDIS_MNEMONIC_IN:
+	case ZYDIS_MNEMONIC_OUT: {
+		bool out = z->mnemonic == ZYDIS_MNEMONIC_OUT;
+		const ZydisDecodedOperand *port = out ? &o[0] : &o[1];
+		const ZydisDecodedOperand *data = out ? &o[1] : &o[0];
+
+		i->op = out;
+		i->osz = data->size / 8;
+		i->imm = port->type == ZYDIS_OPERAND_TYPE_IMMEDIATE ?
+				 (int64_t)port->imm.value.u : -1;
+		i->fn = h_io;
+		return 0;
+	}
+	case ZYDIS_MNEMONIC_IRETQ:
+		i->fn = h_iretq;
+		return 0;
+	case ZYDIS_MNEMONIC_SYSCALL:
+		i->fn = h_syscall;
+		return 0;
+	case ZYDIS_MNEMONIC_SYSRET:
+		i->fn = h_sysret;
+		return 0;
+	case ZYDIS_MNEMONIC_SWAPGS:
+		i->fn = h_swapgs;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* ---- MSRs and CPUID ------------------------------------------------- */
+
+int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
+{
+	switch (idx) {
+	case X86_MSR_TSC: *v = host_ns() + c->tsc_offset; return 0;
+	case X86_MSR_APIC_BASE: *v = c->apic_base; return 0;
+	case X86_MSR_EFER: *v = c->efer; return 0;
+	case X86_MSR_STAR: *v = c->star; return 0;
+	case X86_MSR_LSTAR: *v = c->lstar; return 0;
+	case X86_MSR_CSTAR: *v = c->cstar; return 0;
+	case X86_MSR_SFMASK: *v = c->sfmask; return 0;
+	case X86_MSR_FS_BASE: *v = c->seg[X86_FS].base; return 0;
+	case X86_MSR_GS_BASE: *v = c->seg[X86_GS].base; return 0;
+	case X86_MSR_KERNEL_GS_BASE: *v = c->kernel_gs_base; return 0;
+	case X86_MSR_TSC_AUX: *v = c->tsc_aux; return 0;
+	}
+	return -EINVAL;
+}
+
+int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
+{
+	switch (idx) {
+	case X86_MSR_TSC:
+		c->tsc_offset = v - host_ns();
+		return 0;
+	case X86_MSR_APIC_BASE:
+		c->apic_base = v;
+		return 0;
+	case X86_MSR_EFER:
+		/* SCE, LME, LMA, NXE; long mode cannot be left. */
+		if (v & ~(X86_EFER_SCE | X86_EFER_LME | X86_EFER_LMA |
+			  X86_EFER_NXE))
+			return -EINVAL;
+		if ((c->cr0 & X86_CR0_PG) &&
+		    (v ^ c->efer) & (X86_EFER_LME | X86_EFER_LMA))
+			return -EINVAL;
+		if ((v ^ c->efer) & X86_EFER_NXE)
+			x86_tlb_flush(c);
+		c->efer = v;
+		return 0;
+	case X86_MSR_STAR:
+		c->star = v;
+		return 0;
+	case X86_MSR_LSTAR:
+	case X86_MSR_CSTAR:
+	case X86_MSR_FS_BASE:
+	case X86_MSR_GS_BASE:
+	case X86_MSR_KERNEL_GS_BASE:
+		if (!x86_canonical(v))
+			return -EINVAL;
+		if (idx == X86_MSR_LSTAR)
+			c->lstar = v;
+		else if (idx == X86_MSR_CSTAR)
+			c->cstar = v;
+		else if (idx == X86_MSR_FS_BASE)
+			c->seg[X86_FS].base = v;
+		else if (idx == X86_MSR_GS_BASE)
+			c->seg[X86_GS].base = v;
+		else
+			c->kernel_gs_base = v;
+		return 0;
+	case X86_MSR_SFMASK:
+		c->sfmask = v & 0xffffffff;
+		return 0;
+	case X86_MSR_TSC_AUX:
+		c->tsc_aux = v & 0xffffffff;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* What the model implements, as a default CPUID table. */
+static const struct kvm_cpuid_entry2 default_cpuid[] = {
+	/* max basic leaf 7, "GenuineIntel" */
+	{ .function = 0, .eax = 7, .ebx = 0x756e6547, .ecx = 0x6c65746e,
+	  .edx = 0x49656e69 },
+	/* family 6; ECX: MOVBE(22) POPCNT(23) hypervisor(31);
+	 * EDX: TSC(4) MSR(5) PAE(6) CX8(8) APIC(9) SEP? no, CMOV(15) */
+	{ .function = 1, .eax = 0x000606a0, .ecx = (1u << 22) | (1u << 23) |
+	  (1u << 31), .edx = (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) |
+	  (1u << 15) },
+	/* EBX: BMI1(3) SMEP(7) SMAP(20) */
+	{ .function = 7, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+	  .ebx = (1u << 3) | (1u << 7) | (1u << 20) },
+	{ .function = 0x80000000, .eax = 0x80000008 },
+	/* ECX: LAHF(0) ABM/LZCNT(5); EDX: SYSCALL(11) NX(20) 1G(26)
+	 * RDTSCP(27) LM(29) */
+	{ .function = 0x80000001, .ecx = (1u << 0) | (1u << 5),
+	  .edx = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) |
+		 (1u << 29) },
+	{ .function = 0x80000008, .eax = 0x3030 },
+};
+
+int x86_set_cpuid(struct x86_cpu *c, const struct kvm_cpuid_entry2 *e,
+		  unsigned n)
+{
+	if (n > X86_MAX_CPUID)
+		return -E2BIG;
+	memcpy(c->cpuid, e, n * sizeof(*e));
+	c->ncpuid = n;
+	return 0;
+}
+
+void x86_set_maxphyaddr(struct x86_cpu *c, unsigned m, bool xo)
+{
+	c->maxphyaddr = m;
+	c->xo_bit = xo ? 1ull << m : 0;
+	x86_cpu_flush(c);
+}
+
+/*
+ * The table, then what the model enforces regardless of KVM_SET_CPUID2:
+ * MAXPHYADDR in 0x80000008 and the gmem hypervisor leaves (DESIGN 3.5).
+ */
+void x86_cpuid(const struct x86_cpu *c, uint32_t leaf, uint32_t sub,
+	       uint32_t out[4])
+{
+	out[0] = out[1] = out[2] = out[3] = 0;
+	for (unsigned k = 0; k < c->ncpuid; k++) {
+		const struct kvm_cpuid_entry2 *e = &c->cpuid[k];
+
+		if (e->function != leaf)
+			continue;
+		if ((e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) &&
+		    e->index != sub)
+			continue;
+		out[0] = e->eax;
+		out[1] = e->ebx;
+		out[2] = e->ecx;
+		out[3] = e->edx;
+		break;
+	}
+	if (leaf == 0x80000008)
+		out[0] = (out[0] & ~0xffu) | c->maxphyaddr;
+	if (leaf == 0x40000000) {
+		out[0] = 0x40000001;
+		out[1] = out[2] = out[3] = 0x6d656d67;	/* "gmem" */
+	}
+	if (leaf == 0x40000001) {
+		out[0] = c->xo_bit ? 1 : 0;
+		out[1] = out[2] = out[3] = 0;
+	}
+}
+
+/* ---- State API ------------------------------------------------------ */
+
+int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
+{
+	memset(c, 0, sizeof(*c));
+	c->bus = bus;
+	c->bus_ctx = ctx;
+	if (x86_decoder_init(c))
+		return -ENOMEM;
+	x86_tlb_flush(c);
+	/*
+	 * A flat 64-bit supervisor state: the model runs long mode only, so
+	 * the VMM must give page tables (CR3) and descriptor tables anyway.
+	 */
+	for (unsigned s = 0; s < X86_NSEG; s++)
+		load_flat(&c->seg[s], 0, 0, s == X86_CS);
+	c->tr.type = 0xb;
+	c->tr.present = 1;
+	c->tr.limit = 0xffff;
+	c->ldt.unusable = 1;
+	c->gdt.limit = 0xffff;
+	c->idt.limit = 0xffff;
+	c->cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_ET | X86_CR0_NE |
+		 X86_CR0_WP;
+	c->cr4 = X86_CR4_PAE;
+	c->efer = X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE | X86_EFER_SCE;
+	c->rflags = 2;
+	c->apic_base = 0xfee00000 | (1u << 11) | (1u << 8);
+	c->maxphyaddr = 48;
+	x86_set_cpuid(c, default_cpuid,
+		      sizeof(default_cpuid) / sizeof(default_cpuid[0]));
+	c->pend.prev = -1;
+	return 0;
+}
+
+void x86_cpu_destroy(struct x86_cpu *c)
+{
+	x86_decoder_fini(c);
+}
+
+void x86_cpu_flush(struct x86_cpu *c)
+{
+	x86_tlb_flush(c);
+	x86_dc_flush(c);
+}
+
+void x86_cpu_invalidate_gpa(struct x86_cpu *c, uint64_t start, uint64_t end)
+{
+	uint64_t s = start & ~c->xo_bit & ~0xfffull;
+	uint64_t e = end & ~c->xo_bit;
+
+	c->gen++;
+	for (unsigned k = 0; k < X86_TLB_SIZE; k++) {
+		uint64_t g = c->tlb[k].gpa & ~c->xo_bit;
+
+		if (c->tlb[k].tag != ~0ull && g >= s && g < e)
+			c->tlb[k].tag = ~0ull;
+	}
+	for (unsigned b = 0; b < X86_DC_BUCKETS; b++) {
+		struct x86_dpage *dp = c->dc[b], *nx;
+
+		for (; dp; dp = nx) {
+			nx = dp->next;
+			if (dp->gpa >= s && dp->gpa < e)
+				x86_dc_drop_page(c, dp);
+		}
+	}
+}
+
+void x86_get_regs(const struct x86_cpu *c, struct kvm_regs *r)
+{
+	struct x86_cpu *m = (struct x86_cpu *)c;	/* flags materialize */
+
+	r->rax = c->gpr[X86_RAX];
+	r->rbx = c->gpr[X86_RBX];
+	r->rcx = c->gpr[X86_RCX];
+	r->rdx = c->gpr[X86_RDX];
+	r->rsi = c->gpr[X86_RSI];
+	r->rdi = c->gpr[X86_RDI];
+	r->rsp = c->gpr[X86_RSP];
+	r->rbp = c->gpr[X86_RBP];
+	r->r8 = c->gpr[X86_R8];
+	r->r9 = c->gpr[X86_R9];
+	r->r10 = c->gpr[X86_R10];
+	r->r11 = c->gpr[X86_R11];
+	r->r12 = c->gpr[X86_R12];
+	r->r13 = c->gpr[X86_R13];
+	r->r14 = c->gpr[X86_R14];
+	r->r15 = c->gpr[X86_R15];
+	r->rip = c->rip;
+	r->rflags = x86_flags(m);
+}
+
+void x86_set_regs(struct x86_cpu *c, const struct kvm_regs *r)
+{
+	c->gpr[X86_RAX] = r->rax;
+	c->gpr[X86_RBX] = r->rbx;
+	c->gpr[X86_RCX] = r->rcx;
+	c->gpr[X86_RDX] = r->rdx;
+	c->gpr[X86_RSI] = r->rsi;
+	c->gpr[X86_RDI] = r->rdi;
+	c->gpr[X86_RSP] = r->rsp;
+	c->gpr[X86_RBP] = r->rbp;
+	c->gpr[X86_R8] = r->r8;
+	c->gpr[X86_R9] = r->r9;
+	c->gpr[X86_R10] = r->r10;
+	c->gpr[X86_R11] = r->r11;
+	c->gpr[X86_R12] = r->r12;
+	c->gpr[X86_R13] = r->r13;
+	c->gpr[X86_R14] = r->r14;
+	c->gpr[X86_R15] = r->r15;
+	c->rip = r->rip;
+	x86_set_flags(c, r->rflags);
+	c->in.valid = false;
+}
+
+void x86_get_sregs(const struct x86_cpu *c, struct kvm_sregs *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->es = c->seg[X86_ES];
+	s->cs = c->seg[X86_CS];
+	s->ss = c->seg[X86_SS];
+	s->ds = c->seg[X86_DS];
+	s->fs = c->seg[X86_FS];
+	s->gs = c->seg[X86_GS];
+	s->tr = c->tr;
+	s->ldt = c->ldt;
+	s->gdt = c->gdt;
+	s->idt = c->idt;
+	s->cr0 = c->cr0;
+	s->cr2 = c->cr2;
+	s->cr3 = c->cr3;
+	s->cr4 = c->cr4;
+	s->cr8 = c->cr8;
+	s->efer = c->efer;
+	s->apic_base = c->apic_base;
+}
+
+/*
+ * Accepts any state, as KVM does; x86_run() refuses to run outside
+ * 64-bit mode (INTERNAL stop).  CPL is CS.DPL.
+ */
+int x86_set_sregs(struct x86_cpu *c, const struct kvm_sregs *s)
+{
+	c->seg[X86_ES] = s->es;
+	c->seg[X86_CS] = s->cs;
+	c->seg[X86_SS] = s->ss;
+	c->seg[X86_DS] = s->ds;
+	c->seg[X86_FS] = s->fs;
+	c->seg[X86_GS] = s->gs;
+	c->tr = s->tr;
+	c->ldt = s->ldt;
+	c->gdt = s->gdt;
+	c->idt = s->idt;
+	c->cr0 = s->cr0;
+	c->cr2 = s->cr2;
+	c->cr3 = s->cr3;
+	c->cr4 = s->cr4;
+	c->cr8 = s->cr8;
+	c->efer = s->efer;
+	c->apic_base = s->apic_base;
+	x86_set_cpl(c, s->cs.dpl & 3);
+	x86_tlb_flush(c);
+	return 0;
+}
+
+/* KVM_GET_SUPPORTED_CPUID: the default table is what the model supports. */
+const struct kvm_cpuid_entry2 *x86_supported_cpuid(unsigned *n)
+{
+	*n = sizeof(default_cpuid) / sizeof(default_cpuid[0]);
+	return default_cpuid;
+}

@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The x86-64 CPU model: an interpreter for long mode with 4-level paging,
+ * behind a small stage-2 backend interface (struct x86_bus), so that it can
+ * be tested on a flat memory model and plugged into the MMU later.
+ *
+ * Threading: a struct x86_cpu belongs to one thread while x86_run() runs.
+ * The backend's map() is called from that thread.  x86_cpu_flush() and
+ * x86_cpu_invalidate_gpa() must be called from the vCPU thread (or while it
+ * is not running): the vCPU layer forwards invalidations to it.
+ */
+#ifndef GMEM_X86_H
+#define GMEM_X86_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gmem/uapi.h"
+
+/* Access kinds, also the permission bits a stage-2 mapping allows. */
+#define X86_ACC_READ 1
+#define X86_ACC_WRITE 2
+#define X86_ACC_FETCH 4
+
+enum x86_s2 {
+	X86_S2_OK = 0,
+	X86_S2_MMIO,	/* no memory there: the access becomes an MMIO stop */
+	X86_S2_EXIT,	/* the backend filled its own exit record */
+	X86_S2_XO_PF,	/* read/write through the execute-only alias: #PF */
+};
+
+struct x86_bus {
+	/*
+	 * Resolve the guest-physical 4 KiB page containing @gpa for access
+	 * @acc (one X86_ACC_* bit).  On X86_S2_OK, *page is the host address
+	 * of the page (valid until the backend calls x86_cpu_flush() or
+	 * x86_cpu_invalidate_gpa() for it) and *perm the X86_ACC_* bits the
+	 * mapping allows, which the soft TLB caches.  Page-table walks call
+	 * it with X86_ACC_READ (X86_ACC_WRITE to set A/D bits) on the
+	 * table's GPA, never with the XO alias bit.
+	 */
+	int (*map)(void *ctx, uint64_t gpa, unsigned acc, uint8_t **page,
+		   unsigned *perm);
+};
+
+enum x86_stop_reason {
+	X86_STOP_BUDGET = 0,	/* the instruction budget ran out */
+	X86_STOP_HLT,		/* HLT at CPL 0; RIP after it */
+	X86_STOP_IO,		/* IN/OUT; see struct x86_stop.io */
+	X86_STOP_VMCALL,	/* RIP advanced; the caller sets RAX */
+	X86_STOP_MMIO,		/* see struct x86_stop.mmio */
+	X86_STOP_S2_EXIT,	/* backend exit; RIP at the instruction */
+	X86_STOP_SHUTDOWN,	/* triple fault */
+	X86_STOP_KICK,		/* *kick or *immediate_exit was set */
+	X86_STOP_INTERNAL,	/* emulation failure not caused by the guest */
+};
+
+struct x86_stop {
+	int reason;
+	union {
+		/*
+		 * OUT has completed (RIP advanced) and data holds the value
+		 * written.  IN has not: RIP is still at the instruction and
+		 * the caller must call x86_complete_in() before running on.
+		 */
+		struct {
+			uint16_t port;
+			uint8_t size;	/* 1, 2 or 4 */
+			uint8_t is_write;
+			uint32_t data;
+		} io;
+		/*
+		 * Nothing of the instruction is committed; RIP is at it.
+		 * A read: call x86_complete_mmio() with the value, then run
+		 * again; the re-executed read returns it.  A write: data
+		 * holds the bytes; the re-executed instruction treats the
+		 * write to the same gpa/len as already delivered.
+		 */
+		struct {
+			uint64_t gpa;
+			uint8_t len;
+			uint8_t is_write;
+			uint8_t data[8];
+		} mmio;
+		struct {
+			uint64_t rip;
+			const char *why;
+		} internal;
+	};
+	uint64_t executed;	/* instructions retired by this call */
+};
+
+/* Segment register order = the ModRM encoding of Sreg. */
+enum { X86_ES, X86_CS, X86_SS, X86_DS, X86_FS, X86_GS, X86_NSEG };
+
+enum {
+	X86_RAX, X86_RCX, X86_RDX, X86_RBX, X86_RSP, X86_RBP, X86_RSI, X86_RDI,
+	X86_R8, X86_R9, X86_R10, X86_R11, X86_R12, X86_R13, X86_R14, X86_R15,
+};
+
+/* RFLAGS bits. */
+#define X86_CF (1u << 0)
+#define X86_PF (1u << 2)
+#define X86_AF (1u << 4)
+#define X86_ZF (1u << 6)
+#define X86_SF (1u << 7)
+#define X86_TF (1u << 8)
+#define X86_IF (1u << 9)
+#define X86_DF (1u << 10)
+#define X86_OF (1u << 11)
+#define X86_IOPL (3u << 12)
+#define X86_NT (1u << 14)
+#define X86_RF (1u << 16)
+#define X86_VM (1u << 17)
+#define X86_AC (1u << 18)
+#define X86_ID (1u << 21)
+#define X86_ARITH (X86_CF | X86_PF | X86_AF | X86_ZF | X86_SF | X86_OF)
+
+/* Control registers and EFER. */
+#define X86_CR0_PE (1ull << 0)
+#define X86_CR0_MP (1ull << 1)
+#define X86_CR0_EM (1ull << 2)
+#define X86_CR0_TS (1ull << 3)
+#define X86_CR0_ET (1ull << 4)
+#define X86_CR0_NE (1ull << 5)
+#define X86_CR0_WP (1ull << 16)
+#define X86_CR0_AM (1ull << 18)
+#define X86_CR0_NW (1ull << 29)
+#define X86_CR0_CD (1ull << 30)
+#define X86_CR0_PG (1ull << 31)
+#define X86_CR4_PSE (1ull << 4)
+#define X86_CR4_PAE (1ull << 5)
+#define X86_CR4_PGE (1ull << 7)
+#define X86_CR4_TSD (1ull << 2)
+#define X86_CR4_OSFXSR (1ull << 9)
+#define X86_CR4_OSXMMEXCPT (1ull << 10)
+#define X86_CR4_FSGSBASE (1ull << 16)
+#define X86_CR4_SMEP (1ull << 20)
+#define X86_CR4_SMAP (1ull << 21)
+#define X86_EFER_SCE (1ull << 0)
+#define X86_EFER_LME (1ull << 8)
+#define X86_EFER_LMA (1ull << 10)
+#define X86_EFER_NXE (1ull << 11)
+
+/* MSRs the model knows. */
+#define X86_MSR_TSC 0x10
+#define X86_MSR_APIC_BASE 0x1b
+#define X86_MSR_EFER 0xc0000080
+#define X86_MSR_STAR 0xc0000081
+#define X86_MSR_LSTAR 0xc0000082
+#define X86_MSR_CSTAR 0xc0000083
+#define X86_MSR_SFMASK 0xc0000084
+#define X86_MSR_FS_BASE 0xc0000100
+#define X86_MSR_GS_BASE 0xc0000101
+#define X86_MSR_KERNEL_GS_BASE 0xc0000102
+#define X86_MSR_TSC_AUX 0xc0000103
+
+/* Exception vectors. */
+enum {
+	X86_DE = 0, X86_DB = 1, X86_BP = 3, X86_OF_VEC = 4, X86_UD = 6,
+	X86_NM = 7, X86_DF_VEC = 8, X86_TS = 10, X86_NP = 11, X86_SS_VEC = 12,
+	X86_GP = 13, X86_PF_VEC = 14, X86_AC_VEC = 17,
+};
+
+/* #PF error code bits. */
+#define X86_PFEC_P (1u << 0)
+#define X86_PFEC_W (1u << 1)
+#define X86_PFEC_U (1u << 2)
+#define X86_PFEC_RSVD (1u << 3)
+#define X86_PFEC_I (1u << 4)
+
+#define X86_TLB_SIZE 256
+#define X86_DC_BUCKETS 512
+#define X86_MAX_CPUID 64
+
+struct x86_dpage;
+struct x86_insn;
+
+/*
+ * Soft TLB entry: one linear 4 KiB page.  allow holds X86_ACC_* bits for
+ * CPL 0-2 in bits 0-2 and for CPL 3 in bits 3-5, already intersected with
+ * the stage-2 permissions and with "D already set" for writes.  A page
+ * that holds decoded code has its write bits cleared (wok keeps them) so
+ * that writes take the slow path and drop stale decodes.
+ */
+struct x86_tlbe {
+	uint64_t tag;		/* linear page number, or ~0 when empty */
+	uint8_t *host;		/* host address of the page */
+	uint64_t gpa;		/* guest-physical page (with the XO bit) */
+	struct x86_dpage *code;	/* decoded instructions of that page */
+	uint8_t allow;
+	uint8_t wok;		/* write bits before the code page cleared them */
+};
+
+/* Lazy arithmetic flags: the last flag-setting op and its operands. */
+struct x86_lazy {
+	uint64_t res, a, b;
+	uint8_t op;		/* enum x86_lf, internal */
+	uint8_t size;		/* operand size in bytes */
+	uint8_t cf;		/* carry kept by INC/DEC */
+};
+
+struct x86_cpu {
+	/* Register file. */
+	uint64_t gpr[16];
+	uint64_t rip;
+	uint64_t rflags;	/* arithmetic bits valid only after flags */
+	struct x86_lazy lf;
+	struct kvm_segment seg[X86_NSEG];
+	struct kvm_segment tr, ldt;
+	struct kvm_dtable gdt, idt;
+	uint64_t cr0, cr2, cr3, cr4, cr8;
+	uint64_t efer;
+	uint64_t kernel_gs_base, star, lstar, cstar, sfmask;
+	uint64_t tsc_offset, apic_base, tsc_aux;
+	unsigned cpl;
+	unsigned ushift;	/* 3 at CPL 3, else 0: selects tlbe.allow bits */
+
+	/* CPUID table (KVM_SET_CPUID2 layout). */
+	struct kvm_cpuid_entry2 cpuid[X86_MAX_CPUID];
+	unsigned ncpuid;
+	unsigned maxphyaddr;	/* reported in CPUID 0x80000008 EAX[7:0] */
+	uint64_t xo_bit;	/* 1 << M when the XO alias is on, else 0 */
+
+	/* Stops: polled at run entry and every ~1000 instructions. */
+	volatile int *kick;
+	volatile uint8_t *immediate_exit;
+
+	/* Backend. */
+	const struct x86_bus *bus;
+	void *bus_ctx;
+
+	/* An event waiting for delivery (set by x86_inject / a failed one). */
+	struct {
+		bool valid, has_err, soft;
+		uint8_t soft_len;	/* INT n: length, RIP pushed = RIP + len */
+		uint8_t vector;
+		uint32_t err;
+		uint64_t cr2;
+		int8_t prev;	/* vector being delivered, or -1 */
+	} pend;
+
+	/* Exception raised by the current instruction (internal). */
+	struct {
+		uint8_t vector;
+		bool has_err;
+		uint32_t err;
+		uint64_t cr2;
+	} exc;
+
+	/*
+	 * MMIO completion across a stop (see struct x86_stop.mmio): a read
+	 * that was answered and a write that was delivered, both matched by
+	 * gpa and length on re-execution and forgotten when an instruction
+	 * retires.
+	 */
+	struct {
+		uint8_t rd;	/* 0 none, 1 waiting, 2 data ready */
+		uint8_t wr;	/* 0 none, 1 delivered */
+		uint8_t rlen, wlen;
+		uint64_t rgpa, wgpa;
+		uint64_t rdata;
+	} mmio;
+
+	/* IN waiting for x86_complete_in(). */
+	struct {
+		bool valid;
+		uint8_t size;
+		uint8_t len;
+	} in;
+
+	struct x86_stop *stop;	/* the current run's stop record */
+
+	/* Soft TLB and decode cache. */
+	struct x86_tlbe tlb[X86_TLB_SIZE];
+	struct x86_dpage *dc[X86_DC_BUCKETS];
+	unsigned dc_pages;
+	struct x86_dpage *dead;	/* dropped while an insn may use them */
+	void *decoder;		/* ZydisDecoder */
+	struct x86_insn *scratch;	/* page-crossing instructions */
+
+	uint64_t icount;	/* instructions retired since init */
+	/*
+	 * Bumped whenever a translation, a decode or the CPL changes: the
+	 * run loop's links between decoded instructions are valid only for
+	 * the generation they were made in.
+	 */
+	uint64_t gen;
+};
+
+/* Set up @cpu in the state KVM gives a new vCPU, with backend @bus. */
+int x86_cpu_init(struct x86_cpu *cpu, const struct x86_bus *bus, void *ctx);
+void x86_cpu_destroy(struct x86_cpu *cpu);
+
+/* Run until a stop; returns stop->reason. */
+int x86_run(struct x86_cpu *cpu, uint64_t budget, struct x86_stop *stop);
+
+/* Complete an IN (writes AL/AX/EAX, advances RIP) or an MMIO read. */
+void x86_complete_in(struct x86_cpu *cpu, uint32_t data);
+void x86_complete_mmio(struct x86_cpu *cpu, uint64_t data);
+
+/*
+ * Queue an exception or external interrupt for delivery at the next
+ * x86_run() (KVM_INTERRUPT / exception injection).
+ */
+void x86_inject(struct x86_cpu *cpu, uint8_t vector, bool has_err,
+		uint32_t err);
+
+/* Forget every cached translation and decode (CR3 load, stage-2 zap). */
+void x86_cpu_flush(struct x86_cpu *cpu);
+/* Forget what was derived from guest-physical [start, end). */
+void x86_cpu_invalidate_gpa(struct x86_cpu *cpu, uint64_t start,
+			    uint64_t end);
+
+void x86_get_regs(const struct x86_cpu *cpu, struct kvm_regs *regs);
+void x86_set_regs(struct x86_cpu *cpu, const struct kvm_regs *regs);
+void x86_get_sregs(const struct x86_cpu *cpu, struct kvm_sregs *sregs);
+int x86_set_sregs(struct x86_cpu *cpu, const struct kvm_sregs *sregs);
+/* 0, or -EINVAL for an MSR the model does not have or a bad value. */
+int x86_get_msr(const struct x86_cpu *cpu, uint32_t index, uint64_t *data);
+int x86_set_msr(struct x86_cpu *cpu, uint32_t index, uint64_t data);
+int x86_set_cpuid(struct x86_cpu *cpu, const struct kvm_cpuid_entry2 *e,
+		  unsigned n);
+/* Physical-address width for CPUID and RSVD checks; xo = enable alias. */
+void x86_set_maxphyaddr(struct x86_cpu *cpu, unsigned m, bool xo);
+
+/* The CPUID leaves the model implements (KVM_GET_SUPPORTED_CPUID). */
+const struct kvm_cpuid_entry2 *x86_supported_cpuid(unsigned *n);
+
+/* CPUID as the guest sees it (table + the model's overrides). */
+void x86_cpuid(const struct x86_cpu *cpu, uint32_t leaf, uint32_t sub,
+	       uint32_t out[4]);
+
+#endif /* GMEM_X86_H */

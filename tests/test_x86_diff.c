@@ -1,0 +1,731 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Differential test against the host processor: seeded random sequences
+ * of user-level instructions run natively in an RWX page and in the
+ * interpreter from the same registers and memory, at the same linear
+ * addresses (the guest page tables map the native pages' addresses), so
+ * that pushed return addresses and pointers agree.  Registers, RFLAGS
+ * (less the flags an instruction leaves undefined, per Zydis) and the data
+ * pages must match.
+ *
+ *   test_x86_diff [seed [count]]   (or X86_DIFF_SEED / X86_DIFF_N)
+ *
+ * Native layout: code page A = [prologue][sequence][epilogue]; data pages
+ * D, D+4K (compared; R15 = D+2048 is the memory base and is never
+ * written; RSP = D+6144), save area D+8K (native only).
+ */
+#include <setjmp.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include <Zydis/Zydis.h>
+
+#include "tap.h"
+#include "x86_harness.h"
+
+/* Save area: regs[16], rflags, host rsp. */
+#define SAVE 8192
+#define R15_OFF 2048
+#define RSP_OFF 6144
+
+GUEST_CODE(d_prologue,
+	"push %rbx\npush %rbp\npush %r12\npush %r13\npush %r14\npush %r15\n"
+	"mov %rsp, 136(%rdi)\n"
+	"pushq 128(%rdi)\npopfq\n"
+	"mov 0(%rdi), %rax\nmov 8(%rdi), %rcx\nmov 16(%rdi), %rdx\n"
+	"mov 24(%rdi), %rbx\nmov 32(%rdi), %rsp\nmov 40(%rdi), %rbp\n"
+	"mov 48(%rdi), %rsi\nmov 64(%rdi), %r8\nmov 72(%rdi), %r9\n"
+	"mov 80(%rdi), %r10\nmov 88(%rdi), %r11\nmov 96(%rdi), %r12\n"
+	"mov 104(%rdi), %r13\nmov 112(%rdi), %r14\nmov 120(%rdi), %r15\n"
+	"mov 56(%rdi), %rdi\n");
+
+/* R15 + 0x1800 = the save area. */
+GUEST_CODE(d_epilogue,
+	"mov %rax, 0x1800(%r15)\nmov %rcx, 0x1808(%r15)\n"
+	"mov %rdx, 0x1810(%r15)\nmov %rbx, 0x1818(%r15)\n"
+	"mov %rsp, 0x1820(%r15)\nmov %rbp, 0x1828(%r15)\n"
+	"mov %rsi, 0x1830(%r15)\nmov %rdi, 0x1838(%r15)\n"
+	"mov %r8, 0x1840(%r15)\nmov %r9, 0x1848(%r15)\n"
+	"mov %r10, 0x1850(%r15)\nmov %r11, 0x1858(%r15)\n"
+	"mov %r12, 0x1860(%r15)\nmov %r13, 0x1868(%r15)\n"
+	"mov %r14, 0x1870(%r15)\nmov %r15, 0x1878(%r15)\n"
+	"mov 0x1888(%r15), %rsp\n"
+	"pushfq\npopq 0x1880(%r15)\ncld\n"
+	"pop %r15\npop %r14\npop %r13\npop %r12\npop %rbp\npop %rbx\nret\n");
+
+static uint8_t *code_a, *data_d;
+static ZydisDecoder dec;
+static ZydisFormatter fmt;
+static uint64_t rng;
+static sigjmp_buf jb;
+static volatile int native_sig;
+
+static uint64_t rnd(void)
+{
+	/* xorshift64* */
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return rng * 2685821657736338717ull;
+}
+
+static unsigned rn(unsigned n)
+{
+	return rnd() % n;
+}
+
+static void on_signal(int sig, siginfo_t *si, void *uc)
+{
+	native_sig = sig;
+	siglongjmp(jb, 1);
+}
+
+/* ---- Random instruction generation ---------------------------------- */
+
+/* imm kinds */
+enum { I0, IB, IZ, IV };
+
+struct op1 {
+	uint8_t op;
+	uint8_t modrm;	/* 0 none, 1 any, 2 memory only, 3 register only */
+	uint8_t imm;
+	uint8_t regs;	/* digits allowed (bit mask), 0 = all */
+};
+
+static const struct op1 ops1[] = {
+	{ 0x00, 1, I0, 0 }, { 0x01, 1, I0, 0 }, { 0x02, 1, I0, 0 },
+	{ 0x03, 1, I0, 0 }, { 0x08, 1, I0, 0 }, { 0x09, 1, I0, 0 },
+	{ 0x0a, 1, I0, 0 }, { 0x0b, 1, I0, 0 }, { 0x10, 1, I0, 0 },
+	{ 0x11, 1, I0, 0 }, { 0x12, 1, I0, 0 }, { 0x13, 1, I0, 0 },
+	{ 0x18, 1, I0, 0 }, { 0x19, 1, I0, 0 }, { 0x1a, 1, I0, 0 },
+	{ 0x1b, 1, I0, 0 }, { 0x20, 1, I0, 0 }, { 0x21, 1, I0, 0 },
+	{ 0x22, 1, I0, 0 }, { 0x23, 1, I0, 0 }, { 0x28, 1, I0, 0 },
+	{ 0x29, 1, I0, 0 }, { 0x2a, 1, I0, 0 }, { 0x2b, 1, I0, 0 },
+	{ 0x30, 1, I0, 0 }, { 0x31, 1, I0, 0 }, { 0x32, 1, I0, 0 },
+	{ 0x33, 1, I0, 0 }, { 0x38, 1, I0, 0 }, { 0x39, 1, I0, 0 },
+	{ 0x3a, 1, I0, 0 }, { 0x3b, 1, I0, 0 },
+	{ 0x04, 0, IB, 0 }, { 0x05, 0, IZ, 0 }, { 0x0c, 0, IB, 0 },
+	{ 0x0d, 0, IZ, 0 }, { 0x14, 0, IB, 0 }, { 0x15, 0, IZ, 0 },
+	{ 0x1c, 0, IB, 0 }, { 0x1d, 0, IZ, 0 }, { 0x24, 0, IB, 0 },
+	{ 0x25, 0, IZ, 0 }, { 0x2c, 0, IB, 0 }, { 0x2d, 0, IZ, 0 },
+	{ 0x34, 0, IB, 0 }, { 0x35, 0, IZ, 0 }, { 0x3c, 0, IB, 0 },
+	{ 0x3d, 0, IZ, 0 },
+	{ 0x63, 1, I0, 0 }, { 0x69, 1, IZ, 0 }, { 0x6b, 1, IB, 0 },
+	{ 0x80, 1, IB, 0 }, { 0x81, 1, IZ, 0 }, { 0x83, 1, IB, 0 },
+	{ 0x84, 1, I0, 0 }, { 0x85, 1, I0, 0 }, { 0x86, 1, I0, 0 },
+	{ 0x87, 1, I0, 0 }, { 0x88, 1, I0, 0 }, { 0x89, 1, I0, 0 },
+	{ 0x8a, 1, I0, 0 }, { 0x8b, 1, I0, 0 }, { 0x8d, 2, I0, 0 },
+	{ 0x90, 0, I0, 0 }, { 0x91, 0, I0, 0 }, { 0x93, 0, I0, 0 },
+	{ 0x96, 0, I0, 0 }, { 0x98, 0, I0, 0 }, { 0x99, 0, I0, 0 },
+	{ 0x9e, 0, I0, 0 }, { 0x9f, 0, I0, 0 }, { 0xa8, 0, IB, 0 },
+	{ 0xa9, 0, IZ, 0 }, { 0xb0, 0, IB, 0 }, { 0xb3, 0, IB, 0 },
+	{ 0xb4, 0, IB, 0 }, { 0xb9, 0, IV, 0 }, { 0xba, 0, IV, 0 },
+	{ 0xbe, 0, IV, 0 }, { 0xc0, 1, IB, 0 }, { 0xc1, 1, IB, 0 },
+	{ 0xc6, 1, IB, 1 }, { 0xc7, 1, IZ, 1 }, { 0xd0, 1, I0, 0 },
+	{ 0xd1, 1, I0, 0 }, { 0xd2, 1, I0, 0 }, { 0xd3, 1, I0, 0 },
+	{ 0xf5, 0, I0, 0 }, { 0xf6, 1, I0, 0xfc }, { 0xf7, 1, I0, 0xfc },
+	{ 0xf6, 1, IB, 1 }, { 0xf7, 1, IZ, 1 }, { 0xf8, 0, I0, 0 },
+	{ 0xf9, 0, I0, 0 }, { 0xfe, 1, I0, 3 }, { 0xff, 1, I0, 3 },
+	{ 0xff, 2, I0, 0x40 }, { 0x50, 0, I0, 0 }, { 0x53, 0, I0, 0 },
+	{ 0x57, 0, I0, 0 }, { 0x58, 0, I0, 0 }, { 0x5a, 0, I0, 0 },
+	{ 0x5e, 0, I0, 0 }, { 0x68, 0, IZ, 0 }, { 0x6a, 0, IB, 0 },
+	{ 0x8f, 2, I0, 1 }, { 0xfc, 0, I0, 0 }, { 0xfd, 0, I0, 0 },
+};
+
+static const struct op1 ops2[] = {	/* 0F xx */
+	{ 0x40, 1, I0, 0 }, { 0x42, 1, I0, 0 }, { 0x44, 1, I0, 0 },
+	{ 0x47, 1, I0, 0 }, { 0x48, 1, I0, 0 }, { 0x4a, 1, I0, 0 },
+	{ 0x4c, 1, I0, 0 }, { 0x4f, 1, I0, 0 }, { 0x41, 1, I0, 0 },
+	{ 0x43, 1, I0, 0 }, { 0x45, 1, I0, 0 }, { 0x46, 1, I0, 0 },
+	{ 0x49, 1, I0, 0 }, { 0x4b, 1, I0, 0 }, { 0x4d, 1, I0, 0 },
+	{ 0x4e, 1, I0, 0 },
+	{ 0x90, 1, I0, 1 }, { 0x92, 1, I0, 1 }, { 0x94, 1, I0, 1 },
+	{ 0x96, 1, I0, 1 }, { 0x98, 1, I0, 1 }, { 0x9a, 1, I0, 1 },
+	{ 0x9c, 1, I0, 1 }, { 0x9e, 1, I0, 1 }, { 0x91, 1, I0, 1 },
+	{ 0x97, 1, I0, 1 }, { 0x9d, 1, I0, 1 }, { 0x9f, 1, I0, 1 },
+	{ 0xa3, 3, I0, 0 }, { 0xab, 3, I0, 0 }, { 0xb3, 3, I0, 0 },
+	{ 0xbb, 3, I0, 0 }, { 0xa4, 1, IB, 0 }, { 0xac, 1, IB, 0 },
+	{ 0xa5, 1, I0, 0 }, { 0xad, 1, I0, 0 }, { 0xaf, 1, I0, 0 },
+	{ 0xb0, 1, I0, 0 }, { 0xb1, 1, I0, 0 }, { 0xb6, 1, I0, 0 },
+	{ 0xb7, 1, I0, 0 }, { 0xbe, 1, I0, 0 }, { 0xbf, 1, I0, 0 },
+	{ 0xba, 1, IB, 0xf0 }, { 0xbc, 1, I0, 0 }, { 0xbd, 1, I0, 0 },
+	{ 0xb8, 1, I0, 0 }, { 0xc0, 1, I0, 0 }, { 0xc1, 1, I0, 0 },
+	{ 0xc8, 0, I0, 0 }, { 0xcb, 0, I0, 0 }, { 0xce, 0, I0, 0 },
+};
+
+static unsigned put_imm(uint8_t *p, unsigned kind, bool osz16, bool w)
+{
+	uint64_t v = rnd();
+
+	switch (rn(4)) {
+	case 0:
+		v &= 0xff;
+		break;
+	case 1:
+		v = (uint64_t)(int64_t)(int8_t)v;
+		break;
+	case 2:
+		v = rn(2) ? 0x80000000ull : 0x7fffffffull;
+		break;
+	}
+	switch (kind) {
+	case IB:
+		if (rn(3) == 0)
+			v = rn(3) ? rn(70) : 1;	/* shift counts */
+		p[0] = v;
+		return 1;
+	case IZ:
+		if (osz16) {
+			memcpy(p, &v, 2);
+			return 2;
+		}
+		memcpy(p, &v, 4);
+		return 4;
+	case IV:
+		if (w) {
+			memcpy(p, &v, 8);
+			return 8;
+		}
+		return put_imm(p, IZ, osz16, false);
+	}
+	return 0;
+}
+
+/* Raw candidate bytes; the decoder then checks them. */
+static unsigned candidate(uint8_t *p)
+{
+	unsigned n = 0, m;
+	bool two = rn(3) == 0, o16 = rn(8) == 0, w = rn(2), mem;
+	const struct op1 *t = two ? &ops2[rn(sizeof(ops2) / sizeof(ops2[0]))] :
+				    &ops1[rn(sizeof(ops1) / sizeof(ops1[0]))];
+	unsigned r = rn(8), rx = rn(2), bx = rn(2), digit;
+
+	if (o16)
+		p[n++] = 0x66;
+	if (two && (t->op == 0xb8 || ((t->op == 0xbc || t->op == 0xbd) &&
+				      rn(2))))
+		p[n++] = 0xf3;	/* POPCNT, TZCNT, LZCNT */
+	mem = t->modrm == 2 || (t->modrm == 1 && rn(2));
+	if (mem)
+		bx = 1;
+	if (t->modrm == 0 && (t->op & 0xf0) == 0x50)
+		bx = 0;	/* keep away from r12-r15 push/pop... r12-14 ok */
+	if (rn(5) || mem || w)
+		p[n++] = 0x40 | w << 3 | rx << 2 | bx;
+	if (two)
+		p[n++] = 0x0f;
+	p[n++] = t->op;
+	if (t->modrm) {
+		digit = rn(8);
+		if (t->regs)
+			while (!(t->regs & (1u << digit)))
+				digit = rn(8);
+		if (mem) {
+			if (rn(4)) {
+				p[n++] = 0x40 | digit << 3 | 7;
+				p[n++] = rn(256);
+			} else {
+				int32_t d = (int32_t)rn(2000) - 1000;
+
+				p[n++] = 0x80 | digit << 3 | 7;
+				memcpy(p + n, &d, 4);
+				n += 4;
+			}
+		} else {
+			p[n++] = 0xc0 | digit << 3 | r;
+		}
+	}
+	m = put_imm(p + n, t->imm, o16, w);
+	return n + m;
+}
+
+static bool is_reg64(ZydisRegister r, ZydisRegister want)
+{
+	return ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64,
+						r) == want;
+}
+
+/*
+ * Accept a candidate: valid, in the model's user-level set, memory only
+ * through R15 with no index (or the stack), R15/RSP never written, and no
+ * flag read that an earlier instruction left undefined.
+ */
+static bool acceptable(const uint8_t *p, unsigned len, uint32_t *taint)
+{
+	ZydisDecodedInstruction z;
+	ZydisDecodedOperand o[ZYDIS_MAX_OPERAND_COUNT];
+	bool stack;
+
+	if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, p, len, &z, o)) ||
+	    z.length != len)
+		return false;
+	if (z.meta.category == ZYDIS_CATEGORY_COND_BR ||
+	    z.meta.category == ZYDIS_CATEGORY_UNCOND_BR ||
+	    z.meta.category == ZYDIS_CATEGORY_CALL ||
+	    z.meta.category == ZYDIS_CATEGORY_RET)
+		return false;
+	switch (z.mnemonic) {
+	case ZYDIS_MNEMONIC_BSWAP:
+		if (z.operand_width == 16)
+			return false;
+		break;
+	case ZYDIS_MNEMONIC_SHLD:
+	case ZYDIS_MNEMONIC_SHRD:
+		if (z.operand_width == 16)
+			return false;
+		break;
+	case ZYDIS_MNEMONIC_POPF:
+	case ZYDIS_MNEMONIC_POPFQ:
+	case ZYDIS_MNEMONIC_NOP:
+		return false;
+	default:
+		break;
+	}
+	stack = z.mnemonic == ZYDIS_MNEMONIC_PUSH ||
+		z.mnemonic == ZYDIS_MNEMONIC_POP ||
+		z.mnemonic == ZYDIS_MNEMONIC_PUSHF ||
+		z.mnemonic == ZYDIS_MNEMONIC_PUSHFQ;
+	for (unsigned k = 0; k < z.operand_count; k++) {
+		const ZydisDecodedOperand *d = &o[k];
+
+		if (d->type == ZYDIS_OPERAND_TYPE_REGISTER) {
+			ZydisRegister r = d->reg.value;
+
+			if ((d->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) &&
+			    (is_reg64(r, ZYDIS_REGISTER_R15) ||
+			     (is_reg64(r, ZYDIS_REGISTER_RSP) && !stack)))
+				return false;
+			if (ZydisRegisterGetClass(r) != ZYDIS_REGCLASS_GPR8 &&
+			    ZydisRegisterGetClass(r) != ZYDIS_REGCLASS_GPR16 &&
+			    ZydisRegisterGetClass(r) != ZYDIS_REGCLASS_GPR32 &&
+			    ZydisRegisterGetClass(r) != ZYDIS_REGCLASS_GPR64 &&
+			    r != ZYDIS_REGISTER_RFLAGS &&
+			    r != ZYDIS_REGISTER_FLAGS &&
+			    r != ZYDIS_REGISTER_EFLAGS &&
+			    r != ZYDIS_REGISTER_RIP)
+				return false;
+		} else if (d->type == ZYDIS_OPERAND_TYPE_MEMORY) {
+			if (d->mem.type == ZYDIS_MEMOP_TYPE_AGEN)
+				continue;
+			if (d->mem.index != ZYDIS_REGISTER_NONE)
+				return false;
+			if (d->mem.base != ZYDIS_REGISTER_R15 &&
+			    !(stack && d->mem.base == ZYDIS_REGISTER_RSP))
+				return false;
+		}
+	}
+	/* POP into memory addressed by R15 is fine; POP RSP is not. */
+	const ZydisAccessedFlags *f = z.cpu_flags;
+	uint32_t arith = X86_ARITH;
+
+	if (f->tested & *taint & arith)
+		return false;
+	if (z.mnemonic == ZYDIS_MNEMONIC_PUSHF ||
+	    z.mnemonic == ZYDIS_MNEMONIC_PUSHFQ ||
+	    z.mnemonic == ZYDIS_MNEMONIC_LAHF) {
+		if (*taint)
+			return false;
+	}
+	switch (z.mnemonic) {
+	case ZYDIS_MNEMONIC_SHL: case ZYDIS_MNEMONIC_SHR:
+	case ZYDIS_MNEMONIC_SAR: case ZYDIS_MNEMONIC_ROL:
+	case ZYDIS_MNEMONIC_ROR: case ZYDIS_MNEMONIC_RCL:
+	case ZYDIS_MNEMONIC_RCR: case ZYDIS_MNEMONIC_SHLD:
+	case ZYDIS_MNEMONIC_SHRD:
+		/* A zero count changes nothing; counts > 1 leave OF undefined. */
+		*taint |= (f->undefined | X86_OF | X86_AF) & arith;
+		break;
+	default:
+		*taint = (*taint & ~(f->modified | f->set_0 | f->set_1)) |
+			 f->undefined;
+		*taint &= arith;
+		break;
+	}
+	return true;
+}
+
+static unsigned gen_insn(uint8_t *p, uint32_t *taint)
+{
+	for (;;) {
+		uint8_t b[32];
+		uint32_t t = *taint;
+		unsigned n = candidate(b);
+
+		if (acceptable(b, n, &t)) {
+			memcpy(p, b, n);
+			*taint = t;
+			return n;
+		}
+	}
+}
+
+static unsigned put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+	return 4;
+}
+
+/* A string instruction with RSI/RDI/RCX set up inside the data pages. */
+static unsigned gen_string(uint8_t *p, uint32_t *taint)
+{
+	static const uint8_t sops[] = { 0xa4, 0xa5, 0xa6, 0xa7, 0xaa,
+					0xab, 0xac, 0xad, 0xae, 0xaf };
+	unsigned n = 0;
+	uint8_t op = sops[rn(sizeof(sops))];
+
+	p[n++] = 0x49;	/* lea rsi, [r15 + d] */
+	p[n++] = 0x8d;
+	p[n++] = 0xb7;
+	n += put32(p + n, 400 + rn(4000) - R15_OFF);
+	p[n++] = 0x49;	/* lea rdi, [r15 + d] */
+	p[n++] = 0x8d;
+	p[n++] = 0xbf;
+	n += put32(p + n, 400 + rn(4000) - R15_OFF);
+	p[n++] = 0xb9;	/* mov ecx, n */
+	n += put32(p + n, rn(40));
+	bool cmp = op == 0xa6 || op == 0xa7 || op == 0xae || op == 0xaf;
+	bool rep = false;
+
+	switch (rn(3)) {
+	case 0:
+		p[n++] = 0xf3;
+		rep = true;
+		break;
+	case 1:
+		if (cmp) {
+			p[n++] = 0xf2;
+			rep = true;
+		}
+		break;
+	}
+	/* A compare writes every arithmetic flag, unless REP runs it 0 times. */
+	if (cmp && !rep)
+		*taint = 0;
+	if (op & 1) {
+		if (rn(3) == 0)
+			p[n++] = 0x66;
+		else if (rn(2))
+			p[n++] = 0x48;
+	}
+	p[n++] = op;
+	return n;
+}
+
+/* One sequence into @p; returns its length. */
+static unsigned gen_seq(uint8_t *p, unsigned ninsn, uint32_t *tout)
+{
+	uint32_t taint = 0;
+	unsigned n = 0;
+
+	for (unsigned k = 0; k < ninsn; k++) {
+		switch (rn(16)) {
+		case 0:
+			n += gen_string(p + n, &taint);
+			break;
+		case 1: {
+			/* Jcc over the next instruction. */
+			uint8_t b[32];
+			unsigned cc = rn(16), m;
+			uint32_t t = taint;
+			static const uint32_t need[8] = {
+				X86_OF, X86_CF, X86_ZF, X86_CF | X86_ZF,
+				X86_SF, X86_PF, X86_SF | X86_OF,
+				X86_SF | X86_OF | X86_ZF };
+
+			if (taint & need[cc >> 1])
+				break;
+			m = gen_insn(b, &t);
+			p[n++] = 0x70 | cc;
+			p[n++] = m;
+			memcpy(p + n, b, m);
+			n += m;
+			taint |= t;	/* either path */
+			break;
+		}
+		case 2:
+			/* call next; leaves the return address on the stack */
+			p[n++] = 0xe8;
+			n += put32(p + n, 0);
+			break;
+		case 3:
+			/* lea rax, [rip+2]; push rax; ret */
+			memcpy(p + n, "\x48\x8d\x05\x02\x00\x00\x00\x50\xc3", 9);
+			n += 9;
+			break;
+		case 4:
+			if (taint)
+				break;
+			p[n++] = 0x9c;	/* pushf; popf */
+			p[n++] = 0x9d;
+			break;
+		default:
+			n += gen_insn(p + n, &taint);
+			break;
+		}
+	}
+	*tout = taint;
+	return n;
+}
+
+/* ---- Running both --------------------------------------------------- */
+
+struct state {
+	uint64_t r[16];
+	uint64_t fl;
+};
+
+static struct hvm vm;
+static unsigned plen;
+
+static void setup_guest(void)
+{
+	REQUIRE(hvm_init(&vm, 1 << 20) == 0);
+	/* Map A, D, D+4K at their native addresses. */
+	uint64_t a = (uint64_t)code_a, d = (uint64_t)data_d;
+	uint64_t pt = 0xb000, pd = 0xc000, pdpt = 0xd000;
+
+	REQUIRE((a >> 21) == (d >> 21));
+	REQUIRE((a >> 39) == 0 || (a >> 39) != 0);
+	/* Own PDPT/PD/PT for the 2 MiB region holding A and D. */
+	*hvm_q(&vm, H_PML4 + ((a >> 39) & 511) * 8) = pdpt | 7;
+	if (((a >> 39) & 511) == 0)
+		memcpy(vm.mem + pdpt, vm.mem + H_PDPT, 4096);
+	if (((a >> 39) & 511) == 0 && ((a >> 30) & 511) == 0)
+		memcpy(vm.mem + pd, vm.mem + H_PD, 4096);
+	*hvm_q(&vm, pdpt + ((a >> 30) & 511) * 8) = pd | 7;
+	*hvm_q(&vm, pd + ((a >> 21) & 511) * 8) = pt | 7;
+	*hvm_q(&vm, pt + ((a >> 12) & 511) * 8) = H_CODE | 7;
+	*hvm_q(&vm, pt + ((d >> 12) & 511) * 8) = H_DATA | 7;
+	*hvm_q(&vm, pt + (((d >> 12) + 1) & 511) * 8) = (H_DATA + 4096) | 7;
+	hvm_set_cpl(&vm, 3);
+}
+
+static void dump_seq(const uint8_t *p, unsigned len, uint64_t rip)
+{
+	unsigned off = 0;
+
+	while (off < len) {
+		ZydisDecodedInstruction z;
+		ZydisDecodedOperand o[ZYDIS_MAX_OPERAND_COUNT];
+		char buf[128];
+
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, p + off,
+							 len - off, &z, o)))
+			break;
+		ZydisFormatterFormatInstruction(&fmt, &z, o,
+						z.operand_count_visible, buf,
+						sizeof(buf), rip + off, NULL);
+		printf("#   %s\n", buf);
+		off += z.length;
+	}
+}
+
+static int failures;
+
+static __attribute__((noinline)) void run_native(void *save)
+{
+	native_sig = 0;
+	if (sigsetjmp(jb, 1) == 0)
+		((void (*)(void *))code_a)(save);
+}
+
+/* Returns 0 match, 1 mismatch, 2 both faulted (counted apart). */
+static int run_one(unsigned idx, unsigned ninsn)
+{
+	uint8_t seq[2048];
+	uint32_t taint;
+	unsigned len = gen_seq(seq, ninsn, &taint);
+	struct state init, *save = (struct state *)(data_d + SAVE);
+	static const char *names[16] = { "rax", "rcx", "rdx", "rbx", "rsp",
+		"rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
+		"r14", "r15" };
+	uint64_t d = (uint64_t)data_d;
+	uint8_t mem0[8192];
+	int bad = 0;
+
+	/* Random state. */
+	for (unsigned k = 0; k < 16; k++) {
+		switch (rn(6)) {
+		case 0: init.r[k] = 0; break;
+		case 1: init.r[k] = rn(64); break;
+		case 2: init.r[k] = ~0ull; break;
+		case 3: init.r[k] = 1ull << rn(64); break;
+		default: init.r[k] = rnd(); break;
+		}
+	}
+	init.r[X86_R15] = d + R15_OFF;
+	init.r[X86_RSP] = d + RSP_OFF;
+	init.fl = 0x202 | (rnd() & X86_ARITH) | (rn(5) == 0 ? X86_DF : 0);
+	for (unsigned k = 0; k < 8192; k += 8) {
+		uint64_t v = rnd();
+
+		memcpy(mem0 + k, &v, 8);
+	}
+
+	/* Native. */
+	memcpy(code_a + plen, seq, len);
+	memcpy(code_a + plen + len, d_epilogue, d_epilogue_end - d_epilogue);
+	__builtin___clear_cache((char *)code_a, (char *)code_a + 4096);
+	memcpy(data_d, mem0, 8192);
+	memcpy(save, &init, sizeof(init));
+	run_native(save);
+
+	/* Interpreter. */
+	struct kvm_regs r;
+
+	memcpy(vm.mem + H_CODE, code_a, 4096);
+	/* VMCALL (it stops at CPL 3 too) instead of the epilogue */
+	memcpy(vm.mem + H_CODE + plen + len, "\x0f\x01\xc1", 3);
+	x86_cpu_invalidate_gpa(&vm.cpu, H_CODE, H_CODE + 4096);
+	memcpy(vm.mem + H_DATA, mem0, 8192);
+	memcpy(&r, &(struct kvm_regs){ 0 }, sizeof(r));
+	r.rax = init.r[0]; r.rcx = init.r[1]; r.rdx = init.r[2];
+	r.rbx = init.r[3]; r.rsp = init.r[4]; r.rbp = init.r[5];
+	r.rsi = init.r[6]; r.rdi = init.r[7]; r.r8 = init.r[8];
+	r.r9 = init.r[9]; r.r10 = init.r[10]; r.r11 = init.r[11];
+	r.r12 = init.r[12]; r.r13 = init.r[13]; r.r14 = init.r[14];
+	r.r15 = init.r[15];
+	r.rip = (uint64_t)code_a + plen;
+	r.rflags = init.fl;
+	x86_set_regs(&vm.cpu, &r);
+	hvm_set_cpl(&vm, 3);
+	int st = hvm_run(&vm, 100000);
+
+	if (native_sig) {
+		/* #DE natively (SIGFPE): the guest must take vector 0. */
+		if (native_sig == SIGFPE && hvm_vector(&vm) == X86_DE)
+			return 2;
+		bad = 1;
+		printf("# native signal %d, interpreter stop %d vector %d\n",
+		       native_sig, st, hvm_vector(&vm));
+		goto report;
+	}
+	if (st != X86_STOP_VMCALL ||
+	    vm.cpu.rip != (uint64_t)code_a + plen + len + 3) {
+		bad = 1;
+		printf("# interpreter stop %d vector %d rip %#lx\n", st,
+		       hvm_vector(&vm), (unsigned long)vm.cpu.rip);
+		goto report;
+	}
+	x86_get_regs(&vm.cpu, &r);
+	uint64_t got[16] = { r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi,
+			     r.rdi, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13,
+			     r.r14, r.r15 };
+
+	for (unsigned k = 0; k < 16; k++) {
+		if (got[k] != save->r[k]) {
+			bad = 1;
+			printf("# %s: interp %#llx native %#llx\n", names[k],
+			       (unsigned long long)got[k],
+			       (unsigned long long)save->r[k]);
+		}
+	}
+	uint64_t fm = (X86_ARITH | X86_DF) & ~(uint64_t)taint;
+
+	if ((r.rflags & fm) != (save->fl & fm)) {
+		bad = 1;
+		printf("# rflags: interp %#llx native %#llx mask %#llx\n",
+		       (unsigned long long)r.rflags,
+		       (unsigned long long)save->fl, (unsigned long long)fm);
+	}
+	if (memcmp(vm.mem + H_DATA, data_d, 8192)) {
+		bad = 1;
+		for (unsigned k = 0; k < 8192; k++)
+			if (vm.mem[H_DATA + k] != data_d[k]) {
+				printf("# memory differs at D+%u: %02x vs %02x\n",
+				       k, vm.mem[H_DATA + k], data_d[k]);
+				break;
+			}
+	}
+report:
+	if (bad && failures++ < 10) {
+		printf("# sequence %u:\n", idx);
+		dump_seq(seq, len, (uint64_t)code_a + plen);
+	}
+	return bad;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t seed = time(NULL);
+	unsigned count = 100000, faults = 0, bad = 0;
+	const char *e;
+	stack_t ss;
+	struct sigaction sa;
+
+	if ((e = getenv("X86_DIFF_SEED")))
+		seed = strtoull(e, NULL, 0);
+	if ((e = getenv("X86_DIFF_N")))
+		count = strtoul(e, NULL, 0);
+	if (argc > 1)
+		seed = strtoull(argv[1], NULL, 0);
+	if (argc > 2)
+		count = strtoul(argv[2], NULL, 0);
+	tap_plan(2, 300);
+	printf("# seed %llu, %u sequences\n", (unsigned long long)seed, count);
+	rng = seed * 0x9e3779b97f4a7c15ull + 1;
+
+	ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64,
+			 ZYDIS_STACK_WIDTH_64);
+	ZydisFormatterInit(&fmt, ZYDIS_FORMATTER_STYLE_INTEL);
+
+	/* Native pages at fixed low addresses, so the guest maps them too. */
+	for (uint64_t base = 0x30000000; !code_a && base < 0x70000000;
+	     base += 0x200000) {
+		void *a = mmap((void *)base, 4096,
+			       PROT_READ | PROT_WRITE | PROT_EXEC,
+			       MAP_PRIVATE | MAP_ANONYMOUS |
+				       MAP_FIXED_NOREPLACE,
+			       -1, 0);
+		void *d = mmap((void *)(base + 0x10000), 3 * 4096,
+			       PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS |
+				       MAP_FIXED_NOREPLACE,
+			       -1, 0);
+
+		if (a == (void *)base && d == (void *)(base + 0x10000)) {
+			code_a = a;
+			data_d = d;
+			break;
+		}
+		if (a != MAP_FAILED)
+			munmap(a, 4096);
+		if (d != MAP_FAILED)
+			munmap(d, 3 * 4096);
+	}
+	REQUIRE(code_a);
+	plen = d_prologue_end - d_prologue;
+	memcpy(code_a, d_prologue, plen);
+
+	static uint8_t altstack[1 << 16];
+
+	ss.ss_sp = altstack;
+	ss.ss_size = 1 << 16;
+	ss.ss_flags = 0;
+	REQUIRE(sigaltstack(&ss, NULL) == 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_signal;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+	sigaction(SIGFPE, &sa, NULL);
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGILL, &sa, NULL);
+	sigaction(SIGTRAP, &sa, NULL);
+
+	setup_guest();
+	for (unsigned i = 0; i < count; i++) {
+		int r = run_one(i, 1 + rn(12));
+
+		if (r == 1)
+			bad++;
+		else if (r == 2)
+			faults++;
+	}
+	printf("# %u mismatches, %u #DE agreed\n", bad, faults);
+	CHECK_EQ(bad, 0);
+	tap_result("random sequences match the host CPU");
+	CHECK(faults > 0 || count < 1000);
+	tap_result("divide faults agree (#DE)");
+	hvm_destroy(&vm);
+	return tap_done();
+}

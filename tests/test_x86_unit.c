@@ -1,0 +1,544 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of the CPU model on the flat-memory backend: instruction
+ * semantics, paging faults with their error codes, exceptions, and the
+ * stops (MMIO, I/O, HLT, VMCALL, kick, stage-2 exit, shutdown).
+ */
+#include "tap.h"
+#include "x86_harness.h"
+
+static struct hvm vm;
+
+/* Reset the VM and load @code at H_CODE. */
+static void setup(const uint8_t *b, const uint8_t *e)
+{
+	hvm_destroy(&vm);
+	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
+	hvm_load(&vm, H_CODE, b, e);
+}
+
+#define SETUP(name) setup(name, name##_end)
+
+static uint64_t flags(void)
+{
+	struct kvm_regs r;
+
+	x86_get_regs(&vm.cpu, &r);
+	return r.rflags;
+}
+
+/* Error code and return RIP of the frame of a handler that just ran. */
+static uint64_t frame(unsigned n)
+{
+	return *hvm_q(&vm, vm.cpu.gpr[X86_RSP] + 8 * n);
+}
+
+GUEST_CODE(g_arith,
+	"mov $5, %eax\n"
+	"add $7, %eax\n"	/* 12 */
+	"mov $-1, %rbx\n"
+	"add $1, %rbx\n"	/* 0, CF ZF */
+	"adc $0, %eax\n"	/* 13 */
+	"imul $3, %eax, %ecx\n"	/* 39 */
+	"mov $100, %eax\n"
+	"xor %edx, %edx\n"
+	"mov $7, %esi\n"
+	"div %esi\n"		/* 14 r 2 */
+	"shl $4, %rdx\n"	/* 32 */
+	"lea 1(%rdx,%rcx,2), %rdi\n"	/* 32+78+1 = 111 */
+	"mov $0x8000000000000000, %r8\n"
+	"sar $63, %r8\n"	/* -1 */
+	"movzbl %r8b, %r9d\n"	/* 255 */
+	"movsbq %r9b, %r10\n"	/* -1 */
+	"bsf %rdx, %r11\n"	/* 5 */
+	"cmp $112, %rdi\n"	/* 111 < 112: CF SF */
+	"setb %r12b\n"
+	"setl %r13b\n"
+	"cmovb %rdi, %r14\n"
+	"mov $0x1234, %ah\n"
+	"hlt\n");
+
+static void t_arith(void)
+{
+	SETUP(g_arith);
+	vm.cpu.gpr[X86_R12] = 0xff00;
+	CHECK_EQ(hvm_run(&vm, 1000), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 14 | 0x34 << 8);
+	CHECK_EQ(vm.cpu.gpr[X86_RBX], 0);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], 39);
+	CHECK_EQ(vm.cpu.gpr[X86_RDX], 32);
+	CHECK_EQ(vm.cpu.gpr[X86_RDI], 111);
+	CHECK_EQ(vm.cpu.gpr[X86_R8], -1);
+	CHECK_EQ(vm.cpu.gpr[X86_R9], 255);
+	CHECK_EQ(vm.cpu.gpr[X86_R10], -1);
+	CHECK_EQ(vm.cpu.gpr[X86_R11], 5);
+	CHECK_EQ(vm.cpu.gpr[X86_R12], 0xff01);
+	CHECK_EQ(vm.cpu.gpr[X86_R13], 1);
+	CHECK_EQ(vm.cpu.gpr[X86_R14], 111);
+	CHECK_EQ(flags() & (X86_CF | X86_ZF | X86_SF | X86_OF),
+		 X86_CF | X86_SF);
+	CHECK_EQ(vm.cpu.rip, H_CODE + (g_arith_end - g_arith));
+	CHECK_EQ(vm.stop.executed, 23);
+	tap_result("arithmetic, flags, setcc, cmov");
+}
+
+GUEST_CODE(g_flow,
+	"xor %eax, %eax\n"
+	"mov $100, %ecx\n"
+	"1: add %rcx, %rax\n"
+	"loop 1b\n"		/* 5050 */
+	"mov $10, %edi\n"
+	"call 2f\n"
+	"jmp 3f\n"
+	"2: push %rbp\n"
+	"mov %rsp, %rbp\n"
+	"lea (%rdi,%rdi,4), %rbx\n"
+	"leave\n"
+	"ret\n"
+	"3: lea 4f(%rip), %rdx\n"
+	"jmp *%rdx\n"
+	"ud2\n"
+	"4: mov $1, %esi\n"
+	"test %esi, %esi\n"
+	"jz 5f\n"
+	"dec %esi\n"
+	"jnz 5f\n"
+	"mov $42, %esi\n"
+	"5: hlt\n");
+
+static void t_flow(void)
+{
+	SETUP(g_flow);
+	CHECK_EQ(hvm_run(&vm, 10000), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 5050);
+	CHECK_EQ(vm.cpu.gpr[X86_RBX], 50);
+	CHECK_EQ(vm.cpu.gpr[X86_RSI], 42);
+	CHECK_EQ(vm.cpu.gpr[X86_RSP], H_STACK);
+	tap_result("loops, call/ret, leave, indirect jmp");
+}
+
+GUEST_CODE(g_string,
+	"mov $0x20000, %esi\n"
+	"mov $0x21000, %edi\n"
+	"mov $100, %ecx\n"
+	"rep movsb\n"
+	"mov $0x22000, %edi\n"
+	"mov $0x1122334455667788, %rax\n"
+	"mov $8, %ecx\n"
+	"rep stosq\n"
+	"mov $0x20000, %edi\n"
+	"mov $0x2a, %al\n"
+	"mov $1000, %ecx\n"
+	"repne scasb\n"
+	"mov %rdi, %r8\n"
+	"mov $0x20000, %esi\n"
+	"mov $0x21000, %edi\n"
+	"mov $100, %ecx\n"
+	"repe cmpsb\n"
+	"mov %rcx, %r9\n"
+	"std\n"
+	"mov $0x22007, %esi\n"
+	"lodsb\n"
+	"cld\n"
+	"hlt\n");
+
+static void t_string(void)
+{
+	SETUP(g_string);
+	for (unsigned i = 0; i < 100; i++)
+		vm.mem[H_DATA + i] = i;
+	vm.mem[H_DATA + 42] = 0x2a;
+	CHECK_EQ(hvm_run(&vm, 10000), X86_STOP_HLT);
+	CHECK(memcmp(vm.mem + H_DATA, vm.mem + H_DATA + 0x1000, 100) == 0);
+	CHECK_EQ(*hvm_q(&vm, 0x22000 + 56), 0x1122334455667788ll);
+	CHECK_EQ(vm.cpu.gpr[X86_R8], 0x20000 + 43);
+	CHECK_EQ(vm.cpu.gpr[X86_R9], 0);
+	CHECK_EQ(vm.cpu.gpr[X86_RSI], 0x22006);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX] & 0xff, 0x11);
+	tap_result("string instructions with REP/REPE/REPNE and DF");
+}
+
+GUEST_CODE(g_pf_read,
+	"mov $0x5a, %ebx\n"
+	"mov 0x30008, %rbx\n"
+	"hlt\n");
+
+static void t_pf_notpresent(void)
+{
+	SETUP(g_pf_read);
+	*hvm_pte(&vm, 0x30000) &= ~1ull;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), 0);			/* error code */
+	CHECK_EQ(frame(1), H_CODE + 5);		/* faulting RIP */
+	CHECK_EQ(frame(2), SEL_KCODE);
+	CHECK_EQ(frame(4), H_STACK);
+	CHECK_EQ(vm.cpu.cr2, 0x30008);
+	CHECK_EQ(vm.cpu.gpr[X86_RBX], 0x5a);
+	tap_result("#PF not present: error code 0, CR2, frame");
+}
+
+GUEST_CODE(g_pf_write,
+	"movq $7, 0x30010\n"
+	"hlt\n");
+
+static void t_pf_ro(void)
+{
+	SETUP(g_pf_write);
+	*hvm_pte(&vm, 0x30000) &= ~2ull;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_W);
+	CHECK_EQ(vm.cpu.cr2, 0x30010);
+	CHECK_EQ(*hvm_q(&vm, 0x30010), 0);
+	tap_result("#PF write to read-only page with CR0.WP");
+}
+
+static void t_pf_user(void)
+{
+	SETUP(g_pf_read);
+	*hvm_pte(&vm, 0x30000) &= ~4ull;
+	hvm_set_cpl(&vm, 3);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_U);
+	CHECK_EQ(frame(2), SEL_UCODE | 3);
+	CHECK_EQ(frame(4), H_STACK);
+	CHECK_EQ(frame(5), SEL_UDATA | 3);
+	CHECK_EQ(vm.cpu.gpr[X86_RSP], H_RSP0 - 48);	/* TSS.RSP0 */
+	CHECK_EQ(vm.cpu.cpl, 0);
+	CHECK_EQ(vm.cpu.cr2, 0x30008);
+	tap_result("#PF user access to supervisor page, stack switch");
+}
+
+GUEST_CODE(g_nx,
+	"mov $0x30000, %eax\n"
+	"jmp *%rax\n");
+
+static void t_pf_nx(void)
+{
+	SETUP(g_nx);
+	*hvm_pte(&vm, 0x30000) |= 1ull << 63;
+	vm.mem[0x30000] = 0xf4;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_I);
+	CHECK_EQ(frame(1), 0x30000);
+	CHECK_EQ(vm.cpu.cr2, 0x30000);
+	tap_result("#PF instruction fetch from NX page");
+}
+
+GUEST_CODE(g_rsvd,
+	"mov 0x30000, %eax\n"
+	"hlt\n");
+
+static void t_pf_rsvd(void)
+{
+	SETUP(g_rsvd);
+	x86_set_maxphyaddr(&vm.cpu, 40, false);
+	*hvm_pte(&vm, 0x30000) |= 1ull << 40;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_RSVD);
+	tap_result("#PF reserved bit (bit M without XO alias)");
+}
+
+GUEST_CODE(g_xo,
+	"mov $0x30000, %eax\n"
+	"call *%rax\n"		/* fetch through the alias works */
+	"mov (%rax), %ebx\n"	/* read does not */
+	"hlt\n");
+
+static void t_xo(void)
+{
+	SETUP(g_xo);
+	x86_set_maxphyaddr(&vm.cpu, 40, true);
+	*hvm_pte(&vm, 0x30000) |= 1ull << 40;
+	vm.mem[0x30000] = 0xc3;	/* ret */
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_P);
+	CHECK_EQ(frame(1), H_CODE + 7);
+	CHECK_EQ(vm.cpu.cr2, 0x30000);
+
+	uint32_t o[4];
+
+	x86_cpuid(&vm.cpu, 0x80000008, 0, o);
+	CHECK_EQ(o[0] & 0xff, 40);
+	x86_cpuid(&vm.cpu, 0x40000001, 0, o);
+	CHECK_EQ(o[0] & 1, 1);
+	tap_result("XO alias: fetch works, read gives #PF P=1 W=0");
+}
+
+GUEST_CODE(g_ud, "nop\nud2\n");
+GUEST_CODE(g_de, "xor %ecx, %ecx\nmov $1, %eax\ndiv %ecx\n");
+GUEST_CODE(g_gp, "hlt\n");
+
+static void t_exceptions(void)
+{
+	SETUP(g_ud);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 6);
+	CHECK_EQ(frame(0), H_CODE + 1);
+
+	SETUP(g_de);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 0);
+	CHECK_EQ(frame(0), H_CODE + 7);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 1);
+
+	SETUP(g_gp);
+	hvm_set_cpl(&vm, 3);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 13);
+	CHECK_EQ(frame(0), 0);
+	CHECK_EQ(frame(1), H_CODE);
+	tap_result("#UD, #DE, #GP(0) from HLT at CPL 3");
+}
+
+static void t_double_triple(void)
+{
+	/* #UD with an unmapped stack: #PF, then #PF again: #DF on IST1. */
+	SETUP(g_ud);
+	hvm_set_gate(&vm, 8, H_HANDLERS + 8 * 16, 0xe, 0, 1);
+	vm.cpu.gpr[X86_RSP] = 0x31000;
+	*hvm_pte(&vm, 0x30000) &= ~1ull;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 8);
+	CHECK_EQ(frame(0), 0);
+	CHECK_EQ(vm.cpu.gpr[X86_RSP], H_IST1 - 48);
+
+	/* Without IST the #DF frame faults too: triple fault. */
+	SETUP(g_ud);
+	vm.cpu.gpr[X86_RSP] = 0x31000;
+	*hvm_pte(&vm, 0x30000) &= ~1ull;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_SHUTDOWN);
+
+	/* IDT limit 0: #UD -> #GP -> #DF -> shutdown. */
+	SETUP(g_ud);
+	vm.cpu.idt.limit = 0;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_SHUTDOWN);
+	tap_result("#DF on IST, triple fault -> SHUTDOWN");
+}
+
+GUEST_CODE(g_mmio,
+	"mov $0x12345678, %ebx\n"
+	"mov 0x1000000, %eax\n"
+	"mov %ebx, 0x1000010\n"
+	"add %eax, 0x1000020\n"
+	"hlt\n");
+
+static void t_mmio(void)
+{
+	SETUP(g_mmio);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_MMIO);
+	CHECK_EQ(vm.stop.mmio.gpa, 0x1000000);
+	CHECK_EQ(vm.stop.mmio.len, 4);
+	CHECK_EQ(vm.stop.mmio.is_write, 0);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 5);
+	x86_complete_mmio(&vm.cpu, 0xabcd);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_MMIO);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 0xabcd);
+	CHECK_EQ(vm.stop.mmio.gpa, 0x1000010);
+	CHECK_EQ(vm.stop.mmio.is_write, 1);
+	CHECK_EQ(vm.stop.mmio.data[0], 0x78);
+	CHECK_EQ(vm.stop.mmio.data[3], 0x12);
+	/* RMW: read stop, then write stop, then done. */
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_MMIO);
+	CHECK_EQ(vm.stop.mmio.gpa, 0x1000020);
+	CHECK_EQ(vm.stop.mmio.is_write, 0);
+	x86_complete_mmio(&vm.cpu, 1);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_MMIO);
+	CHECK_EQ(vm.stop.mmio.is_write, 1);
+	CHECK_EQ(vm.stop.mmio.data[0], 0xce);	/* 0xabcd + 1 */
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	tap_result("MMIO read/write stops and completion");
+}
+
+GUEST_CODE(g_io,
+	"mov $0x41, %al\n"
+	"out %al, $0x10\n"
+	"mov $0x3f8, %dx\n"
+	"in %dx, %ax\n"
+	"vmcall\n"
+	"hlt\n");
+
+static void t_io(void)
+{
+	SETUP(g_io);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.stop.io.port, 0x10);
+	CHECK_EQ(vm.stop.io.is_write, 1);
+	CHECK_EQ(vm.stop.io.size, 1);
+	CHECK_EQ(vm.stop.io.data, 0x41);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.stop.io.port, 0x3f8);
+	CHECK_EQ(vm.stop.io.is_write, 0);
+	CHECK_EQ(vm.stop.io.size, 2);
+	x86_complete_in(&vm.cpu, 0xbeef);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX] & 0xffff, 0xbeef);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_VMCALL);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 13);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 14);
+	tap_result("OUT, IN + completion, VMCALL, HLT");
+}
+
+GUEST_CODE(g_spin, "1: inc %rax\njmp 1b\n");
+
+static void t_kick(void)
+{
+	volatile int kick = 0;
+	volatile uint8_t ie = 0;
+
+	SETUP(g_spin);
+	CHECK_EQ(hvm_run(&vm, 5000), X86_STOP_BUDGET);
+	CHECK_EQ(vm.stop.executed, 5000);
+	vm.cpu.kick = &kick;
+	vm.cpu.immediate_exit = &ie;
+	kick = 1;
+	CHECK_EQ(hvm_run(&vm, 5000), X86_STOP_KICK);
+	kick = 0;
+	ie = 1;
+	CHECK_EQ(hvm_run(&vm, 5000), X86_STOP_KICK);
+	ie = 0;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_BUDGET);
+	tap_result("budget, kick and immediate_exit");
+}
+
+GUEST_CODE(g_s2,
+	"mov $1, %ecx\n"
+	"push %rcx\n"
+	"hlt\n");
+
+static void t_s2_exit(void)
+{
+	SETUP(g_s2);
+	vm.exit_gpa = H_STACK - 0x1000;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_S2_EXIT);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 5);
+	CHECK_EQ(vm.cpu.gpr[X86_RSP], H_STACK);
+	vm.exit_gpa = ~0ull;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RSP], H_STACK - 8);
+	tap_result("stage-2 exit: no side effect, re-execution");
+}
+
+GUEST_CODE(g_smc,
+	"lea 1f(%rip), %rbx\n"
+	"mov $0, %ecx\n"
+	"2: movb $0x90, (%rbx)\n"	/* turn the ud2 into nop nop */
+	"movb $0x90, 1(%rbx)\n"
+	"1: ud2\n"
+	"hlt\n");
+
+static void t_smc(void)
+{
+	SETUP(g_smc);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.rip, H_CODE + (g_smc_end - g_smc));
+	tap_result("self-modifying code drops the decode cache");
+}
+
+GUEST_CODE(g_sys,
+	"mov $0xc0000082, %ecx\n"	/* LSTAR */
+	"lea 1f(%rip), %rax\n"
+	"mov %rax, %rdx\n"
+	"shr $32, %rdx\n"
+	"wrmsr\n"
+	"mov $0xc0000081, %ecx\n"	/* STAR */
+	"xor %eax, %eax\n"
+	"mov $0x00180008, %edx\n"
+	"wrmsr\n"
+	"mov $0xc0000102, %ecx\n"	/* KERNEL_GS_BASE */
+	"mov $0x5000, %eax\n"
+	"xor %edx, %edx\n"
+	"wrmsr\n"
+	"lea 2f(%rip), %rcx\n"
+	"mov $0x202, %r11d\n"
+	"sysretq\n"
+	"2: mov $7, %r12d\n"		/* user mode */
+	"syscall\n"
+	"hlt\n"
+	"1: swapgs\n"			/* kernel entry */
+	"mov %gs:8, %r13\n"
+	"mov %cr3, %r14\n"
+	"hlt\n");
+
+static void t_syscall(void)
+{
+	SETUP(g_sys);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_R12], 7);
+	CHECK_EQ(vm.cpu.cpl, 0);
+	CHECK_EQ(vm.cpu.seg[X86_CS].selector, 8);
+	CHECK_EQ(vm.cpu.gpr[X86_R13], *hvm_q(&vm, 0x5008));
+	CHECK_EQ(vm.cpu.gpr[X86_R14], H_PML4);
+	CHECK_EQ(vm.cpu.gpr[X86_R11] & X86_IF, X86_IF);
+	tap_result("WRMSR, SYSRET, SYSCALL, SWAPGS, MOV from CR3");
+}
+
+GUEST_CODE(g_int,
+	"int $0x80\n"
+	"hlt\n");
+
+GUEST_CODE(g_iret,
+	"mov %rsp, %rax\n"
+	"push $0x23\n"		/* SS */
+	"push %rax\n"		/* RSP */
+	"push $0x202\n"		/* RFLAGS */
+	"push $0x2b\n"		/* CS */
+	"lea 1f(%rip), %rax\n"
+	"push %rax\n"
+	"iretq\n"
+	"1: int3\n");
+
+static void t_int_iret(void)
+{
+	SETUP(g_int);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 0x80);
+	CHECK_EQ(frame(0), H_CODE + 2);
+
+	SETUP(g_iret);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 3);
+	CHECK_EQ(frame(0), H_CODE + (g_iret_end - g_iret));
+	CHECK_EQ(frame(1), SEL_UCODE | 3);
+	CHECK_EQ(frame(2) & X86_IF, X86_IF);
+
+	/* INT from CPL 3 to a DPL 0 gate: #GP(vec*8+2). */
+	SETUP(g_int);
+	hvm_set_gate(&vm, 0x80, H_HANDLERS + 0x800, 0xe, 0, 0);
+	hvm_set_cpl(&vm, 3);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 13);
+	CHECK_EQ(frame(0), 0x80 * 8 + 2);
+	tap_result("INT n, INT3, IRETQ to CPL 3, gate DPL check");
+}
+
+int main(void)
+{
+	tap_plan(18, 60);
+	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
+	t_arith();
+	t_flow();
+	t_string();
+	t_pf_notpresent();
+	t_pf_ro();
+	t_pf_user();
+	t_pf_nx();
+	t_pf_rsvd();
+	t_xo();
+	t_exceptions();
+	t_double_triple();
+	t_mmio();
+	t_io();
+	t_kick();
+	t_s2_exit();
+	t_smc();
+	t_syscall();
+	t_int_iret();
+	hvm_destroy(&vm);
+	return tap_done();
+}
