@@ -108,7 +108,8 @@ GUEST_TESTS := \
 	compute \
 	exceptions \
 	user \
-	triple_fault
+	triple_fault \
+	smp
 
 GUEST_ELFS := $(GUEST_TESTS:%=$(B)/guests/%.elf)
 TESTS += $(GUEST_TESTS:%=tests/test_guest_%)

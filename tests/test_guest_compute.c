@@ -3,8 +3,7 @@
  * Compute guests: ordinary -O2 code (loops, tables, shifts, rotates,
  * 64-bit multiply and divide, indirect calls, switch jump tables) whose
  * results the guest checks itself against known answers.  Each check is
- * one GUEST_SYNC(n) step so the host reports which one failed; the
- * host side also times the bytecode loop for a rough instruction rate.
+ * one GUEST_SYNC(n) step so the host reports which one failed.
  */
 #include <stdint.h>
 
@@ -532,8 +531,6 @@ void guest_main(uint64_t arg0, uint64_t arg1)
 
 #else
 
-#include <time.h>
-
 #include "guest_util.h"
 #include "tap.h"
 
@@ -547,14 +544,6 @@ static const char *const steps[] = {
 	"bytecode interpreter, result checked by the host",
 };
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void run(unsigned long type, unsigned int flags, const char *what)
 {
 	struct gmem_load_opts opts = { .rdi = BYTECODE_N };
@@ -562,7 +551,6 @@ static void run(unsigned long type, unsigned int flags, const char *what)
 	struct guest_vcpu *v;
 	struct guest_ucall uc;
 	char msg[768];
-	double t0;
 	int ret;
 
 	ret = guest_vm_create(type, MEM, flags, &gvm);
@@ -575,7 +563,6 @@ static void run(unsigned long type, unsigned int flags, const char *what)
 	ret = guest_vcpu_run(v, &uc);
 	CHECK(ret == UCALL_SYNC && uc.args[0] == 1);
 	for (unsigned i = 0; i < 4; i++) {
-		t0 = now();
 		ret = guest_vcpu_run(v, &uc);
 		if (ret != UCALL_SYNC) {
 			printf("# %s\n", guest_describe(v, ret, &uc, msg,
@@ -586,7 +573,6 @@ static void run(unsigned long type, unsigned int flags, const char *what)
 				tap_skip(steps[i], "an earlier step failed");
 			goto out;
 		}
-		printf("# %.3f s\n", now() - t0);
 		if (i < 3)
 			CHECK_EQ(uc.args[0], i + 2);
 		else
