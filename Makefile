@@ -109,7 +109,8 @@ GUEST_TESTS := \
 	exceptions \
 	user \
 	triple_fault \
-	smp
+	smp \
+	convert
 
 GUEST_ELFS := $(GUEST_TESTS:%=$(B)/guests/%.elf)
 TESTS += $(GUEST_TESTS:%=tests/test_guest_%)

@@ -3,6 +3,7 @@
  * Host-side harness for guest tests.  See guest_util.h.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@ int guest_vm_create(unsigned long type, uint64_t mem_size, unsigned int flags,
 		    struct guest_vm **out)
 {
 	struct kvm_userspace_memory_region2 region = { 0 };
+	struct kvm_enable_cap cap = { 0 };
 	struct guest_vm *gvm;
 	int ret;
 
@@ -34,6 +36,13 @@ int guest_vm_create(unsigned long type, uint64_t mem_size, unsigned int flags,
 	gvm->gmem_fd = -1;
 
 	ret = gmem_vm_create(type, &gvm->vm);
+	if (ret)
+		goto fail;
+
+	/* As in KVM, MAP_GPA_RANGE reaches the VMM only when asked for. */
+	cap.cap = KVM_CAP_EXIT_HYPERCALL;
+	cap.args[0] = 1ULL << KVM_HC_MAP_GPA_RANGE;
+	ret = gmem_vm_enable_cap(gvm->vm, &cap);
 	if (ret)
 		goto fail;
 
@@ -125,6 +134,7 @@ int guest_vcpu_add(struct guest_vm *gvm, struct guest_vcpu **out)
 	v->id = gvm->nr_vcpus;
 	v->run = gmem_vcpu_kvm_run(v->vcpu);
 	v->echo = 1;
+	v->convert = !!(gvm->flags & GUEST_VM_PRIVATE);
 	gvm->vcpus[gvm->nr_vcpus++] = v;
 	if (out)
 		*out = v;
@@ -219,6 +229,67 @@ int guest_write(struct guest_vcpu *v, uint64_t gpa, const void *buf,
 	return access_pages(v, gpa, (void *)buf, len, GMEM_ACCESS_WRITE);
 }
 
+/* ---- conversions ------------------------------------------------------- */
+
+int guest_vm_set_attributes(struct guest_vm *gvm, uint64_t gpa, uint64_t size,
+			    uint64_t attributes)
+{
+	struct kvm_memory_attributes a = {
+		.address = gpa,
+		.size = size,
+		.attributes = attributes,
+	};
+
+	return gmem_vm_set_memory_attributes(gvm->vm, &a);
+}
+
+int guest_vcpu_handle_map_gpa_range(struct guest_vcpu *v)
+{
+	struct guest_vm *gvm = v->gvm;
+	struct kvm_run *run = v->run;
+	uint64_t gpa, npages, attrs, size;
+	int to_private, ret;
+
+	if (run->exit_reason != KVM_EXIT_HYPERCALL ||
+	    run->hypercall.nr != KVM_HC_MAP_GPA_RANGE)
+		return -EINVAL;
+	gpa = run->hypercall.args[0];
+	npages = run->hypercall.args[1];
+	attrs = run->hypercall.args[2];
+	to_private = !!(attrs & KVM_MAP_GPA_RANGE_ENCRYPTED);
+	v->conversions++;
+
+	/* Only 4 KiB units, inside RAM, on a VM that has private memory. */
+	if (gvm->gmem_fd < 0 ||
+	    (attrs & ~(uint64_t)KVM_MAP_GPA_RANGE_ENCRYPTED) ||
+	    (gpa & (SZ_4K - 1)) || !npages || npages > gvm->mem_size / SZ_4K ||
+	    gpa > gvm->mem_size - npages * SZ_4K) {
+		run->hypercall.ret = (uint64_t)-EINVAL;
+		return 0;
+	}
+	size = npages * SZ_4K;
+	ret = guest_vm_set_attributes(gvm, gpa, size,
+				      to_private ?
+					      KVM_MEMORY_ATTRIBUTE_PRIVATE :
+					      0);
+	if (ret) {
+		run->hypercall.ret = (uint64_t)(int64_t)ret;
+		return 0;
+	}
+	/*
+	 * Free what the guest no longer uses, so the next conversion back
+	 * starts from zeroed memory, as it does with KVM.
+	 */
+	if (to_private)
+		madvise((uint8_t *)gvm->mem + gpa, size, MADV_DONTNEED);
+	else
+		gmem_file_fallocate(gvm->gmem_fd,
+				    FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
+				    gpa, size);
+	run->hypercall.ret = 0;
+	return 0;
+}
+
 /* ---- running ----------------------------------------------------------- */
 
 static void console_put(struct guest_vcpu *v, char c)
@@ -280,6 +351,11 @@ int guest_vcpu_run(struct guest_vcpu *v, struct guest_ucall *out)
 		ret = gmem_vcpu_run(v->vcpu);
 		if (ret < 0)
 			return ret;
+		if (v->convert && run->exit_reason == KVM_EXIT_HYPERCALL &&
+		    run->hypercall.nr == KVM_HC_MAP_GPA_RANGE) {
+			guest_vcpu_handle_map_gpa_range(v);
+			continue;
+		}
 		if (run->exit_reason != KVM_EXIT_IO ||
 		    run->io.direction != KVM_EXIT_IO_OUT)
 			return GUEST_EXIT;

@@ -50,6 +50,8 @@ struct guest_vcpu {
 	unsigned int id;
 	uint64_t ucall_gpa;	/* of the last ucall, for guest_vcpu_reply() */
 	int echo;		/* print console lines as "# " diagnostics */
+	int convert;		/* handle KVM_HC_MAP_GPA_RANGE in run */
+	uint64_t conversions;	/* MAP_GPA_RANGE calls handled */
 	char line[512];		/* console line being assembled */
 	size_t line_len;
 	char *console;		/* everything the guest wrote to the console */
@@ -88,6 +90,22 @@ const char *guest_elf_path(const char *name, char *buf, size_t len);
  * in vcpu->run, -EINTR, ...).
  */
 int guest_vcpu_run(struct guest_vcpu *v, struct guest_ucall *uc);
+
+/*
+ * Handle the KVM_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE in v->run as a
+ * VMM does: set or clear PRIVATE on the range, then free the side the
+ * pages left (punch the guest_memfd when they went shared, discard the
+ * shared pages when they went private), and put the result in
+ * hypercall.ret: 0, or -EINVAL for a bad range (the guest sees it; not an
+ * error of this call).  guest_vcpu_run() calls it itself when v->convert
+ * is set (the default for a GUEST_VM_PRIVATE VM).  Returns 0, or -EINVAL
+ * if the exit is not that hypercall.
+ */
+int guest_vcpu_handle_map_gpa_range(struct guest_vcpu *v);
+
+/* Set the attributes of [gpa, gpa + size) (KVM_SET_MEMORY_ATTRIBUTES). */
+int guest_vm_set_attributes(struct guest_vm *gvm, uint64_t gpa, uint64_t size,
+			    uint64_t attributes);
 
 /* Answer the last SYNC: the guest's GUEST_SYNC() returns @value. */
 int guest_vcpu_reply(struct guest_vcpu *v, uint64_t value);
