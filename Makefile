@@ -110,7 +110,8 @@ GUEST_TESTS := \
 	user \
 	triple_fault \
 	smp \
-	convert
+	convert \
+	xo
 
 GUEST_ELFS := $(GUEST_TESTS:%=$(B)/guests/%.elf)
 TESTS += $(GUEST_TESTS:%=tests/test_guest_%)

@@ -137,3 +137,57 @@ int guest_write(struct guest_vcpu *v, uint64_t gpa, const void *buf,
 void guest_dump_regs(struct guest_vcpu *v);
 
 #endif /* GMEM_GUEST_UTIL_H */
+
+/*
+ * The stepped-test pattern, for a test that includes "tap.h" first: the
+ * guest does GUEST_SYNC(i) before case i and GUEST_SYNC(n) after the last,
+ * then GUEST_DONE(0).  Case i passes when SYNC(i + 1) arrives; at the
+ * first failure what happened is printed and the remaining cases are
+ * skipped (the guest has stopped).  @run is guest_vcpu_run or a wrapper
+ * that serves mid-case requests.  n + 1 TAP results, the last for DONE.
+ */
+#ifdef GMEM_TAP_H
+static inline void guest_run_steps(struct guest_vcpu *v,
+				   const char *const *names, unsigned int n,
+				   int (*run)(struct guest_vcpu *,
+					      struct guest_ucall *))
+{
+	struct guest_ucall uc;
+	char msg[768];
+	unsigned int i;
+	int ret;
+
+	if (!run)
+		run = guest_vcpu_run;
+	ret = run(v, &uc);
+	if (ret != UCALL_SYNC || uc.args[0] != 0) {
+		printf("# the guest did not start: %s\n",
+		       guest_describe(v, ret, &uc, msg, sizeof(msg)));
+		guest_dump_regs(v);
+		tap_case_failed = 1;
+		i = 0;
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		ret = run(v, &uc);
+		if (ret != UCALL_SYNC || uc.args[0] != i + 1) {
+			printf("# %s\n",
+			       guest_describe(v, ret, &uc, msg, sizeof(msg)));
+			if (ret != UCALL_ASSERT)
+				guest_dump_regs(v);
+			tap_case_failed = 1;
+			goto fail;
+		}
+		tap_result(names[i]);
+	}
+	CHECK_EQ(guest_vcpu_run_to_done(v, NULL), 0);
+	tap_result("GUEST_DONE");
+	return;
+fail:
+	tap_result(i < n ? names[i] : "GUEST_DONE");
+	for (i++; i < n; i++)
+		tap_skip(names[i], "the guest stopped earlier");
+	if (i == n)
+		tap_skip("GUEST_DONE", "the guest stopped earlier");
+}
+#endif

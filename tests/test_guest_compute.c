@@ -531,8 +531,8 @@ void guest_main(uint64_t arg0, uint64_t arg1)
 
 #else
 
-#include "guest_util.h"
 #include "tap.h"
+#include "guest_util.h"
 
 #define MEM (32ULL << 20)
 #define BYTECODE_N 3000

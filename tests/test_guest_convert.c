@@ -113,8 +113,8 @@ void guest_main(uint64_t arg0, uint64_t arg1)
 
 #include <errno.h>
 
-#include "guest_util.h"
 #include "tap.h"
+#include "guest_util.h"
 
 #define MEM (16ULL << 20)
 
@@ -161,11 +161,9 @@ int main(void)
 {
 	struct guest_vcpu *v;
 	struct guest_ucall uc;
-	char msg[768];
-	unsigned i;
 	int ret;
 
-	tap_plan(NR_CASES + 1, 60);
+	tap_plan(NR_CASES + 2, 60);
 	REQUIRE(guest_vm_create(KVM_X86_SW_PROTECTED_VM, MEM, GUEST_VM_PRIVATE,
 				&gvm) == 0);
 	REQUIRE(guest_vcpu_add(gvm, &v) == 0);
@@ -174,32 +172,9 @@ int main(void)
 	ret = run(v, &uc);
 	REQUIRE(ret == UCALL_SYNC);
 	page_gpa = uc.args[0];
-	ret = run(v, &uc);
-	if (ret != UCALL_SYNC || uc.args[0] != 0) {
-		printf("# %s\n", guest_describe(v, ret, &uc, msg, sizeof(msg)));
-		printf("Bail out! the guest did not start\n");
-		return 1;
-	}
-	for (i = 0; i < NR_CASES; i++) {
-		ret = run(v, &uc);
-		if (ret != UCALL_SYNC || uc.args[0] != i + 1) {
-			printf("# %s\n",
-			       guest_describe(v, ret, &uc, msg, sizeof(msg)));
-			tap_case_failed = 1;
-			tap_result(case_names[i]);
-			break;
-		}
-		tap_result(case_names[i]);
-	}
-	if (i < NR_CASES) {
-		for (i++; i < NR_CASES; i++)
-			tap_skip(case_names[i], "the guest stopped earlier");
-		tap_skip("GUEST_DONE", "the guest stopped earlier");
-	} else {
-		CHECK_EQ(guest_vcpu_run_to_done(v, NULL), 0);
-		CHECK_EQ(v->conversions, 5);
-		tap_result("GUEST_DONE, five MAP_GPA_RANGE calls handled");
-	}
+	guest_run_steps(v, case_names, NR_CASES, run);
+	CHECK_EQ(v->conversions, 5);
+	tap_result("five MAP_GPA_RANGE calls reached the VMM");
 	guest_vm_destroy(gvm);
 	return tap_done();
 }

@@ -323,8 +323,8 @@ void guest_main(uint64_t arg0, uint64_t arg1)
 
 #else
 
-#include "guest_util.h"
 #include "tap.h"
+#include "guest_util.h"
 
 #define MEM (16ULL << 20)
 
@@ -333,10 +333,6 @@ int main(void)
 	struct gmem_load_opts opts = { .flags = GMEM_LOAD_NX };
 	struct guest_vm *gvm;
 	struct guest_vcpu *v;
-	struct guest_ucall uc;
-	char msg[768];
-	unsigned i;
-	int ret;
 
 	tap_plan(NR_CASES + 1, 60);
 	REQUIRE(guest_vm_create(KVM_X86_DEFAULT_VM, MEM, 0, &gvm) == 0);
@@ -344,33 +340,7 @@ int main(void)
 	REQUIRE(guest_vm_load(gvm, "exceptions", &opts) == 0);
 	v->echo = 0; /* the case names are printed here */
 
-	ret = guest_vcpu_run(v, &uc);
-	if (ret != UCALL_SYNC || uc.args[0] != 0) {
-		printf("# %s\n", guest_describe(v, ret, &uc, msg, sizeof(msg)));
-		printf("Bail out! the guest did not start\n");
-		return 1;
-	}
-	/* Case i passed when SYNC(i + 1) arrives. */
-	for (i = 0; i < NR_CASES; i++) {
-		ret = guest_vcpu_run(v, &uc);
-		if (ret != UCALL_SYNC || uc.args[0] != i + 1) {
-			printf("# %s\n",
-			       guest_describe(v, ret, &uc, msg, sizeof(msg)));
-			tap_case_failed = 1;
-			tap_result(case_names[i]);
-			break;
-		}
-		tap_result(case_names[i]);
-	}
-	if (i < NR_CASES) {
-		/* The guest stopped; nothing after the failed case ran. */
-		for (i++; i < NR_CASES; i++)
-			tap_skip(case_names[i], "the guest stopped earlier");
-		tap_skip("GUEST_DONE", "the guest stopped earlier");
-	} else {
-		CHECK_EQ(guest_vcpu_run_to_done(v, NULL), 0);
-		tap_result("GUEST_DONE");
-	}
+	guest_run_steps(v, case_names, NR_CASES, NULL);
 	guest_vm_destroy(gvm);
 	return tap_done();
 }

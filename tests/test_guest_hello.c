@@ -30,8 +30,8 @@ void guest_main(uint64_t arg0, uint64_t arg1)
 
 #include <string.h>
 
-#include "guest_util.h"
 #include "tap.h"
+#include "guest_util.h"
 
 #define MEM (16ULL << 20)
 

@@ -63,8 +63,8 @@ void guest_ap_main(uint64_t cpu)
 
 #include <pthread.h>
 
-#include "guest_util.h"
 #include "tap.h"
+#include "guest_util.h"
 
 #define MEM (16ULL << 20)
 

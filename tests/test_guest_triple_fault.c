@@ -40,8 +40,8 @@ void guest_main(uint64_t variant, uint64_t arg1)
 
 #else
 
-#include "guest_util.h"
 #include "tap.h"
+#include "guest_util.h"
 
 #define MEM (8ULL << 20)
 
