@@ -4,7 +4,7 @@
  * RAM is a guest_memfd: KVM_HC_MAP_GPA_RANGE to shared and back (the
  * harness sets the attribute and punches or discards the side left), what
  * each side sees afterwards, a memory-fault exit the host resolves, and
- * the hypercall ABI's error returns.  Each case is a step between two
+ * the hypercall ABI's error returns, and a poisoned guest_memfd page.  Each case is a step between two
  * GUEST_SYNCs; some steps let the host look at or change memory.
  */
 #include <stdint.h>
@@ -15,6 +15,7 @@ static const char *const case_names[] = {
 	"NW on a shared page: write is a memory-fault exit, host clears it",
 	"back to private: punched, so it reads as zero",
 	"bad MAP_GPA_RANGE arguments and unknown hypercalls",
+	"poisoned page: -EHWPOISON memory-fault exit; punching clears it",
 };
 
 #define NR_CASES (sizeof(case_names) / sizeof(case_names[0]))
@@ -22,12 +23,15 @@ static const char *const case_names[] = {
 /* SYNC values above 0x100 ask the host for an action in the middle. */
 #define SYNC_CHECK_SHARED 0x101
 #define SYNC_SET_NW 0x102
+#define SYNC_POISON 0x103
 
 #ifdef GUEST
 
 #include "guest.h"
 
-static uint8_t page[4096] __aligned(4096);
+/* The host finds the second page right after the first. */
+static uint8_t pages[2][4096] __aligned(4096);
+static uint8_t *const page = pages[0];
 
 static volatile uint64_t *const word = (volatile uint64_t *)page;
 
@@ -92,8 +96,22 @@ static void case_errors(void)
 	GUEST_ASSERT_EQ(word[3], 3);
 }
 
+static void case_poison(void)
+{
+	volatile uint64_t *w = (volatile uint64_t *)pages[1];
+
+	w[0] = 5;
+	GUEST_ASSERT_EQ(w[0], 5);
+	/* The host poisons the page; the next access exits, then reads 0. */
+	GUEST_SYNC(SYNC_POISON);
+	GUEST_ASSERT_EQ(w[0], 0);
+	w[1] = 6;
+	GUEST_ASSERT_EQ(w[1], 6);
+}
+
 static void (*const cases[])(void) = {
-	case_private, case_to_shared, case_nw, case_to_private, case_errors,
+	case_private, case_to_shared, case_nw,
+	case_to_private, case_errors, case_poison,
 };
 
 _Static_assert(sizeof(cases) / sizeof(cases[0]) == NR_CASES, "case table");
@@ -112,6 +130,7 @@ void guest_main(uint64_t arg0, uint64_t arg1)
 #else
 
 #include <errno.h>
+#include <fcntl.h>
 
 #include "tap.h"
 #include "guest_util.h"
@@ -120,6 +139,7 @@ void guest_main(uint64_t arg0, uint64_t arg1)
 
 static struct guest_vm *gvm;
 static uint64_t page_gpa;
+static int poison_exits;
 
 /* Run on, doing what the guest asks in the middle of a case. */
 static int run(struct guest_vcpu *v, struct guest_ucall *uc)
@@ -128,6 +148,22 @@ static int run(struct guest_vcpu *v, struct guest_ucall *uc)
 		int ret = guest_vcpu_run(v, uc);
 		uint64_t *shared = (uint64_t *)((uint8_t *)gvm->mem + page_gpa);
 
+		if (ret == -EHWPOISON &&
+		    v->run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
+			/* Expected once, in the poison case: the read. */
+			CHECK_EQ(v->run->memory_fault.gpa, page_gpa + 4096);
+			CHECK_EQ(v->run->memory_fault.size, 4096);
+			CHECK_EQ(v->run->memory_fault.flags,
+				 KVM_MEMORY_EXIT_FLAG_READ |
+					 KVM_MEMORY_EXIT_FLAG_PRIVATE);
+			poison_exits++;
+			REQUIRE(gmem_file_fallocate(gvm->gmem_fd,
+						    FALLOC_FL_KEEP_SIZE |
+							    FALLOC_FL_PUNCH_HOLE,
+						    page_gpa + 4096,
+						    4096) == 0);
+			continue;
+		}
 		if (ret == -EFAULT &&
 		    v->run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
 			/* Expected once, in the NW case: the write to word 2. */
@@ -145,6 +181,11 @@ static int run(struct guest_vcpu *v, struct guest_ucall *uc)
 		if (uc->args[0] == SYNC_CHECK_SHARED) {
 			CHECK_EQ(shared[0], 0x1234);
 			shared[1] = 0x777;
+			continue;
+		}
+		if (uc->args[0] == SYNC_POISON) {
+			REQUIRE(gmem_file_poison(gvm->gmem_fd,
+						 page_gpa + 4096) == 0);
 			continue;
 		}
 		if (uc->args[0] == SYNC_SET_NW) {
@@ -174,7 +215,8 @@ int main(void)
 	page_gpa = uc.args[0];
 	guest_run_steps(v, case_names, NR_CASES, run);
 	CHECK_EQ(v->conversions, 5);
-	tap_result("five MAP_GPA_RANGE calls reached the VMM");
+	CHECK_EQ(poison_exits, 1);
+	tap_result("five MAP_GPA_RANGE calls and one poison exit seen");
 	guest_vm_destroy(gvm);
 	return tap_done();
 }
