@@ -96,8 +96,7 @@ static uint64_t nr_regions(const struct gmem_load_info *info)
 }
 
 /* Index of region @r's page table among all page tables. */
-static uint64_t region_pt_index(const struct gmem_load_info *info,
-				uint64_t r)
+static uint64_t region_pt_index(const struct gmem_load_info *info, uint64_t r)
 {
 	if (info->opts.flags & GMEM_LOAD_4K)
 		return r;
@@ -202,8 +201,8 @@ static void get_phdr(const void *image, const Elf64_Ehdr *eh, unsigned i,
 	       sizeof(*ph));
 }
 
-static int check_segments(const void *image, size_t size,
-			  const Elf64_Ehdr *eh, struct gmem_load_info *info)
+static int check_segments(const void *image, size_t size, const Elf64_Ehdr *eh,
+			  struct gmem_load_info *info)
 {
 	uint64_t lo = UINT64_MAX, hi = 0, mem = info->opts.mem_size;
 	int nr_load = 0, entry_ok = 0;
@@ -258,8 +257,8 @@ static int layout(struct gmem_load_info *info)
 	const struct gmem_load_opts *o = &info->opts;
 	uint64_t base, tables, need, mem = o->mem_size;
 
-	base = o->free_start ? o->free_start : round_up(info->image_end,
-							PAGE_SIZE);
+	base = o->free_start ? o->free_start
+			     : round_up(info->image_end, PAGE_SIZE);
 	info->boot_info = base + LAYOUT_BOOT;
 	info->gdt = base + LAYOUT_GDT;
 	info->gdt_limit = GMEM_BOOT_TSS(o->nr_cpus) - 1;
@@ -300,9 +299,9 @@ int gmem_load_check(const void *image, size_t size,
 		ret = check_ehdr(eh, size);
 	} else {
 		/* Too short for a header: only look at what is there. */
-		ret = size < SELFMAG || memcmp(image, ELFMAG, SELFMAG) ?
-			      -ENOEXEC :
-			      -EINVAL;
+		ret = size < SELFMAG || memcmp(image, ELFMAG, SELFMAG)
+			      ? -ENOEXEC
+			      : -EINVAL;
 	}
 	if (ret)
 		return ret;
@@ -327,8 +326,8 @@ static int write_guest(struct gmem_vcpu *vcpu, uint64_t gpa, const void *buf,
 
 	while (len) {
 		uint64_t n = MIN(len, PAGE_SIZE - (gpa & (PAGE_SIZE - 1)));
-		int ret = gmem_vcpu_access(vcpu, gpa, (void *)(p ? p : zero),
-					   n, GMEM_ACCESS_WRITE);
+		int ret = gmem_vcpu_access(vcpu, gpa, (void *)(p ? p : zero), n,
+					   GMEM_ACCESS_WRITE);
 
 		if (ret > 0)
 			return -EFAULT;
@@ -508,9 +507,8 @@ static int write_system(struct gmem_vcpu *vcpu,
 	for (unsigned n = 0; n < o->nr_cpus; n++) {
 		uint64_t base = info->tss + n * TSS_STRIDE;
 
-		gdt[GMEM_BOOT_TSS(n) / 8] =
-			tss_desc_lo(base, sizeof(struct gmem_boot_tss) - 1,
-				    SEG_TSS_AVAIL);
+		gdt[GMEM_BOOT_TSS(n) / 8] = tss_desc_lo(
+			base, sizeof(struct gmem_boot_tss) - 1, SEG_TSS_AVAIL);
 		gdt[GMEM_BOOT_TSS(n) / 8 + 1] = base >> 32;
 	}
 	ret = write_guest(vcpu, info->gdt, page, PAGE_SIZE);
@@ -544,8 +542,8 @@ out:
 
 /* ---- registers --------------------------------------------------------- */
 
-static void flat_seg(struct kvm_segment *s, uint16_t sel, unsigned type,
-		     int l, int db)
+static void flat_seg(struct kvm_segment *s, uint16_t sel, unsigned type, int l,
+		     int db)
 {
 	memset(s, 0, sizeof(*s));
 	s->base = 0;

@@ -20,8 +20,8 @@
 int guest_vm_create(unsigned long type, uint64_t mem_size, unsigned int flags,
 		    struct guest_vm **out)
 {
-	struct kvm_userspace_memory_region2 region = { 0 };
-	struct kvm_enable_cap cap = { 0 };
+	struct kvm_userspace_memory_region2 region = {0};
+	struct kvm_enable_cap cap = {0};
 	struct guest_vm *gvm;
 	int ret;
 
@@ -63,7 +63,7 @@ int guest_vm_create(unsigned long type, uint64_t mem_size, unsigned int flags,
 	region.memory_size = mem_size;
 	region.userspace_addr = (uint64_t)(uintptr_t)gvm->mem;
 	if (flags & GUEST_VM_PRIVATE) {
-		struct kvm_create_guest_memfd cg = { .size = mem_size };
+		struct kvm_create_guest_memfd cg = {.size = mem_size};
 		struct kvm_memory_attributes attrs = {
 			.address = 0,
 			.size = mem_size,
@@ -165,7 +165,7 @@ const char *guest_elf_path(const char *name, char *buf, size_t len)
 int guest_vm_load(struct guest_vm *gvm, const char *name,
 		  const struct gmem_load_opts *opts)
 {
-	struct gmem_load_opts o = { 0 };
+	struct gmem_load_opts o = {0};
 	char path[PATH_MAX];
 	int ret;
 
@@ -223,8 +223,7 @@ int guest_read(struct guest_vcpu *v, uint64_t gpa, void *buf, size_t len)
 	return access_pages(v, gpa, buf, len, GMEM_ACCESS_READ);
 }
 
-int guest_write(struct guest_vcpu *v, uint64_t gpa, const void *buf,
-		size_t len)
+int guest_write(struct guest_vcpu *v, uint64_t gpa, const void *buf, size_t len)
 {
 	return access_pages(v, gpa, (void *)buf, len, GMEM_ACCESS_WRITE);
 }
@@ -268,10 +267,8 @@ int guest_vcpu_handle_map_gpa_range(struct guest_vcpu *v)
 		return 0;
 	}
 	size = npages * SZ_4K;
-	ret = guest_vm_set_attributes(gvm, gpa, size,
-				      to_private ?
-					      KVM_MEMORY_ATTRIBUTE_PRIVATE :
-					      0);
+	ret = guest_vm_set_attributes(
+		gvm, gpa, size, to_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0);
 	if (ret) {
 		run->hypercall.ret = (uint64_t)(int64_t)ret;
 		return 0;
@@ -329,8 +326,9 @@ static uint64_t out_value(struct guest_vcpu *v, unsigned int i)
 	uint64_t val = 0;
 
 	if (run->io.data_offset) {
-		memcpy(&val, (uint8_t *)run + run->io.data_offset +
-				     (size_t)i * run->io.size,
+		memcpy(&val,
+		       (uint8_t *)run + run->io.data_offset +
+			       (size_t)i * run->io.size,
 		       run->io.size);
 	} else {
 		struct kvm_regs regs;
@@ -380,9 +378,9 @@ int guest_vcpu_run(struct guest_vcpu *v, struct guest_ucall *out)
 		uc.buf[sizeof(uc.buf) - 1] = '\0';
 		if (uc.cmd == UCALL_PRINTF) {
 			printf("# [vcpu%u] %s%s", v->id, uc.buf,
-			       uc.buf[0] && uc.buf[strlen(uc.buf) - 1] == '\n' ?
-				       "" :
-				       "\n");
+			       uc.buf[0] && uc.buf[strlen(uc.buf) - 1] == '\n'
+				       ? ""
+				       : "\n");
 			continue;
 		}
 		if (out)
@@ -403,26 +401,38 @@ int guest_vcpu_run(struct guest_vcpu *v, struct guest_ucall *out)
 
 int guest_vcpu_reply(struct guest_vcpu *v, uint64_t value)
 {
-	return guest_write(v, v->ucall_gpa + offsetof(struct guest_ucall,
-						      args[1]),
+	return guest_write(v,
+			   v->ucall_gpa + offsetof(struct guest_ucall, args[1]),
 			   &value, sizeof(value));
 }
 
 static const char *exit_name(uint32_t reason)
 {
 	switch (reason) {
-	case KVM_EXIT_UNKNOWN: return "UNKNOWN";
-	case KVM_EXIT_EXCEPTION: return "EXCEPTION";
-	case KVM_EXIT_IO: return "IO";
-	case KVM_EXIT_HYPERCALL: return "HYPERCALL";
-	case KVM_EXIT_DEBUG: return "DEBUG";
-	case KVM_EXIT_HLT: return "HLT";
-	case KVM_EXIT_MMIO: return "MMIO";
-	case KVM_EXIT_SHUTDOWN: return "SHUTDOWN";
-	case KVM_EXIT_FAIL_ENTRY: return "FAIL_ENTRY";
-	case KVM_EXIT_INTR: return "INTR";
-	case KVM_EXIT_INTERNAL_ERROR: return "INTERNAL_ERROR";
-	case KVM_EXIT_MEMORY_FAULT: return "MEMORY_FAULT";
+	case KVM_EXIT_UNKNOWN:
+		return "UNKNOWN";
+	case KVM_EXIT_EXCEPTION:
+		return "EXCEPTION";
+	case KVM_EXIT_IO:
+		return "IO";
+	case KVM_EXIT_HYPERCALL:
+		return "HYPERCALL";
+	case KVM_EXIT_DEBUG:
+		return "DEBUG";
+	case KVM_EXIT_HLT:
+		return "HLT";
+	case KVM_EXIT_MMIO:
+		return "MMIO";
+	case KVM_EXIT_SHUTDOWN:
+		return "SHUTDOWN";
+	case KVM_EXIT_FAIL_ENTRY:
+		return "FAIL_ENTRY";
+	case KVM_EXIT_INTR:
+		return "INTR";
+	case KVM_EXIT_INTERNAL_ERROR:
+		return "INTERNAL_ERROR";
+	case KVM_EXIT_MEMORY_FAULT:
+		return "MEMORY_FAULT";
 	}
 	return "?";
 }
@@ -442,7 +452,7 @@ const char *guest_describe(struct guest_vcpu *v, int ret,
 			   const struct guest_ucall *uc, char *buf, size_t len)
 {
 	struct kvm_run *run = v->run;
-	struct kvm_regs regs = { 0 };
+	struct kvm_regs regs = {0};
 	const char *why;
 
 	gmem_vcpu_get_regs(v->vcpu, &regs);

@@ -48,13 +48,13 @@ struct guest_vcpu {
 	struct gmem_vcpu *vcpu;
 	struct kvm_run *run;
 	unsigned int id;
-	uint64_t ucall_gpa;	/* of the last ucall, for guest_vcpu_reply() */
-	int echo;		/* print console lines as "# " diagnostics */
-	int convert;		/* handle KVM_HC_MAP_GPA_RANGE in run */
-	uint64_t conversions;	/* MAP_GPA_RANGE calls handled */
-	char line[512];		/* console line being assembled */
+	uint64_t ucall_gpa;   /* of the last ucall, for guest_vcpu_reply() */
+	int echo;	      /* print console lines as "# " diagnostics */
+	int convert;	      /* handle KVM_HC_MAP_GPA_RANGE in run */
+	uint64_t conversions; /* MAP_GPA_RANGE calls handled */
+	char line[512];	      /* console line being assembled */
 	size_t line_len;
-	char *console;		/* everything the guest wrote to the console */
+	char *console; /* everything the guest wrote to the console */
 	size_t console_len, console_cap;
 };
 
@@ -147,10 +147,9 @@ void guest_dump_regs(struct guest_vcpu *v);
  * that serves mid-case requests.  n + 1 TAP results, the last for DONE.
  */
 #ifdef GMEM_TAP_H
-static inline void guest_run_steps(struct guest_vcpu *v,
-				   const char *const *names, unsigned int n,
-				   int (*run)(struct guest_vcpu *,
-					      struct guest_ucall *))
+static inline void
+guest_run_steps(struct guest_vcpu *v, const char *const *names, unsigned int n,
+		int (*run)(struct guest_vcpu *, struct guest_ucall *))
 {
 	struct guest_ucall uc;
 	char msg[768];

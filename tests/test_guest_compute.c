@@ -154,8 +154,9 @@ static void test_crc32(void)
 	GUEST_ASSERT_EQ(crc32(check, 9), 0xcbf43926U);
 	GUEST_ASSERT_EQ(crc32_bitwise(check, 9), 0xcbf43926U);
 	GUEST_ASSERT_EQ(crc32("", 0), 0);
-	GUEST_ASSERT_EQ(crc32("The quick brown fox jumps over the lazy dog", 43),
-			0x414fa339U);
+	GUEST_ASSERT_EQ(
+		crc32("The quick brown fox jumps over the lazy dog", 43),
+		0x414fa339U);
 	for (unsigned i = 0; i < sizeof(big); i++)
 		big[i] = (uint8_t)(i * 7 + 3);
 	GUEST_ASSERT_EQ(crc32(big, sizeof(big)),
@@ -326,9 +327,28 @@ static void test_sha256(void)
 /* ---- a bytecode interpreter -------------------------------------------- */
 
 enum op {
-	OP_PUSH, OP_POP, OP_DUP, OP_SWAP, OP_OVER, OP_ADD, OP_SUB, OP_MUL,
-	OP_DIV, OP_MOD, OP_AND, OP_XOR, OP_SHL, OP_LT, OP_JMP, OP_JZ, OP_JNZ,
-	OP_LOAD, OP_STORE, OP_CALL, OP_RET, OP_HALT,
+	OP_PUSH,
+	OP_POP,
+	OP_DUP,
+	OP_SWAP,
+	OP_OVER,
+	OP_ADD,
+	OP_SUB,
+	OP_MUL,
+	OP_DIV,
+	OP_MOD,
+	OP_AND,
+	OP_XOR,
+	OP_SHL,
+	OP_LT,
+	OP_JMP,
+	OP_JZ,
+	OP_JNZ,
+	OP_LOAD,
+	OP_STORE,
+	OP_CALL,
+	OP_RET,
+	OP_HALT,
 };
 
 struct vm_state {
@@ -378,15 +398,33 @@ static int64_t vm_exec(struct vm_state *m, const int32_t *code)
 			b = m->stack[--m->sp];
 			a = m->stack[m->sp - 1];
 			switch (op) {
-			case OP_ADD: a += b; break;
-			case OP_SUB: a -= b; break;
-			case OP_MUL: a *= b; break;
-			case OP_DIV: a /= b; break;
-			case OP_MOD: a %= b; break;
-			case OP_AND: a &= b; break;
-			case OP_XOR: a ^= b; break;
-			case OP_SHL: a = (int64_t)((uint64_t)a << (b & 63)); break;
-			case OP_LT: a = a < b; break;
+			case OP_ADD:
+				a += b;
+				break;
+			case OP_SUB:
+				a -= b;
+				break;
+			case OP_MUL:
+				a *= b;
+				break;
+			case OP_DIV:
+				a /= b;
+				break;
+			case OP_MOD:
+				a %= b;
+				break;
+			case OP_AND:
+				a &= b;
+				break;
+			case OP_XOR:
+				a ^= b;
+				break;
+			case OP_SHL:
+				a = (int64_t)((uint64_t)a << (b & 63));
+				break;
+			case OP_LT:
+				a = a < b;
+				break;
 			}
 			m->stack[m->sp - 1] = a;
 			break;
@@ -546,7 +584,7 @@ static const char *const steps[] = {
 
 static void run(unsigned long type, unsigned int flags, const char *what)
 {
-	struct gmem_load_opts opts = { .rdi = BYTECODE_N };
+	struct gmem_load_opts opts = {.rdi = BYTECODE_N};
 	struct guest_vm *gvm;
 	struct guest_vcpu *v;
 	struct guest_ucall uc;
@@ -565,8 +603,8 @@ static void run(unsigned long type, unsigned int flags, const char *what)
 	for (unsigned i = 0; i < 4; i++) {
 		ret = guest_vcpu_run(v, &uc);
 		if (ret != UCALL_SYNC) {
-			printf("# %s\n", guest_describe(v, ret, &uc, msg,
-						       sizeof(msg)));
+			printf("# %s\n",
+			       guest_describe(v, ret, &uc, msg, sizeof(msg)));
 			tap_case_failed = 1;
 			tap_result(steps[i]);
 			for (i++; i < 4; i++)

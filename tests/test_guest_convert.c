@@ -4,8 +4,9 @@
  * RAM is a guest_memfd: KVM_HC_MAP_GPA_RANGE to shared and back (the
  * harness sets the attribute and punches or discards the side left), what
  * each side sees afterwards, a memory-fault exit the host resolves, and
- * the hypercall ABI's error returns, and a poisoned guest_memfd page.  Each case is a step between two
- * GUEST_SYNCs; some steps let the host look at or change memory.
+ * the hypercall ABI's error returns, and a poisoned guest_memfd page.  Each
+ * case is a step between two GUEST_SYNCs; some steps let the host look at or
+ * change memory.
  */
 #include <stdint.h>
 
@@ -90,8 +91,7 @@ static void case_errors(void)
 	GUEST_ASSERT_EQ(guest_map_gpa_range(guest_boot->mem_size, 1, 0),
 			(uint64_t)-22);
 	/* A hypercall KVM does not know: -KVM_ENOSYS, no exit. */
-	GUEST_ASSERT_EQ(guest_hypercall(99, 1, 2, 3, 4),
-			(uint64_t)-KVM_ENOSYS);
+	GUEST_ASSERT_EQ(guest_hypercall(99, 1, 2, 3, 4), (uint64_t)-KVM_ENOSYS);
 	/* The page is still private and intact. */
 	GUEST_ASSERT_EQ(word[3], 3);
 }
@@ -110,8 +110,8 @@ static void case_poison(void)
 }
 
 static void (*const cases[])(void) = {
-	case_private, case_to_shared, case_nw,
-	case_to_private, case_errors, case_poison,
+	case_private,	 case_to_shared, case_nw,
+	case_to_private, case_errors,	 case_poison,
 };
 
 _Static_assert(sizeof(cases) / sizeof(cases[0]) == NR_CASES, "case table");
@@ -157,16 +157,17 @@ static int run(struct guest_vcpu *v, struct guest_ucall *uc)
 				 KVM_MEMORY_EXIT_FLAG_READ |
 					 KVM_MEMORY_EXIT_FLAG_PRIVATE);
 			poison_exits++;
-			REQUIRE(gmem_file_fallocate(gvm->gmem_fd,
-						    FALLOC_FL_KEEP_SIZE |
-							    FALLOC_FL_PUNCH_HOLE,
-						    page_gpa + 4096,
-						    4096) == 0);
+			REQUIRE(gmem_file_fallocate(
+					gvm->gmem_fd,
+					FALLOC_FL_KEEP_SIZE |
+						FALLOC_FL_PUNCH_HOLE,
+					page_gpa + 4096, 4096) == 0);
 			continue;
 		}
 		if (ret == -EFAULT &&
 		    v->run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
-			/* Expected once, in the NW case: the write to word 2. */
+			/* Expected once, in the NW case: the write to word 2.
+			 */
 			CHECK_EQ(v->run->memory_fault.gpa, page_gpa);
 			CHECK_EQ(v->run->memory_fault.size, 4096);
 			CHECK_EQ(v->run->memory_fault.flags,

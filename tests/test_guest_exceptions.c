@@ -40,12 +40,12 @@ static void check_rip_in(uint64_t start)
 }
 
 /* A macro, so that a failure names the case's line. */
-#define expect_pf(vec, err, addr)                                             \
-	do {                                                                 \
-		GUEST_ASSERT_EQ((vec), VEC_PF);                              \
-		GUEST_ASSERT_EQ(guest_last_fault.vector, VEC_PF);            \
-		GUEST_ASSERT_EQ(guest_last_fault.error_code, (err));         \
-		GUEST_ASSERT_EQ(guest_last_fault.cr2, (uint64_t)(addr));      \
+#define expect_pf(vec, err, addr)                                        \
+	do {                                                             \
+		GUEST_ASSERT_EQ((vec), VEC_PF);                          \
+		GUEST_ASSERT_EQ(guest_last_fault.vector, VEC_PF);        \
+		GUEST_ASSERT_EQ(guest_last_fault.error_code, (err));     \
+		GUEST_ASSERT_EQ(guest_last_fault.cr2, (uint64_t)(addr)); \
 	} while (0)
 
 static void identity(void *page, uint64_t flags)
@@ -111,17 +111,17 @@ static void case_pf_user_supervisor(void)
 	uint64_t vec;
 
 	/* While the page is user-accessible, ring 3 can use it. */
-	vec = guest_run_user(user_read, (uint64_t)p, user_stack +
-			     sizeof(user_stack));
+	vec = guest_run_user(user_read, (uint64_t)p,
+			     user_stack + sizeof(user_stack));
 	GUEST_ASSERT_EQ(vec, (uint64_t)-1);
 
 	guest_protect_page((uint64_t)pages[2], 0, PTE_U);
-	vec = guest_run_user(user_read, (uint64_t)p, user_stack +
-			     sizeof(user_stack));
+	vec = guest_run_user(user_read, (uint64_t)p,
+			     user_stack + sizeof(user_stack));
 	expect_pf((int)vec, PF_P | PF_U, p);
 	GUEST_ASSERT_EQ(guest_last_fault.cs & 3, 3);
-	vec = guest_run_user(user_write, (uint64_t)p, user_stack +
-			     sizeof(user_stack));
+	vec = guest_run_user(user_write, (uint64_t)p,
+			     user_stack + sizeof(user_stack));
 	expect_pf((int)vec, PF_P | PF_W | PF_U, p);
 	GUEST_ASSERT_EQ(*p, 0);
 	/* Ring 0 may still use a supervisor page. */
@@ -150,8 +150,7 @@ static void case_pf_nx(void)
 	GUEST_ASSERT_EQ(guest_probe_exec(code), -1);
 }
 
-static volatile uint64_t handler_hits, handler_rip, handler_rax,
-	handler_rdx;
+static volatile uint64_t handler_hits, handler_rip, handler_rax, handler_rdx;
 
 static void skip_ud2(struct ex_regs *regs)
 {
@@ -240,8 +239,8 @@ static uint64_t user_hlt(uint64_t unused)
 
 static void case_gp_cpl3(void)
 {
-	uint64_t vec = guest_run_user(user_hlt, 0,
-				      user_stack + sizeof(user_stack));
+	uint64_t vec =
+		guest_run_user(user_hlt, 0, user_stack + sizeof(user_stack));
 
 	GUEST_ASSERT_EQ(vec, VEC_GP);
 	GUEST_ASSERT_EQ(guest_last_fault.error_code, 0);
@@ -300,11 +299,16 @@ static void case_fix_and_resume(void)
 }
 
 static void (*const cases[])(void) = {
-	case_pf_read_not_present, case_pf_write_not_present,
-	case_pf_write_read_only,  case_pf_user_supervisor,
-	case_pf_nx,		  case_ud,
-	case_de,		  case_gp_noncanonical,
-	case_gp_cpl3,		  case_bp,
+	case_pf_read_not_present,
+	case_pf_write_not_present,
+	case_pf_write_read_only,
+	case_pf_user_supervisor,
+	case_pf_nx,
+	case_ud,
+	case_de,
+	case_gp_noncanonical,
+	case_gp_cpl3,
+	case_bp,
 	case_fix_and_resume,
 };
 
@@ -330,7 +334,7 @@ void guest_main(uint64_t arg0, uint64_t arg1)
 
 int main(void)
 {
-	struct gmem_load_opts opts = { .flags = GMEM_LOAD_NX };
+	struct gmem_load_opts opts = {.flags = GMEM_LOAD_NX};
 	struct guest_vm *gvm;
 	struct guest_vcpu *v;
 

@@ -37,7 +37,7 @@ void guest_main(uint64_t arg0, uint64_t arg1)
 
 static void run_hello(unsigned long type, unsigned int flags, const char *name)
 {
-	struct gmem_load_opts opts = { .rdi = 0x1234, .rsi = 0x5678 };
+	struct gmem_load_opts opts = {.rdi = 0x1234, .rsi = 0x5678};
 	struct guest_vm *gvm;
 	struct guest_vcpu *v;
 	struct guest_ucall uc;
@@ -72,7 +72,8 @@ static void run_hello(unsigned long type, unsigned int flags, const char *name)
 	CHECK_EQ(uc.args[0], 2);
 
 	CHECK_EQ(guest_vcpu_run_to_done(v, NULL), 0);
-	CHECK(v->console && strstr(v->console, "hello from the guest, cpu 0\n"));
+	CHECK(v->console &&
+	      strstr(v->console, "hello from the guest, cpu 0\n"));
 out:
 	guest_vm_destroy(gvm);
 	tap_result(name);

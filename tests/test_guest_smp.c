@@ -97,7 +97,8 @@ int main(void)
 	tap_result("load one image for four vCPUs");
 
 	for (int i = 0; i < NR_CPUS; i++)
-		REQUIRE(pthread_create(&th[i], NULL, vcpu_thread, &res[i]) == 0);
+		REQUIRE(pthread_create(&th[i], NULL, vcpu_thread, &res[i]) ==
+			0);
 	for (int i = 0; i < NR_CPUS; i++) {
 		pthread_join(th[i], NULL);
 		CHECK_EQ(res[i].ret, 0);

@@ -17,7 +17,7 @@ void guest_main(uint64_t variant, uint64_t arg1)
 	struct {
 		uint16_t limit;
 		uint64_t base;
-	} __attribute__((packed)) empty = { 0, 0 };
+	} __attribute__((packed)) empty = {0, 0};
 
 	if (variant == 1)
 		guest_unmap_page((uint64_t)dead_stack);
@@ -47,7 +47,7 @@ void guest_main(uint64_t variant, uint64_t arg1)
 
 static void run(uint64_t variant, const char *name)
 {
-	struct gmem_load_opts opts = { .rdi = variant };
+	struct gmem_load_opts opts = {.rdi = variant};
 	struct guest_vm *gvm;
 	struct guest_vcpu *v;
 	struct guest_ucall uc;

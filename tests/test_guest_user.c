@@ -51,8 +51,8 @@ static uint64_t sys_handler(struct syscall_regs *r)
 		kernel_seen_rip = r->user_rip;
 		kernel_seen_rsp = r->user_rsp;
 		/* Weighted so that swapped arguments show. */
-		return r->a0 + 2 * r->a1 + 3 * r->a2 + 4 * r->a3 +
-		       5 * r->a4 + 6 * r->a5;
+		return r->a0 + 2 * r->a1 + 3 * r->a2 + 4 * r->a3 + 5 * r->a4 +
+		       6 * r->a5;
 	case SYS_CHECK_KERNEL: {
 		uint64_t here = (uint64_t)&here;
 
@@ -107,44 +107,44 @@ static uint64_t user_preserve(uint64_t unused)
 
 	(void)unused;
 	/* The stores use RIP-relative operands: no register is needed. */
-	asm volatile("push %%rbp\n\t"
-		     "mov $0x1111, %%rbx\n\t"
-		     "mov $0x2222, %%rbp\n\t"
-		     "mov $0x3333, %%rdi\n\t"
-		     "mov $0x4444, %%rsi\n\t"
-		     "mov $0x5555, %%rdx\n\t"
-		     "mov $0x6666, %%r8\n\t"
-		     "mov $0x7777, %%r9\n\t"
-		     "mov $0x8888, %%r10\n\t"
-		     "mov $0x9999, %%r12\n\t"
-		     "mov $0xaaaa, %%r13\n\t"
-		     "mov $0xbbbb, %%r14\n\t"
-		     "mov $0xcccc, %%r15\n\t"
-		     "mov %[nr], %%eax\n\t"
-		     "syscall\n\t"
-		     "mov %%rbx, %[o0]\n\t"
-		     "mov %%rbp, %[o1]\n\t"
-		     "mov %%rdi, %[o2]\n\t"
-		     "mov %%rsi, %[o3]\n\t"
-		     "mov %%rdx, %[o4]\n\t"
-		     "mov %%r8, %[o5]\n\t"
-		     "mov %%r9, %[o6]\n\t"
-		     "mov %%r10, %[o7]\n\t"
-		     "mov %%r12, %[o8]\n\t"
-		     "mov %%r13, %[o9]\n\t"
-		     "mov %%r14, %[o10]\n\t"
-		     "mov %%r15, %[o11]\n\t"
-		     "pop %%rbp"
-		     : "=a"(ret), [o0] "=m"(preserved[0]),
-		       [o1] "=m"(preserved[1]), [o2] "=m"(preserved[2]),
-		       [o3] "=m"(preserved[3]), [o4] "=m"(preserved[4]),
-		       [o5] "=m"(preserved[5]), [o6] "=m"(preserved[6]),
-		       [o7] "=m"(preserved[7]), [o8] "=m"(preserved[8]),
-		       [o9] "=m"(preserved[9]), [o10] "=m"(preserved[10]),
-		       [o11] "=m"(preserved[11])
-		     : [nr] "i"(SYS_CHECK_KERNEL)
-		     : "rbx", "rcx", "rdi", "rsi", "rdx", "r8", "r9", "r10",
-		       "r11", "r12", "r13", "r14", "r15", "memory");
+	asm volatile(
+		"push %%rbp\n\t"
+		"mov $0x1111, %%rbx\n\t"
+		"mov $0x2222, %%rbp\n\t"
+		"mov $0x3333, %%rdi\n\t"
+		"mov $0x4444, %%rsi\n\t"
+		"mov $0x5555, %%rdx\n\t"
+		"mov $0x6666, %%r8\n\t"
+		"mov $0x7777, %%r9\n\t"
+		"mov $0x8888, %%r10\n\t"
+		"mov $0x9999, %%r12\n\t"
+		"mov $0xaaaa, %%r13\n\t"
+		"mov $0xbbbb, %%r14\n\t"
+		"mov $0xcccc, %%r15\n\t"
+		"mov %[nr], %%eax\n\t"
+		"syscall\n\t"
+		"mov %%rbx, %[o0]\n\t"
+		"mov %%rbp, %[o1]\n\t"
+		"mov %%rdi, %[o2]\n\t"
+		"mov %%rsi, %[o3]\n\t"
+		"mov %%rdx, %[o4]\n\t"
+		"mov %%r8, %[o5]\n\t"
+		"mov %%r9, %[o6]\n\t"
+		"mov %%r10, %[o7]\n\t"
+		"mov %%r12, %[o8]\n\t"
+		"mov %%r13, %[o9]\n\t"
+		"mov %%r14, %[o10]\n\t"
+		"mov %%r15, %[o11]\n\t"
+		"pop %%rbp"
+		: "=a"(ret), [o0] "=m"(preserved[0]), [o1] "=m"(preserved[1]),
+		  [o2] "=m"(preserved[2]), [o3] "=m"(preserved[3]),
+		  [o4] "=m"(preserved[4]), [o5] "=m"(preserved[5]),
+		  [o6] "=m"(preserved[6]), [o7] "=m"(preserved[7]),
+		  [o8] "=m"(preserved[8]), [o9] "=m"(preserved[9]),
+		  [o10] "=m"(preserved[10]), [o11] "=m"(preserved[11])
+		: [nr] "i"(SYS_CHECK_KERNEL)
+		: "rbx", "rcx", "rdi", "rsi", "rdx", "r8", "r9", "r10", "r11",
+		  "r12", "r13", "r14", "r15", "memory");
 	return ret;
 }
 
@@ -162,7 +162,7 @@ static void case_preserve(void)
 static uint64_t user_puts(uint64_t unused)
 {
 	(void)unused;
-	return guest_syscall(GUEST_SYS_PUTS, (uint64_t)"hello from ring 3\n");
+	return guest_syscall(GUEST_SYS_PUTS, (uint64_t) "hello from ring 3\n");
 }
 
 static void case_puts(void)

@@ -108,8 +108,9 @@ static uint64_t user_probe(uint64_t unused)
 
 static void case_user(void)
 {
-	GUEST_ASSERT_EQ(guest_run_user(user_probe, 0,
-				       user_stack + sizeof(user_stack)), 0);
+	GUEST_ASSERT_EQ(
+		guest_run_user(user_probe, 0, user_stack + sizeof(user_stack)),
+		0);
 	GUEST_ASSERT_EQ(user_err[0], PF_P | PF_U);
 	GUEST_ASSERT_EQ(user_err[1], (uint64_t)code);
 	GUEST_ASSERT_EQ(user_err[2], PF_P | PF_W | PF_U);
@@ -162,7 +163,7 @@ int main(void)
 {
 	struct kvm_enable_cap cap = {
 		.cap = GMEM_CAP_XO_ALIAS,
-		.args = { XO_M },
+		.args = {XO_M},
 	};
 	struct guest_vm *gvm;
 	struct guest_vcpu *v;

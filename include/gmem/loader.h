@@ -61,12 +61,12 @@ struct gmem_load_info {
 	uint64_t boot_info;		 /* vCPU n's at boot_info + n * 128 */
 	uint64_t gdt;
 	uint16_t gdt_limit;
-	uint64_t tss;			 /* vCPU n's at tss + n * 128 */
+	uint64_t tss; /* vCPU n's at tss + n * 128 */
 	uint64_t cr3;
 	uint64_t nr_table_pages;
-	uint64_t stacks;		 /* vCPU n's stack top: stacks + (n+1) * size */
-	uint64_t free_start, free_end;	 /* left for the guest */
-	struct gmem_load_opts opts;	 /* normalised copy */
+	uint64_t stacks; /* vCPU n's stack top: stacks + (n+1) * size */
+	uint64_t free_start, free_end; /* left for the guest */
+	struct gmem_load_opts opts;    /* normalised copy */
 };
 
 /*
