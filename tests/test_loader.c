@@ -259,6 +259,14 @@ static void test_corrupt(void)
 	BADOPT(-EINVAL, o.free_start = DATA_GPA);
 	BADOPT(-EINVAL, o.free_start = TEXT_GPA - 0x2000);
 	BADOPT(0, o.nr_cpus = GMEM_LOAD_MAX_CPUS);
+	/* IDT entries must all lie in executable memory. */
+	BADOPT(0, o.idt_entry = TEXT_GPA);
+	BADOPT(0, (o.idt_entry = TEXT_GPA, o.idt_stride = 0));
+	BADOPT(-EINVAL, o.idt_entry = DATA_GPA);
+	BADOPT(-EINVAL, o.idt_entry = TEXT_GPA + 16);
+	BADOPT(-EINVAL, (o.idt_entry = TEXT_GPA, o.idt_stride = 1));
+	BADOPT(-EINVAL, (o.idt_entry = ~0ULL - 16, o.idt_stride = 1 << 20));
+	BADOPT(-EINVAL, o.reserved = 1);
 	tap_result("bad options");
 }
 
@@ -393,6 +401,9 @@ static void load_and_check(unsigned long type, int private_mem, uint32_t flags,
 	o.rdi = 0x1111;
 	o.rsi = 0x2222;
 	o.flags = flags;
+	/* One variant also asks for an IDT: every vector to the entry. */
+	if (flags & GMEM_LOAD_NX)
+		o.idt_entry = TEXT_GPA + 4;
 	ret = gmem_load_elf(vcpu, im.b, im.size, &o, &info);
 	CHECK_EQ(ret, 0);
 	if (ret) {
@@ -463,6 +474,19 @@ static void load_and_check(unsigned long type, int private_mem, uint32_t flags,
 	CHECK_EQ(s.gdt.base, info.gdt);
 	CHECK_EQ(s.gdt.limit, GMEM_BOOT_TSS(2) - 1);
 	CHECK_EQ(s.cr3, info.cr3);
+	if (o.idt_entry) {
+		CHECK(info.idt != 0);
+		CHECK_EQ(s.idt.base, info.idt);
+		CHECK_EQ(s.idt.limit, 4095);
+		/* Gate 3: offset, selector 8, type 0xe, DPL 3, present. */
+		CHECK_EQ(rd64(vcpu, info.idt + 3 * 16), 0x0020ee0000080004ULL);
+		CHECK_EQ(rd64(vcpu, info.idt + 3 * 16 + 8), 0);
+		CHECK_EQ(rd64(vcpu, info.idt + 255 * 16),
+			 0x00208e0000080004ULL);
+	} else {
+		CHECK_EQ(info.idt, 0);
+		CHECK_EQ(s.idt.limit, 0);
+	}
 	CHECK_EQ(s.cr0 & 0x80010011ULL, 0x80010011ULL);
 	CHECK_EQ(s.cr4 & 0x20, 0x20);
 	CHECK_EQ(s.efer & 0xd01, (flags & GMEM_LOAD_NX) ? 0xd01 : 0x501);

@@ -8,7 +8,8 @@
  * At the entry point, on every vCPU the loader set up:
  *   long mode, CPL 0, paging on with an identity map of guest RAM
  *   (GVA == GPA, page 0 not present), interrupts off, IDTR limit 0 (the
- *   guest installs its own IDT);
+ *   guest installs its own IDT) unless gmem_load_opts.idt_entry asked
+ *   for one;
  *   RSP   top of this vCPU's stack (16-byte aligned);
  *   RDI, RSI  the two arguments given in struct gmem_load_opts;
  *   RDX   GPA of this vCPU's struct gmem_boot_info.
