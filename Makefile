@@ -71,6 +71,7 @@ TESTS := \
 	tests/test_ioctl \
 	tests/test_enomem \
 	tests/test_model \
+	tests/test_threads \
 	tests/test_loader
 
 # ---- guest programs ------------------------------------------------------
@@ -127,7 +128,7 @@ TEST_BINS := $(TESTS:%=$(B)/%)
 X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 
 # The tests with threads, run again under ThreadSanitizer by test-tsan.
-TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu
+TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu tests/test_threads
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
@@ -263,5 +264,8 @@ check-format:
 
 clean:
 	rm -rf build
+
+# Keep intermediate objects (guest runtime, guest halves) between builds.
+.SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -33,30 +33,29 @@ static uint64_t frame(unsigned n)
 	return *hvm_q(&vm, vm.cpu.gpr[X86_RSP] + 8 * n);
 }
 
-GUEST_CODE(g_arith,
-	"mov $5, %eax\n"
-	"add $7, %eax\n"	/* 12 */
-	"mov $-1, %rbx\n"
-	"add $1, %rbx\n"	/* 0, CF ZF */
-	"adc $0, %eax\n"	/* 13 */
-	"imul $3, %eax, %ecx\n"	/* 39 */
-	"mov $100, %eax\n"
-	"xor %edx, %edx\n"
-	"mov $7, %esi\n"
-	"div %esi\n"		/* 14 r 2 */
-	"shl $4, %rdx\n"	/* 32 */
-	"lea 1(%rdx,%rcx,2), %rdi\n"	/* 32+78+1 = 111 */
-	"mov $0x8000000000000000, %r8\n"
-	"sar $63, %r8\n"	/* -1 */
-	"movzbl %r8b, %r9d\n"	/* 255 */
-	"movsbq %r9b, %r10\n"	/* -1 */
-	"bsf %rdx, %r11\n"	/* 5 */
-	"cmp $112, %rdi\n"	/* 111 < 112: CF SF */
-	"setb %r12b\n"
-	"setl %r13b\n"
-	"cmovb %rdi, %r14\n"
-	"mov $0x1234, %ah\n"
-	"hlt\n");
+GUEST_CODE(g_arith, "mov $5, %eax\n"
+		    "add $7, %eax\n" /* 12 */
+		    "mov $-1, %rbx\n"
+		    "add $1, %rbx\n"	    /* 0, CF ZF */
+		    "adc $0, %eax\n"	    /* 13 */
+		    "imul $3, %eax, %ecx\n" /* 39 */
+		    "mov $100, %eax\n"
+		    "xor %edx, %edx\n"
+		    "mov $7, %esi\n"
+		    "div %esi\n"		 /* 14 r 2 */
+		    "shl $4, %rdx\n"		 /* 32 */
+		    "lea 1(%rdx,%rcx,2), %rdi\n" /* 32+78+1 = 111 */
+		    "mov $0x8000000000000000, %r8\n"
+		    "sar $63, %r8\n"	  /* -1 */
+		    "movzbl %r8b, %r9d\n" /* 255 */
+		    "movsbq %r9b, %r10\n" /* -1 */
+		    "bsf %rdx, %r11\n"	  /* 5 */
+		    "cmp $112, %rdi\n"	  /* 111 < 112: CF SF */
+		    "setb %r12b\n"
+		    "setl %r13b\n"
+		    "cmovb %rdi, %r14\n"
+		    "mov $0x1234, %ah\n"
+		    "hlt\n");
 
 static void t_arith(void)
 {
@@ -82,29 +81,28 @@ static void t_arith(void)
 	tap_result("arithmetic, flags, setcc, cmov");
 }
 
-GUEST_CODE(g_flow,
-	"xor %eax, %eax\n"
-	"mov $100, %ecx\n"
-	"1: add %rcx, %rax\n"
-	"loop 1b\n"		/* 5050 */
-	"mov $10, %edi\n"
-	"call 2f\n"
-	"jmp 3f\n"
-	"2: push %rbp\n"
-	"mov %rsp, %rbp\n"
-	"lea (%rdi,%rdi,4), %rbx\n"
-	"leave\n"
-	"ret\n"
-	"3: lea 4f(%rip), %rdx\n"
-	"jmp *%rdx\n"
-	"ud2\n"
-	"4: mov $1, %esi\n"
-	"test %esi, %esi\n"
-	"jz 5f\n"
-	"dec %esi\n"
-	"jnz 5f\n"
-	"mov $42, %esi\n"
-	"5: hlt\n");
+GUEST_CODE(g_flow, "xor %eax, %eax\n"
+		   "mov $100, %ecx\n"
+		   "1: add %rcx, %rax\n"
+		   "loop 1b\n" /* 5050 */
+		   "mov $10, %edi\n"
+		   "call 2f\n"
+		   "jmp 3f\n"
+		   "2: push %rbp\n"
+		   "mov %rsp, %rbp\n"
+		   "lea (%rdi,%rdi,4), %rbx\n"
+		   "leave\n"
+		   "ret\n"
+		   "3: lea 4f(%rip), %rdx\n"
+		   "jmp *%rdx\n"
+		   "ud2\n"
+		   "4: mov $1, %esi\n"
+		   "test %esi, %esi\n"
+		   "jz 5f\n"
+		   "dec %esi\n"
+		   "jnz 5f\n"
+		   "mov $42, %esi\n"
+		   "5: hlt\n");
 
 static void t_flow(void)
 {
@@ -117,30 +115,29 @@ static void t_flow(void)
 	tap_result("loops, call/ret, leave, indirect jmp");
 }
 
-GUEST_CODE(g_string,
-	"mov $0x20000, %esi\n"
-	"mov $0x21000, %edi\n"
-	"mov $100, %ecx\n"
-	"rep movsb\n"
-	"mov $0x22000, %edi\n"
-	"mov $0x1122334455667788, %rax\n"
-	"mov $8, %ecx\n"
-	"rep stosq\n"
-	"mov $0x20000, %edi\n"
-	"mov $0x2a, %al\n"
-	"mov $1000, %ecx\n"
-	"repne scasb\n"
-	"mov %rdi, %r8\n"
-	"mov $0x20000, %esi\n"
-	"mov $0x21000, %edi\n"
-	"mov $100, %ecx\n"
-	"repe cmpsb\n"
-	"mov %rcx, %r9\n"
-	"std\n"
-	"mov $0x22007, %esi\n"
-	"lodsb\n"
-	"cld\n"
-	"hlt\n");
+GUEST_CODE(g_string, "mov $0x20000, %esi\n"
+		     "mov $0x21000, %edi\n"
+		     "mov $100, %ecx\n"
+		     "rep movsb\n"
+		     "mov $0x22000, %edi\n"
+		     "mov $0x1122334455667788, %rax\n"
+		     "mov $8, %ecx\n"
+		     "rep stosq\n"
+		     "mov $0x20000, %edi\n"
+		     "mov $0x2a, %al\n"
+		     "mov $1000, %ecx\n"
+		     "repne scasb\n"
+		     "mov %rdi, %r8\n"
+		     "mov $0x20000, %esi\n"
+		     "mov $0x21000, %edi\n"
+		     "mov $100, %ecx\n"
+		     "repe cmpsb\n"
+		     "mov %rcx, %r9\n"
+		     "std\n"
+		     "mov $0x22007, %esi\n"
+		     "lodsb\n"
+		     "cld\n"
+		     "hlt\n");
 
 static void t_string(void)
 {
@@ -158,10 +155,9 @@ static void t_string(void)
 	tap_result("string instructions with REP/REPE/REPNE and DF");
 }
 
-GUEST_CODE(g_pf_read,
-	"mov $0x5a, %ebx\n"
-	"mov 0x30008, %rbx\n"
-	"hlt\n");
+GUEST_CODE(g_pf_read, "mov $0x5a, %ebx\n"
+		      "mov 0x30008, %rbx\n"
+		      "hlt\n");
 
 static void t_pf_notpresent(void)
 {
@@ -169,8 +165,8 @@ static void t_pf_notpresent(void)
 	*hvm_pte(&vm, 0x30000) &= ~1ull;
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
 	CHECK_EQ(hvm_vector(&vm), 14);
-	CHECK_EQ(frame(0), 0);			/* error code */
-	CHECK_EQ(frame(1), H_CODE + 5);		/* faulting RIP */
+	CHECK_EQ(frame(0), 0);		/* error code */
+	CHECK_EQ(frame(1), H_CODE + 5); /* faulting RIP */
 	CHECK_EQ(frame(2), SEL_KCODE);
 	CHECK_EQ(frame(4), H_STACK);
 	CHECK_EQ(vm.cpu.cr2, 0x30008);
@@ -178,9 +174,8 @@ static void t_pf_notpresent(void)
 	tap_result("#PF not present: error code 0, CR2, frame");
 }
 
-GUEST_CODE(g_pf_write,
-	"movq $7, 0x30010\n"
-	"hlt\n");
+GUEST_CODE(g_pf_write, "movq $7, 0x30010\n"
+		       "hlt\n");
 
 static void t_pf_ro(void)
 {
@@ -205,15 +200,14 @@ static void t_pf_user(void)
 	CHECK_EQ(frame(2), SEL_UCODE | 3);
 	CHECK_EQ(frame(4), H_STACK);
 	CHECK_EQ(frame(5), SEL_UDATA | 3);
-	CHECK_EQ(vm.cpu.gpr[X86_RSP], H_RSP0 - 48);	/* TSS.RSP0 */
+	CHECK_EQ(vm.cpu.gpr[X86_RSP], H_RSP0 - 48); /* TSS.RSP0 */
 	CHECK_EQ(vm.cpu.cpl, 0);
 	CHECK_EQ(vm.cpu.cr2, 0x30008);
 	tap_result("#PF user access to supervisor page, stack switch");
 }
 
-GUEST_CODE(g_nx,
-	"mov $0x30000, %eax\n"
-	"jmp *%rax\n");
+GUEST_CODE(g_nx, "mov $0x30000, %eax\n"
+		 "jmp *%rax\n");
 
 static void t_pf_nx(void)
 {
@@ -228,9 +222,8 @@ static void t_pf_nx(void)
 	tap_result("#PF instruction fetch from NX page");
 }
 
-GUEST_CODE(g_rsvd,
-	"mov 0x30000, %eax\n"
-	"hlt\n");
+GUEST_CODE(g_rsvd, "mov 0x30000, %eax\n"
+		   "hlt\n");
 
 static void t_pf_rsvd(void)
 {
@@ -243,18 +236,17 @@ static void t_pf_rsvd(void)
 	tap_result("#PF reserved bit (bit M without XO alias)");
 }
 
-GUEST_CODE(g_xo,
-	"mov $0x30000, %eax\n"
-	"call *%rax\n"		/* fetch through the alias works */
-	"mov (%rax), %ebx\n"	/* read does not */
-	"hlt\n");
+GUEST_CODE(g_xo, "mov $0x30000, %eax\n"
+		 "call *%rax\n"	      /* fetch through the alias works */
+		 "mov (%rax), %ebx\n" /* read does not */
+		 "hlt\n");
 
 static void t_xo(void)
 {
 	SETUP(g_xo);
 	x86_set_maxphyaddr(&vm.cpu, 40, true);
 	*hvm_pte(&vm, 0x30000) |= 1ull << 40;
-	vm.mem[0x30000] = 0xc3;	/* ret */
+	vm.mem[0x30000] = 0xc3; /* ret */
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
 	CHECK_EQ(hvm_vector(&vm), 14);
 	CHECK_EQ(frame(0), X86_PFEC_P);
@@ -321,12 +313,11 @@ static void t_double_triple(void)
 	tap_result("#DF on IST, triple fault -> SHUTDOWN");
 }
 
-GUEST_CODE(g_mmio,
-	"mov $0x12345678, %ebx\n"
-	"mov 0x1000000, %eax\n"
-	"mov %ebx, 0x1000010\n"
-	"add %eax, 0x1000020\n"
-	"hlt\n");
+GUEST_CODE(g_mmio, "mov $0x12345678, %ebx\n"
+		   "mov 0x1000000, %eax\n"
+		   "mov %ebx, 0x1000010\n"
+		   "add %eax, 0x1000020\n"
+		   "hlt\n");
 
 static void t_mmio(void)
 {
@@ -350,18 +341,17 @@ static void t_mmio(void)
 	x86_complete_mmio(&vm.cpu, 1);
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_MMIO);
 	CHECK_EQ(vm.stop.mmio.is_write, 1);
-	CHECK_EQ(vm.stop.mmio.data[0], 0xce);	/* 0xabcd + 1 */
+	CHECK_EQ(vm.stop.mmio.data[0], 0xce); /* 0xabcd + 1 */
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
 	tap_result("MMIO read/write stops and completion");
 }
 
-GUEST_CODE(g_io,
-	"mov $0x41, %al\n"
-	"out %al, $0x10\n"
-	"mov $0x3f8, %dx\n"
-	"in %dx, %ax\n"
-	"vmcall\n"
-	"hlt\n");
+GUEST_CODE(g_io, "mov $0x41, %al\n"
+		 "out %al, $0x10\n"
+		 "mov $0x3f8, %dx\n"
+		 "in %dx, %ax\n"
+		 "vmcall\n"
+		 "hlt\n");
 
 static void t_io(void)
 {
@@ -406,10 +396,9 @@ static void t_kick(void)
 	tap_result("budget, kick and immediate_exit");
 }
 
-GUEST_CODE(g_s2,
-	"mov $1, %ecx\n"
-	"push %rcx\n"
-	"hlt\n");
+GUEST_CODE(g_s2, "mov $1, %ecx\n"
+		 "push %rcx\n"
+		 "hlt\n");
 
 static void t_s2_exit(void)
 {
@@ -424,13 +413,12 @@ static void t_s2_exit(void)
 	tap_result("stage-2 exit: no side effect, re-execution");
 }
 
-GUEST_CODE(g_smc,
-	"lea 1f(%rip), %rbx\n"
-	"mov $0, %ecx\n"
-	"2: movb $0x90, (%rbx)\n"	/* turn the ud2 into nop nop */
-	"movb $0x90, 1(%rbx)\n"
-	"1: ud2\n"
-	"hlt\n");
+GUEST_CODE(g_smc, "lea 1f(%rip), %rbx\n"
+		  "mov $0, %ecx\n"
+		  "2: movb $0x90, (%rbx)\n" /* turn the ud2 into nop nop */
+		  "movb $0x90, 1(%rbx)\n"
+		  "1: ud2\n"
+		  "hlt\n");
 
 static void t_smc(void)
 {
@@ -440,30 +428,29 @@ static void t_smc(void)
 	tap_result("self-modifying code drops the decode cache");
 }
 
-GUEST_CODE(g_sys,
-	"mov $0xc0000082, %ecx\n"	/* LSTAR */
-	"lea 1f(%rip), %rax\n"
-	"mov %rax, %rdx\n"
-	"shr $32, %rdx\n"
-	"wrmsr\n"
-	"mov $0xc0000081, %ecx\n"	/* STAR */
-	"xor %eax, %eax\n"
-	"mov $0x00180008, %edx\n"
-	"wrmsr\n"
-	"mov $0xc0000102, %ecx\n"	/* KERNEL_GS_BASE */
-	"mov $0x5000, %eax\n"
-	"xor %edx, %edx\n"
-	"wrmsr\n"
-	"lea 2f(%rip), %rcx\n"
-	"mov $0x202, %r11d\n"
-	"sysretq\n"
-	"2: mov $7, %r12d\n"		/* user mode */
-	"syscall\n"
-	"hlt\n"
-	"1: swapgs\n"			/* kernel entry */
-	"mov %gs:8, %r13\n"
-	"mov %cr3, %r14\n"
-	"hlt\n");
+GUEST_CODE(g_sys, "mov $0xc0000082, %ecx\n" /* LSTAR */
+		  "lea 1f(%rip), %rax\n"
+		  "mov %rax, %rdx\n"
+		  "shr $32, %rdx\n"
+		  "wrmsr\n"
+		  "mov $0xc0000081, %ecx\n" /* STAR */
+		  "xor %eax, %eax\n"
+		  "mov $0x00180008, %edx\n"
+		  "wrmsr\n"
+		  "mov $0xc0000102, %ecx\n" /* KERNEL_GS_BASE */
+		  "mov $0x5000, %eax\n"
+		  "xor %edx, %edx\n"
+		  "wrmsr\n"
+		  "lea 2f(%rip), %rcx\n"
+		  "mov $0x202, %r11d\n"
+		  "sysretq\n"
+		  "2: mov $7, %r12d\n" /* user mode */
+		  "syscall\n"
+		  "hlt\n"
+		  "1: swapgs\n" /* kernel entry */
+		  "mov %gs:8, %r13\n"
+		  "mov %cr3, %r14\n"
+		  "hlt\n");
 
 static void t_syscall(void)
 {
@@ -478,20 +465,18 @@ static void t_syscall(void)
 	tap_result("WRMSR, SYSRET, SYSCALL, SWAPGS, MOV from CR3");
 }
 
-GUEST_CODE(g_int,
-	"int $0x80\n"
-	"hlt\n");
+GUEST_CODE(g_int, "int $0x80\n"
+		  "hlt\n");
 
-GUEST_CODE(g_iret,
-	"mov %rsp, %rax\n"
-	"push $0x23\n"		/* SS */
-	"push %rax\n"		/* RSP */
-	"push $0x202\n"		/* RFLAGS */
-	"push $0x2b\n"		/* CS */
-	"lea 1f(%rip), %rax\n"
-	"push %rax\n"
-	"iretq\n"
-	"1: int3\n");
+GUEST_CODE(g_iret, "mov %rsp, %rax\n"
+		   "push $0x23\n"  /* SS */
+		   "push %rax\n"   /* RSP */
+		   "push $0x202\n" /* RFLAGS */
+		   "push $0x2b\n"  /* CS */
+		   "lea 1f(%rip), %rax\n"
+		   "push %rax\n"
+		   "iretq\n"
+		   "1: int3\n");
 
 static void t_int_iret(void)
 {
