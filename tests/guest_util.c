@@ -343,6 +343,7 @@ int guest_vcpu_run(struct guest_vcpu *v, struct guest_ucall *out)
 {
 	struct kvm_run *run = v->run;
 	struct guest_ucall uc;
+	struct kvm_regs regs;
 	int ret;
 
 	for (;;) {
@@ -368,6 +369,13 @@ int guest_vcpu_run(struct guest_vcpu *v, struct guest_ucall *out)
 			return GUEST_EXIT;
 
 		v->ucall_gpa = (uint32_t)out_value(v, 0);
+		/*
+		 * The OUT carries 32 bits; RDI has all 64 (guest.h), which
+		 * matters when the guest's stack lies above 4 GiB.
+		 */
+		if (!gmem_vcpu_get_regs(v->vcpu, &regs) &&
+		    (uint32_t)regs.rdi == v->ucall_gpa)
+			v->ucall_gpa = regs.rdi;
 		ret = guest_read(v, v->ucall_gpa, &uc, sizeof(uc));
 		if (ret) {
 			printf("# vcpu%u: ucall struct at %#" PRIx64

@@ -15,6 +15,9 @@ void guest_main(uint64_t arg0, uint64_t arg1)
 
 	guest_printf("hello from the guest, cpu %llu\n",
 		     (unsigned long long)guest_boot->cpu);
+	/* Without arguments: no SYNCs, and returning reports DONE(0). */
+	if (!arg0)
+		return;
 	GUEST_PRINTF("arguments %#llx %#llx", (unsigned long long)arg0,
 		     (unsigned long long)arg1);
 	GUEST_ASSERT_EQ(arg0, 0x1234);
@@ -81,10 +84,13 @@ out:
 
 int main(void)
 {
-	tap_plan(2, 60);
+	tap_plan(3, 60);
 	run_hello(KVM_X86_DEFAULT_VM, 0, "hello in shared memory");
 	run_hello(KVM_X86_SW_PROTECTED_VM, GUEST_VM_PRIVATE,
 		  "hello in private guest_memfd memory");
+	CHECK_EQ(guest_run_program("hello", KVM_X86_DEFAULT_VM, MEM, 0, NULL),
+		 0);
+	tap_result("guest_run_program(); returning from guest_main is DONE");
 	return tap_done();
 }
 
