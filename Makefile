@@ -106,7 +106,13 @@ GUEST_RT_OBJS := $(GUEST_RT_SRCS:%=$(B)/%.o)
 
 GUEST_TESTS := \
 	hello \
-	compute
+	compute \
+	exceptions \
+	user \
+	triple_fault \
+	smp \
+	convert \
+	xo
 
 GUEST_ELFS := $(GUEST_TESTS:%=$(B)/guests/%.elf)
 TESTS += $(GUEST_TESTS:%=tests/test_guest_%)
