@@ -99,7 +99,8 @@ GUEST_RT_SRCS := \
 	guests/runtime.c \
 	guests/printf.c \
 	guests/string.c \
-	guests/paging.c
+	guests/paging.c \
+	guests/xo.c
 
 GUEST_RT_OBJS := $(GUEST_RT_SRCS:%=$(B)/%.o)
 
