@@ -71,7 +71,8 @@ TESTS := \
 	tests/test_ioctl \
 	tests/test_enomem \
 	tests/test_model \
-	tests/test_loader
+	tests/test_loader \
+	tests/test_xo
 
 # ---- guest programs ------------------------------------------------------
 # Guests run on the emulated vCPU, not on the host, so they are always built
@@ -106,7 +107,8 @@ GUEST_RT_OBJS := $(GUEST_RT_SRCS:%=$(B)/%.o)
 
 GUEST_TESTS := \
 	hello \
-	compute
+	compute \
+	xo
 
 GUEST_ELFS := $(GUEST_TESTS:%=$(B)/guests/%.elf)
 TESTS += $(GUEST_TESTS:%=tests/test_guest_%)
