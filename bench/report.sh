@@ -6,6 +6,22 @@
 # curves as a PNG when gnuplot is there.
 #
 # usage: report.sh results.csv scaling.dat results.png
+#        report.sh --markdown results.csv   (the table for README.md)
+
+if [ "$1" = "--markdown" ]; then
+	awk -F, 'NR == 1 {
+		print "| figure | gmem | anchor (same run) | ratio | target | met |"
+		print "| --- | --- | --- | --- | --- | --- |"
+		next
+	}
+	{
+		anchor = ($5 + 0 == 0 && $6 == "-") ? "-" : sprintf("%.4g %s", $5, $6)
+		ratio = ($7 + 0 == 0) ? "-" : sprintf("%.3g", $7)
+		printf "| %s | %.4g %s | %s | %s | %s | %s |\n", $2, $3, $4, \
+			anchor, ratio, $8, $9
+	}' "${2:-bench/results.csv}"
+	exit 0
+fi
 
 csv=${1:-bench/results.csv}
 dat=${2:-bench/results.scaling.dat}
