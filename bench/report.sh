@@ -67,7 +67,7 @@ set logscale x 2
 set xrange [0.8:10]
 set yrange [0:*]
 set y2range [0:*]
-set key top left
+set key bottom right
 set grid
 plot "$dat" using 1:(\$2/1000) with linespoints lw 2 title "stage-2 faults/s", \
      "$dat" using 1:(\$3/1000) axes x1y2 with linespoints lw 2 title "conversions/s", \
