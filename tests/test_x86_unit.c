@@ -813,9 +813,39 @@ static void t_sreg(void)
 	tap_result("MOV to/from segment registers; supported CPUID");
 }
 
+GUEST_CODE(g_forms,
+	"mov 1f(%rip), %rax\n"
+	"movzbl 1f+7(%rip), %ebx\n"
+	"movsbq 1f+7(%rip), %rcx\n"
+	"mov $3, %esi\n"
+	"mov 0x20000(,%rsi,8), %rdx\n"
+	"movswl 0x20000(,%rsi,2), %edi\n"
+	"mov $0x20000, %r8d\n"
+	"mov %rax, 8(%r8,%rsi,8)\n"
+	"mov %edx, 1f(%rip)\n"
+	"mov 1f(%rip), %r9\n"
+	"hlt\n"
+	"1: .quad 0x8877665544332211\n");
+
+static void t_forms(void)
+{
+	SETUP(g_forms);
+	memcpy(vm.mem + 0x20018, &(uint64_t){ 0x0123456789abcdefull }, 8);
+	memcpy(vm.mem + 0x20006, &(uint16_t){ 0x8001 }, 2);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 0x8877665544332211ull);
+	CHECK_EQ(vm.cpu.gpr[X86_RBX], 0x88);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], (uint64_t)(int8_t)0x88);
+	CHECK_EQ(vm.cpu.gpr[X86_RDX], 0x0123456789abcdefull);
+	CHECK_EQ(vm.cpu.gpr[X86_RDI], 0xffff8001ull);
+	CHECK_EQ(ld(0x20020, 8), 0x8877665544332211ull);
+	CHECK_EQ(vm.cpu.gpr[X86_R9], 0x8877665589abcdefull);
+	tap_result("memory forms: RIP-relative, index without base, base+index");
+}
+
 int main(void)
 {
-	tap_plan(29, 60);
+	tap_plan(30, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -846,6 +876,7 @@ int main(void)
 	t_inject();
 	t_rep_long();
 	t_sreg();
+	t_forms();
 	hvm_destroy(&vm);
 	return tap_done();
 }

@@ -225,7 +225,7 @@ slow:
 }
 
 /* Effective address of the memory operand (with FS/GS base). */
-static inline uint64_t ea(const struct x86_cpu *c, const struct x86_insn *i)
+static inline __attribute__((always_inline)) uint64_t ea(const struct x86_cpu *c, const struct x86_insn *i)
 {
 	uint64_t a = i->disp;
 
@@ -290,7 +290,7 @@ static inline int next(struct x86_cpu *c, const struct x86_insn *i)
 }
 
 /* Source operand 1 (reg, imm or memory). */
-static inline int src1(struct x86_cpu *c, const struct x86_insn *i,
+static inline __attribute__((always_inline)) int src1(struct x86_cpu *c, const struct x86_insn *i,
 		       unsigned sz, uint64_t *v)
 {
 	struct x86_mref m;
@@ -562,6 +562,18 @@ static inline uint64_t ea_bi(const struct x86_cpu *c,
 	return c->gpr[i->base] + (c->gpr[i->index] << i->scale) + i->disp;
 }
 
+/* No base: disp + index * scale (arrays at absolute addresses). */
+static inline uint64_t ea_i(const struct x86_cpu *c, const struct x86_insn *i)
+{
+	return (c->gpr[i->index] << i->scale) + i->disp;
+}
+
+static inline uint64_t ea_rip(const struct x86_cpu *c,
+			      const struct x86_insn *i)
+{
+	return c->rip + i->len + i->disp;
+}
+
 #define MOV_LS(name, EA)                                                   \
 	static int h_load_##name(struct x86_cpu *c,                        \
 				 const struct x86_insn *i)                 \
@@ -594,8 +606,57 @@ static inline uint64_t ea_bi(const struct x86_cpu *c,
 		return X86_OK;                                             \
 	}
 
+/* MOVZX/MOVSX from memory. */
+#define MOVX_L(name, EA)                                                   \
+	static int h_movx_##name(struct x86_cpu *c,                        \
+				 const struct x86_insn *i)                 \
+	{                                                                  \
+		struct x86_mref m;                                         \
+		unsigned ss = i->ssz, sh = 64 - ss * 8;                    \
+		uint64_t v;                                                \
+		int r = x86_mem_prep(c, EA(c, i), ss, X86_ACC_READ, &m);   \
+									   \
+		if (unlikely(r))                                           \
+			return r;                                          \
+		r = x86_mem_rd(c, &m, &v);                                 \
+		if (unlikely(r))                                           \
+			return r;                                          \
+		if (i->op)                                                 \
+			v = (uint64_t)((int64_t)(v << sh) >> sh);          \
+		wreg(c, i->r[0], i->osz, v);                               \
+		c->rip += i->len;                                          \
+		return X86_OK;                                             \
+	}
+
 MOV_LS(b, ea_b)
 MOV_LS(bi, ea_bi)
+MOV_LS(i, ea_i)
+MOV_LS(rip, ea_rip)
+MOVX_L(b, ea_b)
+MOVX_L(bi, ea_bi)
+MOVX_L(i, ea_i)
+MOVX_L(rip, ea_rip)
+
+/* Which of the forms above a memory operand has, or -1. */
+static int ea_form(const struct x86_insn *i)
+{
+	if (i->seg || i->asz != 8)
+		return -1;
+	if (i->base < 16)
+		return i->index < 16 ? 1 : 0;
+	if (i->base == NO_REG && i->index < 16)
+		return 2;
+	if (i->base == RIP_REG && i->index == NO_REG)
+		return 3;
+	return -1;
+}
+
+static const x86_handler load_h[] = { h_load_b, h_load_bi, h_load_i,
+				      h_load_rip };
+static const x86_handler store_h[] = { h_store_b, h_store_bi, h_store_i,
+				       h_store_rip };
+static const x86_handler movx_h[] = { h_movx_b, h_movx_bi, h_movx_i,
+				      h_movx_rip };
 
 /* MOVZX, MOVSX, MOVSXD: source of size ssz, op = 1 for sign. */
 static int h_movx(struct x86_cpu *c, const struct x86_insn *i)
@@ -1698,13 +1759,6 @@ static bool gpr_operand(const ZydisDecodedOperand *o)
 	       cl == ZYDIS_REGCLASS_GPR32 || cl == ZYDIS_REGCLASS_GPR64;
 }
 
-/* A memory operand the specialized MOVs handle. */
-static bool simple_mem(const struct x86_insn *i)
-{
-	return (i->k[0] == K_MEM || i->k[1] == K_MEM) && i->base < 16 &&
-	       i->seg == 0 && i->asz == 8;
-}
-
 /*
  * Pick the handler for a decoded instruction; returns non-zero for
  * anything the model does not implement (#UD).  Register operands other
@@ -1767,21 +1821,22 @@ unary:
 			i->fn = h_mov_rr32;
 		else if (i->k[0] == K_REG && i->k[1] == K_IMM)
 			i->fn = h_mov_ri;
-		else if (simple_mem(i) && i->k[0] == K_REG && i->r[0] < 16)
-			i->fn = i->index < 16 ? h_load_bi : h_load_b;
-		else if (simple_mem(i) && i->k[1] == K_REG && i->r[1] < 16)
-			i->fn = i->index < 16 ? h_store_bi : h_store_b;
+		else if (i->k[0] == K_REG && i->k[1] == K_MEM &&
+			 i->r[0] < 16 && ea_form(i) >= 0)
+			i->fn = load_h[ea_form(i)];
+		else if (i->k[0] == K_MEM && i->k[1] == K_REG &&
+			 i->r[1] < 16 && ea_form(i) >= 0)
+			i->fn = store_h[ea_form(i)];
 		else
 			i->fn = h_mov;
 		return 0;
 	case ZYDIS_MNEMONIC_MOVZX:
-		i->op = 0;
-		i->fn = h_movx;
-		return 0;
 	case ZYDIS_MNEMONIC_MOVSX:
 	case ZYDIS_MNEMONIC_MOVSXD:
-		i->op = 1;
+		i->op = z->mnemonic != ZYDIS_MNEMONIC_MOVZX;
 		i->fn = h_movx;
+		if (i->k[1] == K_MEM && ea_form(i) >= 0)
+			i->fn = movx_h[ea_form(i)];
 		return 0;
 	case ZYDIS_MNEMONIC_LEA:
 		i->fn = h_lea;
