@@ -843,9 +843,44 @@ static void t_forms(void)
 	tap_result("memory forms: RIP-relative, index without base, base+index");
 }
 
+GUEST_CODE(g_bits,
+	"mov $0x20010, %ebx\n"
+	"mov $100, %eax\n"
+	"bts %rax, (%rbx)\n"		/* byte 0x20010 + 12, bit 4 */
+	"setc %r8b\n"
+	"mov $-1, %rax\n"
+	"lock btc %rax, (%rbx)\n"	/* bit 7 of byte 0x2000f */
+	"bt $4, 12(%rbx)\n"
+	"setc %r9b\n"
+	"xor %ecx, %ecx\n"
+	"jrcxz 1f\n"
+	"ud2\n"
+	"1: pushf\n"
+	"cli\n"
+	"pushf\n"
+	"pop %r10\n"
+	"popf\n"
+	"pushf\n"
+	"pop %r11\n"
+	"hlt\n");
+
+static void t_bits(void)
+{
+	SETUP(g_bits);
+	vm.cpu.rflags |= X86_IF;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.mem[0x2001c], 0x10);
+	CHECK_EQ(vm.mem[0x2000f], 0x80);
+	CHECK_EQ(vm.cpu.gpr[X86_R8] & 0xff, 0);
+	CHECK_EQ(vm.cpu.gpr[X86_R9] & 0xff, 1);
+	CHECK_EQ(vm.cpu.gpr[X86_R10] & X86_IF, 0);
+	CHECK_EQ(vm.cpu.gpr[X86_R11] & X86_IF, X86_IF);
+	tap_result("BT* with a register bit offset into memory, JRCXZ, POPF IF");
+}
+
 int main(void)
 {
-	tap_plan(30, 60);
+	tap_plan(31, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -877,6 +912,7 @@ int main(void)
 	t_rep_long();
 	t_sreg();
 	t_forms();
+	t_bits();
 	hvm_destroy(&vm);
 	return tap_done();
 }

@@ -17,7 +17,7 @@
 #include "x86/internal.h"
 
 /* Keep the cache bounded: beyond this many pages start afresh. */
-#define DC_MAX_PAGES 8192
+#define DC_MAX_PAGES 4096
 
 static unsigned dc_hash(uint64_t gpa)
 {

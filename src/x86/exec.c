@@ -2164,7 +2164,6 @@ fault:
 		c->pend.err = c->exc.err;
 		c->pend.cr2 = c->exc.cr2;
 		c->pend.soft = false;
-		c->pend.prev = -1;
 		n++;
 		r = x86_deliver(c);
 		if (r)

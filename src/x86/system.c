@@ -208,7 +208,6 @@ void x86_inject(struct x86_cpu *c, uint8_t vector, bool has_err, uint32_t err)
 	c->pend.has_err = has_err;
 	c->pend.err = err;
 	c->pend.soft = false;
-	c->pend.prev = -1;
 	c->pend.cr2 = c->cr2;
 }
 
@@ -270,7 +269,6 @@ static int h_int(struct x86_cpu *c, const struct x86_insn *i)
 	c->pend.has_err = false;
 	c->pend.soft = true;
 	c->pend.soft_len = i->len;
-	c->pend.prev = -1;
 	return x86_deliver(c);
 }
 
@@ -1062,7 +1060,6 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->maxphyaddr = 48;
 	x86_set_cpuid(c, default_cpuid,
 		      sizeof(default_cpuid) / sizeof(default_cpuid[0]));
-	c->pend.prev = -1;
 	return 0;
 }
 

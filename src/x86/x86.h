@@ -279,7 +279,6 @@ struct x86_cpu {
 		uint8_t vector;
 		uint32_t err;
 		uint64_t cr2;
-		int8_t prev;	/* vector being delivered, or -1 */
 	} pend;
 
 	/* Exception raised by the current instruction (internal). */
