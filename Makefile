@@ -70,7 +70,8 @@ X86_TESTS := \
 	tests/test_x86_unit \
 	tests/test_x86_diff \
 	tests/test_x86_fuzz \
-	tests/test_x86_gcc
+	tests/test_x86_gcc \
+	tests/test_x86_smp
 
 TESTS += $(X86_TESTS)
 

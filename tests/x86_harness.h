@@ -65,7 +65,7 @@ static inline int hvm_map(void *ctx, uint64_t gpa, unsigned acc, uint8_t **page,
 	uint64_t xo = vm->cpu.xo_bit;
 	unsigned p = X86_ACC_READ | X86_ACC_WRITE | X86_ACC_FETCH;
 
-	vm->maps++;
+	__atomic_fetch_add(&vm->maps, 1, __ATOMIC_RELAXED);
 	if (xo && (gpa & xo)) {
 		if (acc != X86_ACC_FETCH)
 			return X86_S2_XO_PF;

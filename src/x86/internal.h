@@ -131,46 +131,62 @@ static inline int x86_mem_prep(struct x86_cpu *c, uint64_t lin, unsigned len,
 	return x86_mem_prep_slow(c, lin, len, acc, m);
 }
 
+/*
+ * Guest memory is shared with other vCPUs as RAM is between processors:
+ * a racy guest is the guest's business, not undefined behaviour of ours.
+ * Aligned accesses are atomic, acquire loads and release stores, which is
+ * x86's own ordering (TSO) and compiles to plain moves on an x86 host;
+ * unaligned ones are byte copies.
+ */
+#define LD_T(T)                                                            \
+	((uintptr_t)p % sizeof(T) == 0 ?                                   \
+		 (uint64_t)__atomic_load_n((const T *)p, __ATOMIC_ACQUIRE) : \
+		 (memcpy(&t.T##_v, p, sizeof(T)), (uint64_t)t.T##_v))
+
 static inline uint64_t ld_le(const uint8_t *p, unsigned len)
 {
-	uint8_t b1;
-	uint16_t b2;
-	uint32_t b4;
-	uint64_t b8;
+	union {
+		uint16_t uint16_t_v;
+		uint32_t uint32_t_v;
+		uint64_t uint64_t_v;
+	} t;
 
 	switch (len) {
 	case 1:
-		b1 = *p;
-		return b1;
+		return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 	case 2:
-		memcpy(&b2, p, 2);
-		return b2;
+		return LD_T(uint16_t);
 	case 4:
-		memcpy(&b4, p, 4);
-		return b4;
+		return LD_T(uint32_t);
 	default:
-		memcpy(&b8, p, 8);
-		return b8;
+		return LD_T(uint64_t);
 	}
 }
 
+#define ST_T(T)                                                            \
+	do {                                                               \
+		T x = (T)v;                                                \
+									   \
+		if ((uintptr_t)p % sizeof(T) == 0)                         \
+			__atomic_store_n((T *)p, x, __ATOMIC_RELEASE);     \
+		else                                                       \
+			memcpy(p, &x, sizeof(T));                          \
+	} while (0)
+
 static inline void st_le(uint8_t *p, unsigned len, uint64_t v)
 {
-	uint16_t b2 = v;
-	uint32_t b4 = v;
-
 	switch (len) {
 	case 1:
-		*p = v;
+		__atomic_store_n(p, (uint8_t)v, __ATOMIC_RELEASE);
 		break;
 	case 2:
-		memcpy(p, &b2, 2);
+		ST_T(uint16_t);
 		break;
 	case 4:
-		memcpy(p, &b4, 4);
+		ST_T(uint32_t);
 		break;
 	default:
-		memcpy(p, &v, 8);
+		ST_T(uint64_t);
 		break;
 	}
 }
