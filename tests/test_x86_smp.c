@@ -17,30 +17,29 @@
 #define XADDV 0x200c0
 #define CASV 0x20100
 
-GUEST_CODE(g_smp,
-	"mov $200000, %ecx\n"
-	"2: lock incl 0x20000\n"
-	/* spinlock around a plain increment */
-	"1: mov $1, %eax\n"
-	"xchg %eax, 0x20040\n"
-	"test %eax, %eax\n"
-	"jz 3f\n"
-	"pause\n"
-	"jmp 1b\n"
-	"3: mov 0x20080, %rdx\n"
-	"inc %rdx\n"
-	"mov %rdx, 0x20080\n"
-	"movl $0, 0x20040\n"
-	/* xadd and a cmpxchg retry loop */
-	"mov $2, %eax\n"
-	"lock xadd %eax, 0x200c0\n"
-	"mov 0x20100, %rax\n"
-	"4: lea 3(%rax), %rdx\n"
-	"lock cmpxchg %rdx, 0x20100\n"
-	"jnz 4b\n"
-	"dec %ecx\n"
-	"jnz 2b\n"
-	"hlt\n");
+GUEST_CODE(g_smp, "mov $200000, %ecx\n"
+		  "2: lock incl 0x20000\n"
+		  /* spinlock around a plain increment */
+		  "1: mov $1, %eax\n"
+		  "xchg %eax, 0x20040\n"
+		  "test %eax, %eax\n"
+		  "jz 3f\n"
+		  "pause\n"
+		  "jmp 1b\n"
+		  "3: mov 0x20080, %rdx\n"
+		  "inc %rdx\n"
+		  "mov %rdx, 0x20080\n"
+		  "movl $0, 0x20040\n"
+		  /* xadd and a cmpxchg retry loop */
+		  "mov $2, %eax\n"
+		  "lock xadd %eax, 0x200c0\n"
+		  "mov 0x20100, %rax\n"
+		  "4: lea 3(%rax), %rdx\n"
+		  "lock cmpxchg %rdx, 0x20100\n"
+		  "jnz 4b\n"
+		  "dec %ecx\n"
+		  "jnz 2b\n"
+		  "hlt\n");
 
 static struct hvm vm;
 

@@ -42,30 +42,29 @@ static uint64_t frame(unsigned n)
 	return *hvm_q(&vm, vm.cpu.gpr[X86_RSP] + 8 * n);
 }
 
-GUEST_CODE(g_arith,
-	"mov $5, %eax\n"
-	"add $7, %eax\n"	/* 12 */
-	"mov $-1, %rbx\n"
-	"add $1, %rbx\n"	/* 0, CF ZF */
-	"adc $0, %eax\n"	/* 13 */
-	"imul $3, %eax, %ecx\n"	/* 39 */
-	"mov $100, %eax\n"
-	"xor %edx, %edx\n"
-	"mov $7, %esi\n"
-	"div %esi\n"		/* 14 r 2 */
-	"shl $4, %rdx\n"	/* 32 */
-	"lea 1(%rdx,%rcx,2), %rdi\n"	/* 32+78+1 = 111 */
-	"mov $0x8000000000000000, %r8\n"
-	"sar $63, %r8\n"	/* -1 */
-	"movzbl %r8b, %r9d\n"	/* 255 */
-	"movsbq %r9b, %r10\n"	/* -1 */
-	"bsf %rdx, %r11\n"	/* 5 */
-	"cmp $112, %rdi\n"	/* 111 < 112: CF SF */
-	"setb %r12b\n"
-	"setl %r13b\n"
-	"cmovb %rdi, %r14\n"
-	"mov $0x1234, %ah\n"
-	"hlt\n");
+GUEST_CODE(g_arith, "mov $5, %eax\n"
+		    "add $7, %eax\n" /* 12 */
+		    "mov $-1, %rbx\n"
+		    "add $1, %rbx\n"	    /* 0, CF ZF */
+		    "adc $0, %eax\n"	    /* 13 */
+		    "imul $3, %eax, %ecx\n" /* 39 */
+		    "mov $100, %eax\n"
+		    "xor %edx, %edx\n"
+		    "mov $7, %esi\n"
+		    "div %esi\n"		 /* 14 r 2 */
+		    "shl $4, %rdx\n"		 /* 32 */
+		    "lea 1(%rdx,%rcx,2), %rdi\n" /* 32+78+1 = 111 */
+		    "mov $0x8000000000000000, %r8\n"
+		    "sar $63, %r8\n"	  /* -1 */
+		    "movzbl %r8b, %r9d\n" /* 255 */
+		    "movsbq %r9b, %r10\n" /* -1 */
+		    "bsf %rdx, %r11\n"	  /* 5 */
+		    "cmp $112, %rdi\n"	  /* 111 < 112: CF SF */
+		    "setb %r12b\n"
+		    "setl %r13b\n"
+		    "cmovb %rdi, %r14\n"
+		    "mov $0x1234, %ah\n"
+		    "hlt\n");
 
 static void t_arith(void)
 {
@@ -91,29 +90,28 @@ static void t_arith(void)
 	tap_result("arithmetic, flags, setcc, cmov");
 }
 
-GUEST_CODE(g_flow,
-	"xor %eax, %eax\n"
-	"mov $100, %ecx\n"
-	"1: add %rcx, %rax\n"
-	"loop 1b\n"		/* 5050 */
-	"mov $10, %edi\n"
-	"call 2f\n"
-	"jmp 3f\n"
-	"2: push %rbp\n"
-	"mov %rsp, %rbp\n"
-	"lea (%rdi,%rdi,4), %rbx\n"
-	"leave\n"
-	"ret\n"
-	"3: lea 4f(%rip), %rdx\n"
-	"jmp *%rdx\n"
-	"ud2\n"
-	"4: mov $1, %esi\n"
-	"test %esi, %esi\n"
-	"jz 5f\n"
-	"dec %esi\n"
-	"jnz 5f\n"
-	"mov $42, %esi\n"
-	"5: hlt\n");
+GUEST_CODE(g_flow, "xor %eax, %eax\n"
+		   "mov $100, %ecx\n"
+		   "1: add %rcx, %rax\n"
+		   "loop 1b\n" /* 5050 */
+		   "mov $10, %edi\n"
+		   "call 2f\n"
+		   "jmp 3f\n"
+		   "2: push %rbp\n"
+		   "mov %rsp, %rbp\n"
+		   "lea (%rdi,%rdi,4), %rbx\n"
+		   "leave\n"
+		   "ret\n"
+		   "3: lea 4f(%rip), %rdx\n"
+		   "jmp *%rdx\n"
+		   "ud2\n"
+		   "4: mov $1, %esi\n"
+		   "test %esi, %esi\n"
+		   "jz 5f\n"
+		   "dec %esi\n"
+		   "jnz 5f\n"
+		   "mov $42, %esi\n"
+		   "5: hlt\n");
 
 static void t_flow(void)
 {
@@ -126,30 +124,29 @@ static void t_flow(void)
 	tap_result("loops, call/ret, leave, indirect jmp");
 }
 
-GUEST_CODE(g_string,
-	"mov $0x20000, %esi\n"
-	"mov $0x21000, %edi\n"
-	"mov $100, %ecx\n"
-	"rep movsb\n"
-	"mov $0x22000, %edi\n"
-	"mov $0x1122334455667788, %rax\n"
-	"mov $8, %ecx\n"
-	"rep stosq\n"
-	"mov $0x20000, %edi\n"
-	"mov $0x2a, %al\n"
-	"mov $1000, %ecx\n"
-	"repne scasb\n"
-	"mov %rdi, %r8\n"
-	"mov $0x20000, %esi\n"
-	"mov $0x21000, %edi\n"
-	"mov $100, %ecx\n"
-	"repe cmpsb\n"
-	"mov %rcx, %r9\n"
-	"std\n"
-	"mov $0x22007, %esi\n"
-	"lodsb\n"
-	"cld\n"
-	"hlt\n");
+GUEST_CODE(g_string, "mov $0x20000, %esi\n"
+		     "mov $0x21000, %edi\n"
+		     "mov $100, %ecx\n"
+		     "rep movsb\n"
+		     "mov $0x22000, %edi\n"
+		     "mov $0x1122334455667788, %rax\n"
+		     "mov $8, %ecx\n"
+		     "rep stosq\n"
+		     "mov $0x20000, %edi\n"
+		     "mov $0x2a, %al\n"
+		     "mov $1000, %ecx\n"
+		     "repne scasb\n"
+		     "mov %rdi, %r8\n"
+		     "mov $0x20000, %esi\n"
+		     "mov $0x21000, %edi\n"
+		     "mov $100, %ecx\n"
+		     "repe cmpsb\n"
+		     "mov %rcx, %r9\n"
+		     "std\n"
+		     "mov $0x22007, %esi\n"
+		     "lodsb\n"
+		     "cld\n"
+		     "hlt\n");
 
 static void t_string(void)
 {
@@ -167,10 +164,9 @@ static void t_string(void)
 	tap_result("string instructions with REP/REPE/REPNE and DF");
 }
 
-GUEST_CODE(g_pf_read,
-	"mov $0x5a, %ebx\n"
-	"mov 0x30008, %rbx\n"
-	"hlt\n");
+GUEST_CODE(g_pf_read, "mov $0x5a, %ebx\n"
+		      "mov 0x30008, %rbx\n"
+		      "hlt\n");
 
 static void t_pf_notpresent(void)
 {
@@ -178,8 +174,8 @@ static void t_pf_notpresent(void)
 	*hvm_pte(&vm, 0x30000) &= ~1ull;
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
 	CHECK_EQ(hvm_vector(&vm), 14);
-	CHECK_EQ(frame(0), 0);			/* error code */
-	CHECK_EQ(frame(1), H_CODE + 5);		/* faulting RIP */
+	CHECK_EQ(frame(0), 0);		/* error code */
+	CHECK_EQ(frame(1), H_CODE + 5); /* faulting RIP */
 	CHECK_EQ(frame(2), SEL_KCODE);
 	CHECK_EQ(frame(4), H_STACK);
 	CHECK_EQ(vm.cpu.cr2, 0x30008);
@@ -187,9 +183,8 @@ static void t_pf_notpresent(void)
 	tap_result("#PF not present: error code 0, CR2, frame");
 }
 
-GUEST_CODE(g_pf_write,
-	"movq $7, 0x30010\n"
-	"hlt\n");
+GUEST_CODE(g_pf_write, "movq $7, 0x30010\n"
+		       "hlt\n");
 
 static void t_pf_ro(void)
 {
@@ -214,15 +209,14 @@ static void t_pf_user(void)
 	CHECK_EQ(frame(2), SEL_UCODE | 3);
 	CHECK_EQ(frame(4), H_STACK);
 	CHECK_EQ(frame(5), SEL_UDATA | 3);
-	CHECK_EQ(vm.cpu.gpr[X86_RSP], H_RSP0 - 48);	/* TSS.RSP0 */
+	CHECK_EQ(vm.cpu.gpr[X86_RSP], H_RSP0 - 48); /* TSS.RSP0 */
 	CHECK_EQ(vm.cpu.cpl, 0);
 	CHECK_EQ(vm.cpu.cr2, 0x30008);
 	tap_result("#PF user access to supervisor page, stack switch");
 }
 
-GUEST_CODE(g_nx,
-	"mov $0x30000, %eax\n"
-	"jmp *%rax\n");
+GUEST_CODE(g_nx, "mov $0x30000, %eax\n"
+		 "jmp *%rax\n");
 
 static void t_pf_nx(void)
 {
@@ -237,9 +231,8 @@ static void t_pf_nx(void)
 	tap_result("#PF instruction fetch from NX page");
 }
 
-GUEST_CODE(g_rsvd,
-	"mov 0x30000, %eax\n"
-	"hlt\n");
+GUEST_CODE(g_rsvd, "mov 0x30000, %eax\n"
+		   "hlt\n");
 
 static void t_pf_rsvd(void)
 {
@@ -252,18 +245,17 @@ static void t_pf_rsvd(void)
 	tap_result("#PF reserved bit (bit M without XO alias)");
 }
 
-GUEST_CODE(g_xo,
-	"mov $0x30000, %eax\n"
-	"call *%rax\n"		/* fetch through the alias works */
-	"mov (%rax), %ebx\n"	/* read does not */
-	"hlt\n");
+GUEST_CODE(g_xo, "mov $0x30000, %eax\n"
+		 "call *%rax\n"	      /* fetch through the alias works */
+		 "mov (%rax), %ebx\n" /* read does not */
+		 "hlt\n");
 
 static void t_xo(void)
 {
 	SETUP(g_xo);
 	x86_set_maxphyaddr(&vm.cpu, 40, true);
 	*hvm_pte(&vm, 0x30000) |= 1ull << 40;
-	vm.mem[0x30000] = 0xc3;	/* ret */
+	vm.mem[0x30000] = 0xc3; /* ret */
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
 	CHECK_EQ(hvm_vector(&vm), 14);
 	CHECK_EQ(frame(0), X86_PFEC_P);
@@ -330,12 +322,11 @@ static void t_double_triple(void)
 	tap_result("#DF on IST, triple fault -> SHUTDOWN");
 }
 
-GUEST_CODE(g_mmio,
-	"mov $0x12345678, %ebx\n"
-	"mov 0x1000000, %eax\n"
-	"mov %ebx, 0x1000010\n"
-	"add %eax, 0x1000020\n"
-	"hlt\n");
+GUEST_CODE(g_mmio, "mov $0x12345678, %ebx\n"
+		   "mov 0x1000000, %eax\n"
+		   "mov %ebx, 0x1000010\n"
+		   "add %eax, 0x1000020\n"
+		   "hlt\n");
 
 static void t_mmio(void)
 {
@@ -359,18 +350,17 @@ static void t_mmio(void)
 	x86_complete_mmio(&vm.cpu, 1);
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_MMIO);
 	CHECK_EQ(vm.stop.mmio.is_write, 1);
-	CHECK_EQ(vm.stop.mmio.data[0], 0xce);	/* 0xabcd + 1 */
+	CHECK_EQ(vm.stop.mmio.data[0], 0xce); /* 0xabcd + 1 */
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
 	tap_result("MMIO read/write stops and completion");
 }
 
-GUEST_CODE(g_io,
-	"mov $0x41, %al\n"
-	"out %al, $0x10\n"
-	"mov $0x3f8, %dx\n"
-	"in %dx, %ax\n"
-	"vmcall\n"
-	"hlt\n");
+GUEST_CODE(g_io, "mov $0x41, %al\n"
+		 "out %al, $0x10\n"
+		 "mov $0x3f8, %dx\n"
+		 "in %dx, %ax\n"
+		 "vmcall\n"
+		 "hlt\n");
 
 static void t_io(void)
 {
@@ -415,10 +405,9 @@ static void t_kick(void)
 	tap_result("budget, kick and immediate_exit");
 }
 
-GUEST_CODE(g_s2,
-	"mov $1, %ecx\n"
-	"push %rcx\n"
-	"hlt\n");
+GUEST_CODE(g_s2, "mov $1, %ecx\n"
+		 "push %rcx\n"
+		 "hlt\n");
 
 static void t_s2_exit(void)
 {
@@ -433,13 +422,12 @@ static void t_s2_exit(void)
 	tap_result("stage-2 exit: no side effect, re-execution");
 }
 
-GUEST_CODE(g_smc,
-	"lea 1f(%rip), %rbx\n"
-	"mov $0, %ecx\n"
-	"2: movb $0x90, (%rbx)\n"	/* turn the ud2 into nop nop */
-	"movb $0x90, 1(%rbx)\n"
-	"1: ud2\n"
-	"hlt\n");
+GUEST_CODE(g_smc, "lea 1f(%rip), %rbx\n"
+		  "mov $0, %ecx\n"
+		  "2: movb $0x90, (%rbx)\n" /* turn the ud2 into nop nop */
+		  "movb $0x90, 1(%rbx)\n"
+		  "1: ud2\n"
+		  "hlt\n");
 
 static void t_smc(void)
 {
@@ -449,30 +437,29 @@ static void t_smc(void)
 	tap_result("self-modifying code drops the decode cache");
 }
 
-GUEST_CODE(g_sys,
-	"mov $0xc0000082, %ecx\n"	/* LSTAR */
-	"lea 1f(%rip), %rax\n"
-	"mov %rax, %rdx\n"
-	"shr $32, %rdx\n"
-	"wrmsr\n"
-	"mov $0xc0000081, %ecx\n"	/* STAR */
-	"xor %eax, %eax\n"
-	"mov $0x00180008, %edx\n"
-	"wrmsr\n"
-	"mov $0xc0000102, %ecx\n"	/* KERNEL_GS_BASE */
-	"mov $0x5000, %eax\n"
-	"xor %edx, %edx\n"
-	"wrmsr\n"
-	"lea 2f(%rip), %rcx\n"
-	"mov $0x202, %r11d\n"
-	"sysretq\n"
-	"2: mov $7, %r12d\n"		/* user mode */
-	"syscall\n"
-	"hlt\n"
-	"1: swapgs\n"			/* kernel entry */
-	"mov %gs:8, %r13\n"
-	"mov %cr3, %r14\n"
-	"hlt\n");
+GUEST_CODE(g_sys, "mov $0xc0000082, %ecx\n" /* LSTAR */
+		  "lea 1f(%rip), %rax\n"
+		  "mov %rax, %rdx\n"
+		  "shr $32, %rdx\n"
+		  "wrmsr\n"
+		  "mov $0xc0000081, %ecx\n" /* STAR */
+		  "xor %eax, %eax\n"
+		  "mov $0x00180008, %edx\n"
+		  "wrmsr\n"
+		  "mov $0xc0000102, %ecx\n" /* KERNEL_GS_BASE */
+		  "mov $0x5000, %eax\n"
+		  "xor %edx, %edx\n"
+		  "wrmsr\n"
+		  "lea 2f(%rip), %rcx\n"
+		  "mov $0x202, %r11d\n"
+		  "sysretq\n"
+		  "2: mov $7, %r12d\n" /* user mode */
+		  "syscall\n"
+		  "hlt\n"
+		  "1: swapgs\n" /* kernel entry */
+		  "mov %gs:8, %r13\n"
+		  "mov %cr3, %r14\n"
+		  "hlt\n");
 
 static void t_syscall(void)
 {
@@ -487,20 +474,18 @@ static void t_syscall(void)
 	tap_result("WRMSR, SYSRET, SYSCALL, SWAPGS, MOV from CR3");
 }
 
-GUEST_CODE(g_int,
-	"int $0x80\n"
-	"hlt\n");
+GUEST_CODE(g_int, "int $0x80\n"
+		  "hlt\n");
 
-GUEST_CODE(g_iret,
-	"mov %rsp, %rax\n"
-	"push $0x23\n"		/* SS */
-	"push %rax\n"		/* RSP */
-	"push $0x202\n"		/* RFLAGS */
-	"push $0x2b\n"		/* CS */
-	"lea 1f(%rip), %rax\n"
-	"push %rax\n"
-	"iretq\n"
-	"1: int3\n");
+GUEST_CODE(g_iret, "mov %rsp, %rax\n"
+		   "push $0x23\n"  /* SS */
+		   "push %rax\n"   /* RSP */
+		   "push $0x202\n" /* RFLAGS */
+		   "push $0x2b\n"  /* CS */
+		   "lea 1f(%rip), %rax\n"
+		   "push %rax\n"
+		   "iretq\n"
+		   "1: int3\n");
 
 static void t_int_iret(void)
 {
@@ -526,12 +511,10 @@ static void t_int_iret(void)
 	tap_result("INT n, INT3, IRETQ to CPL 3, gate DPL check");
 }
 
-
-GUEST_CODE(g_split,
-	"mov $0x1122334455667788, %rax\n"
-	"mov %rax, 0x30ffc\n"
-	"mov 0x30ffc, %rbx\n"
-	"hlt\n");
+GUEST_CODE(g_split, "mov $0x1122334455667788, %rax\n"
+		    "mov %rax, 0x30ffc\n"
+		    "mov 0x30ffc, %rbx\n"
+		    "hlt\n");
 
 static void t_split(void)
 {
@@ -541,7 +524,7 @@ static void t_split(void)
 	CHECK_EQ(hvm_vector(&vm), 14);
 	CHECK_EQ(frame(0), X86_PFEC_W);
 	CHECK_EQ(vm.cpu.cr2, 0x31000);
-	CHECK_EQ(ld(0x30ffc, 4), 0);	/* nothing written */
+	CHECK_EQ(ld(0x30ffc, 4), 0); /* nothing written */
 
 	SETUP(g_split);
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
@@ -554,7 +537,7 @@ GUEST_CODE(g_fsplit, "mov $0x30ffe, %eax\njmp *%rax\n");
 
 static void t_fetch_split(void)
 {
-	static const uint8_t insn[] = { 0xb8, 0x78, 0x56, 0x34, 0x12, 0xf4 };
+	static const uint8_t insn[] = {0xb8, 0x78, 0x56, 0x34, 0x12, 0xf4};
 
 	SETUP(g_fsplit);
 	memcpy(vm.mem + 0x30ffe, insn, sizeof(insn));
@@ -573,28 +556,26 @@ static void t_fetch_split(void)
 	tap_result("instruction crossing a page: decode, NX on 2nd page");
 }
 
-GUEST_CODE(g_ad,
-	"mov 0x30000, %eax\n"
-	"hlt\n"
-	"mov %eax, 0x30000\n"
-	"hlt\n");
+GUEST_CODE(g_ad, "mov 0x30000, %eax\n"
+		 "hlt\n"
+		 "mov %eax, 0x30000\n"
+		 "hlt\n");
 
 static void t_ad(void)
 {
 	SETUP(g_ad);
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
-	CHECK_EQ(*hvm_pte(&vm, 0x30000) & 0x60, 0x20);	/* A, not D */
+	CHECK_EQ(*hvm_pte(&vm, 0x30000) & 0x60, 0x20); /* A, not D */
 	CHECK_EQ(*hvm_q(&vm, H_PML4) & 0x20, 0x20);
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
-	CHECK_EQ(*hvm_pte(&vm, 0x30000) & 0x60, 0x60);	/* and D */
+	CHECK_EQ(*hvm_pte(&vm, 0x30000) & 0x60, 0x60); /* and D */
 	tap_result("accessed and dirty bits");
 }
 
-GUEST_CODE(g_huge,
-	"mov $0x40020000, %eax\n"
-	"mov (%rax), %rbx\n"
-	"movq $5, 8(%rax)\n"
-	"hlt\n");
+GUEST_CODE(g_huge, "mov $0x40020000, %eax\n"
+		   "mov (%rax), %rbx\n"
+		   "movq $5, 8(%rax)\n"
+		   "hlt\n");
 
 static void t_huge(void)
 {
@@ -631,32 +612,31 @@ static void t_smep(void)
 	tap_result("SMEP: supervisor fetch from a user page");
 }
 
-GUEST_CODE(g_dt,
-	"sgdt 0x20000\n"
-	"sidt 0x20010\n"
-	"movw $0x7f, 0x20020\n"
-	"movq $0x5000, 0x20022\n"
-	"lgdt 0x20020\n"
-	"mov $0x30, %ax\n"
-	"ltr %ax\n"
-	"mov %cr0, %rbx\n"
-	"mov %cr4, %rcx\n"
-	"or $0x200, %rcx\n"	/* OSFXSR */
-	"mov %rcx, %cr4\n"
-	"xor %eax, %eax\n"
-	"cpuid\n"
-	"mov %ebx, %r8d\n"
-	"mov $0x80000008, %eax\n"
-	"cpuid\n"
-	"mov %eax, %r9d\n"
-	"rdtsc\n"
-	"mov %eax, %r10d\n"
-	"rdtsc\n"
-	"sub %r10d, %eax\n"
-	"mov %eax, %r10d\n"
-	"invlpg 0x20000\n"
-	"wbinvd\n"
-	"hlt\n");
+GUEST_CODE(g_dt, "sgdt 0x20000\n"
+		 "sidt 0x20010\n"
+		 "movw $0x7f, 0x20020\n"
+		 "movq $0x5000, 0x20022\n"
+		 "lgdt 0x20020\n"
+		 "mov $0x30, %ax\n"
+		 "ltr %ax\n"
+		 "mov %cr0, %rbx\n"
+		 "mov %cr4, %rcx\n"
+		 "or $0x200, %rcx\n" /* OSFXSR */
+		 "mov %rcx, %cr4\n"
+		 "xor %eax, %eax\n"
+		 "cpuid\n"
+		 "mov %ebx, %r8d\n"
+		 "mov $0x80000008, %eax\n"
+		 "cpuid\n"
+		 "mov %eax, %r9d\n"
+		 "rdtsc\n"
+		 "mov %eax, %r10d\n"
+		 "rdtsc\n"
+		 "sub %r10d, %eax\n"
+		 "mov %eax, %r10d\n"
+		 "invlpg 0x20000\n"
+		 "wbinvd\n"
+		 "hlt\n");
 
 static void t_system(void)
 {
@@ -669,9 +649,9 @@ static void t_system(void)
 	CHECK_EQ(vm.cpu.gdt.limit, 0x7f);
 	CHECK_EQ(vm.cpu.tr.base, H_TSS);
 	CHECK_EQ(vm.cpu.tr.limit, 0x67);
-	CHECK_EQ((*hvm_q(&vm, H_GDT + 0x30) >> 40) & 0xf, 0xb);	/* busy */
+	CHECK_EQ((*hvm_q(&vm, H_GDT + 0x30) >> 40) & 0xf, 0xb); /* busy */
 	CHECK_EQ(vm.cpu.cr4 & X86_CR4_OSFXSR, X86_CR4_OSFXSR);
-	CHECK_EQ(vm.cpu.gpr[X86_R8], 0x756e6547);	/* "Genu" */
+	CHECK_EQ(vm.cpu.gpr[X86_R8], 0x756e6547); /* "Genu" */
 	CHECK_EQ(vm.cpu.gpr[X86_R9] & 0xff, 48);
 	CHECK(vm.cpu.gpr[X86_R10] < 1000000000);
 	tap_result("SGDT/SIDT/LGDT, LTR, MOV CR, CPUID, RDTSC, INVLPG");
@@ -711,20 +691,19 @@ static void t_gp(void)
 	tap_result("#GP(0): bad CR0/MSR, non-canonical, privileged at CPL 3");
 }
 
-GUEST_CODE(g_xo_smc,
-	"mov $0x30000, %eax\n"
-	"call *%rax\n"			/* through the alias: returns 1 */
-	"mov %ebx, %r8d\n"
-	"movb $2, 0x32001\n"		/* patch via a normal mapping */
-	"mov $0x30000, %eax\n"
-	"call *%rax\n"
-	"mov $0x31000, %eax\n"
-	"movb $0, (%rax)\n"		/* write through the alias */
-	"hlt\n");
+GUEST_CODE(g_xo_smc, "mov $0x30000, %eax\n"
+		     "call *%rax\n" /* through the alias: returns 1 */
+		     "mov %ebx, %r8d\n"
+		     "movb $2, 0x32001\n" /* patch via a normal mapping */
+		     "mov $0x30000, %eax\n"
+		     "call *%rax\n"
+		     "mov $0x31000, %eax\n"
+		     "movb $0, (%rax)\n" /* write through the alias */
+		     "hlt\n");
 
 static void t_xo_smc(void)
 {
-	static const uint8_t fn[] = { 0xb3, 0x01, 0xc3 };	/* mov $1, bl */
+	static const uint8_t fn[] = {0xb3, 0x01, 0xc3}; /* mov $1, bl */
 
 	SETUP(g_xo_smc);
 	x86_set_maxphyaddr(&vm.cpu, 40, true);
@@ -738,7 +717,7 @@ static void t_xo_smc(void)
 	*hvm_pte(&vm, 0x32000) = 0x30000 | 7;
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
 	CHECK_EQ(vm.cpu.gpr[X86_R8], 1);
-	CHECK_EQ(vm.cpu.gpr[X86_RBX] & 0xff, 2);	/* re-decoded */
+	CHECK_EQ(vm.cpu.gpr[X86_RBX] & 0xff, 2); /* re-decoded */
 	CHECK_EQ(hvm_vector(&vm), 14);
 	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_W);
 	CHECK_EQ(vm.cpu.cr2, 0x31000);
@@ -756,12 +735,11 @@ static void t_inject(void)
 	tap_result("x86_inject delivers at the next run");
 }
 
-GUEST_CODE(g_rep,
-	"mov $0x100000, %edi\n"
-	"mov $0x200000, %ecx\n"
-	"mov $0xab, %al\n"
-	"rep stosb\n"
-	"hlt\n");
+GUEST_CODE(g_rep, "mov $0x100000, %edi\n"
+		  "mov $0x200000, %ecx\n"
+		  "mov $0xab, %al\n"
+		  "rep stosb\n"
+		  "hlt\n");
 
 static void t_rep_long(void)
 {
@@ -770,7 +748,7 @@ static void t_rep_long(void)
 	SETUP(g_rep);
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_BUDGET);
 	CHECK(vm.cpu.gpr[X86_RCX] > 0 && vm.cpu.gpr[X86_RCX] < 0x200000);
-	CHECK_EQ(vm.cpu.rip, H_CODE + 12);	/* still at the REP */
+	CHECK_EQ(vm.cpu.rip, H_CODE + 12); /* still at the REP */
 	vm.cpu.kick = &kick;
 	kick = 1;
 	CHECK_EQ(hvm_run(&vm, 1 << 30), X86_STOP_KICK);
@@ -782,18 +760,17 @@ static void t_rep_long(void)
 	tap_result("long REP STOSB is interruptible and resumes");
 }
 
-GUEST_CODE(g_sreg,
-	"mov $0x10, %eax\n"
-	"mov %eax, %ds\n"
-	"mov %ds, %ebx\n"
-	"mov $0x20, %ecx\n"
-	"mov %ecx, %es\n"
-	"mov %es, %rdx\n"
-	"xor %eax, %eax\n"
-	"mov %eax, %fs\n"
-	"mov $0x38, %eax\n"	/* beyond the GDT limit */
-	"mov %eax, %ds\n"
-	"hlt\n");
+GUEST_CODE(g_sreg, "mov $0x10, %eax\n"
+		   "mov %eax, %ds\n"
+		   "mov %ds, %ebx\n"
+		   "mov $0x20, %ecx\n"
+		   "mov %ecx, %es\n"
+		   "mov %es, %rdx\n"
+		   "xor %eax, %eax\n"
+		   "mov %eax, %fs\n"
+		   "mov $0x38, %eax\n" /* beyond the GDT limit */
+		   "mov %eax, %ds\n"
+		   "hlt\n");
 
 static void t_sreg(void)
 {
@@ -813,25 +790,24 @@ static void t_sreg(void)
 	tap_result("MOV to/from segment registers; supported CPUID");
 }
 
-GUEST_CODE(g_forms,
-	"mov 1f(%rip), %rax\n"
-	"movzbl 1f+7(%rip), %ebx\n"
-	"movsbq 1f+7(%rip), %rcx\n"
-	"mov $3, %esi\n"
-	"mov 0x20000(,%rsi,8), %rdx\n"
-	"movswl 0x20000(,%rsi,2), %edi\n"
-	"mov $0x20000, %r8d\n"
-	"mov %rax, 8(%r8,%rsi,8)\n"
-	"mov %edx, 1f(%rip)\n"
-	"mov 1f(%rip), %r9\n"
-	"hlt\n"
-	"1: .quad 0x8877665544332211\n");
+GUEST_CODE(g_forms, "mov 1f(%rip), %rax\n"
+		    "movzbl 1f+7(%rip), %ebx\n"
+		    "movsbq 1f+7(%rip), %rcx\n"
+		    "mov $3, %esi\n"
+		    "mov 0x20000(,%rsi,8), %rdx\n"
+		    "movswl 0x20000(,%rsi,2), %edi\n"
+		    "mov $0x20000, %r8d\n"
+		    "mov %rax, 8(%r8,%rsi,8)\n"
+		    "mov %edx, 1f(%rip)\n"
+		    "mov 1f(%rip), %r9\n"
+		    "hlt\n"
+		    "1: .quad 0x8877665544332211\n");
 
 static void t_forms(void)
 {
 	SETUP(g_forms);
-	memcpy(vm.mem + 0x20018, &(uint64_t){ 0x0123456789abcdefull }, 8);
-	memcpy(vm.mem + 0x20006, &(uint16_t){ 0x8001 }, 2);
+	memcpy(vm.mem + 0x20018, &(uint64_t){0x0123456789abcdefull}, 8);
+	memcpy(vm.mem + 0x20006, &(uint16_t){0x8001}, 2);
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
 	CHECK_EQ(vm.cpu.gpr[X86_RAX], 0x8877665544332211ull);
 	CHECK_EQ(vm.cpu.gpr[X86_RBX], 0x88);
@@ -840,29 +816,29 @@ static void t_forms(void)
 	CHECK_EQ(vm.cpu.gpr[X86_RDI], 0xffff8001ull);
 	CHECK_EQ(ld(0x20020, 8), 0x8877665544332211ull);
 	CHECK_EQ(vm.cpu.gpr[X86_R9], 0x8877665589abcdefull);
-	tap_result("memory forms: RIP-relative, index without base, base+index");
+	tap_result(
+		"memory forms: RIP-relative, index without base, base+index");
 }
 
-GUEST_CODE(g_bits,
-	"mov $0x20010, %ebx\n"
-	"mov $100, %eax\n"
-	"bts %rax, (%rbx)\n"		/* byte 0x20010 + 12, bit 4 */
-	"setc %r8b\n"
-	"mov $-1, %rax\n"
-	"lock btc %rax, (%rbx)\n"	/* bit 7 of byte 0x2000f */
-	"bt $4, 12(%rbx)\n"
-	"setc %r9b\n"
-	"xor %ecx, %ecx\n"
-	"jrcxz 1f\n"
-	"ud2\n"
-	"1: pushf\n"
-	"cli\n"
-	"pushf\n"
-	"pop %r10\n"
-	"popf\n"
-	"pushf\n"
-	"pop %r11\n"
-	"hlt\n");
+GUEST_CODE(g_bits, "mov $0x20010, %ebx\n"
+		   "mov $100, %eax\n"
+		   "bts %rax, (%rbx)\n" /* byte 0x20010 + 12, bit 4 */
+		   "setc %r8b\n"
+		   "mov $-1, %rax\n"
+		   "lock btc %rax, (%rbx)\n" /* bit 7 of byte 0x2000f */
+		   "bt $4, 12(%rbx)\n"
+		   "setc %r9b\n"
+		   "xor %ecx, %ecx\n"
+		   "jrcxz 1f\n"
+		   "ud2\n"
+		   "1: pushf\n"
+		   "cli\n"
+		   "pushf\n"
+		   "pop %r10\n"
+		   "popf\n"
+		   "pushf\n"
+		   "pop %r11\n"
+		   "hlt\n");
 
 static void t_bits(void)
 {
@@ -875,7 +851,8 @@ static void t_bits(void)
 	CHECK_EQ(vm.cpu.gpr[X86_R9] & 0xff, 1);
 	CHECK_EQ(vm.cpu.gpr[X86_R10] & X86_IF, 0);
 	CHECK_EQ(vm.cpu.gpr[X86_R11] & X86_IF, X86_IF);
-	tap_result("BT* with a register bit offset into memory, JRCXZ, POPF IF");
+	tap_result(
+		"BT* with a register bit offset into memory, JRCXZ, POPF IF");
 }
 
 int main(void)

@@ -105,7 +105,8 @@ static struct x86_dpage *dc_create(struct x86_cpu *c, uint64_t gpa)
 
 		if (e->tag != ~0ull && dc_key(c, e->gpa) == key) {
 			e->code = dp;
-			e->wok |= e->allow & (X86_ACC_WRITE | X86_ACC_WRITE << 3);
+			e->wok |=
+				e->allow & (X86_ACC_WRITE | X86_ACC_WRITE << 3);
 			e->allow &= ~e->wok;
 		}
 	}
@@ -178,8 +179,10 @@ static void convert(struct x86_insn *i, const ZydisDecodedInstruction *z,
 			i->k[n] = K_MEM;
 			i->base = zreg(o->mem.base);
 			i->index = zreg(o->mem.index);
-			i->scale = o->mem.scale == 8 ? 3 : o->mem.scale == 4 ? 2 :
-				   o->mem.scale == 2 ? 1 : 0;
+			i->scale = o->mem.scale == 8   ? 3
+				   : o->mem.scale == 4 ? 2
+				   : o->mem.scale == 2 ? 1
+						       : 0;
 			i->disp = o->mem.disp.value;
 			if (o->mem.segment == ZYDIS_REGISTER_FS)
 				i->seg = X86_FS;
