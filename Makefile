@@ -39,8 +39,10 @@ LIB_SRCS := \
 	src/memslot.c \
 	src/guest_memfd.c \
 	src/mmu.c \
+	src/vcpu.c \
 	src/vm.c \
-	src/ioctl.c
+	src/ioctl.c \
+	src/loader.c
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 
@@ -58,13 +60,64 @@ LDLIBS += -lZydis
 
 # Tests: each a standalone TAP program, run under prove.
 TESTS := \
+	tests/test_rmap \
+	tests/test_mmu \
+	tests/test_stress \
+	tests/test_vcpu \
 	tests/test_uapi \
 	tests/test_attr \
 	tests/test_guest_memfd \
 	tests/test_memslot \
 	tests/test_ioctl \
 	tests/test_enomem \
-	tests/test_model
+	tests/test_model \
+	tests/test_threads \
+	tests/test_loader \
+	tests/test_xo
+
+# ---- guest programs ------------------------------------------------------
+# Guests run on the emulated vCPU, not on the host, so they are always built
+# by gcc with freestanding flags, whatever MODE says (no sanitizers).
+#
+# The scheme: a guest test is ONE file, tests/test_guest_NAME.c, holding
+# both halves (STYLE.md 10).  Compiled with -DGUEST by $(GUEST_CC) and
+# linked with the runtime (GUEST_RT_SRCS) by guests/guest.ld, it is the
+# guest image $(B)/guests/NAME.elf; compiled without GUEST by $(CC) and
+# linked with tests/guest_util.c and the library, it is the host program
+# $(B)/tests/test_guest_NAME, which loads ../guests/NAME.elf relative to
+# its own path (or $$GMEM_GUEST_DIR/NAME.elf).  Add NAME to GUEST_TESTS.
+GUEST_CC := gcc
+GUEST_CFLAGS := -std=gnu11 -O2 -g -ffreestanding -mgeneral-regs-only \
+	-mno-red-zone -fno-pic -fno-pie -fno-stack-protector \
+	-fno-asynchronous-unwind-tables -fcf-protection=none \
+	-fno-tree-loop-distribute-patterns -mcmodel=small \
+	$(WARN) -Iinclude -Iguests/include -DGUEST -MMD -MP
+GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,guests/guest.ld \
+	-Wl,--build-id=none -Wl,-z,max-page-size=4096 -Wl,-z,noexecstack
+
+GUEST_RT_SRCS := \
+	guests/crt0.S \
+	guests/entry.S \
+	guests/runtime.c \
+	guests/printf.c \
+	guests/string.c \
+	guests/paging.c \
+	guests/xo.c
+
+GUEST_RT_OBJS := $(GUEST_RT_SRCS:%=$(B)/%.o)
+
+GUEST_TESTS := \
+	hello \
+	compute \
+	exceptions \
+	user \
+	triple_fault \
+	smp \
+	convert \
+	xo
+
+GUEST_ELFS := $(GUEST_TESTS:%=$(B)/guests/%.elf)
+TESTS += $(GUEST_TESTS:%=tests/test_guest_%)
 
 X86_TESTS := \
 	tests/test_x86_unit \
@@ -78,13 +131,21 @@ TESTS += $(X86_TESTS)
 TEST_BINS := $(TESTS:%=$(B)/%)
 X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 
+# The tests with threads, run again under ThreadSanitizer by test-tsan.
+TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu tests/test_threads
+
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
 
 DEB_PKGS := gcc make clang libclang-rt-14-dev libzydis-dev perl pkg-config
 
-.PHONY: all lib test run install clean deps check-format x86-test bench
-all: lib $(EXAMPLE_BINS) $(B)/gmem.pc
+BENCHES := bench/bench_mem bench/bench_x86
+BENCH_BINS := $(BENCHES:%=$(B)/%)
+
+.PHONY: all lib guests test test-tsan x86-test bench run install clean deps check-format
+all: lib guests $(EXAMPLE_BINS) $(B)/gmem.pc
+
+guests: $(GUEST_ELFS)
 
 lib: $(B)/libgmem.a $(B)/libgmem.so
 
@@ -106,6 +167,10 @@ $(B)/gmem.pc: gmem.pc.in
 $(B)/tests/%: tests/%.c tests/tap.h $(B)/libgmem.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
+
+$(B)/bench/%: bench/%.c $(B)/libgmem.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
 
 $(B)/tests/test_x86_%: tests/test_x86_%.c tests/tap.h tests/x86_harness.h \
 		$(X86_OBJS)
@@ -133,6 +198,33 @@ $(B)/bench/bench_x86: bench/bench_x86.c tests/x86_harness.h $(X86_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(X86_OBJS) $(LDLIBS)
 
+# Guest runtime objects and guest images (see GUEST_TESTS above).
+$(B)/guests/%.S.o: guests/%.S
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(B)/guests/%.c.o: guests/%.c
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(B)/guests/%.guest.o: tests/test_guest_%.c
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(B)/guests/%.elf: $(B)/guests/%.guest.o $(GUEST_RT_OBJS) guests/guest.ld
+	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $< $(GUEST_RT_OBJS)
+
+# The host half of a guest test, with the harness.
+$(B)/tests/guest_util.o: tests/guest_util.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -Iguests/include -c $< -o $@
+
+$(B)/tests/test_guest_%: tests/test_guest_%.c $(B)/tests/guest_util.o \
+		$(B)/libgmem.a $(B)/guests/%.elf
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -Iguests/include $< -o $@ $(LDFLAGS) \
+		$(B)/tests/guest_util.o $(B)/libgmem.a $(LDLIBS)
+
 $(B)/examples/%: examples/%.c $(B)/libgmem.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
@@ -159,13 +251,20 @@ test: deps
 	$(MAKE) --no-print-directory all $(TEST_BINS)
 	prove -f $(TEST_BINS)
 
+test-tsan: deps
+	$(MAKE) --no-print-directory MODE=tsan $(TSAN_TESTS:%=build/tsan/%)
+	TSAN_OPTIONS=halt_on_error=1 prove -f $(TSAN_TESTS:%=build/tsan/%)
+
+# Timing lives here, never in a pass/fail test.
+bench: deps
+	$(MAKE) --no-print-directory $(BENCH_BINS)
+	echo 'figure,gmem,anchor,ratio,target' > bench/results.csv
+	for b in $(BENCH_BINS); do $$b bench/results.csv || exit 1; done
+
 # The CPU model's tests alone.
 x86-test:
 	$(MAKE) --no-print-directory $(X86_TEST_BINS)
 	prove -f $(X86_TEST_BINS)
-
-bench: $(B)/bench/bench_x86
-	$(B)/bench/bench_x86
 
 run: deps
 	$(MAKE) --no-print-directory all
@@ -181,9 +280,13 @@ install: lib $(B)/gmem.pc
 	install -m 644 $(B)/gmem.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 
 check-format:
-	clang-format --dry-run -Werror include/gmem/*.h src/*.[ch] tests/*.[ch]
+	clang-format --dry-run -Werror include/gmem/*.h src/*.[ch] tests/*.[ch] \
+		guests/*.c guests/include/*.h
 
 clean:
 	rm -rf build
+
+# Keep intermediate objects (guest runtime, guest halves) between builds.
+.SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,8 @@ static inline int tap_done(void)
 		printf("# planned %d cases, ran %d\n", tap_planned, tap_run);
 	return (tap_failed || tap_run != tap_planned) ? 1 : 0;
 }
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Assertions mark the current case failed and go on. */
 #define CHECK(cond)                                                        \

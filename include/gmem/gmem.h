@@ -50,7 +50,14 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp);
  */
 void gmem_vm_put(struct gmem_vm *vm);
 
-/* KVM_ENABLE_CAP on a VM: GMEM_CAP_EXEC_ONLY (and later GMEM_CAP_XO_ALIAS). */
+/*
+ * KVM_ENABLE_CAP on a VM, and KVM_CAP_EXIT_HYPERCALL.
+ *   GMEM_CAP_EXEC_ONLY  no arguments: the attribute value NR|NW (exec-only)
+ *                       becomes valid.
+ *   GMEM_CAP_XO_ALIAS   args[0] = M, 32..51, before the first vCPU (else
+ *                       -EINVAL): vCPUs report MAXPHYADDR M and gpa | 1 << M
+ *                       is the execute-only alias of gpa (DESIGN §3.5).
+ */
 int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap);
 
 /* KVM_SET_USER_MEMORY_REGION (v1 flags only) and ..._REGION2. */
@@ -115,7 +122,100 @@ int gmem_file_stat(int fd, struct stat *st);
  */
 int gmem_file_poison(int fd, int64_t offset);
 
+/* ---- vCPUs ------------------------------------------------------------ */
+
+struct gmem_vcpu;
+
+/* KVM_CREATE_VCPU.  The vCPU holds a reference to @vm. */
+int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
+		     struct gmem_vcpu **vcpup);
+void gmem_vcpu_destroy(struct gmem_vcpu *vcpu);
+
+/* The vCPU's struct kvm_run, which exits are reported in. */
+struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu);
+
+/*
+ * KVM_RUN: run until an exit.  0 with kvm_run->exit_reason set; -EFAULT or
+ * -EHWPOISON with KVM_EXIT_MEMORY_FAULT; -EINTR when kicked or when
+ * kvm_run->immediate_exit is set.
+ */
+int gmem_vcpu_run(struct gmem_vcpu *vcpu);
+
+/* Make a run in progress on another thread return -EINTR promptly. */
+void gmem_vcpu_kick(struct gmem_vcpu *vcpu);
+
+/* KVM_GET/SET_REGS, KVM_GET/SET_SREGS, KVM_SET_CPUID2, KVM_GET/SET_MSRS
+ * (the latter two return the number of MSRs processed). */
+int gmem_vcpu_get_regs(struct gmem_vcpu *vcpu, struct kvm_regs *regs);
+int gmem_vcpu_set_regs(struct gmem_vcpu *vcpu, const struct kvm_regs *regs);
+int gmem_vcpu_get_sregs(struct gmem_vcpu *vcpu, struct kvm_sregs *sregs);
+int gmem_vcpu_set_sregs(struct gmem_vcpu *vcpu,
+			const struct kvm_sregs *sregs);
+int gmem_vcpu_set_cpuid(struct gmem_vcpu *vcpu,
+			const struct kvm_cpuid2 *cpuid);
+/* KVM_GET_SUPPORTED_CPUID: -E2BIG if cpuid->nent is too small. */
+int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid);
+int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs);
+int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs);
+
+/*
+ * Guest-physical access through the vCPU's stage 2, as a CPU model makes
+ * it: @access is one of GMEM_ACCESS_*, @len bytes at @gpa, any alignment.
+ * The whole access is checked before any byte is written.
+ *   0                 done (a read filled @buf);
+ *   GMEM_ACCESS_EXIT  kvm_run describes a KVM_EXIT_MMIO (at most 8 bytes,
+ *                     the part of the access in the MMIO page);
+ *   GMEM_ACCESS_XO    the access read or wrote execute-only memory: the
+ *                     CPU model injects #PF (DESIGN §3.5);
+ *   -EFAULT/-EHWPOISON kvm_run describes a KVM_EXIT_MEMORY_FAULT.
+ * Nothing was read or written unless 0 is returned.
+ */
+#define GMEM_ACCESS_READ 1
+#define GMEM_ACCESS_WRITE 2
+#define GMEM_ACCESS_FETCH 4
+#define GMEM_ACCESS_EXIT 1
+#define GMEM_ACCESS_XO 2
+int gmem_vcpu_access(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
+		     size_t len, unsigned int access);
+
+/* Counters, cumulative since creation. */
+struct gmem_vm_stats {
+	uint64_t faults;	 /* stage-2 misses that ran the fault path */
+	uint64_t fault_retries;	 /* faults that raced an invalidation */
+	uint64_t map_4k, map_2m, map_1g; /* leaves installed, by size */
+	uint64_t invalidations;	 /* invalidate-begin/end sections */
+	uint64_t zapped_4k, zapped_2m, zapped_1g; /* leaves removed */
+	uint64_t tlb_flush_requests; /* cross-vCPU flushes requested */
+};
+
+struct gmem_vcpu_stats {
+	uint64_t accesses;
+	uint64_t tlb_hits;
+	uint64_t tlb_flushes;
+	uint64_t faults;
+	uint64_t exits_mmio;
+	uint64_t exits_memory_fault;
+	uint64_t xo_faults;
+	uint64_t exits[64]; /* by KVM_EXIT_* reason, for gmem_vcpu_run */
+};
+
+int gmem_vm_get_stats(struct gmem_vm *vm, struct gmem_vm_stats *st);
+int gmem_vcpu_get_stats(struct gmem_vcpu *vcpu, struct gmem_vcpu_stats *st);
+
 /* ---- handles ----------------------------------------------------------- */
+
+/*
+ * The VM behind a façade VM handle, with a reference taken for the caller
+ * (drop it with gmem_vm_put()), so one program can mix both layers.
+ * -EBADF if @fd is not open, -EINVAL if it is not a VM.
+ */
+int gmem_vm_from_handle(int fd, struct gmem_vm **vmp);
+
+/*
+ * The vCPU behind a façade vCPU handle (for gmem_vcpu_kick() from a signal
+ * handler or another thread).  Valid while the handle stays open.
+ */
+int gmem_vcpu_from_handle(int fd, struct gmem_vcpu **vcpup);
 
 /* Close any gmem handle (system, VM, vCPU or guest_memfd). */
 int gmem_handle_close(int fd);

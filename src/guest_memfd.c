@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: MIT
+/*
+ * guest_memfd: RAM files for guest-private memory.
+ *
+ * The file's memory is one anonymous, never-reserved mapping of its size,
+ * aligned to 2 MiB and marked for transparent huge pages, so that the kernel
+ * allocates in 2 MiB units where it can.  Anonymous memory reads as zero
+ * until written and MADV_DONTNEED returns it to that state, which gives the
+ * "zeroed before the guest first sees it" rule for free, for allocation
+ * and for punch hole alike.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <gmem/gmem.h>
+
+#include "guest_memfd.h"
+#include "ioctl.h"
+#include "mmu.h"
+#include "util.h"
+#include "vm.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#define HUGE_SIZE (2ULL << 20)
+#define GIANT_SIZE (1ULL << 30)
+
+static atomic_ulong next_ino = 1;
+
+int gmem_create_guest_memfd(struct gmem_vm *vm,
+			    const struct kvm_create_guest_memfd *args)
+{
+	struct gmem_file *file;
+	uintptr_t base, align;
+	int fd;
+
+	if (args->flags)
+		return -EINVAL;
+	if ((int64_t)args->size <= 0 || !PAGE_ALIGNED(args->size))
+		return -EINVAL;
+
+	file = gmem_zalloc(sizeof(*file));
+	if (!file)
+		return -ENOMEM;
+	file->size = args->size;
+	/* Align so that stage 2 can map it in the largest pages that fit. */
+	align = args->size >= GIANT_SIZE ? GIANT_SIZE : HUGE_SIZE;
+	file->map_size = args->size + align - PAGE_SIZE;
+	file->map = gmem_alloc_should_fail() ?
+			    MAP_FAILED :
+			    mmap(NULL, file->map_size, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				 -1, 0);
+	if (file->map == MAP_FAILED) {
+		gmem_free(file);
+		return -ENOMEM;
+	}
+	base = ((uintptr_t)file->map + align - 1) & ~(align - 1);
+	file->mem = (uint8_t *)base;
+	/* A hint: without THP the file still works, in 4 KiB pages. */
+	madvise(file->mem, file->size, MADV_HUGEPAGE);
+	/* Never dumped or inherited: the host must not see guest memory. */
+	madvise(file->map, file->map_size, MADV_DONTDUMP);
+	madvise(file->map, file->map_size, MADV_DONTFORK);
+
+	atomic_init(&file->refcount, 1);
+	gmem_rmap_init(&file->poison);
+	file->vm = vm;
+	gmem_vm_get(vm);
+
+	fd = gmem_handle_alloc(GMEM_H_FILE, file);
+	if (fd < 0) {
+		gmem_file_put(file);
+		return fd;
+	}
+	file->ino = atomic_fetch_add(&next_ino, 1);
+	return fd;
+}
+
+void gmem_file_put(struct gmem_file *file)
+{
+	if (atomic_fetch_sub(&file->refcount, 1) != 1)
+		return;
+	munmap(file->map, file->map_size);
+	gmem_rmap_destroy(&file->poison);
+	gmem_free(file->bindings);
+	gmem_vm_put(file->vm);
+	gmem_free(file);
+}
+
+int gmem_file_from_handle(int fd, struct gmem_file **filep)
+{
+	void *obj;
+	enum gmem_handle_kind kind = gmem_handle_get(fd, &obj);
+
+	if (kind == GMEM_H_FREE)
+		return -EBADF;
+	if (kind != GMEM_H_FILE) {
+		gmem_handle_put(kind, obj);
+		return -EINVAL;
+	}
+	*filep = obj;
+	return 0;
+}
+
+/*
+ * Run @fn over the GFN range of every binding that overlaps the file pages
+ * [start, end).  Under vm->lock.
+ */
+static void for_each_bound_gfn_range(struct gmem_file *file, uint64_t start,
+				     uint64_t end,
+				     void (*fn)(struct gmem_vm *, uint64_t,
+						uint64_t))
+{
+	for (size_t i = 0; i < file->nr_bindings; i++) {
+		struct gmem_binding *b = &file->bindings[i];
+		uint64_t s = MAX(start, b->pgoff);
+		uint64_t e = MIN(end, b->pgoff + b->npages);
+
+		if (s >= e)
+			continue;
+		fn(file->vm, b->slot->base_gfn + (s - b->pgoff),
+		   b->slot->base_gfn + (e - b->pgoff));
+	}
+}
+
+static int punch_hole(struct gmem_file *file, uint64_t offset, uint64_t len)
+{
+	struct gmem_vm *vm = file->vm;
+	uint64_t start = offset >> PAGE_SHIFT;
+	uint64_t end = MIN(offset + len, file->size) >> PAGE_SHIFT;
+	int r;
+
+	/* Past the end there is nothing to free, and that is not an error. */
+	if (start >= end)
+		return 0;
+
+	pthread_mutex_lock(&vm->lock);
+	r = gmem_rmap_reserve(&file->poison);
+	if (r)
+		goto out;
+	for_each_bound_gfn_range(file, start, end, gmem_mmu_invalidate_begin);
+	madvise(file->mem + offset, (end - start) << PAGE_SHIFT,
+		MADV_DONTNEED);
+	pthread_rwlock_wrlock(&vm->state_lock);
+	gmem_rmap_store(&file->poison, start, end, 0);
+	pthread_rwlock_unlock(&vm->state_lock);
+	for_each_bound_gfn_range(file, start, end, gmem_mmu_invalidate_end);
+out:
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+static int allocate(struct gmem_file *file, uint64_t offset, uint64_t len)
+{
+	uint8_t *p = file->mem + offset;
+
+	if (offset + len > file->size)
+		return -EINVAL;
+	if (!madvise(p, len, MADV_POPULATE_WRITE))
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	/* Kernels before 5.14: touch each page without changing it. */
+	for (uint64_t o = 0; o < len; o += PAGE_SIZE)
+		__atomic_fetch_add(p + o, 0, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int gmem_file_fallocate(int fd, int mode, int64_t offset, int64_t len)
+{
+	struct gmem_file *file = NULL;
+	int r;
+
+	/* EBADF first; a handle that is not a file fails after the VFS's
+	 * argument checks, with ENODEV, as in Linux. */
+	r = gmem_file_from_handle(fd, &file);
+	if (r == -EBADF)
+		return r;
+
+	/* The VFS's checks first, then guest_memfd's, as in Linux. */
+	if (offset < 0 || len <= 0)
+		r = -EINVAL;
+	else if (!(mode & FALLOC_FL_KEEP_SIZE) ||
+		 (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)))
+		r = -EOPNOTSUPP;
+	else if (offset > INT64_MAX - len)
+		r = -EFBIG;
+	else if (!file)
+		r = -ENODEV; /* not a regular file */
+	else if (!PAGE_ALIGNED((uint64_t)offset) ||
+		 !PAGE_ALIGNED((uint64_t)len))
+		r = -EINVAL;
+	else if (mode & FALLOC_FL_PUNCH_HOLE)
+		r = punch_hole(file, offset, len);
+	else
+		r = allocate(file, offset, len);
+	if (file)
+		gmem_file_put(file);
+	return r;
+}
+
+int gmem_file_stat(int fd, struct stat *st)
+{
+	struct gmem_file *file;
+	int r = gmem_file_from_handle(fd, &file);
+
+	if (r)
+		return r;
+	memset(st, 0, sizeof(*st));
+	st->st_mode = S_IFREG | 0600;
+	st->st_nlink = 1;
+	st->st_size = file->size;
+	st->st_blksize = PAGE_SIZE;
+	st->st_ino = file->ino;
+	gmem_file_put(file);
+	return 0;
+}
+
+int gmem_file_poison(int fd, int64_t offset)
+{
+	struct gmem_file *file;
+	struct gmem_vm *vm;
+	uint64_t pg;
+	int r = gmem_file_from_handle(fd, &file);
+
+	if (r)
+		return r;
+	vm = file->vm;
+	if (offset < 0 || !PAGE_ALIGNED((uint64_t)offset) ||
+	    (uint64_t)offset >= file->size) {
+		r = -EINVAL;
+		goto out;
+	}
+	pg = (uint64_t)offset >> PAGE_SHIFT;
+	pthread_mutex_lock(&vm->lock);
+	r = gmem_rmap_reserve(&file->poison);
+	if (!r) {
+		/* A mapping of the page must go, so the next access sees it. */
+		for_each_bound_gfn_range(file, pg, pg + 1,
+					 gmem_mmu_invalidate_begin);
+		pthread_rwlock_wrlock(&vm->state_lock);
+		gmem_rmap_store(&file->poison, pg, pg + 1, 1);
+		pthread_rwlock_unlock(&vm->state_lock);
+		for_each_bound_gfn_range(file, pg, pg + 1,
+					 gmem_mmu_invalidate_end);
+	}
+	pthread_mutex_unlock(&vm->lock);
+out:
+	gmem_file_put(file);
+	return r;
+}
+
+int gmem_file_bind_check(struct gmem_file *file, uint64_t pgoff,
+			 uint64_t npages)
+{
+	if (pgoff + npages > file->size >> PAGE_SHIFT ||
+	    pgoff + npages < pgoff)
+		return -EINVAL;
+	for (size_t i = 0; i < file->nr_bindings; i++) {
+		struct gmem_binding *b = &file->bindings[i];
+
+		if (pgoff < b->pgoff + b->npages && b->pgoff < pgoff + npages)
+			return -EINVAL;
+	}
+	if (file->nr_bindings == file->cap_bindings) {
+		size_t cap = file->cap_bindings ? 2 * file->cap_bindings : 4;
+		struct gmem_binding *nb = gmem_zalloc_array(cap, sizeof(*nb));
+
+		if (!nb)
+			return -ENOMEM;
+		if (file->nr_bindings)
+			memcpy(nb, file->bindings,
+			       file->nr_bindings * sizeof(*nb));
+		gmem_free(file->bindings);
+		file->bindings = nb;
+		file->cap_bindings = cap;
+	}
+	return 0;
+}
+
+void gmem_file_bind(struct gmem_file *file, struct gmem_memslot *slot)
+{
+	file->bindings[file->nr_bindings++] = (struct gmem_binding){
+		.slot = slot, .pgoff = slot->gmem_pgoff, .npages = slot->npages
+	};
+	slot->file = file;
+}
+
+void gmem_file_unbind(struct gmem_file *file, struct gmem_memslot *slot)
+{
+	for (size_t i = 0; i < file->nr_bindings; i++) {
+		if (file->bindings[i].slot != slot)
+			continue;
+		file->bindings[i] = file->bindings[--file->nr_bindings];
+		break;
+	}
+	slot->file = NULL;
+}
+
+static void invalidate_slot_begin(struct gmem_vm *vm, struct gmem_memslot *s)
+{
+	gmem_mmu_invalidate_begin(vm, s->base_gfn, s->base_gfn + s->npages);
+}
+
+void gmem_file_release(struct gmem_file *file)
+{
+	struct gmem_vm *vm = file->vm;
+
+	/*
+	 * The slots stay, unbound: a private access through one becomes a
+	 * memory-fault exit instead of reaching freed memory.
+	 */
+	pthread_mutex_lock(&vm->lock);
+	for (size_t i = 0; i < file->nr_bindings; i++)
+		invalidate_slot_begin(vm, file->bindings[i].slot);
+	pthread_rwlock_wrlock(&vm->state_lock);
+	for (size_t i = 0; i < file->nr_bindings; i++)
+		file->bindings[i].slot->file = NULL;
+	pthread_rwlock_unlock(&vm->state_lock);
+	for (size_t i = 0; i < file->nr_bindings; i++) {
+		struct gmem_memslot *s = file->bindings[i].slot;
+
+		gmem_mmu_invalidate_end(vm, s->base_gfn,
+					s->base_gfn + s->npages);
+	}
+	file->nr_bindings = 0;
+	pthread_mutex_unlock(&vm->lock);
+	gmem_file_put(file);
+}

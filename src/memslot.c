@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Memslots, with KVM's rules (virt/kvm/kvm_main.c, __kvm_set_memory_region)
+ * and gmem's two differences from it: a slot cannot move (its GPA is fixed
+ * like its size and address) and READONLY may be toggled like
+ * LOG_DIRTY_PAGES.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <gmem/gmem.h>
+
+#include "guest_memfd.h"
+#include "memslot.h"
+#include "mmu.h"
+#include "util.h"
+#include "vm.h"
+
+#define KVM_USER_MEM_SLOTS 32764
+#define KVM_ADDRESS_SPACE_NUM 1
+#define KVM_MEM_MAX_NR_PAGES ((1ULL << 31) - 1)
+/* x86-64 TASK_SIZE_MAX: the end of the user half, less the guard page. */
+#define USER_ADDR_MAX 0x7ffffffff000ULL
+
+#define V1_FLAGS (KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY | KVM_MEM_EXECONLY)
+#define MUTABLE_FLAGS (KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY)
+
+void gmem_memslots_destroy(struct gmem_memslots *s)
+{
+	for (size_t i = 0; i < s->nr; i++)
+		gmem_free(s->by_gfn[i]);
+	gmem_free(s->by_gfn);
+	*s = (struct gmem_memslots){ 0 };
+}
+
+/* Index of the first slot whose base GFN is above @gfn. */
+static size_t upper_bound(const struct gmem_memslots *s, uint64_t gfn)
+{
+	size_t lo = 0, hi = s->nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->by_gfn[mid]->base_gfn <= gfn)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct gmem_memslot *gmem_memslots_lookup(const struct gmem_memslots *s,
+					  uint64_t gfn)
+{
+	size_t i = upper_bound(s, gfn);
+	struct gmem_memslot *slot;
+
+	if (!i)
+		return NULL;
+	slot = s->by_gfn[i - 1];
+	return gfn - slot->base_gfn < slot->npages ? slot : NULL;
+}
+
+static struct gmem_memslot *find_id(const struct gmem_memslots *s,
+				    uint32_t id)
+{
+	for (size_t i = 0; i < s->nr; i++)
+		if (s->by_gfn[i]->slot == id)
+			return s->by_gfn[i];
+	return NULL;
+}
+
+static bool overlaps(const struct gmem_memslots *s, uint64_t base,
+		     uint64_t npages)
+{
+	size_t i = upper_bound(s, base + npages - 1);
+
+	/* Only the last slot starting at or below our end can reach us. */
+	return i && s->by_gfn[i - 1]->base_gfn + s->by_gfn[i - 1]->npages >
+			    base;
+}
+
+static int reserve(struct gmem_memslots *s)
+{
+	struct gmem_memslot **a;
+	size_t cap;
+
+	if (s->nr < s->cap)
+		return 0;
+	cap = s->cap ? 2 * s->cap : 8;
+	a = gmem_zalloc_array(cap, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	if (s->nr)
+		memcpy(a, s->by_gfn, s->nr * sizeof(*a));
+	gmem_free(s->by_gfn);
+	s->by_gfn = a;
+	s->cap = cap;
+	return 0;
+}
+
+static void insert(struct gmem_memslots *s, struct gmem_memslot *slot)
+{
+	size_t i = upper_bound(s, slot->base_gfn);
+
+	memmove(&s->by_gfn[i + 1], &s->by_gfn[i],
+		(s->nr - i) * sizeof(s->by_gfn[0]));
+	s->by_gfn[i] = slot;
+	s->nr++;
+}
+
+static void erase(struct gmem_memslots *s, struct gmem_memslot *slot)
+{
+	size_t i = upper_bound(s, slot->base_gfn) - 1;
+
+	memmove(&s->by_gfn[i], &s->by_gfn[i + 1],
+		(s->nr - i - 1) * sizeof(s->by_gfn[0]));
+	s->nr--;
+}
+
+static int check_flags(const struct gmem_vm *vm, uint32_t flags)
+{
+	uint32_t valid = KVM_MEM_LOG_DIRTY_PAGES;
+
+	if (gmem_vm_has_private_mem(vm))
+		valid |= KVM_MEM_GUEST_MEMFD;
+	/*
+	 * Private memory is neither dirty-logged nor read-only (a write to a
+	 * read-only slot is MMIO, and there is no MMIO on private memory),
+	 * and execute-only comes from the XO alias there.
+	 */
+	if (flags & KVM_MEM_GUEST_MEMFD)
+		valid &= ~KVM_MEM_LOG_DIRTY_PAGES;
+	else
+		valid |= KVM_MEM_READONLY | KVM_MEM_EXECONLY;
+	return (flags & ~valid) ? -EINVAL : 0;
+}
+
+/* The stateless checks, in KVM's order. */
+static int check_region(const struct gmem_vm *vm,
+			const struct kvm_userspace_memory_region2 *mem)
+{
+	uint16_t as_id = mem->slot >> 16, id = (uint16_t)mem->slot;
+	int r = check_flags(vm, mem->flags);
+
+	if (r)
+		return r;
+	if (!PAGE_ALIGNED(mem->memory_size) ||
+	    !PAGE_ALIGNED(mem->guest_phys_addr))
+		return -EINVAL;
+	if (!PAGE_ALIGNED(mem->userspace_addr) ||
+	    mem->userspace_addr > USER_ADDR_MAX ||
+	    mem->memory_size > USER_ADDR_MAX - mem->userspace_addr)
+		return -EINVAL;
+	if ((mem->flags & KVM_MEM_GUEST_MEMFD) &&
+	    (!PAGE_ALIGNED(mem->guest_memfd_offset) ||
+	     mem->guest_memfd_offset + mem->memory_size <
+		     mem->guest_memfd_offset))
+		return -EINVAL;
+	if (as_id >= KVM_ADDRESS_SPACE_NUM || id >= KVM_USER_MEM_SLOTS)
+		return -EINVAL;
+	if (mem->guest_phys_addr + mem->memory_size < mem->guest_phys_addr)
+		return -EINVAL;
+	if ((mem->memory_size >> PAGE_SHIFT) > KVM_MEM_MAX_NR_PAGES)
+		return -EINVAL;
+	return 0;
+}
+
+static void invalidate_begin(struct gmem_vm *vm, struct gmem_memslot *s)
+{
+	gmem_mmu_invalidate_begin(vm, s->base_gfn, s->base_gfn + s->npages);
+}
+
+static void invalidate_end(struct gmem_vm *vm, struct gmem_memslot *s)
+{
+	gmem_mmu_invalidate_end(vm, s->base_gfn, s->base_gfn + s->npages);
+}
+
+static int delete_slot(struct gmem_vm *vm, struct gmem_memslot *old)
+{
+	invalidate_begin(vm, old);
+	pthread_rwlock_wrlock(&vm->state_lock);
+	erase(&vm->slots, old);
+	if (old->file)
+		gmem_file_unbind(old->file, old);
+	pthread_rwlock_unlock(&vm->state_lock);
+	invalidate_end(vm, old);
+	gmem_free(old);
+	return 0;
+}
+
+static int change_flags(struct gmem_vm *vm, struct gmem_memslot *old,
+			const struct kvm_userspace_memory_region2 *mem)
+{
+	/* Private slots are immutable; they can only be deleted. */
+	if ((mem->flags | old->flags) & KVM_MEM_GUEST_MEMFD)
+		return -EINVAL;
+	if (mem->userspace_addr != old->userspace_addr ||
+	    mem->memory_size >> PAGE_SHIFT != old->npages ||
+	    mem->guest_phys_addr >> PAGE_SHIFT != old->base_gfn)
+		return -EINVAL;
+	if ((mem->flags ^ old->flags) & ~MUTABLE_FLAGS)
+		return -EINVAL;
+	if (mem->flags == old->flags)
+		return 0;
+
+	/* READONLY changes stage-2 permissions: drop what is mapped. */
+	invalidate_begin(vm, old);
+	pthread_rwlock_wrlock(&vm->state_lock);
+	old->flags = mem->flags;
+	pthread_rwlock_unlock(&vm->state_lock);
+	invalidate_end(vm, old);
+	return 0;
+}
+
+static int create_slot(struct gmem_vm *vm,
+		       const struct kvm_userspace_memory_region2 *mem)
+{
+	uint64_t base = mem->guest_phys_addr >> PAGE_SHIFT;
+	uint64_t npages = mem->memory_size >> PAGE_SHIFT;
+	struct gmem_file *file = NULL;
+	struct gmem_memslot *slot;
+	int r;
+
+	if (overlaps(&vm->slots, base, npages))
+		return -EEXIST;
+	if (mem->flags & KVM_MEM_GUEST_MEMFD) {
+		r = gmem_file_from_handle((int)mem->guest_memfd, &file);
+		if (r)
+			return r;
+		if (file->vm != vm)
+			r = -EINVAL;
+		else
+			r = gmem_file_bind_check(file,
+						 mem->guest_memfd_offset >>
+							 PAGE_SHIFT,
+						 npages);
+		if (r)
+			goto out;
+	}
+	r = reserve(&vm->slots);
+	if (r)
+		goto out;
+	slot = gmem_zalloc(sizeof(*slot));
+	if (!slot) {
+		r = -ENOMEM;
+		goto out;
+	}
+	*slot = (struct gmem_memslot){
+		.slot = mem->slot,
+		.flags = mem->flags,
+		.base_gfn = base,
+		.npages = npages,
+		.userspace_addr = mem->userspace_addr,
+		.gmem_pgoff = mem->guest_memfd_offset >> PAGE_SHIFT,
+		.gmem_fd = mem->guest_memfd,
+	};
+
+	/*
+	 * Nothing is mapped where no slot was, but a fault that saw no slot
+	 * must not install its answer after this: bump the sequence.
+	 */
+	invalidate_begin(vm, slot);
+	pthread_rwlock_wrlock(&vm->state_lock);
+	insert(&vm->slots, slot);
+	if (file)
+		gmem_file_bind(file, slot);
+	pthread_rwlock_unlock(&vm->state_lock);
+	invalidate_end(vm, slot);
+out:
+	/* The binding does not hold the file open: closing it unbinds. */
+	if (file)
+		gmem_file_put(file);
+	return r;
+}
+
+int gmem_vm_set_memory_region2(struct gmem_vm *vm,
+			       const struct kvm_userspace_memory_region2 *mem)
+{
+	struct gmem_memslot *old;
+	int r = check_region(vm, mem);
+
+	if (r)
+		return r;
+	pthread_mutex_lock(&vm->lock);
+	old = find_id(&vm->slots, mem->slot);
+	if (!mem->memory_size)
+		r = old ? delete_slot(vm, old) : -EINVAL;
+	else if (old)
+		r = change_flags(vm, old, mem);
+	else
+		r = create_slot(vm, mem);
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+int gmem_vm_set_memory_region(struct gmem_vm *vm,
+			      const struct kvm_userspace_memory_region *mem)
+{
+	struct kvm_userspace_memory_region2 mem2 = {
+		.slot = mem->slot,
+		.flags = mem->flags,
+		.guest_phys_addr = mem->guest_phys_addr,
+		.memory_size = mem->memory_size,
+		.userspace_addr = mem->userspace_addr,
+	};
+
+	if (mem->flags & ~V1_FLAGS)
+		return -EINVAL;
+	return gmem_vm_set_memory_region2(vm, &mem2);
+}
+
+int gmem_vm_get_memory_region2(struct gmem_vm *vm, uint32_t slot,
+			       struct kvm_userspace_memory_region2 *mem)
+{
+	struct gmem_memslot *s;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&vm->lock);
+	s = find_id(&vm->slots, slot);
+	if (s) {
+		*mem = (struct kvm_userspace_memory_region2){
+			.slot = s->slot,
+			.flags = s->flags,
+			.guest_phys_addr = s->base_gfn << PAGE_SHIFT,
+			.memory_size = s->npages << PAGE_SHIFT,
+			.userspace_addr = s->userspace_addr,
+		};
+		if (s->flags & KVM_MEM_GUEST_MEMFD) {
+			mem->guest_memfd_offset = s->gmem_pgoff << PAGE_SHIFT;
+			mem->guest_memfd = s->gmem_fd;
+		}
+		r = 0;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}

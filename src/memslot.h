@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Memslots: GPA ranges bound to userspace memory and/or a guest_memfd.
+ *
+ * The set is an array of slots sorted by base GFN, so a GFN lookup is a
+ * binary search.  Slots never overlap.  Changes are reserved (array room,
+ * the new slot) before the commit, which cannot fail.
+ */
+#ifndef GMEM_MEMSLOT_H
+#define GMEM_MEMSLOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct gmem_file;
+
+struct gmem_memslot {
+	uint32_t slot; /* as_id << 16 | id */
+	uint32_t flags;
+	uint64_t base_gfn;
+	uint64_t npages;
+	uint64_t userspace_addr;
+
+	/*
+	 * GUEST_MEMFD binding.  @file goes NULL when the file is closed;
+	 * the slot stays, and private accesses through it become
+	 * memory-fault exits.
+	 */
+	struct gmem_file *file;
+	uint64_t gmem_pgoff;
+	uint32_t gmem_fd;
+};
+
+struct gmem_memslots {
+	struct gmem_memslot **by_gfn;
+	size_t nr, cap;
+};
+
+void gmem_memslots_destroy(struct gmem_memslots *s);
+
+/* The slot containing @gfn, or NULL.  O(log n). */
+struct gmem_memslot *gmem_memslots_lookup(const struct gmem_memslots *s,
+					  uint64_t gfn);
+
+#endif /* GMEM_MEMSLOT_H */

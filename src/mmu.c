@@ -1,0 +1,526 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Stage-2 MMU: table, fault path and invalidation (see mmu.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "guest_memfd.h"
+#include "memslot.h"
+#include "mmu.h"
+#include "util.h"
+#include "vcpu.h"
+#include "vm.h"
+
+#define ENTRIES 512
+#define LEVEL_PAGES(l) (1ULL << (9 * (l)))
+
+#define STAT_ADD(mmu, field, n)                                        \
+	__atomic_fetch_add(&(mmu)->stats.field, (n), __ATOMIC_RELAXED)
+
+static inline uint64_t load_entry(const uint64_t *e)
+{
+	return __atomic_load_n(e, __ATOMIC_ACQUIRE);
+}
+
+static inline void store_entry(uint64_t *e, uint64_t v)
+{
+	__atomic_store_n(e, v, __ATOMIC_RELEASE);
+}
+
+static uint64_t *alloc_table(struct gmem_mmu *mmu)
+{
+	uint64_t *t;
+
+	if (mmu->nr_pool)
+		return mmu->pool[--mmu->nr_pool];
+	if (mmu->nr_tables == mmu->cap_tables) {
+		size_t cap = mmu->cap_tables ? 2 * mmu->cap_tables : 64;
+		void **a = gmem_zalloc_array(3 * cap, sizeof(*a));
+
+		if (!a)
+			return NULL;
+		if (mmu->nr_tables) {
+			memcpy(a, mmu->tables, mmu->nr_tables * sizeof(*a));
+			memcpy(a + cap, mmu->retired,
+			       mmu->nr_retired * sizeof(*a));
+		}
+		gmem_free(mmu->tables);
+		mmu->tables = a;
+		mmu->retired = a + cap;
+		mmu->pool = a + 2 * cap;
+		mmu->cap_tables = cap;
+	}
+	if (gmem_alloc_should_fail())
+		return NULL;
+	t = aligned_alloc(PAGE_SIZE, PAGE_SIZE);
+	if (!t)
+		return NULL;
+	memset(t, 0, PAGE_SIZE);
+	mmu->tables[mmu->nr_tables++] = t;
+	return t;
+}
+
+/*
+ * Detach-time cleanup of a table subtree replaced by a huge leaf.  Clearing
+ * it is safe at once (a walker still inside sees "not present" and takes
+ * the fault path); reusing it for other GFNs must wait for a shootdown.
+ */
+static void retire(struct gmem_mmu *mmu, uint64_t *table, int level)
+{
+	for (size_t i = 0; level > 0 && i < ENTRIES; i++) {
+		uint64_t e = table[i];
+
+		if (e && !(e & S2_PS))
+			retire(mmu, (uint64_t *)(uintptr_t)(e & S2_ADDR_MASK),
+			       level - 1);
+	}
+	for (size_t i = 0; i < ENTRIES; i++)
+		store_entry(&table[i], 0);
+	mmu->retired[mmu->nr_retired++] = table;
+}
+
+int gmem_mmu_init(struct gmem_mmu *mmu)
+{
+	*mmu = (struct gmem_mmu){ 0 };
+	pthread_mutex_init(&mmu->lock, NULL);
+	mmu->root = alloc_table(mmu);
+	if (!mmu->root) {
+		gmem_mmu_destroy(mmu);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void gmem_mmu_destroy(struct gmem_mmu *mmu)
+{
+	for (size_t i = 0; i < mmu->nr_tables; i++)
+		free(mmu->tables[i]);
+	gmem_free(mmu->tables); /* retired and pool share the block */
+	pthread_mutex_destroy(&mmu->lock);
+}
+
+/* Lock-free walk: the leaf mapping @gfn and its level, or 0. */
+static uint64_t walk(const struct gmem_mmu *mmu, uint64_t gfn, int *level)
+{
+	const uint64_t *table = mmu->root;
+
+	if (gfn >> S2_GFN_BITS)
+		return 0;
+	for (int l = 3; l >= 0; l--) {
+		uint64_t e = load_entry(&table[(gfn >> (9 * l)) % ENTRIES]);
+
+		if (!e)
+			return 0;
+		if (l == 0 || (e & S2_PS)) {
+			*level = l;
+			return e;
+		}
+		table = (const uint64_t *)(uintptr_t)(e & S2_ADDR_MASK);
+	}
+	return 0;
+}
+
+static void count_zap(struct gmem_mmu *mmu, int level)
+{
+	if (level == 0)
+		STAT_ADD(mmu, zapped_4k, 1);
+	else if (level == 1)
+		STAT_ADD(mmu, zapped_2m, 1);
+	else
+		STAT_ADD(mmu, zapped_1g, 1);
+}
+
+/*
+ * Clear the leaves of [start, end) under @table (at @level, covering GFNs
+ * from @base).  A huge leaf that the range only partly covers goes whole:
+ * the rest of it faults back in, in smaller pieces if it must.
+ */
+static void zap(struct gmem_mmu *mmu, uint64_t *table, int level,
+		uint64_t base, uint64_t start, uint64_t end)
+{
+	uint64_t span = LEVEL_PAGES(level);
+	size_t first = start > base ? (start - base) / span : 0;
+
+	for (size_t i = first; i < ENTRIES; i++) {
+		uint64_t lo = base + i * span, e;
+
+		if (lo >= end)
+			break;
+		e = load_entry(&table[i]);
+		if (!e)
+			continue;
+		if (level == 0 || (e & S2_PS)) {
+			store_entry(&table[i], 0);
+			count_zap(mmu, level);
+		} else {
+			zap(mmu, (uint64_t *)(uintptr_t)(e & S2_ADDR_MASK),
+			    level - 1, lo, start, end);
+		}
+	}
+}
+
+/* Install a leaf for @gfn at @level.  Under mmu->lock. */
+static int install(struct gmem_mmu *mmu, uint64_t gfn, int level,
+		   uint64_t leaf)
+{
+	uint64_t *table = mmu->root, *e, v;
+
+	for (int l = 3; l > level; l--) {
+		e = &table[(gfn >> (9 * l)) % ENTRIES];
+		v = load_entry(e);
+		if (!v || (v & S2_PS)) {
+			/*
+			 * A huge leaf here would have served this fault had it
+			 * allowed the access; replace it with a table.  Its
+			 * other pages fault back in.
+			 */
+			uint64_t *t = alloc_table(mmu);
+
+			if (!t)
+				return -ENOMEM;
+			if (v)
+				count_zap(mmu, l);
+			store_entry(e, (uint64_t)(uintptr_t)t | S2_RWX);
+			v = load_entry(e);
+		}
+		table = (uint64_t *)(uintptr_t)(v & S2_ADDR_MASK);
+	}
+	e = &table[(gfn >> (9 * level)) % ENTRIES];
+	v = load_entry(e);
+	store_entry(e, leaf);
+	if (level && v && !(v & S2_PS))
+		retire(mmu, (uint64_t *)(uintptr_t)(v & S2_ADDR_MASK),
+		       level - 1);
+	if (level == 0)
+		STAT_ADD(mmu, map_4k, 1);
+	else if (level == 1)
+		STAT_ADD(mmu, map_2m, 1);
+	else
+		STAT_ADD(mmu, map_1g, 1);
+	return 0;
+}
+
+static void log_flush(struct gmem_mmu *mmu, uint64_t gen, uint64_t start,
+		      uint64_t end)
+{
+	struct gmem_flush_rec *rec = &mmu->flush_log[gen % S2_FLUSH_LOG];
+
+	/* A seqlock: readers re-check gen after reading the range. */
+	__atomic_store_n(&rec->gen, 0, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store_n(&rec->start, start, __ATOMIC_RELAXED);
+	__atomic_store_n(&rec->end, end, __ATOMIC_RELAXED);
+	__atomic_store_n(&rec->gen, gen, __ATOMIC_RELEASE);
+}
+
+void gmem_mmu_invalidate_begin(struct gmem_vm *vm, uint64_t start,
+			       uint64_t end)
+{
+	struct gmem_mmu *mmu = &vm->mmu;
+	uint64_t gen;
+	size_t retired;
+
+	pthread_mutex_lock(&mmu->lock);
+	if (!mmu->in_progress) {
+		__atomic_store_n(&mmu->inv_start, start, __ATOMIC_RELAXED);
+		__atomic_store_n(&mmu->inv_end, end, __ATOMIC_RELAXED);
+	} else {
+		__atomic_store_n(&mmu->inv_start, MIN(mmu->inv_start, start),
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&mmu->inv_end, MAX(mmu->inv_end, end),
+				 __ATOMIC_RELAXED);
+	}
+	__atomic_store_n(&mmu->in_progress, mmu->in_progress + 1,
+			 __ATOMIC_RELEASE);
+	STAT_ADD(mmu, invalidations, 1);
+	if (start < (1ULL << S2_GFN_BITS))
+		zap(mmu, mmu->root, 3, 0, start, end);
+	gen = mmu->flush_gen + 1;
+	log_flush(mmu, gen, start, end);
+	__atomic_store_n(&mmu->flush_gen, gen, __ATOMIC_SEQ_CST);
+	retired = mmu->nr_retired;
+	pthread_mutex_unlock(&mmu->lock);
+
+	STAT_ADD(mmu, tlb_flush_requests, 1);
+	gmem_vcpu_wait_flush(vm, gen);
+
+	/* Tables retired before the shootdown are out of every walker. */
+	if (retired) {
+		pthread_mutex_lock(&mmu->lock);
+		for (size_t i = 0; i < retired; i++)
+			mmu->pool[mmu->nr_pool++] = mmu->retired[i];
+		memmove(mmu->retired, mmu->retired + retired,
+			(mmu->nr_retired - retired) * sizeof(void *));
+		mmu->nr_retired -= retired;
+		pthread_mutex_unlock(&mmu->lock);
+	}
+}
+
+void gmem_mmu_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end)
+{
+	struct gmem_mmu *mmu = &vm->mmu;
+
+	pthread_mutex_lock(&mmu->lock);
+	/* Faults that sampled the old value must retry. */
+	__atomic_store_n(&mmu->seq, mmu->seq + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&mmu->in_progress, mmu->in_progress - 1,
+			 __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&mmu->lock);
+}
+
+/* Under mmu->lock: must a fault on @gfn that sampled @seq retry? */
+static bool invalidate_retry(const struct gmem_mmu *mmu, uint64_t seq,
+			     uint64_t gfn)
+{
+	if (mmu->in_progress && gfn >= mmu->inv_start && gfn < mmu->inv_end)
+		return true;
+	return mmu->seq != seq;
+}
+
+/* What the fault path decided, before the install. */
+struct resolved {
+	enum gmem_s2 kind;
+	uint64_t fault_flags;
+	int error;
+	uint8_t *page;
+	unsigned int perm;
+	int level;
+};
+
+static unsigned int attr_perm(uint64_t attrs)
+{
+	unsigned int p = S2_RWX;
+
+	if (attrs & KVM_MEMORY_ATTRIBUTE_NR)
+		p &= ~S2_R;
+	if (attrs & KVM_MEMORY_ATTRIBUTE_NW)
+		p &= ~S2_W;
+	if (attrs & KVM_MEMORY_ATTRIBUTE_NX)
+		p &= ~S2_X;
+	return p;
+}
+
+/* GMEM_ACCESS_* and S2_* share bit positions with the exit flags. */
+_Static_assert(GMEM_ACCESS_READ == S2_R && GMEM_ACCESS_WRITE == S2_W &&
+		       GMEM_ACCESS_FETCH == S2_X,
+	       "access bits");
+_Static_assert(KVM_MEMORY_EXIT_FLAG_READ == S2_R &&
+		       KVM_MEMORY_EXIT_FLAG_WRITE == S2_W &&
+		       KVM_MEMORY_EXIT_FLAG_EXEC == S2_X,
+	       "exit flags");
+
+/*
+ * The largest level (0, 1 or 2) at which the aligned block around @gfn is
+ * one slot, one attribute value, contiguous and aligned in the backing,
+ * and (for guest_memfd) free of poison.  [a0, a1) is the maximal run of
+ * equal attributes around @gfn and [p0, p1) the maximal poison-free run
+ * around its file page, both from the lookups the fault path made anyway:
+ * because runs are maximal, a block is "mixed" exactly when it sticks out
+ * of them, so each test here is O(1).
+ */
+struct runs {
+	uint64_t a0, a1; /* attribute run, in GFNs */
+	uint64_t p0, p1; /* poison-free run, in file pages */
+};
+
+static int max_level(struct gmem_memslot *slot, uint64_t gfn, uint8_t *page,
+		     bool private, const struct runs *runs)
+{
+	for (int l = 2; l > 0; l--) {
+		uint64_t n = LEVEL_PAGES(l), g0 = gfn & ~(n - 1);
+		uintptr_t hva0 = (uintptr_t)page - ((gfn - g0) << PAGE_SHIFT);
+
+		if (g0 < slot->base_gfn ||
+		    g0 + n > slot->base_gfn + slot->npages)
+			continue;
+		if (hva0 & ((n << PAGE_SHIFT) - 1))
+			continue;
+		if (g0 < runs->a0 || g0 + n > runs->a1)
+			continue;
+		if (private) {
+			uint64_t f0 = slot->gmem_pgoff + (g0 - slot->base_gfn);
+
+			if (f0 < runs->p0 || f0 + n > runs->p1)
+				continue;
+		}
+		return l;
+	}
+	return 0;
+}
+
+/* DESIGN §3.4 steps 2-7, under the read side of vm->state_lock. */
+static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
+		    struct resolved *r)
+{
+	struct gmem_memslot *slot = gmem_memslots_lookup(&vm->slots, gfn);
+	struct runs runs = { 0, 0, 0, UINT64_MAX };
+	uint64_t attrs, off;
+	bool private;
+	unsigned int perm;
+
+	if (!slot) {
+		r->kind = GMEM_S2_MMIO;
+		return;
+	}
+	/* The proposal's EXECONLY slots fault like the XO alias. */
+	if ((slot->flags & KVM_MEM_EXECONLY) && access != GMEM_ACCESS_FETCH) {
+		r->kind = GMEM_S2_XO;
+		return;
+	}
+	attrs = gmem_rmap_lookup(&vm->attrs, gfn, &runs.a0, &runs.a1);
+	private = attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE;
+	perm = attr_perm(attrs);
+	if (!(perm & access)) {
+		r->kind = GMEM_S2_FAULT;
+		r->fault_flags = access;
+		r->error = -EFAULT;
+		return;
+	}
+	off = gfn - slot->base_gfn;
+	if (private) {
+		if (!slot->file) {
+			r->kind = GMEM_S2_FAULT;
+			r->fault_flags = access | KVM_MEMORY_EXIT_FLAG_PRIVATE;
+			r->error = -EFAULT;
+			return;
+		}
+		if (gmem_rmap_lookup(&slot->file->poison,
+				     slot->gmem_pgoff + off, &runs.p0,
+				     &runs.p1)) {
+			r->kind = GMEM_S2_FAULT;
+			r->fault_flags = access | KVM_MEMORY_EXIT_FLAG_PRIVATE;
+			r->error = -EHWPOISON;
+			return;
+		}
+		r->page = slot->file->mem +
+			  ((slot->gmem_pgoff + off) << PAGE_SHIFT);
+	} else {
+		/* A slot with no shared backing, as a VMM leaves it after
+		 * converting everything private. */
+		if (!slot->userspace_addr) {
+			r->kind = GMEM_S2_FAULT;
+			r->fault_flags = access;
+			r->error = -EFAULT;
+			return;
+		}
+		r->page = (uint8_t *)(uintptr_t)(slot->userspace_addr +
+						 (off << PAGE_SHIFT));
+	}
+	if (slot->flags & KVM_MEM_READONLY) {
+		if (access == GMEM_ACCESS_WRITE) {
+			r->kind = GMEM_S2_MMIO;
+			return;
+		}
+		perm &= ~S2_W;
+	}
+	if (slot->flags & KVM_MEM_EXECONLY)
+		perm &= S2_X;
+	r->kind = GMEM_S2_OK;
+	r->perm = perm;
+	r->level = max_level(slot, gfn, r->page, private, &runs);
+}
+
+static enum gmem_s2 fault(struct gmem_vcpu *vcpu, uint64_t gpa,
+			  unsigned int access, struct gmem_s2_result *res)
+{
+	struct gmem_vm *vm = vcpu->vm;
+	struct gmem_mmu *mmu = &vm->mmu;
+	uint64_t gfn = gpa >> PAGE_SHIFT;
+	struct resolved r = { 0 };
+	uint64_t seq, mask, leaf;
+
+	/*
+	 * An update of this GFN in progress will zap whatever we install:
+	 * don't bother (KVM's mmu_invalidate_retry_gfn_unsafe()).
+	 */
+	if (__atomic_load_n(&mmu->in_progress, __ATOMIC_ACQUIRE) &&
+	    gfn >= __atomic_load_n(&mmu->inv_start, __ATOMIC_RELAXED) &&
+	    gfn < __atomic_load_n(&mmu->inv_end, __ATOMIC_RELAXED))
+		return GMEM_S2_RETRY;
+	VCPU_STAT_INC(vcpu, faults);
+	STAT_ADD(mmu, faults, 1);
+	seq = __atomic_load_n(&mmu->seq, __ATOMIC_ACQUIRE);
+	pthread_rwlock_rdlock(&vm->state_lock);
+	resolve(vm, gfn, access, &r);
+	pthread_rwlock_unlock(&vm->state_lock);
+
+	if (r.kind == GMEM_S2_OK) {
+		if (unlikely(gmem_debug.fault_delay_us))
+			usleep(gmem_debug.fault_delay_us);
+		pthread_mutex_lock(&mmu->lock);
+		if (invalidate_retry(mmu, seq, gfn) && !gmem_debug.no_retry) {
+			pthread_mutex_unlock(&mmu->lock);
+			STAT_ADD(mmu, fault_retries, 1);
+			return GMEM_S2_RETRY;
+		}
+		/*
+		 * From here until the caller acknowledges a flush, no
+		 * invalidation can complete: the page stays valid.
+		 * Addresses beyond the table are served uncached.
+		 */
+		if (gfn >> S2_GFN_BITS) {
+			pthread_mutex_unlock(&mmu->lock);
+			goto done;
+		}
+		mask = LEVEL_PAGES(r.level) - 1;
+		leaf = (((uint64_t)(uintptr_t)r.page -
+			 ((gfn & mask) << PAGE_SHIFT)) &
+			S2_ADDR_MASK) |
+		       r.perm | (r.level ? S2_PS : 0);
+		if (install(mmu, gfn & ~mask, r.level, leaf))
+			r.kind = GMEM_S2_NOMEM;
+		pthread_mutex_unlock(&mmu->lock);
+	}
+done:
+	switch (r.kind) {
+	case GMEM_S2_OK:
+		res->page = r.page;
+		res->perm = r.perm;
+		break;
+	case GMEM_S2_FAULT:
+		gmem_vcpu_memory_fault(vcpu, gpa, r.fault_flags);
+		res->error = r.error;
+		break;
+	default:
+		break;
+	}
+	return r.kind;
+}
+
+enum gmem_s2 gmem_mmu_translate(struct gmem_vcpu *vcpu, uint64_t gpa,
+				unsigned int access,
+				struct gmem_s2_result *res)
+{
+	struct gmem_vm *vm = vcpu->vm;
+	uint64_t xo = vm->xo_bit;
+	uint64_t e;
+	int level;
+
+	/* Step 1: the execute-only alias is for instruction fetches. */
+	if (xo && (gpa & xo)) {
+		enum gmem_s2 k;
+
+		if (access != GMEM_ACCESS_FETCH) {
+			VCPU_STAT_INC(vcpu, xo_faults);
+			return GMEM_S2_XO;
+		}
+		k = gmem_mmu_translate(vcpu, gpa & ~xo, access, res);
+		if (k == GMEM_S2_OK)
+			res->perm &= S2_X;
+		return k;
+	}
+
+	e = walk(&vm->mmu, gpa >> PAGE_SHIFT, &level);
+	if (e && (e & access)) {
+		uint64_t off = (gpa >> PAGE_SHIFT) & (LEVEL_PAGES(level) - 1);
+
+		res->page = (uint8_t *)(uintptr_t)((e & S2_ADDR_MASK) +
+						   (off << PAGE_SHIFT));
+		res->perm = e & S2_RWX;
+		return GMEM_S2_OK;
+	}
+	return fault(vcpu, gpa, access, res);
+}

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stage-2 MMU: an EPT-format table built lazily by the fault path, and the
+ * invalidation protocol every state change goes through.
+ *
+ * Table format (Intel EPT, 4 levels, 512 entries of 64 bits each):
+ *
+ *   63      52 51                      12 11    8 7  6   3 2 1 0
+ *  +----------+--------------------------+-------+--+-----+-+-+-+
+ *  | ignored  | address (host page/table)| ign.  |PS| ign.|X|W|R|
+ *  +----------+--------------------------+-------+--+-----+-+-+-+
+ *
+ * "Host physical" is a host virtual address here: the userspace page that
+ * backs the guest page.  PS marks a 2 MiB (level 1) or 1 GiB (level 2)
+ * leaf.  A zero entry is not present.  Tables are never freed before the
+ * VM is, so a lock-free walker never reads a freed table; zapping clears
+ * leaves.  Guest-physical addresses of 48 bits or more are not cached in
+ * the table: every access there takes the fault path.
+ *
+ * Invalidation (KVM's scheme).  A writer brackets its update with
+ * invalidate_begin/end over the GFN range it affects.  begin marks the
+ * range in progress, zaps its leaves, and does not return before every vCPU
+ * running guest code has dropped its TLB entries for it; end bumps the
+ * sequence number.  The fault path samples the sequence, resolves the
+ * backing under the read side of vm->state_lock, then under mmu->lock
+ * installs the leaf only if no invalidation covering its GFN started or
+ * finished in between.
+ */
+#ifndef GMEM_MMU_H
+#define GMEM_MMU_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <gmem/gmem.h>
+
+struct gmem_vm;
+struct gmem_vcpu;
+
+#define S2_R (1ULL << 0)
+#define S2_W (1ULL << 1)
+#define S2_X (1ULL << 2)
+#define S2_RWX (S2_R | S2_W | S2_X)
+#define S2_PS (1ULL << 7)
+#define S2_ADDR_MASK 0x000ffffffffff000ULL
+#define S2_GFN_BITS 36 /* 48-bit guest-physical addresses */
+
+/* Flushes remembered per VM, so a vCPU can drop just what changed. */
+#define S2_FLUSH_LOG 64
+
+struct gmem_flush_rec {
+	uint64_t gen; /* written last: a reader re-checks it */
+	uint64_t start, end;
+};
+
+struct gmem_mmu {
+	pthread_mutex_t lock;
+	uint64_t seq;		   /* bumped by every invalidate_end */
+	unsigned long in_progress; /* open invalidate_begin sections */
+	uint64_t inv_start, inv_end; /* union of their GFN ranges */
+
+	uint64_t *root; /* PML4-level table */
+	void **tables;	/* every table page, freed with the VM */
+	size_t nr_tables, cap_tables;
+	/*
+	 * Tables replaced by a huge leaf wait in @retired until a TLB
+	 * shootdown has passed (no walker can still be inside them), then
+	 * go to @pool for reuse.  Both have room for every table.
+	 */
+	void **retired, **pool;
+	size_t nr_retired, nr_pool;
+
+	/* TLB shootdown: see gmem_vcpu_sync_flush(). */
+	uint64_t flush_gen;
+	struct gmem_flush_rec flush_log[S2_FLUSH_LOG];
+
+	struct gmem_vm_stats stats;
+};
+
+int gmem_mmu_init(struct gmem_mmu *mmu);
+void gmem_mmu_destroy(struct gmem_mmu *mmu);
+
+/* Bracket an update of [start, end) (GFNs).  Cannot fail. */
+void gmem_mmu_invalidate_begin(struct gmem_vm *vm, uint64_t start,
+			       uint64_t end);
+void gmem_mmu_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end);
+
+/* Outcome of a stage-2 translation. */
+enum gmem_s2 {
+	GMEM_S2_OK,
+	GMEM_S2_MMIO,	  /* no memory: an MMIO exit for the CPU model */
+	GMEM_S2_FAULT,	  /* kvm_run holds a memory-fault exit */
+	GMEM_S2_XO,	  /* read/write of execute-only memory: #PF */
+	GMEM_S2_NOMEM,	  /* could not allocate a table page */
+	GMEM_S2_RETRY,	  /* raced an invalidation: acknowledge, restart */
+};
+
+struct gmem_s2_result {
+	uint8_t *page;	   /* host address of the 4 KiB page (OK) */
+	unsigned int perm; /* S2_R/W/X of the mapping (OK) */
+	int error;	   /* -EFAULT or -EHWPOISON (FAULT) */
+};
+
+/*
+ * Translate @gpa for @access (GMEM_ACCESS_*) from @vcpu: the stage-2 table
+ * first, then the fault path (DESIGN §3.4).  The caller is in guest mode.
+ * On GMEM_S2_RETRY the caller must drop every translation its current
+ * access or instruction holds, acknowledge pending flushes
+ * (gmem_vcpu_check_flush) and start over: the invalidation it raced may be
+ * waiting for exactly that.
+ */
+enum gmem_s2 gmem_mmu_translate(struct gmem_vcpu *vcpu, uint64_t gpa,
+				unsigned int access,
+				struct gmem_s2_result *res);
+
+#endif /* GMEM_MMU_H */

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include <gmem/gmem.h>
+
+#include "util.h"
+
+struct gmem_debug gmem_debug;
+
+/* Number of allocations attempted, and the one that must fail (0: none). */
+static atomic_long alloc_count;
+static atomic_long alloc_fail_at;
+
+bool gmem_alloc_should_fail(void)
+{
+	long n = atomic_fetch_add_explicit(&alloc_count, 1,
+					   memory_order_relaxed) + 1;
+	long at = atomic_load_explicit(&alloc_fail_at, memory_order_relaxed);
+
+	if (likely(at == 0) || n != at)
+		return false;
+	atomic_store_explicit(&alloc_fail_at, 0, memory_order_relaxed);
+	return true;
+}
+
+void *gmem_zalloc(size_t size)
+{
+	if (gmem_alloc_should_fail())
+		return NULL;
+	return calloc(1, size);
+}
+
+void *gmem_zalloc_array(size_t n, size_t size)
+{
+	if (gmem_alloc_should_fail())
+		return NULL;
+	return calloc(n, size);
+}
+
+void gmem_free(void *p)
+{
+	free(p);
+}
+
+long gmem_test_fail_alloc(long nth)
+{
+	long now = atomic_load(&alloc_count);
+
+	atomic_store(&alloc_fail_at, nth > 0 ? now + nth : 0);
+	return now;
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Small shared helpers: the library's allocator (with the failure-injection
+ * hook every ENOMEM test uses) and page arithmetic.
+ */
+#ifndef GMEM_UTIL_H
+#define GMEM_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PAGE_SHIFT 12
+#define PAGE_SIZE (1ULL << PAGE_SHIFT)
+#define PAGE_ALIGNED(x) (((x) & (PAGE_SIZE - 1)) == 0)
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/*
+ * Every allocation the library makes goes through these, so that a test can
+ * fail any one of them (gmem_test_fail_alloc()).  Memory is zeroed.
+ */
+void *gmem_zalloc(size_t size);
+void *gmem_zalloc_array(size_t n, size_t size);
+void gmem_free(void *p);
+
+/* True if the injection hook says this allocation must fail. */
+bool gmem_alloc_should_fail(void);
+
+/*
+ * Fault-path hooks for tests that must show they can catch a broken
+ * invalidation protocol.  Set them only while no vCPU runs.
+ */
+struct gmem_debug {
+	bool no_retry;		    /* install even if an invalidation raced */
+	unsigned int fault_delay_us; /* sleep between resolve and install */
+};
+
+extern struct gmem_debug gmem_debug;
+
+#endif /* GMEM_UTIL_H */

@@ -1,0 +1,655 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vCPUs: creation, the kvm_run page, the software TLB over stage 2 and the
+ * guest-physical access path (see vcpu.h for the shootdown handshake).
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "mmu.h"
+#include "util.h"
+#include "vcpu.h"
+#include "vm.h"
+#include "x86/x86.h"
+
+#define KVM_MAX_VCPUS 1024
+#define RUN_SIZE GMEM_VCPU_MMAP_SIZE
+/* MAXPHYADDR reported to guests without the XO alias, as on many hosts. */
+#define GMEM_DEFAULT_MAXPHYADDR 48
+
+static const struct x86_bus vcpu_bus;
+
+int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
+		     struct gmem_vcpu **vcpup)
+{
+	struct gmem_vcpu *vcpu;
+	int r = -EINVAL;
+
+	if (id >= KVM_MAX_VCPUS)
+		return -EINVAL;
+	vcpu = gmem_zalloc(sizeof(*vcpu));
+	if (!vcpu)
+		return -ENOMEM;
+	vcpu->vm = vm;
+	vcpu->id = id;
+	vcpu->run_fd = -1;
+
+	pthread_mutex_lock(&vm->vcpus_lock);
+	for (size_t i = 0; i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i]->id == id) {
+			r = -EEXIST;
+			goto err_unlock;
+		}
+	if (vm->nr_vcpus == vm->cap_vcpus) {
+		size_t cap = vm->cap_vcpus ? 2 * vm->cap_vcpus : 8;
+		struct gmem_vcpu **a = gmem_zalloc_array(cap, sizeof(*a));
+
+		if (!a) {
+			r = -ENOMEM;
+			goto err_unlock;
+		}
+		if (vm->nr_vcpus)
+			memcpy(a, vm->vcpus, vm->nr_vcpus * sizeof(*a));
+		gmem_free(vm->vcpus);
+		vm->vcpus = a;
+		vm->cap_vcpus = cap;
+	}
+
+	/* The page is a memfd so that gmem_mmap() can map it again. */
+	vcpu->run_fd = gmem_alloc_should_fail() ?
+			       -1 :
+			       memfd_create("gmem-kvm-run", MFD_CLOEXEC);
+	if (vcpu->run_fd < 0 || ftruncate(vcpu->run_fd, RUN_SIZE)) {
+		r = -ENOMEM;
+		goto err_unlock;
+	}
+	vcpu->run = mmap(NULL, RUN_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 vcpu->run_fd, 0);
+	if (vcpu->run == MAP_FAILED) {
+		vcpu->run = NULL;
+		r = -ENOMEM;
+		goto err_unlock;
+	}
+	vcpu->cpu = gmem_zalloc(sizeof(*vcpu->cpu));
+	if (!vcpu->cpu || x86_cpu_init(vcpu->cpu, &vcpu_bus, vcpu)) {
+		r = -ENOMEM;
+		goto err_unlock;
+	}
+	vcpu->cpu->kick = &vcpu->kick;
+	vcpu->cpu->immediate_exit = &vcpu->run->immediate_exit;
+	if (vm->xo_bit)
+		x86_set_maxphyaddr(vcpu->cpu, vm->maxphyaddr, true);
+	else
+		x86_set_maxphyaddr(vcpu->cpu, GMEM_DEFAULT_MAXPHYADDR, false);
+
+	/* Start current: earlier shootdowns are no concern of ours. */
+	vcpu->seen_gen = __atomic_load_n(&vm->mmu.flush_gen, __ATOMIC_ACQUIRE);
+	vm->vcpus[vm->nr_vcpus++] = vcpu;
+	pthread_mutex_unlock(&vm->vcpus_lock);
+	gmem_vm_get(vm);
+	*vcpup = vcpu;
+	return 0;
+
+err_unlock:
+	pthread_mutex_unlock(&vm->vcpus_lock);
+	if (vcpu->cpu && vcpu->cpu->decoder)
+		x86_cpu_destroy(vcpu->cpu);
+	gmem_free(vcpu->cpu);
+	if (vcpu->run)
+		munmap(vcpu->run, RUN_SIZE);
+	if (vcpu->run_fd >= 0)
+		close(vcpu->run_fd);
+	gmem_free(vcpu);
+	return r;
+}
+
+void gmem_vcpu_destroy(struct gmem_vcpu *vcpu)
+{
+	struct gmem_vm *vm;
+
+	if (!vcpu)
+		return;
+	vm = vcpu->vm;
+	pthread_mutex_lock(&vm->vcpus_lock);
+	for (size_t i = 0; i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i] == vcpu) {
+			vm->vcpus[i] = vm->vcpus[--vm->nr_vcpus];
+			break;
+		}
+	pthread_mutex_unlock(&vm->vcpus_lock);
+	x86_cpu_destroy(vcpu->cpu);
+	gmem_free(vcpu->cpu);
+	munmap(vcpu->run, RUN_SIZE);
+	close(vcpu->run_fd);
+	gmem_free(vcpu);
+	gmem_vm_put(vm);
+}
+
+struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu)
+{
+	return vcpu->run;
+}
+
+void gmem_vcpu_wait_flush(struct gmem_vm *vm, uint64_t gen)
+{
+	pthread_mutex_lock(&vm->vcpus_lock);
+	for (size_t i = 0; i < vm->nr_vcpus; i++) {
+		struct gmem_vcpu *v = vm->vcpus[i];
+
+		/* The CPU model polls this between instructions. */
+		if (__atomic_load_n(&v->mode, __ATOMIC_SEQ_CST) ==
+			    GMEM_VCPU_IN_GUEST &&
+		    __atomic_load_n(&v->seen_gen, __ATOMIC_ACQUIRE) < gen)
+			__atomic_fetch_or(&v->kick, GMEM_KICK_FLUSH,
+					  __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&v->mode, __ATOMIC_SEQ_CST) ==
+			       GMEM_VCPU_IN_GUEST &&
+		       __atomic_load_n(&v->seen_gen, __ATOMIC_ACQUIRE) < gen)
+			sched_yield();
+	}
+	pthread_mutex_unlock(&vm->vcpus_lock);
+}
+
+static void tlb_flush_range(struct gmem_vcpu *vcpu, uint64_t start,
+			    uint64_t end)
+{
+	uint64_t xo_pfn = vcpu->vm->xo_bit >> PAGE_SHIFT;
+
+	for (size_t i = 0; i < GMEM_TLB_SIZE; i++) {
+		uint64_t gfn = (vcpu->tlb[i].tag - 1) & ~xo_pfn;
+
+		if (vcpu->tlb[i].tag && gfn >= start && gfn < end)
+			vcpu->tlb[i].tag = 0;
+	}
+}
+
+void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu)
+{
+	struct gmem_mmu *mmu = &vcpu->vm->mmu;
+	uint64_t gen = __atomic_load_n(&mmu->flush_gen, __ATOMIC_ACQUIRE);
+	bool full = gen - vcpu->seen_gen > S2_FLUSH_LOG;
+
+	/* Replay the logged ranges, unless the log has moved on. */
+	for (uint64_t g = vcpu->seen_gen + 1; !full && g <= gen; g++) {
+		struct gmem_flush_rec *rec = &mmu->flush_log[g % S2_FLUSH_LOG];
+		uint64_t start, end;
+
+		if (__atomic_load_n(&rec->gen, __ATOMIC_ACQUIRE) != g) {
+			full = true;
+			break;
+		}
+		start = __atomic_load_n(&rec->start, __ATOMIC_RELAXED);
+		end = __atomic_load_n(&rec->end, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&rec->gen, __ATOMIC_RELAXED) != g) {
+			full = true;
+			break;
+		}
+		tlb_flush_range(vcpu, start, end);
+		if (vcpu->cpu)
+			x86_cpu_invalidate_gpa(vcpu->cpu, start << PAGE_SHIFT,
+					       end << PAGE_SHIFT);
+	}
+	if (full) {
+		memset(vcpu->tlb, 0, sizeof(vcpu->tlb));
+		if (vcpu->cpu)
+			x86_cpu_flush(vcpu->cpu);
+	}
+	VCPU_STAT_INC(vcpu, tlb_flushes);
+	__atomic_store_n(&vcpu->seen_gen, gen, __ATOMIC_RELEASE);
+}
+
+void gmem_vcpu_memory_fault(struct gmem_vcpu *vcpu, uint64_t gpa,
+			    uint64_t flags)
+{
+	struct kvm_run *run = vcpu->run;
+
+	run->exit_reason = KVM_EXIT_MEMORY_FAULT;
+	run->memory_fault.flags = flags;
+	run->memory_fault.gpa = gpa & ~(PAGE_SIZE - 1);
+	run->memory_fault.size = PAGE_SIZE;
+	VCPU_STAT_INC(vcpu, exits_memory_fault);
+}
+
+/* Translate one page through the TLB, then stage 2. */
+static enum gmem_s2 translate(struct gmem_vcpu *vcpu, uint64_t gpa,
+			      unsigned int access, struct gmem_s2_result *res)
+{
+	uint64_t tag = (gpa >> PAGE_SHIFT) + 1;
+	struct gmem_tlb_entry *t = &vcpu->tlb[tag % GMEM_TLB_SIZE];
+	enum gmem_s2 k;
+
+	if (t->tag == tag && (t->perm & access)) {
+		VCPU_STAT_INC(vcpu, tlb_hits);
+		res->page = t->page;
+		res->perm = t->perm;
+		return GMEM_S2_OK;
+	}
+	k = gmem_mmu_translate(vcpu, gpa, access, res);
+	if (k == GMEM_S2_OK)
+		*t = (struct gmem_tlb_entry){ tag, res->page, res->perm };
+	return k;
+}
+
+static int mmio_exit(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
+		     size_t len, bool write)
+{
+	struct kvm_run *run = vcpu->run;
+
+	if (len > sizeof(run->mmio.data))
+		return -EINVAL;
+	run->exit_reason = KVM_EXIT_MMIO;
+	run->mmio.phys_addr = gpa;
+	run->mmio.len = (uint32_t)len;
+	run->mmio.is_write = write;
+	memset(run->mmio.data, 0, sizeof(run->mmio.data));
+	if (write)
+		memcpy(run->mmio.data, buf, len);
+	VCPU_STAT_INC(vcpu, exits_mmio);
+	return GMEM_ACCESS_EXIT;
+}
+
+/*
+ * Guest memory is shared with other vCPUs, as RAM is between processors: a
+ * racy guest is the guest's business, not undefined behaviour of ours.  So
+ * its side of a copy uses relaxed atomic words (plain moves on x86).
+ */
+static void guest_read(void *dst, const uint8_t *g, size_t n)
+{
+	uint8_t *d = dst;
+
+	for (; n && ((uintptr_t)g & 7); n--)
+		*d++ = __atomic_load_n(g++, __ATOMIC_RELAXED);
+	for (; n >= 8; n -= 8, g += 8, d += 8) {
+		uint64_t w = __atomic_load_n((const uint64_t *)g,
+					     __ATOMIC_RELAXED);
+
+		memcpy(d, &w, 8);
+	}
+	while (n--)
+		*d++ = __atomic_load_n(g++, __ATOMIC_RELAXED);
+}
+
+static void guest_write(uint8_t *g, const void *src, size_t n)
+{
+	const uint8_t *s = src;
+
+	for (; n && ((uintptr_t)g & 7); n--)
+		__atomic_store_n(g++, *s++, __ATOMIC_RELAXED);
+	for (; n >= 8; n -= 8, g += 8, s += 8) {
+		uint64_t w;
+
+		memcpy(&w, s, 8);
+		__atomic_store_n((uint64_t *)g, w, __ATOMIC_RELAXED);
+	}
+	while (n--)
+		__atomic_store_n(g++, *s++, __ATOMIC_RELAXED);
+}
+
+/* Up to this many pages are checked before a write copies anything. */
+#define ACCESS_MAX_PAGES 16
+
+int gmem_vcpu_access(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
+		     size_t len, unsigned int access)
+{
+	uint8_t *pages[ACCESS_MAX_PAGES];
+	bool nested = __atomic_load_n(&vcpu->mode, __ATOMIC_RELAXED) ==
+		      GMEM_VCPU_IN_GUEST;
+	size_t n = 0, done = 0;
+	int r = 0;
+
+	if (access != GMEM_ACCESS_READ && access != GMEM_ACCESS_WRITE &&
+	    access != GMEM_ACCESS_FETCH)
+		return -EINVAL;
+	if (!len)
+		return 0;
+	if (gpa + len - 1 < gpa)
+		return -EINVAL;
+	/* Larger accesses are split; each piece is all-or-nothing. */
+	if (((gpa & (PAGE_SIZE - 1)) + len + PAGE_SIZE - 1) >> PAGE_SHIFT >
+	    ACCESS_MAX_PAGES) {
+		size_t chunk = (ACCESS_MAX_PAGES - 1) * PAGE_SIZE;
+
+		for (size_t off = 0; off < len; off += chunk) {
+			r = gmem_vcpu_access(vcpu, gpa + off,
+					     (uint8_t *)buf + off,
+					     MIN(chunk, len - off), access);
+			if (r)
+				return r;
+		}
+		return 0;
+	}
+
+	if (!nested)
+		gmem_vcpu_enter_guest(vcpu);
+	else
+		gmem_vcpu_check_flush(vcpu);
+	VCPU_STAT_INC(vcpu, accesses);
+
+	/* Translate every page first: an exit leaves memory untouched. */
+restart:
+	n = 0;
+	for (uint64_t a = gpa; a < gpa + len;
+	     a = (a & ~(PAGE_SIZE - 1)) + PAGE_SIZE) {
+		struct gmem_s2_result res = { 0 };
+		size_t piece = MIN(len - (a - gpa),
+				   PAGE_SIZE - (a & (PAGE_SIZE - 1)));
+
+		switch (translate(vcpu, a, access, &res)) {
+		case GMEM_S2_OK:
+			pages[n++] = res.page;
+			continue;
+		case GMEM_S2_MMIO:
+			r = mmio_exit(vcpu, a, (uint8_t *)buf + (a - gpa),
+				      piece, access == GMEM_ACCESS_WRITE);
+			break;
+		case GMEM_S2_FAULT:
+			r = res.error;
+			break;
+		case GMEM_S2_XO:
+			r = GMEM_ACCESS_XO;
+			break;
+		case GMEM_S2_NOMEM:
+			r = -ENOMEM;
+			break;
+		case GMEM_S2_RETRY:
+			/* Let the update we raced finish before trying again. */
+			gmem_vcpu_check_flush(vcpu);
+			sched_yield();
+			goto restart;
+		}
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t a = i ? 0 : gpa & (PAGE_SIZE - 1);
+		size_t piece = MIN(len - done, PAGE_SIZE - a);
+
+		if (access == GMEM_ACCESS_WRITE)
+			guest_write(pages[i] + a, (uint8_t *)buf + done, piece);
+		else
+			guest_read((uint8_t *)buf + done, pages[i] + a, piece);
+		done += piece;
+	}
+out:
+	if (!nested)
+		gmem_vcpu_exit_guest(vcpu);
+	return r;
+}
+
+/* ---- the CPU model's view of stage 2 ----------------------------------- */
+
+static int bus_map(void *ctx, uint64_t gpa, unsigned int acc, uint8_t **page,
+		   unsigned int *perm)
+{
+	struct gmem_vcpu *vcpu = ctx;
+	struct gmem_s2_result res = { 0 };
+
+	switch (translate(vcpu, gpa, acc, &res)) {
+	case GMEM_S2_OK:
+		*page = res.page;
+		*perm = res.perm;
+		return X86_S2_OK;
+	case GMEM_S2_MMIO:
+		return X86_S2_MMIO;
+	case GMEM_S2_XO:
+		return X86_S2_XO_PF;
+	case GMEM_S2_FAULT:
+		vcpu->s2_error = res.error;
+		return X86_S2_EXIT;
+	case GMEM_S2_RETRY:
+		/* Restart the instruction once the flush is acknowledged. */
+		vcpu->s2_retry = true;
+		return X86_S2_EXIT;
+	case GMEM_S2_NOMEM:
+	default:
+		vcpu->s2_nomem = true;
+		return X86_S2_EXIT;
+	}
+}
+
+static const struct x86_bus vcpu_bus = { .map = bus_map };
+
+/* Finish what the VMM answered: IN data, MMIO read data, hypercall ret. */
+static void complete_pending(struct gmem_vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint32_t data = 0;
+
+	switch (vcpu->pending) {
+	case GMEM_PEND_IN:
+		memcpy(&data, (uint8_t *)run + run->io.data_offset,
+		       run->io.size);
+		x86_complete_in(vcpu->cpu, data);
+		break;
+	case GMEM_PEND_MMIO: {
+		uint64_t v = 0;
+
+		memcpy(&v, run->mmio.data, MIN(run->mmio.len, 8));
+		x86_complete_mmio(vcpu->cpu, v);
+		break;
+	}
+	case GMEM_PEND_HYPERCALL:
+		vcpu->cpu->gpr[X86_RAX] = run->hypercall.ret;
+		break;
+	}
+	vcpu->pending = GMEM_PEND_NONE;
+}
+
+/* VMCALL: KVM's convention, RAX = nr, RBX/RCX/RDX/RSI = args. */
+static bool hypercall(struct gmem_vcpu *vcpu)
+{
+	struct x86_cpu *cpu = vcpu->cpu;
+	struct kvm_run *run = vcpu->run;
+	uint64_t nr = cpu->gpr[X86_RAX];
+	uint64_t mask = __atomic_load_n(&vcpu->vm->hypercall_exits,
+					__ATOMIC_RELAXED);
+
+	if (cpu->cpl != 0) {
+		cpu->gpr[X86_RAX] = (uint64_t)-1; /* -KVM_EPERM */
+		return false;
+	}
+	if (nr != KVM_HC_MAP_GPA_RANGE || !(mask & (1ULL << nr))) {
+		cpu->gpr[X86_RAX] = (uint64_t)-KVM_ENOSYS;
+		return false;
+	}
+	run->exit_reason = KVM_EXIT_HYPERCALL;
+	memset(&run->hypercall, 0, sizeof(run->hypercall));
+	run->hypercall.nr = nr;
+	run->hypercall.args[0] = cpu->gpr[X86_RBX];
+	run->hypercall.args[1] = cpu->gpr[X86_RCX];
+	run->hypercall.args[2] = cpu->gpr[X86_RDX];
+	run->hypercall.args[3] = cpu->gpr[X86_RSI];
+	run->hypercall.longmode = 1;
+	/* Until the VMM answers, the guest sees KVM's "not done". */
+	run->hypercall.ret = (uint64_t)-KVM_ENOSYS;
+	vcpu->pending = GMEM_PEND_HYPERCALL;
+	return true;
+}
+
+/* Instructions between stop checks, on top of the CPU's own polling. */
+#define RUN_BUDGET 100000
+
+int gmem_vcpu_run(struct gmem_vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	struct x86_stop stop;
+	int r = 0;
+
+	if (__atomic_load_n(&run->immediate_exit, __ATOMIC_RELAXED)) {
+		run->exit_reason = KVM_EXIT_INTR;
+		return -EINTR;
+	}
+	complete_pending(vcpu);
+	gmem_vcpu_enter_guest(vcpu);
+	for (;;) {
+		int kick;
+
+		vcpu->s2_retry = vcpu->s2_nomem = false;
+		switch (x86_run(vcpu->cpu, RUN_BUDGET, &stop)) {
+		case X86_STOP_BUDGET:
+		case X86_STOP_KICK:
+			kick = __atomic_exchange_n(&vcpu->kick, 0,
+						   __ATOMIC_ACQUIRE);
+			gmem_vcpu_check_flush(vcpu);
+			if ((kick & GMEM_KICK_USER) ||
+			    __atomic_load_n(&run->immediate_exit,
+					    __ATOMIC_RELAXED)) {
+				run->exit_reason = KVM_EXIT_INTR;
+				r = -EINTR;
+				goto out;
+			}
+			continue;
+		case X86_STOP_HLT:
+			run->exit_reason = KVM_EXIT_HLT;
+			goto out;
+		case X86_STOP_IO:
+			run->exit_reason = KVM_EXIT_IO;
+			run->io.direction = stop.io.is_write ? KVM_EXIT_IO_OUT :
+							      KVM_EXIT_IO_IN;
+			run->io.size = stop.io.size;
+			run->io.port = stop.io.port;
+			run->io.count = 1;
+			run->io.data_offset = PAGE_SIZE;
+			memcpy((uint8_t *)run + PAGE_SIZE, &stop.io.data, 4);
+			if (!stop.io.is_write)
+				vcpu->pending = GMEM_PEND_IN;
+			goto out;
+		case X86_STOP_VMCALL:
+			if (hypercall(vcpu))
+				goto out;
+			continue;
+		case X86_STOP_MMIO:
+			run->exit_reason = KVM_EXIT_MMIO;
+			run->mmio.phys_addr = stop.mmio.gpa;
+			run->mmio.len = stop.mmio.len;
+			run->mmio.is_write = stop.mmio.is_write;
+			memcpy(run->mmio.data, stop.mmio.data, 8);
+			VCPU_STAT_INC(vcpu, exits_mmio);
+			if (!stop.mmio.is_write)
+				vcpu->pending = GMEM_PEND_MMIO;
+			goto out;
+		case X86_STOP_S2_EXIT:
+			if (vcpu->s2_retry) {
+				gmem_vcpu_check_flush(vcpu);
+				sched_yield();
+				continue;
+			}
+			if (vcpu->s2_nomem) {
+				run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
+				run->internal.suberror = 0;
+				run->internal.ndata = 0;
+				r = -ENOMEM;
+				goto out;
+			}
+			/* kvm_run holds the memory-fault exit already. */
+			r = vcpu->s2_error;
+			goto out;
+		case X86_STOP_SHUTDOWN:
+			run->exit_reason = KVM_EXIT_SHUTDOWN;
+			goto out;
+		case X86_STOP_INTERNAL:
+		default:
+			run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
+			run->internal.suberror = KVM_INTERNAL_ERROR_EMULATION;
+			run->internal.ndata = 1;
+			run->internal.data[0] = stop.internal.rip;
+			goto out;
+		}
+	}
+out:
+	gmem_vcpu_exit_guest(vcpu);
+	if (run->exit_reason < ARRAY_SIZE(vcpu->stats.exits))
+		VCPU_STAT_INC(vcpu, exits[run->exit_reason]);
+	return r;
+}
+
+void gmem_vcpu_kick(struct gmem_vcpu *vcpu)
+{
+	__atomic_fetch_or(&vcpu->kick, GMEM_KICK_USER, __ATOMIC_SEQ_CST);
+}
+
+int gmem_vcpu_get_regs(struct gmem_vcpu *vcpu, struct kvm_regs *regs)
+{
+	x86_get_regs(vcpu->cpu, regs);
+	return 0;
+}
+
+int gmem_vcpu_set_regs(struct gmem_vcpu *vcpu, const struct kvm_regs *regs)
+{
+	x86_set_regs(vcpu->cpu, regs);
+	return 0;
+}
+
+int gmem_vcpu_get_sregs(struct gmem_vcpu *vcpu, struct kvm_sregs *sregs)
+{
+	x86_get_sregs(vcpu->cpu, sregs);
+	return 0;
+}
+
+int gmem_vcpu_set_sregs(struct gmem_vcpu *vcpu, const struct kvm_sregs *sregs)
+{
+	return x86_set_sregs(vcpu->cpu, sregs);
+}
+
+int gmem_vcpu_set_cpuid(struct gmem_vcpu *vcpu, const struct kvm_cpuid2 *cpuid)
+{
+	return x86_set_cpuid(vcpu->cpu, cpuid->entries, cpuid->nent);
+}
+
+int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid)
+{
+	unsigned int n;
+	const struct kvm_cpuid_entry2 *e = x86_supported_cpuid(&n);
+
+	if (cpuid->nent < n)
+		return -E2BIG;
+	memcpy(cpuid->entries, e, n * sizeof(*e));
+	cpuid->nent = n;
+	return 0;
+}
+
+/* KVM_GET/SET_MSRS: process entries until the first one that fails. */
+int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs)
+{
+	uint32_t i;
+
+	for (i = 0; i < msrs->nmsrs; i++)
+		if (x86_get_msr(vcpu->cpu, msrs->entries[i].index,
+				&msrs->entries[i].data))
+			break;
+	return (int)i;
+}
+
+int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs)
+{
+	uint32_t i;
+
+	for (i = 0; i < msrs->nmsrs; i++)
+		if (x86_set_msr(vcpu->cpu, msrs->entries[i].index,
+				msrs->entries[i].data))
+			break;
+	return (int)i;
+}
+
+int gmem_vcpu_get_stats(struct gmem_vcpu *vcpu, struct gmem_vcpu_stats *st)
+{
+	uint64_t *dst = (uint64_t *)st;
+	const uint64_t *src = (const uint64_t *)&vcpu->stats;
+
+	for (size_t i = 0; i < sizeof(*st) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	return 0;
+}
+
+int gmem_vm_get_stats(struct gmem_vm *vm, struct gmem_vm_stats *st)
+{
+	uint64_t *dst = (uint64_t *)st;
+	const uint64_t *src = (const uint64_t *)&vm->mmu.stats;
+
+	for (size_t i = 0; i < sizeof(*st) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	return 0;
+}

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vCPU objects: the kvm_run page, the software TLB over stage 2, and the
+ * guest-mode handshake that makes TLB shootdown synchronous.
+ *
+ * Shootdown.  A vCPU thread is "in guest mode" while it may use TLB
+ * entries.  An invalidation zaps stage 2, bumps mmu->flush_gen and waits
+ * until every vCPU in guest mode has acknowledged that generation (stored
+ * it in seen_gen after dropping its entries for the logged ranges).  A
+ * vCPU checks flush_gen at every instruction boundary and at every access,
+ * so the wait is short, and it enters guest mode with a full barrier
+ * before reading flush_gen, so a flusher that saw it outside guest mode
+ * cannot miss it later.  This is KVM's kvm_make_all_cpus_request() with
+ * the IPI replaced by polling.
+ */
+#ifndef GMEM_VCPU_H
+#define GMEM_VCPU_H
+
+#include <stdint.h>
+
+#include <gmem/gmem.h>
+
+#include "mmu.h"
+#include "util.h"
+#include "vm.h"
+
+#define GMEM_TLB_SIZE 512
+
+/* kvm_run, then the I/O data page that io.data_offset points into. */
+#define GMEM_VCPU_MMAP_SIZE (2 * PAGE_SIZE)
+
+struct gmem_tlb_entry {
+	uint64_t tag; /* guest frame number + 1; 0 = empty */
+	uint8_t *page;
+	unsigned int perm;
+};
+
+enum { GMEM_VCPU_OUTSIDE, GMEM_VCPU_IN_GUEST };
+
+/* Bits of vcpu->kick. */
+#define GMEM_KICK_USER 1  /* gmem_vcpu_kick(): return -EINTR */
+#define GMEM_KICK_FLUSH 2 /* a TLB shootdown waits for this vCPU */
+
+enum { GMEM_PEND_NONE, GMEM_PEND_IN, GMEM_PEND_MMIO, GMEM_PEND_HYPERCALL };
+
+struct x86_cpu;
+
+struct gmem_vcpu {
+	struct gmem_vm *vm;
+	unsigned long id;
+	struct kvm_run *run;
+	int run_fd; /* a memfd, so gmem_mmap() can map the page again */
+
+	int mode;	   /* atomic: GMEM_VCPU_* */
+	uint64_t seen_gen; /* atomic: last flush generation acted on */
+	int kick;	   /* atomic: GMEM_KICK_* requests; the CPU polls it */
+
+	struct x86_cpu *cpu;
+	int pending;	 /* what the next run completes first: GMEM_PEND_* */
+	int s2_error;	 /* -EFAULT/-EHWPOISON of a memory-fault stop */
+	bool s2_retry;	 /* the stop was a fault that raced a flush */
+	bool s2_nomem;
+
+	struct gmem_tlb_entry tlb[GMEM_TLB_SIZE];
+	struct gmem_vcpu_stats stats;
+};
+
+/* Counters that only the vCPU's thread writes but others may read. */
+#define VCPU_STAT_INC(v, field)                                            \
+	__atomic_store_n(&(v)->stats.field,                                \
+			 __atomic_load_n(&(v)->stats.field, __ATOMIC_RELAXED) + \
+				 1,                                        \
+			 __ATOMIC_RELAXED)
+
+void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu);
+
+static inline void gmem_vcpu_check_flush(struct gmem_vcpu *vcpu)
+{
+	if (unlikely(__atomic_load_n(&vcpu->vm->mmu.flush_gen,
+				     __ATOMIC_RELAXED) != vcpu->seen_gen))
+		gmem_vcpu_sync_flush(vcpu);
+}
+
+/* Enter or leave guest mode (see above).  enter checks for flushes. */
+static inline void gmem_vcpu_enter_guest(struct gmem_vcpu *vcpu)
+{
+	__atomic_store_n(&vcpu->mode, GMEM_VCPU_IN_GUEST, __ATOMIC_SEQ_CST);
+	gmem_vcpu_check_flush(vcpu);
+}
+
+static inline void gmem_vcpu_exit_guest(struct gmem_vcpu *vcpu)
+{
+	__atomic_store_n(&vcpu->mode, GMEM_VCPU_OUTSIDE, __ATOMIC_RELEASE);
+}
+
+/*
+ * Wait until every vCPU of @vm in guest mode has acknowledged flush
+ * generation @gen.  No lock a vCPU needs may be held.
+ */
+void gmem_vcpu_wait_flush(struct gmem_vm *vm, uint64_t gen);
+
+/* Fill the memory-fault exit of DESIGN §3.4. */
+void gmem_vcpu_memory_fault(struct gmem_vcpu *vcpu, uint64_t gpa,
+			    uint64_t flags);
+
+#endif /* GMEM_VCPU_H */

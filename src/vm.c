@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: MIT
+/*
+ * VMs: lifetime, capabilities and memory attributes.
+ */
+#include <errno.h>
+
+#include <gmem/gmem.h>
+
+#include "attr.h"
+#include "mmu.h"
+#include "util.h"
+#include "vm.h"
+
+#define ATTR_RWX                                                    \
+	(KVM_MEMORY_ATTRIBUTE_NR | KVM_MEMORY_ATTRIBUTE_NW |        \
+	 KVM_MEMORY_ATTRIBUTE_NX)
+
+int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
+{
+	struct gmem_vm *vm;
+
+	if (type != KVM_X86_DEFAULT_VM && type != KVM_X86_SW_PROTECTED_VM)
+		return -EINVAL;
+	vm = gmem_zalloc(sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	atomic_init(&vm->refcount, 1);
+	vm->type = type;
+	vm->supported_attrs = ATTR_RWX;
+	if (gmem_vm_has_private_mem(vm))
+		vm->supported_attrs |= KVM_MEMORY_ATTRIBUTE_PRIVATE;
+	if (gmem_mmu_init(&vm->mmu)) {
+		gmem_free(vm);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->vcpus_lock, NULL);
+	/*
+	 * Writers first: faults retrying against an update in progress
+	 * must not starve the update they wait for.
+	 */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra,
+			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&vm->state_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	gmem_rmap_init(&vm->attrs);
+	*vmp = vm;
+	return 0;
+}
+
+void gmem_vm_get(struct gmem_vm *vm)
+{
+	atomic_fetch_add(&vm->refcount, 1);
+}
+
+void gmem_vm_put(struct gmem_vm *vm)
+{
+	if (!vm || atomic_fetch_sub(&vm->refcount, 1) != 1)
+		return;
+	gmem_mmu_destroy(&vm->mmu);
+	gmem_memslots_destroy(&vm->slots);
+	gmem_rmap_destroy(&vm->attrs);
+	gmem_free(vm->vcpus);
+	pthread_rwlock_destroy(&vm->state_lock);
+	pthread_mutex_destroy(&vm->vcpus_lock);
+	pthread_mutex_destroy(&vm->lock);
+	gmem_free(vm);
+}
+
+uint64_t gmem_vm_supported_attrs(const struct gmem_vm *vm)
+{
+	/* The system handle answers for the most capable VM type. */
+	return vm ? vm->supported_attrs : ATTR_RWX | KVM_MEMORY_ATTRIBUTE_PRIVATE;
+}
+
+int gmem_check_extension(struct gmem_vm *vm, long cap)
+{
+	switch (cap) {
+	case KVM_CAP_USER_MEMORY:
+	case KVM_CAP_USER_MEMORY2:
+	case KVM_CAP_READONLY_MEM:
+	case KVM_CAP_MEMORY_FAULT_INFO:
+	case KVM_CAP_IMMEDIATE_EXIT:
+	case GMEM_CAP_EXEC_ONLY:
+	case GMEM_CAP_XO_ALIAS:
+		return 1;
+	case KVM_CAP_NR_MEMSLOTS:
+		return 32764;
+	case KVM_CAP_MEMORY_ATTRIBUTES:
+		return (int)gmem_vm_supported_attrs(vm);
+	case KVM_CAP_GUEST_MEMFD:
+		return !vm || gmem_vm_has_private_mem(vm);
+	case KVM_CAP_EXIT_HYPERCALL:
+		return 1 << KVM_HC_MAP_GPA_RANGE;
+	case KVM_CAP_VM_TYPES:
+		return 1 << KVM_X86_DEFAULT_VM | 1 << KVM_X86_SW_PROTECTED_VM;
+	default:
+		return 0;
+	}
+}
+
+int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
+{
+	switch (cap->cap) {
+	case GMEM_CAP_EXEC_ONLY:
+		if (cap->flags || cap->args[0] || cap->args[1] ||
+		    cap->args[2] || cap->args[3])
+			return -EINVAL;
+		pthread_mutex_lock(&vm->lock);
+		vm->exec_only = true;
+		pthread_mutex_unlock(&vm->lock);
+		return 0;
+	case GMEM_CAP_XO_ALIAS:
+		/*
+		 * args[0] is the MAXPHYADDR M the guest is told; bit M of its
+		 * PTEs then selects the execute-only alias.  vCPUs read it at
+		 * creation, so, as for many KVM capabilities, it must come
+		 * before the first one.
+		 */
+		if (cap->flags || cap->args[0] < 32 || cap->args[0] > 51 ||
+		    cap->args[1] || cap->args[2] || cap->args[3])
+			return -EINVAL;
+		pthread_mutex_lock(&vm->vcpus_lock);
+		if (vm->nr_vcpus) {
+			pthread_mutex_unlock(&vm->vcpus_lock);
+			return -EINVAL;
+		}
+		vm->maxphyaddr = (unsigned int)cap->args[0];
+		vm->xo_bit = 1ULL << cap->args[0];
+		pthread_mutex_unlock(&vm->vcpus_lock);
+		return 0;
+	case KVM_CAP_EXIT_HYPERCALL:
+		if (cap->flags || (cap->args[0] & ~(1ULL << KVM_HC_MAP_GPA_RANGE)))
+			return -EINVAL;
+		__atomic_store_n(&vm->hypercall_exits, cap->args[0],
+				 __ATOMIC_RELAXED);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* KVM's range checks, shared by set and the snapshot query. */
+static int check_range(uint64_t address, uint64_t size)
+{
+	if (size == 0 || address + size < address)
+		return -EINVAL;
+	if (!PAGE_ALIGNED(address) || !PAGE_ALIGNED(size))
+		return -EINVAL;
+	return 0;
+}
+
+int gmem_vm_set_memory_attributes(struct gmem_vm *vm,
+				  const struct kvm_memory_attributes *attrs)
+{
+	uint64_t start = attrs->address >> PAGE_SHIFT;
+	uint64_t end = start + (attrs->size >> PAGE_SHIFT);
+	int r;
+
+	if (attrs->flags)
+		return -EINVAL;
+	if (attrs->attributes & ~vm->supported_attrs)
+		return -EINVAL;
+	r = check_range(attrs->address, attrs->size);
+	if (r)
+		return r;
+
+	pthread_mutex_lock(&vm->lock);
+	if (!gmem_attr_valid(attrs->attributes, vm->supported_attrs,
+			     vm->exec_only)) {
+		r = -EINVAL;
+		goto out;
+	}
+	/* Setting what is already there changes and invalidates nothing. */
+	if (gmem_rmap_is_uniform(&vm->attrs, start, end, attrs->attributes))
+		goto out;
+	r = gmem_rmap_reserve(&vm->attrs);
+	if (r)
+		goto out;
+
+	gmem_mmu_invalidate_begin(vm, start, end);
+	pthread_rwlock_wrlock(&vm->state_lock);
+	gmem_rmap_store(&vm->attrs, start, end, attrs->attributes);
+	vm->attrs_seq++;
+	pthread_rwlock_unlock(&vm->state_lock);
+	gmem_mmu_invalidate_end(vm, start, end);
+out:
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+struct snapshot {
+	struct gmem_attr_range *ranges;
+	size_t nr, count;
+};
+
+static void snapshot_one(void *arg, uint64_t start, uint64_t end,
+			 uint64_t val)
+{
+	struct snapshot *s = arg;
+
+	if (s->count < s->nr)
+		s->ranges[s->count] = (struct gmem_attr_range){
+			.address = start << PAGE_SHIFT,
+			.size = (end - start) << PAGE_SHIFT,
+			.attributes = val,
+		};
+	s->count++;
+}
+
+int gmem_vm_get_memory_attributes(struct gmem_vm *vm, uint64_t address,
+				  uint64_t size, struct gmem_attr_range *ranges,
+				  size_t nr, uint64_t *seq)
+{
+	struct snapshot s = { .ranges = ranges, .nr = nr };
+	uint64_t start = address >> PAGE_SHIFT;
+	int r = check_range(address, size);
+
+	if (r)
+		return r;
+	pthread_rwlock_rdlock(&vm->state_lock);
+	gmem_rmap_for_each(&vm->attrs, start, start + (size >> PAGE_SHIFT),
+			   snapshot_one, &s);
+	if (seq)
+		*seq = vm->attrs_seq;
+	pthread_rwlock_unlock(&vm->state_lock);
+	return s.count > INT32_MAX ? INT32_MAX : (int)s.count;
+}

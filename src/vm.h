@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The VM object, shared by every subsystem.
+ *
+ * Locking, outermost first:
+ *   vm->lock        serialises VMM-side changes (slots, attributes,
+ *                   guest_memfd bindings, punch, close): validation and
+ *                   reservation happen under it, so a change either fails
+ *                   before its first side effect or cannot fail.
+ *   mmu->lock       the invalidation protocol and (later) stage 2.
+ *   vm->state_lock  rwlock: writers hold it only for the commit step of a
+ *                   change; the fault path reads slots, attributes and
+ *                   guest_memfd state under the read side.
+ */
+#ifndef GMEM_VM_H
+#define GMEM_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <gmem/gmem.h>
+
+#include "attr.h"
+#include "memslot.h"
+#include "mmu.h"
+
+struct gmem_vcpu;
+
+struct gmem_vm {
+	atomic_int refcount;
+	unsigned long type;
+	uint64_t supported_attrs;
+	bool exec_only; /* GMEM_CAP_EXEC_ONLY enabled */
+
+	pthread_mutex_t lock;
+	pthread_rwlock_t state_lock;
+
+	struct gmem_memslots slots;
+	struct gmem_rmap attrs;
+	uint64_t attrs_seq; /* bumped by every effective attribute change */
+
+	struct gmem_mmu mmu;
+
+	/* vCPUs, for TLB shootdown; vcpus_lock nests inside vm->lock. */
+	pthread_mutex_t vcpus_lock;
+	struct gmem_vcpu **vcpus;
+	size_t nr_vcpus, cap_vcpus;
+	uint64_t xo_bit; /* GMEM_CAP_XO_ALIAS: 1 << M, or 0 */
+	unsigned int maxphyaddr; /* M, what CPUID reports, once XO is on */
+	uint64_t hypercall_exits; /* KVM_CAP_EXIT_HYPERCALL mask */
+};
+
+static inline bool gmem_vm_has_private_mem(const struct gmem_vm *vm)
+{
+	return vm->type == KVM_X86_SW_PROTECTED_VM;
+}
+
+void gmem_vm_get(struct gmem_vm *vm);
+
+/* The memory attributes the VM supports (KVM_CAP_MEMORY_ATTRIBUTES). */
+uint64_t gmem_vm_supported_attrs(const struct gmem_vm *vm);
+
+#endif /* GMEM_VM_H */

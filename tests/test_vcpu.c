@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The vCPU through the façade only, set up the way the kernel's KVM
+ * selftests set up long mode (page tables and segments written by the VMM,
+ * KVM_SET_SREGS/KVM_SET_REGS, then KVM_RUN on the mmap'ed kvm_run): port
+ * I/O both ways, an MMIO read completed by the VMM, a MAP_GPA_RANGE
+ * hypercall exit and its return value, a memory-fault exit re-executed
+ * after the VMM fixes the attribute, HLT, a kick from another thread, and
+ * immediate_exit.
+ */
+#include <pthread.h>
+#include <sys/mman.h>
+
+#include <gmem/gmem.h>
+#include <gmem/kvm.h>
+
+#include "tap.h"
+
+#define MEM (4ULL << 20)
+#define CODE 0x10000ULL
+#define MMIO_GPA 0x100000000ULL /* 4 GiB: no slot there */
+
+static int sys, vmfd, vcpufd;
+static struct kvm_run *run;
+static uint8_t *mem;
+
+static const uint8_t code[] = {
+	0xb0, 0x2a, /* mov al, 42 */
+	0xe6, 0x10, /* out 0x10, al */
+	0xe4, 0x11, /* in al, 0x11 */
+	0xe6, 0x12, /* out 0x12, al */
+	0x48, 0xa1, 0x08, 0,	0,    0, 1, 0,
+	0,    0,		   /* mov rax, [4 GiB + 8] */
+	0xe7, 0x13,		   /* out 0x13, eax */
+	0xb8, 12,   0,	  0,	0, /* mov eax, 12 (MAP_GPA_RANGE) */
+	0xbb, 0,    0x30, 0,	0, /* mov ebx, 0x3000 */
+	0xb9, 1,    0,	  0,	0, /* mov ecx, 1 */
+	0xba, 0x10, 0,	  0,	0, /* mov edx, 0x10 (encrypted) */
+	0x0f, 0x01, 0xc1,	   /* vmcall */
+	0xe7, 0x14,		   /* out 0x14, eax */
+	0xc6, 0x04, 0x25, 0x00, 0x50, 0, 0, 0x77, /* mov byte [0x5000], 0x77 */
+	0xb0, 0x01,				  /* mov al, 1 */
+	0xe6, 0x15,				  /* out 0x15, al */
+	0xf4,					  /* hlt */
+	0xeb, 0xfe,				  /* 1: jmp 1b */
+};
+
+static void setup(void)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = {0};
+	uint64_t *pml4, *pdpt;
+	int size;
+
+	sys = gmem_open();
+	vmfd = gmem_ioctl(sys, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM);
+	REQUIRE(vmfd >= 0);
+	mem = mmap(NULL, MEM, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(mem != MAP_FAILED);
+	struct kvm_userspace_memory_region region = {.slot = 0,
+						     .memory_size = MEM,
+						     .userspace_addr =
+							     (uintptr_t)mem};
+	REQUIRE(gmem_ioctl(vmfd, KVM_SET_USER_MEMORY_REGION, &region) == 0);
+
+	/* Identity map: 1 GiB pages for [0, 1G) and [4G, 5G). */
+	pml4 = (uint64_t *)(mem + 0x1000);
+	pdpt = (uint64_t *)(mem + 0x2000);
+	pml4[0] = 0x2000 | 3;
+	pdpt[0] = 0 | 0x83;
+	pdpt[4] = MMIO_GPA | 0x83;
+	memcpy(mem + CODE, code, sizeof(code));
+
+	vcpufd = gmem_ioctl(vmfd, KVM_CREATE_VCPU, 0);
+	REQUIRE(vcpufd >= 0);
+	size = gmem_ioctl(sys, KVM_GET_VCPU_MMAP_SIZE, 0);
+	run = gmem_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpufd,
+			0);
+	REQUIRE(run != MAP_FAILED);
+
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_SREGS, &sregs) == 0);
+	struct kvm_segment cs = {
+		.base = 0,
+		.limit = 0xffffffff,
+		.selector = 8,
+		.type = 11,
+		.present = 1,
+		.s = 1,
+		.l = 1,
+		.g = 1,
+	};
+	struct kvm_segment ds = {
+		.base = 0,
+		.limit = 0xffffffff,
+		.selector = 16,
+		.type = 3,
+		.present = 1,
+		.s = 1,
+		.db = 1,
+		.g = 1,
+	};
+	sregs.cs = cs;
+	sregs.ds = sregs.es = sregs.ss = sregs.fs = sregs.gs = ds;
+	sregs.cr0 = 0x80050033; /* PG WP AM NE ET MP PE */
+	sregs.cr3 = 0x1000;
+	sregs.cr4 = 0x20;   /* PAE */
+	sregs.efer = 0x500; /* LMA LME */
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_SREGS, &sregs) == 0);
+	regs.rip = CODE;
+	regs.rsp = 0x20000;
+	regs.rflags = 2;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+}
+
+static int vcpu_run(void)
+{
+	return gmem_ioctl(vcpufd, KVM_RUN, 0);
+}
+
+static void *kicker(void *arg)
+{
+	struct gmem_vcpu *vcpu = arg;
+
+	usleep(50000);
+	gmem_vcpu_kick(vcpu);
+	return NULL;
+}
+
+int main(void)
+{
+	struct kvm_regs regs;
+
+	tap_plan(9, 60);
+	setup();
+
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.direction, KVM_EXIT_IO_OUT);
+	CHECK_EQ(run->io.port, 0x10);
+	CHECK_EQ(run->io.size, 1);
+	CHECK_EQ(*((uint8_t *)run + run->io.data_offset), 42);
+	tap_result("OUT: KVM_EXIT_IO with port, size and data");
+
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.direction, KVM_EXIT_IO_IN);
+	CHECK_EQ(run->io.port, 0x11);
+	*((uint8_t *)run + run->io.data_offset) = 0x5c;
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x12);
+	CHECK_EQ(*((uint8_t *)run + run->io.data_offset), 0x5c);
+	tap_result("IN: the VMM's data reaches AL on the next KVM_RUN");
+
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_MMIO);
+	CHECK_EQ(run->mmio.phys_addr, MMIO_GPA + 8);
+	CHECK_EQ(run->mmio.len, 8);
+	CHECK_EQ(run->mmio.is_write, 0);
+	uint64_t v = 0x1122334455667788ULL;
+	memcpy(run->mmio.data, &v, 8);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.port, 0x13);
+	CHECK_EQ(*(uint32_t *)((uint8_t *)run + run->io.data_offset),
+		 0x55667788);
+	tap_result("MMIO read: exit, then the VMM's data completes the load");
+
+	/* Without KVM_CAP_EXIT_HYPERCALL the guest gets -KVM_ENOSYS... */
+	struct kvm_regs saved;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &saved), 0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x14);
+	CHECK_EQ(*(uint32_t *)((uint8_t *)run + run->io.data_offset),
+		 (uint32_t)-1000);
+	/* ...with it, an exit whose answer lands in RAX. */
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_EXIT_HYPERCALL,
+		.args[0] = 1 << KVM_HC_MAP_GPA_RANGE,
+	};
+	CHECK_EQ(gmem_ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_EXIT_HYPERCALL),
+		 1 << KVM_HC_MAP_GPA_RANGE);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_ENABLE_CAP, &cap), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_REGS, &saved), 0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_HYPERCALL);
+	CHECK_EQ(run->hypercall.nr, KVM_HC_MAP_GPA_RANGE);
+	CHECK_EQ(run->hypercall.args[0], 0x3000);
+	CHECK_EQ(run->hypercall.args[1], 1);
+	CHECK_EQ(run->hypercall.args[2], KVM_MAP_GPA_RANGE_ENCRYPTED);
+	run->hypercall.ret = 0;
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x14);
+	CHECK_EQ(*(uint32_t *)((uint8_t *)run + run->io.data_offset), 0);
+	tap_result(
+		"VMCALL MAP_GPA_RANGE: -KVM_ENOSYS, or an exit once enabled");
+
+	/* A write to a no-write page: memory fault, no side effect. */
+	struct kvm_memory_attributes a = {
+		.address = 0x5000,
+		.size = 4096,
+		.attributes = KVM_MEMORY_ATTRIBUTE_NW,
+	};
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_SET_MEMORY_ATTRIBUTES, &a), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &saved), 0);
+	CHECK_ERRNO(vcpu_run(), EFAULT);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_MEMORY_FAULT);
+	CHECK_EQ(run->memory_fault.gpa, 0x5000);
+	CHECK_EQ(run->memory_fault.size, 4096);
+	CHECK_EQ(run->memory_fault.flags, KVM_MEMORY_EXIT_FLAG_WRITE);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+	CHECK_EQ(regs.rip, saved.rip);
+	CHECK_EQ(mem[0x5000], 0);
+	tap_result("write to an NW page: memory-fault exit, RIP at the store");
+
+	a.attributes = 0;
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_SET_MEMORY_ATTRIBUTES, &a), 0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.port, 0x15);
+	CHECK_EQ(mem[0x5000], 0x77);
+	tap_result("after the VMM clears NW, KVM_RUN re-executes the store");
+
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_HLT);
+	tap_result("HLT exits");
+
+	/* The spin loop: a kick from another thread ends the run. */
+	struct gmem_vcpu *vcpu;
+	pthread_t t;
+
+	REQUIRE(gmem_vcpu_from_handle(vcpufd, &vcpu) == 0);
+	pthread_create(&t, NULL, kicker, vcpu);
+	CHECK_ERRNO(vcpu_run(), EINTR);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_INTR);
+	pthread_join(t, NULL);
+	tap_result("gmem_vcpu_kick() from another thread: EINTR");
+
+	run->immediate_exit = 1;
+	CHECK_ERRNO(vcpu_run(), EINTR);
+	run->immediate_exit = 0;
+	tap_result("KVM_RUN with immediate_exit set: EINTR at once");
+
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	return tap_done();
+}
