@@ -416,30 +416,62 @@ static int h_alu(struct x86_cpu *c, const struct x86_insn *i)
 	return next(c, i);
 }
 
-/* Fast paths: 32/64-bit register and immediate forms. */
-static int h_alu_rr(struct x86_cpu *c, const struct x86_insn *i)
-{
-	unsigned sz = i->osz;
-	uint64_t res = alu(c, i->op, rreg(c, i->r[0], sz), rreg(c, i->r[1], sz),
-			   sz, &c->lf);
+/*
+ * Fast paths for the 32/64-bit register and immediate forms, specialized
+ * by operation and size (32/64) so that the ALU's
+ * switch and the size masks fold away: these are most of the instructions
+ * compiled code runs.
+ */
+#define ALU_SPECIAL(name, OP, SZ)                                             \
+	static int h_##name##_rr##SZ(struct x86_cpu *c,                       \
+				     const struct x86_insn *i)                \
+	{                                                                     \
+		uint64_t res = alu(c, OP, rreg(c, i->r[0], SZ / 8),           \
+				   rreg(c, i->r[1], SZ / 8), SZ / 8, &c->lf); \
+                                                                              \
+		if (OP < OP_CMP)                                              \
+			wreg(c, i->r[0], SZ / 8, res);                        \
+		c->rip += i->len;                                             \
+		return X86_OK;                                                \
+	}                                                                     \
+	static int h_##name##_ri##SZ(struct x86_cpu *c,                       \
+				     const struct x86_insn *i)                \
+	{                                                                     \
+		uint64_t res = alu(c, OP, rreg(c, i->r[0], SZ / 8),           \
+				   i->imm & szmask(SZ / 8), SZ / 8, &c->lf);  \
+                                                                              \
+		if (OP < OP_CMP)                                              \
+			wreg(c, i->r[0], SZ / 8, res);                        \
+		c->rip += i->len;                                             \
+		return X86_OK;                                                \
+	}
 
-	if (i->op < OP_CMP)
-		wreg(c, i->r[0], sz, res);
-	c->rip += i->len;
-	return X86_OK;
-}
+#define ALU_SIZES(name, OP)       \
+	ALU_SPECIAL(name, OP, 32) \
+	ALU_SPECIAL(name, OP, 64)
 
-static int h_alu_ri(struct x86_cpu *c, const struct x86_insn *i)
-{
-	unsigned sz = i->osz;
-	uint64_t res = alu(c, i->op, rreg(c, i->r[0], sz), i->imm & szmask(sz),
-			   sz, &c->lf);
+ALU_SIZES(add, OP_ADD)
+ALU_SIZES(or, OP_OR)
+ALU_SIZES(adc, OP_ADC)
+ALU_SIZES(sbb, OP_SBB)
+ALU_SIZES(and, OP_AND)
+ALU_SIZES(sub, OP_SUB)
+ALU_SIZES(xor, OP_XOR)
+ALU_SIZES(cmp, OP_CMP)
+ALU_SIZES(test, OP_TEST)
 
-	if (i->op < OP_CMP)
-		wreg(c, i->r[0], sz, res);
-	c->rip += i->len;
-	return X86_OK;
-}
+/* [op][size == 8][imm] */
+#define ALU_ROW(name)                                    \
+	{                                                \
+		{h_##name##_rr32, h_##name##_ri32},      \
+		{                                        \
+			h_##name##_rr64, h_##name##_ri64 \
+		}                                        \
+	}
+static const x86_handler alu_h[9][2][2] = {
+	ALU_ROW(add), ALU_ROW(or),  ALU_ROW(adc), ALU_ROW(sbb),	 ALU_ROW(and),
+	ALU_ROW(sub), ALU_ROW(xor), ALU_ROW(cmp), ALU_ROW(test),
+};
 
 enum { U_INC, U_DEC, U_NEG, U_NOT };
 
@@ -676,6 +708,18 @@ static int h_movx(struct x86_cpu *c, const struct x86_insn *i)
 	}
 	wreg(c, i->r[0], i->osz, v);
 	return next(c, i);
+}
+
+static int h_movx_r(struct x86_cpu *c, const struct x86_insn *i)
+{
+	unsigned ss = i->ssz, sh = 64 - ss * 8;
+	uint64_t v = rreg(c, i->r[1], ss);
+
+	if (i->op)
+		v = (uint64_t)((int64_t)(v << sh) >> sh);
+	wreg(c, i->r[0], i->osz, v);
+	c->rip += i->len;
+	return X86_OK;
 }
 
 static int h_lea(struct x86_cpu *c, const struct x86_insn *i)
@@ -942,6 +986,42 @@ static int h_shift(struct x86_cpu *c, const struct x86_insn *i)
 	shift_flags(c, i->op, fm, f);
 	return next(c, i);
 }
+
+/* Shifts and rotates of a 32/64-bit register by an immediate. */
+#define SHIFT_SPECIAL(name, OP, SZ)                                     \
+	static int h_##name##_ri##SZ(struct x86_cpu *c,                 \
+				     const struct x86_insn *i)          \
+	{                                                               \
+		unsigned cnt = (unsigned)i->imm & (SZ == 64 ? 63 : 31); \
+		uint64_t a = rreg(c, i->r[0], SZ / 8), res, f, fm;      \
+                                                                        \
+		if (cnt) {                                              \
+			res = shift(c, OP, a, cnt, SZ / 8, &f, &fm);    \
+			wreg(c, i->r[0], SZ / 8, res);                  \
+			shift_flags(c, OP, fm, f);                      \
+		} else {                                                \
+			wreg(c, i->r[0], SZ / 8, a); /* zero-extends */ \
+		}                                                       \
+		c->rip += i->len;                                       \
+		return X86_OK;                                          \
+	}
+
+#define SHIFT_SIZES(name, OP)       \
+	SHIFT_SPECIAL(name, OP, 32) \
+	SHIFT_SPECIAL(name, OP, 64)
+
+SHIFT_SIZES(rol, S_ROL)
+SHIFT_SIZES(ror, S_ROR)
+SHIFT_SIZES(shl, S_SHL)
+SHIFT_SIZES(shr, S_SHR)
+SHIFT_SIZES(sar, S_SAR)
+
+/* [op][size == 8]; RCL/RCR (and SAL, decoded as SHL) use h_shift. */
+static const x86_handler shift_h[8][2] = {
+	[S_ROL] = {h_rol_ri32, h_rol_ri64}, [S_ROR] = {h_ror_ri32, h_ror_ri64},
+	[S_SHL] = {h_shl_ri32, h_shl_ri64}, [S_SHR] = {h_shr_ri32, h_shr_ri64},
+	[S_SAR] = {h_sar_ri32, h_sar_ri64},
+};
 
 /* SHLD (op 0) / SHRD (op 1) dst, src, count. */
 static int h_shd(struct x86_cpu *c, const struct x86_insn *i)
@@ -1830,7 +1910,10 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 			i->k[0] = K_MEM;
 		}
 	alu:
-		i->fn = rr ? h_alu_rr : ri ? h_alu_ri : h_alu;
+		if (rr || ri)
+			i->fn = alu_h[i->op][i->osz == 8][ri];
+		else
+			i->fn = h_alu;
 		return 0;
 	case ZYDIS_MNEMONIC_INC:
 		i->op = U_INC;
@@ -1869,6 +1952,8 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 		i->fn = h_movx;
 		if (i->k[1] == K_MEM && ea_form(i) >= 0)
 			i->fn = movx_h[ea_form(i)];
+		else if (i->k[1] == K_REG)
+			i->fn = h_movx_r;
 		return 0;
 	case ZYDIS_MNEMONIC_LEA:
 		i->fn = h_lea;
@@ -1904,6 +1989,9 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 		i->op = S_SAR;
 	shift:
 		i->fn = h_shift;
+		if (i->k[0] == K_REG && i->r[0] < 16 && i->k[1] == K_IMM &&
+		    i->osz >= 4 && shift_h[i->op][i->osz == 8])
+			i->fn = shift_h[i->op][i->osz == 8];
 		return 0;
 	case ZYDIS_MNEMONIC_SHLD:
 		i->op = 0;
