@@ -2297,7 +2297,9 @@ static inline int lookup(struct x86_cpu *c, const struct x86_insn **ip)
 
 int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 {
-	const struct x86_insn *ins = NULL;
+	/* A record that links nowhere, in place of "no previous one". */
+	static struct x86_insn none = {.link_gen = ~0ull, .nolink = 1};
+	const struct x86_insn *ins = &none;
 	uint64_t n = 0, at = 0;
 	int r;
 
@@ -2332,17 +2334,17 @@ int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 		 * Follow the previous instruction's link when it is still
 		 * valid, else look up (and link for the next time).
 		 */
-		if (prev && prev->link_gen == c->gen && rip == at + prev->len &&
+		if (prev->link_gen == c->gen && rip == at + prev->len &&
 		    prev->next) {
 			ins = prev->next;
-		} else if (prev && prev->link_gen == c->gen &&
-			   rip == prev->tgt_rip && prev->tgt) {
+		} else if (prev->link_gen == c->gen && rip == prev->tgt_rip &&
+			   prev->tgt) {
 			ins = prev->tgt;
 		} else {
 			r = lookup(c, &ins);
 			if (r)
 				goto fault;
-			if (prev && !prev->nolink && !ins->nolink) {
+			if (!prev->nolink && !ins->nolink) {
 				if (prev->link_gen != c->gen) {
 					prev->link_gen = c->gen;
 					prev->next = prev->tgt = NULL;
@@ -2359,17 +2361,18 @@ int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 		r = ins->fn(c, ins);
 		if (likely(r == X86_OK)) {
 			n++;
-			if (unlikely((c->mmio.rd | c->mmio.wr) ||
-				     c->dead != NULL)) {
+			if (unlikely(c->pending)) {
+				/* MMIO answers are used up; dead pages go. */
+				c->pending = 0;
 				c->mmio.rd = c->mmio.wr = 0;
 				if (c->dead)
 					x86_dc_free_dead(c);
-				ins = NULL;
+				ins = &none;
 			}
 			continue;
 		}
 	fault:
-		ins = NULL;
+		ins = &none;
 		if (c->dead)
 			x86_dc_free_dead(c);
 		if (r == X86_STOPPED) {

@@ -336,6 +336,7 @@ int x86_mem_rd_slow(struct x86_cpu *c, const struct x86_mref *m, uint64_t *v)
 			return X86_OK;
 		}
 		c->mmio.rd = 1;
+		c->pending = 1;
 		c->mmio.rgpa = m->gpa;
 		c->mmio.rlen = m->len;
 		c->stop->reason = X86_STOP_MMIO;
@@ -360,6 +361,7 @@ int x86_mem_wr_slow(struct x86_cpu *c, const struct x86_mref *m, uint64_t v)
 		    c->mmio.wlen == m->len)
 			return X86_OK; /* delivered before the stop */
 		c->mmio.wr = 1;
+		c->pending = 1;
 		c->mmio.wgpa = m->gpa;
 		c->mmio.wlen = m->len;
 		c->stop->reason = X86_STOP_MMIO;

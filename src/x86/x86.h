@@ -335,6 +335,8 @@ struct x86_cpu {
 	} in;
 
 	struct x86_stop *stop; /* the current run's stop record */
+	/* Non-zero while MMIO state or dead decode pages await the loop. */
+	uint32_t pending;
 
 	/* Soft TLB and decode cache. */
 	struct x86_tlbe tlb[X86_TLB_SIZE];
