@@ -787,6 +787,15 @@ static void t_sreg(void)
 	CHECK_EQ(frame(0), 0x38);
 	CHECK(x86_supported_cpuid(&ncpuid) && ncpuid >= 5);
 	CHECK_EQ(x86_get_rflags(&vm.cpu) & 2, 2);
+
+	uint32_t o[4], hi[4];
+
+	x86_cpuid(&vm.cpu, 7, 0, hi);
+	x86_cpuid(&vm.cpu, 0x1234, 0, o); /* above the max basic leaf */
+	CHECK(memcmp(o, hi, sizeof(o)) == 0);
+	x86_cpuid(&vm.cpu, 0x40000000, 0, o);
+	CHECK_EQ(o[0], 0x40000001);
+	CHECK_EQ(o[1], 0x6d656d67);
 	tap_result("MOV to/from segment registers; supported CPUID");
 }
 

@@ -1043,10 +1043,9 @@ void x86_set_maxphyaddr(struct x86_cpu *c, unsigned m, bool xo)
  * The table, then what the model enforces regardless of KVM_SET_CPUID2:
  * MAXPHYADDR in 0x80000008 and the gmem hypervisor leaves (DESIGN 3.5).
  */
-void x86_cpuid(const struct x86_cpu *c, uint32_t leaf, uint32_t sub,
-	       uint32_t out[4])
+static const struct kvm_cpuid_entry2 *cpuid_find(const struct x86_cpu *c,
+						 uint32_t leaf, uint32_t sub)
 {
-	out[0] = out[1] = out[2] = out[3] = 0;
 	for (unsigned k = 0; k < c->ncpuid; k++) {
 		const struct kvm_cpuid_entry2 *e = &c->cpuid[k];
 
@@ -1055,12 +1054,33 @@ void x86_cpuid(const struct x86_cpu *c, uint32_t leaf, uint32_t sub,
 		if ((e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) &&
 		    e->index != sub)
 			continue;
-		out[0] = e->eax;
-		out[1] = e->ebx;
-		out[2] = e->ecx;
-		out[3] = e->edx;
-		break;
+		return e;
 	}
+	return NULL;
+}
+
+void x86_cpuid(const struct x86_cpu *c, uint32_t leaf, uint32_t sub,
+	       uint32_t out[4])
+{
+	const struct kvm_cpuid_entry2 *e = cpuid_find(c, leaf, sub);
+	const struct kvm_cpuid_entry2 *max;
+
+	/*
+	 * A leaf above the maximum of its range reads as the highest basic
+	 * leaf, as Intel processors (and KVM) do.  The gmem leaves below are
+	 * answered whatever the table says.
+	 */
+	if (!e && leaf < 0x40000000 && (max = cpuid_find(c, 0, 0)) &&
+	    leaf > max->eax)
+		e = cpuid_find(c, max->eax, sub);
+	else if (!e && leaf >= 0x80000000 &&
+		 (max = cpuid_find(c, 0x80000000, 0)) && leaf > max->eax &&
+		 (max = cpuid_find(c, 0, 0)))
+		e = cpuid_find(c, max->eax, sub);
+	out[0] = e ? e->eax : 0;
+	out[1] = e ? e->ebx : 0;
+	out[2] = e ? e->ecx : 0;
+	out[3] = e ? e->edx : 0;
 	if (leaf == 0x80000008)
 		out[0] = (out[0] & ~0xffu) | c->maxphyaddr;
 	if (leaf == 0x40000000) {

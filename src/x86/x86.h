@@ -236,7 +236,7 @@ enum {
 
 #define X86_TLB_SIZE 256
 #define X86_DC_BUCKETS 512
-#define X86_MAX_CPUID 64
+#define X86_MAX_CPUID 256 /* KVM_MAX_CPUID_ENTRIES */
 
 struct x86_dpage;
 struct x86_insn;
