@@ -107,6 +107,12 @@ GUEST_TESTS := \
 	hello \
 	compute
 
+# Guest tests whose host half also links gmemvm's memory policy.
+GMEMVM_GUEST_TESTS := \
+	convert \
+	faults
+GUEST_TESTS += $(GMEMVM_GUEST_TESTS)
+
 GUEST_ELFS := $(GUEST_TESTS:%=$(B)/guests/%.elf)
 TESTS += $(GUEST_TESTS:%=tests/test_guest_%)
 
@@ -116,15 +122,29 @@ X86_TESTS := \
 	tests/test_x86_fuzz
 
 TESTS += $(X86_TESTS)
+TESTS += tests/test_gmemvm
 
 TEST_BINS := $(TESTS:%=$(B)/%)
 X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 
 # The tests with threads, run again under ThreadSanitizer by test-tsan.
-TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu
+TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu \
+	tests/test_guest_convert
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
+
+# gmemvm, the VMM.  gmemvm_mem.c (its memory policy) is also linked into
+# the scenario tests that drive vCPUs themselves.
+GMEMVM_SRCS := \
+	tools/gmemvm/gmemvm.c \
+	tools/gmemvm/gmemvm_mem.c
+GMEMVM_OBJS := $(GMEMVM_SRCS:%.c=$(B)/%.o)
+GMEMVM := $(B)/gmemvm
+GMEMVM_MEM_OBJ := $(B)/tools/gmemvm/gmemvm_mem.o
+
+# The demo guest of `make run`, built like the test guests.
+DEMO_ELF := $(B)/guests/demo.elf
 
 DEB_PKGS := gcc make clang libclang-rt-14-dev libzydis-dev perl pkg-config
 
@@ -132,7 +152,7 @@ BENCHES := bench/bench_mem bench/bench_x86
 BENCH_BINS := $(BENCHES:%=$(B)/%)
 
 .PHONY: all lib guests test test-tsan x86-test bench run install clean deps check-format
-all: lib guests $(EXAMPLE_BINS) $(B)/gmem.pc
+all: lib guests $(EXAMPLE_BINS) $(GMEMVM) $(DEMO_ELF) $(B)/gmem.pc
 
 guests: $(GUEST_ELFS)
 
@@ -197,6 +217,31 @@ $(B)/tests/test_guest_%: tests/test_guest_%.c $(B)/tests/guest_util.o \
 	$(CC) $(CFLAGS) -Itests -Iguests/include $< -o $@ $(LDFLAGS) \
 		$(B)/tests/guest_util.o $(B)/libgmem.a $(LDLIBS)
 
+$(B)/tools/gmemvm/%.o: tools/gmemvm/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itools/gmemvm -Iguests/include -c $< -o $@
+
+$(GMEMVM): $(GMEMVM_OBJS) $(B)/libgmem.a
+	$(CC) $(LDFLAGS) -o $@ $(GMEMVM_OBJS) $(B)/libgmem.a $(LDLIBS)
+
+$(DEMO_ELF): $(B)/guests/demo.c.o $(GUEST_RT_OBJS) guests/guest.ld
+	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $< $(GUEST_RT_OBJS)
+
+# Scenario tests whose host half runs vCPUs with gmemvm's memory policy.
+$(GMEMVM_GUEST_TESTS:%=$(B)/tests/test_guest_%): $(B)/tests/test_guest_%: \
+		tests/test_guest_%.c $(B)/tests/guest_util.o $(GMEMVM_MEM_OBJ) \
+		$(B)/libgmem.a $(B)/guests/%.elf
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -Iguests/include -Itools/gmemvm $< -o $@ \
+		$(LDFLAGS) $(B)/tests/guest_util.o $(GMEMVM_MEM_OBJ) \
+		$(B)/libgmem.a $(LDLIBS)
+
+# Tests that run the gmemvm binary itself.
+$(B)/tests/test_gmemvm: tests/test_gmemvm.c tests/tap.h $(GMEMVM) \
+		$(DEMO_ELF) $(GUEST_ELFS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS)
+
 $(B)/examples/%: examples/%.c $(B)/libgmem.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
@@ -238,9 +283,10 @@ x86-test:
 	$(MAKE) --no-print-directory $(X86_TEST_BINS)
 	prove -f $(X86_TEST_BINS)
 
+# The demo: gmemvm runs guests/demo.c on two vCPUs and prints statistics.
 run: deps
 	$(MAKE) --no-print-directory all
-	$(B)/examples/convert
+	$(GMEMVM) --cpus 2 --stats $(DEMO_ELF)
 
 install: lib $(B)/gmem.pc
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/gmem \
@@ -253,7 +299,7 @@ install: lib $(B)/gmem.pc
 
 check-format:
 	clang-format --dry-run -Werror include/gmem/*.h src/*.[ch] tests/*.[ch] \
-		guests/*.c guests/include/*.h
+		guests/*.c guests/include/*.h tools/gmemvm/*.[ch]
 
 clean:
 	rm -rf build

@@ -9,6 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <gmem/hypercall.h>
+
 #include "mmu.h"
 #include "util.h"
 #include "vcpu.h"
@@ -444,14 +446,23 @@ static bool hypercall(struct gmem_vcpu *vcpu)
 	struct x86_cpu *cpu = vcpu->cpu;
 	struct kvm_run *run = vcpu->run;
 	uint64_t nr = cpu->gpr[X86_RAX];
-	uint64_t mask = __atomic_load_n(&vcpu->vm->hypercall_exits,
-					__ATOMIC_RELAXED);
+	uint64_t kvm_mask = __atomic_load_n(&vcpu->vm->hypercall_exits,
+					    __ATOMIC_RELAXED);
+	uint64_t gmem_mask = __atomic_load_n(&vcpu->vm->gmem_hypercall_exits,
+					     __ATOMIC_RELAXED);
+	bool exits;
 
 	if (cpu->cpl != 0) {
 		cpu->gpr[X86_RAX] = (uint64_t)-1; /* -KVM_EPERM */
 		return false;
 	}
-	if (nr != KVM_HC_MAP_GPA_RANGE || !(mask & (1ULL << nr))) {
+	/* KVM's own (only MAP_GPA_RANGE), or gmem's (GMEM_CAP_EXIT_HYPERCALL). */
+	if (nr == KVM_HC_MAP_GPA_RANGE)
+		exits = kvm_mask & (1ULL << nr);
+	else
+		exits = nr - GMEM_HC_BASE < 64 &&
+			(gmem_mask & (1ULL << (nr - GMEM_HC_BASE)));
+	if (!exits) {
 		cpu->gpr[X86_RAX] = (uint64_t)-KVM_ENOSYS;
 		return false;
 	}

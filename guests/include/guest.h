@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include <gmem/boot.h>
+#include <gmem/hypercall.h>
 
 #include "ucall.h"
 
@@ -206,6 +207,18 @@ static inline uint64_t guest_map_gpa_range(uint64_t gpa, uint64_t npages,
 					   uint64_t attrs)
 {
 	return guest_hypercall(KVM_HC_MAP_GPA_RANGE, gpa, npages, attrs, 0);
+}
+
+/*
+ * gmem's own hypercalls (<gmem/hypercall.h>: numbers, arguments, results).
+ * GMEM_HC_PROTECT locks [gpa, gpa + npages * 4K) against the accesses in
+ * @prot (GMEM_PROTECT_NR/NW/NX), for good: a later access it denies is a
+ * memory-fault exit that the VMM reports.
+ */
+static inline uint64_t guest_protect(uint64_t gpa, uint64_t npages,
+				     uint64_t prot)
+{
+	return guest_hypercall(GMEM_HC_PROTECT, gpa, npages, prot, 0);
 }
 
 /* ---- exceptions -------------------------------------------------------- */
