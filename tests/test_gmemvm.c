@@ -169,7 +169,7 @@ static void test_trace(void)
 static void test_scenarios(void)
 {
 	gmemvm(&r, (const char *const[]){ "-c", "4", "--private",
-					  guest("convert"), NULL });
+					  guest("convert_smp"), NULL });
 	CHECK_EQ(r.status, 0);
 	if (r.status)
 		printf("# stderr: %s", r.err);

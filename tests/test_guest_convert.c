@@ -1,263 +1,223 @@
 // SPDX-License-Identifier: MIT
 /*
- * Private/shared conversions end to end, on several vCPUs at once: every
- * vCPU converts ranges of 4 KiB to 2 MiB of its own 2 MiB window back and
- * forth with KVM_HC_MAP_GPA_RANGE and checks the data at each step:
- *   - memory converted to shared reads zeros (the private pages were
- *     punched, the shared ones released when it last went private);
- *   - what the guest writes to shared memory is what the host sees in the
- *     slot's userspace memory (the guest asks with GUEST_SYNC);
- *   - a private page that is never converted keeps its data through all
- *     of it (one sentinel page per vCPU, beside the window).
- * The host half runs one thread per vCPU and answers the hypercalls with
- * gmemvm's own conversion code (tools/gmemvm/gmemvm_mem.c).  The same
- * guest also runs under gmemvm (tests/test_gmemvm.c); there GUEST_SYNC
- * returns 0, so each vCPU first asks with SYNC(0) whether the host checks.
+ * Private/shared conversion driven by the guest, in a SW_PROTECTED VM whose
+ * RAM is a guest_memfd: KVM_HC_MAP_GPA_RANGE to shared and back (the
+ * harness sets the attribute and punches or discards the side left), what
+ * each side sees afterwards, a memory-fault exit the host resolves, and
+ * the hypercall ABI's error returns, and a poisoned guest_memfd page.  Each
+ * case is a step between two GUEST_SYNCs; some steps let the host look at or
+ * change memory.
  */
 #include <stdint.h>
 
-#define SZ_4K 4096ULL
-#define SZ_2M (2ULL << 20)
-#define ITERATIONS 24
+static const char *const case_names[] = {
+	"private memory: guest writes and reads back",
+	"to shared: old private data gone, host sees guest writes and v.v.",
+	"NW on a shared page: write is a memory-fault exit, host clears it",
+	"back to private: punched, so it reads as zero",
+	"bad MAP_GPA_RANGE arguments and unknown hypercalls",
+	"poisoned page: -EHWPOISON memory-fault exit; punching clears it",
+};
 
-/* A word of the pattern for @seed at @gpa; 0 is never a pattern word. */
-static inline uint64_t pattern(uint64_t seed, uint64_t gpa)
-{
-	return (seed * 0x9e3779b97f4a7c15ULL) ^ gpa ^ 0x8000000000000000ULL;
-}
+#define NR_CASES (sizeof(case_names) / sizeof(case_names[0]))
 
-/*
- * A SYNC that asks the host to check shared data: GPA in bits 0-31 (RAM
- * is below 4 GiB), pages in 32-43, the seed in 44-63.
- */
-#define SYNC_CHECK(gpa, pages, seed)                                        \
-	((gpa) | ((uint64_t)(pages) << 32) | ((uint64_t)(seed) << 44))
+/* SYNC values above 0x100 ask the host for an action in the middle. */
+#define SYNC_CHECK_SHARED 0x101
+#define SYNC_SET_NW 0x102
+#define SYNC_POISON 0x103
 
 #ifdef GUEST
 
 #include "guest.h"
 
-static uint64_t window(uint64_t cpu)
-{
-	uint64_t base = (guest_boot->free_start + SZ_2M - 1) & ~(SZ_2M - 1);
+/* The host finds the second page right after the first. */
+static uint8_t pages[2][4096] __aligned(4096);
+static uint8_t *const page = pages[0];
 
-	/* 4 MiB per vCPU: the 2 MiB window, then the sentinel page. */
-	return base + cpu * 2 * SZ_2M;
+static volatile uint64_t *const word = (volatile uint64_t *)page;
+
+static void case_private(void)
+{
+	word[0] = 0xaaaaaaaaaaaaaaaaULL;
+	word[511] = 0x5555;
+	GUEST_ASSERT_EQ(word[0], 0xaaaaaaaaaaaaaaaaULL);
+	GUEST_ASSERT_EQ(word[511], 0x5555);
 }
 
-/* One word per 512 bytes: enough to catch a page that is wrong. */
-static void fill(uint64_t gpa, uint64_t size, uint64_t seed)
+static void case_to_shared(void)
 {
-	for (uint64_t a = gpa; a < gpa + size; a += 512)
-		*(volatile uint64_t *)a = pattern(seed, a);
-}
-
-static uint64_t check(uint64_t gpa, uint64_t size, uint64_t seed)
-{
-	for (uint64_t a = gpa; a < gpa + size; a += 512) {
-		uint64_t want = seed ? pattern(seed, a) : 0;
-
-		if (*(volatile uint64_t *)a != want)
-			return a;
-	}
-	return 0;
-}
-
-static void convert(uint64_t gpa, uint64_t size, int to_private)
-{
-	uint64_t r = guest_map_gpa_range(gpa, size / SZ_4K,
-					 to_private ?
-						 KVM_MAP_GPA_RANGE_ENCRYPTED :
-						 KVM_MAP_GPA_RANGE_DECRYPTED);
+	uint64_t r = guest_map_gpa_range((uint64_t)page, 1,
+					 KVM_MAP_GPA_RANGE_DECRYPTED);
 
 	GUEST_ASSERT_EQ(r, 0);
+	/* The shared backing never held the private data. */
+	GUEST_ASSERT_EQ(word[0], 0);
+	GUEST_ASSERT_EQ(word[511], 0);
+	word[0] = 0x1234;
+	/* The host checks word 0 in its memory and writes word 1. */
+	GUEST_SYNC(SYNC_CHECK_SHARED);
+	GUEST_ASSERT_EQ(word[1], 0x777);
 }
 
-static void run(uint64_t cpu, uint64_t host_checks)
+static void case_nw(void)
 {
-	static const uint64_t sizes[] = { SZ_4K, 16 * SZ_4K, 256 * SZ_4K,
-					  SZ_2M, 3 * SZ_4K };
-	uint64_t win = window(cpu), sentinel = win + SZ_2M;
-	uint64_t bad;
-
-	GUEST_ASSERT(sentinel + SZ_4K <= guest_boot->free_end);
-	/* RAM starts private: the sentinel never leaves it. */
-	fill(sentinel, SZ_4K, 1000 + cpu);
-
-	for (uint64_t i = 0; i < ITERATIONS; i++) {
-		uint64_t size = sizes[i % ARRAY_SIZE(sizes)];
-		uint64_t slots = SZ_2M / size;
-		uint64_t gpa = win + ((i * 37 + cpu) % slots) * size;
-		uint64_t seed = (cpu << 8 | i) + 1;
-
-		/* Private with our data... */
-		convert(gpa, size, 1);
-		fill(gpa, size, seed);
-		bad = check(gpa, size, seed);
-		GUEST_ASSERT_EQ(bad, 0);
-
-		/* ...shared: zeros, not the private data... */
-		convert(gpa, size, 0);
-		bad = check(gpa, size, 0);
-		GUEST_ASSERT_EQ(bad, 0);
-
-		/* ...what we write there, the host sees... */
-		fill(gpa, size, seed + 0x10000);
-		if (host_checks)
-			GUEST_ASSERT_EQ(GUEST_SYNC(SYNC_CHECK(gpa, size / SZ_4K,
-							      seed + 0x10000)),
-					1);
-
-		/* ...and back to private: zeros again. */
-		convert(gpa, size, 1);
-		bad = check(gpa, size, 0);
-		GUEST_ASSERT_EQ(bad, 0);
-
-		bad = check(sentinel, SZ_4K, 1000 + cpu);
-		GUEST_ASSERT_EQ(bad, 0);
-	}
-	/* Leave the window shared and zero, as it was never touched. */
-	convert(win, SZ_2M, 0);
-	bad = check(win, SZ_2M, 0);
-	GUEST_ASSERT_EQ(bad, 0);
+	GUEST_SYNC(SYNC_SET_NW);
+	/* The host made the page NW: this write exits until it clears it. */
+	word[2] = 0xbeef;
+	GUEST_ASSERT_EQ(word[2], 0xbeef);
+	GUEST_ASSERT_EQ(word[0], 0x1234);
 }
 
-/* SYNC(0) asks whether the host checks shared data: gmemvm says 0. */
-void guest_ap_main(uint64_t cpu)
+static void case_to_private(void)
 {
-	run(cpu, GUEST_SYNC(0));
+	uint64_t r = guest_map_gpa_range((uint64_t)page, 1,
+					 KVM_MAP_GPA_RANGE_ENCRYPTED);
+
+	GUEST_ASSERT_EQ(r, 0);
+	/* The private page was punched when it went shared. */
+	for (int i = 0; i < 512; i++)
+		GUEST_ASSERT_EQ(word[i], 0);
+	word[3] = 3;
+	GUEST_ASSERT_EQ(word[3], 3);
 }
+
+static void case_errors(void)
+{
+	/* Misaligned, empty, and past the end of RAM. */
+	GUEST_ASSERT_EQ(guest_map_gpa_range((uint64_t)page + 8, 1, 0),
+			(uint64_t)-22);
+	GUEST_ASSERT_EQ(guest_map_gpa_range((uint64_t)page, 0, 0),
+			(uint64_t)-22);
+	GUEST_ASSERT_EQ(guest_map_gpa_range(guest_boot->mem_size, 1, 0),
+			(uint64_t)-22);
+	/* A hypercall KVM does not know: -KVM_ENOSYS, no exit. */
+	GUEST_ASSERT_EQ(guest_hypercall(99, 1, 2, 3, 4), (uint64_t)-KVM_ENOSYS);
+	/* The page is still private and intact. */
+	GUEST_ASSERT_EQ(word[3], 3);
+}
+
+static void case_poison(void)
+{
+	volatile uint64_t *w = (volatile uint64_t *)pages[1];
+
+	w[0] = 5;
+	GUEST_ASSERT_EQ(w[0], 5);
+	/* The host poisons the page; the next access exits, then reads 0. */
+	GUEST_SYNC(SYNC_POISON);
+	GUEST_ASSERT_EQ(w[0], 0);
+	w[1] = 6;
+	GUEST_ASSERT_EQ(w[1], 6);
+}
+
+static void (*const cases[])(void) = {
+	case_private,	 case_to_shared, case_nw,
+	case_to_private, case_errors,	 case_poison,
+};
+
+_Static_assert(sizeof(cases) / sizeof(cases[0]) == NR_CASES, "case table");
 
 void guest_main(uint64_t arg0, uint64_t arg1)
 {
-	(void)arg0;
-	(void)arg1;
-	run(0, GUEST_SYNC(0));
-}
-
-#else /* host */
-
-#include <pthread.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "gmemvm_mem.h"
-#include "guest_util.h"
-#include "tap.h"
-
-#define MEM (64ULL << 20)
-#define NR_VCPUS 4
-
-struct worker {
-	struct guest_vcpu *v;
-	struct gmemvm_mem *mem;
-	pthread_t thread;
-	int failed;
-	unsigned long host_checks, hypercalls;
-	char why[768];
-};
-
-/* The host's view of shared memory: the slot's userspace mapping. */
-static int host_sees(struct worker *w, uint64_t arg)
-{
-	uint64_t gpa = arg & 0xffffffffULL;
-	uint64_t size = ((arg >> 32) & 0xfff) * SZ_4K;
-	uint64_t seed = arg >> 44;
-	const uint8_t *mem = w->v->gvm->mem;
-
-	if (!size || gpa + size > MEM)
-		return 0;
-	for (uint64_t a = gpa; a < gpa + size; a += 512) {
-		uint64_t word;
-
-		memcpy(&word, mem + a, sizeof(word));
-		if (word != pattern(seed, a))
-			return 0;
+	GUEST_SYNC((uint64_t)page);
+	for (unsigned i = 0; i < NR_CASES; i++) {
+		GUEST_SYNC(i);
+		cases[i]();
 	}
-	return 1;
+	GUEST_SYNC(NR_CASES);
+	GUEST_DONE(0);
 }
 
-static void *worker_main(void *arg)
+#else
+
+#include <errno.h>
+#include <fcntl.h>
+
+#include "tap.h"
+#include "guest_util.h"
+
+#define MEM (16ULL << 20)
+
+static struct guest_vm *gvm;
+static uint64_t page_gpa;
+static int poison_exits;
+
+/* Run on, doing what the guest asks in the middle of a case. */
+static int run(struct guest_vcpu *v, struct guest_ucall *uc)
 {
-	struct worker *w = arg;
-	struct kvm_run *run = w->v->run;
-	struct guest_ucall uc;
-
 	for (;;) {
-		int r = guest_vcpu_run(w->v, &uc);
+		int ret = guest_vcpu_run(v, uc);
+		uint64_t *shared = (uint64_t *)((uint8_t *)gvm->mem + page_gpa);
 
-		if (r == UCALL_DONE && uc.args[0] == 0)
-			return NULL;
-		if (r == UCALL_SYNC && uc.args[0] == 0) {
-			guest_vcpu_reply(w->v, 1); /* yes, we check */
+		if (ret == -EHWPOISON &&
+		    v->run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
+			/* Expected once, in the poison case: the read. */
+			CHECK_EQ(v->run->memory_fault.gpa, page_gpa + 4096);
+			CHECK_EQ(v->run->memory_fault.size, 4096);
+			CHECK_EQ(v->run->memory_fault.flags,
+				 KVM_MEMORY_EXIT_FLAG_READ |
+					 KVM_MEMORY_EXIT_FLAG_PRIVATE);
+			poison_exits++;
+			REQUIRE(gmem_file_fallocate(
+					gvm->gmem_fd,
+					FALLOC_FL_KEEP_SIZE |
+						FALLOC_FL_PUNCH_HOLE,
+					page_gpa + 4096, 4096) == 0);
 			continue;
 		}
-		if (r == UCALL_SYNC) {
-			int ok = host_sees(w, uc.args[0]);
-
-			w->host_checks += ok;
-			guest_vcpu_reply(w->v, ok);
+		if (ret == -EFAULT &&
+		    v->run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
+			/* Expected once, in the NW case: the write to word 2.
+			 */
+			CHECK_EQ(v->run->memory_fault.gpa, page_gpa);
+			CHECK_EQ(v->run->memory_fault.size, 4096);
+			CHECK_EQ(v->run->memory_fault.flags,
+				 KVM_MEMORY_EXIT_FLAG_WRITE);
+			CHECK_EQ(shared[2], 0);
+			REQUIRE(guest_vm_set_attributes(gvm, page_gpa, 4096,
+							0) == 0);
 			continue;
 		}
-		if (r == GUEST_EXIT && run->exit_reason == KVM_EXIT_HYPERCALL &&
-		    run->hypercall.nr == KVM_HC_MAP_GPA_RANGE) {
-			run->hypercall.ret = (uint64_t)gmemvm_map_gpa_range(
-				w->mem, run->hypercall.args[0],
-				run->hypercall.args[1], run->hypercall.args[2]);
-			w->hypercalls++;
+		if (ret != UCALL_SYNC)
+			return ret;
+		if (uc->args[0] == SYNC_CHECK_SHARED) {
+			CHECK_EQ(shared[0], 0x1234);
+			shared[1] = 0x777;
 			continue;
 		}
-		guest_describe(w->v, r, &uc, w->why, sizeof(w->why));
-		w->failed = 1;
-		return NULL;
+		if (uc->args[0] == SYNC_POISON) {
+			REQUIRE(gmem_file_poison(gvm->gmem_fd,
+						 page_gpa + 4096) == 0);
+			continue;
+		}
+		if (uc->args[0] == SYNC_SET_NW) {
+			REQUIRE(guest_vm_set_attributes(
+					gvm, page_gpa, 4096,
+					KVM_MEMORY_ATTRIBUTE_NW) == 0);
+			continue;
+		}
+		return ret;
 	}
 }
 
 int main(void)
 {
-	struct kvm_enable_cap cap = {
-		.cap = KVM_CAP_EXIT_HYPERCALL,
-		.args[0] = 1ULL << KVM_HC_MAP_GPA_RANGE,
-	};
-	struct worker w[NR_VCPUS] = { 0 };
-	struct gmemvm_mem mem;
-	struct guest_vm *gvm;
+	struct guest_vcpu *v;
+	struct guest_ucall uc;
 	int ret;
 
-	tap_plan(2, 120);
-	ret = guest_vm_create(KVM_X86_SW_PROTECTED_VM, MEM, GUEST_VM_PRIVATE,
-			      &gvm);
-	REQUIRE(ret == 0);
-	for (int i = 0; i < NR_VCPUS; i++)
-		REQUIRE(guest_vcpu_add(gvm, &w[i].v) == 0);
-	REQUIRE(gmem_vm_enable_cap(gvm->vm, &cap) == 0);
+	tap_plan(NR_CASES + 2, 60);
+	REQUIRE(guest_vm_create(KVM_X86_SW_PROTECTED_VM, MEM, GUEST_VM_PRIVATE,
+				&gvm) == 0);
+	REQUIRE(guest_vcpu_add(gvm, &v) == 0);
 	REQUIRE(guest_vm_load(gvm, "convert", NULL) == 0);
-	gmemvm_mem_init(&mem, gvm->vm, gvm->mem_size, gvm->mem, gvm->gmem_fd);
 
-	for (int i = 0; i < NR_VCPUS; i++) {
-		w[i].mem = &mem;
-		REQUIRE(pthread_create(&w[i].thread, NULL, worker_main,
-				       &w[i]) == 0);
-	}
-	for (int i = 0; i < NR_VCPUS; i++) {
-		pthread_join(w[i].thread, NULL);
-		if (w[i].failed)
-			printf("# %s\n", w[i].why);
-		CHECK_EQ(w[i].failed, 0);
-		/* Each iteration: three conversions and one host check. */
-		CHECK_EQ(w[i].hypercalls, 3 * ITERATIONS + 1);
-		CHECK_EQ(w[i].host_checks, ITERATIONS);
-	}
-	tap_result("4 vCPUs convert 4 KiB..2 MiB back and forth; data checked "
-		   "by guest and host");
-
-	CHECK(mem.stats.pages_to_private > 0);
-	CHECK_EQ(mem.stats.to_private + mem.stats.to_shared,
-		 NR_VCPUS * (3 * ITERATIONS + 1));
-	CHECK_EQ(mem.stats.map_errors, 0);
-	tap_result("every conversion was done by gmemvm's handler");
-
-	gmemvm_mem_destroy(&mem);
+	ret = run(v, &uc);
+	REQUIRE(ret == UCALL_SYNC);
+	page_gpa = uc.args[0];
+	guest_run_steps(v, case_names, NR_CASES, run);
+	CHECK_EQ(v->conversions, 5);
+	CHECK_EQ(poison_exits, 1);
+	tap_result("five MAP_GPA_RANGE calls and one poison exit seen");
 	guest_vm_destroy(gvm);
 	return tap_done();
 }

@@ -150,6 +150,7 @@ static int setup(struct vm *t, unsigned long type, unsigned int flags,
 	};
 	if (gmem_cap && gmem_vm_enable_cap(t->gvm->vm, &cap))
 		return -1;
+	t->v->convert = 0; /* hypercalls go to gmemvm's handlers below */
 	if (guest_vm_load(t->gvm, "faults", &opts))
 		return -1;
 	gmemvm_mem_init(&t->mem, t->gvm->vm, MEM, t->gvm->mem,
