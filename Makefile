@@ -310,9 +310,18 @@ x86-test:
 	prove -f $(X86_TEST_BINS)
 
 # The demo: gmemvm runs guests/demo.c on two vCPUs and prints statistics.
+# It ends with the guest writing to memory it locked, which gmemvm refuses
+# by stopping it: exit status 1 is the expected ending.
 run: deps
 	$(MAKE) --no-print-directory all
-	$(GMEMVM) --cpus 2 --stats $(DEMO_ELF)
+	@echo '$$ $(GMEMVM) --cpus 2 --xo --stats $(DEMO_ELF)'
+	@$(GMEMVM) --cpus 2 --xo --stats $(DEMO_ELF); s=$$?; \
+	if [ $$s -ne 1 ]; then \
+		echo "demo: exit status $$s, expected 1 (the refused write)"; \
+		exit 1; \
+	fi; \
+	echo "(exit status 1: gmemvm stopped the guest at the write to" \
+		"its locked text, as the demo intends)"
 
 install: lib $(B)/gmem.pc
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/gmem \

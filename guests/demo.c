@@ -9,13 +9,15 @@
  *      the other side's backing);
  *   2. meanwhile vCPU 1 (if there is one) converts 4 KiB pages of its own
  *      buffer back and forth, checking them too;
- *   3. hardening: the guest locks its own text no-write with
+ *   3. execute-only memory (with gmemvm --xo): code mapped through the XO
+ *      alias runs, and a read of it is a #PF delivered to the guest;
+ *   4. hardening: the guest locks its own text no-write with
  *      GMEM_HC_PROTECT, shows that code still runs and that the lock
  *      cannot be converted away, then writes to its text, as an exploit
  *      patching the kernel would: the VMM refuses the write and stops the
  *      guest (with --on-violation=stop, gmemvm's only action).
  *
- * Guest argument 0 (RDI): 1 skips step 3, so the demo ends with DONE(0).
+ * Guest argument 0 (RDI): 1 skips step 4, so the demo ends with DONE(0).
  */
 #include <stdbool.h>
 
@@ -142,6 +144,49 @@ static void step_ap(void)
 	GUEST_ASSERT_EQ(ap_result, 1);
 }
 
+/* A page for execute-only code: mov $0x600d, %eax; ret. */
+static uint8_t xo_code[4096] __aligned(4096);
+
+static void step_xo(void)
+{
+	uint32_t a, b, c, d;
+	uint64_t xo_bit, va = (uint64_t)xo_code;
+	int vec;
+
+	cpuid(0x40000000, 0, &a, &b, &c, &d);
+	if (a < 0x40000001 || memcmp(&b, "gmem", 4)) {
+		guest_printf("-- execute-only memory: not offered (gmemvm --xo)\n");
+		return;
+	}
+	cpuid(0x40000001, 0, &a, &b, &c, &d);
+	if (!(a & 1)) {
+		guest_printf("-- execute-only memory: not offered (gmemvm --xo)\n");
+		return;
+	}
+	cpuid(0x80000008, 0, &a, &b, &c, &d);
+	xo_bit = 1ULL << (a & 0xff);
+	xo_code[0] = 0xb8; /* mov $imm32, %eax */
+	xo_code[1] = 0x0d;
+	xo_code[2] = 0x60;
+	xo_code[3] = xo_code[4] = 0;
+	xo_code[5] = 0xc3; /* ret */
+	/* The PTE bit M, which the guest thinks reserved, selects XO. */
+	guest_map_page(va, va | xo_bit, 0);
+	guest_printf("-- execute-only memory (XO alias, PTE bit %u)\n",
+		     a & 0xff);
+	guest_printf("call into the XO page: returns %#x\n",
+		     ((uint32_t(*)(void))va)());
+	vec = guest_probe_read(xo_code + 0x10);
+	guest_printf("read it: vector %d (#PF), error code %#llx, CR2 %#llx: "
+		     "code can run but cannot be read\n",
+		     vec, (unsigned long long)guest_last_fault.error_code,
+		     (unsigned long long)guest_last_fault.cr2);
+	GUEST_ASSERT_EQ(vec, VEC_PF);
+	GUEST_ASSERT_EQ(guest_last_fault.error_code, PF_P);
+	GUEST_ASSERT_EQ(guest_last_fault.cr2, va + 0x10);
+	guest_map_page(va, va, PTE_W);
+}
+
 static int __attribute__((noinline)) patched(void)
 {
 	return 42;
@@ -185,6 +230,7 @@ void guest_main(uint64_t skip_lock, uint64_t arg1)
 		     (unsigned long long)(guest_boot->mem_size >> 20));
 	step_conversions();
 	step_ap();
+	step_xo();
 	if (!skip_lock)
 		step_lock();
 	guest_printf("-- done\n");

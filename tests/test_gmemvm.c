@@ -124,12 +124,14 @@ static void test_help(void)
 
 static void test_demo(void)
 {
-	gmemvm(&r, (const char *const[]){ "-c", "2", "--stats",
+	gmemvm(&r, (const char *const[]){ "-c", "2", "--xo", "--stats",
 					  guest("demo"), NULL });
 	CHECK_EQ(r.status, 1);
 	CHECK(strstr(r.out, "reads zeros: yes (the old private pages"));
 	CHECK(strstr(r.out, "private half intact: yes"));
 	CHECK(strstr(r.out, "data checked: ok"));
+	CHECK(strstr(r.out, "call into the XO page: returns 0x600d"));
+	CHECK(strstr(r.out, "vector 14 (#PF), error code 0x1, CR2"));
 	CHECK(strstr(r.out, "code still runs: yes"));
 	CHECK(!strstr(r.out, "the lock did not hold"));
 	CHECK(strstr(r.out, "--- statistics: 2 vCPUs"));
@@ -140,8 +142,8 @@ static void test_demo(void)
 			    "the guest)"));
 	if (r.status != 1)
 		printf("# stdout:\n%s# stderr: %s", r.out, r.err);
-	tap_result("demo: conversions checked, locked write refused and "
-		   "reported, statistics");
+	tap_result("demo: conversions checked, XO read is #PF in the guest, "
+		   "locked write refused and reported, statistics");
 
 	gmemvm(&r, (const char *const[]){ "--stats=json", guest("demo"), "1",
 					  NULL });
@@ -150,6 +152,7 @@ static void test_demo(void)
 	CHECK(strstr(r.out, "\"vmm\":{\"to_private\":"));
 	CHECK(strstr(r.out, "\"vcpus\":[{\"id\":0,\"exits_io\":"));
 	CHECK(strstr(r.out, "-- done"));
+	CHECK(strstr(r.out, "execute-only memory: not offered"));
 	CHECK_EQ(r.err[0], '\0');
 	tap_result("demo without the lock step: DONE(0), --stats=json");
 }
