@@ -34,10 +34,10 @@ static volatile uint64_t ap_trips;
 
 static int64_t map(uint64_t gpa, uint64_t size, bool to_private)
 {
-	return (int64_t)guest_map_gpa_range(gpa, PAGES(size),
-					    to_private ?
-						    KVM_MAP_GPA_RANGE_ENCRYPTED :
-						    KVM_MAP_GPA_RANGE_DECRYPTED);
+	return (int64_t)guest_map_gpa_range(
+		gpa, PAGES(size),
+		to_private ? KVM_MAP_GPA_RANGE_ENCRYPTED
+			   : KVM_MAP_GPA_RANGE_DECRYPTED);
 }
 
 static void fill(uint64_t gpa, uint64_t size, uint64_t seed)
@@ -128,8 +128,8 @@ static void step_conversions(void)
 		     "0 pages %lld\n",
 		     (long long)map(buf + 8, PAGE_SIZE, true),
 		     (long long)map(guest_boot->mem_size, PAGE_SIZE, true),
-		     (long long)guest_map_gpa_range(buf, 0,
-						    KVM_MAP_GPA_RANGE_ENCRYPTED));
+		     (long long)guest_map_gpa_range(
+			     buf, 0, KVM_MAP_GPA_RANGE_ENCRYPTED));
 }
 
 static void step_ap(void)
@@ -140,7 +140,8 @@ static void step_ap(void)
 		asm volatile("pause");
 	guest_printf("-- vCPU 1 meanwhile: %llu round trips of a 4 KiB page "
 		     "private <-> shared, data checked: %s\n",
-		     (unsigned long long)ap_trips, ap_result == 1 ? "ok" : "FAILED");
+		     (unsigned long long)ap_trips,
+		     ap_result == 1 ? "ok" : "FAILED");
 	GUEST_ASSERT_EQ(ap_result, 1);
 }
 
@@ -155,12 +156,14 @@ static void step_xo(void)
 
 	cpuid(0x40000000, 0, &a, &b, &c, &d);
 	if (a < 0x40000001 || memcmp(&b, "gmem", 4)) {
-		guest_printf("-- execute-only memory: not offered (gmemvm --xo)\n");
+		guest_printf(
+			"-- execute-only memory: not offered (gmemvm --xo)\n");
 		return;
 	}
 	cpuid(0x40000001, 0, &a, &b, &c, &d);
 	if (!(a & 1)) {
-		guest_printf("-- execute-only memory: not offered (gmemvm --xo)\n");
+		guest_printf(
+			"-- execute-only memory: not offered (gmemvm --xo)\n");
 		return;
 	}
 	cpuid(0x80000008, 0, &a, &b, &c, &d);

@@ -22,7 +22,7 @@ extern char **environ;
 static char build_dir[PATH_MAX];
 
 struct result {
-	int status; /* exit status, or 128 + signal */
+	int status;		       /* exit status, or 128 + signal */
 	char out[65536], err[1 << 20]; /* --trace is verbose */
 };
 
@@ -107,12 +107,21 @@ static struct result r;
 static void test_help(void)
 {
 	static const char *const opts[] = {
-		"--memory", "--cpus", "--type", "--private", "--xo",
-		"--policy", "--on-violation", "--trace", "--stats", "--help",
-		"GMEM_HC_PROTECT", "KVM_HC_MAP_GPA_RANGE",
+		"--memory",
+		"--cpus",
+		"--type",
+		"--private",
+		"--xo",
+		"--policy",
+		"--on-violation",
+		"--trace",
+		"--stats",
+		"--help",
+		"GMEM_HC_PROTECT",
+		"KVM_HC_MAP_GPA_RANGE",
 	};
 
-	gmemvm(&r, (const char *const[]){ "--help", NULL });
+	gmemvm(&r, (const char *const[]){"--help", NULL});
 	CHECK_EQ(r.status, 0);
 	for (size_t i = 0; i < ARRAY_LEN(opts); i++)
 		if (!strstr(r.out, opts[i])) {
@@ -124,8 +133,8 @@ static void test_help(void)
 
 static void test_demo(void)
 {
-	gmemvm(&r, (const char *const[]){ "-c", "2", "--xo", "--stats",
-					  guest("demo"), NULL });
+	gmemvm(&r, (const char *const[]){"-c", "2", "--xo", "--stats",
+					 guest("demo"), NULL});
 	CHECK_EQ(r.status, 1);
 	CHECK(strstr(r.out, "reads zeros: yes (the old private pages"));
 	CHECK(strstr(r.out, "private half intact: yes"));
@@ -145,8 +154,8 @@ static void test_demo(void)
 	tap_result("demo: conversions checked, XO read is #PF in the guest, "
 		   "locked write refused and reported, statistics");
 
-	gmemvm(&r, (const char *const[]){ "--stats=json", guest("demo"), "1",
-					  NULL });
+	gmemvm(&r,
+	       (const char *const[]){"--stats=json", guest("demo"), "1", NULL});
 	CHECK_EQ(r.status, 0);
 	CHECK(strstr(r.out, "{\"status\":0,"));
 	CHECK(strstr(r.out, "\"vmm\":{\"to_private\":"));
@@ -159,8 +168,7 @@ static void test_demo(void)
 
 static void test_trace(void)
 {
-	gmemvm(&r, (const char *const[]){ "--trace", guest("demo"), "1",
-					  NULL });
+	gmemvm(&r, (const char *const[]){"--trace", guest("demo"), "1", NULL});
 	CHECK_EQ(r.status, 0);
 	CHECK(strstr(r.err, "vcpu0 HYPERCALL MAP_GPA_RANGE gpa 0x400000 "
 			    "npages 512 to private -> 0"));
@@ -171,35 +179,35 @@ static void test_trace(void)
 
 static void test_scenarios(void)
 {
-	gmemvm(&r, (const char *const[]){ "-c", "4", "--private",
-					  guest("convert_smp"), NULL });
+	gmemvm(&r, (const char *const[]){"-c", "4", "--private",
+					 guest("convert_smp"), NULL});
 	CHECK_EQ(r.status, 0);
 	if (r.status)
 		printf("# stderr: %s", r.err);
 	tap_result("conversion guest on 4 vCPUs with private RAM: DONE(0)");
 
-	gmemvm(&r, (const char *const[]){ guest("faults"), "1", NULL });
+	gmemvm(&r, (const char *const[]){guest("faults"), "1", NULL});
 	CHECK_EQ(r.status, 1);
 	CHECK(strstr(r.err, "violation: write to the page at GPA"));
 	CHECK_EQ(count_lines(r.err), 1);
 	tap_result("lock-and-violate guest: status 1, violation reported");
 
-	gmemvm(&r, (const char *const[]){ guest("faults"), "5", NULL });
+	gmemvm(&r, (const char *const[]){guest("faults"), "5", NULL});
 	CHECK_EQ(r.status, 1);
 	CHECK(strstr(r.err, "shutdown (triple fault)"));
 	tap_result("triple fault: status 1, shutdown reported");
 
 	/* hello expects its host to answer SYNC with 42; gmemvm says 0. */
-	gmemvm(&r, (const char *const[]){ guest("hello"), "0x1234", "0x5678",
-					  NULL });
+	gmemvm(&r,
+	       (const char *const[]){guest("hello"), "0x1234", "0x5678", NULL});
 	CHECK_EQ(r.status, 1);
 	CHECK(strstr(r.err, "guest assertion failed: "));
 	CHECK(strstr(r.err, "answer == 42"));
 	CHECK(strstr(r.out, "hello from the guest, cpu 0"));
 	tap_result("guest assertion: status 1, file:line and expression");
 
-	gmemvm(&r, (const char *const[]){ "--type", "default", guest("demo"),
-					  "1", NULL });
+	gmemvm(&r, (const char *const[]){"--type", "default", guest("demo"),
+					 "1", NULL});
 	CHECK_EQ(r.status, 1);
 	CHECK(strstr(r.err, "guest assertion failed"));
 	CHECK(strstr(r.out, "to private: -1000"));
@@ -208,8 +216,8 @@ static void test_scenarios(void)
 
 static void test_bad_input(void)
 {
-	char corrupt[] = "/tmp/gmemvm-bad-XXXXXX", trunc[] =
-		"/tmp/gmemvm-trunc-XXXXXX";
+	char corrupt[] = "/tmp/gmemvm-bad-XXXXXX",
+	     trunc[] = "/tmp/gmemvm-trunc-XXXXXX";
 	char buf[200];
 	int fd, src;
 
@@ -225,51 +233,48 @@ static void test_bad_input(void)
 	close(src);
 	close(fd);
 
-	expect_usage_error((const char *const[]){ "/nonexistent.elf", NULL },
+	expect_usage_error((const char *const[]){"/nonexistent.elf", NULL},
 			   "No such file");
-	expect_usage_error((const char *const[]){ corrupt, NULL },
+	expect_usage_error((const char *const[]){corrupt, NULL},
 			   "not a static x86-64 ELF");
-	expect_usage_error((const char *const[]){ trunc, NULL }, "malformed");
-	expect_usage_error((const char *const[]){ "/tmp", NULL },
+	expect_usage_error((const char *const[]){trunc, NULL}, "malformed");
+	expect_usage_error((const char *const[]){"/tmp", NULL},
 			   "not a regular file");
-	expect_usage_error((const char *const[]){ NULL }, "no guest given");
-	expect_usage_error((const char *const[]){ "-m", "12X", "x.elf", NULL },
+	expect_usage_error((const char *const[]){NULL}, "no guest given");
+	expect_usage_error((const char *const[]){"-m", "12X", "x.elf", NULL},
 			   "bad --memory");
-	expect_usage_error((const char *const[]){ "-m", "1000", "x.elf", NULL },
+	expect_usage_error((const char *const[]){"-m", "1000", "x.elf", NULL},
 			   "bad --memory");
-	expect_usage_error((const char *const[]){ "-m", "1T", "x.elf", NULL },
+	expect_usage_error((const char *const[]){"-m", "1T", "x.elf", NULL},
 			   "bad --memory");
-	expect_usage_error((const char *const[]){ "-m", "64K", guest("demo"),
-						  NULL },
-			   "does not fit");
-	expect_usage_error((const char *const[]){ "-c", "0", "x.elf", NULL },
+	expect_usage_error(
+		(const char *const[]){"-m", "64K", guest("demo"), NULL},
+		"does not fit");
+	expect_usage_error((const char *const[]){"-c", "0", "x.elf", NULL},
 			   "bad --cpus");
-	expect_usage_error((const char *const[]){ "-c", "999", "x.elf", NULL },
+	expect_usage_error((const char *const[]){"-c", "999", "x.elf", NULL},
 			   "bad --cpus");
-	expect_usage_error((const char *const[]){ "--type", "tdx", "x.elf",
-						  NULL },
-			   "bad --type");
-	expect_usage_error((const char *const[]){ "--private", "--type",
-						  "default", "x.elf", NULL },
+	expect_usage_error(
+		(const char *const[]){"--type", "tdx", "x.elf", NULL},
+		"bad --type");
+	expect_usage_error((const char *const[]){"--private", "--type",
+						 "default", "x.elf", NULL},
 			   "--private needs --type sw-protected");
-	expect_usage_error((const char *const[]){ "--policy=maybe", "x.elf",
-						  NULL },
-			   "bad --policy");
-	expect_usage_error((const char *const[]){ "--on-violation=inject",
-						  "x.elf", NULL },
-			   "not supported");
-	expect_usage_error((const char *const[]){ "--stats=xml", "x.elf",
-						  NULL },
+	expect_usage_error(
+		(const char *const[]){"--policy=maybe", "x.elf", NULL},
+		"bad --policy");
+	expect_usage_error(
+		(const char *const[]){"--on-violation=inject", "x.elf", NULL},
+		"not supported");
+	expect_usage_error((const char *const[]){"--stats=xml", "x.elf", NULL},
 			   "bad --stats");
-	expect_usage_error((const char *const[]){ "--bogus", "x.elf", NULL },
+	expect_usage_error((const char *const[]){"--bogus", "x.elf", NULL},
 			   "unknown");
-	expect_usage_error((const char *const[]){ "-m", NULL },
-			   "needs a value");
-	expect_usage_error((const char *const[]){ guest("demo"), "1", "2",
-						  "3", NULL },
-			   "at most two guest arguments");
-	expect_usage_error((const char *const[]){ guest("demo"), "nine",
-						  NULL },
+	expect_usage_error((const char *const[]){"-m", NULL}, "needs a value");
+	expect_usage_error(
+		(const char *const[]){guest("demo"), "1", "2", "3", NULL},
+		"at most two guest arguments");
+	expect_usage_error((const char *const[]){guest("demo"), "nine", NULL},
 			   "bad guest argument");
 	unlink(corrupt);
 	unlink(trunc);
@@ -278,8 +283,8 @@ static void test_bad_input(void)
 
 int main(void)
 {
-	ssize_t n = readlink("/proc/self/exe", build_dir,
-			     sizeof(build_dir) - 1);
+	ssize_t n =
+		readlink("/proc/self/exe", build_dir, sizeof(build_dir) - 1);
 
 	REQUIRE(n > 0);
 	build_dir[n] = '\0';

@@ -30,7 +30,7 @@ static inline uint64_t pattern(uint64_t seed, uint64_t gpa)
  * A SYNC that asks the host to check shared data: GPA in bits 0-31 (RAM
  * is below 4 GiB), pages in 32-43, the seed in 44-63.
  */
-#define SYNC_CHECK(gpa, pages, seed)                                        \
+#define SYNC_CHECK(gpa, pages, seed) \
 	((gpa) | ((uint64_t)(pages) << 32) | ((uint64_t)(seed) << 44))
 
 #ifdef GUEST
@@ -65,18 +65,18 @@ static uint64_t check(uint64_t gpa, uint64_t size, uint64_t seed)
 
 static void convert(uint64_t gpa, uint64_t size, int to_private)
 {
-	uint64_t r = guest_map_gpa_range(gpa, size / SZ_4K,
-					 to_private ?
-						 KVM_MAP_GPA_RANGE_ENCRYPTED :
-						 KVM_MAP_GPA_RANGE_DECRYPTED);
+	uint64_t r =
+		guest_map_gpa_range(gpa, size / SZ_4K,
+				    to_private ? KVM_MAP_GPA_RANGE_ENCRYPTED
+					       : KVM_MAP_GPA_RANGE_DECRYPTED);
 
 	GUEST_ASSERT_EQ(r, 0);
 }
 
 static void run(uint64_t cpu, uint64_t host_checks)
 {
-	static const uint64_t sizes[] = { SZ_4K, 16 * SZ_4K, 256 * SZ_4K,
-					  SZ_2M, 3 * SZ_4K };
+	static const uint64_t sizes[] = {SZ_4K, 16 * SZ_4K, 256 * SZ_4K, SZ_2M,
+					 3 * SZ_4K};
 	uint64_t win = window(cpu), sentinel = win + SZ_2M;
 	uint64_t bad;
 
@@ -219,7 +219,7 @@ int main(void)
 		.cap = KVM_CAP_EXIT_HYPERCALL,
 		.args[0] = 1ULL << KVM_HC_MAP_GPA_RANGE,
 	};
-	struct worker w[NR_VCPUS] = { 0 };
+	struct worker w[NR_VCPUS] = {0};
 	struct gmemvm_mem mem;
 	struct guest_vm *gvm;
 	int ret;

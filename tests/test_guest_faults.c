@@ -42,8 +42,8 @@ static void lock_and_violate(void)
 	GUEST_ASSERT_EQ(guest_protect(w + 8, 1, GMEM_PROTECT_NW), -22);
 	GUEST_ASSERT_EQ(guest_protect(w, 0, GMEM_PROTECT_NW), -22);
 	GUEST_ASSERT_EQ(guest_protect(w, 1, 1 << 3), -22);
-	GUEST_ASSERT_EQ(guest_protect(guest_boot->mem_size, 1,
-				      GMEM_PROTECT_NW), -22);
+	GUEST_ASSERT_EQ(guest_protect(guest_boot->mem_size, 1, GMEM_PROTECT_NW),
+			-22);
 	/* A locked page cannot be converted: PRIVATE would drop the lock. */
 	GUEST_ASSERT_EQ(guest_map_gpa_range(w, 1, KVM_MAP_GPA_RANGE_ENCRYPTED),
 			-1);
@@ -74,7 +74,7 @@ void guest_main(uint64_t scenario, uint64_t arg1)
 	struct {
 		uint16_t limit;
 		uint64_t base;
-	} __attribute__((packed)) no_idt = { 0, 0 };
+	} __attribute__((packed)) no_idt = {0, 0};
 
 	(void)arg1;
 	switch (scenario) {
@@ -132,7 +132,7 @@ struct vm {
 static int setup(struct vm *t, unsigned long type, unsigned int flags,
 		 uint64_t scenario, int gmem_cap)
 {
-	struct gmem_load_opts opts = { .rdi = scenario };
+	struct gmem_load_opts opts = {.rdi = scenario};
 	struct kvm_enable_cap cap = {
 		.cap = KVM_CAP_EXIT_HYPERCALL,
 		.args[0] = 1ULL << KVM_HC_MAP_GPA_RANGE,
@@ -153,8 +153,7 @@ static int setup(struct vm *t, unsigned long type, unsigned int flags,
 	t->v->convert = 0; /* hypercalls go to gmemvm's handlers below */
 	if (guest_vm_load(t->gvm, "faults", &opts))
 		return -1;
-	gmemvm_mem_init(&t->mem, t->gvm->vm, MEM, t->gvm->mem,
-			t->gvm->gmem_fd);
+	gmemvm_mem_init(&t->mem, t->gvm->vm, MEM, t->gvm->mem, t->gvm->gmem_fd);
 	return 0;
 }
 
@@ -204,7 +203,7 @@ static void describe(struct vm *t, int r, struct guest_ucall *uc)
 static void expect_violation(struct vm *t, uint64_t flags, uint64_t gpa)
 {
 	struct kvm_run *run = t->v->run;
-	struct kvm_memory_attributes lift = { .address = gpa, .size = 4096 };
+	struct kvm_memory_attributes lift = {.address = gpa, .size = 4096};
 	struct guest_ucall uc;
 	bool violation = false;
 	char why[256] = "";
@@ -267,8 +266,8 @@ static void test_lock(void)
 					     sizeof(why), &violation),
 			 -1);
 		CHECK(violation && strstr(why, "exec"));
-		struct kvm_memory_attributes lift = { .address = xpage,
-						      .size = 4096 };
+		struct kvm_memory_attributes lift = {.address = xpage,
+						     .size = 4096};
 		CHECK_EQ(gmem_vm_set_memory_attributes(t.gvm->vm, &lift), 0);
 	}
 	tap_result("lock no-exec: a fetch is a reported violation");
@@ -287,8 +286,8 @@ static void test_lock(void)
 		CHECK_EQ(t.mem.nr_locks, 3);
 		CHECK_EQ(t.mem.locks[2].start, rpage);
 		CHECK_EQ(t.mem.locks[2].prot, GMEM_PROTECT_ALL);
-		struct kvm_memory_attributes lift = { .address = rpage,
-						      .size = 4096 };
+		struct kvm_memory_attributes lift = {.address = rpage,
+						     .size = 4096};
 		CHECK_EQ(gmem_vm_set_memory_attributes(t.gvm->vm, &lift), 0);
 	}
 	r = run_vm(&t, &uc);

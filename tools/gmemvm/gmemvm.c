@@ -109,6 +109,8 @@ die(const char *fmt, ...)
 
 /* ---- options ----------------------------------------------------------- */
 
+/* The text is laid out as it prints. */
+/* clang-format off */
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -158,6 +160,7 @@ static void usage(FILE *f)
 "                       <gmem/hypercall.h>\n",
 		prog, GMEM_LOAD_MAX_CPUS, XO_MAXPHYADDR, XO_MAXPHYADDR);
 }
+/* clang-format on */
 
 /* SIZE[K|M|G]; 0 on a malformed value. */
 static uint64_t parse_size(const char *s)
@@ -173,9 +176,21 @@ static uint64_t parse_size(const char *s)
 	if (errno || end == s)
 		return 0;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
 	}
 	if (*end && strcmp(end, "iB") && strcmp(end, "B"))
 		return 0;
@@ -200,20 +215,27 @@ static bool parse_u64(const char *s, uint64_t *v)
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_TYPE = 256, OPT_PRIVATE, OPT_XO, OPT_POLICY, OPT_VIOLATION,
-	       OPT_TRACE, OPT_STATS };
+	enum {
+		OPT_TYPE = 256,
+		OPT_PRIVATE,
+		OPT_XO,
+		OPT_POLICY,
+		OPT_VIOLATION,
+		OPT_TRACE,
+		OPT_STATS
+	};
 	static const struct option longopts[] = {
-		{ "memory", required_argument, NULL, 'm' },
-		{ "cpus", required_argument, NULL, 'c' },
-		{ "type", required_argument, NULL, OPT_TYPE },
-		{ "private", no_argument, NULL, OPT_PRIVATE },
-		{ "xo", no_argument, NULL, OPT_XO },
-		{ "policy", required_argument, NULL, OPT_POLICY },
-		{ "on-violation", required_argument, NULL, OPT_VIOLATION },
-		{ "trace", no_argument, NULL, OPT_TRACE },
-		{ "stats", optional_argument, NULL, OPT_STATS },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"memory", required_argument, NULL, 'm'},
+		{"cpus", required_argument, NULL, 'c'},
+		{"type", required_argument, NULL, OPT_TYPE},
+		{"private", no_argument, NULL, OPT_PRIVATE},
+		{"xo", no_argument, NULL, OPT_XO},
+		{"policy", required_argument, NULL, OPT_POLICY},
+		{"on-violation", required_argument, NULL, OPT_VIOLATION},
+		{"trace", no_argument, NULL, OPT_TRACE},
+		{"stats", optional_argument, NULL, OPT_STATS},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	uint64_t n;
 	int c;
@@ -233,7 +255,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 			if (!o->mem_size || o->mem_size % GMEM_PAGE_SIZE ||
 			    o->mem_size > GMEM_LOAD_MAX_MEM)
 				die("bad --memory '%s': a multiple of 4K up to "
-				    "512G, e.g. 64M", optarg);
+				    "512G, e.g. 64M",
+				    optarg);
 			break;
 		case 'c':
 			if (!parse_u64(optarg, &n) || n < 1 ||
@@ -249,7 +272,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 				o->type = KVM_X86_SW_PROTECTED_VM;
 			else
 				die("bad --type '%s': 'default' or "
-				    "'sw-protected'", optarg);
+				    "'sw-protected'",
+				    optarg);
 			break;
 		case OPT_PRIVATE:
 			o->private = true;
@@ -269,7 +293,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case OPT_VIOLATION:
 			if (!strcmp(optarg, "inject"))
 				die("--on-violation=inject is not supported: "
-				    "gmem's vCPU API has no exception injection");
+				    "gmem's vCPU API has no exception "
+				    "injection");
 			if (strcmp(optarg, "stop"))
 				die("bad --on-violation '%s': 'stop'", optarg);
 			break;
@@ -293,14 +318,16 @@ static void parse_options(int argc, char **argv, struct options *o)
 			    argv[optind - 1]);
 		default:
 			if (optopt && optopt < 256)
-				die("unknown option '-%c' (see --help)", optopt);
+				die("unknown option '-%c' (see --help)",
+				    optopt);
 			die("unknown or incomplete option '%s' (see --help)",
 			    argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
 		die("no guest given (usage: %s [options] GUEST.elf [ARG0 "
-		    "[ARG1]]; see --help)", prog);
+		    "[ARG1]]; see --help)",
+		    prog);
 	o->elf = argv[optind++];
 	if (argc - optind > 2)
 		die("at most two guest arguments (RDI, RSI), got %d",
@@ -414,18 +441,30 @@ static void console_flush(struct vcpu *v)
 static const char *exit_name(uint32_t reason)
 {
 	switch (reason) {
-	case KVM_EXIT_UNKNOWN: return "UNKNOWN";
-	case KVM_EXIT_EXCEPTION: return "EXCEPTION";
-	case KVM_EXIT_IO: return "IO";
-	case KVM_EXIT_HYPERCALL: return "HYPERCALL";
-	case KVM_EXIT_DEBUG: return "DEBUG";
-	case KVM_EXIT_HLT: return "HLT";
-	case KVM_EXIT_MMIO: return "MMIO";
-	case KVM_EXIT_SHUTDOWN: return "SHUTDOWN";
-	case KVM_EXIT_FAIL_ENTRY: return "FAIL_ENTRY";
-	case KVM_EXIT_INTR: return "INTR";
-	case KVM_EXIT_INTERNAL_ERROR: return "INTERNAL_ERROR";
-	case KVM_EXIT_MEMORY_FAULT: return "MEMORY_FAULT";
+	case KVM_EXIT_UNKNOWN:
+		return "UNKNOWN";
+	case KVM_EXIT_EXCEPTION:
+		return "EXCEPTION";
+	case KVM_EXIT_IO:
+		return "IO";
+	case KVM_EXIT_HYPERCALL:
+		return "HYPERCALL";
+	case KVM_EXIT_DEBUG:
+		return "DEBUG";
+	case KVM_EXIT_HLT:
+		return "HLT";
+	case KVM_EXIT_MMIO:
+		return "MMIO";
+	case KVM_EXIT_SHUTDOWN:
+		return "SHUTDOWN";
+	case KVM_EXIT_FAIL_ENTRY:
+		return "FAIL_ENTRY";
+	case KVM_EXIT_INTR:
+		return "INTR";
+	case KVM_EXIT_INTERNAL_ERROR:
+		return "INTERNAL_ERROR";
+	case KVM_EXIT_MEMORY_FAULT:
+		return "MEMORY_FAULT";
 	}
 	return NULL;
 }
@@ -443,7 +482,7 @@ static const char *vector_name(uint64_t v)
 
 static uint64_t rip_of(struct vcpu *v)
 {
-	struct kvm_regs regs = { 0 };
+	struct kvm_regs regs = {0};
 
 	gmem_vcpu_get_regs(v->vcpu, &regs);
 	return regs.rip;
@@ -489,15 +528,16 @@ static bool handle_ucall(struct vcpu *v, uint64_t gpa)
 		return false;
 	case UCALL_ASSERT:
 		trace(v, "IO ucall ASSERT");
-		fail(vmm, EXIT_GUEST_FAILED, "vcpu%u: guest assertion failed: %s",
-		     v->id, uc.buf);
+		fail(vmm, EXIT_GUEST_FAILED,
+		     "vcpu%u: guest assertion failed: %s", v->id, uc.buf);
 		return false;
 	case UCALL_UNHANDLED:
 		trace(v, "IO ucall UNHANDLED vector %" PRIu64,
 		      uc.args[UCALL_UNHANDLED_VECTOR]);
 		fail(vmm, EXIT_GUEST_FAILED,
-		     "vcpu%u: unhandled %s (vector %" PRIu64 ") error code %#"
-		     PRIx64 " at rip %#" PRIx64 " cr2 %#" PRIx64,
+		     "vcpu%u: unhandled %s (vector %" PRIu64
+		     ") error code %#" PRIx64 " at rip %#" PRIx64
+		     " cr2 %#" PRIx64,
 		     v->id, vector_name(uc.args[UCALL_UNHANDLED_VECTOR]),
 		     uc.args[UCALL_UNHANDLED_VECTOR],
 		     uc.args[UCALL_UNHANDLED_ERROR],
@@ -525,7 +565,7 @@ static bool handle_io(struct vcpu *v)
 			console_put(v, (char)data[i]);
 		if (v->vmm->opt.trace)
 			trace(v, "IO out port %#x console '%s'", run->io.port,
-			      val == '\n' ? "\\n" : (char[2]){ (char)val, 0 });
+			      val == '\n' ? "\\n" : (char[2]){(char)val, 0});
 		return true;
 	}
 	if (run->io.direction == KVM_EXIT_IO_OUT &&
@@ -598,8 +638,8 @@ static bool handle_memory_fault(struct vcpu *v, int err)
 	      r ? "stop" : "converted to shared, resume");
 	if (!r)
 		return true;
-	fail(v->vmm, EXIT_GUEST_FAILED, "vcpu%u: %s%s at rip %#" PRIx64,
-	     v->id, violation ? "violation: " : "", why, rip_of(v));
+	fail(v->vmm, EXIT_GUEST_FAILED, "vcpu%u: %s%s at rip %#" PRIx64, v->id,
+	     violation ? "violation: " : "", why, rip_of(v));
 	return false;
 }
 
@@ -659,8 +699,8 @@ static bool handle_exit(struct vcpu *v, int r)
 		trace(v, "exit %u", run->exit_reason);
 		fail(v->vmm, EXIT_GUEST_FAILED,
 		     "vcpu%u: unexpected exit %s (%u) at rip %#" PRIx64, v->id,
-		     exit_name(run->exit_reason) ? exit_name(run->exit_reason) :
-						   "?",
+		     exit_name(run->exit_reason) ? exit_name(run->exit_reason)
+						 : "?",
 		     run->exit_reason, rip_of(v));
 		return false;
 	}
@@ -766,7 +806,7 @@ static void vm_setup(struct gmemvm *vmm, const void *image, size_t size)
 	region.userspace_addr = (uint64_t)(uintptr_t)vmm->shared;
 	vmm->gmem_fd = -1;
 	if (o->type == KVM_X86_SW_PROTECTED_VM) {
-		struct kvm_create_guest_memfd cg = { .size = o->mem_size };
+		struct kvm_create_guest_memfd cg = {.size = o->mem_size};
 
 		r = gmem_create_guest_memfd(vmm->vm, &cg);
 		if (r < 0)
@@ -859,18 +899,21 @@ static void vm_teardown(struct gmemvm *vmm)
 /* The per-vCPU rows: a name and where the value is. */
 struct vcpu_row {
 	const char *name;
-	int exit;     /* KVM_EXIT_* for exits[], or -1 */
-	size_t off;   /* else offset in struct gmem_vcpu_stats */
+	int exit;   /* KVM_EXIT_* for exits[], or -1 */
+	size_t off; /* else offset in struct gmem_vcpu_stats */
 };
 
-#define VSTAT(f) { #f, -1, offsetof(struct gmem_vcpu_stats, f) }
+#define VSTAT(f)                                            \
+	{                                                   \
+#f, -1, offsetof(struct gmem_vcpu_stats, f) \
+	}
 static const struct vcpu_row vcpu_rows[] = {
-	{ "exits_io", KVM_EXIT_IO, 0 },
-	{ "exits_hypercall", KVM_EXIT_HYPERCALL, 0 },
-	{ "exits_memory_fault", KVM_EXIT_MEMORY_FAULT, 0 },
-	{ "exits_mmio", KVM_EXIT_MMIO, 0 },
-	{ "exits_intr", KVM_EXIT_INTR, 0 },
-	{ "exits_other", -2, 0 },
+	{"exits_io", KVM_EXIT_IO, 0},
+	{"exits_hypercall", KVM_EXIT_HYPERCALL, 0},
+	{"exits_memory_fault", KVM_EXIT_MEMORY_FAULT, 0},
+	{"exits_mmio", KVM_EXIT_MMIO, 0},
+	{"exits_intr", KVM_EXIT_INTR, 0},
+	{"exits_other", -2, 0},
 	VSTAT(accesses),
 	VSTAT(tlb_hits),
 	VSTAT(tlb_flushes),
@@ -898,14 +941,16 @@ static uint64_t vcpu_value(const struct gmem_vcpu_stats *s,
 	return v;
 }
 
-#define VM_STATS(X)                                                        \
-	X(faults) X(fault_retries) X(map_4k) X(map_2m) X(map_1g)          \
-	X(invalidations) X(zapped_4k) X(zapped_2m) X(zapped_1g)           \
+/* clang-format off */
+#define VM_STATS(X)							\
+	X(faults) X(fault_retries) X(map_4k) X(map_2m) X(map_1g)	\
+	X(invalidations) X(zapped_4k) X(zapped_2m) X(zapped_1g)		\
 	X(tlb_flush_requests)
-#define VMM_STATS(X)                                                       \
-	X(to_private) X(pages_to_private) X(to_shared) X(pages_to_shared)  \
-	X(map_errors) X(protects) X(pages_protected) X(protect_errors)     \
+#define VMM_STATS(X)							\
+	X(to_private) X(pages_to_private) X(to_shared) X(pages_to_shared) \
+	X(map_errors) X(protects) X(pages_protected) X(protect_errors)	\
 	X(implicit)
+/* clang-format on */
 
 static void print_stats(struct gmemvm *vmm, double secs, int status)
 {
@@ -924,7 +969,8 @@ static void print_stats(struct gmemvm *vmm, double secs, int status)
 	if (vmm->opt.stats == STATS_JSON) {
 		const char *sep = "";
 
-		printf("{\"status\":%d,\"seconds\":%.6f,\"vm\":{", status, secs);
+		printf("{\"status\":%d,\"seconds\":%.6f,\"vm\":{", status,
+		       secs);
 #define J(f) printf("%s\"%s\":%" PRIu64, sep, #f, (uint64_t)st.f), sep = ",";
 		VM_STATS(J)
 #undef J
@@ -990,7 +1036,8 @@ static void print_stats(struct gmemvm *vmm, double secs, int status)
 	for (size_t k = 0; k < nrows; k++) {
 		printf("  %-18s", vcpu_rows[k].name);
 		for (unsigned int i = 0; i < n; i++)
-			printf(" %10" PRIu64, vcpu_value(&vs[i], &vcpu_rows[k]));
+			printf(" %10" PRIu64,
+			       vcpu_value(&vs[i], &vcpu_rows[k]));
 		printf("\n");
 	}
 	free(vs);
@@ -1000,8 +1047,8 @@ static void print_stats(struct gmemvm *vmm, double secs, int status)
 
 int main(int argc, char **argv)
 {
-	struct gmemvm vmm = { 0 };
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct gmemvm vmm = {0};
+	struct sigaction sa = {.sa_handler = on_signal};
 	struct timespec end;
 	size_t size;
 	void *image;
@@ -1056,9 +1103,9 @@ int main(int argc, char **argv)
 		/* vCPU 0's status, else the first other vCPU's failure. */
 		for (unsigned int i = 0; i < vmm.opt.nr_cpus && !status; i++)
 			if (vmm.vcpus[i].status)
-				status = vmm.vcpus[i].status > 255 ?
-						 255 :
-						 (int)vmm.vcpus[i].status;
+				status = vmm.vcpus[i].status > 255
+						 ? 255
+						 : (int)vmm.vcpus[i].status;
 	}
 	/* The verdict first: the table after it is the epilogue. */
 	if (vmm.failed || interrupted) {

@@ -16,8 +16,8 @@
 #include "gmemvm_mem.h"
 
 #define PAGE GMEM_PAGE_SIZE
-#define LOCK_BITS                                                   \
-	(KVM_MEMORY_ATTRIBUTE_NR | KVM_MEMORY_ATTRIBUTE_NW |        \
+#define LOCK_BITS                                            \
+	(KVM_MEMORY_ATTRIBUTE_NR | KVM_MEMORY_ATTRIBUTE_NW | \
 	 KVM_MEMORY_ATTRIBUTE_NX)
 
 /* The uAPI and the hypercall ABI name the same bits. */
@@ -108,10 +108,9 @@ static int convert(struct gmemvm_mem *m, uint64_t gpa, uint64_t end,
 		m->stats.to_private++;
 		m->stats.pages_to_private += (end - gpa) / PAGE;
 	} else {
-		r = gmem_file_fallocate(m->gmem_fd,
-					FALLOC_FL_KEEP_SIZE |
-						FALLOC_FL_PUNCH_HOLE,
-					(int64_t)gpa, (int64_t)(end - gpa));
+		r = gmem_file_fallocate(
+			m->gmem_fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
+			(int64_t)gpa, (int64_t)(end - gpa));
 		if (r)
 			return r;
 		m->stats.to_shared++;
@@ -141,8 +140,7 @@ int64_t gmemvm_map_gpa_range(struct gmemvm_mem *m, uint64_t gpa,
 	if (locked_in(m, gpa, end))
 		r = -EPERM;
 	else
-		r = convert(m, gpa, end,
-			    attrs & KVM_MAP_GPA_RANGE_ENCRYPTED);
+		r = convert(m, gpa, end, attrs & KVM_MAP_GPA_RANGE_ENCRYPTED);
 	if (r)
 		m->stats.map_errors++;
 	pthread_mutex_unlock(&m->lock);
@@ -254,8 +252,7 @@ int64_t gmemvm_protect(struct gmemvm_mem *m, uint64_t gpa, uint64_t npages,
 		 * Recorded even if the library failed halfway: what was
 		 * applied stays applied, so the record may only be wider.
 		 */
-		m->locks[m->nr_locks++] =
-			(struct gmemvm_lock){ gpa, end, prot };
+		m->locks[m->nr_locks++] = (struct gmemvm_lock){gpa, end, prot};
 	}
 	if (!r)
 		m->stats.pages_protected += npages;
@@ -336,7 +333,8 @@ int gmemvm_memory_fault(struct gmemvm_mem *m, int err, uint64_t flags,
 		if (violation)
 			*violation = true;
 		snprintf(why, len,
-			 "%s to the page at GPA %#" PRIx64 " denied: it is %s%s",
+			 "%s to the page at GPA %#" PRIx64
+			 " denied: it is %s%s",
 			 gmemvm_access_name(flags), gpa, prot_name(attrs),
 			 locks ? " (locked by the guest)" : "");
 		return -1;
@@ -344,14 +342,17 @@ int gmemvm_memory_fault(struct gmemvm_mem *m, int err, uint64_t flags,
 	if (flags & KVM_MEMORY_EXIT_FLAG_PRIVATE) {
 		uint64_t page = gpa & ~(PAGE - 1);
 		struct kvm_memory_attributes a = {
-			.address = page, .size = PAGE, .attributes = 0,
+			.address = page,
+			.size = PAGE,
+			.attributes = 0,
 		};
 
 		if (policy == GMEMVM_POLICY_REFUSE) {
 			snprintf(why, len,
 				 "%s to private GPA %#" PRIx64
 				 " that has no guest_memfd: implicit "
-				 "conversion to shared refused (--policy=refuse)",
+				 "conversion to shared refused "
+				 "(--policy=refuse)",
 				 gmemvm_access_name(flags), gpa);
 			return -1;
 		}

@@ -32,18 +32,18 @@ struct gmemvm_lock {
 
 /* Counters of what the VMM did, for the statistics table. */
 struct gmemvm_mem_stats {
-	uint64_t to_private, to_shared;		/* MAP_GPA_RANGE calls done */
+	uint64_t to_private, to_shared; /* MAP_GPA_RANGE calls done */
 	uint64_t pages_to_private, pages_to_shared;
-	uint64_t map_errors;			/* MAP_GPA_RANGE refused */
+	uint64_t map_errors; /* MAP_GPA_RANGE refused */
 	uint64_t protects, pages_protected, protect_errors;
-	uint64_t implicit;			/* memory faults converted */
+	uint64_t implicit; /* memory faults converted */
 };
 
 struct gmemvm_mem {
 	struct gmem_vm *vm;
-	uint64_t size;	  /* RAM is [0, size) */
-	uint8_t *shared;  /* the slot's userspace memory */
-	int gmem_fd;	  /* guest_memfd handle bound at offset 0, or -1 */
+	uint64_t size;	 /* RAM is [0, size) */
+	uint8_t *shared; /* the slot's userspace memory */
+	int gmem_fd;	 /* guest_memfd handle bound at offset 0, or -1 */
 
 	pthread_mutex_t lock;
 	struct gmemvm_lock *locks;
