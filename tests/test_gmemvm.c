@@ -117,6 +117,7 @@ static void test_help(void)
 		"--trace",
 		"--stats",
 		"--help",
+		"--gmem-size",
 		"GMEM_HC_PROTECT",
 		"KVM_HC_MAP_GPA_RANGE",
 	};
@@ -192,6 +193,22 @@ static void test_scenarios(void)
 	CHECK_EQ(count_lines(r.err), 1);
 	tap_result("lock-and-violate guest: status 1, violation reported");
 
+	gmemvm(&r, (const char *const[]){"-m", "32M", "--gmem-size", "16M",
+					 guest("faults"), "6", NULL});
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "that has no guest_memfd: implicit conversion to "
+			    "shared refused (--policy=refuse)"));
+	CHECK_EQ(count_lines(r.err), 1);
+	gmemvm(&r, (const char *const[]){"-m", "32M", "--gmem-size", "16M",
+					 "--policy=convert", "--stats=json",
+					 guest("faults"), "6", NULL});
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "\"implicit\":1"));
+	if (r.status)
+		printf("# stderr: %s", r.err);
+	tap_result("private page without guest_memfd: --policy refuse stops, "
+		   "convert resumes");
+
 	gmemvm(&r, (const char *const[]){guest("faults"), "5", NULL});
 	CHECK_EQ(r.status, 1);
 	CHECK(strstr(r.err, "shutdown (triple fault)"));
@@ -261,6 +278,16 @@ static void test_bad_input(void)
 						 "default", "x.elf", NULL},
 			   "--private needs --type sw-protected");
 	expect_usage_error(
+		(const char *const[]){"--gmem-size", "3K", "x.elf", NULL},
+		"bad --gmem-size");
+	expect_usage_error((const char *const[]){"-m", "16M", "--gmem-size",
+						 "32M", "x.elf", NULL},
+			   "larger than --memory");
+	expect_usage_error((const char *const[]){"--type", "default",
+						 "--gmem-size", "4M", "x.elf",
+						 NULL},
+			   "--gmem-size needs --type sw-protected");
+	expect_usage_error(
 		(const char *const[]){"--policy=maybe", "x.elf", NULL},
 		"bad --policy");
 	expect_usage_error(
@@ -291,7 +318,7 @@ int main(void)
 	*strrchr(build_dir, '/') = '\0'; /* .../tests */
 	*strrchr(build_dir, '/') = '\0'; /* the build directory */
 
-	tap_plan(10, 120);
+	tap_plan(11, 120);
 	test_help();
 	test_demo();
 	test_trace();

@@ -12,13 +12,15 @@
  *     with PRIVATE, refused or converted to shared per --policy;
  *   4 poison: the next access to a poisoned guest_memfd page is an
  *     -EHWPOISON exit; punching the page clears it and it reads zeros;
- *   5 a triple fault: KVM_EXIT_SHUTDOWN.
- * The scenario is the guest's arg0.  tests/test_gmemvm.c runs 1 and 5
- * under gmemvm too.
+ *   5 a triple fault: KVM_EXIT_SHUTDOWN;
+ *   6 (gmemvm only) the guest converts a page that has no guest_memfd
+ *     to private and touches it: gmemvm --policy decides.
+ * The scenario is the guest's arg0.  tests/test_gmemvm.c runs 1, 5 and 6
+ * under gmemvm.
  */
 #include <stdint.h>
 
-enum { LOCK = 1, NOCAP, NO_GMEMFD, POISON, TRIPLE };
+enum { LOCK = 1, NOCAP, NO_GMEMFD, POISON, TRIPLE, IMPLICIT };
 
 #ifdef GUEST
 
@@ -102,6 +104,21 @@ void guest_main(uint64_t scenario, uint64_t arg1)
 	case TRIPLE:
 		/* No IDT: #UD cannot be delivered, nor #DF: shutdown. */
 		asm volatile("lidt %0; ud2" : : "m"(no_idt));
+		break;
+	case IMPLICIT:
+		/*
+		 * Under gmemvm --gmem-size smaller than RAM: the top page has
+		 * no guest_memfd.  Converting it succeeds (attributes are
+		 * independent of slots), touching it is the memory fault
+		 * that --policy decides.
+		 */
+		p = guest_boot->free_end - PAGE_SIZE;
+		GUEST_ASSERT_EQ(
+			guest_map_gpa_range(p, 1, KVM_MAP_GPA_RANGE_ENCRYPTED),
+			0);
+		probe = (volatile uint64_t *)p;
+		*probe = 0x77;
+		GUEST_ASSERT_EQ(*probe, 0x77);
 		break;
 	default:
 		GUEST_ASSERT_MSG(0, "unknown scenario %llu",

@@ -47,6 +47,7 @@ enum stats_mode { STATS_NONE, STATS_TABLE, STATS_JSON };
 
 struct options {
 	uint64_t mem_size;
+	uint64_t gmem_size; /* RAM bound to the guest_memfd: [0, gmem_size) */
 	unsigned int nr_cpus;
 	unsigned long type;
 	bool private;
@@ -136,6 +137,10 @@ static void usage(FILE *f)
 "                       memory; conversion hypercalls get -KVM_ENOSYS)\n"
 "      --private        RAM starts PRIVATE (in the guest_memfd); without it\n"
 "                       RAM starts shared.  Needs --type sw-protected\n"
+"      --gmem-size SIZE bind only the first SIZE bytes of RAM to the\n"
+"                       guest_memfd (default: all of it); the rest is a\n"
+"                       second memslot without one, where a page the guest\n"
+"                       makes private has no backing (see --policy)\n"
 "      --xo             enable the execute-only alias (GMEM_CAP_XO_ALIAS,\n"
 "                       MAXPHYADDR %d: PTE bit %d selects execute-only)\n"
 "      --policy POLICY  implicit conversions, i.e. memory faults on a private\n"
@@ -217,6 +222,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 {
 	enum {
 		OPT_TYPE = 256,
+		OPT_GMEM_SIZE,
 		OPT_PRIVATE,
 		OPT_XO,
 		OPT_POLICY,
@@ -228,6 +234,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{"memory", required_argument, NULL, 'm'},
 		{"cpus", required_argument, NULL, 'c'},
 		{"type", required_argument, NULL, OPT_TYPE},
+		{"gmem-size", required_argument, NULL, OPT_GMEM_SIZE},
 		{"private", no_argument, NULL, OPT_PRIVATE},
 		{"xo", no_argument, NULL, OPT_XO},
 		{"policy", required_argument, NULL, OPT_POLICY},
@@ -273,6 +280,13 @@ static void parse_options(int argc, char **argv, struct options *o)
 			else
 				die("bad --type '%s': 'default' or "
 				    "'sw-protected'",
+				    optarg);
+			break;
+		case OPT_GMEM_SIZE:
+			o->gmem_size = parse_size(optarg);
+			if (!o->gmem_size || o->gmem_size % GMEM_PAGE_SIZE)
+				die("bad --gmem-size '%s': a multiple of 4K, "
+				    "e.g. 16M",
 				    optarg);
 			break;
 		case OPT_PRIVATE:
@@ -335,6 +349,13 @@ static void parse_options(int argc, char **argv, struct options *o)
 	for (int i = 0; optind < argc; i++, optind++)
 		if (!parse_u64(argv[optind], &o->args[i]))
 			die("bad guest argument '%s': a number", argv[optind]);
+	if (o->gmem_size && o->type != KVM_X86_SW_PROTECTED_VM)
+		die("--gmem-size needs --type sw-protected (a default VM has "
+		    "no guest_memfd)");
+	if (o->gmem_size > o->mem_size)
+		die("--gmem-size is larger than --memory");
+	if (!o->gmem_size)
+		o->gmem_size = o->mem_size;
 	if (o->private && o->type != KVM_X86_SW_PROTECTED_VM)
 		die("--private needs --type sw-protected (a default VM has no "
 		    "private memory)");
@@ -806,7 +827,7 @@ static void vm_setup(struct gmemvm *vmm, const void *image, size_t size)
 	region.userspace_addr = (uint64_t)(uintptr_t)vmm->shared;
 	vmm->gmem_fd = -1;
 	if (o->type == KVM_X86_SW_PROTECTED_VM) {
-		struct kvm_create_guest_memfd cg = {.size = o->mem_size};
+		struct kvm_create_guest_memfd cg = {.size = o->gmem_size};
 
 		r = gmem_create_guest_memfd(vmm->vm, &cg);
 		if (r < 0)
@@ -814,13 +835,28 @@ static void vm_setup(struct gmemvm *vmm, const void *image, size_t size)
 		vmm->gmem_fd = r;
 		region.flags = KVM_MEM_GUEST_MEMFD;
 		region.guest_memfd = (uint32_t)vmm->gmem_fd;
+		region.memory_size = o->gmem_size;
 	}
 	r = gmem_vm_set_memory_region2(vmm->vm, &region);
 	if (r)
 		die("cannot add the RAM memslot: %s", strerror(-r));
+	if (o->gmem_size < o->mem_size) {
+		/* The rest of RAM, shared memory only. */
+		struct kvm_userspace_memory_region2 rest = {
+			.slot = 1,
+			.guest_phys_addr = o->gmem_size,
+			.memory_size = o->mem_size - o->gmem_size,
+			.userspace_addr = region.userspace_addr + o->gmem_size,
+		};
+
+		r = gmem_vm_set_memory_region2(vmm->vm, &rest);
+		if (r)
+			die("cannot add the second RAM memslot: %s",
+			    strerror(-r));
+	}
 	if (o->private) {
 		struct kvm_memory_attributes a = {
-			.size = o->mem_size,
+			.size = o->gmem_size,
 			.attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE,
 		};
 

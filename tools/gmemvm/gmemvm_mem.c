@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <gmem/hypercall.h>
 
@@ -33,6 +34,12 @@ void gmemvm_mem_init(struct gmemvm_mem *m, struct gmem_vm *vm, uint64_t size,
 	m->size = size;
 	m->shared = shared;
 	m->gmem_fd = gmem_fd;
+	if (gmem_fd >= 0) {
+		struct stat st;
+
+		if (!gmem_file_stat(gmem_fd, &st))
+			m->gmem_size = (uint64_t)st.st_size;
+	}
 	pthread_mutex_init(&m->lock, NULL);
 }
 
@@ -108,9 +115,16 @@ static int convert(struct gmemvm_mem *m, uint64_t gpa, uint64_t end,
 		m->stats.to_private++;
 		m->stats.pages_to_private += (end - gpa) / PAGE;
 	} else {
-		r = gmem_file_fallocate(
-			m->gmem_fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
-			(int64_t)gpa, (int64_t)(end - gpa));
+		/* Only the part the guest_memfd backs has pages to free. */
+		uint64_t punch_end = end < m->gmem_size ? end : m->gmem_size;
+
+		r = gpa >= punch_end
+			    ? 0
+			    : gmem_file_fallocate(m->gmem_fd,
+						  FALLOC_FL_KEEP_SIZE |
+							  FALLOC_FL_PUNCH_HOLE,
+						  (int64_t)gpa,
+						  (int64_t)(punch_end - gpa));
 		if (r)
 			return r;
 		m->stats.to_shared++;
@@ -349,7 +363,7 @@ int gmemvm_memory_fault(struct gmemvm_mem *m, int err, uint64_t flags,
 
 		if (policy == GMEMVM_POLICY_REFUSE) {
 			snprintf(why, len,
-				 "%s to private GPA %#" PRIx64
+				 "%s of private GPA %#" PRIx64
 				 " that has no guest_memfd: implicit "
 				 "conversion to shared refused "
 				 "(--policy=refuse)",

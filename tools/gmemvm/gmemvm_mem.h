@@ -41,9 +41,10 @@ struct gmemvm_mem_stats {
 
 struct gmemvm_mem {
 	struct gmem_vm *vm;
-	uint64_t size;	 /* RAM is [0, size) */
-	uint8_t *shared; /* the slot's userspace memory */
-	int gmem_fd;	 /* guest_memfd handle bound at offset 0, or -1 */
+	uint64_t size;	    /* RAM is [0, size) */
+	uint8_t *shared;    /* the slot's userspace memory */
+	int gmem_fd;	    /* guest_memfd handle bound at offset 0, or -1 */
+	uint64_t gmem_size; /* it backs GPAs [0, gmem_size) */
 
 	pthread_mutex_t lock;
 	struct gmemvm_lock *locks;
@@ -54,7 +55,8 @@ struct gmemvm_mem {
 /*
  * Take over RAM that the caller set up: @size bytes at GPA 0 backed by
  * @shared and, on a VM with private memory, the guest_memfd @gmem_fd
- * (else -1).  Nothing is allocated that gmemvm_mem_destroy() must free
+ * (else -1) from GPA 0 for as far as the file goes; RAM beyond it has
+ * no private backing.  Nothing is allocated that gmemvm_mem_destroy() must free
  * besides the record.
  */
 void gmemvm_mem_init(struct gmemvm_mem *m, struct gmem_vm *vm, uint64_t size,
