@@ -72,7 +72,8 @@ TESTS := \
 	tests/test_enomem \
 	tests/test_model \
 	tests/test_threads \
-	tests/test_loader
+	tests/test_loader \
+	tests/test_xo
 
 # ---- guest programs ------------------------------------------------------
 # Guests run on the emulated vCPU, not on the host, so they are always built
@@ -100,7 +101,8 @@ GUEST_RT_SRCS := \
 	guests/runtime.c \
 	guests/printf.c \
 	guests/string.c \
-	guests/paging.c
+	guests/paging.c \
+	guests/xo.c
 
 GUEST_RT_OBJS := $(GUEST_RT_SRCS:%=$(B)/%.o)
 

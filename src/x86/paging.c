@@ -238,7 +238,7 @@ static int xlate_piece(struct x86_cpu *c, uint64_t lin, unsigned len,
 	case X86_S2_XO_PF:
 		return pf(c, lin, X86_PFEC_P |
 			  ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
-			  (c->cpl == 3 ? X86_PFEC_U : 0));
+			  (user ? X86_PFEC_U : 0));
 	default:
 		return x86_stop_internal(c, "bad stage-2 result");
 	}
