@@ -323,14 +323,25 @@ static void test_nocap(void)
 	struct vm t;
 	int r;
 
+	struct kvm_enable_cap bad = {
+		.cap = GMEM_CAP_EXIT_HYPERCALL,
+		.flags = 1,
+	};
+
+	CHECK_EQ(gmem_check_extension(NULL, GMEM_CAP_EXIT_HYPERCALL), 1);
 	REQUIRE(setup(&t, KVM_X86_SW_PROTECTED_VM, 0, NOCAP, 0) == 0);
+	CHECK_EQ(gmem_check_extension(t.gvm->vm, GMEM_CAP_EXIT_HYPERCALL), 1);
+	CHECK_EQ(gmem_vm_enable_cap(t.gvm->vm, &bad), -EINVAL);
+	bad.flags = 0;
+	bad.args[1] = 1;
+	CHECK_EQ(gmem_vm_enable_cap(t.gvm->vm, &bad), -EINVAL);
 	r = run_vm(&t, &uc);
 	if (r != UCALL_DONE)
 		describe(&t, r, &uc);
 	CHECK_EQ(r, UCALL_DONE);
 	CHECK_EQ(t.mem.stats.protects, 0);
-	tap_result("GMEM_HC_PROTECT without GMEM_CAP_EXIT_HYPERCALL: "
-		   "-KVM_ENOSYS");
+	tap_result("GMEM_CAP_EXIT_HYPERCALL: offered, bad flags and args "
+		   "refused; without it GMEM_HC_PROTECT gets -KVM_ENOSYS");
 	teardown(&t);
 }
 
