@@ -120,10 +120,10 @@ static void usage(FILE *f)
 "Run a guest program (an x86-64 ELF built with gmem's guest runtime) on\n"
 "gmem's emulated vCPUs.  ARG0 and ARG1 (numbers, 0x for hex) reach the\n"
 "guest's entry in RDI and RSI.  The exit status is the guest's GUEST_DONE\n"
-"status; 1 with a one-line message on stderr if the guest fails (assertion,\n"
-"unexpected exception, triple fault, a memory fault the VMM refuses, an\n"
-"exit gmemvm does not handle); 2 for bad usage or a VMM error; 130 when\n"
-"interrupted.\n"
+"status (vCPU 0's, at most 255); 1 with a one-line message on stderr if\n"
+"the guest fails (assertion, unexpected exception, triple fault, a memory\n"
+"fault the VMM refuses, an exit gmemvm does not handle); 2 for bad usage\n"
+"or a VMM error; 130 when interrupted.\n"
 "\n"
 "options:\n"
 "  -m, --memory SIZE    guest RAM at GPA 0, SIZE bytes with an optional\n"
@@ -572,6 +572,16 @@ static bool handle_ucall(struct vcpu *v, uint64_t gpa)
 	}
 }
 
+/* The OUT carries 32 bits of the ucall's GPA; RDI has all (ucall.h). */
+static uint64_t ucall_gpa(struct vcpu *v, uint32_t low)
+{
+	struct kvm_regs regs;
+
+	if (!gmem_vcpu_get_regs(v->vcpu, &regs) && (uint32_t)regs.rdi == low)
+		return regs.rdi;
+	return low;
+}
+
 static bool handle_io(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
@@ -592,7 +602,7 @@ static bool handle_io(struct vcpu *v)
 	if (run->io.direction == KVM_EXIT_IO_OUT &&
 	    run->io.port == GUEST_PORT_UCALL && run->io.size == 4 &&
 	    run->io.count == 1)
-		return handle_ucall(v, val);
+		return handle_ucall(v, ucall_gpa(v, val));
 	trace(v, "IO %s port %#x size %u", run->io.direction ? "out" : "in",
 	      run->io.port, run->io.size);
 	fail(v->vmm, EXIT_GUEST_FAILED,
@@ -1136,12 +1146,14 @@ int main(int argc, char **argv)
 		snprintf(vmm.fail_msg, sizeof(vmm.fail_msg), "interrupted");
 		status = EXIT_INTERRUPTED;
 	} else {
-		/* vCPU 0's status, else the first other vCPU's failure. */
-		for (unsigned int i = 0; i < vmm.opt.nr_cpus && !status; i++)
-			if (vmm.vcpus[i].status)
-				status = vmm.vcpus[i].status > 255
-						 ? 255
-						 : (int)vmm.vcpus[i].status;
+		/*
+		 * vCPU 0's: it runs guest_main, whose return is the program's
+		 * result.  Other vCPUs end with their own DONE (some guests
+		 * report their index), and fail through an assertion.
+		 */
+		uint64_t st = vmm.vcpus[0].status;
+
+		status = st > 255 ? 255 : (int)st;
 	}
 	/* The verdict first: the table after it is the epilogue. */
 	if (vmm.failed || interrupted) {
