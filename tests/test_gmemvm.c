@@ -255,6 +255,9 @@ static void test_bad_input(void)
 	expect_usage_error((const char *const[]){corrupt, NULL},
 			   "not a static x86-64 ELF");
 	expect_usage_error((const char *const[]){trunc, NULL}, "malformed");
+	/* A dynamic host program is not a guest. */
+	expect_usage_error((const char *const[]){"/bin/sh", NULL},
+			   "not a static x86-64 ELF");
 	expect_usage_error((const char *const[]){"/tmp", NULL},
 			   "not a regular file");
 	expect_usage_error((const char *const[]){NULL}, "no guest given");
