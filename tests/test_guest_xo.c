@@ -52,6 +52,7 @@ enum {
 	C_EXEC_ONLY_ATTR,
 	C_NOCAP,
 	C_RESERVED,
+	C_CMC,
 	NR_CASES
 };
 
@@ -444,6 +445,51 @@ static void case_reserved(void)
 	GUEST_ASSERT_EQ(call(WIN_BAD_TABLE), 1);
 }
 
+/*
+ * Cross-modifying code (Intel SDM vol. 3, 9.1.3): vCPU 1 writes new code
+ * through the RW identity map while vCPU 0 runs it through the XO alias;
+ * vCPU 0 waits for the flag, serializes with CPUID, then jumps.
+ */
+static volatile uint64_t cmc_state;
+
+void guest_ap_main(uint64_t cpu)
+{
+	uint64_t done = 0;
+
+	(void)cpu;
+	for (;;) {
+		uint64_t st = cmc_state;
+
+		if (st == ~0ULL)
+			return;
+		if (st == done || (st & 1) == 0) {
+			asm volatile("pause");
+			continue;
+		}
+		/* Odd: vCPU 0 ran value st; make it st + 1. */
+		put_snippet(code[0], (uint32_t)st + 1);
+		done = st + 1;
+		cmc_state = done;
+	}
+}
+
+static void case_cmc(void)
+{
+	uint32_t a, b, c, d;
+
+	map_code_xo(1);
+	for (uint64_t v = 1; v < 200; v += 2) {
+		GUEST_ASSERT_EQ(call(WIN_XO), v);
+		cmc_state = v;
+		while (cmc_state != v + 1)
+			asm volatile("pause");
+		cpuid(0, 0, &a, &b, &c, &d);
+		GUEST_ASSERT_EQ(call(WIN_XO), v + 1);
+		put_snippet(code[0], (uint32_t)v + 2);
+	}
+	cmc_state = ~0ULL;
+}
+
 static void (*const cases[NR_CASES])(void) = {
 	[C_CPUID] = case_cpuid,
 	[C_USER_RUNS] = case_user_runs,
@@ -460,6 +506,7 @@ static void (*const cases[NR_CASES])(void) = {
 	[C_EXEC_ONLY_ATTR] = case_exec_only_attr,
 	[C_NOCAP] = case_nocap,
 	[C_RESERVED] = case_reserved,
+	[C_CMC] = case_cmc,
 };
 
 void guest_main(uint64_t which, uint64_t maxphyaddr)
@@ -476,6 +523,7 @@ void guest_main(uint64_t which, uint64_t maxphyaddr)
 #else /* host */
 
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -491,6 +539,7 @@ void guest_main(uint64_t which, uint64_t maxphyaddr)
 #define F_SLOT1 (1U << 2)     /* slot 1 at SLOT1_GPA, snippet 0x51 */
 #define F_SLOT2 (1U << 3)     /* EXECONLY slot 2 at SLOT2_GPA, 0xe0 */
 #define F_EXEC_ONLY (1U << 4) /* GMEM_CAP_EXEC_ONLY */
+#define F_TWO_CPUS (1U << 5)  /* vCPU 1 runs on a thread of its own */
 
 static const struct {
 	const char *name;
@@ -525,6 +574,9 @@ static const struct {
 		      F_NOCAP },
 	[C_RESERVED] = { "bits above M and bit M in a table entry are "
 			 "reserved", 0 },
+	[C_CMC] = { "cross-modifying code: vCPU 1 writes through the RW "
+		    "alias, vCPU 0 serializes and fetches through the XO alias",
+		    F_TWO_CPUS },
 };
 
 #define FAIL(...)                                                           \
@@ -537,7 +589,10 @@ static const struct {
 
 struct ctx {
 	struct guest_vm *gvm;
-	struct guest_vcpu *v;
+	struct guest_vcpu *v, *ap;
+	pthread_t ap_thread;
+	bool ap_running;
+	int ap_ret;
 	uint8_t *slot_mem[2]; /* slot 1's two backings */
 	uint8_t *slot2_mem;
 };
@@ -715,9 +770,20 @@ static int setup(struct ctx *c, unsigned int which)
 			return ret;
 	}
 	ret = guest_vcpu_add(c->gvm, &c->v);
+	if (!ret && (f & F_TWO_CPUS))
+		ret = guest_vcpu_add(c->gvm, &c->ap);
 	if (ret)
 		return ret;
 	return guest_vm_load(c->gvm, "xo", &opts);
+}
+
+static void *run_ap(void *arg)
+{
+	struct ctx *c = arg;
+	uint64_t status = 1;
+
+	c->ap_ret = guest_vcpu_run_to_done(c->ap, &status) ? -1 : (int)status;
+	return NULL;
 }
 
 static void run_case(unsigned int which)
@@ -729,6 +795,11 @@ static void run_case(unsigned int which)
 	int ret = setup(&c, which);
 
 	CHECK_EQ(ret, 0);
+	if (!ret && c.ap) {
+		ret = pthread_create(&c.ap_thread, NULL, run_ap, &c);
+		CHECK_EQ(ret, 0);
+		c.ap_running = !ret;
+	}
 	while (!ret) {
 		ret = guest_vcpu_run(c.v, &uc);
 		if (ret == UCALL_SYNC) {
@@ -744,6 +815,14 @@ static void run_case(unsigned int which)
 			FAIL("the guest did not finish");
 		}
 		break;
+	}
+	if (c.ap_running) {
+		/* A vCPU 0 that failed leaves vCPU 1 waiting for it. */
+		if (tap_case_failed)
+			gmem_vcpu_kick(c.ap->vcpu);
+		pthread_join(c.ap_thread, NULL);
+		if (!tap_case_failed)
+			CHECK_EQ(c.ap_ret, 0);
 	}
 	if (which == C_USER_RUNS)
 		CHECK(c.v && c.v->console &&
