@@ -12,7 +12,9 @@
  * replacing a VM — runs against both; after every step the return code
  * must be the model's prediction, the VM's attribute snapshot must equal
  * the model's pages, the sequence number must move exactly when the map
- * changed, and the slot touched must read back as the model says.
+ * changed, and the slot touched must read back as the model says.  The
+ * attribute and capability calls also go, through the façade, to a twin
+ * VM of the same type, which must answer the same.
  *
  * Usage: test_model [seed [steps]]; or $GMEM_SEED and $GMEM_MODEL_STEPS.
  */
@@ -55,6 +57,7 @@ struct mslot {
 
 struct mvm {
 	struct gmem_vm *vm;
+	int twin_sys, twin; /* a façade VM of the same type, same calls */
 	unsigned long type;
 	uint32_t gen; /* files of older generations belong to another VM */
 	bool exec_only;
@@ -135,6 +138,7 @@ static const int result_errno[] = {0, EINVAL, EEXIST, EBADF, EOPNOTSUPP, EFBIG};
 #define NR_RESULTS (int)(sizeof(result_errno) / sizeof(result_errno[0]))
 static long stats[NR_KINDS][NR_RESULTS];
 static enum kind cur_kind;
+static long nr_binds;
 
 static void count_result(long want)
 {
@@ -155,6 +159,7 @@ static void print_stats(void)
 				      stats[k][i]);
 		tap_diag("%s:%s", kind_name[k], line);
 	}
+	tap_diag("guest_memfd bindings made: %ld", nr_binds);
 }
 
 static void expect_ret(long got, long want)
@@ -337,6 +342,8 @@ static void op_attr(struct mvm *m)
 	     (int)(m - vms), a.address, a.size, a.attributes, a.flags, want);
 	got = gmem_vm_set_memory_attributes(m->vm, &a);
 	expect_ret(got, want);
+	expect_ret(fac_ret(gmem_ioctl(m->twin, KVM_SET_MEMORY_ATTRIBUTES, &a)),
+		   want);
 	if (want == 0) {
 		for (int u = u0; u < u1; u++) {
 			changed |= m->attr[u] != a.attributes;
@@ -541,6 +548,15 @@ static void op_file(struct mvm *m)
 /* ---- slots -----------------------------------------------------------------
  */
 
+/* A closed file's number may now name a twin's system or VM handle. */
+static bool is_twin_handle(int fd)
+{
+	for (int v = 0; v < NVM; v++)
+		if (vms[v].twin == fd || vms[v].twin_sys == fd)
+			return true;
+	return false;
+}
+
 static bool gpa_overlap(uint64_t a, uint64_t as, uint64_t b, uint64_t bs)
 {
 	return a < b + bs && b < a + as;
@@ -606,7 +622,7 @@ static long predict_slot(struct mvm *m,
 		return 0;
 	f = file_by_fd((int)r->guest_memfd, &owner, &fi);
 	if (!f)
-		return -EBADF;
+		return is_twin_handle((int)r->guest_memfd) ? -EINVAL : -EBADF;
 	if (owner != m || owner->file_gen[fi] != m->gen)
 		return -EINVAL;
 	if (r->guest_memfd_offset + r->memory_size > f->pages * PAGE)
@@ -651,9 +667,9 @@ static void random_region(struct mvm *m, struct kvm_userspace_memory_region2 *r)
 		     (uintptr_t)area + gpa);
 	if (r->flags & KVM_MEM_GUEST_MEMFD) {
 		r->guest_memfd = (uint32_t)pick_fd(m);
-		r->guest_memfd_offset = below(MAX_FILE_PAGES) * PAGE;
-		if (one_in(4))
-			r->guest_memfd_offset = 0;
+		r->guest_memfd_offset =
+			below(one_in(4) ? MAX_FILE_PAGES : 8) * PAGE;
+		r->memory_size = (1 + below(16)) * PAGE;
 	}
 }
 
@@ -799,6 +815,7 @@ static void op_slot(struct mvm *m)
 			s->present = true;
 			s->r = r;
 			s->file_uid = uid;
+			nr_binds += uid != 0;
 		}
 	}
 	check_slot(m, r.slot);
@@ -814,6 +831,10 @@ static void vm_new(struct mvm *m, unsigned long type)
 	m->type = type;
 	m->gen = next_gen++;
 	m->vm = test_vm(type);
+	m->twin_sys = gmem_open();
+	REQUIRE(m->twin_sys >= 0);
+	m->twin = gmem_ioctl(m->twin_sys, KVM_CREATE_VM, type);
+	REQUIRE(m->twin >= 0);
 	REQUIRE(gmem_vm_get_memory_attributes(m->vm, 0, PAGE, NULL, 0,
 					      &m->seq) == 0);
 }
@@ -833,6 +854,7 @@ static void op_enable_exec_only(struct mvm *m)
 	note("vm%d enable exec-only flags %#x -> want %ld", (int)(m - vms),
 	     c.flags, want);
 	expect_ret(gmem_vm_enable_cap(m->vm, &c), want);
+	expect_ret(fac_ret(gmem_ioctl(m->twin, KVM_ENABLE_CAP, &c)), want);
 	if (!want)
 		m->exec_only = true;
 	compare_all(m, SEQ_ANY);
@@ -851,6 +873,8 @@ static void op_replace_vm(struct mvm *m)
 	memcpy(files, m->file, sizeof(files));
 	memcpy(gens, m->file_gen, sizeof(gens));
 	gmem_vm_put(m->vm);
+	REQUIRE(gmem_close(m->twin) == 0);
+	REQUIRE(gmem_close(m->twin_sys) == 0);
 	vm_new(m, m->type);
 	memcpy(m->file, files, sizeof(files));
 	memcpy(m->file_gen, gens, sizeof(gens));
@@ -937,6 +961,8 @@ int main(int argc, char **argv)
 				CHECK_RET(gmem_handle_close(vms[v].file[i].fd),
 					  0);
 		gmem_vm_put(vms[v].vm);
+		CHECK_EQ(gmem_close(vms[v].twin), 0);
+		CHECK_EQ(gmem_close(vms[v].twin_sys), 0);
 	}
 	CHECK_EQ(gmem_open(), 3);
 	tap_result("everything closes; no handle left behind");
