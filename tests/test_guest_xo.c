@@ -417,6 +417,16 @@ static void case_nocap(void)
 	ASSERT_PF(1, PF_P | PF_RSVD | PF_I, WIN_BAD);
 }
 
+static volatile uint64_t gp_hits, gp_err;
+
+/* Skips the 3-byte "mov %rax, %cr3" below. */
+static void gp_skip(struct ex_regs *regs)
+{
+	gp_hits++;
+	gp_err = regs->error_code;
+	regs->rip += 3;
+}
+
 static void case_reserved(void)
 {
 	uint64_t *pml4, *pdpt, *pd;
@@ -443,6 +453,14 @@ static void case_reserved(void)
 	pd[(WIN_BAD_TABLE >> 21) & 511] &= ~xo;
 	invlpg((void *)WIN_BAD_TABLE);
 	GUEST_ASSERT_EQ(call(WIN_BAD_TABLE), 1);
+
+	/* Nor is the PML4: CR3 with bit M is #GP(0), as any bit >= M. */
+	guest_set_handler(VEC_GP, gp_skip);
+	asm volatile("mov %0, %%cr3" : : "a"(read_cr3() | xo) : "memory");
+	guest_set_handler(VEC_GP, 0);
+	GUEST_ASSERT_EQ(gp_hits, 1);
+	GUEST_ASSERT_EQ(gp_err, 0);
+	GUEST_ASSERT_EQ(read_cr3(), guest_boot->cr3);
 }
 
 /*
@@ -572,8 +590,8 @@ static const struct {
 	[C_NOCAP] = { "without the capability: no XO, mprotect falls back "
 		      "to R-X, bit M is reserved",
 		      F_NOCAP },
-	[C_RESERVED] = { "bits above M and bit M in a table entry are "
-			 "reserved", 0 },
+	[C_RESERVED] = { "bits above M, and bit M in a table entry or CR3, "
+			 "are reserved", 0 },
 	[C_CMC] = { "cross-modifying code: vCPU 1 writes through the RW "
 		    "alias, vCPU 0 serializes and fetches through the XO alias",
 		    F_TWO_CPUS },
