@@ -53,6 +53,7 @@ enum {
 	C_NOCAP,
 	C_RESERVED,
 	C_CMC,
+	C_LARGE,
 	NR_CASES
 };
 
@@ -508,6 +509,56 @@ static void case_cmc(void)
 	cmc_state = ~0ULL;
 }
 
+/*
+ * Large leaves take the alias bit too: a 1 GiB page over GPA 0 and a
+ * 2 MiB page over the image, both execute-only, in PDPT slots the
+ * identity map does not use.
+ */
+#define WIN_1G 0xc0000000ULL
+#define WIN_2M 0x100000000ULL
+
+static uint64_t pd_2m[512] __aligned(PAGE_SIZE);
+
+static uint64_t user_call_and_read(uint64_t va)
+{
+	uint64_t r = call(va);
+
+	record(0, guest_probe_read((void *)(va + 1)));
+	return r;
+}
+
+static void case_large(void)
+{
+	uint64_t *pml4 = (uint64_t *)(read_cr3() & PTE_ADDR_MASK);
+	uint64_t *pdpt = (uint64_t *)(pml4[0] & PTE_ADDR_MASK);
+	uint64_t off = (uint64_t)code[0] - (uint64_t)__image_start;
+	uint64_t va1g = WIN_1G + (uint64_t)code[0], va2m = WIN_2M + off;
+
+	GUEST_ASSERT(((uint64_t)__image_start & ((2ULL << 20) - 1)) == 0);
+	GUEST_ASSERT(off < (2ULL << 20));
+	GUEST_ASSERT(!(pdpt[WIN_1G >> 30] & PTE_P));
+	GUEST_ASSERT(!(pdpt[WIN_2M >> 30] & PTE_P));
+	put_snippet(code[0], 0x1e);
+	pdpt[WIN_1G >> 30] = 0 | xo | PTE_PS | PTE_U | PTE_P;
+	pd_2m[0] = (uint64_t)__image_start | xo | PTE_PS | PTE_U | PTE_P;
+	pdpt[WIN_2M >> 30] = (uint64_t)pd_2m | PTE_W | PTE_U | PTE_P;
+	write_cr3(read_cr3());
+
+	GUEST_ASSERT_EQ(call(va1g), 0x1e);
+	GUEST_ASSERT_EQ(call(va2m), 0x1e);
+	record(1, guest_probe_read((void *)va1g));
+	ASSERT_PF(1, PF_P, va1g);
+	record(1, guest_probe_write((void *)va2m, 0));
+	ASSERT_PF(1, PF_P | PF_W, va2m);
+	GUEST_ASSERT_EQ(guest_run_user(user_call_and_read, va2m, USER_TOP),
+			0x1e);
+	ASSERT_PF(0, PF_P | PF_U, va2m + 1);
+	/* And code written through the identity map shows through both. */
+	put_snippet(code[0], 0x2e);
+	GUEST_ASSERT_EQ(call(va1g), 0x2e);
+	GUEST_ASSERT_EQ(call(va2m), 0x2e);
+}
+
 static void (*const cases[NR_CASES])(void) = {
 	[C_CPUID] = case_cpuid,
 	[C_USER_RUNS] = case_user_runs,
@@ -525,6 +576,7 @@ static void (*const cases[NR_CASES])(void) = {
 	[C_NOCAP] = case_nocap,
 	[C_RESERVED] = case_reserved,
 	[C_CMC] = case_cmc,
+	[C_LARGE] = case_large,
 };
 
 void guest_main(uint64_t which, uint64_t maxphyaddr)
@@ -595,6 +647,7 @@ static const struct {
 	[C_CMC] = { "cross-modifying code: vCPU 1 writes through the RW "
 		    "alias, vCPU 0 serializes and fetches through the XO alias",
 		    F_TWO_CPUS },
+	[C_LARGE] = { "XO through 1 GiB and 2 MiB guest pages", 0 },
 };
 
 #define FAIL(...)                                                           \
