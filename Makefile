@@ -21,8 +21,14 @@ else ifeq ($(MODE),tsan)
 CC := clang
 OPT := -O1 -g
 SAN := -fsanitize=thread
+else ifeq ($(MODE),fuzz)
+# libFuzzer: the library is instrumented for coverage, ASan and UBSan;
+# only the harnesses link libFuzzer's main (-fsanitize=fuzzer).
+CC := clang
+OPT := -O1 -g -fno-omit-frame-pointer
+SAN := -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all
 else
-$(error MODE must be release, debug, asan or tsan)
+$(error MODE must be release, debug, asan, tsan or fuzz)
 endif
 
 B := build/$(MODE)
@@ -126,12 +132,24 @@ TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
 
-DEB_PKGS := gcc make clang libclang-rt-14-dev libzydis-dev perl pkg-config
+DEB_PKGS := gcc make clang libclang-rt-14-dev libfuzzer-14-dev libzydis-dev \
+	perl pkg-config
 
 BENCHES := bench/bench_mem bench/bench_x86
 BENCH_BINS := $(BENCHES:%=$(B)/%)
 
+# ---- fuzzing -------------------------------------------------------------
+# libFuzzer harnesses (tests/fuzz/fuzz_NAME.c), built in MODE=fuzz, each
+# with a seed corpus in tests/fuzz/corpus/NAME.  `make fuzz-ci` runs each
+# for FUZZ_SECONDS; new inputs go to build/fuzz/corpus/NAME, never into
+# the repository.  Longer runs: see README, "Reliability".
+FUZZERS := model vcpu loader
+FUZZ_SECONDS ?= 45
+FUZZ_BINS := $(FUZZERS:%=build/fuzz/tests/fuzz/fuzz_%)
+FUZZ_OPTS := -timeout=10 -rss_limit_mb=4096 -print_final_stats=1
+
 .PHONY: all lib guests test test-tsan x86-test bench run install clean deps check-format
+.PHONY: fuzz-bins fuzz-ci
 all: lib guests $(EXAMPLE_BINS) $(B)/gmem.pc
 
 guests: $(GUEST_ELFS)
@@ -197,6 +215,13 @@ $(B)/tests/test_guest_%: tests/test_guest_%.c $(B)/tests/guest_util.o \
 	$(CC) $(CFLAGS) -Itests -Iguests/include $< -o $@ $(LDFLAGS) \
 		$(B)/tests/guest_util.o $(B)/libgmem.a $(LDLIBS)
 
+# A harness: the model, vCPU or loader target with libFuzzer's main.
+$(B)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/model.h tests/x86_harness.h \
+		$(B)/libgmem.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests $< -o $@ $(LDFLAGS) \
+		-fsanitize=fuzzer $(B)/libgmem.a $(LDLIBS)
+
 $(B)/examples/%: examples/%.c $(B)/libgmem.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
@@ -226,6 +251,23 @@ test: deps
 test-tsan: deps
 	$(MAKE) --no-print-directory MODE=tsan $(TSAN_TESTS:%=build/tsan/%)
 	TSAN_OPTIONS=halt_on_error=1 prove -f $(TSAN_TESTS:%=build/tsan/%)
+
+fuzz-bins:
+	$(MAKE) --no-print-directory MODE=fuzz $(FUZZ_BINS)
+
+fuzz-ci: deps fuzz-bins
+	@for f in $(FUZZERS); do \
+		mkdir -p build/fuzz/corpus/$$f build/fuzz/artifacts/$$f; \
+		echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
+		build/fuzz/tests/fuzz/fuzz_$$f $(FUZZ_OPTS) \
+			-max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=build/fuzz/artifacts/$$f/ \
+			build/fuzz/corpus/$$f tests/fuzz/corpus/$$f \
+			2>build/fuzz/fuzz_$$f.log || \
+			{ tail -50 build/fuzz/fuzz_$$f.log; exit 1; }; \
+		grep -E '^stat::(number_of_executed_units|peak_rss)' \
+			build/fuzz/fuzz_$$f.log; \
+	done
 
 # Timing lives here, never in a pass/fail test.
 bench: deps
