@@ -76,6 +76,7 @@ TESTS := \
 	tests/test_memslot \
 	tests/test_ioctl \
 	tests/test_enomem \
+	tests/test_enomem_sweep \
 	tests/test_model \
 	tests/test_loader
 
