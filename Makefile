@@ -112,7 +112,8 @@ GUEST_RT_OBJS := $(GUEST_RT_SRCS:%=$(B)/%.o)
 
 GUEST_TESTS := \
 	hello \
-	compute
+	compute \
+	soak
 
 GUEST_ELFS := $(GUEST_TESTS:%=$(B)/guests/%.elf)
 TESTS += $(GUEST_TESTS:%=tests/test_guest_%)
@@ -128,7 +129,8 @@ TEST_BINS := $(TESTS:%=$(B)/%)
 X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 
 # The tests with threads, run again under ThreadSanitizer by test-tsan.
-TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu
+TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu \
+	tests/test_guest_soak
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
@@ -251,7 +253,8 @@ test: deps
 
 test-tsan: deps
 	$(MAKE) --no-print-directory MODE=tsan $(TSAN_TESTS:%=build/tsan/%)
-	TSAN_OPTIONS=halt_on_error=1 prove -f $(TSAN_TESTS:%=build/tsan/%)
+	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+		prove -f $(TSAN_TESTS:%=build/tsan/%)
 
 fuzz-bins:
 	$(MAKE) --no-print-directory MODE=fuzz $(FUZZ_BINS)
