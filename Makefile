@@ -113,7 +113,8 @@ GUEST_RT_OBJS := $(GUEST_RT_SRCS:%=$(B)/%.o)
 GUEST_TESTS := \
 	hello \
 	compute \
-	soak
+	soak \
+	hostile
 
 GUEST_ELFS := $(GUEST_TESTS:%=$(B)/guests/%.elf)
 TESTS += $(GUEST_TESTS:%=tests/test_guest_%)
