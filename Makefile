@@ -78,7 +78,9 @@ TESTS := \
 	tests/test_enomem \
 	tests/test_enomem_sweep \
 	tests/test_model \
-	tests/test_loader
+	tests/test_threads \
+	tests/test_loader \
+	tests/test_xo
 
 # ---- guest programs ------------------------------------------------------
 # Guests run on the emulated vCPU, not on the host, so they are always built
@@ -106,13 +108,20 @@ GUEST_RT_SRCS := \
 	guests/runtime.c \
 	guests/printf.c \
 	guests/string.c \
-	guests/paging.c
+	guests/paging.c \
+	guests/xo.c
 
 GUEST_RT_OBJS := $(GUEST_RT_SRCS:%=$(B)/%.o)
 
 GUEST_TESTS := \
 	hello \
 	compute \
+	exceptions \
+	user \
+	triple_fault \
+	smp \
+	convert \
+	xo \
 	soak \
 	hostile
 
@@ -122,7 +131,8 @@ TESTS += $(GUEST_TESTS:%=tests/test_guest_%)
 X86_TESTS := \
 	tests/test_x86_unit \
 	tests/test_x86_diff \
-	tests/test_x86_fuzz
+	tests/test_x86_fuzz \
+	tests/test_x86_gcc
 
 TESTS += $(X86_TESTS)
 
@@ -130,7 +140,7 @@ TEST_BINS := $(TESTS:%=$(B)/%)
 X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 
 # The tests with threads, run again under ThreadSanitizer by test-tsan.
-TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu \
+TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu tests/test_threads \
 	tests/test_guest_soak
 
 EXAMPLES := examples/convert
@@ -187,6 +197,23 @@ $(B)/tests/test_x86_%: tests/test_x86_%.c tests/tap.h tests/x86_harness.h \
 		$(X86_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(X86_OBJS) $(LDLIBS)
+
+# Guest code for test_x86_gcc: built the way gmem guests are, with gcc,
+# uninstrumented.
+X86_GUEST_CC := gcc
+X86_GUEST_CFLAGS := -O2 -ffreestanding -mgeneral-regs-only -mno-red-zone \
+	-fno-tree-loop-distribute-patterns -fstack-protector-strong -fPIC \
+	-Wall -Wextra -Werror -Itests
+
+$(B)/tests/x86_gcc_guest.o: tests/x86_gcc_guest.c tests/x86_gcc_guest.h
+	@mkdir -p $(dir $@)
+	$(X86_GUEST_CC) $(X86_GUEST_CFLAGS) -c $< -o $@
+
+$(B)/tests/test_x86_gcc: tests/test_x86_gcc.c tests/tap.h \
+		tests/x86_harness.h tests/x86_gcc_guest.h \
+		$(B)/tests/x86_gcc_guest.o $(X86_OBJS)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) \
+		$(B)/tests/x86_gcc_guest.o $(X86_OBJS) $(LDLIBS)
 
 $(B)/bench/bench_x86: bench/bench_x86.c tests/x86_harness.h $(X86_OBJS)
 	@mkdir -p $(dir $@)
@@ -304,5 +331,8 @@ check-format:
 
 clean:
 	rm -rf build
+
+# Keep intermediate objects (guest runtime, guest halves) between builds.
+.SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -26,11 +26,15 @@ static void pad(struct out *o, char c, int n)
 }
 
 enum {
-	F_LEFT = 1, F_ZERO = 2, F_ALT = 4, F_SPACE = 8, F_PLUS = 16,
+	F_LEFT = 1,
+	F_ZERO = 2,
+	F_ALT = 4,
+	F_SPACE = 8,
+	F_PLUS = 16,
 };
 
-static void put_num(struct out *o, unsigned long long v, int neg,
-		    unsigned base, int upper, int flags, int width, int prec)
+static void put_num(struct out *o, unsigned long long v, int neg, unsigned base,
+		    int upper, int flags, int width, int prec)
 {
 	const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
 	char tmp[24], sign = 0;
@@ -74,7 +78,7 @@ static void put_num(struct out *o, unsigned long long v, int neg,
 
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 {
-	struct out o = { .buf = buf, .size = size };
+	struct out o = {.buf = buf, .size = size};
 
 	for (; *fmt; fmt++) {
 		int flags = 0, width = 0, prec = -1, lng = 0;
@@ -142,15 +146,16 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 			long long sv;
 
 			if (lng >= 1)
-				sv = lng == 1 ? va_arg(ap, long) :
-						va_arg(ap, long long);
+				sv = lng == 1 ? va_arg(ap, long)
+					      : va_arg(ap, long long);
 			else
 				sv = va_arg(ap, int);
 			if (lng == -1)
 				sv = (short)sv;
 			else if (lng == -2)
 				sv = (signed char)sv;
-			v = sv < 0 ? -(unsigned long long)sv : (unsigned long long)sv;
+			v = sv < 0 ? -(unsigned long long)sv
+				   : (unsigned long long)sv;
 			put_num(&o, v, sv < 0, 10, 0, flags, width, prec);
 			break;
 		}
@@ -159,8 +164,8 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 		case 'X':
 		case 'o':
 			if (lng >= 1)
-				v = lng == 1 ? va_arg(ap, unsigned long) :
-					       va_arg(ap, unsigned long long);
+				v = lng == 1 ? va_arg(ap, unsigned long)
+					     : va_arg(ap, unsigned long long);
 			else
 				v = va_arg(ap, unsigned int);
 			if (lng == -1)
@@ -168,7 +173,9 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 			else if (lng == -2)
 				v = (unsigned char)v;
 			put_num(&o, v, 0,
-				*fmt == 'u' ? 10 : *fmt == 'o' ? 8 : 16,
+				*fmt == 'u'   ? 10
+				: *fmt == 'o' ? 8
+					      : 16,
 				*fmt == 'X', flags, width, prec);
 			break;
 		case 'p':

@@ -72,7 +72,7 @@ void guest_set_handler(unsigned vector, guest_handler_t fn)
 
 static __noreturn void report_unhandled(struct ex_regs *regs)
 {
-	struct guest_ucall uc = { .cmd = UCALL_UNHANDLED };
+	struct guest_ucall uc = {.cmd = UCALL_UNHANDLED};
 
 	uc.args[UCALL_UNHANDLED_VECTOR] = regs->vector;
 	uc.args[UCALL_UNHANDLED_ERROR] = regs->error_code;
@@ -192,7 +192,7 @@ void guest_ucall(struct guest_ucall *uc)
 
 uint64_t guest_sync(uint64_t arg)
 {
-	struct guest_ucall uc = { .cmd = UCALL_SYNC };
+	struct guest_ucall uc = {.cmd = UCALL_SYNC};
 
 	uc.args[0] = arg;
 	guest_ucall(&uc);
@@ -201,7 +201,7 @@ uint64_t guest_sync(uint64_t arg)
 
 void guest_ucall_printf(const char *fmt, ...)
 {
-	struct guest_ucall uc = { .cmd = UCALL_PRINTF };
+	struct guest_ucall uc = {.cmd = UCALL_PRINTF};
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -213,7 +213,7 @@ void guest_ucall_printf(const char *fmt, ...)
 /* DONE and ASSERT are final: a host that resumes anyway gets them again. */
 void guest_done(uint64_t status)
 {
-	struct guest_ucall uc = { .cmd = UCALL_DONE };
+	struct guest_ucall uc = {.cmd = UCALL_DONE};
 
 	uc.args[0] = status;
 	for (;;) {
@@ -222,10 +222,10 @@ void guest_done(uint64_t status)
 	}
 }
 
-void guest_assert_fail(const char *file, int line, const char *expr,
-		       uint64_t a, uint64_t b, const char *fmt, ...)
+void guest_assert_fail(const char *file, int line, const char *expr, uint64_t a,
+		       uint64_t b, const char *fmt, ...)
 {
-	struct guest_ucall uc = { .cmd = UCALL_ASSERT };
+	struct guest_ucall uc = {.cmd = UCALL_ASSERT};
 	int n;
 
 	uc.args[0] = line;

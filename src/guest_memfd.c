@@ -174,12 +174,14 @@ static int allocate(struct gmem_file *file, uint64_t offset, uint64_t len)
 
 int gmem_file_fallocate(int fd, int mode, int64_t offset, int64_t len)
 {
-	struct gmem_file *file;
+	struct gmem_file *file = NULL;
 	int r;
 
+	/* EBADF first; a handle that is not a file fails after the VFS's
+	 * argument checks, with ENODEV, as in Linux. */
 	r = gmem_file_from_handle(fd, &file);
-	if (r)
-		return r == -EINVAL ? -ENODEV : r; /* not a regular file */
+	if (r == -EBADF)
+		return r;
 
 	/* The VFS's checks first, then guest_memfd's, as in Linux. */
 	if (offset < 0 || len <= 0)
@@ -189,6 +191,8 @@ int gmem_file_fallocate(int fd, int mode, int64_t offset, int64_t len)
 		r = -EOPNOTSUPP;
 	else if (offset > INT64_MAX - len)
 		r = -EFBIG;
+	else if (!file)
+		r = -ENODEV; /* not a regular file */
 	else if (!PAGE_ALIGNED((uint64_t)offset) ||
 		 !PAGE_ALIGNED((uint64_t)len))
 		r = -EINVAL;
@@ -196,7 +200,8 @@ int gmem_file_fallocate(int fd, int mode, int64_t offset, int64_t len)
 		r = punch_hole(file, offset, len);
 	else
 		r = allocate(file, offset, len);
-	gmem_file_put(file);
+	if (file)
+		gmem_file_put(file);
 	return r;
 }
 

@@ -10,7 +10,8 @@
  *   +0        boot info, 128 bytes per vCPU        (one page)
  *   +4 KiB    GDT                                  (one page)
  *   +8 KiB    TSSs, 128 bytes apart                (one page)
- *   +12 KiB   PML4, PDPT, page directories, page tables
+ *   +12 KiB   IDT, if asked for                    (one page)
+ *   +16 KiB   PML4, PDPT, page directories, page tables
  *   then      one stack per vCPU
  *
  * The identity map uses 2 MiB pages except where a 2 MiB region is not
@@ -53,7 +54,8 @@
 #define LAYOUT_BOOT 0
 #define LAYOUT_GDT (1 * PAGE_SIZE)
 #define LAYOUT_TSS (2 * PAGE_SIZE)
-#define LAYOUT_TABLES (3 * PAGE_SIZE)
+#define LAYOUT_IDT (3 * PAGE_SIZE)
+#define LAYOUT_TABLES (4 * PAGE_SIZE)
 #define BOOT_STRIDE 128
 #define TSS_STRIDE 128
 
@@ -96,8 +98,7 @@ static uint64_t nr_regions(const struct gmem_load_info *info)
 }
 
 /* Index of region @r's page table among all page tables. */
-static uint64_t region_pt_index(const struct gmem_load_info *info,
-				uint64_t r)
+static uint64_t region_pt_index(const struct gmem_load_info *info, uint64_t r)
 {
 	if (info->opts.flags & GMEM_LOAD_4K)
 		return r;
@@ -147,7 +148,7 @@ static int check_opts(const struct gmem_load_opts *in,
 		out->nr_cpus = 1;
 	if (!out->stack_size)
 		out->stack_size = GMEM_LOAD_DEFAULT_STACK;
-	if (out->flags & ~GMEM_LOAD_FLAGS_ALL)
+	if ((out->flags & ~GMEM_LOAD_FLAGS_ALL) || out->reserved)
 		return -EINVAL;
 	if (!out->mem_size || !PAGE_ALIGNED(out->mem_size) ||
 	    !PAGE_ALIGNED(out->stack_size) || !PAGE_ALIGNED(out->free_start))
@@ -202,11 +203,13 @@ static void get_phdr(const void *image, const Elf64_Ehdr *eh, unsigned i,
 	       sizeof(*ph));
 }
 
-static int check_segments(const void *image, size_t size,
-			  const Elf64_Ehdr *eh, struct gmem_load_info *info)
+static int check_segments(const void *image, size_t size, const Elf64_Ehdr *eh,
+			  struct gmem_load_info *info)
 {
 	uint64_t lo = UINT64_MAX, hi = 0, mem = info->opts.mem_size;
-	int nr_load = 0, entry_ok = 0;
+	uint64_t idt_first = info->opts.idt_entry;
+	uint64_t idt_last = idt_first + 255ULL * info->opts.idt_stride;
+	int nr_load = 0, entry_ok = 0, idt_ok = !idt_first;
 	Elf64_Phdr ph, other;
 
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
@@ -239,12 +242,16 @@ static int check_segments(const void *image, size_t size,
 		if ((ph.p_flags & PF_X) && eh->e_entry >= ph.p_paddr &&
 		    eh->e_entry - ph.p_paddr < ph.p_memsz)
 			entry_ok = 1;
+		if ((ph.p_flags & PF_X) && idt_first >= ph.p_paddr &&
+		    idt_last < ph.p_paddr + ph.p_memsz)
+			idt_ok = 1;
 		lo = MIN(lo, ph.p_paddr);
 		hi = MAX(hi, ph.p_paddr + ph.p_memsz);
 	}
 	if (!nr_load)
 		return -ENOEXEC;
-	if (!entry_ok)
+	/* idt_last cannot wrap: the stride is 32 bits. */
+	if (!entry_ok || !idt_ok || idt_last < idt_first)
 		return -EINVAL;
 	info->entry = eh->e_entry;
 	info->image_start = lo;
@@ -258,12 +265,13 @@ static int layout(struct gmem_load_info *info)
 	const struct gmem_load_opts *o = &info->opts;
 	uint64_t base, tables, need, mem = o->mem_size;
 
-	base = o->free_start ? o->free_start : round_up(info->image_end,
-							PAGE_SIZE);
+	base = o->free_start ? o->free_start
+			     : round_up(info->image_end, PAGE_SIZE);
 	info->boot_info = base + LAYOUT_BOOT;
 	info->gdt = base + LAYOUT_GDT;
 	info->gdt_limit = GMEM_BOOT_TSS(o->nr_cpus) - 1;
 	info->tss = base + LAYOUT_TSS;
+	info->idt = o->idt_entry ? base + LAYOUT_IDT : 0;
 	info->cr3 = base + LAYOUT_TABLES;
 	info->nr_table_pages = 2 + nr_pds(info) + nr_pts(info);
 	tables = info->nr_table_pages * PAGE_SIZE;
@@ -300,9 +308,9 @@ int gmem_load_check(const void *image, size_t size,
 		ret = check_ehdr(eh, size);
 	} else {
 		/* Too short for a header: only look at what is there. */
-		ret = size < SELFMAG || memcmp(image, ELFMAG, SELFMAG) ?
-			      -ENOEXEC :
-			      -EINVAL;
+		ret = size < SELFMAG || memcmp(image, ELFMAG, SELFMAG)
+			      ? -ENOEXEC
+			      : -EINVAL;
 	}
 	if (ret)
 		return ret;
@@ -327,8 +335,8 @@ static int write_guest(struct gmem_vcpu *vcpu, uint64_t gpa, const void *buf,
 
 	while (len) {
 		uint64_t n = MIN(len, PAGE_SIZE - (gpa & (PAGE_SIZE - 1)));
-		int ret = gmem_vcpu_access(vcpu, gpa, (void *)(p ? p : zero),
-					   n, GMEM_ACCESS_WRITE);
+		int ret = gmem_vcpu_access(vcpu, gpa, (void *)(p ? p : zero), n,
+					   GMEM_ACCESS_WRITE);
 
 		if (ret > 0)
 			return -EFAULT;
@@ -457,6 +465,20 @@ static uint64_t tss_desc_lo(uint64_t base, uint32_t limit, unsigned type)
 	       (((base >> 24) & 0xffULL) << 56);
 }
 
+/*
+ * The low half of a 64-bit interrupt gate (type 0xe, present, IST 0,
+ * kernel code selector); the high half is offset[63:32].
+ *
+ *   63      48 47 46 45 44 40 39   32 31     16 15       0
+ *  | off 31:16| P| DPL |0|type|0 |IST| selector | off 15:0 |
+ */
+static uint64_t idt_gate_lo(uint64_t a, unsigned dpl)
+{
+	return (a & 0xffffULL) | ((uint64_t)GMEM_BOOT_KERNEL_CS << 16) |
+	       (0xeULL << 40) | ((uint64_t)dpl << 45) | (1ULL << 47) |
+	       (((a >> 16) & 0xffffULL) << 48);
+}
+
 #define SEG_CODE 0xb /* execute/read, accessed */
 #define SEG_DATA 0x3 /* read/write, accessed */
 #define SEG_TSS_AVAIL 0x9
@@ -508,9 +530,8 @@ static int write_system(struct gmem_vcpu *vcpu,
 	for (unsigned n = 0; n < o->nr_cpus; n++) {
 		uint64_t base = info->tss + n * TSS_STRIDE;
 
-		gdt[GMEM_BOOT_TSS(n) / 8] =
-			tss_desc_lo(base, sizeof(struct gmem_boot_tss) - 1,
-				    SEG_TSS_AVAIL);
+		gdt[GMEM_BOOT_TSS(n) / 8] = tss_desc_lo(
+			base, sizeof(struct gmem_boot_tss) - 1, SEG_TSS_AVAIL);
 		gdt[GMEM_BOOT_TSS(n) / 8 + 1] = base >> 32;
 	}
 	ret = write_guest(vcpu, info->gdt, page, PAGE_SIZE);
@@ -530,6 +551,21 @@ static int write_system(struct gmem_vcpu *vcpu,
 	if (ret)
 		goto out;
 
+	if (info->idt) {
+		memset(page, 0, PAGE_SIZE);
+		for (unsigned v = 0; v < 256; v++) {
+			uint64_t a = o->idt_entry + (uint64_t)v * o->idt_stride;
+			unsigned dpl = (v == 3 || v == 4 || v == 0x80) ? 3 : 0;
+			uint64_t *gate = (uint64_t *)page + 2 * v;
+
+			gate[0] = idt_gate_lo(a, dpl);
+			gate[1] = a >> 32;
+		}
+		ret = write_guest(vcpu, info->idt, page, PAGE_SIZE);
+		if (ret)
+			goto out;
+	}
+
 	ret = write_tables(vcpu, info);
 	if (ret)
 		goto out;
@@ -544,8 +580,8 @@ out:
 
 /* ---- registers --------------------------------------------------------- */
 
-static void flat_seg(struct kvm_segment *s, uint16_t sel, unsigned type,
-		     int l, int db)
+static void flat_seg(struct kvm_segment *s, uint16_t sel, unsigned type, int l,
+		     int db)
 {
 	memset(s, 0, sizeof(*s));
 	s->base = 0;
@@ -593,8 +629,12 @@ int gmem_load_vcpu(struct gmem_vcpu *vcpu, const struct gmem_load_info *info,
 	memset(&sregs.gdt, 0, sizeof(sregs.gdt));
 	sregs.gdt.base = info->gdt;
 	sregs.gdt.limit = info->gdt_limit;
-	/* No IDT: the guest installs its own before it can take a fault. */
+	/* Without an IDT the guest installs its own before it can fault. */
 	memset(&sregs.idt, 0, sizeof(sregs.idt));
+	if (info->idt) {
+		sregs.idt.base = info->idt;
+		sregs.idt.limit = 256 * 16 - 1;
+	}
 
 	sregs.cr0 = CR0_PE | CR0_ET | CR0_WP | CR0_PG;
 	sregs.cr2 = 0;

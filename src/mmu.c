@@ -315,11 +315,19 @@ _Static_assert(KVM_MEMORY_EXIT_FLAG_READ == S2_R &&
 /*
  * The largest level (0, 1 or 2) at which the aligned block around @gfn is
  * one slot, one attribute value, contiguous and aligned in the backing,
- * and (for guest_memfd) free of poison.  Each test is a lookup in a range
- * store of maximal runs, so this costs O(log n) whatever the block size.
+ * and (for guest_memfd) free of poison.  [a0, a1) is the maximal run of
+ * equal attributes around @gfn and [p0, p1) the maximal poison-free run
+ * around its file page, both from the lookups the fault path made anyway:
+ * because runs are maximal, a block is "mixed" exactly when it sticks out
+ * of them, so each test here is O(1).
  */
-static int max_level(struct gmem_vm *vm, struct gmem_memslot *slot,
-		     uint64_t gfn, uint64_t attrs, uint8_t *page, bool private)
+struct runs {
+	uint64_t a0, a1; /* attribute run, in GFNs */
+	uint64_t p0, p1; /* poison-free run, in file pages */
+};
+
+static int max_level(struct gmem_memslot *slot, uint64_t gfn, uint8_t *page,
+		     bool private, const struct runs *runs)
 {
 	for (int l = 2; l > 0; l--) {
 		uint64_t n = LEVEL_PAGES(l), g0 = gfn & ~(n - 1);
@@ -330,13 +338,12 @@ static int max_level(struct gmem_vm *vm, struct gmem_memslot *slot,
 			continue;
 		if (hva0 & ((n << PAGE_SHIFT) - 1))
 			continue;
-		if (!gmem_rmap_is_uniform(&vm->attrs, g0, g0 + n, attrs))
+		if (g0 < runs->a0 || g0 + n > runs->a1)
 			continue;
 		if (private) {
-			uint64_t p0 = slot->gmem_pgoff + (g0 - slot->base_gfn);
+			uint64_t f0 = slot->gmem_pgoff + (g0 - slot->base_gfn);
 
-			if (!gmem_rmap_is_uniform(&slot->file->poison, p0,
-						  p0 + n, 0))
+			if (f0 < runs->p0 || f0 + n > runs->p1)
 				continue;
 		}
 		return l;
@@ -349,6 +356,7 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 		    struct resolved *r)
 {
 	struct gmem_memslot *slot = gmem_memslots_lookup(&vm->slots, gfn);
+	struct runs runs = { 0, 0, 0, UINT64_MAX };
 	uint64_t attrs, off;
 	bool private;
 	unsigned int perm;
@@ -362,7 +370,7 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 		r->kind = GMEM_S2_XO;
 		return;
 	}
-	attrs = gmem_rmap_lookup(&vm->attrs, gfn, NULL, NULL);
+	attrs = gmem_rmap_lookup(&vm->attrs, gfn, &runs.a0, &runs.a1);
 	private = attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE;
 	perm = attr_perm(attrs);
 	if (!(perm & access)) {
@@ -380,7 +388,8 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 			return;
 		}
 		if (gmem_rmap_lookup(&slot->file->poison,
-				     slot->gmem_pgoff + off, NULL, NULL)) {
+				     slot->gmem_pgoff + off, &runs.p0,
+				     &runs.p1)) {
 			r->kind = GMEM_S2_FAULT;
 			r->fault_flags = access | KVM_MEMORY_EXIT_FLAG_PRIVATE;
 			r->error = -EHWPOISON;
@@ -411,7 +420,7 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 		perm &= S2_X;
 	r->kind = GMEM_S2_OK;
 	r->perm = perm;
-	r->level = max_level(vm, slot, gfn, attrs, r->page, private);
+	r->level = max_level(slot, gfn, r->page, private, &runs);
 }
 
 static enum gmem_s2 fault(struct gmem_vcpu *vcpu, uint64_t gpa,

@@ -3,6 +3,7 @@
  * Host-side harness for guest tests.  See guest_util.h.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -19,7 +20,8 @@
 int guest_vm_create(unsigned long type, uint64_t mem_size, unsigned int flags,
 		    struct guest_vm **out)
 {
-	struct kvm_userspace_memory_region2 region = { 0 };
+	struct kvm_userspace_memory_region2 region = {0};
+	struct kvm_enable_cap cap = {0};
 	struct guest_vm *gvm;
 	int ret;
 
@@ -34,6 +36,13 @@ int guest_vm_create(unsigned long type, uint64_t mem_size, unsigned int flags,
 	gvm->gmem_fd = -1;
 
 	ret = gmem_vm_create(type, &gvm->vm);
+	if (ret)
+		goto fail;
+
+	/* As in KVM, MAP_GPA_RANGE reaches the VMM only when asked for. */
+	cap.cap = KVM_CAP_EXIT_HYPERCALL;
+	cap.args[0] = 1ULL << KVM_HC_MAP_GPA_RANGE;
+	ret = gmem_vm_enable_cap(gvm->vm, &cap);
 	if (ret)
 		goto fail;
 
@@ -54,7 +63,7 @@ int guest_vm_create(unsigned long type, uint64_t mem_size, unsigned int flags,
 	region.memory_size = mem_size;
 	region.userspace_addr = (uint64_t)(uintptr_t)gvm->mem;
 	if (flags & GUEST_VM_PRIVATE) {
-		struct kvm_create_guest_memfd cg = { .size = mem_size };
+		struct kvm_create_guest_memfd cg = {.size = mem_size};
 		struct kvm_memory_attributes attrs = {
 			.address = 0,
 			.size = mem_size,
@@ -125,6 +134,7 @@ int guest_vcpu_add(struct guest_vm *gvm, struct guest_vcpu **out)
 	v->id = gvm->nr_vcpus;
 	v->run = gmem_vcpu_kvm_run(v->vcpu);
 	v->echo = 1;
+	v->convert = !!(gvm->flags & GUEST_VM_PRIVATE);
 	gvm->vcpus[gvm->nr_vcpus++] = v;
 	if (out)
 		*out = v;
@@ -155,7 +165,7 @@ const char *guest_elf_path(const char *name, char *buf, size_t len)
 int guest_vm_load(struct guest_vm *gvm, const char *name,
 		  const struct gmem_load_opts *opts)
 {
-	struct gmem_load_opts o = { 0 };
+	struct gmem_load_opts o = {0};
 	char path[PATH_MAX];
 	int ret;
 
@@ -213,10 +223,68 @@ int guest_read(struct guest_vcpu *v, uint64_t gpa, void *buf, size_t len)
 	return access_pages(v, gpa, buf, len, GMEM_ACCESS_READ);
 }
 
-int guest_write(struct guest_vcpu *v, uint64_t gpa, const void *buf,
-		size_t len)
+int guest_write(struct guest_vcpu *v, uint64_t gpa, const void *buf, size_t len)
 {
 	return access_pages(v, gpa, (void *)buf, len, GMEM_ACCESS_WRITE);
+}
+
+/* ---- conversions ------------------------------------------------------- */
+
+int guest_vm_set_attributes(struct guest_vm *gvm, uint64_t gpa, uint64_t size,
+			    uint64_t attributes)
+{
+	struct kvm_memory_attributes a = {
+		.address = gpa,
+		.size = size,
+		.attributes = attributes,
+	};
+
+	return gmem_vm_set_memory_attributes(gvm->vm, &a);
+}
+
+int guest_vcpu_handle_map_gpa_range(struct guest_vcpu *v)
+{
+	struct guest_vm *gvm = v->gvm;
+	struct kvm_run *run = v->run;
+	uint64_t gpa, npages, attrs, size;
+	int to_private, ret;
+
+	if (run->exit_reason != KVM_EXIT_HYPERCALL ||
+	    run->hypercall.nr != KVM_HC_MAP_GPA_RANGE)
+		return -EINVAL;
+	gpa = run->hypercall.args[0];
+	npages = run->hypercall.args[1];
+	attrs = run->hypercall.args[2];
+	to_private = !!(attrs & KVM_MAP_GPA_RANGE_ENCRYPTED);
+	v->conversions++;
+
+	/* Only 4 KiB units, inside RAM, on a VM that has private memory. */
+	if (gvm->gmem_fd < 0 ||
+	    (attrs & ~(uint64_t)KVM_MAP_GPA_RANGE_ENCRYPTED) ||
+	    (gpa & (SZ_4K - 1)) || !npages || npages > gvm->mem_size / SZ_4K ||
+	    gpa > gvm->mem_size - npages * SZ_4K) {
+		run->hypercall.ret = (uint64_t)-EINVAL;
+		return 0;
+	}
+	size = npages * SZ_4K;
+	ret = guest_vm_set_attributes(
+		gvm, gpa, size, to_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0);
+	if (ret) {
+		run->hypercall.ret = (uint64_t)(int64_t)ret;
+		return 0;
+	}
+	/*
+	 * Free what the guest no longer uses, so the next conversion back
+	 * starts from zeroed memory, as it does with KVM.
+	 */
+	if (to_private)
+		madvise((uint8_t *)gvm->mem + gpa, size, MADV_DONTNEED);
+	else
+		gmem_file_fallocate(gvm->gmem_fd,
+				    FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
+				    gpa, size);
+	run->hypercall.ret = 0;
+	return 0;
 }
 
 /* ---- running ----------------------------------------------------------- */
@@ -258,8 +326,9 @@ static uint64_t out_value(struct guest_vcpu *v, unsigned int i)
 	uint64_t val = 0;
 
 	if (run->io.data_offset) {
-		memcpy(&val, (uint8_t *)run + run->io.data_offset +
-				     (size_t)i * run->io.size,
+		memcpy(&val,
+		       (uint8_t *)run + run->io.data_offset +
+			       (size_t)i * run->io.size,
 		       run->io.size);
 	} else {
 		struct kvm_regs regs;
@@ -274,12 +343,18 @@ int guest_vcpu_run(struct guest_vcpu *v, struct guest_ucall *out)
 {
 	struct kvm_run *run = v->run;
 	struct guest_ucall uc;
+	struct kvm_regs regs;
 	int ret;
 
 	for (;;) {
 		ret = gmem_vcpu_run(v->vcpu);
 		if (ret < 0)
 			return ret;
+		if (v->convert && run->exit_reason == KVM_EXIT_HYPERCALL &&
+		    run->hypercall.nr == KVM_HC_MAP_GPA_RANGE) {
+			guest_vcpu_handle_map_gpa_range(v);
+			continue;
+		}
 		if (run->exit_reason != KVM_EXIT_IO ||
 		    run->io.direction != KVM_EXIT_IO_OUT)
 			return GUEST_EXIT;
@@ -294,6 +369,13 @@ int guest_vcpu_run(struct guest_vcpu *v, struct guest_ucall *out)
 			return GUEST_EXIT;
 
 		v->ucall_gpa = (uint32_t)out_value(v, 0);
+		/*
+		 * The OUT carries 32 bits; RDI has all 64 (guest.h), which
+		 * matters when the guest's stack lies above 4 GiB.
+		 */
+		if (!gmem_vcpu_get_regs(v->vcpu, &regs) &&
+		    (uint32_t)regs.rdi == v->ucall_gpa)
+			v->ucall_gpa = regs.rdi;
 		ret = guest_read(v, v->ucall_gpa, &uc, sizeof(uc));
 		if (ret) {
 			printf("# vcpu%u: ucall struct at %#" PRIx64
@@ -304,9 +386,9 @@ int guest_vcpu_run(struct guest_vcpu *v, struct guest_ucall *out)
 		uc.buf[sizeof(uc.buf) - 1] = '\0';
 		if (uc.cmd == UCALL_PRINTF) {
 			printf("# [vcpu%u] %s%s", v->id, uc.buf,
-			       uc.buf[0] && uc.buf[strlen(uc.buf) - 1] == '\n' ?
-				       "" :
-				       "\n");
+			       uc.buf[0] && uc.buf[strlen(uc.buf) - 1] == '\n'
+				       ? ""
+				       : "\n");
 			continue;
 		}
 		if (out)
@@ -327,26 +409,38 @@ int guest_vcpu_run(struct guest_vcpu *v, struct guest_ucall *out)
 
 int guest_vcpu_reply(struct guest_vcpu *v, uint64_t value)
 {
-	return guest_write(v, v->ucall_gpa + offsetof(struct guest_ucall,
-						      args[1]),
+	return guest_write(v,
+			   v->ucall_gpa + offsetof(struct guest_ucall, args[1]),
 			   &value, sizeof(value));
 }
 
 static const char *exit_name(uint32_t reason)
 {
 	switch (reason) {
-	case KVM_EXIT_UNKNOWN: return "UNKNOWN";
-	case KVM_EXIT_EXCEPTION: return "EXCEPTION";
-	case KVM_EXIT_IO: return "IO";
-	case KVM_EXIT_HYPERCALL: return "HYPERCALL";
-	case KVM_EXIT_DEBUG: return "DEBUG";
-	case KVM_EXIT_HLT: return "HLT";
-	case KVM_EXIT_MMIO: return "MMIO";
-	case KVM_EXIT_SHUTDOWN: return "SHUTDOWN";
-	case KVM_EXIT_FAIL_ENTRY: return "FAIL_ENTRY";
-	case KVM_EXIT_INTR: return "INTR";
-	case KVM_EXIT_INTERNAL_ERROR: return "INTERNAL_ERROR";
-	case KVM_EXIT_MEMORY_FAULT: return "MEMORY_FAULT";
+	case KVM_EXIT_UNKNOWN:
+		return "UNKNOWN";
+	case KVM_EXIT_EXCEPTION:
+		return "EXCEPTION";
+	case KVM_EXIT_IO:
+		return "IO";
+	case KVM_EXIT_HYPERCALL:
+		return "HYPERCALL";
+	case KVM_EXIT_DEBUG:
+		return "DEBUG";
+	case KVM_EXIT_HLT:
+		return "HLT";
+	case KVM_EXIT_MMIO:
+		return "MMIO";
+	case KVM_EXIT_SHUTDOWN:
+		return "SHUTDOWN";
+	case KVM_EXIT_FAIL_ENTRY:
+		return "FAIL_ENTRY";
+	case KVM_EXIT_INTR:
+		return "INTR";
+	case KVM_EXIT_INTERNAL_ERROR:
+		return "INTERNAL_ERROR";
+	case KVM_EXIT_MEMORY_FAULT:
+		return "MEMORY_FAULT";
 	}
 	return "?";
 }
@@ -366,7 +460,7 @@ const char *guest_describe(struct guest_vcpu *v, int ret,
 			   const struct guest_ucall *uc, char *buf, size_t len)
 {
 	struct kvm_run *run = v->run;
-	struct kvm_regs regs = { 0 };
+	struct kvm_regs regs = {0};
 	const char *why;
 
 	gmem_vcpu_get_regs(v->vcpu, &regs);

@@ -48,11 +48,13 @@ struct guest_vcpu {
 	struct gmem_vcpu *vcpu;
 	struct kvm_run *run;
 	unsigned int id;
-	uint64_t ucall_gpa;	/* of the last ucall, for guest_vcpu_reply() */
-	int echo;		/* print console lines as "# " diagnostics */
-	char line[512];		/* console line being assembled */
+	uint64_t ucall_gpa;   /* of the last ucall, for guest_vcpu_reply() */
+	int echo;	      /* print console lines as "# " diagnostics */
+	int convert;	      /* handle KVM_HC_MAP_GPA_RANGE in run */
+	uint64_t conversions; /* MAP_GPA_RANGE calls handled */
+	char line[512];	      /* console line being assembled */
 	size_t line_len;
-	char *console;		/* everything the guest wrote to the console */
+	char *console; /* everything the guest wrote to the console */
 	size_t console_len, console_cap;
 };
 
@@ -89,6 +91,22 @@ const char *guest_elf_path(const char *name, char *buf, size_t len);
  */
 int guest_vcpu_run(struct guest_vcpu *v, struct guest_ucall *uc);
 
+/*
+ * Handle the KVM_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE in v->run as a
+ * VMM does: set or clear PRIVATE on the range, then free the side the
+ * pages left (punch the guest_memfd when they went shared, discard the
+ * shared pages when they went private), and put the result in
+ * hypercall.ret: 0, or -EINVAL for a bad range (the guest sees it; not an
+ * error of this call).  guest_vcpu_run() calls it itself when v->convert
+ * is set (the default for a GUEST_VM_PRIVATE VM).  Returns 0, or -EINVAL
+ * if the exit is not that hypercall.
+ */
+int guest_vcpu_handle_map_gpa_range(struct guest_vcpu *v);
+
+/* Set the attributes of [gpa, gpa + size) (KVM_SET_MEMORY_ATTRIBUTES). */
+int guest_vm_set_attributes(struct guest_vm *gvm, uint64_t gpa, uint64_t size,
+			    uint64_t attributes);
+
 /* Answer the last SYNC: the guest's GUEST_SYNC() returns @value. */
 int guest_vcpu_reply(struct guest_vcpu *v, uint64_t value);
 
@@ -119,3 +137,56 @@ int guest_write(struct guest_vcpu *v, uint64_t gpa, const void *buf,
 void guest_dump_regs(struct guest_vcpu *v);
 
 #endif /* GMEM_GUEST_UTIL_H */
+
+/*
+ * The stepped-test pattern, for a test that includes "tap.h" first: the
+ * guest does GUEST_SYNC(i) before case i and GUEST_SYNC(n) after the last,
+ * then GUEST_DONE(0).  Case i passes when SYNC(i + 1) arrives; at the
+ * first failure what happened is printed and the remaining cases are
+ * skipped (the guest has stopped).  @run is guest_vcpu_run or a wrapper
+ * that serves mid-case requests.  n + 1 TAP results, the last for DONE.
+ */
+#ifdef GMEM_TAP_H
+static inline void
+guest_run_steps(struct guest_vcpu *v, const char *const *names, unsigned int n,
+		int (*run)(struct guest_vcpu *, struct guest_ucall *))
+{
+	struct guest_ucall uc;
+	char msg[768];
+	unsigned int i;
+	int ret;
+
+	if (!run)
+		run = guest_vcpu_run;
+	ret = run(v, &uc);
+	if (ret != UCALL_SYNC || uc.args[0] != 0) {
+		printf("# the guest did not start: %s\n",
+		       guest_describe(v, ret, &uc, msg, sizeof(msg)));
+		guest_dump_regs(v);
+		tap_case_failed = 1;
+		i = 0;
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		ret = run(v, &uc);
+		if (ret != UCALL_SYNC || uc.args[0] != i + 1) {
+			printf("# %s\n",
+			       guest_describe(v, ret, &uc, msg, sizeof(msg)));
+			if (ret != UCALL_ASSERT)
+				guest_dump_regs(v);
+			tap_case_failed = 1;
+			goto fail;
+		}
+		tap_result(names[i]);
+	}
+	CHECK_EQ(guest_vcpu_run_to_done(v, NULL), 0);
+	tap_result("GUEST_DONE");
+	return;
+fail:
+	tap_result(i < n ? names[i] : "GUEST_DONE");
+	for (i++; i < n; i++)
+		tap_skip(names[i], "the guest stopped earlier");
+	if (i == n)
+		tap_skip("GUEST_DONE", "the guest stopped earlier");
+}
+#endif

@@ -171,6 +171,13 @@ static void case_huge(struct tvm *t)
 
 		CHECK(snap_is(t->vm, 0, -PAGE, want, 2));
 	}
+	/* two halves of the address space with one value are one range */
+	EXPECT_SET(t, 1ULL << 63, (1ULL << 63) - PAGE, NW | NX, 0);
+	if (!t->ioctl) {
+		struct gmem_attr_range want = {0, -PAGE, NW | NX};
+
+		CHECK(snap_is(t->vm, 0, -PAGE, &want, 1));
+	}
 	EXPECT_SET(t, 0, -PAGE, 0, 0);
 	if (!t->ioctl)
 		CHECK(snap_is(t->vm, 0, -PAGE, NULL, 0));

@@ -19,10 +19,11 @@
 
 struct ctx {
 	struct tvm t;
-	int file;	       /* a guest_memfd of t, or -1 */
-	uint8_t *mem;	       /* userspace memory for slots */
-	long made;	       /* a handle the call created, or -1 */
-	struct gmem_vm *newvm; /* a VM the call created */
+	int file;		  /* a guest_memfd of t, or -1 */
+	uint8_t *mem;		  /* userspace memory for slots */
+	long made;		  /* a handle the call created, or -1 */
+	struct gmem_vm *newvm;	  /* a VM the call created */
+	struct gmem_vm *vm_typed; /* a typed VM beside a façade one */
 };
 
 struct state {
@@ -152,6 +153,28 @@ static void teardown(struct ctx *c)
 		REQUIRE(file_close(c->t.ioctl, c->file) == 0);
 	tvm_close(&c->t);
 	munmap(c->mem, AREA);
+}
+
+/*
+ * The part of the file no call binds can still be bound (and unbound):
+ * a failed call left no stray binding or reference behind.
+ */
+static bool bindable(struct ctx *c)
+{
+	struct kvm_userspace_memory_region2 r =
+		gregion2(9, 0xc00000, 16 * PAGE, (uintptr_t)c->mem + 0x400000,
+			 c->file, 48 * PAGE);
+	long b, d;
+
+	if (c->file < 0)
+		return true;
+	b = tvm_region2(&c->t, &r);
+	r.memory_size = 0;
+	d = b ? 0 : tvm_region2(&c->t, &r);
+	if (b || d)
+		tap_diag("binding the file's last 16 pages: %ld, deleting: %ld",
+			 b, d);
+	return !b && !d;
 }
 
 /* ---- the calls ---------------------------------------------------------- */
@@ -328,6 +351,12 @@ static void run_op(const struct enomem_op *op)
 			tap_diag("failing allocation %ld of %ld changed state",
 				 n, count);
 		}
+		if (!bindable(&c)) {
+			tap_case_failed = 1;
+			tap_diag("after failing allocation %ld of %ld the "
+				 "file cannot be bound",
+				 n, count);
+		}
 		/* and now it works, from the very same state */
 		r = op->call(&c);
 		if (r < 0) {
@@ -363,11 +392,122 @@ static void test_hook(void)
 	tap_result("gmem_test_fail_alloc counts and fails allocations");
 }
 
+/*
+ * Handle-making calls when the handle table is full.  Nothing tells how
+ * big the table is, so fill it with system handles, arming a failure of
+ * the next allocation before each gmem_open: the first open that needs
+ * memory fails, and the table is then exactly full.
+ */
+#define MAX_FILL 8192
+
+static int filled[MAX_FILL];
+static int nr_filled;
+
+static void fill_table(void)
+{
+	for (;;) {
+		long r;
+
+		REQUIRE(nr_filled < MAX_FILL);
+		gmem_test_fail_alloc(1);
+		r = fac_ret(gmem_open());
+		gmem_test_fail_alloc(0);
+		if (r < 0) {
+			CHECK_EQ(r, -ENOMEM);
+			return;
+		}
+		filled[nr_filled++] = (int)r;
+	}
+}
+
+static void unfill_table(void)
+{
+	while (nr_filled)
+		REQUIRE(gmem_close(filled[--nr_filled]) == 0);
+}
+
+static bool is_filled(long h)
+{
+	for (int i = 0; i < nr_filled; i++)
+		if (filled[i] == h)
+			return true;
+	return false;
+}
+
+typedef long (*maker_fn)(struct ctx *c);
+
+static long make_open(struct ctx *c)
+{
+	return fac_ret(gmem_open());
+}
+
+static long make_vm(struct ctx *c)
+{
+	return fac_ret(
+		gmem_ioctl(c->t.sys, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM));
+}
+
+static long make_file_ioctl(struct ctx *c)
+{
+	struct kvm_create_guest_memfd g = {.size = 2 * MIB};
+
+	return fac_ret(gmem_ioctl(c->t.fd, KVM_CREATE_GUEST_MEMFD, &g));
+}
+
+static long make_file_typed(struct ctx *c)
+{
+	struct kvm_create_guest_memfd g = {.size = 2 * MIB};
+
+	return gmem_create_guest_memfd(c->vm_typed, &g);
+}
+
+static void test_table_full(void)
+{
+	static const maker_fn makers[] = {make_open, make_vm, make_file_ioctl,
+					  make_file_typed};
+	static const char *const names[] = {"gmem_open", "KVM_CREATE_VM",
+					    "KVM_CREATE_GUEST_MEMFD",
+					    "gmem_create_guest_memfd"};
+	struct ctx c;
+
+	ctx_open(&c, true, KVM_X86_SW_PROTECTED_VM);
+	c.vm_typed = test_vm(KVM_X86_SW_PROTECTED_VM);
+	for (size_t i = 0; i < sizeof(makers) / sizeof(makers[0]); i++) {
+		long r = -ENOMEM;
+		int n;
+
+		fill_table();
+		/* fail its 1st, 2nd, ... allocation until it gets through */
+		for (n = 1; n < 1000 && r == -ENOMEM; n++) {
+			gmem_test_fail_alloc(n);
+			r = makers[i](&c);
+			gmem_test_fail_alloc(0);
+		}
+		if (r < 0 || is_filled(r)) {
+			tap_case_failed = 1;
+			tap_diag("%s on a full table: %ld after %d tries",
+				 names[i], r, n - 1);
+		} else {
+			tap_diag("%s on a full table: %d allocations failed "
+				 "cleanly, then handle %ld",
+				 names[i], n - 2, r);
+			CHECK(n > 2);
+			CHECK_EQ(gmem_close((int)r), 0);
+		}
+		unfill_table();
+	}
+	gmem_vm_put(c.vm_typed);
+	c.vm_typed = NULL;
+	teardown(&c);
+	tap_result("handle-making calls on a full handle table: ENOMEM, "
+		   "then success");
+}
+
 int main(void)
 {
 	int a, b;
 
-	tap_plan(NR_OPS + 1, 120);
+	tap_plan(NR_OPS + 2, 120);
 	a = next_handle();
 	b = next_handle();
 	handles_reused = a == b;
@@ -378,5 +518,6 @@ int main(void)
 	test_hook();
 	for (int i = 0; i < NR_OPS; i++)
 		run_op(&ops[i]);
+	test_table_full();
 	return tap_done();
 }

@@ -15,6 +15,9 @@ void guest_main(uint64_t arg0, uint64_t arg1)
 
 	guest_printf("hello from the guest, cpu %llu\n",
 		     (unsigned long long)guest_boot->cpu);
+	/* Without arguments: no SYNCs, and returning reports DONE(0). */
+	if (!arg0)
+		return;
 	GUEST_PRINTF("arguments %#llx %#llx", (unsigned long long)arg0,
 		     (unsigned long long)arg1);
 	GUEST_ASSERT_EQ(arg0, 0x1234);
@@ -30,14 +33,14 @@ void guest_main(uint64_t arg0, uint64_t arg1)
 
 #include <string.h>
 
-#include "guest_util.h"
 #include "tap.h"
+#include "guest_util.h"
 
 #define MEM (16ULL << 20)
 
 static void run_hello(unsigned long type, unsigned int flags, const char *name)
 {
-	struct gmem_load_opts opts = { .rdi = 0x1234, .rsi = 0x5678 };
+	struct gmem_load_opts opts = {.rdi = 0x1234, .rsi = 0x5678};
 	struct guest_vm *gvm;
 	struct guest_vcpu *v;
 	struct guest_ucall uc;
@@ -72,7 +75,8 @@ static void run_hello(unsigned long type, unsigned int flags, const char *name)
 	CHECK_EQ(uc.args[0], 2);
 
 	CHECK_EQ(guest_vcpu_run_to_done(v, NULL), 0);
-	CHECK(v->console && strstr(v->console, "hello from the guest, cpu 0\n"));
+	CHECK(v->console &&
+	      strstr(v->console, "hello from the guest, cpu 0\n"));
 out:
 	guest_vm_destroy(gvm);
 	tap_result(name);
@@ -80,10 +84,13 @@ out:
 
 int main(void)
 {
-	tap_plan(2, 60);
+	tap_plan(3, 60);
 	run_hello(KVM_X86_DEFAULT_VM, 0, "hello in shared memory");
 	run_hello(KVM_X86_SW_PROTECTED_VM, GUEST_VM_PRIVATE,
 		  "hello in private guest_memfd memory");
+	CHECK_EQ(guest_run_program("hello", KVM_X86_DEFAULT_VM, MEM, 0, NULL),
+		 0);
+	tap_result("guest_run_program(); returning from guest_main is DONE");
 	return tap_done();
 }
 

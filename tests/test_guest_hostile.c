@@ -164,6 +164,8 @@ static struct guest_vm *start(unsigned long type, unsigned int flags, int c,
 		guest_vm_destroy(gvm);
 		return NULL;
 	}
+	/* This test is the VMM: conversions come back to it. */
+	(*v)->convert = 0;
 	return gvm;
 }
 

@@ -77,6 +77,9 @@ static void case_create_size(struct tvm *t)
 	EXPECT_CREATE(t, -PAGE, 0, EINVAL);
 	EXPECT_CREATE(t, PAGE, 0, 0);
 	EXPECT_CREATE(t, 2 * MIB, 0, 0);
+	EXPECT_CREATE(t, 2 * MIB + PAGE, 0, 0);
+	/* the file starts as holes: a big one costs nothing */
+	EXPECT_CREATE(t, TIB, 0, 0);
 }
 
 /* Two files of any VM type: distinct handles, sizes and inodes. */
@@ -416,6 +419,29 @@ static void test_poison(void)
 	tap_result("poison: unaligned or >= size -> EINVAL, else 0");
 }
 
+/*
+ * fallocate on a handle that is no guest_memfd: what Linux's vfs_fallocate
+ * gives for /dev/kvm or a VM's anonymous inode, ENODEV, after its argument
+ * and mode checks.
+ */
+static void test_fallocate_not_file(void)
+{
+	int sys = gmem_open();
+	int vm = gmem_ioctl(sys, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM);
+
+	REQUIRE(sys >= 0 && vm >= 0);
+	CHECK_ERRNO(gmem_fallocate(sys, KEEP, 0, PAGE), ENODEV);
+	CHECK_ERRNO(gmem_fallocate(vm, KEEP, 0, PAGE), ENODEV);
+	CHECK_ERRNO(gmem_fallocate(vm, PUNCH, 0, PAGE), ENODEV);
+	CHECK_RET(gmem_file_fallocate(vm, KEEP, 0, PAGE), ENODEV);
+	/* vfs_fallocate checks offset/len and the mode before the file type */
+	CHECK_ERRNO(gmem_fallocate(vm, KEEP, -1, PAGE), EINVAL);
+	CHECK_ERRNO(gmem_fallocate(vm, KEEP, 0, 0), EINVAL);
+	CHECK_EQ(gmem_close(vm), 0);
+	CHECK_EQ(gmem_close(sys), 0);
+	tap_result("fallocate on a system or VM handle -> ENODEV");
+}
+
 /* A typed file is an ordinary handle for the façade, and vice versa. */
 static void test_layers_share_handles(void)
 {
@@ -436,12 +462,13 @@ static void test_layers_share_handles(void)
 
 int main(void)
 {
-	tap_plan(NR_LAYER_CASES * 4 + 5, 60);
+	tap_plan(NR_LAYER_CASES * 4 + 6, 60);
 	run_layer_cases();
 	test_io_fails();
 	test_mmap_fails();
 	test_ftruncate_fails();
 	test_poison();
 	test_layers_share_handles();
+	test_fallocate_not_file();
 	return tap_done();
 }

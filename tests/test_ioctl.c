@@ -107,6 +107,7 @@ static const struct cap_value sys_caps[] = {
 	{GMEM_CAP_EXEC_ONLY, 1},
 	{KVM_CAP_READONLY_MEM, 1},
 	{KVM_CAP_USER_MEMORY, 1},
+	{KVM_CAP_NR_MEMSLOTS, 32764}, /* x86 KVM_USER_MEM_SLOTS */
 	/* unknown ones */
 	{0x7fff, 0},
 	{100000, 0},
@@ -265,8 +266,17 @@ static void expect_enotty(int fd, unsigned long req, const char *what)
 static void test_unknown_ioctl(void)
 {
 	struct handles h;
+	int vcpu;
 
 	handles_open(&h);
+	vcpu = gmem_ioctl(h.vm, KVM_CREATE_VCPU, 0);
+	if (vcpu < 0)
+		tap_diag("no vCPU handle (errno %d); not checked", errno);
+	for (size_t i = 0;
+	     vcpu >= 0 && i < sizeof(unknown_ioctls) / sizeof(long); i++)
+		expect_enotty(vcpu, unknown_ioctls[i], "vCPU");
+	if (vcpu >= 0)
+		CHECK_EQ(gmem_close(vcpu), 0);
 	for (size_t i = 0; i < sizeof(unknown_ioctls) / sizeof(long); i++) {
 		expect_enotty(h.sys, unknown_ioctls[i], "system");
 		expect_enotty(h.vm, unknown_ioctls[i], "VM");
@@ -295,12 +305,16 @@ static void test_vm_ioctl_elsewhere(void)
 		expect_enotty(h.sys, vm_ioctls[i], "system");
 		expect_enotty(h.file, vm_ioctls[i], "guest_memfd");
 	}
+	/* nor system ioctls on a VM (Linux: kvm_arch_vm_ioctl's ENOTTY) */
+	expect_enotty(h.vm, KVM_GET_API_VERSION, "VM");
+	expect_enotty(h.vm, KVM_CREATE_VM, "VM");
+	expect_enotty(h.vm_default, KVM_GET_VCPU_MMAP_SIZE, "DEFAULT VM");
 	/* a guest_memfd has no ioctls at all */
 	expect_enotty(h.file, KVM_GET_API_VERSION, "guest_memfd");
 	expect_enotty(h.file, KVM_CREATE_VM, "guest_memfd");
 	expect_enotty(h.file, KVM_CHECK_EXTENSION, "guest_memfd");
 	handles_close(&h);
-	tap_result("VM ioctls on system or guest_memfd handles -> ENOTTY");
+	tap_result("ioctls of another handle kind -> ENOTTY");
 }
 
 /* Every call on a handle that is not open says EBADF. */
@@ -372,6 +386,28 @@ static void test_typed_close(void)
 	tap_result("gmem_handle_close closes any kind once");
 }
 
+/* Pointer arguments are copied in like copy_from_user: NULL is EFAULT. */
+static void test_efault(void)
+{
+	static const unsigned long ptr_ioctls[] = {
+		KVM_SET_USER_MEMORY_REGION,
+		KVM_SET_USER_MEMORY_REGION2,
+		KVM_SET_MEMORY_ATTRIBUTES,
+		KVM_CREATE_GUEST_MEMFD,
+		KVM_ENABLE_CAP,
+	};
+	struct handles h;
+
+	handles_open(&h);
+	for (size_t i = 0; i < sizeof(ptr_ioctls) / sizeof(long); i++) {
+		CHECK_ERRNO(gmem_ioctl(h.vm, ptr_ioctls[i], NULL), EFAULT);
+		CHECK_ERRNO(gmem_ioctl(h.vm_default, ptr_ioctls[i], NULL),
+			    EFAULT);
+	}
+	handles_close(&h);
+	tap_result("NULL struct pointer -> EFAULT");
+}
+
 /* A VM outlives the system handle it came from, as in Linux. */
 static void test_vm_outlives_system(void)
 {
@@ -397,7 +433,7 @@ static void test_vm_outlives_system(void)
 
 int main(void)
 {
-	tap_plan(13, 30);
+	tap_plan(14, 30);
 	test_not_real_fds();
 	test_open();
 	test_distinct_kinds();
@@ -410,6 +446,7 @@ int main(void)
 	test_ebadf();
 	test_typed_close();
 	test_vm_outlives_system();
+	test_efault();
 	{
 		/* after all that, the table is empty and starts at 3 again */
 		int sys = gmem_open();

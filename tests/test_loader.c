@@ -83,7 +83,7 @@ static void make_image(struct image *im)
 
 static struct gmem_load_opts default_opts(void)
 {
-	struct gmem_load_opts o = { .mem_size = MEM };
+	struct gmem_load_opts o = {.mem_size = MEM};
 
 	return o;
 }
@@ -150,16 +150,16 @@ static void test_corrupt(void)
 	struct gmem_load_opts o = default_opts();
 	struct image im;
 
-#define CORRUPT(expect, stmt)                                              \
-	do {                                                               \
-		make_image(&im);                                           \
-		stmt;                                                      \
-		int _r = check(&im, &o);                                   \
-		if (_r != (expect)) {                                      \
-			tap_case_failed = 1;                               \
-			printf("# %s:%d: after %s: %d, expected %s\n",     \
-			       __FILE__, __LINE__, #stmt, _r, #expect);    \
-		}                                                          \
+#define CORRUPT(expect, stmt)                                           \
+	do {                                                            \
+		make_image(&im);                                        \
+		stmt;                                                   \
+		int _r = check(&im, &o);                                \
+		if (_r != (expect)) {                                   \
+			tap_case_failed = 1;                            \
+			printf("# %s:%d: after %s: %d, expected %s\n",  \
+			       __FILE__, __LINE__, #stmt, _r, #expect); \
+		}                                                       \
 	} while (0)
 
 	CORRUPT(-ENOEXEC, im.b[0] = 0);
@@ -192,13 +192,14 @@ static void test_corrupt(void)
 	CORRUPT(-EINVAL, phdr(&im, 1)->p_offset = im.size - 4);
 	CORRUPT(-EINVAL, phdr(&im, 1)->p_offset = ~0ULL - 2);
 	CORRUPT(-EINVAL, phdr(&im, 1)->p_offset = im.size + 1);
-	CORRUPT(-EINVAL, (phdr(&im, 1)->p_filesz = phdr(&im, 1)->p_memsz =
-			  ~0ULL - 2, phdr(&im, 1)->p_offset = 0));
+	CORRUPT(-EINVAL,
+		(phdr(&im, 1)->p_filesz = phdr(&im, 1)->p_memsz = ~0ULL - 2,
+		 phdr(&im, 1)->p_offset = 0));
 	CORRUPT(-EINVAL, phdr(&im, 1)->p_memsz = ~0ULL);
 	CORRUPT(-EINVAL, phdr(&im, 1)->p_vaddr = 0xffffffff80000000ULL);
 	/* Overlaps, either order, and full containment. */
-	CORRUPT(-EINVAL, phdr(&im, 1)->p_vaddr = phdr(&im, 1)->p_paddr =
-				 TEXT_GPA + 8);
+	CORRUPT(-EINVAL,
+		phdr(&im, 1)->p_vaddr = phdr(&im, 1)->p_paddr = TEXT_GPA + 8);
 	CORRUPT(-EINVAL, phdr(&im, 0)->p_memsz = 0x1001);
 	CORRUPT(-EINVAL, (phdr(&im, 1)->p_vaddr = phdr(&im, 1)->p_paddr =
 				  TEXT_GPA - 0x1000,
@@ -206,8 +207,8 @@ static void test_corrupt(void)
 	/* Outside guest RAM. */
 	CORRUPT(-E2BIG, phdr(&im, 1)->p_vaddr = phdr(&im, 1)->p_paddr = MEM);
 	CORRUPT(-E2BIG, phdr(&im, 1)->p_memsz = MEM);
-	CORRUPT(-E2BIG, phdr(&im, 1)->p_vaddr = phdr(&im, 1)->p_paddr =
-				MEM - 0x1000);
+	CORRUPT(-E2BIG,
+		phdr(&im, 1)->p_vaddr = phdr(&im, 1)->p_paddr = MEM - 0x1000);
 	/* Entry point not in executable memory. */
 	CORRUPT(-EINVAL, ehdr(&im)->e_entry = DATA_GPA);
 	CORRUPT(-EINVAL, ehdr(&im)->e_entry = TEXT_GPA + 16);
@@ -216,8 +217,8 @@ static void test_corrupt(void)
 	/* Dynamic images, and images with nothing to load. */
 	CORRUPT(-ENOEXEC, phdr(&im, 2)->p_type = PT_INTERP);
 	CORRUPT(-ENOEXEC, phdr(&im, 2)->p_type = PT_DYNAMIC);
-	CORRUPT(-ENOEXEC, phdr(&im, 0)->p_type = phdr(&im, 1)->p_type =
-				  PT_NULL);
+	CORRUPT(-ENOEXEC,
+		phdr(&im, 0)->p_type = phdr(&im, 1)->p_type = PT_NULL);
 	/* A zero-sized PT_LOAD is ignored, even somewhere odd. */
 	CORRUPT(0, (phdr(&im, 2)->p_type = PT_LOAD,
 		    phdr(&im, 2)->p_vaddr = phdr(&im, 2)->p_paddr = TEXT_GPA));
@@ -225,21 +226,22 @@ static void test_corrupt(void)
 
 	/* Options. */
 	make_image(&im);
-	CHECK_EQ(gmem_load_check(im.b, im.size, NULL, &(struct gmem_load_info){0}),
+	CHECK_EQ(gmem_load_check(im.b, im.size, NULL,
+				 &(struct gmem_load_info){0}),
 		 -EINVAL);
 	CHECK_EQ(gmem_load_check(NULL, 0, &o, &(struct gmem_load_info){0}),
 		 -EINVAL);
 	CHECK_EQ(gmem_load_check(im.b, im.size, &o, NULL), -EINVAL);
-#define BADOPT(expect, stmt)                                               \
-	do {                                                               \
-		o = default_opts();                                        \
-		stmt;                                                      \
-		int _r = check(&im, &o);                                   \
-		if (_r != (expect)) {                                      \
-			tap_case_failed = 1;                               \
-			printf("# %s:%d: after %s: %d, expected %s\n",     \
-			       __FILE__, __LINE__, #stmt, _r, #expect);    \
-		}                                                          \
+#define BADOPT(expect, stmt)                                            \
+	do {                                                            \
+		o = default_opts();                                     \
+		stmt;                                                   \
+		int _r = check(&im, &o);                                \
+		if (_r != (expect)) {                                   \
+			tap_case_failed = 1;                            \
+			printf("# %s:%d: after %s: %d, expected %s\n",  \
+			       __FILE__, __LINE__, #stmt, _r, #expect); \
+		}                                                       \
 	} while (0)
 	BADOPT(-EINVAL, o.mem_size = 0);
 	BADOPT(-EINVAL, o.mem_size = MEM + 1);
@@ -257,6 +259,14 @@ static void test_corrupt(void)
 	BADOPT(-EINVAL, o.free_start = DATA_GPA);
 	BADOPT(-EINVAL, o.free_start = TEXT_GPA - 0x2000);
 	BADOPT(0, o.nr_cpus = GMEM_LOAD_MAX_CPUS);
+	/* IDT entries must all lie in executable memory. */
+	BADOPT(0, o.idt_entry = TEXT_GPA);
+	BADOPT(0, (o.idt_entry = TEXT_GPA, o.idt_stride = 0));
+	BADOPT(-EINVAL, o.idt_entry = DATA_GPA);
+	BADOPT(-EINVAL, o.idt_entry = TEXT_GPA + 16);
+	BADOPT(-EINVAL, (o.idt_entry = TEXT_GPA, o.idt_stride = 1));
+	BADOPT(-EINVAL, (o.idt_entry = ~0ULL - 16, o.idt_stride = 1 << 20));
+	BADOPT(-EINVAL, o.reserved = 1);
 	tap_result("bad options");
 }
 
@@ -276,7 +286,7 @@ static void test_mutations(void)
 			seed = seed * 1103515245 + 12345;
 			/* Mostly the headers, where the checks are. */
 			size_t at = (seed >> 8) % (sizeof(Elf64_Ehdr) +
-						    3 * sizeof(Elf64_Phdr));
+						   3 * sizeof(Elf64_Phdr));
 			seed = seed * 1103515245 + 12345;
 			im.b[at] = seed >> 16;
 		}
@@ -325,7 +335,8 @@ static int64_t walk(struct gmem_vcpu *vcpu, uint64_t cr3, uint64_t va,
 			uint64_t mask = (1ULL << (12 + 9 * level)) - 1;
 
 			*wu = perm;
-			return (e & 0x000ffffffffff000ULL & ~mask) | (va & mask);
+			return (e & 0x000ffffffffff000ULL & ~mask) |
+			       (va & mask);
 		}
 		table = e & 0x000ffffffffff000ULL;
 	}
@@ -333,11 +344,11 @@ static int64_t walk(struct gmem_vcpu *vcpu, uint64_t cr3, uint64_t va,
 	return table | (va & 0xfff);
 }
 
-static void load_and_check(unsigned long type, int private_mem,
-			   uint32_t flags, const char *name)
+static void load_and_check(unsigned long type, int private_mem, uint32_t flags,
+			   const char *name)
 {
 	struct gmem_load_opts o = default_opts();
-	struct kvm_userspace_memory_region2 r = { 0 };
+	struct kvm_userspace_memory_region2 r = {0};
 	struct gmem_load_info info;
 	struct gmem_boot_info bi;
 	struct gmem_vcpu *vcpu = NULL, *vcpu1 = NULL;
@@ -357,10 +368,10 @@ static void load_and_check(unsigned long type, int private_mem,
 	r.memory_size = MEM;
 	r.userspace_addr = (uintptr_t)mem;
 	if (private_mem) {
-		struct kvm_create_guest_memfd cg = { .size = MEM };
+		struct kvm_create_guest_memfd cg = {.size = MEM};
 		struct kvm_memory_attributes a = {
-			.size = MEM, .attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE
-		};
+			.size = MEM,
+			.attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE};
 
 		gfd = gmem_create_guest_memfd(vm, &cg);
 		REQUIRE(gfd >= 0);
@@ -390,6 +401,9 @@ static void load_and_check(unsigned long type, int private_mem,
 	o.rdi = 0x1111;
 	o.rsi = 0x2222;
 	o.flags = flags;
+	/* One variant also asks for an IDT: every vector to the entry. */
+	if (flags & GMEM_LOAD_NX)
+		o.idt_entry = TEXT_GPA + 4;
 	ret = gmem_load_elf(vcpu, im.b, im.size, &o, &info);
 	CHECK_EQ(ret, 0);
 	if (ret) {
@@ -460,6 +474,19 @@ static void load_and_check(unsigned long type, int private_mem,
 	CHECK_EQ(s.gdt.base, info.gdt);
 	CHECK_EQ(s.gdt.limit, GMEM_BOOT_TSS(2) - 1);
 	CHECK_EQ(s.cr3, info.cr3);
+	if (o.idt_entry) {
+		CHECK(info.idt != 0);
+		CHECK_EQ(s.idt.base, info.idt);
+		CHECK_EQ(s.idt.limit, 4095);
+		/* Gate 3: offset, selector 8, type 0xe, DPL 3, present. */
+		CHECK_EQ(rd64(vcpu, info.idt + 3 * 16), 0x0020ee0000080004ULL);
+		CHECK_EQ(rd64(vcpu, info.idt + 3 * 16 + 8), 0);
+		CHECK_EQ(rd64(vcpu, info.idt + 255 * 16),
+			 0x00208e0000080004ULL);
+	} else {
+		CHECK_EQ(info.idt, 0);
+		CHECK_EQ(s.idt.limit, 0);
+	}
 	CHECK_EQ(s.cr0 & 0x80010011ULL, 0x80010011ULL);
 	CHECK_EQ(s.cr4 & 0x20, 0x20);
 	CHECK_EQ(s.efer & 0xd01, (flags & GMEM_LOAD_NX) ? 0xd01 : 0x501);

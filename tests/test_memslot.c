@@ -435,6 +435,14 @@ static void case_bind(struct tvm *t)
 	EXPECT(t, bound(0, 0, PAGE, vmh, 0), EINVAL);
 	if (t->ioctl)
 		EXPECT(t, bound(0, 0, PAGE, t->fd, 0), EINVAL);
+	{
+		int vcpu = gmem_ioctl(vmh, KVM_CREATE_VCPU, 0);
+
+		if (vcpu >= 0) {
+			EXPECT(t, bound(0, 0, PAGE, vcpu, 0), EINVAL);
+			CHECK_EQ(gmem_close(vcpu), 0);
+		}
+	}
 	/* another VM's file */
 	EXPECT(t, bound(0, 0, PAGE, ofd, 0), EINVAL);
 	/* beyond the file */

@@ -46,9 +46,9 @@ static void *map_aligned(uint64_t size, uint64_t align)
 /* A SW_PROTECTED VM with one guest_memfd slot at GPA 0 of @size bytes. */
 static void env_init(struct env *e, uint64_t size, uint32_t extra_flags)
 {
-	struct kvm_create_guest_memfd cg = { .size = size };
+	struct kvm_create_guest_memfd cg = {.size = size};
 
-	*e = (struct env){ .size = size };
+	*e = (struct env){.size = size};
 	REQUIRE(gmem_vm_create(KVM_X86_SW_PROTECTED_VM, &e->vm) == 0);
 	e->memfd = gmem_create_guest_memfd(e->vm, &cg);
 	REQUIRE(e->memfd >= 0);
@@ -77,8 +77,7 @@ static int set_attr(struct gmem_vm *vm, uint64_t gpa, uint64_t size,
 		    uint64_t attrs)
 {
 	struct kvm_memory_attributes a = {
-		.address = gpa, .size = size, .attributes = attrs
-	};
+		.address = gpa, .size = size, .attributes = attrs};
 
 	return gmem_vm_set_memory_attributes(vm, &a);
 }
@@ -92,9 +91,8 @@ static int acc(struct env *e, uint64_t gpa, void *buf, size_t len,
 
 static int punch(struct env *e, uint64_t off, uint64_t len)
 {
-	return gmem_file_fallocate(e->memfd,
-				   FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
-				   off, len);
+	return gmem_file_fallocate(
+		e->memfd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, off, len);
 }
 
 /*
@@ -149,23 +147,24 @@ static void test_no_slot(void)
 /* Every attribute value x slot flags x access type. */
 static void test_matrix(void)
 {
-	static const uint64_t values[] = { 0,	   NW,		 NX, NW | NX,
-					   NR | NW | NX, NR | NW, PRIV };
-	static const uint32_t slot_flags[] = { 0, KVM_MEM_READONLY,
-					       KVM_MEM_EXECONLY,
-					       KVM_MEM_READONLY |
-						       KVM_MEM_EXECONLY };
-	static const unsigned int hows[] = { RD, WR, EX };
+	static const uint64_t values[] = {
+		0, NW, NX, NW | NX, NR | NW | NX, NR | NW, PRIV};
+	static const uint32_t slot_flags[] = {
+		0, KVM_MEM_READONLY, KVM_MEM_EXECONLY,
+		KVM_MEM_READONLY | KVM_MEM_EXECONLY};
+	static const unsigned int hows[] = {RD, WR, EX};
 	int bad = 0, cases = 0;
 
 	for (size_t f = 0; f < 4; f++) {
 		struct gmem_vm *vm;
 		struct gmem_vcpu *vcpu;
 		uint8_t *mem = map_aligned(64 * PG, PG);
-		struct kvm_enable_cap cap = { .cap = GMEM_CAP_EXEC_ONLY };
+		struct kvm_enable_cap cap = {.cap = GMEM_CAP_EXEC_ONLY};
 		struct kvm_userspace_memory_region2 r = {
-			.slot = 1, .flags = slot_flags[f],
-			.guest_phys_addr = 1 * MiB, .memory_size = 64 * PG,
+			.slot = 1,
+			.flags = slot_flags[f],
+			.guest_phys_addr = 1 * MiB,
+			.memory_size = 64 * PG,
 			.userspace_addr = (uintptr_t)mem,
 		};
 
@@ -189,10 +188,10 @@ static void test_matrix(void)
 				memset(run, 0, sizeof(*run));
 				rc = gmem_vcpu_access(vcpu, gpa, &word, 4,
 						      hows[h]);
-				want = o == O_OK     ? 0 :
-				       o == O_MMIO   ? GMEM_ACCESS_EXIT :
-				       o == O_XO     ? GMEM_ACCESS_XO :
-						       -EFAULT;
+				want = o == O_OK     ? 0
+				       : o == O_MMIO ? GMEM_ACCESS_EXIT
+				       : o == O_XO   ? GMEM_ACCESS_XO
+						     : -EFAULT;
 				cases++;
 				if (rc != want ||
 				    (o == O_FAULT &&
@@ -210,7 +209,8 @@ static void test_matrix(void)
 					    4)) ||
 				    (o == O_OK && hows[h] != WR &&
 				     (word & 0xff) != 0x5a) ||
-				    (o != O_OK && mem[(v * 3 + h) * PG] != 0x5a)) {
+				    (o != O_OK &&
+				     mem[(v * 3 + h) * PG] != 0x5a)) {
 					bad++;
 					tap_diag("slot flags %#x attrs %#llx "
 						 "access %u: rc %d want %d "
@@ -219,8 +219,8 @@ static void test_matrix(void)
 						 (unsigned long long)values[v],
 						 hows[h], rc, want,
 						 run->exit_reason,
-						 (unsigned long long)
-							 run->memory_fault.flags);
+						 (unsigned long long)run
+							 ->memory_fault.flags);
 				}
 			}
 		}
@@ -252,7 +252,8 @@ static void test_private_paths(void)
 	CHECK_EQ(acc(&e, 0x1000, &r, 8, RD), 0);
 	CHECK_EQ(r, 0x1111);
 	CHECK_EQ(e.shared[0x1000], 0x77);
-	tap_result("private accesses reach the guest_memfd, not the VMM's memory");
+	tap_result(
+		"private accesses reach the guest_memfd, not the VMM's memory");
 
 	/* Back to shared: the VMM's bytes again, private data out of reach. */
 	CHECK_EQ(set_attr(e.vm, 0, 4 * MiB, 0), 0);
@@ -304,7 +305,8 @@ static void test_no_file(void)
 	uint8_t *mem = map_aligned(16 * PG, PG);
 	uint64_t r;
 	struct kvm_userspace_memory_region2 reg = {
-		.slot = 3, .memory_size = 16 * PG,
+		.slot = 3,
+		.memory_size = 16 * PG,
 		.userspace_addr = (uintptr_t)mem,
 	};
 
@@ -360,7 +362,8 @@ static void test_invalidation(void)
 	struct gmem_vcpu *vcpu;
 	uint8_t *mem = map_aligned(16 * PG, PG);
 	struct kvm_userspace_memory_region2 ro = {
-		.slot = 2, .memory_size = 16 * PG,
+		.slot = 2,
+		.memory_size = 16 * PG,
 		.userspace_addr = (uintptr_t)mem,
 	};
 	REQUIRE(gmem_vm_create(KVM_X86_DEFAULT_VM, &vm) == 0);
@@ -423,7 +426,8 @@ static void test_huge(void)
 	gmem_vm_get_stats(e.vm, &st);
 	CHECK_EQ(st.map_4k - st0.map_4k, 1);
 	CHECK_EQ(st.map_2m - st0.map_2m, 0);
-	tap_result("a change inside a 2 MiB leaf splits it, and it merges back");
+	tap_result(
+		"a change inside a 2 MiB leaf splits it, and it merges back");
 	env_fini(&e);
 
 	/* 1 GiB of shared memory, 1 GiB aligned: one leaf. */
@@ -431,8 +435,10 @@ static void test_huge(void)
 	struct gmem_vcpu *vcpu;
 	uint8_t *mem = map_aligned(1ULL << 30, 1ULL << 30);
 	struct kvm_userspace_memory_region2 reg = {
-		.slot = 0, .guest_phys_addr = 1ULL << 30,
-		.memory_size = 1ULL << 30, .userspace_addr = (uintptr_t)mem,
+		.slot = 0,
+		.guest_phys_addr = 1ULL << 30,
+		.memory_size = 1ULL << 30,
+		.userspace_addr = (uintptr_t)mem,
 	};
 	REQUIRE(gmem_vm_create(KVM_X86_DEFAULT_VM, &vm) == 0);
 	REQUIRE(gmem_vm_set_memory_region2(vm, &reg) == 0);

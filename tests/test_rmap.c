@@ -66,7 +66,7 @@ static int compare(struct gmem_rmap *m)
 		return 0;
 
 	uint64_t a = rnd() % NPAGES, b = a + 1 + rnd() % (NPAGES - a);
-	struct walk w = { .expect_start = a };
+	struct walk w = {.expect_start = a};
 	size_t n = gmem_rmap_for_each(m, a, b, check_run, &w);
 	return !w.bad && n == w.n;
 }

@@ -58,8 +58,7 @@ static long violations, accesses, conversions;
 static int set_attr(uint64_t gpa, uint64_t attrs)
 {
 	struct kvm_memory_attributes a = {
-		.address = gpa, .size = PG, .attributes = attrs
-	};
+		.address = gpa, .size = PG, .attributes = attrs};
 
 	return gmem_vm_set_memory_attributes(vm, &a);
 }
@@ -74,7 +73,7 @@ static uint64_t now_ms(void)
 
 static void setup(void)
 {
-	struct kvm_create_guest_memfd cg = { .size = NPAGES * PG };
+	struct kvm_create_guest_memfd cg = {.size = NPAGES * PG};
 
 	REQUIRE(gmem_vm_create(KVM_X86_SW_PROTECTED_VM, &vm) == 0);
 	memfd = gmem_create_guest_memfd(vm, &cg);
@@ -110,10 +109,9 @@ static void convert(struct gmem_vcpu *vcpu, uint64_t p, uint64_t n)
 	switch (n % 4) {
 	case 0:
 		r = set_attr(gpa, 0);
-		r |= gmem_file_fallocate(memfd,
-					 FALLOC_FL_KEEP_SIZE |
-						 FALLOC_FL_PUNCH_HOLE,
-					 gpa, PG);
+		r |= gmem_file_fallocate(
+			memfd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, gpa,
+			PG);
 		break;
 	case 1:
 		r = set_attr(gpa, KVM_MEMORY_ATTRIBUTE_NW);
@@ -175,8 +173,7 @@ static bool checked_access(struct gmem_vcpu *vcpu, uint64_t p)
 		if (__atomic_fetch_add(&violations, 1, __ATOMIC_RELAXED) < 5)
 			tap_diag("page %llu steps [%llu,%llu]: read rc %d val "
 				 "%#llx, write rc %d",
-				 (unsigned long long)p,
-				 (unsigned long long)d1,
+				 (unsigned long long)p, (unsigned long long)d1,
 				 (unsigned long long)d2 + 1, rr,
 				 (unsigned long long)val, rw);
 		return false;
@@ -246,7 +243,7 @@ static void *slow_reader(void *arg)
  */
 static bool stale_after_held_fault(bool no_retry)
 {
-	struct held_fault h = { 0 };
+	struct held_fault h = {0};
 	struct gmem_vcpu *conv;
 	pthread_t t;
 	bool stale;
@@ -281,11 +278,13 @@ int main(void)
 
 	violations = 0;
 	CHECK(stale_after_held_fault(true));
-	tap_result("checker catches a stale mapping when the retry check is off");
+	tap_result(
+		"checker catches a stale mapping when the retry check is off");
 	violations = 0;
 	CHECK(!stale_after_held_fault(false));
 	CHECK_EQ(violations, 0);
-	tap_result("the same race with the retry check on leaves no stale mapping");
+	tap_result("the same race with the retry check on leaves no stale "
+		   "mapping");
 
 	violations = 0;
 	setup();
@@ -311,6 +310,7 @@ int main(void)
 	CHECK(accesses > 1000);
 	CHECK(conversions > 100);
 	teardown();
-	tap_result("accessors and converters race: every access is linearizable");
+	tap_result(
+		"accessors and converters race: every access is linearizable");
 	return tap_done();
 }

@@ -25,29 +25,30 @@ static struct kvm_run *run;
 static uint8_t *mem;
 
 static const uint8_t code[] = {
-	0xb0, 0x2a,		/* mov al, 42 */
-	0xe6, 0x10,		/* out 0x10, al */
-	0xe4, 0x11,		/* in al, 0x11 */
-	0xe6, 0x12,		/* out 0x12, al */
-	0x48, 0xa1, 0x08, 0, 0, 0, 1, 0, 0, 0, /* mov rax, [4 GiB + 8] */
-	0xe7, 0x13,		/* out 0x13, eax */
-	0xb8, 12, 0, 0, 0,	/* mov eax, 12 (MAP_GPA_RANGE) */
-	0xbb, 0, 0x30, 0, 0,	/* mov ebx, 0x3000 */
-	0xb9, 1, 0, 0, 0,	/* mov ecx, 1 */
-	0xba, 0x10, 0, 0, 0,	/* mov edx, 0x10 (encrypted) */
-	0x0f, 0x01, 0xc1,	/* vmcall */
-	0xe7, 0x14,		/* out 0x14, eax */
+	0xb0, 0x2a, /* mov al, 42 */
+	0xe6, 0x10, /* out 0x10, al */
+	0xe4, 0x11, /* in al, 0x11 */
+	0xe6, 0x12, /* out 0x12, al */
+	0x48, 0xa1, 0x08, 0,	0,    0, 1, 0,
+	0,    0,		   /* mov rax, [4 GiB + 8] */
+	0xe7, 0x13,		   /* out 0x13, eax */
+	0xb8, 12,   0,	  0,	0, /* mov eax, 12 (MAP_GPA_RANGE) */
+	0xbb, 0,    0x30, 0,	0, /* mov ebx, 0x3000 */
+	0xb9, 1,    0,	  0,	0, /* mov ecx, 1 */
+	0xba, 0x10, 0,	  0,	0, /* mov edx, 0x10 (encrypted) */
+	0x0f, 0x01, 0xc1,	   /* vmcall */
+	0xe7, 0x14,		   /* out 0x14, eax */
 	0xc6, 0x04, 0x25, 0x00, 0x50, 0, 0, 0x77, /* mov byte [0x5000], 0x77 */
-	0xb0, 0x01,		/* mov al, 1 */
-	0xe6, 0x15,		/* out 0x15, al */
-	0xf4,			/* hlt */
-	0xeb, 0xfe,		/* 1: jmp 1b */
+	0xb0, 0x01,				  /* mov al, 1 */
+	0xe6, 0x15,				  /* out 0x15, al */
+	0xf4,					  /* hlt */
+	0xeb, 0xfe,				  /* 1: jmp 1b */
 };
 
 static void setup(void)
 {
 	struct kvm_sregs sregs;
-	struct kvm_regs regs = { 0 };
+	struct kvm_regs regs = {0};
 	uint64_t *pml4, *pdpt;
 	int size;
 
@@ -57,9 +58,10 @@ static void setup(void)
 	mem = mmap(NULL, MEM, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	REQUIRE(mem != MAP_FAILED);
-	struct kvm_userspace_memory_region region = {
-		.slot = 0, .memory_size = MEM, .userspace_addr = (uintptr_t)mem
-	};
+	struct kvm_userspace_memory_region region = {.slot = 0,
+						     .memory_size = MEM,
+						     .userspace_addr =
+							     (uintptr_t)mem};
 	REQUIRE(gmem_ioctl(vmfd, KVM_SET_USER_MEMORY_REGION, &region) == 0);
 
 	/* Identity map: 1 GiB pages for [0, 1G) and [4G, 5G). */
@@ -79,18 +81,30 @@ static void setup(void)
 
 	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_SREGS, &sregs) == 0);
 	struct kvm_segment cs = {
-		.base = 0, .limit = 0xffffffff, .selector = 8, .type = 11,
-		.present = 1, .s = 1, .l = 1, .g = 1,
+		.base = 0,
+		.limit = 0xffffffff,
+		.selector = 8,
+		.type = 11,
+		.present = 1,
+		.s = 1,
+		.l = 1,
+		.g = 1,
 	};
 	struct kvm_segment ds = {
-		.base = 0, .limit = 0xffffffff, .selector = 16, .type = 3,
-		.present = 1, .s = 1, .db = 1, .g = 1,
+		.base = 0,
+		.limit = 0xffffffff,
+		.selector = 16,
+		.type = 3,
+		.present = 1,
+		.s = 1,
+		.db = 1,
+		.g = 1,
 	};
 	sregs.cs = cs;
 	sregs.ds = sregs.es = sregs.ss = sregs.fs = sregs.gs = ds;
 	sregs.cr0 = 0x80050033; /* PG WP AM NE ET MP PE */
 	sregs.cr3 = 0x1000;
-	sregs.cr4 = 0x20; /* PAE */
+	sregs.cr4 = 0x20;   /* PAE */
 	sregs.efer = 0x500; /* LMA LME */
 	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_SREGS, &sregs) == 0);
 	regs.rip = CODE;
@@ -178,11 +192,13 @@ int main(void)
 	CHECK_EQ(vcpu_run(), 0);
 	CHECK_EQ(run->io.port, 0x14);
 	CHECK_EQ(*(uint32_t *)((uint8_t *)run + run->io.data_offset), 0);
-	tap_result("VMCALL MAP_GPA_RANGE: -KVM_ENOSYS, or an exit once enabled");
+	tap_result(
+		"VMCALL MAP_GPA_RANGE: -KVM_ENOSYS, or an exit once enabled");
 
 	/* A write to a no-write page: memory fault, no side effect. */
 	struct kvm_memory_attributes a = {
-		.address = 0x5000, .size = 4096,
+		.address = 0x5000,
+		.size = 4096,
 		.attributes = KVM_MEMORY_ATTRIBUTE_NW,
 	};
 	CHECK_EQ(gmem_ioctl(vmfd, KVM_SET_MEMORY_ATTRIBUTES, &a), 0);

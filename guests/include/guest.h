@@ -58,39 +58,39 @@ void guest_ucall(struct guest_ucall *uc);
 uint64_t guest_sync(uint64_t arg);
 void guest_ucall_printf(const char *fmt, ...) __printf(1, 2);
 __noreturn void guest_done(uint64_t status);
-__noreturn void guest_assert_fail(const char *file, int line,
-				  const char *expr, uint64_t a, uint64_t b,
-				  const char *fmt, ...) __printf(6, 7);
+__noreturn void guest_assert_fail(const char *file, int line, const char *expr,
+				  uint64_t a, uint64_t b, const char *fmt, ...)
+	__printf(6, 7);
 
 /* SYNC returns what the host left in args[1] (0 unless it answered). */
 #define GUEST_SYNC(arg) guest_sync((uint64_t)(arg))
 #define GUEST_DONE(status) guest_done((uint64_t)(status))
 #define GUEST_PRINTF(...) guest_ucall_printf(__VA_ARGS__)
 
-#define GUEST_ASSERT(cond)                                                   \
-	do {                                                                 \
-		if (!(cond))                                                 \
-			guest_assert_fail(__FILE__, __LINE__, #cond, 0, 0,   \
-					  NULL);                             \
+#define GUEST_ASSERT(cond)                                                 \
+	do {                                                               \
+		if (!(cond))                                               \
+			guest_assert_fail(__FILE__, __LINE__, #cond, 0, 0, \
+					  NULL);                           \
 	} while (0)
 
 /* With a message. */
-#define GUEST_ASSERT_MSG(cond, ...)                                          \
-	do {                                                                 \
-		if (!(cond))                                                 \
-			guest_assert_fail(__FILE__, __LINE__, #cond, 0, 0,   \
-					  __VA_ARGS__);                      \
+#define GUEST_ASSERT_MSG(cond, ...)                                        \
+	do {                                                               \
+		if (!(cond))                                               \
+			guest_assert_fail(__FILE__, __LINE__, #cond, 0, 0, \
+					  __VA_ARGS__);                    \
 	} while (0)
 
 /* Both values are reported (args[1], args[2]) and printed in hex. */
-#define GUEST_ASSERT_EQ(a, b)                                                \
-	do {                                                                 \
-		uint64_t __a = (uint64_t)(a), __b = (uint64_t)(b);           \
-		if (__a != __b)                                              \
-			guest_assert_fail(__FILE__, __LINE__, #a " == " #b,  \
-					  __a, __b, "%#llx != %#llx",        \
-					  (unsigned long long)__a,           \
-					  (unsigned long long)__b);          \
+#define GUEST_ASSERT_EQ(a, b)                                               \
+	do {                                                                \
+		uint64_t __a = (uint64_t)(a), __b = (uint64_t)(b);          \
+		if (__a != __b)                                             \
+			guest_assert_fail(__FILE__, __LINE__, #a " == " #b, \
+					  __a, __b, "%#llx != %#llx",       \
+					  (unsigned long long)__a,          \
+					  (unsigned long long)__b);         \
 	} while (0)
 
 /* ---- CPU access -------------------------------------------------------- */
@@ -158,8 +158,8 @@ static inline void invlpg(const volatile void *va)
 	asm volatile("invlpg (%0)" : : "r"(va) : "memory");
 }
 
-static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t *a,
-			 uint32_t *b, uint32_t *c, uint32_t *d)
+static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t *a, uint32_t *b,
+			 uint32_t *c, uint32_t *d)
 {
 	asm volatile("cpuid"
 		     : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d)
@@ -236,8 +236,13 @@ void guest_set_handler(unsigned vector, guest_handler_t fn);
 #define PF_I (1U << 4)
 
 enum {
-	VEC_DE = 0, VEC_DB = 1, VEC_BP = 3, VEC_UD = 6, VEC_DF = 8,
-	VEC_GP = 13, VEC_PF = 14,
+	VEC_DE = 0,
+	VEC_DB = 1,
+	VEC_BP = 3,
+	VEC_UD = 6,
+	VEC_DF = 8,
+	VEC_GP = 13,
+	VEC_PF = 14,
 };
 
 /*
@@ -252,7 +257,7 @@ struct guest_fault {
 };
 extern volatile struct guest_fault guest_last_fault;
 
-int guest_probe_read(const volatile void *addr);	   /* movq (addr) */
+int guest_probe_read(const volatile void *addr);	  /* movq (addr) */
 int guest_probe_write(volatile void *addr, uint64_t val); /* movq val, (addr) */
 int guest_probe_exec(const void *addr); /* call addr; it must RET */
 int guest_probe_div(uint64_t dividend, uint64_t divisor); /* divq */

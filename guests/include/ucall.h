@@ -8,9 +8,10 @@
  *   GUEST_PORT_CONSOLE  0xe9   OUT byte: one character of console output
  *                              (the port Bochs and QEMU use for debug
  *                              output, so a guest also prints there).
- *   GUEST_PORT_UCALL    0xe0   OUT dword: GPA of a struct guest_ucall.
- *                              Guest RAM must lie below 4 GiB for this;
- *                              the guest also leaves the full GPA in RDI.
+ *   GUEST_PORT_UCALL    0xe0   OUT dword: GPA of a struct guest_ucall
+ *                              (low 32 bits); the guest also leaves the
+ *                              full GPA in RDI, which the host prefers
+ *                              when its low half matches.
  *
  * A ucall is synchronous: the vCPU stops on the OUT, the host reads the
  * struct from guest memory (through the vCPU, so private memory works

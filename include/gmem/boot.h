@@ -8,7 +8,8 @@
  * At the entry point, on every vCPU the loader set up:
  *   long mode, CPL 0, paging on with an identity map of guest RAM
  *   (GVA == GPA, page 0 not present), interrupts off, IDTR limit 0 (the
- *   guest installs its own IDT);
+ *   guest installs its own IDT) unless gmem_load_opts.idt_entry asked
+ *   for one;
  *   RSP   top of this vCPU's stack (16-byte aligned);
  *   RDI, RSI  the two arguments given in struct gmem_load_opts;
  *   RDX   GPA of this vCPU's struct gmem_boot_info.
@@ -46,17 +47,17 @@
 
 /* One per vCPU; all fields are guest-physical (== virtual) addresses. */
 struct gmem_boot_info {
-	uint64_t magic;		/* GMEM_BOOT_MAGIC */
-	uint64_t cpu;		/* index of this vCPU, 0 .. nr_cpus - 1 */
-	uint64_t nr_cpus;	/* vCPUs the loader prepared */
-	uint64_t mem_size;	/* guest RAM is [0, mem_size) */
-	uint64_t image_end;	/* end of the highest ELF segment */
-	uint64_t free_start;	/* first byte the loader did not use ... */
-	uint64_t free_end;	/* ... and the end of free RAM */
-	uint64_t cr3;		/* the PML4 */
-	uint64_t gdt;		/* GDT base */
-	uint64_t tss;		/* this vCPU's TSS (RSP0 at offset 4) */
-	uint64_t stack_top;	/* this vCPU's initial RSP */
+	uint64_t magic;	     /* GMEM_BOOT_MAGIC */
+	uint64_t cpu;	     /* index of this vCPU, 0 .. nr_cpus - 1 */
+	uint64_t nr_cpus;    /* vCPUs the loader prepared */
+	uint64_t mem_size;   /* guest RAM is [0, mem_size) */
+	uint64_t image_end;  /* end of the highest ELF segment */
+	uint64_t free_start; /* first byte the loader did not use ... */
+	uint64_t free_end;   /* ... and the end of free RAM */
+	uint64_t cr3;	     /* the PML4 */
+	uint64_t gdt;	     /* GDT base */
+	uint64_t tss;	     /* this vCPU's TSS (RSP0 at offset 4) */
+	uint64_t stack_top;  /* this vCPU's initial RSP */
 	uint64_t reserved[5];
 };
 

@@ -7,7 +7,8 @@
  * shared userspace memory or a guest_memfd), builds an identity map of
  * guest RAM, a GDT and one TSS and stack per vCPU, and sets the vCPU's
  * registers so that the next gmem_vcpu_run() starts at the entry point in
- * long mode.  The state at entry is described in <gmem/boot.h>.
+ * long mode, and optionally an IDT.  The state at entry is described in
+ * <gmem/boot.h>.
  *
  * Errors, all before the first write to guest memory:
  *   -ENOEXEC  not something this loader runs: bad magic, not ELF64 LSB,
@@ -52,6 +53,16 @@ struct gmem_load_opts {
 	uint32_t nr_cpus;    /* vCPUs to prepare; 0 means 1 */
 	uint32_t flags;	     /* GMEM_LOAD_* */
 	uint64_t rdi, rsi;   /* the entry point's two arguments */
+	/*
+	 * An IDT, if idt_entry != 0: vector v's interrupt gate points at
+	 * idt_entry + v * idt_stride (stride 0: one handler for all), in
+	 * an executable segment.  Vectors 3, 4 and 0x80 may be raised from
+	 * ring 3 (DPL 3).  0 leaves IDTR empty for a guest that installs
+	 * its own (as the runtime in guests/ does).
+	 */
+	uint64_t idt_entry;
+	uint32_t idt_stride;
+	uint32_t reserved; /* must be 0 */
 };
 
 /* Where everything went; filled by gmem_load_check(). */
@@ -61,12 +72,13 @@ struct gmem_load_info {
 	uint64_t boot_info;		 /* vCPU n's at boot_info + n * 128 */
 	uint64_t gdt;
 	uint16_t gdt_limit;
-	uint64_t tss;			 /* vCPU n's at tss + n * 128 */
+	uint64_t tss; /* vCPU n's at tss + n * 128 */
+	uint64_t idt; /* 256 gates, if opts.idt_entry; else 0 */
 	uint64_t cr3;
 	uint64_t nr_table_pages;
-	uint64_t stacks;		 /* vCPU n's stack top: stacks + (n+1) * size */
-	uint64_t free_start, free_end;	 /* left for the guest */
-	struct gmem_load_opts opts;	 /* normalised copy */
+	uint64_t stacks; /* vCPU n's stack top: stacks + (n+1) * size */
+	uint64_t free_start, free_end; /* left for the guest */
+	struct gmem_load_opts opts;    /* normalised copy */
 };
 
 /*
