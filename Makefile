@@ -160,7 +160,7 @@ BENCH_BINS := $(BENCHES:%=$(B)/%)
 FUZZERS := model vcpu loader
 FUZZ_SECONDS ?= 45
 FUZZ_BINS := $(FUZZERS:%=build/fuzz/tests/fuzz/fuzz_%)
-FUZZ_OPTS := -timeout=10 -rss_limit_mb=4096 -print_final_stats=1
+FUZZ_OPTS := -timeout=25 -rss_limit_mb=4096 -print_final_stats=1
 
 .PHONY: all lib guests test test-tsan x86-test bench run install clean deps check-format
 .PHONY: fuzz-bins fuzz-ci
@@ -326,7 +326,7 @@ install: lib $(B)/gmem.pc
 	install -m 644 $(B)/gmem.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 
 check-format:
-	clang-format --dry-run -Werror include/gmem/*.h src/*.[ch] tests/*.[ch] \
+	clang-format --dry-run -Werror include/gmem/*.h src/*.[ch] tests/*.[ch] tests/fuzz/*.c \
 		guests/*.c guests/include/*.h
 
 clean:

@@ -57,7 +57,7 @@ struct mfile {
 	int fd;
 	uint32_t uid; /* never reused, unlike fd numbers */
 	uint64_t pages;
-	uint64_t alloc; /* bit per page; not observable, kept for punch */
+	uint64_t alloc;	 /* bit per page; not observable, kept for punch */
 	uint64_t poison; /* bit per page: gmem_file_poison, until punched */
 	uint64_t data[MAX_FILE_PAGES]; /* first word of each page */
 };
@@ -225,7 +225,8 @@ static long m_create_file(struct mvm *m, const struct kvm_create_guest_memfd *g)
 static long m_region(struct mvm *m, const struct kvm_userspace_memory_region *r)
 {
 	if (via_facade(m))
-		return fac_ret(gmem_ioctl(m->fd, KVM_SET_USER_MEMORY_REGION, r));
+		return fac_ret(
+			gmem_ioctl(m->fd, KVM_SET_USER_MEMORY_REGION, r));
 	return gmem_vm_set_memory_region(m->vm, r);
 }
 
@@ -1019,9 +1020,8 @@ static void op_access(struct mvm *m)
 	long want = 0, got;
 
 	for (int i = 0; i < NSLOT; i++)
-		if (m->slot[i].present &&
-		    gpa - m->slot[i].r.guest_phys_addr <
-			    m->slot[i].r.memory_size)
+		if (m->slot[i].present && gpa - m->slot[i].r.guest_phys_addr <
+						  m->slot[i].r.memory_size)
 			s = &m->slot[i];
 	if (!s) {
 		want = GMEM_ACCESS_EXIT;
@@ -1053,8 +1053,9 @@ static void op_access(struct mvm *m)
 			else
 				priv_word = &f->data[pg];
 		} else {
-			host = (volatile uint64_t *)(uintptr_t)(s->r.userspace_addr +
-							       off);
+			host = (volatile uint64_t
+					*)(uintptr_t)(s->r.userspace_addr +
+						      off);
 			/*
 			 * A slot may name userspace memory that is not
 			 * mapped (KVM only checks access_ok()).  gmem

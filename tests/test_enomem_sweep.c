@@ -36,7 +36,7 @@ static void model_mismatch_hook(void)
 {
 }
 
-static long swept;		/* calls made with an allocation failed */
+static long swept; /* calls made with an allocation failed */
 static long swept_kind[NR_KINDS];
 
 /* Everything the model can see, for all VMs, against its copy. */
@@ -193,22 +193,22 @@ static size_t tiny_elf(uint8_t *buf)
 
 	memset(buf, 0, len);
 	memcpy(buf, "\177ELF\2\1\1", 7);
-	*(uint16_t *)(buf + 16) = 2;		/* ET_EXEC */
-	*(uint16_t *)(buf + 18) = 62;		/* EM_X86_64 */
-	*(uint32_t *)(buf + 20) = 1;		/* EV_CURRENT */
-	*(uint64_t *)(buf + 24) = base + off;	/* e_entry */
-	*(uint64_t *)(buf + 32) = 64;		/* e_phoff */
-	*(uint16_t *)(buf + 52) = 64;		/* e_ehsize */
-	*(uint16_t *)(buf + 54) = 56;		/* e_phentsize */
-	*(uint16_t *)(buf + 56) = 1;		/* e_phnum */
-	*(uint32_t *)(buf + 64) = 1;		/* PT_LOAD */
-	*(uint32_t *)(buf + 68) = 5;		/* R+X */
-	*(uint64_t *)(buf + 72) = 0;		/* p_offset */
-	*(uint64_t *)(buf + 80) = base;		/* p_vaddr */
-	*(uint64_t *)(buf + 88) = base;		/* p_paddr */
-	*(uint64_t *)(buf + 96) = len;		/* p_filesz */
-	*(uint64_t *)(buf + 104) = len;		/* p_memsz */
-	*(uint64_t *)(buf + 112) = 4096;	/* p_align */
+	*(uint16_t *)(buf + 16) = 2;	      /* ET_EXEC */
+	*(uint16_t *)(buf + 18) = 62;	      /* EM_X86_64 */
+	*(uint32_t *)(buf + 20) = 1;	      /* EV_CURRENT */
+	*(uint64_t *)(buf + 24) = base + off; /* e_entry */
+	*(uint64_t *)(buf + 32) = 64;	      /* e_phoff */
+	*(uint16_t *)(buf + 52) = 64;	      /* e_ehsize */
+	*(uint16_t *)(buf + 54) = 56;	      /* e_phentsize */
+	*(uint16_t *)(buf + 56) = 1;	      /* e_phnum */
+	*(uint32_t *)(buf + 64) = 1;	      /* PT_LOAD */
+	*(uint32_t *)(buf + 68) = 5;	      /* R+X */
+	*(uint64_t *)(buf + 72) = 0;	      /* p_offset */
+	*(uint64_t *)(buf + 80) = base;	      /* p_vaddr */
+	*(uint64_t *)(buf + 88) = base;	      /* p_paddr */
+	*(uint64_t *)(buf + 96) = len;	      /* p_filesz */
+	*(uint64_t *)(buf + 104) = len;	      /* p_memsz */
+	*(uint64_t *)(buf + 112) = 4096;      /* p_align */
 	memcpy(buf + off, tiny_elf_code, sizeof(tiny_elf_code));
 	return len;
 }
@@ -249,10 +249,10 @@ static long fx_run(struct fixed *f)
 
 struct fixed_op {
 	const char *name;
-	void (*setup)(struct fixed *f);	/* after fixed_setup, uninjected */
+	void (*setup)(struct fixed *f); /* after fixed_setup, uninjected */
 	long (*call)(struct fixed *f);
 	bool must_alloc;
-	bool check_mem;			/* guest memory must be untouched */
+	bool check_mem; /* guest memory must be untouched */
 };
 
 static const struct fixed_op fixed_ops[] = {

@@ -22,12 +22,12 @@
  * Both halves are here: -DGUEST is the guest (arg0 picks the case).
  */
 #define MEM (16ULL << 20)
-#define FAR1 (1ULL << 30)	/* no slot here ... */
-#define FAR2 (32ULL << 40)	/* ... nor here */
+#define FAR1 (1ULL << 30)  /* no slot here ... */
+#define FAR2 (32ULL << 40) /* ... nor here */
 #define MMIO_VALUE 0x1122334455667788ULL
 #define SECRET 0x5ec7e75ec7e75ec7ULL
 #define XO_M 40
-#define ALIAS_VA (3ULL << 30)	/* where the guest maps the XO alias */
+#define ALIAS_VA (3ULL << 30) /* where the guest maps the XO alias */
 
 enum { CASE_OUTSIDE = 1, CASE_PRIVATE, CASE_XO, CASE_LOOP, CASE_SHUTDOWN };
 
@@ -50,7 +50,7 @@ static void outside(void)
 	*q = 0xfeedface;
 }
 
-static void private(void)
+static void convert_secret(void)
 {
 	volatile uint64_t *v = victim;
 	uint64_t r;
@@ -111,7 +111,7 @@ static void shutdown(void)
 	struct {
 		uint16_t limit;
 		uint64_t base;
-	} __attribute__((packed)) idtr = { 0, 0 };
+	} __attribute__((packed)) idtr = {0, 0};
 
 	asm volatile("lidt %0\n\tud2" : : "m"(idtr));
 	GUEST_ASSERT(0);
@@ -124,7 +124,7 @@ void guest_main(uint64_t arg0, uint64_t arg1)
 		outside();
 		break;
 	case CASE_PRIVATE:
-		private();
+		convert_secret();
 		break;
 	case CASE_XO:
 		xo();
@@ -154,7 +154,7 @@ static struct guest_vm *start(unsigned long type, unsigned int flags, int c,
 			      const struct kvm_enable_cap *cap,
 			      struct guest_vcpu **v)
 {
-	struct gmem_load_opts o = { .rdi = (uint64_t)c };
+	struct gmem_load_opts o = {.rdi = (uint64_t)c};
 	struct guest_vm *gvm;
 
 	if (guest_vm_create(type, MEM, flags, &gvm))
@@ -178,9 +178,9 @@ static int finish(struct guest_vcpu *v)
 static void test_outside(void)
 {
 	struct guest_vcpu *v;
-	struct guest_vm *gvm = start(KVM_X86_DEFAULT_VM, 0, CASE_OUTSIDE, NULL,
-				     &v);
-	uint64_t want[4] = { FAR1, FAR1, FAR2, FAR2 };
+	struct guest_vm *gvm =
+		start(KVM_X86_DEFAULT_VM, 0, CASE_OUTSIDE, NULL, &v);
+	uint64_t want[4] = {FAR1, FAR1, FAR2, FAR2};
 	unsigned int n = 0;
 	bool landed = false;
 	char msg[768];
@@ -193,9 +193,9 @@ static void test_outside(void)
 		r = guest_vcpu_run(v, NULL);
 		if (r != GUEST_EXIT || run->exit_reason != KVM_EXIT_MMIO)
 			break;
-		if (n < 4 && (run->mmio.phys_addr != want[n] ||
-			      run->mmio.len != 8 ||
-			      run->mmio.is_write != (n & 1))) {
+		if (n < 4 &&
+		    (run->mmio.phys_addr != want[n] || run->mmio.len != 8 ||
+		     run->mmio.is_write != (n & 1))) {
 			tap_diag("MMIO exit %u: gpa %#llx len %u write %u", n,
 				 (unsigned long long)run->mmio.phys_addr,
 				 run->mmio.len, run->mmio.is_write);
@@ -228,7 +228,7 @@ static void test_outside(void)
 
 static void test_private(void)
 {
-	struct kvm_enable_cap hc = { .cap = KVM_CAP_EXIT_HYPERCALL };
+	struct kvm_enable_cap hc = {.cap = KVM_CAP_EXIT_HYPERCALL};
 	struct guest_vcpu *v;
 	struct guest_vm *gvm;
 	unsigned int conversions = 0;
@@ -244,7 +244,7 @@ static void test_private(void)
 	memset(gvm->mem, 0x5a, MEM);
 	for (;;) {
 		struct kvm_run *run = v->run;
-		struct kvm_memory_attributes a = { 0 };
+		struct kvm_memory_attributes a = {0};
 
 		r = guest_vcpu_run(v, NULL);
 		if (r != GUEST_EXIT || run->exit_reason != KVM_EXIT_HYPERCALL)
@@ -253,18 +253,18 @@ static void test_private(void)
 		 * private copy when a page goes shared. */
 		a.address = run->hypercall.args[0];
 		a.size = run->hypercall.args[1] << 12;
-		a.attributes = run->hypercall.args[2] &
-					       KVM_MAP_GPA_RANGE_ENCRYPTED ?
-				       KVM_MEMORY_ATTRIBUTE_PRIVATE :
-				       0;
-		run->hypercall.ret = (uint64_t)gmem_vm_set_memory_attributes(
-			gvm->vm, &a);
+		a.attributes =
+			run->hypercall.args[2] & KVM_MAP_GPA_RANGE_ENCRYPTED
+				? KVM_MEMORY_ATTRIBUTE_PRIVATE
+				: 0;
+		run->hypercall.ret =
+			(uint64_t)gmem_vm_set_memory_attributes(gvm->vm, &a);
 		if (!a.attributes)
-			CHECK_EQ(gmem_file_fallocate(gvm->gmem_fd,
-						     FALLOC_FL_KEEP_SIZE |
-							     FALLOC_FL_PUNCH_HOLE,
-						     (int64_t)a.address,
-						     (int64_t)a.size),
+			CHECK_EQ(gmem_file_fallocate(
+					 gvm->gmem_fd,
+					 FALLOC_FL_KEEP_SIZE |
+						 FALLOC_FL_PUNCH_HOLE,
+					 (int64_t)a.address, (int64_t)a.size),
 				 0);
 		conversions++;
 	}
@@ -282,7 +282,7 @@ static void test_private(void)
 
 static void test_xo(void)
 {
-	struct kvm_enable_cap xo = { .cap = GMEM_CAP_XO_ALIAS };
+	struct kvm_enable_cap xo = {.cap = GMEM_CAP_XO_ALIAS};
 	struct guest_vcpu *v;
 	struct guest_vm *gvm;
 
@@ -320,14 +320,14 @@ static void *kick_later(void *arg)
 static void test_loop(void)
 {
 	struct guest_vcpu *v;
-	struct guest_vm *gvm = start(KVM_X86_DEFAULT_VM, 0, CASE_LOOP, NULL,
-				     &v);
+	struct guest_vm *gvm =
+		start(KVM_X86_DEFAULT_VM, 0, CASE_LOOP, NULL, &v);
 	struct guest_ucall uc;
 
 	REQUIRE(gvm);
 	CHECK_EQ(guest_vcpu_run(v, &uc), UCALL_SYNC);
 	for (int i = 0; i < 6; i++) {
-		struct kicker k = { v, i & 1 };
+		struct kicker k = {v, i & 1};
 		pthread_t t;
 
 		REQUIRE(pthread_create(&t, NULL, kick_later, &k) == 0);
@@ -348,8 +348,8 @@ static void test_loop(void)
 static void test_shutdown(void)
 {
 	struct guest_vcpu *v;
-	struct guest_vm *gvm = start(KVM_X86_DEFAULT_VM, 0, CASE_SHUTDOWN,
-				     NULL, &v);
+	struct guest_vm *gvm =
+		start(KVM_X86_DEFAULT_VM, 0, CASE_SHUTDOWN, NULL, &v);
 	char msg[768];
 	int r;
 
@@ -372,8 +372,7 @@ int main(void)
 	test_loop();
 	test_shutdown();
 	/* and the host still runs guests */
-	CHECK_EQ(guest_run_program("hostile", KVM_X86_DEFAULT_VM, MEM, 0,
-				   NULL),
+	CHECK_EQ(guest_run_program("hostile", KVM_X86_DEFAULT_VM, MEM, 0, NULL),
 		 0);
 	tap_result("after all that, a VM still runs to DONE");
 	return tap_done();

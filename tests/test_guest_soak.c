@@ -148,7 +148,7 @@ static void *converter(void *arg)
 		uint64_t n = 1 + xorshift(&x) % 32;
 		uint64_t kind = xorshift(&x) % 8;
 		uint64_t val = kind < 4 ? A_PRIV : kind < 7 ? 0 : A_NX;
-		struct kvm_memory_attributes a = { 0 };
+		struct kvm_memory_attributes a = {0};
 
 		if (p + n > HEAP_PAGES)
 			n = HEAP_PAGES - p;
@@ -165,17 +165,15 @@ static void *converter(void *arg)
 		s->conversions++;
 		if (val != A_PRIV) {
 			/* the private copy is gone once shared */
-			r = gmem_file_fallocate(s->gvm->gmem_fd,
-						FALLOC_FL_KEEP_SIZE |
-							FALLOC_FL_PUNCH_HOLE,
-						(int64_t)a.address,
-						(int64_t)a.size);
+			r = gmem_file_fallocate(
+				s->gvm->gmem_fd,
+				FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
+				(int64_t)a.address, (int64_t)a.size);
 			s->punches++;
 		} else if (kind == 0) {
-			r = gmem_file_fallocate(s->gvm->gmem_fd,
-						FALLOC_FL_KEEP_SIZE,
-						(int64_t)a.address,
-						(int64_t)a.size);
+			r = gmem_file_fallocate(
+				s->gvm->gmem_fd, FALLOC_FL_KEEP_SIZE,
+				(int64_t)a.address, (int64_t)a.size);
 		}
 		if (r) {
 			snprintf(s->failure, sizeof(s->failure),
@@ -251,7 +249,8 @@ static bool memory_agrees(struct soak_vm *s)
 		}
 		for (int c = 0; c < NVCPU; c++)
 			if (w[c] && w[c] >> 32 != p) {
-				tap_diag("page %#" PRIx64 " word %d holds %#" PRIx64
+				tap_diag("page %#" PRIx64
+					 " word %d holds %#" PRIx64
 					 ", another page's",
 					 gpa, c, w[c]);
 				return false;
@@ -271,7 +270,7 @@ int main(void)
 {
 	const char *e = getenv("GMEM_SOAK_SECONDS");
 	double seconds = e ? atof(e) : 3;
-	struct gmem_vm_stats st, tot = { 0 };
+	struct gmem_vm_stats st, tot = {0};
 	uint64_t beats = 0, conv = 0, punches = 0, slots = 0;
 	struct timespec t0, t1;
 	int ret;
@@ -351,13 +350,12 @@ int main(void)
 		tot.tlb_flush_requests += st.tlb_flush_requests;
 	}
 	tap_diag("%.1f s: %" PRIu64 " guest writes, %" PRIu64
-		 " conversions, %" PRIu64 " punches, %" PRIu64
-		 " slot changes",
+		 " conversions, %" PRIu64 " punches, %" PRIu64 " slot changes",
 		 (double)(t1.tv_sec - t0.tv_sec) +
 			 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
 		 beats * SYNC_EVERY, conv, punches, slots);
-	tap_diag("faults %" PRIu64 " (retried %" PRIu64 "), invalidations %" PRIu64
-		 ", TLB shootdowns %" PRIu64,
+	tap_diag("faults %" PRIu64 " (retried %" PRIu64
+		 "), invalidations %" PRIu64 ", TLB shootdowns %" PRIu64,
 		 tot.faults, tot.fault_retries, tot.invalidations,
 		 tot.tlb_flush_requests);
 	tap_result("every vCPU ran, no guest assertion, no unexpected exit");

@@ -53,9 +53,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	opts.stack_size = o & 8 ? 3 * 4096 : 0;
 
 	rc = gmem_load_check(image, size, &opts, &ci);
-	if (rc == 0 && (ci.entry >= opts.mem_size ||
-			ci.free_start > ci.free_end ||
-			ci.free_end > opts.mem_size))
+	if (rc == 0 &&
+	    (ci.entry >= opts.mem_size || ci.free_start > ci.free_end ||
+	     ci.free_end > opts.mem_size))
 		fail("accepted layout outside RAM", (long)ci.entry,
 		     (long)ci.free_end);
 

@@ -23,7 +23,8 @@
 #define MAX_STOPS 64
 
 struct fz_head {
-	uint64_t gpr[16]; /* kvm_regs order: rax rbx rcx rdx rsi rdi rsp rbp r8.. */
+	uint64_t gpr[16]; /* kvm_regs order: rax rbx rcx rdx rsi rdi rsp rbp
+			     r8.. */
 	uint64_t rip, rflags;
 	uint64_t cr0_flip, cr4_flip, efer_flip;
 	uint8_t ctl, deny_page, deny_acc, exit_page;
@@ -32,12 +33,12 @@ struct fz_head {
 
 /* ctl bits */
 #define CTL_CPL3 (1u << 0)
-#define CTL_RAW_RIP (1u << 1)  /* RIP as given, not inside the code page */
-#define CTL_XO (1u << 2)       /* MAXPHYADDR 40 with the XO alias */
-#define CTL_RAW_RSP (1u << 3)  /* RSP as given, not the harness stack */
-#define CTL_SREGS (1u << 4)    /* apply the CR/EFER flips */
-#define CTL_DENY (1u << 5)     /* stage 2 denies deny_acc on deny_page */
-#define CTL_EXIT (1u << 6)     /* exit_page gives a backend exit */
+#define CTL_RAW_RIP (1u << 1) /* RIP as given, not inside the code page */
+#define CTL_XO (1u << 2)      /* MAXPHYADDR 40 with the XO alias */
+#define CTL_RAW_RSP (1u << 3) /* RSP as given, not the harness stack */
+#define CTL_SREGS (1u << 4)   /* apply the CR/EFER flips */
+#define CTL_DENY (1u << 5)    /* stage 2 denies deny_acc on deny_page */
+#define CTL_EXIT (1u << 6)    /* exit_page gives a backend exit */
 
 /* The bits a guest (or a careless VMM) could plausibly flip. */
 #define CR0_FLIPS (X86_CR0_WP | X86_CR0_NE | X86_CR0_ET)
@@ -47,7 +48,7 @@ struct fz_head {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct hvm vm;
-static uint8_t *mem0;	   /* RAM as hvm_init() left it */
+static uint8_t *mem0;	    /* RAM as hvm_init() left it */
 static struct kvm_sregs s0; /* and the registers */
 static struct kvm_regs r0;
 
@@ -92,8 +93,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size -= size < sizeof(h) ? size : sizeof(h);
 
 	reset();
-	memcpy(vm.mem + H_CODE, data, size < H_DATA - H_CODE ?
-					    size : H_DATA - H_CODE);
+	memcpy(vm.mem + H_CODE, data,
+	       size < H_DATA - H_CODE ? size : H_DATA - H_CODE);
 	x86_set_maxphyaddr(&vm.cpu, h.ctl & CTL_XO ? 40 : 48, h.ctl & CTL_XO);
 	if (h.ctl & CTL_DENY)
 		vm.s2deny[h.deny_page % (MEM_SIZE >> 12)] = h.deny_acc & 7;
