@@ -21,8 +21,14 @@ else ifeq ($(MODE),tsan)
 CC := clang
 OPT := -O1 -g
 SAN := -fsanitize=thread
+else ifeq ($(MODE),fuzz)
+# libFuzzer: the library is instrumented for coverage, ASan and UBSan;
+# only the harnesses link libFuzzer's main (-fsanitize=fuzzer).
+CC := clang
+OPT := -O1 -g -fno-omit-frame-pointer
+SAN := -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all
 else
-$(error MODE must be release, debug, asan or tsan)
+$(error MODE must be release, debug, asan, tsan or fuzz)
 endif
 
 B := build/$(MODE)
@@ -70,6 +76,7 @@ TESTS := \
 	tests/test_memslot \
 	tests/test_ioctl \
 	tests/test_enomem \
+	tests/test_enomem_sweep \
 	tests/test_model \
 	tests/test_threads \
 	tests/test_loader \
@@ -114,7 +121,9 @@ GUEST_TESTS := \
 	triple_fault \
 	smp \
 	convert \
-	xo
+	xo \
+	soak \
+	hostile
 
 # Guest tests whose host half also links gmemvm's memory policy.
 GMEMVM_GUEST_TESTS := \
@@ -139,7 +148,8 @@ X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 
 # The tests with threads, run again under ThreadSanitizer by test-tsan.
 TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu tests/test_threads \
-	tests/test_xo tests/test_guest_convert_smp
+	tests/test_xo tests/test_guest_convert_smp \
+	tests/test_guest_soak
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
@@ -156,12 +166,24 @@ GMEMVM_MEM_OBJ := $(B)/tools/gmemvm/gmemvm_mem.o
 # The demo guest of `make run`, built like the test guests.
 DEMO_ELF := $(B)/guests/demo.elf
 
-DEB_PKGS := gcc make clang libclang-rt-14-dev libzydis-dev perl pkg-config
+DEB_PKGS := gcc make clang libclang-rt-14-dev libfuzzer-14-dev libzydis-dev \
+	perl pkg-config
 
 BENCHES := bench/bench_mem bench/bench_x86
 BENCH_BINS := $(BENCHES:%=$(B)/%)
 
+# ---- fuzzing -------------------------------------------------------------
+# libFuzzer harnesses (tests/fuzz/fuzz_NAME.c), built in MODE=fuzz, each
+# with a seed corpus in tests/fuzz/corpus/NAME.  `make fuzz-ci` runs each
+# for FUZZ_SECONDS; new inputs go to build/fuzz/corpus/NAME, never into
+# the repository.  Longer runs: see README, "Reliability".
+FUZZERS := model vcpu loader
+FUZZ_SECONDS ?= 45
+FUZZ_BINS := $(FUZZERS:%=build/fuzz/tests/fuzz/fuzz_%)
+FUZZ_OPTS := -timeout=25 -rss_limit_mb=4096 -print_final_stats=1
+
 .PHONY: all lib guests test test-tsan x86-test bench run install clean deps check-format
+.PHONY: fuzz-bins fuzz-ci
 all: lib guests $(EXAMPLE_BINS) $(GMEMVM) $(DEMO_ELF) $(B)/gmem.pc
 
 guests: $(GUEST_ELFS)
@@ -269,6 +291,13 @@ $(B)/tests/test_gmemvm: tests/test_gmemvm.c tests/tap.h $(GMEMVM) \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS)
 
+# A harness: the model, vCPU or loader target with libFuzzer's main.
+$(B)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/model.h tests/x86_harness.h \
+		$(B)/libgmem.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests $< -o $@ $(LDFLAGS) \
+		-fsanitize=fuzzer $(B)/libgmem.a $(LDLIBS)
+
 $(B)/examples/%: examples/%.c $(B)/libgmem.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
@@ -299,6 +328,23 @@ test-tsan: deps
 	$(MAKE) --no-print-directory MODE=tsan $(TSAN_TESTS:%=build/tsan/%)
 	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 		prove -f $(TSAN_TESTS:%=build/tsan/%)
+
+fuzz-bins:
+	$(MAKE) --no-print-directory MODE=fuzz $(FUZZ_BINS)
+
+fuzz-ci: deps fuzz-bins
+	@for f in $(FUZZERS); do \
+		mkdir -p build/fuzz/corpus/$$f build/fuzz/artifacts/$$f; \
+		echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
+		build/fuzz/tests/fuzz/fuzz_$$f $(FUZZ_OPTS) \
+			-max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=build/fuzz/artifacts/$$f/ \
+			build/fuzz/corpus/$$f tests/fuzz/corpus/$$f \
+			2>build/fuzz/fuzz_$$f.log || \
+			{ tail -50 build/fuzz/fuzz_$$f.log; exit 1; }; \
+		grep -E '^stat::(number_of_executed_units|peak_rss)' \
+			build/fuzz/fuzz_$$f.log; \
+	done
 
 # Timing lives here, never in a pass/fail test.
 bench: deps
@@ -336,7 +382,7 @@ install: lib $(B)/gmem.pc
 
 check-format:
 	clang-format --dry-run -Werror include/gmem/*.h src/*.[ch] tests/*.[ch] \
-		guests/*.c guests/include/*.h tools/gmemvm/*.[ch]
+		tests/fuzz/*.c guests/*.c guests/include/*.h tools/gmemvm/*.[ch]
 
 clean:
 	rm -rf build

@@ -1997,8 +1997,10 @@ string:
 /* ---- The run loop --------------------------------------------------- */
 
 /*
- * Both are written by other threads (a kick, the VMM's immediate_exit):
- * relaxed atomic loads, plain moves on x86, so the race is a defined one.
+ * Both words are written by other threads (gmem_vcpu_kick(), a TLB
+ * shootdown, a VMM's signal handler setting immediate_exit) while this one
+ * runs: read them atomically, or the poll is a data race.  Relaxed is
+ * enough; whoever acts on a stop synchronises through its own handshake.
  */
 static inline bool kicked(const struct x86_cpu *c)
 {
