@@ -138,7 +138,8 @@ X86_TESTS := \
 	tests/test_x86_unit \
 	tests/test_x86_diff \
 	tests/test_x86_fuzz \
-	tests/test_x86_gcc
+	tests/test_x86_gcc \
+	tests/test_x86_smp
 
 TESTS += $(X86_TESTS)
 TESTS += tests/test_gmemvm
@@ -149,7 +150,7 @@ X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 # The tests with threads, run again under ThreadSanitizer by test-tsan.
 TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu tests/test_threads \
 	tests/test_xo tests/test_guest_convert_smp \
-	tests/test_guest_soak
+	tests/test_guest_soak tests/test_x86_smp
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
