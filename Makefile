@@ -72,7 +72,8 @@ TESTS := \
 	tests/test_enomem \
 	tests/test_model \
 	tests/test_threads \
-	tests/test_loader
+	tests/test_loader \
+	tests/test_xo
 
 # ---- guest programs ------------------------------------------------------
 # Guests run on the emulated vCPU, not on the host, so they are always built
@@ -100,7 +101,8 @@ GUEST_RT_SRCS := \
 	guests/runtime.c \
 	guests/printf.c \
 	guests/string.c \
-	guests/paging.c
+	guests/paging.c \
+	guests/xo.c
 
 GUEST_RT_OBJS := $(GUEST_RT_SRCS:%=$(B)/%.o)
 
@@ -120,7 +122,8 @@ TESTS += $(GUEST_TESTS:%=tests/test_guest_%)
 X86_TESTS := \
 	tests/test_x86_unit \
 	tests/test_x86_diff \
-	tests/test_x86_fuzz
+	tests/test_x86_fuzz \
+	tests/test_x86_gcc
 
 TESTS += $(X86_TESTS)
 
@@ -172,6 +175,23 @@ $(B)/tests/test_x86_%: tests/test_x86_%.c tests/tap.h tests/x86_harness.h \
 		$(X86_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(X86_OBJS) $(LDLIBS)
+
+# Guest code for test_x86_gcc: built the way gmem guests are, with gcc,
+# uninstrumented.
+X86_GUEST_CC := gcc
+X86_GUEST_CFLAGS := -O2 -ffreestanding -mgeneral-regs-only -mno-red-zone \
+	-fno-tree-loop-distribute-patterns -fstack-protector-strong -fPIC \
+	-Wall -Wextra -Werror -Itests
+
+$(B)/tests/x86_gcc_guest.o: tests/x86_gcc_guest.c tests/x86_gcc_guest.h
+	@mkdir -p $(dir $@)
+	$(X86_GUEST_CC) $(X86_GUEST_CFLAGS) -c $< -o $@
+
+$(B)/tests/test_x86_gcc: tests/test_x86_gcc.c tests/tap.h \
+		tests/x86_harness.h tests/x86_gcc_guest.h \
+		$(B)/tests/x86_gcc_guest.o $(X86_OBJS)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) \
+		$(B)/tests/x86_gcc_guest.o $(X86_OBJS) $(LDLIBS)
 
 $(B)/bench/bench_x86: bench/bench_x86.c tests/x86_harness.h $(X86_OBJS)
 	@mkdir -p $(dir $@)

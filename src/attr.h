@@ -2,9 +2,9 @@
 /*
  * Range-based attribute store.
  *
- * A map from page frame numbers to 64-bit values, kept as maximal runs of
- * equal non-zero values [start, end) in a treap ordered by start.  Pages not
- * covered read as 0.  Every update costs O(log n) in the number of runs,
+ * A map from page frame numbers to 32-bit values (attributes and poison
+ * flags fit), kept as maximal runs of equal non-zero values [start, end) in
+ * a treap ordered by start.  Pages not covered read as 0.  Every update costs O(log n) in the number of runs,
  * whatever the size of the range, where Linux's xarray stores one entry per
  * 4 KiB page.
  *
@@ -12,6 +12,11 @@
  * aside every node a store can need, so gmem_rmap_store() cannot fail and
  * can run inside an invalidate-begin/end section.  The map does no locking;
  * its owner serialises writers against readers.
+ *
+ * Nodes (40 bytes) come from a per-map slab of 4 KiB chunks, so a run
+ * costs about 41 bytes with allocator overhead (DESIGN §6: <= 64) and a
+ * lookup walks nodes packed together.  Dropped nodes go back to the
+ * map's free list; chunks are freed with the map.
  *
  * The same structure records guest_memfd allocation and poison state.
  */
@@ -23,14 +28,16 @@
 #include <stdint.h>
 
 struct gmem_rmap_node;
+struct gmem_rmap_chunk;
 
 /* A store splits at most two runs and adds one. */
 #define GMEM_RMAP_RESERVE 3
 
 struct gmem_rmap {
 	struct gmem_rmap_node *root;
-	struct gmem_rmap_node *spare[GMEM_RMAP_RESERVE];
-	unsigned int nr_spare;
+	struct gmem_rmap_node *free;	/* free nodes, linked through child[0] */
+	size_t nr_free;
+	struct gmem_rmap_chunk *chunks; /* the slab, freed by destroy */
 	uint32_t seed;	 /* treap priorities */
 	size_t nr_runs;	 /* distinct runs stored */
 	uint64_t nr_set; /* pages with a non-zero value */
@@ -42,7 +49,10 @@ void gmem_rmap_destroy(struct gmem_rmap *m);
 /* Make the next gmem_rmap_store() infallible.  -ENOMEM changes nothing. */
 int gmem_rmap_reserve(struct gmem_rmap *m);
 
-/* Set [start, end) to @val (0 clears).  Needs a prior reserve. */
+/*
+ * Set [start, end) to @val (0 clears); @val must fit in 32 bits.  Needs a
+ * prior reserve.
+ */
 void gmem_rmap_store(struct gmem_rmap *m, uint64_t start, uint64_t end,
 		     uint64_t val);
 

@@ -14,8 +14,10 @@
  * D, D+4K (compared; R15 = D+2048 is the memory base and is never
  * written; RSP = D+6144), save area D+8K (native only).
  */
+#include <asm/prctl.h>
 #include <setjmp.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include <Zydis/Zydis.h>
@@ -191,51 +193,135 @@ static unsigned put_imm(uint8_t *p, unsigned kind, bool osz16, bool w)
 	return 0;
 }
 
+/*
+ * A memory ModRM (+SIB, disp) for digit @reg: [r15+d8], [r15+d32],
+ * [r15*1+d32] (SIB, no base) or gs:[d32] (absolute; GS base = D).
+ * *rex gets the REX bits the form needs; *gs asks for the 0x65 prefix.
+ */
+static unsigned put_mem(uint8_t *p, unsigned reg, unsigned *rex, bool *gs)
+{
+	unsigned n = 0;
+	int32_t d;
+
+	*gs = false;
+	switch (rn(8)) {
+	case 0:
+		/* [r15*1 + disp32]: mod 00, rm 100, SIB index r15, no base */
+		*rex = 2;	/* X */
+		p[n++] = reg << 3 | 4;
+		p[n++] = 7 << 3 | 5;
+		d = (int32_t)rn(2000) - 1000;
+		memcpy(p + n, &d, 4);
+		return n + 4;
+	case 1:
+		/* gs:[disp32] */
+		*gs = true;
+		*rex = 0;
+		p[n++] = reg << 3 | 4;
+		p[n++] = 4 << 3 | 5;
+		d = 100 + rn(3800);
+		memcpy(p + n, &d, 4);
+		return n + 4;
+	case 2:
+	case 3:
+		*rex = 1;	/* B */
+		p[n++] = 0x80 | reg << 3 | 7;
+		d = (int32_t)rn(2000) - 1000;
+		memcpy(p + n, &d, 4);
+		return n + 4;
+	default:
+		*rex = 1;
+		p[n++] = 0x40 | reg << 3 | 7;
+		p[n++] = rn(256);
+		return n;
+	}
+}
+
+/* BMI1 (VEX.LZ.0F38): ANDN F2, BLS* F3 /1-/3, BEXTR F7. */
+static unsigned candidate_vex(uint8_t *p)
+{
+	static const uint8_t vops[] = { 0xf2, 0xf3, 0xf7 };
+	uint8_t op = vops[rn(3)];
+	unsigned reg = op == 0xf3 ? 1 + rn(3) : rn(8), rex = 0, n = 0;
+	unsigned r = rn(2), w = rn(2), v = rn(16);
+	uint8_t m[16];
+	unsigned mlen;
+	bool gs = false;
+
+	if (rn(2)) {
+		mlen = put_mem(m, reg, &rex, &gs);
+		if (gs)
+			p[n++] = 0x65;
+	} else {
+		m[0] = 0xc0 | reg << 3 | rn(8);
+		mlen = 1;
+		rex = rn(2);
+	}
+	p[n++] = 0xc4;
+	p[n++] = (!r) << 7 | (!(rex & 2)) << 6 | (!(rex & 1)) << 5 | 2;
+	p[n++] = w << 7 | (~v & 15) << 3;
+	p[n++] = op;
+	memcpy(p + n, m, mlen);
+	return n + mlen;
+}
+
 /* Raw candidate bytes; the decoder then checks them. */
 static unsigned candidate(uint8_t *p)
 {
 	unsigned n = 0, m;
-	bool two = rn(3) == 0, o16 = rn(8) == 0, w = rn(2), mem;
+	bool two = rn(3) == 0, o16 = rn(8) == 0, w = rn(2), mem, gs = false;
 	const struct op1 *t = two ? &ops2[rn(sizeof(ops2) / sizeof(ops2[0]))] :
 				    &ops1[rn(sizeof(ops1) / sizeof(ops1[0]))];
-	unsigned r = rn(8), rx = rn(2), bx = rn(2), digit;
+	unsigned r = rn(8), rx = rn(2), bx = rn(2), digit, mrex = 0;
+	uint8_t mb[16];
+	unsigned mlen = 0;
+	bool movbe = rn(24) == 0;
 
-	if (o16)
-		p[n++] = 0x66;
-	if (two && (t->op == 0xb8 || ((t->op == 0xbc || t->op == 0xbd) &&
-				      rn(2))))
-		p[n++] = 0xf3;	/* POPCNT, TZCNT, LZCNT */
-	mem = t->modrm == 2 || (t->modrm == 1 && rn(2));
-	if (mem)
-		bx = 1;
-	if (t->modrm == 0 && (t->op & 0xf0) == 0x50)
-		bx = 0;	/* keep away from r12-r15 push/pop... r12-14 ok */
-	if (rn(5) || mem || w)
-		p[n++] = 0x40 | w << 3 | rx << 2 | bx;
-	if (two)
-		p[n++] = 0x0f;
-	p[n++] = t->op;
-	if (t->modrm) {
+	if (rn(12) == 0)
+		return candidate_vex(p);
+	if (movbe)
+		two = true;
+	mem = movbe || t->modrm == 2 || (t->modrm == 1 && rn(2));
+	if (t->modrm || movbe) {
 		digit = rn(8);
-		if (t->regs)
+		if (t->regs && !movbe)
 			while (!(t->regs & (1u << digit)))
 				digit = rn(8);
 		if (mem) {
-			if (rn(4)) {
-				p[n++] = 0x40 | digit << 3 | 7;
-				p[n++] = rn(256);
-			} else {
-				int32_t d = (int32_t)rn(2000) - 1000;
-
-				p[n++] = 0x80 | digit << 3 | 7;
-				memcpy(p + n, &d, 4);
-				n += 4;
-			}
+			mlen = put_mem(mb, digit, &mrex, &gs);
 		} else {
-			p[n++] = 0xc0 | digit << 3 | r;
+			mb[0] = 0xc0 | digit << 3 | r;
+			mlen = 1;
 		}
 	}
-	m = put_imm(p + n, t->imm, o16, w);
+	if (gs)
+		p[n++] = 0x65;
+	if (mem && rn(8) == 0)
+		p[n++] = 0x67;	/* 32-bit addressing: D is below 4 GiB */
+	if (mem && rn(6) == 0)
+		p[n++] = 0xf0;	/* LOCK; invalid combinations do not decode */
+	if (o16)
+		p[n++] = 0x66;
+	if (two && !movbe &&
+	    (t->op == 0xb8 || ((t->op == 0xbc || t->op == 0xbd) && rn(2))))
+		p[n++] = 0xf3;	/* POPCNT, TZCNT, LZCNT */
+	if (mem)
+		bx = mrex & 1;
+	if (t->modrm == 0 && (t->op & 0xf0) == 0x50)
+		bx = 0;
+	if (rn(5) || mem || w)
+		p[n++] = 0x40 | w << 3 | rx << 2 | (mrex & 2) | bx;
+	if (two)
+		p[n++] = 0x0f;
+	if (movbe) {
+		p[n++] = 0x38;
+		p[n++] = 0xf0 | rn(2);
+	} else {
+		p[n++] = t->op;
+	}
+	memcpy(p + n, mb, mlen);
+	n += mlen;
+	m = movbe ? 0 : put_imm(p + n, t->imm, o16, w);
 	return n + m;
 }
 
@@ -307,14 +393,42 @@ static bool acceptable(const uint8_t *p, unsigned len, uint32_t *taint)
 		} else if (d->type == ZYDIS_OPERAND_TYPE_MEMORY) {
 			if (d->mem.type == ZYDIS_MEMOP_TYPE_AGEN)
 				continue;
-			if (d->mem.index != ZYDIS_REGISTER_NONE)
-				return false;
-			if (d->mem.base != ZYDIS_REGISTER_R15 &&
+			bool r15 = d->mem.base == ZYDIS_REGISTER_R15 &&
+				    d->mem.index == ZYDIS_REGISTER_NONE;
+			bool idx = d->mem.base == ZYDIS_REGISTER_NONE &&
+				   (d->mem.index == ZYDIS_REGISTER_R15 ||
+				    d->mem.index == ZYDIS_REGISTER_R15D) &&
+				   d->mem.scale == 1;
+			bool gsabs = d->mem.base == ZYDIS_REGISTER_NONE &&
+				     d->mem.index == ZYDIS_REGISTER_NONE &&
+				     d->mem.segment == ZYDIS_REGISTER_GS;
+			bool r15d = d->mem.base == ZYDIS_REGISTER_R15D &&
+				    d->mem.index == ZYDIS_REGISTER_NONE;
+
+			if (!r15 && !idx && !gsabs && !r15d &&
 			    !(stack && d->mem.base == ZYDIS_REGISTER_RSP))
 				return false;
 		}
 	}
-	/* POP into memory addressed by R15 is fine; POP RSP is not. */
+	if (getenv("X86_DIFF_STATS")) {
+		static unsigned hist[ZYDIS_MNEMONIC_MAX_VALUE + 1], lock, vex,
+			seg, a32, total;
+
+		hist[z.mnemonic]++;
+		lock += !!(z.attributes & ZYDIS_ATTRIB_HAS_LOCK);
+		vex += z.encoding == ZYDIS_INSTRUCTION_ENCODING_VEX;
+		seg += !!(z.attributes & ZYDIS_ATTRIB_HAS_SEGMENT_GS);
+		a32 += z.address_width == 32;
+		if (++total == 200000) {
+			printf("# lock %u vex %u gs %u a32 %u\n", lock, vex, seg,
+			       a32);
+			for (unsigned k = 0; k <= ZYDIS_MNEMONIC_MAX_VALUE; k++)
+				if (hist[k])
+					printf("# %s %u\n",
+					       ZydisMnemonicGetString(k), hist[k]);
+		}
+	}
+
 	const ZydisAccessedFlags *f = z.cpu_flags;
 	uint32_t arith = X86_ARITH;
 
@@ -589,6 +703,7 @@ static int run_one(unsigned idx, unsigned ninsn)
 	r.rflags = init.fl;
 	x86_set_regs(&vm.cpu, &r);
 	hvm_set_cpl(&vm, 3);
+	vm.cpu.seg[X86_GS].base = d;
 	int st = hvm_run(&vm, 100000);
 
 	if (native_sig) {
@@ -713,6 +828,8 @@ int main(int argc, char **argv)
 	sigaction(SIGTRAP, &sa, NULL);
 
 	setup_guest();
+	/* GS base = D natively and in the guest (glibc uses only FS). */
+	REQUIRE(syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)data_d) == 0);
 	for (unsigned i = 0; i < count; i++) {
 		int r = run_one(i, 1 + rn(12));
 

@@ -19,6 +19,15 @@ static void setup(const uint8_t *b, const uint8_t *e)
 
 #define SETUP(name) setup(name, name##_end)
 
+/* Guest memory at any alignment. */
+static uint64_t ld(uint64_t gpa, unsigned len)
+{
+	uint64_t v = 0;
+
+	memcpy(&v, vm.mem + gpa, len);
+	return v;
+}
+
 static uint64_t flags(void)
 {
 	struct kvm_regs r;
@@ -502,9 +511,296 @@ static void t_int_iret(void)
 	tap_result("INT n, INT3, IRETQ to CPL 3, gate DPL check");
 }
 
+
+GUEST_CODE(g_split,
+	"mov $0x1122334455667788, %rax\n"
+	"mov %rax, 0x30ffc\n"
+	"mov 0x30ffc, %rbx\n"
+	"hlt\n");
+
+static void t_split(void)
+{
+	SETUP(g_split);
+	*hvm_pte(&vm, 0x31000) &= ~1ull;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_W);
+	CHECK_EQ(vm.cpu.cr2, 0x31000);
+	CHECK_EQ(ld(0x30ffc, 4), 0);	/* nothing written */
+
+	SETUP(g_split);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RBX], 0x1122334455667788ll);
+	CHECK_EQ(ld(0x31000, 4), 0x11223344);
+	tap_result("page-crossing access: fault on 2nd page, no partial write");
+}
+
+GUEST_CODE(g_fsplit, "mov $0x30ffe, %eax\njmp *%rax\n");
+
+static void t_fetch_split(void)
+{
+	static const uint8_t insn[] = { 0xb8, 0x78, 0x56, 0x34, 0x12, 0xf4 };
+
+	SETUP(g_fsplit);
+	memcpy(vm.mem + 0x30ffe, insn, sizeof(insn));
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 0x12345678);
+	CHECK_EQ(vm.cpu.rip, 0x31004);
+
+	SETUP(g_fsplit);
+	memcpy(vm.mem + 0x30ffe, insn, sizeof(insn));
+	*hvm_pte(&vm, 0x31000) |= 1ull << 63;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_I);
+	CHECK_EQ(frame(1), 0x30ffe);
+	CHECK_EQ(vm.cpu.cr2, 0x31000);
+	tap_result("instruction crossing a page: decode, NX on 2nd page");
+}
+
+GUEST_CODE(g_ad,
+	"mov 0x30000, %eax\n"
+	"hlt\n"
+	"mov %eax, 0x30000\n"
+	"hlt\n");
+
+static void t_ad(void)
+{
+	SETUP(g_ad);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(*hvm_pte(&vm, 0x30000) & 0x60, 0x20);	/* A, not D */
+	CHECK_EQ(*hvm_q(&vm, H_PML4) & 0x20, 0x20);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(*hvm_pte(&vm, 0x30000) & 0x60, 0x60);	/* and D */
+	tap_result("accessed and dirty bits");
+}
+
+GUEST_CODE(g_huge,
+	"mov $0x40020000, %eax\n"
+	"mov (%rax), %rbx\n"
+	"movq $5, 8(%rax)\n"
+	"hlt\n");
+
+static void t_huge(void)
+{
+	SETUP(g_huge);
+	/* PDPT[1]: a 1 GiB page onto guest-physical 0. */
+	*hvm_q(&vm, H_PDPT + 8) = 0x87;
+	*hvm_q(&vm, H_DATA) = 0x77;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RBX], 0x77);
+	CHECK_EQ(*hvm_q(&vm, H_DATA + 8), 5);
+	CHECK_EQ(*hvm_q(&vm, H_PDPT + 8) & 0x60, 0x60);
+
+	/* A 1 GiB PDPTE with bit 13 set is reserved. */
+	SETUP(g_huge);
+	*hvm_q(&vm, H_PDPT + 8) = 0x87 | 1ull << 13;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_RSVD);
+	tap_result("1 GiB pages, reserved bits of a large page");
+}
+
+GUEST_CODE(g_smep, "mov $0x30000, %eax\njmp *%rax\n");
+
+static void t_smep(void)
+{
+	SETUP(g_smep);
+	vm.cpu.cr4 |= X86_CR4_SMEP;
+	*hvm_pte(&vm, H_CODE) &= ~4ull;
+	*hvm_pte(&vm, H_HANDLERS) &= ~4ull;
+	vm.mem[0x30000] = 0xf4;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_I);
+	tap_result("SMEP: supervisor fetch from a user page");
+}
+
+GUEST_CODE(g_dt,
+	"sgdt 0x20000\n"
+	"sidt 0x20010\n"
+	"movw $0x7f, 0x20020\n"
+	"movq $0x5000, 0x20022\n"
+	"lgdt 0x20020\n"
+	"mov $0x30, %ax\n"
+	"ltr %ax\n"
+	"mov %cr0, %rbx\n"
+	"mov %cr4, %rcx\n"
+	"or $0x200, %rcx\n"	/* OSFXSR */
+	"mov %rcx, %cr4\n"
+	"xor %eax, %eax\n"
+	"cpuid\n"
+	"mov %ebx, %r8d\n"
+	"mov $0x80000008, %eax\n"
+	"cpuid\n"
+	"mov %eax, %r9d\n"
+	"rdtsc\n"
+	"mov %eax, %r10d\n"
+	"rdtsc\n"
+	"sub %r10d, %eax\n"
+	"mov %eax, %r10d\n"
+	"invlpg 0x20000\n"
+	"wbinvd\n"
+	"hlt\n");
+
+static void t_system(void)
+{
+	SETUP(g_dt);
+	vm.cpu.tr.type = 0x9;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(ld(0x20000, 2), 8 * 8 - 1);
+	CHECK_EQ(ld(0x20002, 8), H_GDT);
+	CHECK_EQ(ld(0x20010, 2), 256 * 16 - 1);
+	CHECK_EQ(vm.cpu.gdt.limit, 0x7f);
+	CHECK_EQ(vm.cpu.tr.base, H_TSS);
+	CHECK_EQ(vm.cpu.tr.limit, 0x67);
+	CHECK_EQ((*hvm_q(&vm, H_GDT + 0x30) >> 40) & 0xf, 0xb);	/* busy */
+	CHECK_EQ(vm.cpu.cr4 & X86_CR4_OSFXSR, X86_CR4_OSFXSR);
+	CHECK_EQ(vm.cpu.gpr[X86_R8], 0x756e6547);	/* "Genu" */
+	CHECK_EQ(vm.cpu.gpr[X86_R9] & 0xff, 48);
+	CHECK(vm.cpu.gpr[X86_R10] < 1000000000);
+	tap_result("SGDT/SIDT/LGDT, LTR, MOV CR, CPUID, RDTSC, INVLPG");
+}
+
+GUEST_CODE(g_cr_bad, "mov %cr0, %rax\nbtr $31, %rax\nmov %rax, %cr0\n");
+GUEST_CODE(g_msr_bad, "mov $0x12345, %ecx\nrdmsr\n");
+GUEST_CODE(g_noncanon, "mov $0x8000000000000000, %rax\nmov (%rax), %rbx\n");
+GUEST_CODE(g_cpl3_out, "out %al, $0x80\n");
+GUEST_CODE(g_cpl3_cli, "cli\n");
+GUEST_CODE(g_cpl3_cr, "mov %cr3, %rax\n");
+GUEST_CODE(g_cpl3_msr, "wrmsr\n");
+GUEST_CODE(g_cpl3_lidt, "lidt 0x20000\n");
+
+static int gp_at(const uint8_t *b, const uint8_t *e, unsigned cpl)
+{
+	setup(b, e);
+	if (cpl)
+		hvm_set_cpl(&vm, 3);
+	if (hvm_run(&vm, 100) != X86_STOP_HLT || hvm_vector(&vm) != 13)
+		return -1;
+	return frame(0);
+}
+
+#define GP_AT(name, cpl) gp_at(name, name##_end, cpl)
+
+static void t_gp(void)
+{
+	CHECK_EQ(GP_AT(g_cr_bad, 0), 0);
+	CHECK_EQ(GP_AT(g_msr_bad, 0), 0);
+	CHECK_EQ(GP_AT(g_noncanon, 0), 0);
+	CHECK_EQ(GP_AT(g_cpl3_out, 1), 0);
+	CHECK_EQ(GP_AT(g_cpl3_cli, 1), 0);
+	CHECK_EQ(GP_AT(g_cpl3_cr, 1), 0);
+	CHECK_EQ(GP_AT(g_cpl3_msr, 1), 0);
+	CHECK_EQ(GP_AT(g_cpl3_lidt, 1), 0);
+	tap_result("#GP(0): bad CR0/MSR, non-canonical, privileged at CPL 3");
+}
+
+GUEST_CODE(g_xo_smc,
+	"mov $0x30000, %eax\n"
+	"call *%rax\n"			/* through the alias: returns 1 */
+	"mov %ebx, %r8d\n"
+	"movb $2, 0x32001\n"		/* patch via a normal mapping */
+	"mov $0x30000, %eax\n"
+	"call *%rax\n"
+	"mov $0x31000, %eax\n"
+	"movb $0, (%rax)\n"		/* write through the alias */
+	"hlt\n");
+
+static void t_xo_smc(void)
+{
+	static const uint8_t fn[] = { 0xb3, 0x01, 0xc3 };	/* mov $1, bl */
+
+	SETUP(g_xo_smc);
+	x86_set_maxphyaddr(&vm.cpu, 40, true);
+	memcpy(vm.mem + 0x30000, fn, sizeof(fn));
+	/*
+	 * 0x30000 and 0x31000 map guest-physical 0x30000 through the XO
+	 * alias, 0x32000 maps it normally.
+	 */
+	*hvm_pte(&vm, 0x30000) = 0x30000 | 1ull << 40 | 7;
+	*hvm_pte(&vm, 0x31000) = 0x30000 | 1ull << 40 | 7;
+	*hvm_pte(&vm, 0x32000) = 0x30000 | 7;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_R8], 1);
+	CHECK_EQ(vm.cpu.gpr[X86_RBX] & 0xff, 2);	/* re-decoded */
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_W);
+	CHECK_EQ(vm.cpu.cr2, 0x31000);
+	tap_result("XO alias: write #PF W=1; SMC through another alias");
+}
+
+static void t_inject(void)
+{
+	SETUP(g_spin);
+	x86_inject(&vm.cpu, 0x20, false, 0);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 0x20);
+	CHECK_EQ(frame(0), H_CODE);
+	CHECK_EQ(frame(2) & X86_IF, 0);
+	tap_result("x86_inject delivers at the next run");
+}
+
+GUEST_CODE(g_rep,
+	"mov $0x100000, %edi\n"
+	"mov $0x200000, %ecx\n"
+	"mov $0xab, %al\n"
+	"rep stosb\n"
+	"hlt\n");
+
+static void t_rep_long(void)
+{
+	volatile int kick = 0;
+
+	SETUP(g_rep);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_BUDGET);
+	CHECK(vm.cpu.gpr[X86_RCX] > 0 && vm.cpu.gpr[X86_RCX] < 0x200000);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 12);	/* still at the REP */
+	vm.cpu.kick = &kick;
+	kick = 1;
+	CHECK_EQ(hvm_run(&vm, 1 << 30), X86_STOP_KICK);
+	kick = 0;
+	CHECK_EQ(hvm_run(&vm, 1 << 30), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], 0);
+	CHECK_EQ(vm.mem[0x2fffff], 0xab);
+	CHECK_EQ(vm.mem[0x300000], 0);
+	tap_result("long REP STOSB is interruptible and resumes");
+}
+
+GUEST_CODE(g_sreg,
+	"mov $0x10, %eax\n"
+	"mov %eax, %ds\n"
+	"mov %ds, %ebx\n"
+	"mov $0x20, %ecx\n"
+	"mov %ecx, %es\n"
+	"mov %es, %rdx\n"
+	"xor %eax, %eax\n"
+	"mov %eax, %fs\n"
+	"mov $0x38, %eax\n"	/* beyond the GDT limit */
+	"mov %eax, %ds\n"
+	"hlt\n");
+
+static void t_sreg(void)
+{
+	unsigned ncpuid = 0;
+
+	SETUP(g_sreg);
+	vm.cpu.gdt.limit = 0x37;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RBX], 0x10);
+	CHECK_EQ(vm.cpu.gpr[X86_RDX], 0x20);
+	CHECK_EQ(vm.cpu.seg[X86_ES].dpl, 3);
+	CHECK_EQ(vm.cpu.seg[X86_FS].selector, 0);
+	CHECK_EQ(hvm_vector(&vm), 13);
+	CHECK_EQ(frame(0), 0x38);
+	CHECK(x86_supported_cpuid(&ncpuid) && ncpuid >= 5);
+	CHECK_EQ(x86_get_rflags(&vm.cpu) & 2, 2);
+	tap_result("MOV to/from segment registers; supported CPUID");
+}
+
 int main(void)
 {
-	tap_plan(18, 60);
+	tap_plan(29, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -524,6 +820,17 @@ int main(void)
 	t_smc();
 	t_syscall();
 	t_int_iret();
+	t_split();
+	t_fetch_split();
+	t_ad();
+	t_huge();
+	t_smep();
+	t_system();
+	t_gp();
+	t_xo_smc();
+	t_inject();
+	t_rep_long();
+	t_sreg();
 	hvm_destroy(&vm);
 	return tap_done();
 }

@@ -50,7 +50,14 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp);
  */
 void gmem_vm_put(struct gmem_vm *vm);
 
-/* KVM_ENABLE_CAP on a VM: GMEM_CAP_EXEC_ONLY (and later GMEM_CAP_XO_ALIAS). */
+/*
+ * KVM_ENABLE_CAP on a VM, and KVM_CAP_EXIT_HYPERCALL.
+ *   GMEM_CAP_EXEC_ONLY  no arguments: the attribute value NR|NW (exec-only)
+ *                       becomes valid.
+ *   GMEM_CAP_XO_ALIAS   args[0] = M, 32..51, before the first vCPU (else
+ *                       -EINVAL): vCPUs report MAXPHYADDR M and gpa | 1 << M
+ *                       is the execute-only alias of gpa (DESIGN §3.5).
+ */
 int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap);
 
 /* KVM_SET_USER_MEMORY_REGION (v1 flags only) and ..._REGION2. */

@@ -20,7 +20,7 @@
 #include "x86/internal.h"
 
 enum x86_lf { LF_NONE, LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC,
-	      LF_DEC };
+	      LF_DEC, LF_ROT };
 
 enum { OP_ADD, OP_OR, OP_ADC, OP_SBB, OP_AND, OP_SUB, OP_XOR, OP_CMP,
        OP_TEST };
@@ -30,16 +30,14 @@ static inline unsigned parity_flag(uint64_t v)
 	return __builtin_parity(v & 0xff) ? 0 : X86_PF;
 }
 
-uint64_t x86_flags(struct x86_cpu *c)
+/* The arithmetic flags a lazy record stands for (op != LF_NONE, LF_ROT). */
+static uint64_t lazy_arith(const struct x86_lazy *l)
 {
-	struct x86_lazy *l = &c->lf;
 	unsigned msb = l->size * 8 - 1;
 	uint64_t m = szmask(l->size);
 	uint64_t res = l->res & m, a = l->a & m, b = l->b & m;
 	uint64_t f = 0, cf = 0, of = 0;
 
-	if (l->op == LF_NONE)
-		return c->rflags;
 	switch (l->op) {
 	case LF_ADD:
 	case LF_ADC:
@@ -64,7 +62,28 @@ uint64_t x86_flags(struct x86_cpu *c)
 	f |= res == 0 ? X86_ZF : 0;
 	f |= (res >> msb & 1) ? X86_SF : 0;
 	f |= parity_flag(res);
-	c->rflags = (c->rflags & ~(uint64_t)X86_ARITH) | f;
+	return f;
+}
+
+/*
+ * LF_ROT: a ROL/ROR replaced CF and OF (kept in lf.res) and left the other
+ * arithmetic flags as lf_rot says, so a rotate between an ALU op and the
+ * next costs no flag computation.
+ */
+uint64_t x86_flags(struct x86_cpu *c)
+{
+	struct x86_lazy *l = &c->lf;
+	uint64_t f;
+
+	if (l->op == LF_NONE)
+		return c->rflags;
+	if (l->op == LF_ROT) {
+		f = c->lf_rot.op == LF_NONE ? c->rflags : lazy_arith(&c->lf_rot);
+		f = (f & ~(uint64_t)(X86_CF | X86_OF)) | l->res;
+	} else {
+		f = lazy_arith(l);
+	}
+	c->rflags = (c->rflags & ~(uint64_t)X86_ARITH) | (f & X86_ARITH);
 	l->op = LF_NONE;
 	return c->rflags;
 }
@@ -98,7 +117,19 @@ static inline unsigned get_cf(struct x86_cpu *c)
 		return (l->a & m) < (l->b & m);
 	if (l->op == LF_LOGIC)
 		return 0;
+	if (l->op == LF_ROT)
+		return l->res & X86_CF;
 	return x86_flags(c) & X86_CF;
+}
+
+/* Record the CF/OF of a ROL/ROR (see x86_flags). */
+static inline void set_rot_flags(struct x86_cpu *c, uint64_t f)
+{
+	if (c->lf.op != LF_ROT) {
+		c->lf_rot = c->lf;
+		c->lf.op = LF_ROT;
+	}
+	c->lf.res = f & (X86_CF | X86_OF);
 }
 
 /* SZP flags of a result, for the eagerly computed ops. */
@@ -516,6 +547,56 @@ static int h_mov_ri(struct x86_cpu *c, const struct x86_insn *i)
 	return X86_OK;
 }
 
+/*
+ * Loads and stores with a base register (and maybe an index), no segment
+ * override, 64-bit addressing: the common memory MOVs of compiled code.
+ */
+static inline uint64_t ea_b(const struct x86_cpu *c, const struct x86_insn *i)
+{
+	return c->gpr[i->base] + i->disp;
+}
+
+static inline uint64_t ea_bi(const struct x86_cpu *c,
+			     const struct x86_insn *i)
+{
+	return c->gpr[i->base] + (c->gpr[i->index] << i->scale) + i->disp;
+}
+
+#define MOV_LS(name, EA)                                                   \
+	static int h_load_##name(struct x86_cpu *c,                        \
+				 const struct x86_insn *i)                 \
+	{                                                                  \
+		struct x86_mref m;                                         \
+		uint64_t v;                                                \
+		int r = x86_mem_prep(c, EA(c, i), i->osz, X86_ACC_READ, &m); \
+									   \
+		if (unlikely(r))                                           \
+			return r;                                          \
+		r = x86_mem_rd(c, &m, &v);                                 \
+		if (unlikely(r))                                           \
+			return r;                                          \
+		wreg(c, i->r[0], i->osz, v);                               \
+		c->rip += i->len;                                          \
+		return X86_OK;                                             \
+	}                                                                  \
+	static int h_store_##name(struct x86_cpu *c,                       \
+				  const struct x86_insn *i)                \
+	{                                                                  \
+		struct x86_mref m;                                         \
+		int r = x86_mem_prep(c, EA(c, i), i->osz, X86_ACC_WRITE, &m); \
+									   \
+		if (unlikely(r))                                           \
+			return r;                                          \
+		r = x86_mem_wr(c, &m, c->gpr[i->r[1]]);                    \
+		if (unlikely(r))                                           \
+			return r;                                          \
+		c->rip += i->len;                                          \
+		return X86_OK;                                             \
+	}
+
+MOV_LS(b, ea_b)
+MOV_LS(bi, ea_bi)
+
 /* MOVZX, MOVSX, MOVSXD: source of size ssz, op = 1 for sign. */
 static int h_movx(struct x86_cpu *c, const struct x86_insn *i)
 {
@@ -677,7 +758,7 @@ enum { S_ROL, S_ROR, S_RCL, S_RCR, S_SHL, S_SHR, S_SAL, S_SAR };
  * Returns the result; *f gets the new arithmetic flags and *fm the mask
  * of flags the op writes.
  */
-static uint64_t shift(struct x86_cpu *c, unsigned op, uint64_t a,
+static inline uint64_t shift(struct x86_cpu *c, unsigned op, uint64_t a,
 		      unsigned cnt, unsigned sz, uint64_t *f, uint64_t *fm)
 {
 	unsigned bits = sz * 8, msb = bits - 1;
@@ -753,6 +834,15 @@ static uint64_t shift(struct x86_cpu *c, unsigned op, uint64_t a,
 	return res;
 }
 
+static inline void shift_flags(struct x86_cpu *c, unsigned op, uint64_t fm,
+			       uint64_t f)
+{
+	if (op == S_ROL || op == S_ROR)
+		set_rot_flags(c, f);
+	else
+		set_arith(c, fm, f);
+}
+
 static int h_shift(struct x86_cpu *c, const struct x86_insn *i)
 {
 	unsigned sz = i->osz;
@@ -771,7 +861,7 @@ static int h_shift(struct x86_cpu *c, const struct x86_insn *i)
 		}
 		res = shift(c, i->op, a, cnt, sz, &f, &fm);
 		wreg(c, i->r[0], sz, res);
-		set_arith(c, fm, f);
+		shift_flags(c, i->op, fm, f);
 		return next(c, i);
 	}
 	r = x86_mem_prep(c, ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE, &m);
@@ -786,7 +876,7 @@ static int h_shift(struct x86_cpu *c, const struct x86_insn *i)
 	r = x86_mem_wr(c, &m, res);
 	if (r)
 		return r;
-	set_arith(c, fm, f);
+	shift_flags(c, i->op, fm, f);
 	return next(c, i);
 }
 
@@ -1608,6 +1698,13 @@ static bool gpr_operand(const ZydisDecodedOperand *o)
 	       cl == ZYDIS_REGCLASS_GPR32 || cl == ZYDIS_REGCLASS_GPR64;
 }
 
+/* A memory operand the specialized MOVs handle. */
+static bool simple_mem(const struct x86_insn *i)
+{
+	return (i->k[0] == K_MEM || i->k[1] == K_MEM) && i->base < 16 &&
+	       i->seg == 0 && i->asz == 8;
+}
+
 /*
  * Pick the handler for a decoded instruction; returns non-zero for
  * anything the model does not implement (#UD).  Register operands other
@@ -1670,6 +1767,10 @@ unary:
 			i->fn = h_mov_rr32;
 		else if (i->k[0] == K_REG && i->k[1] == K_IMM)
 			i->fn = h_mov_ri;
+		else if (simple_mem(i) && i->k[0] == K_REG && i->r[0] < 16)
+			i->fn = i->index < 16 ? h_load_bi : h_load_b;
+		else if (simple_mem(i) && i->k[1] == K_REG && i->r[1] < 16)
+			i->fn = i->index < 16 ? h_store_bi : h_store_b;
 		else
 			i->fn = h_mov;
 		return 0;
@@ -1944,6 +2045,12 @@ int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 		struct x86_insn *prev = (struct x86_insn *)ins;
 		uint64_t rip = c->rip;
 
+		/* Every 1024 instructions or events, however they ended. */
+		if (unlikely((n & 1023) == 1023) && kicked(c)) {
+			stop->reason = X86_STOP_KICK;
+			goto out;
+		}
+
 		/*
 		 * Follow the previous instruction's link when it is still
 		 * valid, else look up (and link for the next time).
@@ -1981,10 +2088,6 @@ int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 				if (c->dead)
 					x86_dc_free_dead(c);
 				ins = NULL;
-			}
-			if (unlikely((n & 1023) == 0) && kicked(c)) {
-				stop->reason = X86_STOP_KICK;
-				goto out;
 			}
 			continue;
 		}

@@ -49,7 +49,7 @@ int x86_stop_internal(struct x86_cpu *c, const char *why)
 
 /* Resolve a page-table page; stops on anything but memory. */
 static int map_table(struct x86_cpu *c, uint64_t gpa, unsigned acc,
-		     uint64_t **pte)
+		     uint64_t **pte, unsigned *permp)
 {
 	uint8_t *page;
 	unsigned perm = 0;
@@ -62,6 +62,7 @@ static int map_table(struct x86_cpu *c, uint64_t gpa, unsigned acc,
 	if (r != X86_S2_OK || !(perm & acc))
 		return x86_stop_internal(c, "page table not in RAM");
 	*pte = (uint64_t *)(page + (gpa & 0xff8));
+	*permp = perm;
 	return X86_OK;
 }
 
@@ -83,7 +84,8 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 	unsigned m = c->maxphyaddr;
 	uint64_t rsvd = PTE_ADDR & ~((1ull << m) - 1);
 	uint64_t table = c->cr3 & PTE_ADDR & ((1ull << m) - 1);
-	uint64_t *ptes[4];
+	uint64_t *ptes[4], pgpas[4];
+	unsigned perms[4];
 	uint64_t pte = 0;
 	bool w = true, u = true, nx = false;
 	bool nxe = c->efer & X86_EFER_NXE;
@@ -102,9 +104,10 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 		uint64_t bad;
 		bool leaf;
 
-		r = map_table(c, pgpa, X86_ACC_READ, &ptes[n]);
+		r = map_table(c, pgpa, X86_ACC_READ, &ptes[n], &perms[n]);
 		if (r)
 			return r;
+		pgpas[n] = pgpa;
 		pte = __atomic_load_n(ptes[n], __ATOMIC_RELAXED);
 		n++;
 		if (!(pte & PTE_P))
@@ -162,8 +165,16 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 
 		if (k == n - 1 && (a & X86_ACC_WRITE))
 			set |= PTE_D;
-		if ((__atomic_load_n(ptes[k], __ATOMIC_RELAXED) & set) != set)
-			__atomic_fetch_or(ptes[k], set, __ATOMIC_RELAXED);
+		if ((__atomic_load_n(ptes[k], __ATOMIC_RELAXED) & set) == set)
+			continue;
+		if (!(perms[k] & X86_ACC_WRITE)) {
+			/* The table is read-only at stage 2: ask for write. */
+			r = map_table(c, pgpas[k], X86_ACC_WRITE, &ptes[k],
+				      &perms[k]);
+			if (r)
+				return r;
+		}
+		__atomic_fetch_or(ptes[k], set, __ATOMIC_RELAXED);
 	}
 	pte = __atomic_load_n(ptes[n - 1], __ATOMIC_RELAXED);
 
@@ -227,7 +238,7 @@ static int xlate_piece(struct x86_cpu *c, uint64_t lin, unsigned len,
 	case X86_S2_XO_PF:
 		return pf(c, lin, X86_PFEC_P |
 			  ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
-			  (c->cpl == 3 ? X86_PFEC_U : 0));
+			  (user ? X86_PFEC_U : 0));
 	default:
 		return x86_stop_internal(c, "bad stage-2 result");
 	}

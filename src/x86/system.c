@@ -975,6 +975,11 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	{ .function = 0x80000008, .eax = 0x3030 },
 };
 
+uint64_t x86_get_rflags(struct x86_cpu *c)
+{
+	return x86_flags(c);
+}
+
 int x86_set_cpuid(struct x86_cpu *c, const struct kvm_cpuid_entry2 *e,
 		  unsigned n)
 {

@@ -4,10 +4,51 @@
  * behind a small stage-2 backend interface (struct x86_bus), so that it can
  * be tested on a flat memory model and plugged into the MMU later.
  *
- * Threading: a struct x86_cpu belongs to one thread while x86_run() runs.
- * The backend's map() is called from that thread.  x86_cpu_flush() and
- * x86_cpu_invalidate_gpa() must be called from the vCPU thread (or while it
- * is not running): the vCPU layer forwards invalidations to it.
+ * How the vCPU layer drives it:
+ *
+ *   x86_cpu_init(cpu, &bus, ctx);        once; then KVM_SET_* map onto
+ *   x86_set_regs/sregs/msr/cpuid(...)    the setters (any state accepted;
+ *                                        x86_run refuses non-64-bit mode
+ *                                        with an INTERNAL stop)
+ *   loop:
+ *     x86_run(cpu, budget, &stop)  ->  stop.reason:
+ *       BUDGET     run again (or check signals)
+ *       HLT        KVM_EXIT_HLT; RIP is after the HLT
+ *       IO         KVM_EXIT_IO; OUT has completed; for IN call
+ *                  x86_complete_in() before the next x86_run (without it,
+ *                  the IN is simply executed again)
+ *       VMCALL     RIP advanced.  KVM's rules are the caller's: CPL > 0
+ *                  (cpu->cpl) gives RAX = -KVM_EPERM, unknown hypercalls
+ *                  RAX = -KVM_ENOSYS, KVM_HC_MAP_GPA_RANGE an exit.
+ *       MMIO       KVM_EXIT_MMIO; for a read call x86_complete_mmio()
+ *                  with the data before the next x86_run
+ *       S2_EXIT    the backend's own exit (memory fault); RIP at the
+ *                  instruction, nothing done; run again after the fix
+ *       SHUTDOWN   triple fault: KVM_EXIT_SHUTDOWN
+ *       KICK       *kick or *immediate_exit was set (checked at entry and
+ *                  every 1024 instructions): -EINTR
+ *       INTERNAL   stop.internal.why: KVM_EXIT_INTERNAL_ERROR (fetch from
+ *                  MMIO, exception frame in MMIO, page-crossing MMIO,
+ *                  page tables outside RAM, compatibility mode)
+ *
+ * Invalidation: the soft TLB caches host page pointers and the decode
+ * cache caches decoded instructions per guest-physical page.  Whoever
+ * changes stage 2 (zap, permission change) or writes guest memory other
+ * than through this vCPU (the VMM, another vCPU's interpreter) must make
+ * the vCPU call x86_cpu_invalidate_gpa() (or x86_cpu_flush()) before the
+ * change is relied on.  These calls touch vCPU-private state: make them on
+ * the vCPU thread, or while it is outside x86_run().  A shootdown from
+ * another thread can set *kick, wait for the vCPU thread to see the KICK
+ * stop (that happens between instructions, so no host pointer is held),
+ * invalidate, and re-enter x86_run without returning to the VMM.
+ * Writes through this vCPU's interpreter drop stale decodes themselves
+ * (self-modifying code), including writes through another alias.
+ *
+ * Not modelled: interrupts other than x86_inject() (no APIC; the caller
+ * checks RFLAGS.IF before injecting an external interrupt), TF/debug
+ * registers, the I/O permission bitmap (IN/OUT at CPL > IOPL is #GP),
+ * x87/SSE/AVX (#UD), PCID, LA57, 16/32-bit modes, task switches; #SS is
+ * reported as #GP(0) for non-canonical stack addresses.
  */
 #ifndef GMEM_X86_H
 #define GMEM_X86_H
@@ -206,6 +247,7 @@ struct x86_cpu {
 	uint64_t rip;
 	uint64_t rflags;	/* arithmetic bits valid only after flags */
 	struct x86_lazy lf;
+	struct x86_lazy lf_rot;	/* under a ROL/ROR (lf.op == LF_ROT) */
 	struct kvm_segment seg[X86_NSEG];
 	struct kvm_segment tr, ldt;
 	struct kvm_dtable gdt, idt;
@@ -313,6 +355,8 @@ void x86_cpu_invalidate_gpa(struct x86_cpu *cpu, uint64_t start,
 			    uint64_t end);
 
 void x86_get_regs(const struct x86_cpu *cpu, struct kvm_regs *regs);
+/* RFLAGS alone (the arithmetic flags are kept lazily in cpu->lf). */
+uint64_t x86_get_rflags(struct x86_cpu *cpu);
 void x86_set_regs(struct x86_cpu *cpu, const struct kvm_regs *regs);
 void x86_get_sregs(const struct x86_cpu *cpu, struct kvm_sregs *sregs);
 int x86_set_sregs(struct x86_cpu *cpu, const struct kvm_sregs *sregs);
