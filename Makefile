@@ -86,6 +86,7 @@ TESTS := \
 # linked with tests/guest_util.c and the library, it is the host program
 # $(B)/tests/test_guest_NAME, which loads ../guests/NAME.elf relative to
 # its own path (or $$GMEM_GUEST_DIR/NAME.elf).  Add NAME to GUEST_TESTS.
+# guests/README.md describes the runtime a guest half can use.
 GUEST_CC := gcc
 GUEST_CFLAGS := -std=gnu11 -O2 -g -ffreestanding -mgeneral-regs-only \
 	-mno-red-zone -fno-pic -fno-pie -fno-stack-protector \
