@@ -139,7 +139,7 @@ EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
 
 DEB_PKGS := gcc make clang libclang-rt-14-dev libzydis-dev perl pkg-config
 
-BENCHES := bench/bench_mem bench/bench_x86
+BENCHES := bench/bench_mem bench/bench_x86 bench/bench_convert
 BENCH_BINS := $(BENCHES:%=$(B)/%)
 
 .PHONY: all lib guests test test-tsan x86-test bench run install clean deps check-format
@@ -213,6 +213,17 @@ $(B)/guests/%.guest.o: tests/test_guest_%.c
 
 $(B)/guests/%.elf: $(B)/guests/%.guest.o $(GUEST_RT_OBJS) guests/guest.ld
 	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $< $(GUEST_RT_OBJS)
+
+# A benchmark with a guest half, built the same way (bench/bench_NAME.c).
+$(B)/guests/bench_%.guest.o: bench/bench_%.c
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(B)/bench/bench_convert: bench/bench_convert.c $(B)/tests/guest_util.o \
+		$(B)/libgmem.a $(B)/guests/bench_convert.elf
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -Iguests/include $< -o $@ $(LDFLAGS) \
+		$(B)/tests/guest_util.o $(B)/libgmem.a $(LDLIBS)
 
 # The host half of a guest test, with the harness.
 $(B)/tests/guest_util.o: tests/guest_util.c
