@@ -115,7 +115,8 @@ GUEST_TESTS := \
 	triple_fault \
 	smp \
 	convert \
-	xo
+	xo \
+	mmio
 
 GUEST_ELFS := $(GUEST_TESTS:%=$(B)/guests/%.elf)
 TESTS += $(GUEST_TESTS:%=tests/test_guest_%)
