@@ -133,7 +133,8 @@ TEST_BINS := $(TESTS:%=$(B)/%)
 X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 
 # The tests with threads, run again under ThreadSanitizer by test-tsan.
-TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu tests/test_threads
+TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu tests/test_threads \
+	tests/test_xo
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
