@@ -93,6 +93,7 @@ TESTS := \
 # linked with tests/guest_util.c and the library, it is the host program
 # $(B)/tests/test_guest_NAME, which loads ../guests/NAME.elf relative to
 # its own path (or $$GMEM_GUEST_DIR/NAME.elf).  Add NAME to GUEST_TESTS.
+# guests/README.md describes the runtime a guest half can use.
 GUEST_CC := gcc
 GUEST_CFLAGS := -std=gnu11 -O2 -g -ffreestanding -mgeneral-regs-only \
 	-mno-red-zone -fno-pic -fno-pie -fno-stack-protector \
@@ -123,7 +124,8 @@ GUEST_TESTS := \
 	convert \
 	xo \
 	soak \
-	hostile
+	hostile \
+	mmio
 
 # Guest tests whose host half also links gmemvm's memory policy.
 GMEMVM_GUEST_TESTS := \
@@ -170,7 +172,7 @@ DEMO_ELF := $(B)/guests/demo.elf
 DEB_PKGS := gcc make clang libclang-rt-14-dev libfuzzer-14-dev libzydis-dev \
 	perl pkg-config
 
-BENCHES := bench/bench_mem bench/bench_x86
+BENCHES := bench/bench_mem bench/bench_x86 bench/bench_convert
 BENCH_BINS := $(BENCHES:%=$(B)/%)
 
 # ---- fuzzing -------------------------------------------------------------
@@ -255,6 +257,17 @@ $(B)/guests/%.guest.o: tests/test_guest_%.c
 
 $(B)/guests/%.elf: $(B)/guests/%.guest.o $(GUEST_RT_OBJS) guests/guest.ld
 	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $< $(GUEST_RT_OBJS)
+
+# A benchmark with a guest half, built the same way (bench/bench_NAME.c).
+$(B)/guests/bench_%.guest.o: bench/bench_%.c
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(B)/bench/bench_convert: bench/bench_convert.c $(B)/tests/guest_util.o \
+		$(B)/libgmem.a $(B)/guests/bench_convert.elf
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -Iguests/include $< -o $@ $(LDFLAGS) \
+		$(B)/tests/guest_util.o $(B)/libgmem.a $(LDLIBS)
 
 # The host half of a guest test, with the harness.
 $(B)/tests/guest_util.o: tests/guest_util.c
