@@ -172,8 +172,12 @@ DEMO_ELF := $(B)/guests/demo.elf
 DEB_PKGS := gcc make clang libclang-rt-14-dev libfuzzer-14-dev libzydis-dev \
 	perl pkg-config
 
-BENCHES := bench/bench_mem bench/bench_x86 bench/bench_convert
+# make bench: one program per family, each appending rows to
+# bench/results.csv; bench/report.sh prints the table and the plot.
+BENCHES := bench/bench_mem bench/bench_guest bench/bench_x86
 BENCH_BINS := $(BENCHES:%=$(B)/%)
+# Only for make bench: the qemu-x86_64 anchor and the plot.
+BENCH_DEB_PKGS := qemu-user gnuplot-nox
 
 # ---- fuzzing -------------------------------------------------------------
 # libFuzzer harnesses (tests/fuzz/fuzz_NAME.c), built in MODE=fuzz, each
@@ -185,7 +189,7 @@ FUZZ_SECONDS ?= 45
 FUZZ_BINS := $(FUZZERS:%=build/fuzz/tests/fuzz/fuzz_%)
 FUZZ_OPTS := -timeout=25 -rss_limit_mb=4096 -print_final_stats=1
 
-.PHONY: all lib guests test test-tsan x86-test bench run install clean deps check-format
+.PHONY: all lib guests test test-tsan x86-test bench bench-deps run install clean deps check-format
 .PHONY: fuzz-bins fuzz-ci
 all: lib guests $(EXAMPLE_BINS) $(GMEMVM) $(DEMO_ELF) $(B)/gmem.pc
 
@@ -212,7 +216,7 @@ $(B)/tests/%: tests/%.c tests/tap.h $(B)/libgmem.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
 
-$(B)/bench/%: bench/%.c $(B)/libgmem.a
+$(B)/bench/%: bench/%.c bench/bench.h $(B)/libgmem.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
 
@@ -238,7 +242,35 @@ $(B)/tests/test_x86_gcc: tests/test_x86_gcc.c tests/tap.h \
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) \
 		$(B)/tests/x86_gcc_guest.o $(X86_OBJS) $(LDLIBS)
 
-$(B)/bench/bench_x86: bench/bench_x86.c tests/x86_harness.h $(X86_OBJS)
+# The guest family: its guest image (with the compute loop, whose object
+# is also linked into a static Linux program for qemu-x86_64) and the host.
+$(B)/guests/bench_compute.o: bench/bench_compute.c
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(B)/guests/bench_guest.guest.o: bench/bench_guest.c
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(B)/guests/bench_guest.elf: $(B)/guests/bench_guest.guest.o \
+		$(B)/guests/bench_compute.o $(GUEST_RT_OBJS) guests/guest.ld
+	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $(B)/guests/bench_guest.guest.o \
+		$(B)/guests/bench_compute.o $(GUEST_RT_OBJS)
+
+$(B)/bench/bench_compute_static: bench/bench_compute_main.c \
+		$(B)/guests/bench_compute.o
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) -O2 -static -o $@ $^
+
+$(B)/bench/bench_guest: bench/bench_guest.c bench/bench.h \
+		$(B)/tests/guest_util.o $(B)/libgmem.a \
+		$(B)/guests/bench_guest.elf $(B)/bench/bench_compute_static
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -Iguests/include $< -o $@ $(LDFLAGS) \
+		$(B)/tests/guest_util.o $(B)/libgmem.a $(LDLIBS)
+
+$(B)/bench/bench_x86: bench/bench_x86.c bench/bench.h tests/x86_harness.h \
+		$(X86_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) $(X86_OBJS) $(LDLIBS)
 
@@ -257,17 +289,6 @@ $(B)/guests/%.guest.o: tests/test_guest_%.c
 
 $(B)/guests/%.elf: $(B)/guests/%.guest.o $(GUEST_RT_OBJS) guests/guest.ld
 	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $< $(GUEST_RT_OBJS)
-
-# A benchmark with a guest half, built the same way (bench/bench_NAME.c).
-$(B)/guests/bench_%.guest.o: bench/bench_%.c
-	@mkdir -p $(dir $@)
-	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
-
-$(B)/bench/bench_convert: bench/bench_convert.c $(B)/tests/guest_util.o \
-		$(B)/libgmem.a $(B)/guests/bench_convert.elf
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -Iguests/include $< -o $@ $(LDFLAGS) \
-		$(B)/tests/guest_util.o $(B)/libgmem.a $(LDLIBS)
 
 # The host half of a guest test, with the harness.
 $(B)/tests/guest_util.o: tests/guest_util.c
@@ -360,11 +381,35 @@ fuzz-ci: deps fuzz-bins
 			build/fuzz/fuzz_$$f.log; \
 	done
 
-# Timing lives here, never in a pass/fail test.
-bench: deps
+# Timing lives here, never in a pass/fail test.  One process per family;
+# then one table for the whole run, bench/results.csv and
+# bench/results.png (the scaling curves).  GMEM_BENCH_QUICK=1: small sizes.
+bench: deps bench-deps
 	$(MAKE) --no-print-directory $(BENCH_BINS)
-	echo 'figure,gmem,anchor,ratio,target' > bench/results.csv
-	for b in $(BENCH_BINS); do $$b bench/results.csv || exit 1; done
+	@echo 'family,figure,gmem,unit,anchor,anchor_name,ratio,target,met' \
+		> bench/results.csv
+	@for b in $(BENCH_BINS); do \
+		$$b bench/results.csv > /dev/null || exit 1; \
+	done
+	@sh bench/report.sh bench/results.csv bench/results.scaling.dat \
+		bench/results.png
+
+# The anchor and the plot need packages the build does not: installed as
+# root, else make bench goes on without them (the rows say so).
+bench-deps:
+	@missing=""; for p in $(BENCH_DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
+			grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing:$$missing"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+		else \
+			echo "missing (make bench goes on without them):$$missing"; \
+		fi; \
+	fi
 
 # The CPU model's tests alone.
 x86-test:
