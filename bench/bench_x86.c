@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * Guest MIPS of the interpreter on compute loops, flat-memory backend.
- * Not a test: prints one line per loop.  Times are CPU time of this
- * process, so that a loaded machine skews them less.  DESIGN.md §6 wants >= 100
- * M guest instructions/s on a compute loop.
+ * make bench, x86 family: guest MIPS of the interpreter on compute loops,
+ * flat-memory backend (no stage 2, no gmem VM), one row per loop.  Times
+ * are CPU time of this process, so that a loaded machine skews them less.
+ * DESIGN.md §6 wants >= 100 M guest instructions/s on a compute loop.
  */
 #include <stdio.h>
-#include <time.h>
 
+#include "bench.h"
 #include "x86_harness.h"
 
 /* Register-only arithmetic: the kind of loop a hash or PRNG is. */
@@ -52,7 +52,7 @@ GUEST_CODE(b_call, "mov $10000000, %ecx\n"
 		   "pop %rbp\n"
 		   "ret\n");
 
-static double now(void)
+static double cpu_now(void)
 {
 	struct timespec ts;
 
@@ -72,22 +72,26 @@ static void bench(const char *name, const uint8_t *b, const uint8_t *e)
 		return;
 	}
 	hvm_load(&vm, H_CODE, b, e);
-	t = now();
+	t = cpu_now();
 	do {
 		st = hvm_run(&vm, 1ull << 40);
 		n += vm.stop.executed;
 	} while (st == X86_STOP_BUDGET);
-	t = now() - t;
-	printf("%-28s %12llu insns %8.3f s %8.1f MIPS%s\n", name,
-	       (unsigned long long)n, t, n / t / 1e6,
-	       st == X86_STOP_HLT ? "" : " (did not finish)");
+	t = cpu_now() - t;
+	if (st != X86_STOP_HLT)
+		progress("%s did not finish", name);
+	row(name, n / t / 1e6, "MIPS", 100, "target", ">= 100 MIPS",
+	    n / t / 1e6 >= 100 ? MET_YES : MET_NO);
 	hvm_destroy(&vm);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	bench("x86 alu loop", b_alu, b_alu_end);
-	bench("x86 load/store loop", b_mem, b_mem_end);
-	bench("x86 call/ret loop", b_call, b_call_end);
+	bench_open("x86", argc, argv);
+	progress("interpreter loops (flat memory, no stage 2)");
+	bench("x86 MIPS: alu loop (flat memory)", b_alu, b_alu_end);
+	bench("x86 MIPS: load/store loop (flat memory)", b_mem, b_mem_end);
+	bench("x86 MIPS: call/ret loop (flat memory)", b_call, b_call_end);
+	bench_close();
 	return 0;
 }

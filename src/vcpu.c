@@ -9,6 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <gmem/hypercall.h>
+
 #include "mmu.h"
 #include "util.h"
 #include "vcpu.h"
@@ -158,6 +160,22 @@ static void tlb_flush_range(struct gmem_vcpu *vcpu, uint64_t start,
 {
 	uint64_t xo_pfn = vcpu->vm->xo_bit >> PAGE_SHIFT;
 
+	/*
+	 * A range smaller than the TLB can only sit in the slots its GFNs
+	 * hash to (the XO alias bit is a multiple of the TLB size, so an
+	 * alias shares its page's slot): probe those, not every entry.  A
+	 * 4 KiB conversion flushes one slot instead of scanning 512.
+	 */
+	if (end - start < GMEM_TLB_SIZE) {
+		for (uint64_t gfn = start; gfn < end; gfn++) {
+			struct gmem_tlb_entry *t =
+				&vcpu->tlb[(gfn + 1) % GMEM_TLB_SIZE];
+
+			if (t->tag && ((t->tag - 1) & ~xo_pfn) == gfn)
+				t->tag = 0;
+		}
+		return;
+	}
 	for (size_t i = 0; i < GMEM_TLB_SIZE; i++) {
 		uint64_t gfn = (vcpu->tlb[i].tag - 1) & ~xo_pfn;
 
@@ -166,13 +184,28 @@ static void tlb_flush_range(struct gmem_vcpu *vcpu, uint64_t start,
 	}
 }
 
+/* Drop what this vCPU caches for the GFNs [start, end). */
+static void flush_range(struct gmem_vcpu *vcpu, uint64_t start, uint64_t end)
+{
+	tlb_flush_range(vcpu, start, end);
+	if (vcpu->cpu)
+		x86_cpu_invalidate_gpa(vcpu->cpu, start << PAGE_SHIFT,
+				       end << PAGE_SHIFT);
+}
+
 void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu)
 {
 	struct gmem_mmu *mmu = &vcpu->vm->mmu;
 	uint64_t gen = __atomic_load_n(&mmu->flush_gen, __ATOMIC_ACQUIRE);
 	bool full = gen - vcpu->seen_gen > S2_FLUSH_LOG;
+	uint64_t cs = 0, ce = 0; /* ranges read so far and not yet flushed */
 
-	/* Replay the logged ranges, unless the log has moved on. */
+	/*
+	 * Replay the logged ranges, unless the log has moved on.  Ranges
+	 * that overlap or touch are flushed once as their union: a
+	 * conversion logs the same range twice (attributes, then punch),
+	 * and every flush costs the CPU model a scan of its caches.
+	 */
 	for (uint64_t g = vcpu->seen_gen + 1; !full && g <= gen; g++) {
 		struct gmem_flush_rec *rec = &mmu->flush_log[g % S2_FLUSH_LOG];
 		uint64_t start, end;
@@ -188,15 +221,22 @@ void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu)
 			full = true;
 			break;
 		}
-		tlb_flush_range(vcpu, start, end);
-		if (vcpu->cpu)
-			x86_cpu_invalidate_gpa(vcpu->cpu, start << PAGE_SHIFT,
-					       end << PAGE_SHIFT);
+		if (cs < ce && start <= ce && end >= cs) {
+			cs = MIN(cs, start);
+			ce = MAX(ce, end);
+			continue;
+		}
+		if (cs < ce)
+			flush_range(vcpu, cs, ce);
+		cs = start;
+		ce = end;
 	}
 	if (full) {
 		memset(vcpu->tlb, 0, sizeof(vcpu->tlb));
 		if (vcpu->cpu)
 			x86_cpu_flush(vcpu->cpu);
+	} else if (cs < ce) {
+		flush_range(vcpu, cs, ce);
 	}
 	VCPU_STAT_INC(vcpu, tlb_flushes);
 	__atomic_store_n(&vcpu->seen_gen, gen, __ATOMIC_RELEASE);
@@ -444,14 +484,23 @@ static bool hypercall(struct gmem_vcpu *vcpu)
 	struct x86_cpu *cpu = vcpu->cpu;
 	struct kvm_run *run = vcpu->run;
 	uint64_t nr = cpu->gpr[X86_RAX];
-	uint64_t mask = __atomic_load_n(&vcpu->vm->hypercall_exits,
-					__ATOMIC_RELAXED);
+	uint64_t kvm_mask = __atomic_load_n(&vcpu->vm->hypercall_exits,
+					    __ATOMIC_RELAXED);
+	uint64_t gmem_mask = __atomic_load_n(&vcpu->vm->gmem_hypercall_exits,
+					     __ATOMIC_RELAXED);
+	bool exits;
 
 	if (cpu->cpl != 0) {
 		cpu->gpr[X86_RAX] = (uint64_t)-1; /* -KVM_EPERM */
 		return false;
 	}
-	if (nr != KVM_HC_MAP_GPA_RANGE || !(mask & (1ULL << nr))) {
+	/* KVM's own (only MAP_GPA_RANGE), or gmem's (GMEM_CAP_EXIT_HYPERCALL). */
+	if (nr == KVM_HC_MAP_GPA_RANGE)
+		exits = kvm_mask & (1ULL << nr);
+	else
+		exits = nr - GMEM_HC_BASE < 64 &&
+			(gmem_mask & (1ULL << (nr - GMEM_HC_BASE)));
+	if (!exits) {
 		cpu->gpr[X86_RAX] = (uint64_t)-KVM_ENOSYS;
 		return false;
 	}

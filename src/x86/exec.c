@@ -2273,10 +2273,17 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 
 /* ---- The run loop --------------------------------------------------- */
 
+/*
+ * Both words are written by other threads (gmem_vcpu_kick(), a TLB
+ * shootdown, a VMM's signal handler setting immediate_exit) while this one
+ * runs: read them atomically, or the poll is a data race.  Relaxed is
+ * enough; whoever acts on a stop synchronises through its own handshake.
+ */
 static inline bool kicked(const struct x86_cpu *c)
 {
-	return (c->kick && *c->kick) ||
-	       (c->immediate_exit && *c->immediate_exit);
+	return (c->kick && __atomic_load_n(c->kick, __ATOMIC_RELAXED)) ||
+	       (c->immediate_exit &&
+		__atomic_load_n(c->immediate_exit, __ATOMIC_RELAXED));
 }
 
 /* Look up the record at RIP: TLB hit and decode-cache index, or decode. */

@@ -279,6 +279,14 @@ static int h_cpuid(struct x86_cpu *c, const struct x86_insn *i)
 	c->gpr[X86_RBX] = o[1];
 	c->gpr[X86_RCX] = o[2];
 	c->gpr[X86_RDX] = o[3];
+	/*
+	 * CPUID is the serializing instruction the SDM (vol. 3, 9.1.3)
+	 * tells a processor to execute before running code another one
+	 * wrote.  Writes by other vCPUs do not reach this vCPU's decode
+	 * cache, so forget it here; this instruction's record survives
+	 * until it retires (dropped pages are freed between instructions).
+	 */
+	x86_dc_flush(c);
 	return advance(c, i);
 }
 
