@@ -42,7 +42,10 @@
  * stop (that happens between instructions, so no host pointer is held),
  * invalidate, and re-enter x86_run without returning to the VMM.
  * Writes through this vCPU's interpreter drop stale decodes themselves
- * (self-modifying code), including writes through another alias.
+ * (self-modifying code), including writes through another alias; CPUID,
+ * the serializing instruction of the SDM's cross-modifying-code protocol,
+ * drops the whole decode cache, so code another vCPU wrote is seen after
+ * it.
  *
  * Not modelled: interrupts other than x86_inject() (no APIC; the caller
  * checks RFLAGS.IF before injecting an external interrupt), TF/debug
