@@ -77,6 +77,7 @@ TESTS := \
 	tests/test_ioctl \
 	tests/test_enomem \
 	tests/test_enomem_sweep \
+	tests/test_bad_input \
 	tests/test_model \
 	tests/test_threads \
 	tests/test_loader \

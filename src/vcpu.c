@@ -660,11 +660,19 @@ int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid)
 	return 0;
 }
 
-/* KVM_GET/SET_MSRS: process entries until the first one that fails. */
+/*
+ * KVM_GET/SET_MSRS: process entries until the first one that fails.  As
+ * in KVM's msr_io(), a count of MAX_IO_MSRS or more is -E2BIG: the count
+ * comes from the VMM and would otherwise walk past its buffer.
+ */
+#define MAX_IO_MSRS 256
+
 int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs)
 {
 	uint32_t i;
 
+	if (msrs->nmsrs >= MAX_IO_MSRS)
+		return -E2BIG;
 	for (i = 0; i < msrs->nmsrs; i++)
 		if (x86_get_msr(vcpu->cpu, msrs->entries[i].index,
 				&msrs->entries[i].data))
@@ -676,6 +684,8 @@ int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs)
 {
 	uint32_t i;
 
+	if (msrs->nmsrs >= MAX_IO_MSRS)
+		return -E2BIG;
 	for (i = 0; i < msrs->nmsrs; i++)
 		if (x86_set_msr(vcpu->cpu, msrs->entries[i].index,
 				msrs->entries[i].data))
