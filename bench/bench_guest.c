@@ -27,6 +27,7 @@ enum {
 	ASK_ITERS,	 /* iterations */
 	ASK_GPA,	 /* first page; the timed loop starts after this */
 	SAY_END,	 /* timed loop done */
+	ASK_MORE,	 /* scaling: go on (1) or stop (0)? */
 	ASK_COMPUTE_N = 30, /* compute: iterations; the next SYNC's value
 			     * is the result */
 };
@@ -65,15 +66,22 @@ static void convert_loop(void)
 	}
 }
 
-/* Every vCPU: convert its own pages back and forth, touching each. */
+/*
+ * Every vCPU: convert its own pages back and forth, touching each, until
+ * the host says stop (asked every @iters iterations): the run lasts a
+ * fixed time whatever the machine's load.
+ */
 static void scale_worker(void)
 {
 	uint64_t npages = GUEST_SYNC(ASK_NPAGES);
 	uint64_t iters = GUEST_SYNC(ASK_ITERS);
 	uint64_t gpa = GUEST_SYNC(ASK_GPA);
 
-	for (uint64_t i = 0; i < iters; i++) {
+	for (uint64_t i = 0;; i++) {
 		uint64_t r;
+
+		if (i % iters == 0 && !GUEST_SYNC(ASK_MORE))
+			break;
 
 		r = guest_map_gpa_range(gpa, npages,
 					KVM_MAP_GPA_RANGE_DECRYPTED);
@@ -245,9 +253,14 @@ static struct guest_vm *make_vm(uint64_t mem, unsigned int nr_vcpus,
 	if (guest_vm_create(type, mem, flags, &gvm) ||
 	    gmem_vm_enable_cap(gvm->vm, &cap))
 		exit(1);
-	for (unsigned int i = 0; i < nr_vcpus; i++)
-		if (guest_vcpu_add(gvm, NULL))
+	for (unsigned int i = 0; i < nr_vcpus; i++) {
+		struct guest_vcpu *v;
+
+		if (guest_vcpu_add(gvm, &v))
 			exit(1);
+		/* Conversions are ours to serve (and time), not the harness's. */
+		v->convert = 0;
+	}
 	if (guest_vm_load(gvm, "bench_guest", &opts))
 		exit(1);
 	return gvm;
@@ -394,51 +407,96 @@ static void bench_conversion(bool quick)
 /* ---- scaling ------------------------------------------------------------ */
 
 #define SCALE_PAGES 16 /* 64 KiB per vCPU */
+#define SCALE_CHECK 16 /* iterations between "go on?" questions */
 
-static uint64_t scale_iters;
+static double scale_deadline;
 static pthread_barrier_t scale_barrier;
 
+struct scale_thread {
+	struct guest_vcpu *v;
+	uint64_t conversions;
+};
+
+/* A vCPU thread: serve conversions and "go on?" until the deadline. */
 static void *scale_thread(void *arg)
 {
-	struct guest_vcpu *v = arg;
+	struct scale_thread *st = arg;
+	struct guest_vcpu *v = st->v;
 	struct guest_ucall uc;
 	int ret;
 
 	answer(v, ASK_NPAGES, SCALE_PAGES);
-	answer(v, ASK_ITERS, scale_iters);
+	answer(v, ASK_ITERS, SCALE_CHECK);
 	expect_sync(v, ASK_GPA);
 	if (guest_vcpu_reply(v, 64 * MiB + v->id * 2 * MiB))
 		exit(1);
 	pthread_barrier_wait(&scale_barrier);
-	ret = run_serving(v, &uc);
-	if (ret != UCALL_SYNC || uc.args[0] != SAY_END)
-		die(v, ret, &uc);
+	for (;;) {
+		ret = guest_vcpu_run(v, &uc);
+		if (ret == GUEST_EXIT &&
+		    v->run->exit_reason == KVM_EXIT_HYPERCALL) {
+			v->run->hypercall.ret = map_gpa_range(v->gvm, v->run);
+			st->conversions++;
+			continue;
+		}
+		if (ret != UCALL_SYNC)
+			die(v, ret, &uc);
+		if (uc.args[0] == SAY_END)
+			break;
+		if (uc.args[0] != ASK_MORE)
+			die(v, ret, &uc);
+		if (guest_vcpu_reply(v, now() < scale_deadline))
+			exit(1);
+	}
 	pthread_barrier_wait(&scale_barrier);
 	if (guest_vcpu_run_to_done(v, NULL))
 		exit(1);
 	return NULL;
 }
 
-/* One run of @n vCPU threads; the wall time from start to all done. */
-static double scale_once(unsigned int n)
+static double process_cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/*
+ * One run of @n vCPU threads for @secs: conversions per second of wall
+ * time, and per second of CPU time in *@per_cpu (what the work costs,
+ * whatever share of the machine the neighbours leave us).
+ */
+static double scale_once(unsigned int n, double secs, double *per_cpu)
 {
 	struct guest_vm *gvm = make_vm(96 * MiB, n, GUEST_VM_PRIVATE,
 				       MODE_SCALE);
+	struct scale_thread st[GUEST_MAX_VCPUS] = { 0 };
 	pthread_t tid[GUEST_MAX_VCPUS];
-	double t;
+	uint64_t total = 0;
+	double t, cpu;
 
 	pthread_barrier_init(&scale_barrier, NULL, n + 1);
-	for (unsigned int k = 0; k < n; k++)
-		pthread_create(&tid[k], NULL, scale_thread, gvm->vcpus[k]);
+	for (unsigned int k = 0; k < n; k++) {
+		st[k].v = gvm->vcpus[k];
+		pthread_create(&tid[k], NULL, scale_thread, &st[k]);
+	}
+	/* The barrier publishes the deadline to the threads. */
+	scale_deadline = now() + secs;
 	pthread_barrier_wait(&scale_barrier);
 	t = now();
+	cpu = process_cpu_now();
 	pthread_barrier_wait(&scale_barrier);
 	t = now() - t;
-	for (unsigned int k = 0; k < n; k++)
+	cpu = process_cpu_now() - cpu;
+	for (unsigned int k = 0; k < n; k++) {
 		pthread_join(tid[k], NULL);
+		total += st[k].conversions;
+	}
 	pthread_barrier_destroy(&scale_barrier);
 	guest_vm_destroy(gvm);
-	return t;
+	*per_cpu = total / cpu;
+	return total / t;
 }
 
 static void bench_scaling(bool quick, const char *dat)
@@ -446,39 +504,40 @@ static void bench_scaling(bool quick, const char *dat)
 	enum { REPS = 3 };
 	static const unsigned int threads[] = { 1, 2, 4, 8 };
 	FILE *f = fopen(dat, "w");
-	double base = 0;
+	double base = 0, c[4][REPS], pc[4][REPS];
 	char name[80];
 
 	/*
 	 * Conversions here change attributes only: discarding as well
 	 * would make every iteration's 32 writes host page faults, which
-	 * cost ~35 us each on this VM and would hide gmem entirely.  The
-	 * thread counts take turns, REPS rounds, and each reports its
-	 * median: other load on the machine then spreads over all of them.
+	 * cost ~35 us each on this VM and would hide gmem entirely.  Each
+	 * run lasts a fixed time; the thread counts take turns, REPS
+	 * rounds, and each reports its median, so that other load on the
+	 * machine spreads over all of them.
 	 */
 	vmm_policy = VMM_ATTRS_ONLY;
-	scale_iters = quick ? 1000 : 10000;
-	double t[4][REPS];
-
 	for (int r = 0; r < REPS; r++)
 		for (size_t i = 0; i < 4; i++) {
 			progress("scaling: round %d/%d, %u vCPU thread%s",
 				 r + 1, REPS, threads[i],
 				 threads[i] > 1 ? "s" : "");
-			t[i][r] = scale_once(threads[i]);
+			c[i][r] = scale_once(threads[i], quick ? 0.2 : 0.6,
+					     &pc[i][r]);
 		}
 	if (f)
-		fprintf(f, "# threads  faults/s  conversions/s\n");
+		fprintf(f, "# threads  faults/s  conversions/s  "
+			   "conversions/CPU-s\n");
 	for (size_t i = 0; i < 4; i++) {
 		unsigned int n = threads[i];
-		double tm = median(t[i], REPS);
-		double faults = n * scale_iters * 2.0 * SCALE_PAGES / tm;
-		double convs = n * scale_iters * 2.0 / tm;
+		double convs = median(c[i], REPS);
+		/* Each conversion is followed by SCALE_PAGES writes. */
+		double faults = convs * SCALE_PAGES;
 
 		if (!i)
 			base = faults;
 		if (f)
-			fprintf(f, "%u %.0f %.0f\n", n, faults, convs);
+			fprintf(f, "%u %.0f %.0f %.0f\n", n, faults, convs,
+				median(pc[i], REPS));
 		snprintf(name, sizeof(name),
 			 "scaling %u vCPU%s: stage-2 faults/s", n,
 			 n > 1 ? "s" : "");
@@ -489,6 +548,12 @@ static void bench_scaling(bool quick, const char *dat)
 			 "scaling %u vCPU%s: conversions/s", n,
 			 n > 1 ? "s" : "");
 		row(name, convs / 1e3, "k/s", 0, "-", "-", MET_NA);
+		/* Flat means no overhead added by more threads. */
+		snprintf(name, sizeof(name),
+			 "scaling %u vCPU%s: conversions/CPU-s", n,
+			 n > 1 ? "s" : "");
+		row(name, median(pc[i], REPS) / 1e3, "k/s", 0, "-", "-",
+		    MET_NA);
 	}
 	if (f)
 		fclose(f);

@@ -56,7 +56,7 @@ if [ -s "$dat" ] && command -v gnuplot > /dev/null 2>&1; then
 	gnuplot <<GP && echo "plot: $png"
 set terminal pngcairo size 800,500 noenhanced
 set output "$png"
-set title "gmem scaling: vCPU threads converting and faulting at once"
+set title "gmem scaling: vCPU threads converting and faulting at once (load avg $(cut -d' ' -f1 /proc/loadavg))"
 set xlabel "vCPU threads (this machine: $(nproc) CPUs)"
 set ylabel "stage-2 faults per second (thousands)"
 set y2label "conversions per second (thousands)"
@@ -70,7 +70,9 @@ set y2range [0:*]
 set key top left
 set grid
 plot "$dat" using 1:(\$2/1000) with linespoints lw 2 title "stage-2 faults/s", \
-     "$dat" using 1:(\$3/1000) axes x1y2 with linespoints lw 2 title "conversions/s"
+     "$dat" using 1:(\$3/1000) axes x1y2 with linespoints lw 2 title "conversions/s", \
+     "$dat" using 1:(\$4/1000) axes x1y2 with linespoints lw 2 dt 2 \
+	title "conversions per CPU-second (flat: no overhead per thread)"
 GP
 else
 	echo "plot: skipped (no gnuplot or no scaling data)"

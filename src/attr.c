@@ -50,7 +50,9 @@ _Static_assert(sizeof(struct gmem_rmap_chunk) <= CHUNK_SIZE, "rmap chunk");
 
 static inline struct gmem_rmap_chunk *chunk_of(const struct gmem_rmap_node *n)
 {
-	return (struct gmem_rmap_chunk *)((uintptr_t)n & ~(uintptr_t)(CHUNK_SIZE - 1));
+	uintptr_t base = (uintptr_t)n & ~(uintptr_t)(CHUNK_SIZE - 1);
+
+	return (struct gmem_rmap_chunk *)base;
 }
 
 static inline uint32_t *val_of(const struct gmem_rmap_node *n)

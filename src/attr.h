@@ -4,19 +4,19 @@
  *
  * A map from page frame numbers to 32-bit values (attributes and poison
  * flags fit), kept as maximal runs of equal non-zero values [start, end) in
- * a treap ordered by start.  Pages not covered read as 0.  Every update costs O(log n) in the number of runs,
- * whatever the size of the range, where Linux's xarray stores one entry per
- * 4 KiB page.
+ * a treap ordered by start.  Pages not covered read as 0.  Every update
+ * costs O(log n) in the number of runs, whatever the size of the range,
+ * where Linux's xarray stores one entry per 4 KiB page.
  *
  * Updates follow KVM's "reserve, then commit": gmem_rmap_reserve() sets
  * aside every node a store can need, so gmem_rmap_store() cannot fail and
  * can run inside an invalidate-begin/end section.  The map does no locking;
  * its owner serialises writers against readers.
  *
- * Nodes (40 bytes) come from a per-map slab of 4 KiB chunks, so a run
- * costs about 41 bytes with allocator overhead (DESIGN §6: <= 64) and a
- * lookup walks nodes packed together.  Dropped nodes go back to the
- * map's free list; chunks are freed with the map.
+ * Nodes (32 bytes, with value and priority beside them) come from a
+ * per-map slab of 4 KiB chunks, so a run costs about 41 bytes (DESIGN §6:
+ * <= 64) and a lookup walks nodes packed two to a cache line.  Dropped
+ * nodes go back to the map's free list; chunks are freed with the map.
  *
  * The same structure records guest_memfd allocation and poison state.
  */

@@ -15,6 +15,8 @@
 #include "vm.h"
 
 #define ENTRIES 512
+/* Retired tables that make a shootdown wait for every vCPU (see below). */
+#define RETIRE_BATCH 64
 #define LEVEL_PAGES(l) (1ULL << (9 * (l)))
 
 #define STAT_ADD(mmu, field, n)                                        \
@@ -241,11 +243,18 @@ void gmem_mmu_invalidate_begin(struct gmem_vm *vm, uint64_t start,
 	gen = mmu->flush_gen + 1;
 	log_flush(mmu, gen, start, end);
 	__atomic_store_n(&mmu->flush_gen, gen, __ATOMIC_SEQ_CST);
-	retired = mmu->nr_retired;
+	/*
+	 * Retired tables are reused only after a shootdown that every vCPU
+	 * in guest mode answered (none can still walk inside one).  Such a
+	 * wait costs every vCPU's attention, so tables gather in batches.
+	 */
+	retired = mmu->nr_retired >= RETIRE_BATCH ? mmu->nr_retired : 0;
 	pthread_mutex_unlock(&mmu->lock);
 
 	STAT_ADD(mmu, tlb_flush_requests, 1);
-	gmem_vcpu_wait_flush(vm, gen);
+	/* Otherwise only vCPUs that may cache the range must answer. */
+	gmem_vcpu_wait_flush(vm, gen,
+			     retired ? ~0ULL : gmem_vcpu_footprint(start, end));
 
 	/* Tables retired before the shootdown are out of every walker. */
 	if (retired) {

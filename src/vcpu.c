@@ -135,18 +135,27 @@ struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu)
 	return vcpu->run;
 }
 
-void gmem_vcpu_wait_flush(struct gmem_vm *vm, uint64_t gen)
+void gmem_vcpu_wait_flush(struct gmem_vm *vm, uint64_t gen, uint64_t mask)
 {
+	/* Dekker, flusher's side: the zap before the footprints (vcpu.h). */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&vm->vcpus_lock);
 	for (size_t i = 0; i < vm->nr_vcpus; i++) {
 		struct gmem_vcpu *v = vm->vcpus[i];
 
-		/* The CPU model polls this between instructions. */
+		/*
+		 * Every vCPU behind is asked to catch up (the CPU model polls
+		 * this between instructions), so that none falls so far
+		 * behind the flush log that it must drop everything.
+		 */
 		if (__atomic_load_n(&v->mode, __ATOMIC_SEQ_CST) ==
 			    GMEM_VCPU_IN_GUEST &&
 		    __atomic_load_n(&v->seen_gen, __ATOMIC_ACQUIRE) < gen)
 			__atomic_fetch_or(&v->kick, GMEM_KICK_FLUSH,
 					  __ATOMIC_SEQ_CST);
+		/* But one that caches nothing of the range is not waited for. */
+		if (!(__atomic_load_n(&v->footprint, __ATOMIC_SEQ_CST) & mask))
+			continue;
 		while (__atomic_load_n(&v->mode, __ATOMIC_SEQ_CST) ==
 			       GMEM_VCPU_IN_GUEST &&
 		       __atomic_load_n(&v->seen_gen, __ATOMIC_ACQUIRE) < gen)
@@ -187,6 +196,10 @@ static void tlb_flush_range(struct gmem_vcpu *vcpu, uint64_t start,
 /* Drop what this vCPU caches for the GFNs [start, end). */
 static void flush_range(struct gmem_vcpu *vcpu, uint64_t start, uint64_t end)
 {
+	/* Only this thread sets its bits: none set, nothing cached. */
+	if (!(__atomic_load_n(&vcpu->footprint, __ATOMIC_RELAXED) &
+	      gmem_vcpu_footprint(start, end)))
+		return;
 	tlb_flush_range(vcpu, start, end);
 	if (vcpu->cpu)
 		x86_cpu_invalidate_gpa(vcpu->cpu, start << PAGE_SHIFT,
@@ -235,6 +248,8 @@ void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu)
 		memset(vcpu->tlb, 0, sizeof(vcpu->tlb));
 		if (vcpu->cpu)
 			x86_cpu_flush(vcpu->cpu);
+		/* Nothing cached any more. */
+		__atomic_store_n(&vcpu->footprint, 0, __ATOMIC_RELAXED);
 	} else if (cs < ce) {
 		flush_range(vcpu, cs, ce);
 	}
@@ -261,12 +276,25 @@ static enum gmem_s2 translate(struct gmem_vcpu *vcpu, uint64_t gpa,
 	uint64_t tag = (gpa >> PAGE_SHIFT) + 1;
 	struct gmem_tlb_entry *t = &vcpu->tlb[tag % GMEM_TLB_SIZE];
 	enum gmem_s2 k;
+	uint64_t bit;
 
 	if (t->tag == tag && (t->perm & access)) {
 		VCPU_STAT_INC(vcpu, tlb_hits);
 		res->page = t->page;
 		res->perm = t->perm;
 		return GMEM_S2_OK;
+	}
+	/*
+	 * A hit needs no footprint work: an entry exists only while its bit
+	 * is set.  Before a walk, publish the bit (Dekker, vCPU's side; see
+	 * vcpu.h); once set it stays until a full flush, so this is rare.
+	 */
+	bit = gmem_vcpu_footprint((gpa & ~vcpu->vm->xo_bit) >> PAGE_SHIFT,
+				  ((gpa & ~vcpu->vm->xo_bit) >> PAGE_SHIFT) + 1);
+	if (unlikely(!(__atomic_load_n(&vcpu->footprint, __ATOMIC_RELAXED) &
+		       bit))) {
+		__atomic_fetch_or(&vcpu->footprint, bit, __ATOMIC_SEQ_CST);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	}
 	k = gmem_mmu_translate(vcpu, gpa, access, res);
 	if (k == GMEM_S2_OK)

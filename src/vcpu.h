@@ -12,6 +12,13 @@
  * before reading flush_gen, so a flusher that saw it outside guest mode
  * cannot miss it later.  This is KVM's kvm_make_all_cpus_request() with
  * the IPI replaced by polling.
+ *
+ * Polling is slow to answer (the CPU model looks every 1024 instructions),
+ * so a shootdown waits only for the vCPUs whose footprint (below) says
+ * they may cache something in the range.  Dekker's pattern keeps that
+ * safe: the vCPU publishes a footprint bit, then a full fence, then walks
+ * stage 2; the flusher zaps, then a full fence, then reads the footprint.
+ * Either the flusher sees the bit and waits, or the walk sees the zap.
  */
 #ifndef GMEM_VCPU_H
 #define GMEM_VCPU_H
@@ -53,6 +60,14 @@ struct gmem_vcpu {
 
 	int mode;	   /* atomic: GMEM_VCPU_* */
 	uint64_t seen_gen; /* atomic: last flush generation acted on */
+	/*
+	 * atomic: the 2 MiB guest-physical blocks (hashed to 64 bits, see
+	 * gmem_vcpu_footprint()) this vCPU may hold translations of, in
+	 * its TLB or the CPU model's caches.  Set before each stage-2
+	 * lookup that may fill them; cleared only with a full flush.  A
+	 * shootdown skips vCPUs whose footprint misses its range.
+	 */
+	uint64_t footprint;
 	int kick;	   /* atomic: GMEM_KICK_* requests; the CPU polls it */
 
 	struct x86_cpu *cpu;
@@ -93,11 +108,24 @@ static inline void gmem_vcpu_exit_guest(struct gmem_vcpu *vcpu)
 	__atomic_store_n(&vcpu->mode, GMEM_VCPU_OUTSIDE, __ATOMIC_RELEASE);
 }
 
+/* The footprint bits of the GFN range [start, end). */
+static inline uint64_t gmem_vcpu_footprint(uint64_t start, uint64_t end)
+{
+	uint64_t mask = 0;
+
+	if (end - start >= 64ULL << 9)
+		return ~0ULL;
+	for (uint64_t b = start >> 9; b <= (end - 1) >> 9; b++)
+		mask |= 1ULL << (b % 64);
+	return mask;
+}
+
 /*
- * Wait until every vCPU of @vm in guest mode has acknowledged flush
- * generation @gen.  No lock a vCPU needs may be held.
+ * Wait until every vCPU of @vm in guest mode whose footprint meets @mask
+ * has acknowledged flush generation @gen (stage 2 is already zapped);
+ * ~0 waits for all.  No lock a vCPU needs may be held.
  */
-void gmem_vcpu_wait_flush(struct gmem_vm *vm, uint64_t gen);
+void gmem_vcpu_wait_flush(struct gmem_vm *vm, uint64_t gen, uint64_t mask);
 
 /* Fill the memory-fault exit of DESIGN §3.4. */
 void gmem_vcpu_memory_fault(struct gmem_vcpu *vcpu, uint64_t gpa,
