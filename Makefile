@@ -153,7 +153,7 @@ X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 # The tests with threads, run again under ThreadSanitizer by test-tsan.
 TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu tests/test_threads \
 	tests/test_xo tests/test_guest_convert_smp \
-	tests/test_guest_soak tests/test_x86_smp
+	tests/test_guest_soak tests/test_x86_smp tests/test_guest_smp
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
@@ -362,8 +362,7 @@ test: deps
 
 test-tsan: deps
 	$(MAKE) --no-print-directory MODE=tsan $(TSAN_TESTS:%=build/tsan/%)
-	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-		prove -f $(TSAN_TESTS:%=build/tsan/%)
+	TSAN_OPTIONS=halt_on_error=1 prove -f $(TSAN_TESTS:%=build/tsan/%)
 
 fuzz-bins:
 	$(MAKE) --no-print-directory MODE=fuzz $(FUZZ_BINS)
