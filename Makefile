@@ -21,8 +21,14 @@ else ifeq ($(MODE),tsan)
 CC := clang
 OPT := -O1 -g
 SAN := -fsanitize=thread
+else ifeq ($(MODE),fuzz)
+# libFuzzer: the library is instrumented for coverage, ASan and UBSan;
+# only the harnesses link libFuzzer's main (-fsanitize=fuzzer).
+CC := clang
+OPT := -O1 -g -fno-omit-frame-pointer
+SAN := -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all
 else
-$(error MODE must be release, debug, asan or tsan)
+$(error MODE must be release, debug, asan, tsan or fuzz)
 endif
 
 B := build/$(MODE)
@@ -70,6 +76,8 @@ TESTS := \
 	tests/test_memslot \
 	tests/test_ioctl \
 	tests/test_enomem \
+	tests/test_enomem_sweep \
+	tests/test_bad_input \
 	tests/test_model \
 	tests/test_threads \
 	tests/test_loader \
@@ -86,6 +94,7 @@ TESTS := \
 # linked with tests/guest_util.c and the library, it is the host program
 # $(B)/tests/test_guest_NAME, which loads ../guests/NAME.elf relative to
 # its own path (or $$GMEM_GUEST_DIR/NAME.elf).  Add NAME to GUEST_TESTS.
+# guests/README.md describes the runtime a guest half can use.
 GUEST_CC := gcc
 GUEST_CFLAGS := -std=gnu11 -O2 -g -ffreestanding -mgeneral-regs-only \
 	-mno-red-zone -fno-pic -fno-pie -fno-stack-protector \
@@ -114,7 +123,16 @@ GUEST_TESTS := \
 	triple_fault \
 	smp \
 	convert \
-	xo
+	xo \
+	soak \
+	hostile \
+	mmio
+
+# Guest tests whose host half also links gmemvm's memory policy.
+GMEMVM_GUEST_TESTS := \
+	convert_smp \
+	faults
+GUEST_TESTS += $(GMEMVM_GUEST_TESTS)
 
 GUEST_ELFS := $(GUEST_TESTS:%=$(B)/guests/%.elf)
 TESTS += $(GUEST_TESTS:%=tests/test_guest_%)
@@ -123,20 +141,37 @@ X86_TESTS := \
 	tests/test_x86_unit \
 	tests/test_x86_diff \
 	tests/test_x86_fuzz \
-	tests/test_x86_gcc
+	tests/test_x86_gcc \
+	tests/test_x86_smp
 
 TESTS += $(X86_TESTS)
+TESTS += tests/test_gmemvm
 
 TEST_BINS := $(TESTS:%=$(B)/%)
 X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 
 # The tests with threads, run again under ThreadSanitizer by test-tsan.
-TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu tests/test_threads
+TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu tests/test_threads \
+	tests/test_xo tests/test_guest_convert_smp \
+	tests/test_guest_soak tests/test_x86_smp tests/test_guest_smp
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
 
-DEB_PKGS := gcc make clang libclang-rt-14-dev libzydis-dev perl pkg-config
+# gmemvm, the VMM.  gmemvm_mem.c (its memory policy) is also linked into
+# the scenario tests that drive vCPUs themselves.
+GMEMVM_SRCS := \
+	tools/gmemvm/gmemvm.c \
+	tools/gmemvm/gmemvm_mem.c
+GMEMVM_OBJS := $(GMEMVM_SRCS:%.c=$(B)/%.o)
+GMEMVM := $(B)/gmemvm
+GMEMVM_MEM_OBJ := $(B)/tools/gmemvm/gmemvm_mem.o
+
+# The demo guest of `make run`, built like the test guests.
+DEMO_ELF := $(B)/guests/demo.elf
+
+DEB_PKGS := gcc make clang libclang-rt-14-dev libfuzzer-14-dev libzydis-dev \
+	perl pkg-config
 
 # make bench: one program per family, each appending rows to
 # bench/results.csv; bench/report.sh prints the table and the plot.
@@ -145,8 +180,19 @@ BENCH_BINS := $(BENCHES:%=$(B)/%)
 # Only for make bench: the qemu-x86_64 anchor and the plot.
 BENCH_DEB_PKGS := qemu-user gnuplot-nox
 
+# ---- fuzzing -------------------------------------------------------------
+# libFuzzer harnesses (tests/fuzz/fuzz_NAME.c), built in MODE=fuzz, each
+# with a seed corpus in tests/fuzz/corpus/NAME.  `make fuzz-ci` runs each
+# for FUZZ_SECONDS; new inputs go to build/fuzz/corpus/NAME, never into
+# the repository.  Longer runs: see README, "Reliability".
+FUZZERS := model vcpu loader
+FUZZ_SECONDS ?= 45
+FUZZ_BINS := $(FUZZERS:%=build/fuzz/tests/fuzz/fuzz_%)
+FUZZ_OPTS := -timeout=25 -rss_limit_mb=4096 -print_final_stats=1
+
 .PHONY: all lib guests test test-tsan x86-test bench bench-deps run install clean deps check-format
-all: lib guests $(EXAMPLE_BINS) $(B)/gmem.pc
+.PHONY: fuzz-bins fuzz-ci
+all: lib guests $(EXAMPLE_BINS) $(GMEMVM) $(DEMO_ELF) $(B)/gmem.pc
 
 guests: $(GUEST_ELFS)
 
@@ -256,6 +302,38 @@ $(B)/tests/test_guest_%: tests/test_guest_%.c $(B)/tests/guest_util.o \
 	$(CC) $(CFLAGS) -Itests -Iguests/include $< -o $@ $(LDFLAGS) \
 		$(B)/tests/guest_util.o $(B)/libgmem.a $(LDLIBS)
 
+$(B)/tools/gmemvm/%.o: tools/gmemvm/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itools/gmemvm -Iguests/include -c $< -o $@
+
+$(GMEMVM): $(GMEMVM_OBJS) $(B)/libgmem.a
+	$(CC) $(LDFLAGS) -o $@ $(GMEMVM_OBJS) $(B)/libgmem.a $(LDLIBS)
+
+$(DEMO_ELF): $(B)/guests/demo.c.o $(GUEST_RT_OBJS) guests/guest.ld
+	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $< $(GUEST_RT_OBJS)
+
+# Scenario tests whose host half runs vCPUs with gmemvm's memory policy.
+$(GMEMVM_GUEST_TESTS:%=$(B)/tests/test_guest_%): $(B)/tests/test_guest_%: \
+		tests/test_guest_%.c $(B)/tests/guest_util.o $(GMEMVM_MEM_OBJ) \
+		$(B)/libgmem.a $(B)/guests/%.elf
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -Iguests/include -Itools/gmemvm $< -o $@ \
+		$(LDFLAGS) $(B)/tests/guest_util.o $(GMEMVM_MEM_OBJ) \
+		$(B)/libgmem.a $(LDLIBS)
+
+# Tests that run the gmemvm binary itself.
+$(B)/tests/test_gmemvm: tests/test_gmemvm.c tests/tap.h $(GMEMVM) \
+		$(DEMO_ELF) $(GUEST_ELFS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS)
+
+# A harness: the model, vCPU or loader target with libFuzzer's main.
+$(B)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/model.h tests/x86_harness.h \
+		$(B)/libgmem.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests $< -o $@ $(LDFLAGS) \
+		-fsanitize=fuzzer $(B)/libgmem.a $(LDLIBS)
+
 $(B)/examples/%: examples/%.c $(B)/libgmem.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
@@ -285,6 +363,23 @@ test: deps
 test-tsan: deps
 	$(MAKE) --no-print-directory MODE=tsan $(TSAN_TESTS:%=build/tsan/%)
 	TSAN_OPTIONS=halt_on_error=1 prove -f $(TSAN_TESTS:%=build/tsan/%)
+
+fuzz-bins:
+	$(MAKE) --no-print-directory MODE=fuzz $(FUZZ_BINS)
+
+fuzz-ci: deps fuzz-bins
+	@for f in $(FUZZERS); do \
+		mkdir -p build/fuzz/corpus/$$f build/fuzz/artifacts/$$f; \
+		echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
+		build/fuzz/tests/fuzz/fuzz_$$f $(FUZZ_OPTS) \
+			-max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=build/fuzz/artifacts/$$f/ \
+			build/fuzz/corpus/$$f tests/fuzz/corpus/$$f \
+			2>build/fuzz/fuzz_$$f.log || \
+			{ tail -50 build/fuzz/fuzz_$$f.log; exit 1; }; \
+		grep -E '^stat::(number_of_executed_units|peak_rss)' \
+			build/fuzz/fuzz_$$f.log; \
+	done
 
 # Timing lives here, never in a pass/fail test.  One process per family;
 # then one table for the whole run, bench/results.csv and
@@ -321,9 +416,19 @@ x86-test:
 	$(MAKE) --no-print-directory $(X86_TEST_BINS)
 	prove -f $(X86_TEST_BINS)
 
+# The demo: gmemvm runs guests/demo.c on two vCPUs and prints statistics.
+# It ends with the guest writing to memory it locked, which gmemvm refuses
+# by stopping it: exit status 1 is the expected ending.
 run: deps
 	$(MAKE) --no-print-directory all
-	$(B)/examples/convert
+	@echo '$$ $(GMEMVM) --cpus 2 --xo --stats $(DEMO_ELF)'
+	@$(GMEMVM) --cpus 2 --xo --stats $(DEMO_ELF); s=$$?; \
+	if [ $$s -ne 1 ]; then \
+		echo "demo: exit status $$s, expected 1 (the refused write)"; \
+		exit 1; \
+	fi; \
+	echo "(exit status 1: gmemvm stopped the guest at the write to" \
+		"its locked text, as the demo intends)"
 
 install: lib $(B)/gmem.pc
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/gmem \
@@ -336,7 +441,7 @@ install: lib $(B)/gmem.pc
 
 check-format:
 	clang-format --dry-run -Werror include/gmem/*.h src/*.[ch] tests/*.[ch] \
-		guests/*.c guests/include/*.h
+		tests/fuzz/*.c guests/*.c guests/include/*.h tools/gmemvm/*.[ch]
 
 clean:
 	rm -rf build

@@ -11,49 +11,46 @@
 #include "x86_harness.h"
 
 /* Register-only arithmetic: the kind of loop a hash or PRNG is. */
-GUEST_CODE(b_alu,
-	"mov $50000000, %ecx\n"
-	"xor %eax, %eax\n"
-	"mov $0x9e3779b9, %edx\n"
-	"1: add %rcx, %rax\n"
-	"imul $31, %rax, %rsi\n"
-	"xor %rsi, %rdx\n"
-	"rol $5, %rdx\n"
-	"sub $1, %rcx\n"
-	"jnz 1b\n"
-	"hlt\n");
+GUEST_CODE(b_alu, "mov $50000000, %ecx\n"
+		  "xor %eax, %eax\n"
+		  "mov $0x9e3779b9, %edx\n"
+		  "1: add %rcx, %rax\n"
+		  "imul $31, %rax, %rsi\n"
+		  "xor %rsi, %rdx\n"
+		  "rol $5, %rdx\n"
+		  "sub $1, %rcx\n"
+		  "jnz 1b\n"
+		  "hlt\n");
 
 /* Loads, stores and a compare, as a C loop over an array compiles. */
-GUEST_CODE(b_mem,
-	"mov $0x100000, %ebx\n"
-	"mov $20000, %r8d\n"
-	"2: xor %ecx, %ecx\n"
-	"xor %eax, %eax\n"
-	"1: mov (%rbx,%rcx,8), %rdx\n"
-	"add %rdx, %rax\n"
-	"lea 1(%rax), %rdx\n"
-	"mov %rdx, 8(%rbx,%rcx,8)\n"
-	"add $1, %rcx\n"
-	"cmp $512, %rcx\n"
-	"jne 1b\n"
-	"sub $1, %r8d\n"
-	"jnz 2b\n"
-	"hlt\n");
+GUEST_CODE(b_mem, "mov $0x100000, %ebx\n"
+		  "mov $20000, %r8d\n"
+		  "2: xor %ecx, %ecx\n"
+		  "xor %eax, %eax\n"
+		  "1: mov (%rbx,%rcx,8), %rdx\n"
+		  "add %rdx, %rax\n"
+		  "lea 1(%rax), %rdx\n"
+		  "mov %rdx, 8(%rbx,%rcx,8)\n"
+		  "add $1, %rcx\n"
+		  "cmp $512, %rcx\n"
+		  "jne 1b\n"
+		  "sub $1, %r8d\n"
+		  "jnz 2b\n"
+		  "hlt\n");
 
 /* Calls and the stack. */
-GUEST_CODE(b_call,
-	"mov $10000000, %ecx\n"
-	"1: mov %ecx, %edi\n"
-	"call 3f\n"
-	"add %rax, %r9\n"
-	"dec %ecx\n"
-	"jnz 1b\n"
-	"hlt\n"
-	"3: push %rbp\n"
-	"mov %rsp, %rbp\n"
-	"lea (%rdi,%rdi,2), %eax\n"
-	"pop %rbp\n"
-	"ret\n");
+GUEST_CODE(b_call, "mov $10000000, %ecx\n"
+		   "1: mov %ecx, %edi\n"
+		   "call 3f\n"
+		   "add %rax, %r9\n"
+		   "dec %ecx\n"
+		   "jnz 1b\n"
+		   "hlt\n"
+		   "3: push %rbp\n"
+		   "mov %rsp, %rbp\n"
+		   "lea (%rdi,%rdi,2), %eax\n"
+		   "pop %rbp\n"
+		   "ret\n");
 
 static double cpu_now(void)
 {

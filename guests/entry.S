@@ -5,6 +5,8 @@
  */
 #include <gmem/boot.h>
 
+#include "percpu.h"
+
 #define GUEST_SYS_EXIT 0
 
 	.text
@@ -88,11 +90,11 @@ __guest_run_user:
 	pushq	%r13
 	pushq	%r14
 	pushq	%r15
-	movq	%rsp, user_return_rsp(%rip)
+	movq	%rsp, %gs:PERCPU_USER_RETURN_RSP
 	movq	%rsp, %rax
 	andq	$-16, %rax
-	movq	%rax, guest_kernel_rsp(%rip)
-	movq	guest_tss_ptr(%rip), %rcx
+	movq	%rax, %gs:PERCPU_KERNEL_RSP
+	movq	%gs:PERCPU_TSS, %rcx
 	movq	%rax, 4(%rcx)			/* TSS.RSP0 */
 	subq	$8, %rdx
 	leaq	user_exit_trampoline(%rip), %rcx
@@ -144,11 +146,11 @@ guest_sys_exit:
 	.globl guest_syscall_entry
 	.type guest_syscall_entry, @function
 guest_syscall_entry:
-	movq	%rsp, guest_user_rsp(%rip)
-	movq	guest_kernel_rsp(%rip), %rsp
+	movq	%rsp, %gs:PERCPU_USER_RSP
+	movq	%gs:PERCPU_KERNEL_RSP, %rsp
 	cmpq	$GUEST_SYS_EXIT, %rax
 	je	sys_exit
-	pushq	guest_user_rsp(%rip)
+	pushq	%gs:PERCPU_USER_RSP
 	pushq	%r11
 	pushq	%rcx
 	pushq	%r9
@@ -173,7 +175,7 @@ guest_syscall_entry:
 	sysretq
 sys_exit:
 	movq	%rdi, %rax
-	movq	user_return_rsp(%rip), %rsp
+	movq	%gs:PERCPU_USER_RETURN_RSP, %rsp
 	popq	%r15
 	popq	%r14
 	popq	%r13
@@ -186,20 +188,21 @@ sys_exit:
 /*
  * Fault probes.  ARM records where to resume (label 9 of the probe) and
  * the stack to resume with; guest_exception_dispatch, seeing it armed,
- * stores the fault in guest_last_fault (vector first) and resumes there.
+ * stores the fault in this vCPU's guest_percpu.fault (vector first) and
+ * resumes there.
  * R11 is the scratch register: caller-saved and not an argument.
  */
 .macro ARM
 	leaq	9f(%rip), %r11
-	movq	%r11, guest_fixup_rip(%rip)
-	movq	%rsp, guest_fixup_rsp(%rip)
+	movq	%r11, %gs:PERCPU_FIXUP_RIP
+	movq	%rsp, %gs:PERCPU_FIXUP_RSP
 .endm
 
 .macro PROBE_END
 	movl	$-1, %eax
 	jmp	8f
-9:	movl	guest_last_fault(%rip), %eax	/* .vector */
-8:	movq	$0, guest_fixup_rip(%rip)
+9:	movl	%gs:PERCPU_FAULT, %eax	/* fault.vector */
+8:	movq	$0, %gs:PERCPU_FIXUP_RIP
 	ret
 .endm
 
@@ -246,14 +249,5 @@ guest_probe_int3:
 	ARM
 	int3
 	PROBE_END
-
-	.section .bss
-	.balign 8
-	.globl guest_fixup_rip, guest_fixup_rsp, guest_kernel_rsp
-guest_fixup_rip:	.quad 0
-guest_fixup_rsp:	.quad 0
-guest_kernel_rsp:	.quad 0
-guest_user_rsp:		.quad 0
-user_return_rsp:	.quad 0
 
 	.section .note.GNU-stack, "", @progbits

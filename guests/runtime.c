@@ -6,8 +6,31 @@
  */
 #include "guest.h"
 
-const struct gmem_boot_info *guest_boot;
+#include <stddef.h>
+
+#define MAX_CPUS 32 /* GMEM_LOAD_MAX_CPUS */
+
+static struct guest_percpu percpu[MAX_CPUS];
 static struct gmem_boot_info no_boot; /* if started by something else */
+
+_Static_assert(offsetof(struct guest_percpu, cpu) == PERCPU_CPU, "cpu");
+_Static_assert(offsetof(struct guest_percpu, boot) == PERCPU_BOOT, "boot");
+_Static_assert(offsetof(struct guest_percpu, tss) == PERCPU_TSS, "tss");
+_Static_assert(offsetof(struct guest_percpu, fixup_rip) == PERCPU_FIXUP_RIP,
+	       "fixup_rip");
+_Static_assert(offsetof(struct guest_percpu, fixup_rsp) == PERCPU_FIXUP_RSP,
+	       "fixup_rsp");
+_Static_assert(offsetof(struct guest_percpu, kernel_rsp) == PERCPU_KERNEL_RSP,
+	       "kernel_rsp");
+_Static_assert(offsetof(struct guest_percpu, user_rsp) == PERCPU_USER_RSP,
+	       "user_rsp");
+_Static_assert(offsetof(struct guest_percpu, user_return_rsp) ==
+		       PERCPU_USER_RETURN_RSP,
+	       "user_return_rsp");
+_Static_assert(offsetof(struct guest_percpu, syscalls_ready) ==
+		       PERCPU_SYSCALLS_READY,
+	       "syscalls_ready");
+_Static_assert(offsetof(struct guest_percpu, fault) == PERCPU_FAULT, "fault");
 
 /* ---- IDT --------------------------------------------------------------- */
 
@@ -33,10 +56,6 @@ static guest_syscall_t syscall_handler;
 
 extern const char guest_idt_stubs[];
 extern void guest_syscall_entry(void);
-extern uint64_t guest_fixup_rip, guest_fixup_rsp;
-
-volatile struct guest_fault guest_last_fault;
-uint64_t guest_tss_ptr; /* TSS of the vCPU in ring 3 (entry.S writes RSP0) */
 
 /*
  * Every vCPU fills the same table with the same values and loads it, so
@@ -95,17 +114,18 @@ static __noreturn void report_unhandled(struct ex_regs *regs)
 void guest_exception_dispatch(struct ex_regs *regs)
 {
 	guest_handler_t fn = handlers[regs->vector & 255];
+	struct guest_percpu *pc = guest_this_cpu();
 
 	/* An armed probe takes the fault, whatever is registered. */
-	if (guest_fixup_rip) {
-		guest_last_fault.error_code = regs->error_code;
-		guest_last_fault.cr2 = regs->vector == VEC_PF ? read_cr2() : 0;
-		guest_last_fault.rip = regs->rip;
-		guest_last_fault.cs = regs->cs;
-		guest_last_fault.vector = regs->vector;
-		regs->rip = guest_fixup_rip;
-		regs->rsp = guest_fixup_rsp;
-		guest_fixup_rip = 0;
+	if (pc->fixup_rip) {
+		pc->fault.error_code = regs->error_code;
+		pc->fault.cr2 = regs->vector == VEC_PF ? read_cr2() : 0;
+		pc->fault.rip = regs->rip;
+		pc->fault.cs = regs->cs;
+		pc->fault.vector = regs->vector;
+		regs->rip = pc->fixup_rip;
+		regs->rsp = pc->fixup_rsp;
+		pc->fixup_rip = 0;
 		return;
 	}
 	if (fn) {
@@ -116,8 +136,6 @@ void guest_exception_dispatch(struct ex_regs *regs)
 }
 
 /* ---- system calls ------------------------------------------------------ */
-
-static int syscalls_ready;
 
 void guest_set_syscall_handler(guest_syscall_t fn)
 {
@@ -139,12 +157,13 @@ uint64_t guest_syscall_dispatch(struct syscall_regs *regs)
 }
 
 /*
- * SYSCALL/SYSRET set-up, done on first use so a guest that never enters
- * ring 3 does not need RDMSR/WRMSR from the CPU model.
+ * SYSCALL/SYSRET set-up (per-vCPU MSRs), done on first use on each vCPU.
  */
 void guest_syscall_init(void)
 {
-	if (syscalls_ready)
+	struct guest_percpu *pc = guest_this_cpu();
+
+	if (pc->syscalls_ready)
 		return;
 	wrmsr(MSR_STAR, ((uint64_t)GMEM_BOOT_KERNEL_DS << 48) |
 				((uint64_t)GMEM_BOOT_KERNEL_CS << 32));
@@ -152,7 +171,7 @@ void guest_syscall_init(void)
 	/* IF, TF, DF, NT, AC cleared on entry. */
 	wrmsr(MSR_SFMASK, 0x200 | 0x100 | 0x400 | 0x4000 | 0x40000);
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SCE);
-	syscalls_ready = 1;
+	pc->syscalls_ready = 1;
 }
 
 /* ---- start-up ---------------------------------------------------------- */
@@ -160,10 +179,16 @@ void guest_syscall_init(void)
 /* Called by _start; returns the vCPU index. */
 uint64_t guest_runtime_init(const struct gmem_boot_info *boot)
 {
-	if (!boot || boot->magic != GMEM_BOOT_MAGIC)
+	struct guest_percpu *pc;
+
+	if (!boot || boot->magic != GMEM_BOOT_MAGIC || boot->cpu >= MAX_CPUS)
 		boot = &no_boot;
-	guest_boot = boot;
-	guest_tss_ptr = boot->tss;
+	pc = &percpu[boot->cpu];
+	pc->self = pc;
+	pc->cpu = boot->cpu;
+	pc->boot = boot;
+	pc->tss = boot->tss;
+	wrmsr(MSR_GS_BASE, (uint64_t)pc);
 	idt_init();
 	return boot->cpu;
 }

@@ -9,6 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <gmem/hypercall.h>
+
 #include "mmu.h"
 #include "util.h"
 #include "vcpu.h"
@@ -510,14 +512,23 @@ static bool hypercall(struct gmem_vcpu *vcpu)
 	struct x86_cpu *cpu = vcpu->cpu;
 	struct kvm_run *run = vcpu->run;
 	uint64_t nr = cpu->gpr[X86_RAX];
-	uint64_t mask = __atomic_load_n(&vcpu->vm->hypercall_exits,
-					__ATOMIC_RELAXED);
+	uint64_t kvm_mask = __atomic_load_n(&vcpu->vm->hypercall_exits,
+					    __ATOMIC_RELAXED);
+	uint64_t gmem_mask = __atomic_load_n(&vcpu->vm->gmem_hypercall_exits,
+					     __ATOMIC_RELAXED);
+	bool exits;
 
 	if (cpu->cpl != 0) {
 		cpu->gpr[X86_RAX] = (uint64_t)-1; /* -KVM_EPERM */
 		return false;
 	}
-	if (nr != KVM_HC_MAP_GPA_RANGE || !(mask & (1ULL << nr))) {
+	/* KVM's own (only MAP_GPA_RANGE), or gmem's (GMEM_CAP_EXIT_HYPERCALL). */
+	if (nr == KVM_HC_MAP_GPA_RANGE)
+		exits = kvm_mask & (1ULL << nr);
+	else
+		exits = nr - GMEM_HC_BASE < 64 &&
+			(gmem_mask & (1ULL << (nr - GMEM_HC_BASE)));
+	if (!exits) {
 		cpu->gpr[X86_RAX] = (uint64_t)-KVM_ENOSYS;
 		return false;
 	}
@@ -677,11 +688,19 @@ int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid)
 	return 0;
 }
 
-/* KVM_GET/SET_MSRS: process entries until the first one that fails. */
+/*
+ * KVM_GET/SET_MSRS: process entries until the first one that fails.  As
+ * in KVM's msr_io(), a count of MAX_IO_MSRS or more is -E2BIG: the count
+ * comes from the VMM and would otherwise walk past its buffer.
+ */
+#define MAX_IO_MSRS 256
+
 int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs)
 {
 	uint32_t i;
 
+	if (msrs->nmsrs >= MAX_IO_MSRS)
+		return -E2BIG;
 	for (i = 0; i < msrs->nmsrs; i++)
 		if (x86_get_msr(vcpu->cpu, msrs->entries[i].index,
 				&msrs->entries[i].data))
@@ -693,6 +712,8 @@ int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs)
 {
 	uint32_t i;
 
+	if (msrs->nmsrs >= MAX_IO_MSRS)
+		return -E2BIG;
 	for (i = 0; i < msrs->nmsrs; i++)
 		if (x86_set_msr(vcpu->cpu, msrs->entries[i].index,
 				msrs->entries[i].data))

@@ -85,6 +85,7 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_IMMEDIATE_EXIT:
 	case GMEM_CAP_EXEC_ONLY:
 	case GMEM_CAP_XO_ALIAS:
+	case GMEM_CAP_EXIT_HYPERCALL:
 		return 1;
 	case KVM_CAP_NR_MEMSLOTS:
 		return 32764;
@@ -135,6 +136,13 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		if (cap->flags || (cap->args[0] & ~(1ULL << KVM_HC_MAP_GPA_RANGE)))
 			return -EINVAL;
 		__atomic_store_n(&vm->hypercall_exits, cap->args[0],
+				 __ATOMIC_RELAXED);
+		return 0;
+	case GMEM_CAP_EXIT_HYPERCALL:
+		/* Any of the 64 numbers: the library does not interpret them. */
+		if (cap->flags || cap->args[1] || cap->args[2] || cap->args[3])
+			return -EINVAL;
+		__atomic_store_n(&vm->gmem_hypercall_exits, cap->args[0],
 				 __ATOMIC_RELAXED);
 		return 0;
 	default:

@@ -50,6 +50,7 @@ struct gmem_vm {
 	uint64_t xo_bit; /* GMEM_CAP_XO_ALIAS: 1 << M, or 0 */
 	unsigned int maxphyaddr; /* M, what CPUID reports, once XO is on */
 	uint64_t hypercall_exits; /* KVM_CAP_EXIT_HYPERCALL mask */
+	uint64_t gmem_hypercall_exits; /* GMEM_CAP_EXIT_HYPERCALL mask */
 };
 
 static inline bool gmem_vm_has_private_mem(const struct gmem_vm *vm)

@@ -274,15 +274,16 @@ int guest_vcpu_handle_map_gpa_range(struct guest_vcpu *v)
 		return 0;
 	}
 	/*
-	 * Free what the guest no longer uses, so the next conversion back
-	 * starts from zeroed memory, as it does with KVM.
+	 * Punch the private pages the guest gave up, so converting back
+	 * starts from zeroed memory, as with KVM.  Shared pages are left as
+	 * they are unless asked (discarding costs a host TLB flush).
 	 */
-	if (to_private)
-		madvise((uint8_t *)gvm->mem + gpa, size, MADV_DONTNEED);
-	else
+	if (!to_private)
 		gmem_file_fallocate(gvm->gmem_fd,
 				    FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
 				    gpa, size);
+	else if (v->discard_shared)
+		madvise((uint8_t *)gvm->mem + gpa, size, MADV_DONTNEED);
 	run->hypercall.ret = 0;
 	return 0;
 }

@@ -51,6 +51,7 @@ struct guest_vcpu {
 	uint64_t ucall_gpa;   /* of the last ucall, for guest_vcpu_reply() */
 	int echo;	      /* print console lines as "# " diagnostics */
 	int convert;	      /* handle KVM_HC_MAP_GPA_RANGE in run */
+	int discard_shared;   /* ... and discard pages that go private */
 	uint64_t conversions; /* MAP_GPA_RANGE calls handled */
 	char line[512];	      /* console line being assembled */
 	size_t line_len;
@@ -93,9 +94,9 @@ int guest_vcpu_run(struct guest_vcpu *v, struct guest_ucall *uc);
 
 /*
  * Handle the KVM_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE in v->run as a
- * VMM does: set or clear PRIVATE on the range, then free the side the
- * pages left (punch the guest_memfd when they went shared, discard the
- * shared pages when they went private), and put the result in
+ * VMM does: set or clear PRIVATE on the range, punch the guest_memfd when
+ * pages went shared (and, if v->discard_shared, discard the shared pages
+ * when they went private), and put the result in
  * hypercall.ret: 0, or -EINVAL for a bad range (the guest sees it; not an
  * error of this call).  guest_vcpu_run() calls it itself when v->convert
  * is set (the default for a GUEST_VM_PRIVATE VM).  Returns 0, or -EINVAL

@@ -4,7 +4,8 @@
  * per-vCPU stacks, TSSs and boot info, and guest memory shared between
  * vCPUs that run at the same time.  Every vCPU checks its boot info,
  * adds to shared counters with LOCK-prefixed instructions many times,
- * then waits for the others; lost updates show as a wrong total.
+ * then waits for the others (lost updates show as a wrong total), and
+ * then all of them run ring-3 code with system calls and faults at once.
  *
  * Not in TSAN_TESTS: the vCPUs share guest memory on purpose, and the CPU
  * model's plain loads and stores of guest memory are host data races to
@@ -21,6 +22,22 @@
 
 static volatile uint64_t counter, arrived;
 static volatile uint64_t stack_of[NR_CPUS];
+static uint8_t user_stacks[NR_CPUS][8192] __aligned(16);
+
+/*
+ * At CPL 3 on every vCPU at once: per-vCPU TSS, syscall stack and probe
+ * state (guest_percpu) keep them apart.
+ */
+static uint64_t user_fn(uint64_t cpu)
+{
+	for (int i = 0; i < 100; i++) {
+		if (guest_probe_read((void *)0x8000000000000000ULL) != VEC_GP)
+			return 1000;
+		if (guest_syscall(GUEST_SYS_GETCPU, 0) != cpu)
+			return 2000;
+	}
+	return 2 * cpu + 1;
+}
 
 static void work(uint64_t cpu)
 {
@@ -44,6 +61,9 @@ static void work(uint64_t cpu)
 		GUEST_ASSERT(++spins < 200000000ULL);
 	}
 	GUEST_ASSERT_EQ(counter, (uint64_t)NR_CPUS * ADDS);
+	GUEST_ASSERT_EQ(guest_this_cpu()->cpu, cpu);
+	GUEST_ASSERT_EQ(guest_run_user(user_fn, cpu, user_stacks[cpu] + 8192),
+			2 * cpu + 1);
 	for (int i = 0; i < NR_CPUS; i++)
 		GUEST_ASSERT(i == (int)cpu || stack_of[i] != stack_of[cpu]);
 	GUEST_DONE(cpu);

@@ -30,8 +30,6 @@ static const char *const case_names[] = {
 static uint8_t user_stack[16384] __aligned(16);
 static void *const user_top = user_stack + sizeof(user_stack);
 
-extern uint64_t guest_kernel_rsp;
-
 static volatile uint64_t kernel_seen_rip, kernel_seen_rsp, count;
 
 static int on_user_stack(uint64_t sp)
@@ -57,8 +55,8 @@ static uint64_t sys_handler(struct syscall_regs *r)
 		uint64_t here = (uint64_t)&here;
 
 		/* On the kernel stack guest_run_user() chose. */
-		GUEST_ASSERT(here < guest_kernel_rsp &&
-			     here > guest_kernel_rsp - 8192);
+		GUEST_ASSERT(here < guest_this_cpu()->kernel_rsp &&
+			     here > guest_this_cpu()->kernel_rsp - 8192);
 		return 1;
 	}
 	case SYS_COUNT:
@@ -225,10 +223,10 @@ static void case_user_exception(void)
 	GUEST_ASSERT_EQ(ud_ss, GMEM_BOOT_USER_DS);
 	GUEST_ASSERT(on_user_stack(ud_rsp));
 	/* The handler ran on the stack TSS.RSP0 names, below the kernel's. */
-	GUEST_ASSERT(ud_stack < guest_kernel_rsp &&
-		     ud_stack > guest_kernel_rsp - 8192);
+	GUEST_ASSERT(ud_stack < guest_this_cpu()->kernel_rsp &&
+		     ud_stack > guest_this_cpu()->kernel_rsp - 8192);
 	GUEST_ASSERT_EQ(*(volatile uint64_t *)(guest_boot->tss + 4),
-			guest_kernel_rsp);
+			guest_this_cpu()->kernel_rsp);
 }
 
 static volatile uint64_t int80_hits, int80_cs;

@@ -52,6 +52,8 @@ enum {
 	C_EXEC_ONLY_ATTR,
 	C_NOCAP,
 	C_RESERVED,
+	C_CMC,
+	C_LARGE,
 	NR_CASES
 };
 
@@ -416,6 +418,16 @@ static void case_nocap(void)
 	ASSERT_PF(1, PF_P | PF_RSVD | PF_I, WIN_BAD);
 }
 
+static volatile uint64_t gp_hits, gp_err;
+
+/* Skips the 3-byte "mov %rax, %cr3" below. */
+static void gp_skip(struct ex_regs *regs)
+{
+	gp_hits++;
+	gp_err = regs->error_code;
+	regs->rip += 3;
+}
+
 static void case_reserved(void)
 {
 	uint64_t *pml4, *pdpt, *pd;
@@ -442,6 +454,109 @@ static void case_reserved(void)
 	pd[(WIN_BAD_TABLE >> 21) & 511] &= ~xo;
 	invlpg((void *)WIN_BAD_TABLE);
 	GUEST_ASSERT_EQ(call(WIN_BAD_TABLE), 1);
+
+	/* Nor is the PML4: CR3 with bit M is #GP(0), as any bit >= M. */
+	guest_set_handler(VEC_GP, gp_skip);
+	asm volatile("mov %0, %%cr3" : : "a"(read_cr3() | xo) : "memory");
+	guest_set_handler(VEC_GP, 0);
+	GUEST_ASSERT_EQ(gp_hits, 1);
+	GUEST_ASSERT_EQ(gp_err, 0);
+	GUEST_ASSERT_EQ(read_cr3(), guest_boot->cr3);
+}
+
+/*
+ * Cross-modifying code (Intel SDM vol. 3, 9.1.3): vCPU 1 writes new code
+ * through the RW identity map while vCPU 0 runs it through the XO alias;
+ * vCPU 0 waits for the flag, serializes with CPUID, then jumps.
+ */
+static volatile uint64_t cmc_state;
+
+void guest_ap_main(uint64_t cpu)
+{
+	uint64_t done = 0;
+
+	(void)cpu;
+	for (;;) {
+		uint64_t st = cmc_state;
+
+		if (st == ~0ULL)
+			return;
+		if (st == done || (st & 1) == 0) {
+			asm volatile("pause");
+			continue;
+		}
+		/* Odd: vCPU 0 ran value st; make it st + 1. */
+		put_snippet(code[0], (uint32_t)st + 1);
+		done = st + 1;
+		cmc_state = done;
+	}
+}
+
+static void case_cmc(void)
+{
+	uint32_t a, b, c, d;
+
+	map_code_xo(1);
+	for (uint64_t v = 1; v < 200; v += 2) {
+		GUEST_ASSERT_EQ(call(WIN_XO), v);
+		cmc_state = v;
+		while (cmc_state != v + 1)
+			asm volatile("pause");
+		cpuid(0, 0, &a, &b, &c, &d);
+		GUEST_ASSERT_EQ(call(WIN_XO), v + 1);
+		put_snippet(code[0], (uint32_t)v + 2);
+	}
+	cmc_state = ~0ULL;
+}
+
+/*
+ * Large leaves take the alias bit too: a 1 GiB page over GPA 0 and a
+ * 2 MiB page over the image, both execute-only, in PDPT slots the
+ * identity map does not use.
+ */
+#define WIN_1G 0xc0000000ULL
+#define WIN_2M 0x100000000ULL
+
+static uint64_t pd_2m[512] __aligned(PAGE_SIZE);
+
+static uint64_t user_call_and_read(uint64_t va)
+{
+	uint64_t r = call(va);
+
+	record(0, guest_probe_read((void *)(va + 1)));
+	return r;
+}
+
+static void case_large(void)
+{
+	uint64_t *pml4 = (uint64_t *)(read_cr3() & PTE_ADDR_MASK);
+	uint64_t *pdpt = (uint64_t *)(pml4[0] & PTE_ADDR_MASK);
+	uint64_t off = (uint64_t)code[0] - (uint64_t)__image_start;
+	uint64_t va1g = WIN_1G + (uint64_t)code[0], va2m = WIN_2M + off;
+
+	GUEST_ASSERT(((uint64_t)__image_start & ((2ULL << 20) - 1)) == 0);
+	GUEST_ASSERT(off < (2ULL << 20));
+	GUEST_ASSERT(!(pdpt[WIN_1G >> 30] & PTE_P));
+	GUEST_ASSERT(!(pdpt[WIN_2M >> 30] & PTE_P));
+	put_snippet(code[0], 0x1e);
+	pdpt[WIN_1G >> 30] = 0 | xo | PTE_PS | PTE_U | PTE_P;
+	pd_2m[0] = (uint64_t)__image_start | xo | PTE_PS | PTE_U | PTE_P;
+	pdpt[WIN_2M >> 30] = (uint64_t)pd_2m | PTE_W | PTE_U | PTE_P;
+	write_cr3(read_cr3());
+
+	GUEST_ASSERT_EQ(call(va1g), 0x1e);
+	GUEST_ASSERT_EQ(call(va2m), 0x1e);
+	record(1, guest_probe_read((void *)va1g));
+	ASSERT_PF(1, PF_P, va1g);
+	record(1, guest_probe_write((void *)va2m, 0));
+	ASSERT_PF(1, PF_P | PF_W, va2m);
+	GUEST_ASSERT_EQ(guest_run_user(user_call_and_read, va2m, USER_TOP),
+			0x1e);
+	ASSERT_PF(0, PF_P | PF_U, va2m + 1);
+	/* And code written through the identity map shows through both. */
+	put_snippet(code[0], 0x2e);
+	GUEST_ASSERT_EQ(call(va1g), 0x2e);
+	GUEST_ASSERT_EQ(call(va2m), 0x2e);
 }
 
 static void (*const cases[NR_CASES])(void) = {
@@ -460,6 +575,8 @@ static void (*const cases[NR_CASES])(void) = {
 	[C_EXEC_ONLY_ATTR] = case_exec_only_attr,
 	[C_NOCAP] = case_nocap,
 	[C_RESERVED] = case_reserved,
+	[C_CMC] = case_cmc,
+	[C_LARGE] = case_large,
 };
 
 void guest_main(uint64_t which, uint64_t maxphyaddr)
@@ -476,6 +593,7 @@ void guest_main(uint64_t which, uint64_t maxphyaddr)
 #else /* host */
 
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -491,6 +609,7 @@ void guest_main(uint64_t which, uint64_t maxphyaddr)
 #define F_SLOT1 (1U << 2)     /* slot 1 at SLOT1_GPA, snippet 0x51 */
 #define F_SLOT2 (1U << 3)     /* EXECONLY slot 2 at SLOT2_GPA, 0xe0 */
 #define F_EXEC_ONLY (1U << 4) /* GMEM_CAP_EXEC_ONLY */
+#define F_TWO_CPUS (1U << 5)  /* vCPU 1 runs on a thread of its own */
 
 static const struct {
 	const char *name;
@@ -523,8 +642,12 @@ static const struct {
 	[C_NOCAP] = { "without the capability: no XO, mprotect falls back "
 		      "to R-X, bit M is reserved",
 		      F_NOCAP },
-	[C_RESERVED] = { "bits above M and bit M in a table entry are "
-			 "reserved", 0 },
+	[C_RESERVED] = { "bits above M, and bit M in a table entry or CR3, "
+			 "are reserved", 0 },
+	[C_CMC] = { "cross-modifying code: vCPU 1 writes through the RW "
+		    "alias, vCPU 0 serializes and fetches through the XO alias",
+		    F_TWO_CPUS },
+	[C_LARGE] = { "XO through 1 GiB and 2 MiB guest pages", 0 },
 };
 
 #define FAIL(...)                                                           \
@@ -537,7 +660,10 @@ static const struct {
 
 struct ctx {
 	struct guest_vm *gvm;
-	struct guest_vcpu *v;
+	struct guest_vcpu *v, *ap;
+	pthread_t ap_thread;
+	bool ap_running;
+	int ap_ret;
 	uint8_t *slot_mem[2]; /* slot 1's two backings */
 	uint8_t *slot2_mem;
 };
@@ -715,9 +841,20 @@ static int setup(struct ctx *c, unsigned int which)
 			return ret;
 	}
 	ret = guest_vcpu_add(c->gvm, &c->v);
+	if (!ret && (f & F_TWO_CPUS))
+		ret = guest_vcpu_add(c->gvm, &c->ap);
 	if (ret)
 		return ret;
 	return guest_vm_load(c->gvm, "xo", &opts);
+}
+
+static void *run_ap(void *arg)
+{
+	struct ctx *c = arg;
+	uint64_t status = 1;
+
+	c->ap_ret = guest_vcpu_run_to_done(c->ap, &status) ? -1 : (int)status;
+	return NULL;
 }
 
 static void run_case(unsigned int which)
@@ -729,6 +866,11 @@ static void run_case(unsigned int which)
 	int ret = setup(&c, which);
 
 	CHECK_EQ(ret, 0);
+	if (!ret && c.ap) {
+		ret = pthread_create(&c.ap_thread, NULL, run_ap, &c);
+		CHECK_EQ(ret, 0);
+		c.ap_running = !ret;
+	}
 	while (!ret) {
 		ret = guest_vcpu_run(c.v, &uc);
 		if (ret == UCALL_SYNC) {
@@ -744,6 +886,14 @@ static void run_case(unsigned int which)
 			FAIL("the guest did not finish");
 		}
 		break;
+	}
+	if (c.ap_running) {
+		/* A vCPU 0 that failed leaves vCPU 1 waiting for it. */
+		if (tap_case_failed)
+			gmem_vcpu_kick(c.ap->vcpu);
+		pthread_join(c.ap_thread, NULL);
+		if (!tap_case_failed)
+			CHECK_EQ(c.ap_ret, 0);
 	}
 	if (which == C_USER_RUNS)
 		CHECK(c.v && c.v->console &&

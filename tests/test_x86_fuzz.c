@@ -26,7 +26,7 @@ static uint64_t rnd(void)
 int main(int argc, char **argv)
 {
 	uint64_t seed = time(NULL);
-	unsigned pages = 20000, stops[16] = { 0 };
+	unsigned pages = 20000, stops[16] = {0};
 	uint64_t insns = 0;
 	struct kvm_sregs s0;
 	struct kvm_regs r0;
@@ -89,36 +89,39 @@ int main(int argc, char **argv)
 			int st = hvm_run(&vm, left);
 
 			insns += vm.stop.executed;
-			left -= vm.stop.executed < left ? vm.stop.executed :
-							   left;
+			left -= vm.stop.executed < left ? vm.stop.executed
+							: left;
 			stops[st & 15]++;
-			if (st == X86_STOP_INTERNAL && getenv("X86_FUZZ_VERBOSE"))
-				printf("# internal: %s\n", vm.stop.internal.why);
-			if (st == X86_STOP_SHUTDOWN || st == X86_STOP_INTERNAL ||
-			    st == X86_STOP_BUDGET || st == X86_STOP_S2_EXIT)
+			if (st == X86_STOP_INTERNAL &&
+			    getenv("X86_FUZZ_VERBOSE"))
+				printf("# internal: %s\n",
+				       vm.stop.internal.why);
+			if (st == X86_STOP_SHUTDOWN ||
+			    st == X86_STOP_INTERNAL || st == X86_STOP_BUDGET ||
+			    st == X86_STOP_S2_EXIT)
 				break;
 			if (st == X86_STOP_MMIO && !vm.stop.mmio.is_write)
 				x86_complete_mmio(&vm.cpu, rnd());
 			if (st == X86_STOP_IO && !vm.stop.io.is_write)
 				x86_complete_in(&vm.cpu, rnd());
 			if (hvm_vector(&vm) >= 0) {
-				/* Back from the handler into the random code. */
+				/* Back from the handler into the random code.
+				 */
 				vm.cpu.rip = H_CODE + (rnd() & 0xfff);
 				vm.cpu.gpr[X86_RSP] = H_STACK;
 			}
 			if (st == X86_STOP_VMCALL)
 				vm.cpu.gpr[X86_RAX] = -1000;
 			if (!vm.stop.executed)
-				left--;	/* a stop that retired nothing */
+				left--; /* a stop that retired nothing */
 		}
 	}
 	printf("# %llu instructions; stops: budget %u hlt %u io %u "
 	       "vmcall %u mmio %u s2 %u shutdown %u internal %u\n",
 	       (unsigned long long)insns, stops[X86_STOP_BUDGET],
-	       stops[X86_STOP_HLT], stops[X86_STOP_IO],
-	       stops[X86_STOP_VMCALL], stops[X86_STOP_MMIO],
-	       stops[X86_STOP_S2_EXIT], stops[X86_STOP_SHUTDOWN],
-	       stops[X86_STOP_INTERNAL]);
+	       stops[X86_STOP_HLT], stops[X86_STOP_IO], stops[X86_STOP_VMCALL],
+	       stops[X86_STOP_MMIO], stops[X86_STOP_S2_EXIT],
+	       stops[X86_STOP_SHUTDOWN], stops[X86_STOP_INTERNAL]);
 	CHECK(insns > 0);
 	tap_result("random code neither crashes nor hangs the interpreter");
 	free(snap);

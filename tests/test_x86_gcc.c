@@ -14,9 +14,9 @@
 #include "x86_harness.h"
 
 #define MEM_SIZE (96ull << 20)
-#define TABLES 0x200000ull	/* page-table pages, bump allocated */
-#define BUF 0x1000000ull	/* argument buffers */
-#define IMAGE 0x2000000ull	/* copies of the executable's segments */
+#define TABLES 0x200000ull /* page-table pages, bump allocated */
+#define BUF 0x1000000ull   /* argument buffers */
+#define IMAGE 0x2000000ull /* copies of the executable's segments */
 
 static struct hvm vm;
 static uint64_t next_table = TABLES, next_image = IMAGE;
@@ -27,15 +27,15 @@ static void map4k(uint64_t lin, uint64_t gpa)
 	uint64_t table = H_PML4;
 
 	for (int lvl = 4; lvl > 1; lvl--) {
-		uint64_t *e = hvm_q(&vm, table + ((lin >> (12 + 9 * (lvl - 1))) &
-						  511) * 8);
+		uint64_t *e = hvm_q(
+			&vm, table + ((lin >> (12 + 9 * (lvl - 1))) & 511) * 8);
 
 		if (!(*e & 1)) {
 			REQUIRE(next_table < BUF);
 			*e = next_table | 7;
 			next_table += 4096;
 		}
-		REQUIRE(!(*e & 0x80));	/* not inside a large page */
+		REQUIRE(!(*e & 0x80)); /* not inside a large page */
 		table = *e & 0x000ffffffffff000ull;
 	}
 	*hvm_q(&vm, table + ((lin >> 12) & 511) * 8) = gpa | 7;
@@ -70,7 +70,7 @@ static int copy_segments(struct dl_phdr_info *info, size_t size, void *arg)
 			next_image += 4096;
 		}
 	}
-	return 1;	/* the main program only */
+	return 1; /* the main program only */
 }
 
 /* Call @fn in the guest with up to 4 arguments; returns RAX. */
@@ -86,7 +86,7 @@ static uint64_t gcall(void *fn, uint64_t a0, uint64_t a1, uint64_t a2,
 	r.rdx = a2;
 	r.rcx = a3;
 	r.rsp = H_STACK - 8;
-	memcpy(vm.mem + r.rsp, &(uint64_t){ H_CODE }, 8);	/* return */
+	memcpy(vm.mem + r.rsp, &(uint64_t){H_CODE}, 8); /* return */
 	r.rip = (uint64_t)fn;
 	r.rflags = 0x202;
 	x86_set_regs(&vm.cpu, &r);
@@ -117,7 +117,7 @@ int main(void)
 
 	tap_plan(7, 120);
 	REQUIRE(hvm_init(&vm, MEM_SIZE) == 0);
-	memcpy(vm.mem + H_CODE, "\x0f\x01\xc1", 3);	/* vmcall */
+	memcpy(vm.mem + H_CODE, "\x0f\x01\xc1", 3); /* vmcall */
 	dl_iterate_phdr(copy_segments, NULL);
 	hvm_set_cpl(&vm, 3);
 

@@ -511,12 +511,10 @@ static void t_int_iret(void)
 	tap_result("INT n, INT3, IRETQ to CPL 3, gate DPL check");
 }
 
-
-GUEST_CODE(g_split,
-	"mov $0x1122334455667788, %rax\n"
-	"mov %rax, 0x30ffc\n"
-	"mov 0x30ffc, %rbx\n"
-	"hlt\n");
+GUEST_CODE(g_split, "mov $0x1122334455667788, %rax\n"
+		    "mov %rax, 0x30ffc\n"
+		    "mov 0x30ffc, %rbx\n"
+		    "hlt\n");
 
 static void t_split(void)
 {
@@ -526,7 +524,7 @@ static void t_split(void)
 	CHECK_EQ(hvm_vector(&vm), 14);
 	CHECK_EQ(frame(0), X86_PFEC_W);
 	CHECK_EQ(vm.cpu.cr2, 0x31000);
-	CHECK_EQ(ld(0x30ffc, 4), 0);	/* nothing written */
+	CHECK_EQ(ld(0x30ffc, 4), 0); /* nothing written */
 
 	SETUP(g_split);
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
@@ -539,7 +537,7 @@ GUEST_CODE(g_fsplit, "mov $0x30ffe, %eax\njmp *%rax\n");
 
 static void t_fetch_split(void)
 {
-	static const uint8_t insn[] = { 0xb8, 0x78, 0x56, 0x34, 0x12, 0xf4 };
+	static const uint8_t insn[] = {0xb8, 0x78, 0x56, 0x34, 0x12, 0xf4};
 
 	SETUP(g_fsplit);
 	memcpy(vm.mem + 0x30ffe, insn, sizeof(insn));
@@ -558,28 +556,26 @@ static void t_fetch_split(void)
 	tap_result("instruction crossing a page: decode, NX on 2nd page");
 }
 
-GUEST_CODE(g_ad,
-	"mov 0x30000, %eax\n"
-	"hlt\n"
-	"mov %eax, 0x30000\n"
-	"hlt\n");
+GUEST_CODE(g_ad, "mov 0x30000, %eax\n"
+		 "hlt\n"
+		 "mov %eax, 0x30000\n"
+		 "hlt\n");
 
 static void t_ad(void)
 {
 	SETUP(g_ad);
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
-	CHECK_EQ(*hvm_pte(&vm, 0x30000) & 0x60, 0x20);	/* A, not D */
+	CHECK_EQ(*hvm_pte(&vm, 0x30000) & 0x60, 0x20); /* A, not D */
 	CHECK_EQ(*hvm_q(&vm, H_PML4) & 0x20, 0x20);
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
-	CHECK_EQ(*hvm_pte(&vm, 0x30000) & 0x60, 0x60);	/* and D */
+	CHECK_EQ(*hvm_pte(&vm, 0x30000) & 0x60, 0x60); /* and D */
 	tap_result("accessed and dirty bits");
 }
 
-GUEST_CODE(g_huge,
-	"mov $0x40020000, %eax\n"
-	"mov (%rax), %rbx\n"
-	"movq $5, 8(%rax)\n"
-	"hlt\n");
+GUEST_CODE(g_huge, "mov $0x40020000, %eax\n"
+		   "mov (%rax), %rbx\n"
+		   "movq $5, 8(%rax)\n"
+		   "hlt\n");
 
 static void t_huge(void)
 {
@@ -616,32 +612,31 @@ static void t_smep(void)
 	tap_result("SMEP: supervisor fetch from a user page");
 }
 
-GUEST_CODE(g_dt,
-	"sgdt 0x20000\n"
-	"sidt 0x20010\n"
-	"movw $0x7f, 0x20020\n"
-	"movq $0x5000, 0x20022\n"
-	"lgdt 0x20020\n"
-	"mov $0x30, %ax\n"
-	"ltr %ax\n"
-	"mov %cr0, %rbx\n"
-	"mov %cr4, %rcx\n"
-	"or $0x200, %rcx\n"	/* OSFXSR */
-	"mov %rcx, %cr4\n"
-	"xor %eax, %eax\n"
-	"cpuid\n"
-	"mov %ebx, %r8d\n"
-	"mov $0x80000008, %eax\n"
-	"cpuid\n"
-	"mov %eax, %r9d\n"
-	"rdtsc\n"
-	"mov %eax, %r10d\n"
-	"rdtsc\n"
-	"sub %r10d, %eax\n"
-	"mov %eax, %r10d\n"
-	"invlpg 0x20000\n"
-	"wbinvd\n"
-	"hlt\n");
+GUEST_CODE(g_dt, "sgdt 0x20000\n"
+		 "sidt 0x20010\n"
+		 "movw $0x7f, 0x20020\n"
+		 "movq $0x5000, 0x20022\n"
+		 "lgdt 0x20020\n"
+		 "mov $0x30, %ax\n"
+		 "ltr %ax\n"
+		 "mov %cr0, %rbx\n"
+		 "mov %cr4, %rcx\n"
+		 "or $0x200, %rcx\n" /* OSFXSR */
+		 "mov %rcx, %cr4\n"
+		 "xor %eax, %eax\n"
+		 "cpuid\n"
+		 "mov %ebx, %r8d\n"
+		 "mov $0x80000008, %eax\n"
+		 "cpuid\n"
+		 "mov %eax, %r9d\n"
+		 "rdtsc\n"
+		 "mov %eax, %r10d\n"
+		 "rdtsc\n"
+		 "sub %r10d, %eax\n"
+		 "mov %eax, %r10d\n"
+		 "invlpg 0x20000\n"
+		 "wbinvd\n"
+		 "hlt\n");
 
 static void t_system(void)
 {
@@ -654,9 +649,9 @@ static void t_system(void)
 	CHECK_EQ(vm.cpu.gdt.limit, 0x7f);
 	CHECK_EQ(vm.cpu.tr.base, H_TSS);
 	CHECK_EQ(vm.cpu.tr.limit, 0x67);
-	CHECK_EQ((*hvm_q(&vm, H_GDT + 0x30) >> 40) & 0xf, 0xb);	/* busy */
+	CHECK_EQ((*hvm_q(&vm, H_GDT + 0x30) >> 40) & 0xf, 0xb); /* busy */
 	CHECK_EQ(vm.cpu.cr4 & X86_CR4_OSFXSR, X86_CR4_OSFXSR);
-	CHECK_EQ(vm.cpu.gpr[X86_R8], 0x756e6547);	/* "Genu" */
+	CHECK_EQ(vm.cpu.gpr[X86_R8], 0x756e6547); /* "Genu" */
 	CHECK_EQ(vm.cpu.gpr[X86_R9] & 0xff, 48);
 	CHECK(vm.cpu.gpr[X86_R10] < 1000000000);
 	tap_result("SGDT/SIDT/LGDT, LTR, MOV CR, CPUID, RDTSC, INVLPG");
@@ -696,20 +691,19 @@ static void t_gp(void)
 	tap_result("#GP(0): bad CR0/MSR, non-canonical, privileged at CPL 3");
 }
 
-GUEST_CODE(g_xo_smc,
-	"mov $0x30000, %eax\n"
-	"call *%rax\n"			/* through the alias: returns 1 */
-	"mov %ebx, %r8d\n"
-	"movb $2, 0x32001\n"		/* patch via a normal mapping */
-	"mov $0x30000, %eax\n"
-	"call *%rax\n"
-	"mov $0x31000, %eax\n"
-	"movb $0, (%rax)\n"		/* write through the alias */
-	"hlt\n");
+GUEST_CODE(g_xo_smc, "mov $0x30000, %eax\n"
+		     "call *%rax\n" /* through the alias: returns 1 */
+		     "mov %ebx, %r8d\n"
+		     "movb $2, 0x32001\n" /* patch via a normal mapping */
+		     "mov $0x30000, %eax\n"
+		     "call *%rax\n"
+		     "mov $0x31000, %eax\n"
+		     "movb $0, (%rax)\n" /* write through the alias */
+		     "hlt\n");
 
 static void t_xo_smc(void)
 {
-	static const uint8_t fn[] = { 0xb3, 0x01, 0xc3 };	/* mov $1, bl */
+	static const uint8_t fn[] = {0xb3, 0x01, 0xc3}; /* mov $1, bl */
 
 	SETUP(g_xo_smc);
 	x86_set_maxphyaddr(&vm.cpu, 40, true);
@@ -723,7 +717,7 @@ static void t_xo_smc(void)
 	*hvm_pte(&vm, 0x32000) = 0x30000 | 7;
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
 	CHECK_EQ(vm.cpu.gpr[X86_R8], 1);
-	CHECK_EQ(vm.cpu.gpr[X86_RBX] & 0xff, 2);	/* re-decoded */
+	CHECK_EQ(vm.cpu.gpr[X86_RBX] & 0xff, 2); /* re-decoded */
 	CHECK_EQ(hvm_vector(&vm), 14);
 	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_W);
 	CHECK_EQ(vm.cpu.cr2, 0x31000);
@@ -741,12 +735,11 @@ static void t_inject(void)
 	tap_result("x86_inject delivers at the next run");
 }
 
-GUEST_CODE(g_rep,
-	"mov $0x100000, %edi\n"
-	"mov $0x200000, %ecx\n"
-	"mov $0xab, %al\n"
-	"rep stosb\n"
-	"hlt\n");
+GUEST_CODE(g_rep, "mov $0x100000, %edi\n"
+		  "mov $0x200000, %ecx\n"
+		  "mov $0xab, %al\n"
+		  "rep stosb\n"
+		  "hlt\n");
 
 static void t_rep_long(void)
 {
@@ -755,7 +748,7 @@ static void t_rep_long(void)
 	SETUP(g_rep);
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_BUDGET);
 	CHECK(vm.cpu.gpr[X86_RCX] > 0 && vm.cpu.gpr[X86_RCX] < 0x200000);
-	CHECK_EQ(vm.cpu.rip, H_CODE + 12);	/* still at the REP */
+	CHECK_EQ(vm.cpu.rip, H_CODE + 12); /* still at the REP */
 	vm.cpu.kick = &kick;
 	kick = 1;
 	CHECK_EQ(hvm_run(&vm, 1 << 30), X86_STOP_KICK);
@@ -767,18 +760,17 @@ static void t_rep_long(void)
 	tap_result("long REP STOSB is interruptible and resumes");
 }
 
-GUEST_CODE(g_sreg,
-	"mov $0x10, %eax\n"
-	"mov %eax, %ds\n"
-	"mov %ds, %ebx\n"
-	"mov $0x20, %ecx\n"
-	"mov %ecx, %es\n"
-	"mov %es, %rdx\n"
-	"xor %eax, %eax\n"
-	"mov %eax, %fs\n"
-	"mov $0x38, %eax\n"	/* beyond the GDT limit */
-	"mov %eax, %ds\n"
-	"hlt\n");
+GUEST_CODE(g_sreg, "mov $0x10, %eax\n"
+		   "mov %eax, %ds\n"
+		   "mov %ds, %ebx\n"
+		   "mov $0x20, %ecx\n"
+		   "mov %ecx, %es\n"
+		   "mov %es, %rdx\n"
+		   "xor %eax, %eax\n"
+		   "mov %eax, %fs\n"
+		   "mov $0x38, %eax\n" /* beyond the GDT limit */
+		   "mov %eax, %ds\n"
+		   "hlt\n");
 
 static void t_sreg(void)
 {
@@ -795,12 +787,86 @@ static void t_sreg(void)
 	CHECK_EQ(frame(0), 0x38);
 	CHECK(x86_supported_cpuid(&ncpuid) && ncpuid >= 5);
 	CHECK_EQ(x86_get_rflags(&vm.cpu) & 2, 2);
+
+	uint32_t o[4], hi[4];
+
+	x86_cpuid(&vm.cpu, 7, 0, hi);
+	x86_cpuid(&vm.cpu, 0x1234, 0, o); /* above the max basic leaf */
+	CHECK(memcmp(o, hi, sizeof(o)) == 0);
+	x86_cpuid(&vm.cpu, 0x40000000, 0, o);
+	CHECK_EQ(o[0], 0x40000001);
+	CHECK_EQ(o[1], 0x6d656d67);
 	tap_result("MOV to/from segment registers; supported CPUID");
+}
+
+GUEST_CODE(g_forms, "mov 1f(%rip), %rax\n"
+		    "movzbl 1f+7(%rip), %ebx\n"
+		    "movsbq 1f+7(%rip), %rcx\n"
+		    "mov $3, %esi\n"
+		    "mov 0x20000(,%rsi,8), %rdx\n"
+		    "movswl 0x20000(,%rsi,2), %edi\n"
+		    "mov $0x20000, %r8d\n"
+		    "mov %rax, 8(%r8,%rsi,8)\n"
+		    "mov %edx, 1f(%rip)\n"
+		    "mov 1f(%rip), %r9\n"
+		    "hlt\n"
+		    "1: .quad 0x8877665544332211\n");
+
+static void t_forms(void)
+{
+	SETUP(g_forms);
+	memcpy(vm.mem + 0x20018, &(uint64_t){0x0123456789abcdefull}, 8);
+	memcpy(vm.mem + 0x20006, &(uint16_t){0x8001}, 2);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 0x8877665544332211ull);
+	CHECK_EQ(vm.cpu.gpr[X86_RBX], 0x88);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], (uint64_t)(int8_t)0x88);
+	CHECK_EQ(vm.cpu.gpr[X86_RDX], 0x0123456789abcdefull);
+	CHECK_EQ(vm.cpu.gpr[X86_RDI], 0xffff8001ull);
+	CHECK_EQ(ld(0x20020, 8), 0x8877665544332211ull);
+	CHECK_EQ(vm.cpu.gpr[X86_R9], 0x8877665589abcdefull);
+	tap_result(
+		"memory forms: RIP-relative, index without base, base+index");
+}
+
+GUEST_CODE(g_bits, "mov $0x20010, %ebx\n"
+		   "mov $100, %eax\n"
+		   "bts %rax, (%rbx)\n" /* byte 0x20010 + 12, bit 4 */
+		   "setc %r8b\n"
+		   "mov $-1, %rax\n"
+		   "lock btc %rax, (%rbx)\n" /* bit 7 of byte 0x2000f */
+		   "bt $4, 12(%rbx)\n"
+		   "setc %r9b\n"
+		   "xor %ecx, %ecx\n"
+		   "jrcxz 1f\n"
+		   "ud2\n"
+		   "1: pushf\n"
+		   "cli\n"
+		   "pushf\n"
+		   "pop %r10\n"
+		   "popf\n"
+		   "pushf\n"
+		   "pop %r11\n"
+		   "hlt\n");
+
+static void t_bits(void)
+{
+	SETUP(g_bits);
+	vm.cpu.rflags |= X86_IF;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.mem[0x2001c], 0x10);
+	CHECK_EQ(vm.mem[0x2000f], 0x80);
+	CHECK_EQ(vm.cpu.gpr[X86_R8] & 0xff, 0);
+	CHECK_EQ(vm.cpu.gpr[X86_R9] & 0xff, 1);
+	CHECK_EQ(vm.cpu.gpr[X86_R10] & X86_IF, 0);
+	CHECK_EQ(vm.cpu.gpr[X86_R11] & X86_IF, X86_IF);
+	tap_result(
+		"BT* with a register bit offset into memory, JRCXZ, POPF IF");
 }
 
 int main(void)
 {
-	tap_plan(29, 60);
+	tap_plan(31, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -831,6 +897,8 @@ int main(void)
 	t_inject();
 	t_rep_long();
 	t_sreg();
+	t_forms();
+	t_bits();
 	hvm_destroy(&vm);
 	return tap_done();
 }

@@ -10,6 +10,8 @@
  * a guest.
  */
 #include <linux/falloc.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 
 #include <gmem/gmem.h>
@@ -448,9 +450,94 @@ static void t_exec_only_attr(void)
 	tap_result("GMEM_CAP_EXEC_ONLY: NR|NW valid and enforced");
 }
 
+/*
+ * Another thread toggles NX on the base page while this one fetches
+ * through the alias.  A fetch that both began and ended within one phase
+ * must see that phase's answer: a change is visible to every vCPU once
+ * the call that made it returned (DESIGN §3.4), alias or not.
+ */
+#define TOGGLES 500
+
+struct toggler {
+	struct env *e;
+	uint64_t phase; /* see toggle() */
+	uint64_t fetches; /* by the vCPU thread */
+	int errors;
+};
+
+/* Let the vCPU make a few fetches in this phase (or give up waiting). */
+static void linger(struct toggler *t)
+{
+	uint64_t f = __atomic_load_n(&t->fetches, __ATOMIC_SEQ_CST);
+
+	for (int i = 0; i < 100000; i++) {
+		if (__atomic_load_n(&t->fetches, __ATOMIC_SEQ_CST) >= f + 3)
+			return;
+		sched_yield();
+	}
+}
+
+static void *toggle(void *arg)
+{
+	struct toggler *t = arg;
+
+	/*
+	 * Phases: 4i + 1 and 4i + 3 while a change is under way (the new
+	 * value may or may not be seen), 4i + 2 while NX is set, 4i + 4
+	 * while it is clear.
+	 */
+	for (uint64_t i = 0; i < TOGGLES; i++) {
+		__atomic_store_n(&t->phase, 4 * i + 1, __ATOMIC_SEQ_CST);
+		if (set_attr(t->e, 0xa000, PG, NX))
+			t->errors++;
+		__atomic_store_n(&t->phase, 4 * i + 2, __ATOMIC_SEQ_CST);
+		linger(t);
+		__atomic_store_n(&t->phase, 4 * i + 3, __ATOMIC_SEQ_CST);
+		if (set_attr(t->e, 0xa000, PG, 0))
+			t->errors++;
+		__atomic_store_n(&t->phase, 4 * i + 4, __ATOMIC_SEQ_CST);
+		linger(t);
+	}
+	return NULL;
+}
+
+static void t_concurrent(void)
+{
+	struct env e;
+	struct toggler t = { .e = &e };
+	pthread_t th;
+	uint64_t w, p1, p2, checked[2] = { 0 }, wrong = 0;
+	int r;
+
+	env_init(&e, M);
+	REQUIRE(pthread_create(&th, NULL, toggle, &t) == 0);
+	do {
+		p1 = __atomic_load_n(&t.phase, __ATOMIC_SEQ_CST);
+		r = acc(&e, 0xa000 | XO, &w, 8, EX);
+		p2 = __atomic_load_n(&t.phase, __ATOMIC_SEQ_CST);
+		__atomic_fetch_add(&t.fetches, 1, __ATOMIC_SEQ_CST);
+		if (p1 != p2 || (p1 & 1))
+			continue;
+		checked[p1 % 4 == 2]++;
+		if (p1 % 4 == 2)
+			wrong += r != -EFAULT ||
+				 e.run->memory_fault.flags !=
+					 KVM_MEMORY_EXIT_FLAG_EXEC;
+		else
+			wrong += r != 0;
+	} while (p2 < 4 * TOGGLES);
+	pthread_join(th, NULL);
+	CHECK_EQ(t.errors, 0);
+	CHECK_EQ(wrong, 0);
+	/* Both phases were seen whole many times. */
+	CHECK(checked[0] >= TOGGLES / 2 && checked[1] >= TOGGLES / 2);
+	env_fini(&e);
+	tap_result("attribute changes racing alias fetches: no stale answer");
+}
+
 int main(void)
 {
-	tap_plan(11, 60);
+	tap_plan(12, 120);
 	t_enable();
 	t_facade();
 	t_alias_rw();
@@ -462,5 +549,6 @@ int main(void)
 	t_wide();
 	t_execonly_slot();
 	t_exec_only_attr();
+	t_concurrent();
 	return tap_done();
 }

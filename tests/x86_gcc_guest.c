@@ -71,17 +71,27 @@ size_t gg_sieve(uint8_t *buf, size_t n)
 
 static int classify(unsigned x)
 {
-	switch (x % 11) {	/* a jump table */
-	case 0: return 17;
-	case 1: return -3;
-	case 2: return 5;
-	case 3: return 99;
-	case 4: return -40;
-	case 5: return 12;
-	case 6: return 0;
-	case 7: return 71;
-	case 8: return 8;
-	default: return -1;
+	switch (x % 11) { /* a jump table */
+	case 0:
+		return 17;
+	case 1:
+		return -3;
+	case 2:
+		return 5;
+	case 3:
+		return 99;
+	case 4:
+		return -40;
+	case 5:
+		return 12;
+	case 6:
+		return 0;
+	case 7:
+		return 71;
+	case 8:
+		return 8;
+	default:
+		return -1;
 	}
 }
 

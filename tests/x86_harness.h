@@ -21,10 +21,10 @@
 
 #include "x86/x86.h"
 
-#define GUEST_CODE(name, text)                                            \
-	__asm__(".pushsection .rodata\n"                                 \
-		".globl " #name "\n" #name ":\n" text "\n"               \
-		".globl " #name "_end\n" #name "_end:\n.popsection\n");  \
+#define GUEST_CODE(name, text)                                          \
+	__asm__(".pushsection .rodata\n"                                \
+		".globl " #name "\n" #name ":\n" text "\n"              \
+		".globl " #name "_end\n" #name "_end:\n.popsection\n"); \
 	extern const uint8_t name[], name##_end[]
 
 #define H_PML4 0x1000ull
@@ -52,20 +52,20 @@ struct hvm {
 	uint64_t mem_size;
 	/* stage-2 permissions per 4 KiB page (X86_ACC_*), 0 = all */
 	uint8_t *s2deny;
-	uint64_t exit_gpa;	/* page that gives X86_S2_EXIT, or ~0 */
-	unsigned maps;		/* map() calls */
+	uint64_t exit_gpa; /* page that gives X86_S2_EXIT, or ~0 */
+	unsigned maps;	   /* map() calls */
 	struct x86_cpu cpu;
 	struct x86_stop stop;
 };
 
 static inline int hvm_map(void *ctx, uint64_t gpa, unsigned acc, uint8_t **page,
-		   unsigned *perm)
+			  unsigned *perm)
 {
 	struct hvm *vm = ctx;
 	uint64_t xo = vm->cpu.xo_bit;
 	unsigned p = X86_ACC_READ | X86_ACC_WRITE | X86_ACC_FETCH;
 
-	vm->maps++;
+	__atomic_fetch_add(&vm->maps, 1, __ATOMIC_RELAXED);
 	if (xo && (gpa & xo)) {
 		if (acc != X86_ACC_FETCH)
 			return X86_S2_XO_PF;
@@ -85,7 +85,7 @@ static inline int hvm_map(void *ctx, uint64_t gpa, unsigned acc, uint8_t **page,
 	return X86_S2_OK;
 }
 
-static const struct x86_bus hvm_bus = { .map = hvm_map };
+static const struct x86_bus hvm_bus = {.map = hvm_map};
 
 static inline uint64_t *hvm_q(struct hvm *vm, uint64_t gpa)
 {
@@ -99,19 +99,18 @@ static inline uint64_t *hvm_pte(struct hvm *vm, uint64_t addr)
 }
 
 static inline void hvm_set_gate(struct hvm *vm, unsigned vec, uint64_t off,
-			 unsigned type, unsigned dpl, unsigned ist)
+				unsigned type, unsigned dpl, unsigned ist)
 {
 	uint64_t *g = hvm_q(vm, H_IDT + vec * 16);
 
 	g[0] = (off & 0xffff) | (uint64_t)SEL_KCODE << 16 |
 	       (uint64_t)ist << 32 | (uint64_t)type << 40 |
-	       (uint64_t)dpl << 45 | 1ull << 47 |
-	       ((off >> 16) & 0xffff) << 48;
+	       (uint64_t)dpl << 45 | 1ull << 47 | ((off >> 16) & 0xffff) << 48;
 	g[1] = off >> 32;
 }
 
 static inline void hvm_seg(struct kvm_segment *s, uint16_t sel, bool code,
-		    unsigned dpl)
+			   unsigned dpl)
 {
 	memset(s, 0, sizeof(*s));
 	s->selector = sel;
@@ -163,18 +162,18 @@ static inline int hvm_init(struct hvm *vm, uint64_t mem_size)
 
 	uint64_t *gdt = hvm_q(vm, H_GDT);
 
-	gdt[1] = 0x00af9b000000ffffull;	/* kernel code */
-	gdt[2] = 0x00cf93000000ffffull;	/* kernel data */
-	gdt[4] = 0x00cff3000000ffffull;	/* user data */
-	gdt[5] = 0x00affb000000ffffull;	/* user code */
+	gdt[1] = 0x00af9b000000ffffull; /* kernel code */
+	gdt[2] = 0x00cf93000000ffffull; /* kernel data */
+	gdt[4] = 0x00cff3000000ffffull; /* user data */
+	gdt[5] = 0x00affb000000ffffull; /* user code */
 	gdt[6] = 0x67 | (H_TSS & 0xffffff) << 16 | 0x89ull << 40;
 	gdt[7] = 0;
 	/* TSS fields are 4-byte aligned only. */
-	memcpy(vm->mem + H_TSS + 4, &(uint64_t){ H_RSP0 }, 8);
-	memcpy(vm->mem + H_TSS + 0x24, &(uint64_t){ H_IST1 }, 8);
+	memcpy(vm->mem + H_TSS + 4, &(uint64_t){H_RSP0}, 8);
+	memcpy(vm->mem + H_TSS + 0x24, &(uint64_t){H_IST1}, 8);
 	for (unsigned v = 0; v < 256; v++) {
-		vm->mem[H_HANDLERS + v * 16] = 0xf4;	/* hlt */
-		vm->mem[H_HANDLERS + v * 16 + 1] = 0xeb;	/* jmp . -3 */
+		vm->mem[H_HANDLERS + v * 16] = 0xf4;	 /* hlt */
+		vm->mem[H_HANDLERS + v * 16 + 1] = 0xeb; /* jmp . -3 */
 		vm->mem[H_HANDLERS + v * 16 + 2] = 0xfd;
 		hvm_set_gate(vm, v, H_HANDLERS + v * 16, 0xe, 3, 0);
 	}
@@ -196,8 +195,7 @@ static inline int hvm_init(struct hvm *vm, uint64_t mem_size)
 	s.gdt.limit = 8 * 8 - 1;
 	s.idt.base = H_IDT;
 	s.idt.limit = 256 * 16 - 1;
-	s.cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_WP | X86_CR0_ET |
-		X86_CR0_NE;
+	s.cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_WP | X86_CR0_ET | X86_CR0_NE;
 	s.cr3 = H_PML4;
 	s.cr4 = X86_CR4_PAE;
 	s.efer = X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE | X86_EFER_SCE;
@@ -218,7 +216,7 @@ static inline void hvm_destroy(struct hvm *vm)
 }
 
 static inline void hvm_load(struct hvm *vm, uint64_t gpa, const uint8_t *b,
-		     const uint8_t *e)
+			    const uint8_t *e)
 {
 	memcpy(vm->mem + gpa, b, e - b);
 	x86_cpu_invalidate_gpa(&vm->cpu, gpa, gpa + (e - b));

@@ -19,7 +19,9 @@
 #include <stdint.h>
 
 #include <gmem/boot.h>
+#include <gmem/hypercall.h>
 
+#include "percpu.h"
 #include "ucall.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -32,8 +34,40 @@
 void guest_main(uint64_t arg0, uint64_t arg1);
 void guest_ap_main(uint64_t cpu);
 
+/*
+ * Details of the last fault a probe caught (see the probes below).
+ */
+struct guest_fault {
+	uint64_t vector, error_code, cr2, rip, cs;
+};
+
+/*
+ * Per-vCPU state, at this vCPU's GS base (layout: percpu.h).  Globals are
+ * shared by all vCPUs of the guest; what differs per vCPU lives here.
+ */
+struct guest_percpu {
+	struct guest_percpu *self;
+	uint64_t cpu;
+	const struct gmem_boot_info *boot;
+	uint64_t tss;
+	uint64_t fixup_rip, fixup_rsp; /* an armed probe */
+	uint64_t kernel_rsp;	       /* ring 3: stack for traps/syscalls */
+	uint64_t user_rsp;	       /* ring 3: saved at SYSCALL entry */
+	uint64_t user_return_rsp;      /* ring 3: guest_run_user's frame */
+	uint64_t syscalls_ready;       /* STAR/LSTAR/SFMASK written */
+	volatile struct guest_fault fault;
+};
+
+static inline struct guest_percpu *guest_this_cpu(void)
+{
+	struct guest_percpu *p;
+
+	asm volatile("mov %%gs:0, %0" : "=r"(p));
+	return p;
+}
+
 /* This vCPU's boot information, from the loader. */
-extern const struct gmem_boot_info *guest_boot;
+#define guest_boot (guest_this_cpu()->boot)
 
 /* ---- libc subset ------------------------------------------------------- */
 
@@ -208,6 +242,18 @@ static inline uint64_t guest_map_gpa_range(uint64_t gpa, uint64_t npages,
 	return guest_hypercall(KVM_HC_MAP_GPA_RANGE, gpa, npages, attrs, 0);
 }
 
+/*
+ * gmem's own hypercalls (<gmem/hypercall.h>: numbers, arguments, results).
+ * GMEM_HC_PROTECT locks [gpa, gpa + npages * 4K) against the accesses in
+ * @prot (GMEM_PROTECT_NR/NW/NX), for good: a later access it denies is a
+ * memory-fault exit that the VMM reports.
+ */
+static inline uint64_t guest_protect(uint64_t gpa, uint64_t npages,
+				     uint64_t prot)
+{
+	return guest_hypercall(GMEM_HC_PROTECT, gpa, npages, prot, 0);
+}
+
 /* ---- exceptions -------------------------------------------------------- */
 
 /*
@@ -252,10 +298,7 @@ enum {
  * the vector is not called); execution continues after the probe with the
  * stack as it was.  They work at CPL 3 too.
  */
-struct guest_fault {
-	uint64_t vector, error_code, cr2, rip, cs;
-};
-extern volatile struct guest_fault guest_last_fault;
+#define guest_last_fault (guest_this_cpu()->fault)
 
 int guest_probe_read(const volatile void *addr);	  /* movq (addr) */
 int guest_probe_write(volatile void *addr, uint64_t val); /* movq val, (addr) */
@@ -292,8 +335,9 @@ void guest_protect_page(uint64_t va, uint64_t set, uint64_t clear);
 /*
  * Run fn(arg) at CPL 3 on @user_stack_top (16-byte aligned) and return the
  * value it returns or passes to guest_sys_exit().  Exceptions at CPL 3 go
- * to the handlers as usual, on the kernel stack below this call's frame.
- * One vCPU at a time.
+ * to the handlers as usual, on the kernel stack below this call's frame
+ * (guest_this_cpu()->kernel_rsp, also TSS.RSP0).  Each vCPU may do this
+ * on its own user stack.
  */
 uint64_t guest_run_user(uint64_t (*fn)(uint64_t), uint64_t arg,
 			void *user_stack_top);

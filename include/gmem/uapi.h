@@ -292,6 +292,14 @@ struct kvm_run {
 
 #define GMEM_CAP_EXEC_ONLY 0x10001
 #define GMEM_CAP_XO_ALIAS 0x10002
+/*
+ * KVM_CAP_EXIT_HYPERCALL for gmem's hypercall numbers, which do not fit
+ * KVM's 64-bit mask: args[0] bit i lets VMCALL with RAX = GMEM_HC_BASE + i
+ * exit as KVM_EXIT_HYPERCALL (see <gmem/hypercall.h>).  Replaces the
+ * previous mask; 0 turns them all off.  (0x10003-0x1000f are left for
+ * memory capabilities.)
+ */
+#define GMEM_CAP_EXIT_HYPERCALL 0x10010
 
 /* Layout checks: these must match Linux or the façade is a lie. */
 _Static_assert(sizeof(struct kvm_memory_attributes) == 32, "attrs size");

@@ -17,7 +17,7 @@
 #include "x86/internal.h"
 
 /* Keep the cache bounded: beyond this many pages start afresh. */
-#define DC_MAX_PAGES 8192
+#define DC_MAX_PAGES 4096
 
 static unsigned dc_hash(uint64_t gpa)
 {
@@ -63,6 +63,7 @@ void x86_dc_drop_page(struct x86_cpu *c, struct x86_dpage *dp)
 	}
 	dp->next = c->dead;
 	c->dead = dp;
+	c->pending = 1;
 	c->dc_pages--;
 }
 
@@ -105,7 +106,8 @@ static struct x86_dpage *dc_create(struct x86_cpu *c, uint64_t gpa)
 
 		if (e->tag != ~0ull && dc_key(c, e->gpa) == key) {
 			e->code = dp;
-			e->wok |= e->allow & (X86_ACC_WRITE | X86_ACC_WRITE << 3);
+			e->wok |=
+				e->allow & (X86_ACC_WRITE | X86_ACC_WRITE << 3);
 			e->allow &= ~e->wok;
 		}
 	}
@@ -178,8 +180,10 @@ static void convert(struct x86_insn *i, const ZydisDecodedInstruction *z,
 			i->k[n] = K_MEM;
 			i->base = zreg(o->mem.base);
 			i->index = zreg(o->mem.index);
-			i->scale = o->mem.scale == 8 ? 3 : o->mem.scale == 4 ? 2 :
-				   o->mem.scale == 2 ? 1 : 0;
+			i->scale = o->mem.scale == 8   ? 3
+				   : o->mem.scale == 4 ? 2
+				   : o->mem.scale == 2 ? 1
+						       : 0;
 			i->disp = o->mem.disp.value;
 			if (o->mem.segment == ZYDIS_REGISTER_FS)
 				i->seg = X86_FS;

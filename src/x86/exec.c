@@ -19,11 +19,19 @@
 
 #include "x86/internal.h"
 
-enum x86_lf { LF_NONE, LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC,
-	      LF_DEC, LF_ROT };
+enum x86_lf {
+	LF_NONE,
+	LF_ADD,
+	LF_ADC,
+	LF_SUB,
+	LF_SBB,
+	LF_LOGIC,
+	LF_INC,
+	LF_DEC,
+	LF_ROT
+};
 
-enum { OP_ADD, OP_OR, OP_ADC, OP_SBB, OP_AND, OP_SUB, OP_XOR, OP_CMP,
-       OP_TEST };
+enum { OP_ADD, OP_OR, OP_ADC, OP_SBB, OP_AND, OP_SUB, OP_XOR, OP_CMP, OP_TEST };
 
 static inline unsigned parity_flag(uint64_t v)
 {
@@ -78,7 +86,8 @@ uint64_t x86_flags(struct x86_cpu *c)
 	if (l->op == LF_NONE)
 		return c->rflags;
 	if (l->op == LF_ROT) {
-		f = c->lf_rot.op == LF_NONE ? c->rflags : lazy_arith(&c->lf_rot);
+		f = c->lf_rot.op == LF_NONE ? c->rflags
+					    : lazy_arith(&c->lf_rot);
 		f = (f & ~(uint64_t)(X86_CF | X86_OF)) | l->res;
 	} else {
 		f = lazy_arith(l);
@@ -225,7 +234,8 @@ slow:
 }
 
 /* Effective address of the memory operand (with FS/GS base). */
-static inline uint64_t ea(const struct x86_cpu *c, const struct x86_insn *i)
+static inline __attribute__((always_inline)) uint64_t
+ea(const struct x86_cpu *c, const struct x86_insn *i)
 {
 	uint64_t a = i->disp;
 
@@ -246,15 +256,14 @@ static inline uint64_t ea(const struct x86_cpu *c, const struct x86_insn *i)
  * Compare-and-swap on host memory for LOCKed read-modify-writes; on
  * failure *old is the value seen.
  */
-#define CAS_T(T)                                                          \
-	do {                                                              \
-		T o = *old;                                               \
-		bool ok = __atomic_compare_exchange_n((T *)p, &o, (T)new, \
-						      false,              \
-						      __ATOMIC_SEQ_CST,   \
-						      __ATOMIC_SEQ_CST);  \
-		*old = o;                                                 \
-		return ok;                                                \
+#define CAS_T(T)                                                               \
+	do {                                                                   \
+		T o = *old;                                                    \
+		bool ok = __atomic_compare_exchange_n((T *)p, &o, (T) new,     \
+						      false, __ATOMIC_SEQ_CST, \
+						      __ATOMIC_SEQ_CST);       \
+		*old = o;                                                      \
+		return ok;                                                     \
 	} while (0)
 
 static bool cas_v(uint8_t *p, unsigned sz, uint64_t *old, uint64_t new)
@@ -290,8 +299,8 @@ static inline int next(struct x86_cpu *c, const struct x86_insn *i)
 }
 
 /* Source operand 1 (reg, imm or memory). */
-static inline int src1(struct x86_cpu *c, const struct x86_insn *i,
-		       unsigned sz, uint64_t *v)
+static inline __attribute__((always_inline)) int
+src1(struct x86_cpu *c, const struct x86_insn *i, unsigned sz, uint64_t *v)
 {
 	struct x86_mref m;
 	int r;
@@ -379,13 +388,13 @@ static int h_alu(struct x86_cpu *c, const struct x86_insn *i)
 		return next(c, i);
 	}
 	r = x86_mem_prep(c, ea(c, i), sz,
-			 i->op < OP_CMP ? X86_ACC_READ | X86_ACC_WRITE :
-					  X86_ACC_READ,
+			 i->op < OP_CMP ? X86_ACC_READ | X86_ACC_WRITE
+					: X86_ACC_READ,
 			 &m);
 	if (r)
 		return r;
-	b = i->k[1] == K_IMM ? (uint64_t)i->imm & szmask(sz) :
-			       rreg(c, i->r[1], sz);
+	b = i->k[1] == K_IMM ? (uint64_t)i->imm & szmask(sz)
+			     : rreg(c, i->r[1], sz);
 	if (i->op < OP_CMP && lockable(i, &m)) {
 		do {
 			a = ld_le(m.p[0], sz);
@@ -407,30 +416,62 @@ static int h_alu(struct x86_cpu *c, const struct x86_insn *i)
 	return next(c, i);
 }
 
-/* Fast paths: 32/64-bit register and immediate forms. */
-static int h_alu_rr(struct x86_cpu *c, const struct x86_insn *i)
-{
-	unsigned sz = i->osz;
-	uint64_t res = alu(c, i->op, rreg(c, i->r[0], sz),
-			   rreg(c, i->r[1], sz), sz, &c->lf);
+/*
+ * Fast paths for the 32/64-bit register and immediate forms, specialized
+ * by operation and size (32/64) so that the ALU's
+ * switch and the size masks fold away: these are most of the instructions
+ * compiled code runs.
+ */
+#define ALU_SPECIAL(name, OP, SZ)                                             \
+	static int h_##name##_rr##SZ(struct x86_cpu *c,                       \
+				     const struct x86_insn *i)                \
+	{                                                                     \
+		uint64_t res = alu(c, OP, rreg(c, i->r[0], SZ / 8),           \
+				   rreg(c, i->r[1], SZ / 8), SZ / 8, &c->lf); \
+                                                                              \
+		if (OP < OP_CMP)                                              \
+			wreg(c, i->r[0], SZ / 8, res);                        \
+		c->rip += i->len;                                             \
+		return X86_OK;                                                \
+	}                                                                     \
+	static int h_##name##_ri##SZ(struct x86_cpu *c,                       \
+				     const struct x86_insn *i)                \
+	{                                                                     \
+		uint64_t res = alu(c, OP, rreg(c, i->r[0], SZ / 8),           \
+				   i->imm & szmask(SZ / 8), SZ / 8, &c->lf);  \
+                                                                              \
+		if (OP < OP_CMP)                                              \
+			wreg(c, i->r[0], SZ / 8, res);                        \
+		c->rip += i->len;                                             \
+		return X86_OK;                                                \
+	}
 
-	if (i->op < OP_CMP)
-		wreg(c, i->r[0], sz, res);
-	c->rip += i->len;
-	return X86_OK;
-}
+#define ALU_SIZES(name, OP)       \
+	ALU_SPECIAL(name, OP, 32) \
+	ALU_SPECIAL(name, OP, 64)
 
-static int h_alu_ri(struct x86_cpu *c, const struct x86_insn *i)
-{
-	unsigned sz = i->osz;
-	uint64_t res = alu(c, i->op, rreg(c, i->r[0], sz),
-			   i->imm & szmask(sz), sz, &c->lf);
+ALU_SIZES(add, OP_ADD)
+ALU_SIZES(or, OP_OR)
+ALU_SIZES(adc, OP_ADC)
+ALU_SIZES(sbb, OP_SBB)
+ALU_SIZES(and, OP_AND)
+ALU_SIZES(sub, OP_SUB)
+ALU_SIZES(xor, OP_XOR)
+ALU_SIZES(cmp, OP_CMP)
+ALU_SIZES(test, OP_TEST)
 
-	if (i->op < OP_CMP)
-		wreg(c, i->r[0], sz, res);
-	c->rip += i->len;
-	return X86_OK;
-}
+/* [op][size == 8][imm] */
+#define ALU_ROW(name)                                    \
+	{                                                \
+		{h_##name##_rr32, h_##name##_ri32},      \
+		{                                        \
+			h_##name##_rr64, h_##name##_ri64 \
+		}                                        \
+	}
+static const x86_handler alu_h[9][2][2] = {
+	ALU_ROW(add), ALU_ROW(or),  ALU_ROW(adc), ALU_ROW(sbb),	 ALU_ROW(and),
+	ALU_ROW(sub), ALU_ROW(xor), ALU_ROW(cmp), ALU_ROW(test),
+};
 
 enum { U_INC, U_DEC, U_NEG, U_NOT };
 
@@ -556,46 +597,100 @@ static inline uint64_t ea_b(const struct x86_cpu *c, const struct x86_insn *i)
 	return c->gpr[i->base] + i->disp;
 }
 
-static inline uint64_t ea_bi(const struct x86_cpu *c,
-			     const struct x86_insn *i)
+static inline uint64_t ea_bi(const struct x86_cpu *c, const struct x86_insn *i)
 {
 	return c->gpr[i->base] + (c->gpr[i->index] << i->scale) + i->disp;
 }
 
-#define MOV_LS(name, EA)                                                   \
-	static int h_load_##name(struct x86_cpu *c,                        \
-				 const struct x86_insn *i)                 \
-	{                                                                  \
-		struct x86_mref m;                                         \
-		uint64_t v;                                                \
-		int r = x86_mem_prep(c, EA(c, i), i->osz, X86_ACC_READ, &m); \
-									   \
-		if (unlikely(r))                                           \
-			return r;                                          \
-		r = x86_mem_rd(c, &m, &v);                                 \
-		if (unlikely(r))                                           \
-			return r;                                          \
-		wreg(c, i->r[0], i->osz, v);                               \
-		c->rip += i->len;                                          \
-		return X86_OK;                                             \
-	}                                                                  \
-	static int h_store_##name(struct x86_cpu *c,                       \
-				  const struct x86_insn *i)                \
-	{                                                                  \
-		struct x86_mref m;                                         \
-		int r = x86_mem_prep(c, EA(c, i), i->osz, X86_ACC_WRITE, &m); \
-									   \
-		if (unlikely(r))                                           \
-			return r;                                          \
-		r = x86_mem_wr(c, &m, c->gpr[i->r[1]]);                    \
-		if (unlikely(r))                                           \
-			return r;                                          \
-		c->rip += i->len;                                          \
-		return X86_OK;                                             \
+/* No base: disp + index * scale (arrays at absolute addresses). */
+static inline uint64_t ea_i(const struct x86_cpu *c, const struct x86_insn *i)
+{
+	return (c->gpr[i->index] << i->scale) + i->disp;
+}
+
+static inline uint64_t ea_rip(const struct x86_cpu *c, const struct x86_insn *i)
+{
+	return c->rip + i->len + i->disp;
+}
+
+#define MOV_LS(name, EA)                                                       \
+	static int h_load_##name(struct x86_cpu *c, const struct x86_insn *i)  \
+	{                                                                      \
+		struct x86_mref m;                                             \
+		uint64_t v;                                                    \
+		int r = x86_mem_prep(c, EA(c, i), i->osz, X86_ACC_READ, &m);   \
+                                                                               \
+		if (unlikely(r))                                               \
+			return r;                                              \
+		r = x86_mem_rd(c, &m, &v);                                     \
+		if (unlikely(r))                                               \
+			return r;                                              \
+		wreg(c, i->r[0], i->osz, v);                                   \
+		c->rip += i->len;                                              \
+		return X86_OK;                                                 \
+	}                                                                      \
+	static int h_store_##name(struct x86_cpu *c, const struct x86_insn *i) \
+	{                                                                      \
+		struct x86_mref m;                                             \
+		int r = x86_mem_prep(c, EA(c, i), i->osz, X86_ACC_WRITE, &m);  \
+                                                                               \
+		if (unlikely(r))                                               \
+			return r;                                              \
+		r = x86_mem_wr(c, &m, c->gpr[i->r[1]]);                        \
+		if (unlikely(r))                                               \
+			return r;                                              \
+		c->rip += i->len;                                              \
+		return X86_OK;                                                 \
+	}
+
+/* MOVZX/MOVSX from memory. */
+#define MOVX_L(name, EA)                                                      \
+	static int h_movx_##name(struct x86_cpu *c, const struct x86_insn *i) \
+	{                                                                     \
+		struct x86_mref m;                                            \
+		unsigned ss = i->ssz, sh = 64 - ss * 8;                       \
+		uint64_t v;                                                   \
+		int r = x86_mem_prep(c, EA(c, i), ss, X86_ACC_READ, &m);      \
+                                                                              \
+		if (unlikely(r))                                              \
+			return r;                                             \
+		r = x86_mem_rd(c, &m, &v);                                    \
+		if (unlikely(r))                                              \
+			return r;                                             \
+		if (i->op)                                                    \
+			v = (uint64_t)((int64_t)(v << sh) >> sh);             \
+		wreg(c, i->r[0], i->osz, v);                                  \
+		c->rip += i->len;                                             \
+		return X86_OK;                                                \
 	}
 
 MOV_LS(b, ea_b)
 MOV_LS(bi, ea_bi)
+MOV_LS(i, ea_i)
+MOV_LS(rip, ea_rip)
+MOVX_L(b, ea_b)
+MOVX_L(bi, ea_bi)
+MOVX_L(i, ea_i)
+MOVX_L(rip, ea_rip)
+
+/* Which of the forms above a memory operand has, or -1. */
+static int ea_form(const struct x86_insn *i)
+{
+	if (i->seg || i->asz != 8)
+		return -1;
+	if (i->base < 16)
+		return i->index < 16 ? 1 : 0;
+	if (i->base == NO_REG && i->index < 16)
+		return 2;
+	if (i->base == RIP_REG && i->index == NO_REG)
+		return 3;
+	return -1;
+}
+
+static const x86_handler load_h[] = {h_load_b, h_load_bi, h_load_i, h_load_rip};
+static const x86_handler store_h[] = {h_store_b, h_store_bi, h_store_i,
+				      h_store_rip};
+static const x86_handler movx_h[] = {h_movx_b, h_movx_bi, h_movx_i, h_movx_rip};
 
 /* MOVZX, MOVSX, MOVSXD: source of size ssz, op = 1 for sign. */
 static int h_movx(struct x86_cpu *c, const struct x86_insn *i)
@@ -613,6 +708,18 @@ static int h_movx(struct x86_cpu *c, const struct x86_insn *i)
 	}
 	wreg(c, i->r[0], i->osz, v);
 	return next(c, i);
+}
+
+static int h_movx_r(struct x86_cpu *c, const struct x86_insn *i)
+{
+	unsigned ss = i->ssz, sh = 64 - ss * 8;
+	uint64_t v = rreg(c, i->r[1], ss);
+
+	if (i->op)
+		v = (uint64_t)((int64_t)(v << sh) >> sh);
+	wreg(c, i->r[0], i->osz, v);
+	c->rip += i->len;
+	return X86_OK;
 }
 
 static int h_lea(struct x86_cpu *c, const struct x86_insn *i)
@@ -652,8 +759,7 @@ static int h_xchg(struct x86_cpu *c, const struct x86_insn *i)
 	if (r)
 		return r;
 	b = rreg(c, reg, sz);
-	if (!m.mmio && m.n0 == m.len &&
-	    ((uintptr_t)m.p[0] & (sz - 1)) == 0) {
+	if (!m.mmio && m.n0 == m.len && ((uintptr_t)m.p[0] & (sz - 1)) == 0) {
 		do
 			a = ld_le(m.p[0], sz);
 		while (!cas(m.p[0], sz, a, b));
@@ -732,7 +838,7 @@ static int h_cmpxchg(struct x86_cpu *c, const struct x86_insn *i)
 		return r;
 	if (lockable(i, &m)) {
 		d = acc;
-		cas_v(m.p[0], sz, &d, src);	/* d: the value seen */
+		cas_v(m.p[0], sz, &d, src); /* d: the value seen */
 	} else {
 		r = x86_mem_rd(c, &m, &d);
 		if (r)
@@ -759,7 +865,8 @@ enum { S_ROL, S_ROR, S_RCL, S_RCR, S_SHL, S_SHR, S_SAL, S_SAR };
  * of flags the op writes.
  */
 static inline uint64_t shift(struct x86_cpu *c, unsigned op, uint64_t a,
-		      unsigned cnt, unsigned sz, uint64_t *f, uint64_t *fm)
+			     unsigned cnt, unsigned sz, uint64_t *f,
+			     uint64_t *fm)
 {
 	unsigned bits = sz * 8, msb = bits - 1;
 	uint64_t m = szmask(sz), res, cf, of = 0;
@@ -846,8 +953,8 @@ static inline void shift_flags(struct x86_cpu *c, unsigned op, uint64_t fm,
 static int h_shift(struct x86_cpu *c, const struct x86_insn *i)
 {
 	unsigned sz = i->osz;
-	unsigned cnt = i->k[1] == K_IMM ? (unsigned)i->imm :
-					  (unsigned)c->gpr[X86_RCX];
+	unsigned cnt =
+		i->k[1] == K_IMM ? (unsigned)i->imm : (unsigned)c->gpr[X86_RCX];
 	struct x86_mref m;
 	uint64_t a, res, f, fm;
 	int r;
@@ -856,7 +963,7 @@ static int h_shift(struct x86_cpu *c, const struct x86_insn *i)
 	if (i->k[0] == K_REG) {
 		a = rreg(c, i->r[0], sz);
 		if (!cnt) {
-			wreg(c, i->r[0], sz, a);	/* 32-bit: zero-extends */
+			wreg(c, i->r[0], sz, a); /* 32-bit: zero-extends */
 			return next(c, i);
 		}
 		res = shift(c, i->op, a, cnt, sz, &f, &fm);
@@ -880,12 +987,48 @@ static int h_shift(struct x86_cpu *c, const struct x86_insn *i)
 	return next(c, i);
 }
 
+/* Shifts and rotates of a 32/64-bit register by an immediate. */
+#define SHIFT_SPECIAL(name, OP, SZ)                                     \
+	static int h_##name##_ri##SZ(struct x86_cpu *c,                 \
+				     const struct x86_insn *i)          \
+	{                                                               \
+		unsigned cnt = (unsigned)i->imm & (SZ == 64 ? 63 : 31); \
+		uint64_t a = rreg(c, i->r[0], SZ / 8), res, f, fm;      \
+                                                                        \
+		if (cnt) {                                              \
+			res = shift(c, OP, a, cnt, SZ / 8, &f, &fm);    \
+			wreg(c, i->r[0], SZ / 8, res);                  \
+			shift_flags(c, OP, fm, f);                      \
+		} else {                                                \
+			wreg(c, i->r[0], SZ / 8, a); /* zero-extends */ \
+		}                                                       \
+		c->rip += i->len;                                       \
+		return X86_OK;                                          \
+	}
+
+#define SHIFT_SIZES(name, OP)       \
+	SHIFT_SPECIAL(name, OP, 32) \
+	SHIFT_SPECIAL(name, OP, 64)
+
+SHIFT_SIZES(rol, S_ROL)
+SHIFT_SIZES(ror, S_ROR)
+SHIFT_SIZES(shl, S_SHL)
+SHIFT_SIZES(shr, S_SHR)
+SHIFT_SIZES(sar, S_SAR)
+
+/* [op][size == 8]; RCL/RCR (and SAL, decoded as SHL) use h_shift. */
+static const x86_handler shift_h[8][2] = {
+	[S_ROL] = {h_rol_ri32, h_rol_ri64}, [S_ROR] = {h_ror_ri32, h_ror_ri64},
+	[S_SHL] = {h_shl_ri32, h_shl_ri64}, [S_SHR] = {h_shr_ri32, h_shr_ri64},
+	[S_SAR] = {h_sar_ri32, h_sar_ri64},
+};
+
 /* SHLD (op 0) / SHRD (op 1) dst, src, count. */
 static int h_shd(struct x86_cpu *c, const struct x86_insn *i)
 {
 	unsigned sz = i->osz, bits = sz * 8, msb = bits - 1;
-	unsigned cnt = i->k[2] == K_IMM ? (unsigned)i->imm :
-					  (unsigned)c->gpr[X86_RCX];
+	unsigned cnt =
+		i->k[2] == K_IMM ? (unsigned)i->imm : (unsigned)c->gpr[X86_RCX];
 	uint64_t m = szmask(sz), a, b = rreg(c, i->r[1], sz), res, cf, of;
 	struct x86_mref mr;
 	int r;
@@ -894,8 +1037,8 @@ static int h_shd(struct x86_cpu *c, const struct x86_insn *i)
 	if (i->k[0] == K_REG) {
 		a = rreg(c, i->r[0], sz);
 	} else {
-		r = x86_mem_prep(c, ea(c, i), sz,
-				 X86_ACC_READ | X86_ACC_WRITE, &mr);
+		r = x86_mem_prep(c, ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE,
+				 &mr);
 		if (r)
 			return r;
 		r = x86_mem_rd(c, &mr, &a);
@@ -904,13 +1047,13 @@ static int h_shd(struct x86_cpu *c, const struct x86_insn *i)
 	}
 	if (!cnt) {
 		if (i->k[0] == K_REG)
-			wreg(c, i->r[0], sz, a);	/* zero-extends */
+			wreg(c, i->r[0], sz, a); /* zero-extends */
 		return next(c, i);
 	}
 	if (sz == 2) {
 		/* 16-bit counts above 16 are undefined; shift a 48-bit mix. */
-		uint64_t w = i->op == 0 ? (a << 32) | (b << 16) | b :
-					  (b << 32) | (b << 16) | a;
+		uint64_t w = i->op == 0 ? (a << 32) | (b << 16) | b
+					: (b << 32) | (b << 16) | a;
 
 		if (i->op == 0) {
 			res = (w << cnt) >> 32 & m;
@@ -1004,12 +1147,13 @@ static int h_muldiv(struct x86_cpu *c, const struct x86_insn *i)
 		__int128 d = sext(s, sz), q;
 
 		if (sz < 8)
-			n = sext((uint64_t)n, sz * 2);	/* from 2*bits */
+			n = sext((uint64_t)n, sz * 2); /* from 2*bits */
 		if (!d)
 			return x86_raise(c, X86_DE, false, 0);
 		if (d == -1) {
 			/* -n overflows only where the quotient would. */
-			if (sz == 8 && (uint64_t)(n >> 64) == 0x8000000000000000ull &&
+			if (sz == 8 &&
+			    (uint64_t)(n >> 64) == 0x8000000000000000ull &&
 			    (uint64_t)n == 0)
 				return x86_raise(c, X86_DE, false, 0);
 			q = -n;
@@ -1093,13 +1237,14 @@ static int h_bt(struct x86_cpu *c, const struct x86_insn *i)
 		uint64_t addr = ea(c, i);
 
 		if (i->k[1] == K_REG) {
-			addr += (uint64_t)(sext(off, sz) >> __builtin_ctz(bits)) *
+			addr += (uint64_t)(sext(off, sz) >>
+					   __builtin_ctz(bits)) *
 				sz;
 			off &= bits - 1;
 		}
 		r = x86_mem_prep(c, addr, sz,
-				 i->op == B_BT ? X86_ACC_READ :
-						 X86_ACC_READ | X86_ACC_WRITE,
+				 i->op == B_BT ? X86_ACC_READ
+					       : X86_ACC_READ | X86_ACC_WRITE,
 				 &m);
 		if (r)
 			return r;
@@ -1108,8 +1253,10 @@ static int h_bt(struct x86_cpu *c, const struct x86_insn *i)
 			return r;
 	}
 	bit = 1ull << off;
-	res = i->op == B_BTS ? a | bit : i->op == B_BTR ? a & ~bit :
-	      i->op == B_BTC ? a ^ bit : a;
+	res = i->op == B_BTS   ? a | bit
+	      : i->op == B_BTR ? a & ~bit
+	      : i->op == B_BTC ? a ^ bit
+			       : a;
 	if (i->op != B_BT) {
 		if (i->k[0] == K_REG) {
 			wreg(c, i->r[0], sz, res);
@@ -1117,9 +1264,9 @@ static int h_bt(struct x86_cpu *c, const struct x86_insn *i)
 			uint64_t seen = a;
 
 			while (!cas_v(m.p[0], sz, &seen,
-				      i->op == B_BTS ? seen | bit :
-				      i->op == B_BTR ? seen & ~bit :
-						       seen ^ bit))
+				      i->op == B_BTS   ? seen | bit
+				      : i->op == B_BTR ? seen & ~bit
+						       : seen ^ bit))
 				;
 			a = seen;
 		} else {
@@ -1150,8 +1297,8 @@ static int h_bitscan(struct x86_cpu *c, const struct x86_insn *i)
 			set_arith(c, X86_ZF, X86_ZF);
 			return next(c, i);
 		}
-		res = i->op == Q_BSF ? (uint64_t)__builtin_ctzll(s) :
-				       (uint64_t)(63 - __builtin_clzll(s));
+		res = i->op == Q_BSF ? (uint64_t)__builtin_ctzll(s)
+				     : (uint64_t)(63 - __builtin_clzll(s));
 		wreg(c, i->r[0], sz, res);
 		set_arith(c, X86_ARITH, szp(res, sz) & ~X86_ZF);
 		return next(c, i);
@@ -1184,7 +1331,7 @@ static int h_bswap(struct x86_cpu *c, const struct x86_insn *i)
 	else if (i->osz == 4)
 		c->gpr[i->r[0]] = __builtin_bswap32((uint32_t)v);
 	else
-		wreg(c, i->r[0], 2, 0);	/* undefined; zero as hardware does */
+		wreg(c, i->r[0], 2, 0); /* undefined; zero as hardware does */
 	return next(c, i);
 }
 
@@ -1202,8 +1349,9 @@ static int h_movbe(struct x86_cpu *c, const struct x86_insn *i)
 		return r;
 	if (i->k[0] == K_MEM) {
 		v = rreg(c, i->r[1], sz);
-		v = sz == 8 ? __builtin_bswap64(v) :
-		    sz == 4 ? __builtin_bswap32(v) : __builtin_bswap16(v);
+		v = sz == 8   ? __builtin_bswap64(v)
+		    : sz == 4 ? __builtin_bswap32(v)
+			      : __builtin_bswap16(v);
 		r = x86_mem_wr(c, &m, v);
 		if (r)
 			return r;
@@ -1212,8 +1360,9 @@ static int h_movbe(struct x86_cpu *c, const struct x86_insn *i)
 	r = x86_mem_rd(c, &m, &v);
 	if (r)
 		return r;
-	v = sz == 8 ? __builtin_bswap64(v) :
-	    sz == 4 ? __builtin_bswap32(v) : __builtin_bswap16(v);
+	v = sz == 8   ? __builtin_bswap64(v)
+	    : sz == 4 ? __builtin_bswap32(v)
+		      : __builtin_bswap16(v);
 	wreg(c, i->r[0], sz, v);
 	return next(c, i);
 }
@@ -1262,7 +1411,8 @@ static int h_bmi(struct x86_cpu *c, const struct x86_insn *i)
 			res = (s ^ (s - 1)) & m;
 		else
 			res = (s & (s - 1)) & m;
-		f = (res == 0 ? X86_ZF : 0) | (res >> (bits - 1) & 1 ? X86_SF : 0);
+		f = (res == 0 ? X86_ZF : 0) |
+		    (res >> (bits - 1) & 1 ? X86_SF : 0);
 		if (i->op == V_BLSI)
 			f |= s ? X86_CF : 0;
 		else
@@ -1305,14 +1455,14 @@ static int h_setcc(struct x86_cpu *c, const struct x86_insn *i)
 static int h_cmov(struct x86_cpu *c, const struct x86_insn *i)
 {
 	uint64_t v;
-	int r = src1(c, i, i->osz, &v);	/* the source is always read */
+	int r = src1(c, i, i->osz, &v); /* the source is always read */
 
 	if (r)
 		return r;
 	if (cond(c, i->op))
 		wreg(c, i->r[0], i->osz, v);
 	else if (i->osz == 4)
-		wreg(c, i->r[0], 4, c->gpr[i->r[0]]);	/* zero-extends */
+		wreg(c, i->r[0], 4, c->gpr[i->r[0]]); /* zero-extends */
 	return next(c, i);
 }
 
@@ -1685,7 +1835,7 @@ static int h_string(struct x86_cpu *c, const struct x86_insn *i)
 	}
 	if (n < REP_CHUNK)
 		return next(c, i);
-	return X86_OK;	/* more to do: RIP stays, run it again */
+	return X86_OK; /* more to do: RIP stays, run it again */
 }
 
 /* ---- Binding decoded instructions to handlers ----------------------- */
@@ -1696,13 +1846,6 @@ static bool gpr_operand(const ZydisDecodedOperand *o)
 
 	return cl == ZYDIS_REGCLASS_GPR8 || cl == ZYDIS_REGCLASS_GPR16 ||
 	       cl == ZYDIS_REGCLASS_GPR32 || cl == ZYDIS_REGCLASS_GPR64;
-}
-
-/* A memory operand the specialized MOVs handle. */
-static bool simple_mem(const struct x86_insn *i)
-{
-	return (i->k[0] == K_MEM || i->k[1] == K_MEM) && i->base < 16 &&
-	       i->seg == 0 && i->asz == 8;
 }
 
 /*
@@ -1734,14 +1877,30 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 	     i->osz >= 4;
 
 	switch (z->mnemonic) {
-	case ZYDIS_MNEMONIC_ADD: i->op = OP_ADD; goto alu;
-	case ZYDIS_MNEMONIC_OR: i->op = OP_OR; goto alu;
-	case ZYDIS_MNEMONIC_ADC: i->op = OP_ADC; goto alu;
-	case ZYDIS_MNEMONIC_SBB: i->op = OP_SBB; goto alu;
-	case ZYDIS_MNEMONIC_AND: i->op = OP_AND; goto alu;
-	case ZYDIS_MNEMONIC_SUB: i->op = OP_SUB; goto alu;
-	case ZYDIS_MNEMONIC_XOR: i->op = OP_XOR; goto alu;
-	case ZYDIS_MNEMONIC_CMP: i->op = OP_CMP; goto alu;
+	case ZYDIS_MNEMONIC_ADD:
+		i->op = OP_ADD;
+		goto alu;
+	case ZYDIS_MNEMONIC_OR:
+		i->op = OP_OR;
+		goto alu;
+	case ZYDIS_MNEMONIC_ADC:
+		i->op = OP_ADC;
+		goto alu;
+	case ZYDIS_MNEMONIC_SBB:
+		i->op = OP_SBB;
+		goto alu;
+	case ZYDIS_MNEMONIC_AND:
+		i->op = OP_AND;
+		goto alu;
+	case ZYDIS_MNEMONIC_SUB:
+		i->op = OP_SUB;
+		goto alu;
+	case ZYDIS_MNEMONIC_XOR:
+		i->op = OP_XOR;
+		goto alu;
+	case ZYDIS_MNEMONIC_CMP:
+		i->op = OP_CMP;
+		goto alu;
 	case ZYDIS_MNEMONIC_TEST:
 		i->op = OP_TEST;
 		if (i->k[1] == K_MEM) {
@@ -1750,14 +1909,24 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 			i->r[1] = i->r[0];
 			i->k[0] = K_MEM;
 		}
-alu:
-		i->fn = rr ? h_alu_rr : ri ? h_alu_ri : h_alu;
+	alu:
+		if (rr || ri)
+			i->fn = alu_h[i->op][i->osz == 8][ri];
+		else
+			i->fn = h_alu;
 		return 0;
-	case ZYDIS_MNEMONIC_INC: i->op = U_INC; goto unary;
-	case ZYDIS_MNEMONIC_DEC: i->op = U_DEC; goto unary;
-	case ZYDIS_MNEMONIC_NEG: i->op = U_NEG; goto unary;
-	case ZYDIS_MNEMONIC_NOT: i->op = U_NOT;
-unary:
+	case ZYDIS_MNEMONIC_INC:
+		i->op = U_INC;
+		goto unary;
+	case ZYDIS_MNEMONIC_DEC:
+		i->op = U_DEC;
+		goto unary;
+	case ZYDIS_MNEMONIC_NEG:
+		i->op = U_NEG;
+		goto unary;
+	case ZYDIS_MNEMONIC_NOT:
+		i->op = U_NOT;
+	unary:
 		i->fn = h_unary;
 		return 0;
 	case ZYDIS_MNEMONIC_MOV:
@@ -1767,21 +1936,24 @@ unary:
 			i->fn = h_mov_rr32;
 		else if (i->k[0] == K_REG && i->k[1] == K_IMM)
 			i->fn = h_mov_ri;
-		else if (simple_mem(i) && i->k[0] == K_REG && i->r[0] < 16)
-			i->fn = i->index < 16 ? h_load_bi : h_load_b;
-		else if (simple_mem(i) && i->k[1] == K_REG && i->r[1] < 16)
-			i->fn = i->index < 16 ? h_store_bi : h_store_b;
+		else if (i->k[0] == K_REG && i->k[1] == K_MEM && i->r[0] < 16 &&
+			 ea_form(i) >= 0)
+			i->fn = load_h[ea_form(i)];
+		else if (i->k[0] == K_MEM && i->k[1] == K_REG && i->r[1] < 16 &&
+			 ea_form(i) >= 0)
+			i->fn = store_h[ea_form(i)];
 		else
 			i->fn = h_mov;
 		return 0;
 	case ZYDIS_MNEMONIC_MOVZX:
-		i->op = 0;
-		i->fn = h_movx;
-		return 0;
 	case ZYDIS_MNEMONIC_MOVSX:
 	case ZYDIS_MNEMONIC_MOVSXD:
-		i->op = 1;
+		i->op = z->mnemonic != ZYDIS_MNEMONIC_MOVZX;
 		i->fn = h_movx;
+		if (i->k[1] == K_MEM && ea_form(i) >= 0)
+			i->fn = movx_h[ea_form(i)];
+		else if (i->k[1] == K_REG)
+			i->fn = h_movx_r;
 		return 0;
 	case ZYDIS_MNEMONIC_LEA:
 		i->fn = h_lea;
@@ -1795,28 +1967,56 @@ unary:
 	case ZYDIS_MNEMONIC_CMPXCHG:
 		i->fn = h_cmpxchg;
 		return 0;
-	case ZYDIS_MNEMONIC_ROL: i->op = S_ROL; goto shift;
-	case ZYDIS_MNEMONIC_ROR: i->op = S_ROR; goto shift;
-	case ZYDIS_MNEMONIC_RCL: i->op = S_RCL; goto shift;
-	case ZYDIS_MNEMONIC_RCR: i->op = S_RCR; goto shift;
-	case ZYDIS_MNEMONIC_SHL: i->op = S_SHL; goto shift;
-	case ZYDIS_MNEMONIC_SHR: i->op = S_SHR; goto shift;
-	case ZYDIS_MNEMONIC_SAR: i->op = S_SAR;
-shift:
+	case ZYDIS_MNEMONIC_ROL:
+		i->op = S_ROL;
+		goto shift;
+	case ZYDIS_MNEMONIC_ROR:
+		i->op = S_ROR;
+		goto shift;
+	case ZYDIS_MNEMONIC_RCL:
+		i->op = S_RCL;
+		goto shift;
+	case ZYDIS_MNEMONIC_RCR:
+		i->op = S_RCR;
+		goto shift;
+	case ZYDIS_MNEMONIC_SHL:
+		i->op = S_SHL;
+		goto shift;
+	case ZYDIS_MNEMONIC_SHR:
+		i->op = S_SHR;
+		goto shift;
+	case ZYDIS_MNEMONIC_SAR:
+		i->op = S_SAR;
+	shift:
 		i->fn = h_shift;
+		if (i->k[0] == K_REG && i->r[0] < 16 && i->k[1] == K_IMM &&
+		    i->osz >= 4 && shift_h[i->op][i->osz == 8])
+			i->fn = shift_h[i->op][i->osz == 8];
 		return 0;
-	case ZYDIS_MNEMONIC_SHLD: i->op = 0; i->fn = h_shd; return 0;
-	case ZYDIS_MNEMONIC_SHRD: i->op = 1; i->fn = h_shd; return 0;
-	case ZYDIS_MNEMONIC_MUL: i->op = M_MUL; goto muldiv;
-	case ZYDIS_MNEMONIC_DIV: i->op = M_DIV; goto muldiv;
-	case ZYDIS_MNEMONIC_IDIV: i->op = M_IDIV; goto muldiv;
+	case ZYDIS_MNEMONIC_SHLD:
+		i->op = 0;
+		i->fn = h_shd;
+		return 0;
+	case ZYDIS_MNEMONIC_SHRD:
+		i->op = 1;
+		i->fn = h_shd;
+		return 0;
+	case ZYDIS_MNEMONIC_MUL:
+		i->op = M_MUL;
+		goto muldiv;
+	case ZYDIS_MNEMONIC_DIV:
+		i->op = M_DIV;
+		goto muldiv;
+	case ZYDIS_MNEMONIC_IDIV:
+		i->op = M_IDIV;
+		goto muldiv;
 	case ZYDIS_MNEMONIC_IMUL:
 		if (z->operand_count_visible >= 2) {
 			i->fn = h_imul;
 			return 0;
 		}
 		i->op = M_IMUL;
-muldiv:
+	muldiv:
 		i->fn = h_muldiv;
 		return 0;
 	case ZYDIS_MNEMONIC_CBW:
@@ -1831,19 +2031,35 @@ muldiv:
 		i->op = 1;
 		i->fn = h_cext;
 		return 0;
-	case ZYDIS_MNEMONIC_BT: i->op = B_BT; goto bt;
-	case ZYDIS_MNEMONIC_BTS: i->op = B_BTS; goto bt;
-	case ZYDIS_MNEMONIC_BTR: i->op = B_BTR; goto bt;
-	case ZYDIS_MNEMONIC_BTC: i->op = B_BTC;
-bt:
+	case ZYDIS_MNEMONIC_BT:
+		i->op = B_BT;
+		goto bt;
+	case ZYDIS_MNEMONIC_BTS:
+		i->op = B_BTS;
+		goto bt;
+	case ZYDIS_MNEMONIC_BTR:
+		i->op = B_BTR;
+		goto bt;
+	case ZYDIS_MNEMONIC_BTC:
+		i->op = B_BTC;
+	bt:
 		i->fn = h_bt;
 		return 0;
-	case ZYDIS_MNEMONIC_BSF: i->op = Q_BSF; goto scan;
-	case ZYDIS_MNEMONIC_BSR: i->op = Q_BSR; goto scan;
-	case ZYDIS_MNEMONIC_TZCNT: i->op = Q_TZCNT; goto scan;
-	case ZYDIS_MNEMONIC_LZCNT: i->op = Q_LZCNT; goto scan;
-	case ZYDIS_MNEMONIC_POPCNT: i->op = Q_POPCNT;
-scan:
+	case ZYDIS_MNEMONIC_BSF:
+		i->op = Q_BSF;
+		goto scan;
+	case ZYDIS_MNEMONIC_BSR:
+		i->op = Q_BSR;
+		goto scan;
+	case ZYDIS_MNEMONIC_TZCNT:
+		i->op = Q_TZCNT;
+		goto scan;
+	case ZYDIS_MNEMONIC_LZCNT:
+		i->op = Q_LZCNT;
+		goto scan;
+	case ZYDIS_MNEMONIC_POPCNT:
+		i->op = Q_POPCNT;
+	scan:
 		i->fn = h_bitscan;
 		return 0;
 	case ZYDIS_MNEMONIC_BSWAP:
@@ -1852,44 +2068,77 @@ scan:
 	case ZYDIS_MNEMONIC_MOVBE:
 		i->fn = h_movbe;
 		return 0;
-	case ZYDIS_MNEMONIC_ANDN: i->op = V_ANDN; goto bmi;
-	case ZYDIS_MNEMONIC_BEXTR: i->op = V_BEXTR; goto bmi;
-	case ZYDIS_MNEMONIC_BLSI: i->op = V_BLSI; goto bmi;
-	case ZYDIS_MNEMONIC_BLSMSK: i->op = V_BLSMSK; goto bmi;
-	case ZYDIS_MNEMONIC_BLSR: i->op = V_BLSR;
-bmi:
+	case ZYDIS_MNEMONIC_ANDN:
+		i->op = V_ANDN;
+		goto bmi;
+	case ZYDIS_MNEMONIC_BEXTR:
+		i->op = V_BEXTR;
+		goto bmi;
+	case ZYDIS_MNEMONIC_BLSI:
+		i->op = V_BLSI;
+		goto bmi;
+	case ZYDIS_MNEMONIC_BLSMSK:
+		i->op = V_BLSMSK;
+		goto bmi;
+	case ZYDIS_MNEMONIC_BLSR:
+		i->op = V_BLSR;
+	bmi:
 		i->fn = h_bmi;
 		return 0;
-	case ZYDIS_MNEMONIC_JO: case ZYDIS_MNEMONIC_JNO:
-	case ZYDIS_MNEMONIC_JB: case ZYDIS_MNEMONIC_JNB:
-	case ZYDIS_MNEMONIC_JZ: case ZYDIS_MNEMONIC_JNZ:
-	case ZYDIS_MNEMONIC_JBE: case ZYDIS_MNEMONIC_JNBE:
-	case ZYDIS_MNEMONIC_JS: case ZYDIS_MNEMONIC_JNS:
-	case ZYDIS_MNEMONIC_JP: case ZYDIS_MNEMONIC_JNP:
-	case ZYDIS_MNEMONIC_JL: case ZYDIS_MNEMONIC_JNL:
-	case ZYDIS_MNEMONIC_JLE: case ZYDIS_MNEMONIC_JNLE:
+	case ZYDIS_MNEMONIC_JO:
+	case ZYDIS_MNEMONIC_JNO:
+	case ZYDIS_MNEMONIC_JB:
+	case ZYDIS_MNEMONIC_JNB:
+	case ZYDIS_MNEMONIC_JZ:
+	case ZYDIS_MNEMONIC_JNZ:
+	case ZYDIS_MNEMONIC_JBE:
+	case ZYDIS_MNEMONIC_JNBE:
+	case ZYDIS_MNEMONIC_JS:
+	case ZYDIS_MNEMONIC_JNS:
+	case ZYDIS_MNEMONIC_JP:
+	case ZYDIS_MNEMONIC_JNP:
+	case ZYDIS_MNEMONIC_JL:
+	case ZYDIS_MNEMONIC_JNL:
+	case ZYDIS_MNEMONIC_JLE:
+	case ZYDIS_MNEMONIC_JNLE:
 		i->op = z->opcode & 0xf;
 		i->fn = h_jcc;
 		return 0;
-	case ZYDIS_MNEMONIC_SETO: case ZYDIS_MNEMONIC_SETNO:
-	case ZYDIS_MNEMONIC_SETB: case ZYDIS_MNEMONIC_SETNB:
-	case ZYDIS_MNEMONIC_SETZ: case ZYDIS_MNEMONIC_SETNZ:
-	case ZYDIS_MNEMONIC_SETBE: case ZYDIS_MNEMONIC_SETNBE:
-	case ZYDIS_MNEMONIC_SETS: case ZYDIS_MNEMONIC_SETNS:
-	case ZYDIS_MNEMONIC_SETP: case ZYDIS_MNEMONIC_SETNP:
-	case ZYDIS_MNEMONIC_SETL: case ZYDIS_MNEMONIC_SETNL:
-	case ZYDIS_MNEMONIC_SETLE: case ZYDIS_MNEMONIC_SETNLE:
+	case ZYDIS_MNEMONIC_SETO:
+	case ZYDIS_MNEMONIC_SETNO:
+	case ZYDIS_MNEMONIC_SETB:
+	case ZYDIS_MNEMONIC_SETNB:
+	case ZYDIS_MNEMONIC_SETZ:
+	case ZYDIS_MNEMONIC_SETNZ:
+	case ZYDIS_MNEMONIC_SETBE:
+	case ZYDIS_MNEMONIC_SETNBE:
+	case ZYDIS_MNEMONIC_SETS:
+	case ZYDIS_MNEMONIC_SETNS:
+	case ZYDIS_MNEMONIC_SETP:
+	case ZYDIS_MNEMONIC_SETNP:
+	case ZYDIS_MNEMONIC_SETL:
+	case ZYDIS_MNEMONIC_SETNL:
+	case ZYDIS_MNEMONIC_SETLE:
+	case ZYDIS_MNEMONIC_SETNLE:
 		i->op = z->opcode & 0xf;
 		i->fn = h_setcc;
 		return 0;
-	case ZYDIS_MNEMONIC_CMOVO: case ZYDIS_MNEMONIC_CMOVNO:
-	case ZYDIS_MNEMONIC_CMOVB: case ZYDIS_MNEMONIC_CMOVNB:
-	case ZYDIS_MNEMONIC_CMOVZ: case ZYDIS_MNEMONIC_CMOVNZ:
-	case ZYDIS_MNEMONIC_CMOVBE: case ZYDIS_MNEMONIC_CMOVNBE:
-	case ZYDIS_MNEMONIC_CMOVS: case ZYDIS_MNEMONIC_CMOVNS:
-	case ZYDIS_MNEMONIC_CMOVP: case ZYDIS_MNEMONIC_CMOVNP:
-	case ZYDIS_MNEMONIC_CMOVL: case ZYDIS_MNEMONIC_CMOVNL:
-	case ZYDIS_MNEMONIC_CMOVLE: case ZYDIS_MNEMONIC_CMOVNLE:
+	case ZYDIS_MNEMONIC_CMOVO:
+	case ZYDIS_MNEMONIC_CMOVNO:
+	case ZYDIS_MNEMONIC_CMOVB:
+	case ZYDIS_MNEMONIC_CMOVNB:
+	case ZYDIS_MNEMONIC_CMOVZ:
+	case ZYDIS_MNEMONIC_CMOVNZ:
+	case ZYDIS_MNEMONIC_CMOVBE:
+	case ZYDIS_MNEMONIC_CMOVNBE:
+	case ZYDIS_MNEMONIC_CMOVS:
+	case ZYDIS_MNEMONIC_CMOVNS:
+	case ZYDIS_MNEMONIC_CMOVP:
+	case ZYDIS_MNEMONIC_CMOVNP:
+	case ZYDIS_MNEMONIC_CMOVL:
+	case ZYDIS_MNEMONIC_CMOVNL:
+	case ZYDIS_MNEMONIC_CMOVLE:
+	case ZYDIS_MNEMONIC_CMOVNLE:
 		i->op = z->opcode & 0xf;
 		i->fn = h_cmov;
 		return 0;
@@ -1898,9 +2147,18 @@ bmi:
 		i->op = 0;
 		i->fn = h_loop;
 		return 0;
-	case ZYDIS_MNEMONIC_LOOP: i->op = 1; i->fn = h_loop; return 0;
-	case ZYDIS_MNEMONIC_LOOPE: i->op = 2; i->fn = h_loop; return 0;
-	case ZYDIS_MNEMONIC_LOOPNE: i->op = 3; i->fn = h_loop; return 0;
+	case ZYDIS_MNEMONIC_LOOP:
+		i->op = 1;
+		i->fn = h_loop;
+		return 0;
+	case ZYDIS_MNEMONIC_LOOPE:
+		i->op = 2;
+		i->fn = h_loop;
+		return 0;
+	case ZYDIS_MNEMONIC_LOOPNE:
+		i->op = 3;
+		i->fn = h_loop;
+		return 0;
 	case ZYDIS_MNEMONIC_JMP:
 		if (i->osz != 8 && i->k[0] != K_IMM)
 			return -1;
@@ -1939,12 +2197,21 @@ bmi:
 	case ZYDIS_MNEMONIC_SAHF:
 		i->fn = h_sahf;
 		return 0;
-	case ZYDIS_MNEMONIC_CLC: i->op = F_CLC; goto flagop;
-	case ZYDIS_MNEMONIC_STC: i->op = F_STC; goto flagop;
-	case ZYDIS_MNEMONIC_CMC: i->op = F_CMC; goto flagop;
-	case ZYDIS_MNEMONIC_CLD: i->op = F_CLD; goto flagop;
-	case ZYDIS_MNEMONIC_STD: i->op = F_STD;
-flagop:
+	case ZYDIS_MNEMONIC_CLC:
+		i->op = F_CLC;
+		goto flagop;
+	case ZYDIS_MNEMONIC_STC:
+		i->op = F_STC;
+		goto flagop;
+	case ZYDIS_MNEMONIC_CMC:
+		i->op = F_CMC;
+		goto flagop;
+	case ZYDIS_MNEMONIC_CLD:
+		i->op = F_CLD;
+		goto flagop;
+	case ZYDIS_MNEMONIC_STD:
+		i->op = F_STD;
+	flagop:
 		i->fn = h_flagop;
 		return 0;
 	case ZYDIS_MNEMONIC_NOP:
@@ -1963,30 +2230,40 @@ flagop:
 	case ZYDIS_MNEMONIC_CLFLUSHOPT:
 		i->fn = h_nop;
 		return 0;
-	case ZYDIS_MNEMONIC_MOVSB: case ZYDIS_MNEMONIC_MOVSW:
-	case ZYDIS_MNEMONIC_MOVSD: case ZYDIS_MNEMONIC_MOVSQ:
-		if (z->operand_count_visible)	/* SSE MOVSD */
+	case ZYDIS_MNEMONIC_MOVSB:
+	case ZYDIS_MNEMONIC_MOVSW:
+	case ZYDIS_MNEMONIC_MOVSD:
+	case ZYDIS_MNEMONIC_MOVSQ:
+		if (z->operand_count_visible) /* SSE MOVSD */
 			return -1;
 		i->op = STR_MOVS;
 		goto string;
-	case ZYDIS_MNEMONIC_STOSB: case ZYDIS_MNEMONIC_STOSW:
-	case ZYDIS_MNEMONIC_STOSD: case ZYDIS_MNEMONIC_STOSQ:
+	case ZYDIS_MNEMONIC_STOSB:
+	case ZYDIS_MNEMONIC_STOSW:
+	case ZYDIS_MNEMONIC_STOSD:
+	case ZYDIS_MNEMONIC_STOSQ:
 		i->op = STR_STOS;
 		goto string;
-	case ZYDIS_MNEMONIC_LODSB: case ZYDIS_MNEMONIC_LODSW:
-	case ZYDIS_MNEMONIC_LODSD: case ZYDIS_MNEMONIC_LODSQ:
+	case ZYDIS_MNEMONIC_LODSB:
+	case ZYDIS_MNEMONIC_LODSW:
+	case ZYDIS_MNEMONIC_LODSD:
+	case ZYDIS_MNEMONIC_LODSQ:
 		i->op = STR_LODS;
 		goto string;
-	case ZYDIS_MNEMONIC_CMPSB: case ZYDIS_MNEMONIC_CMPSW:
-	case ZYDIS_MNEMONIC_CMPSD: case ZYDIS_MNEMONIC_CMPSQ:
-		if (z->operand_count_visible)	/* SSE CMPSD */
+	case ZYDIS_MNEMONIC_CMPSB:
+	case ZYDIS_MNEMONIC_CMPSW:
+	case ZYDIS_MNEMONIC_CMPSD:
+	case ZYDIS_MNEMONIC_CMPSQ:
+		if (z->operand_count_visible) /* SSE CMPSD */
 			return -1;
 		i->op = STR_CMPS;
 		goto string;
-	case ZYDIS_MNEMONIC_SCASB: case ZYDIS_MNEMONIC_SCASW:
-	case ZYDIS_MNEMONIC_SCASD: case ZYDIS_MNEMONIC_SCASQ:
+	case ZYDIS_MNEMONIC_SCASB:
+	case ZYDIS_MNEMONIC_SCASW:
+	case ZYDIS_MNEMONIC_SCASD:
+	case ZYDIS_MNEMONIC_SCASQ:
 		i->op = STR_SCAS;
-string:
+	string:
 		i->fn = h_string;
 		return 0;
 	default:
@@ -1996,10 +2273,17 @@ string:
 
 /* ---- The run loop --------------------------------------------------- */
 
+/*
+ * Both words are written by other threads (gmem_vcpu_kick(), a TLB
+ * shootdown, a VMM's signal handler setting immediate_exit) while this one
+ * runs: read them atomically, or the poll is a data race.  Relaxed is
+ * enough; whoever acts on a stop synchronises through its own handshake.
+ */
 static inline bool kicked(const struct x86_cpu *c)
 {
-	return (c->kick && *c->kick) ||
-	       (c->immediate_exit && *c->immediate_exit);
+	return (c->kick && __atomic_load_n(c->kick, __ATOMIC_RELAXED)) ||
+	       (c->immediate_exit &&
+		__atomic_load_n(c->immediate_exit, __ATOMIC_RELAXED));
 }
 
 /* Look up the record at RIP: TLB hit and decode-cache index, or decode. */
@@ -2020,7 +2304,9 @@ static inline int lookup(struct x86_cpu *c, const struct x86_insn **ip)
 
 int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 {
-	const struct x86_insn *ins = NULL;
+	/* A record that links nowhere, in place of "no previous one". */
+	static struct x86_insn none = {.link_gen = ~0ull, .nolink = 1};
+	const struct x86_insn *ins = &none;
 	uint64_t n = 0, at = 0;
 	int r;
 
@@ -2055,17 +2341,17 @@ int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 		 * Follow the previous instruction's link when it is still
 		 * valid, else look up (and link for the next time).
 		 */
-		if (prev && prev->link_gen == c->gen && rip == at + prev->len &&
+		if (prev->link_gen == c->gen && rip == at + prev->len &&
 		    prev->next) {
 			ins = prev->next;
-		} else if (prev && prev->link_gen == c->gen &&
-			   rip == prev->tgt_rip && prev->tgt) {
+		} else if (prev->link_gen == c->gen && rip == prev->tgt_rip &&
+			   prev->tgt) {
 			ins = prev->tgt;
 		} else {
 			r = lookup(c, &ins);
 			if (r)
 				goto fault;
-			if (prev && !prev->nolink && !ins->nolink) {
+			if (!prev->nolink && !ins->nolink) {
 				if (prev->link_gen != c->gen) {
 					prev->link_gen = c->gen;
 					prev->next = prev->tgt = NULL;
@@ -2082,17 +2368,18 @@ int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 		r = ins->fn(c, ins);
 		if (likely(r == X86_OK)) {
 			n++;
-			if (unlikely((c->mmio.rd | c->mmio.wr) ||
-				     c->dead != NULL)) {
+			if (unlikely(c->pending)) {
+				/* MMIO answers are used up; dead pages go. */
+				c->pending = 0;
 				c->mmio.rd = c->mmio.wr = 0;
 				if (c->dead)
 					x86_dc_free_dead(c);
-				ins = NULL;
+				ins = &none;
 			}
 			continue;
 		}
-fault:
-		ins = NULL;
+	fault:
+		ins = &none;
 		if (c->dead)
 			x86_dc_free_dead(c);
 		if (r == X86_STOPPED) {
@@ -2109,7 +2396,6 @@ fault:
 		c->pend.err = c->exc.err;
 		c->pend.cr2 = c->exc.cr2;
 		c->pend.soft = false;
-		c->pend.prev = -1;
 		n++;
 		r = x86_deliver(c);
 		if (r)

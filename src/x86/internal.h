@@ -48,17 +48,17 @@ struct x86_insn {
 	int64_t imm;
 	int64_t disp;
 	uint16_t imm2;
-	uint16_t mnem;		/* ZydisMnemonic */
-	uint8_t len;		/* bytes */
-	uint8_t osz;		/* operand size, bytes */
-	uint8_t ssz;		/* source size for MOVZX/MOVSX/... */
-	uint8_t asz;		/* address size: 4 or 8 */
-	uint8_t op;		/* handler sub-operation */
-	uint8_t k[3];		/* operand kinds */
-	uint8_t r[3];		/* register operands */
-	uint8_t base, index, scale, seg;	/* seg: 0, X86_FS or X86_GS */
+	uint16_t mnem;			 /* ZydisMnemonic */
+	uint8_t len;			 /* bytes */
+	uint8_t osz;			 /* operand size, bytes */
+	uint8_t ssz;			 /* source size for MOVZX/MOVSX/... */
+	uint8_t asz;			 /* address size: 4 or 8 */
+	uint8_t op;			 /* handler sub-operation */
+	uint8_t k[3];			 /* operand kinds */
+	uint8_t r[3];			 /* register operands */
+	uint8_t base, index, scale, seg; /* seg: 0, X86_FS or X86_GS */
 	uint8_t pfx;
-	uint8_t nolink;		/* the page-crossing scratch record */
+	uint8_t nolink; /* the page-crossing scratch record */
 	/*
 	 * Links the run loop follows instead of looking the next RIP up:
 	 * the record at RIP + len, and the last branch target.  Valid while
@@ -97,8 +97,8 @@ static inline struct x86_insn *dp_rec(struct x86_dpage *dp, unsigned n)
 /* A translated memory operand: up to two host pieces, or MMIO. */
 struct x86_mref {
 	uint8_t *p[2];
-	uint64_t gpa;		/* of the first byte (MMIO) */
-	uint8_t len, n0;	/* total, bytes in p[0] */
+	uint64_t gpa;	 /* of the first byte (MMIO) */
+	uint8_t len, n0; /* total, bytes in p[0] */
 	uint8_t mmio;
 };
 
@@ -107,10 +107,8 @@ struct x86_mref {
 
 int x86_mem_prep_slow(struct x86_cpu *c, uint64_t lin, unsigned len,
 		      unsigned acc, struct x86_mref *m);
-int x86_mem_rd_slow(struct x86_cpu *c, const struct x86_mref *m,
-		    uint64_t *v);
-int x86_mem_wr_slow(struct x86_cpu *c, const struct x86_mref *m,
-		    uint64_t v);
+int x86_mem_rd_slow(struct x86_cpu *c, const struct x86_mref *m, uint64_t *v);
+int x86_mem_wr_slow(struct x86_cpu *c, const struct x86_mref *m, uint64_t v);
 
 /* Translate [lin, lin+len) for acc; len <= 8 (16 for descriptor reads). */
 static inline int x86_mem_prep(struct x86_cpu *c, uint64_t lin, unsigned len,
@@ -131,46 +129,62 @@ static inline int x86_mem_prep(struct x86_cpu *c, uint64_t lin, unsigned len,
 	return x86_mem_prep_slow(c, lin, len, acc, m);
 }
 
+/*
+ * Guest memory is shared with other vCPUs as RAM is between processors:
+ * a racy guest is the guest's business, not undefined behaviour of ours.
+ * Aligned accesses are atomic, acquire loads and release stores, which is
+ * x86's own ordering (TSO) and compiles to plain moves on an x86 host;
+ * unaligned ones are byte copies.
+ */
+#define LD_T(T)                                                              \
+	((uintptr_t)p % sizeof(T) == 0                                       \
+		 ? (uint64_t)__atomic_load_n((const T *)p, __ATOMIC_ACQUIRE) \
+		 : (memcpy(&t.T##_v, p, sizeof(T)), (uint64_t)t.T##_v))
+
 static inline uint64_t ld_le(const uint8_t *p, unsigned len)
 {
-	uint8_t b1;
-	uint16_t b2;
-	uint32_t b4;
-	uint64_t b8;
+	union {
+		uint16_t uint16_t_v;
+		uint32_t uint32_t_v;
+		uint64_t uint64_t_v;
+	} t;
 
 	switch (len) {
 	case 1:
-		b1 = *p;
-		return b1;
+		return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 	case 2:
-		memcpy(&b2, p, 2);
-		return b2;
+		return LD_T(uint16_t);
 	case 4:
-		memcpy(&b4, p, 4);
-		return b4;
+		return LD_T(uint32_t);
 	default:
-		memcpy(&b8, p, 8);
-		return b8;
+		return LD_T(uint64_t);
 	}
 }
 
+#define ST_T(T)                                                        \
+	do {                                                           \
+		T x = (T)v;                                            \
+                                                                       \
+		if ((uintptr_t)p % sizeof(T) == 0)                     \
+			__atomic_store_n((T *)p, x, __ATOMIC_RELEASE); \
+		else                                                   \
+			memcpy(p, &x, sizeof(T));                      \
+	} while (0)
+
 static inline void st_le(uint8_t *p, unsigned len, uint64_t v)
 {
-	uint16_t b2 = v;
-	uint32_t b4 = v;
-
 	switch (len) {
 	case 1:
-		*p = v;
+		__atomic_store_n(p, (uint8_t)v, __ATOMIC_RELEASE);
 		break;
 	case 2:
-		memcpy(p, &b2, 2);
+		ST_T(uint16_t);
 		break;
 	case 4:
-		memcpy(p, &b4, 4);
+		ST_T(uint32_t);
 		break;
 	default:
-		memcpy(p, &v, 8);
+		ST_T(uint64_t);
 		break;
 	}
 }
@@ -215,12 +229,11 @@ static inline uint64_t rreg(const struct x86_cpu *c, unsigned r, unsigned sz)
 	}
 }
 
-static inline void wreg(struct x86_cpu *c, unsigned r, unsigned sz,
-			uint64_t v)
+static inline void wreg(struct x86_cpu *c, unsigned r, unsigned sz, uint64_t v)
 {
 	if (unlikely(r >= 16)) {
-		c->gpr[r - 16] = (c->gpr[r - 16] & ~0xff00ull) |
-				 ((v & 0xff) << 8);
+		c->gpr[r - 16] =
+			(c->gpr[r - 16] & ~0xff00ull) | ((v & 0xff) << 8);
 		return;
 	}
 	switch (sz) {
@@ -279,7 +292,7 @@ static inline void x86_set_cpl(struct x86_cpu *c, unsigned cpl)
 int x86_stop_internal(struct x86_cpu *c, const char *why);
 
 /* exec.c */
-uint64_t x86_flags(struct x86_cpu *c);	/* materialize RFLAGS */
+uint64_t x86_flags(struct x86_cpu *c); /* materialize RFLAGS */
 void x86_set_flags(struct x86_cpu *c, uint64_t f);
 int x86_bind(struct x86_insn *i, const void *zinsn, const void *zops);
 int x86_push(struct x86_cpu *c, uint64_t v, unsigned sz);

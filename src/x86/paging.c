@@ -92,9 +92,9 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 	unsigned a = acc & 7, lvl, n = 0;
 	uint32_t err = ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
 		       (user ? X86_PFEC_U : 0) |
-		       ((a & X86_ACC_FETCH) &&
-				(nxe || (c->cr4 & X86_CR4_SMEP)) ?
-			X86_PFEC_I : 0);
+		       ((a & X86_ACC_FETCH) && (nxe || (c->cr4 & X86_CR4_SMEP))
+				? X86_PFEC_I
+				: 0);
 	int r;
 
 	*large = false;
@@ -119,9 +119,9 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 		if (lvl == 4)
 			bad |= PTE_PS;
 		else if (lvl == 3 && leaf)
-			bad |= 0x3fffe000ull;	/* 1 GiB: bits 29:13 */
+			bad |= 0x3fffe000ull; /* 1 GiB: bits 29:13 */
 		else if (lvl == 2 && leaf)
-			bad |= 0x1fe000ull;	/* 2 MiB: bits 20:13 */
+			bad |= 0x1fe000ull; /* 2 MiB: bits 20:13 */
 		if (!nxe)
 			bad |= PTE_NX;
 		if (pte & bad)
@@ -133,7 +133,8 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 			uint64_t off = lin & ((1ull << shift) - 1);
 
 			*gpa = ((pte & PTE_ADDR & ~((1ull << shift) - 1)) |
-				off) & ~0xfffull;
+				off) &
+			       ~0xfffull;
 			*large = lvl > 1;
 			break;
 		}
@@ -185,7 +186,7 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 		sup |= X86_ACC_WRITE;
 	if (nx || (smep && u))
 		sup &= ~X86_ACC_FETCH;
-	if (smap && u)	/* depends on RFLAGS.AC: never cache */
+	if (smap && u) /* depends on RFLAGS.AC: never cache */
 		sup &= ~(X86_ACC_READ | X86_ACC_WRITE);
 	if (u) {
 		usr = X86_ACC_READ;
@@ -236,9 +237,9 @@ static int xlate_piece(struct x86_cpu *c, uint64_t lin, unsigned len,
 		c->stop->reason = X86_STOP_S2_EXIT;
 		return X86_STOPPED;
 	case X86_S2_XO_PF:
-		return pf(c, lin, X86_PFEC_P |
-			  ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
-			  (user ? X86_PFEC_U : 0));
+		return pf(c, lin,
+			  X86_PFEC_P | ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
+				  (user ? X86_PFEC_U : 0));
 	default:
 		return x86_stop_internal(c, "bad stage-2 result");
 	}
@@ -335,6 +336,7 @@ int x86_mem_rd_slow(struct x86_cpu *c, const struct x86_mref *m, uint64_t *v)
 			return X86_OK;
 		}
 		c->mmio.rd = 1;
+		c->pending = 1;
 		c->mmio.rgpa = m->gpa;
 		c->mmio.rlen = m->len;
 		c->stop->reason = X86_STOP_MMIO;
@@ -357,8 +359,9 @@ int x86_mem_wr_slow(struct x86_cpu *c, const struct x86_mref *m, uint64_t v)
 	if (m->mmio) {
 		if (c->mmio.wr && c->mmio.wgpa == m->gpa &&
 		    c->mmio.wlen == m->len)
-			return X86_OK;	/* delivered before the stop */
+			return X86_OK; /* delivered before the stop */
 		c->mmio.wr = 1;
+		c->pending = 1;
 		c->mmio.wgpa = m->gpa;
 		c->mmio.wlen = m->len;
 		c->stop->reason = X86_STOP_MMIO;

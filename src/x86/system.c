@@ -14,8 +14,7 @@
 /* ---- Event delivery ------------------------------------------------- */
 
 /* Read @len (<= 8) bytes of a system structure (supervisor access). */
-static int sys_read(struct x86_cpu *c, uint64_t lin, unsigned len,
-		    uint64_t *v)
+static int sys_read(struct x86_cpu *c, uint64_t lin, unsigned len, uint64_t *v)
 {
 	struct x86_mref m;
 	int r = x86_mem_prep(c, lin, len, X86_ACC_READ | X86_ACC_SUP, &m);
@@ -28,8 +27,7 @@ static int sys_read(struct x86_cpu *c, uint64_t lin, unsigned len,
 }
 
 /* Read the 8-byte GDT descriptor of @sel; #GP(sel) beyond the limit. */
-static int gdt_read(struct x86_cpu *c, uint16_t sel, uint32_t ext,
-		    uint64_t *d)
+static int gdt_read(struct x86_cpu *c, uint16_t sel, uint32_t ext, uint64_t *d)
 {
 	if ((sel & 4) || (uint32_t)(sel | 7) > c->gdt.limit)
 		return x86_raise(c, X86_GP, true, (sel & ~3u) | ext);
@@ -123,7 +121,7 @@ static int deliver_one(struct x86_cpu *c)
 	if (r) {
 		x86_set_cpl(c, saved);
 		if (r == X86_EXC && c->exc.vector == X86_PF_VEC)
-			c->exc.err &= ~X86_PFEC_U;	/* implicit: supervisor */
+			c->exc.err &= ~X86_PFEC_U; /* implicit: supervisor */
 		return r;
 	}
 	for (unsigned k = 0; k < nq; k++)
@@ -177,7 +175,7 @@ int x86_deliver(struct x86_cpu *c)
 			return X86_OK;
 		}
 		if (r == X86_STOPPED)
-			return r;	/* retried on the next run */
+			return r; /* retried on the next run */
 		second = c->exc.vector;
 		if (first == X86_DF_VEC && !soft) {
 			c->pend.valid = false;
@@ -185,8 +183,8 @@ int x86_deliver(struct x86_cpu *c)
 			return X86_STOPPED;
 		}
 		df = !soft && ((contributory(first) && contributory(second)) ||
-			       (first == X86_PF_VEC &&
-				(second == X86_PF_VEC || contributory(second))));
+			       (first == X86_PF_VEC && (second == X86_PF_VEC ||
+							contributory(second))));
 		c->pend.soft = false;
 		if (df) {
 			c->pend.vector = X86_DF_VEC;
@@ -208,7 +206,6 @@ void x86_inject(struct x86_cpu *c, uint8_t vector, bool has_err, uint32_t err)
 	c->pend.has_err = has_err;
 	c->pend.err = err;
 	c->pend.soft = false;
-	c->pend.prev = -1;
 	c->pend.cr2 = c->cr2;
 }
 
@@ -270,7 +267,6 @@ static int h_int(struct x86_cpu *c, const struct x86_insn *i)
 	c->pend.has_err = false;
 	c->pend.soft = true;
 	c->pend.soft_len = i->len;
-	c->pend.prev = -1;
 	return x86_deliver(c);
 }
 
@@ -283,6 +279,14 @@ static int h_cpuid(struct x86_cpu *c, const struct x86_insn *i)
 	c->gpr[X86_RBX] = o[1];
 	c->gpr[X86_RCX] = o[2];
 	c->gpr[X86_RDX] = o[3];
+	/*
+	 * CPUID is the serializing instruction the SDM (vol. 3, 9.1.3)
+	 * tells a processor to execute before running code another one
+	 * wrote.  Writes by other vCPUs do not reach this vCPU's decode
+	 * cache, so forget it here; this instruction's record survives
+	 * until it retires (dropped pages are freed between instructions).
+	 */
+	x86_dc_flush(c);
 	return advance(c, i);
 }
 
@@ -353,7 +357,7 @@ static int write_cr(struct x86_cpu *c, unsigned n, uint64_t v)
 		return X86_OK;
 	case 4: {
 		uint64_t ok = 0x1fffffull & ~(1ull << 12) & ~(1ull << 15) &
-			      ~(1ull << 19);	/* no LA57, no PCID */
+			      ~(1ull << 19); /* no LA57, no PCID */
 
 		ok |= X86_CR4_SMEP | X86_CR4_SMAP;
 		if ((v & ~ok) || !(v & X86_CR4_PAE))
@@ -388,12 +392,23 @@ static int h_movcr(struct x86_cpu *c, const struct x86_insn *i)
 	uint64_t v;
 
 	switch (cr) {
-	case 0: v = c->cr0; break;
-	case 2: v = c->cr2; break;
-	case 3: v = c->cr3; break;
-	case 4: v = c->cr4; break;
-	case 8: v = c->cr8; break;
-	default: return x86_ud(c);
+	case 0:
+		v = c->cr0;
+		break;
+	case 2:
+		v = c->cr2;
+		break;
+	case 3:
+		v = c->cr3;
+		break;
+	case 4:
+		v = c->cr4;
+		break;
+	case 8:
+		v = c->cr8;
+		break;
+	default:
+		return x86_ud(c);
 	}
 	c->gpr[i->r[0]] = v;
 	return advance(c, i);
@@ -438,8 +453,8 @@ static int h_dtable(struct x86_cpu *c, const struct x86_insn *i)
 }
 
 /* Selector operand of LTR/MOV Sreg: register or 16-bit memory. */
-static int sel_operand(struct x86_cpu *c, const struct x86_insn *i,
-		       unsigned n, uint16_t *sel)
+static int sel_operand(struct x86_cpu *c, const struct x86_insn *i, unsigned n,
+		       uint16_t *sel)
 {
 	struct x86_mref m;
 	uint64_t v = 0;
@@ -477,7 +492,7 @@ static int h_ltr(struct x86_cpu *c, const struct x86_insn *i)
 		r = sys_read(c, c->gdt.base + (sel & ~7u) + 8, 8, &hi);
 	if (r)
 		return r;
-	if (((lo >> 40) & 0x1f) != 0x9)	/* available 64-bit TSS */
+	if (((lo >> 40) & 0x1f) != 0x9) /* available 64-bit TSS */
 		return x86_raise(c, X86_GP, true, sel & ~3u);
 	if (!(lo >> 47 & 1))
 		return x86_raise(c, X86_NP, true, sel & ~3u);
@@ -557,8 +572,8 @@ static int h_movseg(struct x86_cpu *c, const struct x86_insn *i)
 		sg->s = d >> 44 & 1;
 		sg->db = d >> 54 & 1;
 		if (s == X86_FS || s == X86_GS)
-			sg->base = ((d >> 16) & 0xffffff) |
-				   ((d >> 56) & 0xff) << 24;
+			sg->base = ((d >> 16) & 0xffffff) | ((d >> 56) & 0xff)
+								    << 24;
 	}
 	return advance(c, i);
 }
@@ -594,8 +609,8 @@ static int h_cli(struct x86_cpu *c, const struct x86_insn *i)
 /* IN (op 0) / OUT (op 1); osz is the data size, imm the port or -1. */
 static int h_io(struct x86_cpu *c, const struct x86_insn *i)
 {
-	uint16_t port = i->imm >= 0 ? (uint16_t)i->imm :
-				      (uint16_t)c->gpr[X86_RDX];
+	uint16_t port =
+		i->imm >= 0 ? (uint16_t)i->imm : (uint16_t)c->gpr[X86_RDX];
 	struct x86_stop *s = c->stop;
 
 	if (c->cpl > iopl(c))
@@ -826,11 +841,18 @@ int x86_bind_system(struct x86_insn *i, const void *zi, const void *zo)
 			return 0;
 		}
 		return -1;
-	case ZYDIS_MNEMONIC_LGDT: i->op = 0; goto dt;
-	case ZYDIS_MNEMONIC_LIDT: i->op = 1; goto dt;
-	case ZYDIS_MNEMONIC_SGDT: i->op = 2; goto dt;
-	case ZYDIS_MNEMONIC_SIDT: i->op = 3;
-dt:
+	case ZYDIS_MNEMONIC_LGDT:
+		i->op = 0;
+		goto dt;
+	case ZYDIS_MNEMONIC_LIDT:
+		i->op = 1;
+		goto dt;
+	case ZYDIS_MNEMONIC_SGDT:
+		i->op = 2;
+		goto dt;
+	case ZYDIS_MNEMONIC_SIDT:
+		i->op = 3;
+	dt:
 		i->fn = h_dtable;
 		return 0;
 	case ZYDIS_MNEMONIC_LTR:
@@ -859,8 +881,9 @@ dt:
 
 		i->op = out;
 		i->osz = data->size / 8;
-		i->imm = port->type == ZYDIS_OPERAND_TYPE_IMMEDIATE ?
-				 (int64_t)port->imm.value.u : -1;
+		i->imm = port->type == ZYDIS_OPERAND_TYPE_IMMEDIATE
+				 ? (int64_t)port->imm.value.u
+				 : -1;
 		i->fn = h_io;
 		return 0;
 	}
@@ -886,17 +909,39 @@ dt:
 int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 {
 	switch (idx) {
-	case X86_MSR_TSC: *v = host_ns() + c->tsc_offset; return 0;
-	case X86_MSR_APIC_BASE: *v = c->apic_base; return 0;
-	case X86_MSR_EFER: *v = c->efer; return 0;
-	case X86_MSR_STAR: *v = c->star; return 0;
-	case X86_MSR_LSTAR: *v = c->lstar; return 0;
-	case X86_MSR_CSTAR: *v = c->cstar; return 0;
-	case X86_MSR_SFMASK: *v = c->sfmask; return 0;
-	case X86_MSR_FS_BASE: *v = c->seg[X86_FS].base; return 0;
-	case X86_MSR_GS_BASE: *v = c->seg[X86_GS].base; return 0;
-	case X86_MSR_KERNEL_GS_BASE: *v = c->kernel_gs_base; return 0;
-	case X86_MSR_TSC_AUX: *v = c->tsc_aux; return 0;
+	case X86_MSR_TSC:
+		*v = host_ns() + c->tsc_offset;
+		return 0;
+	case X86_MSR_APIC_BASE:
+		*v = c->apic_base;
+		return 0;
+	case X86_MSR_EFER:
+		*v = c->efer;
+		return 0;
+	case X86_MSR_STAR:
+		*v = c->star;
+		return 0;
+	case X86_MSR_LSTAR:
+		*v = c->lstar;
+		return 0;
+	case X86_MSR_CSTAR:
+		*v = c->cstar;
+		return 0;
+	case X86_MSR_SFMASK:
+		*v = c->sfmask;
+		return 0;
+	case X86_MSR_FS_BASE:
+		*v = c->seg[X86_FS].base;
+		return 0;
+	case X86_MSR_GS_BASE:
+		*v = c->seg[X86_GS].base;
+		return 0;
+	case X86_MSR_KERNEL_GS_BASE:
+		*v = c->kernel_gs_base;
+		return 0;
+	case X86_MSR_TSC_AUX:
+		*v = c->tsc_aux;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -956,23 +1001,28 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 /* What the model implements, as a default CPUID table. */
 static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	/* max basic leaf 7, "GenuineIntel" */
-	{ .function = 0, .eax = 7, .ebx = 0x756e6547, .ecx = 0x6c65746e,
-	  .edx = 0x49656e69 },
+	{.function = 0,
+	 .eax = 7,
+	 .ebx = 0x756e6547,
+	 .ecx = 0x6c65746e,
+	 .edx = 0x49656e69},
 	/* family 6; ECX: MOVBE(22) POPCNT(23) hypervisor(31);
 	 * EDX: TSC(4) MSR(5) PAE(6) CX8(8) APIC(9) SEP? no, CMOV(15) */
-	{ .function = 1, .eax = 0x000606a0, .ecx = (1u << 22) | (1u << 23) |
-	  (1u << 31), .edx = (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) |
-	  (1u << 15) },
+	{.function = 1,
+	 .eax = 0x000606a0,
+	 .ecx = (1u << 22) | (1u << 23) | (1u << 31),
+	 .edx = (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 15)},
 	/* EBX: BMI1(3) SMEP(7) SMAP(20) */
-	{ .function = 7, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
-	  .ebx = (1u << 3) | (1u << 7) | (1u << 20) },
-	{ .function = 0x80000000, .eax = 0x80000008 },
+	{.function = 7,
+	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+	 .ebx = (1u << 3) | (1u << 7) | (1u << 20)},
+	{.function = 0x80000000, .eax = 0x80000008},
 	/* ECX: LAHF(0) ABM/LZCNT(5); EDX: SYSCALL(11) NX(20) 1G(26)
 	 * RDTSCP(27) LM(29) */
-	{ .function = 0x80000001, .ecx = (1u << 0) | (1u << 5),
-	  .edx = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) |
-		 (1u << 29) },
-	{ .function = 0x80000008, .eax = 0x3030 },
+	{.function = 0x80000001,
+	 .ecx = (1u << 0) | (1u << 5),
+	 .edx = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29)},
+	{.function = 0x80000008, .eax = 0x3030},
 };
 
 uint64_t x86_get_rflags(struct x86_cpu *c)
@@ -1001,10 +1051,9 @@ void x86_set_maxphyaddr(struct x86_cpu *c, unsigned m, bool xo)
  * The table, then what the model enforces regardless of KVM_SET_CPUID2:
  * MAXPHYADDR in 0x80000008 and the gmem hypervisor leaves (DESIGN 3.5).
  */
-void x86_cpuid(const struct x86_cpu *c, uint32_t leaf, uint32_t sub,
-	       uint32_t out[4])
+static const struct kvm_cpuid_entry2 *cpuid_find(const struct x86_cpu *c,
+						 uint32_t leaf, uint32_t sub)
 {
-	out[0] = out[1] = out[2] = out[3] = 0;
 	for (unsigned k = 0; k < c->ncpuid; k++) {
 		const struct kvm_cpuid_entry2 *e = &c->cpuid[k];
 
@@ -1013,17 +1062,38 @@ void x86_cpuid(const struct x86_cpu *c, uint32_t leaf, uint32_t sub,
 		if ((e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) &&
 		    e->index != sub)
 			continue;
-		out[0] = e->eax;
-		out[1] = e->ebx;
-		out[2] = e->ecx;
-		out[3] = e->edx;
-		break;
+		return e;
 	}
+	return NULL;
+}
+
+void x86_cpuid(const struct x86_cpu *c, uint32_t leaf, uint32_t sub,
+	       uint32_t out[4])
+{
+	const struct kvm_cpuid_entry2 *e = cpuid_find(c, leaf, sub);
+	const struct kvm_cpuid_entry2 *max;
+
+	/*
+	 * A leaf above the maximum of its range reads as the highest basic
+	 * leaf, as Intel processors (and KVM) do.  The gmem leaves below are
+	 * answered whatever the table says.
+	 */
+	if (!e && leaf < 0x40000000 && (max = cpuid_find(c, 0, 0)) &&
+	    leaf > max->eax)
+		e = cpuid_find(c, max->eax, sub);
+	else if (!e && leaf >= 0x80000000 &&
+		 (max = cpuid_find(c, 0x80000000, 0)) && leaf > max->eax &&
+		 (max = cpuid_find(c, 0, 0)))
+		e = cpuid_find(c, max->eax, sub);
+	out[0] = e ? e->eax : 0;
+	out[1] = e ? e->ebx : 0;
+	out[2] = e ? e->ecx : 0;
+	out[3] = e ? e->edx : 0;
 	if (leaf == 0x80000008)
 		out[0] = (out[0] & ~0xffu) | c->maxphyaddr;
 	if (leaf == 0x40000000) {
 		out[0] = 0x40000001;
-		out[1] = out[2] = out[3] = 0x6d656d67;	/* "gmem" */
+		out[1] = out[2] = out[3] = 0x6d656d67; /* "gmem" */
 	}
 	if (leaf == 0x40000001) {
 		out[0] = c->xo_bit ? 1 : 0;
@@ -1053,8 +1123,7 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->ldt.unusable = 1;
 	c->gdt.limit = 0xffff;
 	c->idt.limit = 0xffff;
-	c->cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_ET | X86_CR0_NE |
-		 X86_CR0_WP;
+	c->cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_ET | X86_CR0_NE | X86_CR0_WP;
 	c->cr4 = X86_CR4_PAE;
 	c->efer = X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE | X86_EFER_SCE;
 	c->rflags = 2;
@@ -1062,7 +1131,6 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->maxphyaddr = 48;
 	x86_set_cpuid(c, default_cpuid,
 		      sizeof(default_cpuid) / sizeof(default_cpuid[0]));
-	c->pend.prev = -1;
 	return 0;
 }
 
@@ -1102,7 +1170,7 @@ void x86_cpu_invalidate_gpa(struct x86_cpu *c, uint64_t start, uint64_t end)
 
 void x86_get_regs(const struct x86_cpu *c, struct kvm_regs *r)
 {
-	struct x86_cpu *m = (struct x86_cpu *)c;	/* flags materialize */
+	struct x86_cpu *m = (struct x86_cpu *)c; /* flags materialize */
 
 	r->rax = c->gpr[X86_RAX];
 	r->rbx = c->gpr[X86_RBX];

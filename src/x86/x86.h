@@ -42,7 +42,10 @@
  * stop (that happens between instructions, so no host pointer is held),
  * invalidate, and re-enter x86_run without returning to the VMM.
  * Writes through this vCPU's interpreter drop stale decodes themselves
- * (self-modifying code), including writes through another alias.
+ * (self-modifying code), including writes through another alias; CPUID,
+ * the serializing instruction of the SDM's cross-modifying-code protocol,
+ * drops the whole decode cache, so code another vCPU wrote is seen after
+ * it.
  *
  * Not modelled: interrupts other than x86_inject() (no APIC; the caller
  * checks RFLAGS.IF before injecting an external interrupt), TF/debug
@@ -65,9 +68,9 @@
 
 enum x86_s2 {
 	X86_S2_OK = 0,
-	X86_S2_MMIO,	/* no memory there: the access becomes an MMIO stop */
-	X86_S2_EXIT,	/* the backend filled its own exit record */
-	X86_S2_XO_PF,	/* read/write through the execute-only alias: #PF */
+	X86_S2_MMIO,  /* no memory there: the access becomes an MMIO stop */
+	X86_S2_EXIT,  /* the backend filled its own exit record */
+	X86_S2_XO_PF, /* read/write through the execute-only alias: #PF */
 };
 
 struct x86_bus {
@@ -85,15 +88,15 @@ struct x86_bus {
 };
 
 enum x86_stop_reason {
-	X86_STOP_BUDGET = 0,	/* the instruction budget ran out */
-	X86_STOP_HLT,		/* HLT at CPL 0; RIP after it */
-	X86_STOP_IO,		/* IN/OUT; see struct x86_stop.io */
-	X86_STOP_VMCALL,	/* RIP advanced; the caller sets RAX */
-	X86_STOP_MMIO,		/* see struct x86_stop.mmio */
-	X86_STOP_S2_EXIT,	/* backend exit; RIP at the instruction */
-	X86_STOP_SHUTDOWN,	/* triple fault */
-	X86_STOP_KICK,		/* *kick or *immediate_exit was set */
-	X86_STOP_INTERNAL,	/* emulation failure not caused by the guest */
+	X86_STOP_BUDGET = 0, /* the instruction budget ran out */
+	X86_STOP_HLT,	     /* HLT at CPL 0; RIP after it */
+	X86_STOP_IO,	     /* IN/OUT; see struct x86_stop.io */
+	X86_STOP_VMCALL,     /* RIP advanced; the caller sets RAX */
+	X86_STOP_MMIO,	     /* see struct x86_stop.mmio */
+	X86_STOP_S2_EXIT,    /* backend exit; RIP at the instruction */
+	X86_STOP_SHUTDOWN,   /* triple fault */
+	X86_STOP_KICK,	     /* *kick or *immediate_exit was set */
+	X86_STOP_INTERNAL,   /* emulation failure not caused by the guest */
 };
 
 struct x86_stop {
@@ -106,7 +109,7 @@ struct x86_stop {
 		 */
 		struct {
 			uint16_t port;
-			uint8_t size;	/* 1, 2 or 4 */
+			uint8_t size; /* 1, 2 or 4 */
 			uint8_t is_write;
 			uint32_t data;
 		} io;
@@ -128,15 +131,29 @@ struct x86_stop {
 			const char *why;
 		} internal;
 	};
-	uint64_t executed;	/* instructions retired by this call */
+	uint64_t executed; /* instructions retired by this call */
 };
 
 /* Segment register order = the ModRM encoding of Sreg. */
 enum { X86_ES, X86_CS, X86_SS, X86_DS, X86_FS, X86_GS, X86_NSEG };
 
 enum {
-	X86_RAX, X86_RCX, X86_RDX, X86_RBX, X86_RSP, X86_RBP, X86_RSI, X86_RDI,
-	X86_R8, X86_R9, X86_R10, X86_R11, X86_R12, X86_R13, X86_R14, X86_R15,
+	X86_RAX,
+	X86_RCX,
+	X86_RDX,
+	X86_RBX,
+	X86_RSP,
+	X86_RBP,
+	X86_RSI,
+	X86_RDI,
+	X86_R8,
+	X86_R9,
+	X86_R10,
+	X86_R11,
+	X86_R12,
+	X86_R13,
+	X86_R14,
+	X86_R15,
 };
 
 /* RFLAGS bits. */
@@ -198,9 +215,19 @@ enum {
 
 /* Exception vectors. */
 enum {
-	X86_DE = 0, X86_DB = 1, X86_BP = 3, X86_OF_VEC = 4, X86_UD = 6,
-	X86_NM = 7, X86_DF_VEC = 8, X86_TS = 10, X86_NP = 11, X86_SS_VEC = 12,
-	X86_GP = 13, X86_PF_VEC = 14, X86_AC_VEC = 17,
+	X86_DE = 0,
+	X86_DB = 1,
+	X86_BP = 3,
+	X86_OF_VEC = 4,
+	X86_UD = 6,
+	X86_NM = 7,
+	X86_DF_VEC = 8,
+	X86_TS = 10,
+	X86_NP = 11,
+	X86_SS_VEC = 12,
+	X86_GP = 13,
+	X86_PF_VEC = 14,
+	X86_AC_VEC = 17,
 };
 
 /* #PF error code bits. */
@@ -212,7 +239,7 @@ enum {
 
 #define X86_TLB_SIZE 256
 #define X86_DC_BUCKETS 512
-#define X86_MAX_CPUID 64
+#define X86_MAX_CPUID 256 /* KVM_MAX_CPUID_ENTRIES */
 
 struct x86_dpage;
 struct x86_insn;
@@ -228,26 +255,26 @@ struct x86_tlbe {
 	uint64_t tag;		/* linear page number, or ~0 when empty */
 	uint8_t *host;		/* host address of the page */
 	uint64_t gpa;		/* guest-physical page (with the XO bit) */
-	struct x86_dpage *code;	/* decoded instructions of that page */
+	struct x86_dpage *code; /* decoded instructions of that page */
 	uint8_t allow;
-	uint8_t wok;		/* write bits before the code page cleared them */
+	uint8_t wok; /* write bits before the code page cleared them */
 };
 
 /* Lazy arithmetic flags: the last flag-setting op and its operands. */
 struct x86_lazy {
 	uint64_t res, a, b;
-	uint8_t op;		/* enum x86_lf, internal */
-	uint8_t size;		/* operand size in bytes */
-	uint8_t cf;		/* carry kept by INC/DEC */
+	uint8_t op;   /* enum x86_lf, internal */
+	uint8_t size; /* operand size in bytes */
+	uint8_t cf;   /* carry kept by INC/DEC */
 };
 
 struct x86_cpu {
 	/* Register file. */
 	uint64_t gpr[16];
 	uint64_t rip;
-	uint64_t rflags;	/* arithmetic bits valid only after flags */
+	uint64_t rflags; /* arithmetic bits valid only after flags */
 	struct x86_lazy lf;
-	struct x86_lazy lf_rot;	/* under a ROL/ROR (lf.op == LF_ROT) */
+	struct x86_lazy lf_rot; /* under a ROL/ROR (lf.op == LF_ROT) */
 	struct kvm_segment seg[X86_NSEG];
 	struct kvm_segment tr, ldt;
 	struct kvm_dtable gdt, idt;
@@ -256,13 +283,13 @@ struct x86_cpu {
 	uint64_t kernel_gs_base, star, lstar, cstar, sfmask;
 	uint64_t tsc_offset, apic_base, tsc_aux;
 	unsigned cpl;
-	unsigned ushift;	/* 3 at CPL 3, else 0: selects tlbe.allow bits */
+	unsigned ushift; /* 3 at CPL 3, else 0: selects tlbe.allow bits */
 
 	/* CPUID table (KVM_SET_CPUID2 layout). */
 	struct kvm_cpuid_entry2 cpuid[X86_MAX_CPUID];
 	unsigned ncpuid;
-	unsigned maxphyaddr;	/* reported in CPUID 0x80000008 EAX[7:0] */
-	uint64_t xo_bit;	/* 1 << M when the XO alias is on, else 0 */
+	unsigned maxphyaddr; /* reported in CPUID 0x80000008 EAX[7:0] */
+	uint64_t xo_bit;     /* 1 << M when the XO alias is on, else 0 */
 
 	/* Stops: polled at run entry and every ~1000 instructions. */
 	volatile int *kick;
@@ -275,11 +302,10 @@ struct x86_cpu {
 	/* An event waiting for delivery (set by x86_inject / a failed one). */
 	struct {
 		bool valid, has_err, soft;
-		uint8_t soft_len;	/* INT n: length, RIP pushed = RIP + len */
+		uint8_t soft_len; /* INT n: length, RIP pushed = RIP + len */
 		uint8_t vector;
 		uint32_t err;
 		uint64_t cr2;
-		int8_t prev;	/* vector being delivered, or -1 */
 	} pend;
 
 	/* Exception raised by the current instruction (internal). */
@@ -297,8 +323,8 @@ struct x86_cpu {
 	 * retires.
 	 */
 	struct {
-		uint8_t rd;	/* 0 none, 1 waiting, 2 data ready */
-		uint8_t wr;	/* 0 none, 1 delivered */
+		uint8_t rd; /* 0 none, 1 waiting, 2 data ready */
+		uint8_t wr; /* 0 none, 1 delivered */
 		uint8_t rlen, wlen;
 		uint64_t rgpa, wgpa;
 		uint64_t rdata;
@@ -311,17 +337,19 @@ struct x86_cpu {
 		uint8_t len;
 	} in;
 
-	struct x86_stop *stop;	/* the current run's stop record */
+	struct x86_stop *stop; /* the current run's stop record */
+	/* Non-zero while MMIO state or dead decode pages await the loop. */
+	uint32_t pending;
 
 	/* Soft TLB and decode cache. */
 	struct x86_tlbe tlb[X86_TLB_SIZE];
 	struct x86_dpage *dc[X86_DC_BUCKETS];
 	unsigned dc_pages;
-	struct x86_dpage *dead;	/* dropped while an insn may use them */
-	void *decoder;		/* ZydisDecoder */
-	struct x86_insn *scratch;	/* page-crossing instructions */
+	struct x86_dpage *dead;	  /* dropped while an insn may use them */
+	void *decoder;		  /* ZydisDecoder */
+	struct x86_insn *scratch; /* page-crossing instructions */
 
-	uint64_t icount;	/* instructions retired since init */
+	uint64_t icount; /* instructions retired since init */
 	/*
 	 * Bumped whenever a translation, a decode or the CPL changes: the
 	 * run loop's links between decoded instructions are valid only for
@@ -351,8 +379,7 @@ void x86_inject(struct x86_cpu *cpu, uint8_t vector, bool has_err,
 /* Forget every cached translation and decode (CR3 load, stage-2 zap). */
 void x86_cpu_flush(struct x86_cpu *cpu);
 /* Forget what was derived from guest-physical [start, end). */
-void x86_cpu_invalidate_gpa(struct x86_cpu *cpu, uint64_t start,
-			    uint64_t end);
+void x86_cpu_invalidate_gpa(struct x86_cpu *cpu, uint64_t start, uint64_t end);
 
 void x86_get_regs(const struct x86_cpu *cpu, struct kvm_regs *regs);
 /* RFLAGS alone (the arithmetic flags are kept lazily in cpu->lf). */
