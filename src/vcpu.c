@@ -643,6 +643,37 @@ out:
 	return r;
 }
 
+const char *gmem_exit_name(uint32_t reason)
+{
+	switch (reason) {
+	case KVM_EXIT_UNKNOWN:
+		return "UNKNOWN";
+	case KVM_EXIT_EXCEPTION:
+		return "EXCEPTION";
+	case KVM_EXIT_IO:
+		return "IO";
+	case KVM_EXIT_HYPERCALL:
+		return "HYPERCALL";
+	case KVM_EXIT_DEBUG:
+		return "DEBUG";
+	case KVM_EXIT_HLT:
+		return "HLT";
+	case KVM_EXIT_MMIO:
+		return "MMIO";
+	case KVM_EXIT_SHUTDOWN:
+		return "SHUTDOWN";
+	case KVM_EXIT_FAIL_ENTRY:
+		return "FAIL_ENTRY";
+	case KVM_EXIT_INTR:
+		return "INTR";
+	case KVM_EXIT_INTERNAL_ERROR:
+		return "INTERNAL_ERROR";
+	case KVM_EXIT_MEMORY_FAULT:
+		return "MEMORY_FAULT";
+	}
+	return NULL;
+}
+
 void gmem_vcpu_kick(struct gmem_vcpu *vcpu)
 {
 	__atomic_fetch_or(&vcpu->kick, GMEM_KICK_USER, __ATOMIC_SEQ_CST);

@@ -415,37 +415,6 @@ int guest_vcpu_reply(struct guest_vcpu *v, uint64_t value)
 			   &value, sizeof(value));
 }
 
-static const char *exit_name(uint32_t reason)
-{
-	switch (reason) {
-	case KVM_EXIT_UNKNOWN:
-		return "UNKNOWN";
-	case KVM_EXIT_EXCEPTION:
-		return "EXCEPTION";
-	case KVM_EXIT_IO:
-		return "IO";
-	case KVM_EXIT_HYPERCALL:
-		return "HYPERCALL";
-	case KVM_EXIT_DEBUG:
-		return "DEBUG";
-	case KVM_EXIT_HLT:
-		return "HLT";
-	case KVM_EXIT_MMIO:
-		return "MMIO";
-	case KVM_EXIT_SHUTDOWN:
-		return "SHUTDOWN";
-	case KVM_EXIT_FAIL_ENTRY:
-		return "FAIL_ENTRY";
-	case KVM_EXIT_INTR:
-		return "INTR";
-	case KVM_EXIT_INTERNAL_ERROR:
-		return "INTERNAL_ERROR";
-	case KVM_EXIT_MEMORY_FAULT:
-		return "MEMORY_FAULT";
-	}
-	return "?";
-}
-
 static const char *vector_name(uint64_t v)
 {
 	static const char *const names[32] = {
@@ -504,7 +473,9 @@ const char *guest_describe(struct guest_vcpu *v, int ret,
 		return buf;
 	}
 
-	why = exit_name(run->exit_reason);
+	why = gmem_exit_name(run->exit_reason);
+	if (!why)
+		why = "?";
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		snprintf(buf, len,

@@ -141,6 +141,9 @@ struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu);
  */
 int gmem_vcpu_run(struct gmem_vcpu *vcpu);
 
+/* The name of a KVM_EXIT_* reason ("MMIO", ...), or NULL if unknown. */
+const char *gmem_exit_name(uint32_t reason);
+
 /* Make a run in progress on another thread return -EINTR promptly. */
 void gmem_vcpu_kick(struct gmem_vcpu *vcpu);
 

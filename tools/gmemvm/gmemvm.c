@@ -459,37 +459,6 @@ static void console_flush(struct vcpu *v)
 
 /* ---- exits ------------------------------------------------------------- */
 
-static const char *exit_name(uint32_t reason)
-{
-	switch (reason) {
-	case KVM_EXIT_UNKNOWN:
-		return "UNKNOWN";
-	case KVM_EXIT_EXCEPTION:
-		return "EXCEPTION";
-	case KVM_EXIT_IO:
-		return "IO";
-	case KVM_EXIT_HYPERCALL:
-		return "HYPERCALL";
-	case KVM_EXIT_DEBUG:
-		return "DEBUG";
-	case KVM_EXIT_HLT:
-		return "HLT";
-	case KVM_EXIT_MMIO:
-		return "MMIO";
-	case KVM_EXIT_SHUTDOWN:
-		return "SHUTDOWN";
-	case KVM_EXIT_FAIL_ENTRY:
-		return "FAIL_ENTRY";
-	case KVM_EXIT_INTR:
-		return "INTR";
-	case KVM_EXIT_INTERNAL_ERROR:
-		return "INTERNAL_ERROR";
-	case KVM_EXIT_MEMORY_FAULT:
-		return "MEMORY_FAULT";
-	}
-	return NULL;
-}
-
 static const char *vector_name(uint64_t v)
 {
 	static const char *const names[32] = {
@@ -730,8 +699,9 @@ static bool handle_exit(struct vcpu *v, int r)
 		trace(v, "exit %u", run->exit_reason);
 		fail(v->vmm, EXIT_GUEST_FAILED,
 		     "vcpu%u: unexpected exit %s (%u) at rip %#" PRIx64, v->id,
-		     exit_name(run->exit_reason) ? exit_name(run->exit_reason)
-						 : "?",
+		     gmem_exit_name(run->exit_reason) ?
+			     gmem_exit_name(run->exit_reason) :
+			     "?",
 		     run->exit_reason, rip_of(v));
 		return false;
 	}
