@@ -233,24 +233,6 @@ slow:
 	return r ^ (cc & 1);
 }
 
-/* Effective address of the memory operand (with FS/GS base). */
-static inline __attribute__((always_inline)) uint64_t
-ea(const struct x86_cpu *c, const struct x86_insn *i)
-{
-	uint64_t a = i->disp;
-
-	if (i->base < 16)
-		a += c->gpr[i->base];
-	else if (i->base == RIP_REG)
-		a += c->rip + i->len;
-	if (i->index < 16)
-		a += c->gpr[i->index] << i->scale;
-	if (i->asz == 4)
-		a = (uint32_t)a;
-	if (i->seg)
-		a += c->seg[i->seg].base;
-	return a;
-}
 
 /*
  * Compare-and-swap on host memory for LOCKed read-modify-writes; on
@@ -313,7 +295,7 @@ src1(struct x86_cpu *c, const struct x86_insn *i, unsigned sz, uint64_t *v)
 		*v = i->imm & szmask(sz);
 		return X86_OK;
 	default:
-		r = x86_mem_prep(c, ea(c, i), sz, X86_ACC_READ, &m);
+		r = x86_mem_prep(c, x86_ea(c, i), sz, X86_ACC_READ, &m);
 		if (r)
 			return r;
 		return x86_mem_rd(c, &m, v);
@@ -387,7 +369,7 @@ static int h_alu(struct x86_cpu *c, const struct x86_insn *i)
 		c->lf = l;
 		return next(c, i);
 	}
-	r = x86_mem_prep(c, ea(c, i), sz,
+	r = x86_mem_prep(c, x86_ea(c, i), sz,
 			 i->op < OP_CMP ? X86_ACC_READ | X86_ACC_WRITE
 					: X86_ACC_READ,
 			 &m);
@@ -518,7 +500,7 @@ static int h_unary(struct x86_cpu *c, const struct x86_insn *i)
 		c->lf = l;
 		return next(c, i);
 	}
-	r = x86_mem_prep(c, ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE, &m);
+	r = x86_mem_prep(c, x86_ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE, &m);
 	if (r)
 		return r;
 	if (lockable(i, &m)) {
@@ -557,7 +539,7 @@ static int h_mov(struct x86_cpu *c, const struct x86_insn *i)
 		wreg(c, i->r[0], sz, v);
 		return next(c, i);
 	}
-	r = x86_mem_prep(c, ea(c, i), sz, X86_ACC_WRITE, &m);
+	r = x86_mem_prep(c, x86_ea(c, i), sz, X86_ACC_WRITE, &m);
 	if (r)
 		return r;
 	v = i->k[1] == K_IMM ? (uint64_t)i->imm : rreg(c, i->r[1], sz);
@@ -755,7 +737,7 @@ static int h_xchg(struct x86_cpu *c, const struct x86_insn *i)
 	/* XCHG with memory is always locked. */
 	unsigned reg = i->k[0] == K_REG ? i->r[0] : i->r[1];
 
-	r = x86_mem_prep(c, ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE, &m);
+	r = x86_mem_prep(c, x86_ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE, &m);
 	if (r)
 		return r;
 	b = rreg(c, reg, sz);
@@ -792,7 +774,7 @@ static int h_xadd(struct x86_cpu *c, const struct x86_insn *i)
 		c->lf = l;
 		return next(c, i);
 	}
-	r = x86_mem_prep(c, ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE, &m);
+	r = x86_mem_prep(c, x86_ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE, &m);
 	if (r)
 		return r;
 	if (lockable(i, &m)) {
@@ -833,7 +815,7 @@ static int h_cmpxchg(struct x86_cpu *c, const struct x86_insn *i)
 		c->lf = l;
 		return next(c, i);
 	}
-	r = x86_mem_prep(c, ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE, &m);
+	r = x86_mem_prep(c, x86_ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE, &m);
 	if (r)
 		return r;
 	if (lockable(i, &m)) {
@@ -971,7 +953,7 @@ static int h_shift(struct x86_cpu *c, const struct x86_insn *i)
 		shift_flags(c, i->op, fm, f);
 		return next(c, i);
 	}
-	r = x86_mem_prep(c, ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE, &m);
+	r = x86_mem_prep(c, x86_ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE, &m);
 	if (r)
 		return r;
 	r = x86_mem_rd(c, &m, &a);
@@ -1037,7 +1019,7 @@ static int h_shd(struct x86_cpu *c, const struct x86_insn *i)
 	if (i->k[0] == K_REG) {
 		a = rreg(c, i->r[0], sz);
 	} else {
-		r = x86_mem_prep(c, ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE,
+		r = x86_mem_prep(c, x86_ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE,
 				 &mr);
 		if (r)
 			return r;
@@ -1234,7 +1216,7 @@ static int h_bt(struct x86_cpu *c, const struct x86_insn *i)
 		a = rreg(c, i->r[0], sz);
 	} else {
 		/* A register bit offset reaches outside the operand. */
-		uint64_t addr = ea(c, i);
+		uint64_t addr = x86_ea(c, i);
 
 		if (i->k[1] == K_REG) {
 			addr += (uint64_t)(sext(off, sz) >>
@@ -1343,7 +1325,7 @@ static int h_movbe(struct x86_cpu *c, const struct x86_insn *i)
 	uint64_t v;
 	int r;
 
-	r = x86_mem_prep(c, ea(c, i), sz,
+	r = x86_mem_prep(c, x86_ea(c, i), sz,
 			 i->k[0] == K_MEM ? X86_ACC_WRITE : X86_ACC_READ, &m);
 	if (r)
 		return r;
@@ -1443,7 +1425,7 @@ static int h_setcc(struct x86_cpu *c, const struct x86_insn *i)
 		wreg(c, i->r[0], 1, cond(c, i->op));
 		return next(c, i);
 	}
-	r = x86_mem_prep(c, ea(c, i), 1, X86_ACC_WRITE, &m);
+	r = x86_mem_prep(c, x86_ea(c, i), 1, X86_ACC_WRITE, &m);
 	if (r)
 		return r;
 	r = x86_mem_wr(c, &m, cond(c, i->op));
@@ -1622,7 +1604,7 @@ static int h_pop(struct x86_cpu *c, const struct x86_insn *i)
 	}
 	/* POP m: the address is computed with RSP already incremented. */
 	c->gpr[X86_RSP] = sp + sz;
-	r = x86_mem_prep(c, ea(c, i), sz, X86_ACC_WRITE, &d);
+	r = x86_mem_prep(c, x86_ea(c, i), sz, X86_ACC_WRITE, &d);
 	c->gpr[X86_RSP] = sp;
 	if (r)
 		return r;

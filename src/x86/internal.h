@@ -313,6 +313,25 @@ void x86_tlb_flush_page(struct x86_cpu *c, uint64_t lin);
 int x86_xlate(struct x86_cpu *c, uint64_t lin, unsigned acc,
 	      struct x86_tlbe **ep);
 
+/* Effective address of the memory operand (with FS/GS base). */
+static inline __attribute__((always_inline)) uint64_t
+x86_ea(const struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint64_t a = i->disp;
+
+	if (i->base < 16)
+		a += c->gpr[i->base];
+	else if (i->base == RIP_REG)
+		a += c->rip + i->len;
+	if (i->index < 16)
+		a += c->gpr[i->index] << i->scale;
+	if (i->asz == 4)
+		a = (uint32_t)a;
+	if (i->seg)
+		a += c->seg[i->seg].base;
+	return a;
+}
+
 /* system.c */
 int x86_deliver(struct x86_cpu *c);
 int x86_bind_system(struct x86_insn *i, const void *zinsn, const void *zops);

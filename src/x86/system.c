@@ -217,22 +217,6 @@ static inline int advance(struct x86_cpu *c, const struct x86_insn *i)
 	return X86_OK;
 }
 
-static inline uint64_t ea_of(const struct x86_cpu *c, const struct x86_insn *i)
-{
-	uint64_t a = i->disp;
-
-	if (i->base < 16)
-		a += c->gpr[i->base];
-	else if (i->base == RIP_REG)
-		a += c->rip + i->len;
-	if (i->index < 16)
-		a += c->gpr[i->index] << i->scale;
-	if (i->asz == 4)
-		a = (uint32_t)a;
-	if (i->seg)
-		a += c->seg[i->seg].base;
-	return a;
-}
 
 static inline unsigned iopl(const struct x86_cpu *c)
 {
@@ -418,7 +402,7 @@ static int h_movcr(struct x86_cpu *c, const struct x86_insn *i)
 static int h_dtable(struct x86_cpu *c, const struct x86_insn *i)
 {
 	struct kvm_dtable *t = (i->op & 1) ? &c->idt : &c->gdt;
-	uint64_t a = ea_of(c, i), lim, base;
+	uint64_t a = x86_ea(c, i), lim, base;
 	struct x86_mref m0, m1;
 	int r;
 
@@ -464,7 +448,7 @@ static int sel_operand(struct x86_cpu *c, const struct x86_insn *i, unsigned n,
 		*sel = c->gpr[i->r[n]];
 		return X86_OK;
 	}
-	r = x86_mem_prep(c, ea_of(c, i), 2, X86_ACC_READ, &m);
+	r = x86_mem_prep(c, x86_ea(c, i), 2, X86_ACC_READ, &m);
 	if (!r)
 		r = x86_mem_rd(c, &m, &v);
 	*sel = v;
@@ -533,7 +517,7 @@ static int h_movseg(struct x86_cpu *c, const struct x86_insn *i)
 		} else {
 			struct x86_mref m;
 
-			r = x86_mem_prep(c, ea_of(c, i), 2, X86_ACC_WRITE, &m);
+			r = x86_mem_prep(c, x86_ea(c, i), 2, X86_ACC_WRITE, &m);
 			if (!r)
 				r = x86_mem_wr(c, &m, v);
 			if (r)
@@ -582,7 +566,7 @@ static int h_invlpg(struct x86_cpu *c, const struct x86_insn *i)
 {
 	if (c->cpl)
 		return x86_gp0(c);
-	x86_tlb_flush_page(c, ea_of(c, i));
+	x86_tlb_flush_page(c, x86_ea(c, i));
 	return advance(c, i);
 }
 
