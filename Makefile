@@ -440,8 +440,9 @@ install: lib $(B)/gmem.pc
 	install -m 644 $(B)/gmem.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 
 check-format:
-	clang-format --dry-run -Werror include/gmem/*.h src/*.[ch] tests/*.[ch] \
-		tests/fuzz/*.c guests/*.c guests/include/*.h tools/gmemvm/*.[ch]
+	clang-format --dry-run -Werror include/gmem/*.h src/*.[ch] src/x86/*.[ch] \
+		tests/*.[ch] tests/fuzz/*.c guests/*.c guests/include/*.h \
+		tools/gmemvm/*.[ch] examples/*.c bench/*.[ch]
 
 clean:
 	rm -rf build

@@ -88,8 +88,8 @@ static inline void row(const char *figure, double gmem, const char *unit,
 	const char *m = met == MET_YES ? "yes" : met == MET_NO ? "no" : "-";
 	char f[96], an[64], tg[64];
 
-	printf("%-44s %12.4g %-6s %12.4g %-26s %9.4g  %-18s %s\n", figure,
-	       gmem, unit, anchor, anchor_name, ratio, target, m);
+	printf("%-44s %12.4g %-6s %12.4g %-26s %9.4g  %-18s %s\n", figure, gmem,
+	       unit, anchor, anchor_name, ratio, target, m);
 	if (bench_csv) {
 		fprintf(bench_csv, "%s,%s,%.6g,%s,%.6g,%s,%.6g,%s,%s\n",
 			bench_family, csv_field(f, sizeof(f), figure), gmem,

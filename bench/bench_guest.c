@@ -23,11 +23,11 @@
 
 /* What the guest asks for (GUEST_SYNC arguments). */
 enum {
-	ASK_NPAGES = 10, /* conversion: pages per call; 0 ends the mode */
-	ASK_ITERS,	 /* iterations */
-	ASK_GPA,	 /* first page; the timed loop starts after this */
-	SAY_END,	 /* timed loop done */
-	ASK_MORE,	 /* scaling: go on (1) or stop (0)? */
+	ASK_NPAGES = 10,    /* conversion: pages per call; 0 ends the mode */
+	ASK_ITERS,	    /* iterations */
+	ASK_GPA,	    /* first page; the timed loop starts after this */
+	SAY_END,	    /* timed loop done */
+	ASK_MORE,	    /* scaling: go on (1) or stop (0)? */
 	ASK_COMPUTE_N = 30, /* compute: iterations; the next SYNC's value
 			     * is the result */
 };
@@ -193,9 +193,9 @@ static void answer(struct guest_vcpu *v, uint64_t what, uint64_t value)
  */
 /* What the VMM does on a conversion (see map_gpa_range). */
 static enum {
-	VMM_CONVERT,	  /* attributes, then discard the old copy */
+	VMM_CONVERT,	/* attributes, then discard the old copy */
 	VMM_ATTRS_ONLY, /* attributes only: both copies stay allocated */
-	VMM_NOTHING,	  /* answer at once: the bare exit round trip */
+	VMM_NOTHING,	/* answer at once: the bare exit round trip */
 } vmm_policy;
 
 static uint64_t map_gpa_range(struct guest_vm *gvm, struct kvm_run *run)
@@ -204,7 +204,8 @@ static uint64_t map_gpa_range(struct guest_vm *gvm, struct kvm_run *run)
 	uint64_t size = run->hypercall.args[1] << 12;
 	bool priv = run->hypercall.args[2] & KVM_MAP_GPA_RANGE_ENCRYPTED;
 	struct kvm_memory_attributes a = {
-		.address = gpa, .size = size,
+		.address = gpa,
+		.size = size,
 		.attributes = priv ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0,
 	};
 
@@ -240,14 +241,13 @@ static int run_serving(struct guest_vcpu *v, struct guest_ucall *uc)
 static struct guest_vm *make_vm(uint64_t mem, unsigned int nr_vcpus,
 				unsigned int flags, uint64_t mode)
 {
-	struct gmem_load_opts opts = { .rdi = mode };
+	struct gmem_load_opts opts = {.rdi = mode};
 	struct kvm_enable_cap cap = {
 		.cap = KVM_CAP_EXIT_HYPERCALL,
-		.args = { 1ULL << KVM_HC_MAP_GPA_RANGE },
+		.args = {1ULL << KVM_HC_MAP_GPA_RANGE},
 	};
-	unsigned long type = flags & GUEST_VM_PRIVATE ?
-				     KVM_X86_SW_PROTECTED_VM :
-				     KVM_X86_DEFAULT_VM;
+	unsigned long type = flags & GUEST_VM_PRIVATE ? KVM_X86_SW_PROTECTED_VM
+						      : KVM_X86_DEFAULT_VM;
 	struct guest_vm *gvm;
 
 	if (guest_vm_create(type, mem, flags, &gvm) ||
@@ -258,7 +258,8 @@ static struct guest_vm *make_vm(uint64_t mem, unsigned int nr_vcpus,
 
 		if (guest_vcpu_add(gvm, &v))
 			exit(1);
-		/* Conversions are ours to serve (and time), not the harness's. */
+		/* Conversions are ours to serve (and time), not the harness's.
+		 */
 		v->convert = 0;
 	}
 	if (guest_vm_load(gvm, "bench_guest", &opts))
@@ -368,12 +369,12 @@ static void bench_conversion(bool quick)
 		uint64_t npages, iters;
 		const char *name;
 	} sizes[] = {
-		{ 1, 20000, "4 KiB" },
-		{ 512, 5000, "2 MiB" },
-		{ 262144, 500, "1 GiB" },
+		{1, 20000, "4 KiB"},
+		{512, 5000, "2 MiB"},
+		{262144, 500, "1 GiB"},
 	};
-	struct guest_vm *gvm = make_vm(2 * GiB, 1, GUEST_VM_PRIVATE,
-				       MODE_CONVERT);
+	struct guest_vm *gvm =
+		make_vm(2 * GiB, 1, GUEST_VM_PRIVATE, MODE_CONVERT);
 	struct guest_vcpu *v = gvm->vcpus[0];
 	double sys = time_madvise(), t;
 	uint64_t div = quick ? 10 : 1;
@@ -396,7 +397,9 @@ static void bench_conversion(bool quick)
 			 sizes[i].name);
 		row(name, t * 1e6, "us", sys * 1e6, "madvise 4 KiB syscall",
 		    i ? "-" : "<= 3 us",
-		    i ? MET_NA : t <= 3e-6 ? MET_YES : MET_NO);
+		    i		? MET_NA
+		    : t <= 3e-6 ? MET_YES
+				: MET_NO);
 	}
 	answer(v, ASK_NPAGES, 0);
 	if (guest_vcpu_run_to_done(v, NULL))
@@ -469,9 +472,9 @@ static double process_cpu_now(void)
  */
 static double scale_once(unsigned int n, double secs, double *per_cpu)
 {
-	struct guest_vm *gvm = make_vm(96 * MiB, n, GUEST_VM_PRIVATE,
-				       MODE_SCALE);
-	struct scale_thread st[GUEST_MAX_VCPUS] = { 0 };
+	struct guest_vm *gvm =
+		make_vm(96 * MiB, n, GUEST_VM_PRIVATE, MODE_SCALE);
+	struct scale_thread st[GUEST_MAX_VCPUS] = {0};
 	pthread_t tid[GUEST_MAX_VCPUS];
 	uint64_t total = 0;
 	double t, cpu;
@@ -502,7 +505,7 @@ static double scale_once(unsigned int n, double secs, double *per_cpu)
 static void bench_scaling(bool quick, const char *dat)
 {
 	enum { REPS = 3 };
-	static const unsigned int threads[] = { 1, 2, 4, 8 };
+	static const unsigned int threads[] = {1, 2, 4, 8};
 	FILE *f = fopen(dat, "w");
 	double base = 0, c[4][REPS], pc[4][REPS];
 	char name[80];
@@ -543,10 +546,11 @@ static void bench_scaling(bool quick, const char *dat)
 			 n > 1 ? "s" : "");
 		row(name, faults / 1e3, "k/s", base / 1e3, "1 vCPU",
 		    n == 1 ? "-" : "grows (2 cores)",
-		    n == 1 ? MET_NA : faults > base ? MET_YES : MET_NO);
-		snprintf(name, sizeof(name),
-			 "scaling %u vCPU%s: conversions/s", n,
-			 n > 1 ? "s" : "");
+		    n == 1	    ? MET_NA
+		    : faults > base ? MET_YES
+				    : MET_NO);
+		snprintf(name, sizeof(name), "scaling %u vCPU%s: conversions/s",
+			 n, n > 1 ? "s" : "");
 		row(name, convs / 1e3, "k/s", 0, "-", "-", MET_NA);
 		/* Flat means no overhead added by more threads. */
 		snprintf(name, sizeof(name),
@@ -570,8 +574,8 @@ int main(int argc, char **argv)
 	if (!only || strstr(only, "conversion"))
 		bench_conversion(quick);
 	if (!only || strstr(only, "scaling"))
-		bench_scaling(quick, argc > 2 ? argv[2] :
-				     "bench/results.scaling.dat");
+		bench_scaling(quick,
+			      argc > 2 ? argv[2] : "bench/results.scaling.dat");
 	bench_close();
 	return 0;
 }

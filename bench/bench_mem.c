@@ -43,8 +43,8 @@ struct radix {
 
 static struct rnode *rnode_take(struct radix *r)
 {
-	return r->nr_spare ? r->spare[--r->nr_spare] :
-			     calloc(1, sizeof(struct rnode));
+	return r->nr_spare ? r->spare[--r->nr_spare]
+			   : calloc(1, sizeof(struct rnode));
 }
 
 /* Reserve the nodes a store of [first, last] may need, like xa_reserve. */
@@ -99,7 +99,7 @@ static void radix_free(struct rnode *n, int h)
 
 static double bench_radix(uint64_t pages)
 {
-	struct radix r = { 0 };
+	struct radix r = {0};
 	double t0 = now();
 
 	/* Set, then clear: two passes of one store per page. */
@@ -120,9 +120,9 @@ static double bench_radix(uint64_t pages)
 static double bench_attr_setclear(struct gmem_vm *vm, uint64_t size, int reps)
 {
 	struct kvm_memory_attributes set = {
-		.address = 4 * GiB, .size = size,
-		.attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE
-	};
+		.address = 4 * GiB,
+		.size = size,
+		.attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE};
 	struct kvm_memory_attributes clr = set;
 	double t0;
 
@@ -141,9 +141,11 @@ static void bench_attributes(bool quick)
 	static const struct {
 		uint64_t size;
 		const char *name;
-	} sizes[] = { { 4 * KiB, "4 KiB" }, { 2 * MiB, "2 MiB" },
-		      { 1 * GiB, "1 GiB" }, { 64 * GiB, "64 GiB" },
-		      { 1 * TiB, "1 TiB" } };
+	} sizes[] = {{4 * KiB, "4 KiB"},
+		     {2 * MiB, "2 MiB"},
+		     {1 * GiB, "1 GiB"},
+		     {64 * GiB, "64 GiB"},
+		     {1 * TiB, "1 TiB"}};
 	struct gmem_vm *vm;
 	char name[64];
 	double per_page_anchor = 0, t4k = 0;
@@ -153,9 +155,9 @@ static void bench_attributes(bool quick)
 	/* Some other ranges, so that the tree is not trivial. */
 	for (uint64_t i = 0; i < 1000; i++) {
 		struct kvm_memory_attributes a = {
-			.address = 2 * TiB + i * 8 * KiB, .size = 4 * KiB,
-			.attributes = KVM_MEMORY_ATTRIBUTE_NX
-		};
+			.address = 2 * TiB + i * 8 * KiB,
+			.size = 4 * KiB,
+			.attributes = KVM_MEMORY_ATTRIBUTE_NX};
 		gmem_vm_set_memory_attributes(vm, &a);
 	}
 	/* The per-page anchor, measured up to 1 GiB, per page. */
@@ -175,10 +177,11 @@ static void bench_attributes(bool quick)
 			anchor = per_page_anchor * pages; /* linear */
 		if (!i)
 			t4k = t;
-		snprintf(name, sizeof(name), "attr set+clear %s", sizes[i].name);
+		snprintf(name, sizeof(name), "attr set+clear %s",
+			 sizes[i].name);
 		row(name, t * 1e9, "ns", anchor * 1e9,
-		    pages > anchor_pages ? "per-page store (extrap.)" :
-					   "per-page store",
+		    pages > anchor_pages ? "per-page store (extrap.)"
+					 : "per-page store",
 		    i ? "O(log n): ~4 KiB's" : "O(log n)", MET_NA);
 		if (i == 4)
 			row("attr set+clear 1 TiB / 4 KiB", t / t4k, "x", 1.0,
@@ -220,8 +223,8 @@ static void bench_attributes(bool quick)
 		samples[s] = (now() - t0) / 1000;
 	}
 	double med = median(samples, 101) * 1e9;
-	row("attr lookup median (2000 runs)", med, "ns", 50, "target", "<= 50 ns",
-	    med <= 50 ? MET_YES : MET_NO);
+	row("attr lookup median (2000 runs)", med, "ns", 50, "target",
+	    "<= 50 ns", med <= 50 ? MET_YES : MET_NO);
 	row("attr memory per distinct run", per_range, "B", 64, "target",
 	    "<= 64 B", per_range <= 64 ? MET_YES : MET_NO);
 	/* The anchor's cost per page, for scale: an xarray entry is 8 B. */
@@ -245,9 +248,9 @@ static double time_memset(uint64_t size)
 	double t;
 
 	if (!warm_buf) {
-		warm_buf = mmap(NULL, size, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1,
-				0);
+		warm_buf =
+			mmap(NULL, size, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 		if (warm_buf == MAP_FAILED)
 			abort();
 		memset(warm_buf, 1, size);
@@ -285,7 +288,7 @@ static void bench_guest_memfd(uint64_t size)
 {
 	enum { REPS = 7 };
 	struct gmem_vm *vm;
-	struct kvm_create_guest_memfd cg = { .size = size };
+	struct kvm_create_guest_memfd cg = {.size = size};
 	double alloc[REPS], punch[REPS], ms[REPS], mf[REPS], mfp[REPS];
 	int fd, mfd;
 
@@ -320,10 +323,9 @@ static void bench_guest_memfd(uint64_t size)
 			abort();
 		t_alloc = now() - t;
 		t = now();
-		if (gmem_file_fallocate(fd,
-					FALLOC_FL_KEEP_SIZE |
-						FALLOC_FL_PUNCH_HOLE,
-					0, size))
+		if (gmem_file_fallocate(
+			    fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0,
+			    size))
 			abort();
 		t = now() - t;
 		if (i >= 0)
@@ -337,8 +339,8 @@ static void bench_guest_memfd(uint64_t size)
 			abort();
 		t_alloc = now() - t;
 		t = now();
-		if (fallocate(mfd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0,
-			      size))
+		if (fallocate(mfd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
+			      0, size))
 			abort();
 		t = now() - t;
 		if (i >= 0)
@@ -349,9 +351,8 @@ static void bench_guest_memfd(uint64_t size)
 	double f = size / median(mf, REPS) / 1e9;
 	row("guest_memfd allocate 1 GiB", a, "GB/s", m, "memset 1 GiB",
 	    "ratio >= 0.9", a >= 0.9 * m ? MET_YES : MET_NO);
-	row("guest_memfd allocate 1 GiB", a, "GB/s", f,
-	    "memfd fallocate 1 GiB", "ratio >= 1.0",
-	    a >= f ? MET_YES : MET_NO);
+	row("guest_memfd allocate 1 GiB", a, "GB/s", f, "memfd fallocate 1 GiB",
+	    "ratio >= 1.0", a >= f ? MET_YES : MET_NO);
 	row("guest_memfd punch 1 GiB", median(punch, REPS) * 1e3, "ms",
 	    median(mfp, REPS) * 1e3, "memfd punch 1 GiB", "-", MET_NA);
 	close(mfd);
@@ -370,7 +371,7 @@ static double fault_in_once(uint64_t size, bool huge, bool prealloc,
 {
 	struct gmem_vm *vm;
 	struct gmem_vcpu *vcpu;
-	struct kvm_create_guest_memfd cg = { .size = size + 2 * MiB };
+	struct kvm_create_guest_memfd cg = {.size = size + 2 * MiB};
 	uint64_t v = 0;
 	double t;
 	int fd;
@@ -380,13 +381,13 @@ static double fault_in_once(uint64_t size, bool huge, bool prealloc,
 	fd = gmem_create_guest_memfd(vm, &cg);
 	/* A slot whose file offset is not 2 MiB aligned maps 4 KiB only. */
 	struct kvm_userspace_memory_region2 r = {
-		.flags = KVM_MEM_GUEST_MEMFD, .memory_size = size,
+		.flags = KVM_MEM_GUEST_MEMFD,
+		.memory_size = size,
 		.guest_memfd = (uint32_t)fd,
 		.guest_memfd_offset = huge ? 0 : 4 * KiB,
 	};
 	struct kvm_memory_attributes a = {
-		.size = size, .attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE
-	};
+		.size = size, .attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE};
 	if (gmem_vm_set_memory_region2(vm, &r) ||
 	    gmem_vm_set_memory_attributes(vm, &a) ||
 	    gmem_vcpu_create(vm, 0, &vcpu))

@@ -64,8 +64,7 @@ static void print_map(struct gmem_vm *vm, const char *step)
 static void set_attrs(int vmfd, uint64_t gpa, uint64_t size, uint64_t attrs)
 {
 	struct kvm_memory_attributes a = {
-		.address = gpa, .size = size, .attributes = attrs
-	};
+		.address = gpa, .size = size, .attributes = attrs};
 
 	if (gmem_ioctl(vmfd, KVM_SET_MEMORY_ATTRIBUTES, &a))
 		die("KVM_SET_MEMORY_ATTRIBUTES");
@@ -92,7 +91,7 @@ int main(void)
 	if (gmem_vm_from_handle(vmfd, &vm))
 		die("gmem_vm_from_handle");
 
-	struct kvm_create_guest_memfd cg = { .size = MEM_SIZE };
+	struct kvm_create_guest_memfd cg = {.size = MEM_SIZE};
 	memfd = gmem_ioctl(vmfd, KVM_CREATE_GUEST_MEMFD, &cg);
 	if (memfd < 0)
 		die("KVM_CREATE_GUEST_MEMFD");
@@ -137,10 +136,10 @@ int main(void)
 
 	/* Invalid requests change nothing and say why. */
 	struct kvm_memory_attributes bad = {
-		.address = 0, .size = 4096,
-		.attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE |
-			      KVM_MEMORY_ATTRIBUTE_NW
-	};
+		.address = 0,
+		.size = 4096,
+		.attributes =
+			KVM_MEMORY_ATTRIBUTE_PRIVATE | KVM_MEMORY_ATTRIBUTE_NW};
 	if (gmem_ioctl(vmfd, KVM_SET_MEMORY_ATTRIBUTES, &bad) == 0)
 		die("PRIVATE|NW accepted");
 	printf("PRIVATE|NW refused: %s\n", strerror(errno));

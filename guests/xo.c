@@ -33,8 +33,8 @@ uint64_t guest_xo_bit(void)
 	 * hypervisor's leaf of that number means something else.
 	 */
 	cpuid(0x40000000, 0, &a, &b, &c, &d);
-	if (b != GMEM_SIGNATURE || c != GMEM_SIGNATURE ||
-	    d != GMEM_SIGNATURE || a < XO_LEAF)
+	if (b != GMEM_SIGNATURE || c != GMEM_SIGNATURE || d != GMEM_SIGNATURE ||
+	    a < XO_LEAF)
 		return 0;
 	cpuid(XO_LEAF, 0, &a, &b, &c, &d);
 	if (!(a & XO_LEAF_EAX_XO))

@@ -71,7 +71,7 @@ static inline uint32_t prio_of(const struct gmem_rmap_node *n)
 
 void gmem_rmap_init(struct gmem_rmap *m)
 {
-	*m = (struct gmem_rmap){ .seed = 0x9e3779b9u };
+	*m = (struct gmem_rmap){.seed = 0x9e3779b9u};
 }
 
 void gmem_rmap_destroy(struct gmem_rmap *m)
@@ -101,8 +101,8 @@ int gmem_rmap_reserve(struct gmem_rmap *m)
 	if (m->nr_free >= GMEM_RMAP_RESERVE)
 		return 0;
 	/* gmem_zalloc() cannot align; take its failure hook by hand. */
-	c = gmem_alloc_should_fail() ? NULL :
-				       aligned_alloc(CHUNK_SIZE, CHUNK_SIZE);
+	c = gmem_alloc_should_fail() ? NULL
+				     : aligned_alloc(CHUNK_SIZE, CHUNK_SIZE);
 	if (!c)
 		return -ENOMEM;
 	memset(c, 0, sizeof(*c));
@@ -126,7 +126,7 @@ static struct gmem_rmap_node *take_node(struct gmem_rmap *m, uint64_t start,
 	m->seed ^= m->seed << 13;
 	m->seed ^= m->seed >> 17;
 	m->seed ^= m->seed << 5;
-	*n = (struct gmem_rmap_node){ .start = start, .end = end };
+	*n = (struct gmem_rmap_node){.start = start, .end = end};
 	c->val[n - c->nodes] = (uint32_t)val;
 	c->prio[n - c->nodes] = m->seed;
 	m->nr_runs++;
@@ -219,8 +219,8 @@ void gmem_rmap_store(struct gmem_rmap *m, uint64_t start, uint64_t end,
 	n = last(l);
 	if (n && n->end > start) {
 		/* The run straddling start keeps its head in l. */
-		struct gmem_rmap_node *tail = take_node(m, start, n->end,
-							*val_of(n));
+		struct gmem_rmap_node *tail =
+			take_node(m, start, n->end, *val_of(n));
 
 		m->nr_set -= n->end - start;
 		n->end = start;
@@ -229,7 +229,8 @@ void gmem_rmap_store(struct gmem_rmap *m, uint64_t start, uint64_t end,
 	split(r, end, &mid, &r);
 	n = last(mid);
 	if (n && n->end > end) {
-		struct gmem_rmap_node *tail = take_node(m, end, n->end, *val_of(n));
+		struct gmem_rmap_node *tail =
+			take_node(m, end, n->end, *val_of(n));
 
 		m->nr_set -= n->end - end;
 		n->end = end;
@@ -305,8 +306,7 @@ bool gmem_rmap_is_uniform(const struct gmem_rmap *m, uint64_t start,
 	return gmem_rmap_lookup(m, start, NULL, &rend) == val && rend >= end;
 }
 
-static size_t walk(const struct gmem_rmap_node *n, uint64_t start,
-		   uint64_t end,
+static size_t walk(const struct gmem_rmap_node *n, uint64_t start, uint64_t end,
 		   void (*fn)(void *, uint64_t, uint64_t, uint64_t), void *arg)
 {
 	size_t count = 0;

@@ -35,12 +35,12 @@ struct gmem_rmap_chunk;
 
 struct gmem_rmap {
 	struct gmem_rmap_node *root;
-	struct gmem_rmap_node *free;	/* free nodes, linked through child[0] */
+	struct gmem_rmap_node *free; /* free nodes, linked through child[0] */
 	size_t nr_free;
 	struct gmem_rmap_chunk *chunks; /* the slab, freed by destroy */
-	uint32_t seed;	 /* treap priorities */
-	size_t nr_runs;	 /* distinct runs stored */
-	uint64_t nr_set; /* pages with a non-zero value */
+	uint32_t seed;			/* treap priorities */
+	size_t nr_runs;			/* distinct runs stored */
+	uint64_t nr_set;		/* pages with a non-zero value */
 };
 
 void gmem_rmap_init(struct gmem_rmap *m);

@@ -51,11 +51,11 @@ int gmem_create_guest_memfd(struct gmem_vm *vm,
 	/* Align so that stage 2 can map it in the largest pages that fit. */
 	align = args->size >= GIANT_SIZE ? GIANT_SIZE : HUGE_SIZE;
 	file->map_size = args->size + align - PAGE_SIZE;
-	file->map = gmem_alloc_should_fail() ?
-			    MAP_FAILED :
-			    mmap(NULL, file->map_size, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-				 -1, 0);
+	file->map = gmem_alloc_should_fail()
+			    ? MAP_FAILED
+			    : mmap(NULL, file->map_size, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				   -1, 0);
 	if (file->map == MAP_FAILED) {
 		gmem_free(file);
 		return -ENOMEM;
@@ -112,10 +112,9 @@ int gmem_file_from_handle(int fd, struct gmem_file **filep)
  * Run @fn over the GFN range of every binding that overlaps the file pages
  * [start, end).  Under vm->lock.
  */
-static void for_each_bound_gfn_range(struct gmem_file *file, uint64_t start,
-				     uint64_t end,
-				     void (*fn)(struct gmem_vm *, uint64_t,
-						uint64_t))
+static void
+for_each_bound_gfn_range(struct gmem_file *file, uint64_t start, uint64_t end,
+			 void (*fn)(struct gmem_vm *, uint64_t, uint64_t))
 {
 	for (size_t i = 0; i < file->nr_bindings; i++) {
 		struct gmem_binding *b = &file->bindings[i];
@@ -145,8 +144,7 @@ static int punch_hole(struct gmem_file *file, uint64_t offset, uint64_t len)
 	if (r)
 		goto out;
 	for_each_bound_gfn_range(file, start, end, gmem_mmu_invalidate_begin);
-	madvise(file->mem + offset, (end - start) << PAGE_SHIFT,
-		MADV_DONTNEED);
+	madvise(file->mem + offset, (end - start) << PAGE_SHIFT, MADV_DONTNEED);
 	pthread_rwlock_wrlock(&vm->state_lock);
 	gmem_rmap_store(&file->poison, start, end, 0);
 	pthread_rwlock_unlock(&vm->state_lock);
@@ -259,8 +257,7 @@ out:
 int gmem_file_bind_check(struct gmem_file *file, uint64_t pgoff,
 			 uint64_t npages)
 {
-	if (pgoff + npages > file->size >> PAGE_SHIFT ||
-	    pgoff + npages < pgoff)
+	if (pgoff + npages > file->size >> PAGE_SHIFT || pgoff + npages < pgoff)
 		return -EINVAL;
 	for (size_t i = 0; i < file->nr_bindings; i++) {
 		struct gmem_binding *b = &file->bindings[i];
@@ -286,9 +283,10 @@ int gmem_file_bind_check(struct gmem_file *file, uint64_t pgoff,
 
 void gmem_file_bind(struct gmem_file *file, struct gmem_memslot *slot)
 {
-	file->bindings[file->nr_bindings++] = (struct gmem_binding){
-		.slot = slot, .pgoff = slot->gmem_pgoff, .npages = slot->npages
-	};
+	file->bindings[file->nr_bindings++] =
+		(struct gmem_binding){.slot = slot,
+				      .pgoff = slot->gmem_pgoff,
+				      .npages = slot->npages};
 	slot->file = file;
 }
 

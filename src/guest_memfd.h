@@ -29,8 +29,8 @@ struct gmem_file {
 	struct gmem_vm *vm;
 	uint64_t size;
 	uint64_t ino;
-	uint8_t *mem;	 /* 2 MiB aligned, 1 GiB from 1 GiB on */
-	void *map;	 /* the reservation, for munmap */
+	uint8_t *mem; /* 2 MiB aligned, 1 GiB from 1 GiB on */
+	void *map;    /* the reservation, for munmap */
 	size_t map_size;
 
 	/* Under vm->lock (writers) and vm->state_lock. */

@@ -56,7 +56,7 @@ int gmem_handle_alloc(enum gmem_handle_kind kind, void *obj)
 		table = t;
 		table_cap = cap;
 	}
-	table[i] = (struct handle){ .kind = kind, .obj = obj };
+	table[i] = (struct handle){.kind = kind, .obj = obj};
 	r = (int)i + GMEM_HANDLE_BASE;
 out:
 	pthread_mutex_unlock(&table_lock);
@@ -118,7 +118,7 @@ int gmem_handle_close(int fd)
 	h = lookup(fd);
 	if (h) {
 		old = *h;
-		*h = (struct handle){ GMEM_H_FREE, NULL };
+		*h = (struct handle){GMEM_H_FREE, NULL};
 	}
 	pthread_mutex_unlock(&table_lock);
 	if (!h)
@@ -206,10 +206,10 @@ static long sys_ioctl(unsigned long request, unsigned long arg)
 }
 
 /* Copy an ioctl argument struct in, as copy_from_user would. */
-#define COPY_IN(dst, arg)                                      \
-	do {                                                   \
-		if (!(arg))                                    \
-			return -EFAULT;                        \
+#define COPY_IN(dst, arg)                                         \
+	do {                                                      \
+		if (!(arg))                                       \
+			return -EFAULT;                           \
 		memcpy(&(dst), (const void *)(arg), sizeof(dst)); \
 	} while (0)
 
@@ -396,8 +396,7 @@ ssize_t gmem_pwrite(int fd, const void *buf, size_t n, off_t off)
 	return gmem_write(fd, buf, n);
 }
 
-void *gmem_mmap(void *addr, size_t len, int prot, int flags, int fd,
-		off_t off)
+void *gmem_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	void *obj, *p = MAP_FAILED;
 	enum gmem_handle_kind kind = gmem_handle_get(fd, &obj);

@@ -30,7 +30,7 @@ void gmem_memslots_destroy(struct gmem_memslots *s)
 	for (size_t i = 0; i < s->nr; i++)
 		gmem_free(s->by_gfn[i]);
 	gmem_free(s->by_gfn);
-	*s = (struct gmem_memslots){ 0 };
+	*s = (struct gmem_memslots){0};
 }
 
 /* Index of the first slot whose base GFN is above @gfn. */
@@ -61,8 +61,7 @@ struct gmem_memslot *gmem_memslots_lookup(const struct gmem_memslots *s,
 	return gfn - slot->base_gfn < slot->npages ? slot : NULL;
 }
 
-static struct gmem_memslot *find_id(const struct gmem_memslots *s,
-				    uint32_t id)
+static struct gmem_memslot *find_id(const struct gmem_memslots *s, uint32_t id)
 {
 	for (size_t i = 0; i < s->nr; i++)
 		if (s->by_gfn[i]->slot == id)
@@ -76,8 +75,8 @@ static bool overlaps(const struct gmem_memslots *s, uint64_t base,
 	size_t i = upper_bound(s, base + npages - 1);
 
 	/* Only the last slot starting at or below our end can reach us. */
-	return i && s->by_gfn[i - 1]->base_gfn + s->by_gfn[i - 1]->npages >
-			    base;
+	return i &&
+	       s->by_gfn[i - 1]->base_gfn + s->by_gfn[i - 1]->npages > base;
 }
 
 static int reserve(struct gmem_memslots *s)
@@ -231,10 +230,9 @@ static int create_slot(struct gmem_vm *vm,
 		if (file->vm != vm)
 			r = -EINVAL;
 		else
-			r = gmem_file_bind_check(file,
-						 mem->guest_memfd_offset >>
-							 PAGE_SHIFT,
-						 npages);
+			r = gmem_file_bind_check(
+				file, mem->guest_memfd_offset >> PAGE_SHIFT,
+				npages);
 		if (r)
 			goto out;
 	}

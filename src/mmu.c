@@ -19,7 +19,7 @@
 #define RETIRE_BATCH 64
 #define LEVEL_PAGES(l) (1ULL << (9 * (l)))
 
-#define STAT_ADD(mmu, field, n)                                        \
+#define STAT_ADD(mmu, field, n) \
 	__atomic_fetch_add(&(mmu)->stats.field, (n), __ATOMIC_RELAXED)
 
 static inline uint64_t load_entry(const uint64_t *e)
@@ -86,7 +86,7 @@ static void retire(struct gmem_mmu *mmu, uint64_t *table, int level)
 
 int gmem_mmu_init(struct gmem_mmu *mmu)
 {
-	*mmu = (struct gmem_mmu){ 0 };
+	*mmu = (struct gmem_mmu){0};
 	pthread_mutex_init(&mmu->lock, NULL);
 	mmu->root = alloc_table(mmu);
 	if (!mmu->root) {
@@ -140,8 +140,8 @@ static void count_zap(struct gmem_mmu *mmu, int level)
  * from @base).  A huge leaf that the range only partly covers goes whole:
  * the rest of it faults back in, in smaller pieces if it must.
  */
-static void zap(struct gmem_mmu *mmu, uint64_t *table, int level,
-		uint64_t base, uint64_t start, uint64_t end)
+static void zap(struct gmem_mmu *mmu, uint64_t *table, int level, uint64_t base,
+		uint64_t start, uint64_t end)
 {
 	uint64_t span = LEVEL_PAGES(level);
 	size_t first = start > base ? (start - base) / span : 0;
@@ -165,8 +165,7 @@ static void zap(struct gmem_mmu *mmu, uint64_t *table, int level,
 }
 
 /* Install a leaf for @gfn at @level.  Under mmu->lock. */
-static int install(struct gmem_mmu *mmu, uint64_t gfn, int level,
-		   uint64_t leaf)
+static int install(struct gmem_mmu *mmu, uint64_t gfn, int level, uint64_t leaf)
 {
 	uint64_t *table = mmu->root, *e, v;
 
@@ -218,8 +217,7 @@ static void log_flush(struct gmem_mmu *mmu, uint64_t gen, uint64_t start,
 	__atomic_store_n(&rec->gen, gen, __ATOMIC_RELEASE);
 }
 
-void gmem_mmu_invalidate_begin(struct gmem_vm *vm, uint64_t start,
-			       uint64_t end)
+void gmem_mmu_invalidate_begin(struct gmem_vm *vm, uint64_t start, uint64_t end)
 {
 	struct gmem_mmu *mmu = &vm->mmu;
 	uint64_t gen;
@@ -365,7 +363,7 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 		    struct resolved *r)
 {
 	struct gmem_memslot *slot = gmem_memslots_lookup(&vm->slots, gfn);
-	struct runs runs = { 0, 0, 0, UINT64_MAX };
+	struct runs runs = {0, 0, 0, UINT64_MAX};
 	uint64_t attrs, off;
 	bool private;
 	unsigned int perm;
@@ -438,7 +436,7 @@ static enum gmem_s2 fault(struct gmem_vcpu *vcpu, uint64_t gpa,
 	struct gmem_vm *vm = vcpu->vm;
 	struct gmem_mmu *mmu = &vm->mmu;
 	uint64_t gfn = gpa >> PAGE_SHIFT;
-	struct resolved r = { 0 };
+	struct resolved r = {0};
 	uint64_t seq, mask, leaf;
 
 	/*
@@ -500,8 +498,7 @@ done:
 }
 
 enum gmem_s2 gmem_mmu_translate(struct gmem_vcpu *vcpu, uint64_t gpa,
-				unsigned int access,
-				struct gmem_s2_result *res)
+				unsigned int access, struct gmem_s2_result *res)
 {
 	struct gmem_vm *vm = vcpu->vm;
 	uint64_t xo = vm->xo_bit;

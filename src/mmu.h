@@ -56,8 +56,8 @@ struct gmem_flush_rec {
 
 struct gmem_mmu {
 	pthread_mutex_t lock;
-	uint64_t seq;		   /* bumped by every invalidate_end */
-	unsigned long in_progress; /* open invalidate_begin sections */
+	uint64_t seq;		     /* bumped by every invalidate_end */
+	unsigned long in_progress;   /* open invalidate_begin sections */
 	uint64_t inv_start, inv_end; /* union of their GFN ranges */
 
 	uint64_t *root; /* PML4-level table */
@@ -89,11 +89,11 @@ void gmem_mmu_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end);
 /* Outcome of a stage-2 translation. */
 enum gmem_s2 {
 	GMEM_S2_OK,
-	GMEM_S2_MMIO,	  /* no memory: an MMIO exit for the CPU model */
-	GMEM_S2_FAULT,	  /* kvm_run holds a memory-fault exit */
-	GMEM_S2_XO,	  /* read/write of execute-only memory: #PF */
-	GMEM_S2_NOMEM,	  /* could not allocate a table page */
-	GMEM_S2_RETRY,	  /* raced an invalidation: acknowledge, restart */
+	GMEM_S2_MMIO,  /* no memory: an MMIO exit for the CPU model */
+	GMEM_S2_FAULT, /* kvm_run holds a memory-fault exit */
+	GMEM_S2_XO,    /* read/write of execute-only memory: #PF */
+	GMEM_S2_NOMEM, /* could not allocate a table page */
+	GMEM_S2_RETRY, /* raced an invalidation: acknowledge, restart */
 };
 
 struct gmem_s2_result {

@@ -15,7 +15,8 @@ static atomic_long alloc_fail_at;
 bool gmem_alloc_should_fail(void)
 {
 	long n = atomic_fetch_add_explicit(&alloc_count, 1,
-					   memory_order_relaxed) + 1;
+					   memory_order_relaxed) +
+		 1;
 	long at = atomic_load_explicit(&alloc_fail_at, memory_order_relaxed);
 
 	if (likely(at == 0) || n != at)

@@ -37,7 +37,7 @@ bool gmem_alloc_should_fail(void);
  * invalidation protocol.  Set them only while no vCPU runs.
  */
 struct gmem_debug {
-	bool no_retry;		    /* install even if an invalidation raced */
+	bool no_retry;		     /* install even if an invalidation raced */
 	unsigned int fault_delay_us; /* sleep between resolve and install */
 };
 

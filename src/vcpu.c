@@ -61,9 +61,9 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	}
 
 	/* The page is a memfd so that gmem_mmap() can map it again. */
-	vcpu->run_fd = gmem_alloc_should_fail() ?
-			       -1 :
-			       memfd_create("gmem-kvm-run", MFD_CLOEXEC);
+	vcpu->run_fd = gmem_alloc_should_fail()
+			       ? -1
+			       : memfd_create("gmem-kvm-run", MFD_CLOEXEC);
 	if (vcpu->run_fd < 0 || ftruncate(vcpu->run_fd, RUN_SIZE)) {
 		r = -ENOMEM;
 		goto err_unlock;
@@ -153,7 +153,8 @@ void gmem_vcpu_wait_flush(struct gmem_vm *vm, uint64_t gen, uint64_t mask)
 		    __atomic_load_n(&v->seen_gen, __ATOMIC_ACQUIRE) < gen)
 			__atomic_fetch_or(&v->kick, GMEM_KICK_FLUSH,
 					  __ATOMIC_SEQ_CST);
-		/* But one that caches nothing of the range is not waited for. */
+		/* But one that caches nothing of the range is not waited for.
+		 */
 		if (!(__atomic_load_n(&v->footprint, __ATOMIC_SEQ_CST) & mask))
 			continue;
 		while (__atomic_load_n(&v->mode, __ATOMIC_SEQ_CST) ==
@@ -290,7 +291,8 @@ static enum gmem_s2 translate(struct gmem_vcpu *vcpu, uint64_t gpa,
 	 * vcpu.h); once set it stays until a full flush, so this is rare.
 	 */
 	bit = gmem_vcpu_footprint((gpa & ~vcpu->vm->xo_bit) >> PAGE_SHIFT,
-				  ((gpa & ~vcpu->vm->xo_bit) >> PAGE_SHIFT) + 1);
+				  ((gpa & ~vcpu->vm->xo_bit) >> PAGE_SHIFT) +
+					  1);
 	if (unlikely(!(__atomic_load_n(&vcpu->footprint, __ATOMIC_RELAXED) &
 		       bit))) {
 		__atomic_fetch_or(&vcpu->footprint, bit, __ATOMIC_SEQ_CST);
@@ -298,7 +300,7 @@ static enum gmem_s2 translate(struct gmem_vcpu *vcpu, uint64_t gpa,
 	}
 	k = gmem_mmu_translate(vcpu, gpa, access, res);
 	if (k == GMEM_S2_OK)
-		*t = (struct gmem_tlb_entry){ tag, res->page, res->perm };
+		*t = (struct gmem_tlb_entry){tag, res->page, res->perm};
 	return k;
 }
 
@@ -332,8 +334,8 @@ static void guest_read(void *dst, const uint8_t *g, size_t n)
 	for (; n && ((uintptr_t)g & 7); n--)
 		*d++ = __atomic_load_n(g++, __ATOMIC_RELAXED);
 	for (; n >= 8; n -= 8, g += 8, d += 8) {
-		uint64_t w = __atomic_load_n((const uint64_t *)g,
-					     __ATOMIC_RELAXED);
+		uint64_t w =
+			__atomic_load_n((const uint64_t *)g, __ATOMIC_RELAXED);
 
 		memcpy(d, &w, 8);
 	}
@@ -402,9 +404,9 @@ restart:
 	n = 0;
 	for (uint64_t a = gpa; a < gpa + len;
 	     a = (a & ~(PAGE_SIZE - 1)) + PAGE_SIZE) {
-		struct gmem_s2_result res = { 0 };
-		size_t piece = MIN(len - (a - gpa),
-				   PAGE_SIZE - (a & (PAGE_SIZE - 1)));
+		struct gmem_s2_result res = {0};
+		size_t piece =
+			MIN(len - (a - gpa), PAGE_SIZE - (a & (PAGE_SIZE - 1)));
 
 		switch (translate(vcpu, a, access, &res)) {
 		case GMEM_S2_OK:
@@ -424,7 +426,8 @@ restart:
 			r = -ENOMEM;
 			break;
 		case GMEM_S2_RETRY:
-			/* Let the update we raced finish before trying again. */
+			/* Let the update we raced finish before trying again.
+			 */
 			gmem_vcpu_check_flush(vcpu);
 			sched_yield();
 			goto restart;
@@ -453,7 +456,7 @@ static int bus_map(void *ctx, uint64_t gpa, unsigned int acc, uint8_t **page,
 		   unsigned int *perm)
 {
 	struct gmem_vcpu *vcpu = ctx;
-	struct gmem_s2_result res = { 0 };
+	struct gmem_s2_result res = {0};
 
 	switch (translate(vcpu, gpa, acc, &res)) {
 	case GMEM_S2_OK:
@@ -478,7 +481,7 @@ static int bus_map(void *ctx, uint64_t gpa, unsigned int acc, uint8_t **page,
 	}
 }
 
-static const struct x86_bus vcpu_bus = { .map = bus_map };
+static const struct x86_bus vcpu_bus = {.map = bus_map};
 
 /* Finish what the VMM answered: IN data, MMIO read data, hypercall ret. */
 static void complete_pending(struct gmem_vcpu *vcpu)
@@ -512,8 +515,8 @@ static bool hypercall(struct gmem_vcpu *vcpu)
 	struct x86_cpu *cpu = vcpu->cpu;
 	struct kvm_run *run = vcpu->run;
 	uint64_t nr = cpu->gpr[X86_RAX];
-	uint64_t kvm_mask = __atomic_load_n(&vcpu->vm->hypercall_exits,
-					    __ATOMIC_RELAXED);
+	uint64_t kvm_mask =
+		__atomic_load_n(&vcpu->vm->hypercall_exits, __ATOMIC_RELAXED);
 	uint64_t gmem_mask = __atomic_load_n(&vcpu->vm->gmem_hypercall_exits,
 					     __ATOMIC_RELAXED);
 	bool exits;
@@ -522,7 +525,8 @@ static bool hypercall(struct gmem_vcpu *vcpu)
 		cpu->gpr[X86_RAX] = (uint64_t)-1; /* -KVM_EPERM */
 		return false;
 	}
-	/* KVM's own (only MAP_GPA_RANGE), or gmem's (GMEM_CAP_EXIT_HYPERCALL). */
+	/* KVM's own (only MAP_GPA_RANGE), or gmem's (GMEM_CAP_EXIT_HYPERCALL).
+	 */
 	if (nr == KVM_HC_MAP_GPA_RANGE)
 		exits = kvm_mask & (1ULL << nr);
 	else
@@ -584,8 +588,8 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 			goto out;
 		case X86_STOP_IO:
 			run->exit_reason = KVM_EXIT_IO;
-			run->io.direction = stop.io.is_write ? KVM_EXIT_IO_OUT :
-							      KVM_EXIT_IO_IN;
+			run->io.direction = stop.io.is_write ? KVM_EXIT_IO_OUT
+							     : KVM_EXIT_IO_IN;
 			run->io.size = stop.io.size;
 			run->io.port = stop.io.port;
 			run->io.count = 1;

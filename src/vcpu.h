@@ -68,12 +68,12 @@ struct gmem_vcpu {
 	 * shootdown skips vCPUs whose footprint misses its range.
 	 */
 	uint64_t footprint;
-	int kick;	   /* atomic: GMEM_KICK_* requests; the CPU polls it */
+	int kick; /* atomic: GMEM_KICK_* requests; the CPU polls it */
 
 	struct x86_cpu *cpu;
-	int pending;	 /* what the next run completes first: GMEM_PEND_* */
-	int s2_error;	 /* -EFAULT/-EHWPOISON of a memory-fault stop */
-	bool s2_retry;	 /* the stop was a fault that raced a flush */
+	int pending;   /* what the next run completes first: GMEM_PEND_* */
+	int s2_error;  /* -EFAULT/-EHWPOISON of a memory-fault stop */
+	bool s2_retry; /* the stop was a fault that raced a flush */
 	bool s2_nomem;
 
 	struct gmem_tlb_entry tlb[GMEM_TLB_SIZE];
@@ -81,11 +81,11 @@ struct gmem_vcpu {
 };
 
 /* Counters that only the vCPU's thread writes but others may read. */
-#define VCPU_STAT_INC(v, field)                                            \
-	__atomic_store_n(&(v)->stats.field,                                \
-			 __atomic_load_n(&(v)->stats.field, __ATOMIC_RELAXED) + \
-				 1,                                        \
-			 __ATOMIC_RELAXED)
+#define VCPU_STAT_INC(v, field)                                           \
+	__atomic_store_n(                                                 \
+		&(v)->stats.field,                                        \
+		__atomic_load_n(&(v)->stats.field, __ATOMIC_RELAXED) + 1, \
+		__ATOMIC_RELAXED)
 
 void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu);
 

@@ -11,8 +11,8 @@
 #include "util.h"
 #include "vm.h"
 
-#define ATTR_RWX                                                    \
-	(KVM_MEMORY_ATTRIBUTE_NR | KVM_MEMORY_ATTRIBUTE_NW |        \
+#define ATTR_RWX                                             \
+	(KVM_MEMORY_ATTRIBUTE_NR | KVM_MEMORY_ATTRIBUTE_NW | \
 	 KVM_MEMORY_ATTRIBUTE_NX)
 
 int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
@@ -41,8 +41,8 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 	 */
 	pthread_rwlockattr_t ra;
 	pthread_rwlockattr_init(&ra);
-	pthread_rwlockattr_setkind_np(&ra,
-			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlockattr_setkind_np(
+		&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&vm->state_lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	gmem_rmap_init(&vm->attrs);
@@ -72,7 +72,8 @@ void gmem_vm_put(struct gmem_vm *vm)
 uint64_t gmem_vm_supported_attrs(const struct gmem_vm *vm)
 {
 	/* The system handle answers for the most capable VM type. */
-	return vm ? vm->supported_attrs : ATTR_RWX | KVM_MEMORY_ATTRIBUTE_PRIVATE;
+	return vm ? vm->supported_attrs
+		  : ATTR_RWX | KVM_MEMORY_ATTRIBUTE_PRIVATE;
 }
 
 int gmem_check_extension(struct gmem_vm *vm, long cap)
@@ -133,13 +134,15 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		pthread_mutex_unlock(&vm->vcpus_lock);
 		return 0;
 	case KVM_CAP_EXIT_HYPERCALL:
-		if (cap->flags || (cap->args[0] & ~(1ULL << KVM_HC_MAP_GPA_RANGE)))
+		if (cap->flags ||
+		    (cap->args[0] & ~(1ULL << KVM_HC_MAP_GPA_RANGE)))
 			return -EINVAL;
 		__atomic_store_n(&vm->hypercall_exits, cap->args[0],
 				 __ATOMIC_RELAXED);
 		return 0;
 	case GMEM_CAP_EXIT_HYPERCALL:
-		/* Any of the 64 numbers: the library does not interpret them. */
+		/* Any of the 64 numbers: the library does not interpret them.
+		 */
 		if (cap->flags || cap->args[1] || cap->args[2] || cap->args[3])
 			return -EINVAL;
 		__atomic_store_n(&vm->gmem_hypercall_exits, cap->args[0],
@@ -204,8 +207,7 @@ struct snapshot {
 	size_t nr, count;
 };
 
-static void snapshot_one(void *arg, uint64_t start, uint64_t end,
-			 uint64_t val)
+static void snapshot_one(void *arg, uint64_t start, uint64_t end, uint64_t val)
 {
 	struct snapshot *s = arg;
 
@@ -222,7 +224,7 @@ int gmem_vm_get_memory_attributes(struct gmem_vm *vm, uint64_t address,
 				  uint64_t size, struct gmem_attr_range *ranges,
 				  size_t nr, uint64_t *seq)
 {
-	struct snapshot s = { .ranges = ranges, .nr = nr };
+	struct snapshot s = {.ranges = ranges, .nr = nr};
 	uint64_t start = address >> PAGE_SHIFT;
 	int r = check_range(address, size);
 

@@ -47,8 +47,8 @@ struct gmem_vm {
 	pthread_mutex_t vcpus_lock;
 	struct gmem_vcpu **vcpus;
 	size_t nr_vcpus, cap_vcpus;
-	uint64_t xo_bit; /* GMEM_CAP_XO_ALIAS: 1 << M, or 0 */
-	unsigned int maxphyaddr; /* M, what CPUID reports, once XO is on */
+	uint64_t xo_bit;	  /* GMEM_CAP_XO_ALIAS: 1 << M, or 0 */
+	unsigned int maxphyaddr;  /* M, what CPUID reports, once XO is on */
 	uint64_t hypercall_exits; /* KVM_CAP_EXIT_HYPERCALL mask */
 	uint64_t gmem_hypercall_exits; /* GMEM_CAP_EXIT_HYPERCALL mask */
 };

@@ -75,47 +75,47 @@ static inline int tap_done(void)
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Assertions mark the current case failed and go on. */
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			tap_case_failed = 1;                               \
-			printf("# %s:%d: CHECK(%s) failed\n", __FILE__,    \
-			       __LINE__, #cond);                           \
-		}                                                          \
+#define CHECK(cond)                                                     \
+	do {                                                            \
+		if (!(cond)) {                                          \
+			tap_case_failed = 1;                            \
+			printf("# %s:%d: CHECK(%s) failed\n", __FILE__, \
+			       __LINE__, #cond);                        \
+		}                                                       \
 	} while (0)
 
-#define CHECK_EQ(a, b)                                                     \
-	do {                                                               \
-		long long _a = (long long)(a), _b = (long long)(b);        \
-		if (_a != _b) {                                            \
-			tap_case_failed = 1;                               \
+#define CHECK_EQ(a, b)                                                       \
+	do {                                                                 \
+		long long _a = (long long)(a), _b = (long long)(b);          \
+		if (_a != _b) {                                              \
+			tap_case_failed = 1;                                 \
 			printf("# %s:%d: %s == %lld, expected %s == %lld\n", \
-			       __FILE__, __LINE__, #a, _a, #b, _b);        \
-		}                                                          \
+			       __FILE__, __LINE__, #a, _a, #b, _b);          \
+		}                                                            \
 	} while (0)
 
 /* For the façade: the call returns -1 with errno == e. */
-#define CHECK_ERRNO(call, e)                                               \
-	do {                                                               \
-		errno = 0;                                                 \
-		long _r = (long)(call);                                    \
-		if (_r != -1 || errno != (e)) {                            \
-			tap_case_failed = 1;                               \
-			printf("# %s:%d: %s returned %ld errno %d (%s), "  \
-			       "expected -1 errno %d (%s)\n",              \
-			       __FILE__, __LINE__, #call, _r, errno,       \
-			       strerror(errno), (e), strerror(e));         \
-		}                                                          \
+#define CHECK_ERRNO(call, e)                                              \
+	do {                                                              \
+		errno = 0;                                                \
+		long _r = (long)(call);                                   \
+		if (_r != -1 || errno != (e)) {                           \
+			tap_case_failed = 1;                              \
+			printf("# %s:%d: %s returned %ld errno %d (%s), " \
+			       "expected -1 errno %d (%s)\n",             \
+			       __FILE__, __LINE__, #call, _r, errno,      \
+			       strerror(errno), (e), strerror(e));        \
+		}                                                         \
 	} while (0)
 
 /* Abort the whole program: state is too broken to go on. */
-#define REQUIRE(cond)                                                      \
-	do {                                                               \
-		if (!(cond)) {                                             \
+#define REQUIRE(cond)                                                       \
+	do {                                                                \
+		if (!(cond)) {                                              \
 			printf("Bail out! %s:%d: %s\n", __FILE__, __LINE__, \
-			       #cond);                                     \
-			exit(1);                                           \
-		}                                                          \
+			       #cond);                                      \
+			exit(1);                                            \
+		}                                                           \
 	} while (0)
 
 #endif /* GMEM_TAP_H */

@@ -24,13 +24,13 @@
 
 /* Host steps, asked for by the guest with sync2(step, gpa). */
 enum {
-	STEP_SET_NX = 100,   /* NX on the page; expect an EXEC fault */
-	STEP_PUNCH,	     /* punch the page, write a new snippet */
-	STEP_TO_SHARED,	     /* convert to shared, snippet in shared memory */
-	STEP_TO_PRIVATE,     /* convert back, new snippet in guest_memfd */
-	STEP_REPLACE_SLOT,   /* slot 1: delete, create on other memory */
-	STEP_DELETE_SLOT,    /* slot 1: delete; expect a failed fetch */
-	STEP_SET_EXEC_ONLY,  /* NR|NW; expect a read and a write exit */
+	STEP_SET_NX = 100,  /* NX on the page; expect an EXEC fault */
+	STEP_PUNCH,	    /* punch the page, write a new snippet */
+	STEP_TO_SHARED,	    /* convert to shared, snippet in shared memory */
+	STEP_TO_PRIVATE,    /* convert back, new snippet in guest_memfd */
+	STEP_REPLACE_SLOT,  /* slot 1: delete, create on other memory */
+	STEP_DELETE_SLOT,   /* slot 1: delete; expect a failed fetch */
+	STEP_SET_EXEC_ONLY, /* NR|NW; expect a read and a write exit */
 };
 
 /* Snippets: "mov $imm32, %eax; ret". */
@@ -65,11 +65,11 @@ enum {
 extern char __image_start[], __text_end[];
 
 /* Window addresses for alias mappings, outside the identity map. */
-#define WIN_XO 0x40000000ULL	/* code[0] through the XO alias */
-#define WIN_RW 0x40001000ULL	/* a text page, readable and writable */
-#define WIN_SLOT1 0x40002000ULL /* slot 1 through the XO alias */
-#define WIN_SLOT2 0x40003000ULL /* the EXECONLY slot, no alias bit */
-#define WIN_BAD 0x40004000ULL	/* a leaf with a reserved bit */
+#define WIN_XO 0x40000000ULL	    /* code[0] through the XO alias */
+#define WIN_RW 0x40001000ULL	    /* a text page, readable and writable */
+#define WIN_SLOT1 0x40002000ULL	    /* slot 1 through the XO alias */
+#define WIN_SLOT2 0x40003000ULL	    /* the EXECONLY slot, no alias bit */
+#define WIN_BAD 0x40004000ULL	    /* a leaf with a reserved bit */
 #define WIN_BAD_TABLE 0x80000000ULL /* under a table with bit M set */
 
 static uint64_t xo, m;
@@ -91,11 +91,11 @@ static void record(int slot, int vector)
 	seen[slot].cr2 = guest_last_fault.cr2;
 }
 
-#define ASSERT_PF(slot, err, addr)                                          \
-	do {                                                                \
-		GUEST_ASSERT_EQ(seen[slot].vector, VEC_PF);                 \
-		GUEST_ASSERT_EQ(seen[slot].error_code, (err));              \
-		GUEST_ASSERT_EQ(seen[slot].cr2, (uint64_t)(addr));          \
+#define ASSERT_PF(slot, err, addr)                                 \
+	do {                                                       \
+		GUEST_ASSERT_EQ(seen[slot].vector, VEC_PF);        \
+		GUEST_ASSERT_EQ(seen[slot].error_code, (err));     \
+		GUEST_ASSERT_EQ(seen[slot].cr2, (uint64_t)(addr)); \
 	} while (0)
 
 static void put_snippet(void *where, uint32_t v)
@@ -118,7 +118,7 @@ static uint32_t call(uint64_t va)
 /* A SYNC with a second argument, for the host steps. */
 static uint64_t sync2(uint64_t step, uint64_t gpa)
 {
-	struct guest_ucall uc = { .cmd = UCALL_SYNC };
+	struct guest_ucall uc = {.cmd = UCALL_SYNC};
 
 	uc.args[0] = step;
 	uc.args[2] = gpa;
@@ -140,7 +140,7 @@ static uint64_t user_work(uint64_t arg)
 
 	for (uint64_t i = 0; i < arg; i++)
 		sum += fib(i);
-	guest_syscall(GUEST_SYS_PUTS, (uint64_t)"ring 3 runs from XO text\n");
+	guest_syscall(GUEST_SYS_PUTS, (uint64_t) "ring 3 runs from XO text\n");
 	return sum;
 }
 
@@ -353,8 +353,7 @@ static void case_execonly_slot(void)
 	/* No alias bit: the slot itself is execute-only. */
 	guest_map_page(WIN_SLOT2, SLOT2_GPA, PTE_U | PTE_W);
 	GUEST_ASSERT_EQ(call(WIN_SLOT2), 0xe0);
-	GUEST_ASSERT_EQ(guest_run_user(user_execonly, WIN_SLOT2, USER_TOP),
-			0);
+	GUEST_ASSERT_EQ(guest_run_user(user_execonly, WIN_SLOT2, USER_TOP), 0);
 	ASSERT_PF(0, PF_P | PF_U, WIN_SLOT2 + 8);
 	ASSERT_PF(1, PF_P | PF_W | PF_U, WIN_SLOT2 + 16);
 	record(2, guest_probe_read((void *)WIN_SLOT2));
@@ -615,47 +614,52 @@ static const struct {
 	const char *name;
 	unsigned int flags;
 } cases[NR_CASES] = {
-	[C_CPUID] = { "CPUID: gmem leaves advertise XO, 0x80000008 gives M", 0 },
-	[C_USER_RUNS] = { "ring-3 code runs from XO text "
-			  "(guest mprotect PROT_EXEC)", 0 },
-	[C_USER_READ] = { "user read of its own code: #PF P=1 U/S=1 W/R=0 "
-			  "RSVD=0 I/D=0, CR2 = address", 0 },
-	[C_USER_WRITE] = { "user write of its own code: #PF with W/R=1, "
-			   "nothing written", 0 },
-	[C_KERNEL] = { "kernel read and write of XO text: #PF with U/S=0", 0 },
-	[C_PRIVATE] = { "XO over private guest_memfd memory: the above",
-			F_PRIVATE },
-	[C_SMC] = { "code written through the RW alias is seen by the XO "
-		    "alias at the next fetch", 0 },
-	[C_NX] = { "NX on the base page: alias fetch exits MEMORY_FAULT "
-		   "with EXEC", 0 },
-	[C_PUNCH] = { "punch hole invalidates the XO alias", F_PRIVATE },
-	[C_CONVERT] = { "conversions invalidate the XO alias", F_PRIVATE },
-	[C_SLOT_DELETE] = { "slot deletion invalidates the XO alias",
-			    F_SLOT1 },
-	[C_EXECONLY_SLOT] = { "EXECONLY slot: fetch works, read and write "
-			      "#PF as through the alias",
-			      F_SLOT2 | F_NOCAP },
-	[C_EXEC_ONLY_ATTR] = { "GMEM_CAP_EXEC_ONLY: NR|NW lets fetches "
-			       "through, reads and writes exit",
-			       F_EXEC_ONLY | F_NOCAP },
-	[C_NOCAP] = { "without the capability: no XO, mprotect falls back "
-		      "to R-X, bit M is reserved",
-		      F_NOCAP },
-	[C_RESERVED] = { "bits above M, and bit M in a table entry or CR3, "
-			 "are reserved", 0 },
-	[C_CMC] = { "cross-modifying code: vCPU 1 writes through the RW "
-		    "alias, vCPU 0 serializes and fetches through the XO alias",
-		    F_TWO_CPUS },
-	[C_LARGE] = { "XO through 1 GiB and 2 MiB guest pages", 0 },
+	[C_CPUID] = {"CPUID: gmem leaves advertise XO, 0x80000008 gives M", 0},
+	[C_USER_RUNS] = {"ring-3 code runs from XO text "
+			 "(guest mprotect PROT_EXEC)",
+			 0},
+	[C_USER_READ] = {"user read of its own code: #PF P=1 U/S=1 W/R=0 "
+			 "RSVD=0 I/D=0, CR2 = address",
+			 0},
+	[C_USER_WRITE] = {"user write of its own code: #PF with W/R=1, "
+			  "nothing written",
+			  0},
+	[C_KERNEL] = {"kernel read and write of XO text: #PF with U/S=0", 0},
+	[C_PRIVATE] = {"XO over private guest_memfd memory: the above",
+		       F_PRIVATE},
+	[C_SMC] = {"code written through the RW alias is seen by the XO "
+		   "alias at the next fetch",
+		   0},
+	[C_NX] = {"NX on the base page: alias fetch exits MEMORY_FAULT "
+		  "with EXEC",
+		  0},
+	[C_PUNCH] = {"punch hole invalidates the XO alias", F_PRIVATE},
+	[C_CONVERT] = {"conversions invalidate the XO alias", F_PRIVATE},
+	[C_SLOT_DELETE] = {"slot deletion invalidates the XO alias", F_SLOT1},
+	[C_EXECONLY_SLOT] = {"EXECONLY slot: fetch works, read and write "
+			     "#PF as through the alias",
+			     F_SLOT2 | F_NOCAP},
+	[C_EXEC_ONLY_ATTR] = {"GMEM_CAP_EXEC_ONLY: NR|NW lets fetches "
+			      "through, reads and writes exit",
+			      F_EXEC_ONLY | F_NOCAP},
+	[C_NOCAP] = {"without the capability: no XO, mprotect falls back "
+		     "to R-X, bit M is reserved",
+		     F_NOCAP},
+	[C_RESERVED] = {"bits above M, and bit M in a table entry or CR3, "
+			"are reserved",
+			0},
+	[C_CMC] = {"cross-modifying code: vCPU 1 writes through the RW "
+		   "alias, vCPU 0 serializes and fetches through the XO alias",
+		   F_TWO_CPUS},
+	[C_LARGE] = {"XO through 1 GiB and 2 MiB guest pages", 0},
 };
 
-#define FAIL(...)                                                           \
-	do {                                                                \
-		tap_case_failed = 1;                                        \
-		printf("# %s:%d: ", __FILE__, __LINE__);                    \
-		printf(__VA_ARGS__);                                        \
-		printf("\n");                                               \
+#define FAIL(...)                                        \
+	do {                                             \
+		tap_case_failed = 1;                     \
+		printf("# %s:%d: ", __FILE__, __LINE__); \
+		printf(__VA_ARGS__);                     \
+		printf("\n");                            \
 	} while (0)
 
 struct ctx {
@@ -702,7 +706,9 @@ static int set_slot(struct guest_vm *gvm, uint32_t slot, uint32_t flags,
 static int set_attr(struct guest_vm *gvm, uint64_t gpa, uint64_t attrs)
 {
 	struct kvm_memory_attributes a = {
-		.address = gpa, .size = PG, .attributes = attrs,
+		.address = gpa,
+		.size = PG,
+		.attributes = attrs,
 	};
 
 	return gmem_vm_set_memory_attributes(gvm->vm, &a);
@@ -717,8 +723,8 @@ static void expect_fault(struct ctx *c, uint64_t flags, uint64_t gpa)
 	int ret = guest_vcpu_run(c->v, &uc);
 
 	if (ret != -EFAULT || run->exit_reason != KVM_EXIT_MEMORY_FAULT)
-		printf("# %s\n", guest_describe(c->v, ret, &uc, msg,
-						sizeof(msg)));
+		printf("# %s\n",
+		       guest_describe(c->v, ret, &uc, msg, sizeof(msg)));
 	CHECK_EQ(ret, -EFAULT);
 	CHECK_EQ(run->exit_reason, KVM_EXIT_MEMORY_FAULT);
 	CHECK_EQ(run->memory_fault.flags, flags);
@@ -801,13 +807,14 @@ static void host_step(struct ctx *c, uint64_t step, uint64_t gpa)
 static int setup(struct ctx *c, unsigned int which)
 {
 	unsigned int f = cases[which].flags;
-	unsigned long type = (f & F_PRIVATE) ? KVM_X86_SW_PROTECTED_VM :
-					       KVM_X86_DEFAULT_VM;
+	unsigned long type =
+		(f & F_PRIVATE) ? KVM_X86_SW_PROTECTED_VM : KVM_X86_DEFAULT_VM;
 	struct gmem_load_opts opts = {
-		.rdi = which, .rsi = XO_M, .flags = GMEM_LOAD_NX,
+		.rdi = which,
+		.rsi = XO_M,
+		.flags = GMEM_LOAD_NX,
 	};
-	struct kvm_enable_cap cap = { .cap = GMEM_CAP_XO_ALIAS,
-				      .args = { XO_M } };
+	struct kvm_enable_cap cap = {.cap = GMEM_CAP_XO_ALIAS, .args = {XO_M}};
 	int ret;
 
 	ret = guest_vm_create(type, MEM, (f & F_PRIVATE) ? GUEST_VM_PRIVATE : 0,
@@ -820,7 +827,7 @@ static int setup(struct ctx *c, unsigned int which)
 			return ret;
 	}
 	if (f & F_EXEC_ONLY) {
-		struct kvm_enable_cap eo = { .cap = GMEM_CAP_EXEC_ONLY };
+		struct kvm_enable_cap eo = {.cap = GMEM_CAP_EXEC_ONLY};
 
 		ret = gmem_vm_enable_cap(c->gvm->vm, &eo);
 		if (ret)
@@ -859,7 +866,7 @@ static void *run_ap(void *arg)
 
 static void run_case(unsigned int which)
 {
-	struct ctx c = { 0 };
+	struct ctx c = {0};
 	struct guest_ucall uc;
 	struct gmem_vcpu_stats st;
 	char msg[768];
@@ -879,8 +886,8 @@ static void run_case(unsigned int which)
 			continue;
 		}
 		if (ret != UCALL_DONE || uc.args[0]) {
-			printf("# %s\n", guest_describe(c.v, ret, &uc, msg,
-							sizeof(msg)));
+			printf("# %s\n",
+			       guest_describe(c.v, ret, &uc, msg, sizeof(msg)));
 			if (ret != UCALL_ASSERT)
 				guest_dump_regs(c.v);
 			FAIL("the guest did not finish");

@@ -42,8 +42,7 @@ struct env {
 
 static int enable_xo(struct gmem_vm *vm, uint64_t m)
 {
-	struct kvm_enable_cap cap = { .cap = GMEM_CAP_XO_ALIAS,
-				      .args = { m } };
+	struct kvm_enable_cap cap = {.cap = GMEM_CAP_XO_ALIAS, .args = {m}};
 
 	return gmem_vm_enable_cap(vm, &cap);
 }
@@ -54,14 +53,14 @@ static int enable_xo(struct gmem_vm *vm, uint64_t m)
  */
 static void env_init(struct env *e, uint64_t m)
 {
-	struct kvm_create_guest_memfd cg = { .size = SIZE };
+	struct kvm_create_guest_memfd cg = {.size = SIZE};
 	struct kvm_userspace_memory_region2 r = {
 		.slot = 0,
 		.flags = KVM_MEM_GUEST_MEMFD,
 		.memory_size = SIZE,
 	};
 
-	*e = (struct env){ 0 };
+	*e = (struct env){0};
 	REQUIRE(gmem_vm_create(KVM_X86_SW_PROTECTED_VM, &e->vm) == 0);
 	if (m)
 		REQUIRE(enable_xo(e->vm, m) == 0);
@@ -85,12 +84,10 @@ static void env_fini(struct env *e)
 	munmap(e->shared, SIZE);
 }
 
-static int set_attr(struct env *e, uint64_t gpa, uint64_t size,
-		    uint64_t attrs)
+static int set_attr(struct env *e, uint64_t gpa, uint64_t size, uint64_t attrs)
 {
 	struct kvm_memory_attributes a = {
-		.address = gpa, .size = size, .attributes = attrs
-	};
+		.address = gpa, .size = size, .attributes = attrs};
 
 	return gmem_vm_set_memory_attributes(e->vm, &a);
 }
@@ -122,8 +119,7 @@ static void t_enable(void)
 {
 	struct gmem_vm *vm;
 	struct gmem_vcpu *vcpu;
-	struct kvm_enable_cap cap = { .cap = GMEM_CAP_XO_ALIAS,
-				      .args = { M } };
+	struct kvm_enable_cap cap = {.cap = GMEM_CAP_XO_ALIAS, .args = {M}};
 
 	CHECK_EQ(gmem_check_extension(NULL, GMEM_CAP_XO_ALIAS), 1);
 	CHECK_EQ(gmem_check_extension(NULL, GMEM_CAP_EXEC_ONLY), 1);
@@ -152,8 +148,7 @@ static void t_enable(void)
 static void t_facade(void)
 {
 	int sys = gmem_open(), vm, vcpu;
-	struct kvm_enable_cap cap = { .cap = GMEM_CAP_XO_ALIAS,
-				      .args = { 52 } };
+	struct kvm_enable_cap cap = {.cap = GMEM_CAP_XO_ALIAS, .args = {52}};
 
 	REQUIRE(sys >= 0);
 	CHECK_EQ(gmem_ioctl(sys, KVM_CHECK_EXTENSION, GMEM_CAP_XO_ALIAS), 1);
@@ -200,7 +195,8 @@ static void t_alias_rw(void)
 	/* An access across two alias pages faults as a whole. */
 	CHECK_EQ(acc(&e, (0x4000 | XO) - 4, &w, 8, RD), GMEM_ACCESS_XO);
 	env_fini(&e);
-	tap_result("alias: fetch sees the page, read/write give GMEM_ACCESS_XO");
+	tap_result(
+		"alias: fetch sees the page, read/write give GMEM_ACCESS_XO");
 }
 
 static void t_order(void)
@@ -241,7 +237,8 @@ static void t_attrs(void)
 	CHECK_EQ(acc(&e, 0x6000 | XO, &w, 8, EX), 0);
 	gmem_handle_close(e.memfd);
 	CHECK_EQ(acc(&e, 0x6000 | XO, &w, 8, EX), -EFAULT);
-	check_fault(&e, KVM_MEMORY_EXIT_FLAG_EXEC | KVM_MEMORY_EXIT_FLAG_PRIVATE,
+	check_fault(&e,
+		    KVM_MEMORY_EXIT_FLAG_EXEC | KVM_MEMORY_EXIT_FLAG_PRIVATE,
 		    0x6000);
 	e.memfd = -1;
 	gmem_vcpu_destroy(e.vcpu);
@@ -284,7 +281,8 @@ static void t_private(void)
 	/* Poison reaches the alias too. */
 	CHECK_EQ(gmem_file_poison(e.memfd, 0x7000), 0);
 	CHECK_EQ(acc(&e, 0x7000 | XO, &w, 8, EX), -EHWPOISON);
-	check_fault(&e, KVM_MEMORY_EXIT_FLAG_EXEC | KVM_MEMORY_EXIT_FLAG_PRIVATE,
+	check_fault(&e,
+		    KVM_MEMORY_EXIT_FLAG_EXEC | KVM_MEMORY_EXIT_FLAG_PRIVATE,
 		    0x7000);
 	env_fini(&e);
 	tap_result("alias over guest_memfd: conversions, punch, poison");
@@ -296,7 +294,9 @@ static void t_slots(void)
 	uint8_t *mem[2];
 	uint64_t w = 0;
 	struct kvm_userspace_memory_region2 r = {
-		.slot = 1, .guest_phys_addr = 32ULL << 20, .memory_size = PG,
+		.slot = 1,
+		.guest_phys_addr = 32ULL << 20,
+		.memory_size = PG,
 	};
 
 	env_init(&e, M);
@@ -313,8 +313,7 @@ static void t_slots(void)
 	/* Delete: the alias goes with the slot. */
 	r.memory_size = 0;
 	CHECK_EQ(gmem_vm_set_memory_region2(e.vm, &r), 0);
-	CHECK_EQ(acc(&e, r.guest_phys_addr | XO, &w, 1, EX),
-		 GMEM_ACCESS_EXIT);
+	CHECK_EQ(acc(&e, r.guest_phys_addr | XO, &w, 1, EX), GMEM_ACCESS_EXIT);
 	CHECK_EQ(e.run->exit_reason, KVM_EXIT_MMIO);
 	/* Recreated on other memory: the alias sees the new memory. */
 	r.memory_size = PG;
@@ -376,9 +375,11 @@ static void t_execonly_slot(void)
 	uint8_t *mem;
 	uint64_t w = 0;
 	int memfd;
-	struct kvm_create_guest_memfd cg = { .size = PG };
+	struct kvm_create_guest_memfd cg = {.size = PG};
 	struct kvm_userspace_memory_region2 r = {
-		.slot = 0, .flags = KVM_MEM_EXECONLY, .memory_size = PG,
+		.slot = 0,
+		.flags = KVM_MEM_EXECONLY,
+		.memory_size = PG,
 	};
 
 	REQUIRE(gmem_vm_create(KVM_X86_SW_PROTECTED_VM, &vm) == 0);
@@ -417,7 +418,7 @@ static void t_execonly_slot(void)
 static void t_exec_only_attr(void)
 {
 	struct env e;
-	struct kvm_enable_cap cap = { .cap = GMEM_CAP_EXEC_ONLY };
+	struct kvm_enable_cap cap = {.cap = GMEM_CAP_EXEC_ONLY};
 	uint64_t v = 0x42, w = 0;
 
 	env_init(&e, M);
@@ -460,7 +461,7 @@ static void t_exec_only_attr(void)
 
 struct toggler {
 	struct env *e;
-	uint64_t phase; /* see toggle() */
+	uint64_t phase;	  /* see toggle() */
 	uint64_t fetches; /* by the vCPU thread */
 	int errors;
 };
@@ -504,9 +505,9 @@ static void *toggle(void *arg)
 static void t_concurrent(void)
 {
 	struct env e;
-	struct toggler t = { .e = &e };
+	struct toggler t = {.e = &e};
 	pthread_t th;
-	uint64_t w, p1, p2, checked[2] = { 0 }, wrong = 0;
+	uint64_t w, p1, p2, checked[2] = {0}, wrong = 0;
 	int r;
 
 	env_init(&e, M);

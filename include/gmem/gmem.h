@@ -152,10 +152,8 @@ void gmem_vcpu_kick(struct gmem_vcpu *vcpu);
 int gmem_vcpu_get_regs(struct gmem_vcpu *vcpu, struct kvm_regs *regs);
 int gmem_vcpu_set_regs(struct gmem_vcpu *vcpu, const struct kvm_regs *regs);
 int gmem_vcpu_get_sregs(struct gmem_vcpu *vcpu, struct kvm_sregs *sregs);
-int gmem_vcpu_set_sregs(struct gmem_vcpu *vcpu,
-			const struct kvm_sregs *sregs);
-int gmem_vcpu_set_cpuid(struct gmem_vcpu *vcpu,
-			const struct kvm_cpuid2 *cpuid);
+int gmem_vcpu_set_sregs(struct gmem_vcpu *vcpu, const struct kvm_sregs *sregs);
+int gmem_vcpu_set_cpuid(struct gmem_vcpu *vcpu, const struct kvm_cpuid2 *cpuid);
 /* KVM_GET_SUPPORTED_CPUID: -E2BIG if cpuid->nent is too small. */
 int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid);
 int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs);
@@ -183,10 +181,10 @@ int gmem_vcpu_access(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
 
 /* Counters, cumulative since creation. */
 struct gmem_vm_stats {
-	uint64_t faults;	 /* stage-2 misses that ran the fault path */
-	uint64_t fault_retries;	 /* faults that raced an invalidation */
+	uint64_t faults;	/* stage-2 misses that ran the fault path */
+	uint64_t fault_retries; /* faults that raced an invalidation */
 	uint64_t map_4k, map_2m, map_1g; /* leaves installed, by size */
-	uint64_t invalidations;	 /* invalidate-begin/end sections */
+	uint64_t invalidations;		 /* invalidate-begin/end sections */
 	uint64_t zapped_4k, zapped_2m, zapped_1g; /* leaves removed */
 	uint64_t tlb_flush_requests; /* cross-vCPU flushes requested */
 };

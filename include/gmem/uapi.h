@@ -273,7 +273,8 @@ struct kvm_run {
 #define KVM_SET_USER_MEMORY_REGION2 \
 	_IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2)
 #define KVM_ENABLE_CAP _IOW(KVMIO, 0xa3, struct kvm_enable_cap)
-#define KVM_SET_MEMORY_ATTRIBUTES _IOW(KVMIO, 0xd2, struct kvm_memory_attributes)
+#define KVM_SET_MEMORY_ATTRIBUTES \
+	_IOW(KVMIO, 0xd2, struct kvm_memory_attributes)
 #define KVM_CREATE_GUEST_MEMFD _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd)
 
 #define KVM_RUN _IO(KVMIO, 0x80)
@@ -310,8 +311,7 @@ _Static_assert(sizeof(struct kvm_userspace_memory_region2) == 160,
 _Static_assert(offsetof(struct kvm_userspace_memory_region2,
 			guest_memfd_offset) == 32,
 	       "region2 guest_memfd_offset");
-_Static_assert(offsetof(struct kvm_userspace_memory_region2, guest_memfd) ==
-		       40,
+_Static_assert(offsetof(struct kvm_userspace_memory_region2, guest_memfd) == 40,
 	       "region2 guest_memfd");
 _Static_assert(sizeof(struct kvm_enable_cap) == 104, "enable_cap size");
 _Static_assert(sizeof(struct kvm_regs) == 144, "regs size");

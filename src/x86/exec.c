@@ -233,7 +233,6 @@ slow:
 	return r ^ (cc & 1);
 }
 
-
 /*
  * Compare-and-swap on host memory for LOCKed read-modify-writes; on
  * failure *old is the value seen.
@@ -1019,8 +1018,8 @@ static int h_shd(struct x86_cpu *c, const struct x86_insn *i)
 	if (i->k[0] == K_REG) {
 		a = rreg(c, i->r[0], sz);
 	} else {
-		r = x86_mem_prep(c, x86_ea(c, i), sz, X86_ACC_READ | X86_ACC_WRITE,
-				 &mr);
+		r = x86_mem_prep(c, x86_ea(c, i), sz,
+				 X86_ACC_READ | X86_ACC_WRITE, &mr);
 		if (r)
 			return r;
 		r = x86_mem_rd(c, &mr, &a);

@@ -217,7 +217,6 @@ static inline int advance(struct x86_cpu *c, const struct x86_insn *i)
 	return X86_OK;
 }
 
-
 static inline unsigned iopl(const struct x86_cpu *c)
 {
 	return (c->rflags >> 12) & 3;

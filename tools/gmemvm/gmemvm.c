@@ -699,9 +699,9 @@ static bool handle_exit(struct vcpu *v, int r)
 		trace(v, "exit %u", run->exit_reason);
 		fail(v->vmm, EXIT_GUEST_FAILED,
 		     "vcpu%u: unexpected exit %s (%u) at rip %#" PRIx64, v->id,
-		     gmem_exit_name(run->exit_reason) ?
-			     gmem_exit_name(run->exit_reason) :
-			     "?",
+		     gmem_exit_name(run->exit_reason)
+			     ? gmem_exit_name(run->exit_reason)
+			     : "?",
 		     run->exit_reason, rip_of(v));
 		return false;
 	}
