@@ -564,11 +564,13 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 		return -EINTR;
 	}
 	complete_pending(vcpu);
+	vcpu->fault_lin_valid = false;
 	gmem_vcpu_enter_guest(vcpu);
 	for (;;) {
 		int kick;
 
 		vcpu->s2_retry = vcpu->s2_nomem = false;
+		stop.s2_pfec = 0;
 		switch (x86_run(vcpu->cpu, RUN_BUDGET, &stop)) {
 		case X86_STOP_BUDGET:
 		case X86_STOP_KICK:
@@ -626,6 +628,9 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 				goto out;
 			}
 			/* kvm_run holds the memory-fault exit already. */
+			vcpu->fault_lin_valid = stop.s2_pfec != 0;
+			vcpu->fault_lin = stop.s2_lin;
+			vcpu->fault_pfec = stop.s2_pfec;
 			r = vcpu->s2_error;
 			goto out;
 		case X86_STOP_SHUTDOWN:
@@ -681,6 +686,29 @@ const char *gmem_exit_name(uint32_t reason)
 void gmem_vcpu_kick(struct gmem_vcpu *vcpu)
 {
 	__atomic_fetch_or(&vcpu->kick, GMEM_KICK_USER, __ATOMIC_SEQ_CST);
+}
+
+int gmem_vcpu_get_fault_linear(struct gmem_vcpu *vcpu, uint64_t *lin,
+			       uint32_t *pfec)
+{
+	if (!vcpu->fault_lin_valid)
+		return -ENOENT;
+	*lin = vcpu->fault_lin;
+	*pfec = vcpu->fault_pfec;
+	return 0;
+}
+
+int gmem_vcpu_inject_exception(struct gmem_vcpu *vcpu, unsigned int vector,
+			       bool has_error, uint32_t error, uint64_t cr2)
+{
+	/* Exceptions only, as KVM_SET_VCPU_EVENTS' exception fields. */
+	if (vector >= 32 || vector == 2 || vector == 15 ||
+	    (vector >= 22 && vector <= 27))
+		return -EINVAL;
+	if (vector == X86_PF_VEC)
+		vcpu->cpu->cr2 = cr2;
+	x86_inject(vcpu->cpu, (uint8_t)vector, has_error, error);
+	return 0;
 }
 
 int gmem_vcpu_get_regs(struct gmem_vcpu *vcpu, struct kvm_regs *regs)

@@ -74,6 +74,10 @@ struct gmem_vcpu {
 	int pending;   /* what the next run completes first: GMEM_PEND_* */
 	int s2_error;  /* -EFAULT/-EHWPOISON of a memory-fault stop */
 	bool s2_retry; /* the stop was a fault that raced a flush */
+	/* The guest access behind the last memory-fault exit, if known. */
+	bool fault_lin_valid;
+	uint64_t fault_lin;
+	uint32_t fault_pfec;
 	bool s2_nomem;
 
 	struct gmem_tlb_entry tlb[GMEM_TLB_SIZE];

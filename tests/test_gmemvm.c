@@ -209,6 +209,19 @@ static void test_scenarios(void)
 	tap_result("private page without guest_memfd: --policy refuse stops, "
 		   "convert resumes");
 
+	gmemvm(&r, (const char *const[]){"--on-violation=inject",
+					 guest("faults"), "7", NULL});
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.err, "#PF injected (CR2 0x"));
+	CHECK(strstr(r.err, "error code 0x3)"));
+	if (r.status)
+		printf("# stderr: %s", r.err);
+	gmemvm(&r, (const char *const[]){guest("faults"), "7", NULL});
+	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.err, "violation: write to the page at GPA"));
+	tap_result("--on-violation=inject: the guest catches #PF with CR2 and "
+		   "error code; stop (default) ends it");
+
 	gmemvm(&r, (const char *const[]){guest("faults"), "5", NULL});
 	CHECK_EQ(r.status, 1);
 	CHECK(strstr(r.err, "shutdown (triple fault)"));
@@ -294,8 +307,8 @@ static void test_bad_input(void)
 		(const char *const[]){"--policy=maybe", "x.elf", NULL},
 		"bad --policy");
 	expect_usage_error(
-		(const char *const[]){"--on-violation=inject", "x.elf", NULL},
-		"not supported");
+		(const char *const[]){"--on-violation=ignore", "x.elf", NULL},
+		"bad --on-violation");
 	expect_usage_error((const char *const[]){"--stats=xml", "x.elf", NULL},
 			   "bad --stats");
 	expect_usage_error((const char *const[]){"--bogus", "x.elf", NULL},
@@ -321,7 +334,7 @@ int main(void)
 	*strrchr(build_dir, '/') = '\0'; /* .../tests */
 	*strrchr(build_dir, '/') = '\0'; /* the build directory */
 
-	tap_plan(11, 120);
+	tap_plan(12, 120);
 	test_help();
 	test_demo();
 	test_trace();

@@ -14,13 +14,16 @@
  *     -EHWPOISON exit; punching the page clears it and it reads zeros;
  *   5 a triple fault: KVM_EXIT_SHUTDOWN;
  *   6 (gmemvm only) the guest converts a page that has no guest_memfd
- *     to private and touches it: gmemvm --policy decides.
- * The scenario is the guest's arg0.  tests/test_gmemvm.c runs 1, 5 and 6
- * under gmemvm.
+ *     to private and touches it: gmemvm --policy decides;
+ *   7 (gmemvm --on-violation=inject) the guest locks a page no-write and
+ *     writes it: the VMM reflects the denied write as #PF, which the
+ *     guest catches with the exact error code and CR2.
+ * The scenario is the guest's arg0.  tests/test_gmemvm.c runs 1, 5, 6 and
+ * 7 under gmemvm.
  */
 #include <stdint.h>
 
-enum { LOCK = 1, NOCAP, NO_GMEMFD, POISON, TRIPLE, IMPLICIT };
+enum { LOCK = 1, NOCAP, NO_GMEMFD, POISON, TRIPLE, IMPLICIT, INJECT };
 
 #ifdef GUEST
 
@@ -119,6 +122,16 @@ void guest_main(uint64_t scenario, uint64_t arg1)
 		probe = (volatile uint64_t *)p;
 		*probe = 0x77;
 		GUEST_ASSERT_EQ(*probe, 0x77);
+		break;
+	case INJECT:
+		ppage[0] = 5;
+		GUEST_ASSERT_EQ(guest_protect(p, 1, GMEM_PROTECT_NW), 0);
+		/* CPL 0 write, page present: P|W = 0x3, CR2 = the address. */
+		GUEST_ASSERT_EQ(guest_probe_write(&ppage[1], 9), 14);
+		GUEST_ASSERT_EQ(guest_last_fault.error_code, 0x3);
+		GUEST_ASSERT_EQ(guest_last_fault.cr2, p + 8);
+		GUEST_ASSERT_EQ(ppage[1], 0); /* the write did not land */
+		GUEST_ASSERT_EQ(ppage[0], 5);
 		break;
 	default:
 		GUEST_ASSERT_MSG(0, "unknown scenario %llu",

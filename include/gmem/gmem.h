@@ -15,6 +15,7 @@
 #ifndef GMEM_GMEM_H
 #define GMEM_GMEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -140,6 +141,25 @@ struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu);
  * kvm_run->immediate_exit is set.
  */
 int gmem_vcpu_run(struct gmem_vcpu *vcpu);
+
+/*
+ * The guest side of the last memory-fault exit of gmem_vcpu_run(): the
+ * linear address the guest accessed and the #PF error code that access
+ * would carry (P, W/R, U/S, I/D).  -ENOENT when unknown (the fault came
+ * from a guest page-table walk, or no run ended in a memory fault since
+ * the last one).  Not a KVM API: it lets a VMM reflect a denied access
+ * into the guest as #PF.
+ */
+int gmem_vcpu_get_fault_linear(struct gmem_vcpu *vcpu, uint64_t *lin,
+			       uint32_t *pfec);
+
+/*
+ * Queue exception @vector (0-31, not NMI or reserved vectors) for delivery
+ * through the guest's IDT at the next gmem_vcpu_run(), like the exception
+ * part of KVM_SET_VCPU_EVENTS; for #PF (14), @cr2 becomes CR2.
+ */
+int gmem_vcpu_inject_exception(struct gmem_vcpu *vcpu, unsigned int vector,
+			       bool has_error, uint32_t error, uint64_t cr2);
 
 /* The name of a KVM_EXIT_* reason ("MMIO", ...), or NULL if unknown. */
 const char *gmem_exit_name(uint32_t reason);

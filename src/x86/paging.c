@@ -235,6 +235,11 @@ static int xlate_piece(struct x86_cpu *c, uint64_t lin, unsigned len,
 		return X86_OK;
 	case X86_S2_EXIT:
 		c->stop->reason = X86_STOP_S2_EXIT;
+		c->stop->s2_lin = lin;
+		c->stop->s2_pfec = X86_PFEC_P |
+				   ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
+				   (user ? X86_PFEC_U : 0) |
+				   ((a & X86_ACC_FETCH) ? X86_PFEC_I : 0);
 		return X86_STOPPED;
 	case X86_S2_XO_PF:
 		return pf(c, lin,

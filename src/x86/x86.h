@@ -132,6 +132,13 @@ struct x86_stop {
 		} internal;
 	};
 	uint64_t executed; /* instructions retired by this call */
+	/*
+	 * X86_STOP_S2_EXIT: the linear address whose access stage 2 refused
+	 * and the #PF error code that access would carry (P=1, W/R, U/S,
+	 * I/D), so that a VMM can reflect the fault into the guest.
+	 */
+	uint64_t s2_lin;
+	uint32_t s2_pfec;
 };
 
 /* Segment register order = the ModRM encoding of Sreg. */

@@ -54,6 +54,7 @@ struct options {
 	bool xo;
 	enum gmemvm_policy policy;
 	bool trace;
+	bool inject; /* --on-violation=inject */
 	enum stats_mode stats;
 	const char *elf;
 	uint64_t args[2];
@@ -150,8 +151,10 @@ static void usage(FILE *f)
 "      --on-violation ACTION\n"
 "                       an access denied by a no-read/no-write/no-exec\n"
 "                       attribute (a guest lock, GMEM_HC_PROTECT): 'stop'\n"
-"                       (the only action: gmem's vCPU API has no exception\n"
-"                       injection) reports GPA and access and stops\n"
+"                       (default) reports GPA and access and stops the\n"
+"                       guest; 'inject' reports it and delivers #PF to the\n"
+"                       guest (CR2 = the address it accessed, error code\n"
+"                       P|W/R|U/S|I/D), whose handler decides\n"
 "      --trace          one line per exit on stderr: vCPU, reason, fields\n"
 "      --stats[=FORMAT] print VM, VMM and per-vCPU statistics at exit on\n"
 "                       stdout: 'table' (default) or 'json' (one line)\n"
@@ -306,11 +309,13 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_VIOLATION:
 			if (!strcmp(optarg, "inject"))
-				die("--on-violation=inject is not supported: "
-				    "gmem's vCPU API has no exception "
-				    "injection");
-			if (strcmp(optarg, "stop"))
-				die("bad --on-violation '%s': 'stop'", optarg);
+				o->inject = true;
+			else if (!strcmp(optarg, "stop"))
+				o->inject = false;
+			else
+				die("bad --on-violation '%s': 'stop' or "
+				    "'inject'",
+				    optarg);
 			break;
 		case OPT_TRACE:
 			o->trace = true;
@@ -638,6 +643,21 @@ static bool handle_memory_fault(struct vcpu *v, int err)
 	      r ? "stop" : "converted to shared, resume");
 	if (!r)
 		return true;
+	if (violation && v->vmm->opt.inject) {
+		uint64_t lin;
+		uint32_t pfec;
+
+		/* Reflect the denied access into the guest as #PF. */
+		if (!gmem_vcpu_get_fault_linear(v->vcpu, &lin, &pfec) &&
+		    !gmem_vcpu_inject_exception(v->vcpu, 14, true, pfec, lin)) {
+			fprintf(stderr,
+				"gmemvm: vcpu%u: violation: %s at rip %#" PRIx64
+				"; #PF injected (CR2 %#" PRIx64
+				", error code %#x)\n",
+				v->id, why, rip_of(v), lin, pfec);
+			return true;
+		}
+	}
 	fail(v->vmm, EXIT_GUEST_FAILED, "vcpu%u: %s%s at rip %#" PRIx64, v->id,
 	     violation ? "violation: " : "", why, rip_of(v));
 	return false;
