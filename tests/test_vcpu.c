@@ -212,15 +212,15 @@ int main(void)
 	CHECK_EQ(regs.rip, saved.rip);
 	CHECK_EQ(mem[0x5000], 0);
 	/* The guest side of the fault, for a VMM that reflects it as #PF. */
-	struct gmem_vcpu *v;
+	struct gmem_vcpu *gv;
 	uint64_t lin = 0;
 	uint32_t pfec = 0;
-	REQUIRE(gmem_vcpu_from_handle(vcpufd, &v) == 0);
-	CHECK_EQ(gmem_vcpu_get_fault_linear(v, &lin, &pfec), 0);
+	REQUIRE(gmem_vcpu_from_handle(vcpufd, &gv) == 0);
+	CHECK_EQ(gmem_vcpu_get_fault_linear(gv, &lin, &pfec), 0);
 	CHECK_EQ(lin, 0x5000);
 	CHECK_EQ(pfec, 0x3); /* P | W, CPL 0 */
-	CHECK_EQ(gmem_vcpu_inject_exception(v, 32, false, 0, 0), -EINVAL);
-	CHECK_EQ(gmem_vcpu_inject_exception(v, 2, false, 0, 0), -EINVAL);
+	CHECK_EQ(gmem_vcpu_inject_exception(gv, 32, false, 0, 0), -EINVAL);
+	CHECK_EQ(gmem_vcpu_inject_exception(gv, 2, false, 0, 0), -EINVAL);
 	tap_result("write to an NW page: memory-fault exit, RIP at the store");
 
 	a.attributes = 0;
@@ -233,7 +233,7 @@ int main(void)
 
 	CHECK_EQ(vcpu_run(), 0);
 	CHECK_EQ(run->exit_reason, KVM_EXIT_HLT);
-	CHECK_EQ(gmem_vcpu_get_fault_linear(v, &lin, &pfec), -ENOENT);
+	CHECK_EQ(gmem_vcpu_get_fault_linear(gv, &lin, &pfec), -ENOENT);
 	tap_result("HLT exits");
 
 	/* The spin loop: a kick from another thread ends the run. */
