@@ -338,10 +338,10 @@ $(B)/examples/%: examples/%.c $(B)/libgmem.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
 
-# Debian packages the build and the suite need.  As root they are
-# installed; otherwise the command to install them is printed.
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+# Install the Debian packages $(1) that are missing, as root; as another
+# user run the shell commands $(2) instead (they see $$missing).
+define install-debs
+	@missing=""; for p in $(1); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
 			grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
@@ -351,10 +351,17 @@ deps:
 			DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 		else \
-			echo "missing packages; run as root:"; \
-			echo "  apt-get install -y$$missing"; exit 1; \
+			$(2); \
 		fi; \
 	fi
+endef
+
+# Debian packages the build and the suite need.  As root they are
+# installed; otherwise the command to install them is printed.
+DEPS_NOT_ROOT = echo "missing packages; run as root:"; \
+	echo "  apt-get install -y$$missing"; exit 1
+deps:
+	$(call install-debs,$(DEB_PKGS),$(DEPS_NOT_ROOT))
 
 test: deps
 	$(MAKE) --no-print-directory all $(TEST_BINS)
@@ -396,20 +403,9 @@ bench: deps bench-deps
 
 # The anchor and the plot need packages the build does not: installed as
 # root, else make bench goes on without them (the rows say so).
+BENCH_DEPS_NOT_ROOT = echo "missing (make bench goes on without them):$$missing"
 bench-deps:
-	@missing=""; for p in $(BENCH_DEB_PKGS); do \
-		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
-			grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ]; then \
-			echo "installing:$$missing"; \
-			DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
-		else \
-			echo "missing (make bench goes on without them):$$missing"; \
-		fi; \
-	fi
+	$(call install-debs,$(BENCH_DEB_PKGS),$(BENCH_DEPS_NOT_ROOT))
 
 # The CPU model's tests alone.
 x86-test:

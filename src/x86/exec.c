@@ -705,17 +705,8 @@ static int h_movx_r(struct x86_cpu *c, const struct x86_insn *i)
 
 static int h_lea(struct x86_cpu *c, const struct x86_insn *i)
 {
-	uint64_t a = i->disp;
-
-	if (i->base < 16)
-		a += c->gpr[i->base];
-	else if (i->base == RIP_REG)
-		a += c->rip + i->len;
-	if (i->index < 16)
-		a += c->gpr[i->index] << i->scale;
-	if (i->asz == 4)
-		a = (uint32_t)a;
-	wreg(c, i->r[0], i->osz, a);
+	/* LEA ignores segments, overrides included. */
+	wreg(c, i->r[0], i->osz, x86_ea_offset(c, i));
 	return next(c, i);
 }
 

@@ -313,9 +313,9 @@ void x86_tlb_flush_page(struct x86_cpu *c, uint64_t lin);
 int x86_xlate(struct x86_cpu *c, uint64_t lin, unsigned acc,
 	      struct x86_tlbe **ep);
 
-/* Effective address of the memory operand (with FS/GS base). */
+/* Offset of the memory operand in its segment (what LEA computes). */
 static inline __attribute__((always_inline)) uint64_t
-x86_ea(const struct x86_cpu *c, const struct x86_insn *i)
+x86_ea_offset(const struct x86_cpu *c, const struct x86_insn *i)
 {
 	uint64_t a = i->disp;
 
@@ -327,6 +327,15 @@ x86_ea(const struct x86_cpu *c, const struct x86_insn *i)
 		a += c->gpr[i->index] << i->scale;
 	if (i->asz == 4)
 		a = (uint32_t)a;
+	return a;
+}
+
+/* Effective address of the memory operand (with FS/GS base). */
+static inline __attribute__((always_inline)) uint64_t
+x86_ea(const struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint64_t a = x86_ea_offset(c, i);
+
 	if (i->seg)
 		a += c->seg[i->seg].base;
 	return a;
