@@ -185,7 +185,7 @@ BENCH_DEB_PKGS := qemu-user gnuplot-nox
 # with a seed corpus in tests/fuzz/corpus/NAME.  `make fuzz-ci` runs each
 # for FUZZ_SECONDS; new inputs go to build/fuzz/corpus/NAME, never into
 # the repository.  Longer runs: see README, "Reliability".
-FUZZERS := model vcpu loader
+FUZZERS := model vcpu loader gmemvm
 FUZZ_SECONDS ?= 45
 FUZZ_BINS := $(FUZZERS:%=build/fuzz/tests/fuzz/fuzz_%)
 FUZZ_OPTS := -timeout=25 -rss_limit_mb=4096 -print_final_stats=1
@@ -333,6 +333,14 @@ $(B)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/model.h tests/x86_harness.h \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests $< -o $@ $(LDFLAGS) \
 		-fsanitize=fuzzer $(B)/libgmem.a $(LDLIBS)
+
+# gmemvm's main() itself, forked per input; its memory policy beside it.
+$(B)/tests/fuzz/fuzz_gmemvm: tests/fuzz/fuzz_gmemvm.c \
+		tools/gmemvm/gmemvm.c $(GMEMVM_MEM_OBJ) $(B)/libgmem.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itools/gmemvm -Iguests/include $< \
+		-o $@ $(LDFLAGS) -fsanitize=fuzzer $(GMEMVM_MEM_OBJ) \
+		$(B)/libgmem.a $(LDLIBS)
 
 $(B)/examples/%: examples/%.c $(B)/libgmem.a
 	@mkdir -p $(dir $@)
