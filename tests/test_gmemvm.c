@@ -6,6 +6,7 @@
  * clear error and status 2, never a crash.  gmemvm and the guest images
  * are found relative to this program (build/MODE/tests/ -> build/MODE/).
  */
+#include <elf.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <spawn.h>
@@ -244,10 +245,42 @@ static void test_scenarios(void)
 	tap_result("default VM: conversions get -KVM_ENOSYS");
 }
 
+/*
+ * Write the demo guest to @path with its second PT_LOAD moved to @paddr
+ * (vaddr too, as the loader's identity map wants): onto the first segment
+ * it overlaps, far above RAM it lies outside guest memory.
+ */
+static void write_moved_segment(char *path, uint64_t paddr)
+{
+	static uint8_t img[1 << 20];
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)img;
+	int fd, src = open(guest("demo"), O_RDONLY), nload = 0;
+	ssize_t n;
+
+	REQUIRE(src >= 0);
+	n = read(src, img, sizeof(img));
+	close(src);
+	REQUIRE(n > (ssize_t)sizeof(*eh));
+	for (unsigned int i = 0; i < eh->e_phnum; i++) {
+		Elf64_Phdr *ph =
+			(Elf64_Phdr *)(img + eh->e_phoff + i * eh->e_phentsize);
+
+		if (ph->p_type == PT_LOAD && nload++ == 1) {
+			ph->p_paddr = paddr;
+			ph->p_vaddr = paddr;
+		}
+	}
+	fd = mkstemp(path);
+	REQUIRE(fd >= 0 && write(fd, img, n) == n);
+	close(fd);
+}
+
 static void test_bad_input(void)
 {
 	char corrupt[] = "/tmp/gmemvm-bad-XXXXXX",
-	     trunc[] = "/tmp/gmemvm-trunc-XXXXXX";
+	     trunc[] = "/tmp/gmemvm-trunc-XXXXXX",
+	     overlap[] = "/tmp/gmemvm-overlap-XXXXXX",
+	     outside[] = "/tmp/gmemvm-outside-XXXXXX";
 	char buf[200];
 	int fd, src;
 
@@ -268,6 +301,11 @@ static void test_bad_input(void)
 	expect_usage_error((const char *const[]){corrupt, NULL},
 			   "not a static x86-64 ELF");
 	expect_usage_error((const char *const[]){trunc, NULL}, "malformed");
+	write_moved_segment(overlap, 0x200000); /* onto the text */
+	expect_usage_error((const char *const[]){overlap, NULL}, "malformed");
+	write_moved_segment(outside, 1ULL << 40);
+	expect_usage_error((const char *const[]){outside, NULL},
+			   "does not fit");
 	/* A dynamic host program is not a guest. */
 	expect_usage_error((const char *const[]){"/bin/sh", NULL},
 			   "not a static x86-64 ELF");
@@ -321,6 +359,8 @@ static void test_bad_input(void)
 			   "bad guest argument");
 	unlink(corrupt);
 	unlink(trunc);
+	unlink(overlap);
+	unlink(outside);
 	tap_result("bad input: one clear line, status 2, no crash");
 }
 
