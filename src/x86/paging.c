@@ -330,6 +330,18 @@ int x86_mem_prep_slow(struct x86_cpu *c, uint64_t lin, unsigned len,
 	return X86_OK;
 }
 
+/* Stop the instruction for an MMIO access of @m (data zeroed). */
+static int mmio_stop(struct x86_cpu *c, const struct x86_mref *m, bool is_write)
+{
+	c->pending = 1;
+	c->stop->reason = X86_STOP_MMIO;
+	c->stop->mmio.gpa = m->gpa;
+	c->stop->mmio.len = m->len;
+	c->stop->mmio.is_write = is_write;
+	memset(c->stop->mmio.data, 0, 8);
+	return X86_STOPPED;
+}
+
 int x86_mem_rd_slow(struct x86_cpu *c, const struct x86_mref *m, uint64_t *v)
 {
 	uint8_t buf[8];
@@ -341,15 +353,9 @@ int x86_mem_rd_slow(struct x86_cpu *c, const struct x86_mref *m, uint64_t *v)
 			return X86_OK;
 		}
 		c->mmio.rd = 1;
-		c->pending = 1;
 		c->mmio.rgpa = m->gpa;
 		c->mmio.rlen = m->len;
-		c->stop->reason = X86_STOP_MMIO;
-		c->stop->mmio.gpa = m->gpa;
-		c->stop->mmio.len = m->len;
-		c->stop->mmio.is_write = 0;
-		memset(c->stop->mmio.data, 0, 8);
-		return X86_STOPPED;
+		return mmio_stop(c, m, false);
 	}
 	memcpy(buf, m->p[0], m->n0);
 	memcpy(buf + m->n0, m->p[1], m->len - m->n0);
@@ -366,14 +372,9 @@ int x86_mem_wr_slow(struct x86_cpu *c, const struct x86_mref *m, uint64_t v)
 		    c->mmio.wlen == m->len)
 			return X86_OK; /* delivered before the stop */
 		c->mmio.wr = 1;
-		c->pending = 1;
 		c->mmio.wgpa = m->gpa;
 		c->mmio.wlen = m->len;
-		c->stop->reason = X86_STOP_MMIO;
-		c->stop->mmio.gpa = m->gpa;
-		c->stop->mmio.len = m->len;
-		c->stop->mmio.is_write = 1;
-		memset(c->stop->mmio.data, 0, 8);
+		mmio_stop(c, m, true);
 		st_le(c->stop->mmio.data, m->len, v);
 		return X86_STOPPED;
 	}
