@@ -47,6 +47,7 @@ LIB_SRCS := \
 	src/mmu.c \
 	src/vcpu.c \
 	src/vm.c \
+	src/handle.c \
 	src/ioctl.c \
 	src/loader.c
 
@@ -67,6 +68,7 @@ LDLIBS += -lZydis
 # Tests: each a standalone TAP program, run under prove.
 TESTS := \
 	tests/test_rmap \
+	tests/test_handle \
 	tests/test_mmu \
 	tests/test_stress \
 	tests/test_vcpu \

@@ -18,7 +18,7 @@
 #include <gmem/gmem.h>
 
 #include "guest_memfd.h"
-#include "ioctl.h"
+#include "handle.h"
 #include "mmu.h"
 #include "util.h"
 #include "vm.h"
@@ -31,6 +31,11 @@
 #define GIANT_SIZE (1ULL << 30)
 
 static atomic_ulong next_ino = 1;
+
+static void file_release(void *file)
+{
+	gmem_file_release(file);
+}
 
 int gmem_create_guest_memfd(struct gmem_vm *vm,
 			    const struct kvm_create_guest_memfd *args)
@@ -73,7 +78,7 @@ int gmem_create_guest_memfd(struct gmem_vm *vm,
 	file->vm = vm;
 	gmem_vm_get(vm);
 
-	fd = gmem_handle_alloc(GMEM_H_FILE, file);
+	fd = gmem_handle_alloc(GMEM_H_FILE, file, file_release);
 	if (fd < 0) {
 		gmem_file_put(file);
 		return fd;
@@ -95,17 +100,19 @@ void gmem_file_put(struct gmem_file *file)
 
 int gmem_file_from_handle(int fd, struct gmem_file **filep)
 {
-	void *obj;
-	enum gmem_handle_kind kind = gmem_handle_get(fd, &obj);
+	struct gmem_handle_ref ref;
+	int r = gmem_handle_get(fd, &ref);
 
-	if (kind == GMEM_H_FREE)
-		return -EBADF;
-	if (kind != GMEM_H_FILE) {
-		gmem_handle_put(kind, obj);
-		return -EINVAL;
+	if (r)
+		return r;
+	if (ref.kind == GMEM_H_FILE) {
+		*filep = ref.obj;
+		atomic_fetch_add(&(*filep)->refcount, 1);
+	} else {
+		r = -EINVAL;
 	}
-	*filep = obj;
-	return 0;
+	gmem_handle_put(&ref);
+	return r;
 }
 
 /*

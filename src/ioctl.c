@@ -14,151 +14,57 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sysmacros.h>
 
 #include <gmem/gmem.h>
 #include <gmem/kvm.h>
 
 #include "guest_memfd.h"
-#include "ioctl.h"
+#include "handle.h"
 #include "util.h"
 #include "vcpu.h"
 #include "vm.h"
 
-struct handle {
-	enum gmem_handle_kind kind;
-	void *obj;
-};
-
-static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct handle *table;
-static size_t table_cap;
-
-int gmem_handle_alloc(enum gmem_handle_kind kind, void *obj)
+static void vm_release(void *vm)
 {
-	size_t i;
-	int r;
-
-	pthread_mutex_lock(&table_lock);
-	for (i = 0; i < table_cap; i++)
-		if (table[i].kind == GMEM_H_FREE)
-			break;
-	if (i == table_cap) {
-		size_t cap = table_cap ? 2 * table_cap : 64;
-		struct handle *t = gmem_zalloc_array(cap, sizeof(*t));
-
-		if (!t) {
-			r = -ENOMEM;
-			goto out;
-		}
-		if (table_cap)
-			memcpy(t, table, table_cap * sizeof(*t));
-		gmem_free(table);
-		table = t;
-		table_cap = cap;
-	}
-	table[i] = (struct handle){.kind = kind, .obj = obj};
-	r = (int)i + GMEM_HANDLE_BASE;
-out:
-	pthread_mutex_unlock(&table_lock);
-	return r;
+	gmem_vm_put(vm);
 }
 
-static void obj_get(enum gmem_handle_kind kind, void *obj)
+static void vcpu_release(void *vcpu)
 {
-	if (kind == GMEM_H_VCPU)
-		gmem_vm_get(((struct gmem_vcpu *)obj)->vm);
-	else if (kind == GMEM_H_VM)
-		gmem_vm_get(obj);
-	else if (kind == GMEM_H_FILE)
-		atomic_fetch_add(&((struct gmem_file *)obj)->refcount, 1);
-}
-
-void gmem_handle_put(enum gmem_handle_kind kind, void *obj)
-{
-	if (kind == GMEM_H_VCPU)
-		gmem_vm_put(((struct gmem_vcpu *)obj)->vm);
-	else if (kind == GMEM_H_VM)
-		gmem_vm_put(obj);
-	else if (kind == GMEM_H_FILE)
-		gmem_file_put(obj);
-}
-
-/* Under table_lock: the slot for @fd, or NULL. */
-static struct handle *lookup(int fd)
-{
-	size_t i = (size_t)((long)fd - GMEM_HANDLE_BASE);
-
-	if (fd < GMEM_HANDLE_BASE || i >= table_cap ||
-	    table[i].kind == GMEM_H_FREE)
-		return NULL;
-	return &table[i];
-}
-
-enum gmem_handle_kind gmem_handle_get(int fd, void **objp)
-{
-	enum gmem_handle_kind kind = GMEM_H_FREE;
-	struct handle *h;
-
-	pthread_mutex_lock(&table_lock);
-	h = lookup(fd);
-	if (h) {
-		kind = h->kind;
-		*objp = h->obj;
-		obj_get(kind, h->obj);
-	}
-	pthread_mutex_unlock(&table_lock);
-	return kind;
-}
-
-int gmem_handle_close(int fd)
-{
-	struct handle *h, old;
-
-	pthread_mutex_lock(&table_lock);
-	h = lookup(fd);
-	if (h) {
-		old = *h;
-		*h = (struct handle){GMEM_H_FREE, NULL};
-	}
-	pthread_mutex_unlock(&table_lock);
-	if (!h)
-		return -EBADF;
-	if (old.kind == GMEM_H_FILE)
-		gmem_file_release(old.obj);
-	else if (old.kind == GMEM_H_VCPU)
-		gmem_vcpu_destroy(old.obj);
-	else
-		gmem_handle_put(old.kind, old.obj);
-	return 0;
+	gmem_vcpu_destroy(vcpu);
 }
 
 int gmem_vm_from_handle(int fd, struct gmem_vm **vmp)
 {
-	void *obj;
-	enum gmem_handle_kind kind = gmem_handle_get(fd, &obj);
+	struct gmem_handle_ref ref;
+	int r = gmem_handle_get(fd, &ref);
 
-	if (kind == GMEM_H_VM) {
-		*vmp = obj;
-		return 0;
+	if (r)
+		return r;
+	if (ref.kind == GMEM_H_VM) {
+		*vmp = ref.obj;
+		gmem_vm_get(*vmp);
+	} else {
+		r = -EINVAL;
 	}
-	if (kind == GMEM_H_FREE)
-		return -EBADF;
-	gmem_handle_put(kind, obj);
-	return -EINVAL;
+	gmem_handle_put(&ref);
+	return r;
 }
 
 int gmem_vcpu_from_handle(int fd, struct gmem_vcpu **vcpup)
 {
-	void *obj;
-	enum gmem_handle_kind kind = gmem_handle_get(fd, &obj);
+	struct gmem_handle_ref ref;
+	int r = gmem_handle_get(fd, &ref);
 
-	if (kind == GMEM_H_FREE)
-		return -EBADF;
-	gmem_handle_put(kind, obj);
-	if (kind != GMEM_H_VCPU)
-		return -EINVAL;
-	*vcpup = obj;
-	return 0;
+	if (r)
+		return r;
+	if (ref.kind == GMEM_H_VCPU)
+		*vcpup = ref.obj;
+	else
+		r = -EINVAL;
+	gmem_handle_put(&ref);
+	return r;
 }
 
 /* ---- façade ------------------------------------------------------------ */
@@ -173,7 +79,7 @@ static long ret_errno(long r)
 
 int gmem_open(void)
 {
-	return (int)ret_errno(gmem_handle_alloc(GMEM_H_SYSTEM, NULL));
+	return (int)ret_errno(gmem_handle_alloc(GMEM_H_SYSTEM, NULL, NULL));
 }
 
 static long sys_ioctl(unsigned long request, unsigned long arg)
@@ -196,7 +102,7 @@ static long sys_ioctl(unsigned long request, unsigned long arg)
 		r = gmem_vm_create(arg, &vm);
 		if (r)
 			return r;
-		r = gmem_handle_alloc(GMEM_H_VM, vm);
+		r = gmem_handle_alloc(GMEM_H_VM, vm, vm_release);
 		if (r < 0)
 			gmem_vm_put(vm);
 		return r;
@@ -255,7 +161,7 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 
 		if (r)
 			return r;
-		r = gmem_handle_alloc(GMEM_H_VCPU, vcpu);
+		r = gmem_handle_alloc(GMEM_H_VCPU, vcpu, vcpu_release);
 		if (r < 0)
 			gmem_vcpu_destroy(vcpu);
 		return r;
@@ -296,9 +202,8 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 
 int gmem_ioctl(int fd, unsigned long request, ...)
 {
-	enum gmem_handle_kind kind;
+	struct gmem_handle_ref ref;
 	unsigned long arg;
-	void *obj;
 	long r;
 	va_list ap;
 
@@ -306,24 +211,24 @@ int gmem_ioctl(int fd, unsigned long request, ...)
 	arg = va_arg(ap, unsigned long);
 	va_end(ap);
 
-	kind = gmem_handle_get(fd, &obj);
-	switch (kind) {
-	case GMEM_H_FREE:
-		return (int)ret_errno(-EBADF);
+	r = gmem_handle_get(fd, &ref);
+	if (r)
+		return (int)ret_errno(r);
+	switch (ref.kind) {
 	case GMEM_H_SYSTEM:
 		r = sys_ioctl(request, arg);
 		break;
 	case GMEM_H_VM:
-		r = vm_ioctl(obj, request, arg);
+		r = vm_ioctl(ref.obj, request, arg);
 		break;
 	case GMEM_H_VCPU:
-		r = vcpu_ioctl(obj, request, arg);
+		r = vcpu_ioctl(ref.obj, request, arg);
 		break;
 	default:
 		r = -ENOTTY;
 		break;
 	}
-	gmem_handle_put(kind, obj);
+	gmem_handle_put(&ref);
 	return (int)ret_errno(r);
 }
 
@@ -332,58 +237,55 @@ int gmem_fallocate(int fd, int mode, off_t offset, off_t len)
 	return (int)ret_errno(gmem_file_fallocate(fd, mode, offset, len));
 }
 
-int gmem_fstat(int fd, struct stat *st)
+/* The kind of open handle @fd, or -EBADF/-EIO. */
+static int kind_of(int fd)
 {
-	enum gmem_handle_kind kind;
-	void *obj;
+	struct gmem_handle_ref ref;
+	int r = gmem_handle_get(fd, &ref);
 
-	kind = gmem_handle_get(fd, &obj);
-	if (kind == GMEM_H_FREE)
-		return (int)ret_errno(-EBADF);
-	gmem_handle_put(kind, obj);
-	if (kind == GMEM_H_FILE)
-		return (int)ret_errno(gmem_file_stat(fd, st));
-	/* Like an anonymous inode (or /dev/kvm for the system handle). */
-	memset(st, 0, sizeof(*st));
-	st->st_mode = (kind == GMEM_H_SYSTEM ? S_IFCHR : 0) | 0600;
-	st->st_nlink = 1;
-	st->st_blksize = PAGE_SIZE;
-	return 0;
+	if (r)
+		return r;
+	gmem_handle_put(&ref);
+	return ref.kind;
 }
 
-/* Checks that @fd is open; the calls below then fail as Linux's would. */
-static int check_open(int fd)
+int gmem_fstat(int fd, struct stat *st)
 {
-	void *obj;
-	enum gmem_handle_kind kind = gmem_handle_get(fd, &obj);
+	int kind = kind_of(fd);
 
-	if (kind == GMEM_H_FREE)
-		return -EBADF;
-	gmem_handle_put(kind, obj);
+	if (kind < 0)
+		return (int)ret_errno(kind);
+	if (kind == GMEM_H_FILE)
+		return (int)ret_errno(gmem_file_stat(fd, st));
+	/* Like an anonymous inode, or /dev/kvm (misc 10:232) for the system. */
+	memset(st, 0, sizeof(*st));
+	st->st_mode = (kind == GMEM_H_SYSTEM ? S_IFCHR : 0) | 0600;
+	if (kind == GMEM_H_SYSTEM)
+		st->st_rdev = makedev(10, 232);
+	st->st_nlink = 1;
+	st->st_blksize = PAGE_SIZE;
 	return 0;
 }
 
 /* guest_memfd's size is fixed, and no other handle is a regular file. */
 int gmem_ftruncate(int fd, off_t len)
 {
-	int r = check_open(fd);
+	int kind = kind_of(fd);
 
-	return (int)ret_errno(r ? r : -EINVAL);
+	return (int)ret_errno(kind < 0 ? kind : -EINVAL);
 }
 
 /* No handle has read or write: the host cannot see guest memory. */
 ssize_t gmem_read(int fd, void *buf, size_t n)
 {
-	int r = check_open(fd);
+	int kind = kind_of(fd);
 
-	return ret_errno(r ? r : -EINVAL);
+	return ret_errno(kind < 0 ? kind : -EINVAL);
 }
 
 ssize_t gmem_write(int fd, const void *buf, size_t n)
 {
-	int r = check_open(fd);
-
-	return ret_errno(r ? r : -EINVAL);
+	return gmem_read(fd, (void *)buf, n);
 }
 
 ssize_t gmem_pread(int fd, void *buf, size_t n, off_t off)
@@ -393,32 +295,31 @@ ssize_t gmem_pread(int fd, void *buf, size_t n, off_t off)
 
 ssize_t gmem_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	return gmem_write(fd, buf, n);
+	return gmem_read(fd, (void *)buf, n);
 }
 
 void *gmem_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	void *obj, *p = MAP_FAILED;
-	enum gmem_handle_kind kind = gmem_handle_get(fd, &obj);
+	struct gmem_handle_ref ref;
+	void *p = MAP_FAILED;
+	int r = gmem_handle_get(fd, &ref);
 
-	switch (kind) {
-	case GMEM_H_FREE:
-		errno = EBADF;
+	if (r) {
+		errno = -r;
 		return MAP_FAILED;
-	case GMEM_H_VCPU:
+	}
+	if (ref.kind == GMEM_H_VCPU) {
 		/* The kvm_run page: a second mapping of the vCPU's memfd. */
 		if (off < 0 || (uint64_t)off + len > GMEM_VCPU_MMAP_SIZE)
 			errno = EINVAL;
 		else
 			p = mmap(addr, len, prot, flags,
-				 ((struct gmem_vcpu *)obj)->run_fd, off);
-		break;
-	default:
+				 ((struct gmem_vcpu *)ref.obj)->run_fd, off);
+	} else {
 		/* guest_memfd memory is for the guest only. */
 		errno = ENODEV;
-		break;
 	}
-	gmem_handle_put(kind, obj);
+	gmem_handle_put(&ref);
 	return p;
 }
 
