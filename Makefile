@@ -148,6 +148,7 @@ X86_TESTS := \
 
 TESTS += $(X86_TESTS)
 TESTS += tests/test_gmemvm
+TESTS += tests/test_dropin
 
 TEST_BINS := $(TESTS:%=$(B)/%)
 X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
@@ -155,7 +156,8 @@ X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 # The tests with threads, run again under ThreadSanitizer by test-tsan.
 TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu tests/test_threads \
 	tests/test_xo tests/test_guest_convert_smp \
-	tests/test_guest_soak tests/test_x86_smp tests/test_guest_smp
+	tests/test_guest_soak tests/test_x86_smp tests/test_guest_smp \
+	tests/test_dropin
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)
@@ -168,6 +170,12 @@ GMEMVM_SRCS := \
 GMEMVM_OBJS := $(GMEMVM_SRCS:%.c=$(B)/%.o)
 GMEMVM := $(B)/gmemvm
 GMEMVM_MEM_OBJ := $(B)/tools/gmemvm/gmemvm_mem.o
+
+# The drop-in: libgmem-kvm.so (the library's objects behind the libc
+# calls it stands in for) and gmem-run, the launcher that preloads it.
+DROPIN_LIB := $(B)/libgmem-kvm.so
+GMEM_RUN := $(B)/gmem-run
+DROPIN := $(DROPIN_LIB) $(GMEM_RUN)
 
 # The demo guest of `make run`, built like the test guests.
 DEMO_ELF := $(B)/guests/demo.elf
@@ -192,9 +200,12 @@ FUZZ_SECONDS ?= 45
 FUZZ_BINS := $(FUZZERS:%=build/fuzz/tests/fuzz/fuzz_%)
 FUZZ_OPTS := -timeout=25 -rss_limit_mb=4096 -print_final_stats=1
 
+.PHONY: dropin
 .PHONY: all lib guests test test-tsan x86-test bench bench-deps run install clean deps check-format
 .PHONY: fuzz-bins fuzz-ci
-all: lib guests $(EXAMPLE_BINS) $(GMEMVM) $(DEMO_ELF) $(B)/gmem.pc
+all: lib guests $(EXAMPLE_BINS) $(GMEMVM) $(DEMO_ELF) $(B)/gmem.pc $(DROPIN)
+
+dropin: $(DROPIN)
 
 guests: $(GUEST_ELFS)
 
@@ -210,6 +221,21 @@ $(B)/libgmem.a: $(LIB_OBJS)
 
 $(B)/libgmem.so: $(LIB_OBJS)
 	$(CC) -shared -Wl,-soname,libgmem.so.0 $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tools/gmem-run/%.o: tools/gmem-run/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(DROPIN_LIB): $(B)/tools/gmem-run/preload.o $(LIB_OBJS) \
+		tools/gmem-run/preload.map
+	$(CC) -shared -Wl,-soname,libgmem-kvm.so \
+		-Wl,--version-script,tools/gmem-run/preload.map $(LDFLAGS) \
+		-o $@ $(B)/tools/gmem-run/preload.o $(LIB_OBJS) $(LDLIBS) -ldl
+
+$(GMEM_RUN): tools/gmem-run/gmem-run.sh
+	@mkdir -p $(dir $@)
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBDIR@|$(PREFIX)/lib|' $< > $@
+	chmod +x $@
 
 $(B)/gmem.pc: gmem.pc.in
 	@mkdir -p $(B)
@@ -329,6 +355,11 @@ $(B)/tests/test_gmemvm: tests/test_gmemvm.c tests/tap.h $(GMEMVM) \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS)
 
+# A KVM program that uses no gmem call: it runs itself under gmem-run.
+$(B)/tests/test_dropin: tests/test_dropin.c tests/tap.h $(DROPIN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS)
+
 # A harness: the model, vCPU or loader target with libFuzzer's main.
 $(B)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/model.h tests/x86_harness.h \
 		$(B)/libgmem.a
@@ -436,9 +467,12 @@ run: deps
 	echo "(exit status 1: gmemvm stopped the guest at the write to" \
 		"its locked text, as the demo intends)"
 
-install: lib $(B)/gmem.pc
+install: lib $(B)/gmem.pc $(DROPIN)
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/gmem \
-		$(DESTDIR)$(PREFIX)/lib/pkgconfig
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/gmem \
+		$(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(DROPIN_LIB) $(DESTDIR)$(PREFIX)/lib/gmem/
+	install -m 755 $(GMEM_RUN) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(B)/libgmem.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(B)/libgmem.so $(DESTDIR)$(PREFIX)/lib/libgmem.so.0
 	ln -sf libgmem.so.0 $(DESTDIR)$(PREFIX)/lib/libgmem.so

@@ -210,6 +210,20 @@ bool gmem_handle_is_mapped(int fd)
 	return mapped;
 }
 
+int gmem_handle_next(int from)
+{
+	int n = -1;
+
+	pthread_mutex_lock(&table_lock);
+	for (size_t i = from < 0 ? 0 : (size_t)from; i < table_cap; i++)
+		if (table[i]) {
+			n = (int)i;
+			break;
+		}
+	pthread_mutex_unlock(&table_lock);
+	return n;
+}
+
 void gmem_handle_lock_all(void)
 {
 	pthread_mutex_lock(&table_lock);

@@ -90,6 +90,9 @@ int gmem_handle_forget(int fd);
 /* True if @fd is mapped (a hint: another thread may close it next). */
 bool gmem_handle_is_mapped(int fd);
 
+/* The lowest mapped number >= @from, or -1. */
+int gmem_handle_next(int from);
+
 /*
  * In a forked child: every VM, vCPU and guest_memfd handle inherited from
  * the parent answers -EIO from now on and is never released (its memory

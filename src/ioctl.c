@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -171,16 +172,61 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 	}
 }
 
+/* The kernel's sigset_t: one bit per signal, signal n at bit n - 1. */
+#define KERNEL_SIGSET_SIZE 8
+
+static int set_sigmask(struct gmem_vcpu *vcpu, const struct kvm_signal_mask *m)
+{
+	uint64_t set;
+
+	if (!m) {
+		vcpu->sigmask_active = false;
+		return 0;
+	}
+	if (m->len != KERNEL_SIGSET_SIZE)
+		return -EINVAL;
+	memcpy(&set, m->sigset, sizeof(set));
+	/* SIGKILL and SIGSTOP can never be blocked. */
+	set &= ~(1ULL << (SIGKILL - 1) | 1ULL << (SIGSTOP - 1));
+	vcpu->sigmask = set;
+	vcpu->sigmask_active = true;
+	return 0;
+}
+
+/*
+ * KVM_RUN with the vCPU's signal mask in force, as kvm_sigset_activate()
+ * does: a signal that mask lets through and that arrives (or is pending)
+ * while the guest runs is delivered, and its handler can kick the run.
+ */
+static int run_with_sigmask(struct gmem_vcpu *vcpu)
+{
+	sigset_t set, old;
+	int r;
+
+	if (!vcpu->sigmask_active)
+		return gmem_vcpu_run(vcpu);
+	sigemptyset(&set);
+	for (int sig = 1; sig <= 64; sig++)
+		if (vcpu->sigmask & (1ULL << (sig - 1)))
+			sigaddset(&set, sig);
+	pthread_sigmask(SIG_SETMASK, &set, &old);
+	r = gmem_vcpu_run(vcpu);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
 static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 		       unsigned long arg)
 {
 	void *p = (void *)arg;
 
-	if (request != KVM_RUN && !p)
+	if (request != KVM_RUN && request != KVM_SET_SIGNAL_MASK && !p)
 		return -EFAULT;
 	switch (request) {
 	case KVM_RUN:
-		return arg ? -EINVAL : gmem_vcpu_run(vcpu);
+		return arg ? -EINVAL : run_with_sigmask(vcpu);
+	case KVM_SET_SIGNAL_MASK:
+		return set_sigmask(vcpu, p);
 	case KVM_GET_REGS:
 		return gmem_vcpu_get_regs(vcpu, p);
 	case KVM_SET_REGS:

@@ -565,6 +565,17 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 	}
 	complete_pending(vcpu);
 	vcpu->fault_lin_valid = false;
+	/*
+	 * A kick that came before the guest runs (a signal the run's own
+	 * signal mask unblocked, say) stops it before any instruction, as a
+	 * signal pending at KVM_RUN's entry does in KVM.
+	 */
+	if (__atomic_fetch_and(&vcpu->kick, ~GMEM_KICK_USER, __ATOMIC_ACQUIRE) &
+	    GMEM_KICK_USER) {
+		run->exit_reason = KVM_EXIT_INTR;
+		VCPU_STAT_INC(vcpu, exits[KVM_EXIT_INTR]);
+		return -EINTR;
+	}
 	gmem_vcpu_enter_guest(vcpu);
 	for (;;) {
 		int kick;

@@ -80,6 +80,10 @@ struct gmem_vcpu {
 	uint32_t fault_pfec;
 	bool s2_nomem;
 
+	/* KVM_SET_SIGNAL_MASK: the mask KVM_RUN runs with (kernel layout). */
+	bool sigmask_active;
+	uint64_t sigmask;
+
 	struct gmem_tlb_entry tlb[GMEM_TLB_SIZE];
 	struct gmem_vcpu_stats stats;
 };
@@ -110,6 +114,15 @@ static inline void gmem_vcpu_enter_guest(struct gmem_vcpu *vcpu)
 static inline void gmem_vcpu_exit_guest(struct gmem_vcpu *vcpu)
 {
 	__atomic_store_n(&vcpu->mode, GMEM_VCPU_OUTSIDE, __ATOMIC_RELEASE);
+}
+
+/*
+ * Withdraw a gmem_vcpu_kick() that no run has consumed (the drop-in's
+ * signal kicks that came too late for the run they were meant for).
+ */
+static inline void gmem_vcpu_cancel_kick(struct gmem_vcpu *vcpu)
+{
+	__atomic_fetch_and(&vcpu->kick, ~GMEM_KICK_USER, __ATOMIC_RELAXED);
 }
 
 /* The footprint bits of the GFN range [start, end). */

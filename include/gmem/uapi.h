@@ -69,6 +69,12 @@ struct kvm_userspace_memory_region2 {
 	uint64_t pad2[14];
 };
 
+/* KVM_SET_SIGNAL_MASK: len is the kernel's sigset_t size, 8 on x86-64. */
+struct kvm_signal_mask {
+	uint32_t len;
+	uint8_t sigset[];
+};
+
 struct kvm_enable_cap {
 	uint32_t cap;
 	uint32_t flags;
@@ -285,6 +291,7 @@ struct kvm_run {
 #define KVM_GET_MSRS _IOWR(KVMIO, 0x88, struct kvm_msrs)
 #define KVM_SET_MSRS _IOW(KVMIO, 0x89, struct kvm_msrs)
 #define KVM_SET_CPUID2 _IOW(KVMIO, 0x90, struct kvm_cpuid2)
+#define KVM_SET_SIGNAL_MASK _IOW(KVMIO, 0x8b, struct kvm_signal_mask)
 
 /* gmem's additions, in ranges Linux does not use. */
 #define KVM_MEMORY_EXIT_FLAG_READ (1ULL << 0)
@@ -314,6 +321,7 @@ _Static_assert(offsetof(struct kvm_userspace_memory_region2,
 _Static_assert(offsetof(struct kvm_userspace_memory_region2, guest_memfd) == 40,
 	       "region2 guest_memfd");
 _Static_assert(sizeof(struct kvm_enable_cap) == 104, "enable_cap size");
+_Static_assert(sizeof(struct kvm_signal_mask) == 4, "signal_mask size");
 _Static_assert(sizeof(struct kvm_regs) == 144, "regs size");
 _Static_assert(sizeof(struct kvm_segment) == 24, "segment size");
 _Static_assert(sizeof(struct kvm_sregs) == 312, "sregs size");

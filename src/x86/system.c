@@ -760,6 +760,12 @@ int x86_bind_system(struct x86_insn *i, const void *zi, const void *zo)
 		i->fn = h_hlt;
 		return 0;
 	case ZYDIS_MNEMONIC_VMCALL:
+	case ZYDIS_MNEMONIC_VMMCALL:
+		/*
+		 * Both vendors' hypercall instructions: KVM's fix-hypercall
+		 * quirk rewrites the other vendor's one and runs it, and the
+		 * KVM selftests pick theirs by the host's vendor.
+		 */
 		i->fn = h_vmcall;
 		return 0;
 	case ZYDIS_MNEMONIC_UD0:

@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The drop-in, from the point of view of a KVM program: this file uses no
+ * gmem function, only open("/dev/kvm") and the system calls on the fds it
+ * leads to, and runs itself under gmem-run (../gmem-run beside its build
+ * directory).  It checks that gmem's fds are real fds that never collide
+ * with the program's own, that the fd calls follow KVM's rules, that
+ * signals kick KVM_RUN as in KVM, and what a forked child gets.
+ */
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+
+#include <gmem/uapi.h>
+
+#include "tap.h"
+
+#define MEM_SIZE (2UL << 20)
+#define CODE_GPA 0x10000
+#define FLAG_GPA 0x20000
+#define PORT 0x10
+
+struct vm {
+	int kvm, vm, vcpu;
+	uint8_t *mem;
+	struct kvm_run *run;
+};
+
+static int kvm_open(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	REQUIRE(fd >= 0);
+	return fd;
+}
+
+/* Identity-mapped 2 MiB, flat 64-bit segments, RIP at CODE_GPA. */
+static void setup_long_mode(struct vm *v)
+{
+	uint64_t *pml4 = (uint64_t *)(v->mem + 0x1000);
+	uint64_t *pdpt = (uint64_t *)(v->mem + 0x2000);
+	uint64_t *pd = (uint64_t *)(v->mem + 0x3000);
+	struct kvm_segment code = {.base = 0,
+				   .limit = 0xffffffff,
+				   .selector = 8,
+				   .type = 11,
+				   .present = 1,
+				   .s = 1,
+				   .l = 1,
+				   .g = 1};
+	struct kvm_segment data = code;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+
+	pml4[0] = 0x2000 | 3;
+	pdpt[0] = 0x3000 | 3;
+	pd[0] = 0x0 | 0x83; /* 2 MiB, present, writable */
+	REQUIRE(ioctl(v->vcpu, KVM_GET_SREGS, &sregs) == 0);
+	data.selector = 0x10;
+	data.type = 3;
+	data.l = 0;
+	data.db = 1;
+	sregs.cs = code;
+	sregs.ds = sregs.es = sregs.ss = sregs.fs = sregs.gs = data;
+	sregs.cr0 = 0x80000011;
+	sregs.cr3 = 0x1000;
+	sregs.cr4 = 0x20;
+	sregs.efer = 0x500;
+	REQUIRE(ioctl(v->vcpu, KVM_SET_SREGS, &sregs) == 0);
+	memset(&regs, 0, sizeof(regs));
+	regs.rip = CODE_GPA;
+	regs.rflags = 2;
+	regs.rsp = 0x1f0000;
+	REQUIRE(ioctl(v->vcpu, KVM_SET_REGS, &regs) == 0);
+}
+
+static void vm_create(struct vm *v, const uint8_t *code, size_t len)
+{
+	struct kvm_userspace_memory_region region;
+	int size;
+
+	v->kvm = kvm_open();
+	v->vm = ioctl(v->kvm, KVM_CREATE_VM, 0);
+	REQUIRE(v->vm >= 0);
+	v->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(v->mem != MAP_FAILED);
+	region = (struct kvm_userspace_memory_region){
+		.slot = 0,
+		.guest_phys_addr = 0,
+		.memory_size = MEM_SIZE,
+		.userspace_addr = (uintptr_t)v->mem};
+	REQUIRE(ioctl(v->vm, KVM_SET_USER_MEMORY_REGION, &region) == 0);
+	memcpy(v->mem + CODE_GPA, code, len);
+	v->vcpu = ioctl(v->vm, KVM_CREATE_VCPU, 0);
+	REQUIRE(v->vcpu >= 0);
+	size = ioctl(v->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	REQUIRE(size > 0);
+	v->run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      v->vcpu, 0);
+	REQUIRE(v->run != MAP_FAILED);
+	setup_long_mode(v);
+}
+
+static void vm_destroy(struct vm *v)
+{
+	munmap(v->run, (size_t)ioctl(v->kvm, KVM_GET_VCPU_MMAP_SIZE, 0));
+	CHECK_EQ(close(v->vcpu), 0);
+	CHECK_EQ(close(v->vm), 0);
+	CHECK_EQ(close(v->kvm), 0);
+	munmap(v->mem, MEM_SIZE);
+}
+
+/* mov al, 0x42; out PORT, al; hlt */
+static const uint8_t code_out[] = {0xb0, 0x42, 0xe6, PORT, 0xf4};
+/* mov byte [FLAG_GPA], 1; jmp $ */
+static const uint8_t code_spin[] = {0xc6, 0x04, 0x25, 0x00, 0x00,
+				    0x02, 0x00, 0x01, 0xeb, 0xfe};
+
+static bool readlink_has(int fd, const char *what)
+{
+	char path[64], buf[256];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return false;
+	buf[n] = 0;
+	return strstr(buf, what) != NULL;
+}
+
+static void test_real_fds(void)
+{
+	int kvm = kvm_open(), plain = open("/dev/kvm", O_RDWR);
+	struct stat st;
+
+	CHECK(kvm >= 0 && plain >= 0 && kvm != plain);
+	CHECK_EQ(ioctl(kvm, KVM_GET_API_VERSION, 0), KVM_API_VERSION);
+	CHECK_EQ(fcntl(kvm, F_GETFD), FD_CLOEXEC);
+	CHECK_EQ(fcntl(plain, F_GETFD), 0);
+	CHECK(readlink_has(kvm, "gmem:/dev/kvm"));
+	CHECK_EQ(fstat(kvm, &st), 0);
+	CHECK(S_ISCHR(st.st_mode));
+	CHECK_EQ(major(st.st_rdev), 10);
+	CHECK_EQ(minor(st.st_rdev), 232);
+	CHECK_EQ(access("/dev/kvm", R_OK | W_OK), 0);
+	CHECK_EQ(close(plain), 0);
+	CHECK_EQ(close(kvm), 0);
+	CHECK_ERRNO(ioctl(kvm, KVM_GET_API_VERSION, 0), EBADF);
+	tap_result("/dev/kvm opens as a real fd, closes like one");
+}
+
+static void test_no_collision(void)
+{
+	int kvm = kvm_open(), p[2];
+	char c = 0;
+
+	CHECK_EQ(close(kvm), 0);
+	/* The kernel hands the number out again: it is the program's now. */
+	REQUIRE(pipe(p) == 0);
+	CHECK(p[0] == kvm || p[1] == kvm);
+	CHECK_ERRNO(ioctl(p[0], KVM_GET_API_VERSION, 0), ENOTTY);
+	CHECK_EQ(write(p[1], "x", 1), 1);
+	CHECK_EQ(read(p[0], &c, 1), 1);
+	CHECK_EQ(c, 'x');
+	CHECK_EQ(close(p[0]), 0);
+	CHECK_EQ(close(p[1]), 0);
+	CHECK_ERRNO(ioctl(-1, KVM_GET_API_VERSION, 0), EBADF);
+	tap_result("a closed gmem fd's number goes back to the program");
+}
+
+static void test_dup(void)
+{
+	int kvm = kvm_open(), d, d2, d3, p[2];
+
+	REQUIRE(pipe(p) == 0);
+	d = dup(kvm);
+	CHECK(d >= 0);
+	CHECK_EQ(close(kvm), 0);
+	CHECK_EQ(ioctl(d, KVM_GET_API_VERSION, 0), KVM_API_VERSION);
+	/* dup2 over the program's pipe end: now a /dev/kvm fd. */
+	CHECK_EQ(dup2(d, p[0]), p[0]);
+	CHECK_EQ(ioctl(p[0], KVM_GET_API_VERSION, 0), KVM_API_VERSION);
+	/* And back: dup2 of a pipe over a gmem fd makes it a pipe. */
+	CHECK_EQ(dup2(p[1], p[0]), p[0]);
+	CHECK_ERRNO(ioctl(p[0], KVM_GET_API_VERSION, 0), ENOTTY);
+	d2 = fcntl(d, F_DUPFD_CLOEXEC, 100);
+	CHECK(d2 >= 100);
+	CHECK_EQ(fcntl(d2, F_GETFD), FD_CLOEXEC);
+	CHECK_EQ(ioctl(d2, KVM_GET_API_VERSION, 0), KVM_API_VERSION);
+	d3 = dup3(d, 200, O_CLOEXEC);
+	CHECK_EQ(d3, 200);
+	CHECK_EQ(ioctl(d3, KVM_GET_API_VERSION, 0), KVM_API_VERSION);
+	CHECK_EQ(close_range((unsigned)d2, (unsigned)d3, 0), 0);
+	CHECK_ERRNO(ioctl(d2, KVM_GET_API_VERSION, 0), EBADF);
+	CHECK_ERRNO(ioctl(d3, KVM_GET_API_VERSION, 0), EBADF);
+	CHECK_EQ(ioctl(d, KVM_GET_API_VERSION, 0), KVM_API_VERSION);
+	CHECK_EQ(close(d), 0);
+	CHECK_EQ(close(p[0]), 0);
+	CHECK_EQ(close(p[1]), 0);
+	tap_result("dup, dup2, dup3, F_DUPFD_CLOEXEC and close_range follow");
+}
+
+static void test_guest_memfd(void)
+{
+	int kvm = kvm_open(), vm, gfd;
+	struct kvm_create_guest_memfd g = {.size = 4 << 20};
+	struct kvm_userspace_memory_region2 r2;
+	struct statx stx;
+	struct stat st;
+	char buf[8];
+	void *mem;
+
+	vm = ioctl(kvm, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM);
+	REQUIRE(vm >= 0);
+	gfd = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &g);
+	REQUIRE(gfd >= 0);
+	CHECK_EQ(fcntl(gfd, F_GETFD), 0); /* KVM: no close-on-exec */
+	CHECK_EQ(fstat(gfd, &st), 0);
+	CHECK(S_ISREG(st.st_mode));
+	CHECK_EQ(st.st_size, 4 << 20);
+	CHECK_EQ(statx(gfd, "", AT_EMPTY_PATH, STATX_SIZE, &stx), 0);
+	CHECK_EQ(stx.stx_size, 4 << 20);
+	CHECK_ERRNO(read(gfd, buf, sizeof(buf)), EINVAL);
+	CHECK_ERRNO(write(gfd, buf, sizeof(buf)), EINVAL);
+	CHECK_ERRNO(pread(gfd, buf, sizeof(buf), 0), EINVAL);
+	CHECK_ERRNO(ftruncate(gfd, 8 << 20), EINVAL);
+	CHECK(mmap(NULL, 4096, PROT_READ, MAP_SHARED, gfd, 0) == MAP_FAILED);
+	CHECK_EQ(errno, ENODEV);
+	CHECK_EQ(fallocate(gfd, FALLOC_FL_KEEP_SIZE, 0, 1 << 20), 0);
+	CHECK_EQ(fallocate(gfd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0,
+			   1 << 20),
+		 0);
+	CHECK_ERRNO(fallocate(gfd, 0, 0, 4096), EOPNOTSUPP);
+	/* The fd number inside the ioctl argument is the real one. */
+	mem = mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(mem != MAP_FAILED);
+	r2 = (struct kvm_userspace_memory_region2){
+		.slot = 1,
+		.flags = KVM_MEM_GUEST_MEMFD,
+		.guest_phys_addr = 1ULL << 32,
+		.memory_size = 4 << 20,
+		.userspace_addr = (uintptr_t)mem,
+		.guest_memfd = (uint32_t)gfd};
+	CHECK_EQ(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &r2), 0);
+	r2.slot = 2;
+	r2.guest_phys_addr = 2ULL << 32;
+	r2.guest_memfd = (uint32_t)kvm;
+	CHECK_ERRNO(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &r2), EINVAL);
+	CHECK_EQ(close(gfd), 0);
+	CHECK_EQ(close(vm), 0);
+	CHECK_EQ(close(kvm), 0);
+	munmap(mem, 4 << 20);
+	tap_result("guest_memfd: fstat, statx, fallocate, no read/write/mmap");
+}
+
+static void test_run_io(void)
+{
+	struct vm v;
+
+	vm_create(&v, code_out, sizeof(code_out));
+	CHECK(readlink_has(v.vcpu, "gmem:kvm-vcpu"));
+	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), 0);
+	CHECK_EQ(v.run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(v.run->io.port, PORT);
+	CHECK_EQ(v.run->io.direction, KVM_EXIT_IO_OUT);
+	CHECK_EQ(*((uint8_t *)v.run + v.run->io.data_offset), 0x42);
+	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), 0);
+	CHECK_EQ(v.run->exit_reason, KVM_EXIT_HLT);
+	vm_destroy(&v);
+	tap_result("KVM_RUN through the mmap'd kvm_run of a vCPU fd");
+}
+
+static volatile sig_atomic_t handled;
+
+static void on_signal(int sig)
+{
+	handled++;
+}
+
+struct runner {
+	struct vm *v;
+	int r, err;
+};
+
+static void *run_thread(void *arg)
+{
+	struct runner *t = arg;
+
+	t->r = ioctl(t->v->vcpu, KVM_RUN, 0);
+	t->err = errno;
+	return NULL;
+}
+
+static void test_signal_kick(void)
+{
+	struct sigaction sa = {.sa_handler = on_signal}, old;
+	struct runner t;
+	pthread_t th;
+	struct vm v;
+
+	sigemptyset(&sa.sa_mask);
+	REQUIRE(sigaction(SIGUSR1, &sa, NULL) == 0);
+	/* What the program installed reads back, not the trampoline. */
+	CHECK_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+	CHECK(old.sa_handler == on_signal);
+	vm_create(&v, code_spin, sizeof(code_spin));
+	handled = 0;
+	t.v = &v;
+	REQUIRE(pthread_create(&th, NULL, run_thread, &t) == 0);
+	/* The guest stores the flag from inside KVM_RUN, then spins. */
+	while (!__atomic_load_n(&v.mem[FLAG_GPA], __ATOMIC_ACQUIRE))
+		sched_yield();
+	REQUIRE(pthread_kill(th, SIGUSR1) == 0);
+	pthread_join(th, NULL);
+	CHECK_EQ(t.r, -1);
+	CHECK_EQ(t.err, EINTR);
+	CHECK_EQ(v.run->exit_reason, KVM_EXIT_INTR);
+	CHECK_EQ(handled, 1);
+	vm_destroy(&v);
+	signal(SIGUSR1, SIG_DFL);
+	tap_result("a signal to a thread in KVM_RUN: EINTR, KVM_EXIT_INTR, "
+		   "the handler runs");
+}
+
+static void test_signal_mask(void)
+{
+	struct sigaction sa = {.sa_handler = on_signal};
+	/* As the selftests build it: len, then the kernel's 8-byte set. */
+	union {
+		struct kvm_signal_mask m;
+		uint8_t bytes[sizeof(struct kvm_signal_mask) + 8];
+	} km = {.m.len = 8};
+	uint64_t set = 0;
+	sigset_t block, old;
+	struct vm v;
+
+	sigemptyset(&sa.sa_mask);
+	REQUIRE(sigaction(SIGUSR2, &sa, NULL) == 0);
+	vm_create(&v, code_out, sizeof(code_out));
+	km.m.len = 7;
+	CHECK_ERRNO(ioctl(v.vcpu, KVM_SET_SIGNAL_MASK, &km), EINVAL);
+	km.m.len = 8;
+	CHECK_EQ(ioctl(v.vcpu, KVM_SET_SIGNAL_MASK, &km), 0);
+	/* Pending and blocked outside KVM_RUN, unblocked inside it. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	handled = 0;
+	raise(SIGUSR2);
+	CHECK_EQ(handled, 0);
+	CHECK_ERRNO(ioctl(v.vcpu, KVM_RUN, 0), EINTR);
+	CHECK_EQ(v.run->exit_reason, KVM_EXIT_INTR);
+	CHECK_EQ(handled, 1);
+	/* The guest did not run: its first instruction exits with I/O. */
+	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), 0);
+	CHECK_EQ(v.run->exit_reason, KVM_EXIT_IO);
+	/* A mask that blocks it keeps it pending across the run. */
+	set = 1ULL << (SIGUSR2 - 1);
+	memcpy(km.m.sigset, &set, sizeof(set));
+	CHECK_EQ(ioctl(v.vcpu, KVM_SET_SIGNAL_MASK, &km), 0);
+	raise(SIGUSR2);
+	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), 0);
+	CHECK_EQ(v.run->exit_reason, KVM_EXIT_HLT);
+	CHECK_EQ(handled, 1);
+	CHECK_EQ(ioctl(v.vcpu, KVM_SET_SIGNAL_MASK, NULL), 0);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	CHECK_EQ(handled, 2);
+	vm_destroy(&v);
+	signal(SIGUSR2, SIG_DFL);
+	tap_result("KVM_SET_SIGNAL_MASK: a pending signal it unblocks stops "
+		   "KVM_RUN at entry");
+}
+
+static void test_fork(void)
+{
+	int kvm = kvm_open(), vm, st;
+	pid_t pid;
+
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	REQUIRE(vm >= 0);
+	pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		int ok = 1, vm2;
+
+		ok &= ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY) ==
+			      -1 &&
+		      errno == EIO;
+		ok &= ioctl(kvm, KVM_GET_API_VERSION, 0) == KVM_API_VERSION;
+		vm2 = ioctl(kvm, KVM_CREATE_VM, 0);
+		ok &= vm2 >= 0 &&
+		      ioctl(vm2, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY) == 1;
+		ok &= close(vm) == 0 && close(vm2) == 0;
+		_exit(ok ? 0 : 1);
+	}
+	REQUIRE(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK_EQ(ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY), 1);
+	CHECK_EQ(close(vm), 0);
+	CHECK_EQ(close(kvm), 0);
+	tap_result("a forked child: EIO from the parent's VM, its own works");
+}
+
+static void test_params(void)
+{
+	char buf[16] = {0};
+	int fd;
+
+	fd = open("/sys/module/kvm/parameters/tdp_mmu", O_RDONLY);
+	CHECK(fd >= 0);
+	CHECK_EQ(read(fd, buf, sizeof(buf)), 2);
+	CHECK(!strcmp(buf, "Y\n"));
+	CHECK_EQ(close(fd), 0);
+	CHECK_ERRNO(open("/sys/module/kvm/parameters/tdp_mmu", O_RDWR), EACCES);
+	CHECK_ERRNO(open("/sys/module/kvm/parameters/no_such", O_RDONLY),
+		    ENOENT);
+	tap_result("/sys/module/kvm/parameters answer gmem's configuration");
+}
+
+/* Run under gmem-run, which sits beside this program's directory. */
+static void reexec(char **argv)
+{
+	char self[PATH_MAX], run[PATH_MAX + 16];
+	ssize_t n;
+
+	if (getenv("GMEM_RUN"))
+		return;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	REQUIRE(n > 0);
+	self[n] = 0;
+	*strrchr(self, '/') = 0;
+	snprintf(run, sizeof(run), "%s/../gmem-run", self);
+	execv(run, (char *[]){run, argv[0], NULL});
+	printf("Bail out! exec %s: %s\n", run, strerror(errno));
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	reexec(argv);
+	tap_plan(9, 60);
+	test_real_fds();
+	test_no_collision();
+	test_dup();
+	test_guest_memfd();
+	test_run_io();
+	test_signal_kick();
+	test_signal_mask();
+	test_fork();
+	test_params();
+	return tap_done();
+}
