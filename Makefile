@@ -5,6 +5,7 @@ MODE ?= release
 PREFIX ?= /usr/local
 DESTDIR ?=
 VERSION := 0.1.0
+SOVERSION := 0
 
 ifeq ($(MODE),release)
 CC ?= gcc
@@ -149,6 +150,7 @@ X86_TESTS := \
 TESTS += $(X86_TESTS)
 TESTS += tests/test_gmemvm
 TESTS += tests/test_dropin
+TESTS += tests/test_symbols
 
 TEST_BINS := $(TESTS:%=$(B)/%)
 X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
@@ -219,12 +221,17 @@ $(B)/libgmem.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/libgmem.so: $(LIB_OBJS)
-	$(CC) -shared -Wl,-soname,libgmem.so.0 $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# Only the public API is exported (src/libgmem.map; test_symbols checks).
+$(B)/libgmem.so: $(LIB_OBJS) src/libgmem.map
+	$(CC) -shared -Wl,-soname,libgmem.so.$(SOVERSION) \
+		-Wl,--version-script,src/libgmem.map $(LDFLAGS) -o $@ \
+		$(LIB_OBJS) $(LDLIBS)
 
+# Under TSan the shim stays uninstrumented: the runtime calls sigaction()
+# (ours, first in the preload order) before it has initialised itself.
 $(B)/tools/gmem-run/%.o: tools/gmem-run/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(filter-out -fsanitize=thread,$(CFLAGS)) -c $< -o $@
 
 $(DROPIN_LIB): $(B)/tools/gmem-run/preload.o $(LIB_OBJS) \
 		tools/gmem-run/preload.map
@@ -355,6 +362,13 @@ $(B)/tests/test_gmemvm: tests/test_gmemvm.c tests/tap.h $(GMEMVM) \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS)
 
+# The shared library's exports against the public headers.
+$(B)/tests/test_symbols: tests/test_symbols.sh $(B)/libgmem.so
+	@mkdir -p $(dir $@)
+	printf '#!/bin/sh\nexec sh %s %s %s\n' $(abspath $<) \
+		$(abspath $(B)/libgmem.so) $(CURDIR)/include/gmem > $@
+	chmod +x $@
+
 # A KVM program that uses no gmem call: it runs itself under gmem-run.
 $(B)/tests/test_dropin: tests/test_dropin.c tests/tap.h $(DROPIN)
 	@mkdir -p $(dir $@)
@@ -474,8 +488,11 @@ install: lib $(B)/gmem.pc $(DROPIN)
 	install -m 755 $(DROPIN_LIB) $(DESTDIR)$(PREFIX)/lib/gmem/
 	install -m 755 $(GMEM_RUN) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(B)/libgmem.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(B)/libgmem.so $(DESTDIR)$(PREFIX)/lib/libgmem.so.0
-	ln -sf libgmem.so.0 $(DESTDIR)$(PREFIX)/lib/libgmem.so
+	install -m 755 $(B)/libgmem.so \
+		$(DESTDIR)$(PREFIX)/lib/libgmem.so.$(VERSION)
+	ln -sf libgmem.so.$(VERSION) \
+		$(DESTDIR)$(PREFIX)/lib/libgmem.so.$(SOVERSION)
+	ln -sf libgmem.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libgmem.so
 	install -m 644 include/gmem/*.h $(DESTDIR)$(PREFIX)/include/gmem/
 	install -m 644 $(B)/gmem.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 
