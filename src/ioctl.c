@@ -150,6 +150,8 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 		COPY_IN(attrs, arg);
 		return gmem_vm_set_memory_attributes(vm, &attrs);
 	}
+	case KVM_CREATE_IRQCHIP:
+		return gmem_vm_create_irqchip(vm);
 	case KVM_CREATE_GUEST_MEMFD: {
 		struct kvm_create_guest_memfd args;
 

@@ -7,6 +7,8 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <gmem/hypercall.h>
@@ -550,6 +552,28 @@ static bool hypercall(struct gmem_vcpu *vcpu)
 	return true;
 }
 
+/*
+ * A halted vCPU of a VM with an irqchip blocks, outside guest mode (a
+ * shootdown need not wait for it), until a kick; nothing can interrupt
+ * it yet, so a kick ends the run with KVM_EXIT_INTR and the vCPU stays
+ * halted, as KVM's does when a signal ends kvm_vcpu_block().
+ */
+static int halt(struct gmem_vcpu *vcpu)
+{
+	int k;
+
+	VCPU_STAT_INC(vcpu, halts);
+	while (!((k = __atomic_load_n(&vcpu->kick, __ATOMIC_ACQUIRE)) &
+		 GMEM_KICK_USER) &&
+	       !__atomic_load_n(&vcpu->run->immediate_exit, __ATOMIC_RELAXED))
+		syscall(SYS_futex, &vcpu->kick, FUTEX_WAIT_PRIVATE, k, NULL,
+			NULL, 0);
+	__atomic_fetch_and(&vcpu->kick, ~GMEM_KICK_USER, __ATOMIC_ACQUIRE);
+	vcpu->run->exit_reason = KVM_EXIT_INTR;
+	VCPU_STAT_INC(vcpu, exits[KVM_EXIT_INTR]);
+	return -EINTR;
+}
+
 /* Instructions between stop checks, on top of the CPU's own polling. */
 #define RUN_BUDGET 100000
 
@@ -565,6 +589,8 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 	}
 	complete_pending(vcpu);
 	vcpu->fault_lin_valid = false;
+	if (vcpu->halted)
+		return halt(vcpu);
 	/*
 	 * A kick that came before the guest runs (a signal the run's own
 	 * signal mask unblocked, say) stops it before any instruction, as a
@@ -597,6 +623,12 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 			}
 			continue;
 		case X86_STOP_HLT:
+			if (__atomic_load_n(&vcpu->vm->irqchip,
+					    __ATOMIC_RELAXED)) {
+				gmem_vcpu_exit_guest(vcpu);
+				vcpu->halted = true;
+				return halt(vcpu);
+			}
 			run->exit_reason = KVM_EXIT_HLT;
 			goto out;
 		case X86_STOP_IO:
@@ -697,6 +729,8 @@ const char *gmem_exit_name(uint32_t reason)
 void gmem_vcpu_kick(struct gmem_vcpu *vcpu)
 {
 	__atomic_fetch_or(&vcpu->kick, GMEM_KICK_USER, __ATOMIC_SEQ_CST);
+	/* A halted vCPU sleeps on the word (a syscall: signal-safe too). */
+	syscall(SYS_futex, &vcpu->kick, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 int gmem_vcpu_get_fault_linear(struct gmem_vcpu *vcpu, uint64_t *lin,

@@ -69,6 +69,9 @@ struct gmem_vcpu {
 	 */
 	uint64_t footprint;
 	int kick; /* atomic: GMEM_KICK_* requests; the CPU polls it */
+	/* HLT with an in-library irqchip: blocked until a kick (vcpu thread).
+	 */
+	bool halted;
 
 	struct x86_cpu *cpu;
 	int pending;   /* what the next run completes first: GMEM_PEND_* */

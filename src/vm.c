@@ -79,6 +79,7 @@ uint64_t gmem_vm_supported_attrs(const struct gmem_vm *vm)
 int gmem_check_extension(struct gmem_vm *vm, long cap)
 {
 	switch (cap) {
+	case KVM_CAP_IRQCHIP:
 	case KVM_CAP_USER_MEMORY:
 	case KVM_CAP_USER_MEMORY2:
 	case KVM_CAP_READONLY_MEM:
@@ -151,6 +152,22 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 	default:
 		return -EINVAL;
 	}
+}
+
+int gmem_vm_create_irqchip(struct gmem_vm *vm)
+{
+	int r = 0;
+
+	/* vcpus_lock orders this against gmem_vcpu_create(), as kvm->lock. */
+	pthread_mutex_lock(&vm->vcpus_lock);
+	if (vm->irqchip)
+		r = -EEXIST;
+	else if (vm->nr_vcpus)
+		r = -EINVAL;
+	else
+		__atomic_store_n(&vm->irqchip, true, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&vm->vcpus_lock);
+	return r;
 }
 
 /* KVM's range checks, shared by set and the snapshot query. */

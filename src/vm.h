@@ -33,6 +33,7 @@ struct gmem_vm {
 	unsigned long type;
 	uint64_t supported_attrs;
 	bool exec_only; /* GMEM_CAP_EXEC_ONLY enabled */
+	bool irqchip;	/* KVM_CREATE_IRQCHIP done; read by vCPUs at HLT */
 
 	pthread_mutex_t lock;
 	pthread_rwlock_t state_lock;

@@ -45,7 +45,7 @@ static const uint8_t code[] = {
 	0xeb, 0xfe,				  /* 1: jmp 1b */
 };
 
-static void setup(void)
+static void setup(bool irqchip)
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = {0};
@@ -72,6 +72,8 @@ static void setup(void)
 	pdpt[4] = MMIO_GPA | 0x83;
 	memcpy(mem + CODE, code, sizeof(code));
 
+	if (irqchip)
+		REQUIRE(gmem_ioctl(vmfd, KVM_CREATE_IRQCHIP, 0) == 0);
 	vcpufd = gmem_ioctl(vmfd, KVM_CREATE_VCPU, 0);
 	REQUIRE(vcpufd >= 0);
 	size = gmem_ioctl(sys, KVM_GET_VCPU_MMAP_SIZE, 0);
@@ -118,6 +120,67 @@ static int vcpu_run(void)
 	return gmem_ioctl(vcpufd, KVM_RUN, 0);
 }
 
+static uint64_t halts(struct gmem_vcpu *vcpu)
+{
+	struct gmem_vcpu_stats st;
+
+	gmem_vcpu_get_stats(vcpu, &st);
+	return st.halts;
+}
+
+static void *run_thread(void *arg)
+{
+	*(int *)arg = vcpu_run() == -1 ? errno : 0;
+	return NULL;
+}
+
+/* Kick once the vCPU has halted (its halt counter says so), then join. */
+static int kick_halted(struct gmem_vcpu *vcpu, uint64_t n)
+{
+	pthread_t t;
+	int err = -1;
+
+	pthread_create(&t, NULL, run_thread, &err);
+	while (halts(vcpu) < n)
+		sched_yield();
+	gmem_vcpu_kick(vcpu);
+	pthread_join(t, NULL);
+	return err;
+}
+
+/*
+ * With an irqchip, HLT does not exit: the vCPU blocks until a kick, and
+ * stays halted across runs, as KVM's vCPU does in kvm_vcpu_block().
+ */
+static void test_irqchip_halt(void)
+{
+	static const uint8_t hlt[] = {0xf4, 0xeb, 0xfe}; /* hlt; jmp $ */
+	struct gmem_vcpu *vcpu;
+	struct kvm_regs regs;
+
+	setup(true);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_IRQCHIP), 1);
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_CREATE_IRQCHIP, 0), EEXIST);
+	memcpy(mem + CODE + 0x800, hlt, sizeof(hlt));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = CODE + 0x800;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+	REQUIRE(gmem_vcpu_from_handle(vcpufd, &vcpu) == 0);
+	CHECK_EQ(kick_halted(vcpu, 1), EINTR);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_INTR);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+	CHECK_EQ(regs.rip, CODE + 0x801);
+	/* Still halted: the next run blocks again instead of spinning. */
+	CHECK_EQ(kick_halted(vcpu, 2), EINTR);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_INTR);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+	CHECK_EQ(regs.rip, CODE + 0x801);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("irqchip: HLT blocks until a kick, and stays halted");
+}
+
 static void *kicker(void *arg)
 {
 	struct gmem_vcpu *vcpu = arg;
@@ -131,8 +194,8 @@ int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(9, 60);
-	setup();
+	tap_plan(11, 60);
+	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
 	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
@@ -252,8 +315,12 @@ int main(void)
 	run->immediate_exit = 0;
 	tap_result("KVM_RUN with immediate_exit set: EINTR at once");
 
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_CREATE_IRQCHIP, 0), EINVAL);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);
+	tap_result("KVM_CREATE_IRQCHIP after the first vCPU: EINVAL");
+
+	test_irqchip_halt();
 	return tap_done();
 }

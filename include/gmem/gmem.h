@@ -61,6 +61,15 @@ void gmem_vm_put(struct gmem_vm *vm);
  */
 int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap);
 
+/*
+ * KVM_CREATE_IRQCHIP: the VM's interrupt controllers are in the library.
+ * For now that means HLT is handled inside gmem_vcpu_run() (the vCPU
+ * halts until a kick, as KVM's vCPUs block until an interrupt or signal)
+ * instead of exiting with KVM_EXIT_HLT; the devices themselves are not
+ * modelled yet.  -EEXIST the second time, -EINVAL once a vCPU exists.
+ */
+int gmem_vm_create_irqchip(struct gmem_vm *vm);
+
 /* KVM_SET_USER_MEMORY_REGION (v1 flags only) and ..._REGION2. */
 int gmem_vm_set_memory_region(struct gmem_vm *vm,
 			      const struct kvm_userspace_memory_region *mem);
@@ -217,6 +226,7 @@ struct gmem_vcpu_stats {
 	uint64_t exits_mmio;
 	uint64_t exits_memory_fault;
 	uint64_t xo_faults;
+	uint64_t halts;	    /* HLTs handled in the library (irqchip VMs) */
 	uint64_t exits[64]; /* by KVM_EXIT_* reason, for gmem_vcpu_run */
 };
 

@@ -274,6 +274,7 @@ struct kvm_run {
 #define KVM_GET_SUPPORTED_CPUID _IOWR(KVMIO, 0x05, struct kvm_cpuid2)
 
 #define KVM_CREATE_VCPU _IO(KVMIO, 0x41)
+#define KVM_CREATE_IRQCHIP _IO(KVMIO, 0x60)
 #define KVM_SET_USER_MEMORY_REGION \
 	_IOW(KVMIO, 0x46, struct kvm_userspace_memory_region)
 #define KVM_SET_USER_MEMORY_REGION2 \
