@@ -159,7 +159,7 @@ X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu tests/test_threads \
 	tests/test_xo tests/test_guest_convert_smp \
 	tests/test_guest_soak tests/test_x86_smp tests/test_guest_smp \
-	tests/test_dropin
+	tests/test_dropin tests/test_handle
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)

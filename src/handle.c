@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The handle table (see handle.h).  One mutex serialises the table; a
- * handle's hold count is atomic so that gmem_handle_put() needs no lock.
+ * The handle table (see handle.h).  One mutex serialises the writers;
+ * lookups and gmem_handle_put() take no lock (see struct table).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -17,11 +17,30 @@ struct gmem_handle {
 	void (*release)(void *obj);
 	atomic_int holds; /* numbers mapping it + in-flight lookups */
 	bool foreign;	  /* inherited across fork(): -EIO, never released */
+	struct gmem_handle *next_free;
+};
+
+/*
+ * Lookups take no lock: every libc call of a drop-in program asks "is
+ * this fd gmem's?", from any thread.  Writers (alloc, dup, close) hold
+ * table_lock.  Two rules make the lock-free side safe:
+ *  - a table is never freed once published: growth copies it and keeps
+ *    the old one on a retired list, so a reader's pointer stays valid;
+ *  - a handle struct is never freed either, only recycled through a free
+ *    list, so a reader may always touch it.  A lookup takes a hold only
+ *    while the count is non-zero, then checks that the slot still maps
+ *    the same struct; a recycled struct fails that check (or is the very
+ *    handle the slot maps now, which is as good).
+ */
+struct table {
+	size_t cap;
+	struct table *retired;
+	struct gmem_handle *_Atomic slot[];
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct gmem_handle **table; /* indexed by number */
-static size_t table_cap;
+static struct table *_Atomic table;
+static struct gmem_handle *free_handles;
 static const struct gmem_handle_numbering *numbering;
 
 void gmem_handle_set_numbering(const struct gmem_handle_numbering *ops)
@@ -35,27 +54,51 @@ static void handle_put(struct gmem_handle *h)
 		return;
 	if (h->release)
 		h->release(h->obj);
-	gmem_free(h);
+	pthread_mutex_lock(&table_lock);
+	h->next_free = free_handles;
+	free_handles = h;
+	pthread_mutex_unlock(&table_lock);
+}
+
+/* Under table_lock. */
+static struct table *cur(void)
+{
+	return atomic_load_explicit(&table, memory_order_relaxed);
+}
+
+static size_t cap(void)
+{
+	return cur() ? cur()->cap : 0;
+}
+
+static struct gmem_handle *slot_get(size_t n)
+{
+	return atomic_load_explicit(&cur()->slot[n], memory_order_relaxed);
+}
+
+static void slot_set(size_t n, struct gmem_handle *h)
+{
+	atomic_store_explicit(&cur()->slot[n], h, memory_order_release);
 }
 
 /* Under table_lock: make room for number @n. */
 static int grow(size_t n)
 {
-	size_t cap = table_cap ? table_cap : 64;
-	struct gmem_handle **t;
+	struct table *old = cur(), *t;
+	size_t c = old ? old->cap : 64;
 
-	if (n < table_cap)
+	if (n < cap())
 		return 0;
-	while (cap <= n)
-		cap *= 2;
-	t = gmem_zalloc_array(cap, sizeof(*t));
+	while (c <= n)
+		c *= 2;
+	t = gmem_zalloc(sizeof(*t) + c * sizeof(t->slot[0]));
 	if (!t)
 		return -ENOMEM;
-	if (table_cap)
-		memcpy(t, table, table_cap * sizeof(*t));
-	gmem_free(table);
-	table = t;
-	table_cap = cap;
+	t->cap = c;
+	for (size_t i = 0; old && i < old->cap; i++)
+		atomic_init(&t->slot[i], atomic_load(&old->slot[i]));
+	t->retired = old;
+	atomic_store_explicit(&table, t, memory_order_release);
 	return 0;
 }
 
@@ -65,11 +108,23 @@ static int own_number(void)
 	size_t i;
 	int r;
 
-	for (i = GMEM_HANDLE_BASE; i < table_cap; i++)
-		if (!table[i])
+	for (i = GMEM_HANDLE_BASE; i < cap(); i++)
+		if (!slot_get(i))
 			return (int)i;
 	r = grow(i);
 	return r ? r : (int)i;
+}
+
+/* Under table_lock: a handle struct, recycled if one is free. */
+static struct gmem_handle *new_handle(void)
+{
+	struct gmem_handle *h = free_handles;
+
+	if (h) {
+		free_handles = h->next_free;
+		return h;
+	}
+	return gmem_zalloc(sizeof(*h));
 }
 
 int gmem_handle_alloc(enum gmem_handle_kind kind, void *obj,
@@ -78,29 +133,33 @@ int gmem_handle_alloc(enum gmem_handle_kind kind, void *obj,
 	struct gmem_handle *h, *stale = NULL;
 	int n = -1, r;
 
-	h = gmem_zalloc(sizeof(*h));
-	if (!h)
-		return -ENOMEM;
-	*h = (struct gmem_handle){.kind = kind, .obj = obj, .release = release};
-	atomic_init(&h->holds, 1);
 	if (numbering) {
 		n = numbering->reserve(kind);
-		if (n < 0) {
-			gmem_free(h);
+		if (n < 0)
 			return n;
-		}
 	}
 	pthread_mutex_lock(&table_lock);
-	r = numbering ? grow((size_t)n) : (n = own_number()) < 0 ? n : 0;
+	h = new_handle();
+	r = !h			     ? -ENOMEM
+	    : numbering		     ? grow((size_t)n)
+	    : (n = own_number()) < 0 ? n
+				     : 0;
 	if (!r) {
-		stale = table[n];
-		table[n] = h;
+		h->kind = kind;
+		h->obj = obj;
+		h->release = release;
+		h->foreign = false;
+		atomic_store_explicit(&h->holds, 1, memory_order_relaxed);
+		stale = slot_get((size_t)n);
+		slot_set((size_t)n, h);
+	} else if (h) {
+		h->next_free = free_handles;
+		free_handles = h;
 	}
 	pthread_mutex_unlock(&table_lock);
 	if (r) {
 		if (numbering)
 			numbering->release(n);
-		gmem_free(h);
 		return r;
 	}
 	if (stale)
@@ -108,31 +167,48 @@ int gmem_handle_alloc(enum gmem_handle_kind kind, void *obj,
 	return n;
 }
 
-/* Under table_lock: the handle number @fd maps, or NULL. */
+/* Lock-free: what number @fd maps now, or NULL. */
 static struct gmem_handle *lookup(int fd)
 {
-	if (fd < 0 || (size_t)fd >= table_cap)
+	struct table *t = atomic_load_explicit(&table, memory_order_acquire);
+
+	if (fd < 0 || !t || (size_t)fd >= t->cap)
 		return NULL;
-	return table[fd];
+	return atomic_load_explicit(&t->slot[fd], memory_order_acquire);
+}
+
+/* Lock-free: a hold on what @fd maps, or NULL (see the table's rules). */
+static struct gmem_handle *hold(int fd)
+{
+	for (;;) {
+		struct gmem_handle *h = lookup(fd);
+		int n;
+
+		if (!h)
+			return NULL;
+		n = atomic_load_explicit(&h->holds, memory_order_relaxed);
+		do {
+			if (n == 0)
+				break;
+		} while (!atomic_compare_exchange_weak(&h->holds, &n, n + 1));
+		if (n == 0)
+			continue; /* being released: look again */
+		if (lookup(fd) == h)
+			return h;
+		handle_put(h);
+	}
 }
 
 int gmem_handle_get(int fd, struct gmem_handle_ref *ref)
 {
-	struct gmem_handle *h;
-	int r = 0;
+	struct gmem_handle *h = hold(fd);
 
-	pthread_mutex_lock(&table_lock);
-	h = lookup(fd);
+	*ref = (struct gmem_handle_ref){GMEM_H_FREE, NULL, NULL};
 	if (!h)
-		r = -EBADF;
-	else if (h->foreign)
-		r = -EIO;
-	else
-		atomic_fetch_add(&h->holds, 1);
-	pthread_mutex_unlock(&table_lock);
-	if (r) {
-		*ref = (struct gmem_handle_ref){GMEM_H_FREE, NULL, NULL};
-		return r;
+		return -EBADF;
+	if (h->foreign) {
+		handle_put(h);
+		return -EIO;
 	}
 	*ref = (struct gmem_handle_ref){h->kind, h->obj, h};
 	return 0;
@@ -154,9 +230,10 @@ int gmem_handle_dup(int oldfd, int newfd)
 	h = lookup(oldfd);
 	r = !h ? -EBADF : newfd < 0 ? -EBADF : grow((size_t)newfd);
 	if (!r) {
+		/* A mapped handle has the mapping's hold: never 0 here. */
 		atomic_fetch_add(&h->holds, 1);
-		stale = table[newfd];
-		table[newfd] = h;
+		stale = slot_get((size_t)newfd);
+		slot_set((size_t)newfd, h);
 	}
 	pthread_mutex_unlock(&table_lock);
 	if (stale)
@@ -172,7 +249,7 @@ static struct gmem_handle *unmap(int fd)
 	pthread_mutex_lock(&table_lock);
 	h = lookup(fd);
 	if (h)
-		table[fd] = NULL;
+		slot_set((size_t)fd, NULL);
 	pthread_mutex_unlock(&table_lock);
 	return h;
 }
@@ -202,12 +279,7 @@ int gmem_handle_close(int fd)
 
 bool gmem_handle_is_mapped(int fd)
 {
-	bool mapped;
-
-	pthread_mutex_lock(&table_lock);
-	mapped = lookup(fd) != NULL;
-	pthread_mutex_unlock(&table_lock);
-	return mapped;
+	return lookup(fd) != NULL;
 }
 
 int gmem_handle_next(int from)
@@ -215,8 +287,8 @@ int gmem_handle_next(int from)
 	int n = -1;
 
 	pthread_mutex_lock(&table_lock);
-	for (size_t i = from < 0 ? 0 : (size_t)from; i < table_cap; i++)
-		if (table[i]) {
+	for (size_t i = from < 0 ? 0 : (size_t)from; i < cap(); i++)
+		if (slot_get(i)) {
 			n = (int)i;
 			break;
 		}
@@ -237,8 +309,8 @@ void gmem_handle_unlock_all(void)
 void gmem_handle_fork_child(void)
 {
 	pthread_mutex_lock(&table_lock);
-	for (size_t i = 0; i < table_cap; i++) {
-		struct gmem_handle *h = table[i];
+	for (size_t i = 0; i < cap(); i++) {
+		struct gmem_handle *h = slot_get(i);
 
 		if (!h || h->kind == GMEM_H_SYSTEM || h->foreign)
 			continue;

@@ -3,6 +3,8 @@
  * The handle table: holds and release, numbers that share a handle,
  * external numbering with takeover of stale numbers, and fork.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 
 #include <gmem/gmem.h>
@@ -98,7 +100,7 @@ static void test_numbering(void)
 	CHECK_EQ(nr_returned, 1);
 	CHECK_EQ(returned[0], 700);
 	/* Failure: the reserved number goes back. */
-	gmem_test_fail_alloc(2);
+	gmem_test_fail_alloc(1);
 	next_number = 1 << 20;
 	CHECK_RET(gmem_handle_alloc(GMEM_H_VCPU, OBJ, count_release), ENOMEM);
 	gmem_test_fail_alloc(0);
@@ -142,12 +144,75 @@ static void test_fork(void)
 		"a forked child gets EIO from its parent's VM, not /dev/kvm");
 }
 
+/* Objects of the race test: released ones must never be seen held. */
+#define NOBJ 64
+static atomic_int live[NOBJ];
+static atomic_int bad, stop;
+static atomic_long seen_total[2];
+
+static void race_release(void *obj)
+{
+	atomic_store(&live[(uintptr_t)obj], 0);
+}
+
+static void *reader(void *arg)
+{
+	atomic_long *seen = arg;
+
+	while (!atomic_load(&stop)) {
+		for (int fd = GMEM_HANDLE_BASE; fd < GMEM_HANDLE_BASE + 8;
+		     fd++) {
+			struct gmem_handle_ref ref;
+
+			if (gmem_handle_get(fd, &ref))
+				continue;
+			if (!atomic_load(&live[(uintptr_t)ref.obj]))
+				atomic_store(&bad, 1);
+			atomic_fetch_add(seen, 1);
+			gmem_handle_put(&ref);
+		}
+	}
+	return NULL;
+}
+
+static void test_race(void)
+{
+	pthread_t t[2];
+	long round;
+
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, reader, &seen_total[i]);
+	/* Until both readers have held handles often enough (bounded). */
+	for (round = 0;
+	     round < 50000000 && (atomic_load(&seen_total[0]) < 2000 ||
+				  atomic_load(&seen_total[1]) < 2000);
+	     round++) {
+		uintptr_t o = (uintptr_t)(round % NOBJ);
+		int n;
+
+		atomic_store(&live[o], 1);
+		n = gmem_handle_alloc(GMEM_H_FILE, (void *)o, race_release);
+		REQUIRE(n >= 0);
+		CHECK_EQ(gmem_handle_close(n), 0);
+	}
+	atomic_store(&stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	CHECK_EQ(atomic_load(&bad), 0);
+	CHECK(atomic_load(&seen_total[0]) >= 2000);
+	CHECK(atomic_load(&seen_total[1]) >= 2000);
+	tap_diag("%ld rounds", round);
+	tap_result(
+		"lock-free lookups racing close and reuse hold live objects");
+}
+
 int main(void)
 {
-	tap_plan(4, 30);
+	tap_plan(5, 30);
 	test_holds();
 	test_dup();
 	test_numbering();
 	test_fork();
+	test_race();
 	return tap_done();
 }
