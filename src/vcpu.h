@@ -33,8 +33,11 @@
 
 #define GMEM_TLB_SIZE 512
 
-/* kvm_run, then the I/O data page that io.data_offset points into. */
-#define GMEM_VCPU_MMAP_SIZE (2 * PAGE_SIZE)
+/*
+ * As KVM x86's KVM_GET_VCPU_MMAP_SIZE: kvm_run, the I/O data page that
+ * io.data_offset points into, and the coalesced-MMIO ring's page.
+ */
+#define GMEM_VCPU_MMAP_SIZE (3 * PAGE_SIZE)
 
 struct gmem_tlb_entry {
 	uint64_t tag; /* guest frame number + 1; 0 = empty */

@@ -267,6 +267,8 @@ static void test_run_io(void)
 
 	vm_create(&v, code_out, sizeof(code_out));
 	CHECK(readlink_has(v.vcpu, "gmem:kvm-vcpu"));
+	/* kvm_run, the PIO page and the coalesced-MMIO page, as on x86. */
+	CHECK_EQ(ioctl(v.kvm, KVM_GET_VCPU_MMAP_SIZE, 0), 3 * 4096);
 	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), 0);
 	CHECK_EQ(v.run->exit_reason, KVM_EXIT_IO);
 	CHECK_EQ(v.run->io.port, PORT);
