@@ -27,6 +27,7 @@ enum gmem_handle_kind {
 	GMEM_H_VM,
 	GMEM_H_VCPU,
 	GMEM_H_FILE,
+	GMEM_H_STATS, /* a KVM_GET_STATS_FD file (stats.c) */
 };
 
 #define GMEM_HANDLE_BASE 3

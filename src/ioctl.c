@@ -22,6 +22,7 @@
 
 #include "guest_memfd.h"
 #include "handle.h"
+#include "stats.h"
 #include "util.h"
 #include "vcpu.h"
 #include "vm.h"
@@ -262,6 +263,11 @@ int gmem_ioctl(int fd, unsigned long request, ...)
 	r = gmem_handle_get(fd, &ref);
 	if (r)
 		return (int)ret_errno(r);
+	if (request == KVM_GET_STATS_FD &&
+	    (ref.kind == GMEM_H_VM || ref.kind == GMEM_H_VCPU)) {
+		gmem_handle_put(&ref);
+		return (int)ret_errno(gmem_stats_open(fd));
+	}
 	switch (ref.kind) {
 	case GMEM_H_SYSTEM:
 		r = sys_ioctl(request, arg);
@@ -324,26 +330,61 @@ int gmem_ftruncate(int fd, off_t len)
 }
 
 /* No handle has read or write: the host cannot see guest memory. */
+/*
+ * Stats files alone can be read (at the file position, or at @off when
+ * @off >= 0); nothing can be written.
+ */
+static ssize_t read_at(int fd, void *buf, size_t n, off_t off, bool write)
+{
+	struct gmem_handle_ref ref;
+	ssize_t r = gmem_handle_get(fd, &ref);
+
+	if (r)
+		return ret_errno(r);
+	if (ref.kind == GMEM_H_STATS && !write && (off >= 0 || off == -1))
+		r = gmem_stats_read(ref.obj, buf, n, off);
+	else
+		r = -EINVAL;
+	gmem_handle_put(&ref);
+	return ret_errno(r);
+}
+
 ssize_t gmem_read(int fd, void *buf, size_t n)
 {
-	int kind = kind_of(fd);
-
-	return ret_errno(kind < 0 ? kind : -EINVAL);
+	return read_at(fd, buf, n, -1, false);
 }
 
 ssize_t gmem_write(int fd, const void *buf, size_t n)
 {
-	return gmem_read(fd, (void *)buf, n);
+	return read_at(fd, (void *)buf, n, -1, true);
 }
 
 ssize_t gmem_pread(int fd, void *buf, size_t n, off_t off)
 {
-	return gmem_read(fd, buf, n);
+	return read_at(fd, buf, n, off < 0 ? -2 : off, false);
 }
 
 ssize_t gmem_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	return gmem_read(fd, (void *)buf, n);
+	return read_at(fd, (void *)buf, n, off, true);
+}
+
+off_t gmem_lseek(int fd, off_t off, int whence)
+{
+	struct gmem_handle_ref ref;
+	off_t r = gmem_handle_get(fd, &ref);
+
+	if (r)
+		return ret_errno(r);
+	/* KVM's VM and vCPU files seek nowhere (noop_llseek). */
+	if (ref.kind == GMEM_H_STATS)
+		r = gmem_stats_seek(ref.obj, off, whence);
+	else if (ref.kind == GMEM_H_FILE)
+		r = -ESPIPE;
+	else
+		r = 0;
+	gmem_handle_put(&ref);
+	return ret_errno(r);
 }
 
 void *gmem_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)

@@ -427,6 +427,77 @@ static void test_params(void)
 	tap_result("/sys/module/kvm/parameters answer gmem's configuration");
 }
 
+/* The value of stat @name in stats file @fd, or -1. */
+static long long stat_value(int fd, const char *name)
+{
+	struct kvm_stats_header h;
+	char buf[16 + KVM_STATS_NAME_SIZE];
+	struct kvm_stats_desc *d = (struct kvm_stats_desc *)buf;
+	uint64_t v;
+
+	if (pread(fd, &h, sizeof(h), 0) != sizeof(h) ||
+	    h.name_size != KVM_STATS_NAME_SIZE)
+		return -1;
+	for (uint32_t i = 0; i < h.num_desc; i++) {
+		off_t at = h.desc_offset + i * (off_t)sizeof(buf);
+
+		if (pread(fd, buf, sizeof(buf), at) != sizeof(buf))
+			return -1;
+		if (strcmp(d->name, name))
+			continue;
+		if (pread(fd, &v, 8, h.data_offset + d->offset) != 8)
+			return -1;
+		return (long long)v;
+	}
+	return -1;
+}
+
+static void test_stats(void)
+{
+	struct kvm_stats_header h, h2;
+	char id[KVM_STATS_NAME_SIZE], want[64];
+	int vmfd, vcpufd, d;
+	struct vm v;
+
+	vm_create(&v, code_out, sizeof(code_out));
+	CHECK_EQ(ioctl(v.kvm, KVM_CHECK_EXTENSION, KVM_CAP_BINARY_STATS_FD), 1);
+	vmfd = ioctl(v.vm, KVM_GET_STATS_FD, 0);
+	vcpufd = ioctl(v.vcpu, KVM_GET_STATS_FD, 0);
+	REQUIRE(vmfd >= 0 && vcpufd >= 0);
+	CHECK_EQ(fcntl(vcpufd, F_GETFD), FD_CLOEXEC);
+	/* read() walks the file; a dup shares the position. */
+	CHECK_EQ(read(vmfd, &h, sizeof(h)), sizeof(h));
+	d = dup(vmfd);
+	CHECK_EQ(read(d, id, sizeof(id)), sizeof(id));
+	snprintf(want, sizeof(want), "kvm-%d", (int)getpid());
+	CHECK(!strcmp(id, want));
+	CHECK_EQ(lseek(d, 0, SEEK_SET), 0);
+	CHECK_EQ(read(vmfd, &h2, sizeof(h2)), sizeof(h2));
+	CHECK(!memcmp(&h, &h2, sizeof(h)));
+	CHECK_EQ(h.id_offset % 8, 0);
+	CHECK_EQ(h.desc_offset % 8, 0);
+	CHECK_EQ(h.data_offset % 8, 0);
+	CHECK_ERRNO(write(vmfd, &h, sizeof(h)), EINVAL);
+	CHECK_ERRNO(pread(vmfd, &h, sizeof(h), -1), EINVAL);
+	CHECK_EQ(pread(vcpufd, id, sizeof(id), sizeof(h)), sizeof(id));
+	snprintf(want, sizeof(want), "kvm-%d/vcpu-0", (int)getpid());
+	CHECK(!strcmp(id, want));
+	CHECK_EQ(stat_value(vcpufd, "io_exits"), 0);
+	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), 0);
+	CHECK_EQ(stat_value(vcpufd, "io_exits"), 1);
+	CHECK_EQ(stat_value(vcpufd, "exits"), 1);
+	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), 0);
+	CHECK_EQ(stat_value(vcpufd, "halt_exits"), 1);
+	CHECK(stat_value(vmfd, "pages_4k") + stat_value(vmfd, "pages_2m") > 0);
+	/* The vCPU's stats outlive its fd, as a KVM vCPU outlives it. */
+	vm_destroy(&v);
+	CHECK_EQ(stat_value(vcpufd, "exits"), 2);
+	CHECK_EQ(close(d), 0);
+	CHECK_EQ(close(vmfd), 0);
+	CHECK_EQ(close(vcpufd), 0);
+	tap_result("KVM_GET_STATS_FD: KVM's format, names and counts");
+}
+
 /* Run under gmem-run, which sits beside this program's directory. */
 static void reexec(char **argv)
 {
@@ -448,7 +519,7 @@ static void reexec(char **argv)
 int main(int argc, char **argv)
 {
 	reexec(argv);
-	tap_plan(9, 60);
+	tap_plan(10, 60);
 	test_real_fds();
 	test_no_collision();
 	test_dup();
@@ -458,5 +529,6 @@ int main(int argc, char **argv)
 	test_signal_mask();
 	test_fork();
 	test_params();
+	test_stats();
 	return tap_done();
 }

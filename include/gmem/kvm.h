@@ -28,6 +28,7 @@ ssize_t gmem_pread(int fd, void *buf, size_t n, off_t off);
 ssize_t gmem_pwrite(int fd, const void *buf, size_t n, off_t off);
 void *gmem_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 int gmem_munmap(void *addr, size_t len);
+off_t gmem_lseek(int fd, off_t off, int whence); /* stats files seek */
 int gmem_close(int fd);
 
 #ifdef __cplusplus

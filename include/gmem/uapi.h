@@ -69,6 +69,51 @@ struct kvm_userspace_memory_region2 {
 	uint64_t pad2[14];
 };
 
+/* KVM_GET_STATS_FD: the binary statistics format (api.rst 4.133). */
+#define KVM_STATS_NAME_SIZE 48
+
+#define KVM_STATS_TYPE_SHIFT 0
+#define KVM_STATS_TYPE_MASK (0xF << KVM_STATS_TYPE_SHIFT)
+#define KVM_STATS_TYPE_CUMULATIVE (0x0 << KVM_STATS_TYPE_SHIFT)
+#define KVM_STATS_TYPE_INSTANT (0x1 << KVM_STATS_TYPE_SHIFT)
+#define KVM_STATS_TYPE_PEAK (0x2 << KVM_STATS_TYPE_SHIFT)
+#define KVM_STATS_TYPE_LINEAR_HIST (0x3 << KVM_STATS_TYPE_SHIFT)
+#define KVM_STATS_TYPE_LOG_HIST (0x4 << KVM_STATS_TYPE_SHIFT)
+#define KVM_STATS_TYPE_MAX KVM_STATS_TYPE_LOG_HIST
+
+#define KVM_STATS_UNIT_SHIFT 4
+#define KVM_STATS_UNIT_MASK (0xF << KVM_STATS_UNIT_SHIFT)
+#define KVM_STATS_UNIT_NONE (0x0 << KVM_STATS_UNIT_SHIFT)
+#define KVM_STATS_UNIT_BYTES (0x1 << KVM_STATS_UNIT_SHIFT)
+#define KVM_STATS_UNIT_SECONDS (0x2 << KVM_STATS_UNIT_SHIFT)
+#define KVM_STATS_UNIT_CYCLES (0x3 << KVM_STATS_UNIT_SHIFT)
+#define KVM_STATS_UNIT_BOOLEAN (0x4 << KVM_STATS_UNIT_SHIFT)
+#define KVM_STATS_UNIT_MAX KVM_STATS_UNIT_BOOLEAN
+
+#define KVM_STATS_BASE_SHIFT 8
+#define KVM_STATS_BASE_MASK (0xF << KVM_STATS_BASE_SHIFT)
+#define KVM_STATS_BASE_POW10 (0x0 << KVM_STATS_BASE_SHIFT)
+#define KVM_STATS_BASE_POW2 (0x1 << KVM_STATS_BASE_SHIFT)
+#define KVM_STATS_BASE_MAX KVM_STATS_BASE_POW2
+
+struct kvm_stats_header {
+	uint32_t flags;
+	uint32_t name_size;
+	uint32_t num_desc;
+	uint32_t id_offset;
+	uint32_t desc_offset;
+	uint32_t data_offset;
+};
+
+struct kvm_stats_desc {
+	uint32_t flags;
+	int16_t exponent;
+	uint16_t size;
+	uint32_t offset;
+	uint32_t bucket_size;
+	char name[];
+};
+
 /* KVM_SET_SIGNAL_MASK: len is the kernel's sigset_t size, 8 on x86-64. */
 struct kvm_signal_mask {
 	uint32_t len;
@@ -96,6 +141,7 @@ struct kvm_enable_cap {
 #define KVM_CAP_MEMORY_ATTRIBUTES 233
 #define KVM_CAP_GUEST_MEMFD 234
 #define KVM_CAP_VM_TYPES 235
+#define KVM_CAP_BINARY_STATS_FD 203
 
 /* Exit reasons (kvm_run.exit_reason). */
 #define KVM_EXIT_UNKNOWN 0
@@ -283,6 +329,7 @@ struct kvm_run {
 #define KVM_SET_MEMORY_ATTRIBUTES \
 	_IOW(KVMIO, 0xd2, struct kvm_memory_attributes)
 #define KVM_CREATE_GUEST_MEMFD _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd)
+#define KVM_GET_STATS_FD _IO(KVMIO, 0xce)
 
 #define KVM_RUN _IO(KVMIO, 0x80)
 #define KVM_GET_REGS _IOR(KVMIO, 0x81, struct kvm_regs)
@@ -323,6 +370,8 @@ _Static_assert(offsetof(struct kvm_userspace_memory_region2, guest_memfd) == 40,
 	       "region2 guest_memfd");
 _Static_assert(sizeof(struct kvm_enable_cap) == 104, "enable_cap size");
 _Static_assert(sizeof(struct kvm_signal_mask) == 4, "signal_mask size");
+_Static_assert(sizeof(struct kvm_stats_header) == 24, "stats header size");
+_Static_assert(sizeof(struct kvm_stats_desc) == 16, "stats desc size");
 _Static_assert(sizeof(struct kvm_regs) == 144, "regs size");
 _Static_assert(sizeof(struct kvm_segment) == 24, "segment size");
 _Static_assert(sizeof(struct kvm_sregs) == 312, "sregs size");

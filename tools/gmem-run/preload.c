@@ -100,6 +100,7 @@ static int reserve(enum gmem_handle_kind kind)
 		[GMEM_H_VM] = "gmem:kvm-vm",
 		[GMEM_H_VCPU] = "gmem:kvm-vcpu",
 		[GMEM_H_FILE] = "gmem:kvm-gmem",
+		[GMEM_H_STATS] = "gmem:kvm-stats",
 	};
 	unsigned int flags = MFD_CLOEXEC;
 	int fd;
@@ -693,6 +694,20 @@ EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 	if (is_gmem(fd))
 		return gmem_write(fd, NULL, 0);
 	return REAL(pwritev)(fd, iov, cnt, off);
+}
+
+EXPORT off_t lseek(int fd, off_t off, int whence)
+{
+	if (is_gmem(fd))
+		return gmem_lseek(fd, off, whence);
+	return REAL(lseek)(fd, off, whence);
+}
+
+EXPORT off64_t lseek64(int fd, off64_t off, int whence)
+{
+	if (is_gmem(fd))
+		return gmem_lseek(fd, off, whence);
+	return REAL(lseek64)(fd, off, whence);
 }
 
 /* ---- close and the dup family
