@@ -198,7 +198,7 @@ BENCH_DEB_PKGS := qemu-user gnuplot-nox
 # with a seed corpus in tests/fuzz/corpus/NAME.  `make fuzz-ci` runs each
 # for FUZZ_SECONDS; new inputs go to build/fuzz/corpus/NAME, never into
 # the repository.  Longer runs: see README, "Reliability".
-FUZZERS := model vcpu loader gmemvm
+FUZZERS := model vcpu loader gmemvm dropin
 FUZZ_SECONDS ?= 45
 FUZZ_BINS := $(FUZZERS:%=build/fuzz/tests/fuzz/fuzz_%)
 FUZZ_OPTS := -timeout=25 -rss_limit_mb=4096 -print_final_stats=1
@@ -381,6 +381,13 @@ $(B)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/model.h tests/x86_harness.h \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests $< -o $@ $(LDFLAGS) \
 		-fsanitize=fuzzer $(B)/libgmem.a $(LDLIBS)
+
+# The drop-in's wrappers are the harness's own open(), ioctl(), close() ...
+$(B)/tests/fuzz/fuzz_dropin: tests/fuzz/fuzz_dropin.c \
+		$(B)/tools/gmem-run/preload.o $(B)/libgmem.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $< -o $@ $(LDFLAGS) -fsanitize=fuzzer \
+		$(B)/tools/gmem-run/preload.o $(B)/libgmem.a $(LDLIBS) -ldl
 
 # gmemvm's main() itself, forked per input; its memory policy beside it.
 $(B)/tests/fuzz/fuzz_gmemvm: tests/fuzz/fuzz_gmemvm.c \

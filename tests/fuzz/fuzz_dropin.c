@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libFuzzer target: the drop-in's surface, as an unmodified program sees
+ * it.  The harness is linked with libgmem-kvm.so's objects, so its own
+ * open(), ioctl(), close(), dup2(), mmap(), read() ... are the drop-in's,
+ * and libFuzzer's file I/O passes through the same wrappers untouched.
+ *
+ * Input: a sequence of operations on a small table of fds, in the spirit
+ * of syzkaller's dev_kvm descriptions: open /dev/kvm, any KVM ioctl (or a
+ * random one) with argument bytes from the input, close, dup, dup2 onto
+ * another slot, mmap/munmap, fallocate, read/write/pread, fstat, lseek,
+ * KVM_RUN with immediate_exit set, and signals to the thread itself.
+ * Every fd is closed at the end of the input, so leaks show.
+ *
+ * What must hold: no crash, no sanitizer report, no leak; a gmem fd
+ * closed or replaced never answers as gmem's again (checked with
+ * F_GETFD against what the harness knows is open).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gmem/uapi.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define SLOTS 8
+#define ARG_SIZE 16384
+
+static const unsigned long requests[] = {
+	KVM_GET_API_VERSION,
+	KVM_CREATE_VM,
+	KVM_CHECK_EXTENSION,
+	KVM_GET_VCPU_MMAP_SIZE,
+	KVM_GET_SUPPORTED_CPUID,
+	KVM_CREATE_VCPU,
+	KVM_SET_USER_MEMORY_REGION,
+	KVM_SET_USER_MEMORY_REGION2,
+	KVM_SET_MEMORY_ATTRIBUTES,
+	KVM_CREATE_GUEST_MEMFD,
+	KVM_ENABLE_CAP,
+	KVM_CREATE_IRQCHIP,
+	KVM_GET_STATS_FD,
+	KVM_GET_REGS,
+	KVM_SET_REGS,
+	KVM_GET_SREGS,
+	KVM_SET_SREGS,
+	KVM_GET_MSRS,
+	KVM_SET_MSRS,
+	KVM_SET_CPUID2,
+	KVM_SET_SIGNAL_MASK,
+};
+
+struct input {
+	const uint8_t *p;
+	size_t left;
+};
+
+static uint64_t take(struct input *in, size_t n)
+{
+	uint64_t v = 0;
+
+	n = n < in->left ? n : in->left;
+	memcpy(&v, in->p, n);
+	in->p += n;
+	in->left -= n;
+	return v;
+}
+
+static int fds[SLOTS];
+static _Alignas(64) uint8_t arg[ARG_SIZE];
+static volatile sig_atomic_t signals;
+
+static void on_signal(int sig)
+{
+	signals++;
+}
+
+static void put_slot(int s, int fd)
+{
+	if (fds[s] >= 0)
+		close(fds[s]);
+	fds[s] = fd;
+}
+
+/* Whether the value is a known-small integer argument or a pointer. */
+static bool int_arg(unsigned long req)
+{
+	return req == KVM_GET_API_VERSION || req == KVM_CREATE_VM ||
+	       req == KVM_CHECK_EXTENSION || req == KVM_GET_VCPU_MMAP_SIZE ||
+	       req == KVM_CREATE_VCPU || req == KVM_CREATE_IRQCHIP ||
+	       req == KVM_GET_STATS_FD;
+}
+
+static void do_ioctl(struct input *in, int s)
+{
+	unsigned int pick = (unsigned int)take(in, 1);
+	unsigned long req;
+	size_t n;
+	int r;
+
+	if (pick < 224)
+		req = requests[pick % (sizeof(requests) / sizeof(requests[0]))];
+	else
+		req = (unsigned long)take(in, 4);
+	if (int_arg(req)) {
+		r = ioctl(fds[s], req, (unsigned long)take(in, 1) % 8);
+	} else if (req == KVM_SET_SIGNAL_MASK && (take(in, 1) & 1)) {
+		r = ioctl(fds[s], req, NULL);
+	} else {
+		memset(arg, 0, sizeof(arg));
+		n = (size_t)take(in, 1) * 8;
+		n = n < in->left ? n : in->left;
+		memcpy(arg, in->p, n);
+		in->p += n;
+		in->left -= n;
+		/* Memslots point at memory the guest never runs on. */
+		r = ioctl(fds[s], req, arg);
+	}
+	/* New fds land in a slot; the old occupant is closed. */
+	if (r >= 0 &&
+	    (req == KVM_CREATE_VM || req == KVM_CREATE_VCPU ||
+	     req == KVM_CREATE_GUEST_MEMFD || req == KVM_GET_STATS_FD))
+		put_slot((s + 1) % SLOTS, r);
+}
+
+static void do_run(struct input *in, int s)
+{
+	const size_t size = 3 * 4096; /* KVM_GET_VCPU_MMAP_SIZE on x86 */
+	struct kvm_run *run;
+
+	/* Only vCPU fds map; immediate_exit keeps random guests out. */
+	run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[s], 0);
+	if (run == MAP_FAILED)
+		return;
+	run->immediate_exit = 1;
+	if (take(in, 1) & 1)
+		raise(SIGUSR1);
+	ioctl(fds[s], KVM_RUN, 0);
+	munmap(run, size);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct input in = {data, size};
+	static bool init;
+	struct stat st;
+	char buf[256];
+	int ops = 0;
+
+	if (!init) {
+		signal(SIGUSR1, on_signal);
+		init = true;
+	}
+	for (int i = 0; i < SLOTS; i++)
+		fds[i] = -1;
+	while (in.left && ops++ < 64) {
+		unsigned int op = (unsigned int)take(&in, 1);
+		int s = (int)(take(&in, 1) % SLOTS), t = (s + 1) % SLOTS;
+
+		switch (op % 12) {
+		case 0:
+			put_slot(s, open("/dev/kvm", O_RDWR | O_CLOEXEC));
+			break;
+		case 1:
+		case 2:
+		case 3:
+			do_ioctl(&in, s);
+			break;
+		case 4:
+			put_slot(s, -1);
+			break;
+		case 5:
+			put_slot(t, dup(fds[s]));
+			break;
+		case 6:
+			/* dup2 onto another slot's fd: the kernel closes it. */
+			if (fds[s] >= 0 && fds[t] >= 0 && fds[s] != fds[t] &&
+			    dup2(fds[s], fds[t]) < 0)
+				put_slot(t, -1);
+			break;
+		case 7:
+			do_run(&in, s);
+			break;
+		case 8:
+			fallocate(fds[s], (int)take(&in, 1) & 3,
+				  (off_t)(take(&in, 2) << 12),
+				  (off_t)(take(&in, 2) << 12));
+			break;
+		case 9:
+			if (read(fds[s], buf, sizeof(buf)) < 0)
+				(void)!write(fds[s], buf, take(&in, 1));
+			(void)!pread(fds[s], buf, sizeof(buf),
+				     (off_t)take(&in, 2) - 8);
+			break;
+		case 10:
+			fstat(fds[s], &st);
+			lseek(fds[s], (off_t)take(&in, 1),
+			      (int)take(&in, 1) % 4);
+			break;
+		case 11:
+			fcntl(fds[s], F_GETFD);
+			break;
+		}
+	}
+	for (int i = 0; i < SLOTS; i++)
+		put_slot(i, -1);
+	return 0;
+}
