@@ -177,8 +177,8 @@ GMEMVM_MEM_OBJ := $(B)/tools/gmemvm/gmemvm_mem.o
 # The drop-in: libgmem-kvm.so (the library's objects behind the libc
 # calls it stands in for) and gmem-run, the launcher that preloads it.
 DROPIN_LIB := $(B)/libgmem-kvm.so
-GMEM_RUN := $(B)/gmem-run
-DROPIN := $(DROPIN_LIB) $(GMEM_RUN)
+GMEM_RUN_BIN := $(B)/gmem-run
+DROPIN := $(DROPIN_LIB) $(GMEM_RUN_BIN)
 
 # The demo guest of `make run`, built like the test guests.
 DEMO_ELF := $(B)/guests/demo.elf
@@ -203,9 +203,34 @@ FUZZ_SECONDS ?= 45
 FUZZ_BINS := $(FUZZERS:%=build/fuzz/tests/fuzz/fuzz_%)
 FUZZ_OPTS := -timeout=25 -rss_limit_mb=4096 -print_final_stats=1
 
-.PHONY: dropin
+# ---- the kernel's KVM selftests --------------------------------------------
+# `make selftests`: Linux 6.12's KVM selftests, built unmodified from
+# Debian's linux-source-6.12 and run under the drop-in launcher.  Only the
+# files in tests/selftests/kernel-files are extracted, once, into
+# $(KSRC); headers_install runs out of tree ($(KOBJ)) into $(KHDR); the
+# selftests build out of tree into $(KSELFTESTS), only the binaries that
+# tests/selftests/list names.  Nothing of the kernel enters the repository.
+KSRC_TAR := /usr/src/linux-source-6.12.tar.xz
+KSRC_TOP := linux-source-6.12
+KSRC := build/linux-6.12
+KOBJ := build/linux-6.12-obj
+KHDR := build/linux-6.12-headers
+KSELFTESTS := build/selftests
+SELFTESTS_LIST := tests/selftests/list
+SELFTESTS_FILES := tests/selftests/kernel-files
+# The binaries, from the list (read only when a selftests target runs).
+SELFTESTS_BINS = $(sort $(shell sed -e '/^[[:space:]]*\#/d' \
+	-e 's/^[[:space:]]*[a-z]*[[:space:]]*\([^[:space:]]*\).*/\1/' \
+	$(SELFTESTS_LIST)))
+# The launcher each test runs under: GMEM_RUN PROGRAM ARGS (make dropin).
+GMEM_RUN ?= $(GMEM_RUN_BIN)
+SELFTESTS_TIMEOUT ?= 120
+# headers_install needs rsync; xz-utils comes with linux-source-6.12.
+SELFTESTS_DEB_PKGS := linux-source-6.12 rsync
+
 .PHONY: all lib guests test test-tsan x86-test bench bench-deps run install clean deps check-format
 .PHONY: fuzz-bins fuzz-ci
+.PHONY: selftests selftests-deps selftests-bins dropin
 all: lib guests $(EXAMPLE_BINS) $(GMEMVM) $(DEMO_ELF) $(B)/gmem.pc $(DROPIN)
 
 dropin: $(DROPIN)
@@ -240,7 +265,7 @@ $(DROPIN_LIB): $(B)/tools/gmem-run/preload.o $(LIB_OBJS) \
 		-Wl,--version-script,tools/gmem-run/preload.map $(LDFLAGS) \
 		-o $@ $(B)/tools/gmem-run/preload.o $(LIB_OBJS) $(LDLIBS) -ldl
 
-$(GMEM_RUN): tools/gmem-run/gmem-run.sh
+$(GMEM_RUN_BIN): tools/gmem-run/gmem-run.sh
 	@mkdir -p $(dir $@)
 	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBDIR@|$(PREFIX)/lib|' $< > $@
 	chmod +x $@
@@ -451,6 +476,40 @@ fuzz-ci: deps fuzz-bins
 			build/fuzz/fuzz_$$f.log; \
 	done
 
+# The kernel's KVM selftests under gmem-run, one TAP line per test
+# (tests/selftests/run.sh; SELFTESTS_FILTER=REGEX runs only the matching
+# lines of the list).  See README, "Conformance".
+selftests: selftests-deps
+	$(MAKE) --no-print-directory dropin selftests-bins
+	GMEM_RUN=$(GMEM_RUN) SELFTESTS_TIMEOUT=$(SELFTESTS_TIMEOUT) \
+		prove -v tests/selftests/run.sh :: $(SELFTESTS_LIST) $(KSELFTESTS)
+
+selftests-deps: deps
+	$(call install-debs,$(SELFTESTS_DEB_PKGS),$(DEPS_NOT_ROOT))
+
+# Extracted once; again only when the package brings a newer tarball or
+# the file list changes (-m: the files are newer than the last build's
+# objects, so what changed is rebuilt).
+$(KSRC)/.extracted: $(KSRC_TAR) $(SELFTESTS_FILES)
+	rm -rf $(KSRC)
+	@mkdir -p $(KSRC)
+	sed -e '/^#/d' -e '/^$$/d' -e 's|^|$(KSRC_TOP)/|' $(SELFTESTS_FILES) | \
+		tar -xmJf $(KSRC_TAR) -C $(KSRC) --strip-components=1 -T -
+	@touch $@
+
+$(KHDR)/.installed: $(KSRC)/.extracted
+	rm -rf $(KOBJ) $(KHDR)
+	@mkdir -p $(KOBJ)
+	$(MAKE) -s -C $(KSRC) ARCH=x86 O=$(abspath $(KOBJ)) \
+		INSTALL_HDR_PATH=$(abspath $(KHDR)) headers_install
+	@touch $@
+
+selftests-bins: $(KHDR)/.installed
+	$(MAKE) -C $(KSRC)/tools/testing/selftests/kvm \
+		OUTPUT=$(abspath $(KSELFTESTS)) \
+		KHDR_INCLUDES='-isystem $(abspath $(KHDR))/include' \
+		$(addprefix $(abspath $(KSELFTESTS))/,$(SELFTESTS_BINS))
+
 # Timing lives here, never in a pass/fail test.  One process per family;
 # then one table for the whole run, bench/results.csv and
 # bench/results.png (the scaling curves).  GMEM_BENCH_QUICK=1: small sizes.
@@ -494,7 +553,7 @@ install: lib $(B)/gmem.pc $(DROPIN)
 		$(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/gmem \
 		$(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(DROPIN_LIB) $(DESTDIR)$(PREFIX)/lib/gmem/
-	install -m 755 $(GMEM_RUN) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(GMEM_RUN_BIN) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(B)/libgmem.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(B)/libgmem.so \
 		$(DESTDIR)$(PREFIX)/lib/libgmem.so.$(VERSION)
@@ -515,4 +574,6 @@ clean:
 # Keep intermediate objects (guest runtime, guest halves) between builds.
 .SECONDARY:
 
--include $(shell find build -name '*.d' 2>/dev/null)
+# (Not the kernel's: build/linux-6.12* and build/selftests have their own.)
+-include $(shell find build \( -path 'build/linux-6.12*' -o -path $(KSELFTESTS) \) \
+	-prune -o -name '*.d' -print 2>/dev/null)
