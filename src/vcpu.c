@@ -17,12 +17,14 @@
 #include "vm.h"
 #include "x86/x86.h"
 
-#define KVM_MAX_VCPUS 1024
 #define RUN_SIZE GMEM_VCPU_MMAP_SIZE
 /* MAXPHYADDR reported to guests without the XO alias, as on many hosts. */
 #define GMEM_DEFAULT_MAXPHYADDR 48
 
 static const struct x86_bus vcpu_bus;
+
+_Static_assert(GMEM_TSC_KHZ == X86_TSC_KHZ,
+	       "the CPU model's TSC is the host's");
 
 int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 		     struct gmem_vcpu **vcpup)
@@ -30,21 +32,29 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	struct gmem_vcpu *vcpu;
 	int r = -EINVAL;
 
-	if (id >= KVM_MAX_VCPUS)
+	/* kvm_vm_ioctl_create_vcpu()'s checks, in its order. */
+	if (id >= GMEM_MAX_VCPU_IDS)
 		return -EINVAL;
+	pthread_mutex_lock(&vm->vcpus_lock);
+	if (vm->nr_vcpus >= GMEM_MAX_VCPUS)
+		goto out_unlock;
+	/* As kvm_arch_vcpu_precreate(): the first vCPU fixes the limit. */
+	if (!vm->max_vcpu_ids)
+		vm->max_vcpu_ids = GMEM_MAX_VCPU_IDS;
+	if (id >= vm->max_vcpu_ids)
+		goto out_unlock;
+	r = -EEXIST;
+	for (size_t i = 0; i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i]->id == id)
+			goto out_unlock;
+	r = -ENOMEM;
 	vcpu = gmem_zalloc(sizeof(*vcpu));
 	if (!vcpu)
-		return -ENOMEM;
+		goto out_unlock;
 	vcpu->vm = vm;
 	vcpu->id = id;
 	vcpu->run_fd = -1;
 
-	pthread_mutex_lock(&vm->vcpus_lock);
-	for (size_t i = 0; i < vm->nr_vcpus; i++)
-		if (vm->vcpus[i]->id == id) {
-			r = -EEXIST;
-			goto err_unlock;
-		}
 	if (vm->nr_vcpus == vm->cap_vcpus) {
 		size_t cap = vm->cap_vcpus ? 2 * vm->cap_vcpus : 8;
 		struct gmem_vcpu **a = gmem_zalloc_array(cap, sizeof(*a));
@@ -82,6 +92,8 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	}
 	vcpu->cpu->kick = &vcpu->kick;
 	vcpu->cpu->immediate_exit = &vcpu->run->immediate_exit;
+	x86_set_tsc_khz(vcpu->cpu, __atomic_load_n(&vm->default_tsc_khz,
+						   __ATOMIC_RELAXED));
 	if (vm->xo_bit)
 		x86_set_maxphyaddr(vcpu->cpu, vm->maxphyaddr, true);
 	else
@@ -105,6 +117,10 @@ err_unlock:
 	if (vcpu->run_fd >= 0)
 		close(vcpu->run_fd);
 	gmem_free(vcpu);
+	return r;
+
+out_unlock:
+	pthread_mutex_unlock(&vm->vcpus_lock);
 	return r;
 }
 
@@ -736,7 +752,56 @@ int gmem_vcpu_set_sregs(struct gmem_vcpu *vcpu, const struct kvm_sregs *sregs)
 
 int gmem_vcpu_set_cpuid(struct gmem_vcpu *vcpu, const struct kvm_cpuid2 *cpuid)
 {
-	return x86_set_cpuid(vcpu->cpu, cpuid->entries, cpuid->nent);
+	int r = x86_set_cpuid(vcpu->cpu, cpuid->entries, cpuid->nent);
+
+	if (!r)
+		vcpu->cpuid_set = true;
+	return r;
+}
+
+int gmem_vcpu_get_cpuid(struct gmem_vcpu *vcpu, struct kvm_cpuid2 *cpuid)
+{
+	unsigned int n = vcpu->cpuid_set ? vcpu->cpu->ncpuid : 0;
+
+	/* KVM leaves nent alone when it is too small. */
+	if (cpuid->nent < n)
+		return -E2BIG;
+	memcpy(cpuid->entries, vcpu->cpu->cpuid, n * sizeof(cpuid->entries[0]));
+	cpuid->nent = n;
+	return 0;
+}
+
+/*
+ * No in-kernel LAPIC: a vCPU is always RUNNABLE (HLT exits to the VMM
+ * instead of halting it), and that is the one state KVM lets a VMM set.
+ */
+int gmem_vcpu_get_mp_state(struct gmem_vcpu *vcpu, struct kvm_mp_state *mp)
+{
+	mp->mp_state = KVM_MP_STATE_RUNNABLE;
+	return 0;
+}
+
+int gmem_vcpu_set_mp_state(struct gmem_vcpu *vcpu,
+			   const struct kvm_mp_state *mp)
+{
+	return mp->mp_state == KVM_MP_STATE_RUNNABLE ? 0 : -EINVAL;
+}
+
+/*
+ * KVM_SET_TSC_KHZ as on a host with TSC scaling: any rate below the
+ * limit, 0 meaning the host's.  The count goes on from where it was.
+ */
+int gmem_vcpu_set_tsc_khz(struct gmem_vcpu *vcpu, uint32_t khz)
+{
+	if (khz >= GMEM_MAX_GUEST_TSC_KHZ)
+		return -EINVAL;
+	x86_set_tsc_khz(vcpu->cpu, khz ? khz : GMEM_TSC_KHZ);
+	return 0;
+}
+
+int gmem_vcpu_get_tsc_khz(struct gmem_vcpu *vcpu)
+{
+	return (int)vcpu->cpu->tsc_khz;
 }
 
 int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid)

@@ -281,14 +281,37 @@ static uint64_t host_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-/* RDTSC (op 0) and RDTSCP (op 1); the TSC runs at 1 GHz. */
+static uint64_t tsc_at(const struct x86_cpu *c, uint64_t ns)
+{
+	uint64_t d = ns - c->tsc_ns;
+
+	/* Split so that neither product overflows for centuries. */
+	return c->tsc_base + d / 1000000 * c->tsc_khz +
+	       d % 1000000 * c->tsc_khz / 1000000;
+}
+
+uint64_t x86_tsc(const struct x86_cpu *c)
+{
+	return tsc_at(c, host_ns());
+}
+
+void x86_set_tsc_khz(struct x86_cpu *c, uint32_t khz)
+{
+	uint64_t now = host_ns();
+
+	c->tsc_base = tsc_at(c, now);
+	c->tsc_ns = now;
+	c->tsc_khz = khz;
+}
+
+/* RDTSC (op 0) and RDTSCP (op 1), at the vCPU's TSC frequency. */
 static int h_rdtsc(struct x86_cpu *c, const struct x86_insn *i)
 {
 	uint64_t t;
 
 	if ((c->cr4 & X86_CR4_TSD) && c->cpl)
 		return x86_gp0(c);
-	t = host_ns() + c->tsc_offset;
+	t = x86_tsc(c);
 	c->gpr[X86_RAX] = (uint32_t)t;
 	c->gpr[X86_RDX] = t >> 32;
 	if (i->op)
@@ -893,7 +916,7 @@ int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 {
 	switch (idx) {
 	case X86_MSR_TSC:
-		*v = host_ns() + c->tsc_offset;
+		*v = x86_tsc(c);
 		return 0;
 	case X86_MSR_APIC_BASE:
 		*v = c->apic_base;
@@ -933,7 +956,8 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 {
 	switch (idx) {
 	case X86_MSR_TSC:
-		c->tsc_offset = v - host_ns();
+		c->tsc_base = v;
+		c->tsc_ns = host_ns();
 		return 0;
 	case X86_MSR_APIC_BASE:
 		c->apic_base = v;
@@ -1112,6 +1136,8 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->rflags = 2;
 	c->apic_base = 0xfee00000 | (1u << 11) | (1u << 8);
 	c->maxphyaddr = 48;
+	/* Base 0 at ns 0: at 1 GHz the TSC reads host monotonic ns. */
+	c->tsc_khz = X86_TSC_KHZ;
 	x86_set_cpuid(c, default_cpuid,
 		      sizeof(default_cpuid) / sizeof(default_cpuid[0]));
 	return 0;

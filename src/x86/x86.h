@@ -288,7 +288,10 @@ struct x86_cpu {
 	uint64_t cr0, cr2, cr3, cr4, cr8;
 	uint64_t efer;
 	uint64_t kernel_gs_base, star, lstar, cstar, sfmask;
-	uint64_t tsc_offset, apic_base, tsc_aux;
+	uint64_t apic_base, tsc_aux;
+	/* TSC = tsc_base + (host ns - tsc_ns) * tsc_khz / 10^6 */
+	uint64_t tsc_base, tsc_ns;
+	uint32_t tsc_khz;
 	unsigned cpl;
 	unsigned ushift; /* 3 at CPL 3, else 0: selects tlbe.allow bits */
 
@@ -399,6 +402,15 @@ int x86_get_msr(const struct x86_cpu *cpu, uint32_t index, uint64_t *data);
 int x86_set_msr(struct x86_cpu *cpu, uint32_t index, uint64_t data);
 int x86_set_cpuid(struct x86_cpu *cpu, const struct kvm_cpuid_entry2 *e,
 		  unsigned n);
+/*
+ * The TSC runs at X86_TSC_KHZ, the "host" frequency, until
+ * x86_set_tsc_khz() scales it (KVM_SET_TSC_KHZ); the count goes on from
+ * where it was.  @khz must not be 0.
+ */
+#define X86_TSC_KHZ 1000000u
+void x86_set_tsc_khz(struct x86_cpu *cpu, uint32_t khz);
+uint64_t x86_tsc(const struct x86_cpu *cpu);
+
 /* Physical-address width for CPUID and RSVD checks; xo = enable alias. */
 void x86_set_maxphyaddr(struct x86_cpu *cpu, unsigned m, bool xo);
 

@@ -1,0 +1,733 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A VM that enables none of gmem's capabilities behaves as Linux 6.12's
+ * x86 KVM (DESIGN §0): the vCPU limits and their capabilities, the TSC
+ * frequency calls and RDTSC at that rate, KVM_GET/SET_MP_STATE,
+ * KVM_GET_CPUID2 and the x86 setup calls KVM accepts with TDP.  Each case
+ * runs once through the typed API and once through the façade.  Guests are a
+ * few instructions of machine code, set up as in tests/test_vcpu.c.
+ */
+#include <sys/resource.h>
+#include <time.h>
+
+#include "gmem_test.h"
+
+#define MEM (4ULL << 20)
+#define CODE 0x10000ULL
+#define STACK 0x20000ULL
+#define MMIO_GPA 0x100000000ULL /* 4 GiB: no slot there */
+
+#define MAX_VCPUS 4096
+#define MAX_VCPU_IDS 16384
+
+/* One VM with one vCPU and 4 MiB at GPA 0, through one of the layers. */
+struct env {
+	bool io;
+	unsigned long type;
+	int sys, vmfd, vcpufd;	/* façade */
+	struct gmem_vm *vm;	/* typed, or the façade VM's object */
+	struct gmem_vcpu *vcpu; /* typed, or the façade vCPU's object */
+	struct kvm_run *run;
+	uint8_t *mem;
+};
+
+static long e_create_vcpu(struct env *e, unsigned long id,
+			  struct gmem_vcpu **vcpu, int *fd)
+{
+	long r;
+
+	if (!e->io)
+		return gmem_vcpu_create(e->vm, id, vcpu);
+	r = fac_ret(gmem_ioctl(e->vmfd, KVM_CREATE_VCPU, id));
+	if (r >= 0) {
+		*fd = (int)r;
+		REQUIRE(gmem_vcpu_from_handle(*fd, vcpu) == 0);
+		r = 0;
+	}
+	return r;
+}
+
+static void e_destroy_vcpu(struct env *e, struct gmem_vcpu *vcpu, int fd)
+{
+	if (e->io)
+		CHECK_EQ(gmem_close(fd), 0);
+	else
+		gmem_vcpu_destroy(vcpu);
+}
+
+/* Just the VM (and its system handle). */
+static void env_vm(struct env *e, bool io, unsigned long type)
+{
+	*e = (struct env){
+		.io = io, .type = type, .sys = -1, .vmfd = -1, .vcpufd = -1};
+	if (!io) {
+		e->vm = test_vm(type);
+		return;
+	}
+	e->sys = gmem_open();
+	REQUIRE(e->sys >= 0);
+	e->vmfd = gmem_ioctl(e->sys, KVM_CREATE_VM, type);
+	REQUIRE(e->vmfd >= 0);
+	REQUIRE(gmem_vm_from_handle(e->vmfd, &e->vm) == 0);
+}
+
+static void env_fini(struct env *e)
+{
+	if (e->vcpu)
+		e_destroy_vcpu(e, e->vcpu, e->vcpufd);
+	gmem_vm_put(e->vm); /* the typed VM, or the façade's reference */
+	if (e->io) {
+		CHECK_EQ(gmem_close(e->vmfd), 0);
+		CHECK_EQ(gmem_close(e->sys), 0);
+	}
+	if (e->mem)
+		munmap(e->mem, MEM);
+}
+
+static long e_region(struct env *e,
+		     const struct kvm_userspace_memory_region2 *r)
+{
+	if (!e->io)
+		return gmem_vm_set_memory_region2(e->vm, r);
+	return fac_ret(gmem_ioctl(e->vmfd, KVM_SET_USER_MEMORY_REGION2, r));
+}
+
+static long e_cap(struct env *e, uint32_t cap, uint64_t arg0)
+{
+	struct kvm_enable_cap c = {.cap = cap, .args = {arg0}};
+
+	if (!e->io)
+		return gmem_vm_enable_cap(e->vm, &c);
+	return fac_ret(gmem_ioctl(e->vmfd, KVM_ENABLE_CAP, &c));
+}
+
+static long e_check(struct env *e, long cap)
+{
+	if (!e->io)
+		return gmem_check_extension(e->vm, cap);
+	return fac_ret(gmem_ioctl(e->vmfd, KVM_CHECK_EXTENSION, cap));
+}
+
+static long e_run(struct env *e)
+{
+	if (!e->io)
+		return gmem_vcpu_run(e->vcpu);
+	return fac_ret(gmem_ioctl(e->vcpufd, KVM_RUN, 0));
+}
+
+static void e_get_regs(struct env *e, struct kvm_regs *r)
+{
+	if (!e->io)
+		REQUIRE(gmem_vcpu_get_regs(e->vcpu, r) == 0);
+	else
+		REQUIRE(gmem_ioctl(e->vcpufd, KVM_GET_REGS, r) == 0);
+}
+
+static void e_set_regs(struct env *e, const struct kvm_regs *r)
+{
+	if (!e->io)
+		REQUIRE(gmem_vcpu_set_regs(e->vcpu, r) == 0);
+	else
+		REQUIRE(gmem_ioctl(e->vcpufd, KVM_SET_REGS, r) == 0);
+}
+
+static void e_get_sregs(struct env *e, struct kvm_sregs *s)
+{
+	if (!e->io)
+		REQUIRE(gmem_vcpu_get_sregs(e->vcpu, s) == 0);
+	else
+		REQUIRE(gmem_ioctl(e->vcpufd, KVM_GET_SREGS, s) == 0);
+}
+
+static void e_set_sregs(struct env *e, const struct kvm_sregs *s)
+{
+	if (!e->io)
+		REQUIRE(gmem_vcpu_set_sregs(e->vcpu, s) == 0);
+	else
+		REQUIRE(gmem_ioctl(e->vcpufd, KVM_SET_SREGS, s) == 0);
+}
+
+static long e_set_cpuid(struct env *e, const struct kvm_cpuid2 *c)
+{
+	if (!e->io)
+		return gmem_vcpu_set_cpuid(e->vcpu, c);
+	return fac_ret(gmem_ioctl(e->vcpufd, KVM_SET_CPUID2, c));
+}
+
+static long e_get_cpuid(struct env *e, struct kvm_cpuid2 *c)
+{
+	if (!e->io)
+		return gmem_vcpu_get_cpuid(e->vcpu, c);
+	return fac_ret(gmem_ioctl(e->vcpufd, KVM_GET_CPUID2, c));
+}
+
+/* The one vCPU, in long mode over identity-mapped 1 GiB pages. */
+static void env_vcpu(struct env *e)
+{
+	struct kvm_userspace_memory_region2 r = {
+		.memory_size = MEM,
+	};
+	struct kvm_segment cs = {.limit = 0xffffffff,
+				 .selector = 8,
+				 .type = 11,
+				 .present = 1,
+				 .s = 1,
+				 .l = 1,
+				 .g = 1};
+	struct kvm_segment ds = {.limit = 0xffffffff,
+				 .selector = 16,
+				 .type = 3,
+				 .present = 1,
+				 .s = 1,
+				 .db = 1,
+				 .g = 1};
+	struct kvm_sregs sregs;
+	uint64_t *pml4, *pdpt;
+
+	e->mem = test_mem(MEM);
+	r.userspace_addr = (uintptr_t)e->mem;
+	REQUIRE(e_region(e, &r) == 0);
+	pml4 = (uint64_t *)(e->mem + 0x1000);
+	pdpt = (uint64_t *)(e->mem + 0x2000);
+	pml4[0] = 0x2000 | 3;
+	pdpt[0] = 0x83;
+	pdpt[4] = MMIO_GPA | 0x83;
+	REQUIRE(e_create_vcpu(e, 0, &e->vcpu, &e->vcpufd) == 0);
+	if (e->io) {
+		int size = gmem_ioctl(e->sys, KVM_GET_VCPU_MMAP_SIZE, 0);
+
+		e->run = gmem_mmap(NULL, size, PROT_READ | PROT_WRITE,
+				   MAP_SHARED, e->vcpufd, 0);
+		REQUIRE(e->run != MAP_FAILED);
+	} else {
+		e->run = gmem_vcpu_kvm_run(e->vcpu);
+	}
+	e_get_sregs(e, &sregs);
+	sregs.cs = cs;
+	sregs.ds = sregs.es = sregs.ss = sregs.fs = sregs.gs = ds;
+	sregs.cr0 = 0x80050033;
+	sregs.cr3 = 0x1000;
+	sregs.cr4 = 0x20;
+	sregs.efer = 0x500;
+	e_set_sregs(e, &sregs);
+}
+
+static void env_init(struct env *e, bool io, unsigned long type)
+{
+	env_vm(e, io, type);
+	env_vcpu(e);
+}
+
+/* Put @code at CODE and point the vCPU at it. */
+static void e_code(struct env *e, const uint8_t *code, size_t len)
+{
+	struct kvm_regs regs = {.rip = CODE, .rsp = STACK, .rflags = 2};
+
+	memcpy(e->mem + CODE, code, len);
+	e_set_regs(e, &regs);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+#define FOR_LAYERS(io) for (int io = 0; io < 2; io++)
+
+/* ---- 1. vCPU limits ---------------------------------------------------- */
+
+static const struct {
+	long cap, value;
+} caps[] = {
+	{KVM_CAP_MAX_VCPUS, MAX_VCPUS},
+	{KVM_CAP_MAX_VCPU_ID, MAX_VCPU_IDS},
+	{KVM_CAP_GET_TSC_KHZ, 1},
+	{KVM_CAP_TSC_CONTROL, 1},
+	{KVM_CAP_VM_TSC_CONTROL, 1},
+	{KVM_CAP_MP_STATE, 1},
+	{KVM_CAP_SET_TSS_ADDR, 1},
+	{KVM_CAP_SET_IDENTITY_MAP_ADDR, 1},
+	{KVM_CAP_MMU_SHADOW_CACHE_CONTROL, 1},
+	{KVM_CAP_CHECK_EXTENSION_VM, 1},
+	{KVM_CAP_ENABLE_CAP_VM, 1},
+	{KVM_CAP_IMMEDIATE_EXIT, 1},
+};
+
+static void test_caps(void)
+{
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	long nr = online > MAX_VCPUS ? MAX_VCPUS : online;
+	int sys = gmem_open();
+
+	REQUIRE(sys >= 0);
+	for (size_t i = 0; i < ARRAY_LEN(caps); i++) {
+		CHECK_EQ(gmem_check_extension(NULL, caps[i].cap),
+			 caps[i].value);
+		CHECK_EQ(gmem_ioctl(sys, KVM_CHECK_EXTENSION, caps[i].cap),
+			 caps[i].value);
+	}
+	CHECK_EQ(gmem_check_extension(NULL, KVM_CAP_NR_VCPUS), nr);
+	CHECK_EQ(gmem_ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS), nr);
+	FOR_LAYERS(io)
+	{
+		struct env e;
+
+		env_vm(&e, io, KVM_X86_DEFAULT_VM);
+		for (size_t i = 0; i < ARRAY_LEN(caps); i++)
+			CHECK_EQ(e_check(&e, caps[i].cap), caps[i].value);
+		CHECK_EQ(e_check(&e, KVM_CAP_NR_VCPUS), nr);
+		/* The VM's own lower limit does not change the answer. */
+		CHECK_EQ(e_cap(&e, KVM_CAP_MAX_VCPU_ID, 8), 0);
+		CHECK_EQ(e_check(&e, KVM_CAP_MAX_VCPU_ID), MAX_VCPU_IDS);
+		env_fini(&e);
+	}
+	CHECK_EQ(gmem_close(sys), 0);
+	tap_result("capabilities: MAX_VCPUS 4096, MAX_VCPU_ID 16384, NR_VCPUS "
+		   "online CPUs, TSC, MP_STATE, TSS and MMU calls");
+}
+
+static void test_vcpu_ids(void)
+{
+	FOR_LAYERS(io)
+	{
+		struct gmem_vcpu *v, *w;
+		int fd = -1, fd2 = -1;
+		struct env e;
+
+		env_vm(&e, io, KVM_X86_DEFAULT_VM);
+		CHECK_EQ(e_create_vcpu(&e, MAX_VCPU_IDS, &v, &fd), -EINVAL);
+		CHECK_EQ(e_create_vcpu(&e, 1UL << 32, &v, &fd), -EINVAL);
+		CHECK_EQ(e_create_vcpu(&e, ~0UL, &v, &fd), -EINVAL);
+		REQUIRE(e_create_vcpu(&e, MAX_VCPU_IDS - 1, &v, &fd) == 0);
+		CHECK_EQ(e_create_vcpu(&e, MAX_VCPU_IDS - 1, &w, &fd2),
+			 -EEXIST);
+		REQUIRE(e_create_vcpu(&e, 0, &w, &fd2) == 0);
+		CHECK_EQ(e_create_vcpu(&e, 0, &w, &fd2), -EEXIST);
+		e_destroy_vcpu(&e, v, fd);
+		e_destroy_vcpu(&e, w, fd2);
+		env_fini(&e);
+	}
+	tap_result("KVM_CREATE_VCPU: id >= 16384 -> EINVAL, an id in use -> "
+		   "EEXIST");
+}
+
+static void test_max_vcpu_id_cap(void)
+{
+	FOR_LAYERS(io)
+	{
+		struct gmem_vcpu *v;
+		struct env e;
+		int fd = -1;
+
+		env_vm(&e, io, KVM_X86_DEFAULT_VM);
+		CHECK_EQ(e_cap(&e, KVM_CAP_MAX_VCPU_ID, MAX_VCPU_IDS + 1),
+			 -EINVAL);
+		CHECK_EQ(tvm_enable_cap(&(struct tvm){.ioctl = io,
+						      .vm = e.vm,
+						      .fd = e.vmfd},
+					KVM_CAP_MAX_VCPU_ID, 1, 4),
+			 -EINVAL);
+		CHECK_EQ(e_cap(&e, KVM_CAP_MAX_VCPU_ID, 4), 0);
+		/* the same value again is fine, another one is not */
+		CHECK_EQ(e_cap(&e, KVM_CAP_MAX_VCPU_ID, 4), 0);
+		CHECK_EQ(e_cap(&e, KVM_CAP_MAX_VCPU_ID, 8), -EINVAL);
+		CHECK_EQ(e_create_vcpu(&e, 4, &v, &fd), -EINVAL);
+		REQUIRE(e_create_vcpu(&e, 3, &v, &fd) == 0);
+		e_destroy_vcpu(&e, v, fd);
+		env_fini(&e);
+
+		/* The first vCPU fixes the limit at 16384. */
+		env_vm(&e, io, KVM_X86_DEFAULT_VM);
+		REQUIRE(e_create_vcpu(&e, 5, &v, &fd) == 0);
+		CHECK_EQ(e_cap(&e, KVM_CAP_MAX_VCPU_ID, 100), -EINVAL);
+		CHECK_EQ(e_cap(&e, KVM_CAP_MAX_VCPU_ID, MAX_VCPU_IDS), 0);
+		e_destroy_vcpu(&e, v, fd);
+		env_fini(&e);
+	}
+	tap_result("KVM_ENABLE_CAP(MAX_VCPU_ID): before the first vCPU, "
+		   "<= 16384, then enforced");
+}
+
+/* Room for 4096 vCPUs: each has a kvm_run memfd. */
+static bool enough_fds(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return false;
+	if (rl.rlim_cur < 2 * MAX_VCPUS + 64 && rl.rlim_max > rl.rlim_cur) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur >= 2 * MAX_VCPUS + 64;
+}
+
+static void test_max_vcpus(void)
+{
+	static struct gmem_vcpu *v[MAX_VCPUS];
+	static int fd[MAX_VCPUS];
+	const char *name = "KVM_CREATE_VCPU: the 4097th vCPU -> EINVAL";
+
+	if (!enough_fds()) {
+		tap_skip(name, "RLIMIT_NOFILE below 8256");
+		return;
+	}
+	FOR_LAYERS(io)
+	{
+		struct gmem_vcpu *extra;
+		struct env e;
+		int efd = -1, n = 0;
+
+		env_vm(&e, io, KVM_X86_DEFAULT_VM);
+		/* sparse ids, as APIC ids are */
+		while (n < MAX_VCPUS && e_create_vcpu(&e, (unsigned long)n * 4,
+						      &v[n], &fd[n]) == 0)
+			n++;
+		CHECK_EQ(n, MAX_VCPUS);
+		CHECK_EQ(e_create_vcpu(&e, 1, &extra, &efd), -EINVAL);
+		CHECK_EQ(e_create_vcpu(&e, 0, &extra, &efd), -EINVAL);
+		while (n > 0) {
+			n--;
+			e_destroy_vcpu(&e, v[n], fd[n]);
+		}
+		env_fini(&e);
+	}
+	tap_result(name);
+}
+
+/* ---- 2. TSC ------------------------------------------------------------ */
+
+static long e_vm_tsc(struct env *e, bool set, unsigned long khz)
+{
+	if (!e->io)
+		return set ? gmem_vm_set_tsc_khz(e->vm, (uint32_t)khz)
+			   : gmem_vm_get_tsc_khz(e->vm);
+	return fac_ret(gmem_ioctl(
+		e->vmfd, set ? KVM_SET_TSC_KHZ : KVM_GET_TSC_KHZ, khz));
+}
+
+static long e_vcpu_tsc(struct env *e, bool set, unsigned long khz)
+{
+	if (!e->io)
+		return set ? gmem_vcpu_set_tsc_khz(e->vcpu, (uint32_t)khz)
+			   : gmem_vcpu_get_tsc_khz(e->vcpu);
+	return fac_ret(gmem_ioctl(
+		e->vcpufd, set ? KVM_SET_TSC_KHZ : KVM_GET_TSC_KHZ, khz));
+}
+
+static void test_tsc_khz(void)
+{
+	FOR_LAYERS(io)
+	{
+		struct gmem_vcpu *v2;
+		struct env e;
+		int fd2 = -1;
+
+		env_init(&e, io, KVM_X86_DEFAULT_VM);
+		CHECK_EQ(e_vm_tsc(&e, false, 0), 1000000);
+		CHECK_EQ(e_vcpu_tsc(&e, false, 0), 1000000);
+		CHECK_EQ(e_vcpu_tsc(&e, true, 0x7fffffff), -EINVAL);
+		CHECK_EQ(e_vcpu_tsc(&e, true, 0xffffffff), -EINVAL);
+		CHECK_EQ(e_vcpu_tsc(&e, false, 0), 1000000);
+		CHECK_EQ(e_vcpu_tsc(&e, true, 0x7ffffffe), 0);
+		CHECK_EQ(e_vcpu_tsc(&e, false, 0), 0x7ffffffe);
+		CHECK_EQ(e_vcpu_tsc(&e, true, 1), 0);
+		CHECK_EQ(e_vcpu_tsc(&e, false, 0), 1);
+		/* 0 is the host's rate */
+		CHECK_EQ(e_vcpu_tsc(&e, true, 0), 0);
+		CHECK_EQ(e_vcpu_tsc(&e, false, 0), 1000000);
+		if (io) {
+			/* the ioctl argument is a u32: 2^32 + 5 sets 5 */
+			CHECK_EQ(e_vcpu_tsc(&e, true, (1UL << 32) + 5), 0);
+			CHECK_EQ(e_vcpu_tsc(&e, false, 0), 5);
+		}
+		/* the VM's rate is for vCPUs made after it */
+		CHECK_EQ(e_vm_tsc(&e, true, 0x7fffffff), -EINVAL);
+		CHECK_EQ(e_vm_tsc(&e, false, 0), 1000000);
+		CHECK_EQ(e_vm_tsc(&e, true, 2500000), 0);
+		CHECK_EQ(e_vm_tsc(&e, false, 0), 2500000);
+		CHECK_EQ(e_vcpu_tsc(&e, true, 0), 0);
+		CHECK_EQ(e_vcpu_tsc(&e, false, 0), 1000000);
+		REQUIRE(e_create_vcpu(&e, 1, &v2, &fd2) == 0);
+		CHECK_EQ(gmem_vcpu_get_tsc_khz(v2), 2500000);
+		if (io)
+			CHECK_EQ(gmem_ioctl(fd2, KVM_GET_TSC_KHZ, 0), 2500000);
+		e_destroy_vcpu(&e, v2, fd2);
+		CHECK_EQ(e_vm_tsc(&e, true, 0), 0);
+		CHECK_EQ(e_vm_tsc(&e, false, 0), 1000000);
+		env_fini(&e);
+	}
+	tap_result("KVM_GET/SET_TSC_KHZ on vCPUs and VMs: 1 GHz host rate, "
+		   "limit 0x7fffffff, 0 = host");
+}
+
+static const uint8_t tsc_code[] = {
+	0x0f, 0x31,		/* rdtsc */
+	0x48, 0xc1, 0xe2, 0x20, /* shl rdx, 32 */
+	0x48, 0x09, 0xd0,	/* or rax, rdx */
+	0x48, 0x89, 0xc3,	/* mov rbx, rax */
+	0xe6, 0x10,		/* out 0x10, al */
+	0x0f, 0x31,		/* rdtsc */
+	0x48, 0xc1, 0xe2, 0x20, /* shl rdx, 32 */
+	0x48, 0x09, 0xd0,	/* or rax, rdx */
+	0x48, 0x89, 0xc1,	/* mov rcx, rax */
+	0xe6, 0x10,		/* out 0x10, al */
+	0xf4,			/* hlt */
+};
+
+/*
+ * The guest's two RDTSCs bracket a host sleep: their difference, at
+ * @khz, lies between the time the VMM measured outside the guest and the
+ * time it measured around both runs.
+ */
+static void check_rdtsc_rate(struct env *e, uint32_t khz)
+{
+	struct kvm_regs regs;
+	uint64_t t0, t1, t2, t3, lo, hi, d;
+
+	e_code(e, tsc_code, sizeof(tsc_code));
+	t0 = now_ns();
+	CHECK_EQ(e_run(e), 0);
+	t1 = now_ns();
+	CHECK_EQ(e->run->exit_reason, KVM_EXIT_IO);
+	usleep(50000);
+	t2 = now_ns();
+	CHECK_EQ(e_run(e), 0);
+	t3 = now_ns();
+	e_get_regs(e, &regs);
+	d = regs.rcx - regs.rbx;
+	/* ns * khz / 10^6, with a cycle of rounding either way */
+	lo = (t2 - t1) / 1000 * khz / 1000;
+	hi = (t3 - t0) / 1000 * khz / 1000 + khz / 1000 + 2;
+	if (d < lo || d > hi) {
+		tap_case_failed = 1;
+		tap_diag("%u kHz: TSC advanced %" PRIu64 ", expected %" PRIu64
+			 "..%" PRIu64,
+			 khz, d, lo, hi);
+	}
+}
+
+static void test_rdtsc_rate(void)
+{
+	static const uint32_t rates[] = {1000000, 2000000, 3333333, 50000};
+
+	FOR_LAYERS(io)
+	{
+		struct kvm_msrs *m =
+			calloc(1, sizeof(*m) + sizeof(m->entries[0]));
+		struct env e;
+		uint64_t before;
+
+		REQUIRE(m);
+		env_init(&e, io, KVM_X86_DEFAULT_VM);
+		for (size_t i = 0; i < ARRAY_LEN(rates); i++) {
+			CHECK_EQ(e_vcpu_tsc(&e, true, rates[i]), 0);
+			check_rdtsc_rate(&e, rates[i]);
+		}
+		/* A rate change goes on from the count, without a jump back. */
+		m->nmsrs = 1;
+		m->entries[0].index = 0x10; /* IA32_TIME_STAMP_COUNTER */
+		CHECK_EQ(gmem_vcpu_get_msrs(e.vcpu, m), 1);
+		before = m->entries[0].data;
+		CHECK_EQ(e_vcpu_tsc(&e, true, 1000), 0);
+		CHECK_EQ(gmem_vcpu_get_msrs(e.vcpu, m), 1);
+		CHECK(m->entries[0].data >= before);
+		CHECK(m->entries[0].data < before + 1000000);
+		free(m);
+		env_fini(&e);
+	}
+	tap_result("RDTSC counts at the rate KVM_GET_TSC_KHZ reports");
+}
+
+/* ---- 3. MP state, GET_CPUID2, the x86 setup calls -------------------- */
+
+static long e_mp(struct env *e, bool set, struct kvm_mp_state *mp)
+{
+	if (!e->io)
+		return set ? gmem_vcpu_set_mp_state(e->vcpu, mp)
+			   : gmem_vcpu_get_mp_state(e->vcpu, mp);
+	return fac_ret(gmem_ioctl(
+		e->vcpufd, set ? KVM_SET_MP_STATE : KVM_GET_MP_STATE, mp));
+}
+
+static void test_mp_state(void)
+{
+	static const uint8_t hlt[] = {0xf4};
+
+	FOR_LAYERS(io)
+	{
+		struct kvm_mp_state mp = {.mp_state = 77};
+		struct env e;
+
+		env_init(&e, io, KVM_X86_DEFAULT_VM);
+		CHECK_EQ(e_mp(&e, false, &mp), 0);
+		CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
+		/* Without an in-kernel LAPIC only RUNNABLE can be set. */
+		for (uint32_t s = 1; s <= 12; s++) {
+			mp.mp_state = s;
+			CHECK_EQ(e_mp(&e, true, &mp), -EINVAL);
+		}
+		mp.mp_state = ~0U;
+		CHECK_EQ(e_mp(&e, true, &mp), -EINVAL);
+		mp.mp_state = KVM_MP_STATE_RUNNABLE;
+		CHECK_EQ(e_mp(&e, true, &mp), 0);
+		/* HLT exits to the VMM; the vCPU stays RUNNABLE. */
+		e_code(&e, hlt, sizeof(hlt));
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_HLT);
+		mp.mp_state = 5;
+		CHECK_EQ(e_mp(&e, false, &mp), 0);
+		CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
+		if (io) {
+			CHECK_ERRNO(
+				gmem_ioctl(e.vcpufd, KVM_GET_MP_STATE, NULL),
+				EFAULT);
+			CHECK_ERRNO(
+				gmem_ioctl(e.vcpufd, KVM_SET_MP_STATE, NULL),
+				EFAULT);
+		}
+		env_fini(&e);
+	}
+	tap_result("KVM_GET/SET_MP_STATE: RUNNABLE always, the only state "
+		   "that can be set");
+}
+
+static struct kvm_cpuid2 *cpuid_alloc(uint32_t n)
+{
+	struct kvm_cpuid2 *c =
+		calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
+
+	REQUIRE(c);
+	c->nent = n;
+	return c;
+}
+
+/* A small table: leaf 0, leaf 1 and 0x80000008 (48-bit addresses). */
+static struct kvm_cpuid2 *cpuid_table(uint32_t tweak)
+{
+	struct kvm_cpuid2 *c = cpuid_alloc(3);
+
+	c->entries[0] = (struct kvm_cpuid_entry2){.function = 0, .eax = 1};
+	c->entries[1] = (struct kvm_cpuid_entry2){.function = 1,
+						  .eax = 0x806a0 + tweak};
+	c->entries[2] = (struct kvm_cpuid_entry2){.function = 0x80000008,
+						  .eax = 0x3027};
+	return c;
+}
+
+static void test_get_cpuid2(void)
+{
+	FOR_LAYERS(io)
+	{
+		struct kvm_cpuid2 *set = cpuid_table(0), *get = cpuid_alloc(8);
+		struct env e;
+
+		env_init(&e, io, KVM_X86_DEFAULT_VM);
+		/* nothing set yet: no entries */
+		CHECK_EQ(e_get_cpuid(&e, get), 0);
+		CHECK_EQ(get->nent, 0);
+		CHECK_EQ(e_set_cpuid(&e, set), 0);
+		get->nent = 2;
+		CHECK_EQ(e_get_cpuid(&e, get), -E2BIG);
+		CHECK_EQ(get->nent, 2);
+		get->nent = 8;
+		CHECK_EQ(e_get_cpuid(&e, get), 0);
+		CHECK_EQ(get->nent, 3);
+		CHECK(!memcmp(get->entries, set->entries,
+			      3 * sizeof(set->entries[0])));
+		get->nent = 3;
+		CHECK_EQ(e_get_cpuid(&e, get), 0);
+		CHECK_EQ(get->nent, 3);
+		set->nent = 0;
+		CHECK_EQ(e_set_cpuid(&e, set), 0);
+		CHECK_EQ(e_get_cpuid(&e, get), 0);
+		CHECK_EQ(get->nent, 0);
+		if (io)
+			CHECK_ERRNO(gmem_ioctl(e.vcpufd, KVM_GET_CPUID2, NULL),
+				    EFAULT);
+		free(set);
+		free(get);
+		env_fini(&e);
+	}
+	tap_result("KVM_GET_CPUID2: the table set, E2BIG with nent untouched "
+		   "when too small");
+}
+
+static long e_vm_call(struct env *e, unsigned long req, unsigned long arg)
+{
+	switch (e->io ? 0 : req) {
+	case KVM_SET_NR_MMU_PAGES:
+		return gmem_vm_set_nr_mmu_pages(e->vm, arg);
+	case KVM_SET_TSS_ADDR:
+		return gmem_vm_set_tss_addr(e->vm, arg);
+	case KVM_SET_IDENTITY_MAP_ADDR:
+		return gmem_vm_set_identity_map_addr(e->vm,
+						     (const uint64_t *)arg);
+	}
+	return fac_ret(gmem_ioctl(e->vmfd, req, arg));
+}
+
+static void test_setup_calls(void)
+{
+	FOR_LAYERS(io)
+	{
+		uint64_t ident = 0xfeffc000;
+		struct gmem_vcpu *v;
+		struct env e;
+		int fd = -1;
+
+		env_vm(&e, io, KVM_X86_DEFAULT_VM);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_NR_MMU_PAGES, 0), -EINVAL);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_NR_MMU_PAGES, 63), -EINVAL);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_NR_MMU_PAGES, 64), 0);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_NR_MMU_PAGES, ~0UL), 0);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_TSS_ADDR, 0xfffbd000), 0);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_TSS_ADDR, 0xffffd000), 0);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_TSS_ADDR, 0xffffd001), -EINVAL);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_TSS_ADDR, 1UL << 32), -EINVAL);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_TSS_ADDR, 0), 0);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_IDENTITY_MAP_ADDR, 0), -EFAULT);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_IDENTITY_MAP_ADDR,
+				   (uintptr_t)&ident),
+			 0);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_IDENTITY_MAP_ADDR,
+				   (uintptr_t)&ident),
+			 0);
+		REQUIRE(e_create_vcpu(&e, 0, &v, &fd) == 0);
+		/* with a vCPU: EINVAL, before the argument is looked at */
+		CHECK_EQ(e_vm_call(&e, KVM_SET_IDENTITY_MAP_ADDR,
+				   (uintptr_t)&ident),
+			 -EINVAL);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_IDENTITY_MAP_ADDR, 0), -EINVAL);
+		/* the others still work */
+		CHECK_EQ(e_vm_call(&e, KVM_SET_TSS_ADDR, 0xfffbd000), 0);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_NR_MMU_PAGES, 1000), 0);
+		/* x86 KVM has no KVM_GET_NR_MMU_PAGES any more */
+		if (io)
+			CHECK_ERRNO(gmem_ioctl(e.vmfd, KVM_GET_NR_MMU_PAGES, 0),
+				    ENOTTY);
+		e_destroy_vcpu(&e, v, fd);
+		env_fini(&e);
+	}
+	tap_result("KVM_SET_NR_MMU_PAGES, KVM_SET_TSS_ADDR, "
+		   "KVM_SET_IDENTITY_MAP_ADDR: KVM's checks, then accepted");
+}
+
+int main(void)
+{
+	tap_plan(9, 120);
+	test_caps();
+	test_vcpu_ids();
+	test_max_vcpu_id_cap();
+	test_max_vcpus();
+	test_tsc_khz();
+	test_rdtsc_rate();
+	test_mp_state();
+	test_get_cpuid2();
+	test_setup_calls();
+	return tap_done();
+}
