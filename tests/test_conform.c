@@ -3,7 +3,9 @@
  * A VM that enables none of gmem's capabilities behaves as Linux 6.12's
  * x86 KVM (DESIGN §0): the vCPU limits and their capabilities, the TSC
  * frequency calls and RDTSC at that rate, KVM_GET/SET_MP_STATE,
- * KVM_GET_CPUID2 and the x86 setup calls KVM accepts with TDP.  Each case
+ * KVM_GET_CPUID2, the x86 setup calls KVM accepts with TDP, KVM_SET_CPUID2
+ * after the first KVM_RUN, what KVM_RUN does on entry (immediate_exit
+ * after completing pending I/O, kvm_run.cr8), and the guest's CPUID.  Each case
  * runs once through the typed API and once through the façade.  Guests are a
  * few instructions of machine code, set up as in tests/test_vcpu.c.
  */
@@ -642,6 +644,12 @@ static void test_get_cpuid2(void)
 		get->nent = 3;
 		CHECK_EQ(e_get_cpuid(&e, get), 0);
 		CHECK_EQ(get->nent, 3);
+		/* KVM's check of the linear-address width */
+		set->entries[2].eax = 0x2727;
+		CHECK_EQ(e_set_cpuid(&e, set), -EINVAL);
+		get->nent = 8;
+		CHECK_EQ(e_get_cpuid(&e, get), 0);
+		CHECK_EQ(get->entries[2].eax, 0x3027);
 		set->nent = 0;
 		CHECK_EQ(e_set_cpuid(&e, set), 0);
 		CHECK_EQ(e_get_cpuid(&e, get), 0);
@@ -717,9 +725,293 @@ static void test_setup_calls(void)
 		   "KVM_SET_IDENTITY_MAP_ADDR: KVM's checks, then accepted");
 }
 
+/* ---- 8. KVM_SET_CPUID2 after KVM_RUN ----------------------------------- */
+
+static void test_cpuid_after_run(void)
+{
+	static const uint8_t hlt[] = {0xf4};
+
+	FOR_LAYERS(io)
+	{
+		struct kvm_cpuid2 *a = cpuid_table(0), *b = cpuid_table(1);
+		struct kvm_cpuid2 *get = cpuid_alloc(8);
+		struct env e;
+
+		env_init(&e, io, KVM_X86_DEFAULT_VM);
+		CHECK_EQ(e_set_cpuid(&e, b), 0);
+		CHECK_EQ(e_set_cpuid(&e, a), 0);
+		/* immediate_exit does not enter the guest: still free */
+		e.run->immediate_exit = 1;
+		CHECK_EQ(e_run(&e), -EINTR);
+		e.run->immediate_exit = 0;
+		CHECK_EQ(e_set_cpuid(&e, b), 0);
+		CHECK_EQ(e_set_cpuid(&e, a), 0);
+		e_code(&e, hlt, sizeof(hlt));
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_HLT);
+		/* the same table: fine; another: EINVAL, nothing changed */
+		CHECK_EQ(e_set_cpuid(&e, a), 0);
+		CHECK_EQ(e_set_cpuid(&e, b), -EINVAL);
+		a->nent = 2;
+		CHECK_EQ(e_set_cpuid(&e, a), -EINVAL);
+		a->nent = 3;
+		a->entries[0].padding[0] = 1; /* padding is not compared */
+		CHECK_EQ(e_set_cpuid(&e, a), 0);
+		a->entries[0].padding[0] = 0;
+		CHECK_EQ(e_get_cpuid(&e, get), 0);
+		CHECK_EQ(get->nent, 3);
+		CHECK(!memcmp(get->entries, a->entries,
+			      3 * sizeof(a->entries[0])));
+		free(a);
+		free(b);
+		free(get);
+		env_fini(&e);
+	}
+	tap_result("KVM_SET_CPUID2 after KVM_RUN: the same table only, else "
+		   "EINVAL");
+}
+
+/* The guest's CPUID @leaf, through a run. */
+static void guest_cpuid(struct env *e, uint32_t leaf, uint32_t out[4])
+{
+	static const uint8_t code[] = {
+		0x0f, 0xa2, /* cpuid */
+		0xe6, 0x10, /* out 0x10, al */
+		0xf4,	    /* hlt */
+	};
+	struct kvm_regs regs;
+
+	e_code(e, code, sizeof(code));
+	e_get_regs(e, &regs);
+	regs.rax = leaf;
+	regs.rcx = 0;
+	e_set_regs(e, &regs);
+	CHECK_EQ(e_run(e), 0);
+	CHECK_EQ(e->run->exit_reason, KVM_EXIT_IO);
+	e_get_regs(e, &regs);
+	out[0] = (uint32_t)regs.rax;
+	out[1] = (uint32_t)regs.rbx;
+	out[2] = (uint32_t)regs.rcx;
+	out[3] = (uint32_t)regs.rdx;
+}
+
+static void test_guest_cpuid(void)
+{
+	FOR_LAYERS(io)
+	{
+		struct kvm_cpuid2 *t = cpuid_alloc(4);
+		uint32_t o[4];
+		struct env e;
+
+		/* The table alone: KVM's signature and a 39-bit MAXPHYADDR. */
+		t->entries[0] = (struct kvm_cpuid_entry2){.function = 0,
+							  .eax = 0,
+							  .ebx = 0x756e6547,
+							  .ecx = 0x6c65746e,
+							  .edx = 0x49656e69};
+		t->entries[1] =
+			(struct kvm_cpuid_entry2){.function = 0x40000000,
+						  .eax = 0x40000001,
+						  .ebx = 0x4b4d564b,
+						  .ecx = 0x564b4d56,
+						  .edx = 0x4d};
+		t->entries[2] = (struct kvm_cpuid_entry2){
+			.function = 0x80000000, .eax = 0x80000008};
+		t->entries[3] = (struct kvm_cpuid_entry2){
+			.function = 0x80000008, .eax = 0x3027};
+		env_init(&e, io, KVM_X86_DEFAULT_VM);
+		CHECK_EQ(e_set_cpuid(&e, t), 0);
+		guest_cpuid(&e, 0x40000000, o);
+		CHECK_EQ(o[0], 0x40000001);
+		CHECK_EQ(o[1], 0x4b4d564b);
+		guest_cpuid(&e, 0x80000008, o);
+		CHECK_EQ(o[0], 0x3027);
+		/* a missing leaf on an Intel guest: the highest basic one */
+		guest_cpuid(&e, 0x40000100, o);
+		CHECK_EQ(o[0], 0);
+		CHECK_EQ(o[1], 0x756e6547);
+		CHECK_EQ(o[2], 0x6c65746e);
+		env_fini(&e);
+
+		/* gmem's leaves answer only on a VM with the XO alias. */
+		env_vm(&e, io, KVM_X86_DEFAULT_VM);
+		CHECK_EQ(e_cap(&e, GMEM_CAP_XO_ALIAS, 40), 0);
+		env_vcpu(&e);
+		CHECK_EQ(e_set_cpuid(&e, t), 0);
+		guest_cpuid(&e, 0x40000000, o);
+		CHECK_EQ(o[1], 0x6d656d67);
+		guest_cpuid(&e, 0x80000008, o);
+		CHECK_EQ(o[0], 0x3028);
+		free(t);
+		env_fini(&e);
+	}
+	tap_result("guest CPUID: the table set, hypervisor leaves and "
+		   "MAXPHYADDR included, unless XO is enabled");
+}
+
+/* ---- 4. KVM_RUN's entry and immediate_exit ----------------------------- */
+
+static const uint8_t io_code[] = {
+	0xe4, 0x11,			       /* in al, 0x11 */
+	0xe6, 0x12,			       /* out 0x12, al */
+	0x48, 0xa1, 0x08, 0, 0, 0, 1, 0, 0, 0, /* mov rax, [4G + 8] */
+	0xe6, 0x13,			       /* out 0x13, al */
+	0xf4,				       /* hlt */
+};
+
+static void test_immediate_exit(void)
+{
+	FOR_LAYERS(io)
+	{
+		struct kvm_regs regs;
+		struct env e;
+		uint64_t v = 0x1122334455667788ULL;
+
+		env_init(&e, io, KVM_X86_DEFAULT_VM);
+		e_code(&e, io_code, sizeof(io_code));
+		/* nothing pending: EINTR and kvm_run as it was */
+		e.run->exit_reason = 0x5a5a;
+		e.run->flags = 0xffff;
+		e.run->immediate_exit = 1;
+		CHECK_EQ(e_run(&e), -EINTR);
+		CHECK_EQ(e.run->exit_reason, 0x5a5a);
+		CHECK_EQ(e.run->flags, 0);
+		e_get_regs(&e, &regs);
+		CHECK_EQ(regs.rip, CODE);
+		e.run->immediate_exit = 0;
+
+		/* IN: the data lands and RIP moves on, then EINTR */
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_IO);
+		CHECK_EQ(e.run->io.direction, KVM_EXIT_IO_IN);
+		*((uint8_t *)e.run + e.run->io.data_offset) = 0x5c;
+		e.run->immediate_exit = 1;
+		CHECK_EQ(e_run(&e), -EINTR);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_IO);
+		e_get_regs(&e, &regs);
+		CHECK_EQ(regs.rip, CODE + 2);
+		CHECK_EQ(regs.rax & 0xff, 0x5c);
+		/* again: nothing more to complete, nothing changes */
+		CHECK_EQ(e_run(&e), -EINTR);
+		e_get_regs(&e, &regs);
+		CHECK_EQ(regs.rip, CODE + 2);
+		e.run->immediate_exit = 0;
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->io.port, 0x12);
+		CHECK_EQ(*((uint8_t *)e.run + e.run->io.data_offset), 0x5c);
+
+		/* an MMIO read: the load retires with the VMM's data */
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_MMIO);
+		CHECK_EQ(e.run->mmio.phys_addr, MMIO_GPA + 8);
+		memcpy(e.run->mmio.data, &v, 8);
+		e.run->immediate_exit = 1;
+		CHECK_EQ(e_run(&e), -EINTR);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_MMIO);
+		e_get_regs(&e, &regs);
+		CHECK_EQ(regs.rip, CODE + 14);
+		CHECK_EQ(regs.rax, v);
+		e.run->immediate_exit = 0;
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_IO);
+		CHECK_EQ(e.run->io.port, 0x13);
+		CHECK_EQ(*((uint8_t *)e.run + e.run->io.data_offset), 0x88);
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_HLT);
+		env_fini(&e);
+	}
+	tap_result("immediate_exit: pending IN and MMIO complete first, then "
+		   "EINTR with exit_reason untouched");
+}
+
+static const uint8_t mmio_write_code[] = {
+	0xb0, 0x77,			 /* mov al, 0x77 */
+	0xa2, 0x10, 0, 0, 0, 1, 0, 0, 0, /* mov [4G + 16], al */
+	0xe6, 0x14,			 /* out 0x14, al */
+	0xf4,				 /* hlt */
+};
+
+static void test_immediate_exit_mmio_write(void)
+{
+	FOR_LAYERS(io)
+	{
+		struct kvm_regs regs;
+		struct env e;
+
+		env_init(&e, io, KVM_X86_DEFAULT_VM);
+		e_code(&e, mmio_write_code, sizeof(mmio_write_code));
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_MMIO);
+		CHECK_EQ(e.run->mmio.is_write, 1);
+		CHECK_EQ(e.run->mmio.data[0], 0x77);
+		e.run->immediate_exit = 1;
+		CHECK_EQ(e_run(&e), -EINTR);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_MMIO);
+		e_get_regs(&e, &regs);
+		CHECK_EQ(regs.rip, CODE + 11);
+		e.run->immediate_exit = 0;
+		/* the store is not delivered twice */
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_IO);
+		CHECK_EQ(e.run->io.port, 0x14);
+		env_fini(&e);
+	}
+	tap_result("immediate_exit after an MMIO write: the store retires, "
+		   "once");
+}
+
+static void test_run_entry(void)
+{
+	static const uint8_t code[] = {
+		0x44, 0x0f, 0x20, 0xc0, /* mov rax, cr8 */
+		0xe6, 0x10,		/* out 0x10, al */
+		0xfb,			/* sti */
+		0xf4,			/* hlt */
+	};
+
+	FOR_LAYERS(io)
+	{
+		struct kvm_sregs sregs;
+		struct kvm_regs regs;
+		struct env e;
+
+		env_init(&e, io, KVM_X86_DEFAULT_VM);
+		e_code(&e, code, sizeof(code));
+		/* sync regs are not offered, so no bit is valid */
+		e.run->kvm_valid_regs = 1;
+		CHECK_EQ(e_run(&e), -EINVAL);
+		e.run->kvm_valid_regs = 0;
+		e.run->kvm_dirty_regs = 4;
+		CHECK_EQ(e_run(&e), -EINVAL);
+		e.run->kvm_dirty_regs = 0;
+		/* kvm_run.cr8 is the TPR going in: 4 bits */
+		e.run->cr8 = 16;
+		CHECK_EQ(e_run(&e), -EINVAL);
+		e_get_regs(&e, &regs);
+		CHECK_EQ(regs.rip, CODE);
+		e.run->cr8 = 9;
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_IO);
+		CHECK_EQ(*((uint8_t *)e.run + e.run->io.data_offset), 9);
+		CHECK_EQ(e.run->cr8, 9);
+		CHECK_EQ(e.run->if_flag, 0);
+		CHECK_EQ(e.run->ready_for_interrupt_injection, 0);
+		e_get_sregs(&e, &sregs);
+		CHECK_EQ(sregs.cr8, 9);
+		CHECK_EQ(e.run->apic_base, sregs.apic_base);
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_HLT);
+		CHECK_EQ(e.run->if_flag, 1);
+		CHECK_EQ(e.run->ready_for_interrupt_injection, 1);
+		env_fini(&e);
+	}
+	tap_result("KVM_RUN entry: kvm_run.cr8 in (<= 15), no sync regs; "
+		   "cr8, if_flag, apic_base out");
+}
+
 int main(void)
 {
-	tap_plan(9, 120);
+	tap_plan(14, 120);
 	test_caps();
 	test_vcpu_ids();
 	test_max_vcpu_id_cap();
@@ -729,5 +1021,10 @@ int main(void)
 	test_mp_state();
 	test_get_cpuid2();
 	test_setup_calls();
+	test_cpuid_after_run();
+	test_guest_cpuid();
+	test_immediate_exit();
+	test_immediate_exit_mmio_write();
+	test_run_entry();
 	return tap_done();
 }

@@ -162,8 +162,12 @@ struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu);
 
 /*
  * KVM_RUN: run until an exit.  0 with kvm_run->exit_reason set; -EFAULT or
- * -EHWPOISON with KVM_EXIT_MEMORY_FAULT; -EINTR when kicked or when
- * kvm_run->immediate_exit is set.
+ * -EHWPOISON with KVM_EXIT_MEMORY_FAULT; -EINTR with KVM_EXIT_INTR when
+ * kicked or when kvm_run->immediate_exit becomes set while the guest
+ * runs.  Entered with immediate_exit set, it completes what the last exit
+ * left pending (IN data, an MMIO access, a hypercall's return value) and
+ * returns -EINTR with exit_reason untouched, as KVM does.  -EINVAL for a
+ * kvm_run.cr8 above 15 or sync-regs bits (not offered).
  */
 int gmem_vcpu_run(struct gmem_vcpu *vcpu);
 
@@ -194,8 +198,10 @@ void gmem_vcpu_kick(struct gmem_vcpu *vcpu);
 
 /*
  * KVM_GET/SET_REGS, KVM_GET/SET_SREGS, KVM_SET_CPUID2, KVM_GET/SET_MSRS
- * (the latter two return the number of MSRs processed).  Until a VMM sets
- * a CPUID table, the CPU model's default one is in effect.
+ * (the latter two return the number of MSRs processed).  KVM_SET_CPUID2
+ * after the first KVM_RUN takes only the table already set (else
+ * -EINVAL); until a VMM sets one, the CPU model's default table is in
+ * effect.
  */
 int gmem_vcpu_get_regs(struct gmem_vcpu *vcpu, struct kvm_regs *regs);
 int gmem_vcpu_set_regs(struct gmem_vcpu *vcpu, const struct kvm_regs *regs);

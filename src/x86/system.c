@@ -1037,6 +1037,19 @@ uint64_t x86_get_rflags(struct x86_cpu *c)
 	return x86_flags(c);
 }
 
+static const struct kvm_cpuid_entry2 *cpuid_find(const struct x86_cpu *c,
+						 uint32_t leaf, uint32_t sub);
+
+/* KVM's cpuid_query_maxphyaddr(): 0x80000008 EAX[7:0], else 36. */
+static unsigned table_maxphyaddr(const struct x86_cpu *c)
+{
+	const struct kvm_cpuid_entry2 *e = cpuid_find(c, 0x80000000, 0);
+
+	if (!e || e->eax < 0x80000008 || !(e = cpuid_find(c, 0x80000008, 0)))
+		return 36;
+	return e->eax & 0xff;
+}
+
 int x86_set_cpuid(struct x86_cpu *c, const struct kvm_cpuid_entry2 *e,
 		  unsigned n)
 {
@@ -1044,6 +1057,11 @@ int x86_set_cpuid(struct x86_cpu *c, const struct kvm_cpuid_entry2 *e,
 		return -E2BIG;
 	memcpy(c->cpuid, e, n * sizeof(*e));
 	c->ncpuid = n;
+	/* The guest's physical-address width is the table's, unless XO. */
+	if (!c->xo_bit) {
+		c->maxphyaddr = table_maxphyaddr(c);
+		x86_cpu_flush(c);
+	}
 	return 0;
 }
 
@@ -1055,8 +1073,10 @@ void x86_set_maxphyaddr(struct x86_cpu *c, unsigned m, bool xo)
 }
 
 /*
- * The table, then what the model enforces regardless of KVM_SET_CPUID2:
- * MAXPHYADDR in 0x80000008 and the gmem hypervisor leaves (DESIGN 3.5).
+ * The table, then, once the XO alias is on, what the model enforces
+ * regardless of KVM_SET_CPUID2: MAXPHYADDR in 0x80000008 and the gmem
+ * hypervisor leaves (DESIGN 3.5).  Without it the table alone answers, as
+ * in KVM.
  */
 static const struct kvm_cpuid_entry2 *cpuid_find(const struct x86_cpu *c,
 						 uint32_t leaf, uint32_t sub)
@@ -1074,28 +1094,55 @@ static const struct kvm_cpuid_entry2 *cpuid_find(const struct x86_cpu *c,
 	return NULL;
 }
 
+/*
+ * A leaf the table lacks, as KVM's get_out_of_range_cpuid_entry(): on an
+ * Intel guest a leaf above the maximum of its class (basic, 0x4xxxxx00,
+ * extended, 0xc0000000), or of a class the table lacks, reads as the
+ * highest basic leaf, as Intel processors do; an AMD guest reads zeros.
+ */
+static const struct kvm_cpuid_entry2 *
+cpuid_out_of_range(const struct x86_cpu *c, uint32_t leaf, uint32_t sub)
+{
+	static const char *const amd[] = {"AuthenticAMD", "AMDisbetter!",
+					  "HygonGenuine"};
+	const struct kvm_cpuid_entry2 *basic = cpuid_find(c, 0, 0);
+	const struct kvm_cpuid_entry2 *class;
+	uint32_t base, vendor[3];
+
+	if (!basic)
+		return NULL;
+	/* The vendor string is EBX, EDX, ECX. */
+	vendor[0] = basic->ebx;
+	vendor[1] = basic->edx;
+	vendor[2] = basic->ecx;
+	for (unsigned k = 0; k < 3; k++)
+		if (!memcmp(vendor, amd[k], 12))
+			return NULL;
+	if (leaf >= 0x40000000 && leaf <= 0x4fffffff)
+		base = leaf & 0xffffff00;
+	else if (leaf >= 0xc0000000)
+		base = 0xc0000000;
+	else
+		base = leaf & 0x80000000;
+	class = cpuid_find(c, base, 0);
+	if (class && leaf <= class->eax)
+		return NULL;
+	return cpuid_find(c, basic->eax, sub);
+}
+
 void x86_cpuid(const struct x86_cpu *c, uint32_t leaf, uint32_t sub,
 	       uint32_t out[4])
 {
 	const struct kvm_cpuid_entry2 *e = cpuid_find(c, leaf, sub);
-	const struct kvm_cpuid_entry2 *max;
 
-	/*
-	 * A leaf above the maximum of its range reads as the highest basic
-	 * leaf, as Intel processors (and KVM) do.  The gmem leaves below are
-	 * answered whatever the table says.
-	 */
-	if (!e && leaf < 0x40000000 && (max = cpuid_find(c, 0, 0)) &&
-	    leaf > max->eax)
-		e = cpuid_find(c, max->eax, sub);
-	else if (!e && leaf >= 0x80000000 &&
-		 (max = cpuid_find(c, 0x80000000, 0)) && leaf > max->eax &&
-		 (max = cpuid_find(c, 0, 0)))
-		e = cpuid_find(c, max->eax, sub);
+	if (!e)
+		e = cpuid_out_of_range(c, leaf, sub);
 	out[0] = e ? e->eax : 0;
 	out[1] = e ? e->ebx : 0;
 	out[2] = e ? e->ecx : 0;
 	out[3] = e ? e->edx : 0;
+	if (!c->xo_bit)
+		return;
 	if (leaf == 0x80000008)
 		out[0] = (out[0] & ~0xffu) | c->maxphyaddr;
 	if (leaf == 0x40000000) {
@@ -1103,7 +1150,7 @@ void x86_cpuid(const struct x86_cpu *c, uint32_t leaf, uint32_t sub,
 		out[1] = out[2] = out[3] = 0x6d656d67; /* "gmem" */
 	}
 	if (leaf == 0x40000001) {
-		out[0] = c->xo_bit ? 1 : 0;
+		out[0] = 1;
 		out[1] = out[2] = out[3] = 0;
 	}
 }

@@ -380,6 +380,17 @@ void x86_complete_in(struct x86_cpu *cpu, uint32_t data);
 void x86_complete_mmio(struct x86_cpu *cpu, uint64_t data);
 
 /*
+ * Whether an MMIO stop left its instruction to be re-executed (a read
+ * answered by x86_complete_mmio(), or a delivered write), and that
+ * re-execution alone: the one instruction, with no stop request polled
+ * and no queued event delivered first, as KVM completes userspace I/O at
+ * the next KVM_RUN before anything else.  X86_STOP_BUDGET when it
+ * retired; any other stop as x86_run() reports it.
+ */
+bool x86_mmio_pending(const struct x86_cpu *cpu);
+int x86_finish_mmio(struct x86_cpu *cpu, struct x86_stop *stop);
+
+/*
  * Queue an exception or external interrupt for delivery at the next
  * x86_run() (KVM_INTERRUPT / exception injection).
  */
