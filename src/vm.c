@@ -138,6 +138,7 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		pthread_mutex_lock(&vm->lock);
 		vm->exec_only = true;
 		pthread_mutex_unlock(&vm->lock);
+		__atomic_store_n(&vm->execonly_slots, true, __ATOMIC_RELAXED);
 		return 0;
 	case GMEM_CAP_XO_ALIAS:
 		/*
@@ -157,6 +158,7 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		vm->maxphyaddr = (unsigned int)cap->args[0];
 		vm->xo_bit = 1ULL << cap->args[0];
 		pthread_mutex_unlock(&vm->vcpus_lock);
+		__atomic_store_n(&vm->execonly_slots, true, __ATOMIC_RELAXED);
 		return 0;
 	case KVM_CAP_EXIT_HYPERCALL:
 		if (cap->flags ||

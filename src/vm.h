@@ -48,6 +48,8 @@ struct gmem_vm {
 	unsigned long type;
 	uint64_t supported_attrs;
 	bool exec_only; /* GMEM_CAP_EXEC_ONLY enabled */
+	/* atomic: EXEC_ONLY or XO_ALIAS on, so KVM_MEM_EXECONLY is valid */
+	bool execonly_slots;
 
 	pthread_mutex_t lock;
 	pthread_rwlock_t state_lock;

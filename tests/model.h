@@ -50,7 +50,8 @@
 #define SLOT_FLAGS                                                          \
 	(KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY | KVM_MEM_GUEST_MEMFD | \
 	 KVM_MEM_EXECONLY)
-#define MUTABLE (KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY)
+/* What a live slot keeps (KVM's READONLY and GUEST_MEMFD, and EXECONLY). */
+#define FIXED (KVM_MEM_READONLY | KVM_MEM_GUEST_MEMFD | KVM_MEM_EXECONLY)
 
 struct mfile {
 	bool open;
@@ -73,8 +74,8 @@ struct mvm {
 	struct gmem_vcpu *vcpu; /* for accesses */
 	int fd;			/* the façade's VM handle, or -1 */
 	unsigned long type;
-	uint32_t gen; /* files of older generations belong to another VM */
-	bool exec_only;
+	uint32_t gen;	/* files of older generations belong to another VM */
+	bool exec_only; /* GMEM_CAP_EXEC_ONLY: NR|NW and EXECONLY slots */
 	uint8_t attr[NUNIT];
 	uint64_t seq;
 	struct mslot slot[NSLOT];
@@ -662,6 +663,8 @@ static long predict_slot(struct mvm *m,
 	*bind_uid = 0;
 	if (r->flags & ~SLOT_FLAGS)
 		return -EINVAL;
+	if ((r->flags & KVM_MEM_EXECONLY) && !m->exec_only)
+		return -EINVAL;
 	if (gm && m->type != KVM_X86_SW_PROTECTED_VM)
 		return -EINVAL;
 	if (gm && (r->flags & ~KVM_MEM_GUEST_MEMFD))
@@ -687,14 +690,21 @@ static long predict_slot(struct mvm *m,
 	if (!r->memory_size)
 		return old ? 0 : -EINVAL;
 	if (old) {
-		if (old->r.flags & KVM_MEM_GUEST_MEMFD)
+		/* KVM_MR_MOVE or KVM_MR_FLAGS_ONLY (LOG_DIRTY_PAGES) */
+		if (gm)
 			return -EINVAL;
 		if (r->userspace_addr != old->r.userspace_addr ||
 		    r->memory_size != old->r.memory_size ||
-		    r->guest_phys_addr != old->r.guest_phys_addr)
+		    ((r->flags ^ old->r.flags) & FIXED))
 			return -EINVAL;
-		if ((r->flags ^ old->r.flags) & ~MUTABLE)
-			return -EINVAL;
+		if (r->guest_phys_addr == old->r.guest_phys_addr)
+			return 0;
+		for (int s = 0; s < NSLOT; s++)
+			if (&m->slot[s] != old && m->slot[s].present &&
+			    gpa_overlap(r->guest_phys_addr, r->memory_size,
+					m->slot[s].r.guest_phys_addr,
+					m->slot[s].r.memory_size))
+				return -EEXIST;
 		return 0;
 	}
 	for (int s = 0; s < NSLOT; s++)
@@ -845,8 +855,10 @@ static void op_slot(struct mvm *m)
 			r.flags ^= KVM_MEM_EXECONLY;
 			break;
 		case 5:
-			r.guest_phys_addr += PAGE;
-			r.userspace_addr += PAGE;
+			/* a move; with a new address too it is refused */
+			r.guest_phys_addr = below(NNEAR) * PAGE;
+			if (one_in(4))
+				r.userspace_addr += PAGE;
 			break;
 		case 6:
 			r.memory_size += PAGE;
@@ -915,6 +927,8 @@ static void op_slot(struct mvm *m)
 /* Half of the VMs are made through the façade (and reached both ways). */
 static void vm_new(struct mvm *m, unsigned long type)
 {
+	struct kvm_enable_cap eo = {.cap = GMEM_CAP_EXEC_ONLY};
+
 	memset(m, 0, sizeof(*m));
 	m->type = type;
 	m->gen = next_gen++;
@@ -929,6 +943,11 @@ static void vm_new(struct mvm *m, unsigned long type)
 	REQUIRE(gmem_vcpu_create(m->vm, 0, &m->vcpu) == 0);
 	REQUIRE(gmem_vm_get_memory_attributes(m->vm, 0, PAGE, NULL, 0,
 					      &m->seq) == 0);
+	/* Often with exec-only, so that EXECONLY slots are exercised. */
+	if (one_in(2)) {
+		REQUIRE(gmem_vm_enable_cap(m->vm, &eo) == 0);
+		m->exec_only = true;
+	}
 }
 
 /* Drop the model's hold on the VM: vCPU, façade handle, reference. */

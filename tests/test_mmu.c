@@ -357,7 +357,10 @@ static void test_invalidation(void)
 	tap_result("slot deletion drops its mappings");
 	env_fini(&e);
 
-	/* READONLY toggled on a live slot. */
+	/*
+	 * READONLY cannot change on a live slot (KVM: EINVAL); a move drops
+	 * the old range's mappings and the new range maps the same memory.
+	 */
 	struct gmem_vm *vm;
 	struct gmem_vcpu *vcpu;
 	uint8_t *mem = map_aligned(16 * PG, PG);
@@ -369,17 +372,29 @@ static void test_invalidation(void)
 	REQUIRE(gmem_vm_create(KVM_X86_DEFAULT_VM, &vm) == 0);
 	REQUIRE(gmem_vm_set_memory_region2(vm, &ro) == 0);
 	REQUIRE(gmem_vcpu_create(vm, 0, &vcpu) == 0);
+	w = 0x5eed;
 	CHECK_EQ(gmem_vcpu_access(vcpu, 0, &w, 8, WR), 0);
 	ro.flags = KVM_MEM_READONLY;
-	CHECK_EQ(gmem_vm_set_memory_region2(vm, &ro), 0);
-	CHECK_EQ(gmem_vcpu_access(vcpu, 0, &w, 8, WR), GMEM_ACCESS_EXIT);
-	CHECK_EQ(gmem_vcpu_kvm_run(vcpu)->exit_reason, KVM_EXIT_MMIO);
+	CHECK_EQ(gmem_vm_set_memory_region2(vm, &ro), -EINVAL);
+	CHECK_EQ(gmem_vcpu_access(vcpu, 0, &w, 8, WR), 0);
 	ro.flags = 0;
+	ro.guest_phys_addr = 1 * MiB;
 	CHECK_EQ(gmem_vm_set_memory_region2(vm, &ro), 0);
+	CHECK_EQ(gmem_vcpu_access(vcpu, 0, &w, 8, RD), GMEM_ACCESS_EXIT);
+	CHECK_EQ(gmem_vcpu_kvm_run(vcpu)->exit_reason, KVM_EXIT_MMIO);
+	w = 0;
+	CHECK_EQ(gmem_vcpu_access(vcpu, 1 * MiB, &w, 8, RD), 0);
+	CHECK_EQ(w, 0x5eed);
+	/* and back, with LOG_DIRTY_PAGES changed in the same call */
+	ro.flags = KVM_MEM_LOG_DIRTY_PAGES;
+	ro.guest_phys_addr = 0;
+	CHECK_EQ(gmem_vm_set_memory_region2(vm, &ro), 0);
+	CHECK_EQ(gmem_vcpu_access(vcpu, 1 * MiB, &w, 8, RD), GMEM_ACCESS_EXIT);
 	CHECK_EQ(gmem_vcpu_access(vcpu, 0, &w, 8, WR), 0);
 	gmem_vcpu_destroy(vcpu);
 	gmem_vm_put(vm);
-	tap_result("READONLY set and cleared on a live slot takes effect");
+	tap_result("a live slot keeps READONLY; a moved slot's old range is "
+		   "unmapped");
 }
 
 static void test_huge(void)

@@ -56,10 +56,12 @@ void gmem_vm_put(struct gmem_vm *vm);
  * x86 KVM: args[0] <= 16384, before the first vCPU, or its value again)
  * and gmem's own:
  *   GMEM_CAP_EXEC_ONLY  no arguments: the attribute value NR|NW (exec-only)
- *                       becomes valid.
+ *                       becomes valid, and so does the KVM_MEM_EXECONLY
+ *                       slot flag.
  *   GMEM_CAP_XO_ALIAS   args[0] = M, 32..51, before the first vCPU (else
  *                       -EINVAL): vCPUs report MAXPHYADDR M and gpa | 1 << M
- *                       is the execute-only alias of gpa (DESIGN §3.5).
+ *                       is the execute-only alias of gpa (DESIGN §3.5);
+ *                       KVM_MEM_EXECONLY becomes valid.
  */
 int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap);
 
