@@ -89,6 +89,7 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case GMEM_CAP_EXEC_ONLY:
 	case GMEM_CAP_XO_ALIAS:
 	case GMEM_CAP_EXIT_HYPERCALL:
+	case GMEM_CAP_FAULT_ACCESS_FLAGS:
 	case KVM_CAP_CHECK_EXTENSION_VM:
 	case KVM_CAP_ENABLE_CAP_VM:
 	case KVM_CAP_GET_TSC_KHZ:
@@ -165,6 +166,13 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		    (cap->args[0] & ~(1ULL << KVM_HC_MAP_GPA_RANGE)))
 			return -EINVAL;
 		__atomic_store_n(&vm->hypercall_exits, cap->args[0],
+				 __ATOMIC_RELAXED);
+		return 0;
+	case GMEM_CAP_FAULT_ACCESS_FLAGS:
+		if (cap->flags || cap->args[0] || cap->args[1] ||
+		    cap->args[2] || cap->args[3])
+			return -EINVAL;
+		__atomic_store_n(&vm->fault_access_flags, true,
 				 __ATOMIC_RELAXED);
 		return 0;
 	case KVM_CAP_MAX_VCPU_ID:

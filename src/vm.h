@@ -70,6 +70,7 @@ struct gmem_vm {
 	/* Accepted and kept, as KVM with TDP and unrestricted guest does. */
 	unsigned long nr_mmu_pages;
 	uint64_t tss_addr, identity_map_addr;
+	bool fault_access_flags;  /* atomic: GMEM_CAP_FAULT_ACCESS_FLAGS */
 	uint64_t xo_bit;	  /* GMEM_CAP_XO_ALIAS: 1 << M, or 0 */
 	unsigned int maxphyaddr;  /* M, what CPUID reports, once XO is on */
 	uint64_t hypercall_exits; /* KVM_CAP_EXIT_HYPERCALL mask */

@@ -74,8 +74,9 @@ struct mvm {
 	struct gmem_vcpu *vcpu; /* for accesses */
 	int fd;			/* the façade's VM handle, or -1 */
 	unsigned long type;
-	uint32_t gen;	/* files of older generations belong to another VM */
-	bool exec_only; /* GMEM_CAP_EXEC_ONLY: NR|NW and EXECONLY slots */
+	uint32_t gen;	   /* files of older generations belong to another VM */
+	bool exec_only;	   /* GMEM_CAP_EXEC_ONLY: NR|NW and EXECONLY slots */
+	bool access_flags; /* GMEM_CAP_FAULT_ACCESS_FLAGS */
 	uint8_t attr[NUNIT];
 	uint64_t seq;
 	struct mslot slot[NSLOT];
@@ -928,6 +929,7 @@ static void op_slot(struct mvm *m)
 static void vm_new(struct mvm *m, unsigned long type)
 {
 	struct kvm_enable_cap eo = {.cap = GMEM_CAP_EXEC_ONLY};
+	struct kvm_enable_cap acc_flags = {.cap = GMEM_CAP_FAULT_ACCESS_FLAGS};
 
 	memset(m, 0, sizeof(*m));
 	m->type = type;
@@ -943,10 +945,14 @@ static void vm_new(struct mvm *m, unsigned long type)
 	REQUIRE(gmem_vcpu_create(m->vm, 0, &m->vcpu) == 0);
 	REQUIRE(gmem_vm_get_memory_attributes(m->vm, 0, PAGE, NULL, 0,
 					      &m->seq) == 0);
-	/* Often with exec-only, so that EXECONLY slots are exercised. */
+	/* Often with gmem's extensions, so that they are exercised. */
 	if (one_in(2)) {
 		REQUIRE(gmem_vm_enable_cap(m->vm, &eo) == 0);
 		m->exec_only = true;
+	}
+	if (one_in(2)) {
+		REQUIRE(gmem_vm_enable_cap(m->vm, &acc_flags) == 0);
+		m->access_flags = true;
 	}
 }
 
@@ -962,9 +968,11 @@ static void vm_drop(struct mvm *m)
 	m->fd = -1;
 }
 
-static void op_enable_exec_only(struct mvm *m)
+static void op_enable_cap(struct mvm *m)
 {
-	struct kvm_enable_cap c = {.cap = GMEM_CAP_EXEC_ONLY};
+	bool flags = one_in(2);
+	struct kvm_enable_cap c = {.cap = flags ? GMEM_CAP_FAULT_ACCESS_FLAGS
+						: GMEM_CAP_EXEC_ONLY};
 	long want = 0;
 
 	if (one_in(2)) {
@@ -974,10 +982,12 @@ static void op_enable_exec_only(struct mvm *m)
 			c.args[below(4)] = 1 + below(100);
 		want = -EINVAL;
 	}
-	note("vm%d enable exec-only flags %#x -> want %ld", (int)(m - vms),
-	     c.flags, want);
+	note("vm%d enable %s flags %#x -> want %ld", (int)(m - vms),
+	     flags ? "fault access flags" : "exec-only", c.flags, want);
 	expect_ret(m_enable_cap(m, &c), want);
-	if (!want)
+	if (!want && flags)
+		m->access_flags = true;
+	else if (!want)
 		m->exec_only = true;
 	compare_all(m, SEQ_ANY);
 }
@@ -1042,7 +1052,11 @@ static void op_access(struct mvm *m)
 		if (m->slot[i].present && gpa - m->slot[i].r.guest_phys_addr <
 						  m->slot[i].r.memory_size)
 			s = &m->slot[i];
-	if (!s) {
+	if (!s && (m->attr[u] & PRIV)) {
+		/* private memory is never MMIO */
+		want = -EFAULT;
+		flags = KVM_MEMORY_EXIT_FLAG_PRIVATE;
+	} else if (!s) {
 		want = GMEM_ACCESS_EXIT;
 	} else if ((s->r.flags & KVM_MEM_EXECONLY) &&
 		   acc != GMEM_ACCESS_FETCH) {
@@ -1058,7 +1072,10 @@ static void op_access(struct mvm *m)
 			perm &= ~GMEM_ACCESS_WRITE;
 		if (a & NX)
 			perm &= ~GMEM_ACCESS_FETCH;
-		flags = acc | (priv ? KVM_MEMORY_EXIT_FLAG_PRIVATE : 0);
+		/* PRIVATE alone, or the denied access where asked for */
+		flags = priv		  ? KVM_MEMORY_EXIT_FLAG_PRIVATE
+			: m->access_flags ? acc
+					  : 0;
 		if (!(perm & acc)) {
 			want = -EFAULT;
 		} else if (priv) {
@@ -1151,7 +1168,7 @@ static void one_step(void)
 		compare_all(m, SEQ_ANY);
 	} else if (k < 999) {
 		cur_kind = K_CAP;
-		op_enable_exec_only(m);
+		op_enable_cap(m);
 	} else if (one_in(20)) {
 		op_replace_vm(m);
 	} else {

@@ -5,9 +5,10 @@
  * frequency calls and RDTSC at that rate, KVM_GET/SET_MP_STATE,
  * KVM_GET_CPUID2, the x86 setup calls KVM accepts with TDP, KVM_SET_CPUID2
  * after the first KVM_RUN, what KVM_RUN does on entry (immediate_exit
- * after completing pending I/O, kvm_run.cr8), and the guest's CPUID.  Each case
- * runs once through the typed API and once through the façade.  Guests are a
- * few instructions of machine code, set up as in tests/test_vcpu.c.
+ * after completing pending I/O, kvm_run.cr8), and the exits and flags of
+ * memory faults.  Each case runs once through the typed API and once
+ * through the façade.  Guests are a few instructions of machine code, set
+ * up as in tests/test_vcpu.c.
  */
 #include <sys/resource.h>
 #include <time.h>
@@ -18,6 +19,7 @@
 #define CODE 0x10000ULL
 #define STACK 0x20000ULL
 #define MMIO_GPA 0x100000000ULL /* 4 GiB: no slot there */
+#define NOSLOT_GPA 0x800000ULL	/* 8 MiB, mapped by the guest, no slot */
 
 #define MAX_VCPUS 4096
 #define MAX_VCPU_IDS 16384
@@ -92,6 +94,16 @@ static long e_region(struct env *e,
 	if (!e->io)
 		return gmem_vm_set_memory_region2(e->vm, r);
 	return fac_ret(gmem_ioctl(e->vmfd, KVM_SET_USER_MEMORY_REGION2, r));
+}
+
+static long e_attr(struct env *e, uint64_t gpa, uint64_t size, uint64_t attrs)
+{
+	struct kvm_memory_attributes a = {
+		.address = gpa, .size = size, .attributes = attrs};
+
+	if (!e->io)
+		return gmem_vm_set_memory_attributes(e->vm, &a);
+	return fac_ret(gmem_ioctl(e->vmfd, KVM_SET_MEMORY_ATTRIBUTES, &a));
 }
 
 static long e_cap(struct env *e, uint32_t cap, uint64_t arg0)
@@ -1009,9 +1021,123 @@ static void test_run_entry(void)
 		   "cr8, if_flag, apic_base out");
 }
 
+/* ---- 7. memory faults ------------------------------------------------- */
+
+static const uint8_t read_noslot[] = {
+	0x48, 0xa1, 0, 0, 0x80, 0, 0, 0, 0, 0, /* mov rax, [8 MiB] */
+	0xe6, 0x10,			       /* out 0x10, al */
+};
+
+static const uint8_t write_5000[] = {
+	0xc6, 0x04, 0x25, 0x00, 0x50, 0, 0, 0x77, /* mov byte [0x5000], 0x77 */
+	0xe6, 0x11,				  /* out 0x11, al */
+};
+
+static void expect_fault(struct env *e, uint64_t gpa, uint64_t flags)
+{
+	struct kvm_regs regs;
+
+	CHECK_EQ(e_run(e), -EFAULT);
+	CHECK_EQ(e->run->exit_reason, KVM_EXIT_MEMORY_FAULT);
+	CHECK_EQ(e->run->memory_fault.gpa, gpa);
+	CHECK_EQ(e->run->memory_fault.size, PAGE);
+	CHECK_EQ(e->run->memory_fault.flags, flags);
+	e_get_regs(e, &regs);
+	CHECK_EQ(regs.rip, CODE);
+}
+
+static void test_private_noslot(void)
+{
+	FOR_LAYERS(io)
+	{
+		uint64_t v = 0xabcd;
+		struct env e;
+
+		env_init(&e, io, KVM_X86_SW_PROTECTED_VM);
+		e_code(&e, read_noslot, sizeof(read_noslot));
+		/* private where no slot is: a memory fault, not MMIO */
+		CHECK_EQ(e_attr(&e, NOSLOT_GPA, PAGE, PRIV), 0);
+		expect_fault(&e, NOSLOT_GPA, KVM_MEMORY_EXIT_FLAG_PRIVATE);
+		CHECK_EQ(e_cap(&e, GMEM_CAP_FAULT_ACCESS_FLAGS, 0), 0);
+		expect_fault(&e, NOSLOT_GPA, KVM_MEMORY_EXIT_FLAG_PRIVATE);
+		/* shared again: MMIO */
+		CHECK_EQ(e_attr(&e, NOSLOT_GPA, PAGE, 0), 0);
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_MMIO);
+		CHECK_EQ(e.run->mmio.phys_addr, NOSLOT_GPA);
+		memcpy(e.run->mmio.data, &v, 8);
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_IO);
+		CHECK_EQ(*((uint8_t *)e.run + e.run->io.data_offset), 0xcd);
+		env_fini(&e);
+	}
+	tap_result("a PRIVATE GPA with no memslot: memory fault with PRIVATE "
+		   "(private_mem_kvm_exits_test)");
+}
+
+static void test_fault_flags(void)
+{
+	for (int ty = 0; ty < 2; ty++)
+		FOR_LAYERS(io)
+		{
+			struct env e;
+			uint64_t w = 0;
+
+			env_init(&e, io, ty);
+			e_code(&e, write_5000, sizeof(write_5000));
+			/* an NW denial: no access bits unless asked for */
+			CHECK_EQ(e_attr(&e, 0x5000, PAGE, NW), 0);
+			expect_fault(&e, 0x5000, 0);
+			CHECK_EQ(gmem_vcpu_access(e.vcpu, 0x5000, &w, 8,
+						  GMEM_ACCESS_WRITE),
+				 -EFAULT);
+			CHECK_EQ(e.run->memory_fault.flags, 0);
+			CHECK_EQ(e_check(&e, GMEM_CAP_FAULT_ACCESS_FLAGS), 1);
+			CHECK_EQ(tvm_enable_cap(&(struct tvm){.ioctl = io,
+							      .vm = e.vm,
+							      .fd = e.vmfd},
+						GMEM_CAP_FAULT_ACCESS_FLAGS, 0,
+						1),
+				 -EINVAL);
+			CHECK_EQ(tvm_enable_cap(&(struct tvm){.ioctl = io,
+							      .vm = e.vm,
+							      .fd = e.vmfd},
+						GMEM_CAP_FAULT_ACCESS_FLAGS, 1,
+						0),
+				 -EINVAL);
+			expect_fault(&e, 0x5000, 0);
+			CHECK_EQ(e_cap(&e, GMEM_CAP_FAULT_ACCESS_FLAGS, 0), 0);
+			expect_fault(&e, 0x5000, KVM_MEMORY_EXIT_FLAG_WRITE);
+			CHECK_EQ(e_attr(&e, 0x5000, PAGE, NR | NW | NX), 0);
+			CHECK_EQ(gmem_vcpu_access(e.vcpu, 0x5008, &w, 8,
+						  GMEM_ACCESS_READ),
+				 -EFAULT);
+			CHECK_EQ(e.run->memory_fault.flags,
+				 KVM_MEMORY_EXIT_FLAG_READ);
+			CHECK_EQ(gmem_vcpu_access(e.vcpu, 0x5008, &w, 8,
+						  GMEM_ACCESS_FETCH),
+				 -EFAULT);
+			CHECK_EQ(e.run->memory_fault.flags,
+				 KVM_MEMORY_EXIT_FLAG_EXEC);
+			if (ty == KVM_X86_SW_PROTECTED_VM) {
+				/* private, no guest_memfd: PRIVATE alone */
+				CHECK_EQ(e_attr(&e, 0x5000, PAGE, PRIV), 0);
+				expect_fault(&e, 0x5000,
+					     KVM_MEMORY_EXIT_FLAG_PRIVATE);
+			}
+			CHECK_EQ(e_attr(&e, 0x5000, PAGE, 0), 0);
+			CHECK_EQ(e_run(&e), 0);
+			CHECK_EQ(e.run->exit_reason, KVM_EXIT_IO);
+			CHECK_EQ(e.mem[0x5000], 0x77);
+			env_fini(&e);
+		}
+	tap_result("memory_fault.flags: PRIVATE or nothing; R/W/X only with "
+		   "GMEM_CAP_FAULT_ACCESS_FLAGS");
+}
+
 int main(void)
 {
-	tap_plan(14, 120);
+	tap_plan(16, 120);
 	test_caps();
 	test_vcpu_ids();
 	test_max_vcpu_id_cap();
@@ -1026,5 +1152,7 @@ int main(void)
 	test_immediate_exit();
 	test_immediate_exit_mmio_write();
 	test_run_entry();
+	test_private_noslot();
+	test_fault_flags();
 	return tap_done();
 }

@@ -53,6 +53,7 @@ static int enable_xo(struct gmem_vm *vm, uint64_t m)
  */
 static void env_init(struct env *e, uint64_t m)
 {
+	struct kvm_enable_cap cap;
 	struct kvm_create_guest_memfd cg = {.size = SIZE};
 	struct kvm_userspace_memory_region2 r = {
 		.slot = 0,
@@ -62,6 +63,9 @@ static void env_init(struct env *e, uint64_t m)
 
 	*e = (struct env){0};
 	REQUIRE(gmem_vm_create(KVM_X86_SW_PROTECTED_VM, &e->vm) == 0);
+	/* Exits say which access an attribute denied. */
+	cap = (struct kvm_enable_cap){.cap = GMEM_CAP_FAULT_ACCESS_FLAGS};
+	REQUIRE(gmem_vm_enable_cap(e->vm, &cap) == 0);
 	if (m)
 		REQUIRE(enable_xo(e->vm, m) == 0);
 	e->memfd = gmem_create_guest_memfd(e->vm, &cg);
@@ -237,9 +241,7 @@ static void t_attrs(void)
 	CHECK_EQ(acc(&e, 0x6000 | XO, &w, 8, EX), 0);
 	gmem_handle_close(e.memfd);
 	CHECK_EQ(acc(&e, 0x6000 | XO, &w, 8, EX), -EFAULT);
-	check_fault(&e,
-		    KVM_MEMORY_EXIT_FLAG_EXEC | KVM_MEMORY_EXIT_FLAG_PRIVATE,
-		    0x6000);
+	check_fault(&e, KVM_MEMORY_EXIT_FLAG_PRIVATE, 0x6000);
 	e.memfd = -1;
 	gmem_vcpu_destroy(e.vcpu);
 	gmem_vm_put(e.vm);
@@ -281,9 +283,7 @@ static void t_private(void)
 	/* Poison reaches the alias too. */
 	CHECK_EQ(gmem_file_poison(e.memfd, 0x7000), 0);
 	CHECK_EQ(acc(&e, 0x7000 | XO, &w, 8, EX), -EHWPOISON);
-	check_fault(&e,
-		    KVM_MEMORY_EXIT_FLAG_EXEC | KVM_MEMORY_EXIT_FLAG_PRIVATE,
-		    0x7000);
+	check_fault(&e, KVM_MEMORY_EXIT_FLAG_PRIVATE, 0x7000);
 	env_fini(&e);
 	tap_result("alias over guest_memfd: conversions, punch, poison");
 }

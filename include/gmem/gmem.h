@@ -62,6 +62,9 @@ void gmem_vm_put(struct gmem_vm *vm);
  *                       -EINVAL): vCPUs report MAXPHYADDR M and gpa | 1 << M
  *                       is the execute-only alias of gpa (DESIGN §3.5);
  *                       KVM_MEM_EXECONLY becomes valid.
+ *   GMEM_CAP_FAULT_ACCESS_FLAGS  no arguments: memory-fault exits caused
+ *                       by an NR/NW/NX attribute carry the denied access
+ *                       (KVM_MEMORY_EXIT_FLAG_READ/WRITE/EXEC).
  */
 int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap);
 

@@ -330,10 +330,17 @@ struct kvm_run {
 #define GMEM_CAP_EXEC_ONLY 0x10001
 #define GMEM_CAP_XO_ALIAS 0x10002
 /*
+ * No arguments: a memory-fault exit caused by an NR, NW or NX attribute
+ * carries the denied access in memory_fault.flags (READ, WRITE or EXEC,
+ * the RWX series' layout).  Without it the flags are KVM 6.12's: PRIVATE
+ * or nothing.
+ */
+#define GMEM_CAP_FAULT_ACCESS_FLAGS 0x10003
+/*
  * KVM_CAP_EXIT_HYPERCALL for gmem's hypercall numbers, which do not fit
  * KVM's 64-bit mask: args[0] bit i lets VMCALL with RAX = GMEM_HC_BASE + i
  * exit as KVM_EXIT_HYPERCALL (see <gmem/hypercall.h>).  Replaces the
- * previous mask; 0 turns them all off.  (0x10003-0x1000f are left for
+ * previous mask; 0 turns them all off.  (0x10004-0x1000f are left for
  * memory capabilities.)
  */
 #define GMEM_CAP_EXIT_HYPERCALL 0x10010
