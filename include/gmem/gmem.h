@@ -171,8 +171,11 @@ struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu);
  * kicked or when kvm_run->immediate_exit becomes set while the guest
  * runs.  Entered with immediate_exit set, it completes what the last exit
  * left pending (IN data, an MMIO access, a hypercall's return value) and
- * returns -EINTR with exit_reason untouched, as KVM does.  -EINVAL for a
- * kvm_run.cr8 above 15 or sync-regs bits (not offered).
+ * returns -EINTR with exit_reason untouched, as KVM does.  As with a
+ * userspace LAPIC, kvm_run.cr8 sets CR8 on entry (-EINVAL above 15) and
+ * every return leaves cr8, if_flag, apic_base and
+ * ready_for_interrupt_injection there; sync-regs bits (not offered) are
+ * -EINVAL.
  */
 int gmem_vcpu_run(struct gmem_vcpu *vcpu);
 
