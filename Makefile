@@ -85,7 +85,8 @@ TESTS := \
 	tests/test_model \
 	tests/test_threads \
 	tests/test_loader \
-	tests/test_xo
+	tests/test_xo \
+	tests/test_conform
 
 # ---- guest programs ------------------------------------------------------
 # Guests run on the emulated vCPU, not on the host, so they are always built

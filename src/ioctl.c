@@ -4,10 +4,11 @@
  *
  * Each call here is a thin layer over the typed API that turns its -errno
  * into -1 and errno, as the system call it mirrors would.  Errnos for
- * operations a kind of handle does not support are the ones Linux gives
- * for the corresponding file: VM and vCPU handles behave as anonymous
- * inodes, guest_memfd handles as regular files without read, write or
- * mmap.
+ * operations a kind of handle does not support are the ones Linux x86
+ * gives for the corresponding file: an unknown ioctl is EINVAL on
+ * /dev/kvm and vCPUs, ENOTTY on VMs and guest_memfd; VM and vCPU handles
+ * behave as anonymous inodes, guest_memfd handles as regular files
+ * without read, write or mmap.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -109,7 +110,8 @@ static long sys_ioctl(unsigned long request, unsigned long arg)
 			gmem_vm_put(vm);
 		return r;
 	default:
-		return -ENOTTY;
+		/* kvm_arch_dev_ioctl()'s answer on x86. */
+		return -EINVAL;
 	}
 }
 
@@ -170,7 +172,18 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 			gmem_vcpu_destroy(vcpu);
 		return r;
 	}
+	case KVM_SET_TSC_KHZ:
+		return gmem_vm_set_tsc_khz(vm, (uint32_t)arg);
+	case KVM_GET_TSC_KHZ:
+		return gmem_vm_get_tsc_khz(vm);
+	case KVM_SET_NR_MMU_PAGES:
+		return gmem_vm_set_nr_mmu_pages(vm, arg);
+	case KVM_SET_TSS_ADDR:
+		return gmem_vm_set_tss_addr(vm, arg);
+	case KVM_SET_IDENTITY_MAP_ADDR:
+		return gmem_vm_set_identity_map_addr(vm, (const uint64_t *)arg);
 	default:
+		/* kvm_arch_vm_ioctl()'s answer (KVM_GET_NR_MMU_PAGES too). */
 		return -ENOTTY;
 	}
 }
@@ -223,13 +236,32 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 {
 	void *p = (void *)arg;
 
-	if (request != KVM_RUN && request != KVM_SET_SIGNAL_MASK && !p)
-		return -EFAULT;
 	switch (request) {
 	case KVM_RUN:
 		return arg ? -EINVAL : run_with_sigmask(vcpu);
-	case KVM_SET_SIGNAL_MASK:
+	case KVM_SET_SIGNAL_MASK: /* NULL turns the mask off */
 		return set_sigmask(vcpu, p);
+	case KVM_SET_TSC_KHZ:
+		return gmem_vcpu_set_tsc_khz(vcpu, (uint32_t)arg);
+	case KVM_GET_TSC_KHZ:
+		return gmem_vcpu_get_tsc_khz(vcpu);
+	}
+	/* The rest copy a struct in or out, as copy_from/to_user would. */
+	switch (request) {
+	case KVM_GET_REGS:
+	case KVM_SET_REGS:
+	case KVM_GET_SREGS:
+	case KVM_SET_SREGS:
+	case KVM_SET_CPUID2:
+	case KVM_GET_CPUID2:
+	case KVM_GET_MSRS:
+	case KVM_SET_MSRS:
+	case KVM_GET_MP_STATE:
+	case KVM_SET_MP_STATE:
+		if (!p)
+			return -EFAULT;
+	}
+	switch (request) {
 	case KVM_GET_REGS:
 		return gmem_vcpu_get_regs(vcpu, p);
 	case KVM_SET_REGS:
@@ -240,12 +272,19 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 		return gmem_vcpu_set_sregs(vcpu, p);
 	case KVM_SET_CPUID2:
 		return gmem_vcpu_set_cpuid(vcpu, p);
+	case KVM_GET_CPUID2:
+		return gmem_vcpu_get_cpuid(vcpu, p);
 	case KVM_GET_MSRS:
 		return gmem_vcpu_get_msrs(vcpu, p);
 	case KVM_SET_MSRS:
 		return gmem_vcpu_set_msrs(vcpu, p);
+	case KVM_GET_MP_STATE:
+		return gmem_vcpu_get_mp_state(vcpu, p);
+	case KVM_SET_MP_STATE:
+		return gmem_vcpu_set_mp_state(vcpu, p);
 	default:
-		return -ENOTTY;
+		/* kvm_arch_vcpu_ioctl()'s answer on x86. */
+		return -EINVAL;
 	}
 }
 
@@ -279,6 +318,7 @@ int gmem_ioctl(int fd, unsigned long request, ...)
 		r = vcpu_ioctl(ref.obj, request, arg);
 		break;
 	default:
+		/* guest_memfd has no ioctl at all: the VFS says ENOTTY. */
 		r = -ENOTTY;
 		break;
 	}

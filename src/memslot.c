@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * Memslots, with KVM's rules (virt/kvm/kvm_main.c, __kvm_set_memory_region)
- * and gmem's two differences from it: a slot cannot move (its GPA is fixed
- * like its size and address) and READONLY may be toggled like
- * LOG_DIRTY_PAGES.
+ * Memslots, with KVM's rules (virt/kvm/kvm_main.c, __kvm_set_memory_region
+ * and kvm_set_memslot): create, delete, move (a new GPA, the rest as it
+ * was) and flag changes (LOG_DIRTY_PAGES only).  gmem's one addition is
+ * the EXECONLY flag, valid once the VM enabled exec-only memory, and as
+ * fixed as READONLY.
  */
 #include <errno.h>
 #include <string.h>
@@ -23,7 +24,8 @@
 #define USER_ADDR_MAX 0x7ffffffff000ULL
 
 #define V1_FLAGS (KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY | KVM_MEM_EXECONLY)
-#define MUTABLE_FLAGS (KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY)
+/* What a modification may not change (KVM's two, and EXECONLY). */
+#define FIXED_FLAGS (KVM_MEM_READONLY | KVM_MEM_GUEST_MEMFD | KVM_MEM_EXECONLY)
 
 void gmem_memslots_destroy(struct gmem_memslots *s)
 {
@@ -69,14 +71,27 @@ static struct gmem_memslot *find_id(const struct gmem_memslots *s, uint32_t id)
 	return NULL;
 }
 
-static bool overlaps(const struct gmem_memslots *s, uint64_t base,
+/* Does a slot other than @self meet [base, base + npages)? */
+static bool overlaps(const struct gmem_memslots *s,
+		     const struct gmem_memslot *self, uint64_t base,
 		     uint64_t npages)
 {
 	size_t i = upper_bound(s, base + npages - 1);
 
-	/* Only the last slot starting at or below our end can reach us. */
-	return i &&
-	       s->by_gfn[i - 1]->base_gfn + s->by_gfn[i - 1]->npages > base;
+	/*
+	 * Slots are disjoint and sorted, so their ends are sorted too: walk
+	 * down from the last one starting at or below our end until one
+	 * ends at or below our start.
+	 */
+	while (i--) {
+		const struct gmem_memslot *o = s->by_gfn[i];
+
+		if (o->base_gfn + o->npages <= base)
+			return false;
+		if (o != self)
+			return true;
+	}
+	return false;
 }
 
 static int reserve(struct gmem_memslots *s)
@@ -131,7 +146,11 @@ static int check_flags(const struct gmem_vm *vm, uint32_t flags)
 	if (flags & KVM_MEM_GUEST_MEMFD)
 		valid &= ~KVM_MEM_LOG_DIRTY_PAGES;
 	else
-		valid |= KVM_MEM_READONLY | KVM_MEM_EXECONLY;
+		valid |= KVM_MEM_READONLY;
+	/* Bit 3 is unknown to KVM: gmem's only once the VM asked for it. */
+	if (!(flags & KVM_MEM_GUEST_MEMFD) &&
+	    __atomic_load_n(&vm->execonly_slots, __ATOMIC_RELAXED))
+		valid |= KVM_MEM_EXECONLY;
 	return (flags & ~valid) ? -EINVAL : 0;
 }
 
@@ -188,27 +207,50 @@ static int delete_slot(struct gmem_vm *vm, struct gmem_memslot *old)
 	return 0;
 }
 
-static int change_flags(struct gmem_vm *vm, struct gmem_memslot *old,
-			const struct kvm_userspace_memory_region2 *mem)
+/*
+ * KVM_MR_MOVE and KVM_MR_FLAGS_ONLY.  Only the GPA and LOG_DIRTY_PAGES may
+ * change; a guest_memfd slot cannot change at all.
+ */
+static int modify_slot(struct gmem_vm *vm, struct gmem_memslot *old,
+		       const struct kvm_userspace_memory_region2 *mem)
 {
-	/* Private slots are immutable; they can only be deleted. */
-	if ((mem->flags | old->flags) & KVM_MEM_GUEST_MEMFD)
+	uint64_t base = mem->guest_phys_addr >> PAGE_SHIFT;
+	uint64_t old_base = old->base_gfn, npages = old->npages;
+
+	if (mem->flags & KVM_MEM_GUEST_MEMFD)
 		return -EINVAL;
 	if (mem->userspace_addr != old->userspace_addr ||
 	    mem->memory_size >> PAGE_SHIFT != old->npages ||
-	    mem->guest_phys_addr >> PAGE_SHIFT != old->base_gfn)
+	    ((mem->flags ^ old->flags) & FIXED_FLAGS))
 		return -EINVAL;
-	if ((mem->flags ^ old->flags) & ~MUTABLE_FLAGS)
-		return -EINVAL;
-	if (mem->flags == old->flags)
+	if (base == old_base) {
+		/* LOG_DIRTY_PAGES changes no stage-2 permission. */
+		if (mem->flags != old->flags) {
+			pthread_rwlock_wrlock(&vm->state_lock);
+			old->flags = mem->flags;
+			pthread_rwlock_unlock(&vm->state_lock);
+		}
 		return 0;
+	}
+	if (overlaps(&vm->slots, old, base, npages))
+		return -EEXIST;
 
-	/* READONLY changes stage-2 permissions: drop what is mapped. */
-	invalidate_begin(vm, old);
+	/*
+	 * As kvm_set_memslot(): nothing may use the old range once the
+	 * call returns, and nothing cached for the new range (MMIO there
+	 * until now) may outlive the move.  The slot keeps its place in
+	 * the array's allocation, so the commit cannot fail.
+	 */
+	gmem_mmu_invalidate_begin(vm, old_base, old_base + npages);
+	gmem_mmu_invalidate_begin(vm, base, base + npages);
 	pthread_rwlock_wrlock(&vm->state_lock);
+	erase(&vm->slots, old);
+	old->base_gfn = base;
 	old->flags = mem->flags;
+	insert(&vm->slots, old);
 	pthread_rwlock_unlock(&vm->state_lock);
-	invalidate_end(vm, old);
+	gmem_mmu_invalidate_end(vm, base, base + npages);
+	gmem_mmu_invalidate_end(vm, old_base, old_base + npages);
 	return 0;
 }
 
@@ -221,7 +263,7 @@ static int create_slot(struct gmem_vm *vm,
 	struct gmem_memslot *slot;
 	int r;
 
-	if (overlaps(&vm->slots, base, npages))
+	if (overlaps(&vm->slots, NULL, base, npages))
 		return -EEXIST;
 	if (mem->flags & KVM_MEM_GUEST_MEMFD) {
 		r = gmem_file_from_handle((int)mem->guest_memfd, &file);
@@ -285,7 +327,7 @@ int gmem_vm_set_memory_region2(struct gmem_vm *vm,
 	if (!mem->memory_size)
 		r = old ? delete_slot(vm, old) : -EINVAL;
 	else if (old)
-		r = change_flags(vm, old, mem);
+		r = modify_slot(vm, old, mem);
 	else
 		r = create_slot(vm, mem);
 	pthread_mutex_unlock(&vm->lock);

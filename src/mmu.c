@@ -369,6 +369,17 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 	unsigned int perm;
 
 	if (!slot) {
+		/*
+		 * As kvm_faultin_pfn(): private memory is never MMIO, so a
+		 * private GPA with no slot is a memory fault.
+		 */
+		if (gmem_rmap_lookup(&vm->attrs, gfn, &runs.a0, &runs.a1) &
+		    KVM_MEMORY_ATTRIBUTE_PRIVATE) {
+			r->kind = GMEM_S2_FAULT;
+			r->fault_flags = KVM_MEMORY_EXIT_FLAG_PRIVATE;
+			r->error = -EFAULT;
+			return;
+		}
 		r->kind = GMEM_S2_MMIO;
 		return;
 	}
@@ -381,16 +392,21 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 	private = attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE;
 	perm = attr_perm(attrs);
 	if (!(perm & access)) {
+		/* The RWX series' access bits, where the VM asked for them. */
 		r->kind = GMEM_S2_FAULT;
-		r->fault_flags = access;
+		r->fault_flags = __atomic_load_n(&vm->fault_access_flags,
+						 __ATOMIC_RELAXED)
+					 ? access
+					 : 0;
 		r->error = -EFAULT;
 		return;
 	}
 	off = gfn - slot->base_gfn;
+	/* KVM 6.12 reports only PRIVATE on these: no access bits. */
 	if (private) {
 		if (!slot->file) {
 			r->kind = GMEM_S2_FAULT;
-			r->fault_flags = access | KVM_MEMORY_EXIT_FLAG_PRIVATE;
+			r->fault_flags = KVM_MEMORY_EXIT_FLAG_PRIVATE;
 			r->error = -EFAULT;
 			return;
 		}
@@ -398,7 +414,7 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 				     slot->gmem_pgoff + off, &runs.p0,
 				     &runs.p1)) {
 			r->kind = GMEM_S2_FAULT;
-			r->fault_flags = access | KVM_MEMORY_EXIT_FLAG_PRIVATE;
+			r->fault_flags = KVM_MEMORY_EXIT_FLAG_PRIVATE;
 			r->error = -EHWPOISON;
 			return;
 		}
@@ -408,8 +424,9 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 		/* A slot with no shared backing, as a VMM leaves it after
 		 * converting everything private. */
 		if (!slot->userspace_addr) {
+			/* KVM's -EFAULT of a bad hva; the flags say nothing. */
 			r->kind = GMEM_S2_FAULT;
-			r->fault_flags = access;
+			r->fault_flags = 0;
 			r->error = -EFAULT;
 			return;
 		}

@@ -19,12 +19,12 @@
 #include "vm.h"
 #include "x86/x86.h"
 
-#define KVM_MAX_VCPUS 1024
 #define RUN_SIZE GMEM_VCPU_MMAP_SIZE
-/* MAXPHYADDR reported to guests without the XO alias, as on many hosts. */
-#define GMEM_DEFAULT_MAXPHYADDR 48
 
 static const struct x86_bus vcpu_bus;
+
+_Static_assert(GMEM_TSC_KHZ == X86_TSC_KHZ,
+	       "the CPU model's TSC is the host's");
 
 int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 		     struct gmem_vcpu **vcpup)
@@ -32,21 +32,29 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	struct gmem_vcpu *vcpu;
 	int r = -EINVAL;
 
-	if (id >= KVM_MAX_VCPUS)
+	/* kvm_vm_ioctl_create_vcpu()'s checks, in its order. */
+	if (id >= GMEM_MAX_VCPU_IDS)
 		return -EINVAL;
+	pthread_mutex_lock(&vm->vcpus_lock);
+	if (vm->nr_vcpus >= GMEM_MAX_VCPUS)
+		goto out_unlock;
+	/* As kvm_arch_vcpu_precreate(): the first vCPU fixes the limit. */
+	if (!vm->max_vcpu_ids)
+		vm->max_vcpu_ids = GMEM_MAX_VCPU_IDS;
+	if (id >= vm->max_vcpu_ids)
+		goto out_unlock;
+	r = -EEXIST;
+	for (size_t i = 0; i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i]->id == id)
+			goto out_unlock;
+	r = -ENOMEM;
 	vcpu = gmem_zalloc(sizeof(*vcpu));
 	if (!vcpu)
-		return -ENOMEM;
+		goto out_unlock;
 	vcpu->vm = vm;
 	vcpu->id = id;
 	vcpu->run_fd = -1;
 
-	pthread_mutex_lock(&vm->vcpus_lock);
-	for (size_t i = 0; i < vm->nr_vcpus; i++)
-		if (vm->vcpus[i]->id == id) {
-			r = -EEXIST;
-			goto err_unlock;
-		}
 	if (vm->nr_vcpus == vm->cap_vcpus) {
 		size_t cap = vm->cap_vcpus ? 2 * vm->cap_vcpus : 8;
 		struct gmem_vcpu **a = gmem_zalloc_array(cap, sizeof(*a));
@@ -84,10 +92,11 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	}
 	vcpu->cpu->kick = &vcpu->kick;
 	vcpu->cpu->immediate_exit = &vcpu->run->immediate_exit;
+	x86_set_tsc_khz(vcpu->cpu, __atomic_load_n(&vm->default_tsc_khz,
+						   __ATOMIC_RELAXED));
+	/* Without XO the CPUID table says (48 bits in the default one). */
 	if (vm->xo_bit)
 		x86_set_maxphyaddr(vcpu->cpu, vm->maxphyaddr, true);
-	else
-		x86_set_maxphyaddr(vcpu->cpu, GMEM_DEFAULT_MAXPHYADDR, false);
 
 	/* Start current: earlier shootdowns are no concern of ours. */
 	vcpu->seen_gen = __atomic_load_n(&vm->mmu.flush_gen, __ATOMIC_ACQUIRE);
@@ -107,6 +116,10 @@ err_unlock:
 	if (vcpu->run_fd >= 0)
 		close(vcpu->run_fd);
 	gmem_free(vcpu);
+	return r;
+
+out_unlock:
+	pthread_mutex_unlock(&vm->vcpus_lock);
 	return r;
 }
 
@@ -577,17 +590,53 @@ static int halt(struct gmem_vcpu *vcpu)
 /* Instructions between stop checks, on top of the CPU's own polling. */
 #define RUN_BUDGET 100000
 
+/* What every KVM_RUN leaves in kvm_run, as x86's post_kvm_run_save(). */
+static void post_run_save(struct gmem_vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	struct x86_cpu *cpu = vcpu->cpu;
+	bool intr = x86_get_rflags(cpu) & X86_IF;
+
+	run->if_flag = intr;
+	run->cr8 = cpu->cr8;
+	run->apic_base = cpu->apic_base;
+	/* No in-kernel PIC: IF set and no event waiting (no STI shadow). */
+	run->ready_for_interrupt_injection = intr && !cpu->pend.valid;
+}
+
+/*
+ * KVM_RUN, in kvm_arch_vcpu_ioctl_run()'s order: the entry checks, then
+ * the completion of what the last exit left pending (even with
+ * immediate_exit set, so that a VMM can finish I/O before saving state),
+ * then immediate_exit (-EINTR with exit_reason untouched), then the guest.
+ */
 int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 	struct x86_stop stop;
+	bool wants_to_run, finish;
 	int r = 0;
 
-	if (__atomic_load_n(&run->immediate_exit, __ATOMIC_RELAXED)) {
-		run->exit_reason = KVM_EXIT_INTR;
-		return -EINTR;
+	wants_to_run = !__atomic_load_n(&run->immediate_exit, __ATOMIC_RELAXED);
+	run->flags = 0;
+	/* KVM_CAP_SYNC_REGS is not offered: no field is valid. */
+	if (run->kvm_valid_regs || run->kvm_dirty_regs) {
+		r = -EINVAL;
+		goto save;
 	}
+	/* Without an in-kernel LAPIC, kvm_run.cr8 is the TPR going in. */
+	if (run->cr8 & ~0xfULL) {
+		r = -EINVAL;
+		goto save;
+	}
+	vcpu->cpu->cr8 = run->cr8;
 	complete_pending(vcpu);
+	/* An MMIO instruction retires now, not after what comes next. */
+	finish = x86_mmio_pending(vcpu->cpu);
+	if (!wants_to_run && !finish) {
+		r = -EINTR;
+		goto save;
+	}
 	vcpu->fault_lin_valid = false;
 	if (vcpu->halted)
 		return halt(vcpu);
@@ -604,16 +653,36 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 	}
 	gmem_vcpu_enter_guest(vcpu);
 	for (;;) {
-		int kick;
+		int kick, reason;
 
 		vcpu->s2_retry = vcpu->s2_nomem = false;
 		stop.s2_pfec = 0;
-		switch (x86_run(vcpu->cpu, RUN_BUDGET, &stop)) {
+		if (finish) {
+			reason = x86_finish_mmio(vcpu->cpu, &stop);
+		} else {
+			/* kvm_vcpu_has_run(): KVM_SET_CPUID2 is fixed now. */
+			vcpu->has_run = true;
+			reason = x86_run(vcpu->cpu, RUN_BUDGET, &stop);
+		}
+		switch (reason) {
 		case X86_STOP_BUDGET:
 		case X86_STOP_KICK:
+			if (finish) {
+				finish = false;
+				if (!wants_to_run) {
+					r = -EINTR;
+					goto leave;
+				}
+				continue;
+			}
 			kick = __atomic_exchange_n(&vcpu->kick, 0,
 						   __ATOMIC_ACQUIRE);
 			gmem_vcpu_check_flush(vcpu);
+			/*
+			 * A kick, or immediate_exit set while the guest runs
+			 * (what a VMM's signal handler does; KVM then exits
+			 * for the signal): KVM_EXIT_INTR.
+			 */
 			if ((kick & GMEM_KICK_USER) ||
 			    __atomic_load_n(&run->immediate_exit,
 					    __ATOMIC_RELAXED)) {
@@ -689,9 +758,12 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 		}
 	}
 out:
-	gmem_vcpu_exit_guest(vcpu);
 	if (run->exit_reason < ARRAY_SIZE(vcpu->stats.exits))
 		VCPU_STAT_INC(vcpu, exits[run->exit_reason]);
+leave:
+	gmem_vcpu_exit_guest(vcpu);
+save:
+	post_run_save(vcpu);
 	return r;
 }
 
@@ -779,9 +851,98 @@ int gmem_vcpu_set_sregs(struct gmem_vcpu *vcpu, const struct kvm_sregs *sregs)
 	return x86_set_sregs(vcpu->cpu, sregs);
 }
 
+/* kvm_cpuid_check_equal(): every field but the padding. */
+static bool cpuid_equal(const struct gmem_vcpu *vcpu,
+			const struct kvm_cpuid2 *cpuid)
+{
+	const struct x86_cpu *cpu = vcpu->cpu;
+	unsigned int n = vcpu->cpuid_set ? cpu->ncpuid : 0;
+
+	if (cpuid->nent != n)
+		return false;
+	for (unsigned int i = 0; i < n; i++) {
+		const struct kvm_cpuid_entry2 *a = &cpuid->entries[i];
+		const struct kvm_cpuid_entry2 *b = &cpu->cpuid[i];
+
+		if (a->function != b->function || a->index != b->index ||
+		    a->flags != b->flags || a->eax != b->eax ||
+		    a->ebx != b->ebx || a->ecx != b->ecx || a->edx != b->edx)
+			return false;
+	}
+	return true;
+}
+
 int gmem_vcpu_set_cpuid(struct gmem_vcpu *vcpu, const struct kvm_cpuid2 *cpuid)
 {
-	return x86_set_cpuid(vcpu->cpu, cpuid->entries, cpuid->nent);
+	const struct kvm_cpuid_entry2 *e;
+	int r;
+
+	if (cpuid->nent > X86_MAX_CPUID)
+		return -E2BIG;
+	/*
+	 * After KVM_RUN the CPU model is fixed; KVM still takes the same
+	 * table again, for VMMs that reuse vCPUs across CPU hotplug.
+	 */
+	if (vcpu->has_run)
+		return cpuid_equal(vcpu, cpuid) ? 0 : -EINVAL;
+	/* kvm_check_cpuid(): linear addresses are 48 bits (or 57, or 0). */
+	for (uint32_t i = 0; i < cpuid->nent; i++) {
+		unsigned int va;
+
+		e = &cpuid->entries[i];
+		va = (e->eax >> 8) & 0xff;
+		if (e->function == 0x80000008 && va && va != 48 && va != 57)
+			return -EINVAL;
+	}
+	r = x86_set_cpuid(vcpu->cpu, cpuid->entries, cpuid->nent);
+	if (!r)
+		vcpu->cpuid_set = true;
+	return r;
+}
+
+int gmem_vcpu_get_cpuid(struct gmem_vcpu *vcpu, struct kvm_cpuid2 *cpuid)
+{
+	unsigned int n = vcpu->cpuid_set ? vcpu->cpu->ncpuid : 0;
+
+	/* KVM leaves nent alone when it is too small. */
+	if (cpuid->nent < n)
+		return -E2BIG;
+	memcpy(cpuid->entries, vcpu->cpu->cpuid, n * sizeof(cpuid->entries[0]));
+	cpuid->nent = n;
+	return 0;
+}
+
+/*
+ * No in-kernel LAPIC: a vCPU is always RUNNABLE (HLT exits to the VMM
+ * instead of halting it), and that is the one state KVM lets a VMM set.
+ */
+int gmem_vcpu_get_mp_state(struct gmem_vcpu *vcpu, struct kvm_mp_state *mp)
+{
+	mp->mp_state = KVM_MP_STATE_RUNNABLE;
+	return 0;
+}
+
+int gmem_vcpu_set_mp_state(struct gmem_vcpu *vcpu,
+			   const struct kvm_mp_state *mp)
+{
+	return mp->mp_state == KVM_MP_STATE_RUNNABLE ? 0 : -EINVAL;
+}
+
+/*
+ * KVM_SET_TSC_KHZ as on a host with TSC scaling: any rate below the
+ * limit, 0 meaning the host's.  The count goes on from where it was.
+ */
+int gmem_vcpu_set_tsc_khz(struct gmem_vcpu *vcpu, uint32_t khz)
+{
+	if (khz >= GMEM_MAX_GUEST_TSC_KHZ)
+		return -EINVAL;
+	x86_set_tsc_khz(vcpu->cpu, khz ? khz : GMEM_TSC_KHZ);
+	return 0;
+}
+
+int gmem_vcpu_get_tsc_khz(struct gmem_vcpu *vcpu)
+{
+	return (int)vcpu->cpu->tsc_khz;
 }
 
 int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid)

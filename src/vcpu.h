@@ -85,6 +85,8 @@ struct gmem_vcpu {
 	uint64_t fault_lin;
 	uint32_t fault_pfec;
 	bool s2_nomem;
+	bool has_run;	/* x86_run() was entered: the CPUID table is fixed */
+	bool cpuid_set; /* KVM_SET_CPUID2 replaced the model's default table */
 
 	/* KVM_SET_SIGNAL_MASK: the mask KVM_RUN runs with (kernel layout). */
 	bool sigmask_active;

@@ -3,6 +3,7 @@
  * VMs: lifetime, capabilities and memory attributes.
  */
 #include <errno.h>
+#include <unistd.h>
 
 #include <gmem/gmem.h>
 
@@ -26,6 +27,7 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 		return -ENOMEM;
 	atomic_init(&vm->refcount, 1);
 	vm->type = type;
+	vm->default_tsc_khz = GMEM_TSC_KHZ;
 	vm->supported_attrs = ATTR_RWX;
 	if (gmem_vm_has_private_mem(vm))
 		vm->supported_attrs |= KVM_MEMORY_ATTRIBUTE_PRIVATE;
@@ -89,9 +91,32 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case GMEM_CAP_EXEC_ONLY:
 	case GMEM_CAP_XO_ALIAS:
 	case GMEM_CAP_EXIT_HYPERCALL:
+	case GMEM_CAP_FAULT_ACCESS_FLAGS:
+	case KVM_CAP_CHECK_EXTENSION_VM:
+	case KVM_CAP_ENABLE_CAP_VM:
+	case KVM_CAP_GET_TSC_KHZ:
+	case KVM_CAP_MP_STATE:
+	case KVM_CAP_SET_TSS_ADDR:
+	case KVM_CAP_SET_IDENTITY_MAP_ADDR:
+	case KVM_CAP_MMU_SHADOW_CACHE_CONTROL:
+	case KVM_CAP_EXT_CPUID: /* KVM_GET_SUPPORTED_CPUID, KVM_SET_CPUID2 */
 		return 1;
+	case KVM_CAP_TSC_CONTROL:
+	case KVM_CAP_VM_TSC_CONTROL:
+		return 1; /* as on a host with TSC scaling */
 	case KVM_CAP_NR_MEMSLOTS:
 		return 32764;
+	case KVM_CAP_NR_VCPUS: {
+		/* The recommended maximum: one vCPU per host CPU. */
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		return n < 1 ? 1 : n > GMEM_MAX_VCPUS ? GMEM_MAX_VCPUS : (int)n;
+	}
+	case KVM_CAP_MAX_VCPUS:
+		return GMEM_MAX_VCPUS;
+	case KVM_CAP_MAX_VCPU_ID:
+		/* x86 answers the global limit, whatever the VM enabled. */
+		return GMEM_MAX_VCPU_IDS;
 	case KVM_CAP_MEMORY_ATTRIBUTES:
 		return (int)gmem_vm_supported_attrs(vm);
 	case KVM_CAP_GUEST_MEMFD:
@@ -107,6 +132,8 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 
 int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 {
+	int r = -EINVAL;
+
 	switch (cap->cap) {
 	case GMEM_CAP_EXEC_ONLY:
 		if (cap->flags || cap->args[0] || cap->args[1] ||
@@ -115,6 +142,7 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		pthread_mutex_lock(&vm->lock);
 		vm->exec_only = true;
 		pthread_mutex_unlock(&vm->lock);
+		__atomic_store_n(&vm->execonly_slots, true, __ATOMIC_RELAXED);
 		return 0;
 	case GMEM_CAP_XO_ALIAS:
 		/*
@@ -134,6 +162,7 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		vm->maxphyaddr = (unsigned int)cap->args[0];
 		vm->xo_bit = 1ULL << cap->args[0];
 		pthread_mutex_unlock(&vm->vcpus_lock);
+		__atomic_store_n(&vm->execonly_slots, true, __ATOMIC_RELAXED);
 		return 0;
 	case KVM_CAP_EXIT_HYPERCALL:
 		if (cap->flags ||
@@ -142,6 +171,31 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		__atomic_store_n(&vm->hypercall_exits, cap->args[0],
 				 __ATOMIC_RELAXED);
 		return 0;
+	case GMEM_CAP_FAULT_ACCESS_FLAGS:
+		if (cap->flags || cap->args[0] || cap->args[1] ||
+		    cap->args[2] || cap->args[3])
+			return -EINVAL;
+		__atomic_store_n(&vm->fault_access_flags, true,
+				 __ATOMIC_RELAXED);
+		return 0;
+	case KVM_CAP_MAX_VCPU_ID:
+		/*
+		 * As x86.c: only lowers the limit before the first vCPU
+		 * (which fixes it), and setting the same value again is
+		 * fine.  There is no KVM_SET_BOOT_CPU_ID, so no BSP id to
+		 * keep below it.
+		 */
+		if (cap->flags || cap->args[0] > GMEM_MAX_VCPU_IDS)
+			return -EINVAL;
+		pthread_mutex_lock(&vm->vcpus_lock);
+		if (vm->max_vcpu_ids == cap->args[0]) {
+			r = 0;
+		} else if (!vm->max_vcpu_ids) {
+			vm->max_vcpu_ids = (uint32_t)cap->args[0];
+			r = 0;
+		}
+		pthread_mutex_unlock(&vm->vcpus_lock);
+		return r;
 	case GMEM_CAP_EXIT_HYPERCALL:
 		/* Any of the 64 numbers: the library does not interpret them.
 		 */
@@ -167,6 +221,64 @@ int gmem_vm_create_irqchip(struct gmem_vm *vm)
 		r = -EINVAL;
 	else
 		__atomic_store_n(&vm->irqchip, true, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&vm->vcpus_lock);
+	return r;
+}
+
+/* The VM-wide default for vCPUs created from now on. */
+int gmem_vm_set_tsc_khz(struct gmem_vm *vm, uint32_t khz)
+{
+	if (khz >= GMEM_MAX_GUEST_TSC_KHZ)
+		return -EINVAL;
+	__atomic_store_n(&vm->default_tsc_khz, khz ? khz : GMEM_TSC_KHZ,
+			 __ATOMIC_RELAXED);
+	return 0;
+}
+
+int gmem_vm_get_tsc_khz(struct gmem_vm *vm)
+{
+	return (int)__atomic_load_n(&vm->default_tsc_khz, __ATOMIC_RELAXED);
+}
+
+/*
+ * The x86 setup calls with nothing behind them here, as in KVM with
+ * TDP: the shadow-page limit binds only shadow paging, and with
+ * unrestricted guest VMX needs no real-mode TSS or identity map.  Their
+ * checks are KVM's.
+ */
+int gmem_vm_set_nr_mmu_pages(struct gmem_vm *vm, unsigned long n)
+{
+	if (n < 64) /* KVM_MIN_ALLOC_MMU_PAGES */
+		return -EINVAL;
+	pthread_mutex_lock(&vm->lock);
+	vm->nr_mmu_pages = n;
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+int gmem_vm_set_tss_addr(struct gmem_vm *vm, unsigned long addr)
+{
+	/* The TSS takes three pages below 4 GiB. */
+	if (addr > 0xffffd000UL)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->lock);
+	vm->tss_addr = addr;
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+int gmem_vm_set_identity_map_addr(struct gmem_vm *vm, const uint64_t *addr)
+{
+	int r = 0;
+
+	/* Refused once a vCPU exists, before the argument is read. */
+	pthread_mutex_lock(&vm->vcpus_lock);
+	if (vm->nr_vcpus)
+		r = -EINVAL;
+	else if (!addr)
+		r = -EFAULT;
+	else
+		vm->identity_map_addr = *addr;
 	pthread_mutex_unlock(&vm->vcpus_lock);
 	return r;
 }

@@ -28,12 +28,29 @@
 
 struct gmem_vcpu;
 
+/*
+ * x86 KVM's vCPU limits with Debian's 6.12 configuration (MAXSMP, so
+ * CONFIG_KVM_MAX_NR_VCPUS=4096); ids go up to four times that, since on
+ * x86 an id is an APIC id and those are sparse (KVM_VCPU_ID_RATIO).
+ */
+#define GMEM_MAX_VCPUS 4096
+#define GMEM_MAX_VCPU_IDS (4 * GMEM_MAX_VCPUS)
+
+/*
+ * The host TSC rate (the CPU model's, X86_TSC_KHZ), and KVM's limit on a
+ * guest's with TSC scaling (values must fit a signed int).
+ */
+#define GMEM_TSC_KHZ 1000000u
+#define GMEM_MAX_GUEST_TSC_KHZ 0x7fffffffu
+
 struct gmem_vm {
 	atomic_int refcount;
 	unsigned long type;
 	uint64_t supported_attrs;
 	bool exec_only; /* GMEM_CAP_EXEC_ONLY enabled */
 	bool irqchip;	/* KVM_CREATE_IRQCHIP done; read by vCPUs at HLT */
+	/* atomic: EXEC_ONLY or XO_ALIAS on, so KVM_MEM_EXECONLY is valid */
+	bool execonly_slots;
 
 	pthread_mutex_t lock;
 	pthread_rwlock_t state_lock;
@@ -48,6 +65,13 @@ struct gmem_vm {
 	pthread_mutex_t vcpus_lock;
 	struct gmem_vcpu **vcpus;
 	size_t nr_vcpus, cap_vcpus;
+	/* KVM_CAP_MAX_VCPU_ID: 0 until enabled or the first vCPU is made. */
+	uint32_t max_vcpu_ids;
+	uint32_t default_tsc_khz; /* atomic: KVM_SET_TSC_KHZ on the VM */
+	/* Accepted and kept, as KVM with TDP and unrestricted guest does. */
+	unsigned long nr_mmu_pages;
+	uint64_t tss_addr, identity_map_addr;
+	bool fault_access_flags;  /* atomic: GMEM_CAP_FAULT_ACCESS_FLAGS */
 	uint64_t xo_bit;	  /* GMEM_CAP_XO_ALIAS: 1 << M, or 0 */
 	unsigned int maxphyaddr;  /* M, what CPUID reports, once XO is on */
 	uint64_t hypercall_exits; /* KVM_CAP_EXIT_HYPERCALL mask */

@@ -46,6 +46,12 @@ int guest_vm_create(unsigned long type, uint64_t mem_size, unsigned int flags,
 	if (ret)
 		goto fail;
 
+	/* The guest tests check which access an attribute denied. */
+	cap = (struct kvm_enable_cap){.cap = GMEM_CAP_FAULT_ACCESS_FLAGS};
+	ret = gmem_vm_enable_cap(gvm->vm, &cap);
+	if (ret)
+		goto fail;
+
 	/*
 	 * Shared backing exists even for a private VM: pages converted to
 	 * shared by the guest come from here.

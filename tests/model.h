@@ -50,7 +50,8 @@
 #define SLOT_FLAGS                                                          \
 	(KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY | KVM_MEM_GUEST_MEMFD | \
 	 KVM_MEM_EXECONLY)
-#define MUTABLE (KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY)
+/* What a live slot keeps (KVM's READONLY and GUEST_MEMFD, and EXECONLY). */
+#define FIXED (KVM_MEM_READONLY | KVM_MEM_GUEST_MEMFD | KVM_MEM_EXECONLY)
 
 struct mfile {
 	bool open;
@@ -73,8 +74,9 @@ struct mvm {
 	struct gmem_vcpu *vcpu; /* for accesses */
 	int fd;			/* the façade's VM handle, or -1 */
 	unsigned long type;
-	uint32_t gen; /* files of older generations belong to another VM */
-	bool exec_only;
+	uint32_t gen;	   /* files of older generations belong to another VM */
+	bool exec_only;	   /* GMEM_CAP_EXEC_ONLY: NR|NW and EXECONLY slots */
+	bool access_flags; /* GMEM_CAP_FAULT_ACCESS_FLAGS */
 	uint8_t attr[NUNIT];
 	uint64_t seq;
 	struct mslot slot[NSLOT];
@@ -662,6 +664,8 @@ static long predict_slot(struct mvm *m,
 	*bind_uid = 0;
 	if (r->flags & ~SLOT_FLAGS)
 		return -EINVAL;
+	if ((r->flags & KVM_MEM_EXECONLY) && !m->exec_only)
+		return -EINVAL;
 	if (gm && m->type != KVM_X86_SW_PROTECTED_VM)
 		return -EINVAL;
 	if (gm && (r->flags & ~KVM_MEM_GUEST_MEMFD))
@@ -687,14 +691,21 @@ static long predict_slot(struct mvm *m,
 	if (!r->memory_size)
 		return old ? 0 : -EINVAL;
 	if (old) {
-		if (old->r.flags & KVM_MEM_GUEST_MEMFD)
+		/* KVM_MR_MOVE or KVM_MR_FLAGS_ONLY (LOG_DIRTY_PAGES) */
+		if (gm)
 			return -EINVAL;
 		if (r->userspace_addr != old->r.userspace_addr ||
 		    r->memory_size != old->r.memory_size ||
-		    r->guest_phys_addr != old->r.guest_phys_addr)
+		    ((r->flags ^ old->r.flags) & FIXED))
 			return -EINVAL;
-		if ((r->flags ^ old->r.flags) & ~MUTABLE)
-			return -EINVAL;
+		if (r->guest_phys_addr == old->r.guest_phys_addr)
+			return 0;
+		for (int s = 0; s < NSLOT; s++)
+			if (&m->slot[s] != old && m->slot[s].present &&
+			    gpa_overlap(r->guest_phys_addr, r->memory_size,
+					m->slot[s].r.guest_phys_addr,
+					m->slot[s].r.memory_size))
+				return -EEXIST;
 		return 0;
 	}
 	for (int s = 0; s < NSLOT; s++)
@@ -845,8 +856,10 @@ static void op_slot(struct mvm *m)
 			r.flags ^= KVM_MEM_EXECONLY;
 			break;
 		case 5:
-			r.guest_phys_addr += PAGE;
-			r.userspace_addr += PAGE;
+			/* a move; with a new address too it is refused */
+			r.guest_phys_addr = below(NNEAR) * PAGE;
+			if (one_in(4))
+				r.userspace_addr += PAGE;
 			break;
 		case 6:
 			r.memory_size += PAGE;
@@ -915,6 +928,9 @@ static void op_slot(struct mvm *m)
 /* Half of the VMs are made through the façade (and reached both ways). */
 static void vm_new(struct mvm *m, unsigned long type)
 {
+	struct kvm_enable_cap eo = {.cap = GMEM_CAP_EXEC_ONLY};
+	struct kvm_enable_cap acc_flags = {.cap = GMEM_CAP_FAULT_ACCESS_FLAGS};
+
 	memset(m, 0, sizeof(*m));
 	m->type = type;
 	m->gen = next_gen++;
@@ -929,6 +945,15 @@ static void vm_new(struct mvm *m, unsigned long type)
 	REQUIRE(gmem_vcpu_create(m->vm, 0, &m->vcpu) == 0);
 	REQUIRE(gmem_vm_get_memory_attributes(m->vm, 0, PAGE, NULL, 0,
 					      &m->seq) == 0);
+	/* Often with gmem's extensions, so that they are exercised. */
+	if (one_in(2)) {
+		REQUIRE(gmem_vm_enable_cap(m->vm, &eo) == 0);
+		m->exec_only = true;
+	}
+	if (one_in(2)) {
+		REQUIRE(gmem_vm_enable_cap(m->vm, &acc_flags) == 0);
+		m->access_flags = true;
+	}
 }
 
 /* Drop the model's hold on the VM: vCPU, façade handle, reference. */
@@ -943,9 +968,11 @@ static void vm_drop(struct mvm *m)
 	m->fd = -1;
 }
 
-static void op_enable_exec_only(struct mvm *m)
+static void op_enable_cap(struct mvm *m)
 {
-	struct kvm_enable_cap c = {.cap = GMEM_CAP_EXEC_ONLY};
+	bool flags = one_in(2);
+	struct kvm_enable_cap c = {.cap = flags ? GMEM_CAP_FAULT_ACCESS_FLAGS
+						: GMEM_CAP_EXEC_ONLY};
 	long want = 0;
 
 	if (one_in(2)) {
@@ -955,10 +982,12 @@ static void op_enable_exec_only(struct mvm *m)
 			c.args[below(4)] = 1 + below(100);
 		want = -EINVAL;
 	}
-	note("vm%d enable exec-only flags %#x -> want %ld", (int)(m - vms),
-	     c.flags, want);
+	note("vm%d enable %s flags %#x -> want %ld", (int)(m - vms),
+	     flags ? "fault access flags" : "exec-only", c.flags, want);
 	expect_ret(m_enable_cap(m, &c), want);
-	if (!want)
+	if (!want && flags)
+		m->access_flags = true;
+	else if (!want)
 		m->exec_only = true;
 	compare_all(m, SEQ_ANY);
 }
@@ -1023,7 +1052,11 @@ static void op_access(struct mvm *m)
 		if (m->slot[i].present && gpa - m->slot[i].r.guest_phys_addr <
 						  m->slot[i].r.memory_size)
 			s = &m->slot[i];
-	if (!s) {
+	if (!s && (m->attr[u] & PRIV)) {
+		/* private memory is never MMIO */
+		want = -EFAULT;
+		flags = KVM_MEMORY_EXIT_FLAG_PRIVATE;
+	} else if (!s) {
 		want = GMEM_ACCESS_EXIT;
 	} else if ((s->r.flags & KVM_MEM_EXECONLY) &&
 		   acc != GMEM_ACCESS_FETCH) {
@@ -1039,7 +1072,10 @@ static void op_access(struct mvm *m)
 			perm &= ~GMEM_ACCESS_WRITE;
 		if (a & NX)
 			perm &= ~GMEM_ACCESS_FETCH;
-		flags = acc | (priv ? KVM_MEMORY_EXIT_FLAG_PRIVATE : 0);
+		/* PRIVATE alone, or the denied access where asked for */
+		flags = priv		  ? KVM_MEMORY_EXIT_FLAG_PRIVATE
+			: m->access_flags ? acc
+					  : 0;
 		if (!(perm & acc)) {
 			want = -EFAULT;
 		} else if (priv) {
@@ -1132,7 +1168,7 @@ static void one_step(void)
 		compare_all(m, SEQ_ANY);
 	} else if (k < 999) {
 		cur_kind = K_CAP;
-		op_enable_exec_only(m);
+		op_enable_cap(m);
 	} else if (one_in(20)) {
 		op_replace_vm(m);
 	} else {

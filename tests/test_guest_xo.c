@@ -638,7 +638,7 @@ static const struct {
 	[C_SLOT_DELETE] = {"slot deletion invalidates the XO alias", F_SLOT1},
 	[C_EXECONLY_SLOT] = {"EXECONLY slot: fetch works, read and write "
 			     "#PF as through the alias",
-			     F_SLOT2 | F_NOCAP},
+			     F_SLOT2 | F_NOCAP | F_EXEC_ONLY},
 	[C_EXEC_ONLY_ATTR] = {"GMEM_CAP_EXEC_ONLY: NR|NW lets fetches "
 			      "through, reads and writes exit",
 			      F_EXEC_ONLY | F_NOCAP},

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Memslots (DESIGN §3.3, and §3.2 for binding a guest_memfd): the checks of
- * KVM_SET_USER_MEMORY_REGION2 in their order, delete, modify, overlap,
- * binding, the v1 call, and that a failed call changes no slot.
+ * KVM_SET_USER_MEMORY_REGION2 in their order, delete, move and flag
+ * changes by KVM's rules, overlap, binding, the v1 call, gmem's EXECONLY
+ * flag only once enabled, and that a failed call changes no slot.
  */
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -124,7 +125,21 @@ static void case_flags(struct tvm *t)
 	       plain(1, KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY, 0x300000,
 		     PAGE),
 	       0);
+	/* bit 3 is unknown to KVM: gmem's EXECONLY only once asked for */
+	EXPECT(t, plain(2, KVM_MEM_EXECONLY, 0x400000, PAGE), EINVAL);
+	EXPECT(t, plain(0, KVM_MEM_EXECONLY, 0x100000, 0x100000), EINVAL);
+	CHECK_EQ(tvm_enable_cap(t, GMEM_CAP_EXEC_ONLY, 0, 0), 0);
 	EXPECT(t, plain(2, KVM_MEM_EXECONLY, 0x400000, PAGE), 0);
+}
+
+/* GMEM_CAP_XO_ALIAS makes EXECONLY valid too. */
+static void case_execonly_xo(struct tvm *t)
+{
+	EXPECT(t, plain(2, KVM_MEM_EXECONLY, 0x400000, PAGE), EINVAL);
+	CHECK_EQ(tvm_enable_cap(t, GMEM_CAP_XO_ALIAS, 0, 40), 0);
+	EXPECT(t, plain(2, KVM_MEM_EXECONLY, 0x400000, PAGE), 0);
+	EXPECT(t, plain(3, KVM_MEM_EXECONLY | KVM_MEM_READONLY, 0x500000, PAGE),
+	       0);
 }
 
 static void case_gmem_default_vm(struct tvm *t)
@@ -312,6 +327,7 @@ static void case_delete(struct tvm *t)
 	EXPECT(t, plain(5, 0, 0x100000, 0x10000), 0);
 }
 
+/* KVM_MR_MOVE and KVM_MR_FLAGS_ONLY, by __kvm_set_memory_region()'s rules. */
 static void case_modify(struct tvm *t)
 {
 	const uint32_t ld = KVM_MEM_LOG_DIRTY_PAGES, ro = KVM_MEM_READONLY;
@@ -329,40 +345,72 @@ static void case_modify(struct tvm *t)
 	x = r;
 	x.memory_size -= PAGE;
 	EXPECT(t, x, EINVAL);
+	/* a new GPA moves the slot, over its own old range too */
 	x = r;
 	x.guest_phys_addr += 0x100000;
-	EXPECT(t, x, EINVAL);
-	x = r;
+	EXPECT(t, x, 0);
 	x.guest_phys_addr -= PAGE;
+	EXPECT(t, x, 0);
+	x.guest_phys_addr = r.guest_phys_addr;
+	EXPECT(t, x, 0);
+	/* the old range is free for others at once */
+	EXPECT(t, plain(4, 0, 0x2ff000, PAGE), 0);
+	/* not onto another slot, partly or whole */
+	x.guest_phys_addr = 0x2f8000;
+	EXPECT(t, x, EEXIST);
+	x.guest_phys_addr = 0x2ff000;
+	EXPECT(t, x, EEXIST);
+	/* nor past the GPA space (the static check) */
+	x.guest_phys_addr = -PAGE;
 	EXPECT(t, x, EINVAL);
-	/* flags: LOG_DIRTY_PAGES and READONLY may change, in any mix */
+	EXPECT(t, deleted(4), 0);
+	/* flags: only LOG_DIRTY_PAGES may change, alone or with a move */
 	x = r;
 	x.flags = ld;
 	EXPECT(t, x, 0);
 	x.flags = ld | ro;
-	EXPECT(t, x, 0);
+	EXPECT(t, x, EINVAL);
 	x.flags = ro;
-	EXPECT(t, x, 0);
-	EXPECT(t, x, 0);
-	/* but not EXECONLY, nor GUEST_MEMFD */
-	x.flags = ro | KVM_MEM_EXECONLY;
 	EXPECT(t, x, EINVAL);
-	x.flags = KVM_MEM_GUEST_MEMFD;
-	EXPECT(t, x, EINVAL);
-	/* and a flag change with another change is refused whole */
 	x.flags = 0;
+	x.guest_phys_addr = 0x600000;
+	EXPECT(t, x, 0);
+	x.flags = ld;
+	x.guest_phys_addr = r.guest_phys_addr;
+	EXPECT(t, x, 0);
+	/* nor GUEST_MEMFD, nor an unknown or un-enabled bit */
+	x.flags = ld | KVM_MEM_GUEST_MEMFD;
+	EXPECT(t, x, EINVAL);
+	x.flags = ld | KVM_MEM_EXECONLY;
+	EXPECT(t, x, EINVAL);
+	/* and a move with another change is refused whole */
+	x.flags = ld;
+	x.guest_phys_addr = 0x600000;
 	x.memory_size = 2 * r.memory_size;
 	EXPECT(t, x, EINVAL);
 	x = r;
 	EXPECT(t, x, 0);
 
+	/* a READONLY slot stays READONLY, and moves as one */
+	r = plain(5, ro, 0x800000, 0x10000);
+	EXPECT(t, r, 0);
+	x = r;
+	x.flags = 0;
+	EXPECT(t, x, EINVAL);
+	x.flags = ro | ld;
+	x.guest_phys_addr = 0x900000;
+	EXPECT(t, x, 0);
+
 	/* an EXECONLY slot cannot lose it either */
-	r = plain(4, KVM_MEM_EXECONLY, 0x400000, 0x10000);
+	CHECK_EQ(tvm_enable_cap(t, GMEM_CAP_EXEC_ONLY, 0, 0), 0);
+	r = plain(6, KVM_MEM_EXECONLY, 0x400000, 0x10000);
 	EXPECT(t, r, 0);
 	x = r;
 	x.flags = 0;
 	EXPECT(t, x, EINVAL);
 	x.flags = KVM_MEM_EXECONLY | ld;
+	EXPECT(t, x, 0);
+	x.guest_phys_addr = 0xa00000;
 	EXPECT(t, x, 0);
 }
 
@@ -383,6 +431,12 @@ static void case_gmem_immutable(struct tvm *t)
 	EXPECT(t, x, EINVAL);
 	x = r;
 	x.flags |= KVM_MEM_LOG_DIRTY_PAGES;
+	EXPECT(t, x, EINVAL);
+	/* nor moved, with or without GUEST_MEMFD in the call */
+	x = r;
+	x.guest_phys_addr += 0x100000;
+	EXPECT(t, x, EINVAL);
+	x.flags = 0;
 	EXPECT(t, x, EINVAL);
 	/* it can only be deleted, after which the range binds again */
 	EXPECT(t, deleted(2), 0);
@@ -522,6 +576,8 @@ static void case_v1(struct tvm *t)
 	CHECK(tvm_slot_is(t, 0, NULL));
 	CHECK_EQ(set_v1(t, 0, KVM_MEM_LOG_DIRTY_PAGES, 0, 0x10000), 0);
 	CHECK_EQ(set_v1(t, 1, KVM_MEM_READONLY, 0x10000, 0x10000), 0);
+	CHECK_EQ(set_v1(t, 2, KVM_MEM_EXECONLY, 0x20000, 0x10000), -EINVAL);
+	CHECK_EQ(tvm_enable_cap(t, GMEM_CAP_EXEC_ONLY, 0, 0), 0);
 	CHECK_EQ(set_v1(t, 2, KVM_MEM_EXECONLY, 0x20000, 0x10000), 0);
 	CHECK_EQ(set_v1(t, 3, 0, 0x28000, 0x10000), -EEXIST);
 	CHECK_EQ(set_v1(t, 3, 0, 0x30000, PAGE + 1), -EINVAL);
@@ -533,7 +589,19 @@ static void case_v1(struct tvm *t)
 				  .memory_size = 0x10000,
 				  .userspace_addr = ua(0x10000)}));
 	/* v1 and v2 name the same slots */
-	EXPECT(t, plain(1, 0, 0x10000, 0x10000), 0);
+	EXPECT(t, plain(1, KVM_MEM_READONLY, 0x10000, 0x10000), 0);
+	{
+		/* a v1 move: the same memory at a new GPA */
+		struct kvm_userspace_memory_region m = {
+			.slot = 1,
+			.flags = KVM_MEM_READONLY,
+			.guest_phys_addr = 0x40000,
+			.memory_size = 0x10000,
+			.userspace_addr = ua(0x10000),
+		};
+
+		CHECK_EQ(tvm_region(t, &m), 0);
+	}
 	CHECK_EQ(set_v1(t, 2, 0, 0x20000, 0), 0);
 	EXPECT(t, deleted(2), EINVAL);
 }
@@ -585,7 +653,9 @@ static const struct layer_case layer_cases[] = {
 	{"GPA + size overflow -> EINVAL", case_gpa_overflow, 0},
 	{"more than 2^31 - 1 pages -> EINVAL", case_max_size, 0},
 	{"size 0 deletes; no such slot -> EINVAL", case_delete, 0},
-	{"modify: only LOG_DIRTY_PAGES/READONLY may change", case_modify, 0},
+	{"EXECONLY is valid with GMEM_CAP_XO_ALIAS", case_execonly_xo, 0},
+	{"modify: a new GPA moves; only LOG_DIRTY_PAGES may change",
+	 case_modify, 0},
 	{"a GUEST_MEMFD slot is immutable", case_gmem_immutable, ONLY_SW},
 	{"overlapping another slot -> EEXIST", case_overlap, 0},
 	{"bind: handle kinds, VM, range, overlapping bindings", case_bind,

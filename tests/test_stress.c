@@ -74,8 +74,11 @@ static uint64_t now_ms(void)
 static void setup(void)
 {
 	struct kvm_create_guest_memfd cg = {.size = NPAGES * PG};
+	struct kvm_enable_cap acc_flags = {.cap = GMEM_CAP_FAULT_ACCESS_FLAGS};
 
 	REQUIRE(gmem_vm_create(KVM_X86_SW_PROTECTED_VM, &vm) == 0);
+	/* The checks below tell NR and NW denials apart by the flags. */
+	REQUIRE(gmem_vm_enable_cap(vm, &acc_flags) == 0);
 	memfd = gmem_create_guest_memfd(vm, &cg);
 	REQUIRE(memfd >= 0);
 	shared = mmap(NULL, NPAGES * PG, PROT_READ | PROT_WRITE,

@@ -295,7 +295,9 @@ static void *slot_worker(void *arg)
 		/* our own slot: always works */
 		r = region2(own, 0, own_gpa, 16 * PAGE, (uintptr_t)slot_mem);
 		TCHECK(gmem_vm_set_memory_region2(slot_vm, &r) == 0);
-		r.flags = KVM_MEM_READONLY;
+		r.flags = KVM_MEM_LOG_DIRTY_PAGES;
+		TCHECK(gmem_vm_set_memory_region2(slot_vm, &r) == 0);
+		r.guest_phys_addr = own_gpa + 0x100000; /* a move */
 		TCHECK(gmem_vm_set_memory_region2(slot_vm, &r) == 0);
 		r.memory_size = 0;
 		TCHECK(gmem_vm_set_memory_region2(slot_vm, &r) == 0);

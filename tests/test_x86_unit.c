@@ -793,10 +793,27 @@ static void t_sreg(void)
 	x86_cpuid(&vm.cpu, 7, 0, hi);
 	x86_cpuid(&vm.cpu, 0x1234, 0, o); /* above the max basic leaf */
 	CHECK(memcmp(o, hi, sizeof(o)) == 0);
+	/*
+	 * The table answers the hypervisor leaves until XO is on; it has
+	 * none, so, as in KVM on an Intel guest, the highest basic leaf.
+	 */
+	x86_cpuid(&vm.cpu, 0x40000000, 0, o);
+	CHECK(memcmp(o, hi, sizeof(o)) == 0);
+	x86_cpuid(&vm.cpu, 0x80000009, 0, o);
+	CHECK(memcmp(o, hi, sizeof(o)) == 0);
+	x86_cpuid(&vm.cpu, 0x80000008, 0, o);
+	CHECK_EQ(o[0] & 0xff, 48);
+	x86_set_maxphyaddr(&vm.cpu, 40, true);
 	x86_cpuid(&vm.cpu, 0x40000000, 0, o);
 	CHECK_EQ(o[0], 0x40000001);
 	CHECK_EQ(o[1], 0x6d656d67);
-	tap_result("MOV to/from segment registers; supported CPUID");
+	x86_cpuid(&vm.cpu, 0x40000001, 0, o);
+	CHECK_EQ(o[0], 1);
+	x86_cpuid(&vm.cpu, 0x80000008, 0, o);
+	CHECK_EQ(o[0] & 0xff, 40);
+	x86_set_maxphyaddr(&vm.cpu, 48, false);
+	tap_result("MOV to/from segment registers; supported CPUID; gmem "
+		   "leaves only with XO");
 }
 
 GUEST_CODE(g_forms, "mov 1f(%rip), %rax\n"

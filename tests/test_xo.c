@@ -53,6 +53,7 @@ static int enable_xo(struct gmem_vm *vm, uint64_t m)
  */
 static void env_init(struct env *e, uint64_t m)
 {
+	struct kvm_enable_cap cap;
 	struct kvm_create_guest_memfd cg = {.size = SIZE};
 	struct kvm_userspace_memory_region2 r = {
 		.slot = 0,
@@ -62,6 +63,9 @@ static void env_init(struct env *e, uint64_t m)
 
 	*e = (struct env){0};
 	REQUIRE(gmem_vm_create(KVM_X86_SW_PROTECTED_VM, &e->vm) == 0);
+	/* Exits say which access an attribute denied. */
+	cap = (struct kvm_enable_cap){.cap = GMEM_CAP_FAULT_ACCESS_FLAGS};
+	REQUIRE(gmem_vm_enable_cap(e->vm, &cap) == 0);
 	if (m)
 		REQUIRE(enable_xo(e->vm, m) == 0);
 	e->memfd = gmem_create_guest_memfd(e->vm, &cg);
@@ -237,9 +241,7 @@ static void t_attrs(void)
 	CHECK_EQ(acc(&e, 0x6000 | XO, &w, 8, EX), 0);
 	gmem_handle_close(e.memfd);
 	CHECK_EQ(acc(&e, 0x6000 | XO, &w, 8, EX), -EFAULT);
-	check_fault(&e,
-		    KVM_MEMORY_EXIT_FLAG_EXEC | KVM_MEMORY_EXIT_FLAG_PRIVATE,
-		    0x6000);
+	check_fault(&e, KVM_MEMORY_EXIT_FLAG_PRIVATE, 0x6000);
 	e.memfd = -1;
 	gmem_vcpu_destroy(e.vcpu);
 	gmem_vm_put(e.vm);
@@ -281,9 +283,7 @@ static void t_private(void)
 	/* Poison reaches the alias too. */
 	CHECK_EQ(gmem_file_poison(e.memfd, 0x7000), 0);
 	CHECK_EQ(acc(&e, 0x7000 | XO, &w, 8, EX), -EHWPOISON);
-	check_fault(&e,
-		    KVM_MEMORY_EXIT_FLAG_EXEC | KVM_MEMORY_EXIT_FLAG_PRIVATE,
-		    0x7000);
+	check_fault(&e, KVM_MEMORY_EXIT_FLAG_PRIVATE, 0x7000);
 	env_fini(&e);
 	tap_result("alias over guest_memfd: conversions, punch, poison");
 }
@@ -321,7 +321,18 @@ static void t_slots(void)
 	CHECK_EQ(gmem_vm_set_memory_region2(e.vm, &r), 0);
 	CHECK_EQ(acc(&e, r.guest_phys_addr | XO, &w, 1, EX), 0);
 	CHECK_EQ(w, 0x11);
+	/* Moved: the alias of the old GPA is gone, the new one works. */
+	r.guest_phys_addr += 2 * PG;
+	CHECK_EQ(gmem_vm_set_memory_region2(e.vm, &r), 0);
+	CHECK_EQ(acc(&e, (r.guest_phys_addr - 2 * PG) | XO, &w, 1, EX),
+		 GMEM_ACCESS_EXIT);
+	w = 0;
+	CHECK_EQ(acc(&e, r.guest_phys_addr | XO, &w, 1, EX), 0);
+	CHECK_EQ(w, 0x11);
 	/* READONLY drops W, which the alias never had: fetch still works. */
+	r.memory_size = 0;
+	CHECK_EQ(gmem_vm_set_memory_region2(e.vm, &r), 0);
+	r.memory_size = PG;
 	r.flags = KVM_MEM_READONLY;
 	CHECK_EQ(gmem_vm_set_memory_region2(e.vm, &r), 0);
 	CHECK_EQ(acc(&e, r.guest_phys_addr | XO, &w, 1, EX), 0);
@@ -329,7 +340,8 @@ static void t_slots(void)
 	env_fini(&e);
 	for (int i = 0; i < 2; i++)
 		munmap(mem[i], PG);
-	tap_result("slot deletion and flag changes invalidate the alias");
+	tap_result("slot deletion, moves and READONLY slots invalidate or "
+		   "limit the alias");
 }
 
 static void t_no_cap(void)
@@ -376,6 +388,7 @@ static void t_execonly_slot(void)
 	uint64_t w = 0;
 	int memfd;
 	struct kvm_create_guest_memfd cg = {.size = PG};
+	struct kvm_enable_cap eo = {.cap = GMEM_CAP_EXEC_ONLY};
 	struct kvm_userspace_memory_region2 r = {
 		.slot = 0,
 		.flags = KVM_MEM_EXECONLY,
@@ -394,6 +407,12 @@ static void t_execonly_slot(void)
 	r.flags |= KVM_MEM_GUEST_MEMFD;
 	r.guest_memfd = (uint32_t)memfd;
 	CHECK_EQ(gmem_vm_set_memory_region2(vm, &r), -EINVAL);
+	/* Bit 3 is KVM's unknown flag until the VM asks for exec-only. */
+	r.flags = KVM_MEM_EXECONLY;
+	CHECK_EQ(gmem_vm_set_memory_region2(vm, &r), -EINVAL);
+	REQUIRE(gmem_vm_enable_cap(vm, &eo) == 0);
+	r.flags |= KVM_MEM_GUEST_MEMFD;
+	CHECK_EQ(gmem_vm_set_memory_region2(vm, &r), -EINVAL);
 	r.flags = KVM_MEM_EXECONLY;
 	CHECK_EQ(gmem_vm_set_memory_region2(vm, &r), 0);
 	REQUIRE(gmem_vcpu_create(vm, 0, &vcpu) == 0);
@@ -405,14 +424,22 @@ static void t_execonly_slot(void)
 	CHECK_EQ(gmem_vcpu_access(vcpu, 8, &w, 1, WR), GMEM_ACCESS_XO);
 	CHECK_EQ(run->exit_reason, 0);
 	CHECK_EQ(mem[8], 0xc3);
-	/* EXECONLY cannot be toggled on a live slot. */
+	/* EXECONLY cannot be toggled on a live slot, like READONLY. */
 	r.flags = 0;
 	CHECK_EQ(gmem_vm_set_memory_region2(vm, &r), -EINVAL);
+	/* but the slot moves like any other */
+	r.flags = KVM_MEM_EXECONLY;
+	r.guest_phys_addr = PG;
+	CHECK_EQ(gmem_vm_set_memory_region2(vm, &r), 0);
+	CHECK_EQ(gmem_vcpu_access(vcpu, 8, &w, 1, EX), GMEM_ACCESS_EXIT);
+	CHECK_EQ(gmem_vcpu_access(vcpu, PG + 8, &w, 1, EX), 0);
+	CHECK_EQ(gmem_vcpu_access(vcpu, PG + 8, &w, 1, RD), GMEM_ACCESS_XO);
 	gmem_vcpu_destroy(vcpu);
 	gmem_handle_close(memfd);
 	gmem_vm_put(vm);
 	munmap(mem, PG);
-	tap_result("EXECONLY slot: fetch works, read and write are XO faults");
+	tap_result("EXECONLY slot: only with exec-only enabled; fetch works, "
+		   "read and write are XO faults");
 }
 
 static void t_exec_only_attr(void)

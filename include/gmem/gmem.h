@@ -52,12 +52,19 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp);
 void gmem_vm_put(struct gmem_vm *vm);
 
 /*
- * KVM_ENABLE_CAP on a VM, and KVM_CAP_EXIT_HYPERCALL.
+ * KVM_ENABLE_CAP on a VM: KVM_CAP_EXIT_HYPERCALL, KVM_CAP_MAX_VCPU_ID (as
+ * x86 KVM: args[0] <= 16384, before the first vCPU, or its value again)
+ * and gmem's own:
  *   GMEM_CAP_EXEC_ONLY  no arguments: the attribute value NR|NW (exec-only)
- *                       becomes valid.
+ *                       becomes valid, and so does the KVM_MEM_EXECONLY
+ *                       slot flag.
  *   GMEM_CAP_XO_ALIAS   args[0] = M, 32..51, before the first vCPU (else
  *                       -EINVAL): vCPUs report MAXPHYADDR M and gpa | 1 << M
- *                       is the execute-only alias of gpa (DESIGN §3.5).
+ *                       is the execute-only alias of gpa (DESIGN §3.5);
+ *                       KVM_MEM_EXECONLY becomes valid.
+ *   GMEM_CAP_FAULT_ACCESS_FLAGS  no arguments: memory-fault exits caused
+ *                       by an NR/NW/NX attribute carry the denied access
+ *                       (KVM_MEMORY_EXIT_FLAG_READ/WRITE/EXEC).
  */
 int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap);
 
@@ -69,6 +76,25 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap);
  * modelled yet.  -EEXIST the second time, -EINVAL once a vCPU exists.
  */
 int gmem_vm_create_irqchip(struct gmem_vm *vm);
+
+/*
+ * KVM_SET_TSC_KHZ / KVM_GET_TSC_KHZ on the VM: the TSC rate of vCPUs
+ * created from now on (0 sets the host's, 1 GHz); -EINVAL at or above
+ * 0x7fffffff.  get returns the rate.
+ */
+int gmem_vm_set_tsc_khz(struct gmem_vm *vm, uint32_t khz);
+int gmem_vm_get_tsc_khz(struct gmem_vm *vm);
+
+/*
+ * KVM_SET_NR_MMU_PAGES (>= 64, else -EINVAL), KVM_SET_TSS_ADDR (at most
+ * 0xffffd000, else -EINVAL) and KVM_SET_IDENTITY_MAP_ADDR (@addr points
+ * to it, as the ioctl's argument does: -EINVAL once a vCPU exists, then
+ * -EFAULT if NULL).  Accepted with no effect, as KVM does with TDP and
+ * unrestricted guest.  KVM_GET_NR_MMU_PAGES is gone from x86 KVM.
+ */
+int gmem_vm_set_nr_mmu_pages(struct gmem_vm *vm, unsigned long n);
+int gmem_vm_set_tss_addr(struct gmem_vm *vm, unsigned long addr);
+int gmem_vm_set_identity_map_addr(struct gmem_vm *vm, const uint64_t *addr);
 
 /* KVM_SET_USER_MEMORY_REGION (v1 flags only) and ..._REGION2. */
 int gmem_vm_set_memory_region(struct gmem_vm *vm,
@@ -136,7 +162,11 @@ int gmem_file_poison(int fd, int64_t offset);
 
 struct gmem_vcpu;
 
-/* KVM_CREATE_VCPU.  The vCPU holds a reference to @vm. */
+/*
+ * KVM_CREATE_VCPU.  The vCPU holds a reference to @vm.  As x86 KVM: -EINVAL
+ * for an id at or above KVM_CAP_MAX_VCPU_ID's limit or with 4096 vCPUs
+ * already, -EEXIST for an id in use.
+ */
 int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 		     struct gmem_vcpu **vcpup);
 void gmem_vcpu_destroy(struct gmem_vcpu *vcpu);
@@ -146,8 +176,15 @@ struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu);
 
 /*
  * KVM_RUN: run until an exit.  0 with kvm_run->exit_reason set; -EFAULT or
- * -EHWPOISON with KVM_EXIT_MEMORY_FAULT; -EINTR when kicked or when
- * kvm_run->immediate_exit is set.
+ * -EHWPOISON with KVM_EXIT_MEMORY_FAULT; -EINTR with KVM_EXIT_INTR when
+ * kicked or when kvm_run->immediate_exit becomes set while the guest
+ * runs.  Entered with immediate_exit set, it completes what the last exit
+ * left pending (IN data, an MMIO access, a hypercall's return value) and
+ * returns -EINTR with exit_reason untouched, as KVM does.  As with a
+ * userspace LAPIC, kvm_run.cr8 sets CR8 on entry (-EINVAL above 15) and
+ * every return leaves cr8, if_flag, apic_base and
+ * ready_for_interrupt_injection there; sync-regs bits (not offered) are
+ * -EINVAL.
  */
 int gmem_vcpu_run(struct gmem_vcpu *vcpu);
 
@@ -176,8 +213,13 @@ const char *gmem_exit_name(uint32_t reason);
 /* Make a run in progress on another thread return -EINTR promptly. */
 void gmem_vcpu_kick(struct gmem_vcpu *vcpu);
 
-/* KVM_GET/SET_REGS, KVM_GET/SET_SREGS, KVM_SET_CPUID2, KVM_GET/SET_MSRS
- * (the latter two return the number of MSRs processed). */
+/*
+ * KVM_GET/SET_REGS, KVM_GET/SET_SREGS, KVM_SET_CPUID2, KVM_GET/SET_MSRS
+ * (the latter two return the number of MSRs processed).  KVM_SET_CPUID2
+ * after the first KVM_RUN takes only the table already set (else
+ * -EINVAL); until a VMM sets one, the CPU model's default table is in
+ * effect.
+ */
 int gmem_vcpu_get_regs(struct gmem_vcpu *vcpu, struct kvm_regs *regs);
 int gmem_vcpu_set_regs(struct gmem_vcpu *vcpu, const struct kvm_regs *regs);
 int gmem_vcpu_get_sregs(struct gmem_vcpu *vcpu, struct kvm_sregs *sregs);
@@ -185,6 +227,22 @@ int gmem_vcpu_set_sregs(struct gmem_vcpu *vcpu, const struct kvm_sregs *sregs);
 int gmem_vcpu_set_cpuid(struct gmem_vcpu *vcpu, const struct kvm_cpuid2 *cpuid);
 /* KVM_GET_SUPPORTED_CPUID: -E2BIG if cpuid->nent is too small. */
 int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid);
+/*
+ * KVM_GET_CPUID2: the table KVM_SET_CPUID2 set (none before that);
+ * -E2BIG, nent untouched, if cpuid->nent is too small.
+ */
+int gmem_vcpu_get_cpuid(struct gmem_vcpu *vcpu, struct kvm_cpuid2 *cpuid);
+/* KVM_GET/SET_MP_STATE: always RUNNABLE, the only state one can set. */
+int gmem_vcpu_get_mp_state(struct gmem_vcpu *vcpu, struct kvm_mp_state *mp);
+int gmem_vcpu_set_mp_state(struct gmem_vcpu *vcpu,
+			   const struct kvm_mp_state *mp);
+/*
+ * KVM_SET_TSC_KHZ / KVM_GET_TSC_KHZ on a vCPU: RDTSC and the TSC MSR
+ * count at this rate from now on (0 sets the host's, 1 GHz); -EINVAL at
+ * or above 0x7fffffff.
+ */
+int gmem_vcpu_set_tsc_khz(struct gmem_vcpu *vcpu, uint32_t khz);
+int gmem_vcpu_get_tsc_khz(struct gmem_vcpu *vcpu);
 int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs);
 int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs);
 

@@ -129,12 +129,23 @@ struct kvm_enable_cap {
 
 /* Capabilities (KVM_CHECK_EXTENSION). */
 #define KVM_CAP_IRQCHIP 0
+#define KVM_CAP_MMU_SHADOW_CACHE_CONTROL 2
 #define KVM_CAP_USER_MEMORY 3
+#define KVM_CAP_SET_TSS_ADDR 4
+#define KVM_CAP_EXT_CPUID 7
 #define KVM_CAP_NR_VCPUS 9
 #define KVM_CAP_NR_MEMSLOTS 10
+#define KVM_CAP_MP_STATE 14
+#define KVM_CAP_SET_IDENTITY_MAP_ADDR 37
+#define KVM_CAP_TSC_CONTROL 60
+#define KVM_CAP_GET_TSC_KHZ 61
 #define KVM_CAP_MAX_VCPUS 66
 #define KVM_CAP_READONLY_MEM 81
+#define KVM_CAP_ENABLE_CAP_VM 98
+#define KVM_CAP_CHECK_EXTENSION_VM 105
+#define KVM_CAP_MAX_VCPU_ID 128
 #define KVM_CAP_IMMEDIATE_EXIT 136
+#define KVM_CAP_VM_TSC_CONTROL 214
 #define KVM_CAP_EXIT_HYPERCALL 201
 #define KVM_CAP_USER_MEMORY2 231
 #define KVM_CAP_MEMORY_FAULT_INFO 232
@@ -242,6 +253,23 @@ struct kvm_cpuid2 {
 	struct kvm_cpuid_entry2 entries[];
 };
 
+/* KVM_GET/SET_MP_STATE */
+#define KVM_MP_STATE_RUNNABLE 0
+#define KVM_MP_STATE_UNINITIALIZED 1
+#define KVM_MP_STATE_INIT_RECEIVED 2
+#define KVM_MP_STATE_HALTED 3
+#define KVM_MP_STATE_SIPI_RECEIVED 4
+#define KVM_MP_STATE_STOPPED 5
+#define KVM_MP_STATE_CHECK_STOP 6
+#define KVM_MP_STATE_OPERATING 7
+#define KVM_MP_STATE_LOAD 8
+#define KVM_MP_STATE_AP_RESET_HOLD 9
+#define KVM_MP_STATE_SUSPENDED 10
+
+struct kvm_mp_state {
+	uint32_t mp_state;
+};
+
 /*
  * The shared vCPU page.  Only the exits gmem produces are spelled out; the
  * union is padded to Linux's 256 bytes and the sync-regs area to 2048, so
@@ -321,10 +349,16 @@ struct kvm_run {
 
 #define KVM_CREATE_VCPU _IO(KVMIO, 0x41)
 #define KVM_CREATE_IRQCHIP _IO(KVMIO, 0x60)
+#define KVM_SET_NR_MMU_PAGES _IO(KVMIO, 0x44)
+#define KVM_GET_NR_MMU_PAGES _IO(KVMIO, 0x45) /* gone from x86 (ENOTTY) */
 #define KVM_SET_USER_MEMORY_REGION \
 	_IOW(KVMIO, 0x46, struct kvm_userspace_memory_region)
+#define KVM_SET_TSS_ADDR _IO(KVMIO, 0x47)
+#define KVM_SET_IDENTITY_MAP_ADDR _IOW(KVMIO, 0x48, uint64_t)
 #define KVM_SET_USER_MEMORY_REGION2 \
 	_IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2)
+#define KVM_SET_TSC_KHZ _IO(KVMIO, 0xa2)
+#define KVM_GET_TSC_KHZ _IO(KVMIO, 0xa3)
 #define KVM_ENABLE_CAP _IOW(KVMIO, 0xa3, struct kvm_enable_cap)
 #define KVM_SET_MEMORY_ATTRIBUTES \
 	_IOW(KVMIO, 0xd2, struct kvm_memory_attributes)
@@ -340,6 +374,9 @@ struct kvm_run {
 #define KVM_SET_MSRS _IOW(KVMIO, 0x89, struct kvm_msrs)
 #define KVM_SET_CPUID2 _IOW(KVMIO, 0x90, struct kvm_cpuid2)
 #define KVM_SET_SIGNAL_MASK _IOW(KVMIO, 0x8b, struct kvm_signal_mask)
+#define KVM_GET_CPUID2 _IOWR(KVMIO, 0x91, struct kvm_cpuid2)
+#define KVM_GET_MP_STATE _IOR(KVMIO, 0x98, struct kvm_mp_state)
+#define KVM_SET_MP_STATE _IOW(KVMIO, 0x99, struct kvm_mp_state)
 
 /* gmem's additions, in ranges Linux does not use. */
 #define KVM_MEMORY_EXIT_FLAG_READ (1ULL << 0)
@@ -349,10 +386,17 @@ struct kvm_run {
 #define GMEM_CAP_EXEC_ONLY 0x10001
 #define GMEM_CAP_XO_ALIAS 0x10002
 /*
+ * No arguments: a memory-fault exit caused by an NR, NW or NX attribute
+ * carries the denied access in memory_fault.flags (READ, WRITE or EXEC,
+ * the RWX series' layout).  Without it the flags are KVM 6.12's: PRIVATE
+ * or nothing.
+ */
+#define GMEM_CAP_FAULT_ACCESS_FLAGS 0x10003
+/*
  * KVM_CAP_EXIT_HYPERCALL for gmem's hypercall numbers, which do not fit
  * KVM's 64-bit mask: args[0] bit i lets VMCALL with RAX = GMEM_HC_BASE + i
  * exit as KVM_EXIT_HYPERCALL (see <gmem/hypercall.h>).  Replaces the
- * previous mask; 0 turns them all off.  (0x10003-0x1000f are left for
+ * previous mask; 0 turns them all off.  (0x10004-0x1000f are left for
  * memory capabilities.)
  */
 #define GMEM_CAP_EXIT_HYPERCALL 0x10010
@@ -376,6 +420,7 @@ _Static_assert(sizeof(struct kvm_regs) == 144, "regs size");
 _Static_assert(sizeof(struct kvm_segment) == 24, "segment size");
 _Static_assert(sizeof(struct kvm_sregs) == 312, "sregs size");
 _Static_assert(sizeof(struct kvm_cpuid_entry2) == 40, "cpuid entry size");
+_Static_assert(sizeof(struct kvm_mp_state) == 4, "mp_state size");
 _Static_assert(offsetof(struct kvm_run, exit_reason) == 8, "exit_reason");
 _Static_assert(offsetof(struct kvm_run, io) == 32, "run union offset");
 _Static_assert(offsetof(struct kvm_run, memory_fault) == 32, "memory_fault");

@@ -2274,7 +2274,12 @@ static inline int lookup(struct x86_cpu *c, const struct x86_insn **ip)
 	return x86_fetch(c, ip);
 }
 
-int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
+/*
+ * @poll: x86_run(); without it (x86_finish_mmio()) no stop request is
+ * looked at and no queued event is delivered before the instruction.
+ */
+static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
+	       bool poll)
 {
 	/* A record that links nowhere, in place of "no previous one". */
 	static struct x86_insn none = {.link_gen = ~0ull, .nolink = 1};
@@ -2289,12 +2294,12 @@ int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 		x86_stop_internal(c, "not in 64-bit mode");
 		goto out;
 	}
-	if (kicked(c)) {
+	if (poll && kicked(c)) {
 		stop->reason = X86_STOP_KICK;
 		goto out;
 	}
 	c->in.valid = false;
-	if (c->pend.valid) {
+	if (poll && c->pend.valid) {
 		r = x86_deliver(c);
 		if (r)
 			goto out;
@@ -2304,7 +2309,7 @@ int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 		uint64_t rip = c->rip;
 
 		/* Every 1024 instructions or events, however they ended. */
-		if (unlikely((n & 1023) == 1023) && kicked(c)) {
+		if (unlikely((n & 1023) == 1023) && poll && kicked(c)) {
 			stop->reason = X86_STOP_KICK;
 			goto out;
 		}
@@ -2380,4 +2385,19 @@ out:
 	stop->executed = n;
 	c->icount += n;
 	return stop->reason;
+}
+
+int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
+{
+	return run(c, budget, stop, true);
+}
+
+bool x86_mmio_pending(const struct x86_cpu *c)
+{
+	return c->mmio.rd == 2 || c->mmio.wr;
+}
+
+int x86_finish_mmio(struct x86_cpu *c, struct x86_stop *stop)
+{
+	return run(c, 1, stop, false);
 }

@@ -281,14 +281,37 @@ static uint64_t host_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-/* RDTSC (op 0) and RDTSCP (op 1); the TSC runs at 1 GHz. */
+static uint64_t tsc_at(const struct x86_cpu *c, uint64_t ns)
+{
+	uint64_t d = ns - c->tsc_ns;
+
+	/* Split so that neither product overflows for centuries. */
+	return c->tsc_base + d / 1000000 * c->tsc_khz +
+	       d % 1000000 * c->tsc_khz / 1000000;
+}
+
+uint64_t x86_tsc(const struct x86_cpu *c)
+{
+	return tsc_at(c, host_ns());
+}
+
+void x86_set_tsc_khz(struct x86_cpu *c, uint32_t khz)
+{
+	uint64_t now = host_ns();
+
+	c->tsc_base = tsc_at(c, now);
+	c->tsc_ns = now;
+	c->tsc_khz = khz;
+}
+
+/* RDTSC (op 0) and RDTSCP (op 1), at the vCPU's TSC frequency. */
 static int h_rdtsc(struct x86_cpu *c, const struct x86_insn *i)
 {
 	uint64_t t;
 
 	if ((c->cr4 & X86_CR4_TSD) && c->cpl)
 		return x86_gp0(c);
-	t = host_ns() + c->tsc_offset;
+	t = x86_tsc(c);
 	c->gpr[X86_RAX] = (uint32_t)t;
 	c->gpr[X86_RDX] = t >> 32;
 	if (i->op)
@@ -899,7 +922,7 @@ int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 {
 	switch (idx) {
 	case X86_MSR_TSC:
-		*v = host_ns() + c->tsc_offset;
+		*v = x86_tsc(c);
 		return 0;
 	case X86_MSR_APIC_BASE:
 		*v = c->apic_base;
@@ -939,7 +962,8 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 {
 	switch (idx) {
 	case X86_MSR_TSC:
-		c->tsc_offset = v - host_ns();
+		c->tsc_base = v;
+		c->tsc_ns = host_ns();
 		return 0;
 	case X86_MSR_APIC_BASE:
 		c->apic_base = v;
@@ -1019,6 +1043,19 @@ uint64_t x86_get_rflags(struct x86_cpu *c)
 	return x86_flags(c);
 }
 
+static const struct kvm_cpuid_entry2 *cpuid_find(const struct x86_cpu *c,
+						 uint32_t leaf, uint32_t sub);
+
+/* KVM's cpuid_query_maxphyaddr(): 0x80000008 EAX[7:0], else 36. */
+static unsigned table_maxphyaddr(const struct x86_cpu *c)
+{
+	const struct kvm_cpuid_entry2 *e = cpuid_find(c, 0x80000000, 0);
+
+	if (!e || e->eax < 0x80000008 || !(e = cpuid_find(c, 0x80000008, 0)))
+		return 36;
+	return e->eax & 0xff;
+}
+
 int x86_set_cpuid(struct x86_cpu *c, const struct kvm_cpuid_entry2 *e,
 		  unsigned n)
 {
@@ -1026,6 +1063,11 @@ int x86_set_cpuid(struct x86_cpu *c, const struct kvm_cpuid_entry2 *e,
 		return -E2BIG;
 	memcpy(c->cpuid, e, n * sizeof(*e));
 	c->ncpuid = n;
+	/* The guest's physical-address width is the table's, unless XO. */
+	if (!c->xo_bit) {
+		c->maxphyaddr = table_maxphyaddr(c);
+		x86_cpu_flush(c);
+	}
 	return 0;
 }
 
@@ -1037,8 +1079,10 @@ void x86_set_maxphyaddr(struct x86_cpu *c, unsigned m, bool xo)
 }
 
 /*
- * The table, then what the model enforces regardless of KVM_SET_CPUID2:
- * MAXPHYADDR in 0x80000008 and the gmem hypervisor leaves (DESIGN 3.5).
+ * The table, then, once the XO alias is on, what the model enforces
+ * regardless of KVM_SET_CPUID2: MAXPHYADDR in 0x80000008 and the gmem
+ * hypervisor leaves (DESIGN 3.5).  Without it the table alone answers, as
+ * in KVM.
  */
 static const struct kvm_cpuid_entry2 *cpuid_find(const struct x86_cpu *c,
 						 uint32_t leaf, uint32_t sub)
@@ -1056,28 +1100,55 @@ static const struct kvm_cpuid_entry2 *cpuid_find(const struct x86_cpu *c,
 	return NULL;
 }
 
+/*
+ * A leaf the table lacks, as KVM's get_out_of_range_cpuid_entry(): on an
+ * Intel guest a leaf above the maximum of its class (basic, 0x4xxxxx00,
+ * extended, 0xc0000000), or of a class the table lacks, reads as the
+ * highest basic leaf, as Intel processors do; an AMD guest reads zeros.
+ */
+static const struct kvm_cpuid_entry2 *
+cpuid_out_of_range(const struct x86_cpu *c, uint32_t leaf, uint32_t sub)
+{
+	static const char *const amd[] = {"AuthenticAMD", "AMDisbetter!",
+					  "HygonGenuine"};
+	const struct kvm_cpuid_entry2 *basic = cpuid_find(c, 0, 0);
+	const struct kvm_cpuid_entry2 *class;
+	uint32_t base, vendor[3];
+
+	if (!basic)
+		return NULL;
+	/* The vendor string is EBX, EDX, ECX. */
+	vendor[0] = basic->ebx;
+	vendor[1] = basic->edx;
+	vendor[2] = basic->ecx;
+	for (unsigned k = 0; k < 3; k++)
+		if (!memcmp(vendor, amd[k], 12))
+			return NULL;
+	if (leaf >= 0x40000000 && leaf <= 0x4fffffff)
+		base = leaf & 0xffffff00;
+	else if (leaf >= 0xc0000000)
+		base = 0xc0000000;
+	else
+		base = leaf & 0x80000000;
+	class = cpuid_find(c, base, 0);
+	if (class && leaf <= class->eax)
+		return NULL;
+	return cpuid_find(c, basic->eax, sub);
+}
+
 void x86_cpuid(const struct x86_cpu *c, uint32_t leaf, uint32_t sub,
 	       uint32_t out[4])
 {
 	const struct kvm_cpuid_entry2 *e = cpuid_find(c, leaf, sub);
-	const struct kvm_cpuid_entry2 *max;
 
-	/*
-	 * A leaf above the maximum of its range reads as the highest basic
-	 * leaf, as Intel processors (and KVM) do.  The gmem leaves below are
-	 * answered whatever the table says.
-	 */
-	if (!e && leaf < 0x40000000 && (max = cpuid_find(c, 0, 0)) &&
-	    leaf > max->eax)
-		e = cpuid_find(c, max->eax, sub);
-	else if (!e && leaf >= 0x80000000 &&
-		 (max = cpuid_find(c, 0x80000000, 0)) && leaf > max->eax &&
-		 (max = cpuid_find(c, 0, 0)))
-		e = cpuid_find(c, max->eax, sub);
+	if (!e)
+		e = cpuid_out_of_range(c, leaf, sub);
 	out[0] = e ? e->eax : 0;
 	out[1] = e ? e->ebx : 0;
 	out[2] = e ? e->ecx : 0;
 	out[3] = e ? e->edx : 0;
+	if (!c->xo_bit)
+		return;
 	if (leaf == 0x80000008)
 		out[0] = (out[0] & ~0xffu) | c->maxphyaddr;
 	if (leaf == 0x40000000) {
@@ -1085,7 +1156,7 @@ void x86_cpuid(const struct x86_cpu *c, uint32_t leaf, uint32_t sub,
 		out[1] = out[2] = out[3] = 0x6d656d67; /* "gmem" */
 	}
 	if (leaf == 0x40000001) {
-		out[0] = c->xo_bit ? 1 : 0;
+		out[0] = 1;
 		out[1] = out[2] = out[3] = 0;
 	}
 }
@@ -1118,6 +1189,8 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->rflags = 2;
 	c->apic_base = 0xfee00000 | (1u << 11) | (1u << 8);
 	c->maxphyaddr = 48;
+	/* Base 0 at ns 0: at 1 GHz the TSC reads host monotonic ns. */
+	c->tsc_khz = X86_TSC_KHZ;
 	x86_set_cpuid(c, default_cpuid,
 		      sizeof(default_cpuid) / sizeof(default_cpuid[0]));
 	return 0;

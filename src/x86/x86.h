@@ -288,7 +288,10 @@ struct x86_cpu {
 	uint64_t cr0, cr2, cr3, cr4, cr8;
 	uint64_t efer;
 	uint64_t kernel_gs_base, star, lstar, cstar, sfmask;
-	uint64_t tsc_offset, apic_base, tsc_aux;
+	uint64_t apic_base, tsc_aux;
+	/* TSC = tsc_base + (host ns - tsc_ns) * tsc_khz / 10^6 */
+	uint64_t tsc_base, tsc_ns;
+	uint32_t tsc_khz;
 	unsigned cpl;
 	unsigned ushift; /* 3 at CPL 3, else 0: selects tlbe.allow bits */
 
@@ -377,6 +380,17 @@ void x86_complete_in(struct x86_cpu *cpu, uint32_t data);
 void x86_complete_mmio(struct x86_cpu *cpu, uint64_t data);
 
 /*
+ * Whether an MMIO stop left its instruction to be re-executed (a read
+ * answered by x86_complete_mmio(), or a delivered write), and that
+ * re-execution alone: the one instruction, with no stop request polled
+ * and no queued event delivered first, as KVM completes userspace I/O at
+ * the next KVM_RUN before anything else.  X86_STOP_BUDGET when it
+ * retired; any other stop as x86_run() reports it.
+ */
+bool x86_mmio_pending(const struct x86_cpu *cpu);
+int x86_finish_mmio(struct x86_cpu *cpu, struct x86_stop *stop);
+
+/*
  * Queue an exception or external interrupt for delivery at the next
  * x86_run() (KVM_INTERRUPT / exception injection).
  */
@@ -399,6 +413,15 @@ int x86_get_msr(const struct x86_cpu *cpu, uint32_t index, uint64_t *data);
 int x86_set_msr(struct x86_cpu *cpu, uint32_t index, uint64_t data);
 int x86_set_cpuid(struct x86_cpu *cpu, const struct kvm_cpuid_entry2 *e,
 		  unsigned n);
+/*
+ * The TSC runs at X86_TSC_KHZ, the "host" frequency, until
+ * x86_set_tsc_khz() scales it (KVM_SET_TSC_KHZ); the count goes on from
+ * where it was.  @khz must not be 0.
+ */
+#define X86_TSC_KHZ 1000000u
+void x86_set_tsc_khz(struct x86_cpu *cpu, uint32_t khz);
+uint64_t x86_tsc(const struct x86_cpu *cpu);
+
 /* Physical-address width for CPUID and RSVD checks; xo = enable alias. */
 void x86_set_maxphyaddr(struct x86_cpu *cpu, unsigned m, bool xo);
 

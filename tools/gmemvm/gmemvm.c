@@ -884,6 +884,11 @@ static void vm_setup(struct gmemvm *vmm, const void *image, size_t size)
 	r = gmem_vm_enable_cap(vmm->vm, &cap);
 	if (r)
 		die("GMEM_CAP_EXIT_HYPERCALL: %s", strerror(-r));
+	/* Which access an NR/NW/NX lock denied: the violation report. */
+	cap = (struct kvm_enable_cap){.cap = GMEM_CAP_FAULT_ACCESS_FLAGS};
+	r = gmem_vm_enable_cap(vmm->vm, &cap);
+	if (r)
+		die("GMEM_CAP_FAULT_ACCESS_FLAGS: %s", strerror(-r));
 	if (o->xo) {
 		/* Before the first vCPU: they read M when created. */
 		cap = (struct kvm_enable_cap){
