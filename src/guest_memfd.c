@@ -103,6 +103,8 @@ int gmem_file_from_handle(int fd, struct gmem_file **filep)
 	struct gmem_handle_ref ref;
 	int r = gmem_handle_get(fd, &ref);
 
+	if (r == -EBADF)
+		return gmem_handle_absent_errno(fd);
 	if (r)
 		return r;
 	if (ref.kind == GMEM_H_FILE) {

@@ -277,6 +277,13 @@ int gmem_handle_close(int fd)
 	return 0;
 }
 
+int gmem_handle_absent_errno(int fd)
+{
+	if (numbering && numbering->in_use && numbering->in_use(fd))
+		return -EINVAL;
+	return -EBADF;
+}
+
 bool gmem_handle_is_mapped(int fd)
 {
 	return lookup(fd) != NULL;

@@ -54,6 +54,9 @@ struct gmem_handle_ref {
 struct gmem_handle_numbering {
 	int (*reserve)(enum gmem_handle_kind kind);
 	void (*release)(int number);
+	/* Whether @number is in use outside the table (an fd of the program).
+	 */
+	bool (*in_use)(int number);
 };
 
 /* Set once, before the first handle exists (NULL: the library's own). */
@@ -87,6 +90,13 @@ int gmem_handle_dup(int oldfd, int newfd);
  * is not mapped.
  */
 int gmem_handle_forget(int fd);
+
+/*
+ * The errno for a number that is no handle: -EBADF, or -EINVAL where the
+ * numbering says it is some other open file (as KVM's fget() finds a file
+ * that is not KVM's).
+ */
+int gmem_handle_absent_errno(int fd);
 
 /* True if @fd is mapped (a hint: another thread may close it next). */
 bool gmem_handle_is_mapped(int fd);

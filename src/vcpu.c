@@ -571,6 +571,14 @@ static bool hypercall(struct gmem_vcpu *vcpu)
  * it yet, so a kick ends the run with KVM_EXIT_INTR and the vCPU stays
  * halted, as KVM's does when a signal ends kvm_vcpu_block().
  */
+/* Consume a gmem_vcpu_kick(), if one is pending. */
+static bool take_user_kick(struct gmem_vcpu *vcpu)
+{
+	return __atomic_fetch_and(&vcpu->kick, ~GMEM_KICK_USER,
+				  __ATOMIC_ACQUIRE) &
+	       GMEM_KICK_USER;
+}
+
 static int halt(struct gmem_vcpu *vcpu)
 {
 	int k;
@@ -643,10 +651,10 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 	/*
 	 * A kick that came before the guest runs (a signal the run's own
 	 * signal mask unblocked, say) stops it before any instruction, as a
-	 * signal pending at KVM_RUN's entry does in KVM.
+	 * signal pending at KVM_RUN's entry does in KVM; a pending MMIO
+	 * instruction completes first (below).
 	 */
-	if (__atomic_fetch_and(&vcpu->kick, ~GMEM_KICK_USER, __ATOMIC_ACQUIRE) &
-	    GMEM_KICK_USER) {
+	if (!finish && take_user_kick(vcpu)) {
 		run->exit_reason = KVM_EXIT_INTR;
 		VCPU_STAT_INC(vcpu, exits[KVM_EXIT_INTR]);
 		return -EINTR;
@@ -672,6 +680,11 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 				if (!wants_to_run) {
 					r = -EINTR;
 					goto leave;
+				}
+				if (take_user_kick(vcpu)) {
+					run->exit_reason = KVM_EXIT_INTR;
+					r = -EINTR;
+					goto out;
 				}
 				continue;
 			}
@@ -916,16 +929,29 @@ int gmem_vcpu_get_cpuid(struct gmem_vcpu *vcpu, struct kvm_cpuid2 *cpuid)
  * No in-kernel LAPIC: a vCPU is always RUNNABLE (HLT exits to the VMM
  * instead of halting it), and that is the one state KVM lets a VMM set.
  */
+/*
+ * Without an irqchip the vCPU is always RUNNABLE, as KVM's without an
+ * in-kernel LAPIC; with one, a HLT it blocks in makes it HALTED.  (INIT
+ * and SIPI states come with the local APIC.)
+ */
 int gmem_vcpu_get_mp_state(struct gmem_vcpu *vcpu, struct kvm_mp_state *mp)
 {
-	mp->mp_state = KVM_MP_STATE_RUNNABLE;
+	mp->mp_state =
+		vcpu->halted ? KVM_MP_STATE_HALTED : KVM_MP_STATE_RUNNABLE;
 	return 0;
 }
 
 int gmem_vcpu_set_mp_state(struct gmem_vcpu *vcpu,
 			   const struct kvm_mp_state *mp)
 {
-	return mp->mp_state == KVM_MP_STATE_RUNNABLE ? 0 : -EINVAL;
+	bool irqchip = __atomic_load_n(&vcpu->vm->irqchip, __ATOMIC_RELAXED);
+
+	if (mp->mp_state == KVM_MP_STATE_RUNNABLE ||
+	    (irqchip && mp->mp_state == KVM_MP_STATE_HALTED)) {
+		vcpu->halted = mp->mp_state == KVM_MP_STATE_HALTED;
+		return 0;
+	}
+	return -EINVAL;
 }
 
 /*

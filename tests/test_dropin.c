@@ -254,6 +254,11 @@ static void test_guest_memfd(void)
 	r2.guest_phys_addr = 2ULL << 32;
 	r2.guest_memfd = (uint32_t)kvm;
 	CHECK_ERRNO(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &r2), EINVAL);
+	/* An fd of the program's that is no guest_memfd, then no fd at all. */
+	r2.guest_memfd = (uint32_t)memfd_create("not-gmem", MFD_CLOEXEC);
+	CHECK_ERRNO(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &r2), EINVAL);
+	close((int)r2.guest_memfd);
+	CHECK_ERRNO(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &r2), EBADF);
 	CHECK_EQ(close(gfd), 0);
 	CHECK_EQ(close(vm), 0);
 	CHECK_EQ(close(kvm), 0);

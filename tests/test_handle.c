@@ -78,8 +78,10 @@ static void fixed_release(int number)
 	returned[nr_returned++ % 8] = number;
 }
 
-static const struct gmem_handle_numbering fixed = {fixed_reserve,
-						   fixed_release};
+static const struct gmem_handle_numbering fixed = {
+	.reserve = fixed_reserve,
+	.release = fixed_release,
+};
 
 static void test_numbering(void)
 {

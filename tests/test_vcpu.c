@@ -175,6 +175,13 @@ static void test_irqchip_halt(void)
 	CHECK_EQ(run->exit_reason, KVM_EXIT_INTR);
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
 	CHECK_EQ(regs.rip, CODE + 0x801);
+	struct kvm_mp_state mp;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_HALTED);
+	mp.mp_state = KVM_MP_STATE_RUNNABLE;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_MP_STATE, &mp), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);

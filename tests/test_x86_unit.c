@@ -794,10 +794,14 @@ static void t_sreg(void)
 	x86_cpuid(&vm.cpu, 0x1234, 0, o); /* above the max basic leaf */
 	CHECK(memcmp(o, hi, sizeof(o)) == 0);
 	/*
-	 * The table answers the hypervisor leaves until XO is on; it has
-	 * none, so, as in KVM on an Intel guest, the highest basic leaf.
+	 * The table answers the hypervisor leaves until XO is on: KVM's
+	 * signature leaf, and past its last leaf, as in KVM on an Intel
+	 * guest, the highest basic leaf.
 	 */
 	x86_cpuid(&vm.cpu, 0x40000000, 0, o);
+	CHECK_EQ(o[0], 0x40000001);
+	CHECK(!memcmp(&o[1], "KVMKVMKVM\0\0\0", 12));
+	x86_cpuid(&vm.cpu, 0x40000002, 0, o);
 	CHECK(memcmp(o, hi, sizeof(o)) == 0);
 	x86_cpuid(&vm.cpu, 0x80000009, 0, o);
 	CHECK(memcmp(o, hi, sizeof(o)) == 0);

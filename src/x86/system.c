@@ -1029,6 +1029,16 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	{.function = 7,
 	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
 	 .ebx = (1u << 3) | (1u << 7) | (1u << 20)},
+	/*
+	 * KVM's paravirtual leaves: the signature "KVMKVMKVM\0\0\0" and no
+	 * PV features (no kvmclock, async PF or PV EOI in gmem).
+	 */
+	{.function = 0x40000000,
+	 .eax = 0x40000001,
+	 .ebx = 0x4b4d564b,
+	 .ecx = 0x564b4d56,
+	 .edx = 0x0000004d},
+	{.function = 0x40000001},
 	{.function = 0x80000000, .eax = 0x80000008},
 	/* ECX: LAHF(0) ABM/LZCNT(5); EDX: SYSCALL(11) NX(20) 1G(26)
 	 * RDTSCP(27) LM(29) */

@@ -118,7 +118,13 @@ static void release(int number)
 	REAL(close)(number);
 }
 
-static const struct gmem_handle_numbering placeholders = {reserve, release};
+static bool in_use(int number)
+{
+	return REAL(fcntl)(number, F_GETFD) >= 0;
+}
+
+static const struct gmem_handle_numbering placeholders = {reserve, release,
+							  in_use};
 
 /* ---- the files under /sys/module/kvm*: gmem's configuration ------------- */
 
