@@ -80,11 +80,66 @@ static void *real_sym(const char *name)
 
 static bool trace;
 
-static void trace_call(const char *what, int fd, unsigned long req, long r)
+#define IOCTL_NAME(x) \
+	{             \
+		x, #x \
+	}
+static const struct {
+	unsigned long req;
+	const char *name;
+} ioctl_names[] = {
+	IOCTL_NAME(KVM_GET_API_VERSION),
+	IOCTL_NAME(KVM_CREATE_VM),
+	IOCTL_NAME(KVM_CHECK_EXTENSION),
+	IOCTL_NAME(KVM_GET_VCPU_MMAP_SIZE),
+	IOCTL_NAME(KVM_GET_SUPPORTED_CPUID),
+	IOCTL_NAME(KVM_CREATE_VCPU),
+	IOCTL_NAME(KVM_CREATE_IRQCHIP),
+	IOCTL_NAME(KVM_SET_USER_MEMORY_REGION),
+	IOCTL_NAME(KVM_SET_USER_MEMORY_REGION2),
+	IOCTL_NAME(KVM_SET_MEMORY_ATTRIBUTES),
+	IOCTL_NAME(KVM_CREATE_GUEST_MEMFD),
+	IOCTL_NAME(KVM_ENABLE_CAP),
+	IOCTL_NAME(KVM_GET_STATS_FD),
+	IOCTL_NAME(KVM_GET_TSC_KHZ),
+	IOCTL_NAME(KVM_SET_TSC_KHZ),
+	IOCTL_NAME(KVM_RUN),
+	IOCTL_NAME(KVM_GET_REGS),
+	IOCTL_NAME(KVM_SET_REGS),
+	IOCTL_NAME(KVM_GET_SREGS),
+	IOCTL_NAME(KVM_SET_SREGS),
+	IOCTL_NAME(KVM_GET_MSRS),
+	IOCTL_NAME(KVM_SET_MSRS),
+	IOCTL_NAME(KVM_SET_CPUID2),
+	IOCTL_NAME(KVM_GET_CPUID2),
+	IOCTL_NAME(KVM_GET_MP_STATE),
+	IOCTL_NAME(KVM_SET_MP_STATE),
+	IOCTL_NAME(KVM_SET_SIGNAL_MASK),
+};
+
+static void trace_ioctl(int fd, unsigned long req, unsigned long arg, long r)
+{
+	const char *name = NULL;
+	char num[32];
+
+	if (!trace)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(ioctl_names) && !name; i++)
+		if (ioctl_names[i].req == req)
+			name = ioctl_names[i].name;
+	if (!name) {
+		snprintf(num, sizeof(num), "%#lx", req);
+		name = num;
+	}
+	fprintf(stderr, "gmem-run: ioctl(%d, %s, %#lx) = %ld%s%s\n", fd, name,
+		arg, r, r < 0 ? " " : "", r < 0 ? strerror(errno) : "");
+}
+
+static void trace_call(const char *what, int fd, long r)
 {
 	if (trace)
-		fprintf(stderr, "gmem-run: %s(%d, %#lx) = %ld%s%s\n", what, fd,
-			req, r, r < 0 ? " " : "", r < 0 ? strerror(errno) : "");
+		fprintf(stderr, "gmem-run: %s(%d) = %ld%s%s\n", what, fd, r,
+			r < 0 ? " " : "", r < 0 ? strerror(errno) : "");
 }
 
 /* ---- numbering: a placeholder fd per handle -------------------------------
@@ -251,7 +306,9 @@ static int gmem_open_path(int dirfd, const char *path, int flags, int *fd)
 	opening_flags = flags;
 	*fd = gmem_open();
 	opening_flags = 0;
-	trace_call("open /dev/kvm", *fd, (unsigned long)flags, *fd);
+	if (trace)
+		fprintf(stderr, "gmem-run: open(\"/dev/kvm\", %#x) = %d\n",
+			flags, *fd);
 	return 1;
 }
 
@@ -494,7 +551,7 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 		return REAL(ioctl)(fd, request, arg);
 	if (r) {
 		errno = -r;
-		trace_call("ioctl", fd, request, -1);
+		trace_ioctl(fd, request, arg, -1);
 		return -1;
 	}
 	if (ref.kind == GMEM_H_VCPU && request == KVM_RUN && !arg)
@@ -502,7 +559,7 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	else
 		r = gmem_ioctl(fd, request, arg);
 	if (request != KVM_RUN || r < 0)
-		trace_call("ioctl", fd, request, r);
+		trace_ioctl(fd, request, arg, r);
 	gmem_handle_put(&ref);
 	return r;
 }
@@ -727,7 +784,7 @@ EXPORT int close(int fd)
 		return REAL(close)(fd);
 	/* The table lets go first, then the placeholder's number. */
 	r = gmem_close(fd);
-	trace_call("close", fd, 0, r);
+	trace_call("close", fd, r);
 	return r;
 }
 
