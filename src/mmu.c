@@ -447,10 +447,9 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 	r->level = max_level(slot, gfn, r->page, private, &runs);
 }
 
-static enum gmem_s2 fault(struct gmem_vcpu *vcpu, uint64_t gpa,
-			  unsigned int access, struct gmem_s2_result *res)
+static enum gmem_s2 fault(struct gmem_vm *vm, uint64_t gpa, unsigned int access,
+			  struct gmem_s2_result *res)
 {
-	struct gmem_vm *vm = vcpu->vm;
 	struct gmem_mmu *mmu = &vm->mmu;
 	uint64_t gfn = gpa >> PAGE_SHIFT;
 	struct resolved r = {0};
@@ -464,7 +463,7 @@ static enum gmem_s2 fault(struct gmem_vcpu *vcpu, uint64_t gpa,
 	    gfn >= __atomic_load_n(&mmu->inv_start, __ATOMIC_RELAXED) &&
 	    gfn < __atomic_load_n(&mmu->inv_end, __ATOMIC_RELAXED))
 		return GMEM_S2_RETRY;
-	VCPU_STAT_INC(vcpu, faults);
+	res->faulted = true;
 	STAT_ADD(mmu, faults, 1);
 	seq = __atomic_load_n(&mmu->seq, __ATOMIC_ACQUIRE);
 	pthread_rwlock_rdlock(&vm->state_lock);
@@ -505,7 +504,8 @@ done:
 		res->perm = r.perm;
 		break;
 	case GMEM_S2_FAULT:
-		gmem_vcpu_memory_fault(vcpu, gpa, r.fault_flags);
+		res->fault_gpa = gpa & ~(PAGE_SIZE - 1);
+		res->fault_flags = r.fault_flags;
 		res->error = r.error;
 		break;
 	default:
@@ -514,10 +514,9 @@ done:
 	return r.kind;
 }
 
-enum gmem_s2 gmem_mmu_translate(struct gmem_vcpu *vcpu, uint64_t gpa,
+enum gmem_s2 gmem_mmu_translate(struct gmem_vm *vm, uint64_t gpa,
 				unsigned int access, struct gmem_s2_result *res)
 {
-	struct gmem_vm *vm = vcpu->vm;
 	uint64_t xo = vm->xo_bit;
 	uint64_t e;
 	int level;
@@ -526,11 +525,9 @@ enum gmem_s2 gmem_mmu_translate(struct gmem_vcpu *vcpu, uint64_t gpa,
 	if (xo && (gpa & xo)) {
 		enum gmem_s2 k;
 
-		if (access != GMEM_ACCESS_FETCH) {
-			VCPU_STAT_INC(vcpu, xo_faults);
+		if (access != GMEM_ACCESS_FETCH)
 			return GMEM_S2_XO;
-		}
-		k = gmem_mmu_translate(vcpu, gpa & ~xo, access, res);
+		k = gmem_mmu_translate(vm, gpa & ~xo, access, res);
 		if (k == GMEM_S2_OK)
 			res->perm &= S2_X;
 		return k;
@@ -545,5 +542,5 @@ enum gmem_s2 gmem_mmu_translate(struct gmem_vcpu *vcpu, uint64_t gpa,
 		res->perm = e & S2_RWX;
 		return GMEM_S2_OK;
 	}
-	return fault(vcpu, gpa, access, res);
+	return fault(vm, gpa, access, res);
 }

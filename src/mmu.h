@@ -90,27 +90,36 @@ void gmem_mmu_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end);
 enum gmem_s2 {
 	GMEM_S2_OK,
 	GMEM_S2_MMIO,  /* no memory: an MMIO exit for the CPU model */
-	GMEM_S2_FAULT, /* kvm_run holds a memory-fault exit */
+	GMEM_S2_FAULT, /* a memory-fault exit: fault_gpa, fault_flags, error */
 	GMEM_S2_XO,    /* read/write of execute-only memory: #PF */
 	GMEM_S2_NOMEM, /* could not allocate a table page */
 	GMEM_S2_RETRY, /* raced an invalidation: acknowledge, restart */
 };
 
+/*
+ * The one record of a stage-2 translation, filled by the MMU and acted on
+ * by the caller (the vCPU turns FAULT into KVM_EXIT_MEMORY_FAULT): the MMU
+ * never writes kvm_run or vCPU state.  The caller zeroes it.
+ */
 struct gmem_s2_result {
-	uint8_t *page;	   /* host address of the 4 KiB page (OK) */
-	unsigned int perm; /* S2_R/W/X of the mapping (OK) */
-	int error;	   /* -EFAULT or -EHWPOISON (FAULT) */
+	uint8_t *page;	      /* host address of the 4 KiB page (OK) */
+	unsigned int perm;    /* S2_R/W/X of the mapping (OK) */
+	int error;	      /* -EFAULT or -EHWPOISON (FAULT) */
+	uint64_t fault_gpa;   /* the page of the memory fault (FAULT) */
+	uint64_t fault_flags; /* its memory_fault.flags (FAULT) */
+	bool faulted;	      /* the fault path ran (a stage-2 miss) */
 };
 
 /*
- * Translate @gpa for @access (GMEM_ACCESS_*) from @vcpu: the stage-2 table
- * first, then the fault path (DESIGN §3.4).  The caller is in guest mode.
+ * Translate @gpa for @access (GMEM_ACCESS_*) in @vm: the stage-2 table
+ * first, then the fault path (DESIGN §3.4).  The caller is a vCPU in guest
+ * mode.
  * On GMEM_S2_RETRY the caller must drop every translation its current
  * access or instruction holds, acknowledge pending flushes
  * (gmem_vcpu_check_flush) and start over: the invalidation it raced may be
  * waiting for exactly that.
  */
-enum gmem_s2 gmem_mmu_translate(struct gmem_vcpu *vcpu, uint64_t gpa,
+enum gmem_s2 gmem_mmu_translate(struct gmem_vm *vm, uint64_t gpa,
 				unsigned int access,
 				struct gmem_s2_result *res);
 

@@ -273,14 +273,15 @@ void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu)
 	__atomic_store_n(&vcpu->seen_gen, gen, __ATOMIC_RELEASE);
 }
 
-void gmem_vcpu_memory_fault(struct gmem_vcpu *vcpu, uint64_t gpa,
-			    uint64_t flags)
+/* The memory-fault exit of DESIGN §3.4, from the MMU's fault record. */
+static void memory_fault_exit(struct gmem_vcpu *vcpu,
+			      const struct gmem_s2_result *res)
 {
 	struct kvm_run *run = vcpu->run;
 
 	run->exit_reason = KVM_EXIT_MEMORY_FAULT;
-	run->memory_fault.flags = flags;
-	run->memory_fault.gpa = gpa & ~(PAGE_SIZE - 1);
+	run->memory_fault.flags = res->fault_flags;
+	run->memory_fault.gpa = res->fault_gpa;
 	run->memory_fault.size = PAGE_SIZE;
 	VCPU_STAT_INC(vcpu, exits_memory_fault);
 }
@@ -313,9 +314,23 @@ static enum gmem_s2 translate(struct gmem_vcpu *vcpu, uint64_t gpa,
 		__atomic_fetch_or(&vcpu->footprint, bit, __ATOMIC_SEQ_CST);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	}
-	k = gmem_mmu_translate(vcpu, gpa, access, res);
-	if (k == GMEM_S2_OK)
+	res->faulted = false;
+	k = gmem_mmu_translate(vcpu->vm, gpa, access, res);
+	if (res->faulted)
+		VCPU_STAT_INC(vcpu, faults);
+	switch (k) {
+	case GMEM_S2_OK:
 		*t = (struct gmem_tlb_entry){tag, res->page, res->perm};
+		break;
+	case GMEM_S2_XO:
+		VCPU_STAT_INC(vcpu, xo_faults);
+		break;
+	case GMEM_S2_FAULT:
+		memory_fault_exit(vcpu, res);
+		break;
+	default:
+		break;
+	}
 	return k;
 }
 

@@ -152,8 +152,4 @@ static inline uint64_t gmem_vcpu_footprint(uint64_t start, uint64_t end)
  */
 void gmem_vcpu_wait_flush(struct gmem_vm *vm, uint64_t gen, uint64_t mask);
 
-/* Fill the memory-fault exit of DESIGN §3.4. */
-void gmem_vcpu_memory_fault(struct gmem_vcpu *vcpu, uint64_t gpa,
-			    uint64_t flags);
-
 #endif /* GMEM_VCPU_H */
