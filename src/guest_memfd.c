@@ -152,12 +152,12 @@ static int punch_hole(struct gmem_file *file, uint64_t offset, uint64_t len)
 	r = gmem_rmap_reserve(&file->poison);
 	if (r)
 		goto out;
-	for_each_bound_gfn_range(file, start, end, gmem_mmu_invalidate_begin);
+	for_each_bound_gfn_range(file, start, end, gmem_vm_invalidate_begin);
 	madvise(file->mem + offset, (end - start) << PAGE_SHIFT, MADV_DONTNEED);
 	pthread_rwlock_wrlock(&vm->state_lock);
 	gmem_rmap_store(&file->poison, start, end, 0);
 	pthread_rwlock_unlock(&vm->state_lock);
-	for_each_bound_gfn_range(file, start, end, gmem_mmu_invalidate_end);
+	for_each_bound_gfn_range(file, start, end, gmem_vm_invalidate_end);
 out:
 	pthread_mutex_unlock(&vm->lock);
 	return r;
@@ -250,12 +250,12 @@ int gmem_file_poison(int fd, int64_t offset)
 	if (!r) {
 		/* A mapping of the page must go, so the next access sees it. */
 		for_each_bound_gfn_range(file, pg, pg + 1,
-					 gmem_mmu_invalidate_begin);
+					 gmem_vm_invalidate_begin);
 		pthread_rwlock_wrlock(&vm->state_lock);
 		gmem_rmap_store(&file->poison, pg, pg + 1, 1);
 		pthread_rwlock_unlock(&vm->state_lock);
 		for_each_bound_gfn_range(file, pg, pg + 1,
-					 gmem_mmu_invalidate_end);
+					 gmem_vm_invalidate_end);
 	}
 	pthread_mutex_unlock(&vm->lock);
 out:
@@ -312,7 +312,7 @@ void gmem_file_unbind(struct gmem_file *file, struct gmem_memslot *slot)
 
 static void invalidate_slot_begin(struct gmem_vm *vm, struct gmem_memslot *s)
 {
-	gmem_mmu_invalidate_begin(vm, s->base_gfn, s->base_gfn + s->npages);
+	gmem_vm_invalidate_begin(vm, s->base_gfn, s->base_gfn + s->npages);
 }
 
 void gmem_file_release(struct gmem_file *file)
@@ -333,8 +333,8 @@ void gmem_file_release(struct gmem_file *file)
 	for (size_t i = 0; i < file->nr_bindings; i++) {
 		struct gmem_memslot *s = file->bindings[i].slot;
 
-		gmem_mmu_invalidate_end(vm, s->base_gfn,
-					s->base_gfn + s->npages);
+		gmem_vm_invalidate_end(vm, s->base_gfn,
+				       s->base_gfn + s->npages);
 	}
 	file->nr_bindings = 0;
 	pthread_mutex_unlock(&vm->lock);

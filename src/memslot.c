@@ -186,12 +186,12 @@ static int check_region(const struct gmem_vm *vm,
 
 static void invalidate_begin(struct gmem_vm *vm, struct gmem_memslot *s)
 {
-	gmem_mmu_invalidate_begin(vm, s->base_gfn, s->base_gfn + s->npages);
+	gmem_vm_invalidate_begin(vm, s->base_gfn, s->base_gfn + s->npages);
 }
 
 static void invalidate_end(struct gmem_vm *vm, struct gmem_memslot *s)
 {
-	gmem_mmu_invalidate_end(vm, s->base_gfn, s->base_gfn + s->npages);
+	gmem_vm_invalidate_end(vm, s->base_gfn, s->base_gfn + s->npages);
 }
 
 static int delete_slot(struct gmem_vm *vm, struct gmem_memslot *old)
@@ -241,16 +241,16 @@ static int modify_slot(struct gmem_vm *vm, struct gmem_memslot *old,
 	 * until now) may outlive the move.  The slot keeps its place in
 	 * the array's allocation, so the commit cannot fail.
 	 */
-	gmem_mmu_invalidate_begin(vm, old_base, old_base + npages);
-	gmem_mmu_invalidate_begin(vm, base, base + npages);
+	gmem_vm_invalidate_begin(vm, old_base, old_base + npages);
+	gmem_vm_invalidate_begin(vm, base, base + npages);
 	pthread_rwlock_wrlock(&vm->state_lock);
 	erase(&vm->slots, old);
 	old->base_gfn = base;
 	old->flags = mem->flags;
 	insert(&vm->slots, old);
 	pthread_rwlock_unlock(&vm->state_lock);
-	gmem_mmu_invalidate_end(vm, base, base + npages);
-	gmem_mmu_invalidate_end(vm, old_base, old_base + npages);
+	gmem_vm_invalidate_end(vm, base, base + npages);
+	gmem_vm_invalidate_end(vm, old_base, old_base + npages);
 	return 0;
 }
 

@@ -11,7 +11,6 @@
 #include "memslot.h"
 #include "mmu.h"
 #include "util.h"
-#include "vcpu.h"
 #include "vm.h"
 
 #define ENTRIES 512
@@ -217,7 +216,8 @@ static void log_flush(struct gmem_mmu *mmu, uint64_t gen, uint64_t start,
 	__atomic_store_n(&rec->gen, gen, __ATOMIC_RELEASE);
 }
 
-void gmem_mmu_invalidate_begin(struct gmem_vm *vm, uint64_t start, uint64_t end)
+struct gmem_mmu_flush gmem_mmu_invalidate_begin(struct gmem_vm *vm,
+						uint64_t start, uint64_t end)
 {
 	struct gmem_mmu *mmu = &vm->mmu;
 	uint64_t gen;
@@ -251,8 +251,16 @@ void gmem_mmu_invalidate_begin(struct gmem_vm *vm, uint64_t start, uint64_t end)
 
 	STAT_ADD(mmu, tlb_flush_requests, 1);
 	/* Otherwise only vCPUs that may cache the range must answer. */
-	gmem_vcpu_wait_flush(vm, gen,
-			     retired ? ~0ULL : gmem_vcpu_footprint(start, end));
+	return (struct gmem_mmu_flush){
+		.gen = gen,
+		.mask = retired ? ~0ULL : gmem_vm_footprint(start, end),
+		.retired = retired,
+	};
+}
+
+void gmem_mmu_reclaim(struct gmem_vm *vm, size_t retired)
+{
+	struct gmem_mmu *mmu = &vm->mmu;
 
 	/* Tables retired before the shootdown are out of every walker. */
 	if (retired) {

@@ -81,9 +81,26 @@ struct gmem_mmu {
 int gmem_mmu_init(struct gmem_mmu *mmu);
 void gmem_mmu_destroy(struct gmem_mmu *mmu);
 
-/* Bracket an update of [start, end) (GFNs).  Cannot fail. */
-void gmem_mmu_invalidate_begin(struct gmem_vm *vm, uint64_t start,
-			       uint64_t end);
+/*
+ * What an invalidation needs of the VM's vCPUs before its caller may go
+ * on: that every vCPU in guest mode whose footprint meets @mask has
+ * acknowledged flush generation @gen; then @retired tables go back to the
+ * pool (gmem_mmu_reclaim()).  The MMU returns it; the VM layer waits.
+ */
+struct gmem_mmu_flush {
+	uint64_t gen;
+	uint64_t mask;
+	size_t retired;
+};
+
+/*
+ * The MMU's half of invalidate-begin/end for [start, end) (GFNs): begin
+ * marks the range in progress, zaps it and bumps the flush generation;
+ * end bumps the sequence.  gmem_vm_invalidate_begin/end wrap them.
+ */
+struct gmem_mmu_flush gmem_mmu_invalidate_begin(struct gmem_vm *vm,
+						uint64_t start, uint64_t end);
+void gmem_mmu_reclaim(struct gmem_vm *vm, size_t retired);
 void gmem_mmu_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end);
 
 /* Outcome of a stage-2 translation. */

@@ -217,7 +217,7 @@ int gmem_stats_open(int fd)
 		snprintf(f->id, sizeof(f->id), "kvm-%d", (int)getpid());
 	else
 		snprintf(f->id, sizeof(f->id), "kvm-%d/vcpu-%lu", (int)getpid(),
-			 ((struct gmem_vcpu *)f->src.obj)->id);
+			 ((struct gmem_vcpu *)f->src.obj)->vmv.id);
 	pthread_mutex_init(&f->lock, NULL);
 	r = gmem_handle_alloc(GMEM_H_STATS, f, stats_release);
 	if (r >= 0)

@@ -52,12 +52,12 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	if (!vcpu)
 		goto out_unlock;
 	vcpu->vm = vm;
-	vcpu->id = id;
+	vcpu->vmv.id = id;
 	vcpu->run_fd = -1;
 
 	if (vm->nr_vcpus == vm->cap_vcpus) {
 		size_t cap = vm->cap_vcpus ? 2 * vm->cap_vcpus : 8;
-		struct gmem_vcpu **a = gmem_zalloc_array(cap, sizeof(*a));
+		struct gmem_vm_vcpu **a = gmem_zalloc_array(cap, sizeof(*a));
 
 		if (!a) {
 			r = -ENOMEM;
@@ -90,7 +90,7 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 		r = -ENOMEM;
 		goto err_unlock;
 	}
-	vcpu->cpu->kick = &vcpu->kick;
+	vcpu->cpu->kick = &vcpu->vmv.kick;
 	vcpu->cpu->immediate_exit = &vcpu->run->immediate_exit;
 	x86_set_tsc_khz(vcpu->cpu, __atomic_load_n(&vm->default_tsc_khz,
 						   __ATOMIC_RELAXED));
@@ -99,8 +99,9 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 		x86_set_maxphyaddr(vcpu->cpu, vm->maxphyaddr, true);
 
 	/* Start current: earlier shootdowns are no concern of ours. */
-	vcpu->seen_gen = __atomic_load_n(&vm->mmu.flush_gen, __ATOMIC_ACQUIRE);
-	vm->vcpus[vm->nr_vcpus++] = vcpu;
+	vcpu->vmv.seen_gen =
+		__atomic_load_n(&vm->mmu.flush_gen, __ATOMIC_ACQUIRE);
+	vm->vcpus[vm->nr_vcpus++] = &vcpu->vmv;
 	pthread_mutex_unlock(&vm->vcpus_lock);
 	gmem_vm_get(vm);
 	*vcpup = vcpu;
@@ -132,7 +133,7 @@ void gmem_vcpu_destroy(struct gmem_vcpu *vcpu)
 	vm = vcpu->vm;
 	pthread_mutex_lock(&vm->vcpus_lock);
 	for (size_t i = 0; i < vm->nr_vcpus; i++)
-		if (vm->vcpus[i] == vcpu) {
+		if (vm->vcpus[i] == &vcpu->vmv) {
 			vm->vcpus[i] = vm->vcpus[--vm->nr_vcpus];
 			break;
 		}
@@ -148,36 +149,6 @@ void gmem_vcpu_destroy(struct gmem_vcpu *vcpu)
 struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu)
 {
 	return vcpu->run;
-}
-
-void gmem_vcpu_wait_flush(struct gmem_vm *vm, uint64_t gen, uint64_t mask)
-{
-	/* Dekker, flusher's side: the zap before the footprints (vcpu.h). */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	pthread_mutex_lock(&vm->vcpus_lock);
-	for (size_t i = 0; i < vm->nr_vcpus; i++) {
-		struct gmem_vcpu *v = vm->vcpus[i];
-
-		/*
-		 * Every vCPU behind is asked to catch up (the CPU model polls
-		 * this between instructions), so that none falls so far
-		 * behind the flush log that it must drop everything.
-		 */
-		if (__atomic_load_n(&v->mode, __ATOMIC_SEQ_CST) ==
-			    GMEM_VCPU_IN_GUEST &&
-		    __atomic_load_n(&v->seen_gen, __ATOMIC_ACQUIRE) < gen)
-			__atomic_fetch_or(&v->kick, GMEM_KICK_FLUSH,
-					  __ATOMIC_SEQ_CST);
-		/* But one that caches nothing of the range is not waited for.
-		 */
-		if (!(__atomic_load_n(&v->footprint, __ATOMIC_SEQ_CST) & mask))
-			continue;
-		while (__atomic_load_n(&v->mode, __ATOMIC_SEQ_CST) ==
-			       GMEM_VCPU_IN_GUEST &&
-		       __atomic_load_n(&v->seen_gen, __ATOMIC_ACQUIRE) < gen)
-			sched_yield();
-	}
-	pthread_mutex_unlock(&vm->vcpus_lock);
 }
 
 static void tlb_flush_range(struct gmem_vcpu *vcpu, uint64_t start,
@@ -213,8 +184,8 @@ static void tlb_flush_range(struct gmem_vcpu *vcpu, uint64_t start,
 static void flush_range(struct gmem_vcpu *vcpu, uint64_t start, uint64_t end)
 {
 	/* Only this thread sets its bits: none set, nothing cached. */
-	if (!(__atomic_load_n(&vcpu->footprint, __ATOMIC_RELAXED) &
-	      gmem_vcpu_footprint(start, end)))
+	if (!(__atomic_load_n(&vcpu->vmv.footprint, __ATOMIC_RELAXED) &
+	      gmem_vm_footprint(start, end)))
 		return;
 	tlb_flush_range(vcpu, start, end);
 	if (vcpu->cpu)
@@ -226,7 +197,7 @@ void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu)
 {
 	struct gmem_mmu *mmu = &vcpu->vm->mmu;
 	uint64_t gen = __atomic_load_n(&mmu->flush_gen, __ATOMIC_ACQUIRE);
-	bool full = gen - vcpu->seen_gen > S2_FLUSH_LOG;
+	bool full = gen - vcpu->vmv.seen_gen > S2_FLUSH_LOG;
 	uint64_t cs = 0, ce = 0; /* ranges read so far and not yet flushed */
 
 	/*
@@ -235,7 +206,7 @@ void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu)
 	 * conversion logs the same range twice (attributes, then punch),
 	 * and every flush costs the CPU model a scan of its caches.
 	 */
-	for (uint64_t g = vcpu->seen_gen + 1; !full && g <= gen; g++) {
+	for (uint64_t g = vcpu->vmv.seen_gen + 1; !full && g <= gen; g++) {
 		struct gmem_flush_rec *rec = &mmu->flush_log[g % S2_FLUSH_LOG];
 		uint64_t start, end;
 
@@ -265,12 +236,12 @@ void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu)
 		if (vcpu->cpu)
 			x86_cpu_flush(vcpu->cpu);
 		/* Nothing cached any more. */
-		__atomic_store_n(&vcpu->footprint, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&vcpu->vmv.footprint, 0, __ATOMIC_RELAXED);
 	} else if (cs < ce) {
 		flush_range(vcpu, cs, ce);
 	}
 	VCPU_STAT_INC(vcpu, tlb_flushes);
-	__atomic_store_n(&vcpu->seen_gen, gen, __ATOMIC_RELEASE);
+	__atomic_store_n(&vcpu->vmv.seen_gen, gen, __ATOMIC_RELEASE);
 }
 
 /* The memory-fault exit of DESIGN §3.4, from the MMU's fault record. */
@@ -306,12 +277,11 @@ static enum gmem_s2 translate(struct gmem_vcpu *vcpu, uint64_t gpa,
 	 * is set.  Before a walk, publish the bit (Dekker, vCPU's side; see
 	 * vcpu.h); once set it stays until a full flush, so this is rare.
 	 */
-	bit = gmem_vcpu_footprint((gpa & ~vcpu->vm->xo_bit) >> PAGE_SHIFT,
-				  ((gpa & ~vcpu->vm->xo_bit) >> PAGE_SHIFT) +
-					  1);
-	if (unlikely(!(__atomic_load_n(&vcpu->footprint, __ATOMIC_RELAXED) &
+	bit = gmem_vm_footprint((gpa & ~vcpu->vm->xo_bit) >> PAGE_SHIFT,
+				((gpa & ~vcpu->vm->xo_bit) >> PAGE_SHIFT) + 1);
+	if (unlikely(!(__atomic_load_n(&vcpu->vmv.footprint, __ATOMIC_RELAXED) &
 		       bit))) {
-		__atomic_fetch_or(&vcpu->footprint, bit, __ATOMIC_SEQ_CST);
+		__atomic_fetch_or(&vcpu->vmv.footprint, bit, __ATOMIC_SEQ_CST);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	}
 	res->faulted = false;
@@ -396,7 +366,7 @@ int gmem_vcpu_access(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
 		     size_t len, unsigned int access)
 {
 	uint8_t *pages[ACCESS_MAX_PAGES];
-	bool nested = __atomic_load_n(&vcpu->mode, __ATOMIC_RELAXED) ==
+	bool nested = __atomic_load_n(&vcpu->vmv.mode, __ATOMIC_RELAXED) ==
 		      GMEM_VCPU_IN_GUEST;
 	size_t n = 0, done = 0;
 	int r = 0;
@@ -589,7 +559,7 @@ static bool hypercall(struct gmem_vcpu *vcpu)
 /* Consume a gmem_vcpu_kick(), if one is pending. */
 static bool take_user_kick(struct gmem_vcpu *vcpu)
 {
-	return __atomic_fetch_and(&vcpu->kick, ~GMEM_KICK_USER,
+	return __atomic_fetch_and(&vcpu->vmv.kick, ~GMEM_KICK_USER,
 				  __ATOMIC_ACQUIRE) &
 	       GMEM_KICK_USER;
 }
@@ -599,12 +569,12 @@ static int halt(struct gmem_vcpu *vcpu)
 	int k;
 
 	VCPU_STAT_INC(vcpu, halts);
-	while (!((k = __atomic_load_n(&vcpu->kick, __ATOMIC_ACQUIRE)) &
+	while (!((k = __atomic_load_n(&vcpu->vmv.kick, __ATOMIC_ACQUIRE)) &
 		 GMEM_KICK_USER) &&
 	       !__atomic_load_n(&vcpu->run->immediate_exit, __ATOMIC_RELAXED))
-		syscall(SYS_futex, &vcpu->kick, FUTEX_WAIT_PRIVATE, k, NULL,
+		syscall(SYS_futex, &vcpu->vmv.kick, FUTEX_WAIT_PRIVATE, k, NULL,
 			NULL, 0);
-	__atomic_fetch_and(&vcpu->kick, ~GMEM_KICK_USER, __ATOMIC_ACQUIRE);
+	__atomic_fetch_and(&vcpu->vmv.kick, ~GMEM_KICK_USER, __ATOMIC_ACQUIRE);
 	vcpu->run->exit_reason = KVM_EXIT_INTR;
 	VCPU_STAT_INC(vcpu, exits[KVM_EXIT_INTR]);
 	return -EINTR;
@@ -703,7 +673,7 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 				}
 				continue;
 			}
-			kick = __atomic_exchange_n(&vcpu->kick, 0,
+			kick = __atomic_exchange_n(&vcpu->vmv.kick, 0,
 						   __ATOMIC_ACQUIRE);
 			gmem_vcpu_check_flush(vcpu);
 			/*
@@ -828,9 +798,10 @@ const char *gmem_exit_name(uint32_t reason)
 
 void gmem_vcpu_kick(struct gmem_vcpu *vcpu)
 {
-	__atomic_fetch_or(&vcpu->kick, GMEM_KICK_USER, __ATOMIC_SEQ_CST);
+	__atomic_fetch_or(&vcpu->vmv.kick, GMEM_KICK_USER, __ATOMIC_SEQ_CST);
 	/* A halted vCPU sleeps on the word (a syscall: signal-safe too). */
-	syscall(SYS_futex, &vcpu->kick, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	syscall(SYS_futex, &vcpu->vmv.kick, FUTEX_WAKE_PRIVATE, 1, NULL, NULL,
+		0);
 }
 
 int gmem_vcpu_get_fault_linear(struct gmem_vcpu *vcpu, uint64_t *lin,

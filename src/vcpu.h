@@ -4,7 +4,8 @@
  * guest-mode handshake that makes TLB shootdown synchronous.
  *
  * Shootdown.  A vCPU thread is "in guest mode" while it may use TLB
- * entries.  An invalidation zaps stage 2, bumps mmu->flush_gen and waits
+ * entries.  An invalidation zaps stage 2, bumps mmu->flush_gen and the VM
+ * layer (gmem_vm_invalidate_begin(), over struct gmem_vm_vcpu) waits
  * until every vCPU in guest mode has acknowledged that generation (stored
  * it in seen_gen after dropping its entries for the logged ranges).  A
  * vCPU checks flush_gen at every instruction boundary and at every access,
@@ -45,33 +46,17 @@ struct gmem_tlb_entry {
 	unsigned int perm;
 };
 
-enum { GMEM_VCPU_OUTSIDE, GMEM_VCPU_IN_GUEST };
-
-/* Bits of vcpu->kick. */
-#define GMEM_KICK_USER 1  /* gmem_vcpu_kick(): return -EINTR */
-#define GMEM_KICK_FLUSH 2 /* a TLB shootdown waits for this vCPU */
-
 enum { GMEM_PEND_NONE, GMEM_PEND_IN, GMEM_PEND_MMIO, GMEM_PEND_HYPERCALL };
 
 struct x86_cpu;
 
 struct gmem_vcpu {
 	struct gmem_vm *vm;
-	unsigned long id;
 	struct kvm_run *run;
 	int run_fd; /* a memfd, so gmem_mmap() can map the page again */
 
-	int mode;	   /* atomic: GMEM_VCPU_* */
-	uint64_t seen_gen; /* atomic: last flush generation acted on */
-	/*
-	 * atomic: the 2 MiB guest-physical blocks (hashed to 64 bits, see
-	 * gmem_vcpu_footprint()) this vCPU may hold translations of, in
-	 * its TLB or the CPU model's caches.  Set before each stage-2
-	 * lookup that may fill them; cleared only with a full flush.  A
-	 * shootdown skips vCPUs whose footprint misses its range.
-	 */
-	uint64_t footprint;
-	int kick; /* atomic: GMEM_KICK_* requests; the CPU polls it */
+	/* The id and the shootdown handshake, which the VM layer reads. */
+	struct gmem_vm_vcpu vmv;
 	/* HLT with an in-library irqchip: blocked until a kick (vcpu thread).
 	 */
 	bool halted;
@@ -108,20 +93,20 @@ void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu);
 static inline void gmem_vcpu_check_flush(struct gmem_vcpu *vcpu)
 {
 	if (unlikely(__atomic_load_n(&vcpu->vm->mmu.flush_gen,
-				     __ATOMIC_RELAXED) != vcpu->seen_gen))
+				     __ATOMIC_RELAXED) != vcpu->vmv.seen_gen))
 		gmem_vcpu_sync_flush(vcpu);
 }
 
 /* Enter or leave guest mode (see above).  enter checks for flushes. */
 static inline void gmem_vcpu_enter_guest(struct gmem_vcpu *vcpu)
 {
-	__atomic_store_n(&vcpu->mode, GMEM_VCPU_IN_GUEST, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&vcpu->vmv.mode, GMEM_VCPU_IN_GUEST, __ATOMIC_SEQ_CST);
 	gmem_vcpu_check_flush(vcpu);
 }
 
 static inline void gmem_vcpu_exit_guest(struct gmem_vcpu *vcpu)
 {
-	__atomic_store_n(&vcpu->mode, GMEM_VCPU_OUTSIDE, __ATOMIC_RELEASE);
+	__atomic_store_n(&vcpu->vmv.mode, GMEM_VCPU_OUTSIDE, __ATOMIC_RELEASE);
 }
 
 /*
@@ -130,26 +115,7 @@ static inline void gmem_vcpu_exit_guest(struct gmem_vcpu *vcpu)
  */
 static inline void gmem_vcpu_cancel_kick(struct gmem_vcpu *vcpu)
 {
-	__atomic_fetch_and(&vcpu->kick, ~GMEM_KICK_USER, __ATOMIC_RELAXED);
+	__atomic_fetch_and(&vcpu->vmv.kick, ~GMEM_KICK_USER, __ATOMIC_RELAXED);
 }
-
-/* The footprint bits of the GFN range [start, end). */
-static inline uint64_t gmem_vcpu_footprint(uint64_t start, uint64_t end)
-{
-	uint64_t mask = 0;
-
-	if (end - start >= 64ULL << 9)
-		return ~0ULL;
-	for (uint64_t b = start >> 9; b <= (end - 1) >> 9; b++)
-		mask |= 1ULL << (b % 64);
-	return mask;
-}
-
-/*
- * Wait until every vCPU of @vm in guest mode whose footprint meets @mask
- * has acknowledged flush generation @gen (stage 2 is already zapped);
- * ~0 waits for all.  No lock a vCPU needs may be held.
- */
-void gmem_vcpu_wait_flush(struct gmem_vm *vm, uint64_t gen, uint64_t mask);
 
 #endif /* GMEM_VCPU_H */

@@ -3,6 +3,7 @@
  * VMs: lifetime, capabilities and memory attributes.
  */
 #include <errno.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <gmem/gmem.h>
@@ -283,6 +284,54 @@ int gmem_vm_set_identity_map_addr(struct gmem_vm *vm, const uint64_t *addr)
 	return r;
 }
 
+/*
+ * The shootdown (KVM's kvm_flush_remote_tlbs()): wait until every vCPU in
+ * guest mode whose footprint meets @mask has acknowledged flush
+ * generation @gen.  Stage 2 is already zapped.
+ */
+static void flush_tlbs(struct gmem_vm *vm, uint64_t gen, uint64_t mask)
+{
+	/* Dekker, flusher's side: the zap before the footprints (vcpu.h). */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&vm->vcpus_lock);
+	for (size_t i = 0; i < vm->nr_vcpus; i++) {
+		struct gmem_vm_vcpu *v = vm->vcpus[i];
+
+		/*
+		 * Every vCPU behind is asked to catch up (the CPU model polls
+		 * this between instructions), so that none falls so far
+		 * behind the flush log that it must drop everything.
+		 */
+		if (__atomic_load_n(&v->mode, __ATOMIC_SEQ_CST) ==
+			    GMEM_VCPU_IN_GUEST &&
+		    __atomic_load_n(&v->seen_gen, __ATOMIC_ACQUIRE) < gen)
+			__atomic_fetch_or(&v->kick, GMEM_KICK_FLUSH,
+					  __ATOMIC_SEQ_CST);
+		/* But one that caches nothing of the range is not waited for.
+		 */
+		if (!(__atomic_load_n(&v->footprint, __ATOMIC_SEQ_CST) & mask))
+			continue;
+		while (__atomic_load_n(&v->mode, __ATOMIC_SEQ_CST) ==
+			       GMEM_VCPU_IN_GUEST &&
+		       __atomic_load_n(&v->seen_gen, __ATOMIC_ACQUIRE) < gen)
+			sched_yield();
+	}
+	pthread_mutex_unlock(&vm->vcpus_lock);
+}
+
+void gmem_vm_invalidate_begin(struct gmem_vm *vm, uint64_t start, uint64_t end)
+{
+	struct gmem_mmu_flush f = gmem_mmu_invalidate_begin(vm, start, end);
+
+	flush_tlbs(vm, f.gen, f.mask);
+	gmem_mmu_reclaim(vm, f.retired);
+}
+
+void gmem_vm_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end)
+{
+	gmem_mmu_invalidate_end(vm, start, end);
+}
+
 /* KVM's range checks, shared by set and the snapshot query. */
 static int check_range(uint64_t address, uint64_t size)
 {
@@ -321,12 +370,12 @@ int gmem_vm_set_memory_attributes(struct gmem_vm *vm,
 	if (r)
 		goto out;
 
-	gmem_mmu_invalidate_begin(vm, start, end);
+	gmem_vm_invalidate_begin(vm, start, end);
 	pthread_rwlock_wrlock(&vm->state_lock);
 	gmem_rmap_store(&vm->attrs, start, end, attrs->attributes);
 	vm->attrs_seq++;
 	pthread_rwlock_unlock(&vm->state_lock);
-	gmem_mmu_invalidate_end(vm, start, end);
+	gmem_vm_invalidate_end(vm, start, end);
 out:
 	pthread_mutex_unlock(&vm->lock);
 	return r;

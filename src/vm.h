@@ -26,7 +26,32 @@
 #include "memslot.h"
 #include "mmu.h"
 
-struct gmem_vcpu;
+/*
+ * The VM's view of one of its vCPUs: its id and the guest-mode handshake
+ * that a TLB shootdown reads (vcpu.h describes the protocol).  The vCPU
+ * embeds it; the VM waits on it and never touches the vCPU itself, so
+ * the shootdown lives in the VM layer, as kvm_flush_remote_tlbs() does.
+ */
+enum { GMEM_VCPU_OUTSIDE, GMEM_VCPU_IN_GUEST };
+
+/* Bits of gmem_vm_vcpu.kick. */
+#define GMEM_KICK_USER 1  /* gmem_vcpu_kick(): return -EINTR */
+#define GMEM_KICK_FLUSH 2 /* a TLB shootdown waits for this vCPU */
+
+struct gmem_vm_vcpu {
+	unsigned long id;
+	int mode;	   /* atomic: GMEM_VCPU_* */
+	uint64_t seen_gen; /* atomic: last flush generation acted on */
+	/*
+	 * atomic: the 2 MiB guest-physical blocks (hashed to 64 bits, see
+	 * gmem_vm_footprint()) the vCPU may hold translations of, in its
+	 * TLB or the CPU model's caches.  Set before each stage-2 lookup
+	 * that may fill them; cleared only with a full flush.  A shootdown
+	 * skips vCPUs whose footprint misses its range.
+	 */
+	uint64_t footprint;
+	int kick; /* atomic: GMEM_KICK_* requests; the CPU polls it */
+};
 
 /*
  * x86 KVM's vCPU limits with Debian's 6.12 configuration (MAXSMP, so
@@ -63,7 +88,7 @@ struct gmem_vm {
 
 	/* vCPUs, for TLB shootdown; vcpus_lock nests inside vm->lock. */
 	pthread_mutex_t vcpus_lock;
-	struct gmem_vcpu **vcpus;
+	struct gmem_vm_vcpu **vcpus;
 	size_t nr_vcpus, cap_vcpus;
 	/* KVM_CAP_MAX_VCPU_ID: 0 until enabled or the first vCPU is made. */
 	uint32_t max_vcpu_ids;
@@ -84,6 +109,27 @@ static inline bool gmem_vm_has_private_mem(const struct gmem_vm *vm)
 }
 
 void gmem_vm_get(struct gmem_vm *vm);
+
+/* The footprint bits of the GFN range [start, end). */
+static inline uint64_t gmem_vm_footprint(uint64_t start, uint64_t end)
+{
+	uint64_t mask = 0;
+
+	if (end - start >= 64ULL << 9)
+		return ~0ULL;
+	for (uint64_t b = start >> 9; b <= (end - 1) >> 9; b++)
+		mask |= 1ULL << (b % 64);
+	return mask;
+}
+
+/*
+ * Bracket an update of the GFN range [start, end) (attributes, a slot, a
+ * guest_memfd range): begin zaps stage 2 and shoots down every vCPU TLB
+ * that may cache the range before it returns; end lets faults install
+ * again.  Cannot fail.  No lock a vCPU needs may be held.
+ */
+void gmem_vm_invalidate_begin(struct gmem_vm *vm, uint64_t start, uint64_t end);
+void gmem_vm_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end);
 
 /* The memory attributes the VM supports (KVM_CAP_MEMORY_ATTRIBUTES). */
 uint64_t gmem_vm_supported_attrs(const struct gmem_vm *vm);
