@@ -258,6 +258,7 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 	case KVM_SET_MSRS:
 	case KVM_GET_MP_STATE:
 	case KVM_SET_MP_STATE:
+	case KVM_PRE_FAULT_MEMORY:
 		if (!p)
 			return -EFAULT;
 	}
@@ -282,6 +283,8 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 		return gmem_vcpu_get_mp_state(vcpu, p);
 	case KVM_SET_MP_STATE:
 		return gmem_vcpu_set_mp_state(vcpu, p);
+	case KVM_PRE_FAULT_MEMORY:
+		return gmem_vcpu_pre_fault_memory(vcpu, p);
 	default:
 		/* kvm_arch_vcpu_ioctl()'s answer on x86. */
 		return -EINVAL;

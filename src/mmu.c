@@ -510,6 +510,7 @@ done:
 	case GMEM_S2_OK:
 		res->page = r.page;
 		res->perm = r.perm;
+		res->level = r.level;
 		break;
 	case GMEM_S2_FAULT:
 		res->fault_gpa = gpa & ~(PAGE_SIZE - 1);
@@ -548,6 +549,7 @@ enum gmem_s2 gmem_mmu_translate(struct gmem_vm *vm, uint64_t gpa,
 		res->page = (uint8_t *)(uintptr_t)((e & S2_ADDR_MASK) +
 						   (off << PAGE_SHIFT));
 		res->perm = e & S2_RWX;
+		res->level = (unsigned int)level;
 		return GMEM_S2_OK;
 	}
 	return fault(vm, gpa, access, res);

@@ -121,6 +121,7 @@ enum gmem_s2 {
 struct gmem_s2_result {
 	uint8_t *page;	      /* host address of the 4 KiB page (OK) */
 	unsigned int perm;    /* S2_R/W/X of the mapping (OK) */
+	unsigned int level;   /* its size: 0 4 KiB, 1 2 MiB, 2 1 GiB (OK) */
 	int error;	      /* -EFAULT or -EHWPOISON (FAULT) */
 	uint64_t fault_gpa;   /* the page of the memory fault (FAULT) */
 	uint64_t fault_flags; /* its memory_fault.flags (FAULT) */

@@ -556,6 +556,64 @@ static bool hypercall(struct gmem_vcpu *vcpu)
  * it yet, so a kick ends the run with KVM_EXIT_INTR and the vCPU stays
  * halted, as KVM's does when a signal ends kvm_vcpu_block().
  */
+/* One page's pre-fault: the bytes it covers from @gpa, or -errno. */
+static int64_t pre_fault_one(struct gmem_vcpu *vcpu, uint64_t gpa,
+			     uint64_t size)
+{
+	struct gmem_s2_result res = {0};
+	uint64_t end;
+
+	for (;;) {
+		switch (gmem_mmu_translate(vcpu->vm, gpa, GMEM_ACCESS_READ,
+					   &res)) {
+		case GMEM_S2_OK:
+			/* A huge mapping may reach past the page. */
+			end = (gpa | ((PAGE_SIZE << (9 * res.level)) - 1)) + 1;
+			return (int64_t)MIN(size, end - gpa);
+		case GMEM_S2_RETRY:
+			/* Outside guest mode: no flush waits for us. */
+			sched_yield();
+			continue;
+		case GMEM_S2_FAULT:
+			memory_fault_exit(vcpu, &res);
+			return res.error;
+		case GMEM_S2_NOMEM:
+			return -ENOMEM;
+		default:
+			/* MMIO (no memslot), the XO alias: KVM's
+			 * RET_PF_EMULATE. */
+			return -ENOENT;
+		}
+	}
+}
+
+int gmem_vcpu_pre_fault_memory(struct gmem_vcpu *vcpu,
+			       struct kvm_pre_fault_memory *range)
+{
+	uint64_t full = range->size;
+	int64_t r = 0;
+
+	if (range->flags)
+		return -EINVAL;
+	if (!PAGE_ALIGNED(range->gpa) || !PAGE_ALIGNED(range->size) ||
+	    range->gpa + range->size <= range->gpa)
+		return -EINVAL;
+	do {
+		if (__atomic_load_n(&vcpu->vmv.kick, __ATOMIC_ACQUIRE) &
+		    GMEM_KICK_USER) {
+			r = -EINTR;
+			break;
+		}
+		r = pre_fault_one(vcpu, range->gpa, range->size);
+		if (r < 0)
+			break;
+		range->size -= (uint64_t)r;
+		range->gpa += (uint64_t)r;
+	} while (range->size);
+	/* Success if at least one page was mapped. */
+	return range->size == full ? (int)r : 0;
+}
+
 /* Consume a gmem_vcpu_kick(), if one is pending. */
 static bool take_user_kick(struct gmem_vcpu *vcpu)
 {

@@ -84,6 +84,7 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	switch (cap) {
 	case KVM_CAP_IRQCHIP:
 	case KVM_CAP_BINARY_STATS_FD:
+	case KVM_CAP_PRE_FAULT_MEMORY:
 	case KVM_CAP_USER_MEMORY:
 	case KVM_CAP_USER_MEMORY2:
 	case KVM_CAP_READONLY_MEM:

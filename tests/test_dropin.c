@@ -503,6 +503,38 @@ static void test_stats(void)
 	tap_result("KVM_GET_STATS_FD: KVM's format, names and counts");
 }
 
+static void test_pre_fault(void)
+{
+	struct kvm_pre_fault_memory r = {.gpa = 0x100000, .size = 0x100000};
+	struct vm v;
+
+	vm_create(&v, code_out, sizeof(code_out));
+	CHECK_EQ(ioctl(v.kvm, KVM_CHECK_EXTENSION, KVM_CAP_PRE_FAULT_MEMORY),
+		 1);
+	/* The upper 1 MiB of the slot: done, the range updated to empty. */
+	CHECK_EQ(ioctl(v.vcpu, KVM_PRE_FAULT_MEMORY, &r), 0);
+	CHECK_EQ(r.gpa, MEM_SIZE);
+	CHECK_EQ(r.size, 0);
+	/* Running into the end of the slot: what was mapped counts. */
+	r = (struct kvm_pre_fault_memory){.gpa = MEM_SIZE - 4096, .size = 8192};
+	CHECK_EQ(ioctl(v.vcpu, KVM_PRE_FAULT_MEMORY, &r), 0);
+	CHECK_EQ(r.gpa, MEM_SIZE);
+	CHECK_EQ(r.size, 4096);
+	/* Nothing mapped at all: no memslot there. */
+	CHECK_ERRNO(ioctl(v.vcpu, KVM_PRE_FAULT_MEMORY, &r), ENOENT);
+	CHECK_EQ(r.size, 4096);
+	r.flags = 1;
+	CHECK_ERRNO(ioctl(v.vcpu, KVM_PRE_FAULT_MEMORY, &r), EINVAL);
+	r = (struct kvm_pre_fault_memory){.gpa = 4096, .size = 100};
+	CHECK_ERRNO(ioctl(v.vcpu, KVM_PRE_FAULT_MEMORY, &r), EINVAL);
+	r = (struct kvm_pre_fault_memory){.gpa = -4096ULL, .size = 8192};
+	CHECK_ERRNO(ioctl(v.vcpu, KVM_PRE_FAULT_MEMORY, &r), EINVAL);
+	CHECK_ERRNO(ioctl(v.vcpu, KVM_PRE_FAULT_MEMORY, NULL), EFAULT);
+	vm_destroy(&v);
+	tap_result(
+		"KVM_PRE_FAULT_MEMORY: ranges, ENOENT past the slot, EINVAL");
+}
+
 /* Run under gmem-run, which sits beside this program's directory. */
 static void reexec(char **argv)
 {
@@ -524,7 +556,7 @@ static void reexec(char **argv)
 int main(int argc, char **argv)
 {
 	reexec(argv);
-	tap_plan(10, 60);
+	tap_plan(11, 60);
 	test_real_fds();
 	test_no_collision();
 	test_dup();
@@ -535,5 +567,6 @@ int main(int argc, char **argv)
 	test_fork();
 	test_params();
 	test_stats();
+	test_pre_fault();
 	return tap_done();
 }

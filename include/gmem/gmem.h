@@ -214,6 +214,16 @@ const char *gmem_exit_name(uint32_t reason);
 void gmem_vcpu_kick(struct gmem_vcpu *vcpu);
 
 /*
+ * KVM_PRE_FAULT_MEMORY: map [gpa, gpa + size) in stage 2 as a read fault
+ * would, updating @range to what is left.  0 once at least one page is
+ * mapped; else -EINVAL (flags, alignment, overflow), -ENOENT (no memslot),
+ * -EFAULT/-EHWPOISON with the memory-fault exit in kvm_run (as a fault
+ * would give), -EINTR (a kick is pending) or -ENOMEM.
+ */
+int gmem_vcpu_pre_fault_memory(struct gmem_vcpu *vcpu,
+			       struct kvm_pre_fault_memory *range);
+
+/*
  * KVM_GET/SET_REGS, KVM_GET/SET_SREGS, KVM_SET_CPUID2, KVM_GET/SET_MSRS
  * (the latter two return the number of MSRs processed).  KVM_SET_CPUID2
  * after the first KVM_RUN takes only the table already set (else

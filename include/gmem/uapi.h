@@ -69,6 +69,14 @@ struct kvm_userspace_memory_region2 {
 	uint64_t pad2[14];
 };
 
+/* KVM_PRE_FAULT_MEMORY: in/out range, updated to what is left. */
+struct kvm_pre_fault_memory {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t flags;
+	uint64_t padding[5];
+};
+
 /* KVM_GET_STATS_FD: the binary statistics format (api.rst 4.133). */
 #define KVM_STATS_NAME_SIZE 48
 
@@ -153,6 +161,7 @@ struct kvm_enable_cap {
 #define KVM_CAP_GUEST_MEMFD 234
 #define KVM_CAP_VM_TYPES 235
 #define KVM_CAP_BINARY_STATS_FD 203
+#define KVM_CAP_PRE_FAULT_MEMORY 236
 
 /* Exit reasons (kvm_run.exit_reason). */
 #define KVM_EXIT_UNKNOWN 0
@@ -364,6 +373,7 @@ struct kvm_run {
 	_IOW(KVMIO, 0xd2, struct kvm_memory_attributes)
 #define KVM_CREATE_GUEST_MEMFD _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd)
 #define KVM_GET_STATS_FD _IO(KVMIO, 0xce)
+#define KVM_PRE_FAULT_MEMORY _IOWR(KVMIO, 0xd5, struct kvm_pre_fault_memory)
 
 #define KVM_RUN _IO(KVMIO, 0x80)
 #define KVM_GET_REGS _IOR(KVMIO, 0x81, struct kvm_regs)
@@ -415,6 +425,7 @@ _Static_assert(offsetof(struct kvm_userspace_memory_region2, guest_memfd) == 40,
 _Static_assert(sizeof(struct kvm_enable_cap) == 104, "enable_cap size");
 _Static_assert(sizeof(struct kvm_signal_mask) == 4, "signal_mask size");
 _Static_assert(sizeof(struct kvm_stats_header) == 24, "stats header size");
+_Static_assert(sizeof(struct kvm_pre_fault_memory) == 64, "pre_fault size");
 _Static_assert(sizeof(struct kvm_stats_desc) == 16, "stats desc size");
 _Static_assert(sizeof(struct kvm_regs) == 144, "regs size");
 _Static_assert(sizeof(struct kvm_segment) == 24, "segment size");
