@@ -49,6 +49,7 @@ LIB_SRCS := \
 	src/vcpu.c \
 	src/vm.c \
 	src/handle.c \
+	src/coalesced.c \
 	src/stats.c \
 	src/ioctl.c \
 	src/loader.c

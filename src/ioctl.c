@@ -155,6 +155,15 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 	}
 	case KVM_CREATE_IRQCHIP:
 		return gmem_vm_create_irqchip(vm);
+	case KVM_REGISTER_COALESCED_MMIO:
+	case KVM_UNREGISTER_COALESCED_MMIO: {
+		struct kvm_coalesced_mmio_zone zone;
+
+		COPY_IN(zone, arg);
+		return request == KVM_REGISTER_COALESCED_MMIO
+			       ? gmem_vm_register_coalesced_mmio(vm, &zone)
+			       : gmem_vm_unregister_coalesced_mmio(vm, &zone);
+	}
 	case KVM_CREATE_GUEST_MEMFD: {
 		struct kvm_create_guest_memfd args;
 
@@ -430,6 +439,29 @@ off_t gmem_lseek(int fd, off_t off, int whence)
 	return ret_errno(r);
 }
 
+/*
+ * A window of the vCPU's mapping: kvm_run and the PIO page from the
+ * vCPU's memfd, and at KVM_COALESCED_MMIO_PAGE_OFFSET the VM's coalesced
+ * ring, mapped over it, so that every vCPU shows the same ring.
+ */
+static void *map_vcpu(struct gmem_vcpu *vcpu, void *addr, size_t len, int prot,
+		      int flags, off_t off)
+{
+	const off_t ring = KVM_COALESCED_MMIO_PAGE_OFFSET * PAGE_SIZE;
+	uint8_t *p = mmap(addr, len, prot, flags, vcpu->run_fd, off);
+	int e;
+
+	if (p == MAP_FAILED || off > ring || off + (off_t)len <= ring)
+		return p;
+	if (mmap(p + (ring - off), PAGE_SIZE, prot, flags | MAP_FIXED,
+		 vcpu->vm->coalesced.fd, 0) != MAP_FAILED)
+		return p;
+	e = errno;
+	munmap(p, len);
+	errno = e;
+	return MAP_FAILED;
+}
+
 void *gmem_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	struct gmem_handle_ref ref;
@@ -441,12 +473,10 @@ void *gmem_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 		return MAP_FAILED;
 	}
 	if (ref.kind == GMEM_H_VCPU) {
-		/* The kvm_run page: a second mapping of the vCPU's memfd. */
 		if (off < 0 || (uint64_t)off + len > GMEM_VCPU_MMAP_SIZE)
 			errno = EINVAL;
 		else
-			p = mmap(addr, len, prot, flags,
-				 ((struct gmem_vcpu *)ref.obj)->run_fd, off);
+			p = map_vcpu(ref.obj, addr, len, prot, flags, off);
 	} else {
 		/* guest_memfd memory is for the guest only. */
 		errno = ENODEV;

@@ -757,6 +757,12 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 			run->exit_reason = KVM_EXIT_HLT;
 			goto out;
 		case X86_STOP_IO:
+			/* An OUT retires at the stop: coalesced, it goes on. */
+			if (stop.io.is_write &&
+			    gmem_coalesced_write(&vcpu->vm->coalesced,
+						 stop.io.port, stop.io.size,
+						 &stop.io.data, true))
+				continue;
 			run->exit_reason = KVM_EXIT_IO;
 			run->io.direction = stop.io.is_write ? KVM_EXIT_IO_OUT
 							     : KVM_EXIT_IO_IN;
@@ -773,6 +779,14 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 				goto out;
 			continue;
 		case X86_STOP_MMIO:
+			/* A coalesced write completes the instruction now. */
+			if (stop.mmio.is_write &&
+			    gmem_coalesced_write(&vcpu->vm->coalesced,
+						 stop.mmio.gpa, stop.mmio.len,
+						 stop.mmio.data, false)) {
+				finish = true;
+				continue;
+			}
 			run->exit_reason = KVM_EXIT_MMIO;
 			run->mmio.phys_addr = stop.mmio.gpa;
 			run->mmio.len = stop.mmio.len;

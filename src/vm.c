@@ -36,6 +36,11 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 		gmem_free(vm);
 		return -ENOMEM;
 	}
+	if (gmem_coalesced_init(&vm->coalesced)) {
+		gmem_mmu_destroy(&vm->mmu);
+		gmem_free(vm);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->vcpus_lock, NULL);
 	/*
@@ -63,6 +68,7 @@ void gmem_vm_put(struct gmem_vm *vm)
 	if (!vm || atomic_fetch_sub(&vm->refcount, 1) != 1)
 		return;
 	gmem_mmu_destroy(&vm->mmu);
+	gmem_coalesced_destroy(&vm->coalesced);
 	gmem_memslots_destroy(&vm->slots);
 	gmem_rmap_destroy(&vm->attrs);
 	gmem_free(vm->vcpus);
@@ -85,6 +91,7 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_IRQCHIP:
 	case KVM_CAP_BINARY_STATS_FD:
 	case KVM_CAP_PRE_FAULT_MEMORY:
+	case KVM_CAP_COALESCED_PIO:
 	case KVM_CAP_USER_MEMORY:
 	case KVM_CAP_USER_MEMORY2:
 	case KVM_CAP_READONLY_MEM:
@@ -106,6 +113,8 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_TSC_CONTROL:
 	case KVM_CAP_VM_TSC_CONTROL:
 		return 1; /* as on a host with TSC scaling */
+	case KVM_CAP_COALESCED_MMIO:
+		return KVM_COALESCED_MMIO_PAGE_OFFSET;
 	case KVM_CAP_NR_MEMSLOTS:
 		return 32764;
 	case KVM_CAP_NR_VCPUS: {
@@ -209,6 +218,18 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 	default:
 		return -EINVAL;
 	}
+}
+
+int gmem_vm_register_coalesced_mmio(struct gmem_vm *vm,
+				    const struct kvm_coalesced_mmio_zone *zone)
+{
+	return gmem_coalesced_register(&vm->coalesced, zone);
+}
+
+int gmem_vm_unregister_coalesced_mmio(
+	struct gmem_vm *vm, const struct kvm_coalesced_mmio_zone *zone)
+{
+	return gmem_coalesced_unregister(&vm->coalesced, zone);
 }
 
 int gmem_vm_create_irqchip(struct gmem_vm *vm)

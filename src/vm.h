@@ -23,6 +23,7 @@
 #include <gmem/gmem.h>
 
 #include "attr.h"
+#include "coalesced.h"
 #include "memslot.h"
 #include "mmu.h"
 
@@ -85,6 +86,7 @@ struct gmem_vm {
 	uint64_t attrs_seq; /* bumped by every effective attribute change */
 
 	struct gmem_mmu mmu;
+	struct gmem_coalesced coalesced; /* the zones and the ring */
 
 	/* vCPUs, for TLB shootdown; vcpus_lock nests inside vm->lock. */
 	pthread_mutex_t vcpus_lock;

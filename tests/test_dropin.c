@@ -59,7 +59,8 @@ static void setup_long_mode(struct vm *v)
 
 	pml4[0] = 0x2000 | 3;
 	pdpt[0] = 0x3000 | 3;
-	pd[0] = 0x0 | 0x83; /* 2 MiB, present, writable */
+	pd[0] = 0x0 | 0x83;	 /* 2 MiB, present, writable */
+	pd[1] = 0x200000 | 0x83; /* no memslot behind: MMIO */
 	REQUIRE(ioctl(v->vcpu, KVM_GET_SREGS, &sregs) == 0);
 	data.selector = 0x10;
 	data.type = 3;
@@ -535,6 +536,54 @@ static void test_pre_fault(void)
 		"KVM_PRE_FAULT_MEMORY: ranges, ENOENT past the slot, EINVAL");
 }
 
+static void test_coalesced(void)
+{
+	/* out 0x10, al (al = 0x42); mov dword [0x300000], 0x11223344; hlt */
+	static const uint8_t code[] = {0xb0, 0x42, 0xe6, PORT, 0xc7, 0x04,
+				       0x25, 0x00, 0x00, 0x30, 0x00, 0x44,
+				       0x33, 0x22, 0x11, 0xf4};
+	struct kvm_coalesced_mmio_zone mmio = {.addr = 0x300000, .size = 8};
+	struct kvm_coalesced_mmio_zone pio = {
+		.addr = PORT, .size = 1, .pio = 1};
+	struct kvm_coalesced_mmio_ring *ring;
+	struct vm v;
+
+	vm_create(&v, code, sizeof(code));
+	CHECK_EQ(ioctl(v.kvm, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO), 2);
+	CHECK_EQ(ioctl(v.kvm, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO), 1);
+	CHECK_EQ(ioctl(v.vm, KVM_REGISTER_COALESCED_MMIO, &mmio), 0);
+	CHECK_EQ(ioctl(v.vm, KVM_REGISTER_COALESCED_MMIO, &pio), 0);
+	pio.pio = 2;
+	CHECK_ERRNO(ioctl(v.vm, KVM_REGISTER_COALESCED_MMIO, &pio), EINVAL);
+	pio.pio = 1;
+	ring = (void *)((uint8_t *)v.run + 2 * 4096);
+	/* Both writes land in the ring; the HLT is the first exit. */
+	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), 0);
+	CHECK_EQ(v.run->exit_reason, KVM_EXIT_HLT);
+	CHECK_EQ(ring->first, 0);
+	CHECK_EQ(ring->last, 2);
+	CHECK_EQ(ring->coalesced_mmio[0].phys_addr, PORT);
+	CHECK_EQ(ring->coalesced_mmio[0].len, 1);
+	CHECK_EQ(ring->coalesced_mmio[0].pio, 1);
+	CHECK_EQ(ring->coalesced_mmio[0].data[0], 0x42);
+	CHECK_EQ(ring->coalesced_mmio[1].phys_addr, 0x300000);
+	CHECK_EQ(ring->coalesced_mmio[1].len, 4);
+	CHECK_EQ(ring->coalesced_mmio[1].pio, 0);
+	CHECK_EQ(*(uint32_t *)ring->coalesced_mmio[1].data, 0x11223344);
+	/* Unregistered: the same code exits for each write again. */
+	CHECK_EQ(ioctl(v.vm, KVM_UNREGISTER_COALESCED_MMIO, &mmio), 0);
+	CHECK_EQ(ioctl(v.vm, KVM_UNREGISTER_COALESCED_MMIO, &pio), 0);
+	setup_long_mode(&v);
+	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), 0);
+	CHECK_EQ(v.run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), 0);
+	CHECK_EQ(v.run->exit_reason, KVM_EXIT_MMIO);
+	CHECK_EQ(v.run->mmio.phys_addr, 0x300000);
+	CHECK_EQ(ring->last, 2);
+	vm_destroy(&v);
+	tap_result("coalesced MMIO and PIO: writes in a zone go to the ring");
+}
+
 /* Run under gmem-run, which sits beside this program's directory. */
 static void reexec(char **argv)
 {
@@ -556,7 +605,7 @@ static void reexec(char **argv)
 int main(int argc, char **argv)
 {
 	reexec(argv);
-	tap_plan(11, 60);
+	tap_plan(12, 60);
 	test_real_fds();
 	test_no_collision();
 	test_dup();
@@ -568,5 +617,6 @@ int main(int argc, char **argv)
 	test_params();
 	test_stats();
 	test_pre_fault();
+	test_coalesced();
 	return tap_done();
 }

@@ -78,6 +78,19 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap);
 int gmem_vm_create_irqchip(struct gmem_vm *vm);
 
 /*
+ * KVM_(UN)REGISTER_COALESCED_MMIO: guest writes inside a zone (MMIO, or
+ * port I/O with pio = 1) go to the VM's ring, page
+ * KVM_COALESCED_MMIO_PAGE_OFFSET of each vCPU's kvm_run mapping, without
+ * an exit while it has room.  -EINVAL for pio other than 0 or 1, -ENOSPC
+ * past 1000 zones a bus; unregister removes the zones containing the
+ * range.
+ */
+int gmem_vm_register_coalesced_mmio(struct gmem_vm *vm,
+				    const struct kvm_coalesced_mmio_zone *zone);
+int gmem_vm_unregister_coalesced_mmio(
+	struct gmem_vm *vm, const struct kvm_coalesced_mmio_zone *zone);
+
+/*
  * KVM_SET_TSC_KHZ / KVM_GET_TSC_KHZ on the VM: the TSC rate of vCPUs
  * created from now on (0 sets the host's, 1 GHz); -EINVAL at or above
  * 0x7fffffff.  get returns the rate.

@@ -69,6 +69,37 @@ struct kvm_userspace_memory_region2 {
 	uint64_t pad2[14];
 };
 
+/* Coalesced MMIO/PIO: zones, and the ring at page 2 of the vCPU mmap. */
+#define KVM_COALESCED_MMIO_PAGE_OFFSET 2
+
+struct kvm_coalesced_mmio_zone {
+	uint64_t addr;
+	uint32_t size;
+	union {
+		uint32_t pad;
+		uint32_t pio;
+	};
+};
+
+struct kvm_coalesced_mmio {
+	uint64_t phys_addr;
+	uint32_t len;
+	union {
+		uint32_t pad;
+		uint32_t pio;
+	};
+	uint8_t data[8];
+};
+
+struct kvm_coalesced_mmio_ring {
+	uint32_t first, last;
+	struct kvm_coalesced_mmio coalesced_mmio[];
+};
+
+#define KVM_COALESCED_MMIO_MAX                             \
+	((4096 - sizeof(struct kvm_coalesced_mmio_ring)) / \
+	 sizeof(struct kvm_coalesced_mmio))
+
 /* KVM_PRE_FAULT_MEMORY: in/out range, updated to what is left. */
 struct kvm_pre_fault_memory {
 	uint64_t gpa;
@@ -162,6 +193,8 @@ struct kvm_enable_cap {
 #define KVM_CAP_VM_TYPES 235
 #define KVM_CAP_BINARY_STATS_FD 203
 #define KVM_CAP_PRE_FAULT_MEMORY 236
+#define KVM_CAP_COALESCED_MMIO 15
+#define KVM_CAP_COALESCED_PIO 162
 
 /* Exit reasons (kvm_run.exit_reason). */
 #define KVM_EXIT_UNKNOWN 0
@@ -358,6 +391,10 @@ struct kvm_run {
 
 #define KVM_CREATE_VCPU _IO(KVMIO, 0x41)
 #define KVM_CREATE_IRQCHIP _IO(KVMIO, 0x60)
+#define KVM_REGISTER_COALESCED_MMIO \
+	_IOW(KVMIO, 0x67, struct kvm_coalesced_mmio_zone)
+#define KVM_UNREGISTER_COALESCED_MMIO \
+	_IOW(KVMIO, 0x68, struct kvm_coalesced_mmio_zone)
 #define KVM_SET_NR_MMU_PAGES _IO(KVMIO, 0x44)
 #define KVM_GET_NR_MMU_PAGES _IO(KVMIO, 0x45) /* gone from x86 (ENOTTY) */
 #define KVM_SET_USER_MEMORY_REGION \
@@ -426,6 +463,9 @@ _Static_assert(sizeof(struct kvm_enable_cap) == 104, "enable_cap size");
 _Static_assert(sizeof(struct kvm_signal_mask) == 4, "signal_mask size");
 _Static_assert(sizeof(struct kvm_stats_header) == 24, "stats header size");
 _Static_assert(sizeof(struct kvm_pre_fault_memory) == 64, "pre_fault size");
+_Static_assert(sizeof(struct kvm_coalesced_mmio_zone) == 16, "zone size");
+_Static_assert(sizeof(struct kvm_coalesced_mmio) == 24, "coalesced size");
+_Static_assert(KVM_COALESCED_MMIO_MAX == 170, "coalesced ring entries");
 _Static_assert(sizeof(struct kvm_stats_desc) == 16, "stats desc size");
 _Static_assert(sizeof(struct kvm_regs) == 144, "regs size");
 _Static_assert(sizeof(struct kvm_segment) == 24, "segment size");
