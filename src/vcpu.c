@@ -26,6 +26,8 @@ static const struct x86_bus vcpu_bus;
 _Static_assert(GMEM_TSC_KHZ == X86_TSC_KHZ,
 	       "the CPU model's TSC is the host's");
 
+static void reset_state(struct gmem_vcpu *vcpu, unsigned long id);
+
 int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 		     struct gmem_vcpu **vcpup)
 {
@@ -97,6 +99,7 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	/* Without XO the CPUID table says (48 bits in the default one). */
 	if (vm->xo_bit)
 		x86_set_maxphyaddr(vcpu->cpu, vm->maxphyaddr, true);
+	reset_state(vcpu, id);
 
 	/* Start current: earlier shootdowns are no concern of ours. */
 	vcpu->vmv.seen_gen =
@@ -917,8 +920,130 @@ int gmem_vcpu_get_sregs(struct gmem_vcpu *vcpu, struct kvm_sregs *sregs)
 	return 0;
 }
 
+/*
+ * The state KVM gives a new vCPU (kvm_vcpu_reset(), INIT): real mode at
+ * F000:FFF0 with CR0 = CD|NW|ET, the local APIC enabled at its default
+ * base, BSP for vCPU 0, and RDX holding CPUID.1:EAX.  A VMM sets long
+ * mode (the only one the model runs) with KVM_SET_SREGS.
+ */
+static void reset_state(struct gmem_vcpu *vcpu, unsigned long id)
+{
+	struct kvm_segment data = {
+		.limit = 0xffff, .type = 3, .present = 1, .s = 1};
+	struct kvm_sregs s = {0};
+	struct kvm_regs regs = {0};
+	uint32_t sig[4];
+
+	s.cs = data;
+	s.cs.selector = 0xf000;
+	s.cs.base = 0xffff0000;
+	s.cs.type = 0xb;
+	s.ds = s.es = s.fs = s.gs = s.ss = data;
+	s.tr = (struct kvm_segment){.limit = 0xffff, .type = 0xb, .present = 1};
+	s.ldt = (struct kvm_segment){.limit = 0xffff, .type = 2, .present = 1};
+	s.gdt.limit = s.idt.limit = 0xffff;
+	s.cr0 = X86_CR0_CD | X86_CR0_NW | X86_CR0_ET;
+	s.apic_base = 0xfee00000 | (1u << 11) | (id == 0 ? 1u << 8 : 0);
+	x86_set_sregs(vcpu->cpu, &s);
+	x86_cpuid(vcpu->cpu, 1, 0, sig);
+	regs.rip = 0xfff0;
+	regs.rflags = 2;
+	regs.rdx = sig[0];
+	x86_set_regs(vcpu->cpu, &regs);
+}
+
+/* A CPUID bit of a table: leaf @fn, subleaf @idx, register (0 EAX..3 EDX). */
+static bool table_has(const struct kvm_cpuid_entry2 *t, unsigned int n,
+		      uint32_t fn, uint32_t idx, int reg, int bit)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		const uint32_t r[4] = {t[i].eax, t[i].ebx, t[i].ecx, t[i].edx};
+
+		if (t[i].function == fn && (t[i].index == idx || !idx))
+			return r[reg] >> bit & 1;
+	}
+	return false;
+}
+
+/*
+ * The CR4 bits a CPUID table allows (KVM's __cr4_reserved_bits()): the
+ * always-there ones, and each feature's bit only where CPUID has it.
+ */
+static uint64_t cr4_allowed(const struct kvm_cpuid_entry2 *t, unsigned int n)
+{
+	static const struct {
+		uint32_t fn;
+		int reg, bit;
+		uint64_t cr4;
+	} feat[] = {
+		{7, 2, 2, 1ULL << 11},	/* UMIP */
+		{7, 2, 16, 1ULL << 12}, /* LA57 */
+		{1, 2, 5, 1ULL << 13},	/* VMXE */
+		{1, 2, 6, 1ULL << 14},	/* SMXE */
+		{7, 1, 0, 1ULL << 16},	/* FSGSBASE */
+		{1, 2, 17, 1ULL << 17}, /* PCIDE */
+		{1, 2, 26, 1ULL << 18}, /* OSXSAVE */
+		{7, 1, 7, 1ULL << 20},	/* SMEP */
+		{7, 1, 20, 1ULL << 21}, /* SMAP */
+		{7, 2, 3, 1ULL << 22},	/* PKE */
+	};
+	/* VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT */
+	uint64_t ok = 0x7ff;
+
+	for (size_t i = 0; i < ARRAY_SIZE(feat); i++)
+		if (table_has(t, n, feat[i].fn, 0, feat[i].reg, feat[i].bit))
+			ok |= feat[i].cr4;
+	return ok;
+}
+
+/* kvm_is_valid_sregs() and kvm_set_apic_base()'s checks, in KVM's order. */
+static bool valid_sregs(const struct gmem_vcpu *vcpu, const struct kvm_sregs *s)
+{
+	const struct x86_cpu *cpu = vcpu->cpu;
+	unsigned int nsup, maxphy = 36;
+	const struct kvm_cpuid_entry2 *sup = x86_supported_cpuid(&nsup);
+	uint64_t reserved;
+	uint32_t out[4];
+
+	x86_cpuid(cpu, 0x80000000, 0, out);
+	if (out[0] >= 0x80000008) {
+		x86_cpuid(cpu, 0x80000008, 0, out);
+		maxphy = out[0] & 0xff;
+	}
+	if ((s->efer & X86_EFER_LME) && (s->cr0 & X86_CR0_PG)) {
+		/* 64-bit paging: PAE and LMA set, CR3 a legal GPA. */
+		if (!(s->cr4 & X86_CR4_PAE) || !(s->efer & X86_EFER_LMA))
+			return false;
+		if (s->cr3 >> maxphy)
+			return false;
+	} else if ((s->efer & X86_EFER_LMA) || s->cs.l) {
+		return false;
+	}
+	/* What the model supports at all, then what the guest's CPUID allows.
+	 */
+	if (s->cr4 & ~cr4_allowed(sup, nsup))
+		return false;
+	if (vcpu->cpuid_set && (s->cr4 & ~cr4_allowed(cpu->cpuid, cpu->ncpuid)))
+		return false;
+	if ((s->cr0 >> 32) ||
+	    ((s->cr0 & X86_CR0_NW) && !(s->cr0 & X86_CR0_CD)) ||
+	    ((s->cr0 & X86_CR0_PG) && !(s->cr0 & X86_CR0_PE)))
+		return false;
+	/* IA32_APIC_BASE: reserved bits, and x2APIC without xAPIC enabled. */
+	reserved = 0x2ff | (~0ULL << maxphy);
+	if (!(vcpu->cpuid_set ? table_has(cpu->cpuid, cpu->ncpuid, 1, 0, 2, 21)
+			      : table_has(sup, nsup, 1, 0, 2, 21)))
+		reserved |= 1ULL << 10;
+	if ((s->apic_base & reserved) ||
+	    ((s->apic_base & (1ULL << 10)) && !(s->apic_base & (1ULL << 11))))
+		return false;
+	return true;
+}
+
 int gmem_vcpu_set_sregs(struct gmem_vcpu *vcpu, const struct kvm_sregs *sregs)
 {
+	if (!valid_sregs(vcpu, sregs))
+		return -EINVAL;
 	return x86_set_sregs(vcpu->cpu, sregs);
 }
 

@@ -584,6 +584,60 @@ static void test_coalesced(void)
 	tap_result("coalesced MMIO and PIO: writes in a zone go to the ring");
 }
 
+static void test_sregs(void)
+{
+	struct kvm_sregs s, bad, back;
+	struct kvm_regs regs;
+	int kvm = kvm_open(), vm, vcpu;
+
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	REQUIRE(vm >= 0 && vcpu >= 0);
+	/* KVM's reset state: real mode at F000:FFF0, the APIC on, BSP. */
+	CHECK_EQ(ioctl(vcpu, KVM_GET_SREGS, &s), 0);
+	CHECK_EQ(s.cr0, 0x60000010);
+	CHECK_EQ(s.efer, 0);
+	CHECK_EQ(s.cs.selector, 0xf000);
+	CHECK_EQ(s.cs.base, 0xffff0000);
+	CHECK_EQ(s.apic_base, 0xfee00900);
+	CHECK_EQ(ioctl(vcpu, KVM_GET_REGS, &regs), 0);
+	CHECK_EQ(regs.rip, 0xfff0);
+	CHECK_EQ(regs.rflags, 2);
+	/* kvm_is_valid_sregs(): each refused, nothing changed. */
+	const struct {
+		uint64_t cr0, cr4, efer, apic_base;
+	} refused[] = {
+		{.cr4 = 1 << 11},		     /* UMIP: not in CPUID */
+		{.cr4 = 1 << 18},		     /* OSXSAVE without XSAVE */
+		{.cr0 = 1ULL << 32},		     /* reserved CR0 bit */
+		{.cr0 = 1ULL << 29},		     /* NW without CD */
+		{.cr0 = 1ULL << 31},		     /* PG without PE */
+		{.efer = 1 << 10},		     /* LMA without paging */
+		{.apic_base = 0xfee00000 | 1 << 10}, /* x2APIC, xAPIC off */
+		{.apic_base = 0xfee00001},	     /* reserved bit */
+	};
+	for (size_t i = 0; i < ARRAY_LEN(refused); i++) {
+		bad = s;
+		bad.cr0 = refused[i].cr0 ? refused[i].cr0 : s.cr0;
+		bad.cr4 = refused[i].cr4;
+		bad.efer = refused[i].efer;
+		bad.apic_base = refused[i].apic_base ? refused[i].apic_base
+						     : s.apic_base;
+		CHECK_ERRNO(ioctl(vcpu, KVM_SET_SREGS, &bad), EINVAL);
+		CHECK_EQ(ioctl(vcpu, KVM_GET_SREGS, &back), 0);
+		CHECK(!memcmp(&back, &s, sizeof(s)));
+	}
+	/* Every CR4 bit the supported CPUID allows is accepted. */
+	bad = s;
+	bad.cr0 = 0;
+	bad.cr4 = 0x7ff | 1 << 20 | 1 << 21; /* ... SMEP, SMAP */
+	CHECK_EQ(ioctl(vcpu, KVM_SET_SREGS, &bad), 0);
+	CHECK_EQ(close(vcpu), 0);
+	CHECK_EQ(close(vm), 0);
+	CHECK_EQ(close(kvm), 0);
+	tap_result("KVM_SET_SREGS: KVM's reset state, and what it refuses");
+}
+
 /* Run under gmem-run, which sits beside this program's directory. */
 static void reexec(char **argv)
 {
@@ -605,7 +659,7 @@ static void reexec(char **argv)
 int main(int argc, char **argv)
 {
 	reexec(argv);
-	tap_plan(12, 60);
+	tap_plan(13, 60);
 	test_real_fds();
 	test_no_collision();
 	test_dup();
@@ -618,5 +672,6 @@ int main(int argc, char **argv)
 	test_stats();
 	test_pre_fault();
 	test_coalesced();
+	test_sregs();
 	return tap_done();
 }
