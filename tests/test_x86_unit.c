@@ -885,9 +885,274 @@ static void t_bits(void)
 		"BT* with a register bit offset into memory, JRCXZ, POPF IF");
 }
 
+/* ---- SSE ------------------------------------------------------------ */
+
+/* Set and clear CR0/CR4 bits, as a VMM's KVM_SET_SREGS would. */
+static void set_cr(uint64_t cr0_set, uint64_t cr0_clr, uint64_t cr4_set,
+		   uint64_t cr4_clr)
+{
+	struct kvm_sregs s;
+
+	x86_get_sregs(&vm.cpu, &s);
+	s.cr0 = (s.cr0 | cr0_set) & ~cr0_clr;
+	s.cr4 = (s.cr4 | cr4_set) & ~cr4_clr;
+	x86_set_sregs(&vm.cpu, &s);
+}
+
+#define OSFXSR (X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT)
+
+GUEST_CODE(g_pxor, "pxor %xmm1, %xmm1\nhlt\n");
+GUEST_CODE(g_ldmxcsr, "ldmxcsr 0x20000\nhlt\n");
+GUEST_CODE(g_clts, "clts\npxor %xmm1, %xmm1\nhlt\n");
+
+static void t_sse_avail(void)
+{
+	SETUP(g_pxor); /* the harness leaves CR4.OSFXSR clear */
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_UD);
+	CHECK_EQ(frame(0), H_CODE);
+
+	SETUP(g_ldmxcsr);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_UD);
+
+	SETUP(g_pxor);
+	set_cr(X86_CR0_EM, 0, OSFXSR, 0);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_UD);
+
+	/* #NM has no error code: the frame starts with RIP. */
+	SETUP(g_pxor);
+	set_cr(X86_CR0_TS, 0, OSFXSR, 0);
+	vm.cpu.xmm[1].q[0] = 5;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_NM);
+	CHECK_EQ(frame(0), H_CODE);
+	CHECK_EQ(vm.cpu.xmm[1].q[0], 5);
+
+	SETUP(g_clts); /* what an #NM handler does */
+	set_cr(X86_CR0_TS, 0, OSFXSR, 0);
+	vm.cpu.xmm[1].q[0] = 5;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), -1);
+	CHECK_EQ(vm.cpu.xmm[1].q[0], 0);
+	CHECK_EQ(vm.cpu.cr0 & X86_CR0_TS, 0);
+	tap_result("SSE: #UD without CR4.OSFXSR or with CR0.EM, #NM with "
+		   "CR0.TS, CLTS");
+}
+
+GUEST_CODE(g_movaps_ld, "movaps (%rax), %xmm0\nhlt\n");
+GUEST_CODE(g_movdqa_st, "pcmpeqb %xmm0, %xmm0\nmovdqa %xmm0, (%rax)\nhlt\n");
+GUEST_CODE(g_paddb_m, "paddb (%rax), %xmm0\nhlt\n");
+GUEST_CODE(g_movdqu_ld, "movdqu (%rax), %xmm0\nmovq 8(%rax), %xmm1\nhlt\n");
+
+/* Run @code with RAX = @a and OSFXSR; the vector taken, or -1. */
+static int sse_at(const uint8_t *b, const uint8_t *e, uint64_t a)
+{
+	setup(b, e);
+	set_cr(0, 0, OSFXSR, 0);
+	vm.cpu.gpr[X86_RAX] = a;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	return hvm_vector(&vm);
+}
+
+static void t_sse_align(void)
+{
+	CHECK_EQ(sse_at(g_movaps_ld, g_movaps_ld_end, 0x20008), X86_GP);
+	CHECK_EQ(frame(0), 0);
+	CHECK_EQ(frame(1), H_CODE);
+	CHECK_EQ(sse_at(g_movaps_ld, g_movaps_ld_end, 0x20010), -1);
+
+	CHECK_EQ(sse_at(g_movdqa_st, g_movdqa_st_end, 0x20004), X86_GP);
+	CHECK_EQ(ld(0x20004, 8), 0); /* nothing stored */
+	CHECK_EQ(sse_at(g_movdqa_st, g_movdqa_st_end, 0x20000), -1);
+	CHECK_EQ(ld(0x20008, 8), ~0ull);
+
+	/* Legacy SSE arithmetic wants aligned memory too. */
+	CHECK_EQ(sse_at(g_paddb_m, g_paddb_m_end, 0x20001), X86_GP);
+	/* Unaligned moves and 8-byte operands do not. */
+	CHECK_EQ(sse_at(g_movdqu_ld, g_movdqu_ld_end, 0x20003), -1);
+
+	/* Alignment is checked before translation: #GP, not #PF. */
+	setup(g_movaps_ld, g_movaps_ld_end);
+	set_cr(0, 0, OSFXSR, 0);
+	*hvm_pte(&vm, 0x30000) &= ~1ull;
+	vm.cpu.gpr[X86_RAX] = 0x30008;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_GP);
+	tap_result("SSE: #GP(0) on misaligned MOVAPS/MOVDQA/PADDB m128, "
+		   "before #PF");
+}
+
+GUEST_CODE(g_sse_split, "movups 0x30ff8, %xmm0\n"
+			"movups %xmm0, 0x31ff8\n"
+			"hlt\n");
+/* A 16-byte store over the instruction after it (self-modifying). */
+GUEST_CODE(g_sse_smc, "movups (%rbx), %xmm0\n"
+		      "movups %xmm0, 1f(%rip)\n"
+		      "1: mov $1, %eax\n"
+		      "hlt\n"
+		      ".fill 16, 1, 0x90\n");
+
+static void t_sse_split(void)
+{
+	SETUP(g_sse_split);
+	set_cr(0, 0, OSFXSR, 0);
+	for (unsigned k = 0; k < 16; k++)
+		vm.mem[0x30ff8 + k] = 0x11 * (k + 1);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), -1);
+	CHECK_EQ(vm.cpu.xmm[0].q[0], 0x8877665544332211ull);
+	CHECK_EQ(vm.cpu.xmm[0].q[1], 0x10ffeeddccbbaa99ull);
+	CHECK_EQ(ld(0x31ff8, 8), 0x8877665544332211ull);
+	CHECK_EQ(ld(0x32000, 8), 0x10ffeeddccbbaa99ull);
+
+	/* The second page faults: #PF there, nothing of the store done. */
+	SETUP(g_sse_split);
+	set_cr(0, 0, OSFXSR, 0);
+	memset(vm.mem + 0x30ff8, 0x5a, 16);
+	*hvm_pte(&vm, 0x32000) &= ~1ull;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_PF_VEC);
+	CHECK_EQ(frame(0), X86_PFEC_W);
+	CHECK_EQ(vm.cpu.cr2, 0x32000);
+	CHECK_EQ(ld(0x31ff8, 8), 0);
+	CHECK_EQ(vm.cpu.xmm[0].q[1], 0x5a5a5a5a5a5a5a5aull);
+
+	/* mov $2, %eax; hlt; nop x10: the new bytes must be what runs. */
+	SETUP(g_sse_smc);
+	set_cr(0, 0, OSFXSR, 0);
+	memcpy(vm.mem + 0x20000,
+	       "\xb8\x02\x00\x00\x00\xf4\x90\x90\x90\x90\x90"
+	       "\x90\x90\x90\x90\x90",
+	       16);
+	vm.cpu.gpr[X86_RBX] = 0x20000;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 2);
+	tap_result("SSE: page-crossing MOVUPS load/store, #PF on the 2nd page "
+		   "without a partial store, 16-byte self-modifying store");
+}
+
+GUEST_CODE(g_sse_mmio, "movq (%rax), %xmm1\n"
+		       "movdqu (%rax), %xmm2\n"
+		       "hlt\n");
+
+static void t_sse_mmio(void)
+{
+	SETUP(g_sse_mmio);
+	set_cr(0, 0, OSFXSR, 0);
+	vm.cpu.gpr[X86_RAX] = 0x1000000;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_MMIO);
+	CHECK_EQ(vm.stop.mmio.gpa, 0x1000000);
+	CHECK_EQ(vm.stop.mmio.len, 8);
+	x86_complete_mmio(&vm.cpu, 0x1122334455667788ull);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_INTERNAL);
+	CHECK_EQ(vm.cpu.xmm[1].q[0], 0x1122334455667788ull);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 4); /* at the MOVDQU */
+	tap_result("SSE: 8-byte MMIO load completes; 16-byte MMIO is INTERNAL");
+}
+
+/* FXSAVE64 a state, clobber it, FXRSTOR64 it back; FXSAVE (32-bit). */
+GUEST_CODE(g_fx, "mov $0x21000, %eax\n"
+		 "movdqu (%rax), %xmm3\n"
+		 "movdqu 16(%rax), %xmm15\n"
+		 "ldmxcsr 32(%rax)\n"
+		 "fxsave64 0x22000\n"
+		 "pxor %xmm3, %xmm3\n"
+		 "pxor %xmm15, %xmm15\n"
+		 "ldmxcsr 36(%rax)\n"
+		 "fxrstor64 0x22000\n"
+		 "stmxcsr 40(%rax)\n"
+		 "fxsave 0x23000\n"
+		 "hlt\n");
+GUEST_CODE(g_fxrstor, "fxrstor64 (%rax)\nhlt\n");
+GUEST_CODE(g_fxsave, "fxsave64 (%rax)\nhlt\n");
+
+static void t_fxsave(void)
+{
+	uint8_t img[512], img2[512];
+	uint32_t o[4];
+
+	/* Reset state, as KVM's: FCW 0x37f, MXCSR 0x1f80, XMM 0. */
+	SETUP(g_fx);
+	x86_get_fxsave(&vm.cpu, img);
+	CHECK_EQ(img[0] | img[1] << 8, X86_FCW_DEFAULT);
+	CHECK_EQ(img[24] | img[25] << 8, X86_MXCSR_DEFAULT);
+	CHECK_EQ(img[28] | img[29] << 8 | img[30] << 16, 0xffff);
+	for (unsigned k = 160; k < 512; k++)
+		CHECK_EQ(img[k], 0);
+
+	set_cr(0, 0, OSFXSR, 0);
+	for (unsigned k = 0; k < 32; k++)
+		vm.mem[0x21000 + k] = k + 1;
+	memcpy(vm.mem + 0x21020, &(uint32_t){0x9fc0}, 4); /* FTZ DAZ RZ */
+	memcpy(vm.mem + 0x21024, &(uint32_t){0x1f80}, 4);
+	memset(vm.mem + 0x22000, 0xcc, 512);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), -1);
+	CHECK_EQ(ld(0x22000, 2), X86_FCW_DEFAULT);
+	CHECK_EQ(ld(0x22018, 4), 0x9fc0);
+	CHECK_EQ(ld(0x2201c, 4), X86_MXCSR_MASK);
+	CHECK_EQ(ld(0x22000 + 160 + 3 * 16, 8), 0x0807060504030201ull);
+	CHECK_EQ(ld(0x22000 + 160 + 15 * 16 + 8, 8), 0x201f1e1d1c1b1a19ull);
+	CHECK_EQ(ld(0x22000 + 416, 8), 0xccccccccccccccccull); /* reserved */
+	CHECK_EQ(ld(0x22000 + 504, 8), 0xccccccccccccccccull);
+	CHECK_EQ(vm.cpu.xmm[3].q[0], 0x0807060504030201ull);
+	CHECK_EQ(vm.cpu.xmm[15].q[1], 0x201f1e1d1c1b1a19ull);
+	CHECK_EQ(vm.cpu.mxcsr, 0x9fc0);
+	CHECK_EQ(ld(0x21028, 4), 0x9fc0);
+	/* The accessor gives what FXSAVE64 stored. */
+	x86_get_fxsave(&vm.cpu, img);
+	CHECK(memcmp(img, vm.mem + 0x22000, 416) == 0);
+	CHECK(memcmp(img + 32, vm.mem + 0x23000 + 32, 416 - 32) == 0);
+
+	/* Reserved MXCSR bits: #GP(0), nothing loaded. */
+	memcpy(img2, img, 512);
+	img2[160] ^= 0xff;
+	memcpy(img2 + 24, &(uint32_t){0x21f80}, 4);
+	setup(g_fxrstor, g_fxrstor_end);
+	set_cr(0, 0, OSFXSR, 0);
+	memcpy(vm.mem + 0x24000, img2, 512);
+	vm.cpu.gpr[X86_RAX] = 0x24000;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_GP);
+	CHECK_EQ(vm.cpu.xmm[0].b[0], 0);
+	CHECK_EQ(vm.cpu.mxcsr, X86_MXCSR_DEFAULT);
+	CHECK_EQ(x86_set_fxsave(&vm.cpu, img2), -EINVAL);
+	CHECK_EQ(vm.cpu.xmm[0].b[0], 0);
+	CHECK_EQ(x86_set_fxsave(&vm.cpu, img), 0);
+	CHECK_EQ(vm.cpu.xmm[3].q[0], 0x0807060504030201ull);
+	CHECK_EQ(vm.cpu.mxcsr, 0x9fc0);
+
+	/* A misaligned image: #GP(0), for either instruction. */
+	CHECK_EQ(sse_at(g_fxsave, g_fxsave_end, 0x24008), X86_GP);
+	CHECK_EQ(sse_at(g_fxrstor, g_fxrstor_end, 0x24008), X86_GP);
+	/* Without CR4.OSFXSR: x87 state only, XMM and MXCSR not written. */
+	setup(g_fxsave, g_fxsave_end);
+	memset(vm.mem + 0x24000, 0xcc, 512);
+	vm.cpu.gpr[X86_RAX] = 0x24000;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), -1);
+	CHECK_EQ(ld(0x24000, 2), X86_FCW_DEFAULT);
+	CHECK_EQ(ld(0x24018, 8), 0xccccccccccccccccull);
+	CHECK_EQ(ld(0x240a0, 8), 0xccccccccccccccccull);
+	/* TS: #NM, as for any x87/SSE state access. */
+	setup(g_fxsave, g_fxsave_end);
+	set_cr(X86_CR0_TS, 0, OSFXSR, 0);
+	vm.cpu.gpr[X86_RAX] = 0x24000;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_NM);
+
+	/* CPUID: FXSR; SSE and SSE2 wait for floating point. */
+	x86_cpuid(&vm.cpu, 1, 0, o);
+	CHECK_EQ(o[3] >> 24 & 7, 1);
+	tap_result("FXSAVE/FXRSTOR round trip, reset state, accessors, "
+		   "reserved MXCSR, alignment, OSFXSR=0, TS");
+}
+
 int main(void)
 {
-	tap_plan(31, 60);
+	tap_plan(36, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -920,6 +1185,11 @@ int main(void)
 	t_sreg();
 	t_forms();
 	t_bits();
+	t_sse_avail();
+	t_sse_align();
+	t_sse_split();
+	t_sse_mmio();
+	t_fxsave();
 	hvm_destroy(&vm);
 	return tap_done();
 }

@@ -1822,8 +1822,9 @@ static bool gpr_operand(const ZydisDecodedOperand *o)
 
 /*
  * Pick the handler for a decoded instruction; returns non-zero for
- * anything the model does not implement (#UD).  Register operands other
- * than GPRs are rejected unless the handler expects them.
+ * anything the model does not implement (#UD).  Instructions with an XMM
+ * operand, and the memory-only SSE ones, go to sse.c; other register
+ * operands than GPRs to system.c, which refuses what it does not expect.
  */
 int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 {
@@ -1832,6 +1833,9 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 	bool rr, ri;
 
 	for (unsigned n = 0; n < z->operand_count_visible && n < 3; n++) {
+		if (o[n].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+		    ZydisRegisterGetClass(o[n].reg.value) == ZYDIS_REGCLASS_XMM)
+			return x86_bind_sse(i, z, o);
 		if (o[n].type == ZYDIS_OPERAND_TYPE_REGISTER &&
 		    !gpr_operand(&o[n]))
 			return x86_bind_system(i, z, o);
@@ -2238,6 +2242,13 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 	string:
 		i->fn = h_string;
 		return 0;
+	case ZYDIS_MNEMONIC_LDMXCSR:
+	case ZYDIS_MNEMONIC_STMXCSR:
+	case ZYDIS_MNEMONIC_FXSAVE:
+	case ZYDIS_MNEMONIC_FXSAVE64:
+	case ZYDIS_MNEMONIC_FXRSTOR:
+	case ZYDIS_MNEMONIC_FXRSTOR64:
+		return x86_bind_sse(i, z, o);
 	default:
 		return x86_bind_system(i, z, o);
 	}

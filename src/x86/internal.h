@@ -38,7 +38,8 @@ enum { K_NONE = 0, K_REG, K_MEM, K_IMM };
  * 16-19 for AH, CH, DH, BH (8-bit operands only).  At most one explicit
  * memory operand exists in the general-purpose set; its address is
  * seg base + base + (index << scale) + disp, truncated to asz bytes
- * before the segment base is added.
+ * before the segment base is added.  imm2 is ENTER's second immediate,
+ * or sse.c's flags; sse.c's records use r[], ssz and op its own way.
  */
 struct x86_insn;
 typedef int (*x86_handler)(struct x86_cpu *c, const struct x86_insn *i);
@@ -344,5 +345,8 @@ x86_ea(const struct x86_cpu *c, const struct x86_insn *i)
 /* system.c */
 int x86_deliver(struct x86_cpu *c);
 int x86_bind_system(struct x86_insn *i, const void *zinsn, const void *zops);
+
+/* sse.c */
+int x86_bind_sse(struct x86_insn *i, const void *zinsn, const void *zops);
 
 #endif /* GMEM_X86_INTERNAL_H */

@@ -592,6 +592,15 @@ static int h_invlpg(struct x86_cpu *c, const struct x86_insn *i)
 	return advance(c, i);
 }
 
+/* CLTS: what an OS's #NM handler does to let SSE run again. */
+static int h_clts(struct x86_cpu *c, const struct x86_insn *i)
+{
+	if (c->cpl)
+		return x86_gp0(c);
+	c->cr0 &= ~X86_CR0_TS;
+	return advance(c, i);
+}
+
 static int h_priv_nop(struct x86_cpu *c, const struct x86_insn *i)
 {
 	if (c->cpl)
@@ -873,6 +882,9 @@ int x86_bind_system(struct x86_insn *i, const void *zi, const void *zo)
 	case ZYDIS_MNEMONIC_INVLPG:
 		i->fn = h_invlpg;
 		return 0;
+	case ZYDIS_MNEMONIC_CLTS:
+		i->fn = h_clts;
+		return 0;
 	case ZYDIS_MNEMONIC_WBINVD:
 	case ZYDIS_MNEMONIC_INVD:
 		i->fn = h_priv_nop;
@@ -1019,12 +1031,18 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	 .ebx = 0x756e6547,
 	 .ecx = 0x6c65746e,
 	 .edx = 0x49656e69},
-	/* family 6; ECX: MOVBE(22) POPCNT(23) hypervisor(31);
-	 * EDX: TSC(4) MSR(5) PAE(6) CX8(8) APIC(9) SEP? no, CMOV(15) */
+	/*
+	 * family 6; ECX: MOVBE(22) POPCNT(23) hypervisor(31);
+	 * EDX: TSC(4) MSR(5) PAE(6) CX8(8) CMOV(15) FXSR(24).  SSE(25),
+	 * SSE2(26), SSE3, SSSE3 and SSE4.1 stay clear until their
+	 * floating-point instructions exist: sse.c has their integer and
+	 * data-movement subset only.
+	 */
 	{.function = 1,
 	 .eax = 0x000606a0,
 	 .ecx = (1u << 22) | (1u << 23) | (1u << 31),
-	 .edx = (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 15)},
+	 .edx = (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 15) |
+		(1u << 24)},
 	/* EBX: BMI1(3) SMEP(7) SMAP(20) */
 	{.function = 7,
 	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
@@ -1201,6 +1219,9 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->maxphyaddr = 48;
 	/* Base 0 at ns 0: at 1 GHz the TSC reads host monotonic ns. */
 	c->tsc_khz = X86_TSC_KHZ;
+	/* What KVM's vCPU reset (fpstate_init) leaves: XMM zero. */
+	c->mxcsr = X86_MXCSR_DEFAULT;
+	c->x87.fcw = X86_FCW_DEFAULT;
 	x86_set_cpuid(c, default_cpuid,
 		      sizeof(default_cpuid) / sizeof(default_cpuid[0]));
 	return 0;

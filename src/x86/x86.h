@@ -47,11 +47,17 @@
  * drops the whole decode cache, so code another vCPU wrote is seen after
  * it.
  *
+ * SSE (sse.c): XMM0-15 and MXCSR, the data-movement, logical, integer and
+ * shuffle instructions through SSE4.1 (and PCMPGTQ), LDMXCSR/STMXCSR,
+ * FXSAVE/FXRSTOR.  16-byte accesses to MMIO stop with INTERNAL.
+ *
  * Not modelled: interrupts other than x86_inject() (no APIC; the caller
  * checks RFLAGS.IF before injecting an external interrupt), TF/debug
  * registers, the I/O permission bitmap (IN/OUT at CPL > IOPL is #GP),
- * x87/SSE/AVX (#UD), PCID, LA57, 16/32-bit modes, task switches; #SS is
- * reported as #GP(0) for non-canonical stack addresses.
+ * x87 (its registers exist only for FXSAVE/FXRSTOR), SSE floating-point
+ * arithmetic and conversions, SSE4.2 string instructions, MMX, AVX (all
+ * #UD), PCID, LA57, 16/32-bit modes, task switches; #SS is reported as
+ * #GP(0) for non-canonical stack addresses.
  */
 #ifndef GMEM_X86_H
 #define GMEM_X86_H
@@ -220,6 +226,11 @@ enum {
 #define X86_MSR_KERNEL_GS_BASE 0xc0000102
 #define X86_MSR_TSC_AUX 0xc0000103
 
+/* MXCSR: reset value and the bits LDMXCSR/FXRSTOR accept (DAZ, no MM). */
+#define X86_MXCSR_DEFAULT 0x1f80u
+#define X86_MXCSR_MASK 0xffffu
+#define X86_FCW_DEFAULT 0x37fu
+
 /* Exception vectors. */
 enum {
 	X86_DE = 0,
@@ -265,6 +276,30 @@ struct x86_tlbe {
 	struct x86_dpage *code; /* decoded instructions of that page */
 	uint8_t allow;
 	uint8_t wok; /* write bits before the code page cleared them */
+};
+
+/* An XMM register, viewed as lanes of each width (little-endian host). */
+union x86_xmm {
+	uint8_t b[16];
+	uint16_t w[8];
+	uint32_t d[4];
+	uint64_t q[2];
+	int8_t sb[16];
+	int16_t sw[8];
+	int32_t sd[4];
+	int64_t sq[2];
+};
+
+/*
+ * The x87 state FXSAVE stores.  Nothing executes x87 instructions yet:
+ * these fields are only what FXRSTOR (or x86_set_fxsave) loaded, so that
+ * an image round-trips exactly.
+ */
+struct x86_x87 {
+	uint16_t fcw, fsw, fop, fcs, fds;
+	uint8_t ftw; /* abridged tag: bit i set = register i valid */
+	uint64_t fip, fdp;
+	uint8_t st[8][10]; /* 80-bit registers, physical order */
 };
 
 /* Lazy arithmetic flags: the last flag-setting op and its operands. */
@@ -366,6 +401,14 @@ struct x86_cpu {
 	 * the generation they were made in.
 	 */
 	uint64_t gen;
+
+	/*
+	 * SSE and x87 state (reset: XMM 0, MXCSR 0x1f80, FCW 0x37f), last:
+	 * the integer path's fields keep their cache lines.
+	 */
+	union x86_xmm xmm[16];
+	uint32_t mxcsr;
+	struct x86_x87 x87;
 };
 
 /* Set up @cpu in the state KVM gives a new vCPU, with backend @bus. */
@@ -424,6 +467,15 @@ uint64_t x86_tsc(const struct x86_cpu *cpu);
 
 /* Physical-address width for CPUID and RSVD checks; xo = enable alias. */
 void x86_set_maxphyaddr(struct x86_cpu *cpu, unsigned m, bool xo);
+
+/*
+ * The x87/SSE state as a 512-byte FXSAVE image in the 64-bit format
+ * (FXSAVE64: 64-bit FIP/FDP, MXCSR_MASK filled, bytes 416-511 zero): the
+ * legacy region of KVM_GET_XSAVE, and what KVM_GET_FPU repacks.
+ */
+void x86_get_fxsave(const struct x86_cpu *cpu, uint8_t area[512]);
+/* Load such an image; -EINVAL (nothing loaded) if MXCSR has reserved bits. */
+int x86_set_fxsave(struct x86_cpu *cpu, const uint8_t area[512]);
 
 /* The CPUID leaves the model implements (KVM_GET_SUPPORTED_CPUID). */
 const struct kvm_cpuid_entry2 *x86_supported_cpuid(unsigned *n);

@@ -1,0 +1,1277 @@
+// SPDX-License-Identifier: MIT
+/*
+ * SSE: the XMM registers and MXCSR, and the instructions compilers emit
+ * for -march=x86-64-v2 integer code: moves between XMM registers, GPRs
+ * and memory, logic, integer arithmetic, compares, packs, unpacks,
+ * shuffles, shifts, inserts and extracts through SSE4.1; LDMXCSR,
+ * STMXCSR, FXSAVE and FXRSTOR.  Floating-point arithmetic is not here yet
+ * and stays #UD.
+ *
+ * Records (struct x86_insn) of this file:
+ *   r[n]  an XMM register as XMM_F | n, or a GPR 0-15 as elsewhere;
+ *   ssz   size of the memory or GPR source (or destination of a store);
+ *   op    the lane operation (enum sse_op) or, for a store, the element;
+ *   imm2  SSE_A16 when a 16-byte memory operand must be aligned.
+ *
+ * Every handler runs in exec.c's order, so that a fault leaves nothing
+ * changed: #UD/#NM, then #GP(0) for a misaligned operand (checked on the
+ * linear address before translation, as the SDM orders it), translation
+ * of every byte (a 16-byte access may cross a page: both pages are
+ * translated before anything is read or written), then results.
+ */
+#include <errno.h>
+
+#include <Zydis/Zydis.h>
+
+#include "x86/internal.h"
+
+#define XMM_F 0x20
+#define SSE_A16 1
+
+static inline int advance(struct x86_cpu *c, const struct x86_insn *i)
+{
+	c->rip += i->len;
+	return X86_OK;
+}
+
+/* CR0.EM or no CR4.OSFXSR: #UD; CR0.TS: #NM (SDM vol. 3, 13.4). */
+static inline int sse_avail(struct x86_cpu *c)
+{
+	if (likely(!(c->cr0 & (X86_CR0_EM | X86_CR0_TS)) &&
+		   (c->cr4 & X86_CR4_OSFXSR)))
+		return X86_OK;
+	if ((c->cr0 & X86_CR0_EM) || !(c->cr4 & X86_CR4_OSFXSR))
+		return x86_ud(c);
+	return x86_raise(c, X86_NM, false, 0);
+}
+
+/* ---- Memory operands ------------------------------------------------ */
+
+/* Translate @len bytes at @lin; 16-byte MMIO is not modelled. */
+static int sse_prep(struct x86_cpu *c, uint64_t lin, unsigned len, unsigned acc,
+		    struct x86_mref *m)
+{
+	int r = x86_mem_prep(c, lin, len, acc, m);
+
+	if (r)
+		return r;
+	if (len == 16 && m->mmio)
+		return x86_stop_internal(c, "16-byte SSE access to MMIO");
+	return X86_OK;
+}
+
+/* The instruction's memory operand, with its alignment check. */
+static int sse_mem(struct x86_cpu *c, const struct x86_insn *i, unsigned len,
+		   unsigned acc, struct x86_mref *m)
+{
+	uint64_t a = x86_ea(c, i);
+
+	if ((i->imm2 & SSE_A16) && (a & 15))
+		return x86_gp0(c);
+	return sse_prep(c, a, len, acc, m);
+}
+
+/*
+ * 16 bytes as two 8-byte halves: each half of an aligned operand is an
+ * atomic access like a GPR move's (see ld_le), which is as much as SSE
+ * promises.
+ */
+static void rd16(const struct x86_mref *m, union x86_xmm *v)
+{
+	uint8_t buf[16];
+
+	if (likely(m->n0 == 16)) {
+		v->q[0] = ld_le(m->p[0], 8);
+		v->q[1] = ld_le(m->p[0] + 8, 8);
+		return;
+	}
+	memcpy(buf, m->p[0], m->n0);
+	memcpy(buf + m->n0, m->p[1], 16 - m->n0);
+	memcpy(v, buf, 16);
+}
+
+static void wr16(const struct x86_mref *m, const union x86_xmm *v)
+{
+	uint8_t buf[16];
+
+	if (likely(m->n0 == 16)) {
+		st_le(m->p[0], 8, v->q[0]);
+		st_le(m->p[0] + 8, 8, v->q[1]);
+		return;
+	}
+	memcpy(buf, v, 16);
+	memcpy(m->p[0], buf, m->n0);
+	memcpy(m->p[1], buf + m->n0, 16 - m->n0);
+}
+
+/* Source operand 1, zero-extended: XMM register, GPR or memory. */
+static inline int sse_src(struct x86_cpu *c, const struct x86_insn *i,
+			  union x86_xmm *s)
+{
+	struct x86_mref m;
+	uint64_t v;
+	int r;
+
+	if (i->k[1] == K_REG) {
+		if (i->r[1] & XMM_F) {
+			*s = c->xmm[i->r[1] & 15];
+			return X86_OK;
+		}
+		s->q[0] = rreg(c, i->r[1], i->ssz);
+		s->q[1] = 0;
+		return X86_OK;
+	}
+	if (i->k[1] != K_MEM) { /* shift by immediate */
+		s->q[0] = s->q[1] = 0;
+		return X86_OK;
+	}
+	r = sse_mem(c, i, i->ssz, X86_ACC_READ, &m);
+	if (r)
+		return r;
+	if (i->ssz == 16) {
+		rd16(&m, s);
+		return X86_OK;
+	}
+	r = x86_mem_rd(c, &m, &v);
+	if (r)
+		return r;
+	s->q[0] = v;
+	s->q[1] = 0;
+	return X86_OK;
+}
+
+/* ---- Lane operations: d = f(d, s, imm8) ----------------------------- */
+
+typedef void sse_fn(union x86_xmm *d, const union x86_xmm *s, unsigned imm);
+
+static inline int8_t sat_s8(int v)
+{
+	return v > 127 ? 127 : v < -128 ? -128 : v;
+}
+
+static inline uint8_t sat_u8(int v)
+{
+	return v > 255 ? 255 : v < 0 ? 0 : v;
+}
+
+static inline int16_t sat_s16(int v)
+{
+	return v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+}
+
+static inline uint16_t sat_u16(int v)
+{
+	return v > 65535 ? 65535 : v < 0 ? 0 : v;
+}
+
+/* Lane by lane: d->f[k] = expr of A (d's lane) and B (s's lane). */
+#define LANES(name, f, n, expr)                                         \
+	static void op_##name(union x86_xmm *d, const union x86_xmm *s, \
+			      unsigned imm)                             \
+	{                                                               \
+		for (unsigned k = 0; k < (n); k++)                      \
+			d->f[k] = (expr);                               \
+	}
+#define A(f) (d->f[k])
+#define B(f) (s->f[k])
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+static void op_mov(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	*d = *s;
+}
+
+static void op_merge32(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	d->d[0] = s->d[0];
+}
+
+static void op_merge64(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	d->q[0] = s->q[0];
+}
+
+static void op_zx64(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	d->q[0] = s->q[0];
+	d->q[1] = 0;
+}
+
+/* MOVHPS/MOVHPD load, MOVLHPS. */
+static void op_hi64(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	d->q[1] = s->q[0];
+}
+
+/* MOVHLPS. */
+static void op_hilo(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	d->q[0] = s->q[1];
+}
+
+static void op_movddup(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	d->q[0] = d->q[1] = s->q[0];
+}
+
+static void op_movsldup(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	d->d[0] = d->d[1] = s->d[0];
+	d->d[2] = d->d[3] = s->d[2];
+}
+
+static void op_movshdup(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	d->d[0] = d->d[1] = s->d[1];
+	d->d[2] = d->d[3] = s->d[3];
+}
+
+LANES(and, q, 2, A(q) & B(q))
+LANES(andn, q, 2, ~A(q) & B(q))
+LANES(or, q, 2, A(q) | B(q))
+LANES(xor, q, 2, A(q) ^ B(q))
+
+LANES(paddb, b, 16, A(b) + B(b))
+LANES(paddw, w, 8, A(w) + B(w))
+LANES(paddd, d, 4, A(d) + B(d))
+LANES(paddq, q, 2, A(q) + B(q))
+LANES(psubb, b, 16, A(b) - B(b))
+LANES(psubw, w, 8, A(w) - B(w))
+LANES(psubd, d, 4, A(d) - B(d))
+LANES(psubq, q, 2, A(q) - B(q))
+LANES(paddsb, sb, 16, sat_s8(A(sb) + B(sb)))
+LANES(paddsw, sw, 8, sat_s16(A(sw) + B(sw)))
+LANES(paddusb, b, 16, sat_u8(A(b) + B(b)))
+LANES(paddusw, w, 8, sat_u16(A(w) + B(w)))
+LANES(psubsb, sb, 16, sat_s8(A(sb) - B(sb)))
+LANES(psubsw, sw, 8, sat_s16(A(sw) - B(sw)))
+LANES(psubusb, b, 16, sat_u8(A(b) - B(b)))
+LANES(psubusw, w, 8, sat_u16(A(w) - B(w)))
+LANES(pmullw, w, 8, (uint16_t)((int32_t)A(sw) * B(sw)))
+LANES(pmulhw, w, 8, (uint16_t)(((int32_t)A(sw) * B(sw)) >> 16))
+LANES(pmulhuw, w, 8, (uint16_t)(((uint32_t)A(w) * B(w)) >> 16))
+LANES(pmulld, d, 4, (uint32_t)((int64_t)A(sd) * B(sd)))
+LANES(pmulhrsw, w, 8, (uint16_t)(((((int32_t)A(sw) * B(sw)) >> 14) + 1) >> 1))
+LANES(pavgb, b, 16, (A(b) + B(b) + 1) >> 1)
+LANES(pavgw, w, 8, (A(w) + B(w) + 1) >> 1)
+
+static void op_pmuludq(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	d->q[0] = (uint64_t)d->d[0] * s->d[0];
+	d->q[1] = (uint64_t)d->d[2] * s->d[2];
+}
+
+static void op_pmuldq(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	d->sq[0] = (int64_t)d->sd[0] * s->sd[0];
+	d->sq[1] = (int64_t)d->sd[2] * s->sd[2];
+}
+
+static void op_pmaddwd(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	/* Only -32768 * -32768 twice overflows: it wraps, as on hardware. */
+	for (unsigned k = 0; k < 4; k++)
+		d->d[k] = (uint32_t)((int64_t)d->sw[2 * k] * s->sw[2 * k] +
+				     (int64_t)d->sw[2 * k + 1] *
+					     s->sw[2 * k + 1]);
+}
+
+/* Unsigned bytes of the destination times signed bytes of the source. */
+static void op_pmaddubsw(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	for (unsigned k = 0; k < 8; k++)
+		d->sw[k] = sat_s16(d->b[2 * k] * s->sb[2 * k] +
+				   d->b[2 * k + 1] * s->sb[2 * k + 1]);
+}
+
+static void op_psadbw(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	for (unsigned h = 0; h < 2; h++) {
+		unsigned sum = 0;
+
+		for (unsigned k = 8 * h; k < 8 * h + 8; k++)
+			sum += d->b[k] > s->b[k] ? d->b[k] - s->b[k]
+						 : s->b[k] - d->b[k];
+		d->q[h] = sum;
+	}
+}
+
+LANES(pcmpeqb, b, 16, A(b) == B(b) ? 0xff : 0)
+LANES(pcmpeqw, w, 8, A(w) == B(w) ? 0xffff : 0)
+LANES(pcmpeqd, d, 4, A(d) == B(d) ? ~0u : 0)
+LANES(pcmpeqq, q, 2, A(q) == B(q) ? ~0ull : 0)
+LANES(pcmpgtb, b, 16, A(sb) > B(sb) ? 0xff : 0)
+LANES(pcmpgtw, w, 8, A(sw) > B(sw) ? 0xffff : 0)
+LANES(pcmpgtd, d, 4, A(sd) > B(sd) ? ~0u : 0)
+LANES(pcmpgtq, q, 2, A(sq) > B(sq) ? ~0ull : 0)
+
+LANES(pminub, b, 16, MIN(A(b), B(b)))
+LANES(pmaxub, b, 16, MAX(A(b), B(b)))
+LANES(pminuw, w, 8, MIN(A(w), B(w)))
+LANES(pmaxuw, w, 8, MAX(A(w), B(w)))
+LANES(pminud, d, 4, MIN(A(d), B(d)))
+LANES(pmaxud, d, 4, MAX(A(d), B(d)))
+LANES(pminsb, sb, 16, MIN(A(sb), B(sb)))
+LANES(pmaxsb, sb, 16, MAX(A(sb), B(sb)))
+LANES(pminsw, sw, 8, MIN(A(sw), B(sw)))
+LANES(pmaxsw, sw, 8, MAX(A(sw), B(sw)))
+LANES(pminsd, sd, 4, MIN(A(sd), B(sd)))
+LANES(pmaxsd, sd, 4, MAX(A(sd), B(sd)))
+
+/* Absolute values as unsigned lanes: the most negative stays itself. */
+LANES(pabsb, b, 16, B(sb) < 0 ? -(unsigned)B(sb) : (unsigned)B(sb))
+LANES(pabsw, w, 8, B(sw) < 0 ? -(unsigned)B(sw) : (unsigned)B(sw))
+LANES(pabsd, d, 4, B(sd) < 0 ? -(uint32_t)B(sd) : (uint32_t)B(sd))
+LANES(psignb, b, 16, B(sb) < 0 ? -(unsigned)A(b) : B(sb) ? A(b) : 0)
+LANES(psignw, w, 8, B(sw) < 0 ? -(unsigned)A(w) : B(sw) ? A(w) : 0)
+LANES(psignd, d, 4, B(sd) < 0 ? -A(d) : B(sd) ? A(d) : 0)
+
+/* Horizontal pairs: the low half of the result from d, the high from s. */
+#define HORIZ(name, f, n, T, expr)                                      \
+	static void op_##name(union x86_xmm *d, const union x86_xmm *s, \
+			      unsigned imm)                             \
+	{                                                               \
+		union x86_xmm r;                                        \
+                                                                        \
+		for (unsigned k = 0; k < (n) / 2; k++) {                \
+			T a = d->f[2 * k], b = d->f[2 * k + 1];         \
+			r.f[k] = (expr);                                \
+			a = s->f[2 * k];                                \
+			b = s->f[2 * k + 1];                            \
+			r.f[k + (n) / 2] = (expr);                      \
+		}                                                       \
+		*d = r;                                                 \
+	}
+
+HORIZ(phaddw, w, 8, uint16_t, a + b)
+HORIZ(phaddd, d, 4, uint32_t, a + b)
+HORIZ(phaddsw, sw, 8, int16_t, sat_s16(a + b))
+HORIZ(phsubw, w, 8, uint16_t, a - b)
+HORIZ(phsubd, d, 4, uint32_t, a - b)
+HORIZ(phsubsw, sw, 8, int16_t, sat_s16(a - b))
+
+static void op_phminposuw(union x86_xmm *d, const union x86_xmm *s,
+			  unsigned imm)
+{
+	unsigned m = 0;
+
+	for (unsigned k = 1; k < 8; k++)
+		if (s->w[k] < s->w[m])
+			m = k;
+	d->q[0] = s->w[m] | (uint64_t)m << 16;
+	d->q[1] = 0;
+}
+
+/* Packs: d's lanes narrowed into the low half, s's into the high. */
+#define PACK(name, fi, fo, n, sat)                                      \
+	static void op_##name(union x86_xmm *d, const union x86_xmm *s, \
+			      unsigned imm)                             \
+	{                                                               \
+		union x86_xmm r;                                        \
+                                                                        \
+		for (unsigned k = 0; k < (n); k++) {                    \
+			r.fo[k] = sat(d->fi[k]);                        \
+			r.fo[k + (n)] = sat(s->fi[k]);                  \
+		}                                                       \
+		*d = r;                                                 \
+	}
+
+PACK(packsswb, sw, sb, 8, sat_s8)
+PACK(packuswb, sw, b, 8, sat_u8)
+PACK(packssdw, sd, sw, 4, sat_s16)
+PACK(packusdw, sd, w, 4, sat_u16)
+
+/* Interleave the low (or high) lanes of d and s, lane size @sz bytes. */
+static inline void unpack(union x86_xmm *d, const union x86_xmm *s, unsigned sz,
+			  bool hi)
+{
+	union x86_xmm r;
+	unsigned n = 8 / sz, base = hi ? 8 : 0;
+
+	for (unsigned k = 0; k < n; k++) {
+		memcpy(&r.b[2 * k * sz], &d->b[base + k * sz], sz);
+		memcpy(&r.b[(2 * k + 1) * sz], &s->b[base + k * sz], sz);
+	}
+	*d = r;
+}
+
+#define UNPACK(name, sz, hi)                                            \
+	static void op_##name(union x86_xmm *d, const union x86_xmm *s, \
+			      unsigned imm)                             \
+	{                                                               \
+		unpack(d, s, sz, hi);                                   \
+	}
+
+UNPACK(punpcklbw, 1, false)
+UNPACK(punpcklwd, 2, false)
+UNPACK(punpckldq, 4, false)
+UNPACK(punpcklqdq, 8, false)
+UNPACK(punpckhbw, 1, true)
+UNPACK(punpckhwd, 2, true)
+UNPACK(punpckhdq, 4, true)
+UNPACK(punpckhqdq, 8, true)
+
+static void op_pshufd(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	for (unsigned k = 0; k < 4; k++)
+		d->d[k] = s->d[(imm >> 2 * k) & 3];
+}
+
+static void op_pshuflw(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	for (unsigned k = 0; k < 4; k++)
+		d->w[k] = s->w[(imm >> 2 * k) & 3];
+	d->q[1] = s->q[1];
+}
+
+static void op_pshufhw(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	for (unsigned k = 0; k < 4; k++)
+		d->w[4 + k] = s->w[4 + ((imm >> 2 * k) & 3)];
+	d->q[0] = s->q[0];
+}
+
+static void op_pshufb(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	union x86_xmm r;
+
+	for (unsigned k = 0; k < 16; k++)
+		r.b[k] = (s->b[k] & 0x80) ? 0 : d->b[s->b[k] & 15];
+	*d = r;
+}
+
+/* (d:s) >> imm8 bytes, the low 16 bytes. */
+static void op_palignr(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	uint8_t t[32];
+
+	memcpy(t, s, 16);
+	memcpy(t + 16, d, 16);
+	for (unsigned k = 0; k < 16; k++)
+		d->b[k] = k + imm < 32 ? t[k + imm] : 0;
+}
+
+static void op_shufps(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	union x86_xmm r;
+
+	r.d[0] = d->d[imm & 3];
+	r.d[1] = d->d[(imm >> 2) & 3];
+	r.d[2] = s->d[(imm >> 4) & 3];
+	r.d[3] = s->d[(imm >> 6) & 3];
+	*d = r;
+}
+
+static void op_shufpd(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	union x86_xmm r;
+
+	r.q[0] = d->q[imm & 1];
+	r.q[1] = s->q[(imm >> 1) & 1];
+	*d = r;
+}
+
+LANES(pblendw, w, 8, (imm >> k) & 1 ? B(w) : A(w))
+LANES(blendps, d, 4, (imm >> k) & 1 ? B(d) : A(d))
+LANES(blendpd, q, 2, (imm >> k) & 1 ? B(q) : A(q))
+
+/* INSERTPS from a register (source lane in imm[7:6]) or from m32. */
+static void insertps(union x86_xmm *d, uint32_t v, unsigned imm)
+{
+	d->d[(imm >> 4) & 3] = v;
+	for (unsigned k = 0; k < 4; k++)
+		if ((imm >> k) & 1)
+			d->d[k] = 0;
+}
+
+static void op_insertps_r(union x86_xmm *d, const union x86_xmm *s,
+			  unsigned imm)
+{
+	insertps(d, s->d[(imm >> 6) & 3], imm);
+}
+
+static void op_insertps_m(union x86_xmm *d, const union x86_xmm *s,
+			  unsigned imm)
+{
+	insertps(d, s->d[0], imm);
+}
+
+/* PINSR*: the source is zero-extended in s's lane 0. */
+static void op_pinsrb(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	d->b[imm & 15] = s->b[0];
+}
+
+static void op_pinsrw(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	d->w[imm & 7] = s->w[0];
+}
+
+static void op_pinsrd(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	d->d[imm & 3] = s->d[0];
+}
+
+static void op_pinsrq(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	d->q[imm & 1] = s->q[0];
+}
+
+/* PMOVZX/PMOVSX: widen the low lanes of s. */
+#define PMOVX(name, fi, fo, n)                                          \
+	static void op_##name(union x86_xmm *d, const union x86_xmm *s, \
+			      unsigned imm)                             \
+	{                                                               \
+		union x86_xmm r;                                        \
+                                                                        \
+		for (unsigned k = 0; k < (n); k++)                      \
+			r.fo[k] = s->fi[k];                             \
+		*d = r;                                                 \
+	}
+
+PMOVX(pmovzxbw, b, w, 8)
+PMOVX(pmovzxbd, b, d, 4)
+PMOVX(pmovzxbq, b, q, 2)
+PMOVX(pmovzxwd, w, d, 4)
+PMOVX(pmovzxwq, w, q, 2)
+PMOVX(pmovzxdq, d, q, 2)
+PMOVX(pmovsxbw, sb, sw, 8)
+PMOVX(pmovsxbd, sb, sd, 4)
+PMOVX(pmovsxbq, sb, sq, 2)
+PMOVX(pmovsxwd, sw, sd, 4)
+PMOVX(pmovsxwq, sw, sq, 2)
+PMOVX(pmovsxdq, sd, sq, 2)
+
+/*
+ * Shifts by an immediate (_i) or by the low quadword of s (_x): counts
+ * beyond the lane width give 0, or the sign for arithmetic shifts.
+ */
+#define SHIFT(name, f, n, expr)                                             \
+	static void name##_n(union x86_xmm *d, uint64_t c)                  \
+	{                                                                   \
+		for (unsigned k = 0; k < (n); k++)                          \
+			d->f[k] = (expr);                                   \
+	}                                                                   \
+	static void op_##name##_i(union x86_xmm *d, const union x86_xmm *s, \
+				  unsigned imm)                             \
+	{                                                                   \
+		name##_n(d, imm);                                           \
+	}                                                                   \
+	static void op_##name##_x(union x86_xmm *d, const union x86_xmm *s, \
+				  unsigned imm)                             \
+	{                                                                   \
+		name##_n(d, s->q[0]);                                       \
+	}
+
+SHIFT(psllw, w, 8, c > 15 ? 0 : (uint16_t)(A(w) << c))
+SHIFT(pslld, d, 4, c > 31 ? 0 : A(d) << c)
+SHIFT(psllq, q, 2, c > 63 ? 0 : A(q) << c)
+SHIFT(psrlw, w, 8, c > 15 ? 0 : A(w) >> c)
+SHIFT(psrld, d, 4, c > 31 ? 0 : A(d) >> c)
+SHIFT(psrlq, q, 2, c > 63 ? 0 : A(q) >> c)
+SHIFT(psraw, sw, 8, A(sw) >> (c > 15 ? 15 : c))
+SHIFT(psrad, sd, 4, A(sd) >> (c > 31 ? 31 : c))
+
+static void op_pslldq(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	union x86_xmm r;
+
+	for (unsigned k = 0; k < 16; k++)
+		r.b[k] = k >= imm ? d->b[k - imm] : 0;
+	*d = r;
+}
+
+static void op_psrldq(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	union x86_xmm r;
+
+	for (unsigned k = 0; k < 16; k++)
+		r.b[k] = k + imm < 16 ? d->b[k + imm] : 0;
+	*d = r;
+}
+
+/* The operation table, indexed by x86_insn.op. */
+/* clang-format off */
+#define SSE_OPS(X)                                                           \
+	X(mov) X(merge32) X(merge64) X(zx64) X(hi64) X(hilo) X(movddup)      \
+	X(movsldup) X(movshdup) X(and) X(andn) X(or) X(xor) X(paddb)         \
+	X(paddw) X(paddd) X(paddq) X(psubb) X(psubw) X(psubd) X(psubq)       \
+	X(paddsb) X(paddsw) X(paddusb) X(paddusw) X(psubsb) X(psubsw)        \
+	X(psubusb) X(psubusw) X(pmullw) X(pmulhw) X(pmulhuw) X(pmulld)       \
+	X(pmulhrsw) X(pavgb) X(pavgw) X(pmuludq) X(pmuldq) X(pmaddwd)        \
+	X(pmaddubsw) X(psadbw) X(pcmpeqb) X(pcmpeqw) X(pcmpeqd) X(pcmpeqq)   \
+	X(pcmpgtb) X(pcmpgtw) X(pcmpgtd) X(pcmpgtq) X(pminub) X(pmaxub)      \
+	X(pminuw) X(pmaxuw) X(pminud) X(pmaxud) X(pminsb) X(pmaxsb)          \
+	X(pminsw) X(pmaxsw) X(pminsd) X(pmaxsd) X(pabsb) X(pabsw) X(pabsd)   \
+	X(psignb) X(psignw) X(psignd) X(phaddw) X(phaddd) X(phaddsw)         \
+	X(phsubw) X(phsubd) X(phsubsw) X(phminposuw) X(packsswb)             \
+	X(packuswb) X(packssdw) X(packusdw) X(punpcklbw) X(punpcklwd)        \
+	X(punpckldq) X(punpcklqdq) X(punpckhbw) X(punpckhwd) X(punpckhdq)    \
+	X(punpckhqdq) X(pshufd) X(pshuflw) X(pshufhw) X(pshufb) X(palignr)   \
+	X(shufps) X(shufpd) X(pblendw) X(blendps) X(blendpd) X(insertps_r)   \
+	X(insertps_m) X(pinsrb) X(pinsrw) X(pinsrd) X(pinsrq) X(pmovzxbw)    \
+	X(pmovzxbd) X(pmovzxbq) X(pmovzxwd) X(pmovzxwq) X(pmovzxdq)          \
+	X(pmovsxbw) X(pmovsxbd) X(pmovsxbq) X(pmovsxwd) X(pmovsxwq)          \
+	X(pmovsxdq) X(psllw_i) X(pslld_i) X(psllq_i) X(psrlw_i) X(psrld_i)   \
+	X(psrlq_i) X(psraw_i) X(psrad_i) X(psllw_x) X(pslld_x) X(psllq_x)    \
+	X(psrlw_x) X(psrld_x) X(psrlq_x) X(psraw_x) X(psrad_x) X(pslldq)     \
+	X(psrldq)
+/* clang-format on */
+
+#define SO_ENUM(n) SO_##n,
+enum sse_op { SSE_OPS(SO_ENUM) SO_COUNT };
+#define SO_FN(n) op_##n,
+static sse_fn *const sse_ops[] = {SSE_OPS(SO_FN)};
+
+_Static_assert(SO_COUNT <= 256, "x86_insn.op is 8 bits");
+
+/* ---- Handlers ------------------------------------------------------- */
+
+/* XMM destination: d = op(d, source, imm8). */
+static int h_sse(struct x86_cpu *c, const struct x86_insn *i)
+{
+	union x86_xmm s, d;
+	int r = sse_avail(c);
+
+	if (!r)
+		r = sse_src(c, i, &s);
+	if (r)
+		return r;
+	d = c->xmm[i->r[0] & 15];
+	sse_ops[i->op](&d, &s, (uint8_t)i->imm);
+	c->xmm[i->r[0] & 15] = d;
+	return advance(c, i);
+}
+
+/* Element op of size ssz from XMM r[1] to memory or a GPR (zero-extended). */
+static int h_sse_store(struct x86_cpu *c, const struct x86_insn *i)
+{
+	const union x86_xmm *x = &c->xmm[i->r[1] & 15];
+	unsigned sz = i->ssz;
+	struct x86_mref m;
+	uint64_t v;
+	int r = sse_avail(c);
+
+	if (r)
+		return r;
+	switch (sz) {
+	case 1:
+		v = x->b[i->op];
+		break;
+	case 2:
+		v = x->w[i->op];
+		break;
+	case 4:
+		v = x->d[i->op];
+		break;
+	case 8:
+		v = x->q[i->op];
+		break;
+	default:
+		r = sse_mem(c, i, 16, X86_ACC_WRITE, &m);
+		if (r)
+			return r;
+		wr16(&m, x);
+		return advance(c, i);
+	}
+	if (i->k[0] == K_REG) {
+		c->gpr[i->r[0]] = v;
+		return advance(c, i);
+	}
+	r = sse_mem(c, i, sz, X86_ACC_WRITE, &m);
+	if (!r)
+		r = x86_mem_wr(c, &m, v);
+	if (r)
+		return r;
+	return advance(c, i);
+}
+
+/* PMOVMSKB, MOVMSKPS, MOVMSKPD: sign bits of lanes of ssz bytes. */
+static int h_sse_movmsk(struct x86_cpu *c, const struct x86_insn *i)
+{
+	const union x86_xmm *x = &c->xmm[i->r[1] & 15];
+	unsigned sz = i->ssz;
+	uint64_t v = 0;
+	int r = sse_avail(c);
+
+	if (r)
+		return r;
+	for (unsigned k = 0; k < 16 / sz; k++)
+		v |= (uint64_t)(x->b[k * sz + sz - 1] >> 7) << k;
+	c->gpr[i->r[0]] = v;
+	return advance(c, i);
+}
+
+/* PTEST: ZF = !(d & s), CF = !(~d & s), the other arithmetic flags 0. */
+static int h_ptest(struct x86_cpu *c, const struct x86_insn *i)
+{
+	const union x86_xmm *d = &c->xmm[i->r[0] & 15];
+	union x86_xmm s;
+	uint64_t f;
+	int r = sse_avail(c);
+
+	if (!r)
+		r = sse_src(c, i, &s);
+	if (r)
+		return r;
+	f = x86_flags(c) & ~(uint64_t)X86_ARITH;
+	if (!((d->q[0] & s.q[0]) | (d->q[1] & s.q[1])))
+		f |= X86_ZF;
+	if (!((~d->q[0] & s.q[0]) | (~d->q[1] & s.q[1])))
+		f |= X86_CF;
+	x86_set_flags(c, f);
+	return advance(c, i);
+}
+
+/* PBLENDVB, BLENDVPS, BLENDVPD: XMM0's lane sign bits pick s. */
+static int h_blendv(struct x86_cpu *c, const struct x86_insn *i)
+{
+	union x86_xmm s, *d = &c->xmm[i->r[0] & 15];
+	unsigned sz = i->op;
+	int r = sse_avail(c);
+
+	if (!r)
+		r = sse_src(c, i, &s);
+	if (r)
+		return r;
+	/* Lane by lane, so XMM0 as the destination reads its old signs. */
+	for (unsigned k = 0; k < 16; k += sz)
+		if (c->xmm[0].b[k + sz - 1] & 0x80)
+			memcpy(&d->b[k], &s.b[k], sz);
+	return advance(c, i);
+}
+
+/* LDMXCSR (op 0), STMXCSR (op 1). */
+static int h_mxcsr(struct x86_cpu *c, const struct x86_insn *i)
+{
+	struct x86_mref m;
+	uint64_t v;
+	int r = sse_avail(c);
+
+	if (r)
+		return r;
+	r = sse_mem(c, i, 4, i->op ? X86_ACC_WRITE : X86_ACC_READ, &m);
+	if (r)
+		return r;
+	if (i->op) {
+		r = x86_mem_wr(c, &m, c->mxcsr);
+		if (r)
+			return r;
+		return advance(c, i);
+	}
+	r = x86_mem_rd(c, &m, &v);
+	if (r)
+		return r;
+	if (v & ~(uint64_t)X86_MXCSR_MASK)
+		return x86_gp0(c);
+	c->mxcsr = v;
+	return advance(c, i);
+}
+
+/* ---- FXSAVE / FXRSTOR ----------------------------------------------- */
+
+/*
+ * The 512-byte image (SDM vol. 1, table 10-2):
+ *
+ *     0 FCW   2 FSW   4 FTW (abridged)   5 -   6 FOP
+ *     8 FIP (64-bit format) | FIP[31:0], 12 FCS
+ *    16 FDP (64-bit format) | FDP[31:0], 20 FDS
+ *    24 MXCSR   28 MXCSR_MASK
+ *    32 ST0-ST7, 16 bytes each (10 used)
+ *   160 XMM0-XMM15
+ *   416 reserved, 464 available to software: never written.
+ */
+#define FX_USED 416
+
+static void fx_encode(const struct x86_cpu *c, uint8_t *a, bool w64, bool sse)
+{
+	const struct x86_x87 *x = &c->x87;
+	uint32_t mask = X86_MXCSR_MASK;
+
+	memset(a, 0, FX_USED);
+	memcpy(a + 0, &x->fcw, 2);
+	memcpy(a + 2, &x->fsw, 2);
+	a[4] = x->ftw;
+	memcpy(a + 6, &x->fop, 2);
+	if (w64) {
+		memcpy(a + 8, &x->fip, 8);
+		memcpy(a + 16, &x->fdp, 8);
+	} else {
+		memcpy(a + 8, &x->fip, 4);
+		memcpy(a + 12, &x->fcs, 2);
+		memcpy(a + 16, &x->fdp, 4);
+		memcpy(a + 20, &x->fds, 2);
+	}
+	for (unsigned k = 0; k < 8; k++)
+		memcpy(a + 32 + 16 * k, x->st[k], 10);
+	if (sse) {
+		memcpy(a + 24, &c->mxcsr, 4);
+		memcpy(a + 28, &mask, 4);
+		memcpy(a + 160, c->xmm, 256);
+	}
+}
+
+/*
+ * As hardware loads them: FCW's reserved bits read as 0 except bit 6 (1),
+ * FSW.ES and FSW.B summarise the unmasked exception flags, FOP has 11
+ * bits.
+ */
+static void fx_decode(struct x86_cpu *c, const uint8_t *a, bool w64, bool sse)
+{
+	struct x86_x87 *x = &c->x87;
+	uint16_t fcw, fsw, fop;
+
+	memcpy(&fcw, a + 0, 2);
+	memcpy(&fsw, a + 2, 2);
+	memcpy(&fop, a + 6, 2);
+	x->fcw = (fcw & 0x1f3f) | 0x40;
+	x->fsw = fsw & ~0x8080;
+	if (fsw & ~x->fcw & 0x3f)
+		x->fsw |= 0x8080;
+	x->ftw = a[4];
+	x->fop = fop & 0x7ff;
+	if (w64) {
+		memcpy(&x->fip, a + 8, 8);
+		memcpy(&x->fdp, a + 16, 8);
+		x->fcs = x->fds = 0;
+	} else {
+		uint32_t ip, dp;
+
+		memcpy(&ip, a + 8, 4);
+		memcpy(&x->fcs, a + 12, 2);
+		memcpy(&dp, a + 16, 4);
+		memcpy(&x->fds, a + 20, 2);
+		x->fip = ip;
+		x->fdp = dp;
+	}
+	for (unsigned k = 0; k < 8; k++)
+		memcpy(x->st[k], a + 32 + 16 * k, 10);
+	if (sse) {
+		memcpy(&c->mxcsr, a + 24, 4);
+		memcpy(c->xmm, a + 160, 256);
+	}
+}
+
+static uint32_t fx_mxcsr(const uint8_t *a)
+{
+	uint32_t v;
+
+	memcpy(&v, a + 24, 4);
+	return v;
+}
+
+/*
+ * FXSAVE/FXRSTOR (op 0/1), i->ssz = 8 for the 64-bit format.  The whole
+ * 512 bytes are translated first, 16 at a time (an aligned image never
+ * splits a piece across pages).  Without CR4.OSFXSR the XMM registers
+ * and MXCSR are neither saved nor restored, as the SDM allows and AMD
+ * documents.
+ */
+static int h_fx(struct x86_cpu *c, const struct x86_insn *i)
+{
+	struct x86_mref m[32];
+	bool sse = c->cr4 & X86_CR4_OSFXSR;
+	bool w64 = i->ssz == 8;
+	uint64_t a = x86_ea(c, i);
+	uint8_t img[FX_USED];
+	int r;
+
+	if (c->cr0 & (X86_CR0_EM | X86_CR0_TS))
+		return x86_raise(c, X86_NM, false, 0);
+	if (a & 15)
+		return x86_gp0(c);
+	for (unsigned k = 0; k < 32; k++) {
+		r = sse_prep(c, a + 16 * k, 16,
+			     i->op ? X86_ACC_READ : X86_ACC_WRITE, &m[k]);
+		if (r)
+			return r;
+	}
+	if (i->op == 0) {
+		fx_encode(c, img, w64, sse);
+		for (unsigned k = 0; k < FX_USED / 16; k++) {
+			union x86_xmm v;
+
+			/* Without OSFXSR, bytes 24-31 and 160- stay. */
+			if (!sse && k >= 10)
+				break;
+			memcpy(&v, img + 16 * k, 16);
+			if (!sse && k == 1) {
+				st_le(m[k].p[0], 8, v.q[0]);
+				continue;
+			}
+			wr16(&m[k], &v);
+		}
+		return advance(c, i);
+	}
+	for (unsigned k = 0; k < FX_USED / 16; k++) {
+		union x86_xmm v;
+
+		rd16(&m[k], &v);
+		memcpy(img + 16 * k, &v, 16);
+	}
+	if (sse && (fx_mxcsr(img) & ~X86_MXCSR_MASK))
+		return x86_gp0(c);
+	fx_decode(c, img, w64, sse);
+	return advance(c, i);
+}
+
+void x86_get_fxsave(const struct x86_cpu *c, uint8_t area[512])
+{
+	fx_encode(c, area, true, true);
+	memset(area + FX_USED, 0, 512 - FX_USED);
+}
+
+int x86_set_fxsave(struct x86_cpu *c, const uint8_t area[512])
+{
+	if (fx_mxcsr(area) & ~X86_MXCSR_MASK)
+		return -EINVAL;
+	fx_decode(c, area, true, true);
+	return 0;
+}
+
+/* ---- Binding -------------------------------------------------------- */
+
+enum {
+	B_OP,	   /* h_sse with op */
+	B_MOVE,	   /* op for a memory/GPR source, op2 between registers */
+	B_INSERT,  /* h_sse, op2 = element size */
+	B_EXTRACT, /* h_sse_store, op2 = element size, index imm8 */
+	B_MOVMSK,  /* op2 = lane size */
+	B_PTEST,
+	B_BLENDV, /* op2 = lane size */
+	B_INSERTPS,
+};
+
+/* Binding flags. */
+#define BF_UNALIGNED 1 /* 16-byte memory operands need no alignment */
+#define BF_HIGH 2      /* a store takes the high quadword (MOVHPS) */
+
+struct sse_bind {
+	uint16_t mnem;
+	uint8_t kind, op, op2, flags;
+};
+
+#define M(x) ZYDIS_MNEMONIC_##x
+/* Table rows, braces added at the use: {OP(PAND, and)}. */
+#define OP(mn, o) M(mn), B_OP, SO_##o, 0, 0
+#define MV(mn, ld, rr, fl) M(mn), B_MOVE, SO_##ld, SO_##rr, fl
+
+static const struct sse_bind sse_binds[] = {
+	{MV(MOVAPS, mov, mov, 0)},
+	{MV(MOVAPD, mov, mov, 0)},
+	{MV(MOVDQA, mov, mov, 0)},
+	{MV(MOVNTPS, mov, mov, 0)},
+	{MV(MOVNTPD, mov, mov, 0)},
+	{MV(MOVNTDQ, mov, mov, 0)},
+	{MV(MOVNTDQA, mov, mov, 0)},
+	{MV(MOVUPS, mov, mov, BF_UNALIGNED)},
+	{MV(MOVUPD, mov, mov, BF_UNALIGNED)},
+	{MV(MOVDQU, mov, mov, BF_UNALIGNED)},
+	{MV(LDDQU, mov, mov, BF_UNALIGNED)},
+	{MV(MOVSS, mov, merge32, 0)},
+	{MV(MOVSD, mov, merge64, 0)},
+	{MV(MOVD, mov, mov, 0)},
+	{MV(MOVQ, mov, zx64, 0)},
+	{MV(MOVLPS, merge64, merge64, 0)},
+	{MV(MOVLPD, merge64, merge64, 0)},
+	{MV(MOVHPS, hi64, hi64, BF_HIGH)},
+	{MV(MOVHPD, hi64, hi64, BF_HIGH)},
+	{OP(MOVLHPS, hi64)},
+	{OP(MOVHLPS, hilo)},
+	{OP(MOVDDUP, movddup)},
+	{OP(MOVSLDUP, movsldup)},
+	{OP(MOVSHDUP, movshdup)},
+	{OP(PAND, and)},
+	{OP(ANDPS, and)},
+	{OP(ANDPD, and)},
+	{OP(PANDN, andn)},
+	{OP(ANDNPS, andn)},
+	{OP(ANDNPD, andn)},
+	{OP(POR, or)},
+	{OP(ORPS, or)},
+	{OP(ORPD, or)},
+	{OP(PXOR, xor)},
+	{OP(XORPS, xor)},
+	{OP(XORPD, xor)},
+	{OP(PADDB, paddb)},
+	{OP(PADDW, paddw)},
+	{OP(PADDD, paddd)},
+	{OP(PADDQ, paddq)},
+	{OP(PSUBB, psubb)},
+	{OP(PSUBW, psubw)},
+	{OP(PSUBD, psubd)},
+	{OP(PSUBQ, psubq)},
+	{OP(PADDSB, paddsb)},
+	{OP(PADDSW, paddsw)},
+	{OP(PADDUSB, paddusb)},
+	{OP(PADDUSW, paddusw)},
+	{OP(PSUBSB, psubsb)},
+	{OP(PSUBSW, psubsw)},
+	{OP(PSUBUSB, psubusb)},
+	{OP(PSUBUSW, psubusw)},
+	{OP(PMULLW, pmullw)},
+	{OP(PMULHW, pmulhw)},
+	{OP(PMULHUW, pmulhuw)},
+	{OP(PMULLD, pmulld)},
+	{OP(PMULHRSW, pmulhrsw)},
+	{OP(PAVGB, pavgb)},
+	{OP(PAVGW, pavgw)},
+	{OP(PMULUDQ, pmuludq)},
+	{OP(PMULDQ, pmuldq)},
+	{OP(PMADDWD, pmaddwd)},
+	{OP(PMADDUBSW, pmaddubsw)},
+	{OP(PSADBW, psadbw)},
+	{OP(PCMPEQB, pcmpeqb)},
+	{OP(PCMPEQW, pcmpeqw)},
+	{OP(PCMPEQD, pcmpeqd)},
+	{OP(PCMPEQQ, pcmpeqq)},
+	{OP(PCMPGTB, pcmpgtb)},
+	{OP(PCMPGTW, pcmpgtw)},
+	{OP(PCMPGTD, pcmpgtd)},
+	{OP(PCMPGTQ, pcmpgtq)},
+	{OP(PMINUB, pminub)},
+	{OP(PMAXUB, pmaxub)},
+	{OP(PMINUW, pminuw)},
+	{OP(PMAXUW, pmaxuw)},
+	{OP(PMINUD, pminud)},
+	{OP(PMAXUD, pmaxud)},
+	{OP(PMINSB, pminsb)},
+	{OP(PMAXSB, pmaxsb)},
+	{OP(PMINSW, pminsw)},
+	{OP(PMAXSW, pmaxsw)},
+	{OP(PMINSD, pminsd)},
+	{OP(PMAXSD, pmaxsd)},
+	{OP(PABSB, pabsb)},
+	{OP(PABSW, pabsw)},
+	{OP(PABSD, pabsd)},
+	{OP(PSIGNB, psignb)},
+	{OP(PSIGNW, psignw)},
+	{OP(PSIGND, psignd)},
+	{OP(PHADDW, phaddw)},
+	{OP(PHADDD, phaddd)},
+	{OP(PHADDSW, phaddsw)},
+	{OP(PHSUBW, phsubw)},
+	{OP(PHSUBD, phsubd)},
+	{OP(PHSUBSW, phsubsw)},
+	{OP(PHMINPOSUW, phminposuw)},
+	{OP(PACKSSWB, packsswb)},
+	{OP(PACKUSWB, packuswb)},
+	{OP(PACKSSDW, packssdw)},
+	{OP(PACKUSDW, packusdw)},
+	{OP(PUNPCKLBW, punpcklbw)},
+	{OP(PUNPCKLWD, punpcklwd)},
+	{OP(PUNPCKLDQ, punpckldq)},
+	{OP(PUNPCKLQDQ, punpcklqdq)},
+	{OP(PUNPCKHBW, punpckhbw)},
+	{OP(PUNPCKHWD, punpckhwd)},
+	{OP(PUNPCKHDQ, punpckhdq)},
+	{OP(PUNPCKHQDQ, punpckhqdq)},
+	{OP(UNPCKLPS, punpckldq)},
+	{OP(UNPCKHPS, punpckhdq)},
+	{OP(UNPCKLPD, punpcklqdq)},
+	{OP(UNPCKHPD, punpckhqdq)},
+	{OP(PSHUFD, pshufd)},
+	{OP(PSHUFLW, pshuflw)},
+	{OP(PSHUFHW, pshufhw)},
+	{OP(PSHUFB, pshufb)},
+	{OP(PALIGNR, palignr)},
+	{OP(SHUFPS, shufps)},
+	{OP(SHUFPD, shufpd)},
+	{OP(PBLENDW, pblendw)},
+	{OP(BLENDPS, blendps)},
+	{OP(BLENDPD, blendpd)},
+	{OP(PMOVZXBW, pmovzxbw)},
+	{OP(PMOVZXBD, pmovzxbd)},
+	{OP(PMOVZXBQ, pmovzxbq)},
+	{OP(PMOVZXWD, pmovzxwd)},
+	{OP(PMOVZXWQ, pmovzxwq)},
+	{OP(PMOVZXDQ, pmovzxdq)},
+	{OP(PMOVSXBW, pmovsxbw)},
+	{OP(PMOVSXBD, pmovsxbd)},
+	{OP(PMOVSXBQ, pmovsxbq)},
+	{OP(PMOVSXWD, pmovsxwd)},
+	{OP(PMOVSXWQ, pmovsxwq)},
+	{OP(PMOVSXDQ, pmovsxdq)},
+	/* Shifts: op for an immediate count, op2 for an XMM/m128 count. */
+	{M(PSLLW), B_OP, SO_psllw_i, SO_psllw_x, 0},
+	{M(PSLLD), B_OP, SO_pslld_i, SO_pslld_x, 0},
+	{M(PSLLQ), B_OP, SO_psllq_i, SO_psllq_x, 0},
+	{M(PSRLW), B_OP, SO_psrlw_i, SO_psrlw_x, 0},
+	{M(PSRLD), B_OP, SO_psrld_i, SO_psrld_x, 0},
+	{M(PSRLQ), B_OP, SO_psrlq_i, SO_psrlq_x, 0},
+	{M(PSRAW), B_OP, SO_psraw_i, SO_psraw_x, 0},
+	{M(PSRAD), B_OP, SO_psrad_i, SO_psrad_x, 0},
+	{OP(PSLLDQ, pslldq)},
+	{OP(PSRLDQ, psrldq)},
+	{M(PINSRB), B_INSERT, SO_pinsrb, 1, 0},
+	{M(PINSRW), B_INSERT, SO_pinsrw, 2, 0},
+	{M(PINSRD), B_INSERT, SO_pinsrd, 4, 0},
+	{M(PINSRQ), B_INSERT, SO_pinsrq, 8, 0},
+	{M(INSERTPS), B_INSERTPS, 0, 0, 0},
+	{M(PEXTRB), B_EXTRACT, 0, 1, 0},
+	{M(PEXTRW), B_EXTRACT, 0, 2, 0},
+	{M(PEXTRD), B_EXTRACT, 0, 4, 0},
+	{M(PEXTRQ), B_EXTRACT, 0, 8, 0},
+	{M(EXTRACTPS), B_EXTRACT, 0, 4, 0},
+	{M(PMOVMSKB), B_MOVMSK, 0, 1, 0},
+	{M(MOVMSKPS), B_MOVMSK, 0, 4, 0},
+	{M(MOVMSKPD), B_MOVMSK, 0, 8, 0},
+	{M(PTEST), B_PTEST, 0, 0, 0},
+	{M(PBLENDVB), B_BLENDV, 0, 1, 0},
+	{M(BLENDVPS), B_BLENDV, 0, 4, 0},
+	{M(BLENDVPD), B_BLENDV, 0, 8, 0},
+};
+
+static const struct sse_bind *sse_find(unsigned mnem)
+{
+	for (unsigned k = 0; k < sizeof(sse_binds) / sizeof(sse_binds[0]); k++)
+		if (sse_binds[k].mnem == mnem)
+			return &sse_binds[k];
+	return NULL;
+}
+
+static bool is_xmm(const ZydisDecodedOperand *o)
+{
+	return o->type == ZYDIS_OPERAND_TYPE_REGISTER &&
+	       ZydisRegisterGetClass(o->reg.value) == ZYDIS_REGCLASS_XMM;
+}
+
+/* GPRs as zreg() numbers them; 8/16-bit or high-byte registers refused. */
+static bool is_gpr(const ZydisDecodedOperand *o)
+{
+	ZydisRegisterClass cl;
+
+	if (o->type != ZYDIS_OPERAND_TYPE_REGISTER)
+		return false;
+	cl = ZydisRegisterGetClass(o->reg.value);
+	return cl == ZYDIS_REGCLASS_GPR32 || cl == ZYDIS_REGCLASS_GPR64;
+}
+
+static bool is_mem(const ZydisDecodedOperand *o)
+{
+	return o->type == ZYDIS_OPERAND_TYPE_MEMORY;
+}
+
+/*
+ * Pick the handler of a legacy-encoded SSE instruction (an XMM operand,
+ * or LDMXCSR/STMXCSR/FXSAVE/FXRSTOR); non-zero for what is not modelled
+ * (#UD).  Legacy SSE requires 16-byte alignment of every 16-byte memory
+ * operand except the unaligned moves.
+ */
+int x86_bind_sse(struct x86_insn *i, const void *zi, const void *zo)
+{
+	const ZydisDecodedInstruction *z = zi;
+	const ZydisDecodedOperand *o = zo;
+	const struct sse_bind *b;
+	unsigned nv = z->operand_count_visible;
+	bool w64;
+
+	if (z->encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY ||
+	    (z->attributes & ZYDIS_ATTRIB_HAS_LOCK))
+		return -1;
+	i->ssz = 0;
+	i->imm2 = 0;
+	for (unsigned n = 0; n < nv && n < 3; n++)
+		if (is_xmm(&o[n]))
+			i->r[n] =
+				XMM_F | (o[n].reg.value - ZYDIS_REGISTER_XMM0);
+
+	switch (z->mnemonic) {
+	case ZYDIS_MNEMONIC_LDMXCSR:
+	case ZYDIS_MNEMONIC_STMXCSR:
+		i->op = z->mnemonic == ZYDIS_MNEMONIC_STMXCSR;
+		i->fn = h_mxcsr;
+		return 0;
+	case ZYDIS_MNEMONIC_FXSAVE:
+	case ZYDIS_MNEMONIC_FXSAVE64:
+	case ZYDIS_MNEMONIC_FXRSTOR:
+	case ZYDIS_MNEMONIC_FXRSTOR64:
+		i->op = z->mnemonic == ZYDIS_MNEMONIC_FXRSTOR ||
+			z->mnemonic == ZYDIS_MNEMONIC_FXRSTOR64;
+		w64 = z->mnemonic == ZYDIS_MNEMONIC_FXSAVE64 ||
+		      z->mnemonic == ZYDIS_MNEMONIC_FXRSTOR64;
+		i->ssz = w64 ? 8 : 4;
+		i->fn = h_fx;
+		return 0;
+	default:
+		break;
+	}
+
+	b = sse_find(z->mnemonic);
+	if (!b || nv < 1)
+		return -1;
+	/* The memory or GPR operand, and its size. */
+	for (unsigned n = 0; n < nv && n < 3; n++) {
+		if (is_mem(&o[n]) || is_gpr(&o[n]))
+			i->ssz = o[n].size / 8;
+		else if (o[n].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+			 !is_xmm(&o[n]))
+			return -1; /* MMX, 8/16-bit GPRs, ... */
+	}
+	if (i->ssz == 16 && !(b->flags & BF_UNALIGNED))
+		i->imm2 = SSE_A16;
+
+	switch (b->kind) {
+	case B_MOVE:
+		if (nv != 2)
+			return -1;
+		if (is_xmm(&o[0])) {
+			i->op = is_xmm(&o[1]) ? b->op2 : b->op;
+			i->fn = h_sse;
+			return 0;
+		}
+		if (!is_xmm(&o[1]))
+			return -1;
+		/* A store of the low (or high) ssz bytes; 16 = all. */
+		i->op = (b->flags & BF_HIGH) ? 1 : 0;
+		i->fn = h_sse_store;
+		return 0;
+	case B_OP:
+		if (!is_xmm(&o[0]) || nv < 2 || is_gpr(&o[1]))
+			return -1;
+		i->op = b->op;
+		if (b->op2 && o[1].type != ZYDIS_OPERAND_TYPE_IMMEDIATE)
+			i->op = b->op2; /* shift count in XMM/m128 */
+		i->fn = h_sse;
+		return 0;
+	case B_INSERT:
+		if (!is_xmm(&o[0]) || nv != 3)
+			return -1;
+		i->op = b->op;
+		i->ssz = b->op2;
+		i->fn = h_sse;
+		return 0;
+	case B_INSERTPS:
+		if (!is_xmm(&o[0]) || nv != 3)
+			return -1;
+		i->op = is_mem(&o[1]) ? SO_insertps_m : SO_insertps_r;
+		i->fn = h_sse;
+		return 0;
+	case B_EXTRACT:
+		if (nv != 3 || !is_xmm(&o[1]))
+			return -1;
+		i->ssz = b->op2;
+		i->op = (uint8_t)i->imm & (16 / b->op2 - 1);
+		i->fn = h_sse_store;
+		return 0;
+	case B_MOVMSK:
+		if (!is_gpr(&o[0]) || !is_xmm(&o[1]))
+			return -1;
+		i->ssz = b->op2;
+		i->fn = h_sse_movmsk;
+		return 0;
+	case B_PTEST:
+		if (!is_xmm(&o[0]))
+			return -1;
+		i->fn = h_ptest;
+		return 0;
+	case B_BLENDV:
+		if (!is_xmm(&o[0]))
+			return -1;
+		i->op = b->op2;
+		i->fn = h_blendv;
+		return 0;
+	}
+	return -1;
+}
