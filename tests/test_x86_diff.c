@@ -6,13 +6,21 @@
  * addresses (the guest page tables map the native pages' addresses), so
  * that pushed return addresses and pointers agree.  Registers, RFLAGS
  * (less the flags an instruction leaves undefined, per Zydis) and the data
- * pages must match.
+ * pages must match.  About a third of the instructions are SSE: XMM
+ * registers, MXCSR and the x87 registers start from one random FXSAVE
+ * image (FXRSTOR natively, x86_set_fxsave() in the model) and end as the
+ * FXSAVE image each side gives.  A fault both sides take alike ends a
+ * sequence without a comparison: #DE, and #GP or #UD (SIGSEGV from the
+ * kernel, SIGILL) from a misaligned SSE operand or a bad MXCSR value.
  *
  *   test_x86_diff [seed [count]]   (or X86_DIFF_SEED / X86_DIFF_N)
  *
  * Native layout: code page A = [prologue][sequence][epilogue]; data pages
  * D, D+4K (compared; R15 = D+2048 is the memory base and is never
- * written; RSP = D+6144), save area D+8K (native only).
+ * written; RSP = D+6144), save area D+8K: registers, the host's, the
+ * initial and the final FXSAVE images (native only), and at D+8K+2K the
+ * FXSAVE/FXRSTOR scratch image that sequences use (compared, less the
+ * fields hosts differ in).
  */
 #include <asm/prctl.h>
 #include <setjmp.h>
@@ -25,14 +33,20 @@
 #include "tap.h"
 #include "x86_harness.h"
 
-/* Save area: regs[16], rflags, host rsp. */
+/* Save area: regs[16], rflags, host rsp; FXSAVE images. */
 #define SAVE 8192
 #define R15_OFF 2048
 #define RSP_OFF 6144
+#define FX_HOST 512
+#define FX_INIT 1024
+#define FX_OUT 1536
+#define FX_SCRATCH 2048
+#define SCRATCH_LEN 1024
 
 GUEST_CODE(d_prologue,
 	   "push %rbx\npush %rbp\npush %r12\npush %r13\npush %r14\npush %r15\n"
 	   "mov %rsp, 136(%rdi)\n"
+	   "fxsave64 512(%rdi)\nfxrstor64 1024(%rdi)\n"
 	   "pushq 128(%rdi)\npopfq\n"
 	   "mov 0(%rdi), %rax\nmov 8(%rdi), %rcx\nmov 16(%rdi), %rdx\n"
 	   "mov 24(%rdi), %rbx\nmov 32(%rdi), %rsp\nmov 40(%rdi), %rbp\n"
@@ -51,6 +65,7 @@ GUEST_CODE(d_epilogue,
 	   "mov %r10, 0x1850(%r15)\nmov %r11, 0x1858(%r15)\n"
 	   "mov %r12, 0x1860(%r15)\nmov %r13, 0x1868(%r15)\n"
 	   "mov %r14, 0x1870(%r15)\nmov %r15, 0x1878(%r15)\n"
+	   "fxsave64 0x1e00(%r15)\nfxrstor64 0x1a00(%r15)\n"
 	   "mov 0x1888(%r15), %rsp\n"
 	   "pushfq\npopq 0x1880(%r15)\ncld\n"
 	   "pop %r15\npop %r14\npop %r13\npop %r12\npop %rbp\npop %rbx\nret\n");
@@ -60,7 +75,7 @@ static ZydisDecoder dec;
 static ZydisFormatter fmt;
 static uint64_t rng;
 static sigjmp_buf jb;
-static volatile int native_sig;
+static volatile int native_sig, native_code;
 
 static uint64_t rnd(void)
 {
@@ -79,6 +94,7 @@ static unsigned rn(unsigned n)
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
 	native_sig = sig;
+	native_code = si->si_code;
 	siglongjmp(jb, 1);
 }
 
@@ -385,6 +401,8 @@ static bool acceptable(const uint8_t *p, unsigned len, uint32_t *taint)
 			    ZydisRegisterGetClass(r) != ZYDIS_REGCLASS_GPR16 &&
 			    ZydisRegisterGetClass(r) != ZYDIS_REGCLASS_GPR32 &&
 			    ZydisRegisterGetClass(r) != ZYDIS_REGCLASS_GPR64 &&
+			    ZydisRegisterGetClass(r) != ZYDIS_REGCLASS_XMM &&
+			    r != ZYDIS_REGISTER_MXCSR &&
 			    r != ZYDIS_REGISTER_RFLAGS &&
 			    r != ZYDIS_REGISTER_FLAGS &&
 			    r != ZYDIS_REGISTER_EFLAGS &&
@@ -532,6 +550,271 @@ static unsigned gen_string(uint8_t *p, uint32_t *taint)
 	return n;
 }
 
+/* ---- SSE ------------------------------------------------------------ */
+
+/* ModRM forms of the SSE table. */
+enum {
+	S_XX, /* reg XMM, r/m XMM or memory */
+	S_XM, /* reg XMM, r/m memory only */
+	S_GX, /* reg GPR, r/m XMM only (PMOVMSKB, PEXTRW) */
+	S_XG, /* reg XMM, r/m GPR or memory (MOVD, PINSR*, PEXTR*) */
+	S_SH, /* /digit, r/m XMM only, imm8: shifts by an immediate */
+	S_MD, /* /digit, r/m memory only: STMXCSR */
+};
+
+struct sse_enc {
+	uint8_t pfx, map, op, form, imm, digit;
+};
+
+/* Encodings sharing a prefix, map (1 = 0F, 2 = 0F38, 3 = 0F3A) and form. */
+struct sse_group {
+	uint8_t pfx, map, form, imm;
+	const uint8_t *ops; /* opcodes; op, digit pairs for S_SH and S_MD */
+	unsigned n;
+};
+
+#define G(pfx, map, form, imm, ...)                                  \
+	{                                                            \
+		pfx, map, form, imm, (const uint8_t[]){__VA_ARGS__}, \
+			sizeof((const uint8_t[]){__VA_ARGS__})       \
+	}
+
+/*
+ * The legacy-SSE encodings of the model's set.  LDMXCSR and FXSAVE/FXRSTOR
+ * come from gen_ldmxcsr/gen_fx, which set their memory up.
+ */
+static const struct sse_group sse_groups[] = {
+	G(0, 1, S_XX, 0, 0x10, 0x11, 0x12, 0x14, 0x15, 0x16, 0x28, 0x29, 0x54,
+	  0x55, 0x56, 0x57),
+	G(0x66, 1, S_XX, 0, 0x10, 0x11, 0x14, 0x15, 0x28, 0x29, 0x54, 0x55,
+	  0x56, 0x57, 0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68,
+	  0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6f, 0x74, 0x75, 0x76, 0x7f, 0xd1,
+	  0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd8, 0xd9, 0xda, 0xdb, 0xdc, 0xdd,
+	  0xde, 0xdf, 0xe0, 0xe1, 0xe2, 0xe3, 0xe4, 0xe5, 0xe8, 0xe9, 0xea,
+	  0xeb, 0xec, 0xed, 0xee, 0xef, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6,
+	  0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe),
+	G(0xf3, 1, S_XX, 0, 0x10, 0x11, 0x12, 0x16, 0x6f, 0x7e, 0x7f),
+	G(0xf2, 1, S_XX, 0, 0x10, 0x11, 0x12),
+	G(0, 1, S_XM, 0, 0x13, 0x17, 0x2b),
+	G(0x66, 1, S_XM, 0, 0x12, 0x13, 0x16, 0x17, 0x2b, 0xe7),
+	G(0xf2, 1, S_XM, 0, 0xf0),
+	G(0, 1, S_XX, 1, 0xc6),
+	G(0x66, 1, S_XX, 1, 0x70, 0xc6),
+	G(0xf2, 1, S_XX, 1, 0x70),
+	G(0xf3, 1, S_XX, 1, 0x70),
+	G(0, 1, S_GX, 0, 0x50),
+	G(0x66, 1, S_GX, 0, 0x50, 0xd7),
+	G(0x66, 1, S_GX, 1, 0xc5),
+	G(0x66, 1, S_XG, 0, 0x6e, 0x7e),
+	G(0x66, 1, S_XG, 1, 0xc4),
+	G(0x66, 1, S_SH, 1, 0x71, 2, 0x71, 4, 0x71, 6, 0x72, 2, 0x72, 4, 0x72,
+	  6, 0x73, 2, 0x73, 3, 0x73, 6, 0x73, 7),
+	G(0, 1, S_MD, 0, 0xae, 3), /* STMXCSR */
+	/* SSSE3, SSE4.1, PCMPGTQ */
+	G(0x66, 2, S_XX, 0, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
+	  0x08, 0x09, 0x0a, 0x0b, 0x10, 0x14, 0x15, 0x17, 0x1c, 0x1d, 0x1e,
+	  0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x28, 0x29, 0x2b, 0x30, 0x31,
+	  0x32, 0x33, 0x34, 0x35, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d,
+	  0x3e, 0x3f, 0x40, 0x41),
+	G(0x66, 2, S_XM, 0, 0x2a),
+	G(0x66, 3, S_XX, 1, 0x0c, 0x0d, 0x0e, 0x0f, 0x21),
+	G(0x66, 3, S_XG, 1, 0x14, 0x15, 0x16, 0x17, 0x20, 0x22),
+};
+
+static struct sse_enc sse_tab[256];
+static unsigned sse_n;
+
+/* One row per encoding, so that each is drawn as often. */
+static void sse_tab_init(void)
+{
+	for (unsigned g = 0; g < ARRAY_LEN(sse_groups); g++) {
+		const struct sse_group *e = &sse_groups[g];
+		bool pairs = e->form == S_SH || e->form == S_MD;
+
+		for (unsigned k = 0; k < e->n; k += pairs ? 2 : 1) {
+			REQUIRE(sse_n < ARRAY_LEN(sse_tab));
+			sse_tab[sse_n++] = (struct sse_enc){
+				e->pfx,	 e->map, e->ops[k],
+				e->form, e->imm, pairs ? e->ops[k + 1] : 0};
+		}
+	}
+}
+
+/*
+ * A memory operand for SSE: the forms of put_mem, mostly 16-byte aligned,
+ * sometimes not, sometimes straddling D and D+4K (for the unaligned
+ * moves; an aligned-only instruction faults there, on both sides).
+ */
+static unsigned put_mem_sse(uint8_t *p, unsigned reg, unsigned *rex, bool *gs)
+{
+	unsigned n = 0, kind = rn(32);
+	int32_t d = (int32_t)rn(2000) - 1000;
+
+	*gs = false;
+	if (kind == 0)
+		d = 2048 - 1 - rn(15);
+	else if (kind > 1)
+		d &= ~15;
+	switch (rn(4)) {
+	case 0:
+		*rex = 2; /* [r15*1 + disp32] */
+		p[n++] = reg << 3 | 4;
+		p[n++] = 7 << 3 | 5;
+		break;
+	case 1:
+		*gs = true; /* gs:[disp32], GS base = D */
+		*rex = 0;
+		d += R15_OFF;
+		p[n++] = reg << 3 | 4;
+		p[n++] = 4 << 3 | 5;
+		break;
+	case 2:
+		*rex = 1;
+		p[n++] = 0x80 | reg << 3 | 7;
+		break;
+	default:
+		*rex = 1;
+		d = (int8_t)rn(256);
+		if (kind > 1)
+			d &= ~15;
+		p[n++] = 0x40 | reg << 3 | 7;
+		p[n++] = d;
+		return n;
+	}
+	memcpy(p + n, &d, 4);
+	return n + 4;
+}
+
+static unsigned candidate_sse(uint8_t *p)
+{
+	const struct sse_enc *t = &sse_tab[rn(sse_n)];
+	unsigned n = 0, reg, rm = 0, mrex = 0, w = rn(4) == 0, rex;
+	bool gs = false, mem;
+	uint8_t m[16];
+	unsigned mlen;
+
+	reg = t->form == S_SH || t->form == S_MD ? t->digit : rn(16);
+	mem = t->form == S_XM || t->form == S_MD ||
+	      ((t->form == S_XX || t->form == S_XG) && rn(2));
+	if (mem) {
+		mlen = put_mem_sse(m, reg & 7, &mrex, &gs);
+	} else {
+		rm = rn(16);
+		m[0] = 0xc0 | (reg & 7) << 3 | (rm & 7);
+		mlen = 1;
+	}
+	if (gs)
+		p[n++] = 0x65;
+	if (mem && rn(8) == 0)
+		p[n++] = 0x67; /* 32-bit addressing: D is below 4 GiB */
+	if (t->pfx)
+		p[n++] = t->pfx;
+	rex = 0x40 | w << 3 | (reg >> 3) << 2 | (mem ? mrex : rm >> 3);
+	if (rex != 0x40 || rn(4) == 0)
+		p[n++] = rex;
+	p[n++] = 0x0f;
+	if (t->map == 2)
+		p[n++] = 0x38;
+	else if (t->map == 3)
+		p[n++] = 0x3a;
+	p[n++] = t->op;
+	memcpy(p + n, m, mlen);
+	n += mlen;
+	if (t->imm)
+		p[n++] = rn(3) ? rn(256) : rn(40);
+	return n;
+}
+
+static unsigned gen_sse(uint8_t *p, uint32_t *taint)
+{
+	for (;;) {
+		uint8_t b[32];
+		uint32_t t = *taint;
+		unsigned n = candidate_sse(b);
+
+		if (acceptable(b, n, &t)) {
+			memcpy(p, b, n);
+			*taint = t;
+			return n;
+		}
+	}
+}
+
+/* A 32-bit MXCSR value: valid (as DAZ-capable hosts take), or not. */
+static uint32_t mxcsr_value(void)
+{
+	uint32_t v = rnd() & 0xffff;
+	unsigned bit = 16 + rn(16);
+
+	/* Bit 17 (MM, AMD's misaligned-SSE mode) is valid on some hosts. */
+	if (rn(8) == 0)
+		v |= 1u << (bit == 17 ? 16 : bit);
+	return v;
+}
+
+/* mov dword [r15 + d32], imm32 */
+static unsigned put_movd_mem(uint8_t *p, int32_t d, uint32_t v)
+{
+	p[0] = 0x41;
+	p[1] = 0xc7;
+	p[2] = 0x87;
+	put32(p + 3, d);
+	put32(p + 7, v);
+	return 11;
+}
+
+/* LDMXCSR of a value just stored in D: STMXCSR comes from sse_tab. */
+static unsigned gen_ldmxcsr(uint8_t *p)
+{
+	int32_t d = (int32_t)rn(2000) - 1000;
+	unsigned n = put_movd_mem(p, d, mxcsr_value());
+
+	p[n++] = 0x41; /* ldmxcsr [r15 + d32] */
+	p[n++] = 0x0f;
+	p[n++] = 0xae;
+	p[n++] = 0x80 | 2 << 3 | 7;
+	return n + put32(p + n, d);
+}
+
+/*
+ * FXSAVE to the scratch image, changes to it (an XMM lane, an x87
+ * register, MXCSR) or to the registers, FXRSTOR; either format each.
+ * Rarely misaligned: #GP on both sides.
+ */
+static unsigned gen_fx(uint8_t *p, uint32_t *taint)
+{
+	int32_t d = SAVE + FX_SCRATCH - R15_OFF + (rn(32) ? 0 : 8);
+	unsigned n = 0;
+
+	p[n++] = 0x41 | rn(2) << 3; /* fxsave[64] [r15 + d32] */
+	p[n++] = 0x0f;
+	p[n++] = 0xae;
+	p[n++] = 0x87;
+	n += put32(p + n, d);
+	for (unsigned k = rn(4); k; k--) {
+		switch (rn(4)) {
+		case 0:
+			n += put_movd_mem(p + n, d + 24, mxcsr_value());
+			break;
+		case 1:
+			n += put_movd_mem(p + n, d + 160 + 4 * rn(64), rnd());
+			break;
+		case 2:
+			n += put_movd_mem(
+				p + n, d + 32 + 16 * rn(8) + 4 * rn(2), rnd());
+			break;
+		default:
+			n += gen_sse(p + n, taint);
+			break;
+		}
+	}
+	p[n++] = 0x41 | rn(2) << 3; /* fxrstor[64] [r15 + d32] */
+	p[n++] = 0x0f;
+	p[n++] = 0xae;
+	p[n++] = 0x8f;
+	return n + put32(p + n, d);
+}
+
 /* One sequence into @p; returns its length. */
 static unsigned gen_seq(uint8_t *p, unsigned ninsn, uint32_t *tout)
 {
@@ -581,6 +864,19 @@ static unsigned gen_seq(uint8_t *p, unsigned ninsn, uint32_t *tout)
 			p[n++] = 0x9c; /* pushf; popf */
 			p[n++] = 0x9d;
 			break;
+		case 5:
+		case 6:
+		case 7:
+		case 8:
+		case 9:
+			n += gen_sse(p + n, &taint);
+			break;
+		case 10:
+			if (rn(2))
+				n += gen_ldmxcsr(p + n);
+			else
+				n += gen_fx(p + n, &taint);
+			break;
 		default:
 			n += gen_insn(p + n, &taint);
 			break;
@@ -619,7 +915,15 @@ static void setup_guest(void)
 	*hvm_q(&vm, pt + ((a >> 12) & 511) * 8) = H_CODE | 7;
 	*hvm_q(&vm, pt + ((d >> 12) & 511) * 8) = H_DATA | 7;
 	*hvm_q(&vm, pt + (((d >> 12) + 1) & 511) * 8) = (H_DATA + 4096) | 7;
+	*hvm_q(&vm, pt + (((d >> 12) + 2) & 511) * 8) = (H_DATA + 8192) | 7;
 	hvm_set_cpl(&vm, 3);
+
+	/* What the KVM selftests' guests (and Linux) run with. */
+	struct kvm_sregs s;
+
+	x86_get_sregs(&vm.cpu, &s);
+	s.cr4 |= X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT;
+	x86_set_sregs(&vm.cpu, &s);
 }
 
 static void dump_seq(const uint8_t *p, unsigned len, uint64_t rip)
@@ -644,6 +948,50 @@ static void dump_seq(const uint8_t *p, unsigned len, uint64_t rip)
 
 static int failures;
 
+/* FXSAVE bytes hosts differ in: FOP/FIP/FDP (AMD stores them only with
+ * FSW.ES set) and MXCSR_MASK (AMD's MM bit). */
+static bool fx_masked(unsigned off)
+{
+	return (off >= 6 && off < 24) || (off >= 28 && off < 32);
+}
+
+/* A random XMM lane pattern: edges of every lane width, small or any. */
+static void rnd_xmm(uint8_t *x)
+{
+	static const uint16_t edge[] = {0,	1,	0x7f,	0x80,  0xff,
+					0x7fff, 0x8000, 0xffff, 0x0100};
+	unsigned kind = rn(4);
+
+	for (unsigned k = 0; k < 16; k += 2) {
+		uint16_t v = rnd();
+
+		if (kind == 0)
+			v = edge[rn(ARRAY_LEN(edge))];
+		else if (kind == 1)
+			v = rn(2) ? rn(8) : (uint16_t)-rn(8);
+		memcpy(x + k, &v, 2);
+	}
+}
+
+/*
+ * The initial FXSAVE image: any x87 control, status and tag words (FXRSTOR
+ * normalises them) and registers, a valid MXCSR, random XMM registers.
+ */
+static void rnd_fx(uint8_t *fx)
+{
+	uint32_t mx = rnd() & 0xffff;
+	uint64_t v = rnd();
+
+	memset(fx, 0, 512);
+	memcpy(fx, &v, 8); /* FCW FSW FTW (byte 5) FOP */
+	memcpy(fx + 24, &mx, 4);
+	for (unsigned k = 0; k < 8; k++)
+		for (unsigned b = 0; b < 10; b++)
+			fx[32 + 16 * k + b] = rnd();
+	for (unsigned k = 0; k < 16; k++)
+		rnd_xmm(fx + 160 + 16 * k);
+}
+
 static __attribute__((noinline)) void run_native(void *save)
 {
 	native_sig = 0;
@@ -651,7 +999,10 @@ static __attribute__((noinline)) void run_native(void *save)
 		((void (*)(void *))code_a)(save);
 }
 
-/* Returns 0 match, 1 mismatch, 2 both faulted (counted apart). */
+/*
+ * Returns 0 match, 1 mismatch, 2 both took #DE, 3 both #GP, 4 both #UD
+ * (the faults are counted apart).
+ */
 static int run_one(unsigned idx, unsigned ninsn)
 {
 	uint8_t seq[2048];
@@ -662,7 +1013,9 @@ static int run_one(unsigned idx, unsigned ninsn)
 		"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
 		"r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
 	uint64_t d = (uint64_t)data_d;
-	uint8_t mem0[8192];
+	uint8_t mem0[8192 + SCRATCH_LEN], fx0[512], fx[512];
+	uint8_t *scratch = data_d + SAVE + FX_SCRATCH;
+	uint8_t *vscratch = vm.mem + H_DATA + SAVE + FX_SCRATCH;
 	int bad = 0;
 
 	/* Random state. */
@@ -688,18 +1041,21 @@ static int run_one(unsigned idx, unsigned ninsn)
 	init.r[X86_R15] = d + R15_OFF;
 	init.r[X86_RSP] = d + RSP_OFF;
 	init.fl = 0x202 | (rnd() & X86_ARITH) | (rn(5) == 0 ? X86_DF : 0);
-	for (unsigned k = 0; k < 8192; k += 8) {
+	for (unsigned k = 0; k < sizeof(mem0); k += 8) {
 		uint64_t v = rnd();
 
 		memcpy(mem0 + k, &v, 8);
 	}
+	rnd_fx(fx0);
 
 	/* Native. */
 	memcpy(code_a + plen, seq, len);
 	memcpy(code_a + plen + len, d_epilogue, d_epilogue_end - d_epilogue);
 	__builtin___clear_cache((char *)code_a, (char *)code_a + 4096);
 	memcpy(data_d, mem0, 8192);
+	memcpy(scratch, mem0 + 8192, SCRATCH_LEN);
 	memcpy(save, &init, sizeof(init));
+	memcpy(data_d + SAVE + FX_INIT, fx0, 512);
 	run_native(save);
 
 	/* Interpreter. */
@@ -710,6 +1066,8 @@ static int run_one(unsigned idx, unsigned ninsn)
 	memcpy(vm.mem + H_CODE + plen + len, "\x0f\x01\xc1", 3);
 	x86_cpu_invalidate_gpa(&vm.cpu, H_CODE, H_CODE + 4096);
 	memcpy(vm.mem + H_DATA, mem0, 8192);
+	memcpy(vscratch, mem0 + 8192, SCRATCH_LEN);
+	REQUIRE(x86_set_fxsave(&vm.cpu, fx0) == 0);
 	memcpy(&r, &(struct kvm_regs){0}, sizeof(r));
 	r.rax = init.r[0];
 	r.rcx = init.r[1];
@@ -738,9 +1096,15 @@ static int run_one(unsigned idx, unsigned ninsn)
 		/* #DE natively (SIGFPE): the guest must take vector 0. */
 		if (native_sig == SIGFPE && hvm_vector(&vm) == X86_DE)
 			return 2;
+		if (native_sig == SIGSEGV && native_code == SI_KERNEL &&
+		    hvm_vector(&vm) == X86_GP)
+			return 3;
+		if (native_sig == SIGILL && hvm_vector(&vm) == X86_UD)
+			return 4;
 		bad = 1;
-		printf("# native signal %d, interpreter stop %d vector %d\n",
-		       native_sig, st, hvm_vector(&vm));
+		printf("# native signal %d code %d, interpreter stop %d vector "
+		       "%d\n",
+		       native_sig, native_code, st, hvm_vector(&vm));
 		goto report;
 	}
 	if (st != X86_STOP_VMCALL ||
@@ -781,6 +1145,40 @@ static int run_one(unsigned idx, unsigned ninsn)
 				break;
 			}
 	}
+	for (unsigned k = 0; k < SCRATCH_LEN; k++) {
+		if (!fx_masked(k) && vscratch[k] != scratch[k]) {
+			bad = 1;
+			printf("# FXSAVE scratch differs at %u: %02x vs %02x\n",
+			       k, vscratch[k], scratch[k]);
+			break;
+		}
+	}
+	/* XMM, MXCSR and x87 state, as FXSAVE images. */
+	const uint8_t *nfx = data_d + SAVE + FX_OUT;
+
+	x86_get_fxsave(&vm.cpu, fx);
+	for (unsigned k = 0; k < 416; k++) {
+		if (fx_masked(k) || fx[k] == nfx[k])
+			continue;
+		bad = 1;
+		if (k >= 160) {
+			unsigned x = (k - 160) / 16;
+			uint64_t a[2], b[2];
+
+			memcpy(a, fx + 160 + 16 * x, 16);
+			memcpy(b, nfx + 160 + 16 * x, 16);
+			printf("# xmm%u: interp %016llx%016llx native "
+			       "%016llx%016llx\n",
+			       x, (unsigned long long)a[1],
+			       (unsigned long long)a[0],
+			       (unsigned long long)b[1],
+			       (unsigned long long)b[0]);
+			k = 160 + 16 * x + 15;
+		} else {
+			printf("# FXSAVE byte %u: interp %02x native %02x\n", k,
+			       fx[k], nfx[k]);
+		}
+	}
 report:
 	if (bad && failures++ < 10) {
 		printf("# sequence %u:\n", idx);
@@ -792,7 +1190,7 @@ report:
 int main(int argc, char **argv)
 {
 	uint64_t seed = time(NULL);
-	unsigned count = 100000, faults = 0, bad = 0;
+	unsigned count = 100000, faults = 0, gp = 0, ud = 0, bad = 0;
 	const char *e;
 	stack_t ss;
 	struct sigaction sa;
@@ -805,7 +1203,7 @@ int main(int argc, char **argv)
 		seed = strtoull(argv[1], NULL, 0);
 	if (argc > 2)
 		count = strtoul(argv[2], NULL, 0);
-	tap_plan(2, 300);
+	tap_plan(3, 300);
 	printf("# seed %llu, %u sequences\n", (unsigned long long)seed, count);
 	rng = seed * 0x9e3779b97f4a7c15ull + 1;
 
@@ -856,6 +1254,7 @@ int main(int argc, char **argv)
 	sigaction(SIGTRAP, &sa, NULL);
 
 	setup_guest();
+	sse_tab_init();
 	/* GS base = D natively and in the guest (glibc uses only FS). */
 	REQUIRE(syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)data_d) ==
 		0);
@@ -866,12 +1265,20 @@ int main(int argc, char **argv)
 			bad++;
 		else if (r == 2)
 			faults++;
+		else if (r == 3)
+			gp++;
+		else if (r == 4)
+			ud++;
 	}
-	printf("# %u mismatches, %u #DE agreed\n", bad, faults);
+	printf("# %u mismatches, %u #DE, %u #GP, %u #UD agreed\n", bad, faults,
+	       gp, ud);
 	CHECK_EQ(bad, 0);
 	tap_result("random sequences match the host CPU");
 	CHECK(faults > 0 || count < 1000);
 	tap_result("divide faults agree (#DE)");
+	CHECK(gp > 0 || count < 1000);
+	tap_result("misaligned SSE operands and bad MXCSR values fault alike "
+		   "(#GP)");
 	hvm_destroy(&vm);
 	return tap_done();
 }
