@@ -61,7 +61,12 @@ int main(int argc, char **argv)
 
 			memcpy(vm.mem + H_CODE + k, &v, 8);
 		}
-		x86_set_sregs(&vm.cpu, &s0);
+		struct kvm_sregs s = s0;
+
+		/* Half the pages with SSE on: its handlers, not only #UD. */
+		if (p & 2)
+			s.cr4 |= X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT;
+		x86_set_sregs(&vm.cpu, &s);
 		x86_set_maxphyaddr(&vm.cpu, p % 3 ? 48 : 40, p % 3 == 0);
 		x86_set_msr(&vm.cpu, X86_MSR_LSTAR, H_CODE + (rnd() & 0xfff));
 		x86_set_msr(&vm.cpu, X86_MSR_STAR, 0x0018000800000000ull);

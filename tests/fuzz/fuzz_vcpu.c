@@ -4,8 +4,9 @@
  * and arbitrary register state, with an instruction budget.
  *
  * Input: a header (struct fz_head) with every general register, RIP,
- * RFLAGS, flips of CR0/CR4/EFER bits, the CPL, MAXPHYADDR with or without
- * the XO alias, and a page that stage 2 denies or turns into an exit;
+ * RFLAGS, flips of CR0/CR4/EFER bits (CR4.OSFXSR starts set, so SSE
+ * instructions run unless a flip clears it), the CPL, MAXPHYADDR with or
+ * without the XO alias, and a page that stage 2 denies or turns into an exit;
  * then the code, copied to H_CODE of the flat harness guest
  * (tests/x86_harness.h: identity map, GDT, IDT, TSS in 1 MiB of RAM).
  * Each stop is answered as a VMM would (MMIO and IN with input-derived
@@ -41,7 +42,9 @@ struct fz_head {
 #define CTL_EXIT (1u << 6)    /* exit_page gives a backend exit */
 
 /* The bits a guest (or a careless VMM) could plausibly flip. */
-#define CR0_FLIPS (X86_CR0_WP | X86_CR0_NE | X86_CR0_ET)
+#define CR0_FLIPS                                                         \
+	(X86_CR0_WP | X86_CR0_NE | X86_CR0_ET | X86_CR0_TS | X86_CR0_EM | \
+	 X86_CR0_MP)
 #define CR4_FLIPS 0x3ffffull
 #define EFER_FLIPS (X86_EFER_NXE | X86_EFER_SCE)
 
@@ -51,6 +54,7 @@ static struct hvm vm;
 static uint8_t *mem0;	    /* RAM as hvm_init() left it */
 static struct kvm_sregs s0; /* and the registers */
 static struct kvm_regs r0;
+static uint8_t fx0[512]; /* x87/SSE state, as FXSAVE stores it */
 
 /*
  * One machine for the whole run, reset to the same state before each
@@ -64,6 +68,9 @@ static void reset(void)
 		memcpy(mem0, vm.mem, MEM_SIZE);
 		x86_get_sregs(&vm.cpu, &s0);
 		x86_get_regs(&vm.cpu, &r0);
+		x86_get_fxsave(&vm.cpu, fx0);
+		/* SSE on, as guests run (a CR4 flip turns it off). */
+		s0.cr4 |= X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT;
 	}
 	memcpy(vm.mem, mem0, MEM_SIZE);
 	memset(vm.s2deny, 0, MEM_SIZE >> 12);
@@ -72,6 +79,8 @@ static void reset(void)
 	if (x86_set_sregs(&vm.cpu, &s0))
 		abort();
 	x86_set_regs(&vm.cpu, &r0);
+	if (x86_set_fxsave(&vm.cpu, fx0))
+		abort();
 	x86_set_msr(&vm.cpu, X86_MSR_FS_BASE, 0);
 	x86_set_msr(&vm.cpu, X86_MSR_GS_BASE, 0);
 	x86_set_msr(&vm.cpu, X86_MSR_SFMASK, 0);
