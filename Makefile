@@ -301,11 +301,21 @@ $(B)/tests/x86_gcc_guest.o: tests/x86_gcc_guest.c tests/x86_gcc_guest.h
 	@mkdir -p $(dir $@)
 	$(X86_GUEST_CC) $(X86_GUEST_CFLAGS) -c $< -o $@
 
+# And guest code built as the KVM selftests build theirs: gcc uses SSE.
+X86_SSE_GUEST_CFLAGS := -O2 -march=x86-64-v2 -ffreestanding -mno-red-zone \
+	-fno-tree-loop-distribute-patterns -fstack-protector-strong -fPIC \
+	-Wall -Wextra -Werror -Itests
+
+$(B)/tests/x86_sse_guest.o: tests/x86_sse_guest.c tests/x86_sse_guest.h
+	@mkdir -p $(dir $@)
+	$(X86_GUEST_CC) $(X86_SSE_GUEST_CFLAGS) -c $< -o $@
+
 $(B)/tests/test_x86_gcc: tests/test_x86_gcc.c tests/tap.h \
-		tests/x86_harness.h tests/x86_gcc_guest.h \
-		$(B)/tests/x86_gcc_guest.o $(X86_OBJS)
+		tests/x86_harness.h tests/x86_gcc_guest.h tests/x86_sse_guest.h \
+		$(B)/tests/x86_gcc_guest.o $(B)/tests/x86_sse_guest.o $(X86_OBJS)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LDFLAGS) \
-		$(B)/tests/x86_gcc_guest.o $(X86_OBJS) $(LDLIBS)
+		$(B)/tests/x86_gcc_guest.o $(B)/tests/x86_sse_guest.o \
+		$(X86_OBJS) $(LDLIBS)
 
 # The guest family: its guest image (with the compute loop, whose object
 # is also linked into a static Linux program for qemu-x86_64) and the host.
