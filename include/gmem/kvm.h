@@ -2,8 +2,10 @@
 /*
  * The KVM-style façade: the system calls a /dev/kvm user makes, over gmem
  * handles.  Each returns -1 with errno set on failure, like the call it
- * mirrors.  Handles come from the library's table and are never real file
- * descriptors; these calls never touch the process's own fds.
+ * mirrors.  Handles come from the library's table, numbered apart from
+ * the process's own fds, which these calls never touch; under gmem-run
+ * (libgmem-kvm.so) the same table numbers each handle with a real
+ * placeholder fd instead, so a program's fds and gmem's never collide.
  */
 #ifndef GMEM_KVM_H
 #define GMEM_KVM_H
