@@ -100,6 +100,9 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	if (vm->xo_bit)
 		x86_set_maxphyaddr(vcpu->cpu, vm->maxphyaddr, true);
 	reset_state(vcpu, id);
+	if (!vm->tsc_ref_ns)
+		vm->tsc_ref_ns = x86_host_ns();
+	x86_tsc_set_ref(vcpu->cpu, vm->tsc_ref_base, vm->tsc_ref_ns);
 
 	/* Start current: earlier shootdowns are no concern of ours. */
 	vcpu->vmv.seen_gen =
@@ -1192,10 +1195,18 @@ int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs)
 
 	if (msrs->nmsrs >= MAX_IO_MSRS)
 		return -E2BIG;
-	for (i = 0; i < msrs->nmsrs; i++)
+	for (i = 0; i < msrs->nmsrs; i++) {
 		if (x86_set_msr(vcpu->cpu, msrs->entries[i].index,
 				msrs->entries[i].data))
 			break;
+		/* The VMM's TSC is the VM's: vCPUs created later match it. */
+		if (msrs->entries[i].index == X86_MSR_TSC) {
+			pthread_mutex_lock(&vcpu->vm->vcpus_lock);
+			x86_tsc_get_ref(vcpu->cpu, &vcpu->vm->tsc_ref_base,
+					&vcpu->vm->tsc_ref_ns);
+			pthread_mutex_unlock(&vcpu->vm->vcpus_lock);
+		}
+	}
 	return (int)i;
 }
 

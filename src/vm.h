@@ -87,6 +87,14 @@ struct gmem_vm {
 
 	struct gmem_mmu mmu;
 	struct gmem_coalesced coalesced; /* the zones and the ring */
+	/*
+	 * The VM's TSC reference (the TSC reads tsc_ref_base at host time
+	 * tsc_ref_ns), under vcpus_lock: 0 at the first vCPU's creation,
+	 * moved by a VMM's write of IA32_TSC.  New vCPUs start from it, so
+	 * vCPUs created together agree, as KVM's kvm_synchronize_tsc()
+	 * matches them.
+	 */
+	uint64_t tsc_ref_base, tsc_ref_ns;
 
 	/* vCPUs, for TLB shootdown; vcpus_lock nests inside vm->lock. */
 	pthread_mutex_t vcpus_lock;

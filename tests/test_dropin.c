@@ -638,6 +638,55 @@ static void test_sregs(void)
 	tap_result("KVM_SET_SREGS: KVM's reset state, and what it refuses");
 }
 
+static uint64_t get_msr(int vcpu, uint32_t index)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m = {{.nmsrs = 1}, {.index = index}};
+
+	REQUIRE(ioctl(vcpu, KVM_GET_MSRS, &m) == 1);
+	return m.e.data;
+}
+
+static void set_msr(int vcpu, uint32_t index, uint64_t v)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m = {{.nmsrs = 1}, {.index = index, .data = v}};
+
+	REQUIRE(ioctl(vcpu, KVM_SET_MSRS, &m) == 1);
+}
+
+static void test_tsc(void)
+{
+	const uint64_t far = 1ULL << 50;
+	int kvm = kvm_open(), vm, v0, v1;
+
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	v0 = ioctl(vm, KVM_CREATE_VCPU, 0);
+	REQUIRE(vm >= 0 && v0 >= 0);
+	/* A new VM's TSC counts from 0, not from the host's clock. */
+	CHECK(get_msr(v0, 0x10) < far);
+	/* The VMM's write is the VM's: a vCPU created next matches it. */
+	set_msr(v0, 0x10, far);
+	v1 = ioctl(vm, KVM_CREATE_VCPU, 1);
+	REQUIRE(v1 >= 0);
+	CHECK(get_msr(v1, 0x10) >= far);
+	CHECK(get_msr(v1, 0x10) < 2 * far);
+	/* The host sets IA32_TSC_ADJUST alone; the TSC does not move. */
+	set_msr(v1, 0x3b, far);
+	CHECK_EQ(get_msr(v1, 0x3b), far);
+	CHECK(get_msr(v1, 0x10) < 2 * far);
+	CHECK_EQ(close(v1), 0);
+	CHECK_EQ(close(v0), 0);
+	CHECK_EQ(close(vm), 0);
+	CHECK_EQ(close(kvm), 0);
+	tap_result(
+		"the TSC: 0 at creation, the VMM's write shared, TSC_ADJUST");
+}
+
 /* Run under gmem-run, which sits beside this program's directory. */
 static void reexec(char **argv)
 {
@@ -659,7 +708,7 @@ static void reexec(char **argv)
 int main(int argc, char **argv)
 {
 	reexec(argv);
-	tap_plan(13, 60);
+	tap_plan(14, 60);
 	test_real_fds();
 	test_no_collision();
 	test_dup();
@@ -673,5 +722,6 @@ int main(int argc, char **argv)
 	test_pre_fault();
 	test_coalesced();
 	test_sregs();
+	test_tsc();
 	return tap_done();
 }

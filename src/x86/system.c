@@ -273,7 +273,7 @@ static int h_cpuid(struct x86_cpu *c, const struct x86_insn *i)
 	return advance(c, i);
 }
 
-static uint64_t host_ns(void)
+uint64_t x86_host_ns(void)
 {
 	struct timespec ts;
 
@@ -292,12 +292,24 @@ static uint64_t tsc_at(const struct x86_cpu *c, uint64_t ns)
 
 uint64_t x86_tsc(const struct x86_cpu *c)
 {
-	return tsc_at(c, host_ns());
+	return tsc_at(c, x86_host_ns());
+}
+
+void x86_tsc_set_ref(struct x86_cpu *c, uint64_t base, uint64_t ns)
+{
+	c->tsc_base = base;
+	c->tsc_ns = ns;
+}
+
+void x86_tsc_get_ref(const struct x86_cpu *c, uint64_t *base, uint64_t *ns)
+{
+	*base = c->tsc_base;
+	*ns = c->tsc_ns;
 }
 
 void x86_set_tsc_khz(struct x86_cpu *c, uint32_t khz)
 {
-	uint64_t now = host_ns();
+	uint64_t now = x86_host_ns();
 
 	c->tsc_base = tsc_at(c, now);
 	c->tsc_ns = now;
@@ -319,6 +331,35 @@ static int h_rdtsc(struct x86_cpu *c, const struct x86_insn *i)
 	return advance(c, i);
 }
 
+/*
+ * The guest's writes to the TSC MSRs, as KVM's (the host's through
+ * KVM_SET_MSRS set the value alone): writing IA32_TSC moves
+ * IA32_TSC_ADJUST by the same step, and writing IA32_TSC_ADJUST moves the
+ * TSC, when CPUID has TSC_ADJUST (else the write is dropped).  True if
+ * @idx was one of them.
+ */
+static bool guest_tsc_write(struct x86_cpu *c, uint32_t idx, uint64_t v)
+{
+	uint32_t leaf7[4];
+	uint64_t adj;
+
+	if (idx == X86_MSR_TSC) {
+		adj = v - x86_tsc(c);
+		x86_set_msr(c, X86_MSR_TSC, v);
+		c->tsc_adjust += adj;
+		return true;
+	}
+	if (idx != X86_MSR_TSC_ADJUST)
+		return false;
+	x86_cpuid(c, 7, 0, leaf7);
+	if (leaf7[1] & (1u << 1)) {
+		adj = v - c->tsc_adjust;
+		x86_set_msr(c, X86_MSR_TSC, x86_tsc(c) + adj);
+		c->tsc_adjust = v;
+	}
+	return true;
+}
+
 static int h_msr(struct x86_cpu *c, const struct x86_insn *i)
 {
 	uint32_t idx = c->gpr[X86_RCX];
@@ -333,6 +374,8 @@ static int h_msr(struct x86_cpu *c, const struct x86_insn *i)
 		c->gpr[X86_RDX] = v >> 32;
 	} else {
 		v = (uint32_t)c->gpr[X86_RAX] | c->gpr[X86_RDX] << 32;
+		if (guest_tsc_write(c, idx, v))
+			return advance(c, i);
 		if (x86_set_msr(c, idx, v))
 			return x86_gp0(c);
 	}
@@ -966,6 +1009,9 @@ int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 	case X86_MSR_TSC_AUX:
 		*v = c->tsc_aux;
 		return 0;
+	case X86_MSR_TSC_ADJUST:
+		*v = c->tsc_adjust;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -975,7 +1021,7 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 	switch (idx) {
 	case X86_MSR_TSC:
 		c->tsc_base = v;
-		c->tsc_ns = host_ns();
+		c->tsc_ns = x86_host_ns();
 		return 0;
 	case X86_MSR_APIC_BASE:
 		c->apic_base = v;
@@ -1019,6 +1065,9 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 	case X86_MSR_TSC_AUX:
 		c->tsc_aux = v & 0xffffffff;
 		return 0;
+	case X86_MSR_TSC_ADJUST:
+		c->tsc_adjust = v;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -1046,7 +1095,7 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	/* EBX: BMI1(3) SMEP(7) SMAP(20) */
 	{.function = 7,
 	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
-	 .ebx = (1u << 3) | (1u << 7) | (1u << 20)},
+	 .ebx = (1u << 1) | (1u << 3) | (1u << 7) | (1u << 20)},
 	/*
 	 * KVM's paravirtual leaves: the signature "KVMKVMKVM\0\0\0" and no
 	 * PV features (no kvmclock, async PF or PV EOI in gmem).

@@ -215,6 +215,7 @@ enum {
 
 /* MSRs the model knows. */
 #define X86_MSR_TSC 0x10
+#define X86_MSR_TSC_ADJUST 0x3b
 #define X86_MSR_APIC_BASE 0x1b
 #define X86_MSR_EFER 0xc0000080
 #define X86_MSR_STAR 0xc0000081
@@ -326,6 +327,7 @@ struct x86_cpu {
 	uint64_t apic_base, tsc_aux;
 	/* TSC = tsc_base + (host ns - tsc_ns) * tsc_khz / 10^6 */
 	uint64_t tsc_base, tsc_ns;
+	uint64_t tsc_adjust; /* IA32_TSC_ADJUST */
 	uint32_t tsc_khz;
 	unsigned cpl;
 	unsigned ushift; /* 3 at CPL 3, else 0: selects tlbe.allow bits */
@@ -463,6 +465,13 @@ int x86_set_cpuid(struct x86_cpu *cpu, const struct kvm_cpuid_entry2 *e,
  */
 #define X86_TSC_KHZ 1000000u
 void x86_set_tsc_khz(struct x86_cpu *cpu, uint32_t khz);
+/*
+ * The TSC's reference point: it reads @base at host time @ns
+ * (CLOCK_MONOTONIC, x86_host_ns()) and counts at the vCPU's rate.
+ */
+void x86_tsc_set_ref(struct x86_cpu *cpu, uint64_t base, uint64_t ns);
+void x86_tsc_get_ref(const struct x86_cpu *cpu, uint64_t *base, uint64_t *ns);
+uint64_t x86_host_ns(void);
 uint64_t x86_tsc(const struct x86_cpu *cpu);
 
 /* Physical-address width for CPUID and RSVD checks; xo = enable alias. */
