@@ -1012,6 +1012,9 @@ int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 	case X86_MSR_TSC_ADJUST:
 		*v = c->tsc_adjust;
 		return 0;
+	case X86_MSR_K7_HWCR:
+		*v = c->hwcr;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -1067,6 +1070,16 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 		return 0;
 	case X86_MSR_TSC_ADJUST:
 		c->tsc_adjust = v;
+		return 0;
+	case X86_MSR_K7_HWCR:
+		/*
+		 * KVM drops the flush-filter, IGNNE and TLB-cache bits and
+		 * keeps McStatusWrEn and TscFreqSel; anything else fails.
+		 */
+		v &= ~(1ULL << 3 | 1ULL << 6 | 1ULL << 8);
+		if (v & ~(1ULL << 18 | 1ULL << 24))
+			return -EINVAL;
+		c->hwcr = v;
 		return 0;
 	}
 	return -EINVAL;

@@ -216,6 +216,7 @@ enum {
 /* MSRs the model knows. */
 #define X86_MSR_TSC 0x10
 #define X86_MSR_TSC_ADJUST 0x3b
+#define X86_MSR_K7_HWCR 0xc0010015
 #define X86_MSR_APIC_BASE 0x1b
 #define X86_MSR_EFER 0xc0000080
 #define X86_MSR_STAR 0xc0000081
@@ -328,6 +329,7 @@ struct x86_cpu {
 	/* TSC = tsc_base + (host ns - tsc_ns) * tsc_khz / 10^6 */
 	uint64_t tsc_base, tsc_ns;
 	uint64_t tsc_adjust; /* IA32_TSC_ADJUST */
+	uint64_t hwcr;	     /* AMD's MSR_K7_HWCR, as KVM keeps it */
 	uint32_t tsc_khz;
 	unsigned cpl;
 	unsigned ushift; /* 3 at CPL 3, else 0: selects tlbe.allow bits */
