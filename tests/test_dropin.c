@@ -638,25 +638,35 @@ static void test_sregs(void)
 	tap_result("KVM_SET_SREGS: KVM's reset state, and what it refuses");
 }
 
+/* struct kvm_msrs with room for one entry. */
+union msrs1 {
+	struct kvm_msrs h;
+	uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+};
+
+static int msr_ioctl(int vcpu, unsigned long req, uint32_t index, uint64_t *v)
+{
+	union msrs1 m = {.h.nmsrs = 1};
+	int r;
+
+	m.h.entries[0].index = index;
+	m.h.entries[0].data = *v;
+	r = ioctl(vcpu, req, &m);
+	*v = m.h.entries[0].data;
+	return r;
+}
+
 static uint64_t get_msr(int vcpu, uint32_t index)
 {
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} m = {{.nmsrs = 1}, {.index = index}};
+	uint64_t v = 0;
 
-	REQUIRE(ioctl(vcpu, KVM_GET_MSRS, &m) == 1);
-	return m.e.data;
+	REQUIRE(msr_ioctl(vcpu, KVM_GET_MSRS, index, &v) == 1);
+	return v;
 }
 
 static void set_msr(int vcpu, uint32_t index, uint64_t v)
 {
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} m = {{.nmsrs = 1}, {.index = index, .data = v}};
-
-	REQUIRE(ioctl(vcpu, KVM_SET_MSRS, &m) == 1);
+	REQUIRE(msr_ioctl(vcpu, KVM_SET_MSRS, index, &v) == 1);
 }
 
 static void test_tsc(void)
@@ -679,6 +689,11 @@ static void test_tsc(void)
 	set_msr(v1, 0x3b, far);
 	CHECK_EQ(get_msr(v1, 0x3b), far);
 	CHECK(get_msr(v1, 0x10) < 2 * far);
+	/* MSR_K7_HWCR: two bits kept, three dropped, the rest refused. */
+	uint64_t bit0 = 1;
+	CHECK_EQ(msr_ioctl(v1, KVM_SET_MSRS, 0xc0010015, &bit0), 0);
+	set_msr(v1, 0xc0010015, 1 << 18 | 1 << 3);
+	CHECK_EQ(get_msr(v1, 0xc0010015), 1 << 18);
 	CHECK_EQ(close(v1), 0);
 	CHECK_EQ(close(v0), 0);
 	CHECK_EQ(close(vm), 0);
