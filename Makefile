@@ -579,7 +579,7 @@ install: lib $(B)/gmem.pc $(DROPIN)
 check-format:
 	clang-format --dry-run -Werror include/gmem/*.h src/*.[ch] src/x86/*.[ch] \
 		tests/*.[ch] tests/fuzz/*.c guests/*.c guests/include/*.h \
-		tools/gmemvm/*.[ch] examples/*.c bench/*.[ch]
+		tools/gmemvm/*.[ch] tools/gmem-run/*.c examples/*.c bench/*.[ch]
 
 clean:
 	rm -rf build

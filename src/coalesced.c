@@ -80,7 +80,8 @@ int gmem_coalesced_register(struct gmem_coalesced *c,
 		c->zones = z;
 		c->cap_zones = cap;
 	}
-	c->zones[c->nr_zones++] = *zone;
+	c->zones[c->nr_zones] = *zone;
+	__atomic_store_n(&c->nr_zones, c->nr_zones + 1, __ATOMIC_RELEASE);
 out:
 	pthread_mutex_unlock(&c->lock);
 	return r;
@@ -99,9 +100,11 @@ int gmem_coalesced_unregister(struct gmem_coalesced *c,
 	for (size_t i = 0; i < c->nr_zones;) {
 		const struct kvm_coalesced_mmio_zone *z = &c->zones[i];
 
-		if (z->pio == zone->pio && in_zone(z, zone->addr, zone->size))
-			c->zones[i] = c->zones[--c->nr_zones];
-		else
+		if (z->pio == zone->pio && in_zone(z, zone->addr, zone->size)) {
+			c->zones[i] = c->zones[c->nr_zones - 1];
+			__atomic_store_n(&c->nr_zones, c->nr_zones - 1,
+					 __ATOMIC_RELEASE);
+		} else
 			i++;
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -115,7 +118,10 @@ bool gmem_coalesced_write(struct gmem_coalesced *c, uint64_t addr, uint32_t len,
 	bool done = false;
 	uint32_t insert;
 
-	if (c->fd < 0 || len > 8)
+	/* Every port or MMIO exit asks: without zones, answer without a lock.
+	 */
+	if (c->fd < 0 || len > 8 ||
+	    !__atomic_load_n(&c->nr_zones, __ATOMIC_ACQUIRE))
 		return false;
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->nr_zones && !done; i++)

@@ -383,18 +383,19 @@ int gmem_ftruncate(int fd, off_t len)
 
 /* No handle has read or write: the host cannot see guest memory. */
 /*
- * Stats files alone can be read (at the file position, or at @off when
- * @off >= 0); nothing can be written.
+ * Stats files alone can be read, at the file position (@off NULL) or at
+ * *@off, which must not be negative; nothing can be written.
  */
-static ssize_t read_at(int fd, void *buf, size_t n, off_t off, bool write)
+static ssize_t read_at(int fd, void *buf, size_t n, const off_t *off,
+		       bool write)
 {
 	struct gmem_handle_ref ref;
 	ssize_t r = gmem_handle_get(fd, &ref);
 
 	if (r)
 		return ret_errno(r);
-	if (ref.kind == GMEM_H_STATS && !write && (off >= 0 || off == -1))
-		r = gmem_stats_read(ref.obj, buf, n, off);
+	if (ref.kind == GMEM_H_STATS && !write && (!off || *off >= 0))
+		r = gmem_stats_read(ref.obj, buf, n, off ? *off : -1);
 	else
 		r = -EINVAL;
 	gmem_handle_put(&ref);
@@ -403,22 +404,22 @@ static ssize_t read_at(int fd, void *buf, size_t n, off_t off, bool write)
 
 ssize_t gmem_read(int fd, void *buf, size_t n)
 {
-	return read_at(fd, buf, n, -1, false);
+	return read_at(fd, buf, n, NULL, false);
 }
 
 ssize_t gmem_write(int fd, const void *buf, size_t n)
 {
-	return read_at(fd, (void *)buf, n, -1, true);
+	return read_at(fd, (void *)buf, n, NULL, true);
 }
 
 ssize_t gmem_pread(int fd, void *buf, size_t n, off_t off)
 {
-	return read_at(fd, buf, n, off < 0 ? -2 : off, false);
+	return read_at(fd, buf, n, &off, false);
 }
 
 ssize_t gmem_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	return read_at(fd, (void *)buf, n, off, true);
+	return read_at(fd, (void *)buf, n, &off, true);
 }
 
 off_t gmem_lseek(int fd, off_t off, int whence)

@@ -638,7 +638,7 @@ static int halt(struct gmem_vcpu *vcpu)
 	       !__atomic_load_n(&vcpu->run->immediate_exit, __ATOMIC_RELAXED))
 		syscall(SYS_futex, &vcpu->vmv.kick, FUTEX_WAIT_PRIVATE, k, NULL,
 			NULL, 0);
-	__atomic_fetch_and(&vcpu->vmv.kick, ~GMEM_KICK_USER, __ATOMIC_ACQUIRE);
+	take_user_kick(vcpu);
 	vcpu->run->exit_reason = KVM_EXIT_INTR;
 	VCPU_STAT_INC(vcpu, exits[KVM_EXIT_INTR]);
 	return -EINTR;

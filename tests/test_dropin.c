@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #include <gmem/uapi.h>
@@ -483,6 +484,17 @@ static void test_stats(void)
 	CHECK_EQ(h.id_offset % 8, 0);
 	CHECK_EQ(h.desc_offset % 8, 0);
 	CHECK_EQ(h.data_offset % 8, 0);
+	/* readv and preadv fill one buffer after another, as read does. */
+	struct kvm_stats_header h3;
+	char id3[KVM_STATS_NAME_SIZE];
+	struct iovec iov[2] = {{&h3, sizeof(h3)}, {id3, sizeof(id3)}};
+	CHECK_EQ(lseek(d, 0, SEEK_SET), 0);
+	CHECK_EQ(readv(d, iov, 2), sizeof(h3) + sizeof(id3));
+	CHECK(!memcmp(&h3, &h, sizeof(h)) && !strcmp(id3, want));
+	memset(id3, 0, sizeof(id3));
+	CHECK_EQ(preadv(vmfd, &iov[1], 1, sizeof(h)), sizeof(id3));
+	CHECK(!strcmp(id3, want));
+	CHECK_ERRNO(readv(v.vm, iov, 2), EINVAL);
 	CHECK_ERRNO(write(vmfd, &h, sizeof(h)), EINVAL);
 	CHECK_ERRNO(pread(vmfd, &h, sizeof(h), -1), EINVAL);
 	CHECK_EQ(pread(vcpufd, id, sizeof(id), sizeof(h)), sizeof(id));

@@ -731,10 +731,42 @@ EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 	return REAL(pwrite64)(fd, buf, n, off);
 }
 
+/*
+ * readv/preadv on a gmem fd: one buffer after another, as the VFS does
+ * for a file that has only ->read (a stats fd); @off NULL reads at the
+ * file position.  The other kinds refuse with the façade's errno.
+ */
+static ssize_t gmem_readv(int fd, const struct iovec *iov, int cnt,
+			  const off_t *off)
+{
+	ssize_t total = 0, r = 0;
+
+	if (cnt < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!cnt)
+		return off ? gmem_pread(fd, NULL, 0, *off)
+			   : gmem_read(fd, NULL, 0);
+	for (int i = 0; i < cnt; i++) {
+		void *b = iov[i].iov_base;
+		size_t n = iov[i].iov_len;
+
+		r = off ? gmem_pread(fd, b, n, *off + total)
+			: gmem_read(fd, b, n);
+		if (r < 0)
+			return total ? total : -1;
+		total += r;
+		if ((size_t)r < n)
+			break;
+	}
+	return total;
+}
+
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
 	if (is_gmem(fd))
-		return gmem_read(fd, NULL, 0);
+		return gmem_readv(fd, iov, cnt, NULL);
 	return REAL(readv)(fd, iov, cnt);
 }
 
@@ -748,7 +780,7 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 EXPORT ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	if (is_gmem(fd))
-		return gmem_read(fd, NULL, 0);
+		return gmem_readv(fd, iov, cnt, &off);
 	return REAL(preadv)(fd, iov, cnt, off);
 }
 
