@@ -42,6 +42,7 @@ LDLIBS :=
 # The library, one subsystem per file pair.
 LIB_SRCS := \
 	src/util.c \
+	src/uaccess.c \
 	src/attr.c \
 	src/memslot.c \
 	src/guest_memfd.c \
@@ -133,7 +134,8 @@ GUEST_TESTS := \
 	xo \
 	soak \
 	hostile \
-	mmio
+	mmio \
+	hostfault
 
 # Guest tests whose host half also links gmemvm's memory policy.
 GMEMVM_GUEST_TESTS := \
@@ -163,7 +165,7 @@ X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu tests/test_threads \
 	tests/test_xo tests/test_guest_convert_smp \
 	tests/test_guest_soak tests/test_x86_smp tests/test_guest_smp \
-	tests/test_dropin tests/test_handle
+	tests/test_dropin tests/test_handle tests/test_guest_hostfault
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)

@@ -24,6 +24,7 @@
 #include "guest_memfd.h"
 #include "handle.h"
 #include "stats.h"
+#include "uaccess.h"
 #include "util.h"
 #include "vcpu.h"
 #include "vm.h"
@@ -300,6 +301,71 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 	}
 }
 
+/* The entries a header announces, up to KVM's limit on them. */
+static size_t arg_tail(unsigned long request, const void *p)
+{
+	uint32_t n;
+
+	switch (request) {
+	case KVM_GET_MSRS:
+	case KVM_SET_MSRS:
+	case KVM_SET_CPUID2:
+	case KVM_GET_CPUID2:
+	case KVM_GET_SUPPORTED_CPUID:
+	case KVM_SET_SIGNAL_MASK:
+		memcpy(&n, p, sizeof(n)); /* each struct starts with it */
+		break;
+	default:
+		return 0;
+	}
+	switch (request) {
+	case KVM_GET_MSRS:
+	case KVM_SET_MSRS:
+		/* KVM refuses 256 and more (-E2BIG) before copying any. */
+		return n < 256 ? n * sizeof(struct kvm_msr_entry) : 0;
+	case KVM_SET_CPUID2:
+		return n <= 256 ? n * sizeof(struct kvm_cpuid_entry2) : 0;
+	case KVM_GET_CPUID2:
+	case KVM_GET_SUPPORTED_CPUID:
+		/* KVM writes at most 256 entries, however many are asked. */
+		return MIN(n, 256u) * sizeof(struct kvm_cpuid_entry2);
+	case KVM_SET_SIGNAL_MASK:
+		/* Only a len of 8 is copied; any other is -EINVAL. */
+		return n == 8 ? 8 : 0;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * KVM copies an argument with copy_from_user()/copy_to_user(), which fail
+ * with -EFAULT where the program's memory is not readable (or writable);
+ * the handlers here use the pointer itself, so the argument is checked
+ * first, as the request number sizes it, with the entries its header
+ * counts.  NULL is left to the handlers, some of which accept it.
+ */
+static int check_arg(unsigned long request, unsigned long arg)
+{
+	const uint8_t *p = (const uint8_t *)arg;
+	size_t size = _IOC_SIZE(request), tail;
+	bool out = _IOC_DIR(request) & _IOC_READ;
+	int r;
+
+	if (!p || !size || _IOC_DIR(request) == _IOC_NONE ||
+	    _IOC_TYPE(request) != KVMIO)
+		return 0;
+	r = gmem_uaccess_probe_range(p, size, false);
+	if (!r && out)
+		r = gmem_uaccess_probe_range(p, size, true);
+	if (r)
+		return r;
+	tail = arg_tail(request, p);
+	r = gmem_uaccess_probe_range(p + size, tail, false);
+	if (!r && out)
+		r = gmem_uaccess_probe_range(p + size, tail, true);
+	return r;
+}
+
 int gmem_ioctl(int fd, unsigned long request, ...)
 {
 	struct gmem_handle_ref ref;
@@ -314,6 +380,14 @@ int gmem_ioctl(int fd, unsigned long request, ...)
 	r = gmem_handle_get(fd, &ref);
 	if (r)
 		return (int)ret_errno(r);
+	if (ref.kind == GMEM_H_SYSTEM || ref.kind == GMEM_H_VM ||
+	    ref.kind == GMEM_H_VCPU) {
+		r = check_arg(request, arg);
+		if (r) {
+			gmem_handle_put(&ref);
+			return (int)ret_errno(r);
+		}
+	}
 	if (request == KVM_GET_STATS_FD &&
 	    (ref.kind == GMEM_H_VM || ref.kind == GMEM_H_VCPU)) {
 		gmem_handle_put(&ref);

@@ -63,6 +63,19 @@ struct gmem_memslot *gmem_memslots_lookup(const struct gmem_memslots *s,
 	return gfn - slot->base_gfn < slot->npages ? slot : NULL;
 }
 
+struct gmem_memslot *gmem_memslots_find_hva(const struct gmem_memslots *s,
+					    uint64_t hva)
+{
+	for (size_t i = 0; i < s->nr; i++) {
+		struct gmem_memslot *slot = s->by_gfn[i];
+
+		if (slot->userspace_addr &&
+		    hva - slot->userspace_addr < slot->npages << PAGE_SHIFT)
+			return slot;
+	}
+	return NULL;
+}
+
 static struct gmem_memslot *find_id(const struct gmem_memslots *s, uint32_t id)
 {
 	for (size_t i = 0; i < s->nr; i++)

@@ -43,4 +43,11 @@ void gmem_memslots_destroy(struct gmem_memslots *s);
 struct gmem_memslot *gmem_memslots_lookup(const struct gmem_memslots *s,
 					  uint64_t gfn);
 
+/*
+ * The slot whose userspace_addr range holds @hva, or NULL; with several,
+ * the lowest GFN's.  O(n): only a faulted host access asks.
+ */
+struct gmem_memslot *gmem_memslots_find_hva(const struct gmem_memslots *s,
+					    uint64_t hva);
+
 #endif /* GMEM_MEMSLOT_H */

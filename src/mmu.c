@@ -10,6 +10,7 @@
 #include "guest_memfd.h"
 #include "memslot.h"
 #include "mmu.h"
+#include "uaccess.h"
 #include "util.h"
 #include "vm.h"
 
@@ -303,6 +304,7 @@ struct resolved {
 	uint8_t *page;
 	unsigned int perm;
 	int level;
+	bool user; /* @page is the VMM's memory (userspace_addr) */
 };
 
 static unsigned int attr_perm(uint64_t attrs)
@@ -440,6 +442,7 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 		}
 		r->page = (uint8_t *)(uintptr_t)(slot->userspace_addr +
 						 (off << PAGE_SHIFT));
+		r->user = true;
 	}
 	if (slot->flags & KVM_MEM_READONLY) {
 		if (access == GMEM_ACCESS_WRITE) {
@@ -478,6 +481,22 @@ static enum gmem_s2 fault(struct gmem_vm *vm, uint64_t gpa, unsigned int access,
 	resolve(vm, gfn, access, &r);
 	pthread_rwlock_unlock(&vm->state_lock);
 
+	/*
+	 * The VMM's memory may not be there: touch it as this access will,
+	 * with no lock held, so that a hole, PROT_NONE or (for a write) a
+	 * read-only mapping ends here as a failed hva_to_pfn() does in KVM,
+	 * -EFAULT, before the instruction has done anything.  What changes
+	 * after this, gmem_vcpu_run() catches when the access faults.
+	 */
+	if (r.kind == GMEM_S2_OK && r.user &&
+	    gmem_uaccess_probe(r.page, access == GMEM_ACCESS_WRITE)) {
+		r.kind = GMEM_S2_FAULT;
+		r.error = -EFAULT;
+		r.fault_flags = __atomic_load_n(&vm->fault_access_flags,
+						__ATOMIC_RELAXED)
+					? access
+					: 0;
+	}
 	if (r.kind == GMEM_S2_OK) {
 		if (unlikely(gmem_debug.fault_delay_us))
 			usleep(gmem_debug.fault_delay_us);

@@ -63,12 +63,19 @@ static void vm_values(struct gmem_vm *vm, uint64_t *v)
 
 /* In the order vcpu_values() fills. */
 static const struct stat_def vcpu_defs[] = {
-	{"exits", CUMULATIVE},		{"io_exits", CUMULATIVE},
-	{"mmio_exits", CUMULATIVE},	{"signal_exits", CUMULATIVE},
-	{"halt_exits", CUMULATIVE},	{"pf_taken", CUMULATIVE},
-	{"tlb_flush", CUMULATIVE},	{"gmem_accesses", CUMULATIVE},
-	{"gmem_tlb_hits", CUMULATIVE},	{"gmem_memory_fault_exits", CUMULATIVE},
-	{"gmem_xo_faults", CUMULATIVE}, {"gmem_halts", CUMULATIVE},
+	{"exits", CUMULATIVE},
+	{"io_exits", CUMULATIVE},
+	{"mmio_exits", CUMULATIVE},
+	{"signal_exits", CUMULATIVE},
+	{"halt_exits", CUMULATIVE},
+	{"pf_taken", CUMULATIVE},
+	{"tlb_flush", CUMULATIVE},
+	{"gmem_accesses", CUMULATIVE},
+	{"gmem_tlb_hits", CUMULATIVE},
+	{"gmem_memory_fault_exits", CUMULATIVE},
+	{"gmem_xo_faults", CUMULATIVE},
+	{"gmem_halts", CUMULATIVE},
+	{"gmem_host_faults", CUMULATIVE},
 };
 
 static void vcpu_values(struct gmem_vcpu *vcpu, uint64_t *v)
@@ -92,6 +99,7 @@ static void vcpu_values(struct gmem_vcpu *vcpu, uint64_t *v)
 	*v++ = st.exits_memory_fault;
 	*v++ = st.xo_faults;
 	*v++ = st.halts;
+	*v++ = st.host_faults;
 }
 
 #define MAX_DEFS 16

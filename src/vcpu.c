@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <linux/futex.h>
@@ -14,6 +16,7 @@
 #include <gmem/hypercall.h>
 
 #include "mmu.h"
+#include "uaccess.h"
 #include "util.h"
 #include "vcpu.h"
 #include "vm.h"
@@ -365,6 +368,61 @@ static void guest_write(uint8_t *g, const void *src, size_t n)
 		__atomic_store_n(g++, *s++, __ATOMIC_RELAXED);
 }
 
+/*
+ * A host fault on VMM memory during a guest access (@hva, a write or
+ * not): the memory-fault exit KVM gives when hva_to_pfn() fails, -EFAULT.
+ * An address outside every memslot is not the guest's: gmem itself broke.
+ */
+static int host_fault(struct gmem_vcpu *vcpu, void *hva, bool write)
+{
+	struct gmem_s2_result res = {0};
+	uint64_t gpa;
+
+	if (gmem_vm_hva_to_gpa(vcpu->vm, (uint64_t)(uintptr_t)hva, &gpa)) {
+		fprintf(stderr,
+			"gmem: host fault at %p outside every memslot\n", hva);
+		abort();
+	}
+	res.fault_gpa = gpa & ~(PAGE_SIZE - 1);
+	if (__atomic_load_n(&vcpu->vm->fault_access_flags, __ATOMIC_RELAXED))
+		res.fault_flags = write ? GMEM_ACCESS_WRITE : GMEM_ACCESS_READ;
+	memory_fault_exit(vcpu, &res);
+	VCPU_STAT_INC(vcpu, host_faults);
+	return -EFAULT;
+}
+
+/*
+ * The copy of gmem_vcpu_access(), from offset @off in the first of @n
+ * translated pages.  A page the VMM unmapped since its translation ends
+ * it with -EFAULT, part of it possibly copied.
+ */
+static void copy_loop(uint8_t *const *pages, size_t n, uint64_t off,
+		      uint8_t *buf, size_t len, bool write)
+{
+	for (size_t i = 0, done = 0; i < n; i++) {
+		uint64_t a = i ? 0 : off;
+		size_t piece = MIN(len - done, PAGE_SIZE - a);
+
+		if (write)
+			guest_write(pages[i] + a, buf + done, piece);
+		else
+			guest_read(buf + done, pages[i] + a, piece);
+		done += piece;
+	}
+}
+
+static int copy_pages(struct gmem_vcpu *vcpu, uint8_t *const *pages, size_t n,
+		      uint64_t off, void *buf, size_t len, bool write)
+{
+	struct gmem_uaccess g;
+
+	if (gmem_uaccess_try(&g))
+		return host_fault(vcpu, g.addr, g.write);
+	copy_loop(pages, n, off, buf, len, write);
+	gmem_uaccess_end(&g);
+	return 0;
+}
+
 /* Up to this many pages are checked before a write copies anything. */
 #define ACCESS_MAX_PAGES 16
 
@@ -374,7 +432,7 @@ int gmem_vcpu_access(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
 	uint8_t *pages[ACCESS_MAX_PAGES];
 	bool nested = __atomic_load_n(&vcpu->vmv.mode, __ATOMIC_RELAXED) ==
 		      GMEM_VCPU_IN_GUEST;
-	size_t n = 0, done = 0;
+	size_t n = 0;
 	int r = 0;
 
 	if (access != GMEM_ACCESS_READ && access != GMEM_ACCESS_WRITE &&
@@ -440,16 +498,8 @@ restart:
 		}
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		uint64_t a = i ? 0 : gpa & (PAGE_SIZE - 1);
-		size_t piece = MIN(len - done, PAGE_SIZE - a);
-
-		if (access == GMEM_ACCESS_WRITE)
-			guest_write(pages[i] + a, (uint8_t *)buf + done, piece);
-		else
-			guest_read((uint8_t *)buf + done, pages[i] + a, piece);
-		done += piece;
-	}
+	r = copy_pages(vcpu, pages, n, gpa & (PAGE_SIZE - 1), buf, len,
+		       access == GMEM_ACCESS_WRITE);
 out:
 	if (!nested)
 		gmem_vcpu_exit_guest(vcpu);
@@ -647,6 +697,32 @@ static int halt(struct gmem_vcpu *vcpu)
 /* Instructions between stop checks, on top of the CPU's own polling. */
 #define RUN_BUDGET 100000
 
+/*
+ * The CPU model under a uaccess span.  The MMU probes VMM memory when it
+ * maps it, so this catches what changed since (another thread's munmap or
+ * mprotect, a hole inside a huge mapping): the instruction stops at the
+ * access, with its registers untouched, and restarts on the next run.
+ * Nothing on this path holds a lock while the model touches memory.
+ */
+static int run_cpu(struct gmem_vcpu *vcpu, bool finish, struct x86_stop *stop)
+{
+	struct gmem_uaccess g;
+	int reason;
+
+	if (gmem_uaccess_try(&g)) {
+		x86_cpu_abandon(vcpu->cpu);
+		memset(stop, 0, sizeof(*stop));
+		vcpu->s2_error = host_fault(vcpu, g.addr, g.write);
+		return X86_STOP_S2_EXIT;
+	}
+	if (finish)
+		reason = x86_finish_mmio(vcpu->cpu, stop);
+	else
+		reason = x86_run(vcpu->cpu, RUN_BUDGET, stop);
+	gmem_uaccess_end(&g);
+	return reason;
+}
+
 /* What every KVM_RUN leaves in kvm_run, as x86's post_kvm_run_save(). */
 static void post_run_save(struct gmem_vcpu *vcpu)
 {
@@ -714,13 +790,10 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 
 		vcpu->s2_retry = vcpu->s2_nomem = false;
 		stop.s2_pfec = 0;
-		if (finish) {
-			reason = x86_finish_mmio(vcpu->cpu, &stop);
-		} else {
-			/* kvm_vcpu_has_run(): KVM_SET_CPUID2 is fixed now. */
+		/* kvm_vcpu_has_run(): KVM_SET_CPUID2 is fixed now. */
+		if (!finish)
 			vcpu->has_run = true;
-			reason = x86_run(vcpu->cpu, RUN_BUDGET, &stop);
-		}
+		reason = run_cpu(vcpu, finish, &stop);
 		switch (reason) {
 		case X86_STOP_BUDGET:
 		case X86_STOP_KICK:

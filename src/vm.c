@@ -10,6 +10,7 @@
 
 #include "attr.h"
 #include "mmu.h"
+#include "uaccess.h"
 #include "util.h"
 #include "vm.h"
 
@@ -21,8 +22,14 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 {
 	struct gmem_vm *vm;
 
+	int r;
+
 	if (type != KVM_X86_DEFAULT_VM && type != KVM_X86_SW_PROTECTED_VM)
 		return -EINVAL;
+	/* A bad userspace_addr must end a run with -EFAULT, not SIGSEGV. */
+	r = gmem_uaccess_init();
+	if (r)
+		return r;
 	vm = gmem_zalloc(sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
@@ -438,4 +445,20 @@ int gmem_vm_get_memory_attributes(struct gmem_vm *vm, uint64_t address,
 		*seq = vm->attrs_seq;
 	pthread_rwlock_unlock(&vm->state_lock);
 	return s.count > INT32_MAX ? INT32_MAX : (int)s.count;
+}
+
+int gmem_vm_hva_to_gpa(struct gmem_vm *vm, uint64_t hva, uint64_t *gpa)
+{
+	struct gmem_memslot *slot;
+	int r = -ENOENT;
+
+	pthread_rwlock_rdlock(&vm->state_lock);
+	slot = gmem_memslots_find_hva(&vm->slots, hva);
+	if (slot) {
+		*gpa = (slot->base_gfn << PAGE_SHIFT) +
+		       (hva - slot->userspace_addr);
+		r = 0;
+	}
+	pthread_rwlock_unlock(&vm->state_lock);
+	return r;
 }

@@ -144,4 +144,7 @@ void gmem_vm_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end);
 /* The memory attributes the VM supports (KVM_CAP_MEMORY_ATTRIBUTES). */
 uint64_t gmem_vm_supported_attrs(const struct gmem_vm *vm);
 
+/* The GPA that memslot memory at @hva backs: 0, or -ENOENT. */
+int gmem_vm_hva_to_gpa(struct gmem_vm *vm, uint64_t hva, uint64_t *gpa);
+
 #endif /* GMEM_VM_H */

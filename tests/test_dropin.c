@@ -124,6 +124,11 @@ static const uint8_t code_out[] = {0xb0, 0x42, 0xe6, PORT, 0xf4};
 static const uint8_t code_spin[] = {0xc6, 0x04, 0x25, 0x00, 0x00,
 				    0x02, 0x00, 0x01, 0xeb, 0xfe};
 
+/* mov rax, [FLAG_GPA]; mov [FLAG_GPA + 8], rax; out PORT, al; hlt */
+static const uint8_t code_copy[] = {0x48, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x02,
+				    0x00, 0x48, 0x89, 0x04, 0x25, 0x08, 0x00,
+				    0x02, 0x00, 0xe6, PORT, 0xf4};
+
 static bool readlink_has(int fd, const char *what)
 {
 	char path[64], buf[256];
@@ -732,10 +737,105 @@ static void reexec(char **argv)
 	exit(1);
 }
 
+static volatile int own_faults;
+static uint8_t *volatile own_page;
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	if (si->si_addr == own_page)
+		own_faults++;
+	mprotect(own_page, 4096, PROT_READ | PROT_WRITE);
+}
+
+/* KVM_RUN on memory the program took away: EFAULT, never a SIGSEGV. */
+static void test_bad_hva(void)
+{
+	struct sigaction sa = {.sa_sigaction = on_segv, .sa_flags = SA_SIGINFO},
+			 old;
+	uint8_t *flag;
+	struct vm v;
+
+	sigemptyset(&sa.sa_mask);
+	REQUIRE(sigaction(SIGSEGV, &sa, NULL) == 0);
+	CHECK_EQ(sigaction(SIGSEGV, NULL, &old), 0);
+	CHECK(old.sa_sigaction == on_segv);
+	vm_create(&v, code_copy, sizeof(code_copy));
+	flag = v.mem + FLAG_GPA;
+	flag[0] = 0x5a;
+	REQUIRE(mprotect(flag, 4096, PROT_NONE) == 0);
+	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), -1);
+	CHECK_EQ(errno, EFAULT);
+	CHECK_EQ(v.run->exit_reason, KVM_EXIT_MEMORY_FAULT);
+	CHECK_EQ(v.run->memory_fault.gpa, FLAG_GPA);
+	CHECK_EQ(v.run->memory_fault.size, 4096);
+	CHECK_EQ(v.run->memory_fault.flags, 0);
+	/* Readable now, but the store faults: the load is done again. */
+	REQUIRE(mprotect(flag, 4096, PROT_READ) == 0);
+	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), -1);
+	CHECK_EQ(errno, EFAULT);
+	CHECK_EQ(v.run->memory_fault.gpa, FLAG_GPA);
+	REQUIRE(mprotect(flag, 4096, PROT_READ | PROT_WRITE) == 0);
+	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), 0);
+	CHECK_EQ(v.run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(*((uint8_t *)v.run + v.run->io.data_offset), 0x5a);
+	CHECK_EQ(flag[8], 0x5a);
+	CHECK_EQ(own_faults, 0);
+	tap_result("KVM_RUN on PROT_NONE, then read-only, slot memory: EFAULT "
+		   "with the page; repaired, the guest goes on");
+
+	/* The program's own faults still reach its handler. */
+	own_page =
+		mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(own_page != MAP_FAILED);
+	*(volatile uint8_t *)own_page = 1;
+	CHECK_EQ(own_faults, 1);
+	CHECK_EQ(own_page[0], 1);
+	munmap(own_page, 4096);
+	vm_destroy(&v);
+	signal(SIGSEGV, SIG_DFL);
+	tap_result("the program's SIGSEGV handler gets its own faults");
+}
+
+/* An ioctl argument the program cannot read or write: EFAULT. */
+static void test_bad_arg(void)
+{
+	uint8_t *pg = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct kvm_msrs *msrs;
+	struct vm v;
+
+	REQUIRE(pg != MAP_FAILED);
+	vm_create(&v, code_out, sizeof(code_out));
+	CHECK_ERRNO(ioctl(v.vcpu, KVM_GET_REGS, (void *)8), EFAULT);
+	REQUIRE(mprotect(pg, 4096, PROT_READ) == 0);
+	CHECK_ERRNO(ioctl(v.vcpu, KVM_GET_REGS, pg), EFAULT);
+	CHECK_ERRNO(ioctl(v.vcpu, KVM_GET_SREGS, pg), EFAULT);
+	REQUIRE(mprotect(pg, 4096, PROT_NONE) == 0);
+	CHECK_ERRNO(ioctl(v.vcpu, KVM_SET_REGS, pg), EFAULT);
+	CHECK_ERRNO(ioctl(v.vm, KVM_SET_USER_MEMORY_REGION, pg), EFAULT);
+	CHECK_ERRNO(ioctl(v.kvm, KVM_GET_SUPPORTED_CPUID, pg), EFAULT);
+	/* The header is readable, the entries it counts run into a hole. */
+	REQUIRE(mprotect(pg, 4096, PROT_READ | PROT_WRITE) == 0);
+	REQUIRE(mprotect(pg + 4096, 4096, PROT_NONE) == 0);
+	msrs = (struct kvm_msrs *)(pg + 4096 - 8 - 16);
+	msrs->nmsrs = 2;
+	msrs->entries[0].index = 0x10; /* IA32_TSC */
+	CHECK_ERRNO(ioctl(v.vcpu, KVM_GET_MSRS, msrs), EFAULT);
+	msrs->nmsrs = 1;
+	CHECK_EQ(ioctl(v.vcpu, KVM_GET_MSRS, msrs), 1);
+	/* Still a vCPU that runs. */
+	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), 0);
+	CHECK_EQ(v.run->exit_reason, KVM_EXIT_IO);
+	vm_destroy(&v);
+	munmap(pg, 2 * 4096);
+	tap_result("ioctl arguments in memory the program cannot read or "
+		   "write: EFAULT, nothing done");
+}
+
 int main(int argc, char **argv)
 {
 	reexec(argv);
-	tap_plan(14, 60);
+	tap_plan(17, 60);
 	test_real_fds();
 	test_no_collision();
 	test_dup();
@@ -750,5 +850,7 @@ int main(int argc, char **argv)
 	test_coalesced();
 	test_sregs();
 	test_tsc();
+	test_bad_hva();
+	test_bad_arg();
 	return tap_done();
 }

@@ -307,8 +307,9 @@ struct gmem_vcpu_stats {
 	uint64_t exits_mmio;
 	uint64_t exits_memory_fault;
 	uint64_t xo_faults;
-	uint64_t halts;	    /* HLTs handled in the library (irqchip VMs) */
-	uint64_t exits[64]; /* by KVM_EXIT_* reason, for gmem_vcpu_run */
+	uint64_t halts;	      /* HLTs handled in the library (irqchip VMs) */
+	uint64_t exits[64];   /* by KVM_EXIT_* reason, for gmem_vcpu_run */
+	uint64_t host_faults; /* VMM memory that faulted: -EFAULT */
 };
 
 int gmem_vm_get_stats(struct gmem_vm *vm, struct gmem_vm_stats *st);
@@ -331,6 +332,26 @@ int gmem_vcpu_from_handle(int fd, struct gmem_vcpu **vcpup);
 
 /* Close any gmem handle (system, VM, vCPU or guest_memfd). */
 int gmem_handle_close(int fd);
+
+/* ---- the VMM's own memory ---------------------------------------------- */
+
+/*
+ * A memslot's userspace_addr memory is the VMM's: where it is not mapped,
+ * is PROT_NONE, or is read-only and the guest writes, the guest's access
+ * ends gmem_vcpu_run() (and KVM_RUN) with -EFAULT and a memory-fault exit
+ * for the page, as in KVM, instead of a SIGSEGV or SIGBUS in the VMM.  The
+ * VMM may repair the mapping and run again: the instruction restarts.
+ * gmem catches those faults with process-wide SIGSEGV/SIGBUS handlers,
+ * installed at the first gmem_vm_create().  A program that sets its own
+ * action for SIGSEGV or SIGBUS after that sets it with gmem_sigaction(),
+ * which keeps gmem's handler in front and calls the program's action for
+ * every fault that is not gmem's, exactly as the kernel would; other
+ * signals pass to sigaction().  Under gmem-run, sigaction() itself does
+ * this.  Same arguments and return as sigaction(2).
+ */
+struct sigaction;
+int gmem_sigaction(int sig, const struct sigaction *act,
+		   struct sigaction *oact);
 
 /* ---- test hooks -------------------------------------------------------- */
 

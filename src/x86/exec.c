@@ -237,14 +237,12 @@ slow:
  * Compare-and-swap on host memory for LOCKed read-modify-writes; on
  * failure *old is the value seen.
  */
-#define CAS_T(T)                                                               \
-	do {                                                                   \
-		T o = *old;                                                    \
-		bool ok = __atomic_compare_exchange_n((T *)p, &o, (T) new,     \
-						      false, __ATOMIC_SEQ_CST, \
-						      __ATOMIC_SEQ_CST);       \
-		*old = o;                                                      \
-		return ok;                                                     \
+#define CAS_T(T)                                          \
+	do {                                              \
+		T o = *old;                               \
+		bool ok = GUEST_CAS((T *)p, &o, (T) new); \
+		*old = o;                                 \
+		return ok;                                \
 	} while (0)
 
 static bool cas_v(uint8_t *p, unsigned sz, uint64_t *old, uint64_t new)

@@ -137,9 +137,52 @@ static inline int x86_mem_prep(struct x86_cpu *c, uint64_t lin, unsigned len,
  * x86's own ordering (TSO) and compiles to plain moves on an x86 host;
  * unaligned ones are byte copies.
  */
-#define LD_T(T)                                                              \
-	((uintptr_t)p % sizeof(T) == 0                                       \
-		 ? (uint64_t)__atomic_load_n((const T *)p, __ATOMIC_ACQUIRE) \
+#if defined(__SANITIZE_THREAD__)
+#define X86_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define X86_TSAN 1
+#endif
+#endif
+
+/*
+ * Under TSan an acquire or release atomic runs inside the runtime's locks,
+ * which a host fault there (gmem_vcpu_run() recovers by longjmp) would
+ * leave held: the access is relaxed and TSan is told the ordering.
+ */
+#ifdef X86_TSAN
+#include <sanitizer/tsan_interface.h>
+#define GUEST_LD(p)                                                           \
+	({                                                                    \
+		__typeof__(*(p)) v_ = __atomic_load_n((p), __ATOMIC_RELAXED); \
+		__tsan_acquire((void *)(p));                                  \
+		v_;                                                           \
+	})
+#define GUEST_ST(p, v)                                        \
+	do {                                                  \
+		__tsan_release((void *)(p));                  \
+		__atomic_store_n((p), (v), __ATOMIC_RELAXED); \
+	} while (0)
+#define GUEST_CAS(p, o, n)                                                   \
+	({                                                                   \
+		__tsan_release((void *)(p));                                 \
+		bool ok_ = __atomic_compare_exchange_n((p), (o), (n), false, \
+						       __ATOMIC_RELAXED,     \
+						       __ATOMIC_RELAXED);    \
+		__tsan_acquire((void *)(p));                                 \
+		ok_;                                                         \
+	})
+#else
+#define GUEST_LD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define GUEST_ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define GUEST_CAS(p, o, n)                                                  \
+	__atomic_compare_exchange_n((p), (o), (n), false, __ATOMIC_SEQ_CST, \
+				    __ATOMIC_SEQ_CST)
+#endif
+
+#define LD_T(T)                                     \
+	((uintptr_t)p % sizeof(T) == 0              \
+		 ? (uint64_t)GUEST_LD((const T *)p) \
 		 : (memcpy(&t.T##_v, p, sizeof(T)), (uint64_t)t.T##_v))
 
 static inline uint64_t ld_le(const uint8_t *p, unsigned len)
@@ -152,7 +195,7 @@ static inline uint64_t ld_le(const uint8_t *p, unsigned len)
 
 	switch (len) {
 	case 1:
-		return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+		return GUEST_LD(p);
 	case 2:
 		return LD_T(uint16_t);
 	case 4:
@@ -162,21 +205,21 @@ static inline uint64_t ld_le(const uint8_t *p, unsigned len)
 	}
 }
 
-#define ST_T(T)                                                        \
-	do {                                                           \
-		T x = (T)v;                                            \
-                                                                       \
-		if ((uintptr_t)p % sizeof(T) == 0)                     \
-			__atomic_store_n((T *)p, x, __ATOMIC_RELEASE); \
-		else                                                   \
-			memcpy(p, &x, sizeof(T));                      \
+#define ST_T(T)                                    \
+	do {                                       \
+		T x = (T)v;                        \
+                                                   \
+		if ((uintptr_t)p % sizeof(T) == 0) \
+			GUEST_ST((T *)p, x);       \
+		else                               \
+			memcpy(p, &x, sizeof(T));  \
 	} while (0)
 
 static inline void st_le(uint8_t *p, unsigned len, uint64_t v)
 {
 	switch (len) {
 	case 1:
-		__atomic_store_n(p, (uint8_t)v, __ATOMIC_RELEASE);
+		GUEST_ST(p, (uint8_t)v);
 		break;
 	case 2:
 		ST_T(uint16_t);

@@ -1300,6 +1300,13 @@ void x86_cpu_flush(struct x86_cpu *c)
 	x86_dc_flush(c);
 }
 
+void x86_cpu_abandon(struct x86_cpu *c)
+{
+	x86_cpu_flush(c);
+	x86_dc_free_dead(c);
+	c->stop = NULL;
+}
+
 void x86_cpu_invalidate_gpa(struct x86_cpu *c, uint64_t start, uint64_t end)
 {
 	uint64_t s = start & ~c->xo_bit & ~0xfffull;

@@ -448,6 +448,14 @@ void x86_inject(struct x86_cpu *cpu, uint8_t vector, bool has_err,
 void x86_cpu_flush(struct x86_cpu *cpu);
 /* Forget what was derived from guest-physical [start, end). */
 void x86_cpu_invalidate_gpa(struct x86_cpu *cpu, uint64_t start, uint64_t end);
+/*
+ * The backend left x86_run() from inside an instruction (a host fault on
+ * a page it had mapped, caught by longjmp): forget every cached
+ * translation and decode, which that instruction may have been changing.
+ * Registers are as the instruction found them, since every handler
+ * commits them after its memory accesses; x86_run() restarts it.
+ */
+void x86_cpu_abandon(struct x86_cpu *cpu);
 
 void x86_get_regs(const struct x86_cpu *cpu, struct kvm_regs *regs);
 /* RFLAGS alone (the arithmetic flags are kept lazily in cpu->lf). */

@@ -9,7 +9,11 @@
  * of syzkaller's dev_kvm descriptions: open /dev/kvm, any KVM ioctl (or a
  * random one) with argument bytes from the input, close, dup, dup2 onto
  * another slot, mmap/munmap, fallocate, read/write/pread, fstat, lseek,
- * KVM_RUN with immediate_exit set, and signals to the thread itself.
+ * KVM_RUN with immediate_exit set, signals to the thread itself, and
+ * ioctl arguments the program cannot read or write (a PROT_NONE page, a
+ * read-only one, a struct whose entries run into either, low and
+ * non-canonical addresses), which must fail with EFAULT or the request's
+ * own errno, never crash.
  * Every fd is closed at the end of the input, so leaks show.
  *
  * What must hold: no crash, no sanitizer report, no leak; a gmem fd
@@ -132,6 +136,51 @@ static void do_ioctl(struct input *in, int s)
 		put_slot((s + 1) % SLOTS, r);
 }
 
+/* Three pages: read-write, read-only, PROT_NONE. */
+static uint8_t *guard;
+
+static void do_bad_arg(struct input *in, int s)
+{
+	unsigned long req = requests[take(in, 1) %
+				     (sizeof(requests) / sizeof(requests[0]))];
+	unsigned int kind = (unsigned int)take(in, 1);
+	size_t n = (size_t)take(in, 1) % 64;
+	void *p;
+	int r;
+
+	if (int_arg(req))
+		return;
+	switch (kind % 5) {
+	case 0:
+		p = guard + 2 * 4096;
+		break;
+	case 1:
+		p = guard + 4096;
+		break;
+	case 2:
+		/*
+		 * n bytes from the input, then the read-only page.  Aligned:
+		 * the vCPU handlers take the struct in place.
+		 */
+		n &= ~(size_t)7;
+		p = guard + 4096 - n;
+		memset(guard, 0, 4096);
+		memcpy(p, in->p, n < in->left ? n : in->left);
+		break;
+	case 3:
+		p = (void *)(uintptr_t)(take(in, 2) & ~7ull);
+		break;
+	default:
+		p = (void *)(uintptr_t)0xffff800000000000ull;
+		break;
+	}
+	r = ioctl(fds[s], req, p);
+	if (r >= 0 &&
+	    (req == KVM_CREATE_VM || req == KVM_CREATE_VCPU ||
+	     req == KVM_CREATE_GUEST_MEMFD || req == KVM_GET_STATS_FD))
+		put_slot((s + 1) % SLOTS, r);
+}
+
 static void do_run(struct input *in, int s)
 {
 	const size_t size = 3 * 4096; /* KVM_GET_VCPU_MMAP_SIZE on x86 */
@@ -158,6 +207,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!init) {
 		signal(SIGUSR1, on_signal);
+		guard = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (guard == MAP_FAILED ||
+		    mprotect(guard + 4096, 4096, PROT_READ) ||
+		    mprotect(guard + 2 * 4096, 4096, PROT_NONE))
+			return 0;
 		init = true;
 	}
 	for (int i = 0; i < SLOTS; i++)
@@ -166,7 +221,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsigned int op = (unsigned int)take(&in, 1);
 		int s = (int)(take(&in, 1) % SLOTS), t = (s + 1) % SLOTS;
 
-		switch (op % 12) {
+		switch (op % 13) {
 		case 0:
 			put_slot(s, open("/dev/kvm", O_RDWR | O_CLOEXEC));
 			break;
@@ -208,6 +263,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 11:
 			fcntl(fds[s], F_GETFD);
+			break;
+		case 12:
+			do_bad_arg(&in, s);
 			break;
 		}
 	}

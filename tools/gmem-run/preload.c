@@ -49,6 +49,7 @@
 #include <gmem/kvm.h>
 
 #include "handle.h"
+#include "uaccess.h"
 #include "vcpu.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -79,6 +80,8 @@ static void *real_sym(const char *name)
 	})
 
 static bool trace;
+/* The constructor has run: gmem's own code may be called. */
+static bool ready;
 
 #define IOCTL_NAME(x) \
 	{             \
@@ -450,6 +453,20 @@ EXPORT int sigaction(int sig, const struct sigaction *act,
 
 	if (sig < 1 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP)
 		return REAL(sigaction)(sig, act, oact);
+	/*
+	 * gmem's fault handler stays in front of the program's, which it
+	 * calls for every fault that is not a guest access to VMM memory.
+	 */
+	if (sig == SIGSEGV || sig == SIGBUS) {
+		/*
+		 * A sanitizer's runtime installs its handlers before our
+		 * constructor, and before it can run instrumented code:
+		 * those go in as they are, and become gmem's chain later.
+		 */
+		if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+			return REAL(sigaction)(sig, act, oact);
+		return gmem_sigaction(sig, act, oact);
+	}
 	pthread_mutex_lock(&sig_lock);
 	prev = user_act[sig];
 	was = wrapped[sig];
@@ -926,5 +943,7 @@ __attribute__((constructor)) static void dropin_init(void)
 
 	trace = t && *t && strcmp(t, "0");
 	gmem_handle_set_numbering(&placeholders);
+	gmem_uaccess_set_sigaction(REAL(sigaction));
+	__atomic_store_n(&ready, true, __ATOMIC_RELEASE);
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
