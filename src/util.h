@@ -34,11 +34,19 @@ bool gmem_alloc_should_fail(void);
 
 /*
  * Fault-path hooks for tests that must show they can catch a broken
- * invalidation protocol.  Set them only while no vCPU runs.
+ * invalidation protocol.  Set them only while no vCPU runs.  The two
+ * callbacks let a test hold a fault open while an invalidation passes it,
+ * by events rather than by sleeping: the fault calls fault_window() and
+ * may block there; the invalidation calls invalidate_zapped() once the
+ * range is zapped, before it waits for the shootdown (which waits for the
+ * held vCPU), so that is where the test lets the fault go on.
  */
 struct gmem_debug {
-	bool no_retry;		     /* install even if an invalidation raced */
-	unsigned int fault_delay_us; /* sleep between resolve and install */
+	bool no_retry; /* install even if an invalidation raced */
+	/* Between resolve and install, no lock held. */
+	void (*fault_window)(uint64_t gfn);
+	/* After the zap, before the shootdown, no lock held. */
+	void (*invalidate_zapped)(uint64_t start, uint64_t end);
 };
 
 extern struct gmem_debug gmem_debug;
