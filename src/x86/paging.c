@@ -66,6 +66,18 @@ static int map_table(struct x86_cpu *c, uint64_t gpa, unsigned acc,
 	return X86_OK;
 }
 
+/*
+ * The #PF error code's access bits for @a (X86_ACC_*) by a CPL-3 access
+ * or not: W, U, and I for a fetch when @with_i (the walk reports I only
+ * with NX or SMEP enabled, SDM 4.7).  The caller adds P and RSVD.
+ */
+static uint32_t pfec(unsigned a, bool user, bool with_i)
+{
+	return ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
+	       (user ? X86_PFEC_U : 0) |
+	       (with_i && (a & X86_ACC_FETCH) ? X86_PFEC_I : 0);
+}
+
 static int pf(struct x86_cpu *c, uint64_t lin, uint32_t err)
 {
 	c->exc.cr2 = lin;
@@ -90,11 +102,7 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 	bool w = true, u = true, nx = false;
 	bool nxe = c->efer & X86_EFER_NXE;
 	unsigned a = acc & 7, lvl, n = 0;
-	uint32_t err = ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
-		       (user ? X86_PFEC_U : 0) |
-		       ((a & X86_ACC_FETCH) && (nxe || (c->cr4 & X86_CR4_SMEP))
-				? X86_PFEC_I
-				: 0);
+	uint32_t err = pfec(a, user, nxe || (c->cr4 & X86_CR4_SMEP));
 	int r;
 
 	*large = false;
@@ -236,15 +244,10 @@ static int xlate_piece(struct x86_cpu *c, uint64_t lin, unsigned len,
 	case X86_S2_EXIT:
 		c->stop->reason = X86_STOP_S2_EXIT;
 		c->stop->s2_lin = lin;
-		c->stop->s2_pfec = X86_PFEC_P |
-				   ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
-				   (user ? X86_PFEC_U : 0) |
-				   ((a & X86_ACC_FETCH) ? X86_PFEC_I : 0);
+		c->stop->s2_pfec = X86_PFEC_P | pfec(a, user, true);
 		return X86_STOPPED;
 	case X86_S2_XO_PF:
-		return pf(c, lin,
-			  X86_PFEC_P | ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
-				  (user ? X86_PFEC_U : 0));
+		return pf(c, lin, X86_PFEC_P | pfec(a, user, false));
 	default:
 		return x86_stop_internal(c, "bad stage-2 result");
 	}
