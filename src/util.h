@@ -29,6 +29,17 @@ void *gmem_zalloc(size_t size);
 void *gmem_zalloc_array(size_t n, size_t size);
 void gmem_free(void *p);
 
+/*
+ * Make room for one more element in the array *@arrayp (a pointer to any
+ * object type, passed by address) of *@cap elements of @size bytes, @nr of
+ * them in use.  While there is room nothing is written, not even *@arrayp,
+ * so readers that hold another lock see no store.  Else the array moves
+ * to a zeroed one of twice the capacity (@min the first time) and the old
+ * one is freed.  0, or -ENOMEM with the array and *@cap as they were.
+ */
+int gmem_grow_array(void *arrayp, size_t nr, size_t *cap, size_t min,
+		    size_t size);
+
 /* True if the injection hook says this allocation must fail. */
 bool gmem_alloc_should_fail(void);
 
