@@ -667,14 +667,12 @@ int gmem_load_elf(struct gmem_vcpu *vcpu, const void *image, size_t size,
 	return gmem_load_vcpu(vcpu, info, 0);
 }
 
-int gmem_load_elf_file(struct gmem_vcpu *vcpu, const char *path,
-		       const struct gmem_load_opts *opts,
-		       struct gmem_load_info *info)
+int gmem_load_read_file(const char *path, void **imagep, size_t *sizep)
 {
 	struct stat st;
 	size_t done = 0;
 	void *buf = NULL;
-	int fd, ret;
+	int fd, ret = 0;
 
 	if (!path)
 		return -EINVAL;
@@ -706,13 +704,30 @@ int gmem_load_elf_file(struct gmem_vcpu *vcpu, const char *path,
 			continue;
 		if (n <= 0) {
 			ret = n < 0 ? -errno : -EIO;
+			gmem_free(buf);
 			goto out;
 		}
 		done += n;
 	}
-	ret = gmem_load_elf(vcpu, buf, done, opts, info);
+	*imagep = buf;
+	*sizep = done;
 out:
-	gmem_free(buf);
 	close(fd);
+	return ret;
+}
+
+int gmem_load_elf_file(struct gmem_vcpu *vcpu, const char *path,
+		       const struct gmem_load_opts *opts,
+		       struct gmem_load_info *info)
+{
+	size_t size;
+	void *buf;
+	int ret;
+
+	ret = gmem_load_read_file(path, &buf, &size);
+	if (ret)
+		return ret;
+	ret = gmem_load_elf(vcpu, buf, size, opts, info);
+	gmem_free(buf);
 	return ret;
 }
