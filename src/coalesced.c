@@ -65,21 +65,10 @@ int gmem_coalesced_register(struct gmem_coalesced *c,
 		r = -ENOSPC;
 		goto out;
 	}
-	if (c->nr_zones == c->cap_zones) {
-		size_t cap = c->cap_zones ? 2 * c->cap_zones : 8;
-		struct kvm_coalesced_mmio_zone *z =
-			gmem_zalloc_array(cap, sizeof(*z));
-
-		if (!z) {
-			r = -ENOMEM;
-			goto out;
-		}
-		if (c->nr_zones)
-			memcpy(z, c->zones, c->nr_zones * sizeof(*z));
-		gmem_free(c->zones);
-		c->zones = z;
-		c->cap_zones = cap;
-	}
+	r = gmem_grow_array(&c->zones, c->nr_zones, &c->cap_zones, 8,
+			    sizeof(*c->zones));
+	if (r)
+		goto out;
 	c->zones[c->nr_zones] = *zone;
 	__atomic_store_n(&c->nr_zones, c->nr_zones + 1, __ATOMIC_RELEASE);
 out:

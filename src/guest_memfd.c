@@ -274,20 +274,8 @@ int gmem_file_bind_check(struct gmem_file *file, uint64_t pgoff,
 		if (pgoff < b->pgoff + b->npages && b->pgoff < pgoff + npages)
 			return -EINVAL;
 	}
-	if (file->nr_bindings == file->cap_bindings) {
-		size_t cap = file->cap_bindings ? 2 * file->cap_bindings : 4;
-		struct gmem_binding *nb = gmem_zalloc_array(cap, sizeof(*nb));
-
-		if (!nb)
-			return -ENOMEM;
-		if (file->nr_bindings)
-			memcpy(nb, file->bindings,
-			       file->nr_bindings * sizeof(*nb));
-		gmem_free(file->bindings);
-		file->bindings = nb;
-		file->cap_bindings = cap;
-	}
-	return 0;
+	return gmem_grow_array(&file->bindings, file->nr_bindings,
+			       &file->cap_bindings, 4, sizeof(*file->bindings));
 }
 
 void gmem_file_bind(struct gmem_file *file, struct gmem_memslot *slot)

@@ -29,27 +29,11 @@
 #include <gmem/loader.h>
 
 #include "util.h"
+#include "x86/x86.h"
 
 #define MAX_PHDRS 64
 #define SZ_2M (2ULL << 20)
 #define SZ_1G (1ULL << 30)
-
-/* Page-table entry bits (Intel SDM vol. 3, 4.5). */
-#define PTE_P (1ULL << 0)
-#define PTE_W (1ULL << 1)
-#define PTE_U (1ULL << 2)
-#define PTE_PS (1ULL << 7)
-
-/* Control-register and EFER bits the boot state uses. */
-#define CR0_PE (1ULL << 0)
-#define CR0_ET (1ULL << 4)
-#define CR0_WP (1ULL << 16)
-#define CR0_PG (1ULL << 31)
-#define CR4_PAE (1ULL << 5)
-#define EFER_SCE (1ULL << 0)
-#define EFER_LME (1ULL << 8)
-#define EFER_LMA (1ULL << 10)
-#define EFER_NXE (1ULL << 11)
 
 #define LAYOUT_BOOT 0
 #define LAYOUT_GDT (1 * PAGE_SIZE)
@@ -377,7 +361,8 @@ static int write_segments(struct gmem_vcpu *vcpu, const void *image,
 static int write_tables(struct gmem_vcpu *vcpu,
 			const struct gmem_load_info *info)
 {
-	uint64_t leaf_u = (info->opts.flags & GMEM_LOAD_SUPERVISOR) ? 0 : PTE_U;
+	uint64_t leaf_u =
+		(info->opts.flags & GMEM_LOAD_SUPERVISOR) ? 0 : X86_PTE_U;
 	uint64_t mem = info->opts.mem_size, *t;
 	uint64_t i, j, r, k;
 	int ret;
@@ -390,14 +375,14 @@ static int write_tables(struct gmem_vcpu *vcpu,
 	 * Non-leaf entries always allow user access: the leaf decides, as
 	 * the effective permission is the AND of all levels.
 	 */
-	t[0] = pdpt_gpa(info) | PTE_P | PTE_W | PTE_U;
+	t[0] = pdpt_gpa(info) | X86_PTE_P | X86_PTE_W | X86_PTE_U;
 	ret = write_guest(vcpu, info->cr3, t, PAGE_SIZE);
 	if (ret)
 		goto out;
 
 	memset(t, 0, PAGE_SIZE);
 	for (i = 0; i < nr_pds(info); i++)
-		t[i] = pd_gpa(info, i) | PTE_P | PTE_W | PTE_U;
+		t[i] = pd_gpa(info, i) | X86_PTE_P | X86_PTE_W | X86_PTE_U;
 	ret = write_guest(vcpu, pdpt_gpa(info), t, PAGE_SIZE);
 	if (ret)
 		goto out;
@@ -410,10 +395,10 @@ static int write_tables(struct gmem_vcpu *vcpu,
 				break;
 			if (region_needs_pt(info, r))
 				t[j] = pt_gpa(info, region_pt_index(info, r)) |
-				       PTE_P | PTE_W | PTE_U;
+				       X86_PTE_P | X86_PTE_W | X86_PTE_U;
 			else
-				t[j] = r * SZ_2M | PTE_P | PTE_W | PTE_PS |
-				       leaf_u;
+				t[j] = r * SZ_2M | X86_PTE_P | X86_PTE_W |
+				       X86_PTE_PS | leaf_u;
 		}
 		ret = write_guest(vcpu, pd_gpa(info, i), t, PAGE_SIZE);
 		if (ret)
@@ -431,7 +416,7 @@ static int write_tables(struct gmem_vcpu *vcpu,
 			if (gpa >= mem)
 				break;
 			if (gpa)
-				t[j] = gpa | PTE_P | PTE_W | leaf_u;
+				t[j] = gpa | X86_PTE_P | X86_PTE_W | leaf_u;
 		}
 		ret = write_guest(vcpu, pt_gpa(info, k), t, PAGE_SIZE);
 		if (ret)
@@ -636,12 +621,12 @@ int gmem_load_vcpu(struct gmem_vcpu *vcpu, const struct gmem_load_info *info,
 		sregs.idt.limit = 256 * 16 - 1;
 	}
 
-	sregs.cr0 = CR0_PE | CR0_ET | CR0_WP | CR0_PG;
+	sregs.cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_WP | X86_CR0_PG;
 	sregs.cr2 = 0;
 	sregs.cr3 = info->cr3;
-	sregs.cr4 = CR4_PAE;
-	sregs.efer = EFER_LME | EFER_LMA | EFER_SCE |
-		     ((o->flags & GMEM_LOAD_NX) ? EFER_NXE : 0);
+	sregs.cr4 = X86_CR4_PAE;
+	sregs.efer = X86_EFER_LME | X86_EFER_LMA | X86_EFER_SCE |
+		     ((o->flags & GMEM_LOAD_NX) ? X86_EFER_NXE : 0);
 	memset(sregs.interrupt_bitmap, 0, sizeof(sregs.interrupt_bitmap));
 	ret = gmem_vcpu_set_sregs(vcpu, &sregs);
 	if (ret)
@@ -682,14 +667,12 @@ int gmem_load_elf(struct gmem_vcpu *vcpu, const void *image, size_t size,
 	return gmem_load_vcpu(vcpu, info, 0);
 }
 
-int gmem_load_elf_file(struct gmem_vcpu *vcpu, const char *path,
-		       const struct gmem_load_opts *opts,
-		       struct gmem_load_info *info)
+int gmem_load_read_file(const char *path, void **imagep, size_t *sizep)
 {
 	struct stat st;
 	size_t done = 0;
 	void *buf = NULL;
-	int fd, ret;
+	int fd, ret = 0;
 
 	if (!path)
 		return -EINVAL;
@@ -721,13 +704,30 @@ int gmem_load_elf_file(struct gmem_vcpu *vcpu, const char *path,
 			continue;
 		if (n <= 0) {
 			ret = n < 0 ? -errno : -EIO;
+			gmem_free(buf);
 			goto out;
 		}
 		done += n;
 	}
-	ret = gmem_load_elf(vcpu, buf, done, opts, info);
+	*imagep = buf;
+	*sizep = done;
 out:
-	gmem_free(buf);
 	close(fd);
+	return ret;
+}
+
+int gmem_load_elf_file(struct gmem_vcpu *vcpu, const char *path,
+		       const struct gmem_load_opts *opts,
+		       struct gmem_load_info *info)
+{
+	size_t size;
+	void *buf;
+	int ret;
+
+	ret = gmem_load_read_file(path, &buf, &size);
+	if (ret)
+		return ret;
+	ret = gmem_load_elf(vcpu, buf, size, opts, info);
+	gmem_free(buf);
 	return ret;
 }

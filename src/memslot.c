@@ -109,21 +109,8 @@ static bool overlaps(const struct gmem_memslots *s,
 
 static int reserve(struct gmem_memslots *s)
 {
-	struct gmem_memslot **a;
-	size_t cap;
-
-	if (s->nr < s->cap)
-		return 0;
-	cap = s->cap ? 2 * s->cap : 8;
-	a = gmem_zalloc_array(cap, sizeof(*a));
-	if (!a)
-		return -ENOMEM;
-	if (s->nr)
-		memcpy(a, s->by_gfn, s->nr * sizeof(*a));
-	gmem_free(s->by_gfn);
-	s->by_gfn = a;
-	s->cap = cap;
-	return 0;
+	return gmem_grow_array(&s->by_gfn, s->nr, &s->cap, 8,
+			       sizeof(*s->by_gfn));
 }
 
 static void insert(struct gmem_memslots *s, struct gmem_memslot *slot)

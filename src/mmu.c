@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "guest_memfd.h"
 #include "memslot.h"
@@ -249,6 +248,8 @@ struct gmem_mmu_flush gmem_mmu_invalidate_begin(struct gmem_vm *vm,
 	 */
 	retired = mmu->nr_retired >= RETIRE_BATCH ? mmu->nr_retired : 0;
 	pthread_mutex_unlock(&mmu->lock);
+	if (unlikely(gmem_debug.invalidate_zapped != NULL))
+		gmem_debug.invalidate_zapped(start, end);
 
 	STAT_ADD(mmu, tlb_flush_requests, 1);
 	/* Otherwise only vCPUs that may cache the range must answer. */
@@ -498,8 +499,8 @@ static enum gmem_s2 fault(struct gmem_vm *vm, uint64_t gpa, unsigned int access,
 					: 0;
 	}
 	if (r.kind == GMEM_S2_OK) {
-		if (unlikely(gmem_debug.fault_delay_us))
-			usleep(gmem_debug.fault_delay_us);
+		if (unlikely(gmem_debug.fault_window != NULL))
+			gmem_debug.fault_window(gfn);
 		pthread_mutex_lock(&mmu->lock);
 		if (invalidate_retry(mmu, seq, gfn) && !gmem_debug.no_retry) {
 			pthread_mutex_unlock(&mmu->lock);

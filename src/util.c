@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <gmem/gmem.h>
 
@@ -42,6 +44,27 @@ void *gmem_zalloc_array(size_t n, size_t size)
 void gmem_free(void *p)
 {
 	free(p);
+}
+
+int gmem_grow_array(void *arrayp, size_t nr, size_t *cap, size_t min,
+		    size_t size)
+{
+	size_t n = *cap ? 2 * *cap : min;
+	void *old, *new;
+
+	if (nr < *cap)
+		return 0;
+	new = gmem_zalloc_array(n, size);
+	if (!new)
+		return -ENOMEM;
+	/* Object pointers share void *'s representation (POSIX). */
+	memcpy(&old, arrayp, sizeof(old));
+	if (nr)
+		memcpy(new, old, nr * size);
+	memcpy(arrayp, &new, sizeof(new));
+	gmem_free(old);
+	*cap = n;
+	return 0;
 }
 
 long gmem_test_fail_alloc(long nth)

@@ -29,16 +29,35 @@ void *gmem_zalloc(size_t size);
 void *gmem_zalloc_array(size_t n, size_t size);
 void gmem_free(void *p);
 
+/*
+ * Make room for one more element in the array *@arrayp (a pointer to any
+ * object type, passed by address) of *@cap elements of @size bytes, @nr of
+ * them in use.  While there is room nothing is written, not even *@arrayp,
+ * so readers that hold another lock see no store.  Else the array moves
+ * to a zeroed one of twice the capacity (@min the first time) and the old
+ * one is freed.  0, or -ENOMEM with the array and *@cap as they were.
+ */
+int gmem_grow_array(void *arrayp, size_t nr, size_t *cap, size_t min,
+		    size_t size);
+
 /* True if the injection hook says this allocation must fail. */
 bool gmem_alloc_should_fail(void);
 
 /*
  * Fault-path hooks for tests that must show they can catch a broken
- * invalidation protocol.  Set them only while no vCPU runs.
+ * invalidation protocol.  Set them only while no vCPU runs.  The two
+ * callbacks let a test hold a fault open while an invalidation passes it,
+ * by events rather than by sleeping: the fault calls fault_window() and
+ * may block there; the invalidation calls invalidate_zapped() once the
+ * range is zapped, before it waits for the shootdown (which waits for the
+ * held vCPU), so that is where the test lets the fault go on.
  */
 struct gmem_debug {
-	bool no_retry;		     /* install even if an invalidation raced */
-	unsigned int fault_delay_us; /* sleep between resolve and install */
+	bool no_retry; /* install even if an invalidation raced */
+	/* Between resolve and install, no lock held. */
+	void (*fault_window)(uint64_t gfn);
+	/* After the zap, before the shootdown, no lock held. */
+	void (*invalidate_zapped)(uint64_t start, uint64_t end);
 };
 
 extern struct gmem_debug gmem_debug;

@@ -60,20 +60,10 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	vcpu->vmv.id = id;
 	vcpu->run_fd = -1;
 
-	if (vm->nr_vcpus == vm->cap_vcpus) {
-		size_t cap = vm->cap_vcpus ? 2 * vm->cap_vcpus : 8;
-		struct gmem_vm_vcpu **a = gmem_zalloc_array(cap, sizeof(*a));
-
-		if (!a) {
-			r = -ENOMEM;
-			goto err_unlock;
-		}
-		if (vm->nr_vcpus)
-			memcpy(a, vm->vcpus, vm->nr_vcpus * sizeof(*a));
-		gmem_free(vm->vcpus);
-		vm->vcpus = a;
-		vm->cap_vcpus = cap;
-	}
+	r = gmem_grow_array(&vm->vcpus, vm->nr_vcpus, &vm->cap_vcpus, 8,
+			    sizeof(*vm->vcpus));
+	if (r)
+		goto err_unlock;
 
 	/* The page is a memfd so that gmem_mmap() can map it again. */
 	vcpu->run_fd = gmem_alloc_should_fail()

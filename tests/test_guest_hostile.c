@@ -99,11 +99,14 @@ static void xo(void)
 	GUEST_ASSERT_EQ(*(volatile uint64_t *)xo_target, before);
 }
 
+/* Endless, but it counts: the host kicks once it sees the count move. */
+static volatile uint64_t spins;
+
 static void loop(void)
 {
-	GUEST_SYNC(1);
+	GUEST_SYNC(&spins);
 	for (;;)
-		asm volatile("" ::: "memory");
+		spins++;
 }
 
 static void shutdown(void)
@@ -143,6 +146,7 @@ void guest_main(uint64_t arg0, uint64_t arg1)
 
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -301,14 +305,21 @@ static void test_xo(void)
 
 struct kicker {
 	struct guest_vcpu *v;
-	bool immediate; /* set immediate_exit instead of kicking */
+	const uint64_t *spins; /* the guest's counter, in the VMM's mapping */
+	bool immediate;	       /* set immediate_exit instead of kicking */
 };
 
-static void *kick_later(void *arg)
+/*
+ * Stop the run once the guest is surely inside it: its counter moves only
+ * while the vCPU executes the loop.
+ */
+static void *kick_running(void *arg)
 {
 	struct kicker *k = arg;
+	uint64_t c0 = __atomic_load_n(k->spins, __ATOMIC_RELAXED);
 
-	usleep(30 * 1000);
+	while (__atomic_load_n(k->spins, __ATOMIC_RELAXED) == c0)
+		sched_yield();
 	if (k->immediate)
 		__atomic_store_n(&k->v->run->immediate_exit, 1,
 				 __ATOMIC_RELAXED);
@@ -325,12 +336,15 @@ static void test_loop(void)
 	struct guest_ucall uc;
 
 	REQUIRE(gvm);
-	CHECK_EQ(guest_vcpu_run(v, &uc), UCALL_SYNC);
+	REQUIRE(guest_vcpu_run(v, &uc) == UCALL_SYNC);
+	REQUIRE(uc.args[0] % 8 == 0 && uc.args[0] + 8 <= MEM);
 	for (int i = 0; i < 6; i++) {
-		struct kicker k = {v, i & 1};
+		struct kicker k = {
+			v, (const uint64_t *)((uint8_t *)gvm->mem + uc.args[0]),
+			i & 1};
 		pthread_t t;
 
-		REQUIRE(pthread_create(&t, NULL, kick_later, &k) == 0);
+		REQUIRE(pthread_create(&t, NULL, kick_running, &k) == 0);
 		CHECK_EQ(gmem_vcpu_run(v->vcpu), -EINTR);
 		CHECK_EQ(v->run->exit_reason, KVM_EXIT_INTR);
 		pthread_join(t, NULL);

@@ -4,9 +4,12 @@
  * hammers a heap of pages, while a converter thread per VM flips those
  * pages between private, shared and shared no-exec (punching the private
  * copy away on the way to shared, as a VMM answering MAP_GPA_RANGE does),
- * allocates ranges, and creates and deletes a second memslot.  It runs for
- * $GMEM_SOAK_SECONDS (default 3), then stops every vCPU with
- * gmem_vcpu_kick() and checks:
+ * allocates ranges, and creates and deletes a second memslot.  It runs
+ * until every vCPU has reported $GMEM_SOAK_BEATS (default 32) beats and
+ * every converter has done 32 times as many conversions, with at least
+ * one punch and one slot change (and, for a long soak, for at least
+ * $GMEM_SOAK_SECONDS), then stops every vCPU with gmem_vcpu_kick() and
+ * checks:
  *   - no guest assertion, no unexpected exit, every vCPU made progress;
  *   - each VM's attribute map is exactly what its converter last set;
  *   - every heap word holds 0 or a value tagged with its own page (no
@@ -85,7 +88,6 @@ void guest_ap_main(uint64_t cpu)
 struct soak_vcpu {
 	struct guest_vcpu *v;
 	pthread_t thread;
-	atomic_bool done;
 	uint64_t beats;
 	char failure[768]; /* what went wrong, empty if nothing */
 };
@@ -103,6 +105,24 @@ struct soak_vm {
 static struct soak_vm vms[NVM];
 static atomic_bool stop;
 
+/*
+ * The run's length is a count, not a time: each thread arrives once, when
+ * it has done its share or when it ends early (a failure, reported after
+ * the stop), and the main thread waits for all of them.
+ */
+static uint64_t need_beats, need_conversions;
+static pthread_mutex_t arrive_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t arrive_cond = PTHREAD_COND_INITIALIZER;
+static int arrived;
+
+static void arrive(void)
+{
+	pthread_mutex_lock(&arrive_lock);
+	arrived++;
+	pthread_cond_broadcast(&arrive_cond);
+	pthread_mutex_unlock(&arrive_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct soak_vcpu *s = arg;
@@ -112,7 +132,8 @@ static void *vcpu_thread(void *arg)
 		int r = guest_vcpu_run(s->v, &uc);
 
 		if (r == UCALL_SYNC) {
-			s->beats++;
+			if (++s->beats == need_beats)
+				arrive();
 			if (guest_vcpu_reply(s->v, 0))
 				break;
 			continue;
@@ -122,7 +143,8 @@ static void *vcpu_thread(void *arg)
 		guest_describe(s->v, r, &uc, s->failure, sizeof(s->failure));
 		break;
 	}
-	atomic_store(&s->done, true);
+	if (s->beats < need_beats)
+		arrive();
 	return NULL;
 }
 
@@ -140,7 +162,7 @@ static void *converter(void *arg)
 	struct soak_vm *s = arg;
 	struct gmem_vm *vm = s->gvm->vm;
 	uint64_t x = (uint64_t)(s - vms) * 7919 + 12345;
-	bool slot1 = false;
+	bool slot1 = false, done = false;
 	int r = 0;
 
 	while (!atomic_load(&stop) && !r) {
@@ -197,7 +219,14 @@ static void *converter(void *arg)
 			slot1 = !slot1;
 			s->slot_changes++;
 		}
+		if (!done && s->conversions >= need_conversions && s->punches &&
+		    s->slot_changes) {
+			done = true;
+			arrive();
+		}
 	}
+	if (!done)
+		arrive();
 	return NULL;
 }
 
@@ -269,15 +298,21 @@ static bool memory_agrees(struct soak_vm *s)
 int main(void)
 {
 	const char *e = getenv("GMEM_SOAK_SECONDS");
-	double seconds = e ? atof(e) : 3;
+	const char *b = getenv("GMEM_SOAK_BEATS");
+	double seconds = e ? atof(e) : 0;
 	struct gmem_vm_stats st, tot = {0};
 	uint64_t beats = 0, conv = 0, punches = 0, slots = 0;
 	struct timespec t0, t1;
 	int ret;
 
-	tap_plan(5, (unsigned)seconds + 120);
-	tap_diag("%d VMs x %d vCPUs + a converter each, %.0f s", NVM, NVCPU,
-		 seconds);
+	need_beats = b && atol(b) > 0 ? (uint64_t)atol(b) : 32;
+	need_conversions = 32 * need_beats;
+	/* A safety net, not the pass criterion (TSan is ~20 times slower). */
+	tap_plan(5, (unsigned)seconds + 300);
+	tap_diag("%d VMs x %d vCPUs + a converter each, until %" PRIu64
+		 " beats and %" PRIu64 " conversions each%s",
+		 NVM, NVCPU, need_beats, need_conversions,
+		 seconds > 0 ? ", for a minimum time" : "");
 	for (int i = 0; i < NVM; i++) {
 		struct soak_vm *s = &vms[i];
 
@@ -307,18 +342,36 @@ int main(void)
 		REQUIRE(pthread_create(&vms[i].conv, NULL, converter,
 				       &vms[i]) == 0);
 	}
-	usleep((useconds_t)(seconds * 1e6));
+	pthread_mutex_lock(&arrive_lock);
+	while (arrived < NVM * (NVCPU + 1))
+		pthread_cond_wait(&arrive_cond, &arrive_lock);
+	pthread_mutex_unlock(&arrive_lock);
+	if (seconds > 0) {
+		/* A long soak's minimum length, asked for by the user. */
+		struct timespec end = t0;
+
+		end.tv_sec += (time_t)seconds;
+		end.tv_nsec +=
+			(long)((seconds - (double)(time_t)seconds) * 1e9);
+		if (end.tv_nsec >= 1000000000L) {
+			end.tv_sec++;
+			end.tv_nsec -= 1000000000L;
+		}
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &end,
+				       NULL) == EINTR)
+			;
+	}
 	atomic_store(&stop, true);
 	for (int i = 0; i < NVM; i++) {
 		pthread_join(vms[i].conv, NULL);
 		for (int c = 0; c < NVCPU; c++) {
 			struct soak_vcpu *s = &vms[i].vcpu[c];
 
-			/* a kick may come before the run begins: repeat */
-			while (!atomic_load(&s->done)) {
-				gmem_vcpu_kick(s->v->vcpu);
-				usleep(1000);
-			}
+			/*
+			 * A kick latches until the next run takes it, so one
+			 * is enough wherever the thread is: it sees stop.
+			 */
+			gmem_vcpu_kick(s->v->vcpu);
 			pthread_join(s->thread, NULL);
 		}
 	}
@@ -337,7 +390,7 @@ int main(void)
 				tap_diag("vm%d vcpu%d: %s", i, c,
 					 s->vcpu[c].failure);
 			}
-			CHECK(s->vcpu[c].beats > 0);
+			CHECK(s->vcpu[c].beats >= need_beats);
 			beats += s->vcpu[c].beats;
 		}
 		conv += s->conversions;
@@ -360,7 +413,9 @@ int main(void)
 		 tot.tlb_flush_requests);
 	tap_result("every vCPU ran, no guest assertion, no unexpected exit");
 
-	CHECK(conv > 0 && punches > 0 && slots > 0);
+	for (int i = 0; i < NVM; i++)
+		CHECK(vms[i].conversions >= need_conversions &&
+		      vms[i].punches > 0 && vms[i].slot_changes > 0);
 	tap_result("the converters worked throughout");
 
 	for (int i = 0; i < NVM; i++)

@@ -3,11 +3,14 @@
  * The guest ELF loader: validation of hand-made good and corrupt images
  * (every check, with its errno), a mutation pass that must never crash,
  * and a real load into a VM whose memory, page tables, GDT, TSS, boot
- * info and registers are then read back and checked.
+ * info and registers are then read back and checked; and reading an
+ * image from a file.
  */
 #include <elf.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <gmem/gmem.h>
 #include <gmem/loader.h>
@@ -502,9 +505,40 @@ out:
 	munmap(mem, MEM);
 }
 
+/* gmem_load_read_file(): the bytes, or the documented errors. */
+static void test_read_file(void)
+{
+	char path[] = "/tmp/gmem-test-loader-XXXXXX";
+	struct image im;
+	size_t size = 0;
+	void *buf = NULL;
+	int fd;
+
+	make_image(&im);
+	fd = mkstemp(path);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, im.b, im.size) == (ssize_t)im.size);
+	close(fd);
+	CHECK_EQ(gmem_load_read_file(path, &buf, &size), 0);
+	CHECK_EQ(size, im.size);
+	CHECK(buf && !memcmp(buf, im.b, im.size));
+	free(buf);
+
+	gmem_test_fail_alloc(1);
+	CHECK_EQ(gmem_load_read_file(path, &buf, &size), -ENOMEM);
+	gmem_test_fail_alloc(0);
+	unlink(path);
+	CHECK_EQ(gmem_load_read_file(path, &buf, &size), -ENOENT);
+	CHECK_EQ(gmem_load_read_file("/tmp", &buf, &size), -ENOEXEC);
+	CHECK_EQ(gmem_load_read_file(NULL, &buf, &size), -EINVAL);
+	tap_result("read an image file: its bytes; -ENOMEM, -ENOENT, "
+		   "-ENOEXEC for a directory");
+}
+
 int main(void)
 {
-	tap_plan(8, 60);
+	tap_plan(9, 60);
+	test_read_file();
 	test_good();
 	test_corrupt();
 	test_mutations();

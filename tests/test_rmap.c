@@ -2,8 +2,11 @@
 /*
  * The range store (src/attr.c) against a plain array, op by op: value of
  * every page, maximal-run bounds from lookup, the run count, the number of
- * set pages, and the for_each walk over random windows.
+ * set pages, and the for_each walk over random windows; and that a store
+ * after a reserve allocates nothing, so it cannot fail.
  */
+#include <gmem/gmem.h>
+
 #include "tap.h"
 
 #include "attr.h"
@@ -76,7 +79,7 @@ int main(void)
 	struct gmem_rmap m;
 	int ok = 1;
 
-	tap_plan(3, 60);
+	tap_plan(5, 60);
 
 	gmem_rmap_init(&m);
 	for (int i = 0; i < 200000 && ok; i++) {
@@ -120,6 +123,61 @@ int main(void)
 	CHECK_EQ(m.nr_set, 0);
 	CHECK_EQ(gmem_rmap_lookup(&m, 12345, NULL, NULL), 0);
 	tap_result("clearing everything empties the map");
+	gmem_rmap_destroy(&m);
+
+	/*
+	 * Use up a reserve's chunk until exactly GMEM_RMAP_RESERVE nodes are
+	 * free, make the next allocation fail, then store the worst case:
+	 * two runs split and one added.  It must succeed, correctly, without
+	 * asking for memory.
+	 */
+	gmem_rmap_init(&m);
+	memset(model, 0, sizeof(model));
+	REQUIRE(gmem_rmap_reserve(&m) == 0);
+	/* Runs of three pages, each differing from the last: a node each. */
+	for (uint64_t k = 0; m.nr_free > GMEM_RMAP_RESERVE; k++) {
+		REQUIRE(3 * k + 3 <= NPAGES);
+		gmem_rmap_store(&m, 3 * k, 3 * k + 3, 1 + k % 3);
+		for (uint64_t p = 3 * k; p < 3 * k + 3; p++)
+			model[p] = 1 + k % 3;
+	}
+	CHECK_EQ(m.nr_free, GMEM_RMAP_RESERVE);
+	{
+		const struct gmem_rmap_chunk *chunks = m.chunks;
+		size_t runs = m.nr_runs;
+		long before = gmem_test_fail_alloc(1), after;
+
+		/* [1, 5) cuts into [0, 3) and [3, 6): two tails, one run. */
+		gmem_rmap_store(&m, 1, 5, 7);
+		for (uint64_t p = 1; p < 5; p++)
+			model[p] = 7;
+		after = gmem_test_fail_alloc(0);
+		CHECK_EQ(after, before);
+		CHECK(m.chunks == chunks);
+		CHECK_EQ(m.nr_runs, runs + 1);
+		CHECK(compare(&m));
+	}
+	tap_result("a store after a reserve allocates nothing, even with "
+		   "an allocation failure pending");
+
+	/* And the reserve is where the failure lands, changing nothing. */
+	REQUIRE(m.nr_free < GMEM_RMAP_RESERVE);
+	{
+		size_t runs = m.nr_runs, nr_free = m.nr_free;
+		uint64_t set = m.nr_set;
+
+		gmem_test_fail_alloc(1);
+		CHECK_EQ(gmem_rmap_reserve(&m), -ENOMEM);
+		gmem_test_fail_alloc(0);
+		CHECK_EQ(m.nr_runs, runs);
+		CHECK_EQ(m.nr_set, set);
+		CHECK_EQ(m.nr_free, nr_free);
+		CHECK(compare(&m));
+		CHECK_EQ(gmem_rmap_reserve(&m), 0);
+		CHECK(m.nr_free >= GMEM_RMAP_RESERVE);
+	}
+	tap_result("reserve fails with -ENOMEM when the allocation fails, "
+		   "and changes nothing");
 	gmem_rmap_destroy(&m);
 	return tap_done();
 }

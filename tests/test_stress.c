@@ -28,12 +28,18 @@
  * The first case proves the checker catches that: with the fault path's
  * retry check disabled (a test hook) and a fault held open while the page
  * converts, the stale mapping is detected; with the check on, it is not.
- * The run time is bounded (GMEM_STRESS_MS, default 1500 ms).
+ * The fault is held by events, not by sleeping: it waits in the hook until
+ * the conversion's zap lets it go.
+ *
+ * The race runs until the converters have done GMEM_STRESS_STEPS steps
+ * (default 10000) and the accessors ten times as many checked accesses;
+ * no clock decides anything (the TAP alarm fails a run that stalls).
  */
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #include <gmem/gmem.h>
 
@@ -54,6 +60,9 @@ static uint8_t *shared;
 static uint64_t done_step[NPAGES];
 static int stop;
 static long violations, accesses, conversions;
+/* How much of each the race must do; each sem_post()s @progress once. */
+static long need_accesses, need_conversions;
+static sem_t progress;
 
 static int set_attr(uint64_t gpa, uint64_t attrs)
 {
@@ -61,14 +70,6 @@ static int set_attr(uint64_t gpa, uint64_t attrs)
 		.address = gpa, .size = PG, .attributes = attrs};
 
 	return gmem_vm_set_memory_attributes(vm, &a);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void setup(void)
@@ -189,7 +190,6 @@ static void *converter(void *arg)
 	long id = (long)arg;
 	struct gmem_vcpu *vcpu;
 	uint32_t rng = 777 + (uint32_t)id;
-	long n = 0;
 
 	REQUIRE(gmem_vcpu_create(vm, 100 + id, &vcpu) == 0);
 	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
@@ -200,9 +200,10 @@ static void *converter(void *arg)
 		step = done_step[p] + 1;
 		convert(vcpu, p, step);
 		__atomic_store_n(&done_step[p], step, __ATOMIC_RELEASE);
-		n++;
+		if (__atomic_add_fetch(&conversions, 1, __ATOMIC_RELAXED) ==
+		    need_conversions)
+			sem_post(&progress);
 	}
-	__atomic_fetch_add(&conversions, n, __ATOMIC_RELAXED);
 	gmem_vcpu_destroy(vcpu);
 	return NULL;
 }
@@ -212,15 +213,15 @@ static void *accessor(void *arg)
 	long id = (long)arg;
 	struct gmem_vcpu *vcpu;
 	uint32_t rng = 4242 + (uint32_t)id;
-	long n = 0;
 
 	REQUIRE(gmem_vcpu_create(vm, id, &vcpu) == 0);
 	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
 		rng ^= rng << 13, rng ^= rng >> 17, rng ^= rng << 5;
 		checked_access(vcpu, rng % NPAGES);
-		n++;
+		if (__atomic_add_fetch(&accesses, 1, __ATOMIC_RELAXED) ==
+		    need_accesses)
+			sem_post(&progress);
 	}
-	__atomic_fetch_add(&accesses, n, __ATOMIC_RELAXED);
 	gmem_vcpu_destroy(vcpu);
 	return NULL;
 }
@@ -239,10 +240,35 @@ static void *slow_reader(void *arg)
 	return NULL;
 }
 
+/* The held fault's handshake: each hook acts once, then lets all pass. */
+static sem_t fault_held, fault_go;
+static atomic_bool hold_armed, release_armed;
+
+/* gmem_debug.fault_window: tell the test, then wait for its word. */
+static void hold_fault(uint64_t gfn)
+{
+	if (atomic_exchange(&hold_armed, false)) {
+		sem_post(&fault_held);
+		while (sem_wait(&fault_go))
+			REQUIRE(errno == EINTR);
+	}
+}
+
 /*
- * A fault on page 0 resolves "shared, writable", then stalls (hook) while
- * the page is made no-write.  Returns true if a later access still got
- * through the writable mapping, i.e. a stale mapping survived.
+ * gmem_debug.invalidate_zapped: the conversion has zapped and will now
+ * wait for the held vCPU, so the fault goes on to its install.
+ */
+static void release_fault(uint64_t start, uint64_t end)
+{
+	if (atomic_exchange(&release_armed, false))
+		sem_post(&fault_go);
+}
+
+/*
+ * A fault on page 0 resolves "shared, writable", then is held (hook)
+ * while the page is made no-write, until that update has zapped stage 2.
+ * Returns true if a later access still got through the writable mapping,
+ * i.e. a stale mapping survived.
  */
 static bool stale_after_held_fault(bool no_retry)
 {
@@ -254,14 +280,26 @@ static bool stale_after_held_fault(bool no_retry)
 	setup();
 	REQUIRE(gmem_vcpu_create(vm, 0, &h.vcpu) == 0);
 	REQUIRE(gmem_vcpu_create(vm, 1, &conv) == 0);
+	REQUIRE(sem_init(&fault_held, 0, 0) == 0);
+	REQUIRE(sem_init(&fault_go, 0, 0) == 0);
+	atomic_store(&hold_armed, true);
+	atomic_store(&release_armed, true);
 	gmem_debug.no_retry = no_retry;
-	gmem_debug.fault_delay_us = 100000;
+	gmem_debug.fault_window = hold_fault;
+	gmem_debug.invalidate_zapped = release_fault;
 	pthread_create(&t, NULL, slow_reader, &h);
-	usleep(30000);
+	while (sem_wait(&fault_held))
+		REQUIRE(errno == EINTR);
 	convert(conv, 0, 1);
 	pthread_join(t, NULL);
-	gmem_debug.fault_delay_us = 0;
+	gmem_debug.fault_window = NULL;
+	gmem_debug.invalidate_zapped = NULL;
 	gmem_debug.no_retry = false;
+	/* Both hooks fired: the race took place as described. */
+	CHECK(!atomic_load(&hold_armed) && !atomic_load(&release_armed));
+	CHECK_EQ(h.rc, 0);
+	sem_destroy(&fault_held);
+	sem_destroy(&fault_go);
 	done_step[0] = 1;
 	stale = !checked_access(h.vcpu, 0);
 	gmem_vcpu_destroy(conv);
@@ -273,11 +311,16 @@ static bool stale_after_held_fault(bool no_retry)
 int main(void)
 {
 	pthread_t conv[NCONV], acc[NACC];
-	const char *env = getenv("GMEM_STRESS_MS");
-	uint64_t ms = env ? strtoull(env, NULL, 0) : 1500, t0;
+	const char *env = getenv("GMEM_STRESS_STEPS");
+	long steps = env ? strtol(env, NULL, 0) : 10000;
 	struct gmem_vm_stats st;
 
-	tap_plan(3, 60 + ms / 1000 * 4);
+	if (steps < 1)
+		steps = 1;
+	need_conversions = steps;
+	need_accesses = steps * 10;
+	/* A safety net, no pass criterion: TSan runs are ~20 times slower. */
+	tap_plan(3, 120 + (unsigned)(steps / 100));
 
 	violations = 0;
 	CHECK(stale_after_held_fault(true));
@@ -291,13 +334,15 @@ int main(void)
 
 	violations = 0;
 	setup();
-	t0 = now_ms();
+	REQUIRE(sem_init(&progress, 0, 0) == 0);
 	for (long i = 0; i < NCONV; i++)
 		pthread_create(&conv[i], NULL, converter, (void *)i);
 	for (long i = 0; i < NACC; i++)
 		pthread_create(&acc[i], NULL, accessor, (void *)i);
-	while (now_ms() - t0 < ms)
-		usleep(10000);
+	/* Once for the accessors' count, once for the converters'. */
+	for (int i = 0; i < 2; i++)
+		while (sem_wait(&progress))
+			REQUIRE(errno == EINTR);
 	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	for (long i = 0; i < NCONV; i++)
 		pthread_join(conv[i], NULL);
@@ -310,8 +355,7 @@ int main(void)
 		 (unsigned long long)st.fault_retries,
 		 (unsigned long long)st.tlb_flush_requests);
 	CHECK_EQ(violations, 0);
-	CHECK(accesses > 1000);
-	CHECK(conversions > 100);
+	sem_destroy(&progress);
 	teardown();
 	tap_result(
 		"accessors and converters race: every access is linearizable");

@@ -9,6 +9,7 @@
  * immediate_exit.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 
 #include <gmem/gmem.h>
@@ -42,8 +43,13 @@ static const uint8_t code[] = {
 	0xb0, 0x01,				  /* mov al, 1 */
 	0xe6, 0x15,				  /* out 0x15, al */
 	0xf4,					  /* hlt */
-	0xeb, 0xfe,				  /* 1: jmp 1b */
+	0x48, 0xff, 0x04, 0x25,			  /* 1: inc qword [SPINS] */
+	0x00, 0x60, 0x00, 0x00,			  /* (SPINS) */
+	0xeb, 0xf6,				  /* jmp 1b */
 };
+
+/* The spin loop's counter: it moves only while the vCPU runs. */
+#define SPINS 0x6000
 
 static void setup(bool irqchip)
 {
@@ -188,11 +194,15 @@ static void test_irqchip_halt(void)
 	tap_result("irqchip: HLT blocks until a kick, and stays halted");
 }
 
+/* Kick once the spin loop is surely running (its counter moved). */
 static void *kicker(void *arg)
 {
 	struct gmem_vcpu *vcpu = arg;
+	const uint64_t *spins = (const uint64_t *)(mem + SPINS);
+	uint64_t c0 = __atomic_load_n(spins, __ATOMIC_RELAXED);
 
-	usleep(50000);
+	while (__atomic_load_n(spins, __ATOMIC_RELAXED) == c0)
+		sched_yield();
 	gmem_vcpu_kick(vcpu);
 	return NULL;
 }

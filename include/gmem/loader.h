@@ -103,6 +103,15 @@ int gmem_load_elf_file(struct gmem_vcpu *vcpu, const char *path,
 		       struct gmem_load_info *info);
 
 /*
+ * Read the file at @path whole, as gmem_load_elf_file() does, for a VMM
+ * that checks the image (gmem_load_check()) before it creates the VM:
+ * *@imagep (release it with free()) and *@sizep.  0, or -errno of open,
+ * fstat or read, -ENOEXEC if @path is not a regular file, -E2BIG if it is
+ * larger than GMEM_LOAD_MAX_MEM, -EIO on a short read, -ENOMEM.
+ */
+int gmem_load_read_file(const char *path, void **imagep, size_t *sizep);
+
+/*
  * Set the registers of another vCPU of the same VM as vCPU @cpu of a
  * loaded image (its own stack, TSS and boot info).  -EINVAL if @cpu is not
  * below the nr_cpus the image was loaded for.

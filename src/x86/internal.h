@@ -9,10 +9,8 @@
 
 #include <string.h>
 
+#include "util.h" /* likely(), unlikely(), MIN(), MAX() */
 #include "x86/x86.h"
-
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
 
 /*
  * Handler and translation status.  X86_EXC: cpu->exc holds a fault to

@@ -13,15 +13,6 @@
 
 #include "x86/internal.h"
 
-#define PTE_P (1ull << 0)
-#define PTE_W (1ull << 1)
-#define PTE_U (1ull << 2)
-#define PTE_A (1ull << 5)
-#define PTE_D (1ull << 6)
-#define PTE_PS (1ull << 7)
-#define PTE_NX (1ull << 63)
-#define PTE_ADDR 0x000ffffffffff000ull
-
 void x86_tlb_flush(struct x86_cpu *c)
 {
 	c->gen++;
@@ -66,6 +57,18 @@ static int map_table(struct x86_cpu *c, uint64_t gpa, unsigned acc,
 	return X86_OK;
 }
 
+/*
+ * The #PF error code's access bits for @a (X86_ACC_*) by a CPL-3 access
+ * or not: W, U, and I for a fetch when @with_i (the walk reports I only
+ * with NX or SMEP enabled, SDM 4.7).  The caller adds P and RSVD.
+ */
+static uint32_t pfec(unsigned a, bool user, bool with_i)
+{
+	return ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
+	       (user ? X86_PFEC_U : 0) |
+	       (with_i && (a & X86_ACC_FETCH) ? X86_PFEC_I : 0);
+}
+
 static int pf(struct x86_cpu *c, uint64_t lin, uint32_t err)
 {
 	c->exc.cr2 = lin;
@@ -82,19 +85,15 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 		uint64_t *gpa, unsigned *allow, bool *large)
 {
 	unsigned m = c->maxphyaddr;
-	uint64_t rsvd = PTE_ADDR & ~((1ull << m) - 1);
-	uint64_t table = c->cr3 & PTE_ADDR & ((1ull << m) - 1);
+	uint64_t rsvd = X86_PTE_ADDR & ~((1ull << m) - 1);
+	uint64_t table = c->cr3 & X86_PTE_ADDR & ((1ull << m) - 1);
 	uint64_t *ptes[4], pgpas[4];
 	unsigned perms[4];
 	uint64_t pte = 0;
 	bool w = true, u = true, nx = false;
 	bool nxe = c->efer & X86_EFER_NXE;
 	unsigned a = acc & 7, lvl, n = 0;
-	uint32_t err = ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
-		       (user ? X86_PFEC_U : 0) |
-		       ((a & X86_ACC_FETCH) && (nxe || (c->cr4 & X86_CR4_SMEP))
-				? X86_PFEC_I
-				: 0);
+	uint32_t err = pfec(a, user, nxe || (c->cr4 & X86_CR4_SMEP));
 	int r;
 
 	*large = false;
@@ -110,35 +109,35 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 		pgpas[n] = pgpa;
 		pte = __atomic_load_n(ptes[n], __ATOMIC_RELAXED);
 		n++;
-		if (!(pte & PTE_P))
+		if (!(pte & X86_PTE_P))
 			return pf(c, lin, err);
-		leaf = lvl == 1 || (lvl < 4 && (pte & PTE_PS));
+		leaf = lvl == 1 || (lvl < 4 && (pte & X86_PTE_PS));
 		bad = rsvd;
 		if (leaf && c->xo_bit)
 			bad &= ~c->xo_bit;
 		if (lvl == 4)
-			bad |= PTE_PS;
+			bad |= X86_PTE_PS;
 		else if (lvl == 3 && leaf)
 			bad |= 0x3fffe000ull; /* 1 GiB: bits 29:13 */
 		else if (lvl == 2 && leaf)
 			bad |= 0x1fe000ull; /* 2 MiB: bits 20:13 */
 		if (!nxe)
-			bad |= PTE_NX;
+			bad |= X86_PTE_NX;
 		if (pte & bad)
 			return pf(c, lin, err | X86_PFEC_P | X86_PFEC_RSVD);
-		w &= !!(pte & PTE_W);
-		u &= !!(pte & PTE_U);
-		nx |= nxe && (pte & PTE_NX);
+		w &= !!(pte & X86_PTE_W);
+		u &= !!(pte & X86_PTE_U);
+		nx |= nxe && (pte & X86_PTE_NX);
 		if (leaf) {
 			uint64_t off = lin & ((1ull << shift) - 1);
 
-			*gpa = ((pte & PTE_ADDR & ~((1ull << shift) - 1)) |
+			*gpa = ((pte & X86_PTE_ADDR & ~((1ull << shift) - 1)) |
 				off) &
 			       ~0xfffull;
 			*large = lvl > 1;
 			break;
 		}
-		table = pte & PTE_ADDR & ((1ull << m) - 1);
+		table = pte & X86_PTE_ADDR & ((1ull << m) - 1);
 	}
 
 	/* Permission checks (SDM 4.6). */
@@ -162,10 +161,10 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 
 	/* Accessed on every level, dirty on the leaf for a write. */
 	for (unsigned k = 0; k < n; k++) {
-		uint64_t set = PTE_A;
+		uint64_t set = X86_PTE_A;
 
 		if (k == n - 1 && (a & X86_ACC_WRITE))
-			set |= PTE_D;
+			set |= X86_PTE_D;
 		if ((__atomic_load_n(ptes[k], __ATOMIC_RELAXED) & set) == set)
 			continue;
 		if (!(perms[k] & X86_ACC_WRITE)) {
@@ -180,7 +179,7 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 	pte = __atomic_load_n(ptes[n - 1], __ATOMIC_RELAXED);
 
 	unsigned sup = X86_ACC_READ | X86_ACC_FETCH, usr = 0;
-	bool dirty = pte & PTE_D;
+	bool dirty = pte & X86_PTE_D;
 
 	if ((w || !wp) && dirty)
 		sup |= X86_ACC_WRITE;
@@ -236,15 +235,10 @@ static int xlate_piece(struct x86_cpu *c, uint64_t lin, unsigned len,
 	case X86_S2_EXIT:
 		c->stop->reason = X86_STOP_S2_EXIT;
 		c->stop->s2_lin = lin;
-		c->stop->s2_pfec = X86_PFEC_P |
-				   ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
-				   (user ? X86_PFEC_U : 0) |
-				   ((a & X86_ACC_FETCH) ? X86_PFEC_I : 0);
+		c->stop->s2_pfec = X86_PFEC_P | pfec(a, user, true);
 		return X86_STOPPED;
 	case X86_S2_XO_PF:
-		return pf(c, lin,
-			  X86_PFEC_P | ((a & X86_ACC_WRITE) ? X86_PFEC_W : 0) |
-				  (user ? X86_PFEC_U : 0));
+		return pf(c, lin, X86_PFEC_P | pfec(a, user, false));
 	default:
 		return x86_stop_internal(c, "bad stage-2 result");
 	}

@@ -174,8 +174,6 @@ static inline uint16_t sat_u16(int v)
 	}
 #define A(f) (d->f[k])
 #define B(f) (s->f[k])
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 static void op_mov(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
 {

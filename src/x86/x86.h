@@ -213,6 +213,16 @@ enum {
 #define X86_EFER_LMA (1ull << 10)
 #define X86_EFER_NXE (1ull << 11)
 
+/* Page-table entry bits (SDM vol. 3, 4.5), for the walk and the loader. */
+#define X86_PTE_P (1ull << 0)
+#define X86_PTE_W (1ull << 1)
+#define X86_PTE_U (1ull << 2)
+#define X86_PTE_A (1ull << 5)
+#define X86_PTE_D (1ull << 6)
+#define X86_PTE_PS (1ull << 7)
+#define X86_PTE_NX (1ull << 63)
+#define X86_PTE_ADDR 0x000ffffffffff000ull
+
 /* MSRs the model knows. */
 #define X86_MSR_TSC 0x10
 #define X86_MSR_TSC_ADJUST 0x3b

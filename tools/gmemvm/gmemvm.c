@@ -743,36 +743,26 @@ static void *vcpu_thread(void *arg)
 
 /* ---- set-up ------------------------------------------------------------ */
 
+/* The guest image, with gmemvm's words for what can go wrong. */
 static void *read_file(const char *path, size_t *size)
 {
-	struct stat st;
-	uint8_t *buf;
-	size_t done = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	void *image;
+	int r = gmem_load_read_file(path, &image, size);
 
-	if (fd < 0)
-		die("%s: %s", path, strerror(errno));
-	if (fstat(fd, &st))
-		die("%s: %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
+	switch (r) {
+	case 0:
+		return image;
+	case -ENOEXEC:
 		die("%s: not a regular file", path);
-	if ((uint64_t)st.st_size > GMEM_LOAD_MAX_MEM)
+	case -E2BIG:
 		die("%s: too large for a guest image", path);
-	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!buf)
+	case -EIO:
+		die("%s: short read", path);
+	case -ENOMEM:
 		die("%s: out of memory", path);
-	while (done < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			die("%s: %s", path, n ? strerror(errno) : "short read");
-		done += (size_t)n;
+	default:
+		die("%s: %s", path, strerror(-r));
 	}
-	close(fd);
-	*size = done;
-	return buf;
 }
 
 static const char *load_error(int r)
