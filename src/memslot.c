@@ -278,7 +278,10 @@ static int create_slot(struct gmem_vm *vm,
 		if (r)
 			goto out;
 	}
+	/* Faults read the array under state_lock: grow it under it too. */
+	pthread_rwlock_wrlock(&vm->state_lock);
 	r = reserve(&vm->slots);
+	pthread_rwlock_unlock(&vm->state_lock);
 	if (r)
 		goto out;
 	slot = gmem_zalloc(sizeof(*slot));
