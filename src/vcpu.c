@@ -493,13 +493,15 @@ static const struct x86_bus vcpu_bus = {.map = bus_map};
 static void complete_pending(struct gmem_vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
-	uint32_t data = 0;
 
 	switch (vcpu->pending) {
 	case GMEM_PEND_IN:
-		memcpy(&data, (uint8_t *)run + run->io.data_offset,
-		       run->io.size);
-		x86_complete_in(vcpu->cpu, data);
+		/*
+		 * KVM's PIO data page, whatever the VMM did to io.size,
+		 * count or data_offset: the CPU takes what its stop asked.
+		 */
+		x86_complete_pio_in(vcpu->cpu, (uint8_t *)run + PAGE_SIZE,
+				    PAGE_SIZE);
 		break;
 	case GMEM_PEND_MMIO: {
 		uint64_t v = 0;
@@ -774,9 +776,16 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 							     : KVM_EXIT_IO_IN;
 			run->io.size = stop.io.size;
 			run->io.port = stop.io.port;
-			run->io.count = 1;
+			run->io.count = stop.io.count;
 			run->io.data_offset = PAGE_SIZE;
-			memcpy((uint8_t *)run + PAGE_SIZE, &stop.io.data, 4);
+			/* An IN's data starts zeroed, as in KVM. */
+			if (stop.io.is_write)
+				memcpy((uint8_t *)run + PAGE_SIZE,
+				       &stop.io.data, 4);
+			else
+				memset((uint8_t *)run + PAGE_SIZE, 0,
+				       MAX(4u, (unsigned)stop.io.size *
+						       stop.io.count));
 			if (!stop.io.is_write)
 				vcpu->pending = GMEM_PEND_IN;
 			goto out;

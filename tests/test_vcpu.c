@@ -5,8 +5,8 @@
  * KVM_SET_SREGS/KVM_SET_REGS, then KVM_RUN on the mmap'ed kvm_run): port
  * I/O both ways, an MMIO read completed by the VMM, a MAP_GPA_RANGE
  * hypercall exit and its return value, a memory-fault exit re-executed
- * after the VMM fixes the attribute, HLT, a kick from another thread, and
- * immediate_exit.
+ * after the VMM fixes the attribute, HLT, a kick from another thread,
+ * immediate_exit, and string I/O (REP INS/OUTS) as KVM batches it.
  */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -188,6 +188,107 @@ static void test_irqchip_halt(void)
 	tap_result("irqchip: HLT blocks until a kick, and stays halted");
 }
 
+/*
+ * String I/O through the façade, as KVM reports it: REP INSB exits with
+ * count > 1 and the VMM's bytes at data_offset reach guest memory on the
+ * next KVM_RUN (with immediate_exit set too, as a VMM saving state does),
+ * a VMM may lower RCX during the exit, and REP OUTSB exits once per byte
+ * with RIP at the instruction.
+ */
+static void test_string_io(void)
+{
+	static const uint8_t sio[] = {
+		0xbf, 0x00, 0x60, 0x00, 0x00, /* mov edi, 0x6000 */
+		0xba, 0x80, 0x00, 0x00, 0x00, /* mov edx, 0x80 */
+		0xb9, 0xd0, 0x07, 0x00, 0x00, /* mov ecx, 2000 */
+		0xf3, 0x6c,		      /* rep insb (+15) */
+		0xb9, 0x05, 0x00, 0x00, 0x00, /* mov ecx, 5 */
+		0xf3, 0x6c,		      /* rep insb (+22) */
+		0xbe, 0x00, 0x60, 0x00, 0x00, /* mov esi, 0x6000 */
+		0xb9, 0x03, 0x00, 0x00, 0x00, /* mov ecx, 3 */
+		0xf3, 0x6e,		      /* rep outsb (+34) */
+		0xf4,			      /* hlt */
+	};
+	uint8_t *data;
+	struct kvm_regs regs;
+	bool ok = true;
+
+	setup(false);
+	memcpy(mem + CODE + 0x800, sio, sizeof(sio));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = CODE + 0x800;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+
+	/* 1024 bytes (KVM's batch), then the 976 left. */
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.direction, KVM_EXIT_IO_IN);
+	CHECK_EQ(run->io.port, 0x80);
+	CHECK_EQ(run->io.size, 1);
+	CHECK_EQ(run->io.count, 1024);
+	CHECK_EQ(run->io.data_offset, 4096);
+	data = (uint8_t *)run + run->io.data_offset;
+	for (unsigned k = 0; k < 1024; k++)
+		data[k] = (uint8_t)(k ^ 0x5a);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.count, 976);
+	for (unsigned k = 0; k < 1024; k++)
+		ok &= mem[0x6000 + k] == (uint8_t)(k ^ 0x5a);
+	CHECK(ok);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+	CHECK_EQ(regs.rip, CODE + 0x800 + 15);
+	CHECK_EQ(regs.rcx, 976);
+	CHECK_EQ(regs.rdi, 0x6400);
+	memset(data, 0xaa, 976);
+	/* immediate_exit: the I/O completes, then EINTR, RIP at the INS. */
+	run->immediate_exit = 1;
+	CHECK_ERRNO(vcpu_run(), EINTR);
+	run->immediate_exit = 0;
+	CHECK_EQ(mem[0x6400], 0xaa);
+	CHECK_EQ(mem[0x6400 + 975], 0xaa);
+	CHECK_EQ(mem[0x6400 + 976], 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+	CHECK_EQ(regs.rip, CODE + 0x800 + 15);
+	CHECK_EQ(regs.rcx, 0);
+	CHECK_EQ(regs.rdi, 0x6000 + 2000);
+	tap_result("REP INSB: count > 1 at data_offset, completed next run");
+
+	/* The VMM lowers RCX 5 -> 2: two bytes land, the INS retires. */
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.count, 5);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+	regs.rcx = 2;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs), 0);
+	memset(data, 0x33, 5);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(mem[0x6000 + 2000], 0x33);
+	CHECK_EQ(mem[0x6000 + 2001], 0x33);
+	CHECK_EQ(mem[0x6000 + 2002], 0);
+	tap_result("REP INSB: a VMM that lowers RCX gets that many bytes");
+
+	/* REP OUTSB: one byte per exit, RIP at the instruction. */
+	for (unsigned k = 0; k < 3; k++) {
+		if (k)
+			CHECK_EQ(vcpu_run(), 0);
+		CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+		CHECK_EQ(run->io.direction, KVM_EXIT_IO_OUT);
+		CHECK_EQ(run->io.count, 1);
+		CHECK_EQ(*((uint8_t *)run + run->io.data_offset),
+			 (uint8_t)(k ^ 0x5a));
+		CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+		CHECK_EQ(regs.rip, CODE + 0x800 + 34);
+		CHECK_EQ(regs.rcx, 2 - k);
+	}
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_HLT);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("REP OUTSB: an exit per byte, then HLT");
+}
+
 static void *kicker(void *arg)
 {
 	struct gmem_vcpu *vcpu = arg;
@@ -201,7 +302,7 @@ int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(11, 60);
+	tap_plan(14, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -330,5 +431,6 @@ int main(void)
 	tap_result("KVM_CREATE_IRQCHIP after the first vCPU: EINVAL");
 
 	test_irqchip_halt();
+	test_string_io();
 	return tap_done();
 }

@@ -383,6 +383,164 @@ static void t_io(void)
 	tap_result("OUT, IN + completion, VMCALL, HLT");
 }
 
+/*
+ * OUTS as KVM's emulator runs it: one element per exit, RIP at a REP
+ * OUTS until an execution finds RCX 0; an MMIO source is read first; an
+ * FS override; a 32-bit address size keeps the bits above it, and RCX 0
+ * then clears RCX on an Intel guest.
+ */
+GUEST_CODE(g_outs, "mov $0x20000, %esi\n"
+		   "mov $0x3f8, %edx\n"
+		   "mov $3, %ecx\n"
+		   "rep outsb\n" /* H_CODE + 15 */
+		   "xor %ecx, %ecx\n"
+		   "rep outsb\n" /* RCX 0: nothing */
+		   "mov $0x1000000, %esi\n"
+		   "outsw\n"
+		   "mov $0xc0000100, %ecx\n"
+		   "mov $0x20000, %eax\n"
+		   "xor %edx, %edx\n"
+		   "wrmsr\n"
+		   "mov $0x10, %esi\n"
+		   "mov $0x3f8, %edx\n"
+		   "outsl %fs:(%rsi), (%dx)\n"
+		   "mov $0x100020020, %rsi\n"
+		   "mov $0x100000001, %rcx\n"
+		   "lea 1f(%rip), %r8\n"
+		   "1: .byte 0x67, 0xf3, 0x6e\n" /* addr32 rep outsb */
+		   "hlt\n");
+
+static void t_outs(void)
+{
+	SETUP(g_outs);
+	vm.mem[H_DATA] = 0x11;
+	vm.mem[H_DATA + 1] = 0x22;
+	vm.mem[H_DATA + 2] = 0x33;
+	*(uint32_t *)(vm.mem + H_DATA + 0x10) = 0xcafef00d;
+	vm.mem[H_DATA + 0x20] = 0x44;
+	for (unsigned k = 0; k < 3; k++) {
+		CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+		CHECK_EQ(vm.stop.io.port, 0x3f8);
+		CHECK_EQ(vm.stop.io.is_write, 1);
+		CHECK_EQ(vm.stop.io.size, 1);
+		CHECK_EQ(vm.stop.io.count, 1);
+		CHECK_EQ(vm.stop.io.data, 0x11u * (k + 1));
+		CHECK_EQ(vm.cpu.gpr[X86_RSI], H_DATA + k + 1);
+		CHECK_EQ(vm.cpu.gpr[X86_RCX], 2 - k);
+		CHECK_EQ(vm.cpu.rip, H_CODE + 15);
+	}
+	/* The MMIO read comes first, then the OUT of what it read. */
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_MMIO);
+	CHECK_EQ(vm.stop.mmio.gpa, 0x1000000);
+	CHECK_EQ(vm.stop.mmio.len, 2);
+	CHECK_EQ(vm.stop.mmio.is_write, 0);
+	x86_complete_mmio(&vm.cpu, 0xbeef);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.stop.io.size, 2);
+	CHECK_EQ(vm.stop.io.data, 0xbeef);
+	CHECK_EQ(vm.cpu.gpr[X86_RSI], 0x1000002);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.stop.io.size, 4);
+	CHECK_EQ(vm.stop.io.data, 0xcafef00d);
+	CHECK_EQ(vm.cpu.gpr[X86_RSI], 0x14);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.stop.io.data, 0x44);
+	CHECK_EQ(vm.cpu.gpr[X86_RSI], 0x100020021ull);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], 0x100000000ull);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], 0);
+	CHECK_EQ(vm.cpu.rip, vm.cpu.gpr[X86_R8] + 3 + 1);
+	tap_result("OUTS: one element per stop, REP, MMIO source, FS, addr32");
+}
+
+/* Completion of an INS stop with @n elements of @sz bytes: k + base. */
+static void ins_answer(unsigned n, unsigned sz, unsigned base)
+{
+	uint8_t buf[1024] = {0};
+
+	for (unsigned k = 0; k < n; k++) {
+		uint32_t v = k + base;
+
+		memcpy(buf + k * sz, &v, sz);
+	}
+	x86_complete_pio_in(&vm.cpu, buf, sizeof(buf));
+}
+
+/*
+ * INS batches: KVM's count (bytes left in the page against elements, at
+ * most 1024 bytes, at most RCX), the writes done on re-execution, DF,
+ * a VMM lowering RCX during the exit, and a #PF on the destination that
+ * is only seen once the VMM answered.
+ */
+GUEST_CODE(g_ins, "mov $0x20ff0, %edi\n"
+		  "mov $0x80, %edx\n"
+		  "mov $100, %ecx\n"
+		  "rep insw\n" /* H_CODE + 15 */
+		  "std\n"
+		  "mov $0x22010, %edi\n"
+		  "mov $20, %ecx\n"
+		  "rep insb\n" /* H_CODE + 29 */
+		  "cld\n"
+		  "mov $0x30000, %edi\n"
+		  "insl\n" /* H_CODE + 37 */
+		  "hlt\n");
+
+static void t_ins(void)
+{
+	SETUP(g_ins);
+	*hvm_pte(&vm, 0x30000) &= ~1ull;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.stop.io.is_write, 0);
+	CHECK_EQ(vm.stop.io.size, 2);
+	CHECK_EQ(vm.stop.io.count, 16); /* 16 bytes left in the page */
+	CHECK_EQ(vm.cpu.rip, H_CODE + 15);
+	ins_answer(16, 2, 1);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.stop.io.count, 84);
+	CHECK_EQ(vm.cpu.gpr[X86_RDI], 0x21010);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], 84);
+	CHECK_EQ(ld(0x20ff0, 2), 1);
+	CHECK_EQ(ld(0x2100e, 2), 16);
+	ins_answer(84, 2, 100);
+	/* DF: the bytes below RDI; 0 left in the page still asks for 1. */
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(ld(0x21010, 2), 100);
+	CHECK_EQ(ld(0x21010 + 166, 2), 183);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 29);
+	CHECK_EQ(vm.stop.io.size, 1);
+	CHECK_EQ(vm.stop.io.count, 16);
+	ins_answer(16, 1, 1);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.mem[0x22010], 1);
+	CHECK_EQ(vm.mem[0x22001], 16);
+	CHECK_EQ(vm.cpu.gpr[X86_RDI], 0x22000);
+	CHECK_EQ(vm.stop.io.count, 1);
+	ins_answer(1, 1, 0x77);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.mem[0x22000], 0x77);
+	CHECK_EQ(vm.stop.io.count, 3);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], 3);
+	/* The VMM lowers RCX: one element is written, the INS retires. */
+	vm.cpu.gpr[X86_RCX] = 1;
+	ins_answer(3, 1, 0xa);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.mem[0x21fff], 0xa);
+	CHECK_EQ(vm.mem[0x21ffe], 0);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], 0);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 37);
+	CHECK_EQ(vm.stop.io.size, 4);
+	CHECK_EQ(vm.stop.io.count, 1);
+	/* #PF on the write, after the exit; RDI unchanged. */
+	x86_complete_in(&vm.cpu, 0x12345678);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_W);
+	CHECK_EQ(frame(1), H_CODE + 37);
+	CHECK_EQ(vm.cpu.cr2, 0x30000);
+	CHECK_EQ(vm.cpu.gpr[X86_RDI], 0x30000);
+	tap_result("INS: KVM's batches, completion, DF, RCX lowered, #PF");
+}
+
 GUEST_CODE(g_spin, "1: inc %rax\njmp 1b\n");
 
 static void t_kick(void)
@@ -661,6 +819,8 @@ GUEST_CODE(g_cr_bad, "mov %cr0, %rax\nbtr $31, %rax\nmov %rax, %cr0\n");
 GUEST_CODE(g_msr_bad, "mov $0x12345, %ecx\nrdmsr\n");
 GUEST_CODE(g_noncanon, "mov $0x8000000000000000, %rax\nmov (%rax), %rbx\n");
 GUEST_CODE(g_cpl3_out, "out %al, $0x80\n");
+GUEST_CODE(g_cpl3_ins, "rep insb\n");
+GUEST_CODE(g_cpl3_outs, "outsb\n");
 GUEST_CODE(g_cpl3_cli, "cli\n");
 GUEST_CODE(g_cpl3_cr, "mov %cr3, %rax\n");
 GUEST_CODE(g_cpl3_msr, "wrmsr\n");
@@ -684,6 +844,8 @@ static void t_gp(void)
 	CHECK_EQ(GP_AT(g_msr_bad, 0), 0);
 	CHECK_EQ(GP_AT(g_noncanon, 0), 0);
 	CHECK_EQ(GP_AT(g_cpl3_out, 1), 0);
+	CHECK_EQ(GP_AT(g_cpl3_ins, 1), 0);
+	CHECK_EQ(GP_AT(g_cpl3_outs, 1), 0);
 	CHECK_EQ(GP_AT(g_cpl3_cli, 1), 0);
 	CHECK_EQ(GP_AT(g_cpl3_cr, 1), 0);
 	CHECK_EQ(GP_AT(g_cpl3_msr, 1), 0);
@@ -1152,7 +1314,7 @@ static void t_fxsave(void)
 
 int main(void)
 {
-	tap_plan(36, 60);
+	tap_plan(38, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -1167,6 +1329,8 @@ int main(void)
 	t_double_triple();
 	t_mmio();
 	t_io();
+	t_outs();
+	t_ins();
 	t_kick();
 	t_s2_exit();
 	t_smc();

@@ -16,7 +16,8 @@
  *       HLT        KVM_EXIT_HLT; RIP is after the HLT
  *       IO         KVM_EXIT_IO; OUT has completed; for IN call
  *                  x86_complete_in() before the next x86_run (without it,
- *                  the IN is simply executed again)
+ *                  the IN is simply executed again); an answered INS is
+ *                  re-executed first (x86_mmio_pending())
  *       VMCALL     RIP advanced.  KVM's rules are the caller's: CPL > 0
  *                  (cpu->cpl) gives RAX = -KVM_EPERM, unknown hypercalls
  *                  RAX = -KVM_ENOSYS, KVM_HC_MAP_GPA_RANGE an exit.
@@ -112,12 +113,17 @@ struct x86_stop {
 		 * OUT has completed (RIP advanced) and data holds the value
 		 * written.  IN has not: RIP is still at the instruction and
 		 * the caller must call x86_complete_in() before running on.
+		 * count is the number of elements: 1, except for INS, which
+		 * asks for up to 1024 bytes at once (KVM's PIO read-ahead).
+		 * An OUTS iteration is an OUT of one element; with REP, RIP
+		 * stays at the instruction until an iteration finds RCX 0.
 		 */
 		struct {
 			uint16_t port;
 			uint8_t size; /* 1, 2 or 4 */
 			uint8_t is_write;
 			uint32_t data;
+			uint16_t count;
 		} io;
 		/*
 		 * Nothing of the instruction is committed; RIP is at it.
@@ -379,11 +385,17 @@ struct x86_cpu {
 		uint64_t rdata;
 	} mmio;
 
-	/* IN waiting for x86_complete_in(). */
+	/*
+	 * IN or INS waiting for x86_complete_in(): RIP of the instruction
+	 * (an IN completes only there, as KVM's complete_fast_pio_in()
+	 * checks), element size and count, and whether it was an INS.
+	 */
 	struct {
-		bool valid;
+		bool valid, str;
 		uint8_t size;
 		uint8_t len;
+		uint16_t count;
+		uint64_t rip;
 	} in;
 
 	struct x86_stop *stop; /* the current run's stop record */
@@ -413,6 +425,20 @@ struct x86_cpu {
 	union x86_xmm xmm[16];
 	uint32_t mxcsr;
 	struct x86_x87 x87;
+
+	/*
+	 * INS data across its exit, KVM's PIO read-ahead cache: state 1
+	 * once x86_complete_in() stored the VMM's bytes (the re-executed
+	 * INS then takes [0, end) elements from the registers of the
+	 * time, as KVM does), 2 while it consumes data[pos..end).  The
+	 * bytes outlive the state, as in KVM: a VMM that raises RCX during
+	 * the exit gets stale bytes, never a read past the buffer.
+	 */
+	struct {
+		uint8_t state;
+		uint16_t pos, end;
+		uint8_t data[1024];
+	} sio;
 };
 
 /* Set up @cpu in the state KVM gives a new vCPU, with backend @bus. */
@@ -422,13 +448,20 @@ void x86_cpu_destroy(struct x86_cpu *cpu);
 /* Run until a stop; returns stop->reason. */
 int x86_run(struct x86_cpu *cpu, uint64_t budget, struct x86_stop *stop);
 
-/* Complete an IN (writes AL/AX/EAX, advances RIP) or an MMIO read. */
+/*
+ * Complete an IN (writes AL/AX/EAX, advances RIP; nothing if RIP has
+ * moved since the stop) or an INS (@len bytes of the size * count the
+ * stop asked for; the INS writes them to memory when it is re-executed,
+ * which x86_mmio_pending() then asks for), or an MMIO read.
+ */
 void x86_complete_in(struct x86_cpu *cpu, uint32_t data);
+void x86_complete_pio_in(struct x86_cpu *cpu, const void *data, unsigned len);
 void x86_complete_mmio(struct x86_cpu *cpu, uint64_t data);
 
 /*
  * Whether an MMIO stop left its instruction to be re-executed (a read
- * answered by x86_complete_mmio(), or a delivered write), and that
+ * answered by x86_complete_mmio(), or a delivered write), or an INS its
+ * answered data (x86_complete_pio_in()), and that
  * re-execution alone: the one instruction, with no stop request polled
  * and no queued event delivered first, as KVM completes userspace I/O at
  * the next KVM_RUN before anything else.  X86_STOP_BUDGET when it
