@@ -1312,9 +1312,118 @@ static void t_fxsave(void)
 		   "reserved MXCSR, alignment, OSFXSR=0, TS");
 }
 
+/* A seeded xorshift: the same images on every run. */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+static uint64_t xstate_bv(const uint8_t *a)
+{
+	uint64_t v;
+
+	memcpy(&v, a + 512, 8);
+	return v;
+}
+
+/*
+ * XSAVE images of x87 and SSE (KVM_GET/SET_XSAVE's legacy region and
+ * header): XSTATE_BV from the state, initial values for clear bits, the
+ * header and MXCSR checks with nothing loaded on failure, and random
+ * images round-tripped.
+ */
+static void t_xsave(void)
+{
+	uint8_t a[X86_XSAVE_SIZE], b[X86_XSAVE_SIZE], fx[512];
+
+	SETUP(g_fx);
+	x86_get_xsave(&vm.cpu, a);
+	CHECK_EQ(xstate_bv(a), 0); /* reset state: both initial */
+	CHECK_EQ(a[0] | a[1] << 8, X86_FCW_DEFAULT);
+	CHECK_EQ(a[24] | a[25] << 8, X86_MXCSR_DEFAULT);
+	for (unsigned k = 416; k < X86_XSAVE_SIZE; k++)
+		CHECK_EQ(a[k], 0);
+	CHECK_EQ(vm.cpu.xcr0, X86_XFEATURE_FP);
+	vm.cpu.xmm[7].b[3] = 1;
+	x86_get_xsave(&vm.cpu, a);
+	CHECK_EQ(xstate_bv(a), X86_XFEATURE_SSE);
+	vm.cpu.xmm[7].b[3] = 0;
+	vm.cpu.mxcsr = 0x1fc0;
+	x86_get_xsave(&vm.cpu, a);
+	CHECK_EQ(xstate_bv(a), X86_XFEATURE_SSE);
+	vm.cpu.x87.fcw = 0x27f;
+	x86_get_xsave(&vm.cpu, a);
+	CHECK_EQ(xstate_bv(a), X86_XFEATURE_FP | X86_XFEATURE_SSE);
+
+	/* Refused images leave the state as it was. */
+	memcpy(b, a, sizeof(b));
+	b[512] |= 4; /* AVX */
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
+	memcpy(b, a, sizeof(b));
+	b[527] = 0x80; /* XCOMP_BV: compacted */
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
+	memcpy(b, a, sizeof(b));
+	b[575] = 1; /* reserved header byte */
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
+	memcpy(b, a, sizeof(b));
+	b[26] = 1; /* MXCSR bit 16 */
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
+	b[512] = X86_XFEATURE_FP; /* checked for x87 alone too */
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
+	x86_get_xsave(&vm.cpu, b);
+	CHECK(memcmp(a, b, sizeof(a)) == 0);
+
+	/* Clear bits: initial state; MXCSR goes with SSE, unchecked. */
+	memcpy(b, a, sizeof(b));
+	b[26] = 1;
+	b[512] = 0;
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), 0);
+	CHECK_EQ(vm.cpu.x87.fcw, X86_FCW_DEFAULT);
+	CHECK_EQ(vm.cpu.mxcsr, X86_MXCSR_DEFAULT);
+	b[26] = 0;
+	b[512] = X86_XFEATURE_FP;
+	b[160] = 9; /* XMM0, not loaded */
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), 0);
+	CHECK_EQ(vm.cpu.x87.fcw, 0x27f);
+	CHECK_EQ(vm.cpu.mxcsr, X86_MXCSR_DEFAULT);
+	CHECK_EQ(vm.cpu.xmm[0].b[0], 0);
+	b[512] = X86_XFEATURE_SSE;
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), 0);
+	CHECK_EQ(vm.cpu.x87.fcw, X86_FCW_DEFAULT);
+	CHECK_EQ(vm.cpu.mxcsr, 0x1fc0);
+	CHECK_EQ(vm.cpu.xmm[0].b[0], 9);
+
+	/* Random states: get, scramble, set, get again gives the same. */
+	for (unsigned n = 0; n < 200; n++) {
+		for (unsigned k = 0; k < 512; k += 8) {
+			uint64_t v = rnd();
+
+			memcpy(fx + k, &v, 8);
+		}
+		fx[26] = fx[27] = 0; /* a valid MXCSR */
+		if (n & 1)	     /* and some initial components */
+			memset(fx + 160, 0, 256);
+		CHECK_EQ(x86_set_fxsave(&vm.cpu, fx), 0);
+		x86_get_xsave(&vm.cpu, a);
+		fx[0] ^= 0x55;
+		memset(fx + 160, 0xa5, 16);
+		CHECK_EQ(x86_set_fxsave(&vm.cpu, fx), 0);
+		CHECK_EQ(x86_set_xsave(&vm.cpu, a), 0);
+		x86_get_xsave(&vm.cpu, b);
+		CHECK(memcmp(a, b, sizeof(a)) == 0);
+	}
+	tap_result("XSAVE images: XSTATE_BV, initial state, checks, random "
+		   "round trips");
+}
+
 int main(void)
 {
-	tap_plan(38, 60);
+	tap_plan(39, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -1354,6 +1463,7 @@ int main(void)
 	t_sse_split();
 	t_sse_mmio();
 	t_fxsave();
+	t_xsave();
 	hvm_destroy(&vm);
 	return tap_done();
 }

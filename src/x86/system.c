@@ -1467,6 +1467,7 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->tsc_khz = X86_TSC_KHZ;
 	/* What KVM's vCPU reset (fpstate_init) leaves: XMM zero. */
 	c->mxcsr = X86_MXCSR_DEFAULT;
+	c->xcr0 = X86_XFEATURE_FP; /* kvm_vcpu_reset(): x87 only */
 	c->x87.fcw = X86_FCW_DEFAULT;
 	x86_set_cpuid(c, default_cpuid,
 		      sizeof(default_cpuid) / sizeof(default_cpuid[0]));

@@ -50,7 +50,9 @@
  *
  * SSE (sse.c): XMM0-15 and MXCSR, the data-movement, logical, integer and
  * shuffle instructions through SSE4.1 (and PCMPGTQ), LDMXCSR/STMXCSR,
- * FXSAVE/FXRSTOR.  16-byte accesses to MMIO stop with INTERNAL.
+ * FXSAVE/FXRSTOR; XSAVE images of x87 and SSE state for the VMM
+ * (x86_get/set_xsave), but no XSAVE instructions.  16-byte accesses to
+ * MMIO stop with INTERNAL.
  *
  * Not modelled: interrupts other than x86_inject() (no APIC; the caller
  * checks RFLAGS.IF before injecting an external interrupt), TF/debug
@@ -425,6 +427,7 @@ struct x86_cpu {
 	union x86_xmm xmm[16];
 	uint32_t mxcsr;
 	struct x86_x87 x87;
+	uint64_t xcr0; /* XCR0, set by the VMM only: no XSETBV yet */
 
 	/*
 	 * INS data across its exit, KVM's PIO read-ahead cache: state 1
@@ -520,6 +523,32 @@ void x86_set_maxphyaddr(struct x86_cpu *cpu, unsigned m, bool xo);
 void x86_get_fxsave(const struct x86_cpu *cpu, uint8_t area[512]);
 /* Load such an image; -EINVAL (nothing loaded) if MXCSR has reserved bits. */
 int x86_set_fxsave(struct x86_cpu *cpu, const uint8_t area[512]);
+
+/*
+ * XSAVE state components the model has (XCR0 bits): x87 and SSE.  Their
+ * standard-format XSAVE image is the legacy region and the 64-byte
+ * header, 576 bytes.
+ */
+#define X86_XFEATURE_FP 1ull
+#define X86_XFEATURE_SSE 2ull
+#define X86_XCR0_SUPPORTED (X86_XFEATURE_FP | X86_XFEATURE_SSE)
+#define X86_XSAVE_SIZE 576
+
+/*
+ * The image XSAVE would store with both components requested: the
+ * FXSAVE64 legacy region and XSTATE_BV naming the components not in
+ * their initial configuration (SDM 13.6; SSE's counts MXCSR != 0x1f80),
+ * the rest of the header and bytes 416-511 zero.
+ */
+void x86_get_xsave(const struct x86_cpu *cpu, uint8_t area[X86_XSAVE_SIZE]);
+/*
+ * Load such an image as XRSTOR would: a component whose XSTATE_BV bit
+ * is clear takes its initial configuration (x87: FCW 0x37f, the rest 0;
+ * SSE: XMM 0, MXCSR 0x1f80).  -EINVAL, nothing loaded, for XSTATE_BV
+ * bits beyond X86_XCR0_SUPPORTED, a non-zero XCOMP_BV or reserved header
+ * bytes, or reserved MXCSR bits when x87 or SSE is loaded.
+ */
+int x86_set_xsave(struct x86_cpu *cpu, const uint8_t area[X86_XSAVE_SIZE]);
 
 /* The CPUID leaves the model implements (KVM_GET_SUPPORTED_CPUID). */
 const struct kvm_cpuid_entry2 *x86_supported_cpuid(unsigned *n);
