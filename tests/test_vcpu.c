@@ -281,9 +281,12 @@ static void test_string_io(void)
 		CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
 		CHECK_EQ(regs.rip, CODE + 0x800 + 34);
 		CHECK_EQ(regs.rcx, 2 - k);
+		CHECK(regs.rflags & (1 << 16)); /* RF, as KVM leaves it */
 	}
 	CHECK_EQ(vcpu_run(), 0);
 	CHECK_EQ(run->exit_reason, KVM_EXIT_HLT);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+	CHECK(!(regs.rflags & (1 << 16)));
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);

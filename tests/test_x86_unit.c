@@ -428,6 +428,7 @@ static void t_outs(void)
 		CHECK_EQ(vm.cpu.gpr[X86_RSI], H_DATA + k + 1);
 		CHECK_EQ(vm.cpu.gpr[X86_RCX], 2 - k);
 		CHECK_EQ(vm.cpu.rip, H_CODE + 15);
+		CHECK(flags() & X86_RF); /* under way */
 	}
 	/* The MMIO read comes first, then the OUT of what it read. */
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_MMIO);
@@ -439,6 +440,7 @@ static void t_outs(void)
 	CHECK_EQ(vm.stop.io.size, 2);
 	CHECK_EQ(vm.stop.io.data, 0xbeef);
 	CHECK_EQ(vm.cpu.gpr[X86_RSI], 0x1000002);
+	CHECK(!(flags() & X86_RF)); /* cleared when RCX 0 retired it */
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
 	CHECK_EQ(vm.stop.io.size, 4);
 	CHECK_EQ(vm.stop.io.data, 0xcafef00d);

@@ -713,11 +713,25 @@ static int h_io(struct x86_cpu *c, const struct x86_insn *i)
  *    RCX 0 with a 32-bit address size on an Intel guest clears RCX
  *    (its string_registers_quirk()).
  *
- * Unlike KVM, each element of a batch is committed as it is written
- * (RDI, RCX), so a fault in the middle of one leaves the registers at
- * the faulting element, and an element written to MMIO is an MMIO exit
- * of its own.  RFLAGS.RF is not set between iterations.
+ *  - RFLAGS.RF is set while a REP instruction is under way (the guest
+ *    and the VMM see it between iterations) and cleared when it
+ *    retires, as the emulator writes it back; the exit of an INS
+ *    writes nothing back, so it leaves RF as it was.
+ *
+ * Unlike KVM, each element of a forward batch is committed as it is
+ * written (RDI, RCX; KVM commits the batch at once, and a DF batch
+ * element by element as here), so a fault in the middle of one leaves
+ * the registers at the faulting element, and an element written to MMIO
+ * is an MMIO exit of its own.
  */
+static void rep_rf(struct x86_cpu *c, bool rep)
+{
+	if (rep)
+		c->rflags |= X86_RF;
+	else
+		c->rflags &= ~(uint64_t)X86_RF;
+}
+
 static void sreg_add(struct x86_cpu *c, unsigned r, unsigned asz, int64_t inc)
 {
 	uint64_t m = szmask(asz);
@@ -740,6 +754,7 @@ static int rep_done(struct x86_cpu *c, const struct x86_insn *i)
 	if (i->asz == 4 && guest_intel(c))
 		c->gpr[X86_RCX] = 0;
 	c->sio.state = 0;
+	rep_rf(c, false);
 	return advance(c, i);
 }
 
@@ -789,6 +804,7 @@ static int h_sio(struct x86_cpu *c, const struct x86_insn *i)
 		s->io.is_write = 1;
 		s->io.count = 1;
 		s->io.data = (uint32_t)v;
+		rep_rf(c, rep);
 		sreg_add(c, X86_RSI, asz, d);
 		if (rep)
 			sreg_add(c, X86_RCX, asz, -1);
@@ -813,6 +829,7 @@ static int h_sio(struct x86_cpu *c, const struct x86_insn *i)
 		c->in.rip = c->rip;
 		return X86_STOPPED;
 	}
+	rep_rf(c, rep);
 	while (c->sio.pos < c->sio.end) {
 		r = x86_mem_prep(c, c->gpr[X86_RDI] & szmask(asz), sz,
 				 X86_ACC_WRITE, &m);
