@@ -269,6 +269,13 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 	case KVM_GET_MP_STATE:
 	case KVM_SET_MP_STATE:
 	case KVM_PRE_FAULT_MEMORY:
+	case KVM_GET_FPU:
+	case KVM_SET_FPU:
+	case KVM_GET_XSAVE:
+	case KVM_GET_XSAVE2:
+	case KVM_SET_XSAVE:
+	case KVM_GET_XCRS:
+	case KVM_SET_XCRS:
 		if (!p)
 			return -EFAULT;
 	}
@@ -295,6 +302,19 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 		return gmem_vcpu_set_mp_state(vcpu, p);
 	case KVM_PRE_FAULT_MEMORY:
 		return gmem_vcpu_pre_fault_memory(vcpu, p);
+	case KVM_GET_FPU:
+		return gmem_vcpu_get_fpu(vcpu, p);
+	case KVM_SET_FPU:
+		return gmem_vcpu_set_fpu(vcpu, p);
+	case KVM_GET_XSAVE:
+	case KVM_GET_XSAVE2: /* KVM_CAP_XSAVE2's size is struct kvm_xsave's */
+		return gmem_vcpu_get_xsave(vcpu, p);
+	case KVM_SET_XSAVE:
+		return gmem_vcpu_set_xsave(vcpu, p);
+	case KVM_GET_XCRS:
+		return gmem_vcpu_get_xcrs(vcpu, p);
+	case KVM_SET_XCRS:
+		return gmem_vcpu_set_xcrs(vcpu, p);
 	default:
 		/* kvm_arch_vcpu_ioctl()'s answer on x86. */
 		return -EINVAL;

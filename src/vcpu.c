@@ -533,13 +533,15 @@ static const struct x86_bus vcpu_bus = {.map = bus_map};
 static void complete_pending(struct gmem_vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
-	uint32_t data = 0;
 
 	switch (vcpu->pending) {
 	case GMEM_PEND_IN:
-		memcpy(&data, (uint8_t *)run + run->io.data_offset,
-		       run->io.size);
-		x86_complete_in(vcpu->cpu, data);
+		/*
+		 * KVM's PIO data page, whatever the VMM did to io.size,
+		 * count or data_offset: the CPU takes what its stop asked.
+		 */
+		x86_complete_pio_in(vcpu->cpu, (uint8_t *)run + PAGE_SIZE,
+				    PAGE_SIZE);
 		break;
 	case GMEM_PEND_MMIO: {
 		uint64_t v = 0;
@@ -837,9 +839,16 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 							     : KVM_EXIT_IO_IN;
 			run->io.size = stop.io.size;
 			run->io.port = stop.io.port;
-			run->io.count = 1;
+			run->io.count = stop.io.count;
 			run->io.data_offset = PAGE_SIZE;
-			memcpy((uint8_t *)run + PAGE_SIZE, &stop.io.data, 4);
+			/* An IN's data starts zeroed, as in KVM. */
+			if (stop.io.is_write)
+				memcpy((uint8_t *)run + PAGE_SIZE,
+				       &stop.io.data, 4);
+			else
+				memset((uint8_t *)run + PAGE_SIZE, 0,
+				       MAX(4u, (unsigned)stop.io.size *
+						       stop.io.count));
 			if (!stop.io.is_write)
 				vcpu->pending = GMEM_PEND_IN;
 			goto out;
@@ -1060,6 +1069,123 @@ static uint64_t cr4_allowed(const struct kvm_cpuid_entry2 *t, unsigned int n)
 		if (table_has(t, n, feat[i].fn, 0, feat[i].reg, feat[i].bit))
 			ok |= feat[i].cr4;
 	return ok;
+}
+
+/*
+ * KVM_GET_FPU: the FXSAVE image's fields.  MXCSR is not among them, as in
+ * KVM (its kvm_fpu.mxcsr stays 0, and KVM_SET_FPU ignores it).
+ */
+int gmem_vcpu_get_fpu(struct gmem_vcpu *vcpu, struct kvm_fpu *fpu)
+{
+	uint8_t a[512];
+
+	x86_get_fxsave(vcpu->cpu, a);
+	memset(fpu, 0, sizeof(*fpu));
+	for (unsigned int k = 0; k < 8; k++)
+		memcpy(fpu->fpr[k], a + 32 + 16 * k, 16);
+	memcpy(&fpu->fcw, a, 2);
+	memcpy(&fpu->fsw, a + 2, 2);
+	fpu->ftwx = a[4];
+	memcpy(&fpu->last_opcode, a + 6, 2);
+	memcpy(&fpu->last_ip, a + 8, 8);
+	memcpy(&fpu->last_dp, a + 16, 8);
+	memcpy(fpu->xmm, a + 160, sizeof(fpu->xmm));
+	return 0;
+}
+
+int gmem_vcpu_set_fpu(struct gmem_vcpu *vcpu, const struct kvm_fpu *fpu)
+{
+	uint8_t a[512];
+
+	/* The vCPU's own MXCSR stays, so the image cannot be refused. */
+	x86_get_fxsave(vcpu->cpu, a);
+	for (unsigned int k = 0; k < 8; k++)
+		memcpy(a + 32 + 16 * k, fpu->fpr[k], 16);
+	memcpy(a, &fpu->fcw, 2);
+	memcpy(a + 2, &fpu->fsw, 2);
+	a[4] = fpu->ftwx;
+	a[5] = 0;
+	memcpy(a + 6, &fpu->last_opcode, 2);
+	memcpy(a + 8, &fpu->last_ip, 8);
+	memcpy(a + 16, &fpu->last_dp, 8);
+	memcpy(a + 160, fpu->xmm, sizeof(fpu->xmm));
+	return x86_set_fxsave(vcpu->cpu, a);
+}
+
+/*
+ * KVM_GET_XSAVE(2): the CPU's XSAVE image in KVM's 4096 bytes (the size
+ * KVM_CAP_XSAVE2 answers), with what the kernel's copy to the uABI puts
+ * in the software-reserved bytes: the supported XCR0 at 464.
+ */
+int gmem_vcpu_get_xsave(struct gmem_vcpu *vcpu, struct kvm_xsave *xsave)
+{
+	uint8_t *a = (uint8_t *)xsave->region;
+	uint64_t features = X86_XCR0_SUPPORTED;
+
+	memset(xsave, 0, sizeof(*xsave));
+	x86_get_xsave(vcpu->cpu, a);
+	memcpy(a + 464, &features, sizeof(features));
+	return 0;
+}
+
+/*
+ * KVM_SET_XSAVE checks the image against what KVM supports, not against
+ * the guest's CPUID or XCR0 (a VMM restores state before either).
+ */
+int gmem_vcpu_set_xsave(struct gmem_vcpu *vcpu, const struct kvm_xsave *xsave)
+{
+	return x86_set_xsave(vcpu->cpu, (const uint8_t *)xsave->region);
+}
+
+int gmem_vcpu_get_xcrs(struct gmem_vcpu *vcpu, struct kvm_xcrs *xcrs)
+{
+	memset(xcrs, 0, sizeof(*xcrs));
+	xcrs->nr_xcrs = 1;
+	xcrs->xcrs[0].xcr = 0; /* XCR0, the only one */
+	xcrs->xcrs[0].value = vcpu->cpu->xcr0;
+	return 0;
+}
+
+/* KVM's guest_supported_xcr0: CPUID.(0xd, 0) EDX:EAX, of what it supports. */
+static uint64_t guest_supported_xcr0(const struct gmem_vcpu *vcpu)
+{
+	const struct x86_cpu *cpu = vcpu->cpu;
+
+	if (!vcpu->cpuid_set)
+		return 0; /* KVM's table is empty until KVM_SET_CPUID2 */
+	for (unsigned int i = 0; i < cpu->ncpuid; i++) {
+		const struct kvm_cpuid_entry2 *e = &cpu->cpuid[i];
+
+		if (e->function == 0xd &&
+		    (!(e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) ||
+		     !e->index))
+			return (e->eax | (uint64_t)e->edx << 32) &
+			       X86_XCR0_SUPPORTED;
+	}
+	return 0;
+}
+
+/*
+ * KVM_SET_XCRS as kvm_vcpu_ioctl_x86_set_xcrs(): the first XCR0 entry is
+ * taken (other indices are skipped), under __kvm_set_xcr()'s rules: x87
+ * set, nothing beyond x87 and what the guest's CPUID allows.
+ */
+int gmem_vcpu_set_xcrs(struct gmem_vcpu *vcpu, const struct kvm_xcrs *xcrs)
+{
+	if (xcrs->nr_xcrs > KVM_MAX_XCRS || xcrs->flags)
+		return -EINVAL;
+	for (uint32_t i = 0; i < xcrs->nr_xcrs; i++) {
+		uint64_t v = xcrs->xcrs[i].value;
+
+		if (xcrs->xcrs[i].xcr != 0)
+			continue;
+		if (!(v & X86_XFEATURE_FP) ||
+		    (v & ~(guest_supported_xcr0(vcpu) | X86_XFEATURE_FP)))
+			return -EINVAL;
+		vcpu->cpu->xcr0 = v;
+		break;
+	}
+	return 0;
 }
 
 /* kvm_is_valid_sregs() and kvm_set_apic_base()'s checks, in KVM's order. */

@@ -116,7 +116,12 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_SET_IDENTITY_MAP_ADDR:
 	case KVM_CAP_MMU_SHADOW_CACHE_CONTROL:
 	case KVM_CAP_EXT_CPUID: /* KVM_GET_SUPPORTED_CPUID, KVM_SET_CPUID2 */
+	case KVM_CAP_XSAVE:	/* KVM_GET/SET_XSAVE */
+	case KVM_CAP_XCRS:	/* as on a host with XSAVE */
 		return 1;
+	case KVM_CAP_XSAVE2:
+		/* x87 and SSE need 576 bytes; KVM never answers below 4096. */
+		return (int)sizeof(struct kvm_xsave);
 	case KVM_CAP_TSC_CONTROL:
 	case KVM_CAP_VM_TSC_CONTROL:
 		return 1; /* as on a host with TSC scaling */

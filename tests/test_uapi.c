@@ -168,6 +168,10 @@ static void test_caps(void)
 	CHECK_EQ(KVM_CAP_CHECK_EXTENSION_VM, 105);
 	CHECK_EQ(KVM_CAP_MAX_VCPU_ID, 128);
 	CHECK_EQ(KVM_CAP_VM_TSC_CONTROL, 214);
+	CHECK_EQ(KVM_CAP_XSAVE, 55);
+	CHECK_EQ(KVM_CAP_XCRS, 56);
+	CHECK_EQ(KVM_CAP_XSAVE2, 208);
+	CHECK_EQ(KVM_MAX_XCRS, 16);
 	CHECK_EQ(KVM_MP_STATE_RUNNABLE, 0);
 	CHECK_EQ(KVM_MP_STATE_SUSPENDED, 10);
 	CHECK_EQ(KVM_CAP_EXIT_HYPERCALL, 201);
@@ -211,6 +215,13 @@ static void test_ioctls(void)
 	CHECK_EQ(KVM_SET_IDENTITY_MAP_ADDR, 0x4008ae48);
 	CHECK_EQ(KVM_SET_NR_MMU_PAGES, 0xae44);
 	CHECK_EQ(KVM_GET_NR_MMU_PAGES, 0xae45);
+	CHECK_EQ(KVM_GET_FPU, 0x81a0ae8c);
+	CHECK_EQ(KVM_SET_FPU, 0x41a0ae8d);
+	CHECK_EQ(KVM_GET_XSAVE, 0x9000aea4);
+	CHECK_EQ(KVM_SET_XSAVE, 0x5000aea5);
+	CHECK_EQ(KVM_GET_XSAVE2, 0x9000aecf);
+	CHECK_EQ(KVM_GET_XCRS, 0x8188aea6);
+	CHECK_EQ(KVM_SET_XCRS, 0x4188aea7);
 	tap_result("ioctl numbers equal Linux's");
 }
 
@@ -230,6 +241,19 @@ static void test_vcpu_structs(void)
 	CHECK_EQ(sizeof(struct kvm_msrs), 8);
 	CHECK_EQ(sizeof(struct kvm_cpuid_entry2), 40);
 	CHECK_EQ(sizeof(struct kvm_cpuid2), 8);
+	CHECK_EQ(sizeof(struct kvm_fpu), 416);
+	CHECK_OFF(struct kvm_fpu, fcw, 128);
+	CHECK_OFF(struct kvm_fpu, ftwx, 132);
+	CHECK_OFF(struct kvm_fpu, last_opcode, 134);
+	CHECK_OFF(struct kvm_fpu, last_ip, 136);
+	CHECK_OFF(struct kvm_fpu, last_dp, 144);
+	CHECK_OFF(struct kvm_fpu, xmm, 152);
+	CHECK_OFF(struct kvm_fpu, mxcsr, 408);
+	CHECK_EQ(sizeof(struct kvm_xsave), 4096);
+	CHECK_EQ(sizeof(struct kvm_xcr), 16);
+	CHECK_EQ(sizeof(struct kvm_xcrs), 392);
+	CHECK_OFF(struct kvm_xcrs, xcrs, 8);
+	CHECK_OFF(struct kvm_xcrs, padding, 264);
 	tap_result("vCPU register structs");
 }
 

@@ -5,8 +5,9 @@
  * KVM_SET_SREGS/KVM_SET_REGS, then KVM_RUN on the mmap'ed kvm_run): port
  * I/O both ways, an MMIO read completed by the VMM, a MAP_GPA_RANGE
  * hypercall exit and its return value, a memory-fault exit re-executed
- * after the VMM fixes the attribute, HLT, a kick from another thread, and
- * immediate_exit.
+ * after the VMM fixes the attribute, HLT, a kick from another thread,
+ * immediate_exit, string I/O (REP INS/OUTS) as KVM batches it, and the
+ * x87/SSE state ioctls (FPU, XSAVE, XCRS).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -194,6 +195,269 @@ static void test_irqchip_halt(void)
 	tap_result("irqchip: HLT blocks until a kick, and stays halted");
 }
 
+/*
+ * String I/O through the façade, as KVM reports it: REP INSB exits with
+ * count > 1 and the VMM's bytes at data_offset reach guest memory on the
+ * next KVM_RUN (with immediate_exit set too, as a VMM saving state does),
+ * a VMM may lower RCX during the exit, and REP OUTSB exits once per byte
+ * with RIP at the instruction.
+ */
+static void test_string_io(void)
+{
+	static const uint8_t sio[] = {
+		0xbf, 0x00, 0x60, 0x00, 0x00, /* mov edi, 0x6000 */
+		0xba, 0x80, 0x00, 0x00, 0x00, /* mov edx, 0x80 */
+		0xb9, 0xd0, 0x07, 0x00, 0x00, /* mov ecx, 2000 */
+		0xf3, 0x6c,		      /* rep insb (+15) */
+		0xb9, 0x05, 0x00, 0x00, 0x00, /* mov ecx, 5 */
+		0xf3, 0x6c,		      /* rep insb (+22) */
+		0xbe, 0x00, 0x60, 0x00, 0x00, /* mov esi, 0x6000 */
+		0xb9, 0x03, 0x00, 0x00, 0x00, /* mov ecx, 3 */
+		0xf3, 0x6e,		      /* rep outsb (+34) */
+		0xf4,			      /* hlt */
+	};
+	uint8_t *data;
+	struct kvm_regs regs;
+	bool ok = true;
+
+	setup(false);
+	memcpy(mem + CODE + 0x800, sio, sizeof(sio));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = CODE + 0x800;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+
+	/* 1024 bytes (KVM's batch), then the 976 left. */
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.direction, KVM_EXIT_IO_IN);
+	CHECK_EQ(run->io.port, 0x80);
+	CHECK_EQ(run->io.size, 1);
+	CHECK_EQ(run->io.count, 1024);
+	CHECK_EQ(run->io.data_offset, 4096);
+	data = (uint8_t *)run + run->io.data_offset;
+	for (unsigned k = 0; k < 1024; k++)
+		data[k] = (uint8_t)(k ^ 0x5a);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.count, 976);
+	for (unsigned k = 0; k < 1024; k++)
+		ok &= mem[0x6000 + k] == (uint8_t)(k ^ 0x5a);
+	CHECK(ok);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+	CHECK_EQ(regs.rip, CODE + 0x800 + 15);
+	CHECK_EQ(regs.rcx, 976);
+	CHECK_EQ(regs.rdi, 0x6400);
+	memset(data, 0xaa, 976);
+	/* immediate_exit: the I/O completes, then EINTR, RIP at the INS. */
+	run->immediate_exit = 1;
+	CHECK_ERRNO(vcpu_run(), EINTR);
+	run->immediate_exit = 0;
+	CHECK_EQ(mem[0x6400], 0xaa);
+	CHECK_EQ(mem[0x6400 + 975], 0xaa);
+	CHECK_EQ(mem[0x6400 + 976], 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+	CHECK_EQ(regs.rip, CODE + 0x800 + 15);
+	CHECK_EQ(regs.rcx, 0);
+	CHECK_EQ(regs.rdi, 0x6000 + 2000);
+	tap_result("REP INSB: count > 1 at data_offset, completed next run");
+
+	/* The VMM lowers RCX 5 -> 2: two bytes land, the INS retires. */
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.count, 5);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+	regs.rcx = 2;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs), 0);
+	memset(data, 0x33, 5);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(mem[0x6000 + 2000], 0x33);
+	CHECK_EQ(mem[0x6000 + 2001], 0x33);
+	CHECK_EQ(mem[0x6000 + 2002], 0);
+	tap_result("REP INSB: a VMM that lowers RCX gets that many bytes");
+
+	/* REP OUTSB: one byte per exit, RIP at the instruction. */
+	for (unsigned k = 0; k < 3; k++) {
+		if (k)
+			CHECK_EQ(vcpu_run(), 0);
+		CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+		CHECK_EQ(run->io.direction, KVM_EXIT_IO_OUT);
+		CHECK_EQ(run->io.count, 1);
+		CHECK_EQ(*((uint8_t *)run + run->io.data_offset),
+			 (uint8_t)(k ^ 0x5a));
+		CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+		CHECK_EQ(regs.rip, CODE + 0x800 + 34);
+		CHECK_EQ(regs.rcx, 2 - k);
+		CHECK(regs.rflags & (1 << 16)); /* RF, as KVM leaves it */
+	}
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_HLT);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+	CHECK(!(regs.rflags & (1 << 16)));
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("REP OUTSB: an exit per byte, then HLT");
+}
+
+/*
+ * x87/SSE state through the façade and the typed API: the capabilities,
+ * KVM_GET/SET_XSAVE (and XSAVE2) against the state a guest uses,
+ * KVM_GET/SET_FPU, KVM_GET/SET_XCRS with KVM's checks, and refused
+ * input changing nothing.
+ */
+static void test_fpu_state(void)
+{
+	static const uint8_t sse[] = {
+		0x66, 0x48, 0x0f, 0x7e, 0xc8, /* movq rax, xmm1 */
+		0xe7, 0x20,		      /* out 0x20, eax */
+		0x66, 0x48, 0x0f, 0x6e, 0xd0, /* movq xmm2, rax */
+		0xf4,			      /* hlt */
+	};
+	static struct kvm_xsave xs, xs2;
+	uint8_t *a = (uint8_t *)xs.region;
+	uint64_t q = 0x1122334455667788ULL, bv;
+	struct gmem_vcpu *vcpu;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	struct kvm_fpu fpu;
+	struct kvm_xcrs xcrs;
+
+	setup(false);
+	REQUIRE(gmem_vcpu_from_handle(vcpufd, &vcpu) == 0);
+	CHECK_EQ(gmem_ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE), 1);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS), 1);
+	CHECK_EQ(gmem_ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2), 4096);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2), 4096);
+
+	/* A new vCPU: x87 and SSE initial, KVM's software bytes at 464. */
+	memset(&xs, 0xcc, sizeof(xs));
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XSAVE, &xs), 0);
+	memcpy(&bv, a + 512, 8);
+	CHECK_EQ(bv, 0);
+	CHECK_EQ(a[0] | a[1] << 8, 0x37f);
+	CHECK_EQ(a[24] | a[25] << 8, 0x1f80);
+	CHECK_EQ(a[464], 3);
+	CHECK_EQ(a[4095], 0);
+	memset(&xs2, 0xcc, sizeof(xs2));
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XSAVE2, &xs2), 0);
+	CHECK(memcmp(&xs, &xs2, sizeof(xs)) == 0);
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_GET_XSAVE, NULL), EFAULT);
+
+	/* XMM1 in, the guest reads it and writes XMM2, which comes out. */
+	memcpy(a + 160 + 16, &q, 8);
+	a[512] = 2; /* SSE */
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_XSAVE, &xs), 0);
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_SREGS, &sregs) == 0);
+	sregs.cr4 |= 0x200; /* OSFXSR */
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_SREGS, &sregs) == 0);
+	memcpy(mem + CODE + 0xa00, sse, sizeof(sse));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = CODE + 0xa00;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(*(uint32_t *)((uint8_t *)run + run->io.data_offset),
+		 0x55667788);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_HLT);
+	CHECK_EQ(gmem_vcpu_get_xsave(vcpu, &xs2), 0);
+	CHECK(memcmp((uint8_t *)xs2.region + 160 + 32, &q, 8) == 0);
+	memcpy(&bv, (uint8_t *)xs2.region + 512, 8);
+	CHECK_EQ(bv, 2);
+	tap_result("KVM_GET/SET_XSAVE(2): the guest's SSE state, both ways");
+
+	/* KVM_GET/SET_FPU: no MXCSR either way. */
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_FPU, &fpu), 0);
+	CHECK(memcmp(fpu.xmm[2], &q, 8) == 0);
+	CHECK_EQ(fpu.fcw, 0x37f);
+	CHECK_EQ(fpu.mxcsr, 0);
+	fpu.fcw = 0x27f;
+	fpu.ftwx = 0x80;
+	fpu.fpr[7][9] = 0x40;
+	fpu.xmm[0][0] = 0x5a;
+	fpu.mxcsr = 0xffffffff;
+	fpu.last_ip = 0x1234;
+	CHECK_EQ(gmem_vcpu_set_fpu(vcpu, &fpu), 0);
+	memset(&fpu, 0, sizeof(fpu));
+	CHECK_EQ(gmem_vcpu_get_fpu(vcpu, &fpu), 0);
+	CHECK_EQ(fpu.fcw, 0x27f);
+	CHECK_EQ(fpu.ftwx, 0x80);
+	CHECK_EQ(fpu.fpr[7][9], 0x40);
+	CHECK_EQ(fpu.xmm[0][0], 0x5a);
+	CHECK_EQ(fpu.last_ip, 0x1234);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XSAVE, &xs), 0);
+	CHECK_EQ(a[24] | a[25] << 8, 0x1f80); /* MXCSR untouched */
+	CHECK_EQ(a[512], 3);
+	tap_result("KVM_GET/SET_FPU: x87 and XMM, MXCSR not part of it");
+
+	/* Refused images: EINVAL, the state unchanged. */
+	memcpy(&xs2, &xs, sizeof(xs));
+	a[512] |= 4; /* AVX: not supported */
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_XSAVE, &xs), EINVAL);
+	a[512] &= 3;
+	a[27] = 0x80; /* reserved MXCSR bit */
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_XSAVE, &xs), EINVAL);
+	a[27] = 0;
+	a[520] = 1; /* XCOMP_BV */
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_XSAVE, &xs), EINVAL);
+	a[520] = 0;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XSAVE, &xs), 0);
+	CHECK(memcmp(&xs, &xs2, sizeof(xs)) == 0);
+	tap_result("KVM_SET_XSAVE refuses what KVM refuses, changing nothing");
+
+	/* XCR0: 1 at reset; the guest's CPUID leaf 0xD says what may be set. */
+	memset(&xcrs, 0xcc, sizeof(xcrs));
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XCRS, &xcrs), 0);
+	CHECK_EQ(xcrs.nr_xcrs, 1);
+	CHECK_EQ(xcrs.flags, 0);
+	CHECK_EQ(xcrs.xcrs[0].xcr, 0);
+	CHECK_EQ(xcrs.xcrs[0].value, 1);
+	CHECK_EQ(xcrs.xcrs[1].value, 0);
+	xcrs.xcrs[0].value = 3;
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_XCRS, &xcrs), EINVAL);
+	xcrs.xcrs[0].value = 2;
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_XCRS, &xcrs), EINVAL);
+	xcrs.xcrs[0].value = 1;
+	xcrs.flags = 1;
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_XCRS, &xcrs), EINVAL);
+	xcrs.flags = 0;
+	xcrs.nr_xcrs = KVM_MAX_XCRS + 1;
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_XCRS, &xcrs), EINVAL);
+	union {
+		struct kvm_cpuid2 c;
+		uint8_t buf[sizeof(struct kvm_cpuid2) +
+			    sizeof(struct kvm_cpuid_entry2)];
+	} cpuid = {.c.nent = 1};
+
+	cpuid.c.entries[0] = (struct kvm_cpuid_entry2){
+		.function = 0xd,
+		.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+		.eax = 7};
+	/* A vCPU that has not run yet takes a table with leaf 0xD. */
+	int fd2 = gmem_ioctl(vmfd, KVM_CREATE_VCPU, 1);
+	REQUIRE(fd2 >= 0);
+	REQUIRE(gmem_vcpu_from_handle(fd2, &vcpu) == 0);
+	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_CPUID2, &cpuid), 0);
+	/* Other indices are skipped; the first XCR0 entry is taken. */
+	xcrs.nr_xcrs = 2;
+	xcrs.xcrs[0] = (struct kvm_xcr){.xcr = 1, .value = 0};
+	xcrs.xcrs[1] = (struct kvm_xcr){.xcr = 0, .value = 3};
+	CHECK_EQ(gmem_vcpu_set_xcrs(vcpu, &xcrs), 0);
+	CHECK_EQ(gmem_vcpu_get_xcrs(vcpu, &xcrs), 0);
+	CHECK_EQ(xcrs.xcrs[0].value, 3);
+	xcrs.xcrs[0].value = 7; /* AVX: beyond what gmem supports */
+	CHECK_ERRNO(gmem_ioctl(fd2, KVM_SET_XCRS, &xcrs), EINVAL);
+	xcrs.nr_xcrs = 0;
+	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_XCRS, &xcrs), 0);
+	CHECK_EQ(gmem_ioctl(fd2, KVM_GET_XCRS, &xcrs), 0);
+	CHECK_EQ(xcrs.xcrs[0].value, 3);
+	gmem_close(fd2);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_GET/SET_XCRS: XCR0 under __kvm_set_xcr()'s rules");
+}
+
 /* Kick once the spin loop is surely running (its counter moved). */
 static void *kicker(void *arg)
 {
@@ -211,7 +475,7 @@ int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(11, 60);
+	tap_plan(18, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -340,5 +604,7 @@ int main(void)
 	tap_result("KVM_CREATE_IRQCHIP after the first vCPU: EINVAL");
 
 	test_irqchip_halt();
+	test_string_io();
+	test_fpu_state();
 	return tap_done();
 }

@@ -383,6 +383,166 @@ static void t_io(void)
 	tap_result("OUT, IN + completion, VMCALL, HLT");
 }
 
+/*
+ * OUTS as KVM's emulator runs it: one element per exit, RIP at a REP
+ * OUTS until an execution finds RCX 0; an MMIO source is read first; an
+ * FS override; a 32-bit address size keeps the bits above it, and RCX 0
+ * then clears RCX on an Intel guest.
+ */
+GUEST_CODE(g_outs, "mov $0x20000, %esi\n"
+		   "mov $0x3f8, %edx\n"
+		   "mov $3, %ecx\n"
+		   "rep outsb\n" /* H_CODE + 15 */
+		   "xor %ecx, %ecx\n"
+		   "rep outsb\n" /* RCX 0: nothing */
+		   "mov $0x1000000, %esi\n"
+		   "outsw\n"
+		   "mov $0xc0000100, %ecx\n"
+		   "mov $0x20000, %eax\n"
+		   "xor %edx, %edx\n"
+		   "wrmsr\n"
+		   "mov $0x10, %esi\n"
+		   "mov $0x3f8, %edx\n"
+		   "outsl %fs:(%rsi), (%dx)\n"
+		   "mov $0x100020020, %rsi\n"
+		   "mov $0x100000001, %rcx\n"
+		   "lea 1f(%rip), %r8\n"
+		   "1: .byte 0x67, 0xf3, 0x6e\n" /* addr32 rep outsb */
+		   "hlt\n");
+
+static void t_outs(void)
+{
+	SETUP(g_outs);
+	vm.mem[H_DATA] = 0x11;
+	vm.mem[H_DATA + 1] = 0x22;
+	vm.mem[H_DATA + 2] = 0x33;
+	*(uint32_t *)(vm.mem + H_DATA + 0x10) = 0xcafef00d;
+	vm.mem[H_DATA + 0x20] = 0x44;
+	for (unsigned k = 0; k < 3; k++) {
+		CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+		CHECK_EQ(vm.stop.io.port, 0x3f8);
+		CHECK_EQ(vm.stop.io.is_write, 1);
+		CHECK_EQ(vm.stop.io.size, 1);
+		CHECK_EQ(vm.stop.io.count, 1);
+		CHECK_EQ(vm.stop.io.data, 0x11u * (k + 1));
+		CHECK_EQ(vm.cpu.gpr[X86_RSI], H_DATA + k + 1);
+		CHECK_EQ(vm.cpu.gpr[X86_RCX], 2 - k);
+		CHECK_EQ(vm.cpu.rip, H_CODE + 15);
+		CHECK(flags() & X86_RF); /* under way */
+	}
+	/* The MMIO read comes first, then the OUT of what it read. */
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_MMIO);
+	CHECK_EQ(vm.stop.mmio.gpa, 0x1000000);
+	CHECK_EQ(vm.stop.mmio.len, 2);
+	CHECK_EQ(vm.stop.mmio.is_write, 0);
+	x86_complete_mmio(&vm.cpu, 0xbeef);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.stop.io.size, 2);
+	CHECK_EQ(vm.stop.io.data, 0xbeef);
+	CHECK_EQ(vm.cpu.gpr[X86_RSI], 0x1000002);
+	CHECK(!(flags() & X86_RF)); /* cleared when RCX 0 retired it */
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.stop.io.size, 4);
+	CHECK_EQ(vm.stop.io.data, 0xcafef00d);
+	CHECK_EQ(vm.cpu.gpr[X86_RSI], 0x14);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.stop.io.data, 0x44);
+	CHECK_EQ(vm.cpu.gpr[X86_RSI], 0x100020021ull);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], 0x100000000ull);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], 0);
+	CHECK_EQ(vm.cpu.rip, vm.cpu.gpr[X86_R8] + 3 + 1);
+	tap_result("OUTS: one element per stop, REP, MMIO source, FS, addr32");
+}
+
+/* Completion of an INS stop with @n elements of @sz bytes: k + base. */
+static void ins_answer(unsigned n, unsigned sz, unsigned base)
+{
+	uint8_t buf[1024] = {0};
+
+	for (unsigned k = 0; k < n; k++) {
+		uint32_t v = k + base;
+
+		memcpy(buf + k * sz, &v, sz);
+	}
+	x86_complete_pio_in(&vm.cpu, buf, sizeof(buf));
+}
+
+/*
+ * INS batches: KVM's count (bytes left in the page against elements, at
+ * most 1024 bytes, at most RCX), the writes done on re-execution, DF,
+ * a VMM lowering RCX during the exit, and a #PF on the destination that
+ * is only seen once the VMM answered.
+ */
+GUEST_CODE(g_ins, "mov $0x20ff0, %edi\n"
+		  "mov $0x80, %edx\n"
+		  "mov $100, %ecx\n"
+		  "rep insw\n" /* H_CODE + 15 */
+		  "std\n"
+		  "mov $0x22010, %edi\n"
+		  "mov $20, %ecx\n"
+		  "rep insb\n" /* H_CODE + 29 */
+		  "cld\n"
+		  "mov $0x30000, %edi\n"
+		  "insl\n" /* H_CODE + 37 */
+		  "hlt\n");
+
+static void t_ins(void)
+{
+	SETUP(g_ins);
+	*hvm_pte(&vm, 0x30000) &= ~1ull;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.stop.io.is_write, 0);
+	CHECK_EQ(vm.stop.io.size, 2);
+	CHECK_EQ(vm.stop.io.count, 16); /* 16 bytes left in the page */
+	CHECK_EQ(vm.cpu.rip, H_CODE + 15);
+	ins_answer(16, 2, 1);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.stop.io.count, 84);
+	CHECK_EQ(vm.cpu.gpr[X86_RDI], 0x21010);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], 84);
+	CHECK_EQ(ld(0x20ff0, 2), 1);
+	CHECK_EQ(ld(0x2100e, 2), 16);
+	ins_answer(84, 2, 100);
+	/* DF: the bytes below RDI; 0 left in the page still asks for 1. */
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(ld(0x21010, 2), 100);
+	CHECK_EQ(ld(0x21010 + 166, 2), 183);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 29);
+	CHECK_EQ(vm.stop.io.size, 1);
+	CHECK_EQ(vm.stop.io.count, 16);
+	ins_answer(16, 1, 1);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.mem[0x22010], 1);
+	CHECK_EQ(vm.mem[0x22001], 16);
+	CHECK_EQ(vm.cpu.gpr[X86_RDI], 0x22000);
+	CHECK_EQ(vm.stop.io.count, 1);
+	ins_answer(1, 1, 0x77);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.mem[0x22000], 0x77);
+	CHECK_EQ(vm.stop.io.count, 3);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], 3);
+	/* The VMM lowers RCX: one element is written, the INS retires. */
+	vm.cpu.gpr[X86_RCX] = 1;
+	ins_answer(3, 1, 0xa);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.mem[0x21fff], 0xa);
+	CHECK_EQ(vm.mem[0x21ffe], 0);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], 0);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 37);
+	CHECK_EQ(vm.stop.io.size, 4);
+	CHECK_EQ(vm.stop.io.count, 1);
+	/* #PF on the write, after the exit; RDI unchanged. */
+	x86_complete_in(&vm.cpu, 0x12345678);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_W);
+	CHECK_EQ(frame(1), H_CODE + 37);
+	CHECK_EQ(vm.cpu.cr2, 0x30000);
+	CHECK_EQ(vm.cpu.gpr[X86_RDI], 0x30000);
+	tap_result("INS: KVM's batches, completion, DF, RCX lowered, #PF");
+}
+
 GUEST_CODE(g_spin, "1: inc %rax\njmp 1b\n");
 
 static void t_kick(void)
@@ -661,6 +821,8 @@ GUEST_CODE(g_cr_bad, "mov %cr0, %rax\nbtr $31, %rax\nmov %rax, %cr0\n");
 GUEST_CODE(g_msr_bad, "mov $0x12345, %ecx\nrdmsr\n");
 GUEST_CODE(g_noncanon, "mov $0x8000000000000000, %rax\nmov (%rax), %rbx\n");
 GUEST_CODE(g_cpl3_out, "out %al, $0x80\n");
+GUEST_CODE(g_cpl3_ins, "rep insb\n");
+GUEST_CODE(g_cpl3_outs, "outsb\n");
 GUEST_CODE(g_cpl3_cli, "cli\n");
 GUEST_CODE(g_cpl3_cr, "mov %cr3, %rax\n");
 GUEST_CODE(g_cpl3_msr, "wrmsr\n");
@@ -684,6 +846,8 @@ static void t_gp(void)
 	CHECK_EQ(GP_AT(g_msr_bad, 0), 0);
 	CHECK_EQ(GP_AT(g_noncanon, 0), 0);
 	CHECK_EQ(GP_AT(g_cpl3_out, 1), 0);
+	CHECK_EQ(GP_AT(g_cpl3_ins, 1), 0);
+	CHECK_EQ(GP_AT(g_cpl3_outs, 1), 0);
 	CHECK_EQ(GP_AT(g_cpl3_cli, 1), 0);
 	CHECK_EQ(GP_AT(g_cpl3_cr, 1), 0);
 	CHECK_EQ(GP_AT(g_cpl3_msr, 1), 0);
@@ -1150,9 +1314,118 @@ static void t_fxsave(void)
 		   "reserved MXCSR, alignment, OSFXSR=0, TS");
 }
 
+/* A seeded xorshift: the same images on every run. */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+static uint64_t xstate_bv(const uint8_t *a)
+{
+	uint64_t v;
+
+	memcpy(&v, a + 512, 8);
+	return v;
+}
+
+/*
+ * XSAVE images of x87 and SSE (KVM_GET/SET_XSAVE's legacy region and
+ * header): XSTATE_BV from the state, initial values for clear bits, the
+ * header and MXCSR checks with nothing loaded on failure, and random
+ * images round-tripped.
+ */
+static void t_xsave(void)
+{
+	uint8_t a[X86_XSAVE_SIZE], b[X86_XSAVE_SIZE], fx[512];
+
+	SETUP(g_fx);
+	x86_get_xsave(&vm.cpu, a);
+	CHECK_EQ(xstate_bv(a), 0); /* reset state: both initial */
+	CHECK_EQ(a[0] | a[1] << 8, X86_FCW_DEFAULT);
+	CHECK_EQ(a[24] | a[25] << 8, X86_MXCSR_DEFAULT);
+	for (unsigned k = 416; k < X86_XSAVE_SIZE; k++)
+		CHECK_EQ(a[k], 0);
+	CHECK_EQ(vm.cpu.xcr0, X86_XFEATURE_FP);
+	vm.cpu.xmm[7].b[3] = 1;
+	x86_get_xsave(&vm.cpu, a);
+	CHECK_EQ(xstate_bv(a), X86_XFEATURE_SSE);
+	vm.cpu.xmm[7].b[3] = 0;
+	vm.cpu.mxcsr = 0x1fc0;
+	x86_get_xsave(&vm.cpu, a);
+	CHECK_EQ(xstate_bv(a), X86_XFEATURE_SSE);
+	vm.cpu.x87.fcw = 0x27f;
+	x86_get_xsave(&vm.cpu, a);
+	CHECK_EQ(xstate_bv(a), X86_XFEATURE_FP | X86_XFEATURE_SSE);
+
+	/* Refused images leave the state as it was. */
+	memcpy(b, a, sizeof(b));
+	b[512] |= 4; /* AVX */
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
+	memcpy(b, a, sizeof(b));
+	b[527] = 0x80; /* XCOMP_BV: compacted */
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
+	memcpy(b, a, sizeof(b));
+	b[575] = 1; /* reserved header byte */
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
+	memcpy(b, a, sizeof(b));
+	b[26] = 1; /* MXCSR bit 16 */
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
+	b[512] = X86_XFEATURE_FP; /* checked for x87 alone too */
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
+	x86_get_xsave(&vm.cpu, b);
+	CHECK(memcmp(a, b, sizeof(a)) == 0);
+
+	/* Clear bits: initial state; MXCSR goes with SSE, unchecked. */
+	memcpy(b, a, sizeof(b));
+	b[26] = 1;
+	b[512] = 0;
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), 0);
+	CHECK_EQ(vm.cpu.x87.fcw, X86_FCW_DEFAULT);
+	CHECK_EQ(vm.cpu.mxcsr, X86_MXCSR_DEFAULT);
+	b[26] = 0;
+	b[512] = X86_XFEATURE_FP;
+	b[160] = 9; /* XMM0, not loaded */
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), 0);
+	CHECK_EQ(vm.cpu.x87.fcw, 0x27f);
+	CHECK_EQ(vm.cpu.mxcsr, X86_MXCSR_DEFAULT);
+	CHECK_EQ(vm.cpu.xmm[0].b[0], 0);
+	b[512] = X86_XFEATURE_SSE;
+	CHECK_EQ(x86_set_xsave(&vm.cpu, b), 0);
+	CHECK_EQ(vm.cpu.x87.fcw, X86_FCW_DEFAULT);
+	CHECK_EQ(vm.cpu.mxcsr, 0x1fc0);
+	CHECK_EQ(vm.cpu.xmm[0].b[0], 9);
+
+	/* Random states: get, scramble, set, get again gives the same. */
+	for (unsigned n = 0; n < 200; n++) {
+		for (unsigned k = 0; k < 512; k += 8) {
+			uint64_t v = rnd();
+
+			memcpy(fx + k, &v, 8);
+		}
+		fx[26] = fx[27] = 0; /* a valid MXCSR */
+		if (n & 1)	     /* and some initial components */
+			memset(fx + 160, 0, 256);
+		CHECK_EQ(x86_set_fxsave(&vm.cpu, fx), 0);
+		x86_get_xsave(&vm.cpu, a);
+		fx[0] ^= 0x55;
+		memset(fx + 160, 0xa5, 16);
+		CHECK_EQ(x86_set_fxsave(&vm.cpu, fx), 0);
+		CHECK_EQ(x86_set_xsave(&vm.cpu, a), 0);
+		x86_get_xsave(&vm.cpu, b);
+		CHECK(memcmp(a, b, sizeof(a)) == 0);
+	}
+	tap_result("XSAVE images: XSTATE_BV, initial state, checks, random "
+		   "round trips");
+}
+
 int main(void)
 {
-	tap_plan(36, 60);
+	tap_plan(39, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -1167,6 +1440,8 @@ int main(void)
 	t_double_triple();
 	t_mmio();
 	t_io();
+	t_outs();
+	t_ins();
 	t_kick();
 	t_s2_exit();
 	t_smc();
@@ -1190,6 +1465,7 @@ int main(void)
 	t_sse_split();
 	t_sse_mmio();
 	t_fxsave();
+	t_xsave();
 	hvm_destroy(&vm);
 	return tap_done();
 }

@@ -260,6 +260,23 @@ int gmem_vcpu_get_mp_state(struct gmem_vcpu *vcpu, struct kvm_mp_state *mp);
 int gmem_vcpu_set_mp_state(struct gmem_vcpu *vcpu,
 			   const struct kvm_mp_state *mp);
 /*
+ * KVM_GET/SET_FPU: x87 and SSE registers, without MXCSR (KVM's layout
+ * has the field but neither ioctl uses it).  KVM_GET/SET_XSAVE (and
+ * KVM_GET_XSAVE2, the same 4096 bytes): the standard XSAVE image of x87
+ * and SSE state; a set is -EINVAL for XSTATE_BV bits beyond x87|SSE, a
+ * non-zero XCOMP_BV or reserved header bytes, or reserved MXCSR bits, and
+ * a component whose XSTATE_BV bit is clear takes its initial state.
+ * KVM_GET/SET_XCRS: XCR0 only, reset to 1 (x87); a set is -EINVAL for
+ * flags, more than KVM_MAX_XCRS entries, an XCR0 without x87 or with bits
+ * the guest's CPUID leaf 0xD does not allow.
+ */
+int gmem_vcpu_get_fpu(struct gmem_vcpu *vcpu, struct kvm_fpu *fpu);
+int gmem_vcpu_set_fpu(struct gmem_vcpu *vcpu, const struct kvm_fpu *fpu);
+int gmem_vcpu_get_xsave(struct gmem_vcpu *vcpu, struct kvm_xsave *xsave);
+int gmem_vcpu_set_xsave(struct gmem_vcpu *vcpu, const struct kvm_xsave *xsave);
+int gmem_vcpu_get_xcrs(struct gmem_vcpu *vcpu, struct kvm_xcrs *xcrs);
+int gmem_vcpu_set_xcrs(struct gmem_vcpu *vcpu, const struct kvm_xcrs *xcrs);
+/*
  * KVM_SET_TSC_KHZ / KVM_GET_TSC_KHZ on a vCPU: RDTSC and the TSC MSR
  * count at this rate from now on (0 sets the host's, 1 GHz); -EINVAL at
  * or above 0x7fffffff.

@@ -195,6 +195,9 @@ struct kvm_enable_cap {
 #define KVM_CAP_PRE_FAULT_MEMORY 236
 #define KVM_CAP_COALESCED_MMIO 15
 #define KVM_CAP_COALESCED_PIO 162
+#define KVM_CAP_XSAVE 55
+#define KVM_CAP_XCRS 56
+#define KVM_CAP_XSAVE2 208
 
 /* Exit reasons (kvm_run.exit_reason). */
 #define KVM_EXIT_UNKNOWN 0
@@ -293,6 +296,45 @@ struct kvm_cpuid2 {
 	uint32_t nent;
 	uint32_t padding;
 	struct kvm_cpuid_entry2 entries[];
+};
+
+/* KVM_GET/SET_FPU: the FXSAVE image's fields, unpacked. */
+struct kvm_fpu {
+	uint8_t fpr[8][16];
+	uint16_t fcw;
+	uint16_t fsw;
+	uint8_t ftwx; /* the abridged tag word of FXSAVE */
+	uint8_t pad1;
+	uint16_t last_opcode;
+	uint64_t last_ip;
+	uint64_t last_dp;
+	uint8_t xmm[16][16];
+	uint32_t mxcsr;
+	uint32_t pad2;
+};
+
+/*
+ * KVM_GET/SET_XSAVE, KVM_GET_XSAVE2: an XSAVE image in the standard
+ * (uncompacted) format, KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) bytes long.
+ */
+struct kvm_xsave {
+	uint32_t region[1024];
+	uint32_t extra[];
+};
+
+#define KVM_MAX_XCRS 16
+
+struct kvm_xcr {
+	uint32_t xcr;
+	uint32_t reserved;
+	uint64_t value;
+};
+
+struct kvm_xcrs {
+	uint32_t nr_xcrs;
+	uint32_t flags;
+	struct kvm_xcr xcrs[KVM_MAX_XCRS];
+	uint64_t padding[16];
 };
 
 /* KVM_GET/SET_MP_STATE */
@@ -424,6 +466,13 @@ struct kvm_run {
 #define KVM_GET_CPUID2 _IOWR(KVMIO, 0x91, struct kvm_cpuid2)
 #define KVM_GET_MP_STATE _IOR(KVMIO, 0x98, struct kvm_mp_state)
 #define KVM_SET_MP_STATE _IOW(KVMIO, 0x99, struct kvm_mp_state)
+#define KVM_GET_FPU _IOR(KVMIO, 0x8c, struct kvm_fpu)
+#define KVM_SET_FPU _IOW(KVMIO, 0x8d, struct kvm_fpu)
+#define KVM_GET_XSAVE _IOR(KVMIO, 0xa4, struct kvm_xsave)
+#define KVM_SET_XSAVE _IOW(KVMIO, 0xa5, struct kvm_xsave)
+#define KVM_GET_XCRS _IOR(KVMIO, 0xa6, struct kvm_xcrs)
+#define KVM_SET_XCRS _IOW(KVMIO, 0xa7, struct kvm_xcrs)
+#define KVM_GET_XSAVE2 _IOR(KVMIO, 0xcf, struct kvm_xsave)
 
 /* gmem's additions, in ranges Linux does not use. */
 #define KVM_MEMORY_EXIT_FLAG_READ (1ULL << 0)

@@ -2355,9 +2355,10 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 		if (likely(r == X86_OK)) {
 			n++;
 			if (unlikely(c->pending)) {
-				/* MMIO answers are used up; dead pages go. */
+				/* I/O answers are used up; dead pages go. */
 				c->pending = 0;
 				c->mmio.rd = c->mmio.wr = 0;
+				c->sio.state = 0;
 				if (c->dead)
 					x86_dc_free_dead(c);
 				ins = &none;
@@ -2369,11 +2370,20 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 		if (c->dead)
 			x86_dc_free_dead(c);
 		if (r == X86_STOPPED) {
-			/* HLT, OUT, VMCALL retired; the others did not. */
+			/*
+			 * HLT, OUT (an OUTS iteration), VMCALL retired, with
+			 * what an MMIO read answered for them (OUTS from
+			 * MMIO); the others did not.
+			 */
 			if (stop->reason == X86_STOP_HLT ||
 			    stop->reason == X86_STOP_VMCALL ||
-			    (stop->reason == X86_STOP_IO && stop->io.is_write))
+			    (stop->reason == X86_STOP_IO &&
+			     stop->io.is_write)) {
 				n++;
+				c->pending = 0;
+				c->mmio.rd = c->mmio.wr = 0;
+				c->sio.state = 0;
+			}
 			goto out;
 		}
 		c->pend.valid = true;
@@ -2403,7 +2413,7 @@ int x86_run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop)
 
 bool x86_mmio_pending(const struct x86_cpu *c)
 {
-	return c->mmio.rd == 2 || c->mmio.wr;
+	return c->mmio.rd == 2 || c->mmio.wr || c->sio.state;
 }
 
 int x86_finish_mmio(struct x86_cpu *c, struct x86_stop *stop)

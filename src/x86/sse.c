@@ -928,6 +928,75 @@ int x86_set_fxsave(struct x86_cpu *c, const uint8_t area[512])
 	return 0;
 }
 
+/* ---- XSAVE images (KVM_GET/SET_XSAVE) ------------------------------- */
+
+static bool x87_is_init(const struct x86_cpu *c)
+{
+	static const uint8_t zero[sizeof(c->x87.st)];
+	const struct x86_x87 *x = &c->x87;
+
+	return x->fcw == X86_FCW_DEFAULT && !x->fsw && !x->ftw && !x->fop &&
+	       !x->fip && !x->fdp && !x->fcs && !x->fds &&
+	       !memcmp(x->st, zero, sizeof(zero));
+}
+
+static bool sse_is_init(const struct x86_cpu *c)
+{
+	static const union x86_xmm zero[16];
+
+	return c->mxcsr == X86_MXCSR_DEFAULT &&
+	       !memcmp(c->xmm, zero, sizeof(zero));
+}
+
+void x86_get_xsave(const struct x86_cpu *c, uint8_t area[X86_XSAVE_SIZE])
+{
+	uint64_t bv = 0;
+
+	memset(area, 0, X86_XSAVE_SIZE);
+	fx_encode(c, area, true, true);
+	if (!x87_is_init(c))
+		bv |= X86_XFEATURE_FP;
+	if (!sse_is_init(c))
+		bv |= X86_XFEATURE_SSE;
+	memcpy(area + 512, &bv, 8);
+}
+
+/*
+ * The header: XSTATE_BV at 512, XCOMP_BV at 520, 48 reserved bytes.
+ * MXCSR travels with SSE: with x87 alone it is checked (the kernel's
+ * copy_uabi_to_xstate() does) but takes its initial value, as XRSTOR
+ * leaves it when SSE is not restored.
+ */
+int x86_set_xsave(struct x86_cpu *c, const uint8_t area[X86_XSAVE_SIZE])
+{
+	uint8_t img[512] = {0};
+	uint64_t bv, comp;
+	uint16_t fcw = X86_FCW_DEFAULT;
+	uint32_t mxcsr = X86_MXCSR_DEFAULT;
+
+	memcpy(&bv, area + 512, 8);
+	memcpy(&comp, area + 520, 8);
+	if ((bv & ~X86_XCR0_SUPPORTED) || comp)
+		return -EINVAL;
+	for (unsigned k = 528; k < X86_XSAVE_SIZE; k++)
+		if (area[k])
+			return -EINVAL;
+	if (bv && (fx_mxcsr(area) & ~X86_MXCSR_MASK))
+		return -EINVAL;
+	memcpy(img, &fcw, 2);
+	memcpy(img + 24, &mxcsr, 4);
+	if (bv & X86_XFEATURE_FP) {
+		memcpy(img, area, 24);		  /* FCW .. FDP */
+		memcpy(img + 32, area + 32, 128); /* ST0-ST7 */
+	}
+	if (bv & X86_XFEATURE_SSE) {
+		memcpy(img + 24, area + 24, 4);	    /* MXCSR */
+		memcpy(img + 160, area + 160, 256); /* XMM0-XMM15 */
+	}
+	fx_decode(c, img, true, true);
+	return 0;
+}
+
 /* ---- Binding -------------------------------------------------------- */
 
 enum {

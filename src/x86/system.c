@@ -677,24 +677,213 @@ static int h_io(struct x86_cpu *c, const struct x86_insn *i)
 	s->io.port = port;
 	s->io.size = i->osz;
 	s->io.is_write = i->op;
+	s->io.count = 1;
 	if (i->op) {
 		s->io.data = rreg(c, X86_RAX, i->osz);
 		c->rip += i->len;
 	} else {
 		c->in.valid = true;
+		c->in.str = false;
 		c->in.size = i->osz;
+		c->in.count = 1;
 		c->in.len = i->len;
+		c->in.rip = c->rip;
 	}
 	return X86_STOPPED;
 }
 
-void x86_complete_in(struct x86_cpu *c, uint32_t data)
+/*
+ * String I/O.  KVM emulates every INS/OUTS in software (VMX and SVM exit
+ * on them and hand them to the instruction emulator), so what a VMM sees
+ * is the emulator's behaviour, which this follows:
+ *
+ *  - OUTS reads one element from seg:RSI (DS or an FS/GS override) and
+ *    exits with count 1, RSI advanced and, with REP, RCX decremented.
+ *    With REP, RIP stays at the instruction even after the last
+ *    iteration: the re-executed OUTS finds RCX 0 and retires quietly.
+ *  - INS exits first, asking for min(bytes left in RDI's page (below it
+ *    with DF set), 1024 / size, RCX) elements at once (at least one):
+ *    a byte count against an element count, KVM's own arithmetic.  The
+ *    memory writes to ES:RDI happen when the VMM has answered and the
+ *    instruction is re-executed, with the count taken again from the
+ *    registers of that time (a VMM may lower RCX).  With REP, RIP stays
+ *    at the instruction after every batch, the last one too.
+ *  - RSI/RDI/RCX advance within the address size and keep the bits
+ *    above it, as the emulator's register_address_increment() does;
+ *    RCX 0 with a 32-bit address size on an Intel guest clears RCX
+ *    (its string_registers_quirk()).
+ *
+ *  - RFLAGS.RF is set while a REP instruction is under way (the guest
+ *    and the VMM see it between iterations) and cleared when it
+ *    retires, as the emulator writes it back; the exit of an INS
+ *    writes nothing back, so it leaves RF as it was.
+ *
+ * Unlike KVM, each element of a forward batch is committed as it is
+ * written (RDI, RCX; KVM commits the batch at once, and a DF batch
+ * element by element as here), so a fault in the middle of one leaves
+ * the registers at the faulting element, and an element written to MMIO
+ * is an MMIO exit of its own.
+ */
+static void rep_rf(struct x86_cpu *c, bool rep)
 {
+	if (rep)
+		c->rflags |= X86_RF;
+	else
+		c->rflags &= ~(uint64_t)X86_RF;
+}
+
+static void sreg_add(struct x86_cpu *c, unsigned r, unsigned asz, int64_t inc)
+{
+	uint64_t m = szmask(asz);
+
+	c->gpr[r] = (c->gpr[r] & ~m) | ((c->gpr[r] + (uint64_t)inc) & m);
+}
+
+static bool guest_intel(const struct x86_cpu *c)
+{
+	uint32_t v[4];
+
+	x86_cpuid(c, 0, 0, v);
+	/* "GenuineIntel" in EBX, EDX, ECX */
+	return v[1] == 0x756e6547 && v[3] == 0x49656e69 && v[2] == 0x6c65746e;
+}
+
+/* REP with RCX 0: nothing done, the instruction retires. */
+static int rep_done(struct x86_cpu *c, const struct x86_insn *i)
+{
+	if (i->asz == 4 && guest_intel(c))
+		c->gpr[X86_RCX] = 0;
+	c->sio.state = 0;
+	rep_rf(c, false);
+	return advance(c, i);
+}
+
+/* emulate.c's pio_in_emulated(): the elements one INS exit asks for. */
+static unsigned ins_batch(const struct x86_cpu *c, const struct x86_insn *i,
+			  bool rep)
+{
+	unsigned off = c->gpr[X86_RDI] & 0xfff;
+	uint64_t n = (c->rflags & X86_DF) ? off : 4096 - off;
+
+	if (n > sizeof(c->sio.data) / i->osz)
+		n = sizeof(c->sio.data) / i->osz;
+	if (rep && n > (c->gpr[X86_RCX] & szmask(i->asz)))
+		n = c->gpr[X86_RCX] & szmask(i->asz);
+	else if (!rep)
+		n = 1;
+	return n ? (unsigned)n : 1;
+}
+
+/* INS (op 0) / OUTS (op 1); osz is the element size. */
+static int h_sio(struct x86_cpu *c, const struct x86_insn *i)
+{
+	unsigned sz = i->osz, asz = i->asz;
+	bool rep = i->pfx & (P_REP | P_REPNE);
+	int64_t d = (c->rflags & X86_DF) ? -(int64_t)sz : sz;
+	struct x86_stop *s = c->stop;
+	struct x86_mref m;
+	uint64_t v = 0;
+	int r;
+
+	if (c->cpl > iopl(c))
+		return x86_gp0(c);
+	if (rep && !(c->gpr[X86_RCX] & szmask(asz)))
+		return rep_done(c, i);
+	s->io.port = (uint16_t)c->gpr[X86_RDX];
+	s->io.size = sz;
+	if (i->op) {
+		uint64_t seg = i->seg ? c->seg[i->seg].base : 0;
+
+		r = x86_mem_prep(c, seg + (c->gpr[X86_RSI] & szmask(asz)), sz,
+				 X86_ACC_READ, &m);
+		if (!r)
+			r = x86_mem_rd(c, &m, &v);
+		if (r)
+			return r;
+		s->reason = X86_STOP_IO;
+		s->io.is_write = 1;
+		s->io.count = 1;
+		s->io.data = (uint32_t)v;
+		rep_rf(c, rep);
+		sreg_add(c, X86_RSI, asz, d);
+		if (rep)
+			sreg_add(c, X86_RCX, asz, -1);
+		else
+			c->rip += i->len;
+		return X86_STOPPED;
+	}
+	if (c->sio.state == 1) {
+		c->sio.pos = 0;
+		c->sio.end = ins_batch(c, i, rep);
+		c->sio.state = 2;
+	}
+	if (c->sio.state != 2) {
+		s->reason = X86_STOP_IO;
+		s->io.is_write = 0;
+		s->io.count = ins_batch(c, i, rep);
+		c->in.valid = true;
+		c->in.str = true;
+		c->in.size = sz;
+		c->in.count = s->io.count;
+		c->in.len = i->len;
+		c->in.rip = c->rip;
+		return X86_STOPPED;
+	}
+	rep_rf(c, rep);
+	while (c->sio.pos < c->sio.end) {
+		r = x86_mem_prep(c, c->gpr[X86_RDI] & szmask(asz), sz,
+				 X86_ACC_WRITE, &m);
+		if (!r) {
+			memcpy(&v, c->sio.data + c->sio.pos * sz, sz);
+			r = x86_mem_wr(c, &m, v);
+		}
+		if (r)
+			return r;
+		c->sio.pos++;
+		sreg_add(c, X86_RDI, asz, d);
+		if (!rep)
+			break;
+		sreg_add(c, X86_RCX, asz, -1);
+		if (!(c->gpr[X86_RCX] & szmask(asz)))
+			break;
+	}
+	c->sio.state = 0;
+	/*
+	 * With REP the guest runs the instruction again, for the next batch
+	 * or to find RCX 0 and retire, as in KVM: a VMM that completes the
+	 * last batch with immediate_exit set sees RIP at the INS, RCX 0.
+	 */
+	return rep ? X86_OK : advance(c, i);
+}
+
+void x86_complete_pio_in(struct x86_cpu *c, const void *data, unsigned len)
+{
+	unsigned want;
+
 	if (!c->in.valid)
 		return;
-	wreg(c, X86_RAX, c->in.size, data);
-	c->rip += c->in.len;
 	c->in.valid = false;
+	want = c->in.size * c->in.count;
+	if (!c->in.str) {
+		uint32_t v = 0;
+
+		/* KVM completes a plain IN only at the same RIP. */
+		if (c->rip != c->in.rip)
+			return;
+		memcpy(&v, data, len < c->in.size ? len : c->in.size);
+		wreg(c, X86_RAX, c->in.size, v);
+		c->rip += c->in.len;
+		return;
+	}
+	memset(c->sio.data, 0, want);
+	memcpy(c->sio.data, data, len < want ? len : want);
+	c->sio.state = 1;
+	c->pending = 1;
+}
+
+void x86_complete_in(struct x86_cpu *c, uint32_t data)
+{
+	x86_complete_pio_in(c, &data, sizeof(data));
 }
 
 void x86_complete_mmio(struct x86_cpu *c, uint64_t data)
@@ -954,6 +1143,18 @@ int x86_bind_system(struct x86_insn *i, const void *zi, const void *zo)
 		i->fn = h_io;
 		return 0;
 	}
+	case ZYDIS_MNEMONIC_INSB:
+	case ZYDIS_MNEMONIC_INSW:
+	case ZYDIS_MNEMONIC_INSD:
+		i->op = 0;
+		i->fn = h_sio;
+		return 0;
+	case ZYDIS_MNEMONIC_OUTSB:
+	case ZYDIS_MNEMONIC_OUTSW:
+	case ZYDIS_MNEMONIC_OUTSD:
+		i->op = 1;
+		i->fn = h_sio;
+		return 0;
 	case ZYDIS_MNEMONIC_IRETQ:
 		i->fn = h_iretq;
 		return 0;
@@ -1283,6 +1484,7 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->tsc_khz = X86_TSC_KHZ;
 	/* What KVM's vCPU reset (fpstate_init) leaves: XMM zero. */
 	c->mxcsr = X86_MXCSR_DEFAULT;
+	c->xcr0 = X86_XFEATURE_FP; /* kvm_vcpu_reset(): x87 only */
 	c->x87.fcw = X86_FCW_DEFAULT;
 	x86_set_cpuid(c, default_cpuid,
 		      sizeof(default_cpuid) / sizeof(default_cpuid[0]));
@@ -1374,7 +1576,6 @@ void x86_set_regs(struct x86_cpu *c, const struct kvm_regs *r)
 	c->gpr[X86_R15] = r->r15;
 	c->rip = r->rip;
 	x86_set_flags(c, r->rflags);
-	c->in.valid = false;
 }
 
 void x86_get_sregs(const struct x86_cpu *c, struct kvm_sregs *s)

@@ -16,7 +16,8 @@
  *       HLT        KVM_EXIT_HLT; RIP is after the HLT
  *       IO         KVM_EXIT_IO; OUT has completed; for IN call
  *                  x86_complete_in() before the next x86_run (without it,
- *                  the IN is simply executed again)
+ *                  the IN is simply executed again); an answered INS is
+ *                  re-executed first (x86_mmio_pending())
  *       VMCALL     RIP advanced.  KVM's rules are the caller's: CPL > 0
  *                  (cpu->cpl) gives RAX = -KVM_EPERM, unknown hypercalls
  *                  RAX = -KVM_ENOSYS, KVM_HC_MAP_GPA_RANGE an exit.
@@ -49,7 +50,9 @@
  *
  * SSE (sse.c): XMM0-15 and MXCSR, the data-movement, logical, integer and
  * shuffle instructions through SSE4.1 (and PCMPGTQ), LDMXCSR/STMXCSR,
- * FXSAVE/FXRSTOR.  16-byte accesses to MMIO stop with INTERNAL.
+ * FXSAVE/FXRSTOR; XSAVE images of x87 and SSE state for the VMM
+ * (x86_get/set_xsave), but no XSAVE instructions.  16-byte accesses to
+ * MMIO stop with INTERNAL.
  *
  * Not modelled: interrupts other than x86_inject() (no APIC; the caller
  * checks RFLAGS.IF before injecting an external interrupt), TF/debug
@@ -112,12 +115,17 @@ struct x86_stop {
 		 * OUT has completed (RIP advanced) and data holds the value
 		 * written.  IN has not: RIP is still at the instruction and
 		 * the caller must call x86_complete_in() before running on.
+		 * count is the number of elements: 1, except for INS, which
+		 * asks for up to 1024 bytes at once (KVM's PIO read-ahead).
+		 * An OUTS iteration is an OUT of one element; with REP, RIP
+		 * stays at the instruction until an iteration finds RCX 0.
 		 */
 		struct {
 			uint16_t port;
 			uint8_t size; /* 1, 2 or 4 */
 			uint8_t is_write;
 			uint32_t data;
+			uint16_t count;
 		} io;
 		/*
 		 * Nothing of the instruction is committed; RIP is at it.
@@ -389,11 +397,17 @@ struct x86_cpu {
 		uint64_t rdata;
 	} mmio;
 
-	/* IN waiting for x86_complete_in(). */
+	/*
+	 * IN or INS waiting for x86_complete_in(): RIP of the instruction
+	 * (an IN completes only there, as KVM's complete_fast_pio_in()
+	 * checks), element size and count, and whether it was an INS.
+	 */
 	struct {
-		bool valid;
+		bool valid, str;
 		uint8_t size;
 		uint8_t len;
+		uint16_t count;
+		uint64_t rip;
 	} in;
 
 	struct x86_stop *stop; /* the current run's stop record */
@@ -423,6 +437,21 @@ struct x86_cpu {
 	union x86_xmm xmm[16];
 	uint32_t mxcsr;
 	struct x86_x87 x87;
+	uint64_t xcr0; /* XCR0, set by the VMM only: no XSETBV yet */
+
+	/*
+	 * INS data across its exit, KVM's PIO read-ahead cache: state 1
+	 * once x86_complete_in() stored the VMM's bytes (the re-executed
+	 * INS then takes [0, end) elements from the registers of the
+	 * time, as KVM does), 2 while it consumes data[pos..end).  The
+	 * bytes outlive the state, as in KVM: a VMM that raises RCX during
+	 * the exit gets stale bytes, never a read past the buffer.
+	 */
+	struct {
+		uint8_t state;
+		uint16_t pos, end;
+		uint8_t data[1024];
+	} sio;
 };
 
 /* Set up @cpu in the state KVM gives a new vCPU, with backend @bus. */
@@ -432,13 +461,20 @@ void x86_cpu_destroy(struct x86_cpu *cpu);
 /* Run until a stop; returns stop->reason. */
 int x86_run(struct x86_cpu *cpu, uint64_t budget, struct x86_stop *stop);
 
-/* Complete an IN (writes AL/AX/EAX, advances RIP) or an MMIO read. */
+/*
+ * Complete an IN (writes AL/AX/EAX, advances RIP; nothing if RIP has
+ * moved since the stop) or an INS (@len bytes of the size * count the
+ * stop asked for; the INS writes them to memory when it is re-executed,
+ * which x86_mmio_pending() then asks for), or an MMIO read.
+ */
 void x86_complete_in(struct x86_cpu *cpu, uint32_t data);
+void x86_complete_pio_in(struct x86_cpu *cpu, const void *data, unsigned len);
 void x86_complete_mmio(struct x86_cpu *cpu, uint64_t data);
 
 /*
  * Whether an MMIO stop left its instruction to be re-executed (a read
- * answered by x86_complete_mmio(), or a delivered write), and that
+ * answered by x86_complete_mmio(), or a delivered write), or an INS its
+ * answered data (x86_complete_pio_in()), and that
  * re-execution alone: the one instruction, with no stop request polled
  * and no queued event delivered first, as KVM completes userspace I/O at
  * the next KVM_RUN before anything else.  X86_STOP_BUDGET when it
@@ -505,6 +541,32 @@ void x86_set_maxphyaddr(struct x86_cpu *cpu, unsigned m, bool xo);
 void x86_get_fxsave(const struct x86_cpu *cpu, uint8_t area[512]);
 /* Load such an image; -EINVAL (nothing loaded) if MXCSR has reserved bits. */
 int x86_set_fxsave(struct x86_cpu *cpu, const uint8_t area[512]);
+
+/*
+ * XSAVE state components the model has (XCR0 bits): x87 and SSE.  Their
+ * standard-format XSAVE image is the legacy region and the 64-byte
+ * header, 576 bytes.
+ */
+#define X86_XFEATURE_FP 1ull
+#define X86_XFEATURE_SSE 2ull
+#define X86_XCR0_SUPPORTED (X86_XFEATURE_FP | X86_XFEATURE_SSE)
+#define X86_XSAVE_SIZE 576
+
+/*
+ * The image XSAVE would store with both components requested: the
+ * FXSAVE64 legacy region and XSTATE_BV naming the components not in
+ * their initial configuration (SDM 13.6; SSE's counts MXCSR != 0x1f80),
+ * the rest of the header and bytes 416-511 zero.
+ */
+void x86_get_xsave(const struct x86_cpu *cpu, uint8_t area[X86_XSAVE_SIZE]);
+/*
+ * Load such an image as XRSTOR would: a component whose XSTATE_BV bit
+ * is clear takes its initial configuration (x87: FCW 0x37f, the rest 0;
+ * SSE: XMM 0, MXCSR 0x1f80).  -EINVAL, nothing loaded, for XSTATE_BV
+ * bits beyond X86_XCR0_SUPPORTED, a non-zero XCOMP_BV or reserved header
+ * bytes, or reserved MXCSR bits when x87 or SSE is loaded.
+ */
+int x86_set_xsave(struct x86_cpu *cpu, const uint8_t area[X86_XSAVE_SIZE]);
 
 /* The CPUID leaves the model implements (KVM_GET_SUPPORTED_CPUID). */
 const struct kvm_cpuid_entry2 *x86_supported_cpuid(unsigned *n);

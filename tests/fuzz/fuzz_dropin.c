@@ -61,6 +61,13 @@ static const unsigned long requests[] = {
 	KVM_SET_MSRS,
 	KVM_SET_CPUID2,
 	KVM_SET_SIGNAL_MASK,
+	KVM_GET_FPU,
+	KVM_SET_FPU,
+	KVM_GET_XSAVE,
+	KVM_GET_XSAVE2,
+	KVM_SET_XSAVE,
+	KVM_GET_XCRS,
+	KVM_SET_XCRS,
 };
 
 struct input {
