@@ -28,12 +28,20 @@ else ifeq ($(MODE),fuzz)
 CC := clang
 OPT := -O1 -g -fno-omit-frame-pointer
 SAN := -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all
+else ifeq ($(MODE),gtsan)
+# gcc's ThreadSanitizer, whose runtime is a shared library: the drop-in's
+# soak preloads it, then libgmem-kvm.so, into uninstrumented programs.
+# gcc does not model fences (-Wtsan); clang's TSan runs the unit tests.
+CC := gcc
+OPT := -O1 -g
+SAN := -fsanitize=thread
+WARN_MODE := -Wno-tsan
 else
-$(error MODE must be release, debug, asan, tsan or fuzz)
+$(error MODE must be release, debug, asan, tsan, gtsan or fuzz)
 endif
 
 B := build/$(MODE)
-WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter $(WARN_MODE)
 CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) -pthread -fPIC \
 	-Iinclude -Isrc -MMD -MP $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN) -pthread $(EXTRA_LDFLAGS)
@@ -235,7 +243,7 @@ SELFTESTS_DEB_PKGS := linux-source-6.12 rsync
 
 .PHONY: all lib guests test test-tsan x86-test bench bench-deps run install clean deps check-format
 .PHONY: fuzz-bins fuzz-ci
-.PHONY: selftests selftests-deps selftests-bins dropin
+.PHONY: selftests selftests-deps selftests-bins dropin soak-dropin
 all: lib guests $(EXAMPLE_BINS) $(GMEMVM) $(DEMO_ELF) $(B)/gmem.pc $(DROPIN)
 
 dropin: $(DROPIN)
@@ -498,6 +506,20 @@ selftests: selftests-deps
 	$(MAKE) --no-print-directory dropin selftests-bins
 	GMEM_RUN=$(GMEM_RUN) SELFTESTS_TIMEOUT=$(SELFTESTS_TIMEOUT) \
 		prove -v tests/selftests/run.sh :: $(SELFTESTS_LIST) $(KSELFTESTS)
+
+# The drop-in's soak (tests/selftests/soak.sh): the selftests' stress
+# tests, in parallel, each run again and again for SOAK_SECONDS under
+# ASan+UBSan and then under TSan, with the sanitizer's runtime preloaded
+# before libgmem-kvm.so into the unmodified binaries.
+SOAK_SECONDS ?= 60
+soak-dropin: selftests-deps
+	$(MAKE) --no-print-directory selftests-bins
+	$(MAKE) --no-print-directory MODE=asan dropin
+	$(MAKE) --no-print-directory MODE=gtsan dropin
+	prove -v tests/selftests/soak.sh :: asan $(KSELFTESTS) $(SOAK_SECONDS) \
+		$$(clang -print-file-name=libclang_rt.asan-x86_64.so):$(abspath build/asan/libgmem-kvm.so)
+	prove -v tests/selftests/soak.sh :: tsan $(KSELFTESTS) $(SOAK_SECONDS) \
+		$$(gcc -print-file-name=libtsan.so):$(abspath build/gtsan/libgmem-kvm.so)
 
 selftests-deps: deps
 	$(call install-debs,$(SELFTESTS_DEB_PKGS),$(DEPS_NOT_ROOT))
