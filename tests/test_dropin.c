@@ -779,9 +779,28 @@ static void test_bad_hva(void)
 	CHECK_EQ(v.run->exit_reason, KVM_EXIT_IO);
 	CHECK_EQ(*((uint8_t *)v.run + v.run->io.data_offset), 0x5a);
 	CHECK_EQ(flag[8], 0x5a);
+	/* Never mapped (a hole in the slot), then mapped again. */
+	{
+		struct kvm_regs regs;
+
+		REQUIRE(ioctl(v.vcpu, KVM_GET_REGS, &regs) == 0);
+		regs.rip = CODE_GPA;
+		REQUIRE(ioctl(v.vcpu, KVM_SET_REGS, &regs) == 0);
+		REQUIRE(munmap(flag, 4096) == 0);
+		CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), -1);
+		CHECK_EQ(errno, EFAULT);
+		CHECK_EQ(v.run->memory_fault.gpa, FLAG_GPA);
+		REQUIRE(mmap(flag, 4096, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+			     0) == flag);
+		flag[0] = 0x6b;
+		CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), 0);
+		CHECK_EQ(v.run->exit_reason, KVM_EXIT_IO);
+		CHECK_EQ(*((uint8_t *)v.run + v.run->io.data_offset), 0x6b);
+	}
 	CHECK_EQ(own_faults, 0);
-	tap_result("KVM_RUN on PROT_NONE, then read-only, slot memory: EFAULT "
-		   "with the page; repaired, the guest goes on");
+	tap_result("KVM_RUN on PROT_NONE, read-only and unmapped slot memory: "
+		   "EFAULT with the page; repaired, the guest goes on");
 
 	/* The program's own faults still reach its handler. */
 	own_page =
