@@ -815,6 +815,45 @@ static void test_bad_hva(void)
 	tap_result("the program's SIGSEGV handler gets its own faults");
 }
 
+static void *unmap_flag(void *arg)
+{
+	uint8_t *flag = arg;
+
+	/* The guest stores 1 there from inside KVM_RUN, again and again. */
+	while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE))
+		sched_yield();
+	REQUIRE(munmap(flag, 4096) == 0);
+	return NULL;
+}
+
+/* Another thread unmaps slot memory the running guest writes. */
+static void test_unmap_running(void)
+{
+	/* 1: mov byte [FLAG_GPA], 1; jmp 1b */
+	static const uint8_t code_store[] = {0xc6, 0x04, 0x25, 0x00, 0x00,
+					     0x02, 0x00, 0x01, 0xeb, 0xf6};
+	uint8_t *flag;
+	pthread_t th;
+	struct vm v;
+
+	vm_create(&v, code_store, sizeof(code_store));
+	flag = v.mem + FLAG_GPA;
+	REQUIRE(pthread_create(&th, NULL, unmap_flag, flag) == 0);
+	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), -1);
+	CHECK_EQ(errno, EFAULT);
+	CHECK_EQ(v.run->exit_reason, KVM_EXIT_MEMORY_FAULT);
+	CHECK_EQ(v.run->memory_fault.gpa, FLAG_GPA);
+	pthread_join(th, NULL);
+	/* Mapped again, the guest goes on storing until told to stop. */
+	REQUIRE(mmap(flag, 4096, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == flag);
+	v.run->immediate_exit = 1;
+	CHECK_ERRNO(ioctl(v.vcpu, KVM_RUN, 0), EINTR);
+	vm_destroy(&v);
+	tap_result("another thread's munmap of slot memory during KVM_RUN: "
+		   "EFAULT, and the vCPU runs on");
+}
+
 /* An ioctl argument the program cannot read or write: EFAULT. */
 static void test_bad_arg(void)
 {
@@ -854,7 +893,7 @@ static void test_bad_arg(void)
 int main(int argc, char **argv)
 {
 	reexec(argv);
-	tap_plan(17, 60);
+	tap_plan(18, 60);
 	test_real_fds();
 	test_no_collision();
 	test_dup();
@@ -871,5 +910,6 @@ int main(int argc, char **argv)
 	test_tsc();
 	test_bad_hva();
 	test_bad_arg();
+	test_unmap_running();
 	return tap_done();
 }
