@@ -1513,7 +1513,7 @@ int gmem_vcpu_set_vcpu_events(struct gmem_vcpu *vcpu,
 	if (ev->exception.injected &&
 	    (ev->exception.nr > 31 || ev->exception.nr == 2))
 		return -EINVAL;
-	/* A kernel without SMM (KVM_CAP_X86_SMM 0). */
+	/* No SMM: answered as by a kernel built without it (X86_SMM 0). */
 	if (smm && (ev->smi.smm || ev->smi.pending || ev->smi.smm_inside_nmi))
 		return -EINVAL;
 	/* What KVM would hold and the model cannot: refused, not dropped. */
