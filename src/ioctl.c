@@ -100,6 +100,17 @@ static long sys_ioctl(unsigned long request, unsigned long arg)
 		if (!arg)
 			return -EFAULT;
 		return gmem_get_supported_cpuid((struct kvm_cpuid2 *)arg);
+	case KVM_GET_MSR_INDEX_LIST:
+	case KVM_GET_MSR_FEATURE_INDEX_LIST:
+		if (!arg)
+			return -EFAULT;
+		return request == KVM_GET_MSR_INDEX_LIST
+			       ? gmem_get_msr_index_list((void *)arg)
+			       : gmem_get_msr_feature_index_list((void *)arg);
+	case KVM_GET_MSRS: /* feature MSRs (KVM_CAP_GET_MSR_FEATURES) */
+		if (!arg)
+			return -EFAULT;
+		return gmem_get_feature_msrs((struct kvm_msrs *)arg);
 	case KVM_GET_VCPU_MMAP_SIZE:
 		return arg ? -EINVAL : (long)GMEM_VCPU_MMAP_SIZE;
 	case KVM_CREATE_VM:
@@ -276,6 +287,10 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 	case KVM_SET_XSAVE:
 	case KVM_GET_XCRS:
 	case KVM_SET_XCRS:
+	case KVM_GET_VCPU_EVENTS:
+	case KVM_SET_VCPU_EVENTS:
+	case KVM_GET_DEBUGREGS:
+	case KVM_SET_DEBUGREGS:
 		if (!p)
 			return -EFAULT;
 	}
@@ -315,6 +330,14 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 		return gmem_vcpu_get_xcrs(vcpu, p);
 	case KVM_SET_XCRS:
 		return gmem_vcpu_set_xcrs(vcpu, p);
+	case KVM_GET_VCPU_EVENTS:
+		return gmem_vcpu_get_vcpu_events(vcpu, p);
+	case KVM_SET_VCPU_EVENTS:
+		return gmem_vcpu_set_vcpu_events(vcpu, p);
+	case KVM_GET_DEBUGREGS:
+		return gmem_vcpu_get_debugregs(vcpu, p);
+	case KVM_SET_DEBUGREGS:
+		return gmem_vcpu_set_debugregs(vcpu, p);
 	default:
 		/* kvm_arch_vcpu_ioctl()'s answer on x86. */
 		return -EINVAL;
@@ -333,6 +356,8 @@ static size_t arg_tail(unsigned long request, const void *p)
 	case KVM_GET_CPUID2:
 	case KVM_GET_SUPPORTED_CPUID:
 	case KVM_SET_SIGNAL_MASK:
+	case KVM_GET_MSR_INDEX_LIST:
+	case KVM_GET_MSR_FEATURE_INDEX_LIST:
 		memcpy(&n, p, sizeof(n)); /* each struct starts with it */
 		break;
 	default:
@@ -352,6 +377,20 @@ static size_t arg_tail(unsigned long request, const void *p)
 	case KVM_SET_SIGNAL_MASK:
 		/* Only a len of 8 is copied; any other is -EINVAL. */
 		return n == 8 ? 8 : 0;
+	case KVM_GET_MSR_INDEX_LIST:
+	case KVM_GET_MSR_FEATURE_INDEX_LIST: {
+		/*
+		 * The whole list is written if it fits, else none of it;
+		 * an empty list asks for the count alone.
+		 */
+		struct kvm_msr_list probe = {.nmsrs = 0};
+
+		if (request == KVM_GET_MSR_INDEX_LIST)
+			gmem_get_msr_index_list(&probe);
+		else
+			gmem_get_msr_feature_index_list(&probe);
+		return n >= probe.nmsrs ? probe.nmsrs * sizeof(uint32_t) : 0;
+	}
 	default:
 		return 0;
 	}

@@ -1373,8 +1373,11 @@ int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs)
 		return -E2BIG;
 	for (i = 0; i < msrs->nmsrs; i++)
 		if (x86_get_msr(vcpu->cpu, msrs->entries[i].index,
-				&msrs->entries[i].data))
+				&msrs->entries[i].data)) {
+			/* KVM zeroes the data of the read that failed. */
+			msrs->entries[i].data = 0;
 			break;
+		}
 	return (int)i;
 }
 
@@ -1397,6 +1400,181 @@ int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs)
 		}
 	}
 	return (int)i;
+}
+
+/*
+ * KVM_GET_MSR_INDEX_LIST and KVM_GET_MSR_FEATURE_INDEX_LIST, as KVM: the
+ * count is written back either way, and the indices only when they fit.
+ */
+static int msr_list_copy(struct kvm_msr_list *list, const uint32_t *idx,
+			 unsigned int n)
+{
+	uint32_t room = list->nmsrs;
+
+	list->nmsrs = n;
+	if (room < n)
+		return -E2BIG;
+	memcpy(list->indices, idx, n * sizeof(*idx));
+	return 0;
+}
+
+int gmem_get_msr_index_list(struct kvm_msr_list *list)
+{
+	unsigned int n;
+	const uint32_t *idx = x86_msr_list(&n);
+
+	return msr_list_copy(list, idx, n);
+}
+
+int gmem_get_msr_feature_index_list(struct kvm_msr_list *list)
+{
+	unsigned int n;
+	const uint32_t *idx = x86_feature_msr_list(&n);
+
+	return msr_list_copy(list, idx, n);
+}
+
+/*
+ * KVM_GET_MSRS on /dev/kvm: feature MSRs, up to the first that fails.
+ * KVM reads an MSR of the save/restore list that is no feature MSR as 0
+ * (kvm_do_msr_access()'s rule for advertised MSRs), so this does too.
+ */
+int gmem_get_feature_msrs(struct kvm_msrs *msrs)
+{
+	unsigned int n;
+	const uint32_t *list = x86_msr_list(&n);
+	uint32_t i;
+
+	if (msrs->nmsrs >= MAX_IO_MSRS)
+		return -E2BIG;
+	for (i = 0; i < msrs->nmsrs; i++) {
+		struct kvm_msr_entry *e = &msrs->entries[i];
+		unsigned int k;
+
+		if (!x86_get_feature_msr(e->index, &e->data))
+			continue;
+		e->data = 0; /* failed reads read 0, as KVM's */
+		for (k = 0; k < n && list[k] != e->index; k++)
+			;
+		if (k == n)
+			break;
+	}
+	return (int)i;
+}
+
+/*
+ * KVM_GET/SET_VCPU_EVENTS over the model's one event slot, cpu->pend: a
+ * hardware exception there is the injected exception (KVM without
+ * KVM_CAP_EXCEPTION_PAYLOAD reports pending ones as injected too), any
+ * other hardware vector the injected interrupt.  Software events (INT n,
+ * INT3, INTO) are not reported, as KVM does not: RIP is still at the
+ * instruction, which runs again.  The model has no NMIs, no interrupt
+ * shadow (STI and MOV SS block nothing), no SMM and no INIT latch.
+ */
+#define EVENTS_FLAGS                                                         \
+	(KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR | \
+	 KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM |              \
+	 KVM_VCPUEVENT_VALID_PAYLOAD | KVM_VCPUEVENT_VALID_TRIPLE_FAULT)
+
+int gmem_vcpu_get_vcpu_events(struct gmem_vcpu *vcpu,
+			      struct kvm_vcpu_events *ev)
+{
+	const struct x86_cpu *c = vcpu->cpu;
+
+	memset(ev, 0, sizeof(*ev));
+	if (c->pend.valid && c->pend.vector < 32) {
+		ev->exception.injected = !c->pend.soft;
+		ev->exception.nr = c->pend.vector;
+		ev->exception.has_error_code = c->pend.has_err;
+		ev->exception.error_code = c->pend.err;
+	} else if (c->pend.valid) {
+		ev->interrupt.injected = !c->pend.soft;
+		ev->interrupt.nr = c->pend.vector;
+	}
+	ev->flags = KVM_VCPUEVENT_VALID_NMI_PENDING |
+		    KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM;
+	return 0;
+}
+
+int gmem_vcpu_set_vcpu_events(struct gmem_vcpu *vcpu,
+			      const struct kvm_vcpu_events *ev)
+{
+	struct x86_cpu *c = vcpu->cpu;
+	bool smm = ev->flags & KVM_VCPUEVENT_VALID_SMM;
+	bool irqchip = __atomic_load_n(&vcpu->vm->irqchip, __ATOMIC_RELAXED);
+
+	/* KVM's checks, in its order; none of its enabling caps is on. */
+	if (ev->flags & ~EVENTS_FLAGS)
+		return -EINVAL;
+	if (ev->flags &
+	    (KVM_VCPUEVENT_VALID_PAYLOAD | KVM_VCPUEVENT_VALID_TRIPLE_FAULT))
+		return -EINVAL;
+	/* Without VALID_PAYLOAD KVM ignores exception.pending. */
+	if (ev->exception.injected &&
+	    (ev->exception.nr > 31 || ev->exception.nr == 2))
+		return -EINVAL;
+	/* No SMM: answered as by a kernel built without it (X86_SMM 0). */
+	if (smm && (ev->smi.smm || ev->smi.pending || ev->smi.smm_inside_nmi))
+		return -EINVAL;
+	/* What KVM would hold and the model cannot: refused, not dropped. */
+	if (ev->nmi.injected || ev->nmi.masked ||
+	    ((ev->flags & KVM_VCPUEVENT_VALID_NMI_PENDING) && ev->nmi.pending))
+		return -EINVAL;
+	if ((ev->flags & KVM_VCPUEVENT_VALID_SHADOW) && ev->interrupt.shadow)
+		return -EINVAL;
+	if (ev->exception.injected && ev->interrupt.injected)
+		return -EINVAL;
+	if (smm && irqchip && ev->smi.latched_init)
+		return -EINVAL;
+	/* sipi_vector: no SIPI ever arrives, so there is nothing to keep. */
+
+	c->pend.valid = ev->exception.injected || ev->interrupt.injected;
+	c->pend.soft = false;
+	c->pend.soft_len = 0;
+	c->pend.cr2 = c->cr2; /* an injected #PF's CR2 is already set */
+	if (ev->exception.injected) {
+		c->pend.vector = ev->exception.nr;
+		c->pend.has_err = ev->exception.has_error_code;
+		c->pend.err = ev->exception.error_code;
+	} else if (ev->interrupt.injected) {
+		/* A soft one without its length: RIP is pushed as is. */
+		c->pend.vector = ev->interrupt.nr;
+		c->pend.soft = ev->interrupt.soft;
+		c->pend.has_err = false;
+		c->pend.err = 0;
+	}
+	return 0;
+}
+
+/*
+ * KVM_GET/SET_DEBUGREGS.  The model has no breakpoints, so a DR7 that
+ * enables one (or general detection) is refused rather than kept without
+ * effect; otherwise KVM's rules: flags 0, DR6 and DR7 within 32 bits.
+ */
+int gmem_vcpu_get_debugregs(struct gmem_vcpu *vcpu, struct kvm_debugregs *dr)
+{
+	const struct x86_cpu *c = vcpu->cpu;
+
+	memset(dr, 0, sizeof(*dr));
+	memcpy(dr->db, c->db, sizeof(dr->db));
+	dr->dr6 = c->dr6;
+	dr->dr7 = c->dr7;
+	return 0;
+}
+
+int gmem_vcpu_set_debugregs(struct gmem_vcpu *vcpu,
+			    const struct kvm_debugregs *dr)
+{
+	struct x86_cpu *c = vcpu->cpu;
+
+	if (dr->flags || dr->dr6 >> 32 || dr->dr7 >> 32)
+		return -EINVAL;
+	if (dr->dr7 & X86_DR7_ACTIVE)
+		return -EINVAL;
+	memcpy(c->db, dr->db, sizeof(c->db));
+	c->dr6 = dr->dr6;
+	c->dr7 = dr->dr7;
+	return 0;
 }
 
 int gmem_vcpu_get_stats(struct gmem_vcpu *vcpu, struct gmem_vcpu_stats *st)

@@ -118,6 +118,9 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_EXT_CPUID: /* KVM_GET_SUPPORTED_CPUID, KVM_SET_CPUID2 */
 	case KVM_CAP_XSAVE:	/* KVM_GET/SET_XSAVE */
 	case KVM_CAP_XCRS:	/* as on a host with XSAVE */
+	case KVM_CAP_VCPU_EVENTS:
+	case KVM_CAP_DEBUGREGS:
+	case KVM_CAP_GET_MSR_FEATURES: /* KVM_GET_MSRS on /dev/kvm */
 		return 1;
 	case KVM_CAP_XSAVE2:
 		/* x87 and SSE need 576 bytes; KVM never answers below 4096. */

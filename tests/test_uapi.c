@@ -172,6 +172,19 @@ static void test_caps(void)
 	CHECK_EQ(KVM_CAP_XCRS, 56);
 	CHECK_EQ(KVM_CAP_XSAVE2, 208);
 	CHECK_EQ(KVM_MAX_XCRS, 16);
+	CHECK_EQ(KVM_CAP_VCPU_EVENTS, 41);
+	CHECK_EQ(KVM_CAP_DEBUGREGS, 50);
+	CHECK_EQ(KVM_CAP_GET_MSR_FEATURES, 153);
+	CHECK_EQ(KVM_CAP_NESTED_STATE, 157);
+	CHECK_EQ(KVM_CAP_EXCEPTION_PAYLOAD, 164);
+	CHECK_EQ(KVM_VCPUEVENT_VALID_NMI_PENDING, 1);
+	CHECK_EQ(KVM_VCPUEVENT_VALID_SIPI_VECTOR, 2);
+	CHECK_EQ(KVM_VCPUEVENT_VALID_SHADOW, 4);
+	CHECK_EQ(KVM_VCPUEVENT_VALID_SMM, 8);
+	CHECK_EQ(KVM_VCPUEVENT_VALID_PAYLOAD, 0x10);
+	CHECK_EQ(KVM_VCPUEVENT_VALID_TRIPLE_FAULT, 0x20);
+	CHECK_EQ(KVM_X86_SHADOW_INT_MOV_SS, 1);
+	CHECK_EQ(KVM_X86_SHADOW_INT_STI, 2);
 	CHECK_EQ(KVM_MP_STATE_RUNNABLE, 0);
 	CHECK_EQ(KVM_MP_STATE_SUSPENDED, 10);
 	CHECK_EQ(KVM_CAP_EXIT_HYPERCALL, 201);
@@ -222,6 +235,12 @@ static void test_ioctls(void)
 	CHECK_EQ(KVM_GET_XSAVE2, 0x9000aecf);
 	CHECK_EQ(KVM_GET_XCRS, 0x8188aea6);
 	CHECK_EQ(KVM_SET_XCRS, 0x4188aea7);
+	CHECK_EQ(KVM_GET_MSR_INDEX_LIST, 0xc004ae02);
+	CHECK_EQ(KVM_GET_MSR_FEATURE_INDEX_LIST, 0xc004ae0a);
+	CHECK_EQ(KVM_GET_VCPU_EVENTS, 0x8040ae9f);
+	CHECK_EQ(KVM_SET_VCPU_EVENTS, 0x4040aea0);
+	CHECK_EQ(KVM_GET_DEBUGREGS, 0x8080aea1);
+	CHECK_EQ(KVM_SET_DEBUGREGS, 0x4080aea2);
 	tap_result("ioctl numbers equal Linux's");
 }
 
@@ -238,6 +257,21 @@ static void test_vcpu_structs(void)
 	CHECK_OFF(struct kvm_sregs, efer, 264);
 	CHECK_OFF(struct kvm_sregs, interrupt_bitmap, 280);
 	CHECK_EQ(sizeof(struct kvm_msr_entry), 16);
+	CHECK_EQ(sizeof(struct kvm_msr_list), 4);
+	CHECK_OFF(struct kvm_msr_list, indices, 4);
+	CHECK_EQ(sizeof(struct kvm_vcpu_events), 64);
+	CHECK_OFF(struct kvm_vcpu_events, interrupt, 8);
+	CHECK_OFF(struct kvm_vcpu_events, nmi, 12);
+	CHECK_OFF(struct kvm_vcpu_events, sipi_vector, 16);
+	CHECK_OFF(struct kvm_vcpu_events, flags, 20);
+	CHECK_OFF(struct kvm_vcpu_events, smi, 24);
+	CHECK_OFF(struct kvm_vcpu_events, triple_fault, 28);
+	CHECK_OFF(struct kvm_vcpu_events, exception_has_payload, 55);
+	CHECK_OFF(struct kvm_vcpu_events, exception_payload, 56);
+	CHECK_EQ(sizeof(struct kvm_debugregs), 128);
+	CHECK_OFF(struct kvm_debugregs, dr6, 32);
+	CHECK_OFF(struct kvm_debugregs, dr7, 40);
+	CHECK_OFF(struct kvm_debugregs, flags, 48);
 	CHECK_EQ(sizeof(struct kvm_msrs), 8);
 	CHECK_EQ(sizeof(struct kvm_cpuid_entry2), 40);
 	CHECK_EQ(sizeof(struct kvm_cpuid2), 8);

@@ -6,8 +6,9 @@
  * I/O both ways, an MMIO read completed by the VMM, a MAP_GPA_RANGE
  * hypercall exit and its return value, a memory-fault exit re-executed
  * after the VMM fixes the attribute, HLT, a kick from another thread,
- * immediate_exit, string I/O (REP INS/OUTS) as KVM batches it, and the
- * x87/SSE state ioctls (FPU, XSAVE, XCRS).
+ * immediate_exit, string I/O (REP INS/OUTS) as KVM batches it, the
+ * x87/SSE state ioctls (FPU, XSAVE, XCRS), and the rest of what a VMM
+ * saves and restores: the MSR index lists, vCPU events, debug registers.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -458,6 +459,299 @@ static void test_fpu_state(void)
 	tap_result("KVM_GET/SET_XCRS: XCR0 under __kvm_set_xcr()'s rules");
 }
 
+/* A kvm_msr_list with room for @n indices. */
+union msr_list {
+	struct kvm_msr_list l;
+	uint8_t buf[sizeof(struct kvm_msr_list) + 64 * sizeof(uint32_t)];
+};
+
+union msrs {
+	struct kvm_msrs m;
+	uint8_t buf[sizeof(struct kvm_msrs) +
+		    64 * sizeof(struct kvm_msr_entry)];
+};
+
+/*
+ * KVM_GET_MSR_INDEX_LIST and KVM_GET_MSR_FEATURE_INDEX_LIST as the
+ * selftests' library calls them (E2BIG with the count first), every
+ * listed MSR round-tripping through KVM_GET/SET_MSRS, and the feature
+ * MSRs read on /dev/kvm.
+ */
+static void test_msr_lists(void)
+{
+	static union msr_list list, feat;
+	static union msrs msrs, again;
+	struct kvm_msr_list empty = {.nmsrs = 0};
+	struct gmem_vcpu *vcpu;
+	uint32_t n;
+	uint8_t *page;
+
+	setup(false);
+	REQUIRE(gmem_vcpu_from_handle(vcpufd, &vcpu) == 0);
+	CHECK_EQ(gmem_ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_GET_MSR_FEATURES),
+		 1);
+	CHECK_ERRNO(gmem_ioctl(sys, KVM_GET_MSR_INDEX_LIST, &empty), E2BIG);
+	n = empty.nmsrs;
+	CHECK(n > 0 && n <= 64);
+	list.l.nmsrs = n - 1;
+	CHECK_EQ(gmem_get_msr_index_list(&list.l), -E2BIG);
+	CHECK_EQ(list.l.nmsrs, n);
+	list.l.nmsrs = 64;
+	CHECK_EQ(gmem_ioctl(sys, KVM_GET_MSR_INDEX_LIST, &list), 0);
+	CHECK_EQ(list.l.nmsrs, n);
+	CHECK_ERRNO(gmem_ioctl(sys, KVM_GET_MSR_INDEX_LIST, NULL), EFAULT);
+	/* Indices that would run into an unmapped page: EFAULT. */
+	page = mmap(NULL, 8192, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(page != MAP_FAILED);
+	REQUIRE(mprotect(page + 4096, 4096, PROT_NONE) == 0);
+	struct kvm_msr_list *edge = (void *)(page + 4096 - 4);
+
+	edge->nmsrs = 64;
+	CHECK_ERRNO(gmem_ioctl(sys, KVM_GET_MSR_INDEX_LIST, edge), EFAULT);
+	edge->nmsrs = 0;
+	CHECK_ERRNO(gmem_ioctl(sys, KVM_GET_MSR_INDEX_LIST, edge), E2BIG);
+	CHECK_EQ(edge->nmsrs, n);
+	munmap(page, 8192);
+
+	/* Every listed MSR reads, and takes back what it read. */
+	msrs.m.nmsrs = n;
+	for (uint32_t i = 0; i < n; i++)
+		msrs.m.entries[i].index = list.l.indices[i];
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MSRS, &msrs), (int)n);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_MSRS, &msrs), (int)n);
+	memcpy(&again, &msrs, sizeof(again));
+	CHECK_EQ(gmem_vcpu_get_msrs(vcpu, &again.m), (int)n);
+	for (uint32_t i = 0; i < n; i++)
+		if (msrs.m.entries[i].index != 0x10) /* the TSC moves on */
+			CHECK_EQ(again.m.entries[i].data,
+				 msrs.m.entries[i].data);
+	tap_result("KVM_GET_MSR_INDEX_LIST: E2BIG with the count, then the "
+		   "list, each MSR round-trips");
+
+	/* The feature list: IA32_UCODE_REV, read on /dev/kvm. */
+	feat.l.nmsrs = 0;
+	CHECK_ERRNO(gmem_ioctl(sys, KVM_GET_MSR_FEATURE_INDEX_LIST, &feat),
+		    E2BIG);
+	CHECK_EQ(feat.l.nmsrs, 1);
+	CHECK_EQ(gmem_get_msr_feature_index_list(&feat.l), 0);
+	CHECK_EQ(feat.l.indices[0], 0x8b);
+	memset(&msrs, 0, sizeof(msrs));
+	msrs.m.nmsrs = 3;
+	msrs.m.entries[0].index = 0x8b;
+	msrs.m.entries[1].index = 0xc0000081; /* STAR: listed, reads 0 */
+	msrs.m.entries[1].data = 5;
+	msrs.m.entries[2].index = 0x1234; /* unknown: stops there, reads 0 */
+	msrs.m.entries[2].data = 7;
+	CHECK_EQ(gmem_ioctl(sys, KVM_GET_MSRS, &msrs), 2);
+	CHECK_EQ(msrs.m.entries[0].data, 0x100000000ULL);
+	CHECK_EQ(msrs.m.entries[1].data, 0);
+	CHECK_EQ(msrs.m.entries[2].data, 0);
+	msrs.m.entries[2].data = 7;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MSRS, &msrs), 2);
+	CHECK_EQ(msrs.m.entries[2].data, 0);
+	msrs.m.nmsrs = 256;
+	CHECK_EQ(gmem_get_feature_msrs(&msrs.m), -E2BIG);
+	/* The vCPU's revision: the VMM sets it, the guest cannot. */
+	msrs.m.nmsrs = 1;
+	msrs.m.entries[0].data = 0x4200000000ULL;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_MSRS, &msrs), 1);
+	msrs.m.entries[0].data = 0;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MSRS, &msrs), 1);
+	CHECK_EQ(msrs.m.entries[0].data, 0x4200000000ULL);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_GET_MSR_FEATURE_INDEX_LIST and KVM_GET_MSRS on "
+		   "/dev/kvm");
+}
+
+/*
+ * KVM_GET/SET_VCPU_EVENTS over the model's event slot: an exception the
+ * typed API queued shows up, moves to another vCPU, and is delivered
+ * there at KVM_RUN (no IDT here: a triple fault); KVM's refusals and
+ * what gmem refuses for lack of a model change nothing.
+ */
+static void test_vcpu_events(void)
+{
+	struct kvm_vcpu_events ev, ev2, bad;
+	struct gmem_vcpu *vcpu, *vcpu2;
+	int fd2;
+
+	setup(false);
+	REQUIRE(gmem_vcpu_from_handle(vcpufd, &vcpu) == 0);
+	CHECK_EQ(gmem_ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_VCPU_EVENTS), 1);
+	CHECK_EQ(gmem_ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_NESTED_STATE), 0);
+	CHECK_EQ(
+		gmem_ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_EXCEPTION_PAYLOAD),
+		0);
+	memset(&ev, 0xcc, sizeof(ev));
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.exception.injected, 0);
+	CHECK_EQ(ev.interrupt.injected, 0);
+	CHECK_EQ(ev.nmi.pending, 0);
+	CHECK_EQ(ev.flags, KVM_VCPUEVENT_VALID_NMI_PENDING |
+				   KVM_VCPUEVENT_VALID_SHADOW |
+				   KVM_VCPUEVENT_VALID_SMM);
+	CHECK_EQ(ev.reserved[25], 0);
+	CHECK_EQ(ev.exception_payload, 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &ev), 0);
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, NULL), EFAULT);
+
+	CHECK_EQ(gmem_vcpu_inject_exception(vcpu, 13, true, 0x18, 0), 0);
+	CHECK_EQ(gmem_vcpu_get_vcpu_events(vcpu, &ev), 0);
+	CHECK_EQ(ev.exception.injected, 1);
+	CHECK_EQ(ev.exception.nr, 13);
+	CHECK_EQ(ev.exception.has_error_code, 1);
+	CHECK_EQ(ev.exception.error_code, 0x18);
+	CHECK_EQ(ev.exception.pending, 0);
+	fd2 = gmem_ioctl(vmfd, KVM_CREATE_VCPU, 1);
+	REQUIRE(fd2 >= 0);
+	REQUIRE(gmem_vcpu_from_handle(fd2, &vcpu2) == 0);
+	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(gmem_ioctl(fd2, KVM_GET_VCPU_EVENTS, &ev2), 0);
+	CHECK(memcmp(&ev, &ev2, sizeof(ev)) == 0);
+	gmem_close(fd2);
+	tap_result("KVM_GET/SET_VCPU_EVENTS: an injected exception, moved "
+		   "to another vCPU");
+
+	/* An interrupt, then none: a set replaces the slot. */
+	memset(&ev2, 0, sizeof(ev2));
+	ev2.interrupt.injected = 1;
+	ev2.interrupt.nr = 0x40;
+	CHECK_EQ(gmem_vcpu_set_vcpu_events(vcpu, &ev2), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev2), 0);
+	CHECK_EQ(ev2.interrupt.injected, 1);
+	CHECK_EQ(ev2.interrupt.nr, 0x40);
+	CHECK_EQ(ev2.exception.injected, 0);
+	CHECK_EQ(run->ready_for_interrupt_injection, 0);
+
+	/* Refused, each changing nothing: the interrupt stays. */
+	static const struct {
+		uint32_t flags;
+		uint8_t exc, exc_nr, irq, nmi_inj, nmi_pend, masked, shadow;
+		uint8_t smm, smi, init;
+	} refused[] = {
+		{.flags = 0x40},			/* unknown flag */
+		{.flags = KVM_VCPUEVENT_VALID_PAYLOAD}, /* cap off */
+		{.flags = KVM_VCPUEVENT_VALID_TRIPLE_FAULT},
+		{.exc = 1, .exc_nr = 32},
+		{.exc = 1, .exc_nr = 2}, /* NMI */
+		{.flags = KVM_VCPUEVENT_VALID_SMM, .smm = 1},
+		{.flags = KVM_VCPUEVENT_VALID_SMM, .smi = 1},
+		/* Not modelled: NMIs, the shadow, two events at once. */
+		{.nmi_inj = 1},
+		{.masked = 1},
+		{.flags = KVM_VCPUEVENT_VALID_NMI_PENDING, .nmi_pend = 1},
+		{.flags = KVM_VCPUEVENT_VALID_SHADOW, .shadow = 2},
+		{.exc = 1, .exc_nr = 6, .irq = 1},
+	};
+	for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+		memset(&bad, 0, sizeof(bad));
+		bad.flags = refused[k].flags;
+		bad.exception.injected = refused[k].exc;
+		bad.exception.nr = refused[k].exc_nr;
+		bad.interrupt.injected = refused[k].irq;
+		bad.interrupt.nr = 0x50;
+		bad.nmi.injected = refused[k].nmi_inj;
+		bad.nmi.pending = refused[k].nmi_pend;
+		bad.nmi.masked = refused[k].masked;
+		bad.interrupt.shadow = refused[k].shadow;
+		bad.smi.smm = refused[k].smm;
+		bad.smi.pending = refused[k].smi;
+		bad.smi.latched_init = refused[k].init;
+		CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &bad),
+			    EINVAL);
+		CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+		CHECK(memcmp(&ev, &ev2, sizeof(ev)) == 0);
+	}
+	/* Ignored as KVM ignores them: pending without VALID_*, no irqchip. */
+	memset(&bad, 0, sizeof(bad));
+	bad.nmi.pending = 1;
+	bad.exception.pending = 1;
+	bad.exception.nr = 77;
+	bad.flags = KVM_VCPUEVENT_VALID_SMM | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
+	bad.smi.latched_init = 1;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &bad), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.exception.injected | ev.interrupt.injected, 0);
+	tap_result("KVM_SET_VCPU_EVENTS refuses what KVM refuses and what "
+		   "gmem cannot hold, changing nothing");
+
+	/* An injected #UD is delivered: with no IDT it ends in shutdown. */
+	memset(&ev, 0, sizeof(ev));
+	ev.exception.injected = 1;
+	ev.exception.nr = 6;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_SHUTDOWN);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_SET_VCPU_EVENTS: the exception is delivered at "
+		   "KVM_RUN");
+
+	/* With an irqchip there is no INIT latch to set. */
+	setup(true);
+	memset(&bad, 0, sizeof(bad));
+	bad.flags = KVM_VCPUEVENT_VALID_SMM;
+	bad.smi.latched_init = 1;
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &bad), EINVAL);
+	bad.smi.latched_init = 0;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &bad), 0);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_SET_VCPU_EVENTS: no latched INIT with an irqchip");
+}
+
+/* KVM_GET/SET_DEBUGREGS: reset values, KVM's checks, no breakpoints. */
+static void test_debugregs(void)
+{
+	struct kvm_debugregs dr, dr2, bad;
+	struct gmem_vcpu *vcpu;
+
+	setup(false);
+	REQUIRE(gmem_vcpu_from_handle(vcpufd, &vcpu) == 0);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_DEBUGREGS), 1);
+	memset(&dr, 0xcc, sizeof(dr));
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_DEBUGREGS, &dr), 0);
+	CHECK_EQ(dr.db[0] | dr.db[3], 0);
+	CHECK_EQ(dr.dr6, 0xffff0ff0);
+	CHECK_EQ(dr.dr7, 0x400);
+	CHECK_EQ(dr.flags | dr.reserved[8], 0);
+	dr.db[0] = 0x1000;
+	dr.db[3] = 0xffffffff12345678ULL;
+	dr.dr6 = 0xffff4ff1;
+	dr.dr7 = 0x400 | (3u << 16); /* R/W0 set, breakpoint 0 off */
+	CHECK_EQ(gmem_vcpu_set_debugregs(vcpu, &dr), 0);
+	memset(&dr2, 0, sizeof(dr2));
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_DEBUGREGS, &dr2), 0);
+	CHECK(memcmp(&dr, &dr2, sizeof(dr)) == 0);
+
+	static const struct kvm_debugregs refused[] = {
+		{.flags = 1},
+		{.dr6 = 1ULL << 32},
+		{.dr7 = 1ULL << 32},
+		{.dr7 = 0x401},		   /* L0 */
+		{.dr7 = 0x480},		   /* G3 */
+		{.dr7 = 0x400 | 1u << 13}, /* GD */
+	};
+	for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+		bad = refused[k];
+		CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_DEBUGREGS, &bad),
+			    EINVAL);
+		CHECK_EQ(gmem_vcpu_get_debugregs(vcpu, &dr2), 0);
+		CHECK(memcmp(&dr, &dr2, sizeof(dr)) == 0);
+	}
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_DEBUGREGS, NULL), EFAULT);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_GET/SET_DEBUGREGS: state, KVM's checks, no "
+		   "breakpoints, EINVAL changes nothing");
+}
+
 /* Kick once the spin loop is surely running (its counter moved). */
 static void *kicker(void *arg)
 {
@@ -475,7 +769,7 @@ int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(18, 60);
+	tap_plan(25, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -606,5 +900,8 @@ int main(void)
 	test_irqchip_halt();
 	test_string_io();
 	test_fpu_state();
+	test_msr_lists();
+	test_vcpu_events();
+	test_debugregs();
 	return tap_done();
 }

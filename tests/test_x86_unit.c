@@ -634,6 +634,28 @@ static void t_syscall(void)
 	tap_result("WRMSR, SYSRET, SYSCALL, SWAPGS, MOV from CR3");
 }
 
+/* The microcode revision: a guest write is ignored, as KVM ignores it. */
+GUEST_CODE(g_ucode, "mov $0x8b, %ecx\n"
+		    "xor %eax, %eax\n"
+		    "xor %edx, %edx\n"
+		    "wrmsr\n"
+		    "rdmsr\n"
+		    "hlt\n");
+
+static void t_ucode_rev(void)
+{
+	uint64_t v;
+
+	SETUP(g_ucode);
+	CHECK_EQ(x86_set_msr(&vm.cpu, X86_MSR_UCODE_REV, 0x4200000000ull), 0);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RDX], 0x42);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 0);
+	CHECK_EQ(x86_get_msr(&vm.cpu, X86_MSR_UCODE_REV, &v), 0);
+	CHECK_EQ(v, 0x4200000000ull);
+	tap_result("IA32_UCODE_REV: the VMM's value, guest writes ignored");
+}
+
 GUEST_CODE(g_int, "int $0x80\n"
 		  "hlt\n");
 
@@ -1425,7 +1447,7 @@ static void t_xsave(void)
 
 int main(void)
 {
-	tap_plan(39, 60);
+	tap_plan(40, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -1446,6 +1468,7 @@ int main(void)
 	t_s2_exit();
 	t_smc();
 	t_syscall();
+	t_ucode_rev();
 	t_int_iret();
 	t_split();
 	t_fetch_split();

@@ -285,6 +285,33 @@ int gmem_vcpu_set_tsc_khz(struct gmem_vcpu *vcpu, uint32_t khz);
 int gmem_vcpu_get_tsc_khz(struct gmem_vcpu *vcpu);
 int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs);
 int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs);
+/*
+ * KVM_GET_MSR_INDEX_LIST / KVM_GET_MSR_FEATURE_INDEX_LIST: the MSRs a
+ * VMM saves and restores through KVM_GET/SET_MSRS, and the feature MSRs
+ * KVM_GET_MSRS reads on /dev/kvm (gmem_get_feature_msrs()).  list->nmsrs
+ * is set to the count either way; -E2BIG if it was smaller.
+ */
+int gmem_get_msr_index_list(struct kvm_msr_list *list);
+int gmem_get_msr_feature_index_list(struct kvm_msr_list *list);
+int gmem_get_feature_msrs(struct kvm_msrs *msrs);
+/*
+ * KVM_GET/SET_VCPU_EVENTS: the injected exception or interrupt (the
+ * model holds one event).  A set is -EINVAL, changing nothing, where KVM
+ * refuses (unknown flags, VALID_PAYLOAD or VALID_TRIPLE_FAULT whose caps
+ * are off, an exception vector above 31 or 2, SMM state) and where KVM
+ * would keep what gmem does not model: NMI state, an interrupt shadow,
+ * an exception and an interrupt at once, a latched INIT with an irqchip.
+ * KVM_GET/SET_DEBUGREGS: DR0-3, DR6, DR7 as VMM state (no breakpoints);
+ * a set is -EINVAL for flags, DR6/DR7 bits above 31, or a DR7 enabling
+ * a breakpoint or general detection.
+ */
+int gmem_vcpu_get_vcpu_events(struct gmem_vcpu *vcpu,
+			      struct kvm_vcpu_events *events);
+int gmem_vcpu_set_vcpu_events(struct gmem_vcpu *vcpu,
+			      const struct kvm_vcpu_events *events);
+int gmem_vcpu_get_debugregs(struct gmem_vcpu *vcpu, struct kvm_debugregs *dr);
+int gmem_vcpu_set_debugregs(struct gmem_vcpu *vcpu,
+			    const struct kvm_debugregs *dr);
 
 /*
  * Guest-physical access through the vCPU's stage 2, as a CPU model makes

@@ -198,6 +198,11 @@ struct kvm_enable_cap {
 #define KVM_CAP_XSAVE 55
 #define KVM_CAP_XCRS 56
 #define KVM_CAP_XSAVE2 208
+#define KVM_CAP_VCPU_EVENTS 41
+#define KVM_CAP_DEBUGREGS 50
+#define KVM_CAP_GET_MSR_FEATURES 153
+#define KVM_CAP_NESTED_STATE 157
+#define KVM_CAP_EXCEPTION_PAYLOAD 164
 
 /* Exit reasons (kvm_run.exit_reason). */
 #define KVM_EXIT_UNKNOWN 0
@@ -279,6 +284,12 @@ struct kvm_msrs {
 	struct kvm_msr_entry entries[];
 };
 
+/* KVM_GET_MSR_INDEX_LIST, KVM_GET_MSR_FEATURE_INDEX_LIST */
+struct kvm_msr_list {
+	uint32_t nmsrs;
+	uint32_t indices[];
+};
+
 struct kvm_cpuid_entry2 {
 	uint32_t function;
 	uint32_t index;
@@ -335,6 +346,62 @@ struct kvm_xcrs {
 	uint32_t flags;
 	struct kvm_xcr xcrs[KVM_MAX_XCRS];
 	uint64_t padding[16];
+};
+
+/* KVM_GET/SET_VCPU_EVENTS */
+#define KVM_VCPUEVENT_VALID_NMI_PENDING 0x00000001
+#define KVM_VCPUEVENT_VALID_SIPI_VECTOR 0x00000002
+#define KVM_VCPUEVENT_VALID_SHADOW 0x00000004
+#define KVM_VCPUEVENT_VALID_SMM 0x00000008
+#define KVM_VCPUEVENT_VALID_PAYLOAD 0x00000010
+#define KVM_VCPUEVENT_VALID_TRIPLE_FAULT 0x00000020
+
+#define KVM_X86_SHADOW_INT_MOV_SS 0x01
+#define KVM_X86_SHADOW_INT_STI 0x02
+
+struct kvm_vcpu_events {
+	struct {
+		uint8_t injected;
+		uint8_t nr;
+		uint8_t has_error_code;
+		uint8_t pending;
+		uint32_t error_code;
+	} exception;
+	struct {
+		uint8_t injected;
+		uint8_t nr;
+		uint8_t soft;
+		uint8_t shadow;
+	} interrupt;
+	struct {
+		uint8_t injected;
+		uint8_t pending;
+		uint8_t masked;
+		uint8_t pad;
+	} nmi;
+	uint32_t sipi_vector;
+	uint32_t flags;
+	struct {
+		uint8_t smm;
+		uint8_t pending;
+		uint8_t smm_inside_nmi;
+		uint8_t latched_init;
+	} smi;
+	struct {
+		uint8_t pending;
+	} triple_fault;
+	uint8_t reserved[26];
+	uint8_t exception_has_payload;
+	uint64_t exception_payload;
+};
+
+/* KVM_GET/SET_DEBUGREGS */
+struct kvm_debugregs {
+	uint64_t db[4];
+	uint64_t dr6;
+	uint64_t dr7;
+	uint64_t flags;
+	uint64_t reserved[9];
 };
 
 /* KVM_GET/SET_MP_STATE */
@@ -430,6 +497,8 @@ struct kvm_run {
 #define KVM_CHECK_EXTENSION _IO(KVMIO, 0x03)
 #define KVM_GET_VCPU_MMAP_SIZE _IO(KVMIO, 0x04)
 #define KVM_GET_SUPPORTED_CPUID _IOWR(KVMIO, 0x05, struct kvm_cpuid2)
+#define KVM_GET_MSR_INDEX_LIST _IOWR(KVMIO, 0x02, struct kvm_msr_list)
+#define KVM_GET_MSR_FEATURE_INDEX_LIST _IOWR(KVMIO, 0x0a, struct kvm_msr_list)
 
 #define KVM_CREATE_VCPU _IO(KVMIO, 0x41)
 #define KVM_CREATE_IRQCHIP _IO(KVMIO, 0x60)
@@ -473,6 +542,10 @@ struct kvm_run {
 #define KVM_GET_XCRS _IOR(KVMIO, 0xa6, struct kvm_xcrs)
 #define KVM_SET_XCRS _IOW(KVMIO, 0xa7, struct kvm_xcrs)
 #define KVM_GET_XSAVE2 _IOR(KVMIO, 0xcf, struct kvm_xsave)
+#define KVM_GET_VCPU_EVENTS _IOR(KVMIO, 0x9f, struct kvm_vcpu_events)
+#define KVM_SET_VCPU_EVENTS _IOW(KVMIO, 0xa0, struct kvm_vcpu_events)
+#define KVM_GET_DEBUGREGS _IOR(KVMIO, 0xa1, struct kvm_debugregs)
+#define KVM_SET_DEBUGREGS _IOW(KVMIO, 0xa2, struct kvm_debugregs)
 
 /* gmem's additions, in ranges Linux does not use. */
 #define KVM_MEMORY_EXIT_FLAG_READ (1ULL << 0)
@@ -521,6 +594,11 @@ _Static_assert(sizeof(struct kvm_segment) == 24, "segment size");
 _Static_assert(sizeof(struct kvm_sregs) == 312, "sregs size");
 _Static_assert(sizeof(struct kvm_cpuid_entry2) == 40, "cpuid entry size");
 _Static_assert(sizeof(struct kvm_mp_state) == 4, "mp_state size");
+_Static_assert(sizeof(struct kvm_vcpu_events) == 64, "vcpu_events size");
+_Static_assert(offsetof(struct kvm_vcpu_events, exception_payload) == 56,
+	       "vcpu_events payload");
+_Static_assert(sizeof(struct kvm_debugregs) == 128, "debugregs size");
+_Static_assert(sizeof(struct kvm_msr_list) == 4, "msr_list size");
 _Static_assert(offsetof(struct kvm_run, exit_reason) == 8, "exit_reason");
 _Static_assert(offsetof(struct kvm_run, io) == 32, "run union offset");
 _Static_assert(offsetof(struct kvm_run, memory_fault) == 32, "memory_fault");

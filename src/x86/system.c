@@ -376,6 +376,9 @@ static int h_msr(struct x86_cpu *c, const struct x86_insn *i)
 		v = (uint32_t)c->gpr[X86_RAX] | c->gpr[X86_RDX] << 32;
 		if (guest_tsc_write(c, idx, v))
 			return advance(c, i);
+		/* KVM ignores the guest's (a BIOS writes 0 before CPUID). */
+		if (idx == X86_MSR_UCODE_REV)
+			return advance(c, i);
 		if (x86_set_msr(c, idx, v))
 			return x86_gp0(c);
 	}
@@ -1216,6 +1219,9 @@ int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 	case X86_MSR_K7_HWCR:
 		*v = c->hwcr;
 		return 0;
+	case X86_MSR_UCODE_REV:
+		*v = c->ucode_rev;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -1282,8 +1288,48 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 			return -EINVAL;
 		c->hwcr = v;
 		return 0;
+	case X86_MSR_UCODE_REV:
+		c->ucode_rev = v; /* the VMM's; guest writes do not get here */
+		return 0;
 	}
 	return -EINVAL;
+}
+
+/* KVM's order: msrs_to_save first, then emulated_msrs. */
+static const uint32_t msr_list[] = {
+	X86_MSR_STAR,	 X86_MSR_CSTAR,	     X86_MSR_KERNEL_GS_BASE,
+	X86_MSR_SFMASK,	 X86_MSR_LSTAR,	     X86_MSR_TSC,
+	X86_MSR_TSC_AUX, X86_MSR_TSC_ADJUST, X86_MSR_UCODE_REV,
+	X86_MSR_K7_HWCR,
+};
+
+const uint32_t *x86_msr_list(unsigned *n)
+{
+	*n = sizeof(msr_list) / sizeof(msr_list[0]);
+	return msr_list;
+}
+
+/*
+ * The one feature MSR: the microcode revision, which a VMM reads from
+ * /dev/kvm to give its vCPUs.  The "host" has none loaded, so it reads
+ * as KVM's vCPU default.
+ */
+#define X86_UCODE_REV_DEFAULT 0x100000000ull
+
+static const uint32_t feature_msr_list[] = {X86_MSR_UCODE_REV};
+
+const uint32_t *x86_feature_msr_list(unsigned *n)
+{
+	*n = sizeof(feature_msr_list) / sizeof(feature_msr_list[0]);
+	return feature_msr_list;
+}
+
+int x86_get_feature_msr(uint32_t idx, uint64_t *v)
+{
+	if (idx != X86_MSR_UCODE_REV)
+		return -EINVAL;
+	*v = X86_UCODE_REV_DEFAULT;
+	return 0;
 }
 
 /* What the model implements, as a default CPUID table. */
@@ -1486,6 +1532,9 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->mxcsr = X86_MXCSR_DEFAULT;
 	c->xcr0 = X86_XFEATURE_FP; /* kvm_vcpu_reset(): x87 only */
 	c->x87.fcw = X86_FCW_DEFAULT;
+	c->dr6 = X86_DR6_INIT;
+	c->dr7 = X86_DR7_INIT;
+	c->ucode_rev = X86_UCODE_REV_DEFAULT;
 	x86_set_cpuid(c, default_cpuid,
 		      sizeof(default_cpuid) / sizeof(default_cpuid[0]));
 	return 0;

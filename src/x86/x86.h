@@ -56,10 +56,11 @@
  *
  * Not modelled: interrupts other than x86_inject() (no APIC; the caller
  * checks RFLAGS.IF before injecting an external interrupt), TF/debug
- * registers, the I/O permission bitmap (IN/OUT at CPL > IOPL is #GP),
- * x87 (its registers exist only for FXSAVE/FXRSTOR), SSE floating-point
- * arithmetic and conversions, SSE4.2 string instructions, MMX, AVX (all
- * #UD), PCID, LA57, 16/32-bit modes, task switches; #SS is reported as
+ * registers (DR0-7 are VMM state only: no MOV DRn, no breakpoints), NMIs,
+ * the STI/MOV SS interrupt shadow, SMM, the I/O permission bitmap (IN/OUT at
+ * CPL > IOPL is #GP), x87 (its registers exist only for FXSAVE/FXRSTOR), SSE
+ * floating-point arithmetic and conversions, SSE4.2 string instructions, MMX,
+ * AVX (all #UD), PCID, LA57, 16/32-bit modes, task switches; #SS is reported as
  * #GP(0) for non-canonical stack addresses.
  */
 #ifndef GMEM_X86_H
@@ -245,6 +246,13 @@ enum {
 #define X86_MSR_GS_BASE 0xc0000101
 #define X86_MSR_KERNEL_GS_BASE 0xc0000102
 #define X86_MSR_TSC_AUX 0xc0000103
+#define X86_MSR_UCODE_REV 0x8b
+
+/* DR6 and DR7 at reset (all breakpoints off), KVM's DR6_ACTIVE_LOW etc. */
+#define X86_DR6_INIT 0xffff0ff0ull
+#define X86_DR7_INIT 0x400ull
+/* DR7's L0-3/G0-3 enables and GD: the parts with effects (unmodelled). */
+#define X86_DR7_ACTIVE 0x20ffull
 
 /* MXCSR: reset value and the bits LDMXCSR/FXRSTOR accept (DAZ, no MM). */
 #define X86_MXCSR_DEFAULT 0x1f80u
@@ -452,6 +460,14 @@ struct x86_cpu {
 		uint16_t pos, end;
 		uint8_t data[1024];
 	} sio;
+
+	/*
+	 * Debug registers, VMM state only (KVM_GET/SET_DEBUGREGS): the guest
+	 * has no MOV DRn and DR7 never enables a breakpoint.  The microcode
+	 * revision the VMM may set (MSR_IA32_UCODE_REV).
+	 */
+	uint64_t db[4], dr6, dr7;
+	uint64_t ucode_rev;
 };
 
 /* Set up @cpu in the state KVM gives a new vCPU, with backend @bus. */
@@ -512,6 +528,15 @@ int x86_set_sregs(struct x86_cpu *cpu, const struct kvm_sregs *sregs);
 /* 0, or -EINVAL for an MSR the model does not have or a bad value. */
 int x86_get_msr(const struct x86_cpu *cpu, uint32_t index, uint64_t *data);
 int x86_set_msr(struct x86_cpu *cpu, uint32_t index, uint64_t data);
+/*
+ * The MSRs a VMM saves and restores (KVM_GET_MSR_INDEX_LIST: those of
+ * KVM's msrs_to_save and emulated_msrs lists that the model has; EFER,
+ * FS/GS base and the APIC base travel in sregs, as in KVM), and the
+ * feature MSRs (KVM_GET_MSR_FEATURE_INDEX_LIST) with their values.
+ */
+const uint32_t *x86_msr_list(unsigned *n);
+const uint32_t *x86_feature_msr_list(unsigned *n);
+int x86_get_feature_msr(uint32_t index, uint64_t *data);
 int x86_set_cpuid(struct x86_cpu *cpu, const struct kvm_cpuid_entry2 *e,
 		  unsigned n);
 /*
