@@ -13,7 +13,9 @@
  * ioctl arguments the program cannot read or write (a PROT_NONE page, a
  * read-only one, a struct whose entries run into either, low and
  * non-canonical addresses), which must fail with EFAULT or the request's
- * own errno, never crash.
+ * own errno, never crash; and a guest that spins in KVM_RUN on a thread
+ * of its own while this one signals it (or changes its memory's
+ * protection), which must end the run with EINTR (or EFAULT).
  * Every fd is closed at the end of the input, so leaks show.
  *
  * What must hold: no crash, no sanitizer report, no leak; a gmem fd
@@ -22,6 +24,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -194,6 +199,132 @@ static void do_bad_arg(struct input *in, int s)
 		put_slot((s + 1) % SLOTS, r);
 }
 
+/* A vCPU in 64-bit mode on 2 MiB at GPA 0, spinning at 0x10000. */
+struct spinner {
+	int kvm, vm, vcpu;
+	uint8_t *mem;
+	struct kvm_run *run;
+	int r, err;
+	int done;
+};
+
+static bool spin_setup(struct spinner *t, bool store)
+{
+	/* mov byte [0x20000], 1; jmp back to it (or only jmp $) */
+	static const uint8_t code[] = {0xc6, 0x04, 0x25, 0x00, 0x00,
+				       0x02, 0x00, 0x01, 0xeb, 0xf6};
+	struct kvm_userspace_memory_region region = {
+		.memory_size = 2 << 20,
+	};
+	struct kvm_segment cs = {.limit = 0xffffffff,
+				 .selector = 8,
+				 .type = 11,
+				 .present = 1,
+				 .s = 1,
+				 .l = 1,
+				 .g = 1},
+			   ds = cs;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = {.rflags = 2, .rip = 0x10000};
+	uint64_t *pt;
+
+	t->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	t->vm = ioctl(t->kvm, KVM_CREATE_VM, 0);
+	t->mem = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (t->kvm < 0 || t->vm < 0 || t->mem == MAP_FAILED)
+		return false;
+	region.userspace_addr = (uintptr_t)t->mem;
+	if (ioctl(t->vm, KVM_SET_USER_MEMORY_REGION, &region))
+		return false;
+	t->vcpu = ioctl(t->vm, KVM_CREATE_VCPU, 0);
+	if (t->vcpu < 0)
+		return false;
+	t->run = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      t->vcpu, 0);
+	if (t->run == MAP_FAILED)
+		return false;
+	pt = (uint64_t *)(t->mem + 0x1000);
+	pt[0] = 0x2000 | 3;
+	pt[512] = 0x3000 | 3;
+	pt[1024] = 0x83;
+	if (store)
+		memcpy(t->mem + 0x10000, code, sizeof(code));
+	else
+		memcpy(t->mem + 0x10000, code + 8, 2);
+	if (ioctl(t->vcpu, KVM_GET_SREGS, &sregs))
+		return false;
+	ds.selector = 0x10;
+	ds.type = 3;
+	ds.l = 0;
+	ds.db = 1;
+	sregs.cs = cs;
+	sregs.ds = sregs.es = sregs.ss = sregs.fs = sregs.gs = ds;
+	sregs.cr0 = 0x80000011;
+	sregs.cr3 = 0x1000;
+	sregs.cr4 = 0x20;
+	sregs.efer = 0x500;
+	return !ioctl(t->vcpu, KVM_SET_SREGS, &sregs) &&
+	       !ioctl(t->vcpu, KVM_SET_REGS, &regs);
+}
+
+static void *spin_run(void *p)
+{
+	struct spinner *t = p;
+
+	t->r = ioctl(t->vcpu, KVM_RUN, 0);
+	t->err = errno;
+	__atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * Signal the thread in KVM_RUN until its run ends (a signal that comes
+ * before it is inside is handled and kicks nothing), or take its memory
+ * away: EINTR, or EFAULT for the memory.
+ */
+static void do_spin(struct input *in)
+{
+	unsigned int how = (unsigned int)take(in, 1) % 3;
+	struct spinner t = {.kvm = -1, .vm = -1, .vcpu = -1};
+	pthread_t th;
+
+	if (!spin_setup(&t, how != 0) ||
+	    pthread_create(&th, NULL, spin_run, &t))
+		goto out;
+	if (how == 0) {
+		while (!__atomic_load_n(&t.done, __ATOMIC_ACQUIRE)) {
+			pthread_kill(th, SIGUSR1);
+			sched_yield();
+		}
+	} else {
+		/* The guest's first store says it runs; then the page goes. */
+		while (!__atomic_load_n(&t.mem[0x20000], __ATOMIC_ACQUIRE))
+			sched_yield();
+		if (how == 1)
+			mprotect(t.mem + 0x20000, 4096, PROT_READ);
+		else
+			mprotect(t.mem + 0x20000, 4096, PROT_NONE);
+	}
+	pthread_join(th, NULL);
+	if (t.r != -1 || t.err != (how == 0 ? EINTR : EFAULT)) {
+		fprintf(stderr, "spinner: KVM_RUN %d errno %d (how %u)\n", t.r,
+			t.err, how);
+		abort();
+	}
+out:
+	if (t.run && t.run != MAP_FAILED)
+		munmap(t.run, 3 * 4096);
+	if (t.mem && t.mem != MAP_FAILED)
+		munmap(t.mem, 2 << 20);
+	if (t.vcpu >= 0)
+		close(t.vcpu);
+	if (t.vm >= 0)
+		close(t.vm);
+	if (t.kvm >= 0)
+		close(t.kvm);
+}
+
 static void do_run(struct input *in, int s)
 {
 	const size_t size = 3 * 4096; /* KVM_GET_VCPU_MMAP_SIZE on x86 */
@@ -216,7 +347,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static bool init;
 	struct stat st;
 	char buf[256];
-	int ops = 0;
+	int ops = 0, spun = 0;
 
 	if (!init) {
 		signal(SIGUSR1, on_signal);
@@ -234,7 +365,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsigned int op = (unsigned int)take(&in, 1);
 		int s = (int)(take(&in, 1) % SLOTS), t = (s + 1) % SLOTS;
 
-		switch (op % 13) {
+		switch (op % 14) {
 		case 0:
 			put_slot(s, open("/dev/kvm", O_RDWR | O_CLOEXEC));
 			break;
@@ -279,6 +410,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 12:
 			do_bad_arg(&in, s);
+			break;
+		case 13:
+			/* Costly (a VM, a thread): once per input. */
+			if (!spun++)
+				do_spin(&in);
 			break;
 		}
 	}
