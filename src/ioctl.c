@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/sysmacros.h>
@@ -344,11 +345,9 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 	}
 }
 
-/* The entries a header announces, up to KVM's limit on them. */
-static size_t arg_tail(unsigned long request, const void *p)
+/* The requests whose struct starts with a count of entries after it. */
+static bool counted(unsigned long request)
 {
-	uint32_t n;
-
 	switch (request) {
 	case KVM_GET_MSRS:
 	case KVM_SET_MSRS:
@@ -358,11 +357,19 @@ static size_t arg_tail(unsigned long request, const void *p)
 	case KVM_SET_SIGNAL_MASK:
 	case KVM_GET_MSR_INDEX_LIST:
 	case KVM_GET_MSR_FEATURE_INDEX_LIST:
-		memcpy(&n, p, sizeof(n)); /* each struct starts with it */
-		break;
+		return true;
 	default:
-		return 0;
+		return false;
 	}
+}
+
+/*
+ * The bytes of entries that count @n announces, as far as the handler
+ * reads or writes them: every handler refuses a larger count before it
+ * touches any entry.
+ */
+static size_t arg_tail(unsigned long request, uint32_t n)
+{
 	switch (request) {
 	case KVM_GET_MSRS:
 	case KVM_SET_MSRS:
@@ -397,37 +404,86 @@ static size_t arg_tail(unsigned long request, const void *p)
 }
 
 /*
- * KVM copies an argument with copy_from_user()/copy_to_user(), which fail
- * with -EFAULT where the program's memory is not readable (or writable);
- * the handlers here use the pointer itself, so the argument is checked
- * first, as the request number sizes it, with the entries its header
- * counts.  NULL is left to the handlers, some of which accept it.
+ * An ioctl's argument as KVM takes it: copied in before the handler runs
+ * and out after it (copy_from_user()/copy_to_user()), so that the handler
+ * works on memory of ours, aligned, that no other thread can unmap.  The
+ * program's memory is probed first, without a sanitizer looking at the
+ * address: what it cannot read (or, for _IOR, write) is -EFAULT before
+ * anything is done.
  */
-static int check_arg(unsigned long request, unsigned long arg)
+struct arg_copy {
+	unsigned long user; /* the program's pointer */
+	size_t len;	    /* 0: the handler gets the value itself */
+	bool out;	    /* copied back (_IOR) */
+	void *buf;
+	_Alignas(64) uint8_t small[512];
+};
+
+static int probe_arg(const uint8_t *p, size_t len, bool out)
+{
+	int r = gmem_uaccess_probe_range(p, len, false);
+
+	return r || !out ? r : gmem_uaccess_probe_range(p, len, true);
+}
+
+static int copy_arg_in(struct arg_copy *a, unsigned long request,
+		       unsigned long arg)
 {
 	const uint8_t *p = (const uint8_t *)arg;
-	size_t size = _IOC_SIZE(request), tail;
-	bool out = _IOC_DIR(request) & _IOC_READ;
+	size_t size = _IOC_SIZE(request), tail = 0;
+	uint32_t n;
 	int r;
 
+	a->user = arg;
+	a->len = 0;
+	a->out = _IOC_DIR(request) & _IOC_READ;
+	a->buf = a->small;
 	if (!p || !size || _IOC_DIR(request) == _IOC_NONE ||
 	    _IOC_TYPE(request) != KVMIO)
 		return 0;
-	r = gmem_uaccess_probe_range(p, size, false);
-	if (!r && out)
-		r = gmem_uaccess_probe_range(p, size, true);
+	r = probe_arg(p, size, a->out);
 	if (r)
 		return r;
-	tail = arg_tail(request, p);
-	r = gmem_uaccess_probe_range(p + size, tail, false);
-	if (!r && out)
-		r = gmem_uaccess_probe_range(p + size, tail, true);
-	return r;
+	if (counted(request)) {
+		r = gmem_uaccess_copy(&n, p, sizeof(n));
+		if (r)
+			return r;
+		tail = arg_tail(request, n);
+		r = probe_arg(p + size, tail, a->out);
+		if (r)
+			return r;
+	}
+	if (size + tail > sizeof(a->small)) {
+		a->buf = malloc(size + tail);
+		if (!a->buf)
+			return -ENOMEM;
+	}
+	r = gmem_uaccess_copy(a->buf, p, size + tail);
+	if (r) {
+		if (a->buf != a->small)
+			free(a->buf);
+		return r;
+	}
+	a->len = size + tail;
+	return 0;
+}
+
+/* The handler's result @r, or -EFAULT if the copy back faults. */
+static long copy_arg_out(struct arg_copy *a, long r)
+{
+	int e = 0;
+
+	if (a->len && a->out)
+		e = gmem_uaccess_copy((void *)a->user, a->buf, a->len);
+	if (a->buf != a->small)
+		free(a->buf);
+	return e ? e : r;
 }
 
 int gmem_ioctl(int fd, unsigned long request, ...)
 {
 	struct gmem_handle_ref ref;
+	struct arg_copy a;
 	unsigned long arg;
 	long r;
 	va_list ap;
@@ -439,34 +495,31 @@ int gmem_ioctl(int fd, unsigned long request, ...)
 	r = gmem_handle_get(fd, &ref);
 	if (r)
 		return (int)ret_errno(r);
-	if (ref.kind == GMEM_H_SYSTEM || ref.kind == GMEM_H_VM ||
-	    ref.kind == GMEM_H_VCPU) {
-		r = check_arg(request, arg);
-		if (r) {
-			gmem_handle_put(&ref);
-			return (int)ret_errno(r);
-		}
-	}
 	if (request == KVM_GET_STATS_FD &&
 	    (ref.kind == GMEM_H_VM || ref.kind == GMEM_H_VCPU)) {
 		gmem_handle_put(&ref);
 		return (int)ret_errno(gmem_stats_open(fd));
 	}
-	switch (ref.kind) {
-	case GMEM_H_SYSTEM:
-		r = sys_ioctl(request, arg);
-		break;
-	case GMEM_H_VM:
-		r = vm_ioctl(ref.obj, request, arg);
-		break;
-	case GMEM_H_VCPU:
-		r = vcpu_ioctl(ref.obj, request, arg);
-		break;
-	default:
+	if (ref.kind != GMEM_H_SYSTEM && ref.kind != GMEM_H_VM &&
+	    ref.kind != GMEM_H_VCPU) {
 		/* guest_memfd has no ioctl at all: the VFS says ENOTTY. */
-		r = -ENOTTY;
-		break;
+		gmem_handle_put(&ref);
+		return (int)ret_errno(-ENOTTY);
 	}
+	r = copy_arg_in(&a, request, arg);
+	if (r) {
+		gmem_handle_put(&ref);
+		return (int)ret_errno(r);
+	}
+	if (a.len)
+		arg = (unsigned long)a.buf;
+	if (ref.kind == GMEM_H_SYSTEM)
+		r = sys_ioctl(request, arg);
+	else if (ref.kind == GMEM_H_VM)
+		r = vm_ioctl(ref.obj, request, arg);
+	else
+		r = vcpu_ioctl(ref.obj, request, arg);
+	r = copy_arg_out(&a, r);
 	gmem_handle_put(&ref);
 	return (int)ret_errno(r);
 }

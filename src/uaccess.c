@@ -258,3 +258,14 @@ int gmem_uaccess_probe_range(const void *p, size_t len, bool write)
 	}
 	return 0;
 }
+
+int gmem_uaccess_copy(void *dst, const void *src, size_t n)
+{
+	struct gmem_uaccess g;
+
+	if (gmem_uaccess_try(&g))
+		return -EFAULT;
+	memcpy(dst, src, n);
+	gmem_uaccess_end(&g);
+	return 0;
+}

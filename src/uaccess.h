@@ -67,4 +67,7 @@ int gmem_uaccess_probe(const void *p, bool write);
 /* Probe every page of [p, p + len). */
 int gmem_uaccess_probe_range(const void *p, size_t len, bool write);
 
+/* memcpy(), or -EFAULT where either side faults (part may be copied). */
+int gmem_uaccess_copy(void *dst, const void *src, size_t n);
+
 #endif /* GMEM_UACCESS_H */

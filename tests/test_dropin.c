@@ -881,6 +881,16 @@ static void test_bad_arg(void)
 	CHECK_ERRNO(ioctl(v.vcpu, KVM_GET_MSRS, msrs), EFAULT);
 	msrs->nmsrs = 1;
 	CHECK_EQ(ioctl(v.vcpu, KVM_GET_MSRS, msrs), 1);
+	/* Misaligned is fine: KVM copies the struct, and so does gmem. */
+	{
+		struct kvm_regs regs, got;
+
+		REQUIRE(ioctl(v.vcpu, KVM_GET_REGS, &regs) == 0);
+		CHECK_EQ(ioctl(v.vcpu, KVM_GET_REGS, pg + 1), 0);
+		memcpy(&got, pg + 1, sizeof(got));
+		CHECK(memcmp(&got, &regs, sizeof(regs)) == 0);
+		CHECK_EQ(ioctl(v.vcpu, KVM_SET_REGS, pg + 1), 0);
+	}
 	/* Still a vCPU that runs. */
 	CHECK_EQ(ioctl(v.vcpu, KVM_RUN, 0), 0);
 	CHECK_EQ(v.run->exit_reason, KVM_EXIT_IO);

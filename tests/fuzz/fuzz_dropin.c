@@ -176,11 +176,7 @@ static void do_bad_arg(struct input *in, int s)
 		p = guard + 4096;
 		break;
 	case 2:
-		/*
-		 * n bytes from the input, then the read-only page.  Aligned:
-		 * the vCPU handlers take the struct in place.
-		 */
-		n &= ~(size_t)7;
+		/* n bytes from the input, then the read-only page. */
 		p = guard + 4096 - n;
 		memset(guard, 0, 4096);
 		memcpy(p, in->p, n < in->left ? n : in->left);
