@@ -80,7 +80,7 @@ LDLIBS += -lZydis
 
 # Tests: each a standalone TAP program, run under prove.
 TESTS := \
-	tests/test_rmap \
+	tests/test_ranges \
 	tests/test_handle \
 	tests/test_mmu \
 	tests/test_stress \

@@ -190,15 +190,15 @@ static void bench_attributes(bool quick)
 	}
 
 	/* Lookups in a map of 2000 runs at random pages: median of batches. */
-	struct gmem_rmap m;
+	struct gmem_ranges m;
 	double samples[101];
 	volatile uint64_t sink = 0;
 	size_t heap0 = mallinfo2().uordblks;
 
-	gmem_rmap_init(&m);
+	gmem_ranges_init(&m);
 	for (uint64_t i = 0; i < 2000; i++) {
-		gmem_rmap_reserve(&m);
-		gmem_rmap_store(&m, i * 8, i * 8 + 3, 1 + (i & 3));
+		gmem_ranges_reserve(&m);
+		gmem_ranges_store(&m, i * 8, i * 8 + 3, 1 + (i & 3));
 	}
 	/* Memory per range: what the heap grew by, malloc overhead in. */
 	double per_range = (double)(mallinfo2().uordblks - heap0) / m.nr_runs;
@@ -219,7 +219,7 @@ static void bench_attributes(bool quick)
 		double t0 = now();
 
 		for (int k = 0; k < 1000; k++)
-			sink += gmem_rmap_lookup(&m, keys[s][k], NULL, NULL);
+			sink += gmem_ranges_lookup(&m, keys[s][k], NULL, NULL);
 		samples[s] = (now() - t0) / 1000;
 	}
 	double med = median(samples, 101) * 1e9;
@@ -228,7 +228,7 @@ static void bench_attributes(bool quick)
 	row("attr memory per distinct run", per_range, "B", 64, "target",
 	    "<= 64 B", per_range <= 64 ? MET_YES : MET_NO);
 	/* The anchor's cost per page, for scale: an xarray entry is 8 B. */
-	gmem_rmap_destroy(&m);
+	gmem_ranges_destroy(&m);
 	gmem_vm_put(vm);
 	(void)sink;
 }

@@ -26,9 +26,9 @@
  * value and the treap priority, needed once per lookup and by updates,
  * live in arrays beside the nodes in the node's chunk.
  */
-struct gmem_rmap_node {
+struct gmem_ranges_node {
 	uint64_t start, end;
-	struct gmem_rmap_node *child[2];
+	struct gmem_ranges_node *child[2];
 };
 
 /*
@@ -38,47 +38,49 @@ struct gmem_rmap_node {
 #define CHUNK_SIZE 4096
 #define CHUNK_NODES 101
 
-struct gmem_rmap_chunk {
-	struct gmem_rmap_chunk *next;
+struct gmem_ranges_chunk {
+	struct gmem_ranges_chunk *next;
 	uint32_t val[CHUNK_NODES];
 	uint32_t prio[CHUNK_NODES];
-	struct gmem_rmap_node nodes[CHUNK_NODES] __attribute__((aligned(32)));
+	struct gmem_ranges_node nodes[CHUNK_NODES] __attribute__((aligned(32)));
 };
 
-_Static_assert(sizeof(struct gmem_rmap_node) == 32, "rmap node layout");
-_Static_assert(sizeof(struct gmem_rmap_chunk) <= CHUNK_SIZE, "rmap chunk");
+_Static_assert(sizeof(struct gmem_ranges_node) == 32, "range map node layout");
+_Static_assert(sizeof(struct gmem_ranges_chunk) <= CHUNK_SIZE,
+	       "range map chunk");
 
-static inline struct gmem_rmap_chunk *chunk_of(const struct gmem_rmap_node *n)
+static inline struct gmem_ranges_chunk *
+chunk_of(const struct gmem_ranges_node *n)
 {
 	uintptr_t base = (uintptr_t)n & ~(uintptr_t)(CHUNK_SIZE - 1);
 
-	return (struct gmem_rmap_chunk *)base;
+	return (struct gmem_ranges_chunk *)base;
 }
 
-static inline uint32_t *val_of(const struct gmem_rmap_node *n)
+static inline uint32_t *val_of(const struct gmem_ranges_node *n)
 {
-	struct gmem_rmap_chunk *c = chunk_of(n);
+	struct gmem_ranges_chunk *c = chunk_of(n);
 
 	return &c->val[n - c->nodes];
 }
 
-static inline uint32_t prio_of(const struct gmem_rmap_node *n)
+static inline uint32_t prio_of(const struct gmem_ranges_node *n)
 {
-	struct gmem_rmap_chunk *c = chunk_of(n);
+	struct gmem_ranges_chunk *c = chunk_of(n);
 
 	return c->prio[n - c->nodes];
 }
 
-void gmem_rmap_init(struct gmem_rmap *m)
+void gmem_ranges_init(struct gmem_ranges *m)
 {
-	*m = (struct gmem_rmap){.seed = 0x9e3779b9u};
+	*m = (struct gmem_ranges){.seed = 0x9e3779b9u};
 }
 
-void gmem_rmap_destroy(struct gmem_rmap *m)
+void gmem_ranges_destroy(struct gmem_ranges *m)
 {
 	/* Every node lives in a chunk: freeing those frees the tree. */
 	while (m->chunks) {
-		struct gmem_rmap_chunk *c = m->chunks;
+		struct gmem_ranges_chunk *c = m->chunks;
 
 		m->chunks = c->next;
 		gmem_free(c);
@@ -87,18 +89,18 @@ void gmem_rmap_destroy(struct gmem_rmap *m)
 	m->nr_free = 0;
 }
 
-static void push_free(struct gmem_rmap *m, struct gmem_rmap_node *n)
+static void push_free(struct gmem_ranges *m, struct gmem_ranges_node *n)
 {
 	n->child[0] = m->free;
 	m->free = n;
 	m->nr_free++;
 }
 
-int gmem_rmap_reserve(struct gmem_rmap *m)
+int gmem_ranges_reserve(struct gmem_ranges *m)
 {
-	struct gmem_rmap_chunk *c;
+	struct gmem_ranges_chunk *c;
 
-	if (m->nr_free >= GMEM_RMAP_RESERVE)
+	if (m->nr_free >= GMEM_RANGES_RESERVE)
 		return 0;
 	/* gmem_zalloc() cannot align; take its failure hook by hand. */
 	c = gmem_alloc_should_fail() ? NULL
@@ -114,11 +116,11 @@ int gmem_rmap_reserve(struct gmem_rmap *m)
 	return 0;
 }
 
-static struct gmem_rmap_node *take_node(struct gmem_rmap *m, uint64_t start,
-					uint64_t end, uint64_t val)
+static struct gmem_ranges_node *take_node(struct gmem_ranges *m, uint64_t start,
+					  uint64_t end, uint64_t val)
 {
-	struct gmem_rmap_node *n = m->free;
-	struct gmem_rmap_chunk *c = chunk_of(n);
+	struct gmem_ranges_node *n = m->free;
+	struct gmem_ranges_chunk *c = chunk_of(n);
 
 	m->free = n->child[0];
 	m->nr_free--;
@@ -126,7 +128,7 @@ static struct gmem_rmap_node *take_node(struct gmem_rmap *m, uint64_t start,
 	m->seed ^= m->seed << 13;
 	m->seed ^= m->seed >> 17;
 	m->seed ^= m->seed << 5;
-	*n = (struct gmem_rmap_node){.start = start, .end = end};
+	*n = (struct gmem_ranges_node){.start = start, .end = end};
 	c->val[n - c->nodes] = (uint32_t)val;
 	c->prio[n - c->nodes] = m->seed;
 	m->nr_runs++;
@@ -134,17 +136,17 @@ static struct gmem_rmap_node *take_node(struct gmem_rmap *m, uint64_t start,
 	return n;
 }
 
-static void drop_node(struct gmem_rmap *m, struct gmem_rmap_node *n)
+static void drop_node(struct gmem_ranges *m, struct gmem_ranges_node *n)
 {
 	m->nr_runs--;
 	m->nr_set -= n->end - n->start;
 	push_free(m, n);
 }
 
-static void drop_tree(struct gmem_rmap *m, struct gmem_rmap_node *n)
+static void drop_tree(struct gmem_ranges *m, struct gmem_ranges_node *n)
 {
 	while (n) {
-		struct gmem_rmap_node *r = n->child[1];
+		struct gmem_ranges_node *r = n->child[1];
 
 		drop_tree(m, n->child[0]);
 		drop_node(m, n);
@@ -153,8 +155,8 @@ static void drop_tree(struct gmem_rmap *m, struct gmem_rmap_node *n)
 }
 
 /* Split @t into runs starting before @key and runs starting at/after it. */
-static void split(struct gmem_rmap_node *t, uint64_t key,
-		  struct gmem_rmap_node **l, struct gmem_rmap_node **r)
+static void split(struct gmem_ranges_node *t, uint64_t key,
+		  struct gmem_ranges_node **l, struct gmem_ranges_node **r)
 {
 	if (!t) {
 		*l = *r = NULL;
@@ -168,8 +170,8 @@ static void split(struct gmem_rmap_node *t, uint64_t key,
 }
 
 /* Join two treaps where every run of @a lies before every run of @b. */
-static struct gmem_rmap_node *merge(struct gmem_rmap_node *a,
-				    struct gmem_rmap_node *b)
+static struct gmem_ranges_node *merge(struct gmem_ranges_node *a,
+				      struct gmem_ranges_node *b)
 {
 	if (!a)
 		return b;
@@ -183,14 +185,14 @@ static struct gmem_rmap_node *merge(struct gmem_rmap_node *a,
 	return b;
 }
 
-static struct gmem_rmap_node *last(struct gmem_rmap_node *t)
+static struct gmem_ranges_node *last(struct gmem_ranges_node *t)
 {
 	while (t && t->child[1])
 		t = t->child[1];
 	return t;
 }
 
-static struct gmem_rmap_node *first(struct gmem_rmap_node *t)
+static struct gmem_ranges_node *first(struct gmem_ranges_node *t)
 {
 	while (t && t->child[0])
 		t = t->child[0];
@@ -198,8 +200,8 @@ static struct gmem_rmap_node *first(struct gmem_rmap_node *t)
 }
 
 /* Unlink the first run of @t, which must not be empty. */
-static struct gmem_rmap_node *pop_first(struct gmem_rmap_node *t,
-					struct gmem_rmap_node **out)
+static struct gmem_ranges_node *pop_first(struct gmem_ranges_node *t,
+					  struct gmem_ranges_node **out)
 {
 	if (!t->child[0]) {
 		*out = t;
@@ -209,17 +211,17 @@ static struct gmem_rmap_node *pop_first(struct gmem_rmap_node *t,
 	return t;
 }
 
-void gmem_rmap_store(struct gmem_rmap *m, uint64_t start, uint64_t end,
-		     uint64_t val)
+void gmem_ranges_store(struct gmem_ranges *m, uint64_t start, uint64_t end,
+		       uint64_t val)
 {
-	struct gmem_rmap_node *l, *mid, *r, *n;
+	struct gmem_ranges_node *l, *mid, *r, *n;
 
 	/* l: runs starting before start; mid+r: the rest. */
 	split(m->root, start, &l, &r);
 	n = last(l);
 	if (n && n->end > start) {
 		/* The run straddling start keeps its head in l. */
-		struct gmem_rmap_node *tail =
+		struct gmem_ranges_node *tail =
 			take_node(m, start, n->end, *val_of(n));
 
 		m->nr_set -= n->end - start;
@@ -229,7 +231,7 @@ void gmem_rmap_store(struct gmem_rmap *m, uint64_t start, uint64_t end,
 	split(r, end, &mid, &r);
 	n = last(mid);
 	if (n && n->end > end) {
-		struct gmem_rmap_node *tail =
+		struct gmem_ranges_node *tail =
 			take_node(m, end, n->end, *val_of(n));
 
 		m->nr_set -= n->end - end;
@@ -239,7 +241,7 @@ void gmem_rmap_store(struct gmem_rmap *m, uint64_t start, uint64_t end,
 	drop_tree(m, mid);
 
 	if (val) {
-		struct gmem_rmap_node *prev = last(l), *next = first(r);
+		struct gmem_ranges_node *prev = last(l), *next = first(r);
 
 		if (prev && prev->end == start && *val_of(prev) == val) {
 			prev->end = end;
@@ -262,10 +264,10 @@ void gmem_rmap_store(struct gmem_rmap *m, uint64_t start, uint64_t end,
 	m->root = merge(l, r);
 }
 
-uint64_t gmem_rmap_lookup(const struct gmem_rmap *m, uint64_t pfn,
-			  uint64_t *rstart, uint64_t *rend)
+uint64_t gmem_ranges_lookup(const struct gmem_ranges *m, uint64_t pfn,
+			    uint64_t *rstart, uint64_t *rend)
 {
-	const struct gmem_rmap_node *n = m->root, *pred = NULL, *succ = NULL;
+	const struct gmem_ranges_node *n = m->root, *pred = NULL, *succ = NULL;
 
 	/*
 	 * The fault path's hot loop; its cost is one dependent load per level.
@@ -298,15 +300,16 @@ uint64_t gmem_rmap_lookup(const struct gmem_rmap *m, uint64_t pfn,
 	return 0;
 }
 
-bool gmem_rmap_is_uniform(const struct gmem_rmap *m, uint64_t start,
-			  uint64_t end, uint64_t val)
+bool gmem_ranges_is_uniform(const struct gmem_ranges *m, uint64_t start,
+			    uint64_t end, uint64_t val)
 {
 	uint64_t rend;
 
-	return gmem_rmap_lookup(m, start, NULL, &rend) == val && rend >= end;
+	return gmem_ranges_lookup(m, start, NULL, &rend) == val && rend >= end;
 }
 
-static size_t walk(const struct gmem_rmap_node *n, uint64_t start, uint64_t end,
+static size_t walk(const struct gmem_ranges_node *n, uint64_t start,
+		   uint64_t end,
 		   void (*fn)(void *, uint64_t, uint64_t, uint64_t), void *arg)
 {
 	size_t count = 0;
@@ -327,11 +330,11 @@ static size_t walk(const struct gmem_rmap_node *n, uint64_t start, uint64_t end,
 	return count;
 }
 
-size_t gmem_rmap_for_each(const struct gmem_rmap *m, uint64_t start,
-			  uint64_t end,
-			  void (*fn)(void *arg, uint64_t start, uint64_t end,
-				     uint64_t val),
-			  void *arg)
+size_t gmem_ranges_for_each(const struct gmem_ranges *m, uint64_t start,
+			    uint64_t end,
+			    void (*fn)(void *arg, uint64_t start, uint64_t end,
+				       uint64_t val),
+			    void *arg)
 {
 	return walk(m->root, start, end, fn, arg);
 }

@@ -74,7 +74,7 @@ int gmem_create_guest_memfd(struct gmem_vm *vm,
 	madvise(file->map, file->map_size, MADV_DONTFORK);
 
 	atomic_init(&file->refcount, 1);
-	gmem_rmap_init(&file->poison);
+	gmem_ranges_init(&file->poison);
 	file->vm = vm;
 	gmem_vm_get(vm);
 
@@ -92,7 +92,7 @@ void gmem_file_put(struct gmem_file *file)
 	if (atomic_fetch_sub(&file->refcount, 1) != 1)
 		return;
 	munmap(file->map, file->map_size);
-	gmem_rmap_destroy(&file->poison);
+	gmem_ranges_destroy(&file->poison);
 	gmem_free(file->bindings);
 	gmem_vm_put(file->vm);
 	gmem_free(file);
@@ -149,13 +149,13 @@ static int punch_hole(struct gmem_file *file, uint64_t offset, uint64_t len)
 		return 0;
 
 	pthread_mutex_lock(&vm->lock);
-	r = gmem_rmap_reserve(&file->poison);
+	r = gmem_ranges_reserve(&file->poison);
 	if (r)
 		goto out;
 	for_each_bound_gfn_range(file, start, end, gmem_vm_invalidate_begin);
 	madvise(file->mem + offset, (end - start) << PAGE_SHIFT, MADV_DONTNEED);
 	pthread_rwlock_wrlock(&vm->state_lock);
-	gmem_rmap_store(&file->poison, start, end, 0);
+	gmem_ranges_store(&file->poison, start, end, 0);
 	pthread_rwlock_unlock(&vm->state_lock);
 	for_each_bound_gfn_range(file, start, end, gmem_vm_invalidate_end);
 out:
@@ -246,13 +246,13 @@ int gmem_file_poison(int fd, int64_t offset)
 	}
 	pg = (uint64_t)offset >> PAGE_SHIFT;
 	pthread_mutex_lock(&vm->lock);
-	r = gmem_rmap_reserve(&file->poison);
+	r = gmem_ranges_reserve(&file->poison);
 	if (!r) {
 		/* A mapping of the page must go, so the next access sees it. */
 		for_each_bound_gfn_range(file, pg, pg + 1,
 					 gmem_vm_invalidate_begin);
 		pthread_rwlock_wrlock(&vm->state_lock);
-		gmem_rmap_store(&file->poison, pg, pg + 1, 1);
+		gmem_ranges_store(&file->poison, pg, pg + 1, 1);
 		pthread_rwlock_unlock(&vm->state_lock);
 		for_each_bound_gfn_range(file, pg, pg + 1,
 					 gmem_vm_invalidate_end);

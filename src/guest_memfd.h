@@ -34,7 +34,7 @@ struct gmem_file {
 	size_t map_size;
 
 	/* Under vm->lock (writers) and vm->state_lock. */
-	struct gmem_rmap poison;
+	struct gmem_ranges poison;
 	struct gmem_binding *bindings;
 	size_t nr_bindings, cap_bindings;
 };

@@ -384,7 +384,7 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 		 * As kvm_faultin_pfn(): private memory is never MMIO, so a
 		 * private GPA with no slot is a memory fault.
 		 */
-		if (gmem_rmap_lookup(&vm->attrs, gfn, &runs.a0, &runs.a1) &
+		if (gmem_ranges_lookup(&vm->attrs, gfn, &runs.a0, &runs.a1) &
 		    KVM_MEMORY_ATTRIBUTE_PRIVATE) {
 			r->kind = GMEM_S2_FAULT;
 			r->fault_flags = KVM_MEMORY_EXIT_FLAG_PRIVATE;
@@ -399,7 +399,7 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 		r->kind = GMEM_S2_XO;
 		return;
 	}
-	attrs = gmem_rmap_lookup(&vm->attrs, gfn, &runs.a0, &runs.a1);
+	attrs = gmem_ranges_lookup(&vm->attrs, gfn, &runs.a0, &runs.a1);
 	private = attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE;
 	perm = attr_perm(attrs);
 	if (!(perm & access)) {
@@ -421,9 +421,9 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 			r->error = -EFAULT;
 			return;
 		}
-		if (gmem_rmap_lookup(&slot->file->poison,
-				     slot->gmem_pgoff + off, &runs.p0,
-				     &runs.p1)) {
+		if (gmem_ranges_lookup(&slot->file->poison,
+				       slot->gmem_pgoff + off, &runs.p0,
+				       &runs.p1)) {
 			r->kind = GMEM_S2_FAULT;
 			r->fault_flags = KVM_MEMORY_EXIT_FLAG_PRIVATE;
 			r->error = -EHWPOISON;

@@ -60,7 +60,7 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 		&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&vm->state_lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
-	gmem_rmap_init(&vm->attrs);
+	gmem_ranges_init(&vm->attrs);
 	*vmp = vm;
 	return 0;
 }
@@ -77,7 +77,7 @@ void gmem_vm_put(struct gmem_vm *vm)
 	gmem_mmu_destroy(&vm->mmu);
 	gmem_coalesced_destroy(&vm->coalesced);
 	gmem_memslots_destroy(&vm->slots);
-	gmem_rmap_destroy(&vm->attrs);
+	gmem_ranges_destroy(&vm->attrs);
 	gmem_free(vm->vcpus);
 	pthread_rwlock_destroy(&vm->state_lock);
 	pthread_mutex_destroy(&vm->vcpus_lock);
@@ -401,15 +401,15 @@ int gmem_vm_set_memory_attributes(struct gmem_vm *vm,
 		goto out;
 	}
 	/* Setting what is already there changes and invalidates nothing. */
-	if (gmem_rmap_is_uniform(&vm->attrs, start, end, attrs->attributes))
+	if (gmem_ranges_is_uniform(&vm->attrs, start, end, attrs->attributes))
 		goto out;
-	r = gmem_rmap_reserve(&vm->attrs);
+	r = gmem_ranges_reserve(&vm->attrs);
 	if (r)
 		goto out;
 
 	gmem_vm_invalidate_begin(vm, start, end);
 	pthread_rwlock_wrlock(&vm->state_lock);
-	gmem_rmap_store(&vm->attrs, start, end, attrs->attributes);
+	gmem_ranges_store(&vm->attrs, start, end, attrs->attributes);
 	vm->attrs_seq++;
 	pthread_rwlock_unlock(&vm->state_lock);
 	gmem_vm_invalidate_end(vm, start, end);
@@ -447,8 +447,8 @@ int gmem_vm_get_memory_attributes(struct gmem_vm *vm, uint64_t address,
 	if (r)
 		return r;
 	pthread_rwlock_rdlock(&vm->state_lock);
-	gmem_rmap_for_each(&vm->attrs, start, start + (size >> PAGE_SHIFT),
-			   snapshot_one, &s);
+	gmem_ranges_for_each(&vm->attrs, start, start + (size >> PAGE_SHIFT),
+			     snapshot_one, &s);
 	if (seq)
 		*seq = vm->attrs_seq;
 	pthread_rwlock_unlock(&vm->state_lock);

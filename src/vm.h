@@ -82,7 +82,7 @@ struct gmem_vm {
 	pthread_rwlock_t state_lock;
 
 	struct gmem_memslots slots;
-	struct gmem_rmap attrs;
+	struct gmem_ranges attrs;
 	uint64_t attrs_seq; /* bumped by every effective attribute change */
 
 	struct gmem_mmu mmu;
