@@ -318,7 +318,7 @@ static int mmio_exit(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
 	if (write)
 		memcpy(run->mmio.data, buf, len);
 	VCPU_STAT_INC(vcpu, exits_mmio);
-	return GMEM_ACCESS_EXIT;
+	return GMEM_VCPU_ACCESS_EXIT;
 }
 
 /*
@@ -474,7 +474,7 @@ restart:
 			r = res.error;
 			break;
 		case GMEM_S2_XO:
-			r = GMEM_ACCESS_XO;
+			r = GMEM_VCPU_ACCESS_XO;
 			break;
 		case GMEM_S2_NOMEM:
 			r = -ENOMEM;

@@ -1057,10 +1057,10 @@ static void op_access(struct mvm *m)
 		want = -EFAULT;
 		flags = KVM_MEMORY_EXIT_FLAG_PRIVATE;
 	} else if (!s) {
-		want = GMEM_ACCESS_EXIT;
+		want = GMEM_VCPU_ACCESS_EXIT;
 	} else if ((s->r.flags & KVM_MEM_EXECONLY) &&
 		   acc != GMEM_ACCESS_FETCH) {
-		want = GMEM_ACCESS_XO;
+		want = GMEM_VCPU_ACCESS_XO;
 	} else {
 		uint64_t a = m->attr[u], off = gpa - s->r.guest_phys_addr;
 		unsigned int perm = 7;
@@ -1105,7 +1105,7 @@ static void op_access(struct mvm *m)
 		}
 		if (!want && (s->r.flags & KVM_MEM_READONLY) &&
 		    acc == GMEM_ACCESS_WRITE)
-			want = GMEM_ACCESS_EXIT;
+			want = GMEM_VCPU_ACCESS_EXIT;
 	}
 	note("vm%d %s gpa %#" PRIx64 " -> want %ld", (int)(m - vms),
 	     acc_name[acc], gpa, want);
@@ -1114,7 +1114,7 @@ static void op_access(struct mvm *m)
 	expect_ret(got, want);
 	if (failed)
 		return;
-	if (want == GMEM_ACCESS_EXIT &&
+	if (want == GMEM_VCPU_ACCESS_EXIT &&
 	    (run->exit_reason != KVM_EXIT_MMIO || run->mmio.phys_addr != gpa ||
 	     run->mmio.len != 8 ||
 	     run->mmio.is_write != (acc == GMEM_ACCESS_WRITE)))

@@ -132,17 +132,17 @@ static void test_no_slot(void)
 	uint32_t w;
 
 	env_init(&e, 4 * MiB, 0);
-	CHECK_EQ(acc(&e, 64 * MiB + 8, &v, 8, WR), GMEM_ACCESS_EXIT);
+	CHECK_EQ(acc(&e, 64 * MiB + 8, &v, 8, WR), GMEM_VCPU_ACCESS_EXIT);
 	CHECK_EQ(e.run->exit_reason, KVM_EXIT_MMIO);
 	CHECK_EQ(e.run->mmio.phys_addr, 64 * MiB + 8);
 	CHECK_EQ(e.run->mmio.len, 8);
 	CHECK_EQ(e.run->mmio.is_write, 1);
 	CHECK(!memcmp(e.run->mmio.data, &v, 8));
-	CHECK_EQ(acc(&e, 64 * MiB + 4, &w, 4, RD), GMEM_ACCESS_EXIT);
+	CHECK_EQ(acc(&e, 64 * MiB + 4, &w, 4, RD), GMEM_VCPU_ACCESS_EXIT);
 	CHECK_EQ(e.run->exit_reason, KVM_EXIT_MMIO);
 	CHECK_EQ(e.run->mmio.len, 4);
 	CHECK_EQ(e.run->mmio.is_write, 0);
-	CHECK_EQ(acc(&e, 64 * MiB, &w, 4, EX), GMEM_ACCESS_EXIT);
+	CHECK_EQ(acc(&e, 64 * MiB, &w, 4, EX), GMEM_VCPU_ACCESS_EXIT);
 	env_fini(&e);
 	tap_result("no memslot: KVM_EXIT_MMIO with address, size and data");
 }
@@ -195,8 +195,8 @@ static void test_matrix(void)
 				rc = gmem_vcpu_access(vcpu, gpa, &word, 4,
 						      hows[h]);
 				want = o == O_OK     ? 0
-				       : o == O_MMIO ? GMEM_ACCESS_EXIT
-				       : o == O_XO   ? GMEM_ACCESS_XO
+				       : o == O_MMIO ? GMEM_VCPU_ACCESS_EXIT
+				       : o == O_XO   ? GMEM_VCPU_ACCESS_XO
 						     : -EFAULT;
 				cases++;
 				if (rc != want ||
@@ -360,7 +360,7 @@ static void test_invalidation(void)
 	CHECK_EQ(gmem_vm_get_memory_region2(e.vm, 0, &reg), 0);
 	reg.memory_size = 0;
 	CHECK_EQ(gmem_vm_set_memory_region2(e.vm, &reg), 0);
-	CHECK_EQ(acc(&e, 0x10000, &r, 8, RD), GMEM_ACCESS_EXIT);
+	CHECK_EQ(acc(&e, 0x10000, &r, 8, RD), GMEM_VCPU_ACCESS_EXIT);
 	tap_result("slot deletion drops its mappings");
 	env_fini(&e);
 
@@ -387,7 +387,7 @@ static void test_invalidation(void)
 	ro.flags = 0;
 	ro.guest_phys_addr = 1 * MiB;
 	CHECK_EQ(gmem_vm_set_memory_region2(vm, &ro), 0);
-	CHECK_EQ(gmem_vcpu_access(vcpu, 0, &w, 8, RD), GMEM_ACCESS_EXIT);
+	CHECK_EQ(gmem_vcpu_access(vcpu, 0, &w, 8, RD), GMEM_VCPU_ACCESS_EXIT);
 	CHECK_EQ(gmem_vcpu_kvm_run(vcpu)->exit_reason, KVM_EXIT_MMIO);
 	w = 0;
 	CHECK_EQ(gmem_vcpu_access(vcpu, 1 * MiB, &w, 8, RD), 0);
@@ -396,7 +396,8 @@ static void test_invalidation(void)
 	ro.flags = KVM_MEM_LOG_DIRTY_PAGES;
 	ro.guest_phys_addr = 0;
 	CHECK_EQ(gmem_vm_set_memory_region2(vm, &ro), 0);
-	CHECK_EQ(gmem_vcpu_access(vcpu, 1 * MiB, &w, 8, RD), GMEM_ACCESS_EXIT);
+	CHECK_EQ(gmem_vcpu_access(vcpu, 1 * MiB, &w, 8, RD),
+		 GMEM_VCPU_ACCESS_EXIT);
 	CHECK_EQ(gmem_vcpu_access(vcpu, 0, &w, 8, WR), 0);
 	gmem_vcpu_destroy(vcpu);
 	gmem_vm_put(vm);

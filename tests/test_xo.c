@@ -184,23 +184,23 @@ static void t_alias_rw(void)
 	/* Read and write are #PF for the CPU model: no exit, no effect. */
 	before = xo_faults(&e);
 	w = 0;
-	CHECK_EQ(acc(&e, 0x3000 | XO, &w, 8, RD), GMEM_ACCESS_XO);
+	CHECK_EQ(acc(&e, 0x3000 | XO, &w, 8, RD), GMEM_VCPU_ACCESS_XO);
 	CHECK_EQ(w, 0);
 	CHECK_EQ(e.run->exit_reason, 0);
 	w = 0xdead;
-	CHECK_EQ(acc(&e, 0x3000 | XO, &w, 8, WR), GMEM_ACCESS_XO);
+	CHECK_EQ(acc(&e, 0x3000 | XO, &w, 8, WR), GMEM_VCPU_ACCESS_XO);
 	CHECK_EQ(e.run->exit_reason, 0);
 	CHECK_EQ(acc(&e, 0x3000, &w, 8, RD), 0);
 	CHECK_EQ(w, v);
 	CHECK_EQ(xo_faults(&e) - before, 2);
 	/* Twice: a cached fetch translation must not serve a read. */
 	CHECK_EQ(acc(&e, 0x3000 | XO, &w, 8, EX), 0);
-	CHECK_EQ(acc(&e, 0x3000 | XO, &w, 8, RD), GMEM_ACCESS_XO);
+	CHECK_EQ(acc(&e, 0x3000 | XO, &w, 8, RD), GMEM_VCPU_ACCESS_XO);
 	/* An access across two alias pages faults as a whole. */
-	CHECK_EQ(acc(&e, (0x4000 | XO) - 4, &w, 8, RD), GMEM_ACCESS_XO);
+	CHECK_EQ(acc(&e, (0x4000 | XO) - 4, &w, 8, RD), GMEM_VCPU_ACCESS_XO);
 	env_fini(&e);
-	tap_result(
-		"alias: fetch sees the page, read/write give GMEM_ACCESS_XO");
+	tap_result("alias: fetch sees the page, read/write give "
+		   "GMEM_VCPU_ACCESS_XO");
 }
 
 static void t_order(void)
@@ -210,13 +210,13 @@ static void t_order(void)
 
 	env_init(&e, M);
 	/* Step 1 comes before step 2: no slot, still #PF, not MMIO. */
-	CHECK_EQ(acc(&e, (64ULL << 20) | XO, &w, 8, RD), GMEM_ACCESS_XO);
-	CHECK_EQ(acc(&e, (64ULL << 20) | XO, &w, 8, WR), GMEM_ACCESS_XO);
+	CHECK_EQ(acc(&e, (64ULL << 20) | XO, &w, 8, RD), GMEM_VCPU_ACCESS_XO);
+	CHECK_EQ(acc(&e, (64ULL << 20) | XO, &w, 8, WR), GMEM_VCPU_ACCESS_XO);
 	/* And before attributes: NR on the base page changes nothing. */
 	CHECK_EQ(set_attr(&e, 0x5000, PG, NR | NW | NX), 0);
-	CHECK_EQ(acc(&e, 0x5000 | XO, &w, 8, RD), GMEM_ACCESS_XO);
+	CHECK_EQ(acc(&e, 0x5000 | XO, &w, 8, RD), GMEM_VCPU_ACCESS_XO);
 	/* A fetch with no slot behind is MMIO, like the base address. */
-	CHECK_EQ(acc(&e, (64ULL << 20) | XO, &w, 8, EX), GMEM_ACCESS_EXIT);
+	CHECK_EQ(acc(&e, (64ULL << 20) | XO, &w, 8, EX), GMEM_VCPU_ACCESS_EXIT);
 	CHECK_EQ(e.run->exit_reason, KVM_EXIT_MMIO);
 	env_fini(&e);
 	tap_result("fault order: the alias check precedes MMIO and attributes");
@@ -264,7 +264,7 @@ static void t_private(void)
 	CHECK_EQ(acc(&e, 0x7000, &v, 8, WR), 0);
 	CHECK_EQ(acc(&e, 0x7000 | XO, &w, 8, EX), 0);
 	CHECK_EQ(w, v);
-	CHECK_EQ(acc(&e, 0x7000 | XO, &w, 8, RD), GMEM_ACCESS_XO);
+	CHECK_EQ(acc(&e, 0x7000 | XO, &w, 8, RD), GMEM_VCPU_ACCESS_XO);
 	/* And back to the shared page. */
 	CHECK_EQ(set_attr(&e, 0x7000, PG, 0), 0);
 	w = 0;
@@ -313,7 +313,8 @@ static void t_slots(void)
 	/* Delete: the alias goes with the slot. */
 	r.memory_size = 0;
 	CHECK_EQ(gmem_vm_set_memory_region2(e.vm, &r), 0);
-	CHECK_EQ(acc(&e, r.guest_phys_addr | XO, &w, 1, EX), GMEM_ACCESS_EXIT);
+	CHECK_EQ(acc(&e, r.guest_phys_addr | XO, &w, 1, EX),
+		 GMEM_VCPU_ACCESS_EXIT);
 	CHECK_EQ(e.run->exit_reason, KVM_EXIT_MMIO);
 	/* Recreated on other memory: the alias sees the new memory. */
 	r.memory_size = PG;
@@ -325,7 +326,7 @@ static void t_slots(void)
 	r.guest_phys_addr += 2 * PG;
 	CHECK_EQ(gmem_vm_set_memory_region2(e.vm, &r), 0);
 	CHECK_EQ(acc(&e, (r.guest_phys_addr - 2 * PG) | XO, &w, 1, EX),
-		 GMEM_ACCESS_EXIT);
+		 GMEM_VCPU_ACCESS_EXIT);
 	w = 0;
 	CHECK_EQ(acc(&e, r.guest_phys_addr | XO, &w, 1, EX), 0);
 	CHECK_EQ(w, 0x11);
@@ -336,7 +337,8 @@ static void t_slots(void)
 	r.flags = KVM_MEM_READONLY;
 	CHECK_EQ(gmem_vm_set_memory_region2(e.vm, &r), 0);
 	CHECK_EQ(acc(&e, r.guest_phys_addr | XO, &w, 1, EX), 0);
-	CHECK_EQ(acc(&e, r.guest_phys_addr | XO, &w, 1, WR), GMEM_ACCESS_XO);
+	CHECK_EQ(acc(&e, r.guest_phys_addr | XO, &w, 1, WR),
+		 GMEM_VCPU_ACCESS_XO);
 	env_fini(&e);
 	for (int i = 0; i < 2; i++)
 		munmap(mem[i], PG);
@@ -351,7 +353,7 @@ static void t_no_cap(void)
 
 	/* Without the capability bit M is an ordinary address bit. */
 	env_init(&e, 0);
-	CHECK_EQ(acc(&e, 0x3000 | XO, &w, 8, RD), GMEM_ACCESS_EXIT);
+	CHECK_EQ(acc(&e, 0x3000 | XO, &w, 8, RD), GMEM_VCPU_ACCESS_EXIT);
 	CHECK_EQ(e.run->exit_reason, KVM_EXIT_MMIO);
 	CHECK_EQ(e.run->mmio.phys_addr, 0x3000 | XO);
 	env_fini(&e);
@@ -368,13 +370,13 @@ static void t_wide(void)
 	CHECK_EQ(acc(&e, 0x8000, &v, 1, WR), 0);
 	CHECK_EQ(acc(&e, 0x8000 | 1ULL << 51, &w, 1, EX), 0);
 	CHECK_EQ(w, 0x77);
-	CHECK_EQ(acc(&e, 0x8000 | 1ULL << 51, &w, 1, RD), GMEM_ACCESS_XO);
+	CHECK_EQ(acc(&e, 0x8000 | 1ULL << 51, &w, 1, RD), GMEM_VCPU_ACCESS_XO);
 	env_fini(&e);
 	env_init(&e, 32);
 	CHECK_EQ(acc(&e, 0x8000, &v, 1, WR), 0);
 	CHECK_EQ(acc(&e, 0x8000 | 1ULL << 32, &w, 1, EX), 0);
 	CHECK_EQ(w, 0x77);
-	CHECK_EQ(acc(&e, 0x8000 | 1ULL << 32, &w, 1, WR), GMEM_ACCESS_XO);
+	CHECK_EQ(acc(&e, 0x8000 | 1ULL << 32, &w, 1, WR), GMEM_VCPU_ACCESS_XO);
 	env_fini(&e);
 	tap_result("M = 32 and M = 51");
 }
@@ -420,8 +422,8 @@ static void t_execonly_slot(void)
 	CHECK_EQ(gmem_vcpu_access(vcpu, 8, &w, 1, EX), 0);
 	CHECK_EQ(w, 0xc3);
 	memset(run, 0, sizeof(*run));
-	CHECK_EQ(gmem_vcpu_access(vcpu, 8, &w, 1, RD), GMEM_ACCESS_XO);
-	CHECK_EQ(gmem_vcpu_access(vcpu, 8, &w, 1, WR), GMEM_ACCESS_XO);
+	CHECK_EQ(gmem_vcpu_access(vcpu, 8, &w, 1, RD), GMEM_VCPU_ACCESS_XO);
+	CHECK_EQ(gmem_vcpu_access(vcpu, 8, &w, 1, WR), GMEM_VCPU_ACCESS_XO);
 	CHECK_EQ(run->exit_reason, 0);
 	CHECK_EQ(mem[8], 0xc3);
 	/* EXECONLY cannot be toggled on a live slot, like READONLY. */
@@ -431,9 +433,10 @@ static void t_execonly_slot(void)
 	r.flags = KVM_MEM_EXECONLY;
 	r.guest_phys_addr = PG;
 	CHECK_EQ(gmem_vm_set_memory_region2(vm, &r), 0);
-	CHECK_EQ(gmem_vcpu_access(vcpu, 8, &w, 1, EX), GMEM_ACCESS_EXIT);
+	CHECK_EQ(gmem_vcpu_access(vcpu, 8, &w, 1, EX), GMEM_VCPU_ACCESS_EXIT);
 	CHECK_EQ(gmem_vcpu_access(vcpu, PG + 8, &w, 1, EX), 0);
-	CHECK_EQ(gmem_vcpu_access(vcpu, PG + 8, &w, 1, RD), GMEM_ACCESS_XO);
+	CHECK_EQ(gmem_vcpu_access(vcpu, PG + 8, &w, 1, RD),
+		 GMEM_VCPU_ACCESS_XO);
 	gmem_vcpu_destroy(vcpu);
 	gmem_handle_close(memfd);
 	gmem_vm_put(vm);
@@ -470,7 +473,7 @@ static void t_exec_only_attr(void)
 	check_fault(&e, KVM_MEMORY_EXIT_FLAG_WRITE, 0x9000);
 	/* Through the alias: fetch works, read is the guest's #PF. */
 	CHECK_EQ(acc(&e, 0x9000 | XO, &w, 8, EX), 0);
-	CHECK_EQ(acc(&e, 0x9000 | XO, &w, 8, RD), GMEM_ACCESS_XO);
+	CHECK_EQ(acc(&e, 0x9000 | XO, &w, 8, RD), GMEM_VCPU_ACCESS_XO);
 	/* Lifted: everything works again at once. */
 	CHECK_EQ(set_attr(&e, 0x9000, PG, 0), 0);
 	CHECK_EQ(acc(&e, 0x9000, &w, 8, RD), 0);

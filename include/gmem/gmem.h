@@ -318,9 +318,9 @@ int gmem_vcpu_set_debugregs(struct gmem_vcpu *vcpu,
  * it: @access is one of GMEM_ACCESS_*, @len bytes at @gpa, any alignment.
  * The whole access is checked before any byte is written.
  *   0                 done (a read filled @buf);
- *   GMEM_ACCESS_EXIT  kvm_run describes a KVM_EXIT_MMIO (at most 8 bytes,
+ *   GMEM_VCPU_ACCESS_EXIT  kvm_run describes a KVM_EXIT_MMIO (at most 8 bytes,
  *                     the part of the access in the MMIO page);
- *   GMEM_ACCESS_XO    the access read or wrote execute-only memory: the
+ *   GMEM_VCPU_ACCESS_XO    the access read or wrote execute-only memory: the
  *                     CPU model injects #PF (DESIGN §3.5);
  *   -EFAULT/-EHWPOISON kvm_run describes a KVM_EXIT_MEMORY_FAULT.
  * Nothing was read or written unless 0 is returned.
@@ -328,8 +328,9 @@ int gmem_vcpu_set_debugregs(struct gmem_vcpu *vcpu,
 #define GMEM_ACCESS_READ 1
 #define GMEM_ACCESS_WRITE 2
 #define GMEM_ACCESS_FETCH 4
-#define GMEM_ACCESS_EXIT 1
-#define GMEM_ACCESS_XO 2
+/* Its results other than 0 and -errno (not access bits). */
+#define GMEM_VCPU_ACCESS_EXIT 1
+#define GMEM_VCPU_ACCESS_XO 2
 int gmem_vcpu_access(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
 		     size_t len, unsigned int access);
 
