@@ -7,7 +7,7 @@
  *                   guest_memfd bindings, punch, close): validation and
  *                   reservation happen under it, so a change either fails
  *                   before its first side effect or cannot fail.
- *   mmu->lock       the invalidation protocol and (later) stage 2.
+ *   mmu->lock       the invalidation protocol and the stage-2 tables.
  *   vm->state_lock  rwlock: writers hold it only for the commit step of a
  *                   change; the fault path reads slots, attributes and
  *                   guest_memfd state under the read side.

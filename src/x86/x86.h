@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The x86-64 CPU model: an interpreter for long mode with 4-level paging,
- * behind a small stage-2 backend interface (struct x86_bus), so that it can
- * be tested on a flat memory model and plugged into the MMU later.
+ * behind a small stage-2 backend interface (struct x86_bus): the vCPU layer
+ * plugs in gmem's stage 2, the tests a flat memory model.
  *
  * How the vCPU layer drives it:
  *
