@@ -730,10 +730,80 @@ static void post_run_save(struct gmem_vcpu *vcpu)
 }
 
 /*
- * KVM_RUN, in kvm_arch_vcpu_ioctl_run()'s order: the entry checks, then
- * the completion of what the last exit left pending (even with
- * immediate_exit set, so that a VMM can finish I/O before saving state),
- * then immediate_exit (-EINTR with exit_reason untouched), then the guest.
+ * KVM_CAP_SYNC_REGS on entry, as KVM's sync_regs(): a bit outside the
+ * valid fields, in either word, fails the run; then the dirty sets go in,
+ * REGS, SREGS, EVENTS, each bit cleared once its set is in.  SREGS and
+ * EVENTS are copied out of kvm_run before they are checked, as KVM does
+ * (another thread may be writing them: what is checked is what goes in),
+ * and get KVM_SET_SREGS's and KVM_SET_VCPU_EVENTS's checks.  A set that
+ * fails them fails the run with -EINVAL and its bit stays set; the sets
+ * before it stay in, as in KVM.  The words are read once.
+ */
+static int sync_regs_in(struct gmem_vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint64_t valid =
+		__atomic_load_n(&run->kvm_valid_regs, __ATOMIC_RELAXED);
+	uint64_t dirty =
+		__atomic_load_n(&run->kvm_dirty_regs, __ATOMIC_RELAXED);
+
+	if ((valid | dirty) & ~(uint64_t)KVM_SYNC_X86_VALID_FIELDS)
+		return -EINVAL;
+	if (dirty & KVM_SYNC_X86_REGS) {
+		struct kvm_regs regs;
+
+		memcpy(&regs, &run->s.regs.regs, sizeof(regs));
+		gmem_vcpu_set_regs(vcpu, &regs);
+		__atomic_fetch_and(&run->kvm_dirty_regs, ~KVM_SYNC_X86_REGS,
+				   __ATOMIC_RELAXED);
+	}
+	if (dirty & KVM_SYNC_X86_SREGS) {
+		struct kvm_sregs sregs;
+
+		memcpy(&sregs, &run->s.regs.sregs, sizeof(sregs));
+		if (gmem_vcpu_set_sregs(vcpu, &sregs))
+			return -EINVAL;
+		__atomic_fetch_and(&run->kvm_dirty_regs, ~KVM_SYNC_X86_SREGS,
+				   __ATOMIC_RELAXED);
+	}
+	if (dirty & KVM_SYNC_X86_EVENTS) {
+		struct kvm_vcpu_events ev;
+
+		memcpy(&ev, &run->s.regs.events, sizeof(ev));
+		if (gmem_vcpu_set_vcpu_events(vcpu, &ev))
+			return -EINVAL;
+		__atomic_fetch_and(&run->kvm_dirty_regs, ~KVM_SYNC_X86_EVENTS,
+				   __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+/*
+ * ... and on the way out, as store_regs(): the sets kvm_valid_regs names
+ * (read again: KVM does too, so a run that failed on a bad bit still
+ * stores the good ones), as KVM_GET_REGS, _SREGS and _VCPU_EVENTS.
+ */
+static void sync_regs_out(struct gmem_vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint64_t valid =
+		__atomic_load_n(&run->kvm_valid_regs, __ATOMIC_RELAXED);
+
+	if (valid & KVM_SYNC_X86_REGS)
+		gmem_vcpu_get_regs(vcpu, &run->s.regs.regs);
+	if (valid & KVM_SYNC_X86_SREGS)
+		gmem_vcpu_get_sregs(vcpu, &run->s.regs.sregs);
+	if (valid & KVM_SYNC_X86_EVENTS)
+		gmem_vcpu_get_vcpu_events(vcpu, &run->s.regs.events);
+}
+
+/*
+ * KVM_RUN, in kvm_arch_vcpu_ioctl_run()'s order: the entry checks (sync
+ * regs, then kvm_run.cr8), then the completion of what the last exit left
+ * pending (even with immediate_exit set, so that a VMM can finish I/O
+ * before saving state), then immediate_exit (-EINTR with exit_reason
+ * untouched), then the guest.  Every return, failed entry checks too,
+ * stores the sync regs and kvm_run's flags on the way out.
  */
 int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 {
@@ -744,10 +814,12 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 
 	wants_to_run = !__atomic_load_n(&run->immediate_exit, __ATOMIC_RELAXED);
 	run->flags = 0;
-	/* KVM_CAP_SYNC_REGS is not offered: no field is valid. */
-	if (run->kvm_valid_regs || run->kvm_dirty_regs) {
-		r = -EINVAL;
-		goto save;
+	/* One branch for both words when neither asks for anything. */
+	if (unlikely(__atomic_load_n(&run->kvm_valid_regs, __ATOMIC_RELAXED) |
+		     __atomic_load_n(&run->kvm_dirty_regs, __ATOMIC_RELAXED))) {
+		r = sync_regs_in(vcpu);
+		if (r)
+			goto save;
 	}
 	/* Without an in-kernel LAPIC, kvm_run.cr8 is the TPR going in. */
 	if (run->cr8 & ~0xfULL) {
@@ -763,8 +835,10 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 		goto save;
 	}
 	vcpu->fault_lin_valid = false;
-	if (vcpu->halted)
-		return halt(vcpu);
+	if (vcpu->halted) {
+		r = halt(vcpu);
+		goto save;
+	}
 	/*
 	 * A kick that came before the guest runs (a signal the run's own
 	 * signal mask unblocked, say) stops it before any instruction, as a
@@ -774,7 +848,8 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 	if (!finish && take_user_kick(vcpu)) {
 		run->exit_reason = KVM_EXIT_INTR;
 		VCPU_STAT_INC(vcpu, exits[KVM_EXIT_INTR]);
-		return -EINTR;
+		r = -EINTR;
+		goto save;
 	}
 	gmem_vcpu_enter_guest(vcpu);
 	for (;;) {
@@ -823,7 +898,8 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 					    __ATOMIC_RELAXED)) {
 				gmem_vcpu_exit_guest(vcpu);
 				vcpu->halted = true;
-				return halt(vcpu);
+				r = halt(vcpu);
+				goto save;
 			}
 			run->exit_reason = KVM_EXIT_HLT;
 			goto out;
@@ -911,6 +987,8 @@ out:
 leave:
 	gmem_vcpu_exit_guest(vcpu);
 save:
+	if (unlikely(__atomic_load_n(&run->kvm_valid_regs, __ATOMIC_RELAXED)))
+		sync_regs_out(vcpu);
 	post_run_save(vcpu);
 	return r;
 }

@@ -130,6 +130,9 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 		return 1; /* as on a host with TSC scaling */
 	case KVM_CAP_COALESCED_MMIO:
 		return KVM_COALESCED_MMIO_PAGE_OFFSET;
+	case KVM_CAP_SYNC_REGS:
+		/* Both VM types: neither has protected state. */
+		return KVM_SYNC_X86_VALID_FIELDS;
 	case KVM_CAP_NR_MEMSLOTS:
 		return 32764;
 	case KVM_CAP_NR_VCPUS: {

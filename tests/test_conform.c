@@ -5,10 +5,10 @@
  * frequency calls and RDTSC at that rate, KVM_GET/SET_MP_STATE,
  * KVM_GET_CPUID2, the x86 setup calls KVM accepts with TDP, KVM_SET_CPUID2
  * after the first KVM_RUN, what KVM_RUN does on entry (immediate_exit
- * after completing pending I/O, kvm_run.cr8), and the exits and flags of
- * memory faults.  Each case runs once through the typed API and once
- * through the façade.  Guests are a few instructions of machine code, set
- * up as in tests/test_vcpu.c.
+ * after completing pending I/O, kvm_run.cr8), KVM_CAP_SYNC_REGS, and the
+ * exits and flags of memory faults.  Each case runs once through the typed
+ * API and once through the façade.  Guests are a few instructions of
+ * machine code, set up as in tests/test_vcpu.c.
  */
 #include <sys/resource.h>
 #include <time.h>
@@ -269,6 +269,7 @@ static const struct {
 	{KVM_CAP_CHECK_EXTENSION_VM, 1},
 	{KVM_CAP_ENABLE_CAP_VM, 1},
 	{KVM_CAP_IMMEDIATE_EXIT, 1},
+	{KVM_CAP_SYNC_REGS, 7}, /* KVM_SYNC_X86_VALID_FIELDS */
 };
 
 static void test_caps(void)
@@ -990,11 +991,11 @@ static void test_run_entry(void)
 
 		env_init(&e, io, KVM_X86_DEFAULT_VM);
 		e_code(&e, code, sizeof(code));
-		/* sync regs are not offered, so no bit is valid */
-		e.run->kvm_valid_regs = 1;
+		/* sync-regs bits outside REGS|SREGS|EVENTS */
+		e.run->kvm_valid_regs = 8;
 		CHECK_EQ(e_run(&e), -EINVAL);
 		e.run->kvm_valid_regs = 0;
-		e.run->kvm_dirty_regs = 4;
+		e.run->kvm_dirty_regs = 1ULL << 63;
 		CHECK_EQ(e_run(&e), -EINVAL);
 		e.run->kvm_dirty_regs = 0;
 		/* kvm_run.cr8 is the TPR going in: 4 bits */
@@ -1018,8 +1019,274 @@ static void test_run_entry(void)
 		CHECK_EQ(e.run->ready_for_interrupt_injection, 1);
 		env_fini(&e);
 	}
-	tap_result("KVM_RUN entry: kvm_run.cr8 in (<= 15), no sync regs; "
-		   "cr8, if_flag, apic_base out");
+	tap_result(
+		"KVM_RUN entry: kvm_run.cr8 in (<= 15), no unknown sync bits; "
+		"cr8, if_flag, apic_base out");
+}
+
+/* ---- 5. KVM_CAP_SYNC_REGS --------------------------------------------- */
+
+#define SYNC_ALL KVM_SYNC_X86_VALID_FIELDS
+
+/* An IN exit each run; RDX = TPR and RBX + 1 in between. */
+static const uint8_t sync_code[] = {
+	0xe4, 0x10,		/* 1: in al, 0x10 */
+	0x44, 0x0f, 0x20, 0xc2, /* mov rdx, cr8 */
+	0x48, 0xff, 0xc3,	/* inc rbx */
+	0xeb, 0xf5,		/* jmp 1b */
+};
+
+static long e_events(struct env *e, bool set, struct kvm_vcpu_events *ev)
+{
+	if (!e->io)
+		return set ? gmem_vcpu_set_vcpu_events(e->vcpu, ev)
+			   : gmem_vcpu_get_vcpu_events(e->vcpu, ev);
+	return fac_ret(gmem_ioctl(
+		e->vcpufd, set ? KVM_SET_VCPU_EVENTS : KVM_GET_VCPU_EVENTS,
+		ev));
+}
+
+/* kvm_run.s.regs holds what the GET ioctls answer, for the sets in @valid. */
+static void check_synced(struct env *e, uint64_t valid)
+{
+	struct kvm_vcpu_events ev;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+
+	e_get_regs(e, &regs);
+	e_get_sregs(e, &sregs);
+	REQUIRE(e_events(e, false, &ev) == 0);
+	if (valid & KVM_SYNC_X86_REGS)
+		CHECK(!memcmp(&regs, &e->run->s.regs.regs, sizeof(regs)));
+	if (valid & KVM_SYNC_X86_SREGS)
+		CHECK(!memcmp(&sregs, &e->run->s.regs.sregs, sizeof(sregs)));
+	if (valid & KVM_SYNC_X86_EVENTS)
+		CHECK(!memcmp(&ev, &e->run->s.regs.events, sizeof(ev)));
+}
+
+static void test_sync_regs_cap(void)
+{
+	FOR_LAYERS(io)
+	{
+		struct env e;
+
+		env_vm(&e, io, KVM_X86_SW_PROTECTED_VM);
+		CHECK_EQ(e_check(&e, KVM_CAP_SYNC_REGS), SYNC_ALL);
+		env_fini(&e);
+	}
+	tap_result("KVM_CAP_SYNC_REGS: REGS|SREGS|EVENTS, on either VM type");
+}
+
+/*
+ * Stored at every exit, loaded when dirty and the bit cleared, in
+ * kvm_arch_vcpu_ioctl_run()'s order: before kvm_run.cr8 goes in, before
+ * the pending IN completes, before immediate_exit.
+ */
+static void test_sync_regs_flow(void)
+{
+	FOR_LAYERS(io)
+	{
+		struct kvm_vcpu_events ev;
+		struct kvm_regs regs;
+		struct env e;
+		uint8_t *data;
+
+		env_init(&e, io, KVM_X86_DEFAULT_VM);
+		e_code(&e, sync_code, sizeof(sync_code));
+		e.run->kvm_valid_regs = SYNC_ALL;
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_IO);
+		check_synced(&e, SYNC_ALL);
+		CHECK_EQ(e.run->s.regs.regs.rip, CODE);
+		CHECK_EQ(e.run->s.regs.sregs.cr3, 0x1000);
+
+		/* REGS go in before the IN completes: AL is the IN's. */
+		data = (uint8_t *)e.run + e.run->io.data_offset;
+		*data = 0x42;
+		e.run->s.regs.regs.rax = 0xabcd0000;
+		e.run->s.regs.regs.rbx = 0x1000;
+		/* SREGS' CR8, then kvm_run.cr8 over it. */
+		e.run->s.regs.sregs.cr8 = 5;
+		e.run->cr8 = 9;
+		e.run->kvm_dirty_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_IO);
+		CHECK_EQ(e.run->kvm_dirty_regs, 0);
+		CHECK_EQ(e.run->s.regs.regs.rax, 0xabcd0042);
+		CHECK_EQ(e.run->s.regs.regs.rbx, 0x1001);
+		CHECK_EQ(e.run->s.regs.regs.rdx, 9);
+		CHECK_EQ(e.run->s.regs.sregs.cr8, 9);
+		check_synced(&e, SYNC_ALL);
+
+		/* Neither word: kvm_run.s.regs and the vCPU stay apart. */
+		e.run->kvm_valid_regs = 0;
+		e.run->s.regs.regs.rbx = 0xaaaa;
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->s.regs.regs.rbx, 0xaaaa);
+		e_get_regs(&e, &regs);
+		CHECK_EQ(regs.rbx, 0x1002);
+
+		/* Dirty alone: loaded, not stored back. */
+		e.run->s.regs.regs = regs;
+		e.run->s.regs.regs.rbx = 0xbbbb;
+		e.run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->kvm_dirty_regs, 0);
+		CHECK_EQ(e.run->s.regs.regs.rbx, 0xbbbb);
+		e_get_regs(&e, &regs);
+		CHECK_EQ(regs.rbx, 0xbbbc);
+
+		/*
+		 * Events go in before immediate_exit, and the -EINTR run
+		 * stores them: the #UD is pending, not yet delivered.
+		 */
+		memset(&e.run->s.regs.events, 0, sizeof(e.run->s.regs.events));
+		e.run->s.regs.events.exception.injected = 1;
+		e.run->s.regs.events.exception.nr = 6;
+		e.run->kvm_dirty_regs = KVM_SYNC_X86_EVENTS;
+		e.run->kvm_valid_regs = SYNC_ALL;
+		e.run->immediate_exit = 1;
+		CHECK_EQ(e_run(&e), -EINTR);
+		CHECK_EQ(e.run->kvm_dirty_regs, 0);
+		REQUIRE(e_events(&e, false, &ev) == 0);
+		CHECK_EQ(ev.exception.injected, 1);
+		CHECK_EQ(ev.exception.nr, 6);
+		check_synced(&e, SYNC_ALL);
+		/* ... and taken back the same way. */
+		memset(&e.run->s.regs.events, 0, sizeof(e.run->s.regs.events));
+		e.run->kvm_dirty_regs = KVM_SYNC_X86_EVENTS;
+		CHECK_EQ(e_run(&e), -EINTR);
+		REQUIRE(e_events(&e, false, &ev) == 0);
+		CHECK_EQ(ev.exception.injected, 0);
+		e.run->immediate_exit = 0;
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_IO);
+		CHECK_EQ(e.run->s.regs.regs.rbx, 0xbbbd);
+		env_fini(&e);
+	}
+	tap_result("sync regs: stored at each exit, loaded when dirty, "
+		   "before kvm_run.cr8, the IN's completion and "
+		   "immediate_exit");
+}
+
+/* What KVM refuses, and what it has already loaded when it does. */
+static void test_sync_regs_refused(void)
+{
+	FOR_LAYERS(io)
+	{
+		struct kvm_vcpu_events ev;
+		struct kvm_sregs sregs;
+		struct kvm_regs regs;
+		struct env e;
+
+		env_init(&e, io, KVM_X86_DEFAULT_VM);
+		e_code(&e, sync_code, sizeof(sync_code));
+		e_get_regs(&e, &regs);
+		e_get_sregs(&e, &sregs);
+
+		/*
+		 * A bad bit in kvm_valid_regs fails the run before anything,
+		 * yet the good bits are stored on the way out, as in KVM.
+		 */
+		e.run->kvm_valid_regs = KVM_SYNC_X86_REGS | 0x80000000;
+		CHECK_EQ(e_run(&e), -EINVAL);
+		CHECK(!memcmp(&e.run->s.regs.regs, &regs, sizeof(regs)));
+		e.run->kvm_valid_regs = 0;
+		/* In kvm_dirty_regs: nothing is loaded, no bit cleared. */
+		e.run->s.regs.regs.rbx = 0x5555;
+		e.run->kvm_dirty_regs = KVM_SYNC_X86_REGS | 8;
+		CHECK_EQ(e_run(&e), -EINVAL);
+		CHECK_EQ(e.run->kvm_dirty_regs, KVM_SYNC_X86_REGS | 8);
+		e_get_regs(&e, &regs);
+		CHECK_EQ(regs.rbx, 0);
+		CHECK_EQ(regs.rip, CODE);
+
+		/*
+		 * SREGS that KVM_SET_SREGS refuses (EFER.LME and CR0.PG
+		 * without CR4.PAE): -EINVAL with its bit still set, the vCPU's
+		 * sregs untouched; the REGS before them are in, bit cleared.
+		 */
+		e.run->s.regs.regs = regs;
+		e.run->s.regs.regs.rbx = 0x2000;
+		e.run->s.regs.sregs = sregs;
+		e.run->s.regs.sregs.cr4 &= ~0x20ULL;
+		e.run->kvm_dirty_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+		CHECK_EQ(e_run(&e), -EINVAL);
+		CHECK_EQ(e.run->kvm_dirty_regs, KVM_SYNC_X86_SREGS);
+		e_get_regs(&e, &regs);
+		CHECK_EQ(regs.rbx, 0x2000);
+		CHECK_EQ(regs.rip, CODE);
+		e_get_sregs(&e, &sregs);
+		CHECK_EQ(sregs.cr4, 0x20);
+
+		/* Events KVM_SET_VCPU_EVENTS refuses: NMI, vector 32. */
+		memset(&e.run->s.regs.events, 0, sizeof(e.run->s.regs.events));
+		e.run->s.regs.events.exception.injected = 1;
+		e.run->s.regs.events.exception.nr = 2;
+		e.run->kvm_dirty_regs = KVM_SYNC_X86_EVENTS;
+		CHECK_EQ(e_run(&e), -EINVAL);
+		e.run->s.regs.events.exception.nr = 32;
+		CHECK_EQ(e_run(&e), -EINVAL);
+		CHECK_EQ(e.run->kvm_dirty_regs, KVM_SYNC_X86_EVENTS);
+		REQUIRE(e_events(&e, false, &ev) == 0);
+		CHECK_EQ(ev.exception.injected, 0);
+
+		/* A bad kvm_run.cr8 is checked after the sync: REGS are in. */
+		e.run->s.regs.regs.rbx = 0x3000;
+		e.run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+		e.run->cr8 = 16;
+		CHECK_EQ(e_run(&e), -EINVAL);
+		CHECK_EQ(e.run->kvm_dirty_regs, 0);
+		e_get_regs(&e, &regs);
+		CHECK_EQ(regs.rbx, 0x3000);
+		CHECK_EQ(regs.rip, CODE);
+
+		/* Fixed, everything goes on from there. */
+		e.run->cr8 = 0;
+		e.run->s.regs.sregs.cr4 |= 0x20;
+		e.run->kvm_dirty_regs = KVM_SYNC_X86_SREGS;
+		e.run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_IO);
+		CHECK_EQ(e.run->kvm_dirty_regs, 0);
+		CHECK_EQ(e.run->s.regs.regs.rbx, 0x3000);
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->s.regs.regs.rbx, 0x3001);
+		env_fini(&e);
+	}
+	tap_result("sync regs refused: bad bits before anything, bad SREGS "
+		   "or EVENTS after the sets before them, kvm_run.cr8 after "
+		   "all");
+}
+
+/*
+ * A halted vCPU (irqchip) that a kick ends: -EINTR, and the run still
+ * stores the sync regs and kvm_run's flags, as KVM's every return does.
+ */
+static void test_sync_regs_halted(void)
+{
+	FOR_LAYERS(io)
+	{
+		struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_HALTED};
+		struct env e;
+
+		env_vm(&e, io, KVM_X86_DEFAULT_VM);
+		CHECK_EQ(e.io ? fac_ret(gmem_ioctl(e.vmfd, KVM_CREATE_IRQCHIP,
+						   0))
+			      : gmem_vm_create_irqchip(e.vm),
+			 0);
+		env_vcpu(&e);
+		e_code(&e, sync_code, sizeof(sync_code));
+		CHECK_EQ(e_mp(&e, true, &mp), 0);
+		e.run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+		gmem_vcpu_kick(e.vcpu);
+		CHECK_EQ(e_run(&e), -EINTR);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_INTR);
+		CHECK_EQ(e.run->s.regs.regs.rip, CODE);
+		CHECK_EQ(e.run->s.regs.regs.rsp, STACK);
+		env_fini(&e);
+	}
+	tap_result("sync regs: stored when a kick ends a halted vCPU's run");
 }
 
 /* ---- 7. memory faults ------------------------------------------------- */
@@ -1138,7 +1405,7 @@ static void test_fault_flags(void)
 
 int main(void)
 {
-	tap_plan(16, 120);
+	tap_plan(20, 120);
 	test_caps();
 	test_vcpu_ids();
 	test_max_vcpu_id_cap();
@@ -1153,6 +1420,10 @@ int main(void)
 	test_immediate_exit();
 	test_immediate_exit_mmio_write();
 	test_run_entry();
+	test_sync_regs_cap();
+	test_sync_regs_flow();
+	test_sync_regs_refused();
+	test_sync_regs_halted();
 	test_private_noslot();
 	test_fault_flags();
 	return tap_done();

@@ -103,6 +103,10 @@ static void test_run(void)
 	CHECK_OFF(struct kvm_run, kvm_valid_regs, 288);
 	CHECK_OFF(struct kvm_run, kvm_dirty_regs, 296);
 	CHECK_OFF(struct kvm_run, s, 304);
+	CHECK_OFF(struct kvm_run, s.regs.regs, 304);
+	CHECK_OFF(struct kvm_run, s.regs.sregs, 448);
+	CHECK_OFF(struct kvm_run, s.regs.events, 760);
+	CHECK_EQ(sizeof(((struct kvm_run *)0)->s), 2048);
 	tap_result("kvm_run layout");
 }
 
@@ -177,6 +181,11 @@ static void test_caps(void)
 	CHECK_EQ(KVM_CAP_GET_MSR_FEATURES, 153);
 	CHECK_EQ(KVM_CAP_NESTED_STATE, 157);
 	CHECK_EQ(KVM_CAP_EXCEPTION_PAYLOAD, 164);
+	CHECK_EQ(KVM_CAP_SYNC_REGS, 74);
+	CHECK_EQ(KVM_SYNC_X86_REGS, 1);
+	CHECK_EQ(KVM_SYNC_X86_SREGS, 2);
+	CHECK_EQ(KVM_SYNC_X86_EVENTS, 4);
+	CHECK_EQ(KVM_SYNC_X86_VALID_FIELDS, 7);
 	CHECK_EQ(KVM_VCPUEVENT_VALID_NMI_PENDING, 1);
 	CHECK_EQ(KVM_VCPUEVENT_VALID_SIPI_VECTOR, 2);
 	CHECK_EQ(KVM_VCPUEVENT_VALID_SHADOW, 4);

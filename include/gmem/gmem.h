@@ -196,8 +196,12 @@ struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu);
  * returns -EINTR with exit_reason untouched, as KVM does.  As with a
  * userspace LAPIC, kvm_run.cr8 sets CR8 on entry (-EINVAL above 15) and
  * every return leaves cr8, if_flag, apic_base and
- * ready_for_interrupt_injection there; sync-regs bits (not offered) are
- * -EINVAL.
+ * ready_for_interrupt_injection there.  KVM_CAP_SYNC_REGS as KVM's: the
+ * sets kvm_run->kvm_dirty_regs names are loaded from kvm_run->s.regs
+ * first (-EINVAL, with that set's bit left set, where KVM_SET_SREGS or
+ * KVM_SET_VCPU_EVENTS would refuse it), and every return stores those
+ * kvm_valid_regs names there; a bit beyond REGS|SREGS|EVENTS in either
+ * word is -EINVAL.
  */
 int gmem_vcpu_run(struct gmem_vcpu *vcpu);
 

@@ -203,6 +203,7 @@ struct kvm_enable_cap {
 #define KVM_CAP_GET_MSR_FEATURES 153
 #define KVM_CAP_NESTED_STATE 157
 #define KVM_CAP_EXCEPTION_PAYLOAD 164
+#define KVM_CAP_SYNC_REGS 74
 
 /* Exit reasons (kvm_run.exit_reason). */
 #define KVM_EXIT_UNKNOWN 0
@@ -422,6 +423,23 @@ struct kvm_mp_state {
 };
 
 /*
+ * KVM_CAP_SYNC_REGS: kvm_run.kvm_valid_regs asks KVM_RUN to store these
+ * register sets into kvm_run.s.regs at every exit; kvm_run.kvm_dirty_regs
+ * has it load them from there (and clear the bit) before the guest runs.
+ */
+#define KVM_SYNC_X86_REGS (1UL << 0)
+#define KVM_SYNC_X86_SREGS (1UL << 1)
+#define KVM_SYNC_X86_EVENTS (1UL << 2)
+#define KVM_SYNC_X86_VALID_FIELDS \
+	(KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS)
+
+struct kvm_sync_regs {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_vcpu_events events;
+};
+
+/*
  * The shared vCPU page.  Only the exits gmem produces are spelled out; the
  * union is padded to Linux's 256 bytes and the sync-regs area to 2048, so
  * every field sits at Linux's offset.
@@ -485,6 +503,7 @@ struct kvm_run {
 	uint64_t kvm_valid_regs;
 	uint64_t kvm_dirty_regs;
 	union {
+		struct kvm_sync_regs regs;
 		char padding[2048];
 	} s;
 };
@@ -606,6 +625,10 @@ _Static_assert(offsetof(struct kvm_run, memory_fault.size) == 48,
 	       "memory_fault.size");
 _Static_assert(offsetof(struct kvm_run, hypercall.ret) == 88, "hypercall.ret");
 _Static_assert(offsetof(struct kvm_run, kvm_valid_regs) == 288, "valid_regs");
+_Static_assert(offsetof(struct kvm_run, s) == 304, "sync regs area");
+_Static_assert(offsetof(struct kvm_run, s.regs.sregs) == 448, "sync sregs");
+_Static_assert(offsetof(struct kvm_run, s.regs.events) == 760, "sync events");
+_Static_assert(sizeof(struct kvm_sync_regs) == 520, "sync_regs size");
 _Static_assert(sizeof(struct kvm_run) == 2352, "kvm_run size");
 
 #endif /* GMEM_UAPI_H */
