@@ -9,7 +9,8 @@
  * of syzkaller's dev_kvm descriptions: open /dev/kvm, any KVM ioctl (or a
  * random one) with argument bytes from the input, close, dup, dup2 onto
  * another slot, mmap/munmap, fallocate, read/write/pread, fstat, lseek,
- * KVM_RUN with immediate_exit set, signals to the thread itself, and
+ * KVM_RUN with immediate_exit set (and sync regs with fuzzed bits and
+ * state), signals to the thread itself, and
  * ioctl arguments the program cannot read or write (a PROT_NONE page, a
  * read-only one, a struct whose entries run into either, low and
  * non-canonical addresses), which must fail with EFAULT or the request's
@@ -331,6 +332,17 @@ static void do_run(struct input *in, int s)
 	if (run == MAP_FAILED)
 		return;
 	run->immediate_exit = 1;
+	/* Sync regs: any bits, the state they load from the input. */
+	run->kvm_valid_regs = take(in, 1) & 0xf;
+	run->kvm_dirty_regs = take(in, 1) & 0xf;
+	if (run->kvm_dirty_regs) {
+		size_t n = in->left < sizeof(run->s.regs) ? in->left
+							  : sizeof(run->s.regs);
+
+		memcpy(&run->s.regs, in->p, n);
+		in->p += n;
+		in->left -= n;
+	}
 	if (take(in, 1) & 1)
 		raise(SIGUSR1);
 	ioctl(fds[s], KVM_RUN, 0);
