@@ -204,6 +204,8 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 		return gmem_vm_set_tss_addr(vm, arg);
 	case KVM_SET_IDENTITY_MAP_ADDR:
 		return gmem_vm_set_identity_map_addr(vm, (const uint64_t *)arg);
+	case KVM_SET_BOOT_CPU_ID:
+		return gmem_vm_set_boot_cpu_id(vm, arg);
 	default:
 		/* kvm_arch_vm_ioctl()'s answer (KVM_GET_NR_MMU_PAGES too). */
 		return -ENOTTY;

@@ -87,6 +87,8 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	}
 	vcpu->cpu->kick = &vcpu->vmv.kick;
 	vcpu->cpu->immediate_exit = &vcpu->run->immediate_exit;
+	vcpu->cpu->platform_info_readable = &vm->guest_platform_info;
+	vcpu->cpu->exit_on_emulation_failure = &vm->exit_on_emulation_failure;
 	x86_set_tsc_khz(vcpu->cpu, __atomic_load_n(&vm->default_tsc_khz,
 						   __ATOMIC_RELAXED));
 	/* Without XO the CPUID table says (48 bits in the default one). */
@@ -976,6 +978,24 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 		default:
 			run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
 			run->internal.suberror = KVM_INTERNAL_ERROR_EMULATION;
+			if (stop.internal.insn_len) {
+				/*
+				 * KVM's emulation_failure: flags, the bytes
+				 * (two words), then, as its debug info, RIP.
+				 */
+				run->emulation_failure.flags =
+					KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES;
+				run->emulation_failure.insn_size =
+					stop.internal.insn_len;
+				memset(run->emulation_failure.insn_bytes, 0x90,
+				       15);
+				memcpy(run->emulation_failure.insn_bytes,
+				       stop.internal.insn,
+				       stop.internal.insn_len);
+				run->internal.ndata = 4;
+				run->internal.data[3] = stop.internal.rip;
+				goto out;
+			}
 			run->internal.ndata = 1;
 			run->internal.data[0] = stop.internal.rip;
 			goto out;
@@ -1076,8 +1096,9 @@ int gmem_vcpu_get_sregs(struct gmem_vcpu *vcpu, struct kvm_sregs *sregs)
 /*
  * The state KVM gives a new vCPU (kvm_vcpu_reset(), INIT): real mode at
  * F000:FFF0 with CR0 = CD|NW|ET, the local APIC enabled at its default
- * base, BSP for vCPU 0, and RDX holding CPUID.1:EAX.  A VMM sets long
- * mode (the only one the model runs) with KVM_SET_SREGS.
+ * base, BSP for the VM's boot vCPU (KVM_SET_BOOT_CPU_ID), and RDX holding
+ * CPUID.1:EAX.  A VMM sets long mode (the only one the model runs) with
+ * KVM_SET_SREGS.
  */
 static void reset_state(struct gmem_vcpu *vcpu, unsigned long id)
 {
@@ -1096,7 +1117,8 @@ static void reset_state(struct gmem_vcpu *vcpu, unsigned long id)
 	s.ldt = (struct kvm_segment){.limit = 0xffff, .type = 2, .present = 1};
 	s.gdt.limit = s.idt.limit = 0xffff;
 	s.cr0 = X86_CR0_CD | X86_CR0_NW | X86_CR0_ET;
-	s.apic_base = 0xfee00000 | (1u << 11) | (id == 0 ? 1u << 8 : 0);
+	s.apic_base = 0xfee00000 | (1u << 11) |
+		      (id == vcpu->vm->bsp_vcpu_id ? 1u << 8 : 0);
 	x86_set_sregs(vcpu->cpu, &s);
 	x86_cpuid(vcpu->cpu, 1, 0, sig);
 	regs.rip = 0xfff0;

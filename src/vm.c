@@ -36,6 +36,7 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 	atomic_init(&vm->refcount, 1);
 	vm->type = type;
 	vm->default_tsc_khz = GMEM_TSC_KHZ;
+	vm->guest_platform_info = true;
 	vm->supported_attrs = ATTR_RWX;
 	if (gmem_vm_has_private_mem(vm))
 		vm->supported_attrs |= KVM_MEMORY_ATTRIBUTE_PRIVATE;
@@ -114,6 +115,9 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_MP_STATE:
 	case KVM_CAP_SET_TSS_ADDR:
 	case KVM_CAP_SET_IDENTITY_MAP_ADDR:
+	case KVM_CAP_SET_BOOT_CPU_ID:
+	case KVM_CAP_MSR_PLATFORM_INFO:
+	case KVM_CAP_EXIT_ON_EMULATION_FAILURE:
 	case KVM_CAP_MMU_SHADOW_CACHE_CONTROL:
 	case KVM_CAP_EXT_CPUID: /* KVM_GET_SUPPORTED_CPUID, KVM_SET_CPUID2 */
 	case KVM_CAP_XSAVE:	/* KVM_GET/SET_XSAVE */
@@ -200,6 +204,19 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		__atomic_store_n(&vm->hypercall_exits, cap->args[0],
 				 __ATOMIC_RELAXED);
 		return 0;
+	case KVM_CAP_MSR_PLATFORM_INFO:
+		/* args[0]: may the guest read MSR_PLATFORM_INFO.  Any time. */
+		if (cap->flags)
+			return -EINVAL;
+		__atomic_store_n(&vm->guest_platform_info, cap->args[0] != 0,
+				 __ATOMIC_RELAXED);
+		return 0;
+	case KVM_CAP_EXIT_ON_EMULATION_FAILURE:
+		if (cap->flags || (cap->args[0] & ~1ULL))
+			return -EINVAL;
+		__atomic_store_n(&vm->exit_on_emulation_failure,
+				 cap->args[0] != 0, __ATOMIC_RELAXED);
+		return 0;
 	case GMEM_CAP_FAULT_ACCESS_FLAGS:
 		if (cap->flags || cap->args[0] || cap->args[1] ||
 		    cap->args[2] || cap->args[3])
@@ -211,13 +228,15 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		/*
 		 * As x86.c: only lowers the limit before the first vCPU
 		 * (which fixes it), and setting the same value again is
-		 * fine.  There is no KVM_SET_BOOT_CPU_ID, so no BSP id to
-		 * keep below it.
+		 * fine.  It may not go below the BSP's id
+		 * (KVM_SET_BOOT_CPU_ID), as KVM checks it against the limit.
 		 */
 		if (cap->flags || cap->args[0] > GMEM_MAX_VCPU_IDS)
 			return -EINVAL;
 		pthread_mutex_lock(&vm->vcpus_lock);
-		if (vm->max_vcpu_ids == cap->args[0]) {
+		if (vm->bsp_vcpu_id > cap->args[0]) {
+			/* -EINVAL */
+		} else if (vm->max_vcpu_ids == cap->args[0]) {
 			r = 0;
 		} else if (!vm->max_vcpu_ids) {
 			vm->max_vcpu_ids = (uint32_t)cap->args[0];
@@ -306,6 +325,26 @@ int gmem_vm_set_tss_addr(struct gmem_vm *vm, unsigned long addr)
 	vm->tss_addr = addr;
 	pthread_mutex_unlock(&vm->lock);
 	return 0;
+}
+
+int gmem_vm_set_boot_cpu_id(struct gmem_vm *vm, unsigned long id)
+{
+	int r = 0;
+
+	/*
+	 * As KVM: an id equal to the limit passes, though no vCPU can have
+	 * it (the VM then has no BSP).
+	 */
+	pthread_mutex_lock(&vm->vcpus_lock);
+	if (vm->nr_vcpus)
+		r = -EBUSY;
+	else if (id > GMEM_MAX_VCPU_IDS ||
+		 (vm->max_vcpu_ids && id > vm->max_vcpu_ids))
+		r = -EINVAL;
+	else
+		vm->bsp_vcpu_id = (uint32_t)id;
+	pthread_mutex_unlock(&vm->vcpus_lock);
+	return r;
 }
 
 int gmem_vm_set_identity_map_addr(struct gmem_vm *vm, const uint64_t *addr)

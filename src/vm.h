@@ -102,6 +102,7 @@ struct gmem_vm {
 	size_t nr_vcpus, cap_vcpus;
 	/* KVM_CAP_MAX_VCPU_ID: 0 until enabled or the first vCPU is made. */
 	uint32_t max_vcpu_ids;
+	uint32_t bsp_vcpu_id;	  /* KVM_SET_BOOT_CPU_ID, under vcpus_lock */
 	uint32_t default_tsc_khz; /* atomic: KVM_SET_TSC_KHZ on the VM */
 	/* Accepted and kept, as KVM with TDP and unrestricted guest does. */
 	unsigned long nr_mmu_pages;
@@ -111,6 +112,9 @@ struct gmem_vm {
 	unsigned int maxphyaddr;  /* M, what CPUID reports, once XO is on */
 	uint64_t hypercall_exits; /* KVM_CAP_EXIT_HYPERCALL mask */
 	uint64_t gmem_hypercall_exits; /* GMEM_CAP_EXIT_HYPERCALL mask */
+	/* atomic: KVM_CAP_MSR_PLATFORM_INFO, true at creation, as KVM */
+	bool guest_platform_info;
+	bool exit_on_emulation_failure; /* atomic: that capability */
 };
 
 static inline bool gmem_vm_has_private_mem(const struct gmem_vm *vm)

@@ -689,6 +689,8 @@ static long e_vm_call(struct env *e, unsigned long req, unsigned long arg)
 	case KVM_SET_IDENTITY_MAP_ADDR:
 		return gmem_vm_set_identity_map_addr(e->vm,
 						     (const uint64_t *)arg);
+	case KVM_SET_BOOT_CPU_ID:
+		return gmem_vm_set_boot_cpu_id(e->vm, arg);
 	}
 	return fac_ret(gmem_ioctl(e->vmfd, req, arg));
 }
@@ -737,6 +739,184 @@ static void test_setup_calls(void)
 	}
 	tap_result("KVM_SET_NR_MMU_PAGES, KVM_SET_TSS_ADDR, "
 		   "KVM_SET_IDENTITY_MAP_ADDR: KVM's checks, then accepted");
+}
+
+/* IA32_APIC_BASE's BSP flag (bit 8) of a new vCPU @id. */
+static bool e_new_vcpu_is_bsp(struct env *e, unsigned long id)
+{
+	struct gmem_vcpu *v;
+	struct kvm_sregs s;
+	int fd = -1;
+
+	REQUIRE(e_create_vcpu(e, id, &v, &fd) == 0);
+	REQUIRE(gmem_vcpu_get_sregs(v, &s) == 0);
+	e_destroy_vcpu(e, v, fd);
+	return s.apic_base & (1u << 8);
+}
+
+static void test_boot_cpu_id(void)
+{
+	CHECK_EQ(gmem_check_extension(NULL, KVM_CAP_SET_BOOT_CPU_ID), 1);
+	FOR_LAYERS(io)
+	{
+		struct gmem_vcpu *v;
+		struct env e;
+		int fd = -1;
+
+		env_vm(&e, io, KVM_X86_DEFAULT_VM);
+		CHECK_EQ(e_check(&e, KVM_CAP_SET_BOOT_CPU_ID), 1);
+		/* vCPU 0 by default */
+		CHECK(e_new_vcpu_is_bsp(&e, 0));
+		CHECK(!e_new_vcpu_is_bsp(&e, 1));
+		/* up to the limit itself, as KVM */
+		CHECK_EQ(e_vm_call(&e, KVM_SET_BOOT_CPU_ID, MAX_VCPU_IDS + 1),
+			 -EINVAL);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_BOOT_CPU_ID, 1UL << 32),
+			 -EINVAL);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_BOOT_CPU_ID, MAX_VCPU_IDS), 0);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_BOOT_CPU_ID, 1), 0);
+		CHECK(!e_new_vcpu_is_bsp(&e, 0));
+		CHECK(e_new_vcpu_is_bsp(&e, 1));
+		env_fini(&e);
+
+		/* MAX_VCPU_ID may not drop below the BSP, nor BSP above it */
+		env_vm(&e, io, KVM_X86_DEFAULT_VM);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_BOOT_CPU_ID, 3), 0);
+		CHECK_EQ(e_cap(&e, KVM_CAP_MAX_VCPU_ID, 2), -EINVAL);
+		CHECK_EQ(e_cap(&e, KVM_CAP_MAX_VCPU_ID, 3), 0);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_BOOT_CPU_ID, 4), -EINVAL);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_BOOT_CPU_ID, 3), 0);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_BOOT_CPU_ID, 0), 0);
+		/* a vCPU exists: EBUSY, the id unchanged */
+		REQUIRE(e_create_vcpu(&e, 0, &v, &fd) == 0);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_BOOT_CPU_ID, 0), -EBUSY);
+		CHECK_EQ(e_vm_call(&e, KVM_SET_BOOT_CPU_ID, 5), -EBUSY);
+		e_destroy_vcpu(&e, v, fd);
+		CHECK(e_new_vcpu_is_bsp(&e, 0));
+		env_fini(&e);
+	}
+	tap_result("KVM_SET_BOOT_CPU_ID: before any vCPU, <= the ID limit, "
+		   "then the BSP flag of that vCPU");
+}
+
+static long e_msr(struct env *e, bool set, uint32_t idx, uint64_t *v)
+{
+	union {
+		struct kvm_msrs m;
+		uint8_t buf[sizeof(struct kvm_msrs) +
+			    sizeof(struct kvm_msr_entry)];
+	} msrs = {.m.nmsrs = 1};
+	long r;
+
+	msrs.m.entries[0].index = idx;
+	msrs.m.entries[0].data = *v;
+	if (!e->io)
+		r = set ? gmem_vcpu_set_msrs(e->vcpu, &msrs.m)
+			: gmem_vcpu_get_msrs(e->vcpu, &msrs.m);
+	else
+		r = fac_ret(gmem_ioctl(
+			e->vcpufd, set ? KVM_SET_MSRS : KVM_GET_MSRS, &msrs));
+	*v = msrs.m.entries[0].data;
+	return r;
+}
+
+static void test_platform_info(void)
+{
+	/* mov $0xce, %ecx; rdmsr; hlt */
+	static const uint8_t code[] = {0xb9, 0xce, 0, 0, 0, 0x0f, 0x32, 0xf4};
+
+	CHECK_EQ(gmem_check_extension(NULL, KVM_CAP_MSR_PLATFORM_INFO), 1);
+	FOR_LAYERS(io)
+	{
+		struct kvm_enable_cap bad = {.cap = KVM_CAP_MSR_PLATFORM_INFO,
+					     .flags = 1};
+		struct kvm_regs regs;
+		uint64_t v = 0xff00;
+		struct env e;
+
+		env_init(&e, io, KVM_X86_DEFAULT_VM);
+		CHECK_EQ(e_check(&e, KVM_CAP_MSR_PLATFORM_INFO), 1);
+		CHECK_EQ(e_msr(&e, true, 0xce, &v), 1);
+		v = 0;
+		CHECK_EQ(e_msr(&e, false, 0xce, &v), 1);
+		CHECK_EQ(v, 0xff00);
+		/* readable by default */
+		e_code(&e, code, sizeof(code));
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_HLT);
+		e_get_regs(&e, &regs);
+		CHECK_EQ(regs.rax, 0xff00);
+		/* flags refused, nothing changed */
+		CHECK_EQ(io ? fac_ret(gmem_ioctl(e.vmfd, KVM_ENABLE_CAP, &bad))
+			    : gmem_vm_enable_cap(e.vm, &bad),
+			 -EINVAL);
+		e_code(&e, code, sizeof(code));
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_HLT);
+		/* off: the guest's RDMSR #GPs (no IDT: a triple fault) */
+		CHECK_EQ(e_cap(&e, KVM_CAP_MSR_PLATFORM_INFO, 0), 0);
+		e_code(&e, code, sizeof(code));
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_SHUTDOWN);
+		/* the host still reads it */
+		v = 0;
+		CHECK_EQ(e_msr(&e, false, 0xce, &v), 1);
+		CHECK_EQ(v, 0xff00);
+		env_fini(&e);
+	}
+	tap_result("KVM_CAP_MSR_PLATFORM_INFO: the VMM's MSR_PLATFORM_INFO, "
+		   "read by the guest until the VM turns it off");
+}
+
+static void test_emulation_failure(void)
+{
+	/* mov $0x3000, %eax; flds (%rax) (x87: not in the model); hlt */
+	static const uint8_t code[] = {0xb8, 0x00, 0x30, 0,
+				       0,    0xd9, 0x00, 0xf4};
+
+	CHECK_EQ(gmem_check_extension(NULL, KVM_CAP_EXIT_ON_EMULATION_FAILURE),
+		 1);
+	FOR_LAYERS(io)
+	{
+		struct kvm_regs regs;
+		struct env e;
+
+		env_init(&e, io, KVM_X86_DEFAULT_VM);
+		CHECK_EQ(e_check(&e, KVM_CAP_EXIT_ON_EMULATION_FAILURE), 1);
+		/* off: #UD, as a CPU without the instruction (no IDT here) */
+		e_code(&e, code, sizeof(code));
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_SHUTDOWN);
+		CHECK_EQ(e_cap(&e, KVM_CAP_EXIT_ON_EMULATION_FAILURE, 2),
+			 -EINVAL);
+		e_code(&e, code, sizeof(code));
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_SHUTDOWN);
+		/* on: the emulation-failure exit with the bytes, RIP at them */
+		CHECK_EQ(e_cap(&e, KVM_CAP_EXIT_ON_EMULATION_FAILURE, 1), 0);
+		e_code(&e, code, sizeof(code));
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_INTERNAL_ERROR);
+		CHECK_EQ(e.run->emulation_failure.suberror,
+			 KVM_INTERNAL_ERROR_EMULATION);
+		CHECK(e.run->emulation_failure.ndata >= 3);
+		CHECK_EQ(e.run->emulation_failure.flags,
+			 KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES);
+		CHECK_EQ(e.run->emulation_failure.insn_size, 2);
+		CHECK_EQ(e.run->emulation_failure.insn_bytes[0], 0xd9);
+		CHECK_EQ(e.run->emulation_failure.insn_bytes[1], 0x00);
+		CHECK_EQ(e.run->emulation_failure.insn_bytes[2], 0x90);
+		e_get_regs(&e, &regs);
+		CHECK_EQ(regs.rip, CODE + 5);
+		/* the VMM skips it */
+		regs.rip += 2;
+		e_set_regs(&e, &regs);
+		CHECK_EQ(e_run(&e), 0);
+		CHECK_EQ(e.run->exit_reason, KVM_EXIT_HLT);
+		env_fini(&e);
+	}
+	tap_result("KVM_CAP_EXIT_ON_EMULATION_FAILURE: an unimplemented "
+		   "instruction exits with its bytes instead of #UD");
 }
 
 /* ---- 8. KVM_SET_CPUID2 after KVM_RUN ----------------------------------- */
@@ -1405,7 +1585,7 @@ static void test_fault_flags(void)
 
 int main(void)
 {
-	tap_plan(20, 120);
+	tap_plan(23, 120);
 	test_caps();
 	test_vcpu_ids();
 	test_max_vcpu_id_cap();
@@ -1415,6 +1595,9 @@ int main(void)
 	test_mp_state();
 	test_get_cpuid2();
 	test_setup_calls();
+	test_boot_cpu_id();
+	test_platform_info();
+	test_emulation_failure();
 	test_cpuid_after_run();
 	test_guest_cpuid();
 	test_immediate_exit();

@@ -656,6 +656,50 @@ static void t_ucode_rev(void)
 	tap_result("IA32_UCODE_REV: the VMM's value, guest writes ignored");
 }
 
+/* MSR_PLATFORM_INFO: read, then written (always #GP). */
+GUEST_CODE(g_pinfo_rd, "mov $0xce, %ecx\n"
+		       "rdmsr\n"
+		       "hlt\n");
+GUEST_CODE(g_pinfo_wr, "mov $0xce, %ecx\n"
+		       "xor %eax, %eax\n"
+		       "xor %edx, %edx\n"
+		       "wrmsr\n"
+		       "hlt\n");
+
+static void t_platform_info(void)
+{
+	bool readable = true;
+	uint64_t v;
+
+	SETUP(g_pinfo_rd);
+	CHECK_EQ(x86_get_msr(&vm.cpu, X86_MSR_PLATFORM_INFO, &v), 0);
+	CHECK_EQ(v, 0);
+	CHECK_EQ(x86_set_msr(&vm.cpu, X86_MSR_PLATFORM_INFO, 0x1ff00), 0);
+	vm.cpu.platform_info_readable = &readable;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), -1);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 0x1ff00);
+	CHECK_EQ(vm.cpu.gpr[X86_RDX], 0);
+	/* The VM turned it off: #GP, RAX untouched. */
+	SETUP(g_pinfo_rd);
+	CHECK_EQ(x86_set_msr(&vm.cpu, X86_MSR_PLATFORM_INFO, 0x1ff00), 0);
+	readable = false;
+	vm.cpu.platform_info_readable = &readable;
+	vm.cpu.gpr[X86_RAX] = 7;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_GP);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 7);
+	/* Readable or not, the guest cannot write it. */
+	SETUP(g_pinfo_wr);
+	CHECK_EQ(x86_set_msr(&vm.cpu, X86_MSR_PLATFORM_INFO, 0x1ff00), 0);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_GP);
+	CHECK_EQ(x86_get_msr(&vm.cpu, X86_MSR_PLATFORM_INFO, &v), 0);
+	CHECK_EQ(v, 0x1ff00);
+	tap_result("MSR_PLATFORM_INFO: the VMM's value; the guest's RDMSR "
+		   "#GP when the VM hides it, its WRMSR always");
+}
+
 GUEST_CODE(g_int, "int $0x80\n"
 		  "hlt\n");
 
@@ -1447,7 +1491,7 @@ static void t_xsave(void)
 
 int main(void)
 {
-	tap_plan(40, 60);
+	tap_plan(41, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -1469,6 +1513,7 @@ int main(void)
 	t_smc();
 	t_syscall();
 	t_ucode_rev();
+	t_platform_info();
 	t_int_iret();
 	t_split();
 	t_fetch_split();

@@ -53,8 +53,12 @@ void gmem_vm_put(struct gmem_vm *vm);
 
 /*
  * KVM_ENABLE_CAP on a VM: KVM_CAP_EXIT_HYPERCALL, KVM_CAP_MAX_VCPU_ID (as
- * x86 KVM: args[0] <= 16384, before the first vCPU, or its value again)
- * and gmem's own:
+ * x86 KVM: args[0] <= 16384, before the first vCPU, or its value again),
+ * KVM_CAP_MSR_PLATFORM_INFO (args[0] nonzero: the guest may read
+ * MSR_PLATFORM_INFO, as at creation; zero: its RDMSR #GPs),
+ * KVM_CAP_EXIT_ON_EMULATION_FAILURE (args[0] 0 or 1: an instruction the
+ * CPU model does not implement exits KVM_EXIT_INTERNAL_ERROR with its
+ * bytes instead of raising #UD) and gmem's own:
  *   GMEM_CAP_EXEC_ONLY  no arguments: the attribute value NR|NW (exec-only)
  *                       becomes valid, and so does the KVM_MEM_EXECONLY
  *                       slot flag.
@@ -108,6 +112,13 @@ int gmem_vm_get_tsc_khz(struct gmem_vm *vm);
 int gmem_vm_set_nr_mmu_pages(struct gmem_vm *vm, unsigned long n);
 int gmem_vm_set_tss_addr(struct gmem_vm *vm, unsigned long addr);
 int gmem_vm_set_identity_map_addr(struct gmem_vm *vm, const uint64_t *addr);
+
+/*
+ * KVM_SET_BOOT_CPU_ID: the vCPU id whose IA32_APIC_BASE has the BSP flag
+ * (0 by default).  -EBUSY once a vCPU exists; -EINVAL above
+ * KVM_CAP_MAX_VCPU_ID's limit (the VM's, once set, else 16384).
+ */
+int gmem_vm_set_boot_cpu_id(struct gmem_vm *vm, unsigned long id);
 
 /* KVM_SET_USER_MEMORY_REGION (v1 flags only) and ..._REGION2. */
 int gmem_vm_set_memory_region(struct gmem_vm *vm,

@@ -175,6 +175,7 @@ struct kvm_enable_cap {
 #define KVM_CAP_NR_VCPUS 9
 #define KVM_CAP_NR_MEMSLOTS 10
 #define KVM_CAP_MP_STATE 14
+#define KVM_CAP_SET_BOOT_CPU_ID 34
 #define KVM_CAP_SET_IDENTITY_MAP_ADDR 37
 #define KVM_CAP_TSC_CONTROL 60
 #define KVM_CAP_GET_TSC_KHZ 61
@@ -201,6 +202,8 @@ struct kvm_enable_cap {
 #define KVM_CAP_VCPU_EVENTS 41
 #define KVM_CAP_DEBUGREGS 50
 #define KVM_CAP_GET_MSR_FEATURES 153
+#define KVM_CAP_MSR_PLATFORM_INFO 159
+#define KVM_CAP_EXIT_ON_EMULATION_FAILURE 204
 #define KVM_CAP_NESTED_STATE 157
 #define KVM_CAP_EXCEPTION_PAYLOAD 164
 #define KVM_CAP_SYNC_REGS 74
@@ -223,6 +226,7 @@ struct kvm_enable_cap {
 #define KVM_EXIT_IO_OUT 1
 
 #define KVM_INTERNAL_ERROR_EMULATION 1
+#define KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES (1ULL << 0)
 
 #define KVM_MEMORY_EXIT_FLAG_PRIVATE (1ULL << 3)
 
@@ -493,6 +497,14 @@ struct kvm_run {
 			uint32_t ndata;
 			uint64_t data[16];
 		} internal;
+		/* internal with KVM_INTERNAL_ERROR_EMULATION: an overlay */
+		struct {
+			uint32_t suberror;
+			uint32_t ndata;
+			uint64_t flags;
+			uint8_t insn_size;
+			uint8_t insn_bytes[15];
+		} emulation_failure;
 		struct {
 			uint64_t flags;
 			uint64_t gpa;
@@ -531,6 +543,7 @@ struct kvm_run {
 	_IOW(KVMIO, 0x46, struct kvm_userspace_memory_region)
 #define KVM_SET_TSS_ADDR _IO(KVMIO, 0x47)
 #define KVM_SET_IDENTITY_MAP_ADDR _IOW(KVMIO, 0x48, uint64_t)
+#define KVM_SET_BOOT_CPU_ID _IO(KVMIO, 0x78)
 #define KVM_SET_USER_MEMORY_REGION2 \
 	_IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2)
 #define KVM_SET_TSC_KHZ _IO(KVMIO, 0xa2)

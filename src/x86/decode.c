@@ -143,8 +143,41 @@ static int h_undef(struct x86_cpu *c, const struct x86_insn *i)
 }
 
 /*
+ * A valid instruction the model does not implement (x87, say).  Like a
+ * CPU without the feature it is #UD, unless the VM asked for emulation
+ * failures (KVM_CAP_EXIT_ON_EMULATION_FAILURE): then, as KVM's emulator
+ * does with what it cannot emulate, stop with the bytes, RIP at them.
+ * They were just fetched, so both pages translate.
+ */
+static int h_unimpl(struct x86_cpu *c, const struct x86_insn *i)
+{
+	unsigned off = c->rip & 0xfff, n0 = 4096 - off;
+	struct x86_tlbe *e;
+	int r;
+
+	if (!c->exit_on_emulation_failure ||
+	    !__atomic_load_n(c->exit_on_emulation_failure, __ATOMIC_RELAXED))
+		return x86_ud(c);
+	if (n0 > i->len)
+		n0 = i->len;
+	r = x86_xlate(c, c->rip, X86_ACC_FETCH, &e);
+	if (r)
+		return r;
+	memcpy(c->stop->internal.insn, e->host + off, n0);
+	if (n0 < i->len) {
+		r = x86_xlate(c, c->rip + n0, X86_ACC_FETCH, &e);
+		if (r)
+			return r;
+		memcpy(c->stop->internal.insn + n0, e->host, i->len - n0);
+	}
+	x86_stop_internal(c, "instruction not emulated");
+	c->stop->internal.insn_len = i->len;
+	return X86_STOPPED;
+}
+
+/*
  * Fill @i from a Zydis decode: the generic operand fields, then the
- * handler (x86_bind).  Anything the model does not know becomes #UD.
+ * handler (x86_bind).  Anything the model does not know is h_unimpl.
  */
 static void convert(struct x86_insn *i, const ZydisDecodedInstruction *z,
 		    const ZydisDecodedOperand *ops)
@@ -212,7 +245,7 @@ static void convert(struct x86_insn *i, const ZydisDecodedInstruction *z,
 			i->ssz = o->size / 8;
 	}
 	if (x86_bind(i, z, ops))
-		i->fn = h_undef;
+		i->fn = h_unimpl;
 }
 
 static int decode(struct x86_cpu *c, const uint8_t *p, unsigned avail,

@@ -35,6 +35,7 @@ int x86_stop_internal(struct x86_cpu *c, const char *why)
 	c->stop->reason = X86_STOP_INTERNAL;
 	c->stop->internal.rip = c->rip;
 	c->stop->internal.why = why;
+	c->stop->internal.insn_len = 0;
 	return X86_STOPPED;
 }
 

@@ -368,6 +368,10 @@ static int h_msr(struct x86_cpu *c, const struct x86_insn *i)
 	if (c->cpl)
 		return x86_gp0(c);
 	if (i->op == 0) {
+		if (idx == X86_MSR_PLATFORM_INFO && c->platform_info_readable &&
+		    !__atomic_load_n(c->platform_info_readable,
+				     __ATOMIC_RELAXED))
+			return x86_gp0(c);
 		if (x86_get_msr(c, idx, &v))
 			return x86_gp0(c);
 		c->gpr[X86_RAX] = (uint32_t)v;
@@ -379,6 +383,8 @@ static int h_msr(struct x86_cpu *c, const struct x86_insn *i)
 		/* KVM ignores the guest's (a BIOS writes 0 before CPUID). */
 		if (idx == X86_MSR_UCODE_REV)
 			return advance(c, i);
+		if (idx == X86_MSR_PLATFORM_INFO)
+			return x86_gp0(c);
 		if (x86_set_msr(c, idx, v))
 			return x86_gp0(c);
 	}
@@ -1222,6 +1228,9 @@ int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 	case X86_MSR_UCODE_REV:
 		*v = c->ucode_rev;
 		return 0;
+	case X86_MSR_PLATFORM_INFO:
+		*v = c->platform_info;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -1291,16 +1300,24 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 	case X86_MSR_UCODE_REV:
 		c->ucode_rev = v; /* the VMM's; guest writes do not get here */
 		return 0;
+	case X86_MSR_PLATFORM_INFO:
+		/*
+		 * The VMM's alone (the guest's #GP in h_msr).  KVM refuses to
+		 * clear CPUID_FAULT while the guest has CPUID faulting on;
+		 * gmem has no CPUID faulting (MSR_MISC_FEATURES_ENABLES).
+		 */
+		c->platform_info = v;
+		return 0;
 	}
 	return -EINVAL;
 }
 
 /* KVM's order: msrs_to_save first, then emulated_msrs. */
 static const uint32_t msr_list[] = {
-	X86_MSR_STAR,	 X86_MSR_CSTAR,	     X86_MSR_KERNEL_GS_BASE,
-	X86_MSR_SFMASK,	 X86_MSR_LSTAR,	     X86_MSR_TSC,
-	X86_MSR_TSC_AUX, X86_MSR_TSC_ADJUST, X86_MSR_UCODE_REV,
-	X86_MSR_K7_HWCR,
+	X86_MSR_STAR,	   X86_MSR_CSTAR,      X86_MSR_KERNEL_GS_BASE,
+	X86_MSR_SFMASK,	   X86_MSR_LSTAR,      X86_MSR_TSC,
+	X86_MSR_TSC_AUX,   X86_MSR_TSC_ADJUST, X86_MSR_PLATFORM_INFO,
+	X86_MSR_UCODE_REV, X86_MSR_K7_HWCR,
 };
 
 const uint32_t *x86_msr_list(unsigned *n)

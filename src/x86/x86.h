@@ -30,7 +30,9 @@
  *                  every 1024 instructions): -EINTR
  *       INTERNAL   stop.internal.why: KVM_EXIT_INTERNAL_ERROR (fetch from
  *                  MMIO, exception frame in MMIO, page-crossing MMIO,
- *                  page tables outside RAM, compatibility mode)
+ *                  page tables outside RAM, compatibility mode; an
+ *                  unimplemented instruction, with its bytes, under
+ *                  cpu->exit_on_emulation_failure)
  *
  * Invalidation: the soft TLB caches host page pointers and the decode
  * cache caches decoded instructions per guest-physical page.  Whoever
@@ -144,6 +146,9 @@ struct x86_stop {
 		struct {
 			uint64_t rip;
 			const char *why;
+			/* an instruction the model lacks: its bytes, else 0 */
+			uint8_t insn_len;
+			uint8_t insn[15];
 		} internal;
 	};
 	uint64_t executed; /* instructions retired by this call */
@@ -247,6 +252,7 @@ enum {
 #define X86_MSR_KERNEL_GS_BASE 0xc0000102
 #define X86_MSR_TSC_AUX 0xc0000103
 #define X86_MSR_UCODE_REV 0x8b
+#define X86_MSR_PLATFORM_INFO 0xce
 
 /* DR6 and DR7 at reset (all breakpoints off), KVM's DR6_ACTIVE_LOW etc. */
 #define X86_DR6_INIT 0xffff0ff0ull
@@ -468,6 +474,22 @@ struct x86_cpu {
 	 */
 	uint64_t db[4], dr6, dr7;
 	uint64_t ucode_rev;
+
+	/*
+	 * MSR_PLATFORM_INFO: the VMM's value (any, as KVM's host writes),
+	 * and whether the guest may read it: the VM's
+	 * KVM_CAP_MSR_PLATFORM_INFO, read atomically; NULL reads as yes.
+	 * The guest's writes always #GP.
+	 */
+	uint64_t platform_info;
+	const bool *platform_info_readable;
+
+	/*
+	 * The VM's KVM_CAP_EXIT_ON_EMULATION_FAILURE (atomic; NULL is off):
+	 * an instruction that decodes but that the model does not implement
+	 * stops INTERNAL with its bytes, RIP at it, instead of raising #UD.
+	 */
+	const bool *exit_on_emulation_failure;
 };
 
 /* Set up @cpu in the state KVM gives a new vCPU, with backend @bus. */
