@@ -163,21 +163,21 @@ static void tlb_flush_range(struct gmem_vcpu *vcpu, uint64_t start,
 	 * alias shares its page's slot): probe those, not every entry.  A
 	 * 4 KiB conversion flushes one slot instead of scanning 512.
 	 */
-	if (end - start < GMEM_TLB_SIZE) {
+	if (end - start < GMEM_S2TLB_SIZE) {
 		for (uint64_t gfn = start; gfn < end; gfn++) {
-			struct gmem_tlb_entry *t =
-				&vcpu->tlb[(gfn + 1) % GMEM_TLB_SIZE];
+			struct gmem_s2tlb_entry *t =
+				&vcpu->s2tlb[(gfn + 1) % GMEM_S2TLB_SIZE];
 
 			if (t->tag && ((t->tag - 1) & ~xo_pfn) == gfn)
 				t->tag = 0;
 		}
 		return;
 	}
-	for (size_t i = 0; i < GMEM_TLB_SIZE; i++) {
-		uint64_t gfn = (vcpu->tlb[i].tag - 1) & ~xo_pfn;
+	for (size_t i = 0; i < GMEM_S2TLB_SIZE; i++) {
+		uint64_t gfn = (vcpu->s2tlb[i].tag - 1) & ~xo_pfn;
 
-		if (vcpu->tlb[i].tag && gfn >= start && gfn < end)
-			vcpu->tlb[i].tag = 0;
+		if (vcpu->s2tlb[i].tag && gfn >= start && gfn < end)
+			vcpu->s2tlb[i].tag = 0;
 	}
 }
 
@@ -233,7 +233,7 @@ void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu)
 		ce = end;
 	}
 	if (full) {
-		memset(vcpu->tlb, 0, sizeof(vcpu->tlb));
+		memset(vcpu->s2tlb, 0, sizeof(vcpu->s2tlb));
 		if (vcpu->cpu)
 			x86_cpu_flush(vcpu->cpu);
 		/* Nothing cached any more. */
@@ -263,7 +263,7 @@ static enum gmem_s2 translate(struct gmem_vcpu *vcpu, uint64_t gpa,
 			      unsigned int access, struct gmem_s2_result *res)
 {
 	uint64_t tag = (gpa >> PAGE_SHIFT) + 1;
-	struct gmem_tlb_entry *t = &vcpu->tlb[tag % GMEM_TLB_SIZE];
+	struct gmem_s2tlb_entry *t = &vcpu->s2tlb[tag % GMEM_S2TLB_SIZE];
 	enum gmem_s2 k;
 	uint64_t bit;
 
@@ -291,7 +291,7 @@ static enum gmem_s2 translate(struct gmem_vcpu *vcpu, uint64_t gpa,
 		VCPU_STAT_INC(vcpu, faults);
 	switch (k) {
 	case GMEM_S2_OK:
-		*t = (struct gmem_tlb_entry){tag, res->page, res->perm};
+		*t = (struct gmem_s2tlb_entry){tag, res->page, res->perm};
 		break;
 	case GMEM_S2_XO:
 		VCPU_STAT_INC(vcpu, xo_faults);

@@ -32,7 +32,12 @@
 #include "util.h"
 #include "vm.h"
 
-#define GMEM_TLB_SIZE 512
+/*
+ * The vCPU's stage-2 TLB: GPA page -> host page and permissions, in front
+ * of gmem_mmu_translate().  (The CPU model keeps its own, linear-address
+ * TLB, x86_cpu.tlb.)
+ */
+#define GMEM_S2TLB_SIZE 512
 
 /*
  * As KVM x86's KVM_GET_VCPU_MMAP_SIZE: kvm_run, the I/O data page that
@@ -40,7 +45,7 @@
  */
 #define GMEM_VCPU_MMAP_SIZE (3 * PAGE_SIZE)
 
-struct gmem_tlb_entry {
+struct gmem_s2tlb_entry {
 	uint64_t tag; /* guest frame number + 1; 0 = empty */
 	uint8_t *page;
 	unsigned int perm;
@@ -77,7 +82,7 @@ struct gmem_vcpu {
 	bool sigmask_active;
 	uint64_t sigmask;
 
-	struct gmem_tlb_entry tlb[GMEM_TLB_SIZE];
+	struct gmem_s2tlb_entry s2tlb[GMEM_S2TLB_SIZE];
 	struct gmem_vcpu_stats stats;
 };
 
