@@ -308,6 +308,14 @@ struct resolved {
 	bool user; /* @page is the VMM's memory (userspace_addr) */
 };
 
+/* memory_fault.flags for a denied @access: R/W/X where the VM asked. */
+static uint64_t access_flags(struct gmem_vm *vm, unsigned int access)
+{
+	return __atomic_load_n(&vm->fault_access_flags, __ATOMIC_RELAXED)
+		       ? access
+		       : 0;
+}
+
 static unsigned int attr_perm(uint64_t attrs)
 {
 	unsigned int p = S2_RWX;
@@ -405,10 +413,7 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 	if (!(perm & access)) {
 		/* The RWX series' access bits, where the VM asked for them. */
 		r->kind = GMEM_S2_FAULT;
-		r->fault_flags = __atomic_load_n(&vm->fault_access_flags,
-						 __ATOMIC_RELAXED)
-					 ? access
-					 : 0;
+		r->fault_flags = access_flags(vm, access);
 		r->error = -EFAULT;
 		return;
 	}
@@ -493,10 +498,7 @@ static enum gmem_s2 fault(struct gmem_vm *vm, uint64_t gpa, unsigned int access,
 	    gmem_uaccess_probe(r.page, access == GMEM_ACCESS_WRITE)) {
 		r.kind = GMEM_S2_FAULT;
 		r.error = -EFAULT;
-		r.fault_flags = __atomic_load_n(&vm->fault_access_flags,
-						__ATOMIC_RELAXED)
-					? access
-					: 0;
+		r.fault_flags = access_flags(vm, access);
 	}
 	if (r.kind == GMEM_S2_OK) {
 		if (unlikely(gmem_debug.fault_window != NULL))
