@@ -59,6 +59,7 @@ LIB_SRCS := \
 	src/vm.c \
 	src/handle.c \
 	src/coalesced.c \
+	src/dirty_log.c \
 	src/stats.c \
 	src/ioctl.c \
 	src/loader.c
@@ -143,7 +144,8 @@ GUEST_TESTS := \
 	soak \
 	hostile \
 	mmio \
-	hostfault
+	hostfault \
+	dirty
 
 # Guest tests whose host half also links gmemvm's memory policy.
 GMEMVM_GUEST_TESTS := \
@@ -173,7 +175,8 @@ X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
 TSAN_TESTS := tests/test_stress tests/test_mmu tests/test_vcpu tests/test_threads \
 	tests/test_xo tests/test_guest_convert_smp \
 	tests/test_guest_soak tests/test_x86_smp tests/test_guest_smp \
-	tests/test_dropin tests/test_handle tests/test_guest_hostfault
+	tests/test_dropin tests/test_handle tests/test_guest_hostfault \
+	tests/test_guest_dirty
 
 EXAMPLES := examples/convert
 EXAMPLE_BINS := $(EXAMPLES:%=$(B)/%)

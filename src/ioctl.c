@@ -166,6 +166,20 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 		COPY_IN(attrs, arg);
 		return gmem_vm_set_memory_attributes(vm, &attrs);
 	}
+	case KVM_GET_DIRTY_LOG: {
+		struct kvm_dirty_log log;
+
+		COPY_IN(log, arg);
+		return gmem_vm_get_dirty_log(vm, &log);
+	}
+	case KVM_CLEAR_DIRTY_LOG: {
+		struct kvm_clear_dirty_log log;
+
+		COPY_IN(log, arg);
+		return gmem_vm_clear_dirty_log(vm, &log);
+	}
+	case KVM_RESET_DIRTY_RINGS:
+		return gmem_vm_reset_dirty_rings(vm);
 	case KVM_CREATE_IRQCHIP:
 		return gmem_vm_create_irqchip(vm);
 	case KVM_REGISTER_COALESCED_MMIO:
@@ -235,23 +249,38 @@ static int set_sigmask(struct gmem_vcpu *vcpu, const struct kvm_signal_mask *m)
 
 /*
  * KVM_RUN with the vCPU's signal mask in force, as kvm_sigset_activate()
- * does: a signal that mask lets through and that arrives (or is pending)
- * while the guest runs is delivered, and its handler can kick the run.
+ * does.  A signal that both masks let through is delivered while the
+ * guest runs, and its handler can kick the run.  One that the thread
+ * blocks but the vCPU's mask lets through must end the run and still be
+ * pending, blocked, when KVM_RUN returns (a VMM then takes it with
+ * sigwait()): it stays blocked, and the run polls for it.
  */
 static int run_with_sigmask(struct gmem_vcpu *vcpu)
 {
 	sigset_t set, old;
+	uint64_t poll = 0;
 	int r;
 
 	if (!vcpu->sigmask_active)
 		return gmem_vcpu_run(vcpu);
+	pthread_sigmask(SIG_SETMASK, NULL, &old);
 	sigemptyset(&set);
-	for (int sig = 1; sig <= 64; sig++)
-		if (vcpu->sigmask & (1ULL << (sig - 1)))
+	for (int sig = 1; sig <= 64; sig++) {
+		uint64_t bit = 1ULL << (sig - 1);
+
+		if (vcpu->sigmask & bit)
 			sigaddset(&set, sig);
-	pthread_sigmask(SIG_SETMASK, &set, &old);
+		else if (sigismember(&old, sig) == 1 && sig != SIGKILL &&
+			 sig != SIGSTOP) {
+			sigaddset(&set, sig);
+			poll |= bit;
+		}
+	}
+	vcpu->sig_poll = poll;
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
 	r = gmem_vcpu_run(vcpu);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	vcpu->sig_poll = 0;
 	return r;
 }
 
@@ -651,6 +680,28 @@ static void *map_vcpu(struct gmem_vcpu *vcpu, void *addr, size_t len, int prot,
 	return MAP_FAILED;
 }
 
+/*
+ * What of the vCPU file may be mapped: the first GMEM_VCPU_MMAP_SIZE
+ * bytes, or the dirty ring at KVM_DIRTY_LOG_PAGE_OFFSET, which, as in
+ * KVM, only shared and not executable.
+ */
+static int vcpu_window(struct gmem_vcpu *vcpu, off_t off, size_t len, int prot,
+		       int flags)
+{
+	const uint64_t ring = KVM_DIRTY_LOG_PAGE_OFFSET * PAGE_SIZE;
+	uint64_t ring_size = vcpu->vm->dirty_ring_size;
+
+	if (off < 0 || !len)
+		return -EINVAL;
+	if ((uint64_t)off + len <= GMEM_VCPU_MMAP_SIZE)
+		return 0;
+	if ((uint64_t)off < ring || (uint64_t)off + len > ring + ring_size)
+		return -EINVAL;
+	if ((prot & PROT_EXEC) || (flags & MAP_TYPE) != MAP_SHARED)
+		return -EINVAL;
+	return 0;
+}
+
 void *gmem_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	struct gmem_handle_ref ref;
@@ -662,7 +713,7 @@ void *gmem_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 		return MAP_FAILED;
 	}
 	if (ref.kind == GMEM_H_VCPU) {
-		if (off < 0 || (uint64_t)off + len > GMEM_VCPU_MMAP_SIZE)
+		if (vcpu_window(ref.obj, off, len, prot, flags))
 			errno = EINVAL;
 		else
 			p = map_vcpu(ref.obj, addr, len, prot, flags, off);

@@ -2,7 +2,8 @@
 /*
  * Memslots, with KVM's rules (virt/kvm/kvm_main.c, __kvm_set_memory_region
  * and kvm_set_memslot): create, delete, move (a new GPA, the rest as it
- * was) and flag changes (LOG_DIRTY_PAGES only).  gmem's one addition is
+ * was) and flag changes (LOG_DIRTY_PAGES only, which brings the slot its
+ * dirty bitmap).  gmem's one addition is
  * the EXECONLY flag, valid once the VM enabled exec-only memory, and as
  * fixed as READONLY.
  */
@@ -11,14 +12,13 @@
 
 #include <gmem/gmem.h>
 
+#include "dirty_log.h"
 #include "guest_memfd.h"
 #include "memslot.h"
 #include "mmu.h"
 #include "util.h"
 #include "vm.h"
 
-#define KVM_USER_MEM_SLOTS 32764
-#define KVM_ADDRESS_SPACE_NUM 1
 #define KVM_MEM_MAX_NR_PAGES ((1ULL << 31) - 1)
 /* x86-64 TASK_SIZE_MAX: the end of the user half, less the guard page. */
 #define USER_ADDR_MAX 0x7ffffffff000ULL
@@ -29,8 +29,10 @@
 
 void gmem_memslots_destroy(struct gmem_memslots *s)
 {
-	for (size_t i = 0; i < s->nr; i++)
+	for (size_t i = 0; i < s->nr; i++) {
+		gmem_free(s->by_gfn[i]->dirty_bitmap);
 		gmem_free(s->by_gfn[i]);
+	}
 	gmem_free(s->by_gfn);
 	*s = (struct gmem_memslots){0};
 }
@@ -76,7 +78,8 @@ struct gmem_memslot *gmem_memslots_find_hva(const struct gmem_memslots *s,
 	return NULL;
 }
 
-static struct gmem_memslot *find_id(const struct gmem_memslots *s, uint32_t id)
+struct gmem_memslot *gmem_memslots_find_id(const struct gmem_memslots *s,
+					   uint32_t id)
 {
 	for (size_t i = 0; i < s->nr; i++)
 		if (s->by_gfn[i]->slot == id)
@@ -175,7 +178,7 @@ static int check_region(const struct gmem_vm *vm,
 	     mem->guest_memfd_offset + mem->memory_size <
 		     mem->guest_memfd_offset))
 		return -EINVAL;
-	if (as_id >= KVM_ADDRESS_SPACE_NUM || id >= KVM_USER_MEM_SLOTS)
+	if (as_id >= GMEM_ADDRESS_SPACE_NUM || id >= KVM_USER_MEM_SLOTS)
 		return -EINVAL;
 	if (mem->guest_phys_addr + mem->memory_size < mem->guest_phys_addr)
 		return -EINVAL;
@@ -203,8 +206,32 @@ static int delete_slot(struct gmem_vm *vm, struct gmem_memslot *old)
 		gmem_file_unbind(old->file, old);
 	pthread_rwlock_unlock(&vm->state_lock);
 	invalidate_end(vm, old);
+	gmem_free(old->dirty_bitmap);
 	gmem_free(old);
 	return 0;
+}
+
+/*
+ * The dirty bitmap a slot with @flags has after a change, as
+ * kvm_prepare_memory_region(): none without logging or with dirty rings,
+ * the one it had, or a new one (all set under KVM_DIRTY_LOG_INITIALLY_SET).
+ * Allocated before the commit, so that cannot fail.
+ */
+static int prepare_bitmap(struct gmem_vm *vm, const struct gmem_memslot *old,
+			  uint32_t flags, uint64_t npages, uint64_t **bitmap)
+{
+	*bitmap = NULL;
+	if (!(flags & KVM_MEM_LOG_DIRTY_PAGES) ||
+	    __atomic_load_n(&vm->dirty_ring_size, __ATOMIC_RELAXED))
+		return 0;
+	if (old && old->dirty_bitmap) {
+		*bitmap = old->dirty_bitmap;
+		return 0;
+	}
+	*bitmap = gmem_dirty_bitmap_alloc(npages,
+					  (vm->manual_dirty_log_protect &
+					   KVM_DIRTY_LOG_INITIALLY_SET) != 0);
+	return *bitmap ? 0 : -ENOMEM;
 }
 
 /*
@@ -216,6 +243,8 @@ static int modify_slot(struct gmem_vm *vm, struct gmem_memslot *old,
 {
 	uint64_t base = mem->guest_phys_addr >> PAGE_SHIFT;
 	uint64_t old_base = old->base_gfn, npages = old->npages;
+	uint64_t *bitmap, *prev;
+	int r;
 
 	if (mem->flags & KVM_MEM_GUEST_MEMFD)
 		return -EINVAL;
@@ -223,17 +252,30 @@ static int modify_slot(struct gmem_vm *vm, struct gmem_memslot *old,
 	    mem->memory_size >> PAGE_SHIFT != old->npages ||
 	    ((mem->flags ^ old->flags) & FIXED_FLAGS))
 		return -EINVAL;
+	if (base != old_base && overlaps(&vm->slots, old, base, npages))
+		return -EEXIST;
+	r = prepare_bitmap(vm, old, mem->flags, npages, &bitmap);
+	if (r)
+		return r;
 	if (base == old_base) {
-		/* LOG_DIRTY_PAGES changes no stage-2 permission. */
-		if (mem->flags != old->flags) {
-			pthread_rwlock_wrlock(&vm->state_lock);
-			old->flags = mem->flags;
-			pthread_rwlock_unlock(&vm->state_lock);
-		}
+		if (mem->flags == old->flags)
+			return 0;
+		/*
+		 * LOG_DIRTY_PAGES on: writable and huge leaves go, so that
+		 * every write faults and is recorded.  Off: the 4 KiB leaves
+		 * go, so that huge ones come back (KVM recovers them too).
+		 */
+		invalidate_begin(vm, old);
+		pthread_rwlock_wrlock(&vm->state_lock);
+		old->flags = mem->flags;
+		prev = old->dirty_bitmap;
+		old->dirty_bitmap = bitmap;
+		pthread_rwlock_unlock(&vm->state_lock);
+		invalidate_end(vm, old);
+		if (prev != bitmap)
+			gmem_free(prev);
 		return 0;
 	}
-	if (overlaps(&vm->slots, old, base, npages))
-		return -EEXIST;
 
 	/*
 	 * As kvm_set_memslot(): nothing may use the old range once the
@@ -247,10 +289,14 @@ static int modify_slot(struct gmem_vm *vm, struct gmem_memslot *old,
 	erase(&vm->slots, old);
 	old->base_gfn = base;
 	old->flags = mem->flags;
+	prev = old->dirty_bitmap;
+	old->dirty_bitmap = bitmap;
 	insert(&vm->slots, old);
 	pthread_rwlock_unlock(&vm->state_lock);
 	gmem_vm_invalidate_end(vm, base, base + npages);
 	gmem_vm_invalidate_end(vm, old_base, old_base + npages);
+	if (prev != bitmap)
+		gmem_free(prev);
 	return 0;
 }
 
@@ -261,6 +307,7 @@ static int create_slot(struct gmem_vm *vm,
 	uint64_t npages = mem->memory_size >> PAGE_SHIFT;
 	struct gmem_file *file = NULL;
 	struct gmem_memslot *slot;
+	uint64_t *bitmap;
 	int r;
 
 	if (overlaps(&vm->slots, NULL, base, npages))
@@ -289,7 +336,13 @@ static int create_slot(struct gmem_vm *vm,
 		r = -ENOMEM;
 		goto out;
 	}
+	r = prepare_bitmap(vm, NULL, mem->flags, npages, &bitmap);
+	if (r) {
+		gmem_free(slot);
+		goto out;
+	}
 	*slot = (struct gmem_memslot){
+		.dirty_bitmap = bitmap,
 		.slot = mem->slot,
 		.flags = mem->flags,
 		.base_gfn = base,
@@ -326,7 +379,7 @@ int gmem_vm_set_memory_region2(struct gmem_vm *vm,
 	if (r)
 		return r;
 	pthread_mutex_lock(&vm->lock);
-	old = find_id(&vm->slots, mem->slot);
+	old = gmem_memslots_find_id(&vm->slots, mem->slot);
 	if (!mem->memory_size)
 		r = old ? delete_slot(vm, old) : -EINVAL;
 	else if (old)
@@ -360,7 +413,7 @@ int gmem_vm_get_memory_region2(struct gmem_vm *vm, uint32_t slot,
 	int r = -ENOENT;
 
 	pthread_mutex_lock(&vm->lock);
-	s = find_id(&vm->slots, slot);
+	s = gmem_memslots_find_id(&vm->slots, slot);
 	if (s) {
 		*mem = (struct kvm_userspace_memory_region2){
 			.slot = s->slot,

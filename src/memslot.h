@@ -15,6 +15,11 @@
 
 struct gmem_file;
 
+/* Address spaces: one, as for a VM without SMM. */
+#define GMEM_ADDRESS_SPACE_NUM 1
+/* Slot ids per address space, as x86 KVM's. */
+#define KVM_USER_MEM_SLOTS 32764
+
 struct gmem_memslot {
 	uint32_t slot; /* as_id << 16 | id */
 	uint32_t flags;
@@ -30,6 +35,13 @@ struct gmem_memslot {
 	struct gmem_file *file;
 	uint64_t gmem_pgoff;
 	uint32_t gmem_fd;
+
+	/*
+	 * KVM_MEM_LOG_DIRTY_PAGES without dirty rings: the bitmap, 2 *
+	 * gmem_dirty_words(npages) words (dirty_log.h).  Set and freed with
+	 * the flag, under vm->lock and state_lock (write).
+	 */
+	uint64_t *dirty_bitmap;
 };
 
 struct gmem_memslots {
@@ -42,6 +54,10 @@ void gmem_memslots_destroy(struct gmem_memslots *s);
 /* The slot containing @gfn, or NULL.  O(log n). */
 struct gmem_memslot *gmem_memslots_lookup(const struct gmem_memslots *s,
 					  uint64_t gfn);
+
+/* The slot with id @id (as_id << 16 | id), or NULL.  Under vm->lock. */
+struct gmem_memslot *gmem_memslots_find_id(const struct gmem_memslots *s,
+					   uint32_t id);
 
 /*
  * The slot whose userspace_addr range holds @hva, or NULL; with several,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dirty_log.h"
 #include "guest_memfd.h"
 #include "memslot.h"
 #include "mmu.h"
@@ -288,6 +289,83 @@ void gmem_mmu_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end)
 	pthread_mutex_unlock(&mmu->lock);
 }
 
+void gmem_mmu_protect_begin(struct gmem_vm *vm)
+{
+	struct gmem_mmu *mmu = &vm->mmu;
+
+	pthread_mutex_lock(&mmu->lock);
+	mmu->wp_changed = false;
+	mmu->wp_start = UINT64_MAX;
+	mmu->wp_end = 0;
+}
+
+/* The entry that maps @gfn, and its level; NULL if none does. */
+static uint64_t *leaf_entry(struct gmem_mmu *mmu, uint64_t gfn, int *level)
+{
+	uint64_t *table = mmu->root;
+
+	if (gfn >> S2_GFN_BITS)
+		return NULL;
+	for (int l = 3; l >= 0; l--) {
+		uint64_t *e = &table[(gfn >> (9 * l)) % ENTRIES];
+		uint64_t v = load_entry(e);
+
+		if (!v)
+			return NULL;
+		if (l == 0 || (v & S2_PS)) {
+			*level = l;
+			return e;
+		}
+		table = (uint64_t *)(uintptr_t)(v & S2_ADDR_MASK);
+	}
+	return NULL;
+}
+
+void gmem_mmu_protect_mask(struct gmem_vm *vm, uint64_t gfn, uint64_t mask)
+{
+	struct gmem_mmu *mmu = &vm->mmu;
+
+	while (mask) {
+		uint64_t g = gfn + (uint64_t)__builtin_ctzll(mask), v;
+		int level;
+		uint64_t *e = leaf_entry(mmu, g, &level);
+
+		mask &= mask - 1;
+		if (!e || !((v = load_entry(e)) & S2_W))
+			continue;
+		/* A logged slot maps 4 KiB; a huge leaf predates logging. */
+		if (level) {
+			store_entry(e, 0);
+			count_zap(mmu, level);
+		} else {
+			store_entry(e, v & ~S2_W);
+		}
+		mmu->wp_changed = true;
+		mmu->wp_start =
+			MIN(mmu->wp_start, g & ~(LEVEL_PAGES(level) - 1));
+		mmu->wp_end =
+			MAX(mmu->wp_end, (g | (LEVEL_PAGES(level) - 1)) + 1);
+	}
+}
+
+struct gmem_mmu_flush gmem_mmu_protect_end(struct gmem_vm *vm, bool collected)
+{
+	struct gmem_mmu *mmu = &vm->mmu;
+	struct gmem_mmu_flush f = {0};
+
+	if (collected)
+		__atomic_store_n(&mmu->seq, mmu->seq + 1, __ATOMIC_RELEASE);
+	if (mmu->wp_changed) {
+		f.gen = mmu->flush_gen + 1;
+		f.mask = gmem_vm_footprint(mmu->wp_start, mmu->wp_end);
+		log_flush(mmu, f.gen, mmu->wp_start, mmu->wp_end);
+		__atomic_store_n(&mmu->flush_gen, f.gen, __ATOMIC_SEQ_CST);
+		STAT_ADD(mmu, tlb_flush_requests, 1);
+	}
+	pthread_mutex_unlock(&mmu->lock);
+	return f;
+}
+
 /* Under mmu->lock: must a fault on @gfn that sampled @seq retry? */
 static bool invalidate_retry(const struct gmem_mmu *mmu, uint64_t seq,
 			     uint64_t gfn)
@@ -305,7 +383,10 @@ struct resolved {
 	uint8_t *page;
 	unsigned int perm;
 	int level;
-	bool user; /* @page is the VMM's memory (userspace_addr) */
+	bool user;  /* @page is the VMM's memory (userspace_addr) */
+	bool dirty; /* for the vCPU's dirty ring: see gmem_s2_result */
+	uint32_t dirty_slot;
+	uint64_t dirty_offset;
 };
 
 /* memory_fault.flags for a denied @access: R/W/X where the VM asked. */
@@ -461,6 +542,23 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 		perm &= S2_X;
 	r->kind = GMEM_S2_OK;
 	r->perm = perm;
+	if (slot->flags & KVM_MEM_LOG_DIRTY_PAGES) {
+		/*
+		 * Writable only by a write, which is recorded first; and
+		 * 4 KiB, so that recording is per page (dirty_log.h).
+		 */
+		r->level = 0;
+		if (access != GMEM_ACCESS_WRITE) {
+			r->perm &= ~S2_W;
+		} else if (vm->dirty_ring_size) {
+			r->dirty = true;
+			r->dirty_slot = slot->slot;
+			r->dirty_offset = off;
+		} else if (slot->dirty_bitmap) {
+			gmem_dirty_mark(slot->dirty_bitmap, off);
+		}
+		return;
+	}
 	r->level = max_level(slot, gfn, r->page, private, &runs);
 }
 
@@ -533,6 +631,9 @@ done:
 		res->page = r.page;
 		res->perm = r.perm;
 		res->level = r.level;
+		res->dirty = r.dirty;
+		res->dirty_slot = r.dirty_slot;
+		res->dirty_offset = r.dirty_offset;
 		break;
 	case GMEM_S2_FAULT:
 		res->fault_gpa = gpa & ~(PAGE_SIZE - 1);

@@ -75,6 +75,10 @@ struct gmem_mmu {
 	uint64_t flush_gen;
 	struct gmem_flush_rec flush_log[S2_FLUSH_LOG];
 
+	/* Between gmem_mmu_protect_begin() and _end: what lost S2_W. */
+	bool wp_changed;
+	uint64_t wp_start, wp_end;
+
 	struct gmem_vm_stats stats;
 };
 
@@ -103,6 +107,18 @@ struct gmem_mmu_flush gmem_mmu_invalidate_begin(struct gmem_vm *vm,
 void gmem_mmu_reclaim(struct gmem_vm *vm, size_t retired);
 void gmem_mmu_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end);
 
+/*
+ * Write-protect pages of logged slots (dirty_log.h).  begin takes
+ * mmu->lock; each mask call takes S2_W from the leaves of the pages set in
+ * @mask (64 from @gfn; a huge leaf goes whole); end bumps the sequence if
+ * @collected (a fault that recorded one of these pages before must not
+ * install a writable leaf after), logs the flush of what changed, and
+ * unlocks.  The VM layer waits on the flush end returns.
+ */
+void gmem_mmu_protect_begin(struct gmem_vm *vm);
+void gmem_mmu_protect_mask(struct gmem_vm *vm, uint64_t gfn, uint64_t mask);
+struct gmem_mmu_flush gmem_mmu_protect_end(struct gmem_vm *vm, bool collected);
+
 /* Outcome of a stage-2 translation. */
 enum gmem_s2 {
 	GMEM_S2_OK,
@@ -126,6 +142,14 @@ struct gmem_s2_result {
 	uint64_t fault_gpa;   /* the page of the memory fault (FAULT) */
 	uint64_t fault_flags; /* its memory_fault.flags (FAULT) */
 	bool faulted;	      /* the fault path ran (a stage-2 miss) */
+	/*
+	 * A write to a logged slot made its page writable (OK): the caller
+	 * records it in its dirty ring, where the VM has rings (without,
+	 * the MMU set the slot's bit).
+	 */
+	bool dirty;
+	uint32_t dirty_slot;   /* as_id << 16 | id */
+	uint64_t dirty_offset; /* page in the slot */
 };
 
 /*

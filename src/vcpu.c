@@ -4,6 +4,7 @@
  * guest-physical access path (see vcpu.h for the shootdown handshake).
  */
 #include <errno.h>
+#include <signal.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "x86/x86.h"
 
 #define RUN_SIZE GMEM_VCPU_MMAP_SIZE
+#define RING_OFFSET ((off_t)KVM_DIRTY_LOG_PAGE_OFFSET * PAGE_SIZE)
 
 static const struct x86_bus vcpu_bus;
 
@@ -69,9 +71,31 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	vcpu->run_fd = gmem_alloc_should_fail()
 			       ? -1
 			       : memfd_create("gmem-kvm-run", MFD_CLOEXEC);
-	if (vcpu->run_fd < 0 || ftruncate(vcpu->run_fd, RUN_SIZE)) {
+	if (vcpu->run_fd < 0 ||
+	    ftruncate(vcpu->run_fd, vm->dirty_ring_size
+					    ? RING_OFFSET + vm->dirty_ring_size
+					    : RUN_SIZE)) {
 		r = -ENOMEM;
 		goto err_unlock;
+	}
+	/* The dirty ring: the same memfd, where KVM's vCPU file has it. */
+	if (vm->dirty_ring_size) {
+		void *g =
+			mmap(NULL, vm->dirty_ring_size, PROT_READ | PROT_WRITE,
+			     MAP_SHARED, vcpu->run_fd, RING_OFFSET);
+
+		if (g == MAP_FAILED) {
+			r = -ENOMEM;
+			goto err_unlock;
+		}
+		vcpu->vmv.ring = (struct gmem_dirty_ring){
+			.gfns = g,
+			.size = vm->dirty_ring_size /
+				sizeof(struct kvm_dirty_gfn),
+			.soft_limit = vm->dirty_ring_size /
+					      sizeof(struct kvm_dirty_gfn) -
+				      GMEM_DIRTY_RING_RSVD,
+		};
 	}
 	vcpu->run = mmap(NULL, RUN_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
 			 vcpu->run_fd, 0);
@@ -115,6 +139,8 @@ err_unlock:
 	gmem_free(vcpu->cpu);
 	if (vcpu->run)
 		munmap(vcpu->run, RUN_SIZE);
+	if (vcpu->vmv.ring.gfns)
+		munmap(vcpu->vmv.ring.gfns, vm->dirty_ring_size);
 	if (vcpu->run_fd >= 0)
 		close(vcpu->run_fd);
 	gmem_free(vcpu);
@@ -142,6 +168,8 @@ void gmem_vcpu_destroy(struct gmem_vcpu *vcpu)
 	x86_cpu_destroy(vcpu->cpu);
 	gmem_free(vcpu->cpu);
 	munmap(vcpu->run, RUN_SIZE);
+	if (vcpu->vmv.ring.gfns)
+		munmap(vcpu->vmv.ring.gfns, vm->dirty_ring_size);
 	close(vcpu->run_fd);
 	gmem_free(vcpu);
 	gmem_vm_put(vm);
@@ -150,6 +178,11 @@ void gmem_vcpu_destroy(struct gmem_vcpu *vcpu)
 struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu)
 {
 	return vcpu->run;
+}
+
+struct kvm_dirty_gfn *gmem_vcpu_dirty_ring(struct gmem_vcpu *vcpu)
+{
+	return vcpu->vmv.ring.gfns;
 }
 
 static void tlb_flush_range(struct gmem_vcpu *vcpu, uint64_t start,
@@ -292,6 +325,10 @@ static enum gmem_s2 translate(struct gmem_vcpu *vcpu, uint64_t gpa,
 	switch (k) {
 	case GMEM_S2_OK:
 		*t = (struct gmem_s2tlb_entry){tag, res->page, res->perm};
+		/* Recorded before the write that made it writable lands. */
+		if (unlikely(res->faulted && res->dirty))
+			gmem_dirty_ring_push(&vcpu->vmv.ring, res->dirty_slot,
+					     res->dirty_offset);
 		break;
 	case GMEM_S2_XO:
 		VCPU_STAT_INC(vcpu, xo_faults);
@@ -508,6 +545,16 @@ static int bus_map(void *ctx, uint64_t gpa, unsigned int acc, uint8_t **page,
 
 	switch (translate(vcpu, gpa, acc, &res)) {
 	case GMEM_S2_OK:
+		/*
+		 * The write that filled the ring waits, as in KVM, which
+		 * exits before it lands: the instruction restarts after the
+		 * VMM's reset (its page is recorded; the reserve holds it).
+		 */
+		if (unlikely(res.faulted && res.dirty) &&
+		    gmem_dirty_ring_soft_full(&vcpu->vmv.ring)) {
+			vcpu->s2_ring_full = true;
+			return X86_S2_EXIT;
+		}
 		*page = res.page;
 		*perm = res.perm;
 		return X86_S2_OK;
@@ -672,16 +719,40 @@ static bool take_user_kick(struct gmem_vcpu *vcpu)
 	       GMEM_KICK_USER;
 }
 
+/*
+ * Is one of the signals that KVM_SET_SIGNAL_MASK lets interrupt KVM_RUN,
+ * but that the thread blocks, pending?  Those stay blocked while the
+ * guest runs and are looked for here, so that, as in KVM, the run ends
+ * with -EINTR and the signal is still pending when KVM_RUN returns.
+ */
+static bool signal_pending(const struct gmem_vcpu *vcpu)
+{
+	sigset_t set;
+
+	if (likely(!vcpu->sig_poll))
+		return false;
+	if (sigpending(&set))
+		return false;
+	for (int sig = 1; sig <= 64; sig++)
+		if ((vcpu->sig_poll & (1ULL << (sig - 1))) &&
+		    sigismember(&set, sig) == 1)
+			return true;
+	return false;
+}
+
 static int halt(struct gmem_vcpu *vcpu)
 {
+	/* Signals that nothing delivers are looked for this often. */
+	const struct timespec poll = {0, 1000000};
 	int k;
 
 	VCPU_STAT_INC(vcpu, halts);
 	while (!((k = __atomic_load_n(&vcpu->vmv.kick, __ATOMIC_ACQUIRE)) &
 		 GMEM_KICK_USER) &&
-	       !__atomic_load_n(&vcpu->run->immediate_exit, __ATOMIC_RELAXED))
-		syscall(SYS_futex, &vcpu->vmv.kick, FUTEX_WAIT_PRIVATE, k, NULL,
-			NULL, 0);
+	       !__atomic_load_n(&vcpu->run->immediate_exit, __ATOMIC_RELAXED) &&
+	       !signal_pending(vcpu))
+		syscall(SYS_futex, &vcpu->vmv.kick, FUTEX_WAIT_PRIVATE, k,
+			vcpu->sig_poll ? &poll : NULL, NULL, 0);
 	take_user_kick(vcpu);
 	vcpu->run->exit_reason = KVM_EXIT_INTR;
 	VCPU_STAT_INC(vcpu, exits[KVM_EXIT_INTR]);
@@ -847,17 +918,23 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 	 * signal pending at KVM_RUN's entry does in KVM; a pending MMIO
 	 * instruction completes first (below).
 	 */
-	if (!finish && take_user_kick(vcpu)) {
+	if (!finish && (take_user_kick(vcpu) || signal_pending(vcpu))) {
 		run->exit_reason = KVM_EXIT_INTR;
 		VCPU_STAT_INC(vcpu, exits[KVM_EXIT_INTR]);
 		r = -EINTR;
+		goto save;
+	}
+	/* kvm_dirty_ring_check_request(): no guest code until a reset. */
+	if (!finish && gmem_dirty_ring_soft_full(&vcpu->vmv.ring)) {
+		run->exit_reason = KVM_EXIT_DIRTY_RING_FULL;
+		VCPU_STAT_INC(vcpu, exits[KVM_EXIT_DIRTY_RING_FULL]);
 		goto save;
 	}
 	gmem_vcpu_enter_guest(vcpu);
 	for (;;) {
 		int kick, reason;
 
-		vcpu->s2_retry = vcpu->s2_nomem = false;
+		vcpu->s2_retry = vcpu->s2_nomem = vcpu->s2_ring_full = false;
 		stop.s2_pfec = 0;
 		/* kvm_vcpu_has_run(): KVM_SET_CPUID2 is fixed now. */
 		if (!finish)
@@ -889,9 +966,14 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 			 */
 			if ((kick & GMEM_KICK_USER) ||
 			    __atomic_load_n(&run->immediate_exit,
-					    __ATOMIC_RELAXED)) {
+					    __ATOMIC_RELAXED) ||
+			    signal_pending(vcpu)) {
 				run->exit_reason = KVM_EXIT_INTR;
 				r = -EINTR;
+				goto out;
+			}
+			if (gmem_dirty_ring_soft_full(&vcpu->vmv.ring)) {
+				run->exit_reason = KVM_EXIT_DIRTY_RING_FULL;
 				goto out;
 			}
 			continue;
@@ -957,6 +1039,10 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 				gmem_vcpu_check_flush(vcpu);
 				sched_yield();
 				continue;
+			}
+			if (vcpu->s2_ring_full) {
+				run->exit_reason = KVM_EXIT_DIRTY_RING_FULL;
+				goto out;
 			}
 			if (vcpu->s2_nomem) {
 				run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
@@ -1038,6 +1124,8 @@ const char *gmem_exit_name(uint32_t reason)
 		return "INTR";
 	case KVM_EXIT_INTERNAL_ERROR:
 		return "INTERNAL_ERROR";
+	case KVM_EXIT_DIRTY_RING_FULL:
+		return "DIRTY_RING_FULL";
 	case KVM_EXIT_MEMORY_FAULT:
 		return "MEMORY_FAULT";
 	}

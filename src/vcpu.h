@@ -75,12 +75,19 @@ struct gmem_vcpu {
 	uint64_t fault_lin;
 	uint32_t fault_pfec;
 	bool s2_nomem;
-	bool has_run;	/* x86_run() was entered: the CPUID table is fixed */
+	bool s2_ring_full; /* a write fault filled the dirty ring */
+	bool has_run;	   /* x86_run() was entered: the CPUID table is fixed */
 	bool cpuid_set; /* KVM_SET_CPUID2 replaced the model's default table */
 
 	/* KVM_SET_SIGNAL_MASK: the mask KVM_RUN runs with (kernel layout). */
 	bool sigmask_active;
 	uint64_t sigmask;
+	/*
+	 * During a KVM_RUN with that mask, the signals it lets through but
+	 * the thread blocks: they stay blocked and gmem_vcpu_run() polls
+	 * for them (kernel layout too).
+	 */
+	uint64_t sig_poll;
 
 	struct gmem_s2tlb_entry s2tlb[GMEM_S2TLB_SIZE];
 	struct gmem_vcpu_stats stats;

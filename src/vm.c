@@ -134,6 +134,13 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 		return 1; /* as on a host with TSC scaling */
 	case KVM_CAP_COALESCED_MMIO:
 		return KVM_COALESCED_MMIO_PAGE_OFFSET;
+	case KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2:
+		return KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE |
+		       KVM_DIRTY_LOG_INITIALLY_SET;
+	case KVM_CAP_DIRTY_LOG_RING:
+	case KVM_CAP_DIRTY_LOG_RING_ACQ_REL:
+		/* x86 has both: the ring's bytes at most. */
+		return GMEM_DIRTY_RING_MAX * (int)sizeof(struct kvm_dirty_gfn);
 	case KVM_CAP_SYNC_REGS:
 		/* Both VM types: neither has protected state. */
 		return KVM_SYNC_X86_VALID_FIELDS;
@@ -211,6 +218,23 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		__atomic_store_n(&vm->guest_platform_info, cap->args[0] != 0,
 				 __ATOMIC_RELAXED);
 		return 0;
+	case KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: {
+		/* INITIALLY_SET only with the protection it qualifies. */
+		uint64_t allowed = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE;
+
+		if (cap->args[0] & KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE)
+			allowed |= KVM_DIRTY_LOG_INITIALLY_SET;
+		if (cap->flags || (cap->args[0] & ~allowed))
+			return -EINVAL;
+		pthread_mutex_lock(&vm->lock);
+		vm->manual_dirty_log_protect = cap->args[0];
+		pthread_mutex_unlock(&vm->lock);
+		return 0;
+	}
+	case KVM_CAP_DIRTY_LOG_RING:
+	case KVM_CAP_DIRTY_LOG_RING_ACQ_REL:
+		/* KVM takes the size as a u32. */
+		return gmem_vm_enable_dirty_ring(vm, (uint32_t)cap->args[0]);
 	case KVM_CAP_EXIT_ON_EMULATION_FAILURE:
 		if (cap->flags || (cap->args[0] & ~1ULL))
 			return -EINVAL;
@@ -398,12 +422,17 @@ static void flush_tlbs(struct gmem_vm *vm, uint64_t gen, uint64_t mask)
 	pthread_mutex_unlock(&vm->vcpus_lock);
 }
 
-void gmem_vm_invalidate_begin(struct gmem_vm *vm, uint64_t start, uint64_t end)
+void gmem_vm_flush_tlbs(struct gmem_vm *vm, struct gmem_mmu_flush f)
 {
-	struct gmem_mmu_flush f = gmem_mmu_invalidate_begin(vm, start, end);
-
+	if (!f.gen)
+		return;
 	flush_tlbs(vm, f.gen, f.mask);
 	gmem_mmu_reclaim(vm, f.retired);
+}
+
+void gmem_vm_invalidate_begin(struct gmem_vm *vm, uint64_t start, uint64_t end)
+{
+	gmem_vm_flush_tlbs(vm, gmem_mmu_invalidate_begin(vm, start, end));
 }
 
 void gmem_vm_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end)

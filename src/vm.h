@@ -24,6 +24,7 @@
 
 #include "attr.h"
 #include "coalesced.h"
+#include "dirty_log.h"
 #include "memslot.h"
 #include "mmu.h"
 
@@ -52,6 +53,8 @@ struct gmem_vm_vcpu {
 	 */
 	uint64_t footprint;
 	int kick; /* atomic: GMEM_KICK_* requests; the CPU polls it */
+	/* Its dirty ring, which gmem_vm_reset_dirty_rings() resets. */
+	struct gmem_dirty_ring ring;
 };
 
 /*
@@ -115,6 +118,11 @@ struct gmem_vm {
 	/* atomic: KVM_CAP_MSR_PLATFORM_INFO, true at creation, as KVM */
 	bool guest_platform_info;
 	bool exit_on_emulation_failure; /* atomic: that capability */
+	/* KVM_CAP_DIRTY_LOG_RING: bytes per vCPU, 0 for bitmaps; fixed
+	 * before the first vCPU (under vcpus_lock). */
+	uint32_t dirty_ring_size;
+	/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2's flags, under vm->lock. */
+	uint64_t manual_dirty_log_protect;
 };
 
 static inline bool gmem_vm_has_private_mem(const struct gmem_vm *vm)
@@ -144,6 +152,12 @@ static inline uint64_t gmem_vm_footprint(uint64_t start, uint64_t end)
  */
 void gmem_vm_invalidate_begin(struct gmem_vm *vm, uint64_t start, uint64_t end);
 void gmem_vm_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end);
+
+/*
+ * The shootdown (KVM's kvm_flush_remote_tlbs()) of a flush the MMU
+ * returned; nothing when @f.gen is 0.  No lock a vCPU needs may be held.
+ */
+void gmem_vm_flush_tlbs(struct gmem_vm *vm, struct gmem_mmu_flush f);
 
 /* The memory attributes the VM supports (KVM_CAP_MEMORY_ATTRIBUTES). */
 uint64_t gmem_vm_supported_attrs(const struct gmem_vm *vm);

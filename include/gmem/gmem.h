@@ -161,6 +161,21 @@ int gmem_vm_get_memory_attributes(struct gmem_vm *vm, uint64_t address,
 				  uint64_t size, struct gmem_attr_range *ranges,
 				  size_t nr, uint64_t *seq);
 
+/*
+ * Dirty logging of KVM_MEM_LOG_DIRTY_PAGES slots, as KVM's ioctls:
+ * KVM_GET_DIRTY_LOG copies the slot's bitmap to log->dirty_bitmap and,
+ * unless KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 is on, clears it and
+ * write-protects the pages it reported; KVM_CLEAR_DIRTY_LOG does that for
+ * the pages set in its bitmap.  -ENXIO with dirty rings, -ENOENT for a
+ * slot that is not logged, -EFAULT for a bitmap that cannot be copied.
+ * KVM_RESET_DIRTY_RINGS frees the entries the VMM marked F_RESET in every
+ * vCPU's ring and write-protects their pages: the count freed.
+ */
+int gmem_vm_get_dirty_log(struct gmem_vm *vm, const struct kvm_dirty_log *log);
+int gmem_vm_clear_dirty_log(struct gmem_vm *vm,
+			    const struct kvm_clear_dirty_log *log);
+int gmem_vm_reset_dirty_rings(struct gmem_vm *vm);
+
 /* ---- guest_memfd ------------------------------------------------------- */
 
 /*
@@ -197,6 +212,14 @@ void gmem_vcpu_destroy(struct gmem_vcpu *vcpu);
 
 /* The vCPU's struct kvm_run, which exits are reported in. */
 struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu);
+
+/*
+ * The vCPU's dirty ring (KVM_CAP_DIRTY_LOG_RING): the entries the drop-in
+ * maps at KVM_DIRTY_LOG_PAGE_OFFSET of the vCPU file; NULL if the VM has
+ * no rings.  The VMM harvests them as on KVM (F_DIRTY, then F_RESET and
+ * gmem_vm_reset_dirty_rings()).
+ */
+struct kvm_dirty_gfn *gmem_vcpu_dirty_ring(struct gmem_vcpu *vcpu);
 
 /*
  * KVM_RUN: run until an exit.  0 with kvm_run->exit_reason set; -EFAULT or

@@ -100,6 +100,51 @@ struct kvm_coalesced_mmio_ring {
 	((4096 - sizeof(struct kvm_coalesced_mmio_ring)) / \
 	 sizeof(struct kvm_coalesced_mmio))
 
+/*
+ * Dirty logging.  KVM_GET_DIRTY_LOG fills @dirty_bitmap with one bit per
+ * page of the slot (rounded up to 64); KVM_CLEAR_DIRTY_LOG
+ * (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) clears the bits set in its bitmap,
+ * which starts at page @first_page of the slot.
+ */
+struct kvm_dirty_log {
+	uint32_t slot;
+	uint32_t padding1;
+	union {
+		void *dirty_bitmap;
+		uint64_t padding2;
+	};
+};
+
+struct kvm_clear_dirty_log {
+	uint32_t slot;
+	uint32_t num_pages;
+	uint64_t first_page;
+	union {
+		void *dirty_bitmap;
+		uint64_t padding2;
+	};
+};
+
+#define KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE (1 << 0)
+#define KVM_DIRTY_LOG_INITIALLY_SET (1 << 1)
+
+/*
+ * The dirty ring (KVM_CAP_DIRTY_LOG_RING): per vCPU, mapped from the vCPU
+ * file at page KVM_DIRTY_LOG_PAGE_OFFSET.  The vCPU publishes an entry
+ * with F_DIRTY; the VMM, having read it, sets F_RESET; KVM_RESET_DIRTY_RINGS
+ * then write-protects the page again and frees the entry.
+ */
+#define KVM_DIRTY_LOG_PAGE_OFFSET 64
+#define KVM_DIRTY_GFN_F_DIRTY (1U << 0)
+#define KVM_DIRTY_GFN_F_RESET (1U << 1)
+#define KVM_DIRTY_GFN_F_MASK 0x3
+
+struct kvm_dirty_gfn {
+	uint32_t flags;
+	uint32_t slot;	 /* as_id << 16 | id */
+	uint64_t offset; /* page in the slot */
+};
+
 /* KVM_PRE_FAULT_MEMORY: in/out range, updated to what is left. */
 struct kvm_pre_fault_memory {
 	uint64_t gpa;
@@ -207,6 +252,9 @@ struct kvm_enable_cap {
 #define KVM_CAP_NESTED_STATE 157
 #define KVM_CAP_EXCEPTION_PAYLOAD 164
 #define KVM_CAP_SYNC_REGS 74
+#define KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 168
+#define KVM_CAP_DIRTY_LOG_RING 192
+#define KVM_CAP_DIRTY_LOG_RING_ACQ_REL 223
 
 /* Exit reasons (kvm_run.exit_reason). */
 #define KVM_EXIT_UNKNOWN 0
@@ -220,6 +268,7 @@ struct kvm_enable_cap {
 #define KVM_EXIT_FAIL_ENTRY 9
 #define KVM_EXIT_INTR 10
 #define KVM_EXIT_INTERNAL_ERROR 17
+#define KVM_EXIT_DIRTY_RING_FULL 31
 #define KVM_EXIT_MEMORY_FAULT 39
 
 #define KVM_EXIT_IO_IN 0
@@ -554,6 +603,9 @@ struct kvm_run {
 #define KVM_CREATE_GUEST_MEMFD _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd)
 #define KVM_GET_STATS_FD _IO(KVMIO, 0xce)
 #define KVM_PRE_FAULT_MEMORY _IOWR(KVMIO, 0xd5, struct kvm_pre_fault_memory)
+#define KVM_GET_DIRTY_LOG _IOW(KVMIO, 0x42, struct kvm_dirty_log)
+#define KVM_CLEAR_DIRTY_LOG _IOWR(KVMIO, 0xc0, struct kvm_clear_dirty_log)
+#define KVM_RESET_DIRTY_RINGS _IO(KVMIO, 0xc7)
 
 #define KVM_RUN _IO(KVMIO, 0x80)
 #define KVM_GET_REGS _IOR(KVMIO, 0x81, struct kvm_regs)
@@ -617,6 +669,12 @@ _Static_assert(sizeof(struct kvm_enable_cap) == 104, "enable_cap size");
 _Static_assert(sizeof(struct kvm_signal_mask) == 4, "signal_mask size");
 _Static_assert(sizeof(struct kvm_stats_header) == 24, "stats header size");
 _Static_assert(sizeof(struct kvm_pre_fault_memory) == 64, "pre_fault size");
+_Static_assert(sizeof(struct kvm_dirty_log) == 16, "dirty_log size");
+_Static_assert(sizeof(struct kvm_clear_dirty_log) == 24,
+	       "clear_dirty_log size");
+_Static_assert(offsetof(struct kvm_clear_dirty_log, dirty_bitmap) == 16,
+	       "clear_dirty_log bitmap");
+_Static_assert(sizeof(struct kvm_dirty_gfn) == 16, "dirty_gfn size");
 _Static_assert(sizeof(struct kvm_coalesced_mmio_zone) == 16, "zone size");
 _Static_assert(sizeof(struct kvm_coalesced_mmio) == 24, "coalesced size");
 _Static_assert(KVM_COALESCED_MMIO_MAX == 170, "coalesced ring entries");
