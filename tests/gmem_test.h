@@ -217,6 +217,71 @@ static inline long file_close(bool ioctl, int fd)
 	return fac_ret(gmem_close(fd));
 }
 
+/* ---- dirty logging ----------------------------------------------------- */
+
+static inline long tvm_get_dirty_log(struct tvm *t, uint32_t slot, void *bits)
+{
+	struct kvm_dirty_log l = {.slot = slot, .dirty_bitmap = bits};
+
+	if (!t->ioctl)
+		return gmem_vm_get_dirty_log(t->vm, &l);
+	return fac_ret(gmem_ioctl(t->fd, KVM_GET_DIRTY_LOG, &l));
+}
+
+static inline long tvm_clear_dirty_log(struct tvm *t, uint32_t slot,
+				       uint64_t first, uint32_t n, void *bits)
+{
+	struct kvm_clear_dirty_log l = {
+		.slot = slot,
+		.num_pages = n,
+		.first_page = first,
+		.dirty_bitmap = bits,
+	};
+
+	if (!t->ioctl)
+		return gmem_vm_clear_dirty_log(t->vm, &l);
+	return fac_ret(gmem_ioctl(t->fd, KVM_CLEAR_DIRTY_LOG, &l));
+}
+
+static inline long tvm_reset_dirty_rings(struct tvm *t)
+{
+	if (!t->ioctl)
+		return gmem_vm_reset_dirty_rings(t->vm);
+	return fac_ret(gmem_ioctl(t->fd, KVM_RESET_DIRTY_RINGS, 0));
+}
+
+/*
+ * A vCPU: the façade's handle (@fd), or the typed object (@vcpu); drop it
+ * with tvm_vcpu_put().
+ */
+struct tvm_vcpu {
+	struct gmem_vcpu *vcpu;
+	int fd;
+};
+
+static inline long tvm_vcpu_create(struct tvm *t, unsigned long id,
+				   struct tvm_vcpu *v)
+{
+	long r;
+
+	v->vcpu = NULL;
+	v->fd = -1;
+	if (!t->ioctl)
+		return gmem_vcpu_create(t->vm, id, &v->vcpu);
+	r = fac_ret(gmem_ioctl(t->fd, KVM_CREATE_VCPU, id));
+	if (r >= 0)
+		v->fd = (int)r;
+	return r < 0 ? r : 0;
+}
+
+static inline void tvm_vcpu_put(struct tvm_vcpu *v)
+{
+	if (v->vcpu)
+		gmem_vcpu_destroy(v->vcpu);
+	if (v->fd >= 0)
+		gmem_close(v->fd);
+}
+
 /* ---- memslots ---------------------------------------------------------- */
 
 static inline struct kvm_userspace_memory_region2

@@ -637,6 +637,147 @@ struct layer_case {
 	unsigned only;
 };
 
+/* KVM_GET/CLEAR_DIRTY_LOG's errnos, in KVM's order. */
+static void case_dirty_log(struct tvm *t)
+{
+	struct kvm_userspace_memory_region2 r = region2(
+		1, KVM_MEM_LOG_DIRTY_PAGES, 0, 100 * PAGE, (uintptr_t)area);
+	uint64_t bits[2] = {0};
+
+	CHECK_EQ(tvm_check_extension(t, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2),
+		 KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE |
+			 KVM_DIRTY_LOG_INITIALLY_SET);
+	CHECK_RET(tvm_get_dirty_log(t, 1, bits), ENOENT);
+	CHECK_RET(tvm_region2(t, &r), 0);
+	CHECK_RET(tvm_get_dirty_log(t, 1, bits), 0);
+	CHECK_EQ(bits[0] | bits[1], 0);
+	CHECK_RET(tvm_get_dirty_log(t, 1 | 1U << 16, bits), EINVAL);
+	CHECK_RET(tvm_get_dirty_log(t, 32764, bits), EINVAL);
+	CHECK_RET(tvm_get_dirty_log(t, 2, bits), ENOENT);
+	CHECK_RET(tvm_get_dirty_log(t, 1, (void *)8), EFAULT);
+	/* CLEAR: the id, then the alignment, then the slot, then the range. */
+	CHECK_RET(tvm_clear_dirty_log(t, 1 | 1U << 16, 1, 64, bits), EINVAL);
+	CHECK_RET(tvm_clear_dirty_log(t, 2, 1, 64, bits), EINVAL);
+	CHECK_RET(tvm_clear_dirty_log(t, 2, 0, 64, bits), ENOENT);
+	CHECK_RET(tvm_clear_dirty_log(t, 1, 0, 64, bits), 0);
+	CHECK_RET(tvm_clear_dirty_log(t, 1, 0, 100, bits), 0);
+	CHECK_RET(tvm_clear_dirty_log(t, 1, 64, 36, bits), 0);
+	CHECK_RET(tvm_clear_dirty_log(t, 1, 0, 63, bits), EINVAL);
+	CHECK_RET(tvm_clear_dirty_log(t, 1, 64, 37, bits), EINVAL);
+	CHECK_RET(tvm_clear_dirty_log(t, 1, 128, 0, bits), EINVAL);
+	CHECK_RET(tvm_clear_dirty_log(t, 1, 0, 64, (void *)8), EFAULT);
+	/* Without logging the slot has no bitmap. */
+	r.flags = 0;
+	CHECK_RET(tvm_region2(t, &r), 0);
+	CHECK_RET(tvm_get_dirty_log(t, 1, bits), ENOENT);
+	CHECK_RET(tvm_clear_dirty_log(t, 1, 0, 64, bits), ENOENT);
+	CHECK_RET(tvm_reset_dirty_rings(t), EINVAL);
+	r.memory_size = 0;
+	CHECK_RET(tvm_region2(t, &r), 0);
+}
+
+static void case_manual_protect(struct tvm *t)
+{
+	struct kvm_userspace_memory_region2 r = region2(
+		1, KVM_MEM_LOG_DIRTY_PAGES, 0, 100 * PAGE, (uintptr_t)area);
+	uint64_t bits[2];
+
+	CHECK_RET(tvm_enable_cap(t, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, 0,
+				 KVM_DIRTY_LOG_INITIALLY_SET),
+		  EINVAL);
+	CHECK_RET(tvm_enable_cap(t, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, 0, 4),
+		  EINVAL);
+	CHECK_RET(tvm_enable_cap(t, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, 1,
+				 KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE),
+		  EINVAL);
+	CHECK_RET(tvm_enable_cap(t, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, 0,
+				 KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE |
+					 KVM_DIRTY_LOG_INITIALLY_SET),
+		  0);
+	/* A bitmap made now starts set, 100 bits of it. */
+	CHECK_RET(tvm_region2(t, &r), 0);
+	CHECK_RET(tvm_get_dirty_log(t, 1, bits), 0);
+	CHECK_EQ(bits[0], ~0ULL);
+	CHECK_EQ(bits[1], (1ULL << 36) - 1);
+	bits[0] = 0xff;
+	CHECK_RET(tvm_clear_dirty_log(t, 1, 0, 64, bits), 0);
+	CHECK_RET(tvm_get_dirty_log(t, 1, bits), 0);
+	CHECK_EQ(bits[0], ~0xffULL);
+	/* Off again: GET collects (and clears) what is left. */
+	CHECK_RET(tvm_enable_cap(t, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, 0, 0),
+		  0);
+	CHECK_RET(tvm_get_dirty_log(t, 1, bits), 0);
+	CHECK_EQ(bits[0], ~0xffULL);
+	CHECK_RET(tvm_get_dirty_log(t, 1, bits), 0);
+	CHECK_EQ(bits[0] | bits[1], 0);
+	r.memory_size = 0;
+	CHECK_RET(tvm_region2(t, &r), 0);
+}
+
+static void case_dirty_ring(struct tvm *t)
+{
+	const long max = 65536 * (long)sizeof(struct kvm_dirty_gfn);
+	struct kvm_userspace_memory_region2 r = region2(
+		1, KVM_MEM_LOG_DIRTY_PAGES, 0, 100 * PAGE, (uintptr_t)area);
+	struct tvm_vcpu v;
+	uint64_t bits[2];
+
+	CHECK_EQ(tvm_check_extension(t, KVM_CAP_DIRTY_LOG_RING), max);
+	CHECK_EQ(tvm_check_extension(t, KVM_CAP_DIRTY_LOG_RING_ACQ_REL), max);
+	CHECK_RET(tvm_reset_dirty_rings(t), EINVAL);
+	CHECK_RET(tvm_enable_cap(t, KVM_CAP_DIRTY_LOG_RING, 0, 0), EINVAL);
+	CHECK_RET(tvm_enable_cap(t, KVM_CAP_DIRTY_LOG_RING, 0, 3 * 4096),
+		  EINVAL);
+	CHECK_RET(tvm_enable_cap(t, KVM_CAP_DIRTY_LOG_RING, 0, 2048), EINVAL);
+	CHECK_RET(tvm_enable_cap(t, KVM_CAP_DIRTY_LOG_RING, 0, 2 * max), E2BIG);
+	/* The size is a u32 in KVM: the high half is not looked at. */
+	CHECK_RET(tvm_enable_cap(t, KVM_CAP_DIRTY_LOG_RING_ACQ_REL, 0,
+				 1ULL << 32 | 8192),
+		  0);
+	CHECK_RET(tvm_enable_cap(t, KVM_CAP_DIRTY_LOG_RING, 0, 8192), EINVAL);
+	CHECK_RET(tvm_region2(t, &r), 0);
+	CHECK_RET(tvm_get_dirty_log(t, 1, bits), ENXIO);
+	CHECK_RET(tvm_clear_dirty_log(t, 1, 0, 64, bits), ENXIO);
+	CHECK_RET(tvm_clear_dirty_log(t, 1, 1, 64, bits), ENXIO);
+	CHECK_RET(tvm_reset_dirty_rings(t), 0);
+
+	REQUIRE(tvm_vcpu_create(t, 0, &v) == 0);
+	if (t->ioctl) {
+		const off_t off = KVM_DIRTY_LOG_PAGE_OFFSET * PAGE;
+		uint8_t *p;
+
+		/* Shared and not executable, as KVM's vCPU mmap wants. */
+		p = gmem_mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+			      v.fd, off);
+		CHECK(p == MAP_FAILED && errno == EINVAL);
+		p = gmem_mmap(NULL, 8192, PROT_READ | PROT_EXEC, MAP_SHARED,
+			      v.fd, off);
+		CHECK(p == MAP_FAILED && errno == EINVAL);
+		p = gmem_mmap(NULL, 3 * 4096, PROT_READ, MAP_SHARED, v.fd, off);
+		CHECK(p == MAP_FAILED && errno == EINVAL);
+		p = gmem_mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED,
+			      v.fd, off);
+		CHECK(p != MAP_FAILED);
+		if (p != MAP_FAILED) {
+			struct gmem_vcpu *vcpu = NULL;
+
+			REQUIRE(gmem_vcpu_from_handle(v.fd, &vcpu) == 0);
+			/* The ring the vCPU writes, and empty. */
+			CHECK_EQ(memcmp(p, gmem_vcpu_dirty_ring(vcpu), 8192),
+				 0);
+			CHECK_EQ(((struct kvm_dirty_gfn *)p)->flags, 0);
+			gmem_munmap(p, 8192);
+		}
+	} else {
+		CHECK(gmem_vcpu_dirty_ring(v.vcpu) != NULL);
+	}
+	/* Not once a vCPU exists. */
+	CHECK_RET(tvm_enable_cap(t, KVM_CAP_DIRTY_LOG_RING, 0, 4096), EINVAL);
+	tvm_vcpu_put(&v);
+	r.memory_size = 0;
+	CHECK_RET(tvm_region2(t, &r), 0);
+}
+
 static const struct layer_case layer_cases[] = {
 	{"unknown flags -> EINVAL, first", case_flags, 0},
 	{"GUEST_MEMFD on a DEFAULT VM -> EINVAL", case_gmem_default_vm,
@@ -662,6 +803,12 @@ static const struct layer_case layer_cases[] = {
 	 ONLY_SW},
 	{"a slot outlives its closed file", case_file_closed, ONLY_SW},
 	{"v1 KVM_SET_USER_MEMORY_REGION", case_v1, 0},
+	{"KVM_GET/CLEAR_DIRTY_LOG: ids, alignment, ranges, EFAULT",
+	 case_dirty_log, 0},
+	{"KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: flags, INITIALLY_SET",
+	 case_manual_protect, 0},
+	{"KVM_CAP_DIRTY_LOG_RING: sizes, once, before vCPUs; ENXIO; mmap",
+	 case_dirty_ring, 0},
 	{"read-back returns what was set, -ENOENT if none", case_readback,
 	 ONLY_TYPED},
 };
