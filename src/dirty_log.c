@@ -74,12 +74,11 @@ int gmem_vm_get_dirty_log(struct gmem_vm *vm, const struct kvm_dirty_log *log)
 			if (__atomic_load_n(&live[i], __ATOMIC_RELAXED)) {
 				m = __atomic_exchange_n(&live[i], 0,
 							__ATOMIC_RELAXED);
-				gmem_mmu_protect_mask(
-					vm, slot->base_gfn + i * 64, m);
 				collected = true;
 			}
 			out[i] = m;
 		}
+		gmem_mmu_protect_words(vm, slot->base_gfn, out, words);
 		gmem_vm_flush_tlbs(vm, gmem_mmu_protect_end(vm, collected));
 	}
 	r = gmem_uaccess_copy(log->dirty_bitmap, out, words * sizeof(*out));
@@ -120,18 +119,15 @@ int gmem_vm_clear_dirty_log(struct gmem_vm *vm,
 		goto out;
 	gmem_mmu_protect_begin(vm);
 	for (uint64_t i = 0; i < n; i++) {
-		uint64_t m = in[i];
-
-		if (!m)
-			continue;
 		/* Only what was set is cleared, and protected again. */
-		m &= __atomic_fetch_and(&live[first + i], ~m, __ATOMIC_RELAXED);
-		if (m) {
-			gmem_mmu_protect_mask(
-				vm, slot->base_gfn + (first + i) * 64, m);
-			collected = true;
-		}
+		if (in[i])
+			in[i] &= __atomic_fetch_and(&live[first + i], ~in[i],
+						    __ATOMIC_RELAXED);
+		collected |= in[i] != 0;
 	}
+	/* After the locked updates: in one loop they keep the page-table
+	 * loads from overlapping. */
+	gmem_mmu_protect_words(vm, slot->base_gfn + first * 64, in, n);
 	gmem_vm_flush_tlbs(vm, gmem_mmu_protect_end(vm, collected));
 out:
 	pthread_mutex_unlock(&vm->lock);
@@ -170,7 +166,7 @@ static bool reset_pages(struct gmem_vm *vm, uint32_t id, uint64_t offset,
 	if (!slot || offset >= slot->npages ||
 	    offset + (63 - __builtin_clzll(mask)) >= slot->npages)
 		return false;
-	gmem_mmu_protect_mask(vm, slot->base_gfn + offset, mask);
+	gmem_mmu_protect_words(vm, slot->base_gfn + offset, &mask, 1);
 	return true;
 }
 

@@ -294,12 +294,16 @@ void gmem_mmu_protect_begin(struct gmem_vm *vm)
 	struct gmem_mmu *mmu = &vm->mmu;
 
 	pthread_mutex_lock(&mmu->lock);
+	mmu->wp_table = NULL;
 	mmu->wp_changed = false;
 	mmu->wp_start = UINT64_MAX;
 	mmu->wp_end = 0;
 }
 
-/* The entry that maps @gfn, and its level; NULL if none does. */
+/*
+ * The entry that maps @gfn and its level: a huge leaf, or the entry of
+ * the 4 KiB table, present or not; NULL where no table reaches.
+ */
 static uint64_t *leaf_entry(struct gmem_mmu *mmu, uint64_t gfn, int *level)
 {
 	uint64_t *table = mmu->root;
@@ -310,7 +314,7 @@ static uint64_t *leaf_entry(struct gmem_mmu *mmu, uint64_t gfn, int *level)
 		uint64_t *e = &table[(gfn >> (9 * l)) % ENTRIES];
 		uint64_t v = load_entry(e);
 
-		if (!v)
+		if (!v && l)
 			return NULL;
 		if (l == 0 || (v & S2_PS)) {
 			*level = l;
@@ -321,31 +325,84 @@ static uint64_t *leaf_entry(struct gmem_mmu *mmu, uint64_t gfn, int *level)
 	return NULL;
 }
 
-void gmem_mmu_protect_mask(struct gmem_vm *vm, uint64_t gfn, uint64_t mask)
+/* Pages whose entries are prefetched before the first is changed. */
+#define WP_AHEAD 16
+
+struct wp_slot {
+	uint64_t *e;
+	uint64_t gfn;
+	int level;
+};
+
+/*
+ * The entry of @gfn for a write-protect.  Pages collected together are
+ * mostly near each other: the last page table serves until the walk
+ * leaves it (no table is freed under mmu->lock, which the caller holds).
+ */
+static uint64_t *wp_entry(struct gmem_mmu *mmu, uint64_t gfn, int *level)
+{
+	uint64_t *e;
+
+	*level = 0;
+	if (mmu->wp_table && gfn >> 9 == mmu->wp_table_gfn)
+		return &mmu->wp_table[gfn % ENTRIES];
+	e = leaf_entry(mmu, gfn, level);
+	if (e && *level == 0) {
+		mmu->wp_table = e - gfn % ENTRIES;
+		mmu->wp_table_gfn = gfn >> 9;
+	}
+	return e;
+}
+
+static void wp_one(struct gmem_mmu *mmu, const struct wp_slot *s)
+{
+	uint64_t v = load_entry(s->e), span = LEVEL_PAGES(s->level);
+
+	if (!(v & S2_W))
+		return;
+	/* A logged slot maps 4 KiB; a huge leaf predates logging. */
+	if (s->level) {
+		store_entry(s->e, 0);
+		count_zap(mmu, s->level);
+	} else {
+		store_entry(s->e, v & ~S2_W);
+	}
+	mmu->wp_changed = true;
+	mmu->wp_start = MIN(mmu->wp_start, s->gfn & ~(span - 1));
+	mmu->wp_end = MAX(mmu->wp_end, (s->gfn | (span - 1)) + 1);
+}
+
+void gmem_mmu_protect_words(struct gmem_vm *vm, uint64_t gfn,
+			    const uint64_t *bits, uint64_t n)
 {
 	struct gmem_mmu *mmu = &vm->mmu;
+	struct wp_slot q[WP_AHEAD];
+	unsigned int nq = 0, head = 0;
 
-	while (mask) {
-		uint64_t g = gfn + (uint64_t)__builtin_ctzll(mask), v;
-		int level;
-		uint64_t *e = leaf_entry(mmu, g, &level);
+	/*
+	 * A software pipeline: the entries are scattered over page tables
+	 * bigger than the caches, so each is prefetched WP_AHEAD pages
+	 * before it is changed, and the misses overlap.
+	 */
+	for (uint64_t i = 0; i < n; i++)
+		for (uint64_t m = bits[i]; m; m &= m - 1) {
+			struct wp_slot s;
 
-		mask &= mask - 1;
-		if (!e || !((v = load_entry(e)) & S2_W))
-			continue;
-		/* A logged slot maps 4 KiB; a huge leaf predates logging. */
-		if (level) {
-			store_entry(e, 0);
-			count_zap(mmu, level);
-		} else {
-			store_entry(e, v & ~S2_W);
+			s.gfn = gfn + i * 64 + (uint64_t)__builtin_ctzll(m);
+			s.e = wp_entry(mmu, s.gfn, &s.level);
+			if (!s.e)
+				continue;
+			__builtin_prefetch(s.e, 1);
+			if (nq < WP_AHEAD) {
+				q[nq++] = s;
+				continue;
+			}
+			wp_one(mmu, &q[head]);
+			q[head] = s;
+			head = (head + 1) % WP_AHEAD;
 		}
-		mmu->wp_changed = true;
-		mmu->wp_start =
-			MIN(mmu->wp_start, g & ~(LEVEL_PAGES(level) - 1));
-		mmu->wp_end =
-			MAX(mmu->wp_end, (g | (LEVEL_PAGES(level) - 1)) + 1);
-	}
+	for (unsigned int k = 0; k < nq; k++)
+		wp_one(mmu, &q[(head + k) % WP_AHEAD]);
 }
 
 struct gmem_mmu_flush gmem_mmu_protect_end(struct gmem_vm *vm, bool collected)

@@ -78,6 +78,7 @@ struct gmem_mmu {
 	/* Between gmem_mmu_protect_begin() and _end: what lost S2_W. */
 	bool wp_changed;
 	uint64_t wp_start, wp_end;
+	uint64_t *wp_table, wp_table_gfn; /* the last page table walked to */
 
 	struct gmem_vm_stats stats;
 };
@@ -109,14 +110,16 @@ void gmem_mmu_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end);
 
 /*
  * Write-protect pages of logged slots (dirty_log.h).  begin takes
- * mmu->lock; each mask call takes S2_W from the leaves of the pages set in
- * @mask (64 from @gfn; a huge leaf goes whole); end bumps the sequence if
+ * mmu->lock; each words call takes S2_W from the leaves of the pages set
+ * in @bits (@n words, bit 0 of the first for @gfn; a huge leaf goes whole); end
+ * bumps the sequence if
  * @collected (a fault that recorded one of these pages before must not
  * install a writable leaf after), logs the flush of what changed, and
  * unlocks.  The VM layer waits on the flush end returns.
  */
 void gmem_mmu_protect_begin(struct gmem_vm *vm);
-void gmem_mmu_protect_mask(struct gmem_vm *vm, uint64_t gfn, uint64_t mask);
+void gmem_mmu_protect_words(struct gmem_vm *vm, uint64_t gfn,
+			    const uint64_t *bits, uint64_t n);
 struct gmem_mmu_flush gmem_mmu_protect_end(struct gmem_vm *vm, bool collected);
 
 /* Outcome of a stage-2 translation. */
