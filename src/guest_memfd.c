@@ -14,6 +14,7 @@
 #include <linux/falloc.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <gmem/gmem.h>
 
@@ -37,6 +38,21 @@ static void file_release(void *file)
 	gmem_file_release(file);
 }
 
+static int map_memfd(struct gmem_file *file)
+{
+	file->memfd = memfd_create("gmem-guest_memfd", MFD_CLOEXEC);
+	if (file->memfd < 0)
+		return -ENOMEM;
+	if (ftruncate(file->memfd, (off_t)file->size) ||
+	    mmap(file->mem, file->size, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED | MAP_NORESERVE, file->memfd,
+		 0) == MAP_FAILED) {
+		close(file->memfd);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int gmem_create_guest_memfd(struct gmem_vm *vm,
 			    const struct kvm_create_guest_memfd *args)
 {
@@ -44,7 +60,7 @@ int gmem_create_guest_memfd(struct gmem_vm *vm,
 	uintptr_t base, align;
 	int fd;
 
-	if (args->flags)
+	if (args->flags & ~gmem_vm_gmem_flags(vm))
 		return -EINVAL;
 	if ((int64_t)args->size <= 0 || !PAGE_ALIGNED(args->size))
 		return -EINVAL;
@@ -53,6 +69,8 @@ int gmem_create_guest_memfd(struct gmem_vm *vm,
 	if (!file)
 		return -ENOMEM;
 	file->size = args->size;
+	file->flags = args->flags;
+	file->memfd = -1;
 	/* Align so that stage 2 can map it in the largest pages that fit. */
 	align = args->size >= GIANT_SIZE ? GIANT_SIZE : HUGE_SIZE;
 	file->map_size = args->size + align - PAGE_SIZE;
@@ -67,6 +85,16 @@ int gmem_create_guest_memfd(struct gmem_vm *vm,
 	}
 	base = ((uintptr_t)file->map + align - 1) & ~(align - 1);
 	file->mem = (uint8_t *)base;
+	/*
+	 * A file the host may map is a memfd, mapped shared over the
+	 * aligned part of the reservation: the host's mappings and ours are
+	 * then the same pages.
+	 */
+	if ((file->flags & GUEST_MEMFD_FLAG_MMAP) && map_memfd(file)) {
+		munmap(file->map, file->map_size);
+		gmem_free(file);
+		return -ENOMEM;
+	}
 	/* A hint: without THP the file still works, in 4 KiB pages. */
 	madvise(file->mem, file->size, MADV_HUGEPAGE);
 	/* Never dumped or inherited: the host must not see guest memory. */
@@ -92,6 +120,8 @@ void gmem_file_put(struct gmem_file *file)
 	if (atomic_fetch_sub(&file->refcount, 1) != 1)
 		return;
 	munmap(file->map, file->map_size);
+	if (file->memfd >= 0)
+		close(file->memfd);
 	gmem_ranges_destroy(&file->poison);
 	gmem_free(file->bindings);
 	gmem_vm_put(file->vm);
@@ -153,7 +183,14 @@ static int punch_hole(struct gmem_file *file, uint64_t offset, uint64_t len)
 	if (r)
 		goto out;
 	for_each_bound_gfn_range(file, start, end, gmem_vm_invalidate_begin);
-	madvise(file->mem + offset, (end - start) << PAGE_SHIFT, MADV_DONTNEED);
+	/* A memfd's hole shows in the host's mappings of it too. */
+	if (file->memfd >= 0)
+		fallocate(file->memfd,
+			  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)offset, (off_t)((end - start) << PAGE_SHIFT));
+	else
+		madvise(file->mem + offset, (end - start) << PAGE_SHIFT,
+			MADV_DONTNEED);
 	pthread_rwlock_wrlock(&vm->state_lock);
 	gmem_ranges_store(&file->poison, start, end, 0);
 	pthread_rwlock_unlock(&vm->state_lock);
@@ -263,6 +300,36 @@ out:
 	return r;
 }
 
+void *gmem_file_mmap(struct gmem_file *file, void *addr, size_t len, int prot,
+		     int flags, off_t off)
+{
+	int type = flags & MAP_TYPE, fd;
+	void *p;
+
+	/* kvm_gmem_mmap(): mappable files only, and only shared. */
+	if (!(file->flags & GUEST_MEMFD_FLAG_MMAP)) {
+		errno = ENODEV;
+		return MAP_FAILED;
+	}
+	if (type != MAP_SHARED && type != MAP_SHARED_VALIDATE) {
+		errno = EINVAL;
+		return MAP_FAILED;
+	}
+	if (file->flags & GUEST_MEMFD_FLAG_INIT_SHARED)
+		return mmap(addr, len, prot, flags, file->memfd, off);
+	/*
+	 * Private memory: every access is SIGBUS, as 6.18's fault handler
+	 * answers.  An empty memfd gives exactly that: each page lies past
+	 * its end.
+	 */
+	fd = memfd_create("gmem-private", MFD_CLOEXEC);
+	if (fd < 0)
+		return MAP_FAILED;
+	p = mmap(addr, len, prot, flags, fd, off);
+	close(fd);
+	return p;
+}
+
 int gmem_file_bind_check(struct gmem_file *file, uint64_t pgoff,
 			 uint64_t npages)
 {
@@ -285,6 +352,7 @@ void gmem_file_bind(struct gmem_file *file, struct gmem_memslot *slot)
 				      .pgoff = slot->gmem_pgoff,
 				      .npages = slot->npages};
 	slot->file = file;
+	slot->gmem_only = file->flags & GUEST_MEMFD_FLAG_MMAP;
 }
 
 void gmem_file_unbind(struct gmem_file *file, struct gmem_memslot *slot)

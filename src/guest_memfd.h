@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "attr.h"
 
@@ -29,8 +30,10 @@ struct gmem_file {
 	struct gmem_vm *vm;
 	uint64_t size;
 	uint64_t ino;
-	uint8_t *mem; /* 2 MiB aligned, 1 GiB from 1 GiB on */
-	void *map;    /* the reservation, for munmap */
+	uint64_t flags; /* GUEST_MEMFD_FLAG_* */
+	int memfd;	/* GUEST_MEMFD_FLAG_MMAP: the memory's file, else -1 */
+	uint8_t *mem;	/* 2 MiB aligned, 1 GiB from 1 GiB on */
+	void *map;	/* the reservation, for munmap */
 	size_t map_size;
 
 	/* Under vm->lock (writers) and vm->state_lock. */
@@ -42,6 +45,14 @@ struct gmem_file {
 /* Look up an open guest_memfd handle; takes a reference. */
 int gmem_file_from_handle(int fd, struct gmem_file **filep);
 void gmem_file_put(struct gmem_file *file);
+
+/*
+ * mmap() of the file by the host, as 6.18's kvm_gmem_mmap(): ENODEV
+ * without GUEST_MEMFD_FLAG_MMAP, EINVAL unless shared; MAP_FAILED and
+ * errno on failure, as mmap().
+ */
+void *gmem_file_mmap(struct gmem_file *file, void *addr, size_t len, int prot,
+		     int flags, off_t off);
 
 /* Handle-table release: unbind every slot, then drop the handle's ref. */
 void gmem_file_release(struct gmem_file *file);

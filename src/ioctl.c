@@ -717,8 +717,9 @@ void *gmem_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 			errno = EINVAL;
 		else
 			p = map_vcpu(ref.obj, addr, len, prot, flags, off);
+	} else if (ref.kind == GMEM_H_FILE) {
+		p = gmem_file_mmap(ref.obj, addr, len, prot, flags, off);
 	} else {
-		/* guest_memfd memory is for the guest only. */
 		errno = ENODEV;
 	}
 	gmem_handle_put(&ref);

@@ -139,7 +139,7 @@ static int check_flags(const struct gmem_vm *vm, uint32_t flags)
 {
 	uint32_t valid = KVM_MEM_LOG_DIRTY_PAGES;
 
-	if (gmem_vm_has_private_mem(vm))
+	if (gmem_vm_has_gmem(vm))
 		valid |= KVM_MEM_GUEST_MEMFD;
 	/*
 	 * Private memory is neither dirty-logged nor read-only (a write to a

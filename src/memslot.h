@@ -35,6 +35,12 @@ struct gmem_memslot {
 	struct gmem_file *file;
 	uint64_t gmem_pgoff;
 	uint32_t gmem_fd;
+	/*
+	 * Bound to a GUEST_MEMFD_FLAG_MMAP file: shared accesses take the
+	 * file's memory too, not userspace_addr (6.18's
+	 * KVM_MEMSLOT_GMEM_ONLY).  Fixed at creation.
+	 */
+	bool gmem_only;
 
 	/*
 	 * KVM_MEM_LOG_DIRTY_PAGES without dirty rings: the bitmap, 2 *

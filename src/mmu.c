@@ -556,11 +556,16 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 		return;
 	}
 	off = gfn - slot->base_gfn;
-	/* KVM 6.12 reports only PRIVATE on these: no access bits. */
-	if (private) {
+	/*
+	 * KVM 6.12 reports only PRIVATE on these: no access bits.  A
+	 * gmem-only slot's shared pages are the file's as well.
+	 */
+	if (private || slot->gmem_only) {
+		uint64_t pflag = private ? KVM_MEMORY_EXIT_FLAG_PRIVATE : 0;
+
 		if (!slot->file) {
 			r->kind = GMEM_S2_FAULT;
-			r->fault_flags = KVM_MEMORY_EXIT_FLAG_PRIVATE;
+			r->fault_flags = pflag;
 			r->error = -EFAULT;
 			return;
 		}
@@ -568,7 +573,7 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 				       slot->gmem_pgoff + off, &runs.p0,
 				       &runs.p1)) {
 			r->kind = GMEM_S2_FAULT;
-			r->fault_flags = KVM_MEMORY_EXIT_FLAG_PRIVATE;
+			r->fault_flags = pflag;
 			r->error = -EHWPOISON;
 			return;
 		}
@@ -616,7 +621,8 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 		}
 		return;
 	}
-	r->level = max_level(slot, gfn, r->page, private, &runs);
+	r->level = max_level(slot, gfn, r->page, private || slot->gmem_only,
+			     &runs);
 }
 
 static enum gmem_s2 fault(struct gmem_vm *vm, uint64_t gpa, unsigned int access,

@@ -109,6 +109,7 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case GMEM_CAP_XO_ALIAS:
 	case GMEM_CAP_EXIT_HYPERCALL:
 	case GMEM_CAP_FAULT_ACCESS_FLAGS:
+	case GMEM_CAP_GUEST_MEMFD_MMAP:
 	case KVM_CAP_CHECK_EXTENSION_VM:
 	case KVM_CAP_ENABLE_CAP_VM:
 	case KVM_CAP_GET_TSC_KHZ:
@@ -160,7 +161,9 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_MEMORY_ATTRIBUTES:
 		return (int)gmem_vm_supported_attrs(vm);
 	case KVM_CAP_GUEST_MEMFD:
-		return !vm || gmem_vm_has_private_mem(vm);
+		return !vm || gmem_vm_has_gmem(vm);
+	case KVM_CAP_GUEST_MEMFD_FLAGS:
+		return (int)gmem_vm_gmem_flags(vm);
 	case KVM_CAP_EXIT_HYPERCALL:
 		return 1 << KVM_HC_MAP_GPA_RANGE;
 	case KVM_CAP_VM_TYPES:
@@ -242,11 +245,14 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 				 cap->args[0] != 0, __ATOMIC_RELAXED);
 		return 0;
 	case GMEM_CAP_FAULT_ACCESS_FLAGS:
+	case GMEM_CAP_GUEST_MEMFD_MMAP:
 		if (cap->flags || cap->args[0] || cap->args[1] ||
 		    cap->args[2] || cap->args[3])
 			return -EINVAL;
-		__atomic_store_n(&vm->fault_access_flags, true,
-				 __ATOMIC_RELAXED);
+		__atomic_store_n(cap->cap == GMEM_CAP_GUEST_MEMFD_MMAP
+					 ? &vm->gmem_mmap
+					 : &vm->fault_access_flags,
+				 true, __ATOMIC_RELAXED);
 		return 0;
 	case KVM_CAP_MAX_VCPU_ID:
 		/*

@@ -111,6 +111,7 @@ struct gmem_vm {
 	unsigned long nr_mmu_pages;
 	uint64_t tss_addr, identity_map_addr;
 	bool fault_access_flags;  /* atomic: GMEM_CAP_FAULT_ACCESS_FLAGS */
+	bool gmem_mmap;		  /* atomic: GMEM_CAP_GUEST_MEMFD_MMAP */
 	uint64_t xo_bit;	  /* GMEM_CAP_XO_ALIAS: 1 << M, or 0 */
 	unsigned int maxphyaddr;  /* M, what CPUID reports, once XO is on */
 	uint64_t hypercall_exits; /* KVM_CAP_EXIT_HYPERCALL mask */
@@ -128,6 +129,26 @@ struct gmem_vm {
 static inline bool gmem_vm_has_private_mem(const struct gmem_vm *vm)
 {
 	return vm->type == KVM_X86_SW_PROTECTED_VM;
+}
+
+/*
+ * The guest_memfd flags the VM takes (KVM_CAP_GUEST_MEMFD_FLAGS): 6.18's
+ * kvm_gmem_get_supported_flags() once GMEM_CAP_GUEST_MEMFD_MMAP is on;
+ * INIT_SHARED only where no memory is private (x86's
+ * kvm_arch_supports_gmem_init_shared()).
+ */
+static inline uint64_t gmem_vm_gmem_flags(const struct gmem_vm *vm)
+{
+	if (!vm || !__atomic_load_n(&vm->gmem_mmap, __ATOMIC_RELAXED))
+		return 0;
+	return GUEST_MEMFD_FLAG_MMAP |
+	       (gmem_vm_has_private_mem(vm) ? 0 : GUEST_MEMFD_FLAG_INIT_SHARED);
+}
+
+/* May the VM have guest_memfd (and KVM_MEM_GUEST_MEMFD slots)? */
+static inline bool gmem_vm_has_gmem(const struct gmem_vm *vm)
+{
+	return gmem_vm_has_private_mem(vm) || gmem_vm_gmem_flags(vm);
 }
 
 void gmem_vm_get(struct gmem_vm *vm);

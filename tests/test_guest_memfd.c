@@ -7,6 +7,8 @@
  */
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "gmem_test.h"
@@ -281,6 +283,27 @@ struct layer_case {
 	void (*fn)(struct tvm *t);
 };
 
+/* GMEM_CAP_GUEST_MEMFD_MMAP: 6.18's flags, only once it is on. */
+static void case_mmap_flags(struct tvm *t)
+{
+	uint64_t want = GUEST_MEMFD_FLAG_MMAP;
+
+	if (t->type == KVM_X86_DEFAULT_VM)
+		want |= GUEST_MEMFD_FLAG_INIT_SHARED;
+	CHECK_EQ(tvm_check_extension(t, KVM_CAP_GUEST_MEMFD_FLAGS), 0);
+	EXPECT_CREATE(t, FILE_SIZE, GUEST_MEMFD_FLAG_MMAP, EINVAL);
+	CHECK_RET(tvm_enable_cap(t, GMEM_CAP_GUEST_MEMFD_MMAP, 0, 1), EINVAL);
+	CHECK_RET(tvm_enable_cap(t, GMEM_CAP_GUEST_MEMFD_MMAP, 1, 0), EINVAL);
+	CHECK_RET(tvm_enable_cap(t, GMEM_CAP_GUEST_MEMFD_MMAP, 0, 0), 0);
+	CHECK_EQ(tvm_check_extension(t, KVM_CAP_GUEST_MEMFD_FLAGS), want);
+	CHECK_EQ(tvm_check_extension(t, KVM_CAP_GUEST_MEMFD), 1);
+	for (int bit = 0; bit < 64; bit++)
+		EXPECT_CREATE(t, FILE_SIZE, 1ULL << bit,
+			      (want >> bit) & 1 ? 0 : EINVAL);
+	EXPECT_CREATE(t, FILE_SIZE, want, 0);
+	EXPECT_CREATE(t, FILE_SIZE, want | 4, EINVAL);
+}
+
 static const struct layer_case layer_cases[] = {
 	{"create: any flag bit -> EINVAL", case_create_flags},
 	{"create: size 0, unaligned or > INT64_MAX -> EINVAL",
@@ -294,6 +317,8 @@ static const struct layer_case layer_cases[] = {
 	{"fallocate: allocate inside only, punch anywhere", case_falloc_range},
 	{"close, then every call -> EBADF", case_close},
 	{"a file outlives its VM", case_outlives_vm},
+	{"GMEM_CAP_GUEST_MEMFD_MMAP: KVM_CAP_GUEST_MEMFD_FLAGS, the flags",
+	 case_mmap_flags},
 };
 
 #define NR_LAYER_CASES (int)(sizeof(layer_cases) / sizeof(layer_cases[0]))
@@ -460,9 +485,133 @@ static void test_layers_share_handles(void)
 	tap_result("typed files are façade handles");
 }
 
+/* ---- 6.18's mmap of a guest_memfd --------------------------------------- */
+
+static sigjmp_buf bus_jmp;
+static volatile sig_atomic_t bus_hits;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	bus_hits++;
+	siglongjmp(bus_jmp, 1);
+}
+
+/* Does reading @p raise SIGBUS? */
+static bool read_sigbus(volatile uint8_t *p)
+{
+	sig_atomic_t before = bus_hits;
+
+	if (!sigsetjmp(bus_jmp, 1))
+		(void)*p;
+	return bus_hits != before;
+}
+
+static struct gmem_vcpu *mmap_vm(struct tvm *t, unsigned long type,
+				 uint64_t flags, int *fd)
+{
+	struct gmem_vcpu *vcpu = NULL;
+	/* No userspace_addr: the slot's memory is the file's alone. */
+	struct kvm_userspace_memory_region2 r;
+
+	tvm_open(t, false, type);
+	REQUIRE(tvm_enable_cap(t, GMEM_CAP_GUEST_MEMFD_MMAP, 0, 0) == 0);
+	REQUIRE((*fd = (int)tvm_create_file_flags(t, FILE_SIZE, flags)) >= 0);
+	r = gregion2(0, 0, FILE_SIZE, 0, *fd, 0);
+	REQUIRE(tvm_region2(t, &r) == 0);
+	REQUIRE(gmem_vcpu_create(t->vm, 0, &vcpu) == 0);
+	return vcpu;
+}
+
+static void test_mmap_shared(void)
+{
+	struct sigaction sa = {.sa_handler = on_sigbus}, old;
+	uint64_t v = 0;
+	struct gmem_vcpu *vcpu;
+	uint8_t *m;
+	struct tvm t;
+	int fd;
+
+	sigemptyset(&sa.sa_mask);
+	vcpu = mmap_vm(&t, KVM_X86_DEFAULT_VM,
+		       GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
+		       &fd);
+	REQUIRE(gmem_sigaction(SIGBUS, &sa, &old) == 0);
+	errno = 0;
+	CHECK(gmem_mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+			fd, 0) == MAP_FAILED &&
+	      errno == EINVAL);
+	/* One page more than the file: that page is past its end. */
+	m = gmem_mmap(NULL, FILE_SIZE + PAGE, PROT_READ | PROT_WRITE,
+		      MAP_SHARED, fd, 0);
+	REQUIRE(m != MAP_FAILED);
+	/* The host's writes are the guest's memory, and the other way. */
+	memcpy(m + 3 * PAGE, "host", 4);
+	CHECK_EQ(gmem_vcpu_access(vcpu, 3 * PAGE, &v, 4, GMEM_ACCESS_READ), 0);
+	CHECK_EQ(memcmp(&v, "host", 4), 0);
+	CHECK_EQ(gmem_vcpu_access(vcpu, 5 * PAGE + 8, "guest", 5,
+				  GMEM_ACCESS_WRITE),
+		 0);
+	CHECK_EQ(memcmp(m + 5 * PAGE + 8, "guest", 5), 0);
+	/* A hole reads zero through both. */
+	CHECK_EQ(gmem_fallocate(fd, PUNCH, 3 * PAGE, 3 * PAGE), 0);
+	CHECK_EQ(m[5 * PAGE + 8], 0);
+	CHECK_EQ(m[3 * PAGE], 0);
+	v = 1;
+	CHECK_EQ(gmem_vcpu_access(vcpu, 3 * PAGE, &v, 8, GMEM_ACCESS_READ), 0);
+	CHECK_EQ(v, 0);
+	CHECK(!read_sigbus(m + FILE_SIZE - 1));
+	CHECK(read_sigbus(m + FILE_SIZE));
+	/* The mapping holds the memory after the file is closed. */
+	m[7 * PAGE] = 0x77;
+	CHECK_EQ(gmem_close(fd), 0);
+	CHECK_EQ(m[7 * PAGE], 0x77);
+	CHECK_EQ(gmem_munmap(m, FILE_SIZE + PAGE), 0);
+	gmem_vcpu_destroy(vcpu);
+	tvm_close(&t);
+	gmem_sigaction(SIGBUS, &old, NULL);
+	tap_result("GUEST_MEMFD_FLAG_MMAP|INIT_SHARED: the host's mapping is "
+		   "the guest's memory; holes; SIGBUS past the end");
+}
+
+static void test_mmap_private(void)
+{
+	struct sigaction sa = {.sa_handler = on_sigbus}, old;
+	uint64_t v = 0x1234;
+	struct gmem_vcpu *vcpu;
+	uint8_t *m;
+	struct tvm t;
+	int fd;
+
+	sigemptyset(&sa.sa_mask);
+	vcpu = mmap_vm(&t, KVM_X86_SW_PROTECTED_VM, GUEST_MEMFD_FLAG_MMAP, &fd);
+	REQUIRE(gmem_sigaction(SIGBUS, &sa, &old) == 0);
+	m = gmem_mmap(NULL, FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	REQUIRE(m != MAP_FAILED);
+	/* Shared or private, the slot's pages are the file's. */
+	CHECK_EQ(gmem_vcpu_access(vcpu, 2 * PAGE, &v, 8, GMEM_ACCESS_WRITE), 0);
+	v = 0;
+	CHECK_EQ(gmem_vcpu_access(vcpu, 2 * PAGE, &v, 8, GMEM_ACCESS_READ), 0);
+	CHECK_EQ(v, 0x1234);
+	CHECK_EQ(tvm_set_attr(&t, 2 * PAGE, PAGE, PRIV), 0);
+	v = 0;
+	CHECK_EQ(gmem_vcpu_access(vcpu, 2 * PAGE, &v, 8, GMEM_ACCESS_READ), 0);
+	CHECK_EQ(v, 0x1234);
+	/* Not INIT_SHARED: the host may map it, never touch it. */
+	CHECK(read_sigbus(m));
+	CHECK(read_sigbus(m + 2 * PAGE));
+	CHECK_EQ(gmem_munmap(m, FILE_SIZE), 0);
+	gmem_vcpu_destroy(vcpu);
+	CHECK_EQ(gmem_close(fd), 0);
+	tvm_close(&t);
+	gmem_sigaction(SIGBUS, &old, NULL);
+	tap_result("GUEST_MEMFD_FLAG_MMAP alone: one memory for shared and "
+		   "private; the host's accesses SIGBUS");
+}
+
 int main(void)
 {
-	tap_plan(NR_LAYER_CASES * 4 + 6, 60);
+	tap_plan(NR_LAYER_CASES * 4 + 8, 60);
 	run_layer_cases();
 	test_io_fails();
 	test_mmap_fails();
@@ -470,5 +619,7 @@ int main(void)
 	test_poison();
 	test_layers_share_handles();
 	test_fallocate_not_file();
+	test_mmap_shared();
+	test_mmap_private();
 	return tap_done();
 }

@@ -203,7 +203,7 @@ static long enable_cap(struct tvm *t, const struct kvm_enable_cap *c)
 static void test_enable_cap(void)
 {
 	static const uint32_t unknown[] = {
-		0, KVM_CAP_USER_MEMORY, 0x7fff, 0x10000, 0x10004, 0xffffffff};
+		0, KVM_CAP_USER_MEMORY, 0x7fff, 0x10000, 0x10005, 0xffffffff};
 
 	for (int ty = 0; ty < 2; ty++)
 		for (int io = 0; io < 2; io++) {

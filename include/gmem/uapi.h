@@ -43,6 +43,17 @@ struct kvm_create_guest_memfd {
 	uint64_t reserved[6];
 };
 
+/*
+ * guest_memfd flags of Linux 6.18 (KVM_CAP_GUEST_MEMFD_FLAGS says which a
+ * VM takes), offered once the VM enabled GMEM_CAP_GUEST_MEMFD_MMAP.  MMAP:
+ * the file can be mapped MAP_SHARED by the host, and a memslot bound to it
+ * takes all its memory from it (userspace_addr is not used).
+ * INIT_SHARED: its memory is shared (default VMs only), which a host
+ * mapping may access; without it every access there is SIGBUS.
+ */
+#define GUEST_MEMFD_FLAG_MMAP (1ULL << 0)
+#define GUEST_MEMFD_FLAG_INIT_SHARED (1ULL << 1)
+
 /* Memslot flags. */
 #define KVM_MEM_LOG_DIRTY_PAGES (1U << 0)
 #define KVM_MEM_READONLY (1U << 1)
@@ -236,6 +247,7 @@ struct kvm_enable_cap {
 #define KVM_CAP_MEMORY_FAULT_INFO 232
 #define KVM_CAP_MEMORY_ATTRIBUTES 233
 #define KVM_CAP_GUEST_MEMFD 234
+#define KVM_CAP_GUEST_MEMFD_FLAGS 244 /* 6.18 */
 #define KVM_CAP_VM_TYPES 235
 #define KVM_CAP_BINARY_STATS_FD 203
 #define KVM_CAP_PRE_FAULT_MEMORY 236
@@ -646,10 +658,19 @@ struct kvm_run {
  */
 #define GMEM_CAP_FAULT_ACCESS_FLAGS 0x10003
 /*
+ * No arguments: Linux 6.18's guest_memfd mmap on this VM.
+ * KVM_CAP_GUEST_MEMFD_FLAGS answers GUEST_MEMFD_FLAG_MMAP, and
+ * GUEST_MEMFD_FLAG_INIT_SHARED on a VM without private memory;
+ * KVM_CREATE_GUEST_MEMFD takes them, and a default VM then has guest_memfd
+ * (KVM_CAP_GUEST_MEMFD 1, KVM_MEM_GUEST_MEMFD slots).  Without it the VM
+ * is 6.12's: no flag is valid and KVM_CAP_GUEST_MEMFD_FLAGS is 0.
+ */
+#define GMEM_CAP_GUEST_MEMFD_MMAP 0x10004
+/*
  * KVM_CAP_EXIT_HYPERCALL for gmem's hypercall numbers, which do not fit
  * KVM's 64-bit mask: args[0] bit i lets VMCALL with RAX = GMEM_HC_BASE + i
  * exit as KVM_EXIT_HYPERCALL (see <gmem/hypercall.h>).  Replaces the
- * previous mask; 0 turns them all off.  (0x10004-0x1000f are left for
+ * previous mask; 0 turns them all off.  (0x10005-0x1000f are left for
  * memory capabilities.)
  */
 #define GMEM_CAP_EXIT_HYPERCALL 0x10010
