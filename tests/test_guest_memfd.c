@@ -10,8 +10,16 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "gmem_test.h"
+
+/* <numaif.h>'s values, without libnuma. */
+#define MPOL_DEFAULT_ 0
+#define MPOL_BIND_ 2
+#define MPOL_F_NODE_ (1 << 0)
+#define MPOL_F_ADDR_ (1 << 1)
 
 #define KEEP FALLOC_FL_KEEP_SIZE
 #define PUNCH (FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)
@@ -523,6 +531,46 @@ static struct gmem_vcpu *mmap_vm(struct tvm *t, unsigned long type,
 	return vcpu;
 }
 
+/*
+ * 6.19's NUMA policy: mbind() on a mapping of the file is the file's
+ * policy, which its other mappings (and the guest's allocations) follow.
+ * The mapping is a real shmem one, so the kernel does this itself; on a
+ * one-node machine node 0 is all there is.
+ */
+static void check_mempolicy(int fd, uint8_t *m, struct gmem_vcpu *vcpu)
+{
+	unsigned long node0 = 1, mask = 0;
+	int mode = -1, node = -1;
+	uint8_t *m2;
+
+	errno = 0;
+	if (syscall(SYS_mbind, m + 8 * PAGE, 4 * PAGE, MPOL_BIND_, &node0,
+		    sizeof(node0) * 8, 0) &&
+	    errno == ENOSYS) {
+		tap_diag("no NUMA in this kernel: mbind() not checked");
+		return;
+	}
+	m2 = gmem_mmap(NULL, FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	REQUIRE(m2 != MAP_FAILED);
+	CHECK_EQ(syscall(SYS_get_mempolicy, &mode, &mask, sizeof(mask) * 8,
+			 m2 + 9 * PAGE, MPOL_F_ADDR_),
+		 0);
+	CHECK_EQ(mode, MPOL_BIND_);
+	CHECK_EQ(mask, 1);
+	/* The guest's first touch allocates under it. */
+	CHECK_EQ(gmem_vcpu_access(vcpu, 9 * PAGE, "n", 1, GMEM_ACCESS_WRITE),
+		 0);
+	CHECK_EQ(syscall(SYS_get_mempolicy, &node, NULL, 0, m2 + 9 * PAGE,
+			 MPOL_F_ADDR_ | MPOL_F_NODE_),
+		 0);
+	CHECK_EQ(node, 0);
+	CHECK_EQ(syscall(SYS_get_mempolicy, &mode, &mask, sizeof(mask) * 8,
+			 m2 + 2 * PAGE, MPOL_F_ADDR_),
+		 0);
+	CHECK_EQ(mode, MPOL_DEFAULT_);
+	gmem_munmap(m2, FILE_SIZE);
+}
+
 static void test_mmap_shared(void)
 {
 	struct sigaction sa = {.sa_handler = on_sigbus}, old;
@@ -562,6 +610,7 @@ static void test_mmap_shared(void)
 	CHECK_EQ(v, 0);
 	CHECK(!read_sigbus(m + FILE_SIZE - 1));
 	CHECK(read_sigbus(m + FILE_SIZE));
+	check_mempolicy(fd, m, vcpu);
 	/* The mapping holds the memory after the file is closed. */
 	m[7 * PAGE] = 0x77;
 	CHECK_EQ(gmem_close(fd), 0);
@@ -571,7 +620,7 @@ static void test_mmap_shared(void)
 	tvm_close(&t);
 	gmem_sigaction(SIGBUS, &old, NULL);
 	tap_result("GUEST_MEMFD_FLAG_MMAP|INIT_SHARED: the host's mapping is "
-		   "the guest's memory; holes; SIGBUS past the end");
+		   "the guest's memory; holes; SIGBUS past the end; mbind()");
 }
 
 static void test_mmap_private(void)
