@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <gmem/gmem.h>
@@ -13,6 +14,8 @@
 #include "uaccess.h"
 #include "util.h"
 #include "vm.h"
+
+#define CAP_SYS_BOOT_ 22 /* <linux/capability.h> */
 
 #define ATTR_RWX                                             \
 	(KVM_MEMORY_ATTRIBUTE_NR | KVM_MEMORY_ATTRIBUTE_NW | \
@@ -104,6 +107,7 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_USER_MEMORY2:
 	case KVM_CAP_READONLY_MEM:
 	case KVM_CAP_MEMORY_FAULT_INFO:
+	case KVM_CAP_VM_DISABLE_NX_HUGE_PAGES:
 	case KVM_CAP_IMMEDIATE_EXIT:
 	case GMEM_CAP_EXEC_ONLY:
 	case GMEM_CAP_XO_ALIAS:
@@ -173,6 +177,23 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	}
 }
 
+/* capable(CAP_SYS_BOOT): in the effective set of this process. */
+static bool has_sys_boot(void)
+{
+	struct {
+		uint32_t version;
+		int pid;
+	} hdr = {0x20080522, 0}; /* _LINUX_CAPABILITY_VERSION_3 */
+	struct {
+		uint32_t effective, permitted, inheritable;
+	} data[2] = {{0}};
+
+	if (syscall(SYS_capget, &hdr, data))
+		return false;
+	return data[CAP_SYS_BOOT_ / 32].effective &
+	       (1U << (CAP_SYS_BOOT_ % 32));
+}
+
 int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 {
 	int r = -EINVAL;
@@ -214,6 +235,22 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		__atomic_store_n(&vm->hypercall_exits, cap->args[0],
 				 __ATOMIC_RELAXED);
 		return 0;
+	case KVM_CAP_VM_DISABLE_NX_HUGE_PAGES:
+		/*
+		 * As x86.c: CAP_SYS_BOOT (the risk is the host's), no
+		 * argument, before the first vCPU.  Flags are not looked at.
+		 */
+		if (!has_sys_boot())
+			return -EPERM;
+		if (cap->args[0])
+			return -EINVAL;
+		pthread_mutex_lock(&vm->vcpus_lock);
+		if (!vm->nr_vcpus) {
+			vm->disable_nx_huge_pages = true;
+			r = 0;
+		}
+		pthread_mutex_unlock(&vm->vcpus_lock);
+		return r;
 	case KVM_CAP_MSR_PLATFORM_INFO:
 		/* args[0]: may the guest read MSR_PLATFORM_INFO.  Any time. */
 		if (cap->flags)

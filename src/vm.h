@@ -110,8 +110,15 @@ struct gmem_vm {
 	/* Accepted and kept, as KVM with TDP and unrestricted guest does. */
 	unsigned long nr_mmu_pages;
 	uint64_t tss_addr, identity_map_addr;
-	bool fault_access_flags;  /* atomic: GMEM_CAP_FAULT_ACCESS_FLAGS */
-	bool gmem_mmap;		  /* atomic: GMEM_CAP_GUEST_MEMFD_MMAP */
+	bool fault_access_flags; /* atomic: GMEM_CAP_FAULT_ACCESS_FLAGS */
+	bool gmem_mmap;		 /* atomic: GMEM_CAP_GUEST_MEMFD_MMAP */
+	/*
+	 * KVM_CAP_VM_DISABLE_NX_HUGE_PAGES, under vcpus_lock.  gmem has no
+	 * iTLB-multihit mitigation (kvm.nx_huge_pages reads N), so executable
+	 * huge mappings are never split either way: as in KVM with the
+	 * parameter off, the flag changes nothing.
+	 */
+	bool disable_nx_huge_pages;
 	uint64_t xo_bit;	  /* GMEM_CAP_XO_ALIAS: 1 << M, or 0 */
 	unsigned int maxphyaddr;  /* M, what CPUID reports, once XO is on */
 	uint64_t hypercall_exits; /* KVM_CAP_EXIT_HYPERCALL mask */

@@ -10,7 +10,10 @@
  * API and once through the façade.  Guests are a few instructions of
  * machine code, set up as in tests/test_vcpu.c.
  */
+#include <linux/capability.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "gmem_test.h"
@@ -365,6 +368,46 @@ static void test_max_vcpu_id_cap(void)
 	}
 	tap_result("KVM_ENABLE_CAP(MAX_VCPU_ID): before the first vCPU, "
 		   "<= 16384, then enforced");
+}
+
+/*
+ * KVM_CAP_VM_DISABLE_NX_HUGE_PAGES: 1; enabling it needs CAP_SYS_BOOT
+ * (EPERM otherwise, whatever the arguments), args[0] 0, no vCPU yet.
+ */
+static void test_disable_nx_huge_pages(void)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct cap[2];
+	bool boot;
+
+	REQUIRE(syscall(SYS_capget, &hdr, cap) == 0);
+	boot = cap[0].effective & (1U << CAP_SYS_BOOT);
+	FOR_LAYERS(io)
+	{
+		struct gmem_vcpu *v;
+		struct env e;
+		int fd = -1;
+
+		env_vm(&e, io, KVM_X86_DEFAULT_VM);
+		CHECK_EQ(tvm_check_extension(&(struct tvm){.ioctl = io,
+							   .vm = e.vm,
+							   .fd = e.vmfd},
+					     KVM_CAP_VM_DISABLE_NX_HUGE_PAGES),
+			 1);
+		CHECK_EQ(e_cap(&e, KVM_CAP_VM_DISABLE_NX_HUGE_PAGES, 1),
+			 boot ? -EINVAL : -EPERM);
+		CHECK_EQ(e_cap(&e, KVM_CAP_VM_DISABLE_NX_HUGE_PAGES, 0),
+			 boot ? 0 : -EPERM);
+		REQUIRE(e_create_vcpu(&e, 0, &v, &fd) == 0);
+		CHECK_EQ(e_cap(&e, KVM_CAP_VM_DISABLE_NX_HUGE_PAGES, 0),
+			 boot ? -EINVAL : -EPERM);
+		e_destroy_vcpu(&e, v, fd);
+		env_fini(&e);
+	}
+	if (!boot)
+		tap_diag("without CAP_SYS_BOOT: only the EPERM path ran");
+	tap_result("KVM_CAP_VM_DISABLE_NX_HUGE_PAGES: CAP_SYS_BOOT, args[0] "
+		   "0, before the first vCPU");
 }
 
 /* Room for 4096 vCPUs: each has a kvm_run memfd. */
@@ -1585,10 +1628,11 @@ static void test_fault_flags(void)
 
 int main(void)
 {
-	tap_plan(23, 120);
+	tap_plan(24, 120);
 	test_caps();
 	test_vcpu_ids();
 	test_max_vcpu_id_cap();
+	test_disable_nx_huge_pages();
 	test_max_vcpus();
 	test_tsc_khz();
 	test_rdtsc_rate();
