@@ -31,6 +31,28 @@
 #define HUGE_SIZE (2ULL << 20)
 #define GIANT_SIZE (1ULL << 30)
 
+struct gmem_binding {
+	struct gmem_memslot *slot;
+	uint64_t pgoff, npages;
+};
+
+struct gmem_file {
+	atomic_int refcount;
+	struct gmem_vm *vm;
+	uint64_t size;
+	uint64_t ino;
+	uint64_t flags; /* GUEST_MEMFD_FLAG_* */
+	int memfd;	/* GUEST_MEMFD_FLAG_MMAP: the memory's file, else -1 */
+	uint8_t *mem;	/* 2 MiB aligned, 1 GiB from 1 GiB on */
+	void *map;	/* the reservation, for munmap */
+	size_t map_size;
+
+	/* Under vm->lock (writers) and vm->state_lock. */
+	struct gmem_ranges poison;
+	struct gmem_binding *bindings;
+	size_t nr_bindings, cap_bindings;
+};
+
 static atomic_ulong next_ino = 1;
 
 static void file_release(void *file)
@@ -330,9 +352,20 @@ void *gmem_file_mmap(struct gmem_file *file, void *addr, size_t len, int prot,
 	return p;
 }
 
-int gmem_file_bind_check(struct gmem_file *file, uint64_t pgoff,
-			 uint64_t npages)
+int gmem_file_get_page(struct gmem_file *file, uint64_t pgoff, uint8_t **page,
+		       uint64_t *run0, uint64_t *run1)
 {
+	if (gmem_ranges_lookup(&file->poison, pgoff, run0, run1))
+		return -EHWPOISON;
+	*page = file->mem + (pgoff << PAGE_SHIFT);
+	return 0;
+}
+
+int gmem_file_bind_check(struct gmem_file *file, const struct gmem_vm *vm,
+			 uint64_t pgoff, uint64_t npages)
+{
+	if (file->vm != vm)
+		return -EINVAL;
 	if (pgoff + npages > file->size >> PAGE_SHIFT || pgoff + npages < pgoff)
 		return -EINVAL;
 	for (size_t i = 0; i < file->nr_bindings; i++) {

@@ -20,31 +20,20 @@
 struct gmem_vm;
 struct gmem_memslot;
 
-struct gmem_binding {
-	struct gmem_memslot *slot;
-	uint64_t pgoff, npages;
-};
-
-struct gmem_file {
-	atomic_int refcount;
-	struct gmem_vm *vm;
-	uint64_t size;
-	uint64_t ino;
-	uint64_t flags; /* GUEST_MEMFD_FLAG_* */
-	int memfd;	/* GUEST_MEMFD_FLAG_MMAP: the memory's file, else -1 */
-	uint8_t *mem;	/* 2 MiB aligned, 1 GiB from 1 GiB on */
-	void *map;	/* the reservation, for munmap */
-	size_t map_size;
-
-	/* Under vm->lock (writers) and vm->state_lock. */
-	struct gmem_ranges poison;
-	struct gmem_binding *bindings;
-	size_t nr_bindings, cap_bindings;
-};
+/* A guest_memfd file; private to guest_memfd.c. */
+struct gmem_file;
 
 /* Look up an open guest_memfd handle; takes a reference. */
 int gmem_file_from_handle(int fd, struct gmem_file **filep);
 void gmem_file_put(struct gmem_file *file);
+
+/*
+ * The MMU's view of a file (KVM's kvm_gmem_get_pfn()): the host address of
+ * file page @pgoff, or -EHWPOISON; [*run0, *run1) is the poison-free run
+ * of file pages around it, for the mapping size.  Under state_lock (read).
+ */
+int gmem_file_get_page(struct gmem_file *file, uint64_t pgoff, uint8_t **page,
+		       uint64_t *run0, uint64_t *run1);
 
 /*
  * mmap() of the file by the host, as 6.18's kvm_gmem_mmap(): ENODEV
@@ -59,10 +48,11 @@ void gmem_file_release(struct gmem_file *file);
 
 /*
  * Binding, under vm->lock.  gmem_file_bind_check() validates @slot's range
- * against the file and reserves room; gmem_file_bind() then cannot fail.
+ * against the file (which must be @vm's: -EINVAL) and reserves room;
+ * gmem_file_bind() then cannot fail.
  */
-int gmem_file_bind_check(struct gmem_file *file, uint64_t pgoff,
-			 uint64_t npages);
+int gmem_file_bind_check(struct gmem_file *file, const struct gmem_vm *vm,
+			 uint64_t pgoff, uint64_t npages);
 void gmem_file_bind(struct gmem_file *file, struct gmem_memslot *slot);
 void gmem_file_unbind(struct gmem_file *file, struct gmem_memslot *slot);
 

@@ -316,12 +316,9 @@ static int create_slot(struct gmem_vm *vm,
 		r = gmem_file_from_handle((int)mem->guest_memfd, &file);
 		if (r)
 			return r;
-		if (file->vm != vm)
-			r = -EINVAL;
-		else
-			r = gmem_file_bind_check(
-				file, mem->guest_memfd_offset >> PAGE_SHIFT,
-				npages);
+		r = gmem_file_bind_check(file, vm,
+					 mem->guest_memfd_offset >> PAGE_SHIFT,
+					 npages);
 		if (r)
 			goto out;
 	}

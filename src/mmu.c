@@ -569,16 +569,14 @@ static void resolve(struct gmem_vm *vm, uint64_t gfn, unsigned int access,
 			r->error = -EFAULT;
 			return;
 		}
-		if (gmem_ranges_lookup(&slot->file->poison,
-				       slot->gmem_pgoff + off, &runs.p0,
-				       &runs.p1)) {
+		r->error =
+			gmem_file_get_page(slot->file, slot->gmem_pgoff + off,
+					   &r->page, &runs.p0, &runs.p1);
+		if (r->error) {
 			r->kind = GMEM_S2_FAULT;
 			r->fault_flags = pflag;
-			r->error = -EHWPOISON;
 			return;
 		}
-		r->page = slot->file->mem +
-			  ((slot->gmem_pgoff + off) << PAGE_SHIFT);
 	} else {
 		/* A slot with no shared backing, as a VMM leaves it after
 		 * converting everything private. */
