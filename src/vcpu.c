@@ -276,6 +276,7 @@ void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu)
 	}
 	VCPU_STAT_INC(vcpu, tlb_flushes);
 	__atomic_store_n(&vcpu->vmv.seen_gen, gen, __ATOMIC_RELEASE);
+	gmem_vm_vcpu_acked(&vcpu->vmv);
 }
 
 /* The memory-fault exit of DESIGN §3.4, from the MMU's fault record. */

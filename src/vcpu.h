@@ -119,6 +119,7 @@ static inline void gmem_vcpu_enter_guest(struct gmem_vcpu *vcpu)
 static inline void gmem_vcpu_exit_guest(struct gmem_vcpu *vcpu)
 {
 	__atomic_store_n(&vcpu->vmv.mode, GMEM_VCPU_OUTSIDE, __ATOMIC_RELEASE);
+	gmem_vm_vcpu_acked(&vcpu->vmv);
 }
 
 /*

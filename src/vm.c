@@ -3,6 +3,8 @@
  * VMs: lifetime, capabilities and memory attributes.
  */
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -430,6 +432,48 @@ int gmem_vm_set_identity_map_addr(struct gmem_vm *vm, const uint64_t *addr)
 	return r;
 }
 
+/* Spins before a shootdown sleeps: a running vCPU answers within this. */
+#define ACK_SPINS 2000
+
+static bool acked(struct gmem_vm_vcpu *v, uint64_t gen)
+{
+	return __atomic_load_n(&v->mode, __ATOMIC_SEQ_CST) !=
+		       GMEM_VCPU_IN_GUEST ||
+	       __atomic_load_n(&v->seen_gen, __ATOMIC_SEQ_CST) >= gen;
+}
+
+void gmem_vm_vcpu_wake(struct gmem_vm_vcpu *v)
+{
+	syscall(SYS_futex, &v->acks, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL,
+		0);
+}
+
+/*
+ * Wait for @v to acknowledge flush @gen or leave guest mode: a short spin
+ * (it is polling for the kick), then sleep on its acks.  Reading acks
+ * before the check and sleeping only while it is unchanged closes the
+ * window with gmem_vm_vcpu_acked(), which bumps it after its store.
+ */
+static void wait_ack(struct gmem_vm_vcpu *v, uint64_t gen)
+{
+	for (int i = 0; i < ACK_SPINS; i++) {
+		if (acked(v, gen))
+			return;
+		__builtin_ia32_pause();
+	}
+	for (;;) {
+		unsigned int a = __atomic_load_n(&v->acks, __ATOMIC_SEQ_CST);
+
+		__atomic_fetch_add(&v->waiters, 1, __ATOMIC_SEQ_CST);
+		if (!acked(v, gen))
+			syscall(SYS_futex, &v->acks, FUTEX_WAIT_PRIVATE, a,
+				NULL, NULL, 0);
+		__atomic_fetch_sub(&v->waiters, 1, __ATOMIC_SEQ_CST);
+		if (acked(v, gen))
+			return;
+	}
+}
+
 /*
  * The shootdown (KVM's kvm_flush_remote_tlbs()): wait until every vCPU in
  * guest mode whose footprint meets @mask has acknowledged flush
@@ -457,10 +501,7 @@ static void flush_tlbs(struct gmem_vm *vm, uint64_t gen, uint64_t mask)
 		 */
 		if (!(__atomic_load_n(&v->footprint, __ATOMIC_SEQ_CST) & mask))
 			continue;
-		while (__atomic_load_n(&v->mode, __ATOMIC_SEQ_CST) ==
-			       GMEM_VCPU_IN_GUEST &&
-		       __atomic_load_n(&v->seen_gen, __ATOMIC_ACQUIRE) < gen)
-			sched_yield();
+		wait_ack(v, gen);
 	}
 	pthread_mutex_unlock(&vm->vcpus_lock);
 }

@@ -53,6 +53,12 @@ struct gmem_vm_vcpu {
 	 */
 	uint64_t footprint;
 	int kick; /* atomic: GMEM_KICK_* requests; the CPU polls it */
+	/*
+	 * A shootdown that spun too long sleeps on @acks (a futex), which
+	 * the vCPU bumps, waking @waiters, each time it acknowledges a flush
+	 * or leaves guest mode (gmem_vm_vcpu_acked()).
+	 */
+	unsigned int acks, waiters;
 	/* Its dirty ring, which gmem_vm_reset_dirty_rings() resets. */
 	struct gmem_dirty_ring ring;
 };
@@ -159,6 +165,16 @@ static inline bool gmem_vm_has_gmem(const struct gmem_vm *vm)
 }
 
 void gmem_vm_get(struct gmem_vm *vm);
+
+/* Wake a shootdown that sleeps on this vCPU (see gmem_vm_vcpu.acks). */
+void gmem_vm_vcpu_wake(struct gmem_vm_vcpu *v);
+
+static inline void gmem_vm_vcpu_acked(struct gmem_vm_vcpu *v)
+{
+	__atomic_fetch_add(&v->acks, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&v->waiters, __ATOMIC_SEQ_CST))
+		gmem_vm_vcpu_wake(v);
+}
 
 /* The footprint bits of the GFN range [start, end). */
 static inline uint64_t gmem_vm_footprint(uint64_t start, uint64_t end)
