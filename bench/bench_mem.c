@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <gmem/gmem.h>
+#include <gmem/kvm.h>
 
 #include "attr.h"
 #include "bench.h"
@@ -367,7 +368,7 @@ static void bench_guest_memfd(uint64_t size)
  * host allocates and zeroes on the way too.
  */
 static double fault_in_once(uint64_t size, bool huge, bool prealloc,
-			    struct gmem_vm_stats *st)
+			    bool prefault, struct gmem_vm_stats *st)
 {
 	struct gmem_vm *vm;
 	struct gmem_vcpu *vcpu;
@@ -396,9 +397,22 @@ static double fault_in_once(uint64_t size, bool huge, bool prealloc,
 	    gmem_file_fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, cg.size))
 		abort();
 	t = now();
-	for (uint64_t gpa = 0; gpa < size; gpa += 4 * KiB)
-		if (gmem_vcpu_access(vcpu, gpa, &v, 8, GMEM_ACCESS_WRITE))
-			abort();
+	if (prefault) {
+		struct kvm_pre_fault_memory pf = {.size = size};
+
+		/* One call maps it all, or stops early for a signal. */
+		while (pf.size) {
+			int e = gmem_vcpu_pre_fault_memory(vcpu, &pf);
+
+			if (e < 0 && e != -EINTR && e != -EAGAIN)
+				abort();
+		}
+	} else {
+		for (uint64_t gpa = 0; gpa < size; gpa += 4 * KiB)
+			if (gmem_vcpu_access(vcpu, gpa, &v, 8,
+					     GMEM_ACCESS_WRITE))
+				abort();
+	}
 	t = now() - t;
 	gmem_vm_get_stats(vm, st);
 	gmem_vcpu_destroy(vcpu);
@@ -427,7 +441,7 @@ static void bench_fault_in(uint64_t size, bool huge, bool prealloc)
 		} else {
 			tm = time_memset_fresh(size);
 		}
-		tg = fault_in_once(size, huge, prealloc, &st);
+		tg = fault_in_once(size, huge, prealloc, false, &st);
 		if (i >= 0)
 			m[i] = tm, t[i] = tg;
 	}
@@ -441,6 +455,98 @@ static void bench_fault_in(uint64_t size, bool huge, bool prealloc)
 	printf("%-44s (%llu faults: %llu 4K, %llu 2M, %llu 1G leaves)\n", "",
 	       (unsigned long long)st.faults, (unsigned long long)st.map_4k,
 	       (unsigned long long)st.map_2m, (unsigned long long)st.map_1g);
+}
+
+/*
+ * KVM_PRE_FAULT_MEMORY of a whole private slot against the guest's own
+ * first touches of it, each on memory the other just freed.
+ */
+static void bench_pre_fault(uint64_t size)
+{
+	enum { REPS = 3 };
+	struct gmem_vm_stats st;
+	double t[REPS], a[REPS], pages = size / (4 * KiB);
+
+	for (int i = -1; i < REPS; i++) {
+		double tp, ta;
+
+		progress("pre-fault: round %d/%d", i + 1, REPS);
+		ta = fault_in_once(size, true, false, false, &st);
+		tp = fault_in_once(size, true, false, true, &st);
+		if (i >= 0)
+			t[i] = tp, a[i] = ta;
+	}
+	double ns = median(t, REPS) / pages * 1e9;
+	double an = median(a, REPS) / pages * 1e9;
+
+	row("KVM_PRE_FAULT_MEMORY 1 GiB (huge maps)", ns, "ns/page", an,
+	    "first touch/page", "<= 1.2x", ns <= 1.2 * an ? MET_YES : MET_NO);
+}
+
+/*
+ * First touch of a guest_memfd the host mapped (GUEST_MEMFD_FLAG_MMAP |
+ * INIT_SHARED) against the same of a plain memfd's mapping.
+ */
+static double touch_mapping(uint64_t size, bool gmem)
+{
+	struct kvm_create_guest_memfd cg = {
+		.size = size,
+		.flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
+	};
+	struct kvm_enable_cap cap = {.cap = GMEM_CAP_GUEST_MEMFD_MMAP};
+	struct gmem_vm *vm = NULL;
+	uint8_t *p;
+	double t;
+	int fd;
+
+	if (gmem) {
+		if (gmem_vm_create(KVM_X86_DEFAULT_VM, &vm) ||
+		    gmem_vm_enable_cap(vm, &cap))
+			abort();
+		fd = gmem_create_guest_memfd(vm, &cg);
+		p = gmem_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			      fd, 0);
+	} else {
+		fd = memfd_create("anchor", 0);
+		if (fd < 0 || ftruncate(fd, (off_t)size))
+			abort();
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	}
+	if (fd < 0 || p == MAP_FAILED)
+		abort();
+	t = now();
+	for (uint64_t o = 0; o < size; o += 4 * KiB)
+		p[o] = 1;
+	t = now() - t;
+	munmap(p, size);
+	if (gmem) {
+		gmem_handle_close(fd);
+		gmem_vm_put(vm);
+	} else {
+		close(fd);
+	}
+	return t;
+}
+
+static void bench_gmem_mmap(uint64_t size)
+{
+	enum { REPS = 5 };
+	double g[REPS], m[REPS], pages = size / (4 * KiB);
+
+	progress("guest_memfd mmap first touch");
+	for (int i = -1; i < REPS; i++) {
+		double tm = touch_mapping(size, false);
+		double tg = touch_mapping(size, true);
+
+		if (i >= 0)
+			g[i] = tg, m[i] = tm;
+	}
+	double gn = median(g, REPS) / pages * 1e9;
+	double mn = median(m, REPS) / pages * 1e9;
+
+	row("mmap'd guest_memfd first touch", gn, "ns/page", mn,
+	    "memfd mapping first touch", "<= 1.2x",
+	    gn <= 1.2 * mn ? MET_YES : MET_NO);
 }
 
 /*
@@ -562,6 +668,8 @@ int main(int argc, char **argv)
 	bench_fault_in(big, true, true);
 	bench_fault_in(big, false, false);
 	bench_fault_in(big, true, false);
+	bench_pre_fault(big);
+	bench_gmem_mmap(big);
 	progress("dirty logging");
 	bench_dirty_log(quick);
 	bench_close();

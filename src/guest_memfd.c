@@ -24,10 +24,6 @@
 #include "util.h"
 #include "vm.h"
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
 #define HUGE_SIZE (2ULL << 20)
 #define GIANT_SIZE (1ULL << 30)
 

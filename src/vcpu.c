@@ -655,6 +655,19 @@ static bool hypercall(struct gmem_vcpu *vcpu)
  * halted, as KVM's does when a signal ends kvm_vcpu_block().
  */
 /* One page's pre-fault: the bytes it covers from @gpa, or -errno. */
+/*
+ * What KVM's pre-fault does to the memory behind a mapping: the pages are
+ * allocated (kvm_gmem_get_pfn(), or a writable GUP of the VMM's memory),
+ * not just mapped, so that the guest's first touch costs nothing more.
+ * A failure is left for the access that meets it.
+ */
+static void populate(uint8_t *page, uint64_t len, bool writable)
+{
+	if (writable && !madvise(page, len, MADV_POPULATE_WRITE))
+		return;
+	madvise(page, len, MADV_POPULATE_READ);
+}
+
 static int64_t pre_fault_one(struct gmem_vcpu *vcpu, uint64_t gpa,
 			     uint64_t size)
 {
@@ -667,7 +680,9 @@ static int64_t pre_fault_one(struct gmem_vcpu *vcpu, uint64_t gpa,
 		case GMEM_S2_OK:
 			/* A huge mapping may reach past the page. */
 			end = (gpa | ((PAGE_SIZE << (9 * res.level)) - 1)) + 1;
-			return (int64_t)MIN(size, end - gpa);
+			end = MIN(size, end - gpa);
+			populate(res.page, end, res.perm & S2_W);
+			return (int64_t)end;
 		case GMEM_S2_RETRY:
 			/* Outside guest mode: no flush waits for us. */
 			sched_yield();
