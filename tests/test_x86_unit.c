@@ -1020,7 +1020,7 @@ static void t_sreg(void)
 
 	uint32_t o[4], hi[4];
 
-	x86_cpuid(&vm.cpu, 7, 0, hi);
+	x86_cpuid(&vm.cpu, 0xd, 0, hi);
 	x86_cpuid(&vm.cpu, 0x1234, 0, o); /* above the max basic leaf */
 	CHECK(memcmp(o, hi, sizeof(o)) == 0);
 	/*

@@ -52,9 +52,11 @@
  *
  * SSE (sse.c): XMM0-15 and MXCSR, the data-movement, logical, integer and
  * shuffle instructions through SSE4.1 (and PCMPGTQ), LDMXCSR/STMXCSR,
- * FXSAVE/FXRSTOR; XSAVE images of x87 and SSE state for the VMM
- * (x86_get/set_xsave), but no XSAVE instructions.  16-byte accesses to
- * MMIO stop with INTERNAL.
+ * FXSAVE/FXRSTOR; XSAVE of x87 and SSE state: XSAVE, XSAVEOPT (init
+ * optimisation, no modified optimisation), XSAVEC, XRSTOR in both forms
+ * and XGETBV/XSETBV (system.c), and the same images for the VMM
+ * (x86_get/set_xsave); no XSAVES/XRSTORS.  16-byte accesses to MMIO
+ * stop with INTERNAL.
  *
  * Not modelled: interrupts other than x86_inject() (no APIC; the caller
  * checks RFLAGS.IF before injecting an external interrupt), TF/debug
@@ -221,6 +223,7 @@ enum {
 #define X86_CR4_OSXMMEXCPT (1ull << 10)
 #define X86_CR4_FSGSBASE (1ull << 16)
 #define X86_CR4_SMEP (1ull << 20)
+#define X86_CR4_OSXSAVE (1ull << 18)
 #define X86_CR4_SMAP (1ull << 21)
 #define X86_EFER_SCE (1ull << 0)
 #define X86_EFER_LME (1ull << 8)
@@ -451,7 +454,19 @@ struct x86_cpu {
 	union x86_xmm xmm[16];
 	uint32_t mxcsr;
 	struct x86_x87 x87;
-	uint64_t xcr0; /* XCR0, set by the VMM only: no XSETBV yet */
+	uint64_t xcr0; /* XCR0 */
+	/*
+	 * What XSETBV may set beyond x87: leaf 0xD of the CPUID table, of
+	 * what the model has (KVM's guest_supported_xcr0).  The vCPU layer
+	 * clears it until KVM_SET_CPUID2, as KVM's starts empty.
+	 */
+	uint64_t guest_xcr0;
+	/*
+	 * XINUSE bits that values alone do not show: set by an XRSTOR (or
+	 * KVM_SET_XSAVE) that loaded the component, cleared by one that
+	 * initialised it (see x86_xinuse()).
+	 */
+	uint8_t xinuse;
 
 	/*
 	 * INS data across its exit, KVM's PIO read-ahead cache: state 1
@@ -596,20 +611,55 @@ int x86_set_fxsave(struct x86_cpu *cpu, const uint8_t area[512]);
  */
 #define X86_XFEATURE_FP 1ull
 #define X86_XFEATURE_SSE 2ull
+#define X86_XFEATURE_YMM 4ull
 #define X86_XCR0_SUPPORTED (X86_XFEATURE_FP | X86_XFEATURE_SSE)
 #define X86_XSAVE_SIZE 576
+/* CPUID.(0xd, 1):EAX */
+#define X86_XSAVE_XSAVEOPT (1u << 0)
+#define X86_XSAVE_XSAVEC (1u << 1)
+#define X86_XSAVE_XGETBV1 (1u << 2)
+#define X86_XSAVE_XSAVES (1u << 3)
 
 /*
- * The image XSAVE would store with both components requested: the
- * FXSAVE64 legacy region and XSTATE_BV naming the components not in
- * their initial configuration (SDM 13.6; SSE's counts MXCSR != 0x1f80),
- * the rest of the header and bytes 416-511 zero.
+ * XINUSE (SDM vol. 1, 13.6): the components that may not be in their
+ * initial configuration: x87 or XMM registers not initial, or loaded by
+ * the last XRSTOR of them.  XINUSE[1] is about the XMM registers only.
+ */
+uint64_t x86_xinuse(const struct x86_cpu *cpu);
+
+/*
+ * Set XCR @idx as XSETBV (and KVM_SET_XCRS) does: 0, or -EINVAL (#GP)
+ * for an index other than 0 or a value __kvm_set_xcr() refuses.
+ */
+int x86_set_xcr(struct x86_cpu *cpu, uint32_t idx, uint64_t value);
+
+/*
+ * The CR4 bits a CPUID table allows (KVM's __cr4_reserved_bits()).  CR4
+ * writes take the intersection of the supported table's and the guest's.
+ */
+uint64_t x86_cr4_allowed(const struct kvm_cpuid_entry2 *t, unsigned n);
+
+/*
+ * KVM's runtime CPUID update (__kvm_update_cpuid_runtime()) of table @e:
+ * CPUID.1:ECX.OSXSAVE from CR4 and leaf 0xD's sizes from XCR0.  The model
+ * applies it to its own table on every change; a caller comparing a new
+ * table with it (KVM_SET_CPUID2 after KVM_RUN) applies it to that first.
+ */
+void x86_cpuid_runtime(const struct x86_cpu *cpu, struct kvm_cpuid_entry2 *e,
+		       unsigned n);
+
+/*
+ * The image the kernel's KVM_GET_XSAVE gives, x87 and SSE requested:
+ * the FXSAVE64 legacy region and XSTATE_BV naming the components in use
+ * (x86_xinuse(), SSE's also while MXCSR != 0x1f80, as XSAVES reports
+ * it), the rest of the header and bytes 416-511 zero.
  */
 void x86_get_xsave(const struct x86_cpu *cpu, uint8_t area[X86_XSAVE_SIZE]);
 /*
- * Load such an image as XRSTOR would: a component whose XSTATE_BV bit
- * is clear takes its initial configuration (x87: FCW 0x37f, the rest 0;
- * SSE: XMM 0, MXCSR 0x1f80).  -EINVAL, nothing loaded, for XSTATE_BV
+ * Load such an image as the kernel's XRSTORS would: a component whose
+ * XSTATE_BV bit is clear takes its initial configuration (x87: FCW
+ * 0x37f, the rest 0; SSE: XMM 0, MXCSR 0x1f80), one whose bit is set is
+ * in use afterwards.  -EINVAL, nothing loaded, for XSTATE_BV
  * bits beyond X86_XCR0_SUPPORTED, a non-zero XCOMP_BV or reserved header
  * bytes, or reserved MXCSR bits when x87 or SSE is loaded.
  */
