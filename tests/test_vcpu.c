@@ -452,11 +452,44 @@ static void test_fpu_state(void)
 	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_XCRS, &xcrs), 0);
 	CHECK_EQ(gmem_ioctl(fd2, KVM_GET_XCRS, &xcrs), 0);
 	CHECK_EQ(xcrs.xcrs[0].value, 3);
+	/* That table has no XSAVE: CR4.OSXSAVE is refused. */
+	REQUIRE(gmem_ioctl(fd2, KVM_GET_SREGS, &sregs) == 0);
+	sregs.cr4 |= 1 << 18;
+	CHECK_ERRNO(gmem_ioctl(fd2, KVM_SET_SREGS, &sregs), EINVAL);
+	gmem_close(fd2);
+
+	/*
+	 * With the supported table, it is taken, and KVM_GET_CPUID2 shows
+	 * CPUID.1:ECX.OSXSAVE following it.
+	 */
+	static union {
+		struct kvm_cpuid2 c;
+		uint8_t buf[sizeof(struct kvm_cpuid2) +
+			    256 * sizeof(struct kvm_cpuid_entry2)];
+	} sup;
+	struct kvm_cpuid_entry2 *l1 = NULL;
+
+	fd2 = gmem_ioctl(vmfd, KVM_CREATE_VCPU, 2);
+	REQUIRE(fd2 >= 0);
+	sup.c.nent = 256;
+	REQUIRE(gmem_ioctl(sys, KVM_GET_SUPPORTED_CPUID, &sup) == 0);
+	for (unsigned int k = 0; k < sup.c.nent; k++)
+		if (sup.c.entries[k].function == 1)
+			l1 = &sup.c.entries[k];
+	REQUIRE(l1);
+	CHECK_EQ(l1->ecx >> 26 & 3, 1); /* XSAVE, OSXSAVE clear */
+	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_CPUID2, &sup), 0);
+	REQUIRE(gmem_ioctl(fd2, KVM_GET_SREGS, &sregs) == 0);
+	sregs.cr4 |= 1 << 18;
+	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_SREGS, &sregs), 0);
+	CHECK_EQ(gmem_ioctl(fd2, KVM_GET_CPUID2, &sup), 0);
+	CHECK_EQ(l1->ecx >> 26 & 3, 3);
 	gmem_close(fd2);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);
-	tap_result("KVM_GET/SET_XCRS: XCR0 under __kvm_set_xcr()'s rules");
+	tap_result("KVM_GET/SET_XCRS: XCR0 under __kvm_set_xcr()'s rules; "
+		   "CR4.OSXSAVE and CPUID's OSXSAVE");
 }
 
 /* A kvm_msr_list with room for @n indices. */
