@@ -300,8 +300,10 @@ static int h_xgetbv(struct x86_cpu *c, const struct x86_insn *i)
 	return advance(c, i);
 }
 
-/* XSETBV: #UD before anything else, as hardware checks it before KVM's
- * intercept; then kvm_emulate_xsetbv()'s #GP for CPL > 0 or a bad XCR0. */
+/*
+ * XSETBV: #UD first, as hardware checks CR4.OSXSAVE before KVM's
+ * intercept; then kvm_emulate_xsetbv()'s #GP for CPL > 0 or a bad XCR0.
+ */
 static int h_xsetbv(struct x86_cpu *c, const struct x86_insn *i)
 {
 	uint64_t v = (uint32_t)c->gpr[X86_RAX] | c->gpr[X86_RDX] << 32;

@@ -62,10 +62,11 @@
  * checks RFLAGS.IF before injecting an external interrupt), TF/debug
  * registers (DR0-7 are VMM state only: no MOV DRn, no breakpoints), NMIs,
  * the STI/MOV SS interrupt shadow, SMM, the I/O permission bitmap (IN/OUT at
- * CPL > IOPL is #GP), x87 (its registers exist only for FXSAVE/FXRSTOR), SSE
- * floating-point arithmetic and conversions, SSE4.2 string instructions, MMX,
- * AVX (all #UD), PCID, LA57, 16/32-bit modes, task switches; #SS is reported as
- * #GP(0) for non-canonical stack addresses.
+ * CPL > IOPL is #GP), x87 (its registers exist only for FXSAVE/FXRSTOR and
+ * the XSAVE instructions), SSE floating-point arithmetic and conversions,
+ * SSE4.2 string instructions, MMX, AVX, XSAVES/XRSTORS (all #UD), XSAVE's
+ * modified optimisation, PCID, LA57, 16/32-bit modes, task switches; #SS is
+ * reported as #GP(0) for non-canonical stack addresses.
  */
 #ifndef GMEM_X86_H
 #define GMEM_X86_H
