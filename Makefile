@@ -59,6 +59,7 @@ LIB_SRCS := \
 	src/vm.c \
 	src/handle.c \
 	src/coalesced.c \
+	src/msr_filter.c \
 	src/stats.c \
 	src/ioctl.c \
 	src/loader.c

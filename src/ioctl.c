@@ -166,6 +166,12 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 		COPY_IN(attrs, arg);
 		return gmem_vm_set_memory_attributes(vm, &attrs);
 	}
+	case KVM_X86_SET_MSR_FILTER: {
+		struct kvm_msr_filter filter;
+
+		COPY_IN(filter, arg);
+		return gmem_vm_set_msr_filter(vm, &filter);
+	}
 	case KVM_CREATE_IRQCHIP:
 		return gmem_vm_create_irqchip(vm);
 	case KVM_REGISTER_COALESCED_MMIO:

@@ -25,6 +25,7 @@
 #define RUN_SIZE GMEM_VCPU_MMAP_SIZE
 
 static const struct x86_bus vcpu_bus;
+static bool vcpu_msr_allowed(void *ctx, uint32_t index, bool write);
 
 _Static_assert(GMEM_TSC_KHZ == X86_TSC_KHZ,
 	       "the CPU model's TSC is the host's");
@@ -91,6 +92,8 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	vcpu->cpu->exit_on_emulation_failure = &vm->exit_on_emulation_failure;
 	/* KVM's guest_supported_xcr0 is empty until KVM_SET_CPUID2. */
 	vcpu->cpu->guest_xcr0 = 0;
+	vcpu->cpu->user_msr_exits = &vm->msr.exit_mask;
+	vcpu->cpu->msr_allowed = vcpu_msr_allowed;
 	x86_set_tsc_khz(vcpu->cpu, __atomic_load_n(&vm->default_tsc_khz,
 						   __ATOMIC_RELAXED));
 	/* Without XO the CPUID table says (48 bits in the default one). */
@@ -533,6 +536,14 @@ static int bus_map(void *ctx, uint64_t gpa, unsigned int acc, uint8_t **page,
 
 static const struct x86_bus vcpu_bus = {.map = bus_map};
 
+/* The CPU model's filter check: the VM's KVM_X86_SET_MSR_FILTER. */
+static bool vcpu_msr_allowed(void *ctx, uint32_t index, bool write)
+{
+	struct gmem_vcpu *vcpu = ctx;
+
+	return gmem_msr_filter_allows(&vcpu->vm->msr, index, write);
+}
+
 /* Finish what the VMM answered: IN data, MMIO read data, hypercall ret. */
 static void complete_pending(struct gmem_vcpu *vcpu)
 {
@@ -556,6 +567,10 @@ static void complete_pending(struct gmem_vcpu *vcpu)
 	}
 	case GMEM_PEND_HYPERCALL:
 		vcpu->cpu->gpr[X86_RAX] = run->hypercall.ret;
+		break;
+	case GMEM_PEND_MSR:
+		/* complete_fast_rdmsr()/complete_fast_msr_access() */
+		x86_complete_msr(vcpu->cpu, run->msr.error != 0, run->msr.data);
 		break;
 	}
 	vcpu->pending = GMEM_PEND_NONE;
@@ -975,6 +990,17 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 			goto out;
 		case X86_STOP_SHUTDOWN:
 			run->exit_reason = KVM_EXIT_SHUTDOWN;
+			goto out;
+		case X86_STOP_MSR:
+			/* kvm_msr_user_space(): error and pad zeroed. */
+			run->exit_reason = stop.msr.is_write
+						   ? KVM_EXIT_X86_WRMSR
+						   : KVM_EXIT_X86_RDMSR;
+			memset(&run->msr, 0, sizeof(run->msr));
+			run->msr.reason = stop.msr.reason;
+			run->msr.index = stop.msr.index;
+			run->msr.data = stop.msr.data;
+			vcpu->pending = GMEM_PEND_MSR;
 			goto out;
 		case X86_STOP_INTERNAL:
 		default:

@@ -24,6 +24,7 @@
 
 #include "attr.h"
 #include "coalesced.h"
+#include "msr_filter.h"
 #include "memslot.h"
 #include "mmu.h"
 
@@ -115,6 +116,8 @@ struct gmem_vm {
 	/* atomic: KVM_CAP_MSR_PLATFORM_INFO, true at creation, as KVM */
 	bool guest_platform_info;
 	bool exit_on_emulation_failure; /* atomic: that capability */
+	/* KVM_CAP_X86_USER_SPACE_MSR and KVM_X86_SET_MSR_FILTER */
+	struct gmem_msr_filter msr;
 };
 
 static inline bool gmem_vm_has_private_mem(const struct gmem_vm *vm)

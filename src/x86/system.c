@@ -402,35 +402,89 @@ static bool guest_tsc_write(struct x86_cpu *c, uint32_t idx, uint64_t v)
 	return true;
 }
 
+/*
+ * A refused RDMSR/WRMSR: #GP, or, when the VMM asked for accesses refused
+ * for @why (kvm_msr_user_space()), a stop with RIP at the instruction.
+ */
+static int msr_refused(struct x86_cpu *c, const struct x86_insn *i,
+		       uint32_t idx, uint64_t v, uint32_t why)
+{
+	uint64_t mask = c->user_msr_exits ? __atomic_load_n(c->user_msr_exits,
+							    __ATOMIC_RELAXED)
+					  : 0;
+
+	if (!(mask & why))
+		return x86_gp0(c);
+	c->stop->reason = X86_STOP_MSR;
+	c->stop->msr.index = idx;
+	c->stop->msr.reason = why;
+	c->stop->msr.data = i->op ? v : 0;
+	c->stop->msr.is_write = i->op;
+	c->umsr.valid = true;
+	c->umsr.write = i->op;
+	c->umsr.len = i->len;
+	c->umsr.rip = c->rip;
+	return X86_STOPPED;
+}
+
+/*
+ * RDMSR (op 0) / WRMSR (op 1) as kvm_emulate_rdmsr/wrmsr(): #GP at CPL >
+ * 0 (hardware's, before any intercept), then the filter (FILTER), then
+ * the MSR: one the model lacks is UNKNOWN, a refused value or access to
+ * one it has INVAL.
+ */
 static int h_msr(struct x86_cpu *c, const struct x86_insn *i)
 {
 	uint32_t idx = c->gpr[X86_RCX];
-	uint64_t v;
+	uint64_t v = (uint32_t)c->gpr[X86_RAX] | c->gpr[X86_RDX] << 32, old;
 
 	if (c->cpl)
 		return x86_gp0(c);
+	if (c->msr_allowed && !c->msr_allowed(c->bus_ctx, idx, i->op))
+		return msr_refused(c, i, idx, v, KVM_MSR_EXIT_REASON_FILTER);
 	if (i->op == 0) {
 		if (idx == X86_MSR_PLATFORM_INFO && c->platform_info_readable &&
 		    !__atomic_load_n(c->platform_info_readable,
 				     __ATOMIC_RELAXED))
-			return x86_gp0(c);
+			return msr_refused(c, i, idx, v,
+					   KVM_MSR_EXIT_REASON_INVAL);
 		if (x86_get_msr(c, idx, &v))
-			return x86_gp0(c);
+			return msr_refused(c, i, idx, v,
+					   KVM_MSR_EXIT_REASON_UNKNOWN);
 		c->gpr[X86_RAX] = (uint32_t)v;
 		c->gpr[X86_RDX] = v >> 32;
 	} else {
-		v = (uint32_t)c->gpr[X86_RAX] | c->gpr[X86_RDX] << 32;
 		if (guest_tsc_write(c, idx, v))
 			return advance(c, i);
 		/* KVM ignores the guest's (a BIOS writes 0 before CPUID). */
 		if (idx == X86_MSR_UCODE_REV)
 			return advance(c, i);
 		if (idx == X86_MSR_PLATFORM_INFO)
-			return x86_gp0(c);
+			return msr_refused(c, i, idx, v,
+					   KVM_MSR_EXIT_REASON_INVAL);
 		if (x86_set_msr(c, idx, v))
-			return x86_gp0(c);
+			return msr_refused(c, i, idx, v,
+					   x86_get_msr(c, idx, &old)
+						   ? KVM_MSR_EXIT_REASON_UNKNOWN
+						   : KVM_MSR_EXIT_REASON_INVAL);
 	}
 	return advance(c, i);
+}
+
+void x86_complete_msr(struct x86_cpu *c, bool error, uint64_t data)
+{
+	if (!c->umsr.valid || c->rip != c->umsr.rip)
+		return;
+	c->umsr.valid = false;
+	if (error) {
+		x86_inject(c, X86_GP, true, 0);
+		return;
+	}
+	if (!c->umsr.write) {
+		c->gpr[X86_RAX] = (uint32_t)data;
+		c->gpr[X86_RDX] = data >> 32;
+	}
+	c->rip += c->umsr.len;
 }
 
 /* A CR4 write: CPUID's OSXSAVE follows it, as kvm_set_cr4() updates it. */
@@ -1300,6 +1354,9 @@ int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 	case X86_MSR_PLATFORM_INFO:
 		*v = c->platform_info;
 		return 0;
+	case X86_MSR_POWER_CTL:
+		*v = c->power_ctl;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -1369,6 +1426,9 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 	case X86_MSR_UCODE_REV:
 		c->ucode_rev = v; /* the VMM's; guest writes do not get here */
 		return 0;
+	case X86_MSR_POWER_CTL:
+		c->power_ctl = v; /* any value, from either side */
+		return 0;
 	case X86_MSR_PLATFORM_INFO:
 		/*
 		 * The VMM's alone (the guest's #GP in h_msr).  KVM refuses to
@@ -1386,7 +1446,7 @@ static const uint32_t msr_list[] = {
 	X86_MSR_STAR,	   X86_MSR_CSTAR,      X86_MSR_KERNEL_GS_BASE,
 	X86_MSR_SFMASK,	   X86_MSR_LSTAR,      X86_MSR_TSC,
 	X86_MSR_TSC_AUX,   X86_MSR_TSC_ADJUST, X86_MSR_PLATFORM_INFO,
-	X86_MSR_UCODE_REV, X86_MSR_K7_HWCR,
+	X86_MSR_UCODE_REV, X86_MSR_K7_HWCR,    X86_MSR_POWER_CTL,
 };
 
 const uint32_t *x86_msr_list(unsigned *n)

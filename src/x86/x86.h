@@ -28,6 +28,10 @@
  *       SHUTDOWN   triple fault: KVM_EXIT_SHUTDOWN
  *       KICK       *kick or *immediate_exit was set (checked at entry and
  *                  every 1024 instructions): -EINTR
+ *       MSR        RDMSR/WRMSR refused for a reason cpu->user_msr_exits
+ *                  names (KVM_CAP_X86_USER_SPACE_MSR): RIP at it; call
+ *                  x86_complete_msr() with the VMM's answer before the
+ *                  next x86_run
  *       INTERNAL   stop.internal.why: KVM_EXIT_INTERNAL_ERROR (fetch from
  *                  MMIO, exception frame in MMIO, page-crossing MMIO,
  *                  page tables outside RAM, compatibility mode; an
@@ -112,6 +116,7 @@ enum x86_stop_reason {
 	X86_STOP_SHUTDOWN,   /* triple fault */
 	X86_STOP_KICK,	     /* *kick or *immediate_exit was set */
 	X86_STOP_INTERNAL,   /* emulation failure not caused by the guest */
+	X86_STOP_MSR,	     /* see struct x86_stop.msr */
 };
 
 struct x86_stop {
@@ -146,6 +151,14 @@ struct x86_stop {
 			uint8_t is_write;
 			uint8_t data[8];
 		} mmio;
+		/* A refused RDMSR/WRMSR, nothing done: KVM_MSR_EXIT_REASON_*.
+		 */
+		struct {
+			uint32_t index;
+			uint32_t reason;
+			uint64_t data; /* WRMSR's EDX:EAX */
+			uint8_t is_write;
+		} msr;
 		struct {
 			uint64_t rip;
 			const char *why;
@@ -257,6 +270,7 @@ enum {
 #define X86_MSR_TSC_AUX 0xc0000103
 #define X86_MSR_UCODE_REV 0x8b
 #define X86_MSR_PLATFORM_INFO 0xce
+#define X86_MSR_POWER_CTL 0x1fc
 
 /* DR6 and DR7 at reset (all breakpoints off), KVM's DR6_ACTIVE_LOW etc. */
 #define X86_DR6_INIT 0xffff0ff0ull
@@ -506,6 +520,21 @@ struct x86_cpu {
 	 * stops INTERNAL with its bytes, RIP at it, instead of raising #UD.
 	 */
 	const bool *exit_on_emulation_failure;
+
+	/*
+	 * RDMSR/WRMSR the VMM handles: the KVM_MSR_EXIT_REASON_* bits that
+	 * stop (atomic; NULL is none), and the MSR filter (NULL allows
+	 * everything; false: refused for reason FILTER).  umsr is the stop
+	 * waiting for x86_complete_msr().
+	 */
+	const uint64_t *user_msr_exits;
+	bool (*msr_allowed)(void *ctx, uint32_t index, bool write);
+	struct {
+		bool valid, write;
+		uint8_t len;
+		uint64_t rip;
+	} umsr;
+	uint64_t power_ctl; /* MSR_IA32_POWER_CTL, kept as KVM keeps it */
 };
 
 /* Set up @cpu in the state KVM gives a new vCPU, with backend @bus. */
@@ -524,6 +553,12 @@ int x86_run(struct x86_cpu *cpu, uint64_t budget, struct x86_stop *stop);
 void x86_complete_in(struct x86_cpu *cpu, uint32_t data);
 void x86_complete_pio_in(struct x86_cpu *cpu, const void *data, unsigned len);
 void x86_complete_mmio(struct x86_cpu *cpu, uint64_t data);
+/*
+ * Complete an MSR stop as KVM completes its exit: @error injects #GP at
+ * the instruction, else RDMSR takes @data into EDX:EAX and the
+ * instruction retires.  Nothing if RIP moved since the stop.
+ */
+void x86_complete_msr(struct x86_cpu *cpu, bool error, uint64_t data);
 
 /*
  * Whether an MMIO stop left its instruction to be re-executed (a read
