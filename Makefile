@@ -60,6 +60,7 @@ LIB_SRCS := \
 	src/handle.c \
 	src/coalesced.c \
 	src/dirty_log.c \
+	src/msr_filter.c \
 	src/stats.c \
 	src/ioctl.c \
 	src/loader.c

@@ -180,6 +180,12 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 	}
 	case KVM_RESET_DIRTY_RINGS:
 		return gmem_vm_reset_dirty_rings(vm);
+	case KVM_X86_SET_MSR_FILTER: {
+		struct kvm_msr_filter filter;
+
+		COPY_IN(filter, arg);
+		return gmem_vm_set_msr_filter(vm, &filter);
+	}
 	case KVM_CREATE_IRQCHIP:
 		return gmem_vm_create_irqchip(vm);
 	case KVM_REGISTER_COALESCED_MMIO:

@@ -27,6 +27,7 @@
 #define RING_OFFSET ((off_t)KVM_DIRTY_LOG_PAGE_OFFSET * PAGE_SIZE)
 
 static const struct x86_bus vcpu_bus;
+static bool vcpu_msr_allowed(void *ctx, uint32_t index, bool write);
 
 _Static_assert(GMEM_TSC_KHZ == X86_TSC_KHZ,
 	       "the CPU model's TSC is the host's");
@@ -113,6 +114,10 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	vcpu->cpu->immediate_exit = &vcpu->run->immediate_exit;
 	vcpu->cpu->platform_info_readable = &vm->guest_platform_info;
 	vcpu->cpu->exit_on_emulation_failure = &vm->exit_on_emulation_failure;
+	/* KVM's guest_supported_xcr0 is empty until KVM_SET_CPUID2. */
+	vcpu->cpu->guest_xcr0 = 0;
+	vcpu->cpu->user_msr_exits = &vm->msr.exit_mask;
+	vcpu->cpu->msr_allowed = vcpu_msr_allowed;
 	x86_set_tsc_khz(vcpu->cpu, __atomic_load_n(&vm->default_tsc_khz,
 						   __ATOMIC_RELAXED));
 	/* Without XO the CPUID table says (48 bits in the default one). */
@@ -579,6 +584,14 @@ static int bus_map(void *ctx, uint64_t gpa, unsigned int acc, uint8_t **page,
 
 static const struct x86_bus vcpu_bus = {.map = bus_map};
 
+/* The CPU model's filter check: the VM's KVM_X86_SET_MSR_FILTER. */
+static bool vcpu_msr_allowed(void *ctx, uint32_t index, bool write)
+{
+	struct gmem_vcpu *vcpu = ctx;
+
+	return gmem_msr_filter_allows(&vcpu->vm->msr, index, write);
+}
+
 /* Finish what the VMM answered: IN data, MMIO read data, hypercall ret. */
 static void complete_pending(struct gmem_vcpu *vcpu)
 {
@@ -602,6 +615,10 @@ static void complete_pending(struct gmem_vcpu *vcpu)
 	}
 	case GMEM_PEND_HYPERCALL:
 		vcpu->cpu->gpr[X86_RAX] = run->hypercall.ret;
+		break;
+	case GMEM_PEND_MSR:
+		/* complete_fast_rdmsr()/complete_fast_msr_access() */
+		x86_complete_msr(vcpu->cpu, run->msr.error != 0, run->msr.data);
 		break;
 	}
 	vcpu->pending = GMEM_PEND_NONE;
@@ -1076,6 +1093,17 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 		case X86_STOP_SHUTDOWN:
 			run->exit_reason = KVM_EXIT_SHUTDOWN;
 			goto out;
+		case X86_STOP_MSR:
+			/* kvm_msr_user_space(): error and pad zeroed. */
+			run->exit_reason = stop.msr.is_write
+						   ? KVM_EXIT_X86_WRMSR
+						   : KVM_EXIT_X86_RDMSR;
+			memset(&run->msr, 0, sizeof(run->msr));
+			run->msr.reason = stop.msr.reason;
+			run->msr.index = stop.msr.index;
+			run->msr.data = stop.msr.data;
+			vcpu->pending = GMEM_PEND_MSR;
+			goto out;
 		case X86_STOP_INTERNAL:
 		default:
 			run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
@@ -1245,37 +1273,6 @@ static bool table_has(const struct kvm_cpuid_entry2 *t, unsigned int n,
 }
 
 /*
- * The CR4 bits a CPUID table allows (KVM's __cr4_reserved_bits()): the
- * always-there ones, and each feature's bit only where CPUID has it.
- */
-static uint64_t cr4_allowed(const struct kvm_cpuid_entry2 *t, unsigned int n)
-{
-	static const struct {
-		uint32_t fn;
-		int reg, bit;
-		uint64_t cr4;
-	} feat[] = {
-		{7, 2, 2, 1ULL << 11},	/* UMIP */
-		{7, 2, 16, 1ULL << 12}, /* LA57 */
-		{1, 2, 5, 1ULL << 13},	/* VMXE */
-		{1, 2, 6, 1ULL << 14},	/* SMXE */
-		{7, 1, 0, 1ULL << 16},	/* FSGSBASE */
-		{1, 2, 17, 1ULL << 17}, /* PCIDE */
-		{1, 2, 26, 1ULL << 18}, /* OSXSAVE */
-		{7, 1, 7, 1ULL << 20},	/* SMEP */
-		{7, 1, 20, 1ULL << 21}, /* SMAP */
-		{7, 2, 3, 1ULL << 22},	/* PKE */
-	};
-	/* VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT */
-	uint64_t ok = 0x7ff;
-
-	for (size_t i = 0; i < ARRAY_SIZE(feat); i++)
-		if (table_has(t, n, feat[i].fn, 0, feat[i].reg, feat[i].bit))
-			ok |= feat[i].cr4;
-	return ok;
-}
-
-/*
  * KVM_GET_FPU: the FXSAVE image's fields.  MXCSR is not among them, as in
  * KVM (its kvm_fpu.mxcsr stays 0, and KVM_SET_FPU ignores it).
  */
@@ -1350,45 +1347,18 @@ int gmem_vcpu_get_xcrs(struct gmem_vcpu *vcpu, struct kvm_xcrs *xcrs)
 	return 0;
 }
 
-/* KVM's guest_supported_xcr0: CPUID.(0xd, 0) EDX:EAX, of what it supports. */
-static uint64_t guest_supported_xcr0(const struct gmem_vcpu *vcpu)
-{
-	const struct x86_cpu *cpu = vcpu->cpu;
-
-	if (!vcpu->cpuid_set)
-		return 0; /* KVM's table is empty until KVM_SET_CPUID2 */
-	for (unsigned int i = 0; i < cpu->ncpuid; i++) {
-		const struct kvm_cpuid_entry2 *e = &cpu->cpuid[i];
-
-		if (e->function == 0xd &&
-		    (!(e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) ||
-		     !e->index))
-			return (e->eax | (uint64_t)e->edx << 32) &
-			       X86_XCR0_SUPPORTED;
-	}
-	return 0;
-}
-
 /*
  * KVM_SET_XCRS as kvm_vcpu_ioctl_x86_set_xcrs(): the first XCR0 entry is
- * taken (other indices are skipped), under __kvm_set_xcr()'s rules: x87
- * set, nothing beyond x87 and what the guest's CPUID allows.
+ * taken (other indices are skipped), under the rules XSETBV has
+ * (x86_set_xcr(), KVM's __kvm_set_xcr()).
  */
 int gmem_vcpu_set_xcrs(struct gmem_vcpu *vcpu, const struct kvm_xcrs *xcrs)
 {
 	if (xcrs->nr_xcrs > KVM_MAX_XCRS || xcrs->flags)
 		return -EINVAL;
-	for (uint32_t i = 0; i < xcrs->nr_xcrs; i++) {
-		uint64_t v = xcrs->xcrs[i].value;
-
-		if (xcrs->xcrs[i].xcr != 0)
-			continue;
-		if (!(v & X86_XFEATURE_FP) ||
-		    (v & ~(guest_supported_xcr0(vcpu) | X86_XFEATURE_FP)))
-			return -EINVAL;
-		vcpu->cpu->xcr0 = v;
-		break;
-	}
+	for (uint32_t i = 0; i < xcrs->nr_xcrs; i++)
+		if (xcrs->xcrs[i].xcr == 0)
+			return x86_set_xcr(vcpu->cpu, 0, xcrs->xcrs[i].value);
 	return 0;
 }
 
@@ -1417,9 +1387,10 @@ static bool valid_sregs(const struct gmem_vcpu *vcpu, const struct kvm_sregs *s)
 	}
 	/* What the model supports at all, then what the guest's CPUID allows.
 	 */
-	if (s->cr4 & ~cr4_allowed(sup, nsup))
+	if (s->cr4 & ~x86_cr4_allowed(sup, nsup))
 		return false;
-	if (vcpu->cpuid_set && (s->cr4 & ~cr4_allowed(cpu->cpuid, cpu->ncpuid)))
+	if (vcpu->cpuid_set &&
+	    (s->cr4 & ~x86_cr4_allowed(cpu->cpuid, cpu->ncpuid)))
 		return false;
 	if ((s->cr0 >> 32) ||
 	    ((s->cr0 & X86_CR0_NW) && !(s->cr0 & X86_CR0_CD)) ||
@@ -1443,17 +1414,23 @@ int gmem_vcpu_set_sregs(struct gmem_vcpu *vcpu, const struct kvm_sregs *sregs)
 	return x86_set_sregs(vcpu->cpu, sregs);
 }
 
-/* kvm_cpuid_check_equal(): every field but the padding. */
+/*
+ * kvm_cpuid_check_equal(): every field but the padding, of the new table
+ * after the runtime update KVM gives it first (OSXSAVE from CR4, ...).
+ */
 static bool cpuid_equal(const struct gmem_vcpu *vcpu,
 			const struct kvm_cpuid2 *cpuid)
 {
 	const struct x86_cpu *cpu = vcpu->cpu;
 	unsigned int n = vcpu->cpuid_set ? cpu->ncpuid : 0;
+	struct kvm_cpuid_entry2 t[X86_MAX_CPUID];
 
 	if (cpuid->nent != n)
 		return false;
+	memcpy(t, cpuid->entries, n * sizeof(t[0]));
+	x86_cpuid_runtime(cpu, t, n);
 	for (unsigned int i = 0; i < n; i++) {
-		const struct kvm_cpuid_entry2 *a = &cpuid->entries[i];
+		const struct kvm_cpuid_entry2 *a = &t[i];
 		const struct kvm_cpuid_entry2 *b = &cpu->cpuid[i];
 
 		if (a->function != b->function || a->index != b->index ||

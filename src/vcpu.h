@@ -51,7 +51,13 @@ struct gmem_s2tlb_entry {
 	unsigned int perm;
 };
 
-enum { GMEM_PEND_NONE, GMEM_PEND_IN, GMEM_PEND_MMIO, GMEM_PEND_HYPERCALL };
+enum {
+	GMEM_PEND_NONE,
+	GMEM_PEND_IN,
+	GMEM_PEND_MMIO,
+	GMEM_PEND_HYPERCALL,
+	GMEM_PEND_MSR,
+};
 
 struct x86_cpu;
 

@@ -54,6 +54,7 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 		gmem_free(vm);
 		return -ENOMEM;
 	}
+	gmem_msr_filter_init(&vm->msr);
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->vcpus_lock, NULL);
 	/*
@@ -82,6 +83,7 @@ void gmem_vm_put(struct gmem_vm *vm)
 		return;
 	gmem_mmu_destroy(&vm->mmu);
 	gmem_coalesced_destroy(&vm->coalesced);
+	gmem_msr_filter_destroy(&vm->msr);
 	gmem_memslots_destroy(&vm->slots);
 	gmem_ranges_destroy(&vm->attrs);
 	gmem_free(vm->vcpus);
@@ -125,6 +127,8 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_SET_BOOT_CPU_ID:
 	case KVM_CAP_MSR_PLATFORM_INFO:
 	case KVM_CAP_EXIT_ON_EMULATION_FAILURE:
+	case KVM_CAP_X86_USER_SPACE_MSR:
+	case KVM_CAP_X86_MSR_FILTER:
 	case KVM_CAP_MMU_SHADOW_CACHE_CONTROL:
 	case KVM_CAP_EXT_CPUID: /* KVM_GET_SUPPORTED_CPUID, KVM_SET_CPUID2 */
 	case KVM_CAP_XSAVE:	/* KVM_GET/SET_XSAVE */
@@ -282,6 +286,14 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 			return -EINVAL;
 		__atomic_store_n(&vm->exit_on_emulation_failure,
 				 cap->args[0] != 0, __ATOMIC_RELAXED);
+		return 0;
+	case KVM_CAP_X86_USER_SPACE_MSR:
+		/* Which refused RDMSR/WRMSR exit, any time (KVM's rule). */
+		if (cap->flags ||
+		    (cap->args[0] & ~(uint64_t)KVM_MSR_EXIT_REASON_VALID_MASK))
+			return -EINVAL;
+		__atomic_store_n(&vm->msr.exit_mask, cap->args[0],
+				 __ATOMIC_RELAXED);
 		return 0;
 	case GMEM_CAP_FAULT_ACCESS_FLAGS:
 	case GMEM_CAP_GUEST_MEMFD_MMAP:
@@ -624,4 +636,10 @@ int gmem_vm_hva_to_gpa(struct gmem_vm *vm, uint64_t hva, uint64_t *gpa)
 	}
 	pthread_rwlock_unlock(&vm->state_lock);
 	return r;
+}
+
+int gmem_vm_set_msr_filter(struct gmem_vm *vm,
+			   const struct kvm_msr_filter *filter)
+{
+	return gmem_msr_filter_set(&vm->msr, filter);
 }

@@ -25,6 +25,7 @@
 #include "attr.h"
 #include "coalesced.h"
 #include "dirty_log.h"
+#include "msr_filter.h"
 #include "memslot.h"
 #include "mmu.h"
 
@@ -137,6 +138,8 @@ struct gmem_vm {
 	uint32_t dirty_ring_size;
 	/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2's flags, under vm->lock. */
 	uint64_t manual_dirty_log_protect;
+	/* KVM_CAP_X86_USER_SPACE_MSR and KVM_X86_SET_MSR_FILTER */
+	struct gmem_msr_filter msr;
 };
 
 static inline bool gmem_vm_has_private_mem(const struct gmem_vm *vm)

@@ -635,7 +635,7 @@ static void test_sregs(void)
 		uint64_t cr0, cr4, efer, apic_base;
 	} refused[] = {
 		{.cr4 = 1 << 11},		     /* UMIP: not in CPUID */
-		{.cr4 = 1 << 18},		     /* OSXSAVE without XSAVE */
+		{.cr4 = 1 << 13},		     /* VMXE: no VMX in CPUID */
 		{.cr0 = 1ULL << 32},		     /* reserved CR0 bit */
 		{.cr0 = 1ULL << 29},		     /* NW without CD */
 		{.cr0 = 1ULL << 31},		     /* PG without PE */
@@ -657,7 +657,7 @@ static void test_sregs(void)
 	/* Every CR4 bit the supported CPUID allows is accepted. */
 	bad = s;
 	bad.cr0 = 0;
-	bad.cr4 = 0x7ff | 1 << 20 | 1 << 21; /* ... SMEP, SMAP */
+	bad.cr4 = 0x7ff | 1 << 18 | 1 << 20 | 1 << 21; /* OSXSAVE SMEP SMAP */
 	CHECK_EQ(ioctl(vcpu, KVM_SET_SREGS, &bad), 0);
 	CHECK_EQ(close(vcpu), 0);
 	CHECK_EQ(close(vm), 0);

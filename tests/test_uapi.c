@@ -248,6 +248,11 @@ static void test_ioctls(void)
 	CHECK_EQ(KVM_GET_XSAVE2, 0x9000aecf);
 	CHECK_EQ(KVM_GET_XCRS, 0x8188aea6);
 	CHECK_EQ(KVM_SET_XCRS, 0x4188aea7);
+	CHECK_EQ(KVM_X86_SET_MSR_FILTER, 0x4188aec6);
+	CHECK_EQ(KVM_CAP_X86_USER_SPACE_MSR, 188);
+	CHECK_EQ(KVM_CAP_X86_MSR_FILTER, 189);
+	CHECK_EQ(KVM_EXIT_X86_RDMSR, 29);
+	CHECK_EQ(KVM_EXIT_X86_WRMSR, 30);
 	CHECK_EQ(KVM_GET_MSR_INDEX_LIST, 0xc004ae02);
 	CHECK_EQ(KVM_GET_MSR_FEATURE_INDEX_LIST, 0xc004ae0a);
 	CHECK_EQ(KVM_GET_VCPU_EVENTS, 0x8040ae9f);
@@ -301,6 +306,12 @@ static void test_vcpu_structs(void)
 	CHECK_EQ(sizeof(struct kvm_xcrs), 392);
 	CHECK_OFF(struct kvm_xcrs, xcrs, 8);
 	CHECK_OFF(struct kvm_xcrs, padding, 264);
+	CHECK_EQ(sizeof(struct kvm_msr_filter_range), 24);
+	CHECK_OFF(struct kvm_msr_filter_range, bitmap, 16);
+	CHECK_EQ(sizeof(struct kvm_msr_filter), 392);
+	CHECK_OFF(struct kvm_msr_filter, ranges, 8);
+	CHECK_OFF(struct kvm_run, msr.reason, 40);
+	CHECK_OFF(struct kvm_run, msr.index, 44);
 	tap_result("vCPU register structs");
 }
 

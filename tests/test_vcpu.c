@@ -452,11 +452,44 @@ static void test_fpu_state(void)
 	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_XCRS, &xcrs), 0);
 	CHECK_EQ(gmem_ioctl(fd2, KVM_GET_XCRS, &xcrs), 0);
 	CHECK_EQ(xcrs.xcrs[0].value, 3);
+	/* That table has no XSAVE: CR4.OSXSAVE is refused. */
+	REQUIRE(gmem_ioctl(fd2, KVM_GET_SREGS, &sregs) == 0);
+	sregs.cr4 |= 1 << 18;
+	CHECK_ERRNO(gmem_ioctl(fd2, KVM_SET_SREGS, &sregs), EINVAL);
+	gmem_close(fd2);
+
+	/*
+	 * With the supported table, it is taken, and KVM_GET_CPUID2 shows
+	 * CPUID.1:ECX.OSXSAVE following it.
+	 */
+	static union {
+		struct kvm_cpuid2 c;
+		uint8_t buf[sizeof(struct kvm_cpuid2) +
+			    256 * sizeof(struct kvm_cpuid_entry2)];
+	} sup;
+	struct kvm_cpuid_entry2 *l1 = NULL;
+
+	fd2 = gmem_ioctl(vmfd, KVM_CREATE_VCPU, 2);
+	REQUIRE(fd2 >= 0);
+	sup.c.nent = 256;
+	REQUIRE(gmem_ioctl(sys, KVM_GET_SUPPORTED_CPUID, &sup) == 0);
+	for (unsigned int k = 0; k < sup.c.nent; k++)
+		if (sup.c.entries[k].function == 1)
+			l1 = &sup.c.entries[k];
+	REQUIRE(l1);
+	CHECK_EQ(l1->ecx >> 26 & 3, 1); /* XSAVE, OSXSAVE clear */
+	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_CPUID2, &sup), 0);
+	REQUIRE(gmem_ioctl(fd2, KVM_GET_SREGS, &sregs) == 0);
+	sregs.cr4 |= 1 << 18;
+	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_SREGS, &sregs), 0);
+	CHECK_EQ(gmem_ioctl(fd2, KVM_GET_CPUID2, &sup), 0);
+	CHECK_EQ(l1->ecx >> 26 & 3, 3);
 	gmem_close(fd2);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);
-	tap_result("KVM_GET/SET_XCRS: XCR0 under __kvm_set_xcr()'s rules");
+	tap_result("KVM_GET/SET_XCRS: XCR0 under __kvm_set_xcr()'s rules; "
+		   "CR4.OSXSAVE and CPUID's OSXSAVE");
 }
 
 /* A kvm_msr_list with room for @n indices. */
@@ -765,11 +798,107 @@ static void *kicker(void *arg)
 	return NULL;
 }
 
+/*
+ * KVM_CAP_X86_USER_SPACE_MSR and KVM_X86_SET_MSR_FILTER: the flags KVM
+ * refuses, then a guest's unknown, filtered and refused accesses exiting
+ * and completed by the VMM's answer (data, or #GP, which with no IDT here
+ * ends in a shutdown).
+ */
+static void test_user_msr(void)
+{
+	static const uint8_t guest[] = {
+		0xb9, 0x00, 0x4f, 0x4f, 0x47, /* mov ecx, 0x474f4f00 */
+		0x0f, 0x32,		      /* rdmsr: unknown */
+		0x89, 0xc3,		      /* mov ebx, eax */
+		0xb9, 0x81, 0x00, 0x00, 0xc0, /* mov ecx, STAR */
+		0xb8, 0x78, 0x56, 0x34, 0x12, /* mov eax, 0x12345678 */
+		0x31, 0xd2,		      /* xor edx, edx */
+		0x0f, 0x30,		      /* wrmsr: filtered, allowed */
+		0x0f, 0x32,		      /* rdmsr: not filtered */
+		0xb9, 0xce, 0x00, 0x00, 0x00, /* mov ecx, PLATFORM_INFO */
+		0x0f, 0x30,		      /* wrmsr: refused, #GP */
+		0xf4,
+	};
+	uint64_t deny = 0, allow = 1;
+	struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR};
+	struct kvm_msr_filter f = {.flags = KVM_MSR_FILTER_DEFAULT_ALLOW};
+	struct kvm_regs regs;
+
+	setup(false);
+	CHECK_EQ(gmem_ioctl(sys, KVM_CHECK_EXTENSION,
+			    KVM_CAP_X86_USER_SPACE_MSR),
+		 1);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER),
+		 1);
+	cap.args[0] = 8;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_ENABLE_CAP, &cap), EINVAL);
+	f.flags = 2;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_X86_SET_MSR_FILTER, &f), EINVAL);
+	f.flags = KVM_MSR_FILTER_DEFAULT_DENY; /* and no range */
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_X86_SET_MSR_FILTER, &f), EINVAL);
+	f.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
+	f.ranges[0] = (struct kvm_msr_filter_range){
+		.nmsrs = 1, .base = 0xc0000081, .bitmap = (uint8_t *)&deny};
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_X86_SET_MSR_FILTER, &f), EINVAL);
+	f.ranges[0].flags = 4;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_X86_SET_MSR_FILTER, &f), EINVAL);
+	f.ranges[0].flags = KVM_MSR_FILTER_WRITE;
+	f.ranges[0].nmsrs = KVM_MSR_FILTER_MAX_BITMAP_SIZE * 8 + 1;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_X86_SET_MSR_FILTER, &f), EINVAL);
+	f.ranges[0].nmsrs = 1;
+	f.ranges[0].bitmap = NULL;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_X86_SET_MSR_FILTER, &f), EFAULT);
+	f.ranges[0].bitmap = (uint8_t *)&deny;
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_X86_SET_MSR_FILTER, &f), 0);
+	deny = ~0ull; /* the filter keeps its own copy */
+	cap.args[0] = KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_FILTER |
+		      KVM_MSR_EXIT_REASON_INVAL;
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_ENABLE_CAP, &cap), 0);
+	tap_result("KVM_CAP_X86_USER_SPACE_MSR, KVM_X86_SET_MSR_FILTER: "
+		   "KVM's refusals");
+
+	memcpy(mem + CODE + 0xc00, guest, sizeof(guest));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = CODE + 0xc00;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_X86_RDMSR);
+	CHECK_EQ(run->msr.reason, KVM_MSR_EXIT_REASON_UNKNOWN);
+	CHECK_EQ(run->msr.index, 0x474f4f00);
+	CHECK_EQ(run->msr.error, 0);
+	run->msr.data = 0x1122334455667788ull;
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_X86_WRMSR);
+	CHECK_EQ(run->msr.reason, KVM_MSR_EXIT_REASON_FILTER);
+	CHECK_EQ(run->msr.index, 0xc0000081);
+	CHECK_EQ(run->msr.data, 0x12345678);
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	CHECK_EQ(regs.rbx, 0x55667788);	       /* the VMM's RDMSR data */
+	CHECK_EQ(regs.rip, CODE + 0xc00 + 21); /* at the WRMSR */
+	/* Allowed by the VMM; the read goes to the CPU, STAR still 0. */
+	f.ranges[0].bitmap = (uint8_t *)&allow;
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_X86_SET_MSR_FILTER, &f), 0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_X86_WRMSR);
+	CHECK_EQ(run->msr.reason, KVM_MSR_EXIT_REASON_INVAL);
+	CHECK_EQ(run->msr.index, 0xce);
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	CHECK_EQ(regs.rax, 0);
+	run->msr.error = 1;
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_SHUTDOWN);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("MSR exits: unknown, filtered and refused accesses, "
+		   "completed with data or #GP");
+}
+
 int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(25, 60);
+	tap_plan(27, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -901,6 +1030,7 @@ int main(void)
 	test_string_io();
 	test_fpu_state();
 	test_msr_lists();
+	test_user_msr();
 	test_vcpu_events();
 	test_debugregs();
 	return tap_done();

@@ -13,7 +13,8 @@
  * sequence without a comparison: #DE, and #GP or #UD (SIGSEGV from the
  * kernel, SIGILL) from a misaligned SSE operand or a bad MXCSR value.
  * Then random XSAVE images of x87 and SSE state go through XRSTOR/XSAVE
- * natively and x86_set_xsave()/x86_get_xsave() in the model.
+ * natively and x86_set_xsave()/x86_get_xsave() in the model, and through
+ * the XSAVE instructions on both (xsave_insn_diff()).
  *
  *   test_x86_diff [seed [count]]   (or X86_DIFF_SEED / X86_DIFF_N)
  *
@@ -1270,6 +1271,164 @@ static unsigned xsave_diff(unsigned n)
 	return bad;
 }
 
+/*
+ * The XSAVE instructions against the host: from one random image loaded
+ * in full (XRSTOR64, RFBM x87|SSE), XRSTOR64 of another in either form
+ * under a random RFBM, then XSAVE64, XSAVEOPT64 or XSAVEC64 under another
+ * into a random area, XGETBV(1) and an FXSAVE64 of the registers; natively
+ * and in the interpreter.  The stored area, XCR0 & XINUSE and the
+ * registers must match (less fx_masked()): random components are never
+ * initial, so the host's XINUSE is exactly what XRSTOR left.
+ */
+#define XS_SEQ(save)                                      \
+	"mov $3, %eax\nxor %edx, %edx\nxrstor64 (%rbx)\n" \
+	"mov %r8d, %eax\nxrstor64 (%rsi)\n"               \
+	"mov %r9d, %eax\n" save " (%rdi)\n"               \
+	"mov $1, %ecx\nxgetbv\nmov %eax, %r10d\n"         \
+	"fxsave64 (%r11)\nret\n"
+
+GUEST_CODE(xs_seq_save, XS_SEQ("xsave64"));
+GUEST_CODE(xs_seq_opt, XS_SEQ("xsaveopt64"));
+GUEST_CODE(xs_seq_c, XS_SEQ("xsavec64"));
+GUEST_CODE(xs_seq_32, XS_SEQ("xsave")); /* FIP/FCS, FDP/FDS: 32-bit format */
+
+/* Areas in D: the two images, the stored one, the registers. */
+#define XS_BASE 0
+#define XS_IMG 1024
+#define XS_OUT 2048
+#define XS_REGS 3072
+
+static void xs_rnd_image(uint8_t *a, bool compact)
+{
+	uint64_t bv = rn(4), comp = 0;
+
+	memset(a, 0, 1024);
+	rnd_fx(a);
+	if (compact) {
+		comp = 1ull << 63 | rn(4);
+		bv &= comp;
+	}
+	memcpy(a + 512, &bv, 8);
+	memcpy(a + 520, &comp, 8);
+}
+
+static unsigned xsave_insn_diff(unsigned n)
+{
+	static const struct {
+		const uint8_t *b, *e;
+		unsigned feat; /* CPUID.(0xd, 1):EAX bit, or 0 */
+	} seqs[] = {{xs_seq_save, xs_seq_save_end, 0},
+		    {xs_seq_opt, xs_seq_opt_end, X86_XSAVE_XSAVEOPT},
+		    {xs_seq_c, xs_seq_c_end, X86_XSAVE_XSAVEC},
+		    {xs_seq_32, xs_seq_32_end, 0}};
+	static uint8_t host[512] __attribute__((aligned(16)));
+	uint32_t a = 0xd, b, c = 1, d;
+	uint8_t *nat = code_a + 2048, *dv = vm.mem + H_DATA;
+	uint64_t d0 = (uint64_t)data_d;
+	unsigned bad = 0, done = 0;
+	struct kvm_sregs s;
+
+	__asm__("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+	if (!(a & X86_XSAVE_XGETBV1))
+		return 0;
+	x86_get_sregs(&vm.cpu, &s);
+	s.cr4 |= X86_CR4_OSXSAVE;
+	x86_set_sregs(&vm.cpu, &s);
+	REQUIRE(x86_set_xcr(&vm.cpu, 0, 3) == 0);
+	for (unsigned i = 0; i < n; i++) {
+		unsigned k = rn(ARRAY_LEN(seqs)), r1 = rn(4), r2 = rn(4);
+		uint8_t mem[4096], out[X86_XSAVE_SIZE];
+		uint64_t xin, r10;
+		bool diff = false;
+
+		if (seqs[k].feat && !(a & seqs[k].feat))
+			continue;
+		done++;
+		xs_rnd_image(mem + XS_BASE, false);
+		xs_rnd_image(mem + XS_IMG, rn(2));
+		for (unsigned q = 0; q < 1024; q++)
+			mem[XS_OUT + q] = rnd();
+		memset(mem + XS_REGS, 0, 1024);
+
+		/* Native, from a call the red zone is safe from. */
+		memcpy(nat, seqs[k].b, seqs[k].e - seqs[k].b);
+		__builtin___clear_cache((char *)nat, (char *)nat + 1024);
+		memcpy(data_d, mem, 4096);
+		{
+			register uint64_t r8 __asm__("r8") = r1;
+			register uint64_t r9 __asm__("r9") = r2;
+			register uint64_t rr10 __asm__("r10");
+			register uint64_t r11 __asm__("r11") = d0 + XS_REGS;
+
+			__asm__ volatile("fxsave64 %[h]\n\t"
+					 "sub $128, %%rsp\n\t"
+					 "call *%[f]\n\t"
+					 "add $128, %%rsp\n\t"
+					 "fxrstor64 %[h]"
+					 : [h] "+m"(host), "=r"(rr10), "+r"(r11)
+					 : [f] "r"(nat), "b"(d0 + XS_BASE),
+					   "S"(d0 + XS_IMG), "D"(d0 + XS_OUT),
+					   "r"(r8), "r"(r9)
+					 : "rax", "rcx", "rdx", "memory");
+			xin = rr10;
+		}
+
+		/* The interpreter, VMCALL for the RET. */
+		memcpy(vm.mem + H_CODE + 2048, seqs[k].b,
+		       seqs[k].e - seqs[k].b);
+		memcpy(vm.mem + H_CODE + 2048 + (seqs[k].e - seqs[k].b) - 1,
+		       "\x0f\x01\xc1", 3);
+		x86_cpu_invalidate_gpa(&vm.cpu, H_CODE, H_CODE + 4096);
+		memcpy(dv, mem, 4096);
+		vm.cpu.rip = (uint64_t)nat;
+		vm.cpu.gpr[X86_RBX] = d0 + XS_BASE;
+		vm.cpu.gpr[X86_RSI] = d0 + XS_IMG;
+		vm.cpu.gpr[X86_RDI] = d0 + XS_OUT;
+		vm.cpu.gpr[X86_R8] = r1;
+		vm.cpu.gpr[X86_R9] = r2;
+		vm.cpu.gpr[X86_R11] = d0 + XS_REGS;
+		if (hvm_run(&vm, 100) != X86_STOP_VMCALL) {
+			printf("# XSAVE sequence %u: stop %d vector %d\n", i,
+			       vm.stop.reason, hvm_vector(&vm));
+			bad++;
+			continue;
+		}
+		r10 = vm.cpu.gpr[X86_R10];
+		if ((r10 & 3) != (xin & 3)) {
+			printf("# XSAVE sequence %u: XGETBV(1) host %#llx "
+			       "model %#llx\n",
+			       i, (unsigned long long)xin,
+			       (unsigned long long)r10);
+			diff = true;
+		}
+		memcpy(out, dv + XS_OUT, sizeof(out));
+		for (unsigned q = 0; q < X86_XSAVE_SIZE; q++) {
+			if ((q < 512 && fx_masked(q)) ||
+			    out[q] == data_d[XS_OUT + q])
+				continue;
+			printf("# XSAVE sequence %u (%u, RFBM %u then %u): "
+			       "stored byte %u host %#x model %#x\n",
+			       i, k, r1, r2, q, data_d[XS_OUT + q], out[q]);
+			diff = true;
+			break;
+		}
+		for (unsigned q = 0; q < 416; q++) {
+			if (fx_masked(q) ||
+			    dv[XS_REGS + q] == data_d[XS_REGS + q])
+				continue;
+			printf("# XSAVE sequence %u (%u, RFBM %u): register "
+			       "byte %u host %#x model %#x\n",
+			       i, k, r1, q, data_d[XS_REGS + q],
+			       dv[XS_REGS + q]);
+			diff = true;
+			break;
+		}
+		bad += diff;
+	}
+	printf("# %u XSAVE sequences, %u mismatches\n", done, bad);
+	return bad;
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t seed = time(NULL);
@@ -1286,7 +1445,7 @@ int main(int argc, char **argv)
 		seed = strtoull(argv[1], NULL, 0);
 	if (argc > 2)
 		count = strtoul(argv[2], NULL, 0);
-	tap_plan(4, 300);
+	tap_plan(5, 300);
 	printf("# seed %llu, %u sequences\n", (unsigned long long)seed, count);
 	rng = seed * 0x9e3779b97f4a7c15ull + 1;
 
@@ -1367,6 +1526,13 @@ int main(int argc, char **argv)
 		tap_result("XSAVE images: XRSTOR/XSAVE match the host CPU");
 	} else {
 		tap_skip("XSAVE images", "the host's XCR0 lacks x87|SSE");
+	}
+	if (host_xsave()) {
+		CHECK_EQ(xsave_insn_diff(count < 3000 ? count : 3000), 0);
+		tap_result("XRSTOR (both forms), XSAVE, XSAVEOPT, XSAVEC and "
+			   "XGETBV(1) match the host CPU");
+	} else {
+		tap_skip("XSAVE instructions", "the host's XCR0 lacks x87|SSE");
 	}
 	hvm_destroy(&vm);
 	return tap_done();

@@ -1020,7 +1020,7 @@ static void t_sreg(void)
 
 	uint32_t o[4], hi[4];
 
-	x86_cpuid(&vm.cpu, 7, 0, hi);
+	x86_cpuid(&vm.cpu, 0xd, 0, hi);
 	x86_cpuid(&vm.cpu, 0x1234, 0, o); /* above the max basic leaf */
 	CHECK(memcmp(o, hi, sizeof(o)) == 0);
 	/*
@@ -1489,9 +1489,317 @@ static void t_xsave(void)
 		   "round trips");
 }
 
+/* ---- XSAVE, XGETBV, XSETBV ------------------------------------------ */
+
+GUEST_CODE(g_xgetbv, "xgetbv\nhlt\n");
+GUEST_CODE(g_xsetbv, "xsetbv\nhlt\n");
+GUEST_CODE(g_cr4, "mov %rax, %cr4\nhlt\n");
+GUEST_CODE(g_xsave, "xsave64 (%rdi)\nhlt\n");
+GUEST_CODE(g_xsave32, "xsave (%rdi)\nhlt\n");
+GUEST_CODE(g_xsaveopt, "xsaveopt64 (%rdi)\nhlt\n");
+GUEST_CODE(g_xsavec, "xsavec64 (%rdi)\nhlt\n");
+GUEST_CODE(g_xrstor, "xrstor64 (%rdi)\nhlt\n");
+
+#define XS_AREA 0x20000ull
+
+/*
+ * Run @b..@e on the current state from H_CODE with EAX/ECX/EDX and RDI =
+ * XS_AREA; the vector taken, or -1.
+ */
+static int xs_run(const uint8_t *b, const uint8_t *e, uint32_t eax,
+		  uint32_t ecx, uint32_t edx)
+{
+	hvm_load(&vm, H_CODE, b, e);
+	x86_cpu_invalidate_gpa(&vm.cpu, H_CODE, H_CODE + 4096);
+	vm.cpu.rip = H_CODE;
+	vm.cpu.gpr[X86_RSP] = H_STACK;
+	vm.cpu.gpr[X86_RAX] = eax;
+	vm.cpu.gpr[X86_RCX] = ecx;
+	vm.cpu.gpr[X86_RDX] = edx;
+	vm.cpu.gpr[X86_RDI] = XS_AREA;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	return hvm_vector(&vm);
+}
+
+static uint64_t xs_q(unsigned off)
+{
+	return ld(XS_AREA + off, 8);
+}
+
+static void xs_setq(unsigned off, uint64_t v)
+{
+	*hvm_q(&vm, XS_AREA + off) = v;
+}
+
+static void t_xsetbv(void)
+{
+	struct kvm_cpuid_entry2 t[X86_MAX_CPUID];
+	const struct kvm_cpuid_entry2 *sup;
+	uint32_t o[4];
+	unsigned n;
+
+	SETUP(g_xgetbv);
+	set_cr(0, 0, OSFXSR, 0);
+	/* Without CR4.OSXSAVE: #UD for all of them. */
+	CHECK_EQ(xs_run(g_xgetbv, g_xgetbv_end, 0, 0, 0), X86_UD);
+	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 3, 0, 0), X86_UD);
+	CHECK_EQ(xs_run(g_xsave, g_xsave_end, 3, 0, 0), X86_UD);
+	CHECK_EQ(xs_run(g_xrstor, g_xrstor_end, 3, 0, 0), X86_UD);
+	x86_cpuid(&vm.cpu, 1, 0, o);
+	CHECK_EQ(o[2] >> 26 & 3, 1); /* XSAVE, not OSXSAVE */
+
+	/* MOV CR4 sets it, CPUID follows; KVM_SET_SREGS clears it. */
+	CHECK_EQ(xs_run(g_cr4, g_cr4_end, vm.cpu.cr4 | X86_CR4_OSXSAVE, 0, 0),
+		 -1);
+	x86_cpuid(&vm.cpu, 1, 0, o);
+	CHECK_EQ(o[2] >> 26 & 3, 3);
+	set_cr(0, 0, 0, X86_CR4_OSXSAVE);
+	x86_cpuid(&vm.cpu, 1, 0, o);
+	CHECK_EQ(o[2] >> 26 & 3, 1);
+	set_cr(0, 0, X86_CR4_OSXSAVE, 0);
+
+	/* XCR0 = x87 at reset; XGETBV(1): nothing in use yet. */
+	CHECK_EQ(xs_run(g_xgetbv, g_xgetbv_end, 0, 0, 0), -1);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 1);
+	CHECK_EQ(vm.cpu.gpr[X86_RDX], 0);
+	CHECK_EQ(xs_run(g_xgetbv, g_xgetbv_end, 0, 1, 0), -1);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 0);
+	CHECK_EQ(xs_run(g_xgetbv, g_xgetbv_end, 0, 2, 0), X86_GP);
+	CHECK_EQ(frame(0), 0);
+
+	/* __kvm_set_xcr(): x87 always, nothing unsupported, index 0. */
+	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 2, 0, 0), X86_GP);
+	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 0, 0, 0), X86_GP);
+	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 7, 0, 0), X86_GP);
+	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 3, 0, 1), X86_GP);
+	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 3, 1, 0), X86_GP);
+	CHECK_EQ(vm.cpu.xcr0, 1);
+	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 3, 0, 0), -1);
+	CHECK_EQ(vm.cpu.xcr0, 3);
+	/* XGETBV at any CPL, XSETBV at CPL 0 only (HLT: #GP at CPL 3). */
+	hvm_set_cpl(&vm, 3);
+	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 1, 0, 0), X86_GP);
+	CHECK_EQ(frame(1), H_CODE);
+	hvm_set_cpl(&vm, 3);
+	CHECK_EQ(xs_run(g_xgetbv, g_xgetbv_end, 0, 0, 0), X86_GP);
+	CHECK_EQ(frame(1), H_CODE + 3);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 3);
+	/* XINUSE: the XMM registers, and MXCSR in XGETBV(1) alone. */
+	hvm_set_cpl(&vm, 0);
+	vm.cpu.mxcsr = 0x1fc0;
+	CHECK_EQ(xs_run(g_xgetbv, g_xgetbv_end, 0, 1, 0), -1);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 2);
+	CHECK_EQ(x86_xinuse(&vm.cpu), 0);
+	vm.cpu.mxcsr = X86_MXCSR_DEFAULT;
+	vm.cpu.xmm[15].b[15] = 1;
+	vm.cpu.x87.fcw = 0x27f;
+	CHECK_EQ(xs_run(g_xgetbv, g_xgetbv_end, 0, 1, 0), -1);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 3);
+
+	/* A guest CPUID without XSAVE: no OSXSAVE, XCR0 x87 only. */
+	sup = x86_supported_cpuid(&n);
+	memcpy(t, sup, n * sizeof(t[0]));
+	for (unsigned k = 0; k < n; k++) {
+		if (t[k].function == 1)
+			t[k].ecx &= ~(1u << 26);
+		if (t[k].function == 0xd)
+			t[k].eax = t[k].edx = 0;
+	}
+	REQUIRE(x86_set_cpuid(&vm.cpu, t, n) == 0);
+	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 3, 0, 0), X86_GP);
+	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 1, 0, 0), -1);
+	set_cr(0, 0, 0, X86_CR4_OSXSAVE);
+	CHECK_EQ(xs_run(g_cr4, g_cr4_end, vm.cpu.cr4 | X86_CR4_OSXSAVE, 0, 0),
+		 X86_GP);
+	CHECK_EQ(vm.cpu.cr4 & X86_CR4_OSXSAVE, 0);
+	x86_cpuid(&vm.cpu, 1, 0, o);
+	CHECK_EQ(o[2] >> 26 & 3, 0);
+	/* Leaf 0xD of the supported table: x87|SSE, 576 bytes. */
+	x86_set_cpuid(&vm.cpu, sup, n);
+	x86_cpuid(&vm.cpu, 0xd, 0, o);
+	CHECK_EQ(o[0], 3);
+	CHECK_EQ(o[1], 576);
+	CHECK_EQ(o[2], 576);
+	CHECK_EQ(o[3], 0);
+	x86_cpuid(&vm.cpu, 0xd, 1, o);
+	CHECK_EQ(o[0], 7);
+	CHECK_EQ(o[1], 576);
+	x86_cpuid(&vm.cpu, 0xd, 2, o);
+	CHECK(!o[0] && !o[1] && !o[2] && !o[3]);
+	tap_result("XGETBV/XSETBV: #UD without CR4.OSXSAVE, KVM's XCR0 rules, "
+		   "XINUSE; CPUID's OSXSAVE follows CR4; leaf 0xD");
+}
+
+static void t_xsave_insn(void)
+{
+	SETUP(g_xsave);
+	set_cr(0, 0, OSFXSR | X86_CR4_OSXSAVE, 0);
+	REQUIRE(x86_set_xcr(&vm.cpu, 0, 3) == 0);
+	memset(vm.mem + XS_AREA, 0xcc, 1024);
+	vm.cpu.x87.fcw = 0x27f;
+	vm.cpu.xmm[1].q[0] = 0x1122334455667788ull;
+
+	/* #GP(0) unless 64-byte aligned; #NM for CR0.TS, not CR0.EM. */
+	vm.cpu.gpr[X86_RDI] = XS_AREA + 16;
+	hvm_load(&vm, H_CODE, g_xsave, g_xsave_end);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_GP);
+	CHECK_EQ(xs_q(16), 0xccccccccccccccccull);
+	set_cr(X86_CR0_TS, 0, 0, 0);
+	CHECK_EQ(xs_run(g_xsave, g_xsave_end, 3, 0, 0), X86_NM);
+	set_cr(X86_CR0_EM, X86_CR0_TS, 0, 0);
+	CHECK_EQ(xs_run(g_xsave, g_xsave_end, 3, 0, 0), -1);
+	set_cr(0, X86_CR0_EM, 0, 0);
+
+	/* XSAVE: the requested components, XSTATE_BV's other bits kept. */
+	memset(vm.mem + XS_AREA, 0xcc, 1024);
+	CHECK_EQ(xs_run(g_xsave, g_xsave_end, 1, 0, 0), -1);
+	CHECK_EQ(ld(XS_AREA, 2), 0x27f);
+	CHECK_EQ(xs_q(24), 0xccccccccccccccccull); /* no MXCSR */
+	CHECK_EQ(xs_q(176), 0xccccccccccccccccull);
+	CHECK_EQ(xs_q(512), 0xcccccccccccccccdull);
+	CHECK_EQ(xs_run(g_xsave, g_xsave_end, ~0u, 0, ~0u), -1);
+	CHECK_EQ(ld(XS_AREA + 24, 4), X86_MXCSR_DEFAULT);
+	CHECK_EQ(ld(XS_AREA + 28, 4), X86_MXCSR_MASK);
+	CHECK_EQ(xs_q(176), 0x1122334455667788ull);
+	CHECK_EQ(xs_q(512), 0xcccccccccccccccfull);
+	CHECK_EQ(xs_q(416), 0xccccccccccccccccull); /* not XSAVE's */
+	CHECK_EQ(xs_q(504), 0xccccccccccccccccull);
+	CHECK_EQ(xs_q(520), 0xccccccccccccccccull); /* XCOMP_BV */
+	CHECK_EQ(xs_q(528), 0xccccccccccccccccull);
+
+	/* The init optimisation: XMM 0 is not stored, MXCSR is. */
+	memset(&vm.cpu.xmm, 0, sizeof(vm.cpu.xmm));
+	vm.cpu.mxcsr = 0x1fc0;
+	memset(vm.mem + XS_AREA, 0xcc, 1024);
+	CHECK_EQ(xs_run(g_xsaveopt, g_xsaveopt_end, 3, 0, 0), -1);
+	CHECK_EQ(ld(XS_AREA + 24, 4), 0x1fc0);
+	CHECK_EQ(xs_q(160), 0xccccccccccccccccull);
+	CHECK_EQ(xs_q(512), 0xcccccccccccccccdull);
+	/* XSAVE stores what is initial too; XSTATE_BV[1] = XINUSE[1]. */
+	CHECK_EQ(xs_run(g_xsave, g_xsave_end, 3, 0, 0), -1);
+	CHECK_EQ(xs_q(160), 0);
+	CHECK_EQ(xs_q(512), 0xcccccccccccccccdull);
+
+	/*
+	 * XSAVEC: XCOMP_BV = RFBM | bit 63, XSTATE_BV not read; SSE stored
+	 * (and in XSTATE_BV) while MXCSR is not 1F80H, else skipped.
+	 */
+	memset(vm.mem + XS_AREA, 0xcc, 1024);
+	CHECK_EQ(xs_run(g_xsavec, g_xsavec_end, 3, 0, 0), -1);
+	CHECK_EQ(xs_q(512), 3);
+	CHECK_EQ(xs_q(520), 3 | 1ull << 63);
+	CHECK_EQ(xs_q(160), 0);
+	CHECK_EQ(xs_q(528), 0xccccccccccccccccull);
+	vm.cpu.mxcsr = X86_MXCSR_DEFAULT;
+	memset(vm.mem + XS_AREA, 0xcc, 1024);
+	CHECK_EQ(xs_run(g_xsavec, g_xsavec_end, 2, 0, 0), -1);
+	CHECK_EQ(xs_q(512), 0);
+	CHECK_EQ(xs_q(520), 2 | 1ull << 63);
+	CHECK_EQ(xs_q(24), 0xccccccccccccccccull);
+	CHECK_EQ(ld(XS_AREA, 2), 0xcccc); /* x87 not requested */
+
+	/* The 32-bit x87 format: FIP[31:0] and FCS. */
+	vm.cpu.x87.fip = 0x123456789ull;
+	vm.cpu.x87.fcs = 0x33;
+	CHECK_EQ(xs_run(g_xsave32, g_xsave32_end, 1, 0, 0), -1);
+	CHECK_EQ(ld(XS_AREA + 8, 4), 0x23456789);
+	CHECK_EQ(ld(XS_AREA + 12, 4), 0x33);
+	CHECK_EQ(xs_run(g_xsave, g_xsave_end, 1, 0, 0), -1);
+	CHECK_EQ(xs_q(8), 0x123456789ull);
+	tap_result("XSAVE, XSAVEOPT, XSAVEC: what each stores, #GP "
+		   "alignment, #NM, both x87 formats");
+}
+
+static void t_xrstor_insn(void)
+{
+	SETUP(g_xrstor);
+	set_cr(0, 0, OSFXSR | X86_CR4_OSXSAVE, 0);
+	REQUIRE(x86_set_xcr(&vm.cpu, 0, 3) == 0);
+	memset(vm.mem + XS_AREA, 0, 1024);
+	*(uint16_t *)(vm.mem + XS_AREA) = 0x27f;
+	*(uint32_t *)(vm.mem + XS_AREA + 24) = 0x1fc0;
+	xs_setq(160, 0x55);
+	xs_setq(512, 2); /* SSE only: x87 initialised */
+	vm.cpu.x87.fcw = 0x7f;
+	CHECK_EQ(xs_run(g_xrstor, g_xrstor_end, 3, 0, 0), -1);
+	CHECK_EQ(vm.cpu.x87.fcw, X86_FCW_DEFAULT);
+	CHECK_EQ(vm.cpu.xmm[0].q[0], 0x55);
+	CHECK_EQ(vm.cpu.mxcsr, 0x1fc0);
+	/* The standard form loads MXCSR with SSE not loaded... */
+	xs_setq(512, 1);
+	*(uint32_t *)(vm.mem + XS_AREA + 24) = 0x1f00;
+	CHECK_EQ(xs_run(g_xrstor, g_xrstor_end, 3, 0, 0), -1);
+	CHECK_EQ(vm.cpu.x87.fcw, 0x27f);
+	CHECK_EQ(vm.cpu.xmm[0].q[0], 0);
+	CHECK_EQ(vm.cpu.mxcsr, 0x1f00);
+	/* ... the compacted form initialises it. */
+	xs_setq(520, 3 | 1ull << 63);
+	CHECK_EQ(xs_run(g_xrstor, g_xrstor_end, 3, 0, 0), -1);
+	CHECK_EQ(vm.cpu.mxcsr, X86_MXCSR_DEFAULT);
+	/* RFBM limits what is touched. */
+	vm.cpu.x87.fcw = 0x7f;
+	xs_setq(512, 3);
+	CHECK_EQ(xs_run(g_xrstor, g_xrstor_end, 2, 0, 0), -1);
+	CHECK_EQ(vm.cpu.x87.fcw, 0x7f);
+	CHECK_EQ(vm.cpu.mxcsr, 0x1f00);
+	CHECK_EQ(vm.cpu.xmm[0].q[0], 0x55);
+
+	/* A load with XSTATE_BV set leaves the component in use. */
+	memset(&vm.cpu.xmm, 0, sizeof(vm.cpu.xmm));
+	xs_setq(160, 0);
+	xs_setq(520, 0);
+	xs_setq(512, 2);
+	CHECK_EQ(xs_run(g_xrstor, g_xrstor_end, 2, 0, 0), -1);
+	CHECK_EQ(x86_xinuse(&vm.cpu) & 2, 2);
+	xs_setq(512, 0);
+	CHECK_EQ(xs_run(g_xrstor, g_xrstor_end, 2, 0, 0), -1);
+	CHECK_EQ(x86_xinuse(&vm.cpu) & 2, 0);
+
+	/* #GP for each bad header or MXCSR, nothing loaded. */
+	static const struct {
+		unsigned off;
+		uint64_t v;
+		uint32_t rfbm;
+	} bad[] = {
+		{512, 4, 3},		  /* XSTATE_BV beyond XCR0 */
+		{520, 1, 3},		  /* XCOMP_BV, standard form */
+		{528, 1, 3},		  /* header bytes 16-23 */
+		{520, 1ull << 63 | 4, 3}, /* XCOMP_BV beyond XCR0 */
+		{520, 1ull << 63 | 1, 3}, /* XSTATE_BV[1] not in it */
+		{24, 1u << 16, 2},	  /* reserved MXCSR bit */
+	};
+	for (unsigned k = 0; k < ARRAY_LEN(bad); k++) {
+		memset(vm.mem + XS_AREA, 0, 1024);
+		xs_setq(160, 0x77);
+		xs_setq(512, 3);
+		if (bad[k].off == 24)
+			*(uint32_t *)(vm.mem + XS_AREA + 24) = bad[k].v;
+		else
+			xs_setq(bad[k].off,
+				bad[k].v | ld(XS_AREA + bad[k].off, 8));
+		CHECK_EQ(xs_run(g_xrstor, g_xrstor_end, bad[k].rfbm, 0, 0),
+			 X86_GP);
+		CHECK_EQ(vm.cpu.xmm[0].q[0], 0); /* not the image's 0x77 */
+	}
+	/* Bytes 24-63 of the header: reserved in the compacted form. */
+	memset(vm.mem + XS_AREA, 0, 1024);
+	xs_setq(520, 1ull << 63 | 3);
+	xs_setq(560, 1);
+	CHECK_EQ(xs_run(g_xrstor, g_xrstor_end, 3, 0, 0), X86_GP);
+	/* A bad MXCSR matters only where it would be loaded. */
+	memset(vm.mem + XS_AREA, 0, 1024);
+	*(uint32_t *)(vm.mem + XS_AREA + 24) = 1u << 16;
+	CHECK_EQ(xs_run(g_xrstor, g_xrstor_end, 1, 0, 0), -1);
+	xs_setq(520, 1ull << 63 | 3);
+	CHECK_EQ(xs_run(g_xrstor, g_xrstor_end, 3, 0, 0), -1);
+	tap_result("XRSTOR: both forms, MXCSR's treatment by each, XINUSE, "
+		   "#GP for bad headers and MXCSR");
+}
+
 int main(void)
 {
-	tap_plan(41, 60);
+	tap_plan(44, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -1534,6 +1842,9 @@ int main(void)
 	t_sse_mmio();
 	t_fxsave();
 	t_xsave();
+	t_xsetbv();
+	t_xsave_insn();
+	t_xrstor_insn();
 	hvm_destroy(&vm);
 	return tap_done();
 }

@@ -71,6 +71,12 @@ void gmem_vm_put(struct gmem_vm *vm);
  *                       (KVM_MEMORY_EXIT_FLAG_READ/WRITE/EXEC).
  */
 int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap);
+/*
+ * KVM_X86_SET_MSR_FILTER: replace the VM's MSR filter (KVM's checks,
+ * -EINVAL/-EFAULT/-ENOMEM with nothing changed); the bitmaps are copied.
+ */
+int gmem_vm_set_msr_filter(struct gmem_vm *vm,
+			   const struct kvm_msr_filter *filter);
 
 /*
  * KVM_CREATE_IRQCHIP: the VM's interrupt controllers are in the library.

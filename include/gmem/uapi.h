@@ -215,6 +215,40 @@ struct kvm_signal_mask {
 	uint8_t sigset[];
 };
 
+/*
+ * KVM_CAP_X86_USER_SPACE_MSR: the MSR accesses that exit to the VMM, by
+ * why the kernel would refuse them (args[0]).
+ */
+#define KVM_MSR_EXIT_REASON_INVAL (1 << 0)
+#define KVM_MSR_EXIT_REASON_UNKNOWN (1 << 1)
+#define KVM_MSR_EXIT_REASON_FILTER (1 << 2)
+#define KVM_MSR_EXIT_REASON_VALID_MASK                             \
+	(KVM_MSR_EXIT_REASON_INVAL | KVM_MSR_EXIT_REASON_UNKNOWN | \
+	 KVM_MSR_EXIT_REASON_FILTER)
+
+/* KVM_X86_SET_MSR_FILTER: up to 16 ranges of per-MSR allow bits. */
+#define KVM_MSR_FILTER_MAX_BITMAP_SIZE 0x600
+#define KVM_MSR_FILTER_READ (1 << 0)
+#define KVM_MSR_FILTER_WRITE (1 << 1)
+#define KVM_MSR_FILTER_RANGE_VALID_MASK \
+	(KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE)
+#define KVM_MSR_FILTER_MAX_RANGES 16
+#define KVM_MSR_FILTER_DEFAULT_ALLOW (0 << 0)
+#define KVM_MSR_FILTER_DEFAULT_DENY (1 << 0)
+#define KVM_MSR_FILTER_VALID_MASK (KVM_MSR_FILTER_DEFAULT_DENY)
+
+struct kvm_msr_filter_range {
+	uint32_t flags;
+	uint32_t nmsrs;	 /* MSRs the bitmap covers */
+	uint32_t base;	 /* the first one */
+	uint8_t *bitmap; /* 1 allows the accesses of flags, 0 denies */
+};
+
+struct kvm_msr_filter {
+	uint32_t flags;
+	struct kvm_msr_filter_range ranges[KVM_MSR_FILTER_MAX_RANGES];
+};
+
 struct kvm_enable_cap {
 	uint32_t cap;
 	uint32_t flags;
@@ -261,6 +295,8 @@ struct kvm_enable_cap {
 #define KVM_CAP_GET_MSR_FEATURES 153
 #define KVM_CAP_MSR_PLATFORM_INFO 159
 #define KVM_CAP_EXIT_ON_EMULATION_FAILURE 204
+#define KVM_CAP_X86_USER_SPACE_MSR 188
+#define KVM_CAP_X86_MSR_FILTER 189
 #define KVM_CAP_NESTED_STATE 157
 #define KVM_CAP_EXCEPTION_PAYLOAD 164
 #define KVM_CAP_SYNC_REGS 74
@@ -281,6 +317,8 @@ struct kvm_enable_cap {
 #define KVM_EXIT_FAIL_ENTRY 9
 #define KVM_EXIT_INTR 10
 #define KVM_EXIT_INTERNAL_ERROR 17
+#define KVM_EXIT_X86_RDMSR 29
+#define KVM_EXIT_X86_WRMSR 30
 #define KVM_EXIT_DIRTY_RING_FULL 31
 #define KVM_EXIT_MEMORY_FAULT 39
 
@@ -572,6 +610,14 @@ struct kvm_run {
 			uint64_t gpa;
 			uint64_t size;
 		} memory_fault;
+		/* KVM_EXIT_X86_RDMSR/WRMSR; error is the VMM's answer */
+		struct {
+			uint8_t error;
+			uint8_t pad[7];
+			uint32_t reason; /* KVM_MSR_EXIT_REASON_* */
+			uint32_t index;
+			uint64_t data;
+		} msr;
 		char padding[256];
 	};
 	uint64_t kvm_valid_regs;
@@ -606,6 +652,7 @@ struct kvm_run {
 #define KVM_SET_TSS_ADDR _IO(KVMIO, 0x47)
 #define KVM_SET_IDENTITY_MAP_ADDR _IOW(KVMIO, 0x48, uint64_t)
 #define KVM_SET_BOOT_CPU_ID _IO(KVMIO, 0x78)
+#define KVM_X86_SET_MSR_FILTER _IOW(KVMIO, 0xc6, struct kvm_msr_filter)
 #define KVM_SET_USER_MEMORY_REGION2 \
 	_IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2)
 #define KVM_SET_TSC_KHZ _IO(KVMIO, 0xa2)
@@ -714,6 +761,7 @@ _Static_assert(sizeof(struct kvm_msr_list) == 4, "msr_list size");
 _Static_assert(offsetof(struct kvm_run, exit_reason) == 8, "exit_reason");
 _Static_assert(offsetof(struct kvm_run, io) == 32, "run union offset");
 _Static_assert(offsetof(struct kvm_run, memory_fault) == 32, "memory_fault");
+_Static_assert(offsetof(struct kvm_run, msr.data) == 48, "msr.data");
 _Static_assert(offsetof(struct kvm_run, memory_fault.size) == 48,
 	       "memory_fault.size");
 _Static_assert(offsetof(struct kvm_run, hypercall.ret) == 88, "hypercall.ret");

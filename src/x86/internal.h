@@ -389,5 +389,7 @@ int x86_bind_system(struct x86_insn *i, const void *zinsn, const void *zops);
 
 /* sse.c */
 int x86_bind_sse(struct x86_insn *i, const void *zinsn, const void *zops);
+/* XSAVE, XSAVEOPT, XSAVEC and XRSTOR (from x86_bind_system()). */
+int x86_bind_xsave(struct x86_insn *i, const void *zinsn, const void *zops);
 
 #endif /* GMEM_X86_INTERNAL_H */

@@ -928,7 +928,22 @@ int x86_set_fxsave(struct x86_cpu *c, const uint8_t area[512])
 	return 0;
 }
 
-/* ---- XSAVE images (KVM_GET/SET_XSAVE) ------------------------------- */
+/* ---- XSAVE (SDM vol. 1, chapter 13) --------------------------------- */
+
+/*
+ * The model's XSAVE area: the legacy region (FXSAVE's layout) and the
+ * 64-byte header, 576 bytes in both formats since x87 and SSE are its
+ * only components:
+ *
+ *     0 x87: FCW .. FDP (0-23)     24 MXCSR, MXCSR_MASK (SSE)
+ *    32 x87: ST0-ST7               160 SSE: XMM0-XMM15
+ *   416 not used by XSAVE          512 XSTATE_BV   520 XCOMP_BV
+ *   528 reserved (48 bytes)
+ */
+#define XS_BV 512
+#define XS_COMP 520
+#define XS_WORDS (X86_XSAVE_SIZE / 8)
+#define XS_COMPACT (1ull << 63)
 
 static bool x87_is_init(const struct x86_cpu *c)
 {
@@ -940,60 +955,275 @@ static bool x87_is_init(const struct x86_cpu *c)
 	       !memcmp(x->st, zero, sizeof(zero));
 }
 
-static bool sse_is_init(const struct x86_cpu *c)
+static bool xmm_is_zero(const struct x86_cpu *c)
 {
 	static const union x86_xmm zero[16];
 
-	return c->mxcsr == X86_MXCSR_DEFAULT &&
-	       !memcmp(c->xmm, zero, sizeof(zero));
-}
-
-void x86_get_xsave(const struct x86_cpu *c, uint8_t area[X86_XSAVE_SIZE])
-{
-	uint64_t bv = 0;
-
-	memset(area, 0, X86_XSAVE_SIZE);
-	fx_encode(c, area, true, true);
-	if (!x87_is_init(c))
-		bv |= X86_XFEATURE_FP;
-	if (!sse_is_init(c))
-		bv |= X86_XFEATURE_SSE;
-	memcpy(area + 512, &bv, 8);
+	return !memcmp(c->xmm, zero, sizeof(zero));
 }
 
 /*
- * The header: XSTATE_BV at 512, XCOMP_BV at 520, 48 reserved bytes.
- * MXCSR travels with SSE: with x87 alone it is checked (the kernel's
- * copy_uabi_to_xstate() does) but takes its initial value, as XRSTOR
- * leaves it when SSE is not restored.
+ * XINUSE[i] = 0 is a promise that component i is initial, so it is 0
+ * only when the registers are; and XRSTOR's load of a component makes it
+ * 1 whatever was loaded (13.8.3), which c->xinuse remembers.
+ */
+uint64_t x86_xinuse(const struct x86_cpu *c)
+{
+	uint64_t u = c->xinuse;
+
+	if (!x87_is_init(c))
+		u |= X86_XFEATURE_FP;
+	if (!xmm_is_zero(c))
+		u |= X86_XFEATURE_SSE;
+	return u;
+}
+
+/* How a save behaves (13.7, 13.9, 13.10). */
+#define XF_INITOPT 1 /* XSAVEOPT, XSAVEC: skip components not in use */
+#define XF_COMPACT 2 /* XSAVEC: compacted header, MXCSR travels with SSE */
+#define XF_MXUSE 4   /* MXCSR != 1F80H makes SSE in use (XSAVEC, XSAVES) */
+
+static void xs_put(uint8_t *img, bool *wr, const uint8_t *src, unsigned off,
+		   unsigned len)
+{
+	memcpy(img + off, src + off, len);
+	for (unsigned k = off / 8; k < (off + len) / 8; k++)
+		wr[k] = true;
+}
+
+/*
+ * Store components @rfbm into @img, which holds what memory held (XSAVE
+ * and XSAVEOPT keep XSTATE_BV's other bits); wr[] marks the 8-byte words
+ * written, so that the rest of memory is not touched.
+ */
+static void xs_store(const struct x86_cpu *c, uint8_t *img, bool *wr,
+		     uint64_t rfbm, unsigned flags, bool w64)
+{
+	uint8_t fx[FX_USED];
+	uint64_t inuse = x86_xinuse(c), bv = 0, comp, save = rfbm;
+	bool mx;
+
+	if ((flags & (XF_COMPACT | XF_MXUSE)) && c->mxcsr != X86_MXCSR_DEFAULT)
+		inuse |= X86_XFEATURE_SSE;
+	if (!(flags & XF_COMPACT))
+		memcpy(&bv, img + XS_BV, 8); /* XSAVEC does not read it */
+	bv = (bv & ~rfbm) | (inuse & rfbm);
+	if (flags & XF_INITOPT)
+		save &= inuse;
+	/* XSAVE and XSAVEOPT store MXCSR for SSE or AVX, used or not. */
+	if (flags & XF_COMPACT)
+		mx = save & X86_XFEATURE_SSE;
+	else
+		mx = rfbm & (X86_XFEATURE_SSE | X86_XFEATURE_YMM);
+	fx_encode(c, fx, w64, true);
+	if (save & X86_XFEATURE_FP) {
+		xs_put(img, wr, fx, 0, 24);
+		xs_put(img, wr, fx, 32, 128);
+	}
+	if (mx)
+		xs_put(img, wr, fx, 24, 8);
+	if (save & X86_XFEATURE_SSE)
+		xs_put(img, wr, fx, 160, 256);
+	memcpy(img + XS_BV, &bv, 8);
+	wr[XS_BV / 8] = true;
+	if (flags & XF_COMPACT) {
+		comp = rfbm | XS_COMPACT;
+		memcpy(img + XS_COMP, &comp, 8);
+		wr[XS_COMP / 8] = true;
+	}
+}
+
+static bool xs_zero(const uint8_t *p, unsigned len)
+{
+	for (unsigned k = 0; k < len; k++)
+		if (p[k])
+			return false;
+	return true;
+}
+
+/*
+ * XRSTOR's checks of the header and MXCSR (13.8.1, 13.8.2): false for
+ * #GP.  The standard form (XCOMP_BV[63] clear) wants XSTATE_BV within
+ * XCR0 and header bytes 8-23 zero; the compacted one XCOMP_BV within
+ * XCR0, XSTATE_BV within XCOMP_BV and bytes 16-63 zero.
+ */
+static bool xrstor_ok(const struct x86_cpu *c, const uint8_t *img,
+		      uint64_t rfbm)
+{
+	uint64_t bv, comp;
+	bool mx;
+
+	memcpy(&bv, img + XS_BV, 8);
+	memcpy(&comp, img + XS_COMP, 8);
+	if (!(comp & XS_COMPACT)) {
+		if ((bv & ~c->xcr0) || !xs_zero(img + XS_COMP, 16))
+			return false;
+		mx = rfbm & (X86_XFEATURE_SSE | X86_XFEATURE_YMM);
+	} else {
+		if ((comp & ~XS_COMPACT & ~c->xcr0) || (bv & ~comp) ||
+		    !xs_zero(img + XS_COMP + 8, 48))
+			return false;
+		mx = rfbm & bv & X86_XFEATURE_SSE;
+	}
+	return !mx || !(fx_mxcsr(img) & ~X86_MXCSR_MASK);
+}
+
+/*
+ * Load components @rfbm from a checked image: those whose XSTATE_BV bit
+ * is clear take their initial configuration.  MXCSR comes from memory
+ * for SSE or AVX in the standard form, and only with SSE loaded in the
+ * compacted form (@cmx), which initialises it otherwise.
+ */
+static void xs_load(struct x86_cpu *c, const uint8_t *img, uint64_t rfbm,
+		    bool w64, bool cmx)
+{
+	uint64_t bv;
+
+	memcpy(&bv, img + XS_BV, 8);
+	if (rfbm & X86_XFEATURE_FP) {
+		uint8_t x[FX_USED] = {0};
+		uint16_t fcw = X86_FCW_DEFAULT;
+
+		memcpy(x, &fcw, 2);
+		if (bv & X86_XFEATURE_FP) {
+			memcpy(x, img, 24);
+			memcpy(x + 32, img + 32, 128);
+		}
+		fx_decode(c, x, w64, false);
+	}
+	if (rfbm & X86_XFEATURE_SSE) {
+		if (bv & X86_XFEATURE_SSE)
+			memcpy(c->xmm, img + 160, sizeof(c->xmm));
+		else
+			memset(c->xmm, 0, sizeof(c->xmm));
+	}
+	if (cmx) {
+		if (rfbm & X86_XFEATURE_SSE)
+			c->mxcsr = (bv & X86_XFEATURE_SSE) ? fx_mxcsr(img)
+							   : X86_MXCSR_DEFAULT;
+	} else if (rfbm & (X86_XFEATURE_SSE | X86_XFEATURE_YMM)) {
+		c->mxcsr = fx_mxcsr(img);
+	}
+	c->xinuse = (c->xinuse & ~rfbm) | (bv & rfbm);
+}
+
+/*
+ * XSAVE (op 0), XSAVEOPT (1), XSAVEC (2), XRSTOR (3); i->ssz = 8 for the
+ * 64-bit x87 format.  #UD without CR4.OSXSAVE, #NM for CR0.TS (CR0.EM
+ * does not matter), #GP(0) unless 64-byte aligned; then the 576 bytes
+ * are translated, 16 at a time (none crosses a page), before anything is
+ * read or written.
+ */
+static int h_xsave(struct x86_cpu *c, const struct x86_insn *i)
+{
+	static const uint8_t flags[3] = {0, XF_INITOPT,
+					 XF_INITOPT | XF_COMPACT};
+	struct x86_mref m[X86_XSAVE_SIZE / 16];
+	uint8_t img[X86_XSAVE_SIZE];
+	bool wr[XS_WORDS] = {false};
+	bool rst = i->op == 3, w64 = i->ssz == 8;
+	uint64_t a = x86_ea(c, i), comp, rfbm;
+	int r;
+
+	if (!(c->cr4 & X86_CR4_OSXSAVE))
+		return x86_ud(c);
+	if (c->cr0 & X86_CR0_TS)
+		return x86_raise(c, X86_NM, false, 0);
+	if (a & 63)
+		return x86_gp0(c);
+	rfbm = ((uint32_t)c->gpr[X86_RAX] | c->gpr[X86_RDX] << 32) & c->xcr0;
+	for (unsigned k = 0; k < ARRAY_SIZE(m); k++) {
+		union x86_xmm v;
+
+		r = sse_prep(c, a + 16 * k, 16,
+			     rst ? X86_ACC_READ : X86_ACC_WRITE, &m[k]);
+		if (r)
+			return r;
+		rd16(&m[k], &v);
+		memcpy(img + 16 * k, &v, 16);
+	}
+	if (rst) {
+		if (!xrstor_ok(c, img, rfbm))
+			return x86_gp0(c);
+		memcpy(&comp, img + XS_COMP, 8);
+		xs_load(c, img, rfbm, w64, comp & XS_COMPACT);
+		return advance(c, i);
+	}
+	xs_store(c, img, wr, rfbm, flags[i->op], w64);
+	for (unsigned k = 0; k < XS_WORDS; k++) {
+		uint64_t q;
+
+		if (!wr[k])
+			continue;
+		memcpy(&q, img + 8 * k, 8);
+		st_le(m[k / 2].p[0] + 8 * (k % 2), 8, q);
+	}
+	return advance(c, i);
+}
+
+int x86_bind_xsave(struct x86_insn *i, const void *zi, const void *zo)
+{
+	const ZydisDecodedInstruction *z = zi;
+	const ZydisDecodedOperand *o = zo;
+
+	/* The *64 forms (REX.W) store x87's FIP and FDP in 64 bits. */
+	static const struct {
+		uint16_t mnem;
+		uint8_t op, ssz;
+	} forms[] = {
+		{ZYDIS_MNEMONIC_XSAVE, 0, 4},
+		{ZYDIS_MNEMONIC_XSAVE64, 0, 8},
+		{ZYDIS_MNEMONIC_XSAVEOPT, 1, 4},
+		{ZYDIS_MNEMONIC_XSAVEOPT64, 1, 8},
+		{ZYDIS_MNEMONIC_XSAVEC, 2, 4},
+		{ZYDIS_MNEMONIC_XSAVEC64, 2, 8},
+		{ZYDIS_MNEMONIC_XRSTOR, 3, 4},
+		{ZYDIS_MNEMONIC_XRSTOR64, 3, 8},
+	};
+
+	if (z->operand_count_visible != 1 ||
+	    o[0].type != ZYDIS_OPERAND_TYPE_MEMORY ||
+	    (z->attributes & ZYDIS_ATTRIB_HAS_LOCK))
+		return -1;
+	for (unsigned k = 0; k < ARRAY_SIZE(forms); k++) {
+		if (forms[k].mnem != z->mnemonic)
+			continue;
+		i->op = forms[k].op;
+		i->ssz = forms[k].ssz;
+		i->fn = h_xsave;
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * KVM_GET_XSAVE: XSAVE64 of both components into a zeroed image, with
+ * the in-use rule of the XSAVES the kernel saves a guest with.
+ */
+void x86_get_xsave(const struct x86_cpu *c, uint8_t area[X86_XSAVE_SIZE])
+{
+	bool wr[XS_WORDS];
+
+	memset(area, 0, X86_XSAVE_SIZE);
+	xs_store(c, area, wr, X86_XCR0_SUPPORTED, XF_MXUSE, true);
+}
+
+/*
+ * KVM_SET_XSAVE: the kernel's checks (copy_uabi_to_xstate()): XSTATE_BV
+ * within what it supports, XCOMP_BV and the reserved header bytes zero,
+ * a valid MXCSR when anything is loaded (checked even with x87 alone);
+ * then what its XRSTORS does with the image, MXCSR following SSE.
  */
 int x86_set_xsave(struct x86_cpu *c, const uint8_t area[X86_XSAVE_SIZE])
 {
-	uint8_t img[512] = {0};
-	uint64_t bv, comp;
-	uint16_t fcw = X86_FCW_DEFAULT;
-	uint32_t mxcsr = X86_MXCSR_DEFAULT;
+	uint64_t bv;
 
-	memcpy(&bv, area + 512, 8);
-	memcpy(&comp, area + 520, 8);
-	if ((bv & ~X86_XCR0_SUPPORTED) || comp)
+	memcpy(&bv, area + XS_BV, 8);
+	if ((bv & ~X86_XCR0_SUPPORTED) || !xs_zero(area + XS_COMP, 56))
 		return -EINVAL;
-	for (unsigned k = 528; k < X86_XSAVE_SIZE; k++)
-		if (area[k])
-			return -EINVAL;
 	if (bv && (fx_mxcsr(area) & ~X86_MXCSR_MASK))
 		return -EINVAL;
-	memcpy(img, &fcw, 2);
-	memcpy(img + 24, &mxcsr, 4);
-	if (bv & X86_XFEATURE_FP) {
-		memcpy(img, area, 24);		  /* FCW .. FDP */
-		memcpy(img + 32, area + 32, 128); /* ST0-ST7 */
-	}
-	if (bv & X86_XFEATURE_SSE) {
-		memcpy(img + 24, area + 24, 4);	    /* MXCSR */
-		memcpy(img + 160, area + 160, 256); /* XMM0-XMM15 */
-	}
-	fx_decode(c, img, true, true);
+	xs_load(c, area, X86_XCR0_SUPPORTED, true, true);
 	return 0;
 }
 

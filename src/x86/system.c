@@ -273,6 +273,48 @@ static int h_cpuid(struct x86_cpu *c, const struct x86_insn *i)
 	return advance(c, i);
 }
 
+/*
+ * XGETBV: XCR0, or with ECX = 1 (CPUID.(0xd, 1):EAX.XG1) XCR0 & XINUSE,
+ * whose SSE bit is also set while MXCSR is not 1F80H (SDM vol. 1, 13.6).
+ * Any CPL; hardware runs it under KVM, so no exit and no CPUID check.
+ */
+static int h_xgetbv(struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint32_t idx = c->gpr[X86_RCX];
+	uint64_t v;
+
+	if (!(c->cr4 & X86_CR4_OSXSAVE))
+		return x86_ud(c);
+	if (idx == 0) {
+		v = c->xcr0;
+	} else if (idx == 1) {
+		v = x86_xinuse(c);
+		if (c->mxcsr != X86_MXCSR_DEFAULT)
+			v |= X86_XFEATURE_SSE;
+		v &= c->xcr0;
+	} else {
+		return x86_gp0(c);
+	}
+	c->gpr[X86_RAX] = (uint32_t)v;
+	c->gpr[X86_RDX] = v >> 32;
+	return advance(c, i);
+}
+
+/*
+ * XSETBV: #UD first, as hardware checks CR4.OSXSAVE before KVM's
+ * intercept; then kvm_emulate_xsetbv()'s #GP for CPL > 0 or a bad XCR0.
+ */
+static int h_xsetbv(struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint64_t v = (uint32_t)c->gpr[X86_RAX] | c->gpr[X86_RDX] << 32;
+
+	if (!(c->cr4 & X86_CR4_OSXSAVE))
+		return x86_ud(c);
+	if (c->cpl || x86_set_xcr(c, (uint32_t)c->gpr[X86_RCX], v))
+		return x86_gp0(c);
+	return advance(c, i);
+}
+
 uint64_t x86_host_ns(void)
 {
 	struct timespec ts;
@@ -360,35 +402,99 @@ static bool guest_tsc_write(struct x86_cpu *c, uint32_t idx, uint64_t v)
 	return true;
 }
 
+/*
+ * A refused RDMSR/WRMSR: #GP, or, when the VMM asked for accesses refused
+ * for @why (kvm_msr_user_space()), a stop with RIP at the instruction.
+ */
+static int msr_refused(struct x86_cpu *c, const struct x86_insn *i,
+		       uint32_t idx, uint64_t v, uint32_t why)
+{
+	uint64_t mask = c->user_msr_exits ? __atomic_load_n(c->user_msr_exits,
+							    __ATOMIC_RELAXED)
+					  : 0;
+
+	if (!(mask & why))
+		return x86_gp0(c);
+	c->stop->reason = X86_STOP_MSR;
+	c->stop->msr.index = idx;
+	c->stop->msr.reason = why;
+	c->stop->msr.data = i->op ? v : 0;
+	c->stop->msr.is_write = i->op;
+	c->umsr.valid = true;
+	c->umsr.write = i->op;
+	c->umsr.len = i->len;
+	c->umsr.rip = c->rip;
+	return X86_STOPPED;
+}
+
+/*
+ * RDMSR (op 0) / WRMSR (op 1) as kvm_emulate_rdmsr/wrmsr(): #GP at CPL >
+ * 0 (hardware's, before any intercept), then the filter (FILTER), then
+ * the MSR: one the model lacks is UNKNOWN, a refused value or access to
+ * one it has INVAL.
+ */
 static int h_msr(struct x86_cpu *c, const struct x86_insn *i)
 {
 	uint32_t idx = c->gpr[X86_RCX];
-	uint64_t v;
+	uint64_t v = (uint32_t)c->gpr[X86_RAX] | c->gpr[X86_RDX] << 32, old;
 
 	if (c->cpl)
 		return x86_gp0(c);
+	if (c->msr_allowed && !c->msr_allowed(c->bus_ctx, idx, i->op))
+		return msr_refused(c, i, idx, v, KVM_MSR_EXIT_REASON_FILTER);
 	if (i->op == 0) {
 		if (idx == X86_MSR_PLATFORM_INFO && c->platform_info_readable &&
 		    !__atomic_load_n(c->platform_info_readable,
 				     __ATOMIC_RELAXED))
-			return x86_gp0(c);
+			return msr_refused(c, i, idx, v,
+					   KVM_MSR_EXIT_REASON_INVAL);
 		if (x86_get_msr(c, idx, &v))
-			return x86_gp0(c);
+			return msr_refused(c, i, idx, v,
+					   KVM_MSR_EXIT_REASON_UNKNOWN);
 		c->gpr[X86_RAX] = (uint32_t)v;
 		c->gpr[X86_RDX] = v >> 32;
 	} else {
-		v = (uint32_t)c->gpr[X86_RAX] | c->gpr[X86_RDX] << 32;
 		if (guest_tsc_write(c, idx, v))
 			return advance(c, i);
 		/* KVM ignores the guest's (a BIOS writes 0 before CPUID). */
 		if (idx == X86_MSR_UCODE_REV)
 			return advance(c, i);
 		if (idx == X86_MSR_PLATFORM_INFO)
-			return x86_gp0(c);
+			return msr_refused(c, i, idx, v,
+					   KVM_MSR_EXIT_REASON_INVAL);
 		if (x86_set_msr(c, idx, v))
-			return x86_gp0(c);
+			return msr_refused(c, i, idx, v,
+					   x86_get_msr(c, idx, &old)
+						   ? KVM_MSR_EXIT_REASON_UNKNOWN
+						   : KVM_MSR_EXIT_REASON_INVAL);
 	}
 	return advance(c, i);
+}
+
+void x86_complete_msr(struct x86_cpu *c, bool error, uint64_t data)
+{
+	if (!c->umsr.valid || c->rip != c->umsr.rip)
+		return;
+	c->umsr.valid = false;
+	if (error) {
+		x86_inject(c, X86_GP, true, 0);
+		return;
+	}
+	if (!c->umsr.write) {
+		c->gpr[X86_RAX] = (uint32_t)data;
+		c->gpr[X86_RDX] = data >> 32;
+	}
+	c->rip += c->umsr.len;
+}
+
+/* A CR4 write: CPUID's OSXSAVE follows it, as kvm_set_cr4() updates it. */
+static void set_cr4(struct x86_cpu *c, uint64_t v)
+{
+	bool sync = (v ^ c->cr4) & X86_CR4_OSXSAVE;
+
+	c->cr4 = v;
+	if (sync)
+		x86_cpuid_runtime(c, c->cpuid, c->ncpuid);
 }
 
 static int write_cr(struct x86_cpu *c, unsigned n, uint64_t v)
@@ -414,13 +520,15 @@ static int write_cr(struct x86_cpu *c, unsigned n, uint64_t v)
 		x86_tlb_flush(c);
 		return X86_OK;
 	case 4: {
-		uint64_t ok = 0x1fffffull & ~(1ull << 12) & ~(1ull << 15) &
-			      ~(1ull << 19); /* no LA57, no PCID */
+		/* kvm_is_valid_cr4(): what the model has and CPUID allows. */
+		unsigned nsup;
+		const struct kvm_cpuid_entry2 *sup = x86_supported_cpuid(&nsup);
 
-		ok |= X86_CR4_SMEP | X86_CR4_SMAP;
-		if ((v & ~ok) || !(v & X86_CR4_PAE))
+		if ((v & ~x86_cr4_allowed(sup, nsup)) ||
+		    (v & ~x86_cr4_allowed(c->cpuid, c->ncpuid)) ||
+		    !(v & X86_CR4_PAE))
 			return x86_gp0(c);
-		c->cr4 = v;
+		set_cr4(c, v);
 		x86_tlb_flush(c);
 		return X86_OK;
 	}
@@ -1057,6 +1165,21 @@ int x86_bind_system(struct x86_insn *i, const void *zi, const void *zo)
 	case ZYDIS_MNEMONIC_CPUID:
 		i->fn = h_cpuid;
 		return 0;
+	case ZYDIS_MNEMONIC_XGETBV:
+		i->fn = h_xgetbv;
+		return 0;
+	case ZYDIS_MNEMONIC_XSETBV:
+		i->fn = h_xsetbv;
+		return 0;
+	case ZYDIS_MNEMONIC_XSAVE:
+	case ZYDIS_MNEMONIC_XSAVE64:
+	case ZYDIS_MNEMONIC_XSAVEOPT:
+	case ZYDIS_MNEMONIC_XSAVEOPT64:
+	case ZYDIS_MNEMONIC_XSAVEC:
+	case ZYDIS_MNEMONIC_XSAVEC64:
+	case ZYDIS_MNEMONIC_XRSTOR:
+	case ZYDIS_MNEMONIC_XRSTOR64:
+		return x86_bind_xsave(i, z, o);
 	case ZYDIS_MNEMONIC_RDTSC:
 		i->op = 0;
 		i->fn = h_rdtsc;
@@ -1231,6 +1354,9 @@ int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 	case X86_MSR_PLATFORM_INFO:
 		*v = c->platform_info;
 		return 0;
+	case X86_MSR_POWER_CTL:
+		*v = c->power_ctl;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -1300,6 +1426,9 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 	case X86_MSR_UCODE_REV:
 		c->ucode_rev = v; /* the VMM's; guest writes do not get here */
 		return 0;
+	case X86_MSR_POWER_CTL:
+		c->power_ctl = v; /* any value, from either side */
+		return 0;
 	case X86_MSR_PLATFORM_INFO:
 		/*
 		 * The VMM's alone (the guest's #GP in h_msr).  KVM refuses to
@@ -1317,7 +1446,7 @@ static const uint32_t msr_list[] = {
 	X86_MSR_STAR,	   X86_MSR_CSTAR,      X86_MSR_KERNEL_GS_BASE,
 	X86_MSR_SFMASK,	   X86_MSR_LSTAR,      X86_MSR_TSC,
 	X86_MSR_TSC_AUX,   X86_MSR_TSC_ADJUST, X86_MSR_PLATFORM_INFO,
-	X86_MSR_UCODE_REV, X86_MSR_K7_HWCR,
+	X86_MSR_UCODE_REV, X86_MSR_K7_HWCR,    X86_MSR_POWER_CTL,
 };
 
 const uint32_t *x86_msr_list(unsigned *n)
@@ -1351,14 +1480,15 @@ int x86_get_feature_msr(uint32_t idx, uint64_t *v)
 
 /* What the model implements, as a default CPUID table. */
 static const struct kvm_cpuid_entry2 default_cpuid[] = {
-	/* max basic leaf 7, "GenuineIntel" */
+	/* max basic leaf 0xd, "GenuineIntel" */
 	{.function = 0,
-	 .eax = 7,
+	 .eax = 0xd,
 	 .ebx = 0x756e6547,
 	 .ecx = 0x6c65746e,
 	 .edx = 0x49656e69},
 	/*
-	 * family 6; ECX: MOVBE(22) POPCNT(23) hypervisor(31);
+	 * family 6; ECX: MOVBE(22) POPCNT(23) XSAVE(26) hypervisor(31), and
+	 * OSXSAVE(27) following CR4 (x86_cpuid_runtime());
 	 * EDX: TSC(4) MSR(5) PAE(6) CX8(8) CMOV(15) FXSR(24).  SSE(25),
 	 * SSE2(26), SSE3, SSSE3 and SSE4.1 stay clear until their
 	 * floating-point instructions exist: sse.c has their integer and
@@ -1366,13 +1496,29 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	 */
 	{.function = 1,
 	 .eax = 0x000606a0,
-	 .ecx = (1u << 22) | (1u << 23) | (1u << 31),
+	 .ecx = (1u << 22) | (1u << 23) | (1u << 26) | (1u << 31),
 	 .edx = (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 15) |
 		(1u << 24)},
 	/* EBX: BMI1(3) SMEP(7) SMAP(20) */
 	{.function = 7,
 	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
 	 .ebx = (1u << 1) | (1u << 3) | (1u << 7) | (1u << 20)},
+	/*
+	 * XSAVE (sse.c): x87 and SSE, 576 bytes in either format (EBX
+	 * follows XCR0); XSAVEOPT, XSAVEC, XGETBV with ECX = 1, no XSAVES
+	 * (no IA32_XSS, no supervisor components) and no further subleaves.
+	 */
+	{.function = 0xd,
+	 .index = 0,
+	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+	 .eax = X86_XCR0_SUPPORTED,
+	 .ebx = X86_XSAVE_SIZE,
+	 .ecx = X86_XSAVE_SIZE},
+	{.function = 0xd,
+	 .index = 1,
+	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+	 .eax = X86_XSAVE_XSAVEOPT | X86_XSAVE_XSAVEC | X86_XSAVE_XGETBV1,
+	 .ebx = X86_XSAVE_SIZE},
 	/*
 	 * KVM's paravirtual leaves: the signature "KVMKVMKVM\0\0\0" and no
 	 * PV features (no kvmclock, async PF or PV EOI in gmem).
@@ -1410,6 +1556,114 @@ static unsigned table_maxphyaddr(const struct x86_cpu *c)
 	return e->eax & 0xff;
 }
 
+/* KVM's cpuid_entry2_find(): the first entry of @fn that @idx matches. */
+static struct kvm_cpuid_entry2 *
+entry_find(struct kvm_cpuid_entry2 *e, unsigned n, uint32_t fn, uint32_t idx)
+{
+	for (unsigned k = 0; k < n; k++)
+		if (e[k].function == fn &&
+		    (!(e[k].flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) ||
+		     e[k].index == idx))
+			return &e[k];
+	return NULL;
+}
+
+/* KVM's cpuid_get_supported_xcr0(): leaf 0xD's EDX:EAX, of what we have. */
+static uint64_t table_xcr0(struct kvm_cpuid_entry2 *e, unsigned n)
+{
+	const struct kvm_cpuid_entry2 *d = entry_find(e, n, 0xd, 0);
+
+	if (!d)
+		return 0;
+	return (d->eax | (uint64_t)d->edx << 32) & X86_XCR0_SUPPORTED;
+}
+
+void x86_cpuid_runtime(const struct x86_cpu *c, struct kvm_cpuid_entry2 *e,
+		       unsigned n)
+{
+	struct kvm_cpuid_entry2 *b = entry_find(e, n, 1, 0);
+
+	if (b) {
+		b->ecx &= ~(1u << 27);
+		if (c->cr4 & X86_CR4_OSXSAVE)
+			b->ecx |= 1u << 27;
+	}
+	/* Both formats are 576 bytes with the components the model has. */
+	if ((b = entry_find(e, n, 0xd, 0)))
+		b->ebx = X86_XSAVE_SIZE;
+	if ((b = entry_find(e, n, 0xd, 1)) &&
+	    (b->eax & (X86_XSAVE_XSAVEC | X86_XSAVE_XSAVES)))
+		b->ebx = X86_XSAVE_SIZE;
+}
+
+/*
+ * __kvm_set_xcr(): XCR0 only, x87 always, AVX only with SSE, MPX's two
+ * and AVX-512's three components together, AMX's two together, nothing
+ * beyond what the guest's leaf 0xD offers (x87 is always allowed).
+ */
+int x86_set_xcr(struct x86_cpu *c, uint32_t idx, uint64_t v)
+{
+	const uint64_t mpx = 3ull << 3, avx512 = 7ull << 5, amx = 3ull << 17;
+
+	if (idx != 0 || !(v & X86_XFEATURE_FP))
+		return -EINVAL;
+	if ((v & X86_XFEATURE_YMM) && !(v & X86_XFEATURE_SSE))
+		return -EINVAL;
+	if (v & ~(c->guest_xcr0 | X86_XFEATURE_FP))
+		return -EINVAL;
+	if ((v & mpx) && (v & mpx) != mpx)
+		return -EINVAL;
+	if ((v & avx512) && (!(v & X86_XFEATURE_YMM) || (v & avx512) != avx512))
+		return -EINVAL;
+	if ((v & amx) && (v & amx) != amx)
+		return -EINVAL;
+	/* The XSAVE sizes in leaf 0xD are the same for every XCR0 here. */
+	c->xcr0 = v;
+	return 0;
+}
+
+/*
+ * The CR4 bits a CPUID table allows (KVM's __cr4_reserved_bits()): the
+ * always-there ones, and each feature's bit only where CPUID has it.
+ */
+uint64_t x86_cr4_allowed(const struct kvm_cpuid_entry2 *t, unsigned n)
+{
+	static const struct {
+		uint32_t fn;
+		uint8_t reg, bit;
+		uint64_t cr4;
+	} feat[] = {
+		{7, 2, 2, 1ULL << 11},	/* UMIP */
+		{7, 2, 16, 1ULL << 12}, /* LA57 */
+		{1, 2, 5, 1ULL << 13},	/* VMXE */
+		{1, 2, 6, 1ULL << 14},	/* SMXE */
+		{7, 1, 0, 1ULL << 16},	/* FSGSBASE */
+		{1, 2, 17, 1ULL << 17}, /* PCIDE */
+		{1, 2, 26, 1ULL << 18}, /* OSXSAVE */
+		{7, 1, 7, 1ULL << 20},	/* SMEP */
+		{7, 1, 20, 1ULL << 21}, /* SMAP */
+		{7, 2, 3, 1ULL << 22},	/* PKE */
+	};
+	/* VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT */
+	uint64_t ok = 0x7ff;
+
+	for (unsigned f = 0; f < ARRAY_SIZE(feat); f++) {
+		for (unsigned k = 0; k < n; k++) {
+			const uint32_t r[4] = {t[k].eax, t[k].ebx, t[k].ecx,
+					       t[k].edx};
+
+			if (t[k].function != feat[f].fn ||
+			    ((t[k].flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) &&
+			     t[k].index))
+				continue;
+			if (r[feat[f].reg] >> feat[f].bit & 1)
+				ok |= feat[f].cr4;
+			break;
+		}
+	}
+	return ok;
+}
+
 int x86_set_cpuid(struct x86_cpu *c, const struct kvm_cpuid_entry2 *e,
 		  unsigned n)
 {
@@ -1417,6 +1671,8 @@ int x86_set_cpuid(struct x86_cpu *c, const struct kvm_cpuid_entry2 *e,
 		return -E2BIG;
 	memcpy(c->cpuid, e, n * sizeof(*e));
 	c->ncpuid = n;
+	c->guest_xcr0 = table_xcr0(c->cpuid, n);
+	x86_cpuid_runtime(c, c->cpuid, n);
 	/* The guest's physical-address width is the table's, unless XO. */
 	if (!c->xo_bit) {
 		c->maxphyaddr = table_maxphyaddr(c);
@@ -1685,10 +1941,10 @@ int x86_set_sregs(struct x86_cpu *c, const struct kvm_sregs *s)
 	c->cr0 = s->cr0;
 	c->cr2 = s->cr2;
 	c->cr3 = s->cr3;
-	c->cr4 = s->cr4;
 	c->cr8 = s->cr8;
 	c->efer = s->efer;
 	c->apic_base = s->apic_base;
+	set_cr4(c, s->cr4);
 	x86_set_cpl(c, s->cs.dpl & 3);
 	x86_tlb_flush(c);
 	return 0;

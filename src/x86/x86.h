@@ -28,6 +28,10 @@
  *       SHUTDOWN   triple fault: KVM_EXIT_SHUTDOWN
  *       KICK       *kick or *immediate_exit was set (checked at entry and
  *                  every 1024 instructions): -EINTR
+ *       MSR        RDMSR/WRMSR refused for a reason cpu->user_msr_exits
+ *                  names (KVM_CAP_X86_USER_SPACE_MSR): RIP at it; call
+ *                  x86_complete_msr() with the VMM's answer before the
+ *                  next x86_run
  *       INTERNAL   stop.internal.why: KVM_EXIT_INTERNAL_ERROR (fetch from
  *                  MMIO, exception frame in MMIO, page-crossing MMIO,
  *                  page tables outside RAM, compatibility mode; an
@@ -52,18 +56,21 @@
  *
  * SSE (sse.c): XMM0-15 and MXCSR, the data-movement, logical, integer and
  * shuffle instructions through SSE4.1 (and PCMPGTQ), LDMXCSR/STMXCSR,
- * FXSAVE/FXRSTOR; XSAVE images of x87 and SSE state for the VMM
- * (x86_get/set_xsave), but no XSAVE instructions.  16-byte accesses to
- * MMIO stop with INTERNAL.
+ * FXSAVE/FXRSTOR; XSAVE of x87 and SSE state: XSAVE, XSAVEOPT (init
+ * optimisation, no modified optimisation), XSAVEC, XRSTOR in both forms
+ * and XGETBV/XSETBV (system.c), and the same images for the VMM
+ * (x86_get/set_xsave); no XSAVES/XRSTORS.  16-byte accesses to MMIO
+ * stop with INTERNAL.
  *
  * Not modelled: interrupts other than x86_inject() (no APIC; the caller
  * checks RFLAGS.IF before injecting an external interrupt), TF/debug
  * registers (DR0-7 are VMM state only: no MOV DRn, no breakpoints), NMIs,
  * the STI/MOV SS interrupt shadow, SMM, the I/O permission bitmap (IN/OUT at
- * CPL > IOPL is #GP), x87 (its registers exist only for FXSAVE/FXRSTOR), SSE
- * floating-point arithmetic and conversions, SSE4.2 string instructions, MMX,
- * AVX (all #UD), PCID, LA57, 16/32-bit modes, task switches; #SS is reported as
- * #GP(0) for non-canonical stack addresses.
+ * CPL > IOPL is #GP), x87 (its registers exist only for FXSAVE/FXRSTOR and
+ * the XSAVE instructions), SSE floating-point arithmetic and conversions,
+ * SSE4.2 string instructions, MMX, AVX, XSAVES/XRSTORS (all #UD), XSAVE's
+ * modified optimisation, PCID, LA57, 16/32-bit modes, task switches; #SS is
+ * reported as #GP(0) for non-canonical stack addresses.
  */
 #ifndef GMEM_X86_H
 #define GMEM_X86_H
@@ -109,6 +116,7 @@ enum x86_stop_reason {
 	X86_STOP_SHUTDOWN,   /* triple fault */
 	X86_STOP_KICK,	     /* *kick or *immediate_exit was set */
 	X86_STOP_INTERNAL,   /* emulation failure not caused by the guest */
+	X86_STOP_MSR,	     /* see struct x86_stop.msr */
 };
 
 struct x86_stop {
@@ -143,6 +151,14 @@ struct x86_stop {
 			uint8_t is_write;
 			uint8_t data[8];
 		} mmio;
+		/* A refused RDMSR/WRMSR, nothing done: KVM_MSR_EXIT_REASON_*.
+		 */
+		struct {
+			uint32_t index;
+			uint32_t reason;
+			uint64_t data; /* WRMSR's EDX:EAX */
+			uint8_t is_write;
+		} msr;
 		struct {
 			uint64_t rip;
 			const char *why;
@@ -221,6 +237,7 @@ enum {
 #define X86_CR4_OSXMMEXCPT (1ull << 10)
 #define X86_CR4_FSGSBASE (1ull << 16)
 #define X86_CR4_SMEP (1ull << 20)
+#define X86_CR4_OSXSAVE (1ull << 18)
 #define X86_CR4_SMAP (1ull << 21)
 #define X86_EFER_SCE (1ull << 0)
 #define X86_EFER_LME (1ull << 8)
@@ -253,6 +270,7 @@ enum {
 #define X86_MSR_TSC_AUX 0xc0000103
 #define X86_MSR_UCODE_REV 0x8b
 #define X86_MSR_PLATFORM_INFO 0xce
+#define X86_MSR_POWER_CTL 0x1fc
 
 /* DR6 and DR7 at reset (all breakpoints off), KVM's DR6_ACTIVE_LOW etc. */
 #define X86_DR6_INIT 0xffff0ff0ull
@@ -451,7 +469,19 @@ struct x86_cpu {
 	union x86_xmm xmm[16];
 	uint32_t mxcsr;
 	struct x86_x87 x87;
-	uint64_t xcr0; /* XCR0, set by the VMM only: no XSETBV yet */
+	uint64_t xcr0; /* XCR0 */
+	/*
+	 * What XSETBV may set beyond x87: leaf 0xD of the CPUID table, of
+	 * what the model has (KVM's guest_supported_xcr0).  The vCPU layer
+	 * clears it until KVM_SET_CPUID2, as KVM's starts empty.
+	 */
+	uint64_t guest_xcr0;
+	/*
+	 * XINUSE bits that values alone do not show: set by an XRSTOR (or
+	 * KVM_SET_XSAVE) that loaded the component, cleared by one that
+	 * initialised it (see x86_xinuse()).
+	 */
+	uint8_t xinuse;
 
 	/*
 	 * INS data across its exit, KVM's PIO read-ahead cache: state 1
@@ -490,6 +520,21 @@ struct x86_cpu {
 	 * stops INTERNAL with its bytes, RIP at it, instead of raising #UD.
 	 */
 	const bool *exit_on_emulation_failure;
+
+	/*
+	 * RDMSR/WRMSR the VMM handles: the KVM_MSR_EXIT_REASON_* bits that
+	 * stop (atomic; NULL is none), and the MSR filter (NULL allows
+	 * everything; false: refused for reason FILTER).  umsr is the stop
+	 * waiting for x86_complete_msr().
+	 */
+	const uint64_t *user_msr_exits;
+	bool (*msr_allowed)(void *ctx, uint32_t index, bool write);
+	struct {
+		bool valid, write;
+		uint8_t len;
+		uint64_t rip;
+	} umsr;
+	uint64_t power_ctl; /* MSR_IA32_POWER_CTL, kept as KVM keeps it */
 };
 
 /* Set up @cpu in the state KVM gives a new vCPU, with backend @bus. */
@@ -508,6 +553,12 @@ int x86_run(struct x86_cpu *cpu, uint64_t budget, struct x86_stop *stop);
 void x86_complete_in(struct x86_cpu *cpu, uint32_t data);
 void x86_complete_pio_in(struct x86_cpu *cpu, const void *data, unsigned len);
 void x86_complete_mmio(struct x86_cpu *cpu, uint64_t data);
+/*
+ * Complete an MSR stop as KVM completes its exit: @error injects #GP at
+ * the instruction, else RDMSR takes @data into EDX:EAX and the
+ * instruction retires.  Nothing if RIP moved since the stop.
+ */
+void x86_complete_msr(struct x86_cpu *cpu, bool error, uint64_t data);
 
 /*
  * Whether an MMIO stop left its instruction to be re-executed (a read
@@ -596,20 +647,55 @@ int x86_set_fxsave(struct x86_cpu *cpu, const uint8_t area[512]);
  */
 #define X86_XFEATURE_FP 1ull
 #define X86_XFEATURE_SSE 2ull
+#define X86_XFEATURE_YMM 4ull
 #define X86_XCR0_SUPPORTED (X86_XFEATURE_FP | X86_XFEATURE_SSE)
 #define X86_XSAVE_SIZE 576
+/* CPUID.(0xd, 1):EAX */
+#define X86_XSAVE_XSAVEOPT (1u << 0)
+#define X86_XSAVE_XSAVEC (1u << 1)
+#define X86_XSAVE_XGETBV1 (1u << 2)
+#define X86_XSAVE_XSAVES (1u << 3)
 
 /*
- * The image XSAVE would store with both components requested: the
- * FXSAVE64 legacy region and XSTATE_BV naming the components not in
- * their initial configuration (SDM 13.6; SSE's counts MXCSR != 0x1f80),
- * the rest of the header and bytes 416-511 zero.
+ * XINUSE (SDM vol. 1, 13.6): the components that may not be in their
+ * initial configuration: x87 or XMM registers not initial, or loaded by
+ * the last XRSTOR of them.  XINUSE[1] is about the XMM registers only.
+ */
+uint64_t x86_xinuse(const struct x86_cpu *cpu);
+
+/*
+ * Set XCR @idx as XSETBV (and KVM_SET_XCRS) does: 0, or -EINVAL (#GP)
+ * for an index other than 0 or a value __kvm_set_xcr() refuses.
+ */
+int x86_set_xcr(struct x86_cpu *cpu, uint32_t idx, uint64_t value);
+
+/*
+ * The CR4 bits a CPUID table allows (KVM's __cr4_reserved_bits()).  CR4
+ * writes take the intersection of the supported table's and the guest's.
+ */
+uint64_t x86_cr4_allowed(const struct kvm_cpuid_entry2 *t, unsigned n);
+
+/*
+ * KVM's runtime CPUID update (__kvm_update_cpuid_runtime()) of table @e:
+ * CPUID.1:ECX.OSXSAVE from CR4 and leaf 0xD's sizes from XCR0.  The model
+ * applies it to its own table on every change; a caller comparing a new
+ * table with it (KVM_SET_CPUID2 after KVM_RUN) applies it to that first.
+ */
+void x86_cpuid_runtime(const struct x86_cpu *cpu, struct kvm_cpuid_entry2 *e,
+		       unsigned n);
+
+/*
+ * The image the kernel's KVM_GET_XSAVE gives, x87 and SSE requested:
+ * the FXSAVE64 legacy region and XSTATE_BV naming the components in use
+ * (x86_xinuse(), SSE's also while MXCSR != 0x1f80, as XSAVES reports
+ * it), the rest of the header and bytes 416-511 zero.
  */
 void x86_get_xsave(const struct x86_cpu *cpu, uint8_t area[X86_XSAVE_SIZE]);
 /*
- * Load such an image as XRSTOR would: a component whose XSTATE_BV bit
- * is clear takes its initial configuration (x87: FCW 0x37f, the rest 0;
- * SSE: XMM 0, MXCSR 0x1f80).  -EINVAL, nothing loaded, for XSTATE_BV
+ * Load such an image as the kernel's XRSTORS would: a component whose
+ * XSTATE_BV bit is clear takes its initial configuration (x87: FCW
+ * 0x37f, the rest 0; SSE: XMM 0, MXCSR 0x1f80), one whose bit is set is
+ * in use afterwards.  -EINVAL, nothing loaded, for XSTATE_BV
  * bits beyond X86_XCR0_SUPPORTED, a non-zero XCOMP_BV or reserved header
  * bytes, or reserved MXCSR bits when x87 or SSE is loaded.
  */
