@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * gcc-compiled C in the guest: the functions of x86_gcc_guest.c (built
- * with the guest flags: -O2 -ffreestanding -mgeneral-regs-only
+ * with the guest flags: -O2 -ffreestanding -march=x86-64-v2
  * -mno-red-zone) and of x86_sse_guest.c (-O2 -march=x86-64-v2, as the
  * KVM selftests' guest code, with floating point) run natively and in
  * the interpreter, and must agree.
