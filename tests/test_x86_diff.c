@@ -843,6 +843,27 @@ static unsigned gen_fx(uint8_t *p, uint32_t *taint)
 	return n + put32(p + n, d);
 }
 
+/* MASKMOVDQU with RDI pointing into D, sometimes across into D+4K. */
+static unsigned gen_maskmov(uint8_t *p)
+{
+	unsigned n = 0, reg = rn(16), rm = rn(16);
+	int32_t d = rn(8) ? (int32_t)rn(2000) - 1000 : 2048 - (int32_t)rn(16);
+
+	p[n++] = 0x49; /* lea rdi, [r15 + d32] */
+	p[n++] = 0x8d;
+	p[n++] = 0xbf;
+	n += put32(p + n, d);
+	if (rn(4) == 0)
+		p[n++] = 0x67; /* EDI: D is below 4 GiB */
+	p[n++] = 0x66;
+	if (reg > 7 || rm > 7 || rn(4) == 0)
+		p[n++] = 0x40 | (reg >> 3) << 2 | rm >> 3;
+	p[n++] = 0x0f;
+	p[n++] = 0xf7;
+	p[n++] = 0xc0 | (reg & 7) << 3 | (rm & 7);
+	return n;
+}
+
 /* One sequence into @p; returns its length. */
 static unsigned gen_seq(uint8_t *p, unsigned ninsn, uint32_t *tout)
 {
@@ -906,7 +927,9 @@ static unsigned gen_seq(uint8_t *p, unsigned ninsn, uint32_t *tout)
 			n += gen_sse(p + n, &taint);
 			break;
 		case 10:
-			if (rn(2))
+			if (rn(8) == 0)
+				n += gen_maskmov(p + n);
+			else if (rn(2))
 				n += gen_ldmxcsr(p + n);
 			else
 				n += gen_fx(p + n, &taint);

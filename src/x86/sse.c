@@ -7,10 +7,10 @@
  * and packed, single and double (arithmetic, square roots, reciprocal
  * estimates, min/max, compares into masks and into EFLAGS, conversions,
  * rounding, dot products, horizontal and alternating add/subtract); the
- * SSE4.2 string compares, CRC32 and MOVNTI; LDMXCSR, STMXCSR, FXSAVE and
- * FXRSTOR.  Floating point (and the string compares) run on the host's
- * SSE unit, see "Floating point" below.  x87 arithmetic, MMX and AVX are
- * not here and stay #UD.
+ * SSE4.2 string compares, CRC32, MOVNTI and MASKMOVDQU; LDMXCSR, STMXCSR,
+ * FXSAVE and FXRSTOR.  Floating point (and the string compares) run on
+ * the host's SSE unit, see "Floating point" below.  x87 arithmetic, MMX
+ * and AVX are not here and stay #UD.
  *
  * Records (struct x86_insn) of this file:
  *   r[n]  an XMM register as XMM_F | n, or a GPR 0-15 as elsewhere;
@@ -1516,6 +1516,30 @@ static int h_crc32(struct x86_cpu *c, const struct x86_insn *i)
 	return advance(c, i);
 }
 
+/*
+ * MASKMOVDQU: the bytes of r[0] whose byte in r[1] has its top bit set,
+ * to [RDI] (EDI with a 32-bit address size, DS or a segment override).
+ * All 16 bytes are translated for writing first, whatever the mask: the
+ * SDM lets a processor fault on masked bytes, and this one does.
+ */
+static int h_maskmov(struct x86_cpu *c, const struct x86_insn *i)
+{
+	const union x86_xmm *v = &c->xmm[i->r[0] & 15];
+	const union x86_xmm *mask = &c->xmm[i->r[1] & 15];
+	struct x86_mref m;
+	int r = sse_avail(c);
+
+	if (!r)
+		r = sse_prep(c, x86_ea(c, i), 16, X86_ACC_WRITE, &m);
+	if (r)
+		return r;
+	for (unsigned k = 0; k < 16; k++)
+		if (mask->b[k] & 0x80)
+			st_le(k < m.n0 ? m.p[0] + k : m.p[1] + (k - m.n0), 1,
+			      v->b[k]);
+	return advance(c, i);
+}
+
 /* MOVNTI m32/m64, r: a plain store (the hint is only about caches). */
 static int h_movnti(struct x86_cpu *c, const struct x86_insn *i)
 {
@@ -2138,6 +2162,14 @@ int x86_bind_sse(struct x86_insn *i, const void *zi, const void *zo)
 		i->osz = o[0].size / 8;
 		i->ssz = o[1].size / 8;
 		i->fn = h_crc32;
+		return 0;
+	case ZYDIS_MNEMONIC_MASKMOVDQU:
+		if (nv != 2 || !is_xmm(&o[0]) || !is_xmm(&o[1]))
+			return -1;
+		i->base = X86_RDI; /* the implicit destination */
+		i->index = NO_REG;
+		i->disp = 0;
+		i->fn = h_maskmov;
 		return 0;
 	case ZYDIS_MNEMONIC_MOVNTI:
 		if (!is_mem(&o[0]) || !is_gpr(&o[1]))
