@@ -9,9 +9,15 @@
  * pages must match.  About a third of the instructions are SSE: XMM
  * registers, MXCSR and the x87 registers start from one random FXSAVE
  * image (FXRSTOR natively, x86_set_fxsave() in the model) and end as the
- * FXSAVE image each side gives.  A fault both sides take alike ends a
- * sequence without a comparison: #DE, and #GP or #UD (SIGSEGV from the
- * kernel, SIGILL) from a misaligned SSE operand or a bad MXCSR value.
+ * FXSAVE image each side gives.  Floating-point operands are drawn from
+ * special values (signed zeros, infinities, NaNs, denormals, conversion
+ * edges) as often as from random bits, and MXCSR takes random rounding
+ * modes, DAZ/FTZ and (a quarter of the time) unmasked exceptions.  A
+ * fault both sides take alike ends a sequence without a comparison: #DE,
+ * and #GP or #UD (SIGSEGV from the kernel, SIGILL) from a misaligned SSE
+ * operand or a bad MXCSR value; an unmasked SIMD exception (#XM, SIGFPE)
+ * is compared: MXCSR and the XMM registers at the fault, from the signal
+ * frame, must match the model's.
  * Then random XSAVE images of x87 and SSE state go through XRSTOR/XSAVE
  * natively and x86_set_xsave()/x86_get_xsave() in the model.
  *

@@ -1011,7 +1011,8 @@ static bool x87_inexact(unsigned kind, bool dbl, uint64_t a, uint64_t b,
 {
 	/* all masked, PC = 24 or 53 bits, RC as MXCSR.RC */
 	uint16_t cw = 0x3f | (dbl ? 0x200 : 0) | (mxcsr >> 13 & 3) << 10;
-	uint16_t sv, sw;
+	uint8_t env[28]; /* the host's x87 environment, flags included */
+	uint16_t sw;
 	float fa, fb, one = 1;
 	double da, db;
 
@@ -1025,11 +1026,11 @@ static bool x87_inexact(unsigned kind, bool dbl, uint64_t a, uint64_t b,
 		memcpy(&fa, &x, 4);
 		memcpy(&fb, &y, 4);
 	}
-#define X87(ld, op, A_, B_)                                             \
-	__asm__ volatile("fnstcw %[sv]\n\tfldcw %[cw]\n\tfnclex\n\t" ld \
-			 " %[x]\n\t" op " %[y]\n\tfnstsw %[sw]\n\t"     \
-			 "fstp %%st(0)\n\tfldcw %[sv]"                  \
-			 : [sv] "=m"(sv), [sw] "=m"(sw)                 \
+#define X87(ld, op, A_, B_)                                               \
+	__asm__ volatile("fnstenv %[env]\n\tfldcw %[cw]\n\tfnclex\n\t" ld \
+			 " %[x]\n\t" op " %[y]\n\tfnstsw %[sw]\n\t"       \
+			 "fstp %%st(0)\n\tfldenv %[env]"                  \
+			 : [env] "=m"(env), [sw] "=m"(sw)                 \
 			 : [cw] "m"(cw), [x] "m"(A_), [y] "m"(B_))
 	switch (kind * 2 + dbl) {
 	case L_ADD * 2:
