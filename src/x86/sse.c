@@ -787,14 +787,14 @@ static int h_blendv(struct x86_cpu *c, const struct x86_insn *i)
  * 11.5.2): if a pre-computation exception (invalid, denormal, divide by
  * zero) is unmasked, only those flags are set, for every lane; otherwise
  * the post-computation flags are set too.  Either way the destination is
- * not written and #XM (or #UD without CR4.OSXMMEXCPT) is raised.  One
- * flag differs between the masked and the unmasked response: an unmasked
- * underflow is reported for a tiny result even when it is exact, which a
- * second run with FTZ set detects (flush-to-zero flags every tiny result).
+ * not written and #XM (or #UD without CR4.OSXMMEXCPT) is raised.  Where
+ * the unmasked response differs from the masked one (overflow, underflow,
+ * the steps of DPPS/DPPD), fp_exact_flags() works it out.
  */
-#define MX_IE 0x01
 #define MX_PRE 0x07 /* IE DE ZE */
+#define MX_OE 0x08
 #define MX_UE 0x10
+#define MX_PE 0x20
 #define MX_FLAGS 0x3f
 #define MX_MASKS 0x1f80
 #define MX_FTZ 0x8000
@@ -1104,11 +1104,11 @@ static unsigned lane_flags(const struct x86_cpu *c, unsigned kind, bool dbl,
 		fp_ops[op](&x, &y, 0, &mx2);
 		tiny = mx2 & MX_UE;
 	}
-	if (((f & 0x08) && (um & 0x08)) || (tiny && (um & MX_UE))) {
-		f = (f & MX_PRE) | (f & 0x08 ? 0x08 : MX_UE);
+	if (((f & MX_OE) && (um & MX_OE)) || (tiny && (um & MX_UE))) {
+		f = (f & MX_PRE) | (f & MX_OE ? MX_OE : MX_UE);
 		if (x87_inexact(kind, dbl, daz(a, dbl, c->mxcsr),
 				daz(b, dbl, c->mxcsr), c->mxcsr))
-			f |= 0x20;
+			f |= MX_PE;
 	}
 	return f;
 }
