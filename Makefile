@@ -114,7 +114,7 @@ TESTS := \
 # its own path (or $$GMEM_GUEST_DIR/NAME.elf).  Add NAME to GUEST_TESTS.
 # guests/README.md describes the runtime a guest half can use.
 GUEST_CC := gcc
-GUEST_CFLAGS := -std=gnu11 -O2 -g -ffreestanding -mgeneral-regs-only \
+GUEST_CFLAGS := -std=gnu11 -O2 -g -ffreestanding -march=x86-64-v2 \
 	-mno-red-zone -fno-pic -fno-pie -fno-stack-protector \
 	-fno-asynchronous-unwind-tables -fcf-protection=none \
 	-fno-tree-loop-distribute-patterns -mcmodel=small \
@@ -307,7 +307,7 @@ $(B)/tests/test_x86_%: tests/test_x86_%.c tests/tap.h tests/x86_harness.h \
 # Guest code for test_x86_gcc: built the way gmem guests are, with gcc,
 # uninstrumented.
 X86_GUEST_CC := gcc
-X86_GUEST_CFLAGS := -O2 -ffreestanding -mgeneral-regs-only -mno-red-zone \
+X86_GUEST_CFLAGS := -O2 -ffreestanding -march=x86-64-v2 -mno-red-zone \
 	-fno-tree-loop-distribute-patterns -fstack-protector-strong -fPIC \
 	-Wall -Wextra -Werror -Itests
 

@@ -2,8 +2,9 @@
 /*
  * Guest entry.  The loader (<gmem/boot.h>) enters here at CPL 0 with RSP
  * on this vCPU's stack, the program's arguments in RDI/RSI and the boot
- * info in RDX.  Nothing here needs more than plain moves and calls, so a
- * CPU model that gets this far can report what goes wrong later.
+ * info in RDX.  Nothing here needs more than plain moves and calls (and
+ * CR4 for SSE), so a CPU model that gets this far can report what goes
+ * wrong later.
  */
 	.section .text.boot, "ax"
 	.globl _start
@@ -14,6 +15,13 @@ _start:
 	jnz	1f
 	leaq	boot_stack_top(%rip), %rsp
 1:	andq	$-16, %rsp
+	/*
+	 * The C code is built for x86-64-v2 and uses SSE: turn it on
+	 * (CR4.OSFXSR, OSXMMEXCPT) before the first call, as Linux does.
+	 */
+	movq	%cr4, %rax
+	orq	$0x600, %rax
+	movq	%rax, %cr4
 	movq	%rdi, %r12
 	movq	%rsi, %r13
 	movq	%rdx, %rdi

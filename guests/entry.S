@@ -35,8 +35,8 @@ guest_idt_stubs:
 /*
  * The frame is struct ex_regs (guest.h): the registers pushed here, then
  * vector and error code, then the CPU's RIP, CS, RFLAGS, RSP, SS.  The
- * CPU aligned RSP to 16 before its five pushes, so after these 17 more the
- * call below sees the ABI's alignment.
+ * CPU aligned RSP to 16 before its five pushes, so after these 17 more
+ * (and the 512-byte FXSAVE image) the call below sees the ABI's alignment.
  */
 ex_common:
 	pushq	%rax
@@ -55,7 +55,12 @@ ex_common:
 	pushq	%r14
 	pushq	%r15
 	movq	%rsp, %rdi
+	/* The C handlers may use XMM registers: keep the interrupted code's. */
+	subq	$512, %rsp
+	fxsave64 (%rsp)
 	call	guest_exception_dispatch
+	fxrstor64 (%rsp)
+	addq	$512, %rsp
 	popq	%r15
 	popq	%r14
 	popq	%r13
@@ -161,7 +166,11 @@ guest_syscall_entry:
 	pushq	%rdi
 	pushq	%rax
 	movq	%rsp, %rdi
+	subq	$512, %rsp			/* XMM, as for exceptions */
+	fxsave64 (%rsp)
 	call	guest_syscall_dispatch
+	fxrstor64 (%rsp)
+	addq	$512, %rsp
 	addq	$8, %rsp			/* nr */
 	popq	%rdi
 	popq	%rsi

@@ -2,8 +2,8 @@
 /*
  * vsnprintf for guests and the console.  Conversions: d i u x X o p s c %,
  * flags '-' '0' '#' ' ' '+', width and precision (also '*'), length
- * modifiers hh h l ll z t j.  Enough for test messages; no floating point
- * (guests are built -mgeneral-regs-only).
+ * modifiers hh h l ll z t j.  Enough for test messages; no floating-point
+ * conversions (%f and the like).
  */
 #include "guest.h"
 

@@ -9,9 +9,15 @@
  * pages must match.  About a third of the instructions are SSE: XMM
  * registers, MXCSR and the x87 registers start from one random FXSAVE
  * image (FXRSTOR natively, x86_set_fxsave() in the model) and end as the
- * FXSAVE image each side gives.  A fault both sides take alike ends a
- * sequence without a comparison: #DE, and #GP or #UD (SIGSEGV from the
- * kernel, SIGILL) from a misaligned SSE operand or a bad MXCSR value.
+ * FXSAVE image each side gives.  Floating-point operands are drawn from
+ * special values (signed zeros, infinities, NaNs, denormals, conversion
+ * edges) as often as from random bits, and MXCSR takes random rounding
+ * modes, DAZ/FTZ and (a quarter of the time) unmasked exceptions.  A
+ * fault both sides take alike ends a sequence without a comparison: #DE,
+ * and #GP or #UD (SIGSEGV from the kernel, SIGILL) from a misaligned SSE
+ * operand or a bad MXCSR value; an unmasked SIMD exception (#XM, SIGFPE)
+ * is compared: MXCSR and the XMM registers at the fault, from the signal
+ * frame, must match the model's.
  * Then random XSAVE images of x87 and SSE state go through XRSTOR/XSAVE
  * natively and x86_set_xsave()/x86_get_xsave() in the model, and through
  * the XSAVE instructions on both (xsave_insn_diff()).
@@ -79,6 +85,8 @@ static ZydisFormatter fmt;
 static uint64_t rng;
 static sigjmp_buf jb;
 static volatile int native_sig, native_code;
+/* The FXSAVE image of the state a SIMD exception (#XM) left natively. */
+static uint8_t native_fx[512];
 
 static uint64_t rnd(void)
 {
@@ -96,8 +104,12 @@ static unsigned rn(unsigned n)
 
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
+	const ucontext_t *u = uc;
+
 	native_sig = sig;
 	native_code = si->si_code;
+	if (sig == SIGFPE && u->uc_mcontext.fpregs)
+		memcpy(native_fx, u->uc_mcontext.fpregs, sizeof(native_fx));
 	siglongjmp(jb, 1);
 }
 
@@ -171,7 +183,7 @@ static const struct op1 ops2[] = {
 	{0xbf, 1, I0, 0}, {0xba, 1, IB, 0xf0}, {0xbc, 1, I0, 0},
 	{0xbd, 1, I0, 0}, {0xb8, 1, I0, 0},    {0xc0, 1, I0, 0},
 	{0xc1, 1, I0, 0}, {0xc8, 0, I0, 0},    {0xcb, 0, I0, 0},
-	{0xce, 0, I0, 0},
+	{0xce, 0, I0, 0}, {0xc3, 2, I0, 0}, /* MOVNTI */
 };
 
 static unsigned put_imm(uint8_t *p, unsigned kind, bool osz16, bool w)
@@ -294,13 +306,13 @@ static unsigned candidate(uint8_t *p)
 	unsigned r = rn(8), rx = rn(2), bx = rn(2), digit, mrex = 0;
 	uint8_t mb[16];
 	unsigned mlen = 0;
-	bool movbe = rn(24) == 0;
+	bool movbe = rn(24) == 0, crc = movbe && rn(2);
 
 	if (rn(12) == 0)
 		return candidate_vex(p);
 	if (movbe)
 		two = true;
-	mem = movbe || t->modrm == 2 || (t->modrm == 1 && rn(2));
+	mem = (movbe && !crc) || t->modrm == 2 || (t->modrm == 1 && rn(2));
 	if (t->modrm || movbe) {
 		digit = rn(8);
 		if (t->regs && !movbe)
@@ -324,6 +336,8 @@ static unsigned candidate(uint8_t *p)
 	if (two && !movbe &&
 	    (t->op == 0xb8 || ((t->op == 0xbc || t->op == 0xbd) && rn(2))))
 		p[n++] = 0xf3; /* POPCNT, TZCNT, LZCNT */
+	if (crc)
+		p[n++] = 0xf2; /* CRC32 */
 	if (mem)
 		bx = mrex & 1;
 	if (t->modrm == 0 && (t->op & 0xf0) == 0x50)
@@ -563,6 +577,7 @@ enum {
 	S_XG, /* reg XMM, r/m GPR or memory (MOVD, PINSR*, PEXTR*) */
 	S_SH, /* /digit, r/m XMM only, imm8: shifts by an immediate */
 	S_MD, /* /digit, r/m memory only: STMXCSR */
+	S_GM, /* reg GPR, r/m XMM or memory (CVTSD2SI, ...) */
 };
 
 struct sse_enc {
@@ -601,10 +616,23 @@ static const struct sse_group sse_groups[] = {
 	G(0, 1, S_XM, 0, 0x13, 0x17, 0x2b),
 	G(0x66, 1, S_XM, 0, 0x12, 0x13, 0x16, 0x17, 0x2b, 0xe7),
 	G(0xf2, 1, S_XM, 0, 0xf0),
-	G(0, 1, S_XX, 1, 0xc6),
-	G(0x66, 1, S_XX, 1, 0x70, 0xc6),
-	G(0xf2, 1, S_XX, 1, 0x70),
-	G(0xf3, 1, S_XX, 1, 0x70),
+	G(0, 1, S_XX, 1, 0xc2, 0xc6),
+	G(0x66, 1, S_XX, 1, 0x70, 0xc2, 0xc6),
+	G(0xf2, 1, S_XX, 1, 0x70, 0xc2),
+	G(0xf3, 1, S_XX, 1, 0x70, 0xc2),
+	/* Floating point: arithmetic, conversions, compares, SSE3 */
+	G(0, 1, S_XX, 0, 0x2e, 0x2f, 0x51, 0x52, 0x53, 0x58, 0x59, 0x5a, 0x5b,
+	  0x5c, 0x5d, 0x5e, 0x5f),
+	G(0x66, 1, S_XX, 0, 0x2e, 0x2f, 0x51, 0x58, 0x59, 0x5a, 0x5b, 0x5c,
+	  0x5d, 0x5e, 0x5f, 0x7c, 0x7d, 0xd0, 0xe6),
+	G(0xf3, 1, S_XX, 0, 0x51, 0x52, 0x53, 0x58, 0x59, 0x5a, 0x5b, 0x5c,
+	  0x5d, 0x5e, 0x5f, 0xe6),
+	G(0xf2, 1, S_XX, 0, 0x51, 0x58, 0x59, 0x5a, 0x5c, 0x5d, 0x5e, 0x5f,
+	  0x7c, 0x7d, 0xd0, 0xe6),
+	G(0xf3, 1, S_XG, 0, 0x2a),
+	G(0xf2, 1, S_XG, 0, 0x2a),
+	G(0xf3, 1, S_GM, 0, 0x2c, 0x2d),
+	G(0xf2, 1, S_GM, 0, 0x2c, 0x2d),
 	G(0, 1, S_GX, 0, 0x50),
 	G(0x66, 1, S_GX, 0, 0x50, 0xd7),
 	G(0x66, 1, S_GX, 1, 0xc5),
@@ -620,7 +648,8 @@ static const struct sse_group sse_groups[] = {
 	  0x32, 0x33, 0x34, 0x35, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d,
 	  0x3e, 0x3f, 0x40, 0x41),
 	G(0x66, 2, S_XM, 0, 0x2a),
-	G(0x66, 3, S_XX, 1, 0x0c, 0x0d, 0x0e, 0x0f, 0x21),
+	G(0x66, 3, S_XX, 1, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
+	  0x21, 0x40, 0x41, 0x42, 0x60, 0x61, 0x62, 0x63),
 	G(0x66, 3, S_XG, 1, 0x14, 0x15, 0x16, 0x17, 0x20, 0x22),
 };
 
@@ -698,7 +727,8 @@ static unsigned candidate_sse(uint8_t *p)
 
 	reg = t->form == S_SH || t->form == S_MD ? t->digit : rn(16);
 	mem = t->form == S_XM || t->form == S_MD ||
-	      ((t->form == S_XX || t->form == S_XG) && rn(2));
+	      ((t->form == S_XX || t->form == S_XG || t->form == S_GM) &&
+	       rn(2));
 	if (mem) {
 		mlen = put_mem_sse(m, reg & 7, &mrex, &gs);
 	} else {
@@ -749,6 +779,8 @@ static uint32_t mxcsr_value(void)
 	uint32_t v = rnd() & 0xffff;
 	unsigned bit = 16 + rn(16);
 
+	if (rn(4))
+		v |= 0x1f80; /* mostly masked: an unmasked exception ends it */
 	/* Bit 17 (MM, AMD's misaligned-SSE mode) is valid on some hosts. */
 	if (rn(8) == 0)
 		v |= 1u << (bit == 17 ? 16 : bit);
@@ -818,6 +850,27 @@ static unsigned gen_fx(uint8_t *p, uint32_t *taint)
 	return n + put32(p + n, d);
 }
 
+/* MASKMOVDQU with RDI pointing into D, sometimes across into D+4K. */
+static unsigned gen_maskmov(uint8_t *p)
+{
+	unsigned n = 0, reg = rn(16), rm = rn(16);
+	int32_t d = rn(8) ? (int32_t)rn(2000) - 1000 : 2048 - (int32_t)rn(16);
+
+	p[n++] = 0x49; /* lea rdi, [r15 + d32] */
+	p[n++] = 0x8d;
+	p[n++] = 0xbf;
+	n += put32(p + n, d);
+	if (rn(4) == 0)
+		p[n++] = 0x67; /* EDI: D is below 4 GiB */
+	p[n++] = 0x66;
+	if (reg > 7 || rm > 7 || rn(4) == 0)
+		p[n++] = 0x40 | (reg >> 3) << 2 | rm >> 3;
+	p[n++] = 0x0f;
+	p[n++] = 0xf7;
+	p[n++] = 0xc0 | (reg & 7) << 3 | (rm & 7);
+	return n;
+}
+
 /* One sequence into @p; returns its length. */
 static unsigned gen_seq(uint8_t *p, unsigned ninsn, uint32_t *tout)
 {
@@ -867,15 +920,23 @@ static unsigned gen_seq(uint8_t *p, unsigned ninsn, uint32_t *tout)
 			p[n++] = 0x9c; /* pushf; popf */
 			p[n++] = 0x9d;
 			break;
+		case 9:
+			/* PCMPESTRx lengths in EAX and EDX, mostly in range */
+			p[n++] = 0xb8;
+			n += put32(p + n, (int32_t)rn(41) - 20);
+			p[n++] = 0xba;
+			n += put32(p + n, (int32_t)rn(41) - 20);
+			/* fall through */
 		case 5:
 		case 6:
 		case 7:
 		case 8:
-		case 9:
 			n += gen_sse(p + n, &taint);
 			break;
 		case 10:
-			if (rn(2))
+			if (rn(8) == 0)
+				n += gen_maskmov(p + n);
+			else if (rn(2))
 				n += gen_ldmxcsr(p + n);
 			else
 				n += gen_fx(p + n, &taint);
@@ -958,13 +1019,89 @@ static bool fx_masked(unsigned off)
 	return (off >= 6 && off < 24) || (off >= 28 && off < 32);
 }
 
+/*
+ * Floating-point values that matter: signed zeros, infinities, quiet and
+ * signalling NaNs, denormals, the extremes, integer-conversion edges,
+ * halves for rounding, and values near 1.
+ */
+static uint64_t fp64(void)
+{
+	static const uint64_t v[] = {
+		0,
+		0x8000000000000000ull,
+		0x7ff0000000000000ull,
+		0xfff0000000000000ull,
+		0x7ff8000000000000ull,
+		0xfff8000000000001ull,
+		0x7ff0000000000001ull,
+		0x000fffffffffffffull,
+		0x8000000000000001ull,
+		0x0010000000000000ull,
+		0x7fefffffffffffffull,
+		0x3ff0000000000000ull,
+		0xbff0000000000000ull,
+		0x41e0000000000000ull, /* 2^31 */
+		0xc1e0000000000000ull,
+		0x43e0000000000000ull, /* 2^63 */
+		0x3ff8000000000000ull, /* 1.5 */
+		0x4004000000000000ull, /* 2.5 */
+		0x36a0000000000000ull, /* tiny: products underflow */
+	};
+	uint64_t r = rnd();
+
+	switch (rn(3)) {
+	case 0:
+		return v[rn(ARRAY_LEN(v))];
+	case 1: /* |x| in [2^-20, 2^20] */
+		return (r & 0x800fffffffffffffull) |
+		       (uint64_t)(1023 - 20 + rn(41)) << 52;
+	default:
+		return r;
+	}
+}
+
+static uint32_t fp32(void)
+{
+	static const uint32_t v[] = {
+		0,	    0x80000000, 0x7f800000, 0xff800000, 0x7fc00000,
+		0xffc00001, 0x7f800001, 0x007fffff, 0x80000001, 0x00800000,
+		0x7f7fffff, 0x3f800000, 0xbf800000, 0x4f000000, 0xcf000000,
+		0x5f000000, 0x3fc00000, 0x40200000, 0x1a000000,
+	};
+	uint32_t r = rnd();
+
+	switch (rn(3)) {
+	case 0:
+		return v[rn(ARRAY_LEN(v))];
+	case 1:
+		return (r & 0x807fffff) | (uint32_t)(127 - 20 + rn(41)) << 23;
+	default:
+		return r;
+	}
+}
+
+/* 16 bytes of doubles or of floats. */
+static void rnd_fp(uint8_t *x, bool dbl)
+{
+	for (unsigned k = 0; k < 16; k += dbl ? 8 : 4) {
+		uint64_t q = fp64();
+		uint32_t d = fp32();
+
+		memcpy(x + k, dbl ? (void *)&q : (void *)&d, dbl ? 8 : 4);
+	}
+}
+
 /* A random XMM lane pattern: edges of every lane width, small or any. */
 static void rnd_xmm(uint8_t *x)
 {
 	static const uint16_t edge[] = {0,	1,	0x7f,	0x80,  0xff,
 					0x7fff, 0x8000, 0xffff, 0x0100};
-	unsigned kind = rn(4);
+	unsigned kind = rn(6);
 
+	if (kind >= 4) {
+		rnd_fp(x, kind == 4);
+		return;
+	}
 	for (unsigned k = 0; k < 16; k += 2) {
 		uint16_t v = rnd();
 
@@ -985,6 +1122,8 @@ static void rnd_fx(uint8_t *fx)
 	uint32_t mx = rnd() & 0xffff;
 	uint64_t v = rnd();
 
+	if (rn(4))
+		mx |= 0x1f80;
 	memset(fx, 0, 512);
 	memcpy(fx, &v, 8); /* FCW FSW FTW (byte 5) FOP */
 	memcpy(fx + 24, &mx, 4);
@@ -1003,8 +1142,9 @@ static __attribute__((noinline)) void run_native(void *save)
 }
 
 /*
- * Returns 0 match, 1 mismatch, 2 both took #DE, 3 both #GP, 4 both #UD
- * (the faults are counted apart).
+ * Returns 0 match, 1 mismatch, 2 both took #DE, 3 both #GP, 4 both #UD,
+ * 5 both #XM with the same XMM registers and MXCSR (the faults are
+ * counted apart).
  */
 static int run_one(unsigned idx, unsigned ninsn)
 {
@@ -1044,10 +1184,12 @@ static int run_one(unsigned idx, unsigned ninsn)
 	init.r[X86_R15] = d + R15_OFF;
 	init.r[X86_RSP] = d + RSP_OFF;
 	init.fl = 0x202 | (rnd() & X86_ARITH) | (rn(5) == 0 ? X86_DF : 0);
-	for (unsigned k = 0; k < sizeof(mem0); k += 8) {
-		uint64_t v = rnd();
+	for (unsigned k = 0; k < sizeof(mem0); k += 16) {
+		uint64_t v[2] = {rnd(), rnd()};
 
-		memcpy(mem0 + k, &v, 8);
+		memcpy(mem0 + k, v, 16);
+		if (rn(2))
+			rnd_fp(mem0 + k, rn(2));
 	}
 	rnd_fx(fx0);
 
@@ -1099,6 +1241,23 @@ static int run_one(unsigned idx, unsigned ninsn)
 		/* #DE natively (SIGFPE): the guest must take vector 0. */
 		if (native_sig == SIGFPE && hvm_vector(&vm) == X86_DE)
 			return 2;
+		if (native_sig == SIGFPE && hvm_vector(&vm) == X86_XM) {
+			/* The unmasked exception's flags, nothing written. */
+			x86_get_fxsave(&vm.cpu, fx);
+			if (!memcmp(fx + 24, native_fx + 24, 4) &&
+			    !memcmp(fx + 160, native_fx + 160, 256))
+				return 5;
+			uint32_t a, b;
+
+			memcpy(&a, fx + 24, 4);
+			memcpy(&b, native_fx + 24, 4);
+			printf("# #XM: MXCSR interp %#x native %#x%s\n", a, b,
+			       memcmp(fx + 160, native_fx + 160, 256)
+				       ? ", XMM registers differ"
+				       : "");
+			bad = 1;
+			goto report;
+		}
 		if (native_sig == SIGSEGV && native_code == SI_KERNEL &&
 		    hvm_vector(&vm) == X86_GP)
 			return 3;
@@ -1432,7 +1591,7 @@ static unsigned xsave_insn_diff(unsigned n)
 int main(int argc, char **argv)
 {
 	uint64_t seed = time(NULL);
-	unsigned count = 100000, faults = 0, gp = 0, ud = 0, bad = 0;
+	unsigned count = 100000, faults = 0, gp = 0, ud = 0, xm = 0, bad = 0;
 	const char *e;
 	stack_t ss;
 	struct sigaction sa;
@@ -1445,7 +1604,7 @@ int main(int argc, char **argv)
 		seed = strtoull(argv[1], NULL, 0);
 	if (argc > 2)
 		count = strtoul(argv[2], NULL, 0);
-	tap_plan(5, 300);
+	tap_plan(6, 300);
 	printf("# seed %llu, %u sequences\n", (unsigned long long)seed, count);
 	rng = seed * 0x9e3779b97f4a7c15ull + 1;
 
@@ -1511,9 +1670,11 @@ int main(int argc, char **argv)
 			gp++;
 		else if (r == 4)
 			ud++;
+		else if (r == 5)
+			xm++;
 	}
-	printf("# %u mismatches, %u #DE, %u #GP, %u #UD agreed\n", bad, faults,
-	       gp, ud);
+	printf("# %u mismatches, %u #DE, %u #GP, %u #UD, %u #XM agreed\n", bad,
+	       faults, gp, ud, xm);
 	CHECK_EQ(bad, 0);
 	tap_result("random sequences match the host CPU");
 	CHECK(faults > 0 || count < 1000);
@@ -1521,6 +1682,8 @@ int main(int argc, char **argv)
 	CHECK(gp > 0 || count < 1000);
 	tap_result("misaligned SSE operands and bad MXCSR values fault alike "
 		   "(#GP)");
+	CHECK(xm > 0 || count < 1000);
+	tap_result("unmasked SIMD floating-point exceptions agree (#XM)");
 	if (host_xsave()) {
 		CHECK_EQ(xsave_diff(count < 2000 ? count : 2000), 0);
 		tap_result("XSAVE images: XRSTOR/XSAVE match the host CPU");

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * gcc-compiled C in the guest: the functions of x86_gcc_guest.c (built
- * with the guest flags: -O2 -ffreestanding -mgeneral-regs-only
+ * with the guest flags: -O2 -ffreestanding -march=x86-64-v2
  * -mno-red-zone) and of x86_sse_guest.c (-O2 -march=x86-64-v2, as the
- * KVM selftests' guest code: SSE) run natively and in the interpreter,
- * and must agree.
+ * KVM selftests' guest code, with floating point) run natively and in
+ * the interpreter, and must agree.
  * The guest sees this executable's loaded segments at their host
  * addresses (copied into guest RAM), so calls into libgcc helpers and
  * jump tables in .rodata work unchanged.
@@ -131,7 +131,7 @@ int main(void)
 	static uint8_t pool[GG_NODE_SIZE * 300];
 	uint64_t g;
 
-	tap_plan(10, 120);
+	tap_plan(11, 120);
 	REQUIRE(hvm_init(&vm, MEM_SIZE) == 0);
 	/* SSE on, as Linux and the KVM selftests' library run guests. */
 	struct kvm_sregs sr;
@@ -231,6 +231,26 @@ int main(void)
 	gs_lanes(&lanes);
 	CHECK(memcmp(vm.mem + BUF, &lanes, sizeof(lanes)) == 0);
 	tap_result("SSE: vectorised loops (add, min, max, bytes, 64-bit mul)");
+
+	static struct gs_fp fp;
+
+	for (unsigned k = 0; k < GS_N; k++) {
+		fp.x[k] = (double)(int64_t)rnd() / (double)(rnd() | 1);
+		fp.y[k] = k % 7 ? (double)(int32_t)rnd() / 1024.0 : 0.0;
+		fp.a[k] = (float)(int32_t)rnd() / 65536.0f;
+		fp.b[k] = (float)(int16_t)rnd() / 256.0f;
+		fp.i[k] = rnd();
+		fp.u[k] = rnd();
+	}
+	fp.x[5] = __builtin_nan("");
+	fp.x[9] = -0.0;
+	fp.x[11] = 1e-310; /* denormal */
+	memcpy(vm.mem + BUF, &fp, sizeof(fp));
+	gcall(gs_fp, BUF, 0, 0, 0);
+	gs_fp(&fp);
+	CHECK(memcmp(vm.mem + BUF, &fp, sizeof(fp)) == 0);
+	tap_result("SSE: floating point (sums, dot products, divisions, "
+		   "conversions, compares)");
 
 	hvm_destroy(&vm);
 	return tap_done();

@@ -1171,6 +1171,37 @@ static void t_sse_avail(void)
 		   "CR0.TS, CLTS");
 }
 
+GUEST_CODE(g_divsd, "divsd %xmm1, %xmm0\nhlt\n");
+
+/*
+ * An unmasked SIMD exception: #XM with CR4.OSXMMEXCPT, #UD without, the
+ * flag set in MXCSR and the destination not written; masked, the
+ * default result and a sticky flag.
+ */
+static void t_sse_xm(void)
+{
+	const uint64_t one = 0x3ff0000000000000ull;
+
+	for (unsigned k = 0; k < 3; k++) {
+		setup(g_divsd, g_divsd_end);
+		set_cr(0, 0, OSFXSR, k == 1 ? X86_CR4_OSXMMEXCPT : 0);
+		vm.cpu.mxcsr = k == 2 ? 0x1f80 : 0x1f80 & ~0x200; /* ZM */
+		vm.cpu.xmm[0].q[0] = one;
+		vm.cpu.xmm[1].q[0] = 0;
+		CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+		CHECK_EQ(hvm_vector(&vm), k == 0   ? X86_XM
+					  : k == 1 ? X86_UD
+						   : -1);
+		CHECK_EQ(vm.cpu.mxcsr & 0x3f, 0x04); /* ZE */
+		CHECK_EQ(vm.cpu.xmm[0].q[0],
+			 k == 2 ? 0x7ff0000000000000ull : one);
+		if (k < 2)
+			CHECK_EQ(frame(0), H_CODE);
+	}
+	tap_result("SSE: unmasked divide by zero is #XM (#UD without "
+		   "OSXMMEXCPT), destination unchanged, ZE set");
+}
+
 GUEST_CODE(g_movaps_ld, "movaps (%rax), %xmm0\nhlt\n");
 GUEST_CODE(g_movdqa_st, "pcmpeqb %xmm0, %xmm0\nmovdqa %xmm0, (%rax)\nhlt\n");
 GUEST_CODE(g_paddb_m, "paddb (%rax), %xmm0\nhlt\n");
@@ -1373,9 +1404,10 @@ static void t_fxsave(void)
 	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
 	CHECK_EQ(hvm_vector(&vm), X86_NM);
 
-	/* CPUID: FXSR; SSE and SSE2 wait for floating point. */
+	/* CPUID: FXSR SSE SSE2; SSE3 SSSE3 SSE4.1 SSE4.2 POPCNT. */
 	x86_cpuid(&vm.cpu, 1, 0, o);
-	CHECK_EQ(o[3] >> 24 & 7, 1);
+	CHECK_EQ(o[3] >> 24 & 7, 7);
+	CHECK_EQ(o[2] & 0x00980201, 0x00980201);
 	tap_result("FXSAVE/FXRSTOR round trip, reset state, accessors, "
 		   "reserved MXCSR, alignment, OSFXSR=0, TS");
 }
@@ -1799,7 +1831,7 @@ static void t_xrstor_insn(void)
 
 int main(void)
 {
-	tap_plan(44, 60);
+	tap_plan(45, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -1837,6 +1869,7 @@ int main(void)
 	t_forms();
 	t_bits();
 	t_sse_avail();
+	t_sse_xm();
 	t_sse_align();
 	t_sse_split();
 	t_sse_mmio();

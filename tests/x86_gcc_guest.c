@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Guest code for test_x86_gcc: ordinary C compiled the way gmem guests
- * are (-O2 -ffreestanding -mgeneral-regs-only -mno-red-zone), run both
+ * are (-O2 -ffreestanding -march=x86-64-v2 -mno-red-zone), run both
  * natively and in the interpreter.  Only arguments and memory reached
  * through them; no libc.
  */

@@ -3,7 +3,8 @@
  * Guest code for test_x86_gcc built as the KVM selftests build theirs:
  * gcc -O2 -march=x86-64-v2, without -mgeneral-regs-only, so that gcc
  * uses SSE where it likes: the varargs prologue saving XMM0-7, struct
- * copies and clears, vectorised loops over fixed-size arrays.
+ * copies and clears, vectorised loops over fixed-size arrays, and
+ * floating point: sums, dot products, conversions and compares.
  */
 #include <stdarg.h>
 
@@ -101,4 +102,45 @@ void gs_lanes(struct gs_lanes *l)
 			l->bytes[k] > 0x40 ? l->bytes[k] - 0x20 : l->bytes[k];
 		l->wide[k] = (uint64_t)(uint32_t)l->x[k] * (uint32_t)l->y[k];
 	}
+}
+
+/*
+ * Doubles and floats the way C code uses them: a sum, dot products
+ * (scalar and vectorised), divisions, conversions both ways (int, int64,
+ * uint64, float <-> double) and compares, NaN included.
+ */
+void gs_fp(struct gs_fp *f)
+{
+	double sum = 0, dd = 0, ud = 0;
+	float dot = 0, mn = f->a[0], mx = f->a[0];
+	uint32_t below = 0, nan = 0;
+
+	for (unsigned k = 0; k < GS_N; k++) {
+		sum += f->x[k];
+		dd += f->x[k] * f->y[k];
+		dot += f->a[k] * f->b[k];
+		mn = f->a[k] < mn ? f->a[k] : mn;
+		mx = f->a[k] > mx ? f->a[k] : mx;
+		below += f->x[k] < f->y[k];
+		nan += f->x[k] != f->x[k];
+		ud += (double)f->u[k];
+		f->quot[k] = f->y[k] != 0 ? f->x[k] / f->y[k] : -0.0;
+		f->conv[k] = (double)f->i[k] * 0.5 + (float)f->x[k];
+		f->trunc[k] = f->x[k] > -9e18 && f->x[k] < 9e18
+				      ? (int64_t)f->x[k]
+				      : 0;
+		f->itrunc[k] = f->a[k] > -2e9f && f->a[k] < 2e9f
+				       ? (int32_t)f->a[k]
+				       : 0;
+	}
+	for (unsigned k = 0; k < GS_N; k++)
+		f->fma[k] = f->a[k] * f->b[k] + (float)f->i[k];
+	f->sum = sum;
+	f->dot_d = dd;
+	f->udsum = ud;
+	f->dot = dot;
+	f->fmin = mn;
+	f->fmax = mx;
+	f->below = below;
+	f->nan_seen = nan;
 }

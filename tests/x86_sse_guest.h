@@ -20,8 +20,22 @@ struct gs_lanes {
 	uint64_t wide[GS_N];
 };
 
+/* Floating point: inputs x, y, a, b, i; the rest are results. */
+struct gs_fp {
+	double x[GS_N], y[GS_N];
+	float a[GS_N], b[GS_N], fma[GS_N];
+	int32_t i[GS_N];
+	uint64_t u[GS_N];
+	double sum, dot_d, udsum, quot[GS_N], conv[GS_N];
+	float dot, fmin, fmax;
+	int64_t trunc[GS_N];
+	int32_t itrunc[GS_N];
+	uint32_t below, nan_seen;
+};
+
 size_t gs_format(char *buf, size_t n, const char *fmt, ...);
 void gs_records(struct gs_rec *out, const struct gs_rec *in, unsigned n);
 void gs_lanes(struct gs_lanes *l);
+void gs_fp(struct gs_fp *f);
 
 #endif /* GMEM_X86_SSE_GUEST_H */

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The freestanding guest runtime: what a guest program (a test's -DGUEST
- * half) may use.  Built with gcc -ffreestanding -mgeneral-regs-only
- * -mno-red-zone, linked by guests/guest.ld at 0x200000, started by
+ * half) may use.  Built with gcc -ffreestanding -march=x86-64-v2
+ * -mno-red-zone (SSE and floating point allowed: crt0.S sets CR4.OSFXSR,
+ * and the exception and syscall entries keep the interrupted code's XMM
+ * registers), linked by guests/guest.ld at 0x200000, started by
  * gmem's loader (<gmem/boot.h>) in long mode at CPL 0 with GVA == GPA.
  *
  * A program defines

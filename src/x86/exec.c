@@ -2240,6 +2240,12 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 	string:
 		i->fn = h_string;
 		return 0;
+	case ZYDIS_MNEMONIC_CRC32:
+	case ZYDIS_MNEMONIC_MOVNTI:
+	case ZYDIS_MNEMONIC_CVTSS2SI: /* from memory: no XMM operand */
+	case ZYDIS_MNEMONIC_CVTTSS2SI:
+	case ZYDIS_MNEMONIC_CVTSD2SI:
+	case ZYDIS_MNEMONIC_CVTTSD2SI:
 	case ZYDIS_MNEMONIC_LDMXCSR:
 	case ZYDIS_MNEMONIC_STMXCSR:
 	case ZYDIS_MNEMONIC_FXSAVE:

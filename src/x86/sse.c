@@ -1,23 +1,33 @@
 // SPDX-License-Identifier: MIT
 /*
- * SSE: the XMM registers and MXCSR, and the instructions compilers emit
- * for -march=x86-64-v2 integer code: moves between XMM registers, GPRs
- * and memory, logic, integer arithmetic, compares, packs, unpacks,
- * shuffles, shifts, inserts and extracts through SSE4.1; LDMXCSR,
- * STMXCSR, FXSAVE and FXRSTOR.  Floating-point arithmetic is not here yet
- * and stays #UD.
+ * SSE: the XMM registers and MXCSR, and SSE through SSE4.2 as CPUID
+ * reports it (what -march=x86-64-v2 code runs): moves between XMM
+ * registers, GPRs and memory, logic, integer arithmetic, compares, packs,
+ * unpacks, shuffles, shifts, inserts and extracts; floating point, scalar
+ * and packed, single and double (arithmetic, square roots, reciprocal
+ * estimates, min/max, compares into masks and into EFLAGS, conversions,
+ * rounding, dot products, horizontal and alternating add/subtract); the
+ * SSE4.2 string compares, CRC32, MOVNTI and MASKMOVDQU; LDMXCSR, STMXCSR,
+ * FXSAVE and FXRSTOR.  Floating point (and the string compares) run on
+ * the host's SSE unit, see "Floating point" below.  x87 arithmetic, MMX
+ * and AVX are not here and stay #UD.
  *
  * Records (struct x86_insn) of this file:
  *   r[n]  an XMM register as XMM_F | n, or a GPR 0-15 as elsewhere;
  *   ssz   size of the memory or GPR source (or destination of a store);
- *   op    the lane operation (enum sse_op) or, for a store, the element;
+ *   op    the lane operation (enum sse_op; enum fp_op for h_fp; a
+ *         sub-operation for the other floating-point handlers) or, for a
+ *         store, the element;
  *   imm2  SSE_A16 when a 16-byte memory operand must be aligned.
  *
  * Every handler runs in exec.c's order, so that a fault leaves nothing
  * changed: #UD/#NM, then #GP(0) for a misaligned operand (checked on the
  * linear address before translation, as the SDM orders it), translation
  * of every byte (a 16-byte access may cross a page: both pages are
- * translated before anything is read or written), then results.
+ * translated before anything is read or written), then the operation;
+ * an unmasked SIMD floating-point exception it meets is #XM (#UD without
+ * CR4.OSXMMEXCPT) with MXCSR's flags set and nothing else written, else
+ * the results.
  */
 #include <errno.h>
 
@@ -361,6 +371,27 @@ static void op_phminposuw(union x86_xmm *d, const union x86_xmm *s,
 	d->q[1] = 0;
 }
 
+/*
+ * MPSADBW: eight sums of absolute differences between the 4 bytes of s at
+ * imm8[1:0] * 4 and the bytes of d from imm8[2] * 4 + k, k = 0..7.
+ */
+static void op_mpsadbw(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
+{
+	unsigned a = (imm >> 2 & 1) * 4, b = (imm & 3) * 4;
+	union x86_xmm r;
+
+	for (unsigned k = 0; k < 8; k++) {
+		unsigned sum = 0;
+
+		for (unsigned t = 0; t < 4; t++)
+			sum += d->b[a + k + t] > s->b[b + t]
+				       ? d->b[a + k + t] - s->b[b + t]
+				       : s->b[b + t] - d->b[a + k + t];
+		r.w[k] = sum;
+	}
+	*d = r;
+}
+
 /* Packs: d's lanes narrowed into the low half, s's into the high. */
 #define PACK(name, fi, fo, n, sat)                                      \
 	static void op_##name(union x86_xmm *d, const union x86_xmm *s, \
@@ -614,7 +645,7 @@ static void op_psrldq(union x86_xmm *d, const union x86_xmm *s, unsigned imm)
 	X(pmovsxdq) X(psllw_i) X(pslld_i) X(psllq_i) X(psrlw_i) X(psrld_i)   \
 	X(psrlq_i) X(psraw_i) X(psrad_i) X(psllw_x) X(pslld_x) X(psllq_x)    \
 	X(psrlw_x) X(psrld_x) X(psrlq_x) X(psraw_x) X(psrad_x) X(pslldq)     \
-	X(psrldq)
+	X(psrldq) X(mpsadbw)
 /* clang-format on */
 
 #define SO_ENUM(n) SO_##n,
@@ -737,6 +768,789 @@ static int h_blendv(struct x86_cpu *c, const struct x86_insn *i)
 	for (unsigned k = 0; k < 16; k += sz)
 		if (c->xmm[0].b[k + sz - 1] & 0x80)
 			memcpy(&d->b[k], &s.b[k], sz);
+	return advance(c, i);
+}
+
+/* ---- Floating point ------------------------------------------------- */
+
+/*
+ * Floating-point results come from the host processor: each operation
+ * runs there as the same instruction, under the guest's MXCSR with every
+ * exception masked, and the flags it raised are read back.  That makes
+ * results, rounding, DAZ/FTZ, NaN propagation and the approximations of
+ * RCPPS/RSQRTPS those of real hardware (the host's, which is what a guest
+ * under KVM gets too).  Nothing but the instruction itself runs between
+ * loading the guest's MXCSR and restoring the host's: both sit in the
+ * same asm statement.
+ *
+ * An unmasked exception then follows the SDM's two steps (vol. 1,
+ * 11.5.2): if a pre-computation exception (invalid, denormal, divide by
+ * zero) is unmasked, only those flags are set, for every lane; otherwise
+ * the post-computation flags are set too.  Either way the destination is
+ * not written and #XM (or #UD without CR4.OSXMMEXCPT) is raised.  Where
+ * the unmasked response differs from the masked one (overflow, underflow,
+ * the steps of DPPS/DPPD), fp_exact_flags() works it out.
+ */
+#define MX_PRE 0x07 /* IE DE ZE */
+#define MX_OE 0x08
+#define MX_UE 0x10
+#define MX_PE 0x20
+#define MX_FLAGS 0x3f
+#define MX_MASKS 0x1f80
+#define MX_FTZ 0x8000
+
+typedef long long v128 __attribute__((vector_size(16)));
+
+static inline v128 ldv(const union x86_xmm *x)
+{
+	v128 v;
+
+	memcpy(&v, x, 16);
+	return v;
+}
+
+static inline void stv(union x86_xmm *x, v128 v)
+{
+	memcpy(x, &v, 16);
+}
+
+/* Load *mx, run the instruction, store the resulting MXCSR in *mx. */
+#define FP_IN "stmxcsr %[sv]\n\tldmxcsr %[mx]\n\t"
+#define FP_OUT "\n\tstmxcsr %[mx]\n\tldmxcsr %[sv]"
+#define FP_MX [sv] "=m"(sv), [mx] "+m"(*mx)
+
+typedef void fp_fn(union x86_xmm *d, const union x86_xmm *s, unsigned imm,
+		   uint32_t *mx);
+
+/* d = insn(d, s): arithmetic, conversions, horizontal ops. */
+#define FP_XX(name)                                                     \
+	static void fp_##name(union x86_xmm *d, const union x86_xmm *s, \
+			      unsigned imm, uint32_t *mx)               \
+	{                                                               \
+		v128 x = ldv(d), y = ldv(s);                            \
+		uint32_t sv;                                            \
+                                                                        \
+		__asm__ volatile(FP_IN #name " %[y], %[x]" FP_OUT       \
+				 : [x] "+x"(x), FP_MX                   \
+				 : [y] "x"(y));                         \
+		stv(d, x);                                              \
+	}
+
+/* One case of an immediate form, the immediate as a constant. */
+#define FP_CASE(insn, n)                                               \
+	case (n):                                                      \
+		__asm__ volatile(FP_IN insn " %[i], %[y], %[x]" FP_OUT \
+				 : [x] "+x"(x), FP_MX                  \
+				 : [y] "x"(y), [i] "i"(n));            \
+		break;
+
+#define R4(f, b) f(b) f((b) + 1) f((b) + 2) f((b) + 3)
+#define R16(f, b) R4(f, b) R4(f, (b) + 4) R4(f, (b) + 8) R4(f, (b) + 12)
+#define R64(f, b) R16(f, b) R16(f, (b) + 16) R16(f, (b) + 32) R16(f, (b) + 48)
+#define R256(f) R64(f, 0) R64(f, 64) R64(f, 128) R64(f, 192)
+
+/* d = insn(d, s, imm8 & mask), for every value of the used bits. */
+#define FP_XXI(name, mask, reps)                                        \
+	static void fp_##name(union x86_xmm *d, const union x86_xmm *s, \
+			      unsigned imm, uint32_t *mx)               \
+	{                                                               \
+		v128 x = ldv(d), y = ldv(s);                            \
+		uint32_t sv;                                            \
+                                                                        \
+		switch (imm & (mask)) {                                 \
+			reps                                            \
+		}                                                       \
+		stv(d, x);                                              \
+	}
+
+/* CMPxx: predicates 0-7 (legacy SSE uses imm8[2:0]). */
+#define C_CMPPS(n) FP_CASE("cmpps", n)
+#define C_CMPPD(n) FP_CASE("cmppd", n)
+#define C_CMPSS(n) FP_CASE("cmpss", n)
+#define C_CMPSD(n) FP_CASE("cmpsd", n)
+/* ROUNDxx: imm8[3:0]. */
+#define C_ROUNDPS(n) FP_CASE("roundps", n)
+#define C_ROUNDPD(n) FP_CASE("roundpd", n)
+#define C_ROUNDSS(n) FP_CASE("roundss", n)
+#define C_ROUNDSD(n) FP_CASE("roundsd", n)
+/* DPPS: all eight bits; DPPD: imm8[5:4] and [1:0]. */
+#define C_DPPS(n) FP_CASE("dpps", n)
+#define C_DPPD(n) FP_CASE("dppd", ((n)&3) | ((n)&12) << 2)
+
+FP_XX(addps)
+FP_XX(addpd)
+FP_XX(addss)
+FP_XX(addsd)
+FP_XX(subps)
+FP_XX(subpd)
+FP_XX(subss)
+FP_XX(subsd)
+FP_XX(mulps)
+FP_XX(mulpd)
+FP_XX(mulss)
+FP_XX(mulsd)
+FP_XX(divps)
+FP_XX(divpd)
+FP_XX(divss)
+FP_XX(divsd)
+FP_XX(minps)
+FP_XX(minpd)
+FP_XX(minss)
+FP_XX(minsd)
+FP_XX(maxps)
+FP_XX(maxpd)
+FP_XX(maxss)
+FP_XX(maxsd)
+FP_XX(sqrtps)
+FP_XX(sqrtpd)
+FP_XX(sqrtss)
+FP_XX(sqrtsd)
+FP_XX(rcpps)
+FP_XX(rcpss)
+FP_XX(rsqrtps)
+FP_XX(rsqrtss)
+FP_XX(haddps)
+FP_XX(haddpd)
+FP_XX(hsubps)
+FP_XX(hsubpd)
+FP_XX(addsubps)
+FP_XX(addsubpd)
+FP_XX(cvtss2sd)
+FP_XX(cvtsd2ss)
+FP_XX(cvtdq2ps)
+FP_XX(cvtdq2pd)
+FP_XX(cvtps2dq)
+FP_XX(cvttps2dq)
+FP_XX(cvtpd2dq)
+FP_XX(cvttpd2dq)
+FP_XX(cvtps2pd)
+FP_XX(cvtpd2ps)
+FP_XXI(cmpps, 7, R4(C_CMPPS, 0) R4(C_CMPPS, 4))
+FP_XXI(cmppd, 7, R4(C_CMPPD, 0) R4(C_CMPPD, 4))
+FP_XXI(cmpss, 7, R4(C_CMPSS, 0) R4(C_CMPSS, 4))
+FP_XXI(cmpsd, 7, R4(C_CMPSD, 0) R4(C_CMPSD, 4))
+FP_XXI(roundps, 15, R16(C_ROUNDPS, 0))
+FP_XXI(roundpd, 15, R16(C_ROUNDPD, 0))
+FP_XXI(roundss, 15, R16(C_ROUNDSS, 0))
+FP_XXI(roundsd, 15, R16(C_ROUNDSD, 0))
+FP_XXI(dpps, 255, R256(C_DPPS))
+FP_XXI(dppd, 0x33, R16(C_DPPD, 0))
+
+/* clang-format off */
+#define FP_OPS(X)                                                            \
+	X(addps) X(addpd) X(addss) X(addsd) X(subps) X(subpd) X(subss)       \
+	X(subsd) X(mulps) X(mulpd) X(mulss) X(mulsd) X(divps) X(divpd)       \
+	X(divss) X(divsd) X(minps) X(minpd) X(minss) X(minsd) X(maxps)       \
+	X(maxpd) X(maxss) X(maxsd) X(sqrtps) X(sqrtpd) X(sqrtss) X(sqrtsd)   \
+	X(rcpps) X(rcpss) X(rsqrtps) X(rsqrtss) X(haddps) X(haddpd)          \
+	X(hsubps) X(hsubpd) X(addsubps) X(addsubpd) X(cvtss2sd) X(cvtsd2ss)  \
+	X(cvtdq2ps) X(cvtdq2pd) X(cvtps2dq) X(cvttps2dq) X(cvtpd2dq)         \
+	X(cvttpd2dq) X(cvtps2pd) X(cvtpd2ps) X(cmpps) X(cmppd) X(cmpss)      \
+	X(cmpsd) X(roundps) X(roundpd) X(roundss) X(roundsd) X(dpps) X(dppd)
+/* clang-format on */
+
+#define FO_ENUM(n) FO_##n,
+enum fp_op { FP_OPS(FO_ENUM) FO_COUNT };
+#define FO_FN(n) fp_##n,
+static fp_fn *const fp_ops[] = {FP_OPS(FO_FN)};
+
+_Static_assert(FO_COUNT <= 256, "x86_insn.op is 8 bits");
+
+/* The MXCSR an operation runs under: the guest's controls, all masked. */
+static inline uint32_t fp_mx(const struct x86_cpu *c)
+{
+	uint32_t mx = (c->mxcsr & ~MX_FLAGS) | MX_MASKS;
+
+	/* FTZ acts only on a masked underflow (SDM vol. 1, 10.2.3.3). */
+	if (!(c->mxcsr & (MX_UE << 7)))
+		mx &= ~MX_FTZ;
+	return mx;
+}
+
+/*
+ * Account for the flags @f an operation raises: set them and return
+ * X86_OK, or, if one is unmasked, raise #XM (#UD without
+ * CR4.OSXMMEXCPT).  @f is what hardware sets, for the unmasked response
+ * too (see fp_single()).
+ */
+static int fp_commit(struct x86_cpu *c, unsigned f)
+{
+	unsigned um = ~(c->mxcsr >> 7) & MX_FLAGS;
+
+	c->mxcsr |= f;
+	if (likely(!(f & um)))
+		return X86_OK;
+	if (!(c->cr4 & X86_CR4_OSXMMEXCPT))
+		return x86_ud(c);
+	return x86_raise(c, X86_XM, false, 0);
+}
+
+/*
+ * The flags of an operation that meets an unmasked exception, where the
+ * masked response says too little.  An unmasked overflow or underflow
+ * sets PE only if the result rounded with an unbounded exponent is
+ * inexact (the masked response, infinity or a denormal, nearly always
+ * is), and an unmasked underflow is raised for an exact tiny result too.
+ * So such operations are redone lane by lane: each lane with the scalar
+ * instruction (masked flags, and with FTZ, which flags every tiny
+ * result), and a lane that overflows or underflows unmasked with the x87
+ * unit, whose 15-bit exponent is unbounded for these formats, at the
+ * lane's precision and MXCSR's rounding, for PE.  DPPS and DPPD are
+ * three and two such steps (multiply, add, add), and stop at the first
+ * step with an unmasked exception, with the flags of the steps so far.
+ */
+enum { L_ADD, L_SUB, L_MUL, L_DIV, L_CVT };
+
+/* A lane: kind, double or float, operands as lane of d (0-3), of s (4-7). */
+struct fp_lane {
+	uint8_t kind, dbl, a, b;
+};
+
+static bool x87_inexact(unsigned kind, bool dbl, uint64_t a, uint64_t b,
+			uint32_t mxcsr)
+{
+	/* all masked, PC = 24 or 53 bits, RC as MXCSR.RC */
+	uint16_t cw = 0x3f | (dbl ? 0x200 : 0) | (mxcsr >> 13 & 3) << 10;
+	uint8_t env[28]; /* the host's x87 environment, flags included */
+	uint16_t sw;
+	float fa, fb, one = 1;
+	double da, db;
+
+	memcpy(&da, &a, 8);
+	memcpy(&db, &b, 8);
+	fa = 0;
+	fb = 0;
+	if (!dbl) {
+		uint32_t x = a, y = b;
+
+		memcpy(&fa, &x, 4);
+		memcpy(&fb, &y, 4);
+	}
+#define X87(ld, op, A_, B_)                                               \
+	__asm__ volatile("fnstenv %[env]\n\tfldcw %[cw]\n\tfnclex\n\t" ld \
+			 " %[x]\n\t" op " %[y]\n\tfnstsw %[sw]\n\t"       \
+			 "fstp %%st(0)\n\tfldenv %[env]"                  \
+			 : [env] "=m"(env), [sw] "=m"(sw)                 \
+			 : [cw] "m"(cw), [x] "m"(A_), [y] "m"(B_))
+	switch (kind * 2 + dbl) {
+	case L_ADD * 2:
+		X87("flds", "fadds", fa, fb);
+		break;
+	case L_ADD * 2 + 1:
+		X87("fldl", "faddl", da, db);
+		break;
+	case L_SUB * 2:
+		X87("flds", "fsubs", fa, fb);
+		break;
+	case L_SUB * 2 + 1:
+		X87("fldl", "fsubl", da, db);
+		break;
+	case L_MUL * 2:
+		X87("flds", "fmuls", fa, fb);
+		break;
+	case L_MUL * 2 + 1:
+		X87("fldl", "fmull", da, db);
+		break;
+	case L_DIV * 2:
+		X87("flds", "fdivs", fa, fb);
+		break;
+	case L_DIV * 2 + 1:
+		X87("fldl", "fdivl", da, db);
+		break;
+	default: /* CVTSD2SS: a double rounded to 24 bits */
+		cw &= ~0x300;
+		X87("fldl", "fmuls", da, one);
+		break;
+	}
+#undef X87
+	return sw & 0x20;
+}
+
+/* DAZ as the SSE unit applies it to an input. */
+static uint64_t daz(uint64_t v, bool dbl, uint32_t mxcsr)
+{
+	if (!(mxcsr & 0x40))
+		return v;
+	if (dbl && !(v & 0x7ff0000000000000ull))
+		return v & 0x8000000000000000ull;
+	if (!dbl && !(v & 0x7f800000))
+		return v & 0x80000000;
+	return v;
+}
+
+static const uint8_t scalar_op[5][2] = {
+	[L_ADD] = {FO_addss, FO_addsd},	      [L_SUB] = {FO_subss, FO_subsd},
+	[L_MUL] = {FO_mulss, FO_mulsd},	      [L_DIV] = {FO_divss, FO_divsd},
+	[L_CVT] = {FO_cvtsd2ss, FO_cvtsd2ss},
+};
+
+/* One lane's flags under the unmasked response; its result in *res. */
+static unsigned lane_flags(const struct x86_cpu *c, unsigned kind, bool dbl,
+			   uint64_t a, uint64_t b, uint64_t *res)
+{
+	unsigned um = ~(c->mxcsr >> 7) & MX_FLAGS, f, op;
+	union x86_xmm x = {0}, y = {0};
+	uint32_t mx = fp_mx(c), mx2 = mx | MX_FTZ;
+	bool tiny = false;
+
+	op = scalar_op[kind][dbl];
+	x.q[0] = a;
+	y.q[0] = kind == L_CVT ? a : b;
+	fp_ops[op](&x, &y, 0, &mx);
+	f = mx & MX_FLAGS;
+	*res = dbl && kind != L_CVT ? x.q[0] : x.d[0];
+	if (um & MX_UE) {
+		x.q[0] = a;
+		fp_ops[op](&x, &y, 0, &mx2);
+		tiny = mx2 & MX_UE;
+	}
+	if (((f & MX_OE) && (um & MX_OE)) || (tiny && (um & MX_UE))) {
+		f = (f & MX_PRE) | (f & MX_OE ? MX_OE : MX_UE);
+		if (x87_inexact(kind, dbl, daz(a, dbl, c->mxcsr),
+				daz(b, dbl, c->mxcsr), c->mxcsr))
+			f |= MX_PE;
+	}
+	return f;
+}
+
+static uint64_t lane_of(const union x86_xmm *d, const union x86_xmm *s,
+			unsigned l, bool dbl)
+{
+	const union x86_xmm *v = l < 4 ? d : s;
+
+	return dbl ? v->q[l & 3] : v->d[l & 3];
+}
+
+/* The lanes of the operations that can overflow or underflow. */
+static unsigned fp_lanes(unsigned op, struct fp_lane *l)
+{
+	static const struct {
+		uint8_t op, kind, dbl, n;
+		uint8_t ab[4][2];
+	} t[] = {
+		{FO_addps, L_ADD, 0, 4, {{0, 4}, {1, 5}, {2, 6}, {3, 7}}},
+		{FO_addpd, L_ADD, 1, 2, {{0, 4}, {1, 5}}},
+		{FO_addss, L_ADD, 0, 1, {{0, 4}}},
+		{FO_addsd, L_ADD, 1, 1, {{0, 4}}},
+		{FO_subps, L_SUB, 0, 4, {{0, 4}, {1, 5}, {2, 6}, {3, 7}}},
+		{FO_subpd, L_SUB, 1, 2, {{0, 4}, {1, 5}}},
+		{FO_subss, L_SUB, 0, 1, {{0, 4}}},
+		{FO_subsd, L_SUB, 1, 1, {{0, 4}}},
+		{FO_mulps, L_MUL, 0, 4, {{0, 4}, {1, 5}, {2, 6}, {3, 7}}},
+		{FO_mulpd, L_MUL, 1, 2, {{0, 4}, {1, 5}}},
+		{FO_mulss, L_MUL, 0, 1, {{0, 4}}},
+		{FO_mulsd, L_MUL, 1, 1, {{0, 4}}},
+		{FO_divps, L_DIV, 0, 4, {{0, 4}, {1, 5}, {2, 6}, {3, 7}}},
+		{FO_divpd, L_DIV, 1, 2, {{0, 4}, {1, 5}}},
+		{FO_divss, L_DIV, 0, 1, {{0, 4}}},
+		{FO_divsd, L_DIV, 1, 1, {{0, 4}}},
+		{FO_haddps, L_ADD, 0, 4, {{0, 1}, {2, 3}, {4, 5}, {6, 7}}},
+		{FO_haddpd, L_ADD, 1, 2, {{0, 1}, {4, 5}}},
+		{FO_hsubps, L_SUB, 0, 4, {{0, 1}, {2, 3}, {4, 5}, {6, 7}}},
+		{FO_hsubpd, L_SUB, 1, 2, {{0, 1}, {4, 5}}},
+		{FO_cvtsd2ss, L_CVT, 1, 1, {{4, 4}}},
+		{FO_cvtpd2ps, L_CVT, 1, 2, {{4, 4}, {5, 5}}},
+	};
+
+	if (op == FO_addsubps || op == FO_addsubpd) {
+		unsigned n = op == FO_addsubps ? 4 : 2;
+
+		for (unsigned k = 0; k < n; k++)
+			l[k] = (struct fp_lane){k & 1 ? L_ADD : L_SUB,
+						op == FO_addsubpd, k, 4 + k};
+		return n;
+	}
+	for (unsigned k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
+		if (t[k].op != op)
+			continue;
+		for (unsigned j = 0; j < t[k].n; j++)
+			l[j] = (struct fp_lane){t[k].kind, t[k].dbl,
+						t[k].ab[j][0], t[k].ab[j][1]};
+		return t[k].n;
+	}
+	return 0;
+}
+
+/*
+ * A step's flags @sf on top of the flags @f of the steps before: true
+ * (stop, *f final) if the step has an unmasked exception.
+ */
+static bool fp_step(const struct x86_cpu *c, unsigned *f, unsigned sf)
+{
+	unsigned um = ~(c->mxcsr >> 7) & MX_FLAGS;
+
+	if (sf & um & MX_PRE) {
+		*f |= sf & MX_PRE;
+		return true;
+	}
+	*f |= sf;
+	return sf & um;
+}
+
+/* DPPS (4 lanes) or DPPD (2). */
+static unsigned fp_dp_flags(const struct x86_cpu *c, const union x86_xmm *d,
+			    const union x86_xmm *s, unsigned imm, bool dbl)
+{
+	unsigned n = dbl ? 2 : 4, f = 0, sf = 0;
+	uint64_t p[4] = {0}, t0, t1;
+
+	for (unsigned k = 0; k < n; k++)
+		if (imm >> (4 + k) & 1)
+			sf |= lane_flags(c, L_MUL, dbl, lane_of(d, s, k, dbl),
+					 lane_of(d, s, 4 + k, dbl), &p[k]);
+	if (fp_step(c, &f, sf))
+		return f;
+	sf = lane_flags(c, L_ADD, dbl, p[0], p[1], &t0);
+	if (!dbl)
+		sf |= lane_flags(c, L_ADD, dbl, p[2], p[3], &t1);
+	if (fp_step(c, &f, sf) || dbl)
+		return f;
+	fp_step(c, &f, lane_flags(c, L_ADD, dbl, t0, t1, &t0));
+	return f;
+}
+
+/* The flags of h_fp's operation when an unmasked exception may be met. */
+static unsigned fp_exact_flags(const struct x86_cpu *c,
+			       const struct x86_insn *i, const union x86_xmm *d,
+			       const union x86_xmm *s, unsigned f)
+{
+	unsigned um = ~(c->mxcsr >> 7) & MX_FLAGS, n, lf = 0;
+	struct fp_lane l[4];
+	uint64_t res;
+
+	if (i->op == FO_dpps || i->op == FO_dppd)
+		return fp_dp_flags(c, d, s, (uint8_t)i->imm, i->op == FO_dppd);
+	if (f & um & MX_PRE)
+		return f & MX_PRE;
+	n = fp_lanes(i->op, l);
+	if (!n)
+		return f; /* no overflow or underflow possible */
+	for (unsigned k = 0; k < n; k++)
+		lf |= lane_flags(c, l[k].kind, l[k].dbl,
+				 lane_of(d, s, l[k].a, l[k].dbl),
+				 lane_of(d, s, l[k].b, l[k].dbl), &res);
+	return lf;
+}
+
+/*
+ * The flags of a one-step operation that cannot overflow or underflow,
+ * from those it raised masked: with an unmasked pre-computation
+ * exception, only the pre-computation flags (nothing was computed).
+ */
+static unsigned fp_single(const struct x86_cpu *c, unsigned f)
+{
+	unsigned um = ~(c->mxcsr >> 7) & MX_FLAGS;
+
+	return f & um & MX_PRE ? f & MX_PRE : f;
+}
+
+/* XMM destination: d = op(d, source, imm8) on the host. */
+static int h_fp(struct x86_cpu *c, const struct x86_insn *i)
+{
+	union x86_xmm s, d;
+	uint32_t mx;
+	unsigned f, um;
+	int r = sse_avail(c);
+
+	if (!r)
+		r = sse_src(c, i, &s);
+	if (r)
+		return r;
+	d = c->xmm[i->r[0] & 15];
+	mx = fp_mx(c);
+	fp_ops[i->op](&d, &s, (uint8_t)i->imm, &mx);
+	f = mx & MX_FLAGS;
+	um = ~(c->mxcsr >> 7) & MX_FLAGS;
+	/* Unmasked underflow needs a look at exact tiny results too. */
+	if (unlikely((f & um) || (um & MX_UE)))
+		f = fp_exact_flags(c, i, &c->xmm[i->r[0] & 15], &s, f);
+	r = fp_commit(c, f);
+	if (r)
+		return r;
+	c->xmm[i->r[0] & 15] = d;
+	return advance(c, i);
+}
+
+/*
+ * CVTSS2SI, CVTTSS2SI, CVTSD2SI, CVTTSD2SI (op 0-3) to a GPR of osz
+ * bytes, from an XMM register or memory.
+ */
+#define FP_GX(insn)                                                       \
+	do {                                                              \
+		if (w)                                                    \
+			__asm__ volatile(FP_IN insn " %[y], %q[g]" FP_OUT \
+					 : [g] "=r"(g), FP_MX             \
+					 : [y] "x"(y));                   \
+		else                                                      \
+			__asm__ volatile(FP_IN insn " %[y], %k[g]" FP_OUT \
+					 : [g] "=r"(g), FP_MX             \
+					 : [y] "x"(y));                   \
+	} while (0)
+
+static int h_fp_to_int(struct x86_cpu *c, const struct x86_insn *i)
+{
+	union x86_xmm s;
+	uint64_t g = 0;
+	uint32_t sv, m, *mx = &m;
+	bool w = i->osz == 8;
+	v128 y;
+	int r = sse_avail(c);
+
+	if (!r)
+		r = sse_src(c, i, &s);
+	if (r)
+		return r;
+	y = ldv(&s);
+	m = fp_mx(c);
+	switch (i->op) {
+	case 0:
+		FP_GX("cvtss2si");
+		break;
+	case 1:
+		FP_GX("cvttss2si");
+		break;
+	case 2:
+		FP_GX("cvtsd2si");
+		break;
+	default:
+		FP_GX("cvttsd2si");
+		break;
+	}
+	r = fp_commit(c, fp_single(c, m & MX_FLAGS));
+	if (r)
+		return r;
+	c->gpr[i->r[0]] = w ? g : (uint32_t)g;
+	return advance(c, i);
+}
+
+/* CVTSI2SS (op 0), CVTSI2SD (op 1) from a GPR or memory of ssz bytes. */
+#define FP_XG(insn)                                                        \
+	do {                                                               \
+		if (i->ssz == 8)                                           \
+			__asm__ volatile(FP_IN insn "q %[g], %[x]" FP_OUT  \
+					 : [x] "+x"(x), FP_MX              \
+					 : [g] "r"(g));                    \
+		else                                                       \
+			__asm__ volatile(FP_IN insn "l %k[g], %[x]" FP_OUT \
+					 : [x] "+x"(x), FP_MX              \
+					 : [g] "r"(g));                    \
+	} while (0)
+
+static int h_int_to_fp(struct x86_cpu *c, const struct x86_insn *i)
+{
+	union x86_xmm s;
+	uint32_t sv, m, *mx = &m;
+	uint64_t g;
+	v128 x;
+	int r = sse_avail(c);
+
+	if (!r)
+		r = sse_src(c, i, &s);
+	if (r)
+		return r;
+	g = s.q[0];
+	x = ldv(&c->xmm[i->r[0] & 15]);
+	m = fp_mx(c);
+	if (i->op == 0)
+		FP_XG("cvtsi2ss");
+	else
+		FP_XG("cvtsi2sd");
+	r = fp_commit(c, fp_single(c, m & MX_FLAGS));
+	if (r)
+		return r;
+	stv(&c->xmm[i->r[0] & 15], x);
+	return advance(c, i);
+}
+
+/*
+ * COMISS, COMISD, UCOMISS, UCOMISD (op 0-3): ZF, PF, CF from the
+ * compare, OF, SF and AF cleared.
+ */
+#define FP_COMI(insn)                                                          \
+	__asm__ volatile(FP_IN insn " %[y], %[x]" FP_OUT                       \
+				    "\n\tsetz %[z]\n\tsetp %[p]\n\tsetc %[cf]" \
+			 : [z] "=q"(z), [p] "=q"(p), [cf] "=q"(cf), FP_MX      \
+			 : [x] "x"(x), [y] "x"(y)                              \
+			 : "cc")
+
+static int h_comi(struct x86_cpu *c, const struct x86_insn *i)
+{
+	union x86_xmm s;
+	uint32_t sv, m, *mx = &m;
+	uint8_t z, p, cf;
+	uint64_t fl;
+	v128 x, y;
+	int r = sse_avail(c);
+
+	if (!r)
+		r = sse_src(c, i, &s);
+	if (r)
+		return r;
+	x = ldv(&c->xmm[i->r[0] & 15]);
+	y = ldv(&s);
+	m = fp_mx(c);
+	switch (i->op) {
+	case 0:
+		FP_COMI("comiss");
+		break;
+	case 1:
+		FP_COMI("comisd");
+		break;
+	case 2:
+		FP_COMI("ucomiss");
+		break;
+	default:
+		FP_COMI("ucomisd");
+		break;
+	}
+	r = fp_commit(c, fp_single(c, m & MX_FLAGS));
+	if (r)
+		return r;
+	fl = x86_flags(c) & ~(uint64_t)X86_ARITH;
+	fl |= (z ? X86_ZF : 0) | (p ? X86_PF : 0) | (cf ? X86_CF : 0);
+	x86_set_flags(c, fl);
+	return advance(c, i);
+}
+
+/*
+ * PCMPESTRI, PCMPESTRM, PCMPISTRI, PCMPISTRM (op 0-3), on the host too:
+ * their aggregation and polarity modes are what the SDM's pseudo-code
+ * takes pages for.  No MXCSR: they raise no floating-point exception.
+ * The explicit lengths are passed as 32-bit values that saturate alike.
+ */
+#define STR_ASM(insn, n)                                                      \
+	__asm__ volatile(insn " %[i], %[y], %[x]\n\t"                         \
+			      "setc %[cf]\n\tsetz %[zf]\n\tsets %[sf]\n\t"    \
+			      "seto %[of]\n\tmovdqa %%xmm0, %[m]"             \
+			 : [cf] "=q"(f[0]), [zf] "=q"(f[1]), [sf] "=q"(f[2]), \
+			   [of] "=q"(f[3]), [m] "=x"(m), "=c"(idx)            \
+			 : [x] "x"(x), [y] "x"(y), "a"(la),                   \
+			   "d"(ld), [i] "i"((n)&0x7f)                         \
+			 : "xmm0", "cc")
+#define C_ESTRI(n)                       \
+	case (n):                        \
+		STR_ASM("pcmpestri", n); \
+		break;
+#define C_ESTRM(n)                       \
+	case (n):                        \
+		STR_ASM("pcmpestrm", n); \
+		break;
+#define C_ISTRI(n)                       \
+	case (n):                        \
+		STR_ASM("pcmpistri", n); \
+		break;
+#define C_ISTRM(n)                       \
+	case (n):                        \
+		STR_ASM("pcmpistrm", n); \
+		break;
+
+/* A length register as a 32-bit value with the same saturated |value|. */
+static int32_t str_len(uint64_t v, bool w)
+{
+	int64_t x = w ? (int64_t)v : (int32_t)v;
+
+	return x > 17 ? 17 : x < -17 ? -17 : (int32_t)x;
+}
+
+static int h_pcmpstr(struct x86_cpu *c, const struct x86_insn *i)
+{
+	union x86_xmm s;
+	bool w = i->pfx & P_REXW;
+	int32_t la = str_len(c->gpr[X86_RAX], w),
+		ld = str_len(c->gpr[X86_RDX], w);
+	uint8_t f[4];
+	uint32_t idx;
+	uint64_t fl;
+	v128 x, y, m;
+	int r = sse_avail(c);
+
+	if (!r)
+		r = sse_src(c, i, &s);
+	if (r)
+		return r;
+	x = ldv(&c->xmm[i->r[0] & 15]);
+	y = ldv(&s);
+	/* Bit 7 of imm8 is reserved and ignored. */
+	switch (i->op << 7 | ((uint8_t)i->imm & 0x7f)) {
+		R64(C_ESTRI, 0)
+		R64(C_ESTRI, 64)
+		R64(C_ESTRM, 128)
+		R64(C_ESTRM, 192)
+		R64(C_ISTRI, 256)
+		R64(C_ISTRI, 320)
+		R64(C_ISTRM, 384)
+		R64(C_ISTRM, 448)
+	}
+	if (i->op & 1)
+		stv(&c->xmm[0], m);
+	else
+		c->gpr[X86_RCX] = idx;
+	fl = x86_flags(c) & ~(uint64_t)X86_ARITH;
+	fl |= (f[0] ? X86_CF : 0) | (f[1] ? X86_ZF : 0) | (f[2] ? X86_SF : 0) |
+	      (f[3] ? X86_OF : 0);
+	x86_set_flags(c, fl);
+	return advance(c, i);
+}
+
+/* CRC32 r32/r64, r/m8/16/32/64: CRC-32C, bit-reflected, of ssz bytes. */
+static int h_crc32(struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint32_t crc = c->gpr[i->r[0]];
+	struct x86_mref m;
+	uint64_t v;
+	int r;
+
+	if (i->k[1] == K_REG) {
+		v = rreg(c, i->r[1], i->ssz);
+	} else {
+		r = x86_mem_prep(c, x86_ea(c, i), i->ssz, X86_ACC_READ, &m);
+		if (!r)
+			r = x86_mem_rd(c, &m, &v);
+		if (r)
+			return r;
+	}
+	for (unsigned k = 0; k < 8 * i->ssz; k++) {
+		crc ^= (v >> k) & 1;
+		crc = crc >> 1 ^ (crc & 1 ? 0x82f63b78u : 0);
+	}
+	c->gpr[i->r[0]] = crc;
+	return advance(c, i);
+}
+
+/*
+ * MASKMOVDQU: the bytes of r[0] whose byte in r[1] has its top bit set,
+ * to [RDI] (EDI with a 32-bit address size, DS or a segment override).
+ * All 16 bytes are translated for writing first, whatever the mask: the
+ * SDM lets a processor fault on masked bytes, and this one does.
+ */
+static int h_maskmov(struct x86_cpu *c, const struct x86_insn *i)
+{
+	const union x86_xmm *v = &c->xmm[i->r[0] & 15];
+	const union x86_xmm *mask = &c->xmm[i->r[1] & 15];
+	struct x86_mref m;
+	int r = sse_avail(c);
+
+	if (!r)
+		r = sse_prep(c, x86_ea(c, i), 16, X86_ACC_WRITE, &m);
+	if (r)
+		return r;
+	for (unsigned k = 0; k < 16; k++)
+		if (mask->b[k] & 0x80)
+			st_le(k < m.n0 ? m.p[0] + k : m.p[1] + (k - m.n0), 1,
+			      v->b[k]);
+	return advance(c, i);
+}
+
+/* MOVNTI m32/m64, r: a plain store (the hint is only about caches). */
+static int h_movnti(struct x86_cpu *c, const struct x86_insn *i)
+{
+	struct x86_mref m;
+	int r = x86_mem_prep(c, x86_ea(c, i), i->osz, X86_ACC_WRITE, &m);
+
+	if (!r)
+		r = x86_mem_wr(c, &m, rreg(c, i->r[1], i->osz));
+	if (r)
+		return r;
 	return advance(c, i);
 }
 
@@ -1238,6 +2052,11 @@ enum {
 	B_PTEST,
 	B_BLENDV, /* op2 = lane size */
 	B_INSERTPS,
+	B_FP,	   /* h_fp with op (enum fp_op) */
+	B_FPTOI,   /* h_fp_to_int, op 0-3 */
+	B_ITOFP,   /* h_int_to_fp, op 0-1 */
+	B_COMI,	   /* h_comi, op 0-3 */
+	B_PCMPSTR, /* h_pcmpstr, op 0-3 */
 };
 
 /* Binding flags. */
@@ -1253,6 +2072,7 @@ struct sse_bind {
 /* Table rows, braces added at the use: {OP(PAND, and)}. */
 #define OP(mn, o) M(mn), B_OP, SO_##o, 0, 0
 #define MV(mn, ld, rr, fl) M(mn), B_MOVE, SO_##ld, SO_##rr, fl
+#define FP(mn, o) M(mn), B_FP, FO_##o, 0, 0
 
 static const struct sse_bind sse_binds[] = {
 	{MV(MOVAPS, mov, mov, 0)},
@@ -1418,6 +2238,80 @@ static const struct sse_bind sse_binds[] = {
 	{M(PBLENDVB), B_BLENDV, 0, 1, 0},
 	{M(BLENDVPS), B_BLENDV, 0, 4, 0},
 	{M(BLENDVPD), B_BLENDV, 0, 8, 0},
+	{FP(ADDPS, addps)},
+	{FP(ADDPD, addpd)},
+	{FP(ADDSS, addss)},
+	{FP(ADDSD, addsd)},
+	{FP(SUBPS, subps)},
+	{FP(SUBPD, subpd)},
+	{FP(SUBSS, subss)},
+	{FP(SUBSD, subsd)},
+	{FP(MULPS, mulps)},
+	{FP(MULPD, mulpd)},
+	{FP(MULSS, mulss)},
+	{FP(MULSD, mulsd)},
+	{FP(DIVPS, divps)},
+	{FP(DIVPD, divpd)},
+	{FP(DIVSS, divss)},
+	{FP(DIVSD, divsd)},
+	{FP(MINPS, minps)},
+	{FP(MINPD, minpd)},
+	{FP(MINSS, minss)},
+	{FP(MINSD, minsd)},
+	{FP(MAXPS, maxps)},
+	{FP(MAXPD, maxpd)},
+	{FP(MAXSS, maxss)},
+	{FP(MAXSD, maxsd)},
+	{FP(SQRTPS, sqrtps)},
+	{FP(SQRTPD, sqrtpd)},
+	{FP(SQRTSS, sqrtss)},
+	{FP(SQRTSD, sqrtsd)},
+	{FP(RCPPS, rcpps)},
+	{FP(RCPSS, rcpss)},
+	{FP(RSQRTPS, rsqrtps)},
+	{FP(RSQRTSS, rsqrtss)},
+	{FP(HADDPS, haddps)},
+	{FP(HADDPD, haddpd)},
+	{FP(HSUBPS, hsubps)},
+	{FP(HSUBPD, hsubpd)},
+	{FP(ADDSUBPS, addsubps)},
+	{FP(ADDSUBPD, addsubpd)},
+	{FP(CVTSS2SD, cvtss2sd)},
+	{FP(CVTSD2SS, cvtsd2ss)},
+	{FP(CVTDQ2PS, cvtdq2ps)},
+	{FP(CVTDQ2PD, cvtdq2pd)},
+	{FP(CVTPS2DQ, cvtps2dq)},
+	{FP(CVTTPS2DQ, cvttps2dq)},
+	{FP(CVTPD2DQ, cvtpd2dq)},
+	{FP(CVTTPD2DQ, cvttpd2dq)},
+	{FP(CVTPS2PD, cvtps2pd)},
+	{FP(CVTPD2PS, cvtpd2ps)},
+	{FP(CMPPS, cmpps)},
+	{FP(CMPPD, cmppd)},
+	{FP(CMPSS, cmpss)},
+	{FP(CMPSD, cmpsd)},
+	{FP(ROUNDPS, roundps)},
+	{FP(ROUNDPD, roundpd)},
+	{FP(ROUNDSS, roundss)},
+	{FP(ROUNDSD, roundsd)},
+	{FP(DPPS, dpps)},
+	{FP(DPPD, dppd)},
+	{M(CVTSS2SI), B_FPTOI, 0, 0, 0},
+	{M(CVTTSS2SI), B_FPTOI, 1, 0, 0},
+	{M(CVTSD2SI), B_FPTOI, 2, 0, 0},
+	{M(CVTTSD2SI), B_FPTOI, 3, 0, 0},
+	{M(CVTSI2SS), B_ITOFP, 0, 0, 0},
+	{M(CVTSI2SD), B_ITOFP, 1, 0, 0},
+	{M(COMISS), B_COMI, 0, 0, 0},
+	{M(COMISD), B_COMI, 1, 0, 0},
+	{M(UCOMISS), B_COMI, 2, 0, 0},
+	{M(UCOMISD), B_COMI, 3, 0, 0},
+	/* SSE4.2 string compares take unaligned m128. */
+	{M(PCMPESTRI), B_PCMPSTR, 0, 0, BF_UNALIGNED},
+	{M(PCMPESTRM), B_PCMPSTR, 1, 0, BF_UNALIGNED},
+	{M(PCMPISTRI), B_PCMPSTR, 2, 0, BF_UNALIGNED},
+	{M(PCMPISTRM), B_PCMPSTR, 3, 0, BF_UNALIGNED},
+	{OP(MPSADBW, mpsadbw)},
 };
 
 static const struct sse_bind *sse_find(unsigned mnem)
@@ -1490,6 +2384,29 @@ int x86_bind_sse(struct x86_insn *i, const void *zi, const void *zo)
 		      z->mnemonic == ZYDIS_MNEMONIC_FXRSTOR64;
 		i->ssz = w64 ? 8 : 4;
 		i->fn = h_fx;
+		return 0;
+	case ZYDIS_MNEMONIC_CRC32:
+		/* GPRs only: not an SSE-state instruction (no #NM, no OSFXSR).
+		 */
+		if (!is_gpr(&o[0]) || nv != 2)
+			return -1;
+		i->osz = o[0].size / 8;
+		i->ssz = o[1].size / 8;
+		i->fn = h_crc32;
+		return 0;
+	case ZYDIS_MNEMONIC_MASKMOVDQU:
+		if (nv != 2 || !is_xmm(&o[0]) || !is_xmm(&o[1]))
+			return -1;
+		i->base = X86_RDI; /* the implicit destination */
+		i->index = NO_REG;
+		i->disp = 0;
+		i->fn = h_maskmov;
+		return 0;
+	case ZYDIS_MNEMONIC_MOVNTI:
+		if (!is_mem(&o[0]) || !is_gpr(&o[1]))
+			return -1;
+		i->osz = o[1].size / 8;
+		i->fn = h_movnti;
 		return 0;
 	default:
 		break;
@@ -1568,6 +2485,33 @@ int x86_bind_sse(struct x86_insn *i, const void *zi, const void *zo)
 			return -1;
 		i->op = b->op2;
 		i->fn = h_blendv;
+		return 0;
+	case B_FP:
+		if (!is_xmm(&o[0]) || nv < 2 ||
+		    !(is_xmm(&o[1]) || is_mem(&o[1])))
+			return -1;
+		i->op = b->op;
+		i->fn = h_fp;
+		return 0;
+	case B_FPTOI:
+		if (!is_gpr(&o[0]) || is_gpr(&o[1]))
+			return -1;
+		i->op = b->op;
+		i->osz = o[0].size / 8;
+		i->fn = h_fp_to_int;
+		return 0;
+	case B_ITOFP:
+		if (!is_xmm(&o[0]) || is_xmm(&o[1]))
+			return -1;
+		i->op = b->op;
+		i->fn = h_int_to_fp;
+		return 0;
+	case B_COMI:
+	case B_PCMPSTR:
+		if (!is_xmm(&o[0]) || !(is_xmm(&o[1]) || is_mem(&o[1])))
+			return -1;
+		i->op = b->op;
+		i->fn = b->kind == B_COMI ? h_comi : h_pcmpstr;
 		return 0;
 	}
 	return -1;

@@ -298,6 +298,7 @@ enum {
 	X86_GP = 13,
 	X86_PF_VEC = 14,
 	X86_AC_VEC = 17,
+	X86_XM = 19,
 };
 
 /* #PF error code bits. */
