@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * bench_compute() as a static Linux program, for qemu-x86_64 (see
- * bench_compute.c).  Prints "nanoseconds result" for `argv[1]` iterations;
+ * bench_compute() (or, given a second argument, bench_sse()) as a static
+ * Linux program, for qemu-x86_64 (see bench_compute.c).  Prints
+ * "nanoseconds result" for `argv[1]` iterations;
  * the time is the process's CPU time, as gmem's side measures its own.
  */
 #include <inttypes.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 
 uint64_t bench_compute(uint64_t n);
+uint64_t bench_sse(uint64_t n);
 
 int main(int argc, char **argv)
 {
@@ -18,7 +20,7 @@ int main(int argc, char **argv)
 	uint64_t r;
 
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
-	r = bench_compute(n);
+	r = argc > 2 ? bench_sse(n) : bench_compute(n);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
 	printf("%" PRIu64 " %" PRIu64 "\n",
 	       (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000 +

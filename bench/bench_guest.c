@@ -5,8 +5,9 @@
  * -DGUEST it is the guest image bench_guest.elf, without it the host
  * program that runs it.
  *
- *   compute     guest MIPS on bench_compute() (bench_compute.c), against
- *               the same object file run by qemu-x86_64 in the same run
+ *   compute     guest MIPS on bench_compute() and bench_sse()
+ *               (bench_compute.c), against the same object file run by
+ *               qemu-x86_64 in the same run
  *   conversion  round trip of KVM_HC_MAP_GPA_RANGE for 4 KiB, 2 MiB and
  *               1 GiB: guest VMCALL -> KVM_EXIT_HYPERCALL -> the VMM sets
  *               the attributes and discards the old copy (punches the
@@ -35,12 +36,14 @@ enum {
 #define MODE_COMPUTE 1
 #define MODE_CONVERT 2
 #define MODE_SCALE 3
+#define MODE_SSE 4
 
 #ifdef GUEST
 
 #include "guest.h"
 
 uint64_t bench_compute(uint64_t n);
+uint64_t bench_sse(uint64_t n);
 
 static void convert_loop(void)
 {
@@ -106,6 +109,12 @@ void guest_main(uint64_t mode, uint64_t arg1)
 
 		/* The result comes back as the value of the next SYNC. */
 		GUEST_SYNC(bench_compute(n));
+		break;
+	}
+	case MODE_SSE: {
+		uint64_t n = GUEST_SYNC(ASK_COMPUTE_N);
+
+		GUEST_SYNC(bench_sse(n));
 		break;
 	}
 	case MODE_CONVERT:
@@ -270,7 +279,7 @@ static struct guest_vm *make_vm(uint64_t mem, unsigned int nr_vcpus,
 /* ---- compute: MIPS against qemu-x86_64 --------------------------------- */
 
 /* The static program next to this one: ../bench/bench_compute_static. */
-static double qemu_compute(uint64_t n, uint64_t expect)
+static double qemu_compute(uint64_t n, uint64_t expect, bool sse)
 {
 	char exe[PATH_MAX], cmd[PATH_MAX + 64];
 	unsigned long long ns = 0, r = 0;
@@ -282,8 +291,8 @@ static double qemu_compute(uint64_t n, uint64_t expect)
 	exe[len] = '\0';
 	*strrchr(exe, '/') = '\0';
 	snprintf(cmd, sizeof(cmd),
-		 "qemu-x86_64 %s/bench_compute_static %llu 2>/dev/null", exe,
-		 (unsigned long long)n);
+		 "qemu-x86_64 %s/bench_compute_static %llu%s 2>/dev/null", exe,
+		 (unsigned long long)n, sse ? " sse" : "");
 	p = popen(cmd, "r");
 	if (!p)
 		return 0;
@@ -298,15 +307,16 @@ static double qemu_compute(uint64_t n, uint64_t expect)
 	return ns * 1e-9;
 }
 
-static void bench_compute_mips(bool quick)
+static void bench_compute_mips(bool quick, bool sse)
 {
-	uint64_t n = quick ? 30000 : 300000;
-	struct guest_vm *gvm = make_vm(16 * MiB, 1, 0, MODE_COMPUTE);
+	uint64_t n = (quick ? 30000 : 300000) / (sse ? 8 : 1);
+	struct guest_vm *gvm =
+		make_vm(16 * MiB, 1, 0, sse ? MODE_SSE : MODE_COMPUTE);
 	struct guest_vcpu *v = gvm->vcpus[0];
 	uint64_t i0, insns, result;
 	double t, tq;
 
-	progress("compute: gmem");
+	progress("%s: gmem", sse ? "SSE loop" : "compute");
 	answer(v, ASK_COMPUTE_N, n);
 	i0 = icount(v);
 	t = thread_cpu_now();
@@ -315,10 +325,12 @@ static void bench_compute_mips(bool quick)
 	insns = icount(v) - i0;
 	guest_vm_destroy(gvm);
 
-	progress("compute: qemu-x86_64");
-	tq = qemu_compute(n, result);
+	progress("%s: qemu-x86_64", sse ? "SSE loop" : "compute");
+	tq = qemu_compute(n, result, sse);
 	double mips = insns / t / 1e6;
-	row("guest MIPS: compute loop", mips, "MIPS", tq ? insns / tq / 1e6 : 0,
+	row(sse ? "guest MIPS: SSE loop (MULPD/ADDPD)"
+		: "guest MIPS: compute loop",
+	    mips, "MIPS", tq ? insns / tq / 1e6 : 0,
 	    tq ? "qemu-x86_64 (same code)" : "qemu-x86_64 missing",
 	    ">= 100 MIPS", mips >= 100 ? MET_YES : MET_NO);
 }
@@ -569,8 +581,10 @@ int main(int argc, char **argv)
 	const char *only = getenv("GMEM_BENCH_ONLY");
 
 	bench_open("guest", argc, argv);
-	if (!only || strstr(only, "compute"))
-		bench_compute_mips(quick);
+	if (!only || strstr(only, "compute")) {
+		bench_compute_mips(quick, false);
+		bench_compute_mips(quick, true);
+	}
 	if (!only || strstr(only, "conversion"))
 		bench_conversion(quick);
 	if (!only || strstr(only, "scaling"))
