@@ -138,6 +138,8 @@ static void test_demo(void)
 	gmemvm(&r, (const char *const[]){"-c", "2", "--xo", "--stats",
 					 guest("demo"), NULL});
 	CHECK_EQ(r.status, 1);
+	CHECK(strstr(r.out, "Leibniz's series: 3.14158265; sqrt(2) by "
+			    "Newton's method: 1.41421356"));
 	CHECK(strstr(r.out, "reads zeros: yes (the old private pages"));
 	CHECK(strstr(r.out, "private half intact: yes"));
 	CHECK(strstr(r.out, "data checked: ok"));
