@@ -80,6 +80,10 @@ static const unsigned long requests[] = {
 	KVM_SET_VCPU_EVENTS,
 	KVM_GET_DEBUGREGS,
 	KVM_SET_DEBUGREGS,
+	KVM_GET_DIRTY_LOG,
+	KVM_CLEAR_DIRTY_LOG,
+	KVM_RESET_DIRTY_RINGS,
+	KVM_X86_SET_MSR_FILTER,
 };
 
 struct input {
@@ -120,8 +124,11 @@ static bool int_arg(unsigned long req)
 	return req == KVM_GET_API_VERSION || req == KVM_CREATE_VM ||
 	       req == KVM_CHECK_EXTENSION || req == KVM_GET_VCPU_MMAP_SIZE ||
 	       req == KVM_CREATE_VCPU || req == KVM_CREATE_IRQCHIP ||
-	       req == KVM_GET_STATS_FD;
+	       req == KVM_GET_STATS_FD || req == KVM_RESET_DIRTY_RINGS;
 }
+
+/* Three pages: read-write, read-only, PROT_NONE. */
+static uint8_t *guard;
 
 static void do_ioctl(struct input *in, int s)
 {
@@ -145,6 +152,18 @@ static void do_ioctl(struct input *in, int s)
 		memcpy(arg, in->p, n);
 		in->p += n;
 		in->left -= n;
+		/*
+		 * A dirty bitmap is written or read where the argument
+		 * points: one of the guard pages (from the writable one a
+		 * long copy runs into the read-only one), never a fuzzed
+		 * address, which could be the fuzzer's own memory.
+		 */
+		if (req == KVM_GET_DIRTY_LOG || req == KVM_CLEAR_DIRTY_LOG) {
+			void *bm = guard + (arg[0] % 3) * 4096;
+
+			memcpy(arg + (req == KVM_GET_DIRTY_LOG ? 8 : 16), &bm,
+			       sizeof(bm));
+		}
 		/* Memslots point at memory the guest never runs on. */
 		r = ioctl(fds[s], req, arg);
 	}
@@ -154,9 +173,6 @@ static void do_ioctl(struct input *in, int s)
 	     req == KVM_CREATE_GUEST_MEMFD || req == KVM_GET_STATS_FD))
 		put_slot((s + 1) % SLOTS, r);
 }
-
-/* Three pages: read-write, read-only, PROT_NONE. */
-static uint8_t *guard;
 
 static void do_bad_arg(struct input *in, int s)
 {
