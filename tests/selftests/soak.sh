@@ -21,11 +21,13 @@ mkdir -p "$logs" || exit 1
 
 # The programs: memslots changing under writing vCPUs, every page
 # faulted by several vCPUs, private<->shared conversions from the guest,
-# memslot moves under a running vCPU.
+# memslot moves under a running vCPU, and dirty logging (bitmaps and
+# rings, with signal kicks) while a vCPU writes.
 programs='memslot_modification_stress_test -v 2 -b 64M -i 20
 demand_paging_test -v 2 -b 64M
 x86_64/private_mem_conversions_test -n 2
-set_memory_region_test'
+set_memory_region_test
+dirty_log_test -i 4'
 
 # Sanitizer reports fail the run: ASan exits non-zero by itself, TSan is
 # told to.  Leaks are the programs' own business (kvm_util frees little
