@@ -38,6 +38,7 @@ struct gmem_file {
 	uint64_t size;
 	uint64_t ino;
 	uint64_t flags; /* GUEST_MEMFD_FLAG_* */
+	off_t pos;	/* atomic: write()'s position (MMAP files) */
 	int memfd;	/* GUEST_MEMFD_FLAG_MMAP: the memory's file, else -1 */
 	uint8_t *mem;	/* 2 MiB aligned, 1 GiB from 1 GiB on */
 	void *map;	/* the reservation, for munmap */
@@ -316,6 +317,50 @@ int gmem_file_poison(int fd, int64_t offset)
 out:
 	gmem_file_put(file);
 	return r;
+}
+
+ssize_t gmem_file_write(struct gmem_file *file, const void *buf, size_t n,
+			const off_t *off)
+{
+	off_t pos = off ? *off : __atomic_load_n(&file->pos, __ATOMIC_RELAXED);
+	ssize_t r;
+
+	/* 6.12's guest_memfd has no write(); the series' needs MMAP. */
+	if (!(file->flags & GUEST_MEMFD_FLAG_MMAP) || pos < 0)
+		return -EINVAL;
+	if (!n)
+		return 0;
+	if ((uint64_t)pos > file->size || n > file->size - (uint64_t)pos)
+		return -EINVAL;
+	/*
+	 * Into the memfd's page cache: a new page that is written whole is
+	 * never zeroed first, and the rest of a partial one reads zero.
+	 */
+	r = pwrite(file->memfd, buf, n, pos);
+	if (r < 0)
+		return -errno;
+	if (!off)
+		__atomic_store_n(&file->pos, pos + r, __ATOMIC_RELAXED);
+	return r;
+}
+
+off_t gmem_file_seek(struct gmem_file *file, off_t off, int whence)
+{
+	off_t base = 0;
+
+	if (!(file->flags & GUEST_MEMFD_FLAG_MMAP))
+		return -ESPIPE;
+	if (whence == SEEK_CUR)
+		base = __atomic_load_n(&file->pos, __ATOMIC_RELAXED);
+	else if (whence == SEEK_END)
+		base = (off_t)file->size;
+	else if (whence != SEEK_SET)
+		return -EINVAL;
+	/* default_llseek(): no negative position, none past OFF_MAX. */
+	if ((off > 0 && base > INT64_MAX - off) || base + off < 0)
+		return -EINVAL;
+	__atomic_store_n(&file->pos, base + off, __ATOMIC_RELAXED);
+	return base + off;
 }
 
 void *gmem_file_mmap(struct gmem_file *file, void *addr, size_t len, int prot,

@@ -36,6 +36,17 @@ int gmem_file_get_page(struct gmem_file *file, uint64_t pgoff, uint8_t **page,
 		       uint64_t *run0, uint64_t *run1);
 
 /*
+ * Population by write() (the posted series "KVM: guest_memfd: add generic
+ * population via write", v6): a GUEST_MEMFD_FLAG_MMAP file takes write()
+ * and pwrite() within its size (-EINVAL past it, or for another file, as
+ * 6.12 has no write) and lseek() (-ESPIPE for another file).  @off NULL:
+ * at the file position.  The count written, or -errno.
+ */
+ssize_t gmem_file_write(struct gmem_file *file, const void *buf, size_t n,
+			const off_t *off);
+off_t gmem_file_seek(struct gmem_file *file, off_t off, int whence);
+
+/*
  * mmap() of the file by the host, as 6.18's kvm_gmem_mmap(): ENODEV
  * without GUEST_MEMFD_FLAG_MMAP, EINVAL unless shared; MAP_FAILED and
  * errno on failure, as mmap().

@@ -619,6 +619,8 @@ static ssize_t read_at(int fd, void *buf, size_t n, const off_t *off,
 		return ret_errno(r);
 	if (ref.kind == GMEM_H_STATS && !write && (!off || *off >= 0))
 		r = gmem_stats_read(ref.obj, buf, n, off ? *off : -1);
+	else if (ref.kind == GMEM_H_FILE && write)
+		r = gmem_file_write(ref.obj, buf, n, off);
 	else
 		r = -EINVAL;
 	gmem_handle_put(&ref);
@@ -656,7 +658,7 @@ off_t gmem_lseek(int fd, off_t off, int whence)
 	if (ref.kind == GMEM_H_STATS)
 		r = gmem_stats_seek(ref.obj, off, whence);
 	else if (ref.kind == GMEM_H_FILE)
-		r = -ESPIPE;
+		r = gmem_file_seek(ref.obj, off, whence);
 	else
 		r = 0;
 	gmem_handle_put(&ref);

@@ -658,9 +658,55 @@ static void test_mmap_private(void)
 		   "private; the host's accesses SIGBUS");
 }
 
+/* Population by write() (posted series v6), for mappable files only. */
+static void test_write(void)
+{
+	char page[PAGE], back[16];
+	struct gmem_vcpu *vcpu;
+	uint64_t v = 0;
+	struct tvm t;
+	int fd, plain;
+
+	vcpu = mmap_vm(&t, KVM_X86_DEFAULT_VM,
+		       GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
+		       &fd);
+	memset(page, 0x5a, sizeof(page));
+	CHECK_EQ(gmem_pwrite(fd, page, PAGE, 2 * PAGE), PAGE);
+	CHECK_EQ(gmem_vcpu_access(vcpu, 2 * PAGE + 8, &v, 8, GMEM_ACCESS_READ),
+		 0);
+	CHECK_EQ(v, 0x5a5a5a5a5a5a5a5aULL);
+	/* write() at the file position, which lseek() moves. */
+	CHECK_EQ(gmem_lseek(fd, 4 * PAGE + 100, SEEK_SET), 4 * PAGE + 100);
+	CHECK_EQ(gmem_write(fd, "abc", 3), 3);
+	CHECK_EQ(gmem_lseek(fd, 0, SEEK_CUR), 4 * PAGE + 103);
+	CHECK_EQ(gmem_lseek(fd, -PAGE, SEEK_END), FILE_SIZE - PAGE);
+	CHECK_ERRNO(gmem_lseek(fd, -1, SEEK_SET), EINVAL);
+	CHECK_EQ(gmem_vcpu_access(vcpu, 4 * PAGE + 96, back, 10,
+				  GMEM_ACCESS_READ),
+		 0);
+	CHECK_EQ(memcmp(back, "\0\0\0\0abc\0\0\0", 10), 0);
+	/* Within the file only; a bad buffer is EFAULT. */
+	CHECK_ERRNO(gmem_pwrite(fd, page, 2, FILE_SIZE - 1), EINVAL);
+	CHECK_ERRNO(gmem_pwrite(fd, page, 1, -1), EINVAL);
+	CHECK_EQ(gmem_pwrite(fd, page, 0, FILE_SIZE + PAGE), 0);
+	CHECK_ERRNO(gmem_pwrite(fd, (void *)8, 16, 0), EFAULT);
+	CHECK_ERRNO(gmem_read(fd, back, 1), EINVAL);
+	/* A file that cannot be mapped has no write(), as in 6.12. */
+	plain = (int)tvm_create_file(&t, FILE_SIZE);
+	REQUIRE(plain >= 0);
+	CHECK_ERRNO(gmem_pwrite(plain, page, PAGE, 0), EINVAL);
+	CHECK_ERRNO(gmem_lseek(plain, 0, SEEK_SET), ESPIPE);
+	CHECK_EQ(gmem_close(plain), 0);
+	gmem_vcpu_destroy(vcpu);
+	CHECK_EQ(gmem_close(fd), 0);
+	tvm_close(&t);
+	tap_result("write()/pwrite()/lseek() populate a GUEST_MEMFD_FLAG_MMAP "
+		   "file; EINVAL past its end or on another file");
+}
+
 int main(void)
 {
-	tap_plan(NR_LAYER_CASES * 4 + 8, 60);
+	tap_plan(NR_LAYER_CASES * 4 + 9, 60);
 	run_layer_cases();
 	test_io_fails();
 	test_mmap_fails();
@@ -670,5 +716,6 @@ int main(void)
 	test_fallocate_not_file();
 	test_mmap_shared();
 	test_mmap_private();
+	test_write();
 	return tap_done();
 }
