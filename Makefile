@@ -299,6 +299,13 @@ $(B)/bench/%: bench/%.c bench/bench.h $(B)/libgmem.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(B)/libgmem.a $(LDLIBS)
 
+# bench_mem also links the treap the attribute map replaced, to compare.
+$(B)/bench/bench_mem: bench/bench_mem.c bench/bench.h bench/treap_ref.h \
+		$(B)/bench/treap_ref.o $(B)/libgmem.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(B)/bench/treap_ref.o \
+		$(B)/libgmem.a $(LDLIBS)
+
 $(B)/tests/test_x86_%: tests/test_x86_%.c tests/tap.h tests/x86_harness.h \
 		$(X86_OBJS)
 	@mkdir -p $(dir $@)

@@ -5,8 +5,10 @@
  *
  *   attributes   set+clear over 4 KiB .. 1 TiB, against a per-page radix
  *                store that does what Linux's xarray does (reserve every
- *                node, then one entry per 4 KiB page); lookup median;
- *                bytes per distinct range
+ *                node, then one entry per 4 KiB page); the map alone
+ *                against the treap it replaced (bench/treap_ref.c); lookup
+ *                median and bytes per run with 2,000 and 200,000 runs,
+ *                against the treap and the per-page store
  *   guest_memfd  allocate and punch 1 GiB, against memset of 1 GiB and a
  *                Linux memfd fallocate of 1 GiB
  *   fault-in     first touch of 1 GiB of private memory through stage 2,
@@ -28,6 +30,7 @@
 
 #include "attr.h"
 #include "bench.h"
+#include "treap_ref.h"
 
 /* ---- the anchor store: one entry per page, radix of 64-slot nodes ---- */
 
@@ -137,6 +140,222 @@ static double bench_attr_setclear(struct gmem_vm *vm, uint64_t size, int reps)
 	return (now() - t0) / reps;
 }
 
+/* The anchor's lookup: one entry per page, so a walk down its levels. */
+static void *radix_load(const struct radix *r, uint64_t index)
+{
+	const struct rnode *n = r->root;
+
+	if (index >> (6 * (r->height + 1)))
+		return NULL;
+	for (int h = r->height; n && h > 0; h--)
+		n = n->slot[(index >> (6 * h)) & 63];
+	return n ? n->slot[index & 63] : NULL;
+}
+
+/*
+ * The maps the lookup and memory rows use: @n runs [8i, 8i+3) of values
+ * 1..4, stored in ascending order, as a VMM converts memory.  Each filler
+ * returns the heap it grew by, malloc's overhead in.
+ */
+static size_t fill_map(struct gmem_ranges *m, uint64_t n)
+{
+	size_t heap0 = mallinfo2().uordblks;
+
+	gmem_ranges_init(m);
+	for (uint64_t i = 0; i < n; i++) {
+		if (gmem_ranges_reserve(m))
+			abort();
+		gmem_ranges_store(m, i * 8, i * 8 + 3, 1 + (i & 3));
+	}
+	return mallinfo2().uordblks - heap0;
+}
+
+static size_t fill_treap(struct treap_ranges *t, uint64_t n)
+{
+	size_t heap0 = mallinfo2().uordblks;
+
+	treap_ranges_init(t);
+	for (uint64_t i = 0; i < n; i++) {
+		if (treap_ranges_reserve(t))
+			abort();
+		treap_ranges_store(t, i * 8, i * 8 + 3, 1 + (i & 3));
+	}
+	return mallinfo2().uordblks - heap0;
+}
+
+static size_t fill_radix(struct radix *r, uint64_t n)
+{
+	size_t heap0 = mallinfo2().uordblks;
+
+	for (uint64_t i = 0; i < n; i++) {
+		if (radix_reserve(r, i * 8, i * 8 + 2))
+			abort();
+		for (uint64_t p = i * 8; p < i * 8 + 3; p++)
+			radix_store(r, p, (void *)(uintptr_t)(1 + (i & 3)));
+	}
+	/* The spares a reserve keeps are the anchor's overhead, not its map. */
+	while (r->nr_spare)
+		free(r->spare[--r->nr_spare]);
+	return mallinfo2().uordblks - heap0;
+}
+
+/*
+ * Random pages (3 in 8 fall in a run), drawn before the clock starts so
+ * that only lookups are timed, and never repeated, so that the branch
+ * predictor cannot learn the sequence.  Median of 101 batches of 1000.
+ */
+enum { LK_BATCHES = 101, LK_BATCH = 1000 };
+static uint32_t lk_keys[LK_BATCHES][LK_BATCH];
+
+static void draw_keys(uint64_t runs)
+{
+	uint32_t rng = 1;
+
+	for (int s = 0; s < LK_BATCHES; s++)
+		for (int k = 0; k < LK_BATCH; k++) {
+			rng ^= rng << 13, rng ^= rng >> 17, rng ^= rng << 5;
+			lk_keys[s][k] = rng % (runs * 8);
+		}
+}
+
+/* One timing loop per store, so that each is inlined code, not a call. */
+#define LOOKUP_MEDIAN(expr)                                      \
+	({                                                       \
+		double samples_[LK_BATCHES];                     \
+		volatile uint64_t sink_ = 0;                     \
+                                                                 \
+		for (int s_ = 0; s_ < LK_BATCHES; s_++) {        \
+			double t0_ = now();                      \
+			uint64_t acc_ = 0;                       \
+                                                                 \
+			for (int k_ = 0; k_ < LK_BATCH; k_++) {  \
+				uint64_t key = lk_keys[s_][k_];  \
+				acc_ += (expr);                  \
+			}                                        \
+			samples_[s_] = (now() - t0_) / LK_BATCH; \
+			sink_ += acc_;                           \
+		}                                                \
+		(void)sink_;                                     \
+		median(samples_, LK_BATCHES) * 1e9;              \
+	})
+
+/*
+ * Lookup medians and memory per run of the B+tree, the treap it replaced
+ * and the per-page anchor, for maps of @runs runs, all in this run.
+ */
+static void bench_attr_map(uint64_t runs, const char *label, double target)
+{
+	struct gmem_ranges m;
+	struct treap_ranges t;
+	struct radix r = {0};
+	double mem_m, mem_t, mem_r, ns_m, ns_t, ns_r;
+	char name[96], tgt[32];
+
+	mem_m = (double)fill_map(&m, runs) / m.nr_runs;
+	mem_t = (double)fill_treap(&t, runs) / t.nr_runs;
+	mem_r = (double)fill_radix(&r, runs) / runs;
+	draw_keys(runs);
+	/*
+	 * Each store twice in a row, the first pass to bring it into the
+	 * caches (the last store measured pushed it out), the second timed.
+	 */
+	for (int pass = 0; pass < 2; pass++)
+		ns_m = LOOKUP_MEDIAN(gmem_ranges_lookup(&m, key, NULL, NULL));
+	for (int pass = 0; pass < 2; pass++)
+		ns_t = LOOKUP_MEDIAN(treap_ranges_lookup(&t, key, NULL, NULL));
+	for (int pass = 0; pass < 2; pass++)
+		ns_r = LOOKUP_MEDIAN((uintptr_t)radix_load(&r, key));
+
+	snprintf(name, sizeof(name), "attr lookup median (%s runs)", label);
+	snprintf(tgt, sizeof(tgt), "<= %.0f ns", target);
+	row(name, ns_m, "ns", ns_t, "treap (before)", tgt,
+	    ns_m <= target ? MET_YES : MET_NO);
+	snprintf(name, sizeof(name), "attr lookup median (%s runs), page store",
+		 label);
+	row(name, ns_m, "ns", ns_r, "per-page store", "-", MET_NA);
+	snprintf(name, sizeof(name), "attr memory per run (%s runs)", label);
+	row(name, mem_m, "B", mem_t, "treap (before)", "<= 46 B",
+	    mem_m <= 46 ? MET_YES : MET_NO);
+	snprintf(name, sizeof(name), "attr memory per run (%s), page store",
+		 label);
+	row(name, mem_m, "B", mem_r, "per-page store", "-", MET_NA);
+
+	gmem_ranges_destroy(&m);
+	treap_ranges_destroy(&t);
+	radix_free(r.root, r.height);
+	free(r.spare);
+}
+
+/* Set+clear of one range on the maps themselves, no VM around them. */
+static double map_setclear(struct gmem_ranges *m, uint64_t pages, int reps)
+{
+	double t0 = now();
+
+	for (int i = 0; i < reps; i++) {
+		if (gmem_ranges_reserve(m))
+			abort();
+		gmem_ranges_store(m, 1 << 20, (1 << 20) + pages, 8);
+		if (gmem_ranges_reserve(m))
+			abort();
+		gmem_ranges_store(m, 1 << 20, (1 << 20) + pages, 0);
+	}
+	return (now() - t0) / reps;
+}
+
+static double treap_setclear(struct treap_ranges *t, uint64_t pages, int reps)
+{
+	double t0 = now();
+
+	for (int i = 0; i < reps; i++) {
+		if (treap_ranges_reserve(t))
+			abort();
+		treap_ranges_store(t, 1 << 20, (1 << 20) + pages, 8);
+		if (treap_ranges_reserve(t))
+			abort();
+		treap_ranges_store(t, 1 << 20, (1 << 20) + pages, 0);
+	}
+	return (now() - t0) / reps;
+}
+
+static void bench_map_setclear(void)
+{
+	struct gmem_ranges m;
+	struct treap_ranges t;
+	double nm[2], nt[2];
+	const uint64_t pages[2] = {1, TiB / (4 * KiB)};
+
+	/* The same 1000 other runs as the VM rows, below and above. */
+	fill_map(&m, 1000);
+	fill_treap(&t, 1000);
+	for (int i = 0; i < 1000; i++) {
+		if (gmem_ranges_reserve(&m) || treap_ranges_reserve(&t))
+			abort();
+		gmem_ranges_store(&m, (1ULL << 40) + 8 * i,
+				  (1ULL << 40) + 8 * i + 3, 2);
+		treap_ranges_store(&t, (1ULL << 40) + 8 * i,
+				   (1ULL << 40) + 8 * i + 3, 2);
+	}
+	for (int i = 0; i < 2; i++) {
+		double vm[5], vt[5];
+
+		for (int k = 0; k < 5; k++) {
+			vm[k] = map_setclear(&m, pages[i], 20000);
+			vt[k] = treap_setclear(&t, pages[i], 20000);
+		}
+		nm[i] = median(vm, 5);
+		nt[i] = median(vt, 5);
+	}
+	row("attr map set+clear 4 KiB", nm[0] * 1e9, "ns", nt[0] * 1e9,
+	    "treap (before)", "O(log n)", MET_NA);
+	row("attr map set+clear 1 TiB", nm[1] * 1e9, "ns", nt[1] * 1e9,
+	    "treap (before)", "O(log n): ~4 KiB's", MET_NA);
+	row("attr map set+clear 1 TiB / 4 KiB", nm[1] / nm[0], "x",
+	    nt[1] / nt[0], "treap (before)", "<= ~1 (size-free)",
+	    nm[1] / nm[0] < 1.5 ? MET_YES : MET_NO);
+	gmem_ranges_destroy(&m);
+	treap_ranges_destroy(&t);
+}
+
 static void bench_attributes(bool quick)
 {
 	static const struct {
@@ -189,49 +408,11 @@ static void bench_attributes(bool quick)
 			    "4 KiB", "<= ~1 (size-free)",
 			    t / t4k < 1.5 ? MET_YES : MET_NO);
 	}
-
-	/* Lookups in a map of 2000 runs at random pages: median of batches. */
-	struct gmem_ranges m;
-	double samples[101];
-	volatile uint64_t sink = 0;
-	size_t heap0 = mallinfo2().uordblks;
-
-	gmem_ranges_init(&m);
-	for (uint64_t i = 0; i < 2000; i++) {
-		gmem_ranges_reserve(&m);
-		gmem_ranges_store(&m, i * 8, i * 8 + 3, 1 + (i & 3));
-	}
-	/* Memory per range: what the heap grew by, malloc overhead in. */
-	double per_range = (double)(mallinfo2().uordblks - heap0) / m.nr_runs;
-	/*
-	 * Random pages (3 in 8 fall in a run), drawn before the clock starts
-	 * so that only lookups are timed, and never repeated, so that the
-	 * branch predictor cannot learn the sequence.
-	 */
-	static uint32_t keys[101][1000];
-	uint32_t rng = 1;
-
-	for (int s = 0; s < 101; s++)
-		for (int k = 0; k < 1000; k++) {
-			rng ^= rng << 13, rng ^= rng >> 17, rng ^= rng << 5;
-			keys[s][k] = rng % 16000;
-		}
-	for (int s = 0; s < 101; s++) {
-		double t0 = now();
-
-		for (int k = 0; k < 1000; k++)
-			sink += gmem_ranges_lookup(&m, keys[s][k], NULL, NULL);
-		samples[s] = (now() - t0) / 1000;
-	}
-	double med = median(samples, 101) * 1e9;
-	row("attr lookup median (2000 runs)", med, "ns", 50, "target",
-	    "<= 50 ns", med <= 50 ? MET_YES : MET_NO);
-	row("attr memory per distinct run", per_range, "B", 64, "target",
-	    "<= 64 B", per_range <= 64 ? MET_YES : MET_NO);
-	/* The anchor's cost per page, for scale: an xarray entry is 8 B. */
-	gmem_ranges_destroy(&m);
 	gmem_vm_put(vm);
-	(void)sink;
+
+	bench_map_setclear();
+	bench_attr_map(2000, "2000", 25);
+	bench_attr_map(quick ? 20000 : 200000, quick ? "20000" : "200000", 40);
 }
 
 /*
@@ -662,6 +843,11 @@ int main(int argc, char **argv)
 	bench_open("mem", argc, argv);
 	progress("attributes");
 	bench_attributes(quick);
+	/* GMEM_BENCH_ATTR_ONLY=1: the attribute rows alone, for tuning. */
+	if (getenv("GMEM_BENCH_ATTR_ONLY")) {
+		bench_close();
+		return 0;
+	}
 	progress("guest_memfd");
 	bench_guest_memfd(big);
 	bench_fault_in(big, false, true);
