@@ -104,25 +104,41 @@ void gmem_mmu_destroy(struct gmem_mmu *mmu)
 	pthread_mutex_destroy(&mmu->lock);
 }
 
-/* Lock-free walk: the leaf mapping @gfn and its level, or 0. */
-static uint64_t walk(const struct gmem_mmu *mmu, uint64_t gfn, int *level)
+/*
+ * Lock-free walk to the entry that maps @gfn: a huge leaf, or the entry of
+ * the 4 KiB table, present or not (*@val is what it held); NULL where no
+ * table reaches.
+ */
+static uint64_t *leaf_entry(const struct gmem_mmu *mmu, uint64_t gfn,
+			    int *level, uint64_t *val)
 {
-	const uint64_t *table = mmu->root;
+	uint64_t *table = mmu->root;
 
 	if (gfn >> S2_GFN_BITS)
-		return 0;
+		return NULL;
 	for (int l = 3; l >= 0; l--) {
-		uint64_t e = load_entry(&table[(gfn >> (9 * l)) % ENTRIES]);
+		uint64_t *e = &table[(gfn >> (9 * l)) % ENTRIES];
+		uint64_t v = load_entry(e);
 
-		if (!e)
-			return 0;
-		if (l == 0 || (e & S2_PS)) {
+		if (!v && l)
+			return NULL;
+		if (l == 0 || (v & S2_PS)) {
 			*level = l;
+			*val = v;
 			return e;
 		}
-		table = (const uint64_t *)(uintptr_t)(e & S2_ADDR_MASK);
+		table = (uint64_t *)(uintptr_t)(v & S2_ADDR_MASK);
 	}
-	return 0;
+	return NULL;
+}
+
+/* The leaf mapping @gfn and its level, or 0. */
+static inline uint64_t walk(const struct gmem_mmu *mmu, uint64_t gfn,
+			    int *level)
+{
+	uint64_t v;
+
+	return leaf_entry(mmu, gfn, level, &v) ? v : 0;
 }
 
 static void count_zap(struct gmem_mmu *mmu, int level)
@@ -300,31 +316,6 @@ void gmem_mmu_protect_begin(struct gmem_vm *vm)
 	mmu->wp_end = 0;
 }
 
-/*
- * The entry that maps @gfn and its level: a huge leaf, or the entry of
- * the 4 KiB table, present or not; NULL where no table reaches.
- */
-static uint64_t *leaf_entry(struct gmem_mmu *mmu, uint64_t gfn, int *level)
-{
-	uint64_t *table = mmu->root;
-
-	if (gfn >> S2_GFN_BITS)
-		return NULL;
-	for (int l = 3; l >= 0; l--) {
-		uint64_t *e = &table[(gfn >> (9 * l)) % ENTRIES];
-		uint64_t v = load_entry(e);
-
-		if (!v && l)
-			return NULL;
-		if (l == 0 || (v & S2_PS)) {
-			*level = l;
-			return e;
-		}
-		table = (uint64_t *)(uintptr_t)(v & S2_ADDR_MASK);
-	}
-	return NULL;
-}
-
 /* Pages whose entries are prefetched before the first is changed. */
 #define WP_AHEAD 16
 
@@ -341,12 +332,12 @@ struct wp_slot {
  */
 static uint64_t *wp_entry(struct gmem_mmu *mmu, uint64_t gfn, int *level)
 {
-	uint64_t *e;
+	uint64_t *e, v;
 
 	*level = 0;
 	if (mmu->wp_table && gfn >> 9 == mmu->wp_table_gfn)
 		return &mmu->wp_table[gfn % ENTRIES];
-	e = leaf_entry(mmu, gfn, level);
+	e = leaf_entry(mmu, gfn, level, &v);
 	if (e && *level == 0) {
 		mmu->wp_table = e - gfn % ENTRIES;
 		mmu->wp_table_gfn = gfn >> 9;
