@@ -607,6 +607,69 @@ static void delete_range(struct gmem_ranges *m, uint64_t lo, uint64_t last)
 }
 
 /*
+ * The common store, inside one leaf that keeps its first key and neither
+ * overflows nor underflows: one descent and an edit in place, where the
+ * general path below looks the range up several times.  False if the
+ * store is not of that kind; then nothing changed.
+ */
+static bool store_in_leaf(struct gmem_ranges *m, uint64_t start, uint64_t end,
+			  uint32_t val)
+{
+	struct gmem_ranges_node *n;
+	unsigned a, b, cnt, add, nr;
+	uint32_t before, after;
+	uint64_t old = 0;
+	struct path p;
+
+	if (!m->root || end == NONE)
+		return false;
+	descend(m, start, &p);
+	n = p.node[0];
+	/* start - 1 and end both fall in this leaf's segments. */
+	if (start <= n->leaf.key[0] || end >= p.hi)
+		return false;
+	a = leaf_rank(n, start - 1); /* the first key >= start, >= 1 */
+	b = leaf_rank(n, end);	     /* the first key > end */
+	before = n->leaf.val[a - 1];
+	after = n->leaf.val[b - 1];
+	cnt = leaf_count(n);
+	add = (val != before) + (after != val);
+	nr = cnt - (b - a) + add;
+	if (nr > LEAF_N || (nr < LEAF_MIN && m->height))
+		return false;
+
+	for (unsigned i = a - 1; i < b; i++) {
+		uint64_t s = MAX(n->leaf.key[i], start);
+		uint64_t e = MIN(n->leaf.key[i + 1], end);
+
+		if (n->leaf.val[i])
+			old += e - s;
+		if (i >= a)
+			m->nr_runs -= n->leaf.val[i] != 0;
+	}
+	memmove(&n->leaf.key[a + add], &n->leaf.key[b],
+		(cnt - b) * sizeof(n->leaf.key[0]));
+	memmove(&n->leaf.val[a + add], &n->leaf.val[b],
+		(cnt - b) * sizeof(n->leaf.val[0]));
+	for (unsigned j = nr; j < cnt; j++) {
+		n->leaf.key[j] = NONE;
+		n->leaf.val[j] = 0;
+	}
+	if (val != before) {
+		n->leaf.key[a] = start;
+		n->leaf.val[a++] = val;
+		m->nr_runs += val != 0;
+	}
+	if (after != val) {
+		n->leaf.key[a] = end;
+		n->leaf.val[a] = after;
+		m->nr_runs += after != 0;
+	}
+	m->nr_set = m->nr_set - old + (val ? end - start : 0);
+	return true;
+}
+
+/*
  * Deletes come first and only free nodes; then at most two boundaries go
  * in, at start and at end, which is what GMEM_RANGES_RESERVE() counts.
  */
@@ -618,6 +681,8 @@ void gmem_ranges_store(struct gmem_ranges *m, uint64_t start, uint64_t end,
 	if (start >= end)
 		return;
 	val = (uint32_t)val;
+	if (store_in_leaf(m, start, end, (uint32_t)val))
+		return;
 	if (start)
 		before = gmem_ranges_lookup(m, start - 1, NULL, NULL);
 	if (end != NONE)
