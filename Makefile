@@ -55,6 +55,7 @@ LIB_SRCS := \
 	src/memslot.c \
 	src/guest_memfd.c \
 	src/mmu.c \
+	src/lapic.c \
 	src/vcpu.c \
 	src/vm.c \
 	src/handle.c \

@@ -329,6 +329,8 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 	case KVM_SET_VCPU_EVENTS:
 	case KVM_GET_DEBUGREGS:
 	case KVM_SET_DEBUGREGS:
+	case KVM_GET_LAPIC:
+	case KVM_SET_LAPIC:
 		if (!p)
 			return -EFAULT;
 	}
@@ -364,6 +366,10 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 		return gmem_vcpu_get_xsave(vcpu, p);
 	case KVM_SET_XSAVE:
 		return gmem_vcpu_set_xsave(vcpu, p);
+	case KVM_GET_LAPIC:
+		return gmem_vcpu_get_lapic(vcpu, p);
+	case KVM_SET_LAPIC:
+		return gmem_vcpu_set_lapic(vcpu, p);
 	case KVM_GET_XCRS:
 		return gmem_vcpu_get_xcrs(vcpu, p);
 	case KVM_SET_XCRS:

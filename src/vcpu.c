@@ -28,6 +28,7 @@
 
 static const struct x86_bus vcpu_bus;
 static bool vcpu_msr_allowed(void *ctx, uint32_t index, bool write);
+static int vcpu_msr_hook(void *ctx, uint32_t index, uint64_t *v, bool write);
 
 _Static_assert(GMEM_TSC_KHZ == X86_TSC_KHZ,
 	       "the CPU model's TSC is the host's");
@@ -118,6 +119,14 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	vcpu->cpu->guest_xcr0 = 0;
 	vcpu->cpu->user_msr_exits = &vm->msr.exit_mask;
 	vcpu->cpu->msr_allowed = vcpu_msr_allowed;
+	vcpu->cpu->msr_hook = vcpu_msr_hook;
+	if (vm->irqchip &&
+	    (gmem_lapic_create((uint32_t)id, &vcpu->vmv.kick, GMEM_KICK_APIC,
+			       vm->apic_bus_cycle_ns, &vcpu->apic) ||
+	     gmem_apic_map_add(&vm->apics, vcpu->apic))) {
+		r = -ENOMEM;
+		goto err_unlock;
+	}
 	x86_set_tsc_khz(vcpu->cpu, __atomic_load_n(&vm->default_tsc_khz,
 						   __ATOMIC_RELAXED));
 	/* Without XO the CPUID table says (48 bits in the default one). */
@@ -139,6 +148,10 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 
 err_unlock:
 	pthread_mutex_unlock(&vm->vcpus_lock);
+	if (vcpu->apic) {
+		gmem_apic_map_remove(&vm->apics, vcpu->apic);
+		gmem_lapic_destroy(vcpu->apic);
+	}
 	if (vcpu->cpu && vcpu->cpu->decoder)
 		x86_cpu_destroy(vcpu->cpu);
 	gmem_free(vcpu->cpu);
@@ -170,6 +183,10 @@ void gmem_vcpu_destroy(struct gmem_vcpu *vcpu)
 			break;
 		}
 	pthread_mutex_unlock(&vm->vcpus_lock);
+	if (vcpu->apic) {
+		gmem_apic_map_remove(&vm->apics, vcpu->apic);
+		gmem_lapic_destroy(vcpu->apic);
+	}
 	x86_cpu_destroy(vcpu->cpu);
 	gmem_free(vcpu->cpu);
 	munmap(vcpu->run, RUN_SIZE);
@@ -592,6 +609,215 @@ static bool vcpu_msr_allowed(void *ctx, uint32_t index, bool write)
 	return gmem_msr_filter_allows(&vcpu->vm->msr, index, write);
 }
 
+/* ---- the local APIC (lapic.h) ----------------------------------------- */
+
+static bool table_has(const struct kvm_cpuid_entry2 *t, unsigned int n,
+		      uint32_t fn, uint32_t idx, int reg, int bit);
+
+/* KVM's cpuid_query_maxphyaddr(): CPUID 0x80000008 EAX[7:0], else 36. */
+static unsigned int guest_maxphyaddr(const struct gmem_vcpu *vcpu)
+{
+	uint32_t out[4];
+
+	x86_cpuid(vcpu->cpu, 0x80000000, 0, out);
+	if (out[0] < 0x80000008)
+		return 36;
+	x86_cpuid(vcpu->cpu, 0x80000008, 0, out);
+	return out[0] & 0xff;
+}
+
+/* CPUID.1:ECX bit @bit of the guest's table, or of the supported one. */
+static bool guest_has_ecx1(const struct gmem_vcpu *vcpu, int bit)
+{
+	unsigned int nsup;
+	const struct kvm_cpuid_entry2 *sup = x86_supported_cpuid(&nsup);
+
+	return vcpu->cpuid_set ? table_has(vcpu->cpu->cpuid, vcpu->cpu->ncpuid,
+					   1, 0, 2, bit)
+			       : table_has(sup, nsup, 1, 0, 2, bit);
+}
+
+/*
+ * kvm_apic_set_base()'s checks: reserved bits (above MAXPHYADDR, 0-7, 9,
+ * and x2APIC unless CPUID has it), x2APIC without the enable bit, and for
+ * the guest the transitions x2APIC -> xAPIC and disabled -> x2APIC.
+ */
+static bool apic_base_valid(const struct gmem_vcpu *vcpu, uint64_t v, bool host)
+{
+	uint64_t old = vcpu->cpu->apic_base;
+	const uint64_t both = GMEM_APIC_BASE_ENABLE | GMEM_APIC_BASE_X2APIC;
+	uint64_t reserved = 0x2ff | (~0ULL << guest_maxphyaddr(vcpu));
+
+	if (!guest_has_ecx1(vcpu, 21))
+		reserved |= GMEM_APIC_BASE_X2APIC;
+	if ((v & reserved) || (v & both) == GMEM_APIC_BASE_X2APIC)
+		return false;
+	if (!host && (old & both) == both &&
+	    (v & both) == GMEM_APIC_BASE_ENABLE)
+		return false;
+	if (!host && !(old & GMEM_APIC_BASE_ENABLE) && (v & both) == both)
+		return false;
+	return true;
+}
+
+static void set_apic_base(struct gmem_vcpu *vcpu, uint64_t v)
+{
+	x86_set_msr(vcpu->cpu, X86_MSR_APIC_BASE, v);
+	if (vcpu->apic)
+		gmem_lapic_set_base(vcpu->apic, v);
+}
+
+/* The host time at which the guest's TSC reads @tsc (now, if it has). */
+static uint64_t tsc_deadline_ns(const struct x86_cpu *cpu, uint64_t tsc)
+{
+	uint64_t now = x86_host_ns(), cur = x86_tsc(cpu), d;
+
+	if (tsc <= cur || !cpu->tsc_khz)
+		return now;
+	d = tsc - cur;
+	/* Beyond about 200 days away it never comes. */
+	if (d > (UINT64_MAX >> 1) / 1000000)
+		return UINT64_MAX >> 1;
+	return now + d * 1000000 / cpu->tsc_khz;
+}
+
+/*
+ * The MSRs of the APIC, for the guest (the CPU model's hook) and the VMM
+ * (@host: KVM_GET/SET_MSRS): 0, 1 for #GP / a failed KVM_SET_MSRS, -1
+ * not one of them.  IA32_APIC_BASE and the TSC deadline are there with or
+ * without an irqchip, as in KVM; the x2APIC MSRs need the APIC in x2APIC
+ * mode.
+ */
+static int apic_msr(struct gmem_vcpu *vcpu, uint32_t idx, uint64_t *v,
+		    bool write, bool host)
+{
+	struct x86_cpu *cpu = vcpu->cpu;
+	int r;
+
+	if (idx == X86_MSR_APIC_BASE) {
+		if (!write) {
+			*v = cpu->apic_base;
+			return 0;
+		}
+		if (!apic_base_valid(vcpu, *v, host))
+			return 1;
+		set_apic_base(vcpu, *v);
+		return 0;
+	}
+	if (idx == GMEM_MSR_TSC_DEADLINE) {
+		if (!vcpu->apic) {
+			if (!write)
+				*v = 0;
+			return 0;
+		}
+		if (write)
+			gmem_lapic_set_tsc_deadline(vcpu->apic, *v,
+						    tsc_deadline_ns(cpu, *v));
+		else
+			*v = gmem_lapic_get_tsc_deadline(vcpu->apic);
+		return 0;
+	}
+	if (idx < GMEM_MSR_X2APIC_FIRST || idx > GMEM_MSR_X2APIC_LAST)
+		return -1;
+	if (!vcpu->apic)
+		return 1;
+	if (!write)
+		return gmem_lapic_rdmsr(vcpu->apic, idx, v, x86_host_ns());
+	r = gmem_lapic_wrmsr(vcpu->apic, idx, *v, x86_host_ns());
+	if (r == GMEM_LAPIC_EVENT) {
+		cpu->cr8 = gmem_lapic_get_cr8(vcpu->apic);
+		if (!host)
+			x86_request_event(cpu);
+		r = 0;
+	}
+	return r;
+}
+
+static int vcpu_msr_hook(void *ctx, uint32_t index, uint64_t *v, bool write)
+{
+	return apic_msr(ctx, index, v, write, false);
+}
+
+/*
+ * Before the next instruction: the TPR follows a MOV to CR8, then the
+ * APIC's best interrupt goes in if RFLAGS.IF and no STI shadow allow it
+ * (and no exception waits); otherwise the CPU stops when IF opens.
+ */
+static void apic_inject(struct gmem_vcpu *vcpu)
+{
+	struct x86_cpu *c = vcpu->cpu;
+	uint64_t now = x86_host_ns();
+	int v;
+
+	if (c->cr8 != gmem_lapic_get_cr8(vcpu->apic))
+		gmem_lapic_set_cr8(vcpu->apic, (unsigned int)c->cr8);
+	v = gmem_lapic_pending(vcpu->apic, now);
+	c->irq_window = v >= 0;
+	if (v < 0 || c->pend.valid || !(x86_get_rflags(c) & X86_IF) ||
+	    c->int_shadow)
+		return;
+	gmem_lapic_ack(vcpu->apic, v);
+	x86_inject(c, (uint8_t)v, false, 0);
+	c->irq_window = gmem_lapic_pending(vcpu->apic, now) >= 0;
+}
+
+/* kvm_vcpu_has_events() for a halted vCPU: an interrupt it would take. */
+static bool apic_wakes(struct gmem_vcpu *vcpu)
+{
+	struct x86_cpu *c = vcpu->cpu;
+
+	if (c->cr8 != gmem_lapic_get_cr8(vcpu->apic))
+		gmem_lapic_set_cr8(vcpu->apic, (unsigned int)c->cr8);
+	return gmem_lapic_pending(vcpu->apic, x86_host_ns()) >= 0 &&
+	       (x86_get_rflags(c) & X86_IF);
+}
+
+/* An MMIO stop that is the APIC's page: true once it is answered. */
+static bool apic_mmio(struct gmem_vcpu *vcpu, const struct x86_stop *stop)
+{
+	uint8_t data[8];
+	int event;
+
+	memcpy(data, stop->mmio.data, sizeof(data));
+	if (stop->mmio.len > sizeof(data) ||
+	    !gmem_lapic_mmio(vcpu->apic, stop->mmio.gpa, stop->mmio.is_write,
+			     data, stop->mmio.len, x86_host_ns(), &event))
+		return false;
+	if (!stop->mmio.is_write) {
+		uint64_t v = 0;
+
+		memcpy(&v, data, stop->mmio.len);
+		x86_complete_mmio(vcpu->cpu, v);
+	}
+	vcpu->cpu->cr8 = gmem_lapic_get_cr8(vcpu->apic);
+	return true;
+}
+
+int gmem_vcpu_get_lapic(struct gmem_vcpu *vcpu, struct kvm_lapic_state *s)
+{
+	if (!vcpu->apic)
+		return -EINVAL;
+	gmem_lapic_get_state(
+		vcpu->apic, s,
+		__atomic_load_n(&vcpu->vm->x2apic_format, __ATOMIC_RELAXED),
+		x86_host_ns());
+	return 0;
+}
+
+int gmem_vcpu_set_lapic(struct gmem_vcpu *vcpu, const struct kvm_lapic_state *s)
+{
+	int r;
+
+	if (!vcpu->apic)
+		return -EINVAL;
+	r = gmem_lapic_set_state(
+		vcpu->apic, s,
+		__atomic_load_n(&vcpu->vm->x2apic_format, __ATOMIC_RELAXED),
+		x86_host_ns());
+	vcpu->cpu->cr8 = gmem_lapic_get_cr8(vcpu->apic);
+	return r;
+}
+
 /* Finish what the VMM answered: IN data, MMIO read data, hypercall ret. */
 static void complete_pending(struct gmem_vcpu *vcpu)
 {
@@ -773,19 +999,49 @@ static bool signal_pending(const struct gmem_vcpu *vcpu)
 	return false;
 }
 
+/*
+ * A halted vCPU blocks, outside guest mode, until its APIC has an
+ * interrupt it takes (0: run on) or a kick, signal or immediate_exit
+ * ends the run (-EINTR, KVM_EXIT_INTR, still halted), as KVM's
+ * kvm_vcpu_block().  The sleep ends at the APIC timer's next expiry.
+ */
 static int halt(struct gmem_vcpu *vcpu)
 {
 	/* Signals that nothing delivers are looked for this often. */
-	const struct timespec poll = {0, 1000000};
+	const uint64_t poll_ns = 1000000;
 	int k;
 
 	VCPU_STAT_INC(vcpu, halts);
-	while (!((k = __atomic_load_n(&vcpu->vmv.kick, __ATOMIC_ACQUIRE)) &
-		 GMEM_KICK_USER) &&
-	       !__atomic_load_n(&vcpu->run->immediate_exit, __ATOMIC_RELAXED) &&
-	       !signal_pending(vcpu))
+	for (;;) {
+		uint64_t wait = vcpu->sig_poll ? poll_ns : UINT64_MAX;
+		struct timespec ts;
+
+		/* Clear the APIC's kick before looking, so none is lost. */
+		__atomic_fetch_and(&vcpu->vmv.kick, ~GMEM_KICK_APIC,
+				   __ATOMIC_SEQ_CST);
+		k = __atomic_load_n(&vcpu->vmv.kick, __ATOMIC_ACQUIRE);
+		if ((k & GMEM_KICK_USER) ||
+		    __atomic_load_n(&vcpu->run->immediate_exit,
+				    __ATOMIC_RELAXED) ||
+		    signal_pending(vcpu))
+			break;
+		if (vcpu->apic) {
+			uint64_t t, now;
+
+			if (apic_wakes(vcpu)) {
+				vcpu->halted = false;
+				return 0;
+			}
+			t = gmem_lapic_next_timer(vcpu->apic);
+			now = x86_host_ns();
+			if (t != UINT64_MAX)
+				wait = MIN(wait, t > now ? t - now : 0);
+		}
+		ts.tv_sec = (time_t)(wait / 1000000000);
+		ts.tv_nsec = (long)(wait % 1000000000);
 		syscall(SYS_futex, &vcpu->vmv.kick, FUTEX_WAIT_PRIVATE, k,
-			vcpu->sig_poll ? &poll : NULL, NULL, 0);
+			wait == UINT64_MAX ? NULL : &ts, NULL, 0);
+	}
 	take_user_kick(vcpu);
 	vcpu->run->exit_reason = KVM_EXIT_INTR;
 	VCPU_STAT_INC(vcpu, exits[KVM_EXIT_INTR]);
@@ -831,8 +1087,12 @@ static void post_run_save(struct gmem_vcpu *vcpu)
 	run->if_flag = intr;
 	run->cr8 = cpu->cr8;
 	run->apic_base = cpu->apic_base;
-	/* No in-kernel PIC: IF set and no event waiting (no STI shadow). */
-	run->ready_for_interrupt_injection = intr && !cpu->pend.valid;
+	/*
+	 * With the in-kernel irqchip always (pic_in_kernel()); else IF set,
+	 * no STI shadow and no event waiting.
+	 */
+	run->ready_for_interrupt_injection =
+		vcpu->apic || (intr && !cpu->int_shadow && !cpu->pend.valid);
 }
 
 /*
@@ -928,11 +1188,13 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 			goto save;
 	}
 	/* Without an in-kernel LAPIC, kvm_run.cr8 is the TPR going in. */
-	if (run->cr8 & ~0xfULL) {
-		r = -EINVAL;
-		goto save;
+	if (!vcpu->apic) {
+		if (run->cr8 & ~0xfULL) {
+			r = -EINVAL;
+			goto save;
+		}
+		vcpu->cpu->cr8 = run->cr8;
 	}
-	vcpu->cpu->cr8 = run->cr8;
 	complete_pending(vcpu);
 	/* An MMIO instruction retires now, not after what comes next. */
 	finish = x86_mmio_pending(vcpu->cpu);
@@ -943,7 +1205,8 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 	vcpu->fault_lin_valid = false;
 	if (vcpu->halted) {
 		r = halt(vcpu);
-		goto save;
+		if (r)
+			goto save;
 	}
 	/*
 	 * A kick that came before the guest runs (a signal the run's own
@@ -969,6 +1232,8 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 
 		vcpu->s2_retry = vcpu->s2_nomem = vcpu->s2_ring_full = false;
 		stop.s2_pfec = 0;
+		if (vcpu->apic && !finish)
+			apic_inject(vcpu);
 		/* kvm_vcpu_has_run(): KVM_SET_CPUID2 is fixed now. */
 		if (!finish)
 			vcpu->has_run = true;
@@ -1013,10 +1278,16 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 		case X86_STOP_HLT:
 			if (__atomic_load_n(&vcpu->vm->irqchip,
 					    __ATOMIC_RELAXED)) {
+				/* An interrupt it takes keeps it running. */
+				if (vcpu->apic && apic_wakes(vcpu))
+					continue;
 				gmem_vcpu_exit_guest(vcpu);
 				vcpu->halted = true;
 				r = halt(vcpu);
-				goto save;
+				if (r)
+					goto save;
+				gmem_vcpu_enter_guest(vcpu);
+				continue;
 			}
 			run->exit_reason = KVM_EXIT_HLT;
 			goto out;
@@ -1050,6 +1321,10 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 				goto out;
 			continue;
 		case X86_STOP_MMIO:
+			if (vcpu->apic && apic_mmio(vcpu, &stop)) {
+				finish = true;
+				continue;
+			}
 			/* A coalesced write completes the instruction now. */
 			if (stop.mmio.is_write &&
 			    gmem_coalesced_write(&vcpu->vm->coalesced,
@@ -1252,6 +1527,8 @@ static void reset_state(struct gmem_vcpu *vcpu, unsigned long id)
 	s.apic_base = 0xfee00000 | (1u << 11) |
 		      (id == vcpu->vm->bsp_vcpu_id ? 1u << 8 : 0);
 	x86_set_sregs(vcpu->cpu, &s);
+	if (vcpu->apic)
+		gmem_lapic_reset(vcpu->apic, s.apic_base);
 	x86_cpuid(vcpu->cpu, 1, 0, sig);
 	regs.rip = 0xfff0;
 	regs.rflags = 2;
@@ -1366,16 +1643,8 @@ int gmem_vcpu_set_xcrs(struct gmem_vcpu *vcpu, const struct kvm_xcrs *xcrs)
 static bool valid_sregs(const struct gmem_vcpu *vcpu, const struct kvm_sregs *s)
 {
 	const struct x86_cpu *cpu = vcpu->cpu;
-	unsigned int nsup, maxphy = 36;
+	unsigned int nsup, maxphy = guest_maxphyaddr(vcpu);
 	const struct kvm_cpuid_entry2 *sup = x86_supported_cpuid(&nsup);
-	uint64_t reserved;
-	uint32_t out[4];
-
-	x86_cpuid(cpu, 0x80000000, 0, out);
-	if (out[0] >= 0x80000008) {
-		x86_cpuid(cpu, 0x80000008, 0, out);
-		maxphy = out[0] & 0xff;
-	}
 	if ((s->efer & X86_EFER_LME) && (s->cr0 & X86_CR0_PG)) {
 		/* 64-bit paging: PAE and LMA set, CR3 a legal GPA. */
 		if (!(s->cr4 & X86_CR4_PAE) || !(s->efer & X86_EFER_LMA))
@@ -1396,22 +1665,20 @@ static bool valid_sregs(const struct gmem_vcpu *vcpu, const struct kvm_sregs *s)
 	    ((s->cr0 & X86_CR0_NW) && !(s->cr0 & X86_CR0_CD)) ||
 	    ((s->cr0 & X86_CR0_PG) && !(s->cr0 & X86_CR0_PE)))
 		return false;
-	/* IA32_APIC_BASE: reserved bits, and x2APIC without xAPIC enabled. */
-	reserved = 0x2ff | (~0ULL << maxphy);
-	if (!(vcpu->cpuid_set ? table_has(cpu->cpuid, cpu->ncpuid, 1, 0, 2, 21)
-			      : table_has(sup, nsup, 1, 0, 2, 21)))
-		reserved |= 1ULL << 10;
-	if ((s->apic_base & reserved) ||
-	    ((s->apic_base & (1ULL << 10)) && !(s->apic_base & (1ULL << 11))))
-		return false;
-	return true;
+	return apic_base_valid(vcpu, s->apic_base, true);
 }
 
 int gmem_vcpu_set_sregs(struct gmem_vcpu *vcpu, const struct kvm_sregs *sregs)
 {
+	uint64_t base = vcpu->cpu->apic_base;
+	int r;
+
 	if (!valid_sregs(vcpu, sregs))
 		return -EINVAL;
-	return x86_set_sregs(vcpu->cpu, sregs);
+	r = x86_set_sregs(vcpu->cpu, sregs);
+	if (!r && vcpu->apic && sregs->apic_base != base)
+		gmem_lapic_set_base(vcpu->apic, sregs->apic_base);
+	return r;
 }
 
 /*
@@ -1466,6 +1733,10 @@ int gmem_vcpu_set_cpuid(struct gmem_vcpu *vcpu, const struct kvm_cpuid2 *cpuid)
 	r = x86_set_cpuid(vcpu->cpu, cpuid->entries, cpuid->nent);
 	if (!r)
 		vcpu->cpuid_set = true;
+	/* kvm_vcpu_after_set_cpuid(): the timer modes CPUID allows. */
+	if (!r && vcpu->apic)
+		gmem_lapic_set_tsc_deadline_cap(vcpu->apic,
+						guest_has_ecx1(vcpu, 24));
 	return r;
 }
 
@@ -1552,13 +1823,19 @@ int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs)
 
 	if (msrs->nmsrs >= MAX_IO_MSRS)
 		return -E2BIG;
-	for (i = 0; i < msrs->nmsrs; i++)
-		if (x86_get_msr(vcpu->cpu, msrs->entries[i].index,
-				&msrs->entries[i].data)) {
+	for (i = 0; i < msrs->nmsrs; i++) {
+		int r = apic_msr(vcpu, msrs->entries[i].index,
+				 &msrs->entries[i].data, false, true);
+
+		if (r == 0)
+			continue;
+		if (r > 0 || x86_get_msr(vcpu->cpu, msrs->entries[i].index,
+					 &msrs->entries[i].data)) {
 			/* KVM zeroes the data of the read that failed. */
 			msrs->entries[i].data = 0;
 			break;
 		}
+	}
 	return (int)i;
 }
 
@@ -1569,6 +1846,14 @@ int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs)
 	if (msrs->nmsrs >= MAX_IO_MSRS)
 		return -E2BIG;
 	for (i = 0; i < msrs->nmsrs; i++) {
+		uint64_t data = msrs->entries[i].data;
+		int r = apic_msr(vcpu, msrs->entries[i].index, &data, true,
+				 true);
+
+		if (r > 0)
+			break;
+		if (r == 0)
+			continue;
 		if (x86_set_msr(vcpu->cpu, msrs->entries[i].index,
 				msrs->entries[i].data))
 			break;

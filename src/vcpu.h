@@ -73,6 +73,8 @@ struct gmem_vcpu {
 	bool halted;
 
 	struct x86_cpu *cpu;
+	/* The local APIC, with an irqchip (KVM_CREATE_IRQCHIP before us). */
+	struct gmem_lapic *apic;
 	int pending;   /* what the next run completes first: GMEM_PEND_* */
 	int s2_error;  /* -EFAULT/-EHWPOISON of a memory-fault stop */
 	bool s2_retry; /* the stop was a fault that raced a flush */

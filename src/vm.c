@@ -55,6 +55,8 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 		return -ENOMEM;
 	}
 	gmem_msr_filter_init(&vm->msr);
+	gmem_apic_map_init(&vm->apics);
+	vm->apic_bus_cycle_ns = 1; /* KVM's APIC_BUS_CYCLE_NS_DEFAULT */
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->vcpus_lock, NULL);
 	/*
@@ -84,6 +86,7 @@ void gmem_vm_put(struct gmem_vm *vm)
 	gmem_mmu_destroy(&vm->mmu);
 	gmem_coalesced_destroy(&vm->coalesced);
 	gmem_msr_filter_destroy(&vm->msr);
+	gmem_apic_map_destroy(&vm->apics);
 	gmem_memslots_destroy(&vm->slots);
 	gmem_ranges_destroy(&vm->attrs);
 	gmem_free(vm->vcpus);
@@ -104,6 +107,7 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 {
 	switch (cap) {
 	case KVM_CAP_IRQCHIP:
+	case KVM_CAP_TSC_DEADLINE_TIMER:
 	case KVM_CAP_BINARY_STATS_FD:
 	case KVM_CAP_PRE_FAULT_MEMORY:
 	case KVM_CAP_COALESCED_PIO:
@@ -152,6 +156,11 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_DIRTY_LOG_RING_ACQ_REL:
 		/* x86 has both: the ring's bytes at most. */
 		return GMEM_DIRTY_RING_MAX * (int)sizeof(struct kvm_dirty_gfn);
+	case KVM_CAP_X2APIC_API:
+		return (int)(KVM_X2APIC_API_USE_32BIT_IDS |
+			     KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK);
+	case KVM_CAP_X86_APIC_BUS_CYCLES_NS:
+		return 1; /* the default: a 1 GHz bus */
 	case KVM_CAP_SYNC_REGS:
 		/* Both VM types: neither has protected state. */
 		return KVM_SYNC_X86_VALID_FIELDS;
@@ -234,6 +243,31 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		pthread_mutex_unlock(&vm->vcpus_lock);
 		__atomic_store_n(&vm->execonly_slots, true, __ATOMIC_RELAXED);
 		return 0;
+	case KVM_CAP_X2APIC_API:
+		if (cap->args[0] & ~(KVM_X2APIC_API_USE_32BIT_IDS |
+				     KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK))
+			return -EINVAL;
+		if (cap->args[0] & KVM_X2APIC_API_USE_32BIT_IDS)
+			__atomic_store_n(&vm->x2apic_format, true,
+					 __ATOMIC_RELAXED);
+		return 0;
+	case KVM_CAP_X86_APIC_BUS_CYCLES_NS:
+		/* tmict_to_ns() must not overflow at TMICT ~0 and divide 128.
+		 */
+		if (!cap->args[0] ||
+		    cap->args[0] > UINT64_MAX / (128ULL * UINT32_MAX))
+			return -EINVAL;
+		pthread_mutex_lock(&vm->vcpus_lock);
+		if (!vm->irqchip)
+			r = -ENXIO;
+		else if (vm->nr_vcpus)
+			r = -EINVAL;
+		else {
+			vm->apic_bus_cycle_ns = cap->args[0];
+			r = 0;
+		}
+		pthread_mutex_unlock(&vm->vcpus_lock);
+		return r;
 	case KVM_CAP_EXIT_HYPERCALL:
 		if (cap->flags ||
 		    (cap->args[0] & ~(1ULL << KVM_HC_MAP_GPA_RANGE)))

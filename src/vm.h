@@ -27,6 +27,7 @@
 #include "dirty_log.h"
 #include "msr_filter.h"
 #include "memslot.h"
+#include "lapic.h"
 #include "mmu.h"
 
 /*
@@ -40,6 +41,7 @@ enum { GMEM_VCPU_OUTSIDE, GMEM_VCPU_IN_GUEST };
 /* Bits of gmem_vm_vcpu.kick. */
 #define GMEM_KICK_USER 1  /* gmem_vcpu_kick(): return -EINTR */
 #define GMEM_KICK_FLUSH 2 /* a TLB shootdown waits for this vCPU */
+#define GMEM_KICK_APIC 4  /* an interrupt came into its local APIC */
 
 struct gmem_vm_vcpu {
 	unsigned long id;
@@ -140,6 +142,12 @@ struct gmem_vm {
 	uint64_t manual_dirty_log_protect;
 	/* KVM_CAP_X86_USER_SPACE_MSR and KVM_X86_SET_MSR_FILTER */
 	struct gmem_msr_filter msr;
+	/* The vCPUs' local APICs (with an irqchip), for IPIs. */
+	struct gmem_apic_map apics;
+	/* KVM_CAP_X86_APIC_BUS_CYCLES_NS, before the first vCPU. */
+	uint64_t apic_bus_cycle_ns;
+	/* atomic: KVM_CAP_X2APIC_API's USE_32BIT_IDS */
+	bool x2apic_format;
 };
 
 static inline bool gmem_vm_has_private_mem(const struct gmem_vm *vm)

@@ -321,6 +321,16 @@ int gmem_vcpu_set_xsave(struct gmem_vcpu *vcpu, const struct kvm_xsave *xsave);
 int gmem_vcpu_get_xcrs(struct gmem_vcpu *vcpu, struct kvm_xcrs *xcrs);
 int gmem_vcpu_set_xcrs(struct gmem_vcpu *vcpu, const struct kvm_xcrs *xcrs);
 /*
+ * KVM_GET/SET_LAPIC: the local APIC's registers (-EINVAL without an
+ * irqchip).  In x2APIC mode the ID is the vCPU id, in xAPIC format
+ * (shifted left 24) unless KVM_CAP_X2APIC_API's USE_32BIT_IDS is on, in
+ * which case a set with another ID is -EINVAL; the TMCCT word is the
+ * current count.
+ */
+int gmem_vcpu_get_lapic(struct gmem_vcpu *vcpu, struct kvm_lapic_state *s);
+int gmem_vcpu_set_lapic(struct gmem_vcpu *vcpu,
+			const struct kvm_lapic_state *s);
+/*
  * KVM_SET_TSC_KHZ / KVM_GET_TSC_KHZ on a vCPU: RDTSC and the TSC MSR
  * count at this rate from now on (0 sets the host's, 1 GHz); -EINVAL at
  * or above 0x7fffffff.

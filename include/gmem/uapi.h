@@ -304,6 +304,9 @@ struct kvm_enable_cap {
 #define KVM_CAP_VM_DISABLE_NX_HUGE_PAGES 220
 #define KVM_CAP_DIRTY_LOG_RING 192
 #define KVM_CAP_DIRTY_LOG_RING_ACQ_REL 223
+#define KVM_CAP_TSC_DEADLINE_TIMER 72
+#define KVM_CAP_X2APIC_API 129
+#define KVM_CAP_X86_APIC_BUS_CYCLES_NS 237
 
 /* Exit reasons (kvm_run.exit_reason). */
 #define KVM_EXIT_UNKNOWN 0
@@ -413,6 +416,20 @@ struct kvm_cpuid2 {
 	uint32_t padding;
 	struct kvm_cpuid_entry2 entries[];
 };
+
+/*
+ * KVM_GET/SET_LAPIC: the local APIC's register page up to 0x3f0, each
+ * register a 32-bit word at its xAPIC offset (ICR split in two words in
+ * x2APIC mode too).
+ */
+#define KVM_APIC_REG_SIZE 0x400
+struct kvm_lapic_state {
+	char regs[KVM_APIC_REG_SIZE];
+};
+
+/* KVM_ENABLE_CAP(KVM_CAP_X2APIC_API) flags. */
+#define KVM_X2APIC_API_USE_32BIT_IDS (1ULL << 0)
+#define KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK (1ULL << 1)
 
 /* KVM_GET/SET_FPU: the FXSAVE image's fields, unpacked. */
 struct kvm_fpu {
@@ -680,6 +697,8 @@ struct kvm_run {
 #define KVM_GET_MP_STATE _IOR(KVMIO, 0x98, struct kvm_mp_state)
 #define KVM_SET_MP_STATE _IOW(KVMIO, 0x99, struct kvm_mp_state)
 #define KVM_GET_FPU _IOR(KVMIO, 0x8c, struct kvm_fpu)
+#define KVM_GET_LAPIC _IOR(KVMIO, 0x8e, struct kvm_lapic_state)
+#define KVM_SET_LAPIC _IOW(KVMIO, 0x8f, struct kvm_lapic_state)
 #define KVM_SET_FPU _IOW(KVMIO, 0x8d, struct kvm_fpu)
 #define KVM_GET_XSAVE _IOR(KVMIO, 0xa4, struct kvm_xsave)
 #define KVM_SET_XSAVE _IOW(KVMIO, 0xa5, struct kvm_xsave)
@@ -725,6 +744,7 @@ struct kvm_run {
 
 /* Layout checks: these must match Linux or the façade is a lie. */
 _Static_assert(sizeof(struct kvm_memory_attributes) == 32, "attrs size");
+_Static_assert(sizeof(struct kvm_lapic_state) == 1024, "lapic size");
 _Static_assert(sizeof(struct kvm_create_guest_memfd) == 64, "gmemfd size");
 _Static_assert(sizeof(struct kvm_userspace_memory_region) == 32, "region size");
 _Static_assert(sizeof(struct kvm_userspace_memory_region2) == 160,

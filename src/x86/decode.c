@@ -63,7 +63,7 @@ void x86_dc_drop_page(struct x86_cpu *c, struct x86_dpage *dp)
 	}
 	dp->next = c->dead;
 	c->dead = dp;
-	c->pending = 1;
+	c->pending |= X86_PEND_STATE;
 	c->dc_pages--;
 }
 

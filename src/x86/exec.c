@@ -1660,6 +1660,8 @@ static int h_popf(struct x86_cpu *c, const struct x86_insn *i)
 	if (sz == 2)
 		mask &= 0xffff;
 	c->gpr[X86_RSP] += sz;
+	if (unlikely(c->irq_window) && (v & mask & X86_IF))
+		c->pending |= X86_PEND_EVENT;
 	x86_set_flags(c, (x86_flags(c) & ~mask) | (v & mask));
 	return next(c, i);
 }
@@ -2361,6 +2363,8 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 		if (likely(r == X86_OK)) {
 			n++;
 			if (unlikely(c->pending)) {
+				uint32_t p = c->pending;
+
 				/* I/O answers are used up; dead pages go. */
 				c->pending = 0;
 				c->mmio.rd = c->mmio.wr = 0;
@@ -2368,6 +2372,25 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 				if (c->dead)
 					x86_dc_free_dead(c);
 				ins = &none;
+				/*
+				 * After STI, one instruction more under its
+				 * shadow; after that one, a waiting interrupt
+				 * may come in.
+				 */
+				if (p & X86_PEND_STI) {
+					c->pending = X86_PEND_SHADOW |
+						     (p & X86_PEND_EVENT);
+					continue;
+				}
+				if (p & X86_PEND_SHADOW) {
+					c->int_shadow = false;
+					if (c->irq_window)
+						p |= X86_PEND_EVENT;
+				}
+				if ((p & X86_PEND_EVENT) && poll) {
+					stop->reason = X86_STOP_KICK;
+					goto out;
+				}
 			}
 			continue;
 		}
@@ -2386,12 +2409,19 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 			    (stop->reason == X86_STOP_IO &&
 			     stop->io.is_write)) {
 				n++;
+				/* A shadowed instruction retired: it is over.
+				 */
+				if (c->pending & X86_PEND_SHADOW)
+					c->int_shadow = false;
 				c->pending = 0;
 				c->mmio.rd = c->mmio.wr = 0;
 				c->sio.state = 0;
 			}
 			goto out;
 		}
+		/* An exception ends an STI shadow. */
+		c->int_shadow = false;
+		c->pending &= ~(uint32_t)(X86_PEND_STI | X86_PEND_SHADOW);
 		c->pend.valid = true;
 		c->pend.vector = c->exc.vector;
 		c->pend.has_err = c->exc.has_err;

@@ -328,7 +328,7 @@ int x86_mem_prep_slow(struct x86_cpu *c, uint64_t lin, unsigned len,
 /* Stop the instruction for an MMIO access of @m (data zeroed). */
 static int mmio_stop(struct x86_cpu *c, const struct x86_mref *m, bool is_write)
 {
-	c->pending = 1;
+	c->pending |= X86_PEND_STATE;
 	c->stop->reason = X86_STOP_MMIO;
 	c->stop->mmio.gpa = m->gpa;
 	c->stop->mmio.len = m->len;

@@ -442,6 +442,20 @@ static int h_msr(struct x86_cpu *c, const struct x86_insn *i)
 		return x86_gp0(c);
 	if (c->msr_allowed && !c->msr_allowed(c->bus_ctx, idx, i->op))
 		return msr_refused(c, i, idx, v, KVM_MSR_EXIT_REASON_FILTER);
+	if (c->msr_hook) {
+		int r = c->msr_hook(c->bus_ctx, idx, &v, i->op);
+
+		if (r > 0)
+			return msr_refused(c, i, idx, v,
+					   KVM_MSR_EXIT_REASON_INVAL);
+		if (r == 0) {
+			if (i->op == 0) {
+				c->gpr[X86_RAX] = (uint32_t)v;
+				c->gpr[X86_RDX] = v >> 32;
+			}
+			return advance(c, i);
+		}
+	}
 	if (i->op == 0) {
 		if (idx == X86_MSR_PLATFORM_INFO && c->platform_info_readable &&
 		    !__atomic_load_n(c->platform_info_readable,
@@ -535,6 +549,9 @@ static int write_cr(struct x86_cpu *c, unsigned n, uint64_t v)
 	case 8:
 		if (v >> 4)
 			return x86_gp0(c);
+		/* A lower TPR may let a waiting interrupt in. */
+		if (v < c->cr8)
+			c->pending |= X86_PEND_EVENT;
 		c->cr8 = v;
 		return X86_OK;
 	}
@@ -776,6 +793,11 @@ static int h_cli(struct x86_cpu *c, const struct x86_insn *i)
 	if (c->cpl > iopl(c))
 		return x86_gp0(c);
 	f = x86_flags(c);
+	/* STI that sets IF blocks interrupts for one more instruction. */
+	if (i->op && !(f & X86_IF)) {
+		c->int_shadow = true;
+		c->pending |= X86_PEND_STI;
+	}
 	f = i->op ? f | X86_IF : f & ~(uint64_t)X86_IF;
 	x86_set_flags(c, f);
 	return advance(c, i);
@@ -995,7 +1017,7 @@ void x86_complete_pio_in(struct x86_cpu *c, const void *data, unsigned len)
 	memset(c->sio.data, 0, want);
 	memcpy(c->sio.data, data, len < want ? len : want);
 	c->sio.state = 1;
-	c->pending = 1;
+	c->pending |= X86_PEND_STATE;
 }
 
 void x86_complete_in(struct x86_cpu *c, uint32_t data)
@@ -1040,6 +1062,8 @@ static int h_iretq(struct x86_cpu *c, const struct x86_insn *i)
 	if (rpl == 3 && (v[4] & ~3ull) == 0)
 		return x86_gp0(c);
 	mask = x86_popf_mask(c) | X86_RF;
+	if (c->irq_window && (v[2] & mask & X86_IF))
+		c->pending |= X86_PEND_EVENT;
 	x86_set_flags(c, (x86_flags(c) & ~mask) | (v[2] & mask));
 	struct kvm_segment *cs = &c->seg[X86_CS], *ss = &c->seg[X86_SS];
 
@@ -1487,7 +1511,8 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	 .ecx = 0x6c65746e,
 	 .edx = 0x49656e69},
 	/*
-	 * family 6; ECX: SSE3(0) SSSE3(9) SSE4.1(19) SSE4.2(20) MOVBE(22)
+	 * family 6; ECX: SSE3(0) SSSE3(9) SSE4.1(19) SSE4.2(20) x2APIC(21,
+	 * as KVM always reports it; the APIC is the irqchip's) MOVBE(22)
 	 * POPCNT(23) XSAVE(26) hypervisor(31), and OSXSAVE(27) following CR4
 	 * (x86_cpuid_runtime()); EDX: TSC(4) MSR(5) PAE(6) CX8(8) CMOV(15)
 	 * FXSR(24) SSE(25) SSE2(26).  No MMX(23): the MMX-register forms of
@@ -1495,8 +1520,8 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	 */
 	{.function = 1,
 	 .eax = 0x000606a0,
-	 .ecx = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 22) |
-		(1u << 23) | (1u << 26) | (1u << 31),
+	 .ecx = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 21) |
+		(1u << 22) | (1u << 23) | (1u << 26) | (1u << 31),
 	 .edx = (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 15) |
 		(1u << 24) | (1u << 25) | (1u << 26)},
 	/* EBX: BMI1(3) SMEP(7) SMAP(20) */

@@ -444,7 +444,7 @@ struct x86_cpu {
 	} in;
 
 	struct x86_stop *stop; /* the current run's stop record */
-	/* Non-zero while MMIO state or dead decode pages await the loop. */
+	/* X86_PEND_*: what the loop must look at after this instruction. */
 	uint32_t pending;
 
 	/* Soft TLB and decode cache. */
@@ -530,6 +530,24 @@ struct x86_cpu {
 	 */
 	const uint64_t *user_msr_exits;
 	bool (*msr_allowed)(void *ctx, uint32_t index, bool write);
+	/*
+	 * MSRs that a device of the backend owns (the local APIC's): 0 done
+	 * (*v read or written), 1 refused (#GP, or the user-space exit for
+	 * reason INVAL), -1 not its MSR.  NULL: none.  Called after the
+	 * filter, at CPL 0.
+	 */
+	int (*msr_hook)(void *ctx, uint32_t index, uint64_t *v, bool write);
+
+	/*
+	 * Interrupts from the backend's interrupt controller, which injects
+	 * them with x86_inject() between runs when RFLAGS.IF is set and no
+	 * STI shadow is on (int_shadow: STI set IF and the next instruction
+	 * has not retired).  irq_window: one waits for IF, so STI (after its
+	 * shadow), POPF and IRET that set IF stop the run (X86_STOP_KICK) to
+	 * let it in; so does a MOV to CR8 that lowers it.
+	 */
+	bool irq_window;
+	bool int_shadow;
 	struct {
 		bool valid, write;
 		uint8_t len;
@@ -537,6 +555,18 @@ struct x86_cpu {
 	} umsr;
 	uint64_t power_ctl; /* MSR_IA32_POWER_CTL, kept as KVM keeps it */
 };
+
+/* Bits of x86_cpu.pending. */
+#define X86_PEND_STATE 1  /* MMIO state or dead decode pages */
+#define X86_PEND_STI 2	  /* STI opened a shadow over the next instruction */
+#define X86_PEND_SHADOW 4 /* this instruction was under it */
+#define X86_PEND_EVENT 8  /* stop after it: the backend looks for interrupts */
+
+/* From a backend hook during an instruction: stop after it retires. */
+static inline void x86_request_event(struct x86_cpu *cpu)
+{
+	cpu->pending |= X86_PEND_EVENT;
+}
 
 /* Set up @cpu in the state KVM gives a new vCPU, with backend @bus. */
 int x86_cpu_init(struct x86_cpu *cpu, const struct x86_bus *bus, void *ctx);

@@ -22,6 +22,13 @@
  * Signals left at SIG_DFL or SIG_IGN never reach the run, as in KVM,
  * where they either kill the process or are discarded.
  *
+ * Thread cancellation.  A vCPU thread that is cancelled (asynchronously,
+ * as the selftests' vCPU threads are) must not die inside the library, in
+ * guest mode or holding its locks: KVM_RUN runs with cancellation
+ * deferred, and pthread_cancel() of a thread inside KVM_RUN kicks its
+ * vCPU first, so the run returns and the cancellation acts as KVM_RUN
+ * restores the thread's cancel type, outside the library.
+ *
  * fork.  A child sees EIO from the VMs, vCPUs and guest_memfds it
  * inherited (KVM refuses a VM to another mm the same way); it may open
  * /dev/kvm and create VMs of its own.
@@ -539,12 +546,89 @@ EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
 
 /* ---- ioctl and KVM_RUN -------------------------------------------------- */
 
+/*
+ * The threads that have run a vCPU, for pthread_cancel(): each one's
+ * record (its thread-local running pointer) is on this list from its
+ * first KVM_RUN until it exits.
+ */
+struct run_thread {
+	pthread_t self;
+	struct gmem_vcpu *const *running;
+	struct run_thread *next;
+};
+
+static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct run_thread *threads;
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+static __thread struct run_thread self_rec;
+
+static void thread_gone(void *arg)
+{
+	struct run_thread *t = arg, **pp;
+
+	pthread_mutex_lock(&threads_lock);
+	for (pp = &threads; *pp; pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	pthread_mutex_unlock(&threads_lock);
+}
+
+static void make_thread_key(void)
+{
+	if (pthread_key_create(&thread_key, thread_gone))
+		abort();
+}
+
+static void register_thread(void)
+{
+	if (self_rec.running)
+		return;
+	pthread_once(&thread_key_once, make_thread_key);
+	self_rec.self = pthread_self();
+	self_rec.running = &running;
+	pthread_mutex_lock(&threads_lock);
+	self_rec.next = threads;
+	threads = &self_rec;
+	pthread_mutex_unlock(&threads_lock);
+	pthread_setspecific(thread_key, &self_rec);
+}
+
+/*
+ * Cancel first, then kick: a thread that leaves KVM_RUN in between sees
+ * the cancellation as it restores its cancel type, and one entering it
+ * meets it at run_vcpu()'s pthread_testcancel() (the fences pair).
+ */
+EXPORT int pthread_cancel(pthread_t th)
+{
+	int r = REAL(pthread_cancel)(th);
+
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&threads_lock);
+	for (struct run_thread *t = threads; t; t = t->next)
+		if (pthread_equal(t->self, th)) {
+			struct gmem_vcpu *v =
+				__atomic_load_n(t->running, __ATOMIC_ACQUIRE);
+
+			if (v)
+				gmem_vcpu_kick(v);
+			break;
+		}
+	pthread_mutex_unlock(&threads_lock);
+	return r;
+}
+
 static int run_vcpu(struct gmem_vcpu *vcpu, int fd)
 {
-	int r, e;
+	int r, e, type;
 
-	__atomic_store_n(&running, vcpu, __ATOMIC_RELAXED);
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	register_thread();
+	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &type);
+	__atomic_store_n(&running, vcpu, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	pthread_testcancel();
 	r = gmem_ioctl(fd, KVM_RUN, 0);
 	e = errno;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -556,6 +640,8 @@ static int run_vcpu(struct gmem_vcpu *vcpu, int fd)
 	 * the next run.
 	 */
 	gmem_vcpu_cancel_kick(vcpu);
+	/* A cancellation that came during the run acts here. */
+	pthread_setcanceltype(type, NULL);
 	errno = e;
 	return r;
 }
