@@ -90,6 +90,7 @@ TESTS := \
 	tests/test_vcpu \
 	tests/test_uapi \
 	tests/test_attr \
+	tests/test_lapic \
 	tests/test_guest_memfd \
 	tests/test_memslot \
 	tests/test_ioctl \

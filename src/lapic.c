@@ -396,8 +396,15 @@ static void set_spiv(struct gmem_lapic *a, uint32_t v)
 
 static int send_ipi(struct gmem_lapic *a, uint32_t lo, uint32_t hi)
 {
-	if (a->map)
+	unsigned int dm = ICR_DM(lo);
+
+	/* A self-IPI needs no map; NMI & co. are not modelled (lapic.h). */
+	if (ICR_SHORTHAND(lo) == SH_SELF) {
+		if (dm == DM_FIXED || dm == DM_LOWEST)
+			accept(a, lo);
+	} else if (a->map) {
 		gmem_apic_map_send(a->map, a, (uint64_t)hi << 32 | lo);
+	}
 	return GMEM_LAPIC_EVENT;
 }
 
@@ -808,10 +815,6 @@ void gmem_apic_map_send(struct gmem_apic_map *m, struct gmem_lapic *src,
 	/* NMI, SMI, INIT, SIPI and ExtINT are not modelled (lapic.h). */
 	if (dm != DM_FIXED && dm != DM_LOWEST)
 		return;
-	if (sh == SH_SELF) {
-		accept(src, lo);
-		return;
-	}
 	pthread_rwlock_rdlock(&m->lock);
 	for (size_t i = 0; i < m->nr; i++) {
 		struct gmem_lapic *t = m->apics[i];
@@ -820,7 +823,9 @@ void gmem_apic_map_send(struct gmem_apic_map *m, struct gmem_lapic *src,
 
 		if (!hw_enabled(tbase))
 			continue;
-		if (sh == SH_ALL)
+		if (sh == SH_SELF)
+			hit = t == src;
+		else if (sh == SH_ALL)
 			hit = true;
 		else if (sh == SH_ALL_BUT_SELF)
 			hit = t != src;

@@ -27,7 +27,8 @@ programs='memslot_modification_stress_test -v 2 -b 64M -i 20
 demand_paging_test -v 2 -b 64M
 x86_64/private_mem_conversions_test -n 2
 set_memory_region_test
-dirty_log_test -i 4'
+dirty_log_test -i 4
+x86_64/xapic_ipi_test -s 1'
 
 # Sanitizer reports fail the run: ASan exits non-zero by itself, TSan is
 # told to.  Leaks are the programs' own business (kvm_util frees little
