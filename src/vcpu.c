@@ -1957,6 +1957,8 @@ int gmem_vcpu_get_vcpu_events(struct gmem_vcpu *vcpu,
 		ev->interrupt.injected = !c->pend.soft;
 		ev->interrupt.nr = c->pend.vector;
 	}
+	/* KVM_X86_SHADOW_INT_STI: the model's only interrupt shadow. */
+	ev->interrupt.shadow = c->int_shadow ? KVM_X86_SHADOW_INT_STI : 0;
 	ev->flags = KVM_VCPUEVENT_VALID_NMI_PENDING |
 		    KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM;
 	return 0;
@@ -1986,7 +1988,9 @@ int gmem_vcpu_set_vcpu_events(struct gmem_vcpu *vcpu,
 	if (ev->nmi.injected || ev->nmi.masked ||
 	    ((ev->flags & KVM_VCPUEVENT_VALID_NMI_PENDING) && ev->nmi.pending))
 		return -EINVAL;
-	if ((ev->flags & KVM_VCPUEVENT_VALID_SHADOW) && ev->interrupt.shadow)
+	/* STI's shadow is modelled, MOV SS's is not. */
+	if ((ev->flags & KVM_VCPUEVENT_VALID_SHADOW) &&
+	    (ev->interrupt.shadow & ~KVM_X86_SHADOW_INT_STI))
 		return -EINVAL;
 	if (ev->exception.injected && ev->interrupt.injected)
 		return -EINVAL;
@@ -1994,6 +1998,13 @@ int gmem_vcpu_set_vcpu_events(struct gmem_vcpu *vcpu,
 		return -EINVAL;
 	/* sipi_vector: no SIPI ever arrives, so there is nothing to keep. */
 
+	if (ev->flags & KVM_VCPUEVENT_VALID_SHADOW) {
+		c->int_shadow = ev->interrupt.shadow != 0;
+		/* It ends after the next instruction, as STI's does. */
+		c->pending &= ~(uint32_t)(X86_PEND_STI | X86_PEND_SHADOW);
+		if (c->int_shadow)
+			c->pending |= X86_PEND_SHADOW;
+	}
 	c->pend.valid = ev->exception.injected || ev->interrupt.injected;
 	c->pend.soft = false;
 	c->pend.soft_len = 0;

@@ -57,8 +57,7 @@ static int mmio_wr(struct gmem_lapic *a, unsigned int off, uint32_t v,
 {
 	int ev;
 
-	gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + off, true, &v, 4, now,
-			&ev);
+	gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + off, true, &v, 4, now, &ev);
 	return ev;
 }
 
@@ -151,10 +150,10 @@ static void test_msrs_and_mmio(void)
 	gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0x80, false, &w, 1, 0, &ev);
 	CHECK_EQ(w, 0x5a);
 	/* Outside the page: not the APIC's. */
-	CHECK(!gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0x1000, false, &w,
-			       2, 0, &ev));
-	CHECK(!gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0xfff, false, &w,
-			       2, 0, &ev));
+	CHECK(!gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0x1000, false, &w, 2,
+			       0, &ev));
+	CHECK(!gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0xfff, false, &w, 2,
+			       0, &ev));
 	gmem_lapic_destroy(a);
 	tap_result("x2APIC MSR #GPs and masks, xAPIC MMIO widths");
 }
@@ -213,8 +212,8 @@ static void test_timer(void)
 		uint32_t c;
 		int ev;
 
-		gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0x390, false, &c,
-				4, t0 + 1500, &ev);
+		gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0x390, false, &c, 4,
+				t0 + 1500, &ev);
 		CHECK_EQ(c, 3500u);
 	}
 	CHECK_EQ(gmem_lapic_pending(a, t0 + 4999), -1);

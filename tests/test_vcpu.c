@@ -676,7 +676,8 @@ static void test_vcpu_events(void)
 		{.nmi_inj = 1},
 		{.masked = 1},
 		{.flags = KVM_VCPUEVENT_VALID_NMI_PENDING, .nmi_pend = 1},
-		{.flags = KVM_VCPUEVENT_VALID_SHADOW, .shadow = 2},
+		{.flags = KVM_VCPUEVENT_VALID_SHADOW,
+		 .shadow = KVM_X86_SHADOW_INT_MOV_SS},
 		{.exc = 1, .exc_nr = 6, .irq = 1},
 	};
 	for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
@@ -698,6 +699,17 @@ static void test_vcpu_events(void)
 		CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
 		CHECK(memcmp(&ev, &ev2, sizeof(ev)) == 0);
 	}
+	/* STI's shadow is kept, and reads back. */
+	memset(&bad, 0, sizeof(bad));
+	bad.flags = KVM_VCPUEVENT_VALID_SHADOW;
+	bad.interrupt.shadow = KVM_X86_SHADOW_INT_STI;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &bad), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.interrupt.shadow, KVM_X86_SHADOW_INT_STI);
+	bad.interrupt.shadow = 0;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &bad), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.interrupt.shadow, 0);
 	/* Ignored as KVM ignores them: pending without VALID_*, no irqchip. */
 	memset(&bad, 0, sizeof(bad));
 	bad.nmi.pending = 1;

@@ -965,6 +965,43 @@ static void t_inject(void)
 	tap_result("x86_inject delivers at the next run");
 }
 
+GUEST_CODE(g_window, "cli\n"
+		     "sti\n"
+		     "nop\n" /* under STI's shadow */
+		     "nop\n"
+		     "cli\n"
+		     "pushfq\n"
+		     "orq $0x200, (%rsp)\n"
+		     "popfq\n"
+		     "nop\n"
+		     "hlt\n");
+
+/*
+ * The interrupt window: with irq_window set, STI stops the run after the
+ * instruction its shadow covers (int_shadow on until then), POPF that
+ * sets IF right after itself; without it neither stops.
+ */
+static void t_irq_window(void)
+{
+	SETUP(g_window);
+	vm.cpu.irq_window = true;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_KICK);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 3); /* cli, sti, nop */
+	CHECK(!vm.cpu.int_shadow);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_KICK);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 15); /* after popfq */
+	CHECK(flags() & X86_IF);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	/* The shadow is there right after STI, whatever irq_window says. */
+	SETUP(g_window);
+	CHECK_EQ(hvm_run(&vm, 2), X86_STOP_BUDGET);
+	CHECK(vm.cpu.int_shadow);
+	CHECK_EQ(hvm_run(&vm, 1), X86_STOP_BUDGET);
+	CHECK(!vm.cpu.int_shadow);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	tap_result("STI shadow and interrupt-window stops");
+}
+
 GUEST_CODE(g_rep, "mov $0x100000, %edi\n"
 		  "mov $0x200000, %ecx\n"
 		  "mov $0xab, %al\n"
@@ -1831,7 +1868,7 @@ static void t_xrstor_insn(void)
 
 int main(void)
 {
-	tap_plan(45, 60);
+	tap_plan(46, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -1864,6 +1901,7 @@ int main(void)
 	t_gp();
 	t_xo_smc();
 	t_inject();
+	t_irq_window();
 	t_rep_long();
 	t_sreg();
 	t_forms();
