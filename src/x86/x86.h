@@ -62,10 +62,12 @@
  * (x86_get/set_xsave); no XSAVES/XRSTORS.  16-byte accesses to MMIO
  * stop with INTERNAL.
  *
- * Not modelled: interrupts other than x86_inject() (no APIC; the caller
- * checks RFLAGS.IF before injecting an external interrupt), TF/debug
+ * Interrupts come only from x86_inject(): the backend's interrupt
+ * controller checks RFLAGS.IF and the STI shadow first (see irq_window).
+ *
+ * Not modelled: TF/debug
  * registers (DR0-7 are VMM state only: no MOV DRn, no breakpoints), NMIs,
- * the STI/MOV SS interrupt shadow, SMM, the I/O permission bitmap (IN/OUT at
+ * the MOV SS interrupt shadow, SMM, the I/O permission bitmap (IN/OUT at
  * CPL > IOPL is #GP), x87 (its registers exist only for FXSAVE/FXRSTOR and
  * the XSAVE instructions), SSE floating-point arithmetic and conversions,
  * SSE4.2 string instructions, MMX, AVX, XSAVES/XRSTORS (all #UD), XSAVE's
