@@ -56,6 +56,7 @@ LIB_SRCS := \
 	src/guest_memfd.c \
 	src/mmu.c \
 	src/lapic.c \
+	src/mce.c \
 	src/vcpu.c \
 	src/vm.c \
 	src/handle.c \
@@ -91,6 +92,7 @@ TESTS := \
 	tests/test_uapi \
 	tests/test_attr \
 	tests/test_lapic \
+	tests/test_mce \
 	tests/test_guest_memfd \
 	tests/test_memslot \
 	tests/test_ioctl \

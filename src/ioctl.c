@@ -24,6 +24,7 @@
 
 #include "guest_memfd.h"
 #include "handle.h"
+#include "mce.h"
 #include "stats.h"
 #include "uaccess.h"
 #include "util.h"
@@ -114,6 +115,14 @@ static long sys_ioctl(unsigned long request, unsigned long arg)
 		return gmem_get_feature_msrs((struct kvm_msrs *)arg);
 	case KVM_GET_VCPU_MMAP_SIZE:
 		return arg ? -EINVAL : (long)GMEM_VCPU_MMAP_SIZE;
+	case KVM_X86_GET_MCE_CAP_SUPPORTED: {
+		uint64_t cap = GMEM_MCE_CAP_SUPPORTED;
+
+		if (!arg)
+			return -EFAULT;
+		memcpy((void *)arg, &cap, sizeof(cap));
+		return 0;
+	}
 	case KVM_CREATE_VM:
 		r = gmem_vm_create(arg, &vm);
 		if (r)
@@ -366,6 +375,18 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 		return gmem_vcpu_get_xsave(vcpu, p);
 	case KVM_SET_XSAVE:
 		return gmem_vcpu_set_xsave(vcpu, p);
+	case KVM_X86_SETUP_MCE: {
+		uint64_t cap;
+
+		COPY_IN(cap, arg);
+		return gmem_vcpu_setup_mce(vcpu, cap);
+	}
+	case KVM_X86_SET_MCE: {
+		struct kvm_x86_mce mce;
+
+		COPY_IN(mce, arg);
+		return gmem_vcpu_set_mce(vcpu, &mce);
+	}
 	case KVM_GET_LAPIC:
 		return gmem_vcpu_get_lapic(vcpu, p);
 	case KVM_SET_LAPIC:

@@ -68,9 +68,9 @@ enum {
 enum { DM_FIXED = 0, DM_LOWEST = 1 };
 enum { SH_NONE, SH_SELF, SH_ALL, SH_ALL_BUT_SELF };
 
-/* APIC_VERSION with six LVT entries (no CMCI without MCG_CMCI_P). */
-#define LVR_VALUE (0x14u | (5u << 16))
-#define NR_LVT 6
+/* APIC_VERSION and the LVT count: six, seven with CMCI (MCG_CMCI_P). */
+#define LVR_VALUE(nlvt) (0x14u | ((nlvt)-1) << 16)
+#define NR_LVT_MAX 7
 
 /* KVM's floor on a periodic timer's period (min_timer_period_us). */
 #define MIN_PERIOD_NS 200000ULL
@@ -84,6 +84,7 @@ struct gmem_lapic {
 	struct gmem_apic_map *map;
 	uint64_t bus_cycle_ns;
 	uint32_t timer_mode_mask;
+	unsigned int nr_lvt; /* 6, or 7 with LVTCMCI */
 
 	/* The timer (owner only): armed while expire_ns != 0. */
 	uint64_t expire_ns;
@@ -312,6 +313,22 @@ void gmem_lapic_set_tsc_deadline(struct gmem_lapic *a, uint64_t tsc,
 	a->expire_ns = tsc ? (at_ns ? at_ns : 1) : 0;
 }
 
+void gmem_lapic_set_cmci(struct gmem_lapic *a, bool on)
+{
+	a->nr_lvt = on ? NR_LVT_MAX : NR_LVT_MAX - 1;
+	wr(a, R_LVR, LVR_VALUE(a->nr_lvt));
+}
+
+void gmem_lapic_deliver_cmci(struct gmem_lapic *a)
+{
+	uint32_t lvt = rd(a, R_LVTCMCI);
+
+	/* kvm_apic_local_deliver(): fixed delivery, level from the entry. */
+	if (a->nr_lvt == NR_LVT_MAX && !(lvt & LVT_MASKED) &&
+	    !(lvt & LVT_DM_MASK))
+		accept(a, (lvt & LVT_VECTOR) | ICR_ASSERT | (lvt & ICR_LEVEL));
+}
+
 void gmem_lapic_set_tsc_deadline_cap(struct gmem_lapic *a, bool on)
 {
 	a->timer_mode_mask = on ? TIMER_MODE : TIMER_PERIODIC;
@@ -346,7 +363,7 @@ int gmem_lapic_pending(struct gmem_lapic *a, uint64_t now)
 /* ---- Registers ---------------------------------------------------- */
 
 /* kvm_lapic_readable_reg_mask(): which offsets read at all. */
-static bool readable(unsigned int off, bool x2)
+static bool readable(const struct gmem_lapic *a, unsigned int off, bool x2)
 {
 	switch (off) {
 	case R_ID:
@@ -367,6 +384,8 @@ static bool readable(unsigned int off, bool x2)
 	case R_TMCCT:
 	case R_TDCR:
 		return true;
+	case R_LVTCMCI:
+		return a->nr_lvt == NR_LVT_MAX;
 	case R_APR:
 	case R_DFR:
 	case R_ICR2:
@@ -388,9 +407,11 @@ static void set_spiv(struct gmem_lapic *a, uint32_t v)
 	wr(a, R_SPIV, v);
 	/* Software disable masks every LVT entry and forgets a pending one. */
 	if (!(v & SPIV_ENABLED)) {
-		for (unsigned int i = 0; i < NR_LVT; i++)
+		for (unsigned int i = 0; i < NR_LVT_MAX - 1; i++)
 			wr(a, R_LVTT + 0x10 * i,
 			   rd(a, R_LVTT + 0x10 * i) | LVT_MASKED);
+		if (a->nr_lvt == NR_LVT_MAX)
+			wr(a, R_LVTCMCI, rd(a, R_LVTCMCI) | LVT_MASKED);
 	}
 }
 
@@ -463,6 +484,10 @@ static int reg_write(struct gmem_lapic *a, unsigned int off, uint32_t v,
 			return 1;
 		wr(a, R_ICR2, v & 0xff000000u);
 		return 0;
+	case R_LVTCMCI:
+		if (a->nr_lvt != NR_LVT_MAX)
+			return 1;
+		/* fall through */
 	case R_LVT0:
 	case R_LVT1:
 	case R_LVTTHMR:
@@ -534,7 +559,7 @@ int gmem_lapic_rdmsr(struct gmem_lapic *a, uint32_t msr, uint64_t *v,
 		*v = rd(a, R_ICR) | (uint64_t)rd(a, R_ICR2) << 32;
 		return 0;
 	}
-	if (off > R_SELF_IPI || !readable(off, true))
+	if (off > R_SELF_IPI || !readable(a, off, true))
 		return 1;
 	*v = reg_read(a, off, now);
 	return 0;
@@ -588,7 +613,7 @@ bool gmem_lapic_mmio(struct gmem_lapic *a, uint64_t gpa, bool write, void *data,
 	}
 	memset(data, 0, len);
 	if ((off & 0xf) + len > 4 || off > R_SELF_IPI ||
-	    !readable(off & ~0xfu, false))
+	    !readable(a, off & ~0xfu, false))
 		return true;
 	v = reg_read(a, off & ~0xfu, now);
 	memcpy(data, (uint8_t *)&v + (off & 0xf), len);
@@ -621,9 +646,10 @@ void gmem_lapic_reset(struct gmem_lapic *a, uint64_t base)
 	timer_stop(a);
 	a->tscdeadline = 0;
 	wr(a, R_ID, x2apic(base) ? a->id : a->id << 24);
-	wr(a, R_LVR, LVR_VALUE);
-	for (unsigned int i = 0; i < NR_LVT; i++)
+	wr(a, R_LVR, LVR_VALUE(a->nr_lvt));
+	for (unsigned int i = 0; i < NR_LVT_MAX - 1; i++)
 		wr(a, R_LVTT + 0x10 * i, LVT_MASKED);
+	wr(a, R_LVTCMCI, a->nr_lvt == NR_LVT_MAX ? LVT_MASKED : 0);
 	wr(a, R_DFR, 0xffffffffu);
 	set_spiv(a, 0xff);
 	wr(a, R_TPR, 0);
@@ -655,6 +681,7 @@ int gmem_lapic_create(uint32_t id, int *kick_word, int kick_bit,
 	a->kick_bit = kick_bit;
 	a->bus_cycle_ns = bus_cycle_ns;
 	a->timer_mode_mask = TIMER_PERIODIC;
+	a->nr_lvt = NR_LVT_MAX - 1;
 	*out = a;
 	return 0;
 }
@@ -711,7 +738,7 @@ int gmem_lapic_set_state(struct gmem_lapic *a, const struct kvm_lapic_state *s,
 		wr(a, R_ID, a->id);
 		wr(a, R_LDR, x2apic_ldr(a->id));
 	}
-	wr(a, R_LVR, LVR_VALUE);
+	wr(a, R_LVR, LVR_VALUE(a->nr_lvt));
 	update_ppr(a);
 	a->tscdeadline = 0;
 	update_divide(a);

@@ -58,6 +58,14 @@ void gmem_lapic_reset(struct gmem_lapic *a, uint64_t base);
  */
 void gmem_lapic_set_base(struct gmem_lapic *a, uint64_t base);
 
+/*
+ * MCG_CAP.MCG_CMCI_P: the seventh LVT entry, LVTCMCI, exists (LVR says
+ * so).  Its interrupt, for a UCNA (KVM_X86_SET_MCE): delivered through
+ * that entry unless masked.
+ */
+void gmem_lapic_set_cmci(struct gmem_lapic *a, bool on);
+void gmem_lapic_deliver_cmci(struct gmem_lapic *a);
+
 /* CPUID.1:ECX.TSC_DEADLINE: whether LVTT may select that mode. */
 void gmem_lapic_set_tsc_deadline_cap(struct gmem_lapic *a, bool on);
 

@@ -120,6 +120,7 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	vcpu->cpu->user_msr_exits = &vm->msr.exit_mask;
 	vcpu->cpu->msr_allowed = vcpu_msr_allowed;
 	vcpu->cpu->msr_hook = vcpu_msr_hook;
+	gmem_mce_init(&vcpu->mce);
 	if (vm->irqchip &&
 	    (gmem_lapic_create((uint32_t)id, &vcpu->vmv.kick, GMEM_KICK_APIC,
 			       vm->apic_bus_cycle_ns, &vcpu->apic) ||
@@ -733,9 +734,63 @@ static int apic_msr(struct gmem_vcpu *vcpu, uint32_t idx, uint64_t *v,
 	return r;
 }
 
+/* HWCR.McStatusWrEn counts on an AMD guest only (can_set_mci_status()). */
+static bool mci_status_writable(const struct gmem_vcpu *vcpu)
+{
+	uint32_t id[4];
+
+	x86_cpuid(vcpu->cpu, 0, 0, id);
+	return (id[1] == 0x68747541 /* "Auth" */ ||
+		id[1] == 0x6f677948 /* "Hygo" */) &&
+	       (vcpu->cpu->hwcr & (1ULL << 18));
+}
+
+/* The MSRs of the vCPU layer's devices: the APIC's, then the MCE banks. */
+static int device_msr(struct gmem_vcpu *vcpu, uint32_t idx, uint64_t *v,
+		      bool write, bool host)
+{
+	int r = apic_msr(vcpu, idx, v, write, host);
+
+	if (r >= 0)
+		return r;
+	return write ? gmem_mce_wrmsr(&vcpu->mce, idx, *v, host,
+				      mci_status_writable(vcpu))
+		     : gmem_mce_rdmsr(&vcpu->mce, idx, v, host);
+}
+
 static int vcpu_msr_hook(void *ctx, uint32_t index, uint64_t *v, bool write)
 {
-	return apic_msr(ctx, index, v, write, false);
+	return device_msr(ctx, index, v, write, false);
+}
+
+int gmem_vcpu_setup_mce(struct gmem_vcpu *vcpu, uint64_t mcg_cap)
+{
+	int r = gmem_mce_setup(&vcpu->mce, mcg_cap);
+
+	/* kvm_apic_after_set_mcg_cap(): LVTCMCI with MCG_CMCI_P. */
+	if (!r && vcpu->apic)
+		gmem_lapic_set_cmci(vcpu->apic, mcg_cap & GMEM_MCG_CMCI_P);
+	return r;
+}
+
+int gmem_vcpu_set_mce(struct gmem_vcpu *vcpu, const struct kvm_x86_mce *mce)
+{
+	int r = gmem_mce_inject(&vcpu->mce, mce, vcpu->cpu->cr4 & X86_CR4_MCE);
+
+	switch (r) {
+	case GMEM_MCE_CMCI:
+		if (vcpu->apic)
+			gmem_lapic_deliver_cmci(vcpu->apic);
+		return 0;
+	case GMEM_MCE_MC:
+		x86_inject(vcpu->cpu, X86_MC, false, 0);
+		return 0;
+	case GMEM_MCE_SHUTDOWN:
+		vcpu->shutdown_pending = true;
+		return 0;
+	default:
+		return r < 0 ? r : 0;
+	}
 }
 
 /*
@@ -1218,6 +1273,13 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 		run->exit_reason = KVM_EXIT_INTR;
 		VCPU_STAT_INC(vcpu, exits[KVM_EXIT_INTR]);
 		r = -EINTR;
+		goto save;
+	}
+	/* A KVM_X86_SET_MCE that found no way to report: triple fault. */
+	if (!finish && vcpu->shutdown_pending) {
+		vcpu->shutdown_pending = false;
+		run->exit_reason = KVM_EXIT_SHUTDOWN;
+		VCPU_STAT_INC(vcpu, exits[KVM_EXIT_SHUTDOWN]);
 		goto save;
 	}
 	/* kvm_dirty_ring_check_request(): no guest code until a reset. */
@@ -1824,8 +1886,8 @@ int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs)
 	if (msrs->nmsrs >= MAX_IO_MSRS)
 		return -E2BIG;
 	for (i = 0; i < msrs->nmsrs; i++) {
-		int r = apic_msr(vcpu, msrs->entries[i].index,
-				 &msrs->entries[i].data, false, true);
+		int r = device_msr(vcpu, msrs->entries[i].index,
+				   &msrs->entries[i].data, false, true);
 
 		if (r == 0)
 			continue;
@@ -1847,8 +1909,8 @@ int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs)
 		return -E2BIG;
 	for (i = 0; i < msrs->nmsrs; i++) {
 		uint64_t data = msrs->entries[i].data;
-		int r = apic_msr(vcpu, msrs->entries[i].index, &data, true,
-				 true);
+		int r = device_msr(vcpu, msrs->entries[i].index, &data, true,
+				   true);
 
 		if (r > 0)
 			break;

@@ -30,6 +30,7 @@
 
 #include "mmu.h"
 #include "util.h"
+#include "mce.h"
 #include "vm.h"
 
 /*
@@ -75,6 +76,8 @@ struct gmem_vcpu {
 	struct x86_cpu *cpu;
 	/* The local APIC, with an irqchip (KVM_CREATE_IRQCHIP before us). */
 	struct gmem_lapic *apic;
+	struct gmem_mce mce;   /* machine-check banks */
+	bool shutdown_pending; /* KVM_REQ_TRIPLE_FAULT from KVM_X86_SET_MCE */
 	int pending;   /* what the next run completes first: GMEM_PEND_* */
 	int s2_error;  /* -EFAULT/-EHWPOISON of a memory-fault stop */
 	bool s2_retry; /* the stop was a fault that raced a flush */

@@ -12,6 +12,7 @@
 #include <gmem/gmem.h>
 
 #include "attr.h"
+#include "mce.h"
 #include "mmu.h"
 #include "uaccess.h"
 #include "util.h"
@@ -156,6 +157,8 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_DIRTY_LOG_RING_ACQ_REL:
 		/* x86 has both: the ring's bytes at most. */
 		return GMEM_DIRTY_RING_MAX * (int)sizeof(struct kvm_dirty_gfn);
+	case KVM_CAP_MCE:
+		return GMEM_MCE_MAX_BANKS;
 	case KVM_CAP_X2APIC_API:
 		return (int)(KVM_X2APIC_API_USE_32BIT_IDS |
 			     KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK);

@@ -328,6 +328,15 @@ int gmem_vcpu_set_xcrs(struct gmem_vcpu *vcpu, const struct kvm_xcrs *xcrs);
  * current count.
  */
 int gmem_vcpu_get_lapic(struct gmem_vcpu *vcpu, struct kvm_lapic_state *s);
+/*
+ * KVM_X86_SETUP_MCE (MCG_CAP: 1-32 banks, KVM_X86_GET_MCE_CAP_SUPPORTED's
+ * bits, else -EINVAL) and KVM_X86_SET_MCE (-EINVAL for a bank beyond
+ * them or a status without VAL): the error is logged, a UCNA signalled by
+ * CMCI, another uncorrected one by #MC, or the vCPU shuts down at its
+ * next run when it cannot take #MC (CR4.MCE clear, MCIP set).
+ */
+int gmem_vcpu_setup_mce(struct gmem_vcpu *vcpu, uint64_t mcg_cap);
+int gmem_vcpu_set_mce(struct gmem_vcpu *vcpu, const struct kvm_x86_mce *mce);
 int gmem_vcpu_set_lapic(struct gmem_vcpu *vcpu,
 			const struct kvm_lapic_state *s);
 /*

@@ -305,6 +305,7 @@ struct kvm_enable_cap {
 #define KVM_CAP_DIRTY_LOG_RING 192
 #define KVM_CAP_DIRTY_LOG_RING_ACQ_REL 223
 #define KVM_CAP_TSC_DEADLINE_TIMER 72
+#define KVM_CAP_MCE 31
 #define KVM_CAP_X2APIC_API 129
 #define KVM_CAP_X86_APIC_BUS_CYCLES_NS 237
 
@@ -425,6 +426,17 @@ struct kvm_cpuid2 {
 #define KVM_APIC_REG_SIZE 0x400
 struct kvm_lapic_state {
 	char regs[KVM_APIC_REG_SIZE];
+};
+
+/* KVM_X86_SET_MCE: an error to log in bank @bank (KVM_CAP_MCE). */
+struct kvm_x86_mce {
+	uint64_t status;
+	uint64_t addr;
+	uint64_t misc;
+	uint64_t mcg_status;
+	uint8_t bank;
+	uint8_t pad1[7];
+	uint64_t pad2[3];
 };
 
 /* KVM_ENABLE_CAP(KVM_CAP_X2APIC_API) flags. */
@@ -698,6 +710,9 @@ struct kvm_run {
 #define KVM_SET_MP_STATE _IOW(KVMIO, 0x99, struct kvm_mp_state)
 #define KVM_GET_FPU _IOR(KVMIO, 0x8c, struct kvm_fpu)
 #define KVM_GET_LAPIC _IOR(KVMIO, 0x8e, struct kvm_lapic_state)
+#define KVM_X86_SETUP_MCE _IOW(KVMIO, 0x9c, uint64_t)
+#define KVM_X86_GET_MCE_CAP_SUPPORTED _IOR(KVMIO, 0x9d, uint64_t)
+#define KVM_X86_SET_MCE _IOW(KVMIO, 0x9e, struct kvm_x86_mce)
 #define KVM_SET_LAPIC _IOW(KVMIO, 0x8f, struct kvm_lapic_state)
 #define KVM_SET_FPU _IOW(KVMIO, 0x8d, struct kvm_fpu)
 #define KVM_GET_XSAVE _IOR(KVMIO, 0xa4, struct kvm_xsave)
@@ -745,6 +760,7 @@ struct kvm_run {
 /* Layout checks: these must match Linux or the façade is a lie. */
 _Static_assert(sizeof(struct kvm_memory_attributes) == 32, "attrs size");
 _Static_assert(sizeof(struct kvm_lapic_state) == 1024, "lapic size");
+_Static_assert(sizeof(struct kvm_x86_mce) == 64, "mce size");
 _Static_assert(sizeof(struct kvm_create_guest_memfd) == 64, "gmemfd size");
 _Static_assert(sizeof(struct kvm_userspace_memory_region) == 32, "region size");
 _Static_assert(sizeof(struct kvm_userspace_memory_region2) == 160,

@@ -233,6 +233,7 @@ enum {
 #define X86_CR0_PG (1ull << 31)
 #define X86_CR4_PSE (1ull << 4)
 #define X86_CR4_PAE (1ull << 5)
+#define X86_CR4_MCE (1ull << 6)
 #define X86_CR4_PGE (1ull << 7)
 #define X86_CR4_TSD (1ull << 2)
 #define X86_CR4_OSFXSR (1ull << 9)
@@ -300,6 +301,7 @@ enum {
 	X86_GP = 13,
 	X86_PF_VEC = 14,
 	X86_AC_VEC = 17,
+	X86_MC = 18,
 	X86_XM = 19,
 };
 
