@@ -375,6 +375,12 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 		return gmem_vcpu_get_xsave(vcpu, p);
 	case KVM_SET_XSAVE:
 		return gmem_vcpu_set_xsave(vcpu, p);
+	case KVM_INTERRUPT: {
+		struct kvm_interrupt irq;
+
+		COPY_IN(irq, arg);
+		return gmem_vcpu_interrupt(vcpu, irq.irq);
+	}
 	case KVM_X86_SETUP_MCE: {
 		uint64_t cap;
 

@@ -121,6 +121,7 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	vcpu->cpu->msr_allowed = vcpu_msr_allowed;
 	vcpu->cpu->msr_hook = vcpu_msr_hook;
 	gmem_mce_init(&vcpu->mce);
+	vcpu->user_irq = -1;
 	if (vm->irqchip &&
 	    (gmem_lapic_create((uint32_t)id, &vcpu->vmv.kick, GMEM_KICK_APIC,
 			       vm->apic_bus_cycle_ns, &vcpu->apic) ||
@@ -816,6 +817,50 @@ static void apic_inject(struct gmem_vcpu *vcpu)
 	c->irq_window = gmem_lapic_pending(vcpu->apic, now) >= 0;
 }
 
+/*
+ * KVM_INTERRUPT, for a VMM with its own interrupt controller: the vector
+ * is delivered at the next entry whatever RFLAGS.IF says (the VMM looked
+ * at ready_for_interrupt_injection), after an exception that waits.
+ */
+int gmem_vcpu_interrupt(struct gmem_vcpu *vcpu, uint32_t irq)
+{
+	if (irq >= 256)
+		return -EINVAL;
+	/* With the in-kernel PIC it would only carry ExtINT: refused. */
+	if (__atomic_load_n(&vcpu->vm->irqchip, __ATOMIC_RELAXED))
+		return -ENXIO;
+	if (vcpu->cpu->pend.valid && vcpu->cpu->pend.vector < 32)
+		vcpu->user_irq = (int)irq;
+	else
+		x86_inject(vcpu->cpu, (uint8_t)irq, false, 0);
+	return 0;
+}
+
+/*
+ * Without an irqchip, before the next instruction: KVM_INTERRUPT's vector
+ * once the event slot is free, then kvm_run.request_interrupt_window: a
+ * KVM_EXIT_IRQ_WINDOW_OPEN as soon as the guest could take one (IF set,
+ * no STI shadow, nothing queued); until then the CPU stops when IF opens.
+ */
+static bool user_irq_window(struct gmem_vcpu *vcpu)
+{
+	struct x86_cpu *c = vcpu->cpu;
+
+	if (vcpu->user_irq >= 0 && !c->pend.valid) {
+		x86_inject(c, (uint8_t)vcpu->user_irq, false, 0);
+		vcpu->user_irq = -1;
+	}
+	c->irq_window = false;
+	if (!__atomic_load_n(&vcpu->run->request_interrupt_window,
+			     __ATOMIC_RELAXED))
+		return false;
+	if ((x86_get_rflags(c) & X86_IF) && !c->int_shadow && !c->pend.valid &&
+	    vcpu->user_irq < 0)
+		return true;
+	c->irq_window = true;
+	return false;
+}
+
 /* kvm_vcpu_has_events() for a halted vCPU: an interrupt it would take. */
 static bool apic_wakes(struct gmem_vcpu *vcpu)
 {
@@ -1147,7 +1192,8 @@ static void post_run_save(struct gmem_vcpu *vcpu)
 	 * no STI shadow and no event waiting.
 	 */
 	run->ready_for_interrupt_injection =
-		vcpu->apic || (intr && !cpu->int_shadow && !cpu->pend.valid);
+		vcpu->apic || (intr && !cpu->int_shadow && !cpu->pend.valid &&
+			       vcpu->user_irq < 0);
 }
 
 /*
@@ -1296,6 +1342,10 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 		stop.s2_pfec = 0;
 		if (vcpu->apic && !finish)
 			apic_inject(vcpu);
+		else if (!finish && user_irq_window(vcpu)) {
+			run->exit_reason = KVM_EXIT_IRQ_WINDOW_OPEN;
+			goto out;
+		}
 		/* kvm_vcpu_has_run(): KVM_SET_CPUID2 is fixed now. */
 		if (!finish)
 			vcpu->has_run = true;
@@ -1495,6 +1545,8 @@ const char *gmem_exit_name(uint32_t reason)
 		return "DEBUG";
 	case KVM_EXIT_HLT:
 		return "HLT";
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+		return "IRQ_WINDOW_OPEN";
 	case KVM_EXIT_MMIO:
 		return "MMIO";
 	case KVM_EXIT_SHUTDOWN:

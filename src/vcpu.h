@@ -78,6 +78,8 @@ struct gmem_vcpu {
 	struct gmem_lapic *apic;
 	struct gmem_mce mce;   /* machine-check banks */
 	bool shutdown_pending; /* KVM_REQ_TRIPLE_FAULT from KVM_X86_SET_MCE */
+	/* KVM_INTERRUPT's vector while an exception holds the event slot. */
+	int user_irq;
 	int pending;   /* what the next run completes first: GMEM_PEND_* */
 	int s2_error;  /* -EFAULT/-EHWPOISON of a memory-fault stop */
 	bool s2_retry; /* the stop was a fault that raced a flush */

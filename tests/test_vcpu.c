@@ -197,6 +197,59 @@ static void test_irqchip_halt(void)
 }
 
 /*
+ * A VMM's own interrupt controller: KVM_INTERRUPT's checks and queued
+ * vector, and request_interrupt_window exiting only once the guest's IF
+ * is set and STI's shadow is over.
+ */
+static void test_user_irq(void)
+{
+	static const uint8_t g[] = {
+		0xfa,	    /* cli */
+		0xe6, 0x20, /* out 0x20, al */
+		0xfb,	    /* sti */
+		0x90,	    /* nop (under STI's shadow) */
+		0x90,	    /* nop */
+		0xf4,	    /* hlt */
+	};
+	struct kvm_interrupt irq = {.irq = 256};
+	struct kvm_vcpu_events ev;
+	struct kvm_regs regs;
+
+	setup(false);
+	memcpy(mem + CODE + 0x800, g, sizeof(g));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = CODE + 0x800;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_INTERRUPT, &irq), EINVAL);
+	run->request_interrupt_window = 1;
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->ready_for_interrupt_injection, 0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IRQ_WINDOW_OPEN);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+	CHECK_EQ(regs.rip, CODE + 0x805); /* after the nop STI covers */
+	CHECK_EQ(run->ready_for_interrupt_injection, 1);
+	CHECK_EQ(run->if_flag, 1);
+	/* Queued: events show it, and the window is no longer open. */
+	irq.irq = 0x30;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_INTERRUPT, &irq), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.interrupt.injected, 1);
+	CHECK_EQ(ev.interrupt.nr, 0x30);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	/* With the in-kernel irqchip KVM_INTERRUPT is refused. */
+	setup(true);
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_INTERRUPT, &irq), ENXIO);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_INTERRUPT and request_interrupt_window");
+}
+
+/*
  * String I/O through the façade, as KVM reports it: REP INSB exits with
  * count > 1 and the VMM's bytes at data_offset reach guest memory on the
  * next KVM_RUN (with immediate_exit set too, as a VMM saving state does),
@@ -910,7 +963,7 @@ int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(27, 60);
+	tap_plan(28, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -1039,6 +1092,7 @@ int main(void)
 	tap_result("KVM_CREATE_IRQCHIP after the first vCPU: EINVAL");
 
 	test_irqchip_halt();
+	test_user_irq();
 	test_string_io();
 	test_fpu_state();
 	test_msr_lists();

@@ -336,6 +336,13 @@ int gmem_vcpu_get_lapic(struct gmem_vcpu *vcpu, struct kvm_lapic_state *s);
  * next run when it cannot take #MC (CR4.MCE clear, MCIP set).
  */
 int gmem_vcpu_setup_mce(struct gmem_vcpu *vcpu, uint64_t mcg_cap);
+/*
+ * KVM_INTERRUPT without an irqchip: @irq (-EINVAL from 256) goes in at the
+ * next KVM_RUN whatever RFLAGS.IF says; -ENXIO with the in-kernel irqchip.
+ * kvm_run.request_interrupt_window then asks for KVM_EXIT_IRQ_WINDOW_OPEN
+ * as soon as the guest can take the next one.
+ */
+int gmem_vcpu_interrupt(struct gmem_vcpu *vcpu, uint32_t irq);
 int gmem_vcpu_set_mce(struct gmem_vcpu *vcpu, const struct kvm_x86_mce *mce);
 int gmem_vcpu_set_lapic(struct gmem_vcpu *vcpu,
 			const struct kvm_lapic_state *s);

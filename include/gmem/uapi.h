@@ -316,6 +316,7 @@ struct kvm_enable_cap {
 #define KVM_EXIT_HYPERCALL 3
 #define KVM_EXIT_DEBUG 4
 #define KVM_EXIT_HLT 5
+#define KVM_EXIT_IRQ_WINDOW_OPEN 7
 #define KVM_EXIT_MMIO 6
 #define KVM_EXIT_SHUTDOWN 8
 #define KVM_EXIT_FAIL_ENTRY 9
@@ -437,6 +438,11 @@ struct kvm_x86_mce {
 	uint8_t bank;
 	uint8_t pad1[7];
 	uint64_t pad2[3];
+};
+
+/* KVM_INTERRUPT: an external interrupt vector, without an irqchip. */
+struct kvm_interrupt {
+	uint32_t irq;
 };
 
 /* KVM_ENABLE_CAP(KVM_CAP_X2APIC_API) flags. */
@@ -709,6 +715,7 @@ struct kvm_run {
 #define KVM_GET_MP_STATE _IOR(KVMIO, 0x98, struct kvm_mp_state)
 #define KVM_SET_MP_STATE _IOW(KVMIO, 0x99, struct kvm_mp_state)
 #define KVM_GET_FPU _IOR(KVMIO, 0x8c, struct kvm_fpu)
+#define KVM_INTERRUPT _IOW(KVMIO, 0x86, struct kvm_interrupt)
 #define KVM_GET_LAPIC _IOR(KVMIO, 0x8e, struct kvm_lapic_state)
 #define KVM_X86_SETUP_MCE _IOW(KVMIO, 0x9c, uint64_t)
 #define KVM_X86_GET_MCE_CAP_SUPPORTED _IOR(KVMIO, 0x9d, uint64_t)
@@ -761,6 +768,7 @@ struct kvm_run {
 _Static_assert(sizeof(struct kvm_memory_attributes) == 32, "attrs size");
 _Static_assert(sizeof(struct kvm_lapic_state) == 1024, "lapic size");
 _Static_assert(sizeof(struct kvm_x86_mce) == 64, "mce size");
+_Static_assert(sizeof(struct kvm_interrupt) == 4, "interrupt size");
 _Static_assert(sizeof(struct kvm_create_guest_memfd) == 64, "gmemfd size");
 _Static_assert(sizeof(struct kvm_userspace_memory_region) == 32, "region size");
 _Static_assert(sizeof(struct kvm_userspace_memory_region2) == 160,
