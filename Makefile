@@ -88,6 +88,7 @@ TESTS := \
 	tests/test_mmu \
 	tests/test_stress \
 	tests/test_vcpu \
+	tests/test_kvmclock \
 	tests/test_uapi \
 	tests/test_attr \
 	tests/test_guest_memfd \
