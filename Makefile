@@ -239,7 +239,7 @@ SELFTESTS_LIST := tests/selftests/list
 SELFTESTS_FILES := tests/selftests/kernel-files
 # The binaries, from the list (read only when a selftests target runs).
 SELFTESTS_BINS = $(sort $(shell sed -e '/^[[:space:]]*\#/d' \
-	-e 's/^[[:space:]]*[a-z?]*[[:space:]]*\([^[:space:]]*\).*/\1/' \
+	-e 's/^[[:space:]]*[a-z]*[[:space:]]*\([^[:space:]]*\).*/\1/' \
 	$(SELFTESTS_LIST)))
 # The launcher each test runs under: GMEM_RUN PROGRAM ARGS (make dropin).
 GMEM_RUN ?= $(GMEM_RUN_BIN)

@@ -72,25 +72,11 @@ entries | {
 		name="$bin${args:+ $args}"
 		log="$logs/$(printf %02d $i)-$(basename "$bin").log"
 
-		# 'pass?FLAG': must pass where the host CPU has FLAG (a
-		# /proc/cpuinfo flag, for tests that read the host's CPUID
-		# themselves), an expected skip with its reason elsewhere.
-		case $expect in
-		pass\?*)
-			flag=${expect#'pass?'}
-			if grep -m1 '^flags' /proc/cpuinfo | tr ' \t' '\n\n' |
-				grep -qx -e "$flag"; then
-				expect=pass
-			else
-				expect=skip
-			fi
-			;;
-		esac
 		case $expect in
 		pass | skip | xfail) ;;
 		*)
 			echo "not ok $i - $name"
-			echo "# $list: '$expect' is not 'pass', 'pass?FLAG', 'skip' or 'xfail'"
+			echo "# $list: '$expect' is not 'pass', 'skip' or 'xfail'"
 			continue
 			;;
 		esac
