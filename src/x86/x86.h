@@ -32,6 +32,8 @@
  *                  names (KVM_CAP_X86_USER_SPACE_MSR): RIP at it; call
  *                  x86_complete_msr() with the VMM's answer before the
  *                  next x86_run
+ *       PV         a WRMSR of a kvmclock MSR retired and left work in
+ *                  cpu->pv_req (x86_take_pv()): do it, run again
  *       INTERNAL   stop.internal.why: KVM_EXIT_INTERNAL_ERROR (fetch from
  *                  MMIO, exception frame in MMIO, page-crossing MMIO,
  *                  page tables outside RAM, compatibility mode; an
