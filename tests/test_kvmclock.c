@@ -37,6 +37,23 @@ struct pvti {
 	uint8_t flags, pad[2];
 };
 
+/* ioctl arguments with room for their entries (clang: no VLA members). */
+union msrs {
+	struct kvm_msrs h;
+	uint8_t b[sizeof(struct kvm_msrs) + 2 * sizeof(struct kvm_msr_entry)];
+};
+
+union cpuid {
+	struct kvm_cpuid2 h;
+	uint8_t b[sizeof(struct kvm_cpuid2) +
+		  64 * sizeof(struct kvm_cpuid_entry2)];
+};
+
+union msr_list {
+	struct kvm_msr_list l;
+	uint8_t b[sizeof(struct kvm_msr_list) + 64 * sizeof(uint32_t)];
+};
+
 static int sys, vmfd, vcpufd;
 static struct kvm_run *run;
 static uint8_t *mem;
@@ -267,15 +284,13 @@ static void test_pvclock(void)
 	uint32_t sec = *(uint32_t *)(mem + WALL + 4);
 	CHECK((uint64_t)ts.tv_sec - sec - c1.clock / 1000000000ull < 5);
 	CHECK(*(uint32_t *)(mem + WALL + 8) < 1000000000u);
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e[2];
-	} m = {.h.nmsrs = 2,
-	       .e = {{.index = MSR_KVM_SYSTEM_TIME_NEW},
-		     {.index = MSR_KVM_WALL_CLOCK_NEW}}};
+	union msrs m = {.h.nmsrs = 2};
+
+	m.h.entries[0].index = MSR_KVM_SYSTEM_TIME_NEW;
+	m.h.entries[1].index = MSR_KVM_WALL_CLOCK_NEW;
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MSRS, &m), 2);
-	CHECK_EQ(m.e[0].data, PVTI | 1);
-	CHECK_EQ(m.e[1].data, WALL);
+	CHECK_EQ(m.h.entries[0].data, PVTI | 1);
+	CHECK_EQ(m.h.entries[1].data, WALL);
 	tap_result("MSR_KVM_WALL_CLOCK_NEW: the epoch, versions; the MSRs "
 		   "read back");
 
@@ -338,10 +353,10 @@ static void disable_quirks(uint64_t q, int expect)
 
 static void set_msr(uint32_t idx, uint64_t v, int expect)
 {
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} m = {.h.nmsrs = 1, .e = {.index = idx, .data = v}};
+	union msrs m = {.h.nmsrs = 1};
+
+	m.h.entries[0].index = idx;
+	m.h.entries[0].data = v;
 
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_MSRS, &m), expect);
 }
@@ -349,17 +364,14 @@ static void set_msr(uint32_t idx, uint64_t v, int expect)
 /* The guest's CPUID with leaf 1 ECX bit 3 (MONITOR) as @on. */
 static void set_monitor_cpuid(bool on)
 {
-	struct {
-		struct kvm_cpuid2 h;
-		struct kvm_cpuid_entry2 e[64];
-	} c = {.h.nent = 64};
+	union cpuid c = {.h.nent = 64};
 
 	REQUIRE(gmem_ioctl(sys, KVM_GET_SUPPORTED_CPUID, &c) == 0);
 	for (unsigned i = 0; i < c.h.nent; i++)
-		if (c.e[i].function == 1) {
-			c.e[i].ecx &= ~(1u << 3);
+		if (c.h.entries[i].function == 1) {
+			c.h.entries[i].ecx &= ~(1u << 3);
 			if (on)
-				c.e[i].ecx |= 1u << 3;
+				c.h.entries[i].ecx |= 1u << 3;
 		}
 	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_CPUID2, &c) == 0);
 }
@@ -427,14 +439,11 @@ static void test_quirks(void)
 	CHECK_EQ(run_mwait(), CODE + 9);
 	set_msr(MSR_IA32_MISC_ENABLE, 1ull << 18, 1);
 	CHECK_EQ(run_mwait(), 0);
-	struct {
-		struct kvm_cpuid2 h;
-		struct kvm_cpuid_entry2 e[64];
-	} c = {.h.nent = 64};
+	union cpuid c = {.h.nent = 64};
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_CPUID2, &c), 0);
 	for (unsigned i = 0; i < c.h.nent; i++)
-		if (c.e[i].function == 1)
-			CHECK(c.e[i].ecx & (1u << 3));
+		if (c.h.entries[i].function == 1)
+			CHECK(c.h.entries[i].ecx & (1u << 3));
 	set_msr(MSR_IA32_MISC_ENABLE, 0, 1);
 	CHECK_EQ(run_mwait(), CODE + 9);
 	tap_result("MISC_ENABLE_NO_MWAIT disabled: CPUID.MONITOR follows "
@@ -518,15 +527,12 @@ static void test_fix_hypercall(void)
 
 	/* An AMD CPUID makes VMMCALL the native one, VMCALL the other. */
 	setup();
-	struct {
-		struct kvm_cpuid2 h;
-		struct kvm_cpuid_entry2 e[64];
-	} c = {.h.nent = 64};
+	union cpuid c = {.h.nent = 64};
 	REQUIRE(gmem_ioctl(sys, KVM_GET_SUPPORTED_CPUID, &c) == 0);
-	c.e[0].ebx = 0x68747541; /* "AuthenticAMD" */
-	c.e[0].edx = 0x69746e65;
-	c.e[0].ecx = 0x444d4163;
-	REQUIRE(c.e[0].function == 0);
+	c.h.entries[0].ebx = 0x68747541; /* "AuthenticAMD" */
+	c.h.entries[0].edx = 0x69746e65;
+	c.h.entries[0].ecx = 0x444d4163;
+	REQUIRE(c.h.entries[0].function == 0);
 	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_CPUID2, &c) == 0);
 	start(hc_code, sizeof(hc_code));
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_RUN, 0), 0);
@@ -540,41 +546,39 @@ static void test_fix_hypercall(void)
 
 static void test_cpuid_msrs(void)
 {
-	struct {
-		struct kvm_cpuid2 h;
-		struct kvm_cpuid_entry2 e[64];
-	} c = {.h.nent = 64};
-	struct {
-		struct kvm_msr_list l;
-		uint32_t idx[64];
-	} l = {.l.nmsrs = 64};
+	union cpuid c = {.h.nent = 64};
+	union msr_list l = {.l.nmsrs = 64};
 	unsigned found = 0;
 
 	sys = gmem_open();
 	CHECK_EQ(gmem_ioctl(sys, KVM_GET_SUPPORTED_CPUID, &c), 0);
 	for (unsigned i = 0; i < c.h.nent; i++) {
-		if (c.e[i].function == 0x40000000) {
-			CHECK_EQ(c.e[i].eax, 0x40000001);
-			CHECK_EQ(memcmp(&c.e[i].ebx, "KVMKVMKVM\0\0\0", 12), 0);
+		if (c.h.entries[i].function == 0x40000000) {
+			CHECK_EQ(c.h.entries[i].eax, 0x40000001);
+			CHECK_EQ(memcmp(&c.h.entries[i].ebx, "KVMKVMKVM\0\0\0",
+					12),
+				 0);
 			found |= 1;
 		}
-		if (c.e[i].function == 0x40000001) {
+		if (c.h.entries[i].function == 0x40000001) {
 			/* CLOCKSOURCE, NOP_IO_DELAY, CLOCKSOURCE2,
 			 * PV_SCHED_YIELD, CLOCKSOURCE_STABLE_BIT */
-			CHECK_EQ(c.e[i].eax, 0x0100200bu);
+			CHECK_EQ(c.h.entries[i].eax, 0x0100200bu);
 			found |= 2;
 		}
-		if (c.e[i].function == 1)
-			CHECK(!(c.e[i].ecx & (1u << 3))); /* no MONITOR */
+		if (c.h.entries[i].function == 1)
+			CHECK(!(c.h.entries[i].ecx &
+				(1u << 3))); /* no MONITOR */
 	}
 	CHECK_EQ(found, 3);
 	CHECK_EQ(gmem_ioctl(sys, KVM_GET_MSR_INDEX_LIST, &l), 0);
 	found = 0;
 	for (unsigned i = 0; i < l.l.nmsrs; i++)
-		found |= (l.idx[i] == 0x11) | (l.idx[i] == 0x12) << 1 |
-			 (l.idx[i] == 0x4b564d00) << 2 |
-			 (l.idx[i] == 0x4b564d01) << 3 |
-			 (l.idx[i] == MSR_IA32_MISC_ENABLE) << 4;
+		found |= (l.l.indices[i] == 0x11) |
+			 (l.l.indices[i] == 0x12) << 1 |
+			 (l.l.indices[i] == 0x4b564d00) << 2 |
+			 (l.l.indices[i] == 0x4b564d01) << 3 |
+			 (l.l.indices[i] == MSR_IA32_MISC_ENABLE) << 4;
 	CHECK_EQ(found, 0x1f);
 	gmem_close(sys);
 	tap_result("CPUID 0x40000000/1 and the MSR index list");
