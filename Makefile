@@ -59,6 +59,7 @@ LIB_SRCS := \
 	src/mce.c \
 	src/vcpu.c \
 	src/vm.c \
+	src/kvmclock.c \
 	src/handle.c \
 	src/coalesced.c \
 	src/dirty_log.c \
@@ -89,6 +90,7 @@ TESTS := \
 	tests/test_mmu \
 	tests/test_stress \
 	tests/test_vcpu \
+	tests/test_kvmclock \
 	tests/test_uapi \
 	tests/test_attr \
 	tests/test_lapic \

@@ -235,6 +235,16 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 		return gmem_vm_set_identity_map_addr(vm, (const uint64_t *)arg);
 	case KVM_SET_BOOT_CPU_ID:
 		return gmem_vm_set_boot_cpu_id(vm, arg);
+	case KVM_GET_CLOCK:
+		if (!arg)
+			return -EFAULT;
+		return gmem_vm_get_clock(vm, (struct kvm_clock_data *)arg);
+	case KVM_SET_CLOCK: {
+		struct kvm_clock_data data;
+
+		COPY_IN(data, arg);
+		return gmem_vm_set_clock(vm, &data);
+	}
 	default:
 		/* kvm_arch_vm_ioctl()'s answer (KVM_GET_NR_MMU_PAGES too). */
 		return -ENOTTY;

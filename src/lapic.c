@@ -402,10 +402,10 @@ static uint32_t reg_read(struct gmem_lapic *a, unsigned int off, uint64_t now)
 	return rd(a, off);
 }
 
-static void set_spiv(struct gmem_lapic *a, uint32_t v)
+/* A guest's SPIV write: clearing the software enable masks every LVT. */
+static void write_spiv(struct gmem_lapic *a, uint32_t v)
 {
 	wr(a, R_SPIV, v);
-	/* Software disable masks every LVT entry and forgets a pending one. */
 	if (!(v & SPIV_ENABLED)) {
 		for (unsigned int i = 0; i < NR_LVT_MAX - 1; i++)
 			wr(a, R_LVTT + 0x10 * i,
@@ -471,7 +471,7 @@ static int reg_write(struct gmem_lapic *a, unsigned int off, uint32_t v,
 		return 0;
 	case R_SPIV:
 		/* No directed EOI: the in-kernel IOAPIC has no EOI register. */
-		set_spiv(a, v & 0x3ff);
+		write_spiv(a, v & 0x3ff);
 		return GMEM_LAPIC_EVENT;
 	case R_ICR:
 		if (x2)
@@ -587,7 +587,7 @@ int gmem_lapic_wrmsr(struct gmem_lapic *a, uint32_t msr, uint64_t v,
 }
 
 bool gmem_lapic_mmio(struct gmem_lapic *a, uint64_t gpa, bool write, void *data,
-		     unsigned int len, uint64_t now, int *event)
+		     unsigned int len, bool hole, uint64_t now, int *event)
 {
 	uint64_t base = base_of(a);
 	uint64_t page = base & ~0xfffULL & ((1ULL << 52) - 1);
@@ -598,7 +598,8 @@ bool gmem_lapic_mmio(struct gmem_lapic *a, uint64_t gpa, bool write, void *data,
 	if (gpa < page || gpa + len > page + 0x1000)
 		return false;
 	if (!hw_enabled(base) || x2apic(base)) {
-		/* KVM_X86_QUIRK_LAPIC_MMIO_HOLE */
+		if (!hole)
+			return false;
 		if (!write)
 			memset(data, 0xff, len);
 		return true;
@@ -640,7 +641,7 @@ void gmem_lapic_set_base(struct gmem_lapic *a, uint64_t base)
 	}
 }
 
-void gmem_lapic_reset(struct gmem_lapic *a, uint64_t base)
+void gmem_lapic_reset(struct gmem_lapic *a, uint64_t base, bool lint0_extint)
 {
 	gmem_lapic_set_base(a, base);
 	timer_stop(a);
@@ -650,8 +651,10 @@ void gmem_lapic_reset(struct gmem_lapic *a, uint64_t base)
 	for (unsigned int i = 0; i < NR_LVT_MAX - 1; i++)
 		wr(a, R_LVTT + 0x10 * i, LVT_MASKED);
 	wr(a, R_LVTCMCI, a->nr_lvt == NR_LVT_MAX ? LVT_MASKED : 0);
+	if (lint0_extint)
+		wr(a, R_LVT0, 7u << 8);
 	wr(a, R_DFR, 0xffffffffu);
-	set_spiv(a, 0xff);
+	wr(a, R_SPIV, 0xff);
 	wr(a, R_TPR, 0);
 	if (!x2apic(base))
 		wr(a, R_LDR, 0);
@@ -724,7 +727,7 @@ int gmem_lapic_set_state(struct gmem_lapic *a, const struct kvm_lapic_state *s,
 		memcpy(&v, s->regs + R_ID, 4);
 		if (v != a->id) {
 			/* KVM has set SPIV already when it refuses. */
-			set_spiv(a, spiv);
+			wr(a, R_SPIV, spiv);
 			return -EINVAL;
 		}
 	}

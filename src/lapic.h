@@ -49,8 +49,12 @@ int gmem_lapic_create(uint32_t id, int *kick, int kick_bit,
 		      uint64_t bus_cycle_ns, struct gmem_lapic **out);
 void gmem_lapic_destroy(struct gmem_lapic *a);
 
-/* kvm_lapic_reset(): RESET state for IA32_APIC_BASE @base. */
-void gmem_lapic_reset(struct gmem_lapic *a, uint64_t base);
+/*
+ * kvm_lapic_reset(): RESET state for IA32_APIC_BASE @base; @lint0_extint
+ * (the BSP with KVM_X86_QUIRK_LINT0_REENABLED) leaves LVT0 unmasked in
+ * ExtINT mode, as a BIOS would.
+ */
+void gmem_lapic_reset(struct gmem_lapic *a, uint64_t base, bool lint0_extint);
 
 /*
  * IA32_APIC_BASE changed to @base (the caller checked it: reserved bits
@@ -89,12 +93,13 @@ int gmem_lapic_wrmsr(struct gmem_lapic *a, uint32_t msr, uint64_t v,
 /*
  * A guest access to guest-physical @gpa: false if it is not the APIC's
  * page (then it is ordinary MMIO).  In x2APIC mode or with the APIC
- * disabled the page reads as all ones and ignores writes (KVM's
- * LAPIC_MMIO_HOLE quirk); otherwise only aligned 32-bit accesses to a
- * register act, as in KVM.  *@event as for gmem_lapic_wrmsr().
+ * disabled the page reads as all ones and ignores writes with @hole
+ * (KVM_X86_QUIRK_LAPIC_MMIO_HOLE on), else it is not the APIC's;
+ * otherwise only aligned 32-bit accesses to a register act, as in KVM.
+ * *@event as for gmem_lapic_wrmsr().
  */
 bool gmem_lapic_mmio(struct gmem_lapic *a, uint64_t gpa, bool write, void *data,
-		     unsigned int len, uint64_t now, int *event);
+		     unsigned int len, bool hole, uint64_t now, int *event);
 
 /* The TSC-deadline MSR: 0 unless LVTT is in TSC-deadline mode. */
 uint64_t gmem_lapic_get_tsc_deadline(const struct gmem_lapic *a);

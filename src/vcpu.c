@@ -19,6 +19,7 @@
 #include "mmu.h"
 #include "uaccess.h"
 #include "util.h"
+#include "kvmclock.h"
 #include "vcpu.h"
 #include "vm.h"
 #include "x86/x86.h"
@@ -119,6 +120,8 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	vcpu->cpu->guest_xcr0 = 0;
 	vcpu->cpu->user_msr_exits = &vm->msr.exit_mask;
 	vcpu->cpu->msr_allowed = vcpu_msr_allowed;
+	vcpu->cpu->disabled_quirks = &vm->disabled_quirks;
+	vcpu->cpu->kvm_wall_clock = &vm->wall_clock;
 	vcpu->cpu->msr_hook = vcpu_msr_hook;
 	gmem_mce_init(&vcpu->mce);
 	vcpu->user_irq = -1;
@@ -144,6 +147,8 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 		__atomic_load_n(&vm->mmu.flush_gen, __ATOMIC_ACQUIRE);
 	vm->vcpus[vm->nr_vcpus++] = &vcpu->vmv;
 	pthread_mutex_unlock(&vm->vcpus_lock);
+	/* KVM's master clock is recomputed: every vCPU updates kvmclock. */
+	gmem_kvmclock_request_all(vm);
 	gmem_vm_get(vm);
 	*vcpup = vcpu;
 	return 0;
@@ -560,6 +565,54 @@ out:
 	return r;
 }
 
+/*
+ * KVM's kvm_read_guest()/kvm_write_guest() for what KVM itself keeps in
+ * guest memory (kvmclock): memory only, so a GPA without a slot (or one
+ * that stage 2 refuses) is -EFAULT and leaves kvm_run alone, where the
+ * guest's own access would exit.  At most two pages.
+ */
+int gmem_vcpu_copy_guest(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
+			 size_t len, bool write)
+{
+	unsigned int access = write ? GMEM_ACCESS_WRITE : GMEM_ACCESS_READ;
+	bool nested = __atomic_load_n(&vcpu->vmv.mode, __ATOMIC_RELAXED) ==
+		      GMEM_VCPU_IN_GUEST;
+	uint8_t *pages[2];
+	size_t n = 0;
+	int r = 0;
+
+	if (!len || len > PAGE_SIZE || gpa + len - 1 < gpa)
+		return -EINVAL;
+	if (!nested)
+		gmem_vcpu_enter_guest(vcpu);
+	else
+		gmem_vcpu_check_flush(vcpu);
+restart:
+	n = 0;
+	for (uint64_t a = gpa; a < gpa + len;
+	     a = (a & ~(PAGE_SIZE - 1)) + PAGE_SIZE) {
+		struct gmem_s2_result res = {0};
+
+		switch (translate(vcpu, a, access, &res)) {
+		case GMEM_S2_OK:
+			pages[n++] = res.page;
+			continue;
+		case GMEM_S2_RETRY:
+			gmem_vcpu_check_flush(vcpu);
+			sched_yield();
+			goto restart;
+		default:
+			r = -EFAULT;
+			goto out;
+		}
+	}
+	r = copy_pages(vcpu, pages, n, gpa & (PAGE_SIZE - 1), buf, len, write);
+out:
+	if (!nested)
+		gmem_vcpu_exit_guest(vcpu);
+	return r;
+}
+
 /* ---- the CPU model's view of stage 2 ----------------------------------- */
 
 static int bus_map(void *ctx, uint64_t gpa, unsigned int acc, uint8_t **page,
@@ -881,7 +934,11 @@ static bool apic_mmio(struct gmem_vcpu *vcpu, const struct x86_stop *stop)
 	memcpy(data, stop->mmio.data, sizeof(data));
 	if (stop->mmio.len > sizeof(data) ||
 	    !gmem_lapic_mmio(vcpu->apic, stop->mmio.gpa, stop->mmio.is_write,
-			     data, stop->mmio.len, x86_host_ns(), &event))
+			     data, stop->mmio.len,
+			     !(__atomic_load_n(&vcpu->vm->disabled_quirks,
+					       __ATOMIC_RELAXED) &
+			       KVM_X86_QUIRK_LAPIC_MMIO_HOLE),
+			     x86_host_ns(), &event))
 		return false;
 	if (!stop->mmio.is_write) {
 		uint64_t v = 0;
@@ -964,6 +1021,15 @@ static bool hypercall(struct gmem_vcpu *vcpu)
 
 	if (cpu->cpl != 0) {
 		cpu->gpr[X86_RAX] = (uint64_t)-1; /* -KVM_EPERM */
+		return false;
+	}
+	/*
+	 * KVM's that complete here: VAPIC_POLL_IRQ, and SCHED_YIELD, whose
+	 * target (an APIC id) KVM yields to if that vCPU is preempted; the
+	 * host schedules gmem's vCPU threads, so there is nothing to do.
+	 */
+	if (nr == KVM_HC_VAPIC_POLL_IRQ || nr == KVM_HC_SCHED_YIELD) {
+		cpu->gpr[X86_RAX] = 0;
 		return false;
 	}
 	/* KVM's own (only MAP_GPA_RANGE), or gmem's (GMEM_CAP_EXIT_HYPERCALL).
@@ -1335,6 +1401,8 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 		goto save;
 	}
 	gmem_vcpu_enter_guest(vcpu);
+	/* KVM_REQ_CLOCK_UPDATE and the like, before any guest code. */
+	gmem_kvmclock_vcpu_work(vcpu, false);
 	for (;;) {
 		int kick, reason;
 
@@ -1431,6 +1499,10 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 		case X86_STOP_VMCALL:
 			if (hypercall(vcpu))
 				goto out;
+			continue;
+		case X86_STOP_PV:
+			/* A kvmclock WRMSR: its structures, then on. */
+			gmem_kvmclock_vcpu_work(vcpu, false);
 			continue;
 		case X86_STOP_MMIO:
 			if (vcpu->apic && apic_mmio(vcpu, &stop)) {
@@ -1642,7 +1714,12 @@ static void reset_state(struct gmem_vcpu *vcpu, unsigned long id)
 		      (id == vcpu->vm->bsp_vcpu_id ? 1u << 8 : 0);
 	x86_set_sregs(vcpu->cpu, &s);
 	if (vcpu->apic)
-		gmem_lapic_reset(vcpu->apic, s.apic_base);
+		gmem_lapic_reset(vcpu->apic, s.apic_base,
+				 (s.apic_base & GMEM_APIC_BASE_BSP) &&
+					 !(__atomic_load_n(
+						   &vcpu->vm->disabled_quirks,
+						   __ATOMIC_RELAXED) &
+					   KVM_X86_QUIRK_LINT0_REENABLED));
 	x86_cpuid(vcpu->cpu, 1, 0, sig);
 	regs.rip = 0xfff0;
 	regs.rflags = 2;
@@ -1904,6 +1981,8 @@ int gmem_vcpu_set_tsc_khz(struct gmem_vcpu *vcpu, uint32_t khz)
 	if (khz >= GMEM_MAX_GUEST_TSC_KHZ)
 		return -EINVAL;
 	x86_set_tsc_khz(vcpu->cpu, khz ? khz : GMEM_TSC_KHZ);
+	/* kvmclock's scale follows the rate. */
+	__atomic_store_n(&vcpu->vmv.clock_req, 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -1971,8 +2050,12 @@ int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs)
 		if (x86_set_msr(vcpu->cpu, msrs->entries[i].index,
 				msrs->entries[i].data))
 			break;
+		/* The wall clock now; the vCPU's kvmclock at the next run. */
+		gmem_kvmclock_vcpu_work(vcpu, true);
 		/* The VMM's TSC is the VM's: vCPUs created later match it. */
 		if (msrs->entries[i].index == X86_MSR_TSC) {
+			__atomic_store_n(&vcpu->vmv.clock_req, 1,
+					 __ATOMIC_RELEASE);
 			pthread_mutex_lock(&vcpu->vm->vcpus_lock);
 			x86_tsc_get_ref(vcpu->cpu, &vcpu->vm->tsc_ref_base,
 					&vcpu->vm->tsc_ref_ns);

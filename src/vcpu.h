@@ -114,6 +114,8 @@ struct gmem_vcpu {
 		__ATOMIC_RELAXED)
 
 void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu);
+int gmem_vcpu_copy_guest(struct gmem_vcpu *vcpu, uint64_t gpa, void *buf,
+			 size_t len, bool write);
 
 static inline void gmem_vcpu_check_flush(struct gmem_vcpu *vcpu)
 {

@@ -12,6 +12,7 @@
 #include <gmem/gmem.h>
 
 #include "attr.h"
+#include "kvmclock.h"
 #include "mce.h"
 #include "mmu.h"
 #include "uaccess.h"
@@ -43,6 +44,7 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 	vm->type = type;
 	vm->default_tsc_khz = GMEM_TSC_KHZ;
 	vm->guest_platform_info = true;
+	gmem_kvmclock_init(vm);
 	vm->supported_attrs = ATTR_RWX;
 	if (gmem_vm_has_private_mem(vm))
 		vm->supported_attrs |= KVM_MEMORY_ATTRIBUTE_PRIVATE;
@@ -141,7 +143,13 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_VCPU_EVENTS:
 	case KVM_CAP_DEBUGREGS:
 	case KVM_CAP_GET_MSR_FEATURES: /* KVM_GET_MSRS on /dev/kvm */
+	case KVM_CAP_DISABLE_QUIRKS:
 		return 1;
+	case KVM_CAP_DISABLE_QUIRKS2:
+		return (int)GMEM_QUIRKS;
+	case KVM_CAP_ADJUST_CLOCK:
+		return KVM_CLOCK_TSC_STABLE | KVM_CLOCK_REALTIME |
+		       KVM_CLOCK_HOST_TSC;
 	case KVM_CAP_XSAVE2:
 		/* x87 and SSE need 576 bytes; KVM never answers below 4096. */
 		return (int)sizeof(struct kvm_xsave);
@@ -217,6 +225,20 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 	int r = -EINVAL;
 
 	switch (cap->cap) {
+	case KVM_CAP_DISABLE_QUIRKS2:
+		if (cap->flags || (cap->args[0] & ~(uint64_t)GMEM_QUIRKS))
+			return -EINVAL;
+		__atomic_fetch_or(&vm->disabled_quirks, cap->args[0],
+				  __ATOMIC_RELAXED);
+		return 0;
+	case KVM_CAP_DISABLE_QUIRKS:
+		/* The old one ignores what it does not know. */
+		if (cap->flags)
+			return -EINVAL;
+		__atomic_fetch_or(&vm->disabled_quirks,
+				  cap->args[0] & (uint64_t)GMEM_QUIRKS,
+				  __ATOMIC_RELAXED);
+		return 0;
 	case GMEM_CAP_EXEC_ONLY:
 		if (cap->flags || cap->args[0] || cap->args[1] ||
 		    cap->args[2] || cap->args[3])

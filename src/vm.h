@@ -64,6 +64,8 @@ struct gmem_vm_vcpu {
 	unsigned int acks, waiters;
 	/* Its dirty ring, which gmem_vm_reset_dirty_rings() resets. */
 	struct gmem_dirty_ring ring;
+	/* atomic: KVM_REQ_CLOCK_UPDATE, rewrite kvmclock before running */
+	int clock_req;
 };
 
 /*
@@ -80,6 +82,38 @@ struct gmem_vm_vcpu {
  */
 #define GMEM_TSC_KHZ 1000000u
 #define GMEM_MAX_GUEST_TSC_KHZ 0x7fffffffu
+
+/*
+ * The x86 quirks a VM may disable: KVM_X86_VALID_QUIRKS of 6.12 (with
+ * TDP, so IGNORE_GUEST_PAT too).  What each is in gmem, quirk on / off:
+ *
+ *   MISC_ENABLE_NO_MWAIT   on: CPUID.1:ECX.MONITOR is the table's; off:
+ *                          it follows IA32_MISC_ENABLE.MWAIT (bit 18),
+ *                          whose change then needs SSE3 in CPUID
+ *   MWAIT_NEVER_UD_FAULTS  on: MONITOR/MWAIT are NOPs at CPL 0; off:
+ *                          #UD without CPUID.1:ECX.MONITOR
+ *   FIX_HYPERCALL_INSN     on: the other vendor's VMCALL/VMMCALL is
+ *                          overwritten with the native one; off: #UD
+ *   OUT_7E_INC_RIP         gmem's RIP is past every OUT during its exit
+ *                          (a known difference): as with the quirk on
+ *   LINT0_REENABLED        on: the BSP's LVT0 is unmasked ExtINT after
+ *                          RESET; off: masked, as the other LVTs
+ *   LAPIC_MMIO_HOLE        on: the APIC page of a disabled or x2APIC-mode
+ *                          APIC reads all ones and ignores writes; off:
+ *                          accesses to it are ordinary MMIO exits
+ *   CD_NW_CLEARED, IGNORE_GUEST_PAT
+ *                          caching and memory types, which the CPU model
+ *                          does not have: no guest-visible effect
+ *   SLOT_ZAP_ALL           which stage-2 mappings a slot deletion zaps:
+ *                          no guest-visible effect
+ *   STUFF_FEATURE_MSRS     the feature MSRs KVM stuffs at vCPU creation
+ *                          (ARCH_CAPABILITIES, PERF_CAPABILITIES,
+ *                          PLATFORM_INFO's CPUID_FAULT): gmem has none of
+ *                          them, and MSR_PLATFORM_INFO reads 0 either way
+ *   VMCS12_ALLOW_FREEZE_IN_SMM
+ *                          nested VMX, which gmem does not have
+ */
+#define GMEM_QUIRKS 0x7ffull
 
 struct gmem_vm {
 	atomic_int refcount;
@@ -148,6 +182,18 @@ struct gmem_vm {
 	uint64_t apic_bus_cycle_ns;
 	/* atomic: KVM_CAP_X2APIC_API's USE_32BIT_IDS */
 	bool x2apic_format;
+	/* atomic: KVM_CAP_DISABLE_QUIRKS(2), KVM_X86_QUIRK_* turned off */
+	uint64_t disabled_quirks;
+	/*
+	 * kvmclock (kvmclock.c), under vcpus_lock: the clock reads host
+	 * monotonic ns + kvmclock_offset (mod 2^64); whether the boot vCPU
+	 * (id 0) last enabled it through the old MSR, which makes the clock
+	 * unstable, as in KVM.  wall_clock is MSR_KVM_WALL_CLOCK(_NEW),
+	 * atomic, one for the VM as KVM keeps it.
+	 */
+	uint64_t kvmclock_offset;
+	bool boot_vcpu_old_kvmclock;
+	uint64_t wall_clock;
 };
 
 static inline bool gmem_vm_has_private_mem(const struct gmem_vm *vm)

@@ -29,7 +29,7 @@ static struct gmem_lapic *make(uint32_t id, uint64_t base)
 
 	if (gmem_lapic_create(id, &kicks[id % 8], KICK, 1, &a))
 		return NULL;
-	gmem_lapic_reset(a, base);
+	gmem_lapic_reset(a, base, false);
 	return a;
 }
 
@@ -48,7 +48,8 @@ static uint32_t mmio_rd(struct gmem_lapic *a, unsigned int off)
 	uint32_t v = 0;
 	int ev;
 
-	gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + off, false, &v, 4, 0, &ev);
+	gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + off, false, &v, 4, true, 0,
+			&ev);
 	return v;
 }
 
@@ -57,7 +58,8 @@ static int mmio_wr(struct gmem_lapic *a, unsigned int off, uint32_t v,
 {
 	int ev;
 
-	gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + off, true, &v, 4, now, &ev);
+	gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + off, true, &v, 4, true, now,
+			&ev);
 	return ev;
 }
 
@@ -141,19 +143,30 @@ static void test_msrs_and_mmio(void)
 	CHECK_EQ(mmio_rd(a, 0x300), 0xffff6fffu & ~0x700u);
 	/* Writes that are not 32-bit and aligned do nothing. */
 	w = 0xff;
-	gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0x80, true, &w, 2, 0, &ev);
+	gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0x80, true, &w, 2, true, 0,
+			&ev);
 	mmio_wr(a, 0x84, 0xff, 0);
 	CHECK_EQ(mmio_rd(a, 0x80), 0u);
 	/* A byte read within a register. */
 	mmio_wr(a, 0x80, 0x5a, 0);
 	w = 0;
-	gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0x80, false, &w, 1, 0, &ev);
+	gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0x80, false, &w, 1, true, 0,
+			&ev);
 	CHECK_EQ(w, 0x5a);
 	/* Outside the page: not the APIC's. */
 	CHECK(!gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0x1000, false, &w, 2,
-			       0, &ev));
+			       true, 0, &ev));
 	CHECK(!gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0xfff, false, &w, 2,
-			       0, &ev));
+			       true, 0, &ev));
+	/* Disabled, without the MMIO-hole quirk: not the APIC's page. */
+	gmem_lapic_set_base(a, GMEM_APIC_DEFAULT_BASE);
+	CHECK(!gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0x20, false, &w, 2,
+			       false, 0, &ev));
+	CHECK(gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0x20, false, &w, 2,
+			      true, 0, &ev));
+	/* LINT0_REENABLED: the BSP's LVT0 in ExtINT mode after RESET. */
+	gmem_lapic_reset(a, BASE | GMEM_APIC_BASE_BSP, true);
+	CHECK_EQ(reg(a, 0x350), 0x700u);
 	gmem_lapic_destroy(a);
 	tap_result("x2APIC MSR #GPs and masks, xAPIC MMIO widths");
 }
@@ -213,7 +226,7 @@ static void test_timer(void)
 		int ev;
 
 		gmem_lapic_mmio(a, GMEM_APIC_DEFAULT_BASE + 0x390, false, &c, 4,
-				t0 + 1500, &ev);
+				true, t0 + 1500, &ev);
 		CHECK_EQ(c, 3500u);
 	}
 	CHECK_EQ(gmem_lapic_pending(a, t0 + 4999), -1);

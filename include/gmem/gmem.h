@@ -109,6 +109,18 @@ int gmem_vm_set_tsc_khz(struct gmem_vm *vm, uint32_t khz);
 int gmem_vm_get_tsc_khz(struct gmem_vm *vm);
 
 /*
+ * KVM_GET_CLOCK / KVM_SET_CLOCK: the VM's kvmclock in ns.  get fills
+ * @data (flags REALTIME | HOST_TSC | TSC_STABLE, with the wall time and
+ * host TSC of the reading, while the clock is stable: a vCPU exists and
+ * vCPU 0 did not enable kvmclock through the old MSR; else the clock
+ * alone).  set takes data->clock, plus the time since data->realtime
+ * with KVM_CLOCK_REALTIME; flags beyond those three are -EINVAL.  vCPUs
+ * rewrite their kvmclock structure before they next run.
+ */
+int gmem_vm_get_clock(struct gmem_vm *vm, struct kvm_clock_data *data);
+int gmem_vm_set_clock(struct gmem_vm *vm, const struct kvm_clock_data *data);
+
+/*
  * KVM_SET_NR_MMU_PAGES (>= 64, else -EINVAL), KVM_SET_TSS_ADDR (at most
  * 0xffffd000, else -EINVAL) and KVM_SET_IDENTITY_MAP_ADDR (@addr points
  * to it, as the ioctl's argument does: -EINVAL once a vCPU exists, then

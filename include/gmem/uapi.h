@@ -308,6 +308,9 @@ struct kvm_enable_cap {
 #define KVM_CAP_MCE 31
 #define KVM_CAP_X2APIC_API 129
 #define KVM_CAP_X86_APIC_BUS_CYCLES_NS 237
+#define KVM_CAP_ADJUST_CLOCK 39
+#define KVM_CAP_DISABLE_QUIRKS 116
+#define KVM_CAP_DISABLE_QUIRKS2 213
 
 /* Exit reasons (kvm_run.exit_reason). */
 #define KVM_EXIT_UNKNOWN 0
@@ -336,6 +339,8 @@ struct kvm_enable_cap {
 #define KVM_MEMORY_EXIT_FLAG_PRIVATE (1ULL << 3)
 
 /* Hypercalls. */
+#define KVM_HC_VAPIC_POLL_IRQ 1
+#define KVM_HC_SCHED_YIELD 11
 #define KVM_HC_MAP_GPA_RANGE 12
 #define KVM_MAP_GPA_RANGE_PAGE_SZ_4K 0
 #define KVM_MAP_GPA_RANGE_PAGE_SZ_2M (1 << 0)
@@ -663,6 +668,36 @@ struct kvm_run {
 	} s;
 };
 
+/*
+ * x86 quirks (KVM_CAP_DISABLE_QUIRKS2 answers the ones a VM may turn off;
+ * a set bit in its args[0] disables that quirk).
+ */
+#define KVM_X86_QUIRK_LINT0_REENABLED (1 << 0)
+#define KVM_X86_QUIRK_CD_NW_CLEARED (1 << 1)
+#define KVM_X86_QUIRK_LAPIC_MMIO_HOLE (1 << 2)
+#define KVM_X86_QUIRK_OUT_7E_INC_RIP (1 << 3)
+#define KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT (1 << 4)
+#define KVM_X86_QUIRK_FIX_HYPERCALL_INSN (1 << 5)
+#define KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS (1 << 6)
+#define KVM_X86_QUIRK_SLOT_ZAP_ALL (1 << 7)
+#define KVM_X86_QUIRK_STUFF_FEATURE_MSRS (1 << 8)
+#define KVM_X86_QUIRK_IGNORE_GUEST_PAT (1 << 9)
+#define KVM_X86_QUIRK_VMCS12_ALLOW_FREEZE_IN_SMM (1 << 10)
+
+/* KVM_GET_CLOCK / KVM_SET_CLOCK (KVM_CAP_ADJUST_CLOCK says which flags). */
+#define KVM_CLOCK_TSC_STABLE 2
+#define KVM_CLOCK_REALTIME (1 << 2)
+#define KVM_CLOCK_HOST_TSC (1 << 3)
+
+struct kvm_clock_data {
+	uint64_t clock;
+	uint32_t flags;
+	uint32_t pad0;
+	uint64_t realtime;
+	uint64_t host_tsc;
+	uint32_t pad[4];
+};
+
 /* ioctl numbers. */
 #define KVMIO 0xAE
 
@@ -687,6 +722,8 @@ struct kvm_run {
 #define KVM_SET_TSS_ADDR _IO(KVMIO, 0x47)
 #define KVM_SET_IDENTITY_MAP_ADDR _IOW(KVMIO, 0x48, uint64_t)
 #define KVM_SET_BOOT_CPU_ID _IO(KVMIO, 0x78)
+#define KVM_SET_CLOCK _IOW(KVMIO, 0x7b, struct kvm_clock_data)
+#define KVM_GET_CLOCK _IOR(KVMIO, 0x7c, struct kvm_clock_data)
 #define KVM_X86_SET_MSR_FILTER _IOW(KVMIO, 0xc6, struct kvm_msr_filter)
 #define KVM_SET_USER_MEMORY_REGION2 \
 	_IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2)
@@ -802,6 +839,7 @@ _Static_assert(offsetof(struct kvm_vcpu_events, exception_payload) == 56,
 	       "vcpu_events payload");
 _Static_assert(sizeof(struct kvm_debugregs) == 128, "debugregs size");
 _Static_assert(sizeof(struct kvm_msr_list) == 4, "msr_list size");
+_Static_assert(sizeof(struct kvm_clock_data) == 48, "clock_data size");
 _Static_assert(offsetof(struct kvm_run, exit_reason) == 8, "exit_reason");
 _Static_assert(offsetof(struct kvm_run, io) == 32, "run union offset");
 _Static_assert(offsetof(struct kvm_run, memory_fault) == 32, "memory_fault");

@@ -2400,12 +2400,14 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 			x86_dc_free_dead(c);
 		if (r == X86_STOPPED) {
 			/*
-			 * HLT, OUT (an OUTS iteration), VMCALL retired, with
-			 * what an MMIO read answered for them (OUTS from
-			 * MMIO); the others did not.
+			 * HLT, OUT (an OUTS iteration), VMCALL and a WRMSR
+			 * with paravirtual work retired, with what an MMIO
+			 * read answered for them (OUTS from MMIO); the others
+			 * did not.
 			 */
 			if (stop->reason == X86_STOP_HLT ||
 			    stop->reason == X86_STOP_VMCALL ||
+			    stop->reason == X86_STOP_PV ||
 			    (stop->reason == X86_STOP_IO &&
 			     stop->io.is_write)) {
 				n++;

@@ -318,6 +318,13 @@ static inline int x86_gp0(struct x86_cpu *c)
 	return x86_raise(c, X86_GP, true, 0);
 }
 
+/* kvm_check_has_quirk(): on unless the VM disabled it. */
+static inline bool x86_quirk(const struct x86_cpu *c, uint64_t quirk)
+{
+	return !c->disabled_quirks ||
+	       !(__atomic_load_n(c->disabled_quirks, __ATOMIC_RELAXED) & quirk);
+}
+
 static inline bool x86_canonical(uint64_t a)
 {
 	return (uint64_t)((int64_t)(a << 16) >> 16) == a;

@@ -231,11 +231,93 @@ static int h_hlt(struct x86_cpu *c, const struct x86_insn *i)
 	return X86_STOPPED;
 }
 
+/* AMD's vendor strings (EBX, EDX, ECX of leaf 0), as KVM lists them. */
+/*
+ * The host's vendor: gmem stands in for the host's KVM vendor module (the
+ * drop-in answers kvm_intel's or kvm_amd's parameters the same way), whose
+ * hypercall instruction is the host's whatever the guest's CPUID says.
+ */
+static bool host_amd(void)
+{
+	static int amd = -1;
+	int v = __atomic_load_n(&amd, __ATOMIC_RELAXED);
+
+	if (v < 0) {
+		uint32_t a = 0, b, c, d;
+
+		__asm__("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
+		v = b == 0x68747541 /* "Auth" */ || b == 0x6f677948 /* "Hygo" */;
+		__atomic_store_n(&amd, v, __ATOMIC_RELAXED);
+	}
+	return v;
+}
+
+/*
+ * VMCALL (op 0) and VMMCALL (op 1).  The native one is the host vendor's
+ * (VMMCALL on AMD and Hygon, VMCALL otherwise), as KVM's is its vendor
+ * module's; the selftests pick theirs the same way.  The other one faults on
+ * hardware; KVM catches the #UD and, with KVM_X86_QUIRK_FIX_HYPERCALL_INSN
+ * on, writes the native instruction over it (a guest write at the current
+ * CPL, which may fault) and lets the guest execute that; with the quirk
+ * off the guest gets the #UD (emulator_fix_hypercall()).
+ */
+static const uint8_t hypercall_insn[2][3] = {{0x0f, 0x01, 0xc1},
+					     {0x0f, 0x01, 0xd9}};
+
 static int h_vmcall(struct x86_cpu *c, const struct x86_insn *i)
 {
+	unsigned native = host_amd();
+	unsigned acc = X86_ACC_WRITE | (c->cpl < 3 ? X86_ACC_SUP : 0);
+	struct x86_mref m[2];
+	int r;
+
+	if (i->op != native) {
+		if (!x86_quirk(c, KVM_X86_QUIRK_FIX_HYPERCALL_INSN))
+			return x86_ud(c);
+		/* Both pieces translated before either is written. */
+		r = x86_mem_prep(c, c->rip, 2, acc, &m[0]);
+		if (!r)
+			r = x86_mem_prep(c, c->rip + 2, 1, acc, &m[1]);
+		if (r)
+			return r;
+		if (m[0].mmio || m[1].mmio)
+			return x86_stop_internal(c, "hypercall patch in MMIO");
+		x86_mem_wr(c, &m[0],
+			   hypercall_insn[native][0] | hypercall_insn[native][1]
+							       << 8);
+		x86_mem_wr(c, &m[1], hypercall_insn[native][2]);
+		return X86_OK; /* RIP unchanged: the native one runs next */
+	}
 	c->rip += i->len;
 	c->stop->reason = X86_STOP_VMCALL;
 	return X86_STOPPED;
+}
+
+/*
+ * MONITOR (op 0) and MWAIT (op 1), which KVM intercepts and runs as NOPs
+ * (kvm_emulate_monitor_mwait()).  What hardware checks before the
+ * intercept comes first: #UD above CPL 0, #GP(0) for a non-canonical
+ * MONITOR address or extensions (MONITOR takes none in ECX, MWAIT only
+ * bit 0, interrupts as break events).  Then KVM's rule: #UD when the
+ * VM disabled KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS and the guest's CPUID
+ * has no MONITOR/MWAIT (leaf 1 ECX bit 3).
+ */
+static int h_monitor_mwait(struct x86_cpu *c, const struct x86_insn *i)
+{
+	uint64_t addr = c->gpr[X86_RAX];
+	uint32_t ecx = c->gpr[X86_RCX], leaf1[4];
+
+	if (c->cpl)
+		return x86_ud(c);
+	if (i->asz == 4)
+		addr = (uint32_t)addr;
+	if (i->op == 0 ? (ecx || !x86_canonical(addr)) : (ecx & ~1u))
+		return x86_gp0(c);
+	x86_cpuid(c, 1, 0, leaf1);
+	if (!x86_quirk(c, KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS) &&
+	    !(leaf1[2] & (1u << 3)))
+		return x86_ud(c);
+	return advance(c, i);
 }
 
 static int h_ud(struct x86_cpu *c, const struct x86_insn *i)
@@ -323,7 +405,7 @@ uint64_t x86_host_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-static uint64_t tsc_at(const struct x86_cpu *c, uint64_t ns)
+uint64_t x86_tsc_at(const struct x86_cpu *c, uint64_t ns)
 {
 	uint64_t d = ns - c->tsc_ns;
 
@@ -334,7 +416,7 @@ static uint64_t tsc_at(const struct x86_cpu *c, uint64_t ns)
 
 uint64_t x86_tsc(const struct x86_cpu *c)
 {
-	return tsc_at(c, x86_host_ns());
+	return x86_tsc_at(c, x86_host_ns());
 }
 
 void x86_tsc_set_ref(struct x86_cpu *c, uint64_t base, uint64_t ns)
@@ -353,7 +435,7 @@ void x86_set_tsc_khz(struct x86_cpu *c, uint32_t khz)
 {
 	uint64_t now = x86_host_ns();
 
-	c->tsc_base = tsc_at(c, now);
+	c->tsc_base = x86_tsc_at(c, now);
 	c->tsc_ns = now;
 	c->tsc_khz = khz;
 }
@@ -476,13 +558,42 @@ static int h_msr(struct x86_cpu *c, const struct x86_insn *i)
 		if (idx == X86_MSR_PLATFORM_INFO)
 			return msr_refused(c, i, idx, v,
 					   KVM_MSR_EXIT_REASON_INVAL);
+		if (idx == X86_MSR_MISC_ENABLE) {
+			/* The guest may not change the PMU's read-only bits,
+			 * and its EMON writes are dropped. */
+			if ((v ^ c->misc_enable) &
+			    (X86_MISC_ENABLE_PEBS_UNAVAIL |
+			     X86_MISC_ENABLE_BTS_UNAVAIL))
+				return msr_refused(c, i, idx, v,
+						   KVM_MSR_EXIT_REASON_INVAL);
+			v = (v & ~X86_MISC_ENABLE_EMON) |
+			    (c->misc_enable & X86_MISC_ENABLE_EMON);
+		}
+		if (idx == X86_MSR_KVM_SYSTEM_TIME)
+			c->pv_req |= X86_PV_OLD;
+		else if (idx == X86_MSR_KVM_SYSTEM_TIME_NEW)
+			c->pv_req |= X86_PV_NEW;
 		if (x86_set_msr(c, idx, v))
 			return msr_refused(c, i, idx, v,
 					   x86_get_msr(c, idx, &old)
 						   ? KVM_MSR_EXIT_REASON_UNKNOWN
 						   : KVM_MSR_EXIT_REASON_INVAL);
+		/* kvmclock's guest memory is the vCPU layer's to write. */
+		if (c->pv_req) {
+			advance(c, i);
+			c->stop->reason = X86_STOP_PV;
+			return X86_STOPPED;
+		}
 	}
 	return advance(c, i);
+}
+
+unsigned x86_take_pv(struct x86_cpu *c)
+{
+	unsigned r = c->pv_req;
+
+	c->pv_req = 0;
+	return r;
 }
 
 void x86_complete_msr(struct x86_cpu *c, bool error, uint64_t data)
@@ -1166,12 +1277,14 @@ int x86_bind_system(struct x86_insn *i, const void *zi, const void *zo)
 		return 0;
 	case ZYDIS_MNEMONIC_VMCALL:
 	case ZYDIS_MNEMONIC_VMMCALL:
-		/*
-		 * Both vendors' hypercall instructions: KVM's fix-hypercall
-		 * quirk rewrites the other vendor's one and runs it, and the
-		 * KVM selftests pick theirs by the host's vendor.
-		 */
+		/* Both vendors' hypercall instructions: see h_vmcall(). */
+		i->op = z->mnemonic == ZYDIS_MNEMONIC_VMMCALL;
 		i->fn = h_vmcall;
+		return 0;
+	case ZYDIS_MNEMONIC_MONITOR:
+	case ZYDIS_MNEMONIC_MWAIT:
+		i->op = z->mnemonic == ZYDIS_MNEMONIC_MWAIT;
+		i->fn = h_monitor_mwait;
 		return 0;
 	case ZYDIS_MNEMONIC_UD0:
 	case ZYDIS_MNEMONIC_UD1:
@@ -1381,6 +1494,20 @@ int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 	case X86_MSR_POWER_CTL:
 		*v = c->power_ctl;
 		return 0;
+	case X86_MSR_MISC_ENABLE:
+		*v = c->misc_enable;
+		return 0;
+	case X86_MSR_KVM_SYSTEM_TIME:
+	case X86_MSR_KVM_SYSTEM_TIME_NEW:
+		/* KVM keeps one value for both (vcpu->arch.time). */
+		*v = c->kvm_system_time;
+		return 0;
+	case X86_MSR_KVM_WALL_CLOCK:
+	case X86_MSR_KVM_WALL_CLOCK_NEW:
+		*v = c->kvm_wall_clock ? __atomic_load_n(c->kvm_wall_clock,
+							 __ATOMIC_RELAXED)
+				       : c->kvm_wall_clock_own;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -1461,6 +1588,43 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 		 */
 		c->platform_info = v;
 		return 0;
+	case X86_MSR_MISC_ENABLE:
+		/*
+		 * With KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT off, the MWAIT bit
+		 * is CPUID.1:ECX.MONITOR's, and needs SSE3 in CPUID to change.
+		 */
+		if (!x86_quirk(c, KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT) &&
+		    ((v ^ c->misc_enable) & X86_MISC_ENABLE_MWAIT)) {
+			uint32_t leaf1[4];
+
+			x86_cpuid(c, 1, 0, leaf1);
+			if (!(leaf1[2] & 1u))
+				return -EINVAL;
+			c->misc_enable = v;
+			x86_cpuid_runtime(c, c->cpuid, c->ncpuid);
+			return 0;
+		}
+		c->misc_enable = v;
+		return 0;
+	case X86_MSR_KVM_SYSTEM_TIME:
+	case X86_MSR_KVM_SYSTEM_TIME_NEW:
+		/*
+		 * Any value, as KVM (bit 0 enables; a GPA without memory
+		 * just leaves the structure unwritten); the vCPU layer
+		 * writes it before the guest runs on.
+		 */
+		c->kvm_system_time = v;
+		c->pv_req |= X86_PV_CLOCK;
+		return 0;
+	case X86_MSR_KVM_WALL_CLOCK:
+	case X86_MSR_KVM_WALL_CLOCK_NEW:
+		if (c->kvm_wall_clock)
+			__atomic_store_n(c->kvm_wall_clock, v,
+					 __ATOMIC_RELAXED);
+		else
+			c->kvm_wall_clock_own = v;
+		c->pv_req |= X86_PV_WALL;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -1478,8 +1642,13 @@ static const uint32_t msr_list[] = {
 	X86_MSR_LSTAR,
 	X86_MSR_TSC,
 	X86_MSR_TSC_AUX,
+	X86_MSR_KVM_SYSTEM_TIME,
+	X86_MSR_KVM_WALL_CLOCK,
+	X86_MSR_KVM_SYSTEM_TIME_NEW,
+	X86_MSR_KVM_WALL_CLOCK_NEW,
 	X86_MSR_TSC_ADJUST,
 	0x6e0,
+	X86_MSR_MISC_ENABLE,
 	0x17a,
 	0x17b,
 	X86_MSR_PLATFORM_INFO,
@@ -1561,15 +1730,21 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	 .eax = X86_XSAVE_XSAVEOPT | X86_XSAVE_XSAVEC | X86_XSAVE_XGETBV1,
 	 .ebx = X86_XSAVE_SIZE},
 	/*
-	 * KVM's paravirtual leaves: the signature "KVMKVMKVM\0\0\0" and no
-	 * PV features (no kvmclock, async PF or PV EOI in gmem).
+	 * KVM's paravirtual leaves: the signature "KVMKVMKVM\0\0\0", and of
+	 * KVM's features those gmem has: CLOCKSOURCE(0) and CLOCKSOURCE2(3)
+	 * (kvmclock through either MSR pair), NOP_IO_DELAY(1) (port I/O
+	 * needs no delay), PV_SCHED_YIELD(13) (the hypercall, which returns
+	 * 0) and CLOCKSOURCE_STABLE_BIT(24) (PVCLOCK_TSC_STABLE_BIT is set
+	 * when the clock is stable).  No async PF, PV EOI, unhalt, TLB
+	 * flush, send-IPI, poll control or steal time.
 	 */
 	{.function = 0x40000000,
 	 .eax = 0x40000001,
 	 .ebx = 0x4b4d564b,
 	 .ecx = 0x564b4d56,
 	 .edx = 0x0000004d},
-	{.function = 0x40000001},
+	{.function = 0x40000001,
+	 .eax = (1u << 0) | (1u << 1) | (1u << 3) | (1u << 13) | (1u << 24)},
 	{.function = 0x80000000, .eax = 0x80000008},
 	/* ECX: LAHF(0) ABM/LZCNT(5); EDX: SYSCALL(11) NX(20) 1G(26)
 	 * RDTSCP(27) LM(29) */
@@ -1628,6 +1803,12 @@ void x86_cpuid_runtime(const struct x86_cpu *c, struct kvm_cpuid_entry2 *e,
 		b->ecx &= ~(1u << 27);
 		if (c->cr4 & X86_CR4_OSXSAVE)
 			b->ecx |= 1u << 27;
+		/* Without the quirk, MONITOR follows MISC_ENABLE.MWAIT. */
+		if (!x86_quirk(c, KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT)) {
+			b->ecx &= ~(1u << 3);
+			if (c->misc_enable & X86_MISC_ENABLE_MWAIT)
+				b->ecx |= 1u << 3;
+		}
 	}
 	/* Both formats are 576 bytes with the components the model has. */
 	if ((b = entry_find(e, n, 0xd, 0)))
@@ -1849,6 +2030,9 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->dr6 = X86_DR6_INIT;
 	c->dr7 = X86_DR7_INIT;
 	c->ucode_rev = X86_UCODE_REV_DEFAULT;
+	/* kvm_vcpu_reset(): no BTS, no PEBS (and no MWAIT enable). */
+	c->misc_enable =
+		X86_MISC_ENABLE_PEBS_UNAVAIL | X86_MISC_ENABLE_BTS_UNAVAIL;
 	x86_set_cpuid(c, default_cpuid,
 		      sizeof(default_cpuid) / sizeof(default_cpuid[0]));
 	return 0;

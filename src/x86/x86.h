@@ -32,6 +32,8 @@
  *                  names (KVM_CAP_X86_USER_SPACE_MSR): RIP at it; call
  *                  x86_complete_msr() with the VMM's answer before the
  *                  next x86_run
+ *       PV         a WRMSR of a kvmclock MSR retired and left work in
+ *                  cpu->pv_req (x86_take_pv()): do it, run again
  *       INTERNAL   stop.internal.why: KVM_EXIT_INTERNAL_ERROR (fetch from
  *                  MMIO, exception frame in MMIO, page-crossing MMIO,
  *                  page tables outside RAM, compatibility mode; an
@@ -119,6 +121,7 @@ enum x86_stop_reason {
 	X86_STOP_KICK,	     /* *kick or *immediate_exit was set */
 	X86_STOP_INTERNAL,   /* emulation failure not caused by the guest */
 	X86_STOP_MSR,	     /* see struct x86_stop.msr */
+	X86_STOP_PV,	     /* cpu->pv_req asks for work; RIP advanced */
 };
 
 struct x86_stop {
@@ -274,6 +277,24 @@ enum {
 #define X86_MSR_UCODE_REV 0x8b
 #define X86_MSR_PLATFORM_INFO 0xce
 #define X86_MSR_POWER_CTL 0x1fc
+#define X86_MSR_MISC_ENABLE 0x1a0
+/* KVM's paravirtual clock MSRs (the old pair and the _NEW pair). */
+#define X86_MSR_KVM_WALL_CLOCK 0x11
+#define X86_MSR_KVM_SYSTEM_TIME 0x12
+#define X86_MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
+#define X86_MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
+
+/* IA32_MISC_ENABLE bits KVM looks at. */
+#define X86_MISC_ENABLE_EMON (1ull << 7)
+#define X86_MISC_ENABLE_BTS_UNAVAIL (1ull << 11)
+#define X86_MISC_ENABLE_PEBS_UNAVAIL (1ull << 12)
+#define X86_MISC_ENABLE_MWAIT (1ull << 18)
+
+/* Requests a WRMSR leaves for the vCPU layer (x86_cpu.pv_req). */
+#define X86_PV_CLOCK 1 /* (re)write this vCPU's kvmclock structure */
+#define X86_PV_WALL 2  /* write the wall clock at the MSR's GPA */
+#define X86_PV_OLD 4   /* the guest wrote the old MSR_KVM_SYSTEM_TIME */
+#define X86_PV_NEW 8   /* ... or MSR_KVM_SYSTEM_TIME_NEW */
 
 /* DR6 and DR7 at reset (all breakpoints off), KVM's DR6_ACTIVE_LOW etc. */
 #define X86_DR6_INIT 0xffff0ff0ull
@@ -558,6 +579,28 @@ struct x86_cpu {
 		uint64_t rip;
 	} umsr;
 	uint64_t power_ctl; /* MSR_IA32_POWER_CTL, kept as KVM keeps it */
+
+	/*
+	 * The VM's disabled quirks (KVM_X86_QUIRK_*, atomic; NULL: all on),
+	 * and what the model does with them: MISC_ENABLE_NO_MWAIT (off:
+	 * CPUID.1:ECX.MONITOR follows IA32_MISC_ENABLE.MWAIT),
+	 * MWAIT_NEVER_UD_FAULTS (off: MONITOR/MWAIT #UD without that CPUID
+	 * bit) and FIX_HYPERCALL_INSN (off: the other vendor's hypercall
+	 * instruction is #UD instead of being patched).
+	 */
+	const uint64_t *disabled_quirks;
+	uint64_t misc_enable; /* IA32_MISC_ENABLE */
+	/*
+	 * kvmclock: MSR_KVM_SYSTEM_TIME(_NEW)'s value (GPA | enable bit 0),
+	 * the VM's MSR_KVM_WALL_CLOCK(_NEW) (shared by its vCPUs; NULL:
+	 * this vCPU's own kvm_wall_clock_own), and the X86_PV_* work that
+	 * writes leave for the vCPU layer, which owns the clock and writes
+	 * the guest structures (x86_take_pv()).
+	 */
+	uint64_t kvm_system_time;
+	uint64_t *kvm_wall_clock;
+	uint64_t kvm_wall_clock_own;
+	unsigned pv_req;
 };
 
 /* Bits of x86_cpu.pending. */
@@ -654,6 +697,10 @@ int x86_set_cpuid(struct x86_cpu *cpu, const struct kvm_cpuid_entry2 *e,
  */
 #define X86_TSC_KHZ 1000000u
 void x86_set_tsc_khz(struct x86_cpu *cpu, uint32_t khz);
+/* The TSC at host time @ns (x86_host_ns()'s clock). */
+uint64_t x86_tsc_at(const struct x86_cpu *cpu, uint64_t ns);
+/* The X86_PV_* requests left since the last call, cleared. */
+unsigned x86_take_pv(struct x86_cpu *cpu);
 /*
  * The TSC's reference point: it reads @base at host time @ns
  * (CLOCK_MONOTONIC, x86_host_ns()) and counts at the vCPU's rate.

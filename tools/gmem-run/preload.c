@@ -240,6 +240,65 @@ static const struct param amd_params[] = {
 	{"kvm_amd/parameters/sev_snp", "N\n"},
 };
 
+/*
+ * Outside /sys/module: the host's clocksource.  gmem's host TSC is
+ * CLOCK_MONOTONIC (the kvmclock of gmem's VMs is computed from it, and
+ * KVM_GET_CLOCK reports KVM_CLOCK_HOST_TSC), so the clocksource of the
+ * host that gmem presents is the TSC, whatever the real kernel uses.
+ */
+static const struct param sys_params[] = {
+	{"/sys/devices/system/clocksource/clocksource0/current_clocksource",
+	 "tsc\n"},
+};
+
+/*
+ * The inodes of the memfds that answer those files: fstat() says what
+ * sysfs says of an attribute (a 4096-byte regular file, 0444), as
+ * programs size their read buffer from it.
+ */
+#define SYSFS_FILES_MAX 64
+static unsigned long sysfs_inodes[SYSFS_FILES_MAX];
+static unsigned sysfs_ninodes;
+
+static void sysfs_remember(int fd)
+{
+	struct stat st;
+	unsigned n;
+
+	if (REAL(fstat)(fd, &st))
+		return;
+	n = __atomic_fetch_add(&sysfs_ninodes, 1, __ATOMIC_RELAXED);
+	if (n < SYSFS_FILES_MAX)
+		__atomic_store_n(&sysfs_inodes[n], (unsigned long)st.st_ino,
+				 __ATOMIC_RELEASE);
+}
+
+static void sysfs_stat(int fd, int r, ino_t ino, off_t *size, mode_t *mode)
+{
+	unsigned n = __atomic_load_n(&sysfs_ninodes, __ATOMIC_RELAXED);
+
+	if (r || !n)
+		return;
+	for (unsigned i = 0; i < n && i < SYSFS_FILES_MAX; i++)
+		if (__atomic_load_n(&sysfs_inodes[i], __ATOMIC_ACQUIRE) ==
+		    (unsigned long)ino) {
+			char link[64], path[64];
+			ssize_t k;
+
+			/* Our memfd, not another file with its number. */
+			snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+			k = readlink(link, path, sizeof(path) - 1);
+			if (k < 0)
+				return;
+			path[k] = 0;
+			if (strncmp(path, "/memfd:gmem:sysfs", 17))
+				return;
+			*size = 4096;
+			*mode = S_IFREG | 0444;
+			return;
+		}
+}
+
 static bool host_is_intel(void)
 {
 	unsigned int a, b, c, d;
@@ -265,6 +324,9 @@ static int open_param(const char *path, int flags, int *fd)
 	const char *p;
 	size_t len;
 
+	prm = find_param(path, sys_params, ARRAY_SIZE(sys_params));
+	if (prm)
+		goto answer;
 	if (strncmp(path, prefix, sizeof(prefix) - 1))
 		return 0;
 	p = path + sizeof(prefix) - 1;
@@ -281,6 +343,7 @@ static int open_param(const char *path, int flags, int *fd)
 		*fd = -1;
 		return 1;
 	}
+answer:
 	if ((flags & O_ACCMODE) != O_RDONLY) {
 		errno = EACCES;
 		*fd = -1;
@@ -300,6 +363,8 @@ static int open_param(const char *path, int flags, int *fd)
 		REAL(close)(*fd);
 		errno = e;
 		*fd = -1;
+	} else {
+		sysfs_remember(*fd);
 	}
 	return 1;
 }
@@ -368,6 +433,51 @@ DEFINE_OPEN(open)
 DEFINE_OPEN(open64)
 DEFINE_OPENAT(openat)
 DEFINE_OPENAT(openat64)
+
+/*
+ * fopen() opens inside libc, past the wrappers above: the files gmem
+ * answers are fdopen()ed memfds (read-only modes; others as open()).
+ */
+static FILE *gmem_fopen(const char *path, const char *mode, bool *done)
+{
+	FILE *f;
+	int fd;
+
+	*done = false;
+	if (!path || !mode || mode[0] != 'r' || strchr(mode, '+') ||
+	    is_kvm_dev(AT_FDCWD, path))
+		return NULL;
+	if (!open_param(path, O_RDONLY | (strchr(mode, 'e') ? O_CLOEXEC : 0),
+			&fd))
+		return NULL;
+	*done = true;
+	if (fd < 0)
+		return NULL;
+	f = fdopen(fd, mode);
+	if (!f) {
+		int e = errno;
+
+		REAL(close)(fd);
+		errno = e;
+	}
+	return f;
+}
+
+EXPORT FILE *fopen(const char *path, const char *mode)
+{
+	bool done;
+	FILE *f = gmem_fopen(path, mode, &done);
+
+	return done ? f : REAL(fopen)(path, mode);
+}
+
+EXPORT FILE *fopen64(const char *path, const char *mode)
+{
+	bool done;
+	FILE *f = gmem_fopen(path, mode, &done);
+
+	return done ? f : REAL(fopen64)(path, mode);
+}
 
 /* The _FORTIFY_SOURCE entries: no mode argument. */
 int __open_2(const char *path, int flags);
@@ -728,16 +838,24 @@ EXPORT int ftruncate64(int fd, off64_t len)
 
 EXPORT int fstat(int fd, struct stat *st)
 {
+	int r;
+
 	if (is_gmem(fd))
 		return gmem_fstat(fd, st);
-	return REAL(fstat)(fd, st);
+	r = REAL(fstat)(fd, st);
+	sysfs_stat(fd, r, st->st_ino, &st->st_size, &st->st_mode);
+	return r;
 }
 
 EXPORT int fstat64(int fd, struct stat64 *st)
 {
+	int r;
+
 	if (is_gmem(fd))
 		return gmem_fstat(fd, (struct stat *)st);
-	return REAL(fstat64)(fd, st);
+	r = REAL(fstat64)(fd, st);
+	sysfs_stat(fd, r, st->st_ino, &st->st_size, &st->st_mode);
+	return r;
 }
 
 static bool at_gmem(int dirfd, const char *path, int flags)
