@@ -323,6 +323,8 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 		return gmem_vcpu_set_tsc_khz(vcpu, (uint32_t)arg);
 	case KVM_GET_TSC_KHZ:
 		return gmem_vcpu_get_tsc_khz(vcpu);
+	case KVM_NMI:
+		return gmem_vcpu_nmi(vcpu);
 	}
 	/* The rest copy a struct in or out, as copy_from/to_user would. */
 	switch (request) {

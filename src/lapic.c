@@ -65,7 +65,7 @@ enum {
 #define ICR_SHORTHAND(lo) (((lo) >> 18) & 3)
 #define X2APIC_ICR_RSVD (0xfff00000ULL | (3ULL << 16) | (1ULL << 13))
 
-enum { DM_FIXED = 0, DM_LOWEST = 1 };
+enum { DM_FIXED = 0, DM_LOWEST = 1, DM_NMI = 4, DM_INIT = 5, DM_SIPI = 6 };
 enum { SH_NONE, SH_SELF, SH_ALL, SH_ALL_BUT_SELF };
 
 /* APIC_VERSION and the LVT count: six, seven with CMCI (MCG_CMCI_P). */
@@ -81,6 +81,9 @@ struct gmem_lapic {
 	uint64_t base;			      /* atomic: IA32_APIC_BASE */
 	int *kick;
 	int kick_bit;
+	int *nmi;		  /* the vCPU's NMI queue (atomic) */
+	unsigned int init_sipi;	  /* atomic: GMEM_LAPIC_INIT | _SIPI */
+	unsigned int sipi_vector; /* atomic; published before the SIPI bit */
 	struct gmem_apic_map *map;
 	uint64_t bus_cycle_ns;
 	uint32_t timer_mode_mask;
@@ -207,6 +210,31 @@ static bool accept(struct gmem_lapic *a, uint32_t lo)
 {
 	unsigned int v = lo & 0xff;
 
+	/*
+	 * __apic_accept_irq(): NMI, INIT and SIPI need no software enable;
+	 * a level-triggered de-assert is dropped, for INIT too.
+	 */
+	switch (ICR_DM(lo)) {
+	case DM_FIXED:
+	case DM_LOWEST:
+		break;
+	case DM_NMI:
+		__atomic_fetch_add(a->nmi, 1, __ATOMIC_SEQ_CST);
+		return true;
+	case DM_INIT:
+		if ((lo & ICR_LEVEL) && !(lo & ICR_ASSERT))
+			return false;
+		__atomic_store_n(&a->init_sipi, GMEM_LAPIC_INIT,
+				 __ATOMIC_SEQ_CST);
+		return true;
+	case DM_SIPI:
+		__atomic_store_n(&a->sipi_vector, v, __ATOMIC_RELAXED);
+		__atomic_fetch_or(&a->init_sipi, GMEM_LAPIC_SIPI,
+				  __ATOMIC_SEQ_CST);
+		return true;
+	default: /* SMI, ExtINT and the reserved modes: not modelled */
+		return false;
+	}
 	if ((lo & ICR_LEVEL) && !(lo & ICR_ASSERT))
 		return false;
 	if (!hw_enabled(base_of(a)) || !sw_enabled(a))
@@ -417,12 +445,9 @@ static void write_spiv(struct gmem_lapic *a, uint32_t v)
 
 static int send_ipi(struct gmem_lapic *a, uint32_t lo, uint32_t hi)
 {
-	unsigned int dm = ICR_DM(lo);
-
-	/* A self-IPI needs no map; NMI & co. are not modelled (lapic.h). */
+	/* A self-IPI needs no map. */
 	if (ICR_SHORTHAND(lo) == SH_SELF) {
-		if (dm == DM_FIXED || dm == DM_LOWEST)
-			accept(a, lo);
+		accept(a, lo);
 	} else if (a->map) {
 		gmem_apic_map_send(a->map, a, (uint64_t)hi << 32 | lo);
 	}
@@ -641,12 +666,14 @@ void gmem_lapic_set_base(struct gmem_lapic *a, uint64_t base)
 	}
 }
 
-void gmem_lapic_reset(struct gmem_lapic *a, uint64_t base, bool lint0_extint)
+static void reset(struct gmem_lapic *a, uint64_t base, bool lint0_extint,
+		  bool init)
 {
-	gmem_lapic_set_base(a, base);
 	timer_stop(a);
 	a->tscdeadline = 0;
-	wr(a, R_ID, x2apic(base) ? a->id : a->id << 24);
+	/* The xAPIC ID is set at RESET, kept at INIT. */
+	if (!init)
+		wr(a, R_ID, x2apic(base) ? a->id : a->id << 24);
 	wr(a, R_LVR, LVR_VALUE(a->nr_lvt));
 	for (unsigned int i = 0; i < NR_LVT_MAX - 1; i++)
 		wr(a, R_LVTT + 0x10 * i, LVT_MASKED);
@@ -672,7 +699,45 @@ void gmem_lapic_reset(struct gmem_lapic *a, uint64_t base, bool lint0_extint)
 	update_ppr(a);
 }
 
-int gmem_lapic_create(uint32_t id, int *kick_word, int kick_bit,
+void gmem_lapic_reset(struct gmem_lapic *a, uint64_t base, bool lint0_extint)
+{
+	gmem_lapic_set_base(a, base);
+	reset(a, base, lint0_extint, false);
+}
+
+void gmem_lapic_init(struct gmem_lapic *a, bool lint0_extint)
+{
+	reset(a, base_of(a), lint0_extint, true);
+}
+
+unsigned int gmem_lapic_init_sipi(const struct gmem_lapic *a)
+{
+	return __atomic_load_n(&a->init_sipi, __ATOMIC_ACQUIRE);
+}
+
+unsigned int gmem_lapic_take_init_sipi(struct gmem_lapic *a, uint8_t *vector)
+{
+	unsigned int ev =
+		__atomic_exchange_n(&a->init_sipi, 0, __ATOMIC_ACQUIRE);
+
+	*vector = (uint8_t)__atomic_load_n(&a->sipi_vector, __ATOMIC_RELAXED);
+	return ev;
+}
+
+void gmem_lapic_latch(struct gmem_lapic *a, unsigned int bits, bool on)
+{
+	if (on)
+		__atomic_fetch_or(&a->init_sipi, bits, __ATOMIC_SEQ_CST);
+	else
+		__atomic_fetch_and(&a->init_sipi, ~bits, __ATOMIC_SEQ_CST);
+}
+
+void gmem_lapic_set_sipi_vector(struct gmem_lapic *a, uint8_t vector)
+{
+	__atomic_store_n(&a->sipi_vector, vector, __ATOMIC_RELAXED);
+}
+
+int gmem_lapic_create(uint32_t id, int *kick_word, int kick_bit, int *nmi,
 		      uint64_t bus_cycle_ns, struct gmem_lapic **out)
 {
 	struct gmem_lapic *a = gmem_zalloc(sizeof(*a));
@@ -682,6 +747,7 @@ int gmem_lapic_create(uint32_t id, int *kick_word, int kick_bit,
 	a->id = id;
 	a->kick = kick_word;
 	a->kick_bit = kick_bit;
+	a->nmi = nmi;
 	a->bus_cycle_ns = bus_cycle_ns;
 	a->timer_mode_mask = TIMER_PERIODIC;
 	a->nr_lvt = NR_LVT_MAX - 1;
@@ -842,9 +908,6 @@ void gmem_apic_map_send(struct gmem_apic_map *m, struct gmem_lapic *src,
 	uint32_t dest = src_x2 ? hi : hi >> 24;
 	unsigned int sh = ICR_SHORTHAND(lo), dm = ICR_DM(lo);
 
-	/* NMI, SMI, INIT, SIPI and ExtINT are not modelled (lapic.h). */
-	if (dm != DM_FIXED && dm != DM_LOWEST)
-		return;
 	pthread_rwlock_rdlock(&m->lock);
 	for (size_t i = 0; i < m->nr; i++) {
 		struct gmem_lapic *t = m->apics[i];

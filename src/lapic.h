@@ -5,16 +5,18 @@
  * MMIO at IA32_APIC_BASE, x2APIC MSRs 0x800-0x8ff), the ID rules of both
  * modes, TPR/PPR/ISR/IRR priority, EOI, IPIs (fixed and lowest-priority,
  * physical and logical destinations, shorthands, broadcast), the timer in
- * one-shot, periodic and TSC-deadline modes, and KVM_GET/SET_LAPIC.
+ * one-shot, periodic and TSC-deadline modes, NMI, INIT and SIPI IPIs
+ * (held for the vCPU, which acts on them), and KVM_GET/SET_LAPIC.
  *
- * Not modelled (dropped as an interrupt nobody accepts): NMI, SMI, INIT,
- * SIPI and ExtINT delivery; the error status register reads 0 (KVM's
- * does too); no PIC or IOAPIC behind LINT0/LINT1.
+ * Not modelled (dropped as an interrupt nobody accepts): SMI and ExtINT
+ * delivery, and LVT entries in NMI mode; the error status register reads
+ * 0 (KVM's does too); no PIC or IOAPIC behind LINT0/LINT1.
  *
  * Threads: the owning vCPU's thread does everything but one thing: any
  * thread may deliver an interrupt (gmem_apic_map_send()), which sets an
- * IRR bit atomically and kicks the owner.  So every register word is
- * read and written with atomics; the timer is the owner's alone.
+ * IRR bit (or counts an NMI, or latches INIT/SIPI) atomically and kicks
+ * the owner.  So every register word is read and written with atomics;
+ * the timer is the owner's alone.
  *
  * Times are host CLOCK_MONOTONIC nanoseconds (x86_host_ns()).
  */
@@ -43,9 +45,11 @@ struct gmem_lapic;
 
 /*
  * A new APIC for vCPU @id, whose thread sleeps on *@kick: delivering an
- * interrupt ORs @kick_bit into it and wakes it (a futex).  -ENOMEM.
+ * interrupt ORs @kick_bit into it and wakes it (a futex).  An NMI IPI
+ * adds one to *@nmi (atomic; the vCPU's queue, which KVM_NMI shares).
+ * -ENOMEM.
  */
-int gmem_lapic_create(uint32_t id, int *kick, int kick_bit,
+int gmem_lapic_create(uint32_t id, int *kick, int kick_bit, int *nmi,
 		      uint64_t bus_cycle_ns, struct gmem_lapic **out);
 void gmem_lapic_destroy(struct gmem_lapic *a);
 
@@ -55,6 +59,22 @@ void gmem_lapic_destroy(struct gmem_lapic *a);
  * ExtINT mode, as a BIOS would.
  */
 void gmem_lapic_reset(struct gmem_lapic *a, uint64_t base, bool lint0_extint);
+/* kvm_lapic_reset(init_event): the same at INIT, base and xAPIC ID kept. */
+void gmem_lapic_init(struct gmem_lapic *a, bool lint0_extint);
+
+/*
+ * INIT and SIPI IPIs, latched as KVM's pending_events until the vCPU
+ * takes them: an INIT replaces whatever was latched, a SIPI adds itself
+ * and its vector.  take: the GMEM_LAPIC_INIT/SIPI bits, cleared, and the
+ * SIPI's vector.  KVM_SET_VCPU_EVENTS' latched_init and sipi_vector and
+ * KVM_SET_MP_STATE's SIPI_RECEIVED set them directly.
+ */
+#define GMEM_LAPIC_INIT 1u
+#define GMEM_LAPIC_SIPI 2u
+unsigned int gmem_lapic_init_sipi(const struct gmem_lapic *a);
+unsigned int gmem_lapic_take_init_sipi(struct gmem_lapic *a, uint8_t *vector);
+void gmem_lapic_latch(struct gmem_lapic *a, unsigned int bits, bool on);
+void gmem_lapic_set_sipi_vector(struct gmem_lapic *a, uint8_t vector);
 
 /*
  * IA32_APIC_BASE changed to @base (the caller checked it: reserved bits

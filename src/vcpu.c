@@ -34,7 +34,7 @@ static int vcpu_msr_hook(void *ctx, uint32_t index, uint64_t *v, bool write);
 _Static_assert(GMEM_TSC_KHZ == X86_TSC_KHZ,
 	       "the CPU model's TSC is the host's");
 
-static void reset_state(struct gmem_vcpu *vcpu, unsigned long id);
+static void reset_state(struct gmem_vcpu *vcpu, bool init);
 
 int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 		     struct gmem_vcpu **vcpup)
@@ -127,7 +127,8 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	vcpu->user_irq = -1;
 	if (vm->irqchip &&
 	    (gmem_lapic_create((uint32_t)id, &vcpu->vmv.kick, GMEM_KICK_APIC,
-			       vm->apic_bus_cycle_ns, &vcpu->apic) ||
+			       &vcpu->nmi_queued, vm->apic_bus_cycle_ns,
+			       &vcpu->apic) ||
 	     gmem_apic_map_add(&vm->apics, vcpu->apic))) {
 		r = -ENOMEM;
 		goto err_unlock;
@@ -137,7 +138,11 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	/* Without XO the CPUID table says (48 bits in the default one). */
 	if (vm->xo_bit)
 		x86_set_maxphyaddr(vcpu->cpu, vm->maxphyaddr, true);
-	reset_state(vcpu, id);
+	reset_state(vcpu, false);
+	/* kvm_arch_vcpu_create(): with the APIC, an AP waits for INIT. */
+	vcpu->mp_state = vcpu->apic && id != vm->bsp_vcpu_id
+				 ? KVM_MP_STATE_UNINITIALIZED
+				 : KVM_MP_STATE_RUNNABLE;
 	if (!vm->tsc_ref_ns)
 		vm->tsc_ref_ns = x86_host_ns();
 	x86_tsc_set_ref(vcpu->cpu, vm->tsc_ref_base, vm->tsc_ref_ns);
@@ -925,6 +930,109 @@ static bool apic_wakes(struct gmem_vcpu *vcpu)
 	       (x86_get_rflags(c) & X86_IF);
 }
 
+/*
+ * process_nmi(): the queue moves to the pending count, which holds up to
+ * two NMIs, one while NMIs are blocked or one is on its way in.
+ */
+static void process_nmi(struct gmem_vcpu *vcpu)
+{
+	const struct x86_cpu *c = vcpu->cpu;
+	int q;
+
+	if (!__atomic_load_n(&vcpu->nmi_queued, __ATOMIC_RELAXED))
+		return;
+	q = __atomic_exchange_n(&vcpu->nmi_queued, 0, __ATOMIC_ACQUIRE);
+	vcpu->nmi_pending = MIN(vcpu->nmi_pending + (unsigned int)q,
+				c->nmi_masked || x86_nmi_injected(c) ? 1u : 2u);
+}
+
+/*
+ * Then the NMI's injection, ahead of any interrupt.  One that must wait
+ * opens the NMI window, or, behind a queued exception, stops the run
+ * after its delivery to look again.
+ */
+static void nmi_inject(struct gmem_vcpu *vcpu)
+{
+	struct x86_cpu *c = vcpu->cpu;
+
+	process_nmi(vcpu);
+	c->nmi_window = false;
+	if (!vcpu->nmi_pending)
+		return;
+	if (x86_nmi_allowed(c)) {
+		x86_inject_nmi(c);
+		vcpu->nmi_pending--;
+	} else if (c->pend.valid) {
+		x86_request_event(c);
+	}
+	c->nmi_window = vcpu->nmi_pending != 0;
+}
+
+/* An NMI wakes a halted vCPU: a new one, or one it may take now. */
+static bool nmi_wakes(const struct gmem_vcpu *vcpu)
+{
+	return __atomic_load_n(&vcpu->nmi_queued, __ATOMIC_ACQUIRE) ||
+	       (vcpu->nmi_pending && !vcpu->cpu->nmi_masked);
+}
+
+int gmem_vcpu_nmi(struct gmem_vcpu *vcpu)
+{
+	__atomic_fetch_add(&vcpu->nmi_queued, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* kvm_vcpu_deliver_sipi_vector(): real mode at vector << 12. */
+static void deliver_sipi(struct gmem_vcpu *vcpu, uint8_t vector)
+{
+	struct kvm_sregs s;
+	struct kvm_regs r;
+
+	x86_get_sregs(vcpu->cpu, &s);
+	s.cs.selector = (uint16_t)(vector << 8);
+	s.cs.base = (uint64_t)vector << 12;
+	x86_set_sregs(vcpu->cpu, &s);
+	x86_get_regs(vcpu->cpu, &r);
+	r.rip = 0;
+	x86_set_regs(vcpu->cpu, &r);
+}
+
+/*
+ * kvm_apic_accept_events(): an INIT the APIC latched resets the vCPU
+ * (the BSP runs on from the reset vector, an AP waits for SIPI); then a
+ * SIPI starts a waiting AP and is dropped otherwise.
+ */
+static void accept_events(struct gmem_vcpu *vcpu)
+{
+	unsigned int ev;
+	uint8_t vector;
+
+	if (!vcpu->apic || !gmem_lapic_init_sipi(vcpu->apic))
+		return;
+	ev = gmem_lapic_take_init_sipi(vcpu->apic, &vector);
+	if (ev & GMEM_LAPIC_INIT) {
+		reset_state(vcpu, true);
+		vcpu->mp_state = vcpu->cpu->apic_base & GMEM_APIC_BASE_BSP
+					 ? KVM_MP_STATE_RUNNABLE
+					 : KVM_MP_STATE_INIT_RECEIVED;
+	}
+	if ((ev & GMEM_LAPIC_SIPI) &&
+	    vcpu->mp_state == KVM_MP_STATE_INIT_RECEIVED) {
+		deliver_sipi(vcpu, vector);
+		vcpu->mp_state = KVM_MP_STATE_RUNNABLE;
+	}
+}
+
+/* kvm_vcpu_has_events() for a vCPU that is not RUNNABLE. */
+static bool wakes(struct gmem_vcpu *vcpu)
+{
+	if (vcpu->apic && gmem_lapic_init_sipi(vcpu->apic))
+		return true;
+	if (vcpu->mp_state != KVM_MP_STATE_HALTED &&
+	    vcpu->mp_state != KVM_MP_STATE_AP_RESET_HOLD)
+		return false;
+	return nmi_wakes(vcpu) || (vcpu->apic && apic_wakes(vcpu));
+}
+
 /* An MMIO stop that is the APIC's page: true once it is answered. */
 static bool apic_mmio(struct gmem_vcpu *vcpu, const struct x86_stop *stop)
 {
@@ -1057,12 +1165,6 @@ static bool hypercall(struct gmem_vcpu *vcpu)
 	return true;
 }
 
-/*
- * A halted vCPU of a VM with an irqchip blocks, outside guest mode (a
- * shootdown need not wait for it), until a kick; nothing can interrupt
- * it yet, so a kick ends the run with KVM_EXIT_INTR and the vCPU stays
- * halted, as KVM's does when a signal ends kvm_vcpu_block().
- */
 /* One page's pre-fault: the bytes it covers from @gpa, or -errno. */
 /*
  * What KVM's pre-fault does to the memory behind a mapping: the pages are
@@ -1166,18 +1268,23 @@ static bool signal_pending(const struct gmem_vcpu *vcpu)
 }
 
 /*
- * A halted vCPU blocks, outside guest mode, until its APIC has an
- * interrupt it takes (0: run on) or a kick, signal or immediate_exit
- * ends the run (-EINTR, KVM_EXIT_INTR, still halted), as KVM's
- * kvm_vcpu_block().  The sleep ends at the APIC timer's next expiry.
+ * kvm_vcpu_block(): a vCPU that is not RUNNABLE sleeps, outside guest
+ * mode, until it may run on: HALTED (and AP_RESET_HOLD) until an
+ * interrupt it takes, an NMI, or INIT/SIPI; UNINITIALIZED and
+ * INIT_RECEIVED until INIT or SIPI, which it then accepts (an INIT can
+ * leave it waiting for SIPI: it sleeps on).  0 once RUNNABLE, or at the
+ * first event with @once; -EINTR (KVM_EXIT_INTR, the state kept) when a
+ * kick, signal or immediate_exit ends the run.  The sleep ends at the
+ * APIC timer's next expiry.
  */
-static int halt(struct gmem_vcpu *vcpu)
+static int block(struct gmem_vcpu *vcpu, bool once)
 {
 	/* Signals that nothing delivers are looked for this often. */
 	const uint64_t poll_ns = 1000000;
 	int k;
 
-	VCPU_STAT_INC(vcpu, halts);
+	if (vcpu->mp_state == KVM_MP_STATE_HALTED)
+		VCPU_STAT_INC(vcpu, halts);
 	for (;;) {
 		uint64_t wait = vcpu->sig_poll ? poll_ns : UINT64_MAX;
 		struct timespec ts;
@@ -1191,15 +1298,19 @@ static int halt(struct gmem_vcpu *vcpu)
 				    __ATOMIC_RELAXED) ||
 		    signal_pending(vcpu))
 			break;
-		if (vcpu->apic) {
-			uint64_t t, now;
-
-			if (apic_wakes(vcpu)) {
-				vcpu->halted = false;
+		if (wakes(vcpu)) {
+			accept_events(vcpu);
+			if (vcpu->mp_state == KVM_MP_STATE_HALTED ||
+			    vcpu->mp_state == KVM_MP_STATE_AP_RESET_HOLD)
+				vcpu->mp_state = KVM_MP_STATE_RUNNABLE;
+			if (once || vcpu->mp_state == KVM_MP_STATE_RUNNABLE)
 				return 0;
-			}
-			t = gmem_lapic_next_timer(vcpu->apic);
-			now = x86_host_ns();
+			continue;
+		}
+		if (vcpu->apic) {
+			uint64_t t = gmem_lapic_next_timer(vcpu->apic);
+			uint64_t now = x86_host_ns();
+
 			if (t != UINT64_MAX)
 				wait = MIN(wait, t > now ? t - now : 0);
 		}
@@ -1347,6 +1458,16 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 
 	wants_to_run = !__atomic_load_n(&run->immediate_exit, __ATOMIC_RELAXED);
 	run->flags = 0;
+	/*
+	 * An AP before its INIT: KVM_RUN waits for an event, takes it and
+	 * returns -EAGAIN (-EINTR for a signal), running nothing.
+	 */
+	if (unlikely(vcpu->mp_state == KVM_MP_STATE_UNINITIALIZED)) {
+		r = wants_to_run ? block(vcpu, true) : -EINTR;
+		if (!r)
+			r = -EAGAIN;
+		goto save;
+	}
 	/* One branch for both words when neither asks for anything. */
 	if (unlikely(__atomic_load_n(&run->kvm_valid_regs, __ATOMIC_RELAXED) |
 		     __atomic_load_n(&run->kvm_dirty_regs, __ATOMIC_RELAXED))) {
@@ -1370,8 +1491,9 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 		goto save;
 	}
 	vcpu->fault_lin_valid = false;
-	if (vcpu->halted) {
-		r = halt(vcpu);
+	accept_events(vcpu);
+	if (vcpu->mp_state != KVM_MP_STATE_RUNNABLE) {
+		r = block(vcpu, false);
 		if (r)
 			goto save;
 	}
@@ -1408,6 +1530,18 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 
 		vcpu->s2_retry = vcpu->s2_nomem = vcpu->s2_ring_full = false;
 		stop.s2_pfec = 0;
+		if (vcpu->apic && !finish && gmem_lapic_init_sipi(vcpu->apic)) {
+			accept_events(vcpu);
+			if (vcpu->mp_state != KVM_MP_STATE_RUNNABLE) {
+				gmem_vcpu_exit_guest(vcpu);
+				r = block(vcpu, false);
+				if (r)
+					goto save;
+				gmem_vcpu_enter_guest(vcpu);
+			}
+		}
+		if (!finish)
+			nmi_inject(vcpu);
 		if (vcpu->apic && !finish)
 			apic_inject(vcpu);
 		else if (!finish && user_irq_window(vcpu)) {
@@ -1458,12 +1592,14 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 		case X86_STOP_HLT:
 			if (__atomic_load_n(&vcpu->vm->irqchip,
 					    __ATOMIC_RELAXED)) {
-				/* An interrupt it takes keeps it running. */
-				if (vcpu->apic && apic_wakes(vcpu))
+				/* An event it takes keeps it running. */
+				vcpu->mp_state = KVM_MP_STATE_HALTED;
+				if (wakes(vcpu)) {
+					vcpu->mp_state = KVM_MP_STATE_RUNNABLE;
 					continue;
+				}
 				gmem_vcpu_exit_guest(vcpu);
-				vcpu->halted = true;
-				r = halt(vcpu);
+				r = block(vcpu, false);
 				if (r)
 					goto save;
 				gmem_vcpu_enter_guest(vcpu);
@@ -1693,12 +1829,23 @@ int gmem_vcpu_get_sregs(struct gmem_vcpu *vcpu, struct kvm_sregs *sregs)
  * CPUID.1:EAX.  A VMM sets long mode (the only one the model runs) with
  * KVM_SET_SREGS.
  */
-static void reset_state(struct gmem_vcpu *vcpu, unsigned long id)
+/*
+ * kvm_vcpu_reset(): the RESET state of a new vCPU, or (@init) the INIT
+ * its APIC latched, which keeps CR0.CD/NW, IA32_APIC_BASE, the xAPIC ID
+ * and what INIT leaves alone (MSRs, x87/SSE state, XCR0) and drops every
+ * queued event, NMI blocking and the kvmclock.
+ */
+static void reset_state(struct gmem_vcpu *vcpu, bool init)
 {
+	struct x86_cpu *c = vcpu->cpu;
 	struct kvm_segment data = {
 		.limit = 0xffff, .type = 3, .present = 1, .s = 1};
 	struct kvm_sregs s = {0};
 	struct kvm_regs regs = {0};
+	bool bsp = vcpu->vmv.id == vcpu->vm->bsp_vcpu_id;
+	bool lint0 = bsp && !(__atomic_load_n(&vcpu->vm->disabled_quirks,
+					      __ATOMIC_RELAXED) &
+			      KVM_X86_QUIRK_LINT0_REENABLED);
 	uint32_t sig[4];
 
 	s.cs = data;
@@ -1709,22 +1856,33 @@ static void reset_state(struct gmem_vcpu *vcpu, unsigned long id)
 	s.tr = (struct kvm_segment){.limit = 0xffff, .type = 0xb, .present = 1};
 	s.ldt = (struct kvm_segment){.limit = 0xffff, .type = 2, .present = 1};
 	s.gdt.limit = s.idt.limit = 0xffff;
-	s.cr0 = X86_CR0_CD | X86_CR0_NW | X86_CR0_ET;
-	s.apic_base = 0xfee00000 | (1u << 11) |
-		      (id == vcpu->vm->bsp_vcpu_id ? 1u << 8 : 0);
-	x86_set_sregs(vcpu->cpu, &s);
-	if (vcpu->apic)
-		gmem_lapic_reset(vcpu->apic, s.apic_base,
-				 (s.apic_base & GMEM_APIC_BASE_BSP) &&
-					 !(__atomic_load_n(
-						   &vcpu->vm->disabled_quirks,
-						   __ATOMIC_RELAXED) &
-					   KVM_X86_QUIRK_LINT0_REENABLED));
-	x86_cpuid(vcpu->cpu, 1, 0, sig);
+	s.cr0 = X86_CR0_ET | (init ? c->cr0 & (X86_CR0_CD | X86_CR0_NW)
+				   : X86_CR0_CD | X86_CR0_NW);
+	s.apic_base = init ? c->apic_base
+			   : 0xfee00000 | (1u << 11) | (bsp ? 1u << 8 : 0);
+	x86_set_sregs(c, &s);
+	if (vcpu->apic && init)
+		gmem_lapic_init(vcpu->apic, lint0);
+	else if (vcpu->apic)
+		gmem_lapic_reset(vcpu->apic, s.apic_base, lint0);
+	x86_cpuid(c, 1, 0, sig);
 	regs.rip = 0xfff0;
 	regs.rflags = 2;
 	regs.rdx = sig[0];
-	x86_set_regs(vcpu->cpu, &regs);
+	x86_set_regs(c, &regs);
+	if (!init)
+		return;
+	c->pend.valid = false;
+	c->int_shadow = c->nmi_masked = false;
+	c->pending &= ~(uint32_t)(X86_PEND_STI | X86_PEND_SHADOW);
+	c->cr2 = 0;
+	c->kvm_system_time = 0;
+	memset(c->db, 0, sizeof(c->db));
+	c->dr6 = 0xffff0ff0;
+	c->dr7 = 0x400;
+	vcpu->nmi_pending = 0;
+	__atomic_store_n(&vcpu->nmi_queued, 0, __ATOMIC_RELAXED);
+	vcpu->user_irq = -1;
 }
 
 /* A CPUID bit of a table: leaf @fn, subleaf @idx, register (0 EAX..3 EDX). */
@@ -1944,38 +2102,43 @@ int gmem_vcpu_get_cpuid(struct gmem_vcpu *vcpu, struct kvm_cpuid2 *cpuid)
 }
 
 /*
- * No in-kernel LAPIC: a vCPU is always RUNNABLE (HLT exits to the VMM
- * instead of halting it), and that is the one state KVM lets a VMM set.
- */
-/*
- * Without an irqchip the vCPU is always RUNNABLE, as KVM's without an
- * in-kernel LAPIC; with one, a HLT it blocks in makes it HALTED.  (INIT
- * and SIPI states come with the local APIC.)
+ * kvm_arch_vcpu_ioctl_get/set_mpstate(): the APIC's latched INIT/SIPI
+ * are taken first.  Without the in-kernel APIC only RUNNABLE can be set;
+ * SIPI_RECEIVED waits for SIPI with one latched (the vector it has).
  */
 int gmem_vcpu_get_mp_state(struct gmem_vcpu *vcpu, struct kvm_mp_state *mp)
 {
-	mp->mp_state =
-		vcpu->halted ? KVM_MP_STATE_HALTED : KVM_MP_STATE_RUNNABLE;
+	accept_events(vcpu);
+	mp->mp_state = vcpu->mp_state;
 	return 0;
 }
 
 int gmem_vcpu_set_mp_state(struct gmem_vcpu *vcpu,
 			   const struct kvm_mp_state *mp)
 {
-	bool irqchip = __atomic_load_n(&vcpu->vm->irqchip, __ATOMIC_RELAXED);
-
-	if (mp->mp_state == KVM_MP_STATE_RUNNABLE ||
-	    (irqchip && mp->mp_state == KVM_MP_STATE_HALTED)) {
-		vcpu->halted = mp->mp_state == KVM_MP_STATE_HALTED;
-		return 0;
+	switch (mp->mp_state) {
+	case KVM_MP_STATE_UNINITIALIZED:
+	case KVM_MP_STATE_HALTED:
+	case KVM_MP_STATE_AP_RESET_HOLD:
+	case KVM_MP_STATE_INIT_RECEIVED:
+	case KVM_MP_STATE_SIPI_RECEIVED:
+		if (!vcpu->apic)
+			return -EINVAL;
+		break;
+	case KVM_MP_STATE_RUNNABLE:
+		break;
+	default:
+		return -EINVAL;
 	}
-	return -EINVAL;
+	if (mp->mp_state == KVM_MP_STATE_SIPI_RECEIVED) {
+		vcpu->mp_state = KVM_MP_STATE_INIT_RECEIVED;
+		gmem_lapic_latch(vcpu->apic, GMEM_LAPIC_SIPI, true);
+	} else {
+		vcpu->mp_state = mp->mp_state;
+	}
+	return 0;
 }
 
-/*
- * KVM_SET_TSC_KHZ as on a host with TSC scaling: any rate below the
- * limit, 0 meaning the host's.  The count goes on from where it was.
- */
 int gmem_vcpu_set_tsc_khz(struct gmem_vcpu *vcpu, uint32_t khz)
 {
 	if (khz >= GMEM_MAX_GUEST_TSC_KHZ)
@@ -2131,8 +2294,9 @@ int gmem_get_feature_msrs(struct kvm_msrs *msrs)
  * KVM_CAP_EXCEPTION_PAYLOAD reports pending ones as injected too), any
  * other hardware vector the injected interrupt.  Software events (INT n,
  * INT3, INTO) are not reported, as KVM does not: RIP is still at the
- * instruction, which runs again.  The model has no NMIs, no interrupt
- * shadow (STI and MOV SS block nothing), no SMM and no INIT latch.
+ * instruction, which runs again.  An NMI in the slot is nmi.injected;
+ * NMIs pending are counted after process_nmi(), as KVM reports them.  The
+ * model has no MOV SS shadow and no SMM; the APIC latches INIT.
  */
 #define EVENTS_FLAGS                                                         \
 	(KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR | \
@@ -2145,7 +2309,10 @@ int gmem_vcpu_get_vcpu_events(struct gmem_vcpu *vcpu,
 	const struct x86_cpu *c = vcpu->cpu;
 
 	memset(ev, 0, sizeof(*ev));
-	if (c->pend.valid && c->pend.vector < 32) {
+	process_nmi(vcpu);
+	if (x86_nmi_injected(c)) {
+		ev->nmi.injected = 1;
+	} else if (c->pend.valid && c->pend.vector < 32) {
 		ev->exception.injected = !c->pend.soft;
 		ev->exception.nr = c->pend.vector;
 		ev->exception.has_error_code = c->pend.has_err;
@@ -2156,6 +2323,10 @@ int gmem_vcpu_get_vcpu_events(struct gmem_vcpu *vcpu,
 	}
 	/* KVM_X86_SHADOW_INT_STI: the model's only interrupt shadow. */
 	ev->interrupt.shadow = c->int_shadow ? KVM_X86_SHADOW_INT_STI : 0;
+	ev->nmi.pending = (uint8_t)vcpu->nmi_pending;
+	ev->nmi.masked = c->nmi_masked;
+	ev->smi.latched_init = vcpu->apic && (gmem_lapic_init_sipi(vcpu->apic) &
+					      GMEM_LAPIC_INIT);
 	ev->flags = KVM_VCPUEVENT_VALID_NMI_PENDING |
 		    KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM;
 	return 0;
@@ -2166,7 +2337,6 @@ int gmem_vcpu_set_vcpu_events(struct gmem_vcpu *vcpu,
 {
 	struct x86_cpu *c = vcpu->cpu;
 	bool smm = ev->flags & KVM_VCPUEVENT_VALID_SMM;
-	bool irqchip = __atomic_load_n(&vcpu->vm->irqchip, __ATOMIC_RELAXED);
 
 	/* KVM's checks, in its order; none of its enabling caps is on. */
 	if (ev->flags & ~EVENTS_FLAGS)
@@ -2181,19 +2351,14 @@ int gmem_vcpu_set_vcpu_events(struct gmem_vcpu *vcpu,
 	/* No SMM: answered as by a kernel built without it (X86_SMM 0). */
 	if (smm && (ev->smi.smm || ev->smi.pending || ev->smi.smm_inside_nmi))
 		return -EINVAL;
-	/* What KVM would hold and the model cannot: refused, not dropped. */
-	if (ev->nmi.injected || ev->nmi.masked ||
-	    ((ev->flags & KVM_VCPUEVENT_VALID_NMI_PENDING) && ev->nmi.pending))
-		return -EINVAL;
 	/* STI's shadow is modelled, MOV SS's is not. */
 	if ((ev->flags & KVM_VCPUEVENT_VALID_SHADOW) &&
 	    (ev->interrupt.shadow & ~KVM_X86_SHADOW_INT_STI))
 		return -EINVAL;
-	if (ev->exception.injected && ev->interrupt.injected)
+	/* The model has one event slot, which KVM's three would share. */
+	if ((ev->exception.injected + ev->interrupt.injected +
+	     ev->nmi.injected) > 1)
 		return -EINVAL;
-	if (smm && irqchip && ev->smi.latched_init)
-		return -EINVAL;
-	/* sipi_vector: no SIPI ever arrives, so there is nothing to keep. */
 
 	if (ev->flags & KVM_VCPUEVENT_VALID_SHADOW) {
 		c->int_shadow = ev->interrupt.shadow != 0;
@@ -2216,7 +2381,23 @@ int gmem_vcpu_set_vcpu_events(struct gmem_vcpu *vcpu,
 		c->pend.soft = ev->interrupt.soft;
 		c->pend.has_err = false;
 		c->pend.err = 0;
+	} else if (ev->nmi.injected) {
+		c->pend.valid = true;
+		c->pend.vector = 2;
+		c->pend.has_err = false;
+		c->pend.err = 0;
 	}
+	if (ev->flags & KVM_VCPUEVENT_VALID_NMI_PENDING) {
+		vcpu->nmi_pending = 0;
+		__atomic_store_n(&vcpu->nmi_queued, ev->nmi.pending,
+				 __ATOMIC_RELEASE);
+	}
+	c->nmi_masked = ev->nmi.masked;
+	if ((ev->flags & KVM_VCPUEVENT_VALID_SIPI_VECTOR) && vcpu->apic)
+		gmem_lapic_set_sipi_vector(vcpu->apic, ev->sipi_vector);
+	if (smm && vcpu->apic)
+		gmem_lapic_latch(vcpu->apic, GMEM_LAPIC_INIT,
+				 ev->smi.latched_init);
 	return 0;
 }
 

@@ -69,9 +69,16 @@ struct gmem_vcpu {
 
 	/* The id and the shootdown handshake, which the VM layer reads. */
 	struct gmem_vm_vcpu vmv;
-	/* HLT with an in-library irqchip: blocked until a kick (vcpu thread).
+	/*
+	 * KVM_MP_STATE_*, the vCPU thread's: RUNNABLE, HALTED (a HLT with
+	 * the in-kernel irqchip), and with the APIC UNINITIALIZED (an AP
+	 * before its INIT), INIT_RECEIVED (waiting for SIPI), AP_RESET_HOLD
+	 * (as HALTED).  Anything but RUNNABLE blocks in KVM_RUN (block()).
 	 */
-	bool halted;
+	unsigned int mp_state;
+	/* KVM_NMI and NMI IPIs (any thread, atomic), then process_nmi()'s. */
+	int nmi_queued;
+	unsigned int nmi_pending;
 
 	struct x86_cpu *cpu;
 	/* The local APIC, with an irqchip (KVM_CREATE_IRQCHIP before us). */

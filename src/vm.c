@@ -129,6 +129,7 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_ENABLE_CAP_VM:
 	case KVM_CAP_GET_TSC_KHZ:
 	case KVM_CAP_MP_STATE:
+	case KVM_CAP_USER_NMI:
 	case KVM_CAP_SET_TSS_ADDR:
 	case KVM_CAP_SET_IDENTITY_MAP_ADDR:
 	case KVM_CAP_SET_BOOT_CPU_ID:

@@ -6,7 +6,9 @@
  * priority (IRR above PPR, TPR, ISR and EOI); the software disable; the
  * timer's count, expiry and modes; IPI destinations (physical, logical
  * flat and cluster, x2APIC clusters, shorthands, broadcast) and the kick
- * of their targets; KVM_GET/SET_LAPIC's x2APIC ID rules.  Guest-level
+ * of their targets; NMI, INIT and SIPI IPIs (counted and latched for the
+ * vCPU, even with the APIC software-disabled); INIT's reset, which keeps
+ * the ID; KVM_GET/SET_LAPIC's x2APIC ID rules.  Guest-level
  * behaviour is in the kernel's xapic and APIC timer selftests.
  */
 #include <errno.h>
@@ -21,13 +23,13 @@
 #define MSR(off) (GMEM_MSR_X2APIC_FIRST + ((off) >> 4))
 #define KICK 4
 
-static int kicks[8];
+static int kicks[8], nmis[8];
 
 static struct gmem_lapic *make(uint32_t id, uint64_t base)
 {
 	struct gmem_lapic *a;
 
-	if (gmem_lapic_create(id, &kicks[id % 8], KICK, 1, &a))
+	if (gmem_lapic_create(id, &kicks[id % 8], KICK, &nmis[id % 8], 1, &a))
 		return NULL;
 	gmem_lapic_reset(a, base, false);
 	return a;
@@ -312,14 +314,15 @@ static void test_ipis(void)
 	mmio_wr(a[0], 0x300, 0x4090, 0);
 	CHECK_EQ(gmem_lapic_pending(a[0], 0), 0x90);
 	CHECK_EQ(gmem_lapic_pending(a[1], 0), 0x90);
-	/* Not accepted: a level deassert, an NMI, a disabled APIC. */
+	/* Not accepted: a level deassert, SMI, a disabled APIC. */
 	mmio_wr(a[0], 0x310, 2u << 24, 0);
 	mmio_wr(a[0], 0x300, 0x80a0, 0);
-	mmio_wr(a[0], 0x300, 0x44a1, 0);
+	mmio_wr(a[0], 0x300, 0x42a1, 0);
 	gmem_lapic_set_base(a[2], GMEM_APIC_DEFAULT_BASE);
 	mmio_wr(a[0], 0x300, 0x40a2, 0);
 	gmem_lapic_set_base(a[2], BASE);
 	CHECK_EQ(gmem_lapic_pending(a[2], 0), 0x90);
+	CHECK_EQ(nmis[2], 0);
 	/* x2APIC: 32-bit destination, cluster LDR from the id. */
 	gmem_lapic_set_base(a[0], X2);
 	gmem_lapic_set_base(a[3], X2);
@@ -334,6 +337,77 @@ static void test_ipis(void)
 	gmem_apic_map_destroy(&m);
 	tap_result("IPIs: physical, flat and cluster logical, x2APIC, "
 		   "shorthands, broadcast, refusals");
+}
+
+/*
+ * NMI, INIT and SIPI IPIs go to the vCPU, not to IRR: an NMI counts in
+ * its queue, INIT replaces what was latched, SIPI adds itself and its
+ * vector; all with the APIC software-disabled, each target kicked.
+ */
+static void test_nmi_init_sipi(void)
+{
+	struct gmem_apic_map m;
+	struct gmem_lapic *a[3];
+	uint8_t vec = 0;
+
+	REQUIRE(gmem_apic_map_init(&m) == 0);
+	for (uint32_t i = 0; i < 3; i++) {
+		a[i] = make(i, BASE);
+		REQUIRE(a[i]);
+		REQUIRE(gmem_apic_map_add(&m, a[i]) == 0);
+		kicks[i] = nmis[i] = 0;
+	}
+	sw_enable(a[0]);
+	/* NMI to APIC 1 (software-disabled), twice; then to all but self. */
+	mmio_wr(a[0], 0x310, 1u << 24, 0);
+	CHECK_EQ(mmio_wr(a[0], 0x300, 0x4400, 0), 1);
+	mmio_wr(a[0], 0x300, 0x4400, 0);
+	CHECK_EQ(nmis[1], 2);
+	CHECK_EQ(kicks[1], KICK);
+	mmio_wr(a[0], 0x300, 0xc4400, 0);
+	CHECK(nmis[0] == 0 && nmis[1] == 3 && nmis[2] == 1);
+	CHECK_EQ(gmem_lapic_pending(a[1], 0), -1);
+	/* A self NMI through the shorthand. */
+	mmio_wr(a[0], 0x300, 0x44400, 0);
+	CHECK_EQ(nmis[0], 1);
+
+	/* SIPI then INIT: the INIT replaces it.  Then a SIPI adds itself. */
+	mmio_wr(a[0], 0x310, 2u << 24, 0);
+	mmio_wr(a[0], 0x300, 0x4612, 0);
+	CHECK_EQ(gmem_lapic_init_sipi(a[2]), GMEM_LAPIC_SIPI);
+	kicks[2] = 0;
+	mmio_wr(a[0], 0x300, 0x4500, 0);
+	CHECK_EQ(kicks[2], KICK);
+	CHECK_EQ(gmem_lapic_init_sipi(a[2]), GMEM_LAPIC_INIT);
+	mmio_wr(a[0], 0x300, 0x4634, 0);
+	CHECK_EQ(gmem_lapic_take_init_sipi(a[2], &vec),
+		 GMEM_LAPIC_INIT | GMEM_LAPIC_SIPI);
+	CHECK_EQ(vec, 0x34);
+	CHECK_EQ(gmem_lapic_init_sipi(a[2]), 0);
+	/* An INIT level de-assert is dropped; a level assert is taken. */
+	mmio_wr(a[0], 0x300, 0x8500, 0);
+	CHECK_EQ(gmem_lapic_init_sipi(a[2]), 0);
+	mmio_wr(a[0], 0x300, 0xc500, 0);
+	CHECK_EQ(gmem_lapic_init_sipi(a[2]), GMEM_LAPIC_INIT);
+	gmem_lapic_latch(a[2], GMEM_LAPIC_INIT, false);
+	CHECK_EQ(gmem_lapic_init_sipi(a[2]), 0);
+
+	/* INIT's reset: LVTs masked, IRR cleared, the written ID kept. */
+	mmio_wr(a[1], 0x20, 7u << 24, 0);
+	mmio_wr(a[1], 0x350, 0x30, 0);
+	gmem_lapic_init(a[1], false);
+	CHECK_EQ(reg(a[1], 0x20), 7u << 24);
+	CHECK_EQ(reg(a[1], 0x350), 1u << 16);
+	CHECK_EQ(reg(a[1], 0xf0), 0xffu);
+	gmem_lapic_reset(a[1], BASE, false);
+	CHECK_EQ(reg(a[1], 0x20), 1u << 24);
+	for (int i = 0; i < 3; i++) {
+		gmem_apic_map_remove(&m, a[i]);
+		gmem_lapic_destroy(a[i]);
+	}
+	gmem_apic_map_destroy(&m);
+	tap_result("NMI, INIT and SIPI IPIs: counted and latched for the "
+		   "vCPU; INIT's reset keeps the ID");
 }
 
 static void test_state(void)
@@ -382,12 +456,13 @@ static void test_state(void)
 
 int main(void)
 {
-	tap_plan(6, 30);
+	tap_plan(7, 30);
 	test_reset_and_ids();
 	test_msrs_and_mmio();
 	test_priority();
 	test_timer();
 	test_ipis();
+	test_nmi_init_sipi();
 	test_state();
 	return tap_done();
 }

@@ -725,13 +725,12 @@ static void test_vcpu_events(void)
 		{.exc = 1, .exc_nr = 2}, /* NMI */
 		{.flags = KVM_VCPUEVENT_VALID_SMM, .smm = 1},
 		{.flags = KVM_VCPUEVENT_VALID_SMM, .smi = 1},
-		/* Not modelled: NMIs, the shadow, two events at once. */
-		{.nmi_inj = 1},
-		{.masked = 1},
-		{.flags = KVM_VCPUEVENT_VALID_NMI_PENDING, .nmi_pend = 1},
+		/* Not modelled: MOV SS's shadow, two events at once. */
 		{.flags = KVM_VCPUEVENT_VALID_SHADOW,
 		 .shadow = KVM_X86_SHADOW_INT_MOV_SS},
 		{.exc = 1, .exc_nr = 6, .irq = 1},
+		{.exc = 1, .exc_nr = 6, .nmi_inj = 1},
+		{.irq = 1, .nmi_inj = 1},
 	};
 	for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
 		memset(&bad, 0, sizeof(bad));
@@ -773,6 +772,25 @@ static void test_vcpu_events(void)
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &bad), 0);
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
 	CHECK_EQ(ev.exception.injected | ev.interrupt.injected, 0);
+	CHECK_EQ(ev.nmi.pending, 0);
+	CHECK_EQ(ev.smi.latched_init, 0);
+	/* NMI state: injected, pending and masked each read back. */
+	memset(&bad, 0, sizeof(bad));
+	bad.flags = KVM_VCPUEVENT_VALID_NMI_PENDING;
+	bad.nmi.injected = 1;
+	bad.nmi.pending = 1;
+	bad.nmi.masked = 1;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &bad), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.nmi.injected, 1);
+	CHECK_EQ(ev.nmi.pending, 1);
+	CHECK_EQ(ev.nmi.masked, 1);
+	CHECK(ev.flags & KVM_VCPUEVENT_VALID_NMI_PENDING);
+	memset(&bad, 0, sizeof(bad));
+	bad.flags = KVM_VCPUEVENT_VALID_NMI_PENDING;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &bad), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.nmi.injected | ev.nmi.pending | ev.nmi.masked, 0);
 	tap_result("KVM_SET_VCPU_EVENTS refuses what KVM refuses and what "
 		   "gmem cannot hold, changing nothing");
 
@@ -789,18 +807,25 @@ static void test_vcpu_events(void)
 	tap_result("KVM_SET_VCPU_EVENTS: the exception is delivered at "
 		   "KVM_RUN");
 
-	/* With an irqchip there is no INIT latch to set. */
+	/* With an irqchip the INIT latch and SIPI vector are the APIC's. */
 	setup(true);
 	memset(&bad, 0, sizeof(bad));
-	bad.flags = KVM_VCPUEVENT_VALID_SMM;
+	bad.flags = KVM_VCPUEVENT_VALID_SMM | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
 	bad.smi.latched_init = 1;
-	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &bad), EINVAL);
+	bad.sipi_vector = 0x12;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &bad), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.smi.latched_init, 1);
+	CHECK_EQ(ev.sipi_vector, 0); /* KVM never reports it */
 	bad.smi.latched_init = 0;
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &bad), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.smi.latched_init, 0);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);
-	tap_result("KVM_SET_VCPU_EVENTS: no latched INIT with an irqchip");
+	tap_result("KVM_SET_VCPU_EVENTS: the latched INIT and SIPI vector "
+		   "with an irqchip");
 }
 
 /* KVM_GET/SET_DEBUGREGS: reset values, KVM's checks, no breakpoints. */

@@ -311,7 +311,12 @@ int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid);
  * -E2BIG, nent untouched, if cpuid->nent is too small.
  */
 int gmem_vcpu_get_cpuid(struct gmem_vcpu *vcpu, struct kvm_cpuid2 *cpuid);
-/* KVM_GET/SET_MP_STATE: always RUNNABLE, the only state one can set. */
+/*
+ * KVM_GET/SET_MP_STATE.  Without the in-kernel irqchip a vCPU is always
+ * RUNNABLE, the one state that can be set; with it a HLT makes it HALTED,
+ * an AP starts UNINITIALIZED (its KVM_RUN waits for INIT and returns
+ * -EAGAIN), and INIT/SIPI IPIs move it through INIT_RECEIVED, as in KVM.
+ */
 int gmem_vcpu_get_mp_state(struct gmem_vcpu *vcpu, struct kvm_mp_state *mp);
 int gmem_vcpu_set_mp_state(struct gmem_vcpu *vcpu,
 			   const struct kvm_mp_state *mp);
@@ -355,6 +360,12 @@ int gmem_vcpu_setup_mce(struct gmem_vcpu *vcpu, uint64_t mcg_cap);
  * as soon as the guest can take the next one.
  */
 int gmem_vcpu_interrupt(struct gmem_vcpu *vcpu, uint32_t irq);
+/*
+ * KVM_NMI: an NMI for the vCPU, with or without an irqchip, delivered
+ * when NMIs are not blocked (the handler's IRET ends the blocking); two
+ * can wait, as in KVM.
+ */
+int gmem_vcpu_nmi(struct gmem_vcpu *vcpu);
 int gmem_vcpu_set_mce(struct gmem_vcpu *vcpu, const struct kvm_x86_mce *mce);
 int gmem_vcpu_set_lapic(struct gmem_vcpu *vcpu,
 			const struct kvm_lapic_state *s);

@@ -2384,7 +2384,7 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 				}
 				if (p & X86_PEND_SHADOW) {
 					c->int_shadow = false;
-					if (c->irq_window)
+					if (c->irq_window || c->nmi_window)
 						p |= X86_PEND_EVENT;
 				}
 				if ((p & X86_PEND_EVENT) && poll) {

@@ -209,6 +209,12 @@ void x86_inject(struct x86_cpu *c, uint8_t vector, bool has_err, uint32_t err)
 	c->pend.cr2 = c->cr2;
 }
 
+void x86_inject_nmi(struct x86_cpu *c)
+{
+	x86_inject(c, 2, false, 0);
+	c->nmi_masked = true;
+}
+
 /* ---- System instructions -------------------------------------------- */
 
 static inline int advance(struct x86_cpu *c, const struct x86_insn *i)
@@ -246,7 +252,8 @@ static bool host_amd(void)
 		uint32_t a = 0, b, c, d;
 
 		__asm__("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
-		v = b == 0x68747541 /* "Auth" */ || b == 0x6f677948 /* "Hygo" */;
+		v = b == 0x68747541 /* "Auth" */ ||
+		    b == 0x6f677948 /* "Hygo" */;
 		__atomic_store_n(&amd, v, __ATOMIC_RELAXED);
 	}
 	return v;
@@ -1175,6 +1182,12 @@ static int h_iretq(struct x86_cpu *c, const struct x86_insn *i)
 	mask = x86_popf_mask(c) | X86_RF;
 	if (c->irq_window && (v[2] & mask & X86_IF))
 		c->pending |= X86_PEND_EVENT;
+	/* IRET ends NMI blocking (SDM 6.7.1): a waiting NMI comes next. */
+	if (c->nmi_masked) {
+		c->nmi_masked = false;
+		if (c->nmi_window)
+			c->pending |= X86_PEND_EVENT;
+	}
 	x86_set_flags(c, (x86_flags(c) & ~mask) | (v[2] & mask));
 	struct kvm_segment *cs = &c->seg[X86_CS], *ss = &c->seg[X86_SS];
 

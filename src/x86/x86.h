@@ -67,8 +67,10 @@
  * Interrupts come only from x86_inject(): the backend's interrupt
  * controller checks RFLAGS.IF and the STI shadow first (see irq_window).
  *
+ * NMIs come from x86_inject_nmi(), blocked from delivery to the next IRET.
+ *
  * Not modelled: TF/debug
- * registers (DR0-7 are VMM state only: no MOV DRn, no breakpoints), NMIs,
+ * registers (DR0-7 are VMM state only: no MOV DRn, no breakpoints),
  * the MOV SS interrupt shadow, SMM, the I/O permission bitmap (IN/OUT at
  * CPL > IOPL is #GP), x87 (its registers exist only for FXSAVE/FXRSTOR and
  * the XSAVE instructions), SSE floating-point arithmetic and conversions,
@@ -573,6 +575,14 @@ struct x86_cpu {
 	 */
 	bool irq_window;
 	bool int_shadow;
+	/*
+	 * NMIs, which the backend injects with x86_inject_nmi() when
+	 * x86_nmi_allowed(): delivering one blocks the next until an IRET
+	 * (nmi_masked).  nmi_window: one waits, so the IRET that unblocks
+	 * and the end of an STI shadow stop the run (X86_STOP_KICK).
+	 */
+	bool nmi_masked;
+	bool nmi_window;
 	struct {
 		bool valid, write;
 		uint8_t len;
@@ -656,6 +666,24 @@ int x86_finish_mmio(struct x86_cpu *cpu, struct x86_stop *stop);
  */
 void x86_inject(struct x86_cpu *cpu, uint8_t vector, bool has_err,
 		uint32_t err);
+
+/*
+ * An NMI may go in: no event queued, NMIs not blocked, no STI shadow (it
+ * blocks NMIs too, as KVM's VMX and SVM code treat it).
+ */
+static inline bool x86_nmi_allowed(const struct x86_cpu *cpu)
+{
+	return !cpu->pend.valid && !cpu->nmi_masked && !cpu->int_shadow;
+}
+
+/* Queue an NMI (vector 2) and block NMIs until the handler's IRET. */
+void x86_inject_nmi(struct x86_cpu *cpu);
+
+/* The queued event is an NMI (exceptions never use vector 2). */
+static inline bool x86_nmi_injected(const struct x86_cpu *cpu)
+{
+	return cpu->pend.valid && cpu->pend.vector == 2 && !cpu->pend.soft;
+}
 
 /* Forget every cached translation and decode (CR3 load, stage-2 zap). */
 void x86_cpu_flush(struct x86_cpu *cpu);
