@@ -8,7 +8,8 @@
  * after the VMM fixes the attribute, HLT, a kick from another thread,
  * immediate_exit, string I/O (REP INS/OUTS) as KVM batches it, the
  * x87/SSE state ioctls (FPU, XSAVE, XCRS), and the rest of what a VMM
- * saves and restores: the MSR index lists, vCPU events, debug registers.
+ * saves and restores: the MSR index lists, vCPU events, debug registers;
+ * KVM_NMI delivered in a guest, and INIT-SIPI from one vCPU to another.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -984,11 +985,201 @@ static void test_user_msr(void)
 		   "completed with data or #GP");
 }
 
+/* A GDT (64-bit code at 8, data at 16) and an IDT whose gate 2 is NMI_H. */
+#define NMI_H (CODE + 0x400)
+#define NMI_MAIN (CODE + 0x800)
+
+static void gdt_idt(void)
+{
+	struct kvm_sregs sregs;
+	uint64_t *gdt = (uint64_t *)(mem + 0x3000);
+	uint64_t *gate = (uint64_t *)(mem + 0x4000 + 2 * 16);
+
+	gdt[1] = 0x00209b0000000000ULL;
+	gdt[2] = 0x00cf93000000ffffULL;
+	gate[0] = (NMI_H & 0xffff) | 8ULL << 16 | 0x8eULL << 40 |
+		  (NMI_H >> 16 & 0xffff) << 48;
+	gate[1] = NMI_H >> 32;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_SREGS, &sregs) == 0);
+	sregs.gdt.base = 0x3000;
+	sregs.gdt.limit = 23;
+	sregs.idt.base = 0x4000;
+	sregs.idt.limit = 0xfff;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_SREGS, &sregs) == 0);
+}
+
+static uint64_t guest_u64(uint64_t gpa)
+{
+	uint64_t v;
+
+	memcpy(&v, mem + gpa, 8);
+	return v;
+}
+
+/*
+ * KVM_NMI: delivered through gate 2 whatever IF says; at most two wait
+ * (one more than the one in service), the second is held until IRETQ
+ * ends the NMI blocking, and KVM_GET_VCPU_EVENTS follows each step.
+ */
+static void test_nmi(void)
+{
+	static const uint8_t main_code[] = {
+		0xb0, 0x01, /* mov al, 1 */
+		0xe6, 0x20, /* out 0x20, al */
+		0xe6, 0x22, /* out 0x22, al */
+		0xf4,	    /* hlt */
+	};
+	static const uint8_t handler[] = {
+		0xe6, 0x21, /* out 0x21, al */
+		0x48, 0xcf, /* iretq */
+	};
+	struct kvm_vcpu_events ev;
+	struct kvm_regs regs;
+
+	setup(false);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_USER_NMI), 1);
+	gdt_idt();
+	memcpy(mem + NMI_MAIN, main_code, sizeof(main_code));
+	memcpy(mem + NMI_H, handler, sizeof(handler));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = NMI_MAIN;
+	regs.rflags = 2; /* IF clear: NMIs come anyway */
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x20);
+	for (int k = 0; k < 3; k++)
+		CHECK_EQ(gmem_ioctl(vcpufd, KVM_NMI, 0), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.nmi.pending, 2);
+	CHECK_EQ(ev.nmi.injected | ev.nmi.masked, 0);
+
+	for (int k = 0; k < 2; k++) {
+		CHECK_EQ(vcpu_run(), 0);
+		CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+		CHECK_EQ(run->io.port, 0x21);
+		CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+		CHECK_EQ(regs.rip, NMI_H + 2);
+		CHECK_EQ(guest_u64(regs.rsp), NMI_MAIN + 4);
+		CHECK_EQ(guest_u64(regs.rsp + 8), 8);
+		CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+		CHECK_EQ(ev.nmi.masked, 1);
+		CHECK_EQ(ev.nmi.pending, 1 - k);
+	}
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x22);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.nmi.masked | ev.nmi.pending | ev.nmi.injected, 0);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_NMI: gate 2 with IF clear, one held until IRETQ, "
+		   "at most two pending");
+}
+
+/* The AP's KVM_RUN: its errno, or 0. */
+static void *ap_run(void *arg)
+{
+	int fd = *(int *)arg;
+
+	*(int *)arg = gmem_ioctl(fd, KVM_RUN, 0) == -1 ? errno : 0;
+	return NULL;
+}
+
+/*
+ * INIT-SIPI from the BSP through the xAPIC ICR: the AP waits
+ * UNINITIALIZED (its KVM_RUN blocks, and returns EAGAIN once INIT
+ * arrives), INIT makes it INIT_RECEIVED, SIPI vector 8 starts it in real
+ * mode at 0800:0000.  Without an irqchip only RUNNABLE may be set.
+ */
+static void test_init_sipi(void)
+{
+	static const uint8_t bsp[] = {
+		0xb8, 0x00, 0x03, 0xe0, 0xfe, /* mov eax, 0xfee00300 (ICR) */
+		0xc7, 0x40, 0x10, 0,	0,    0, 1, /* ICR2: APIC 1 */
+		0xc7, 0x00, 0x00, 0x45, 0,    0,    /* INIT, assert */
+		0xe6, 0x30,			    /* out 0x30, al */
+		0xc7, 0x00, 0x08, 0x46, 0,    0,    /* SIPI, vector 8 */
+		0xe6, 0x31,			    /* out 0x31, al */
+		0xf4,				    /* hlt */
+	};
+	struct kvm_mp_state mp;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	pthread_t t;
+	int ap, err;
+
+	setup(false);
+	mp.mp_state = KVM_MP_STATE_RUNNABLE;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_MP_STATE, &mp), 0);
+	for (unsigned s = KVM_MP_STATE_UNINITIALIZED;
+	     s <= KVM_MP_STATE_AP_RESET_HOLD; s++) {
+		mp.mp_state = s;
+		if (s != KVM_MP_STATE_RUNNABLE)
+			CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_MP_STATE, &mp),
+				    EINVAL);
+	}
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+
+	setup(true);
+	((uint64_t *)(mem + 0x2000))[3] = 0xc0000000ULL | 0x83;
+	memcpy(mem + CODE + 0x800, bsp, sizeof(bsp));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = CODE + 0x800;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+	ap = gmem_ioctl(vmfd, KVM_CREATE_VCPU, 1);
+	REQUIRE(ap >= 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_UNINITIALIZED);
+
+	/* The AP blocks until INIT arrives, whichever comes first. */
+	err = ap;
+	pthread_create(&t, NULL, ap_run, &err);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x30);
+	pthread_join(t, NULL);
+	CHECK_EQ(err, EAGAIN);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_INIT_RECEIVED);
+
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x31);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_SREGS, &sregs), 0);
+	CHECK_EQ(sregs.cs.selector, 0x800);
+	CHECK_EQ(sregs.cs.base, 0x8000);
+	CHECK_EQ(sregs.cr0 & 1, 0);
+	CHECK_EQ(sregs.efer, 0);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_REGS, &regs), 0);
+	CHECK_EQ(regs.rip, 0);
+
+	/* A second INIT's state can be set and read back as KVM's. */
+	mp.mp_state = KVM_MP_STATE_INIT_RECEIVED;
+	CHECK_EQ(gmem_ioctl(ap, KVM_SET_MP_STATE, &mp), 0);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_INIT_RECEIVED);
+	mp.mp_state = 5; /* s390's STOPPED */
+	CHECK_ERRNO(gmem_ioctl(ap, KVM_SET_MP_STATE, &mp), EINVAL);
+	gmem_close(ap);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("INIT-SIPI through the xAPIC ICR: UNINITIALIZED, "
+		   "INIT_RECEIVED, then real mode at the SIPI vector");
+}
+
 int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(28, 60);
+	tap_plan(30, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -1124,5 +1315,7 @@ int main(void)
 	test_user_msr();
 	test_vcpu_events();
 	test_debugregs();
+	test_nmi();
+	test_init_sipi();
 	return tap_done();
 }
