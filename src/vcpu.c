@@ -1030,7 +1030,12 @@ static bool wakes(struct gmem_vcpu *vcpu)
 	if (vcpu->mp_state != KVM_MP_STATE_HALTED &&
 	    vcpu->mp_state != KVM_MP_STATE_AP_RESET_HOLD)
 		return false;
-	return nmi_wakes(vcpu) || (vcpu->apic && apic_wakes(vcpu));
+	if (nmi_wakes(vcpu))
+		return true;
+	if (vcpu->apic)
+		return apic_wakes(vcpu);
+	/* A HLT kept in the guest: KVM_INTERRUPT's vector, or an event. */
+	return vcpu->user_irq >= 0 || vcpu->cpu->pend.valid;
 }
 
 /* An MMIO stop that is the APIC's page: true once it is answered. */
@@ -1136,7 +1141,9 @@ static bool hypercall(struct gmem_vcpu *vcpu)
 	 * target (an APIC id) KVM yields to if that vCPU is preempted; the
 	 * host schedules gmem's vCPU threads, so there is nothing to do.
 	 */
-	if (nr == KVM_HC_VAPIC_POLL_IRQ || nr == KVM_HC_SCHED_YIELD) {
+	if (nr == KVM_HC_VAPIC_POLL_IRQ ||
+	    (nr == KVM_HC_SCHED_YIELD &&
+	     x86_pv_has(cpu, X86_KVM_FEATURE_PV_SCHED_YIELD))) {
 		cpu->gpr[X86_RAX] = 0;
 		return false;
 	}
@@ -1453,7 +1460,7 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 	struct x86_stop stop;
-	bool wants_to_run, finish;
+	bool wants_to_run, finish, hw_halt;
 	int r = 0;
 
 	wants_to_run = !__atomic_load_n(&run->immediate_exit, __ATOMIC_RELAXED);
@@ -1590,10 +1597,13 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 			}
 			continue;
 		case X86_STOP_HLT:
-			if (__atomic_load_n(&vcpu->vm->irqchip,
-					    __ATOMIC_RELAXED)) {
+			hw_halt = __atomic_load_n(&vcpu->vm->hlt_in_guest,
+						  __ATOMIC_RELAXED);
+			if (hw_halt || __atomic_load_n(&vcpu->vm->irqchip,
+						       __ATOMIC_RELAXED)) {
 				/* An event it takes keeps it running. */
 				vcpu->mp_state = KVM_MP_STATE_HALTED;
+				vcpu->hw_halted = hw_halt;
 				if (wakes(vcpu)) {
 					vcpu->mp_state = KVM_MP_STATE_RUNNABLE;
 					continue;
@@ -2064,6 +2074,9 @@ int gmem_vcpu_set_cpuid(struct gmem_vcpu *vcpu, const struct kvm_cpuid2 *cpuid)
 
 	if (cpuid->nent > X86_MAX_CPUID)
 		return -E2BIG;
+	/* The runtime update below follows KVM_X86_DISABLE_EXITS_HLT. */
+	vcpu->cpu->hlt_in_guest =
+		__atomic_load_n(&vcpu->vm->hlt_in_guest, __ATOMIC_RELAXED);
 	/*
 	 * After KVM_RUN the CPU model is fixed; KVM still takes the same
 	 * table again, for VMMs that reuse vCPUs across CPU hotplug.
@@ -2110,6 +2123,8 @@ int gmem_vcpu_get_mp_state(struct gmem_vcpu *vcpu, struct kvm_mp_state *mp)
 {
 	accept_events(vcpu);
 	mp->mp_state = vcpu->mp_state;
+	if (vcpu->mp_state == KVM_MP_STATE_HALTED && vcpu->hw_halted)
+		mp->mp_state = KVM_MP_STATE_RUNNABLE;
 	return 0;
 }
 
@@ -2130,6 +2145,7 @@ int gmem_vcpu_set_mp_state(struct gmem_vcpu *vcpu,
 	default:
 		return -EINVAL;
 	}
+	vcpu->hw_halted = false;
 	if (mp->mp_state == KVM_MP_STATE_SIPI_RECEIVED) {
 		vcpu->mp_state = KVM_MP_STATE_INIT_RECEIVED;
 		gmem_lapic_latch(vcpu->apic, GMEM_LAPIC_SIPI, true);
@@ -2137,6 +2153,24 @@ int gmem_vcpu_set_mp_state(struct gmem_vcpu *vcpu,
 		vcpu->mp_state = mp->mp_state;
 	}
 	return 0;
+}
+
+/*
+ * kvm_vcpu_ioctl_enable_cap() on x86: of its caps only
+ * KVM_CAP_ENFORCE_PV_FEATURE_CPUID (the Hyper-V ones are not modelled).
+ */
+int gmem_vcpu_enable_cap(struct gmem_vcpu *vcpu,
+			 const struct kvm_enable_cap *cap)
+{
+	if (cap->flags)
+		return -EINVAL;
+	switch (cap->cap) {
+	case KVM_CAP_ENFORCE_PV_FEATURE_CPUID:
+		vcpu->cpu->pv_enforce = cap->args[0] != 0;
+		return 0;
+	default:
+		return -EINVAL;
+	}
 }
 
 int gmem_vcpu_set_tsc_khz(struct gmem_vcpu *vcpu, uint32_t khz)

@@ -76,6 +76,11 @@ struct gmem_vcpu {
 	 * (as HALTED).  Anything but RUNNABLE blocks in KVM_RUN (block()).
 	 */
 	unsigned int mp_state;
+	/*
+	 * HALTED by a HLT that KVM_X86_DISABLE_EXITS_HLT keeps in the guest:
+	 * KVM's mp_state does not see such a halt, so it reads RUNNABLE.
+	 */
+	bool hw_halted;
 	/* KVM_NMI and NMI IPIs (any thread, atomic), then process_nmi()'s. */
 	int nmi_queued;
 	unsigned int nmi_pending;

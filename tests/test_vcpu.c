@@ -9,7 +9,8 @@
  * immediate_exit, string I/O (REP INS/OUTS) as KVM batches it, the
  * x87/SSE state ioctls (FPU, XSAVE, XCRS), and the rest of what a VMM
  * saves and restores: the MSR index lists, vCPU events, debug registers;
- * KVM_NMI delivered in a guest, and INIT-SIPI from one vCPU to another.
+ * KVM_NMI delivered in a guest, and INIT-SIPI from one vCPU to another;
+ * KVM_CAP_ENFORCE_PV_FEATURE_CPUID and KVM_X86_DISABLE_EXITS_HLT.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -1175,11 +1176,177 @@ static void test_init_sipi(void)
 		   "INIT_RECEIVED, then real mode at the SIPI vector");
 }
 
+/* The supported CPUID table, with its KVM_CPUID_FEATURES leaf's EAX. */
+static union {
+	struct kvm_cpuid2 c;
+	uint8_t buf[sizeof(struct kvm_cpuid2) +
+		    256 * sizeof(struct kvm_cpuid_entry2)];
+} pv_table;
+
+static uint32_t *pv_features(void)
+{
+	for (unsigned int k = 0; k < pv_table.c.nent; k++)
+		if (pv_table.c.entries[k].function == 0x40000001)
+			return &pv_table.c.entries[k].eax;
+	return NULL;
+}
+
+static int msr_get(uint32_t idx, uint64_t *v)
+{
+	union {
+		struct kvm_msrs m;
+		uint8_t b[sizeof(struct kvm_msrs) +
+			  sizeof(struct kvm_msr_entry)];
+	} u = {.m.nmsrs = 1};
+	int r;
+
+	u.m.entries[0].index = idx;
+	r = gmem_ioctl(vcpufd, KVM_GET_MSRS, &u);
+	*v = u.m.entries[0].data;
+	return r;
+}
+
+/*
+ * KVM_CAP_ENFORCE_PV_FEATURE_CPUID: a vCPU cap; once on, kvmclock's MSR
+ * pairs and SCHED_YIELD follow the guest's KVM_CPUID_FEATURES leaf, off
+ * again everything is back.
+ */
+static void test_pv_enforce(void)
+{
+	static const uint8_t yield[] = {
+		0xb8, 11,   0,	  0, 0, /* mov eax, KVM_HC_SCHED_YIELD */
+		0x31, 0xdb,		/* xor ebx, ebx */
+		0x0f, 0x01, 0xc1,	/* vmcall */
+		0xe7, 0x20,		/* out 0x20, eax */
+	};
+	struct kvm_enable_cap cap = {.cap = KVM_CAP_ENFORCE_PV_FEATURE_CPUID,
+				     .args = {1}};
+	struct kvm_regs regs;
+	struct gmem_vcpu *vcpu;
+	uint32_t *f;
+	uint64_t v;
+
+	setup(false);
+	REQUIRE(gmem_vcpu_from_handle(vcpufd, &vcpu) == 0);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION,
+			    KVM_CAP_ENFORCE_PV_FEATURE_CPUID),
+		 1);
+	pv_table.c.nent = 256;
+	REQUIRE(gmem_ioctl(sys, KVM_GET_SUPPORTED_CPUID, &pv_table) == 0);
+	f = pv_features();
+	REQUIRE(f);
+	CHECK_EQ(*f & 9, 9); /* CLOCKSOURCE, CLOCKSOURCE2 */
+	*f = 1;		     /* CLOCKSOURCE only */
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_CPUID2, &pv_table) == 0);
+	memcpy(mem + CODE + 0x800, yield, sizeof(yield));
+
+	/* Refused: flags, and a vCPU cap gmem does not have. */
+	cap.flags = 1;
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_ENABLE_CAP, &cap), EINVAL);
+	cap.flags = 0;
+	cap.cap = 123; /* KVM_CAP_HYPERV_SYNIC */
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_ENABLE_CAP, &cap), EINVAL);
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_ENABLE_CAP, NULL), EFAULT);
+	cap.cap = KVM_CAP_ENFORCE_PV_FEATURE_CPUID;
+
+	for (int on = 0; on < 2; on++) {
+		if (on) {
+			CHECK_EQ(gmem_vcpu_enable_cap(vcpu, &cap), 0);
+		}
+		CHECK_EQ(msr_get(0x12, &v), 1);		/* SYSTEM_TIME */
+		CHECK_EQ(msr_get(0x4b564d01, &v), !on); /* ..._NEW */
+		CHECK_EQ(msr_get(0x4b564d00, &v), !on); /* WALL_CLOCK_NEW */
+		REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+		regs.rip = CODE + 0x800;
+		REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+		CHECK_EQ(vcpu_run(), 0);
+		CHECK_EQ(run->io.port, 0x20);
+		CHECK_EQ(*(uint32_t *)((uint8_t *)run + run->io.data_offset),
+			 on ? (uint32_t)-1000 : 0); /* -KVM_ENOSYS */
+	}
+	cap.args[0] = 0;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_ENABLE_CAP, &cap), 0);
+	CHECK_EQ(msr_get(0x4b564d01, &v), 1);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_CAP_ENFORCE_PV_FEATURE_CPUID: kvmclock MSRs and "
+		   "SCHED_YIELD as the KVM leaf offers them");
+}
+
+/*
+ * KVM_X86_DISABLE_EXITS_HLT: no KVM_EXIT_HLT; the vCPU sleeps in the
+ * guest (mp_state still RUNNABLE) until an event, here an NMI, and
+ * KVM_SET_CPUID2 drops PV_UNHALT.
+ */
+static void test_disable_exits(void)
+{
+	static const uint8_t hlt[] = {
+		0xf4,	    /* hlt */
+		0xe6, 0x22, /* out 0x22, al */
+	};
+	static const uint8_t handler[] = {
+		0xe6, 0x21, /* out 0x21, al */
+		0x48, 0xcf, /* iretq */
+	};
+	struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_DISABLE_EXITS};
+	struct kvm_mp_state mp;
+	struct kvm_regs regs;
+	struct gmem_vcpu *vcpu;
+
+	setup(false);
+	REQUIRE(gmem_vcpu_from_handle(vcpufd, &vcpu) == 0);
+	CHECK_EQ(
+		gmem_ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_X86_DISABLE_EXITS),
+		KVM_X86_DISABLE_EXITS_HLT | KVM_X86_DISABLE_EXITS_PAUSE);
+	cap.args[0] = 0x10;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_ENABLE_CAP, &cap), EINVAL);
+	cap.args[0] = KVM_X86_DISABLE_EXITS_HLT;
+	cap.flags = 1;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_ENABLE_CAP, &cap), EINVAL);
+	cap.flags = 0;
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_ENABLE_CAP, &cap), 0);
+
+	pv_table.c.nent = 256;
+	REQUIRE(gmem_ioctl(sys, KVM_GET_SUPPORTED_CPUID, &pv_table) == 0);
+	REQUIRE(pv_features());
+	*pv_features() |= 1u << 7; /* PV_UNHALT */
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_CPUID2, &pv_table), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_CPUID2, &pv_table), 0);
+	CHECK_EQ(*pv_features() >> 7 & 1, 0);
+
+	gdt_idt();
+	memcpy(mem + NMI_MAIN, hlt, sizeof(hlt));
+	memcpy(mem + NMI_H, handler, sizeof(handler));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = NMI_MAIN;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+	CHECK_EQ(kick_halted(vcpu, 1), EINTR);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_INTR);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
+	/* Still in HLT: it sleeps again, until the NMI. */
+	CHECK_EQ(kick_halted(vcpu, 2), EINTR);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_NMI, 0), 0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.port, 0x21);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+	CHECK_EQ(guest_u64(regs.rsp), NMI_MAIN + 1);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x22);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_X86_DISABLE_EXITS_HLT: HLT sleeps in the guest until "
+		   "an event; PV_UNHALT dropped");
+}
+
 int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(30, 60);
+	tap_plan(32, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -1317,5 +1484,7 @@ int main(void)
 	test_debugregs();
 	test_nmi();
 	test_init_sipi();
+	test_pv_enforce();
+	test_disable_exits();
 	return tap_done();
 }

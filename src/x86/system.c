@@ -1456,6 +1456,15 @@ int x86_bind_system(struct x86_insn *i, const void *zi, const void *zo)
 
 /* ---- MSRs and CPUID ------------------------------------------------- */
 
+/* kvmclock's MSRs, each pair as its KVM_CPUID_FEATURES bit allows. */
+static bool pv_clock_msr(const struct x86_cpu *c, uint32_t idx)
+{
+	return x86_pv_has(c, idx == X86_MSR_KVM_SYSTEM_TIME_NEW ||
+					     idx == X86_MSR_KVM_WALL_CLOCK_NEW
+				     ? X86_KVM_FEATURE_CLOCKSOURCE2
+				     : X86_KVM_FEATURE_CLOCKSOURCE);
+}
+
 int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 {
 	switch (idx) {
@@ -1512,11 +1521,15 @@ int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 		return 0;
 	case X86_MSR_KVM_SYSTEM_TIME:
 	case X86_MSR_KVM_SYSTEM_TIME_NEW:
+		if (!pv_clock_msr(c, idx))
+			return -EINVAL;
 		/* KVM keeps one value for both (vcpu->arch.time). */
 		*v = c->kvm_system_time;
 		return 0;
 	case X86_MSR_KVM_WALL_CLOCK:
 	case X86_MSR_KVM_WALL_CLOCK_NEW:
+		if (!pv_clock_msr(c, idx))
+			return -EINVAL;
 		*v = c->kvm_wall_clock ? __atomic_load_n(c->kvm_wall_clock,
 							 __ATOMIC_RELAXED)
 				       : c->kvm_wall_clock_own;
@@ -1621,6 +1634,8 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 		return 0;
 	case X86_MSR_KVM_SYSTEM_TIME:
 	case X86_MSR_KVM_SYSTEM_TIME_NEW:
+		if (!pv_clock_msr(c, idx))
+			return -EINVAL;
 		/*
 		 * Any value, as KVM (bit 0 enables; a GPA without memory
 		 * just leaves the structure unwritten); the vCPU layer
@@ -1631,6 +1646,8 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 		return 0;
 	case X86_MSR_KVM_WALL_CLOCK:
 	case X86_MSR_KVM_WALL_CLOCK_NEW:
+		if (!pv_clock_msr(c, idx))
+			return -EINVAL;
 		if (c->kvm_wall_clock)
 			__atomic_store_n(c->kvm_wall_clock, v,
 					 __ATOMIC_RELAXED);
@@ -1797,6 +1814,23 @@ entry_find(struct kvm_cpuid_entry2 *e, unsigned n, uint32_t fn, uint32_t idx)
 	return NULL;
 }
 
+/*
+ * KVM_CPUID_FEATURES: the leaf after the first 0x40000x00 leaf with KVM's
+ * signature (whatever that leaf's EAX says, as in KVM).
+ */
+static struct kvm_cpuid_entry2 *kvm_features(struct kvm_cpuid_entry2 *e,
+					     unsigned n)
+{
+	for (uint32_t base = 0x40000000; base < 0x50000000; base += 0x100) {
+		const struct kvm_cpuid_entry2 *s = entry_find(e, n, base, 0);
+
+		if (s && s->ebx == 0x4b4d564b && s->ecx == 0x564b4d56 &&
+		    s->edx == 0x4d)
+			return entry_find(e, n, base + 1, 0);
+	}
+	return NULL;
+}
+
 /* KVM's cpuid_get_supported_xcr0(): leaf 0xD's EDX:EAX, of what we have. */
 static uint64_t table_xcr0(struct kvm_cpuid_entry2 *e, unsigned n)
 {
@@ -1829,6 +1863,19 @@ void x86_cpuid_runtime(const struct x86_cpu *c, struct kvm_cpuid_entry2 *e,
 	if ((b = entry_find(e, n, 0xd, 1)) &&
 	    (b->eax & (X86_XSAVE_XSAVEC | X86_XSAVE_XSAVES)))
 		b->ebx = X86_XSAVE_SIZE;
+	/* A guest whose HLT does not exit has no use for PV unhalt. */
+	if (c->hlt_in_guest && (b = kvm_features(e, n)))
+		b->eax &= ~(1u << X86_KVM_FEATURE_PV_UNHALT);
+}
+
+bool x86_pv_has(const struct x86_cpu *c, unsigned int feature)
+{
+	const struct kvm_cpuid_entry2 *f;
+
+	if (!c->pv_enforce)
+		return true;
+	f = kvm_features((struct kvm_cpuid_entry2 *)c->cpuid, c->ncpuid);
+	return f && (f->eax & (1u << feature));
 }
 
 /*

@@ -611,6 +611,14 @@ struct x86_cpu {
 	uint64_t *kvm_wall_clock;
 	uint64_t kvm_wall_clock_own;
 	unsigned pv_req;
+	/*
+	 * KVM_CAP_ENFORCE_PV_FEATURE_CPUID: KVM's PV MSRs and hypercalls
+	 * only as far as the guest's KVM_CPUID_FEATURES leaf offers them
+	 * (x86_pv_has()).  hlt_in_guest: the VM's KVM_X86_DISABLE_EXITS_HLT,
+	 * which takes PV_UNHALT out of that leaf at KVM_SET_CPUID2.
+	 */
+	bool pv_enforce;
+	bool hlt_in_guest;
 };
 
 /* Bits of x86_cpu.pending. */
@@ -787,12 +795,26 @@ uint64_t x86_cr4_allowed(const struct kvm_cpuid_entry2 *t, unsigned n);
 
 /*
  * KVM's runtime CPUID update (__kvm_update_cpuid_runtime()) of table @e:
- * CPUID.1:ECX.OSXSAVE from CR4 and leaf 0xD's sizes from XCR0.  The model
+ * CPUID.1:ECX.OSXSAVE from CR4, leaf 0xD's sizes from XCR0, no PV_UNHALT
+ * with hlt_in_guest.  The model
  * applies it to its own table on every change; a caller comparing a new
  * table with it (KVM_SET_CPUID2 after KVM_RUN) applies it to that first.
  */
 void x86_cpuid_runtime(const struct x86_cpu *cpu, struct kvm_cpuid_entry2 *e,
 		       unsigned n);
+
+/* KVM_CPUID_FEATURES (leaf 0x40000001 at KVM's signature) bits used. */
+#define X86_KVM_FEATURE_CLOCKSOURCE 0
+#define X86_KVM_FEATURE_CLOCKSOURCE2 3
+#define X86_KVM_FEATURE_PV_UNHALT 7
+#define X86_KVM_FEATURE_PV_SCHED_YIELD 13
+
+/*
+ * KVM's guest_pv_has(): true unless the PV features are enforced and the
+ * guest's KVM leaf (found by its signature, as kvm_get_hypervisor_cpuid()
+ * finds it) lacks @feature.
+ */
+bool x86_pv_has(const struct x86_cpu *cpu, unsigned int feature);
 
 /*
  * The image the kernel's KVM_GET_XSAVE gives, x87 and SSE requested:
