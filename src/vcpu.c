@@ -125,6 +125,7 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	vcpu->cpu->msr_hook = vcpu_msr_hook;
 	gmem_mce_init(&vcpu->mce);
 	vcpu->user_irq = -1;
+	vcpu->schedstat_fd = -1;
 	if (vm->irqchip &&
 	    (gmem_lapic_create((uint32_t)id, &vcpu->vmv.kick, GMEM_KICK_APIC,
 			       &vcpu->nmi_queued, vm->apic_bus_cycle_ns,
@@ -205,6 +206,8 @@ void gmem_vcpu_destroy(struct gmem_vcpu *vcpu)
 	if (vcpu->vmv.ring.gfns)
 		munmap(vcpu->vmv.ring.gfns, vm->dirty_ring_size);
 	close(vcpu->run_fd);
+	if (vcpu->schedstat_fd >= 0)
+		close(vcpu->schedstat_fd);
 	gmem_free(vcpu);
 	gmem_vm_put(vm);
 }
@@ -1532,6 +1535,8 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 	gmem_vcpu_enter_guest(vcpu);
 	/* KVM_REQ_CLOCK_UPDATE and the like, before any guest code. */
 	gmem_kvmclock_vcpu_work(vcpu, false);
+	/* KVM_REQ_STEAL_UPDATE, which every vcpu_load() makes. */
+	gmem_steal_time_record(vcpu);
 	for (;;) {
 		int kick, reason;
 
@@ -1887,6 +1892,7 @@ static void reset_state(struct gmem_vcpu *vcpu, bool init)
 	c->pending &= ~(uint32_t)(X86_PEND_STI | X86_PEND_SHADOW);
 	c->cr2 = 0;
 	c->kvm_system_time = 0;
+	c->kvm_steal_time = 0;
 	memset(c->db, 0, sizeof(c->db));
 	c->dr6 = 0xffff0ff0;
 	c->dr7 = 0x400;
@@ -2207,6 +2213,21 @@ int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid)
  */
 #define MAX_IO_MSRS 256
 
+/*
+ * kvm_is_advertised_msr(): in KVM_GET_MSR_INDEX_LIST.  The VMM may read
+ * such an MSR, and write it 0, where the guest's CPUID leaves it out.
+ */
+static bool msr_advertised(uint32_t idx)
+{
+	unsigned int n;
+	const uint32_t *list = x86_msr_list(&n);
+
+	for (unsigned int k = 0; k < n; k++)
+		if (list[k] == idx)
+			return true;
+	return false;
+}
+
 int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs)
 {
 	uint32_t i;
@@ -2219,11 +2240,15 @@ int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs)
 
 		if (r == 0)
 			continue;
-		if (r > 0 || x86_get_msr(vcpu->cpu, msrs->entries[i].index,
-					 &msrs->entries[i].data)) {
+		if (r < 0)
+			r = x86_get_msr(vcpu->cpu, msrs->entries[i].index,
+					&msrs->entries[i].data);
+		if (r) {
 			/* KVM zeroes the data of the read that failed. */
 			msrs->entries[i].data = 0;
-			break;
+			if (r != -EOPNOTSUPP ||
+			    !msr_advertised(msrs->entries[i].index))
+				break;
 		}
 	}
 	return (int)i;
@@ -2244,8 +2269,10 @@ int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs)
 			break;
 		if (r == 0)
 			continue;
-		if (x86_set_msr(vcpu->cpu, msrs->entries[i].index,
-				msrs->entries[i].data))
+		r = x86_set_msr(vcpu->cpu, msrs->entries[i].index,
+				msrs->entries[i].data);
+		if (r && (r != -EOPNOTSUPP || msrs->entries[i].data ||
+			  !msr_advertised(msrs->entries[i].index)))
 			break;
 		/* The wall clock now; the vCPU's kvmclock at the next run. */
 		gmem_kvmclock_vcpu_work(vcpu, true);

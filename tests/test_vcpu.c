@@ -1206,6 +1206,19 @@ static int msr_get(uint32_t idx, uint64_t *v)
 	return r;
 }
 
+static int msr_set(uint32_t idx, uint64_t v)
+{
+	union {
+		struct kvm_msrs m;
+		uint8_t b[sizeof(struct kvm_msrs) +
+			  sizeof(struct kvm_msr_entry)];
+	} u = {.m.nmsrs = 1};
+
+	u.m.entries[0].index = idx;
+	u.m.entries[0].data = v;
+	return gmem_ioctl(vcpufd, KVM_SET_MSRS, &u);
+}
+
 /*
  * KVM_CAP_ENFORCE_PV_FEATURE_CPUID: a vCPU cap; once on, kvmclock's MSR
  * pairs and SCHED_YIELD follow the guest's KVM_CPUID_FEATURES leaf, off
@@ -1214,11 +1227,18 @@ static int msr_get(uint32_t idx, uint64_t *v)
 static void test_pv_enforce(void)
 {
 	static const uint8_t yield[] = {
-		0xb8, 11,   0,	  0, 0, /* mov eax, KVM_HC_SCHED_YIELD */
-		0x31, 0xdb,		/* xor ebx, ebx */
-		0x0f, 0x01, 0xc1,	/* vmcall */
-		0xe7, 0x20,		/* out 0x20, eax */
+		0xb8, 11,   0,	  0,	0,    /* mov eax, KVM_HC_SCHED_YIELD */
+		0x31, 0xdb,		      /* xor ebx, ebx */
+		0x0f, 0x01, 0xc1,	      /* vmcall */
+		0xe7, 0x20,		      /* out 0x20, eax */
+		0xb9, 0x01, 0x4d, 0x56, 0x4b, /* mov ecx, SYSTEM_TIME_NEW */
+		0x0f, 0x32,		      /* rdmsr */
+		0xe6, 0x21,		      /* out 0x21, al */
 	};
+	static const uint8_t gp_handler[] = {
+		0xe6, 0x23, /* out 0x23, al */
+	};
+	uint64_t *gp_gate;
 	struct kvm_enable_cap cap = {.cap = KVM_CAP_ENFORCE_PV_FEATURE_CPUID,
 				     .args = {1}};
 	struct kvm_regs regs;
@@ -1239,6 +1259,12 @@ static void test_pv_enforce(void)
 	*f = 1;		     /* CLOCKSOURCE only */
 	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_CPUID2, &pv_table) == 0);
 	memcpy(mem + CODE + 0x800, yield, sizeof(yield));
+	gdt_idt();
+	memcpy(mem + CODE + 0x480, gp_handler, sizeof(gp_handler));
+	gp_gate = (uint64_t *)(mem + 0x4000 + 13 * 16);
+	gp_gate[0] = ((CODE + 0x480) & 0xffff) | 8ULL << 16 | 0x8eULL << 40 |
+		     ((CODE + 0x480) >> 16 & 0xffff) << 48;
+	CHECK_EQ(msr_set(0x4b564d01, 0x5000), 1);
 
 	/* Refused: flags, and a vCPU cap gmem does not have. */
 	cap.flags = 1;
@@ -1253,20 +1279,30 @@ static void test_pv_enforce(void)
 		if (on) {
 			CHECK_EQ(gmem_vcpu_enable_cap(vcpu, &cap), 0);
 		}
-		CHECK_EQ(msr_get(0x12, &v), 1);		/* SYSTEM_TIME */
-		CHECK_EQ(msr_get(0x4b564d01, &v), !on); /* ..._NEW */
-		CHECK_EQ(msr_get(0x4b564d00, &v), !on); /* WALL_CLOCK_NEW */
+		CHECK_EQ(msr_get(0x12, &v), 1); /* SYSTEM_TIME */
+		/*
+		 * SYSTEM_TIME_NEW: the VMM reads 0 and may write 0 where
+		 * the guest cannot touch it (an advertised MSR).
+		 */
+		CHECK_EQ(msr_get(0x4b564d01, &v), 1);
+		CHECK_EQ(v, on ? 0 : 0x5000);
+		CHECK_EQ(msr_set(0x4b564d01, on ? 0 : 0x5000), 1);
+		CHECK_EQ(msr_set(0x4b564d01, 0x6000), !on);
 		REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
 		regs.rip = CODE + 0x800;
+		regs.rsp = 0x20000;
 		REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
 		CHECK_EQ(vcpu_run(), 0);
 		CHECK_EQ(run->io.port, 0x20);
 		CHECK_EQ(*(uint32_t *)((uint8_t *)run + run->io.data_offset),
 			 on ? (uint32_t)-1000 : 0); /* -KVM_ENOSYS */
+		CHECK_EQ(vcpu_run(), 0);
+		CHECK_EQ(run->io.port, on ? 0x23 : 0x21); /* #GP when on */
 	}
 	cap.args[0] = 0;
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_ENABLE_CAP, &cap), 0);
 	CHECK_EQ(msr_get(0x4b564d01, &v), 1);
+	CHECK_EQ(v, 0x6000);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);

@@ -1522,14 +1522,19 @@ int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 	case X86_MSR_KVM_SYSTEM_TIME:
 	case X86_MSR_KVM_SYSTEM_TIME_NEW:
 		if (!pv_clock_msr(c, idx))
-			return -EINVAL;
+			return -EOPNOTSUPP;
 		/* KVM keeps one value for both (vcpu->arch.time). */
 		*v = c->kvm_system_time;
+		return 0;
+	case X86_MSR_KVM_STEAL_TIME:
+		if (!x86_pv_has(c, X86_KVM_FEATURE_STEAL_TIME))
+			return -EOPNOTSUPP;
+		*v = c->kvm_steal_time;
 		return 0;
 	case X86_MSR_KVM_WALL_CLOCK:
 	case X86_MSR_KVM_WALL_CLOCK_NEW:
 		if (!pv_clock_msr(c, idx))
-			return -EINVAL;
+			return -EOPNOTSUPP;
 		*v = c->kvm_wall_clock ? __atomic_load_n(c->kvm_wall_clock,
 							 __ATOMIC_RELAXED)
 				       : c->kvm_wall_clock_own;
@@ -1635,7 +1640,7 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 	case X86_MSR_KVM_SYSTEM_TIME:
 	case X86_MSR_KVM_SYSTEM_TIME_NEW:
 		if (!pv_clock_msr(c, idx))
-			return -EINVAL;
+			return -EOPNOTSUPP;
 		/*
 		 * Any value, as KVM (bit 0 enables; a GPA without memory
 		 * just leaves the structure unwritten); the vCPU layer
@@ -1644,10 +1649,20 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 		c->kvm_system_time = v;
 		c->pv_req |= X86_PV_CLOCK;
 		return 0;
+	case X86_MSR_KVM_STEAL_TIME:
+		/* 64-byte aligned: bits 1-5 are reserved. */
+		if (!x86_pv_has(c, X86_KVM_FEATURE_STEAL_TIME))
+			return -EOPNOTSUPP;
+		if (v & 0x3e)
+			return -EINVAL;
+		c->kvm_steal_time = v;
+		if (v & 1)
+			c->pv_req |= X86_PV_STEAL;
+		return 0;
 	case X86_MSR_KVM_WALL_CLOCK:
 	case X86_MSR_KVM_WALL_CLOCK_NEW:
 		if (!pv_clock_msr(c, idx))
-			return -EINVAL;
+			return -EOPNOTSUPP;
 		if (c->kvm_wall_clock)
 			__atomic_store_n(c->kvm_wall_clock, v,
 					 __ATOMIC_RELAXED);
@@ -1676,6 +1691,7 @@ static const uint32_t msr_list[] = {
 	X86_MSR_KVM_WALL_CLOCK,
 	X86_MSR_KVM_SYSTEM_TIME_NEW,
 	X86_MSR_KVM_WALL_CLOCK_NEW,
+	X86_MSR_KVM_STEAL_TIME,
 	X86_MSR_TSC_ADJUST,
 	0x6e0,
 	X86_MSR_MISC_ENABLE,
@@ -1763,10 +1779,11 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	 * KVM's paravirtual leaves: the signature "KVMKVMKVM\0\0\0", and of
 	 * KVM's features those gmem has: CLOCKSOURCE(0) and CLOCKSOURCE2(3)
 	 * (kvmclock through either MSR pair), NOP_IO_DELAY(1) (port I/O
-	 * needs no delay), PV_SCHED_YIELD(13) (the hypercall, which returns
-	 * 0) and CLOCKSOURCE_STABLE_BIT(24) (PVCLOCK_TSC_STABLE_BIT is set
-	 * when the clock is stable).  No async PF, PV EOI, unhalt, TLB
-	 * flush, send-IPI, poll control or steal time.
+	 * needs no delay), STEAL_TIME(5) (the vCPU thread's run delay, as
+	 * KVM's), PV_SCHED_YIELD(13) (the hypercall, which returns 0) and
+	 * CLOCKSOURCE_STABLE_BIT(24) (PVCLOCK_TSC_STABLE_BIT is set when the
+	 * clock is stable).  No async PF, PV EOI, unhalt, TLB flush,
+	 * send-IPI or poll control.
 	 */
 	{.function = 0x40000000,
 	 .eax = 0x40000001,
@@ -1774,7 +1791,8 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	 .ecx = 0x564b4d56,
 	 .edx = 0x0000004d},
 	{.function = 0x40000001,
-	 .eax = (1u << 0) | (1u << 1) | (1u << 3) | (1u << 13) | (1u << 24)},
+	 .eax = (1u << 0) | (1u << 1) | (1u << 3) | (1u << 5) | (1u << 13) |
+		(1u << 24)},
 	{.function = 0x80000000, .eax = 0x80000008},
 	/* ECX: LAHF(0) ABM/LZCNT(5); EDX: SYSCALL(11) NX(20) 1G(26)
 	 * RDTSCP(27) LM(29) */

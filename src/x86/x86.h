@@ -284,6 +284,7 @@ enum {
 #define X86_MSR_KVM_WALL_CLOCK 0x11
 #define X86_MSR_KVM_SYSTEM_TIME 0x12
 #define X86_MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
+#define X86_MSR_KVM_STEAL_TIME 0x4b564d03
 #define X86_MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
 
 /* IA32_MISC_ENABLE bits KVM looks at. */
@@ -293,10 +294,11 @@ enum {
 #define X86_MISC_ENABLE_MWAIT (1ull << 18)
 
 /* Requests a WRMSR leaves for the vCPU layer (x86_cpu.pv_req). */
-#define X86_PV_CLOCK 1 /* (re)write this vCPU's kvmclock structure */
-#define X86_PV_WALL 2  /* write the wall clock at the MSR's GPA */
-#define X86_PV_OLD 4   /* the guest wrote the old MSR_KVM_SYSTEM_TIME */
-#define X86_PV_NEW 8   /* ... or MSR_KVM_SYSTEM_TIME_NEW */
+#define X86_PV_CLOCK 1	/* (re)write this vCPU's kvmclock structure */
+#define X86_PV_WALL 2	/* write the wall clock at the MSR's GPA */
+#define X86_PV_OLD 4	/* the guest wrote the old MSR_KVM_SYSTEM_TIME */
+#define X86_PV_NEW 8	/* ... or MSR_KVM_SYSTEM_TIME_NEW */
+#define X86_PV_STEAL 16 /* steal time enabled: record it */
 
 /* DR6 and DR7 at reset (all breakpoints off), KVM's DR6_ACTIVE_LOW etc. */
 #define X86_DR6_INIT 0xffff0ff0ull
@@ -611,6 +613,7 @@ struct x86_cpu {
 	uint64_t *kvm_wall_clock;
 	uint64_t kvm_wall_clock_own;
 	unsigned pv_req;
+	uint64_t kvm_steal_time; /* MSR_KVM_STEAL_TIME: GPA | enable bit 0 */
 	/*
 	 * KVM_CAP_ENFORCE_PV_FEATURE_CPUID: KVM's PV MSRs and hypercalls
 	 * only as far as the guest's KVM_CPUID_FEATURES leaf offers them
@@ -712,7 +715,11 @@ uint64_t x86_get_rflags(struct x86_cpu *cpu);
 void x86_set_regs(struct x86_cpu *cpu, const struct kvm_regs *regs);
 void x86_get_sregs(const struct x86_cpu *cpu, struct kvm_sregs *sregs);
 int x86_set_sregs(struct x86_cpu *cpu, const struct kvm_sregs *sregs);
-/* 0, or -EINVAL for an MSR the model does not have or a bad value. */
+/*
+ * 0, or -EINVAL for an MSR the model does not have or a bad value, or
+ * -EOPNOTSUPP for one the guest's CPUID does not offer (KVM's
+ * KVM_MSR_RET_UNSUPPORTED: the VMM may still read it as 0 and write 0).
+ */
 int x86_get_msr(const struct x86_cpu *cpu, uint32_t index, uint64_t *data);
 int x86_set_msr(struct x86_cpu *cpu, uint32_t index, uint64_t data);
 /*
@@ -806,6 +813,7 @@ void x86_cpuid_runtime(const struct x86_cpu *cpu, struct kvm_cpuid_entry2 *e,
 /* KVM_CPUID_FEATURES (leaf 0x40000001 at KVM's signature) bits used. */
 #define X86_KVM_FEATURE_CLOCKSOURCE 0
 #define X86_KVM_FEATURE_CLOCKSOURCE2 3
+#define X86_KVM_FEATURE_STEAL_TIME 5
 #define X86_KVM_FEATURE_PV_UNHALT 7
 #define X86_KVM_FEATURE_PV_SCHED_YIELD 13
 
