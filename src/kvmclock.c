@@ -272,6 +272,11 @@ static int run_delay(struct gmem_vcpu *vcpu, uint64_t *ns)
 	return 0;
 }
 
+bool gmem_steal_time_supported(void)
+{
+	return access("/proc/thread-self/schedstat", R_OK) == 0;
+}
+
 /* struct kvm_steal_time (asm/kvm_para.h): the fields KVM writes. */
 #define ST_STEAL 0
 #define ST_VERSION 8

@@ -55,6 +55,8 @@ void gmem_kvmclock_vcpu_work(struct gmem_vcpu *vcpu, bool host);
  * struct kvm_steal_time.  At each KVM_RUN and after the guest enables it.
  */
 void gmem_steal_time_record(struct gmem_vcpu *vcpu);
+/* Whether the host gives threads' run delays (KVM's sched_info_on()). */
+bool gmem_steal_time_supported(void);
 /* kvm_get_time_scale(): mul/shift that turn @base_hz ticks into ns. */
 void gmem_kvmclock_scale(uint64_t base_hz, int8_t *shift, uint32_t *mul);
 

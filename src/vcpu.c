@@ -2203,6 +2203,12 @@ int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid)
 		return -E2BIG;
 	memcpy(cpuid->entries, e, n * sizeof(*e));
 	cpuid->nent = n;
+	/* As KVM with sched_info off: no run delay, no steal time. */
+	if (!gmem_steal_time_supported())
+		for (unsigned int k = 0; k < n; k++)
+			if (cpuid->entries[k].function == 0x40000001)
+				cpuid->entries[k].eax &=
+					~(1u << X86_KVM_FEATURE_STEAL_TIME);
 	return 0;
 }
 
