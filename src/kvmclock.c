@@ -168,6 +168,9 @@ static void write_pvclock(struct gmem_vcpu *vcpu)
 	/* The guest's GUEST_STOPPED stays until it clears it. */
 	pv.flags = (stable ? GMEM_PVCLOCK_TSC_STABLE : 0) |
 		   (cur.flags & GMEM_PVCLOCK_GUEST_STOPPED);
+	if (__atomic_exchange_n(&vcpu->vmv.clock_stopped_req, 0,
+				__ATOMIC_ACQUIRE))
+		pv.flags |= GMEM_PVCLOCK_GUEST_STOPPED;
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	gmem_vcpu_copy_guest(vcpu, gpa, &pv, sizeof(pv), true);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
@@ -241,6 +244,20 @@ void gmem_kvmclock_vcpu_work(struct gmem_vcpu *vcpu, bool host)
 		write_pvclock(vcpu);
 	if (pv & X86_PV_STEAL)
 		gmem_steal_time_record(vcpu);
+}
+
+/*
+ * kvm_set_guest_paused(): the VMM says it stopped the guest, which the
+ * guest learns from PVCLOCK_GUEST_STOPPED at the next clock update (its
+ * soft-lockup watchdog then lets the pause pass).  Only with kvmclock on.
+ */
+int gmem_vcpu_kvmclock_ctrl(struct gmem_vcpu *vcpu)
+{
+	if (!(vcpu->cpu->kvm_system_time & 1))
+		return -EINVAL;
+	__atomic_store_n(&vcpu->vmv.clock_stopped_req, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&vcpu->vmv.clock_req, 1, __ATOMIC_RELEASE);
+	return 0;
 }
 
 /*

@@ -146,6 +146,7 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_GET_MSR_FEATURES: /* KVM_GET_MSRS on /dev/kvm */
 	case KVM_CAP_DISABLE_QUIRKS:
 	case KVM_CAP_ENFORCE_PV_FEATURE_CPUID:
+	case KVM_CAP_KVMCLOCK_CTRL:
 		return 1;
 	case KVM_CAP_DISABLE_QUIRKS2:
 		return (int)GMEM_QUIRKS;

@@ -66,6 +66,8 @@ struct gmem_vm_vcpu {
 	struct gmem_dirty_ring ring;
 	/* atomic: KVM_REQ_CLOCK_UPDATE, rewrite kvmclock before running */
 	int clock_req;
+	/* atomic: KVM_KVMCLOCK_CTRL, PVCLOCK_GUEST_STOPPED at that rewrite */
+	int clock_stopped_req;
 };
 
 /*

@@ -4,10 +4,10 @@
  * (KVM_GET/SET_CLOCK and their errnos, the pvclock structure the
  * MSR_KVM_SYSTEM_TIME_NEW write makes the vCPU keep in guest memory, its
  * contents checked against the guest's TSC, and the clock read from it
- * between two KVM_GET_CLOCKs, the wall clock), steal time,
- * KVM_CAP_DISABLE_QUIRKS2 with MONITOR/MWAIT and IA32_MISC_ENABLE, and the
- * fix-hypercall quirk (the other vendor's instruction patched to the host's, or
- * #UD).
+ * between two KVM_GET_CLOCKs, the wall clock, KVM_KVMCLOCK_CTRL), steal
+ * time, KVM_CAP_DISABLE_QUIRKS2 with MONITOR/MWAIT and IA32_MISC_ENABLE,
+ * and the fix-hypercall quirk (the other vendor's instruction patched to
+ * the host's, or #UD).
  */
 #include <sched.h>
 #include <stdio.h>
@@ -32,6 +32,7 @@
 #define MSR_KVM_SYSTEM_TIME 0x12
 #define MSR_KVM_STEAL_TIME 0x4b564d03
 #define STEAL 0x34000ULL /* struct kvm_steal_time */
+#define PVCLOCK_GUEST_STOPPED 2
 #define MSR_IA32_MISC_ENABLE 0x1a0
 
 struct pvti {
@@ -695,9 +696,49 @@ static void test_steal_time(void)
 		   "each KVM_RUN, between version bumps");
 }
 
+/*
+ * KVM_KVMCLOCK_CTRL: EINVAL while kvmclock is off; then the next entry's
+ * update sets PVCLOCK_GUEST_STOPPED, which stays until the guest clears
+ * it, and a later update does not set it again on its own.
+ */
+static void test_kvmclock_ctrl(void)
+{
+	static const uint8_t code[] = {
+		0xe6, 0x10, /* 1: out 0x10, al */
+		0xeb, 0xfc, /* jmp 1b */
+	};
+	volatile struct pvti *p = (struct pvti *)(mem + PVTI);
+	struct kvm_clock_data c = {0};
+	struct gmem_vcpu *vcpu;
+
+	setup();
+	REQUIRE(gmem_vcpu_from_handle(vcpufd, &vcpu) == 0);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_KVMCLOCK_CTRL),
+		 1);
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_KVMCLOCK_CTRL, 0), EINVAL);
+	start(code, sizeof(code));
+	set_msr(MSR_KVM_SYSTEM_TIME_NEW, PVTI | 1, 1);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_RUN, 0), 0);
+	CHECK_EQ(p->flags & PVCLOCK_GUEST_STOPPED, 0);
+	CHECK_EQ(gmem_vcpu_kvmclock_ctrl(vcpu), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_RUN, 0), 0);
+	CHECK_EQ(p->flags & PVCLOCK_GUEST_STOPPED, PVCLOCK_GUEST_STOPPED);
+	/* A clock update keeps it while the guest has not cleared it. */
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_SET_CLOCK, &c), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_RUN, 0), 0);
+	CHECK_EQ(p->flags & PVCLOCK_GUEST_STOPPED, PVCLOCK_GUEST_STOPPED);
+	p->flags &= (uint8_t)~PVCLOCK_GUEST_STOPPED;
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_SET_CLOCK, &c), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_RUN, 0), 0);
+	CHECK_EQ(p->flags & PVCLOCK_GUEST_STOPPED, 0);
+	teardown();
+	tap_result("KVM_KVMCLOCK_CTRL: PVCLOCK_GUEST_STOPPED at the next "
+		   "clock update");
+}
+
 int main(void)
 {
-	tap_plan(16, 60);
+	tap_plan(17, 60);
 	test_clock_ioctls();
 	test_pvclock();
 	test_old_msr();
@@ -705,5 +746,6 @@ int main(void)
 	test_fix_hypercall();
 	test_cpuid_msrs();
 	test_steal_time();
+	test_kvmclock_ctrl();
 	return tap_done();
 }

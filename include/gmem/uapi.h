@@ -266,6 +266,7 @@ struct kvm_enable_cap {
 #define KVM_CAP_NR_MEMSLOTS 10
 #define KVM_CAP_MP_STATE 14
 #define KVM_CAP_USER_NMI 22
+#define KVM_CAP_KVMCLOCK_CTRL 76
 #define KVM_CAP_SET_BOOT_CPU_ID 34
 #define KVM_CAP_SET_IDENTITY_MAP_ADDR 37
 #define KVM_CAP_TSC_CONTROL 60
@@ -762,6 +763,7 @@ struct kvm_clock_data {
 #define KVM_GET_FPU _IOR(KVMIO, 0x8c, struct kvm_fpu)
 #define KVM_INTERRUPT _IOW(KVMIO, 0x86, struct kvm_interrupt)
 #define KVM_NMI _IO(KVMIO, 0x9a)
+#define KVM_KVMCLOCK_CTRL _IO(KVMIO, 0xad)
 #define KVM_GET_LAPIC _IOR(KVMIO, 0x8e, struct kvm_lapic_state)
 #define KVM_X86_SETUP_MCE _IOW(KVMIO, 0x9c, uint64_t)
 #define KVM_X86_GET_MCE_CAP_SUPPORTED _IOR(KVMIO, 0x9d, uint64_t)

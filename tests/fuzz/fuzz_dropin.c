@@ -88,6 +88,7 @@ static const unsigned long requests[] = {
 	KVM_INTERRUPT,
 	KVM_GET_MP_STATE,
 	KVM_SET_MP_STATE,
+	KVM_KVMCLOCK_CTRL,
 };
 
 struct input {
