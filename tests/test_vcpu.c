@@ -1161,8 +1161,9 @@ static void test_init_sipi(void)
 	CHECK_EQ(gmem_ioctl(ap, KVM_GET_REGS, &regs), 0);
 	CHECK_EQ(regs.rip, 0);
 	/* Real mode, which the CPU model does not run: an internal error. */
-	struct kvm_run *aprun = gmem_mmap(
-		NULL, 4096 * 3, PROT_READ | PROT_WRITE, MAP_SHARED, ap, 0);
+	struct kvm_run *aprun =
+		gmem_mmap(NULL, gmem_ioctl(sys, KVM_GET_VCPU_MMAP_SIZE, 0),
+			  PROT_READ | PROT_WRITE, MAP_SHARED, ap, 0);
 	REQUIRE(aprun != MAP_FAILED);
 	CHECK_EQ(gmem_ioctl(ap, KVM_RUN, 0), 0);
 	CHECK_EQ(aprun->exit_reason, KVM_EXIT_INTERNAL_ERROR);
