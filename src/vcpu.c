@@ -1026,6 +1026,14 @@ static void accept_events(struct gmem_vcpu *vcpu)
 }
 
 /* kvm_vcpu_has_events() for a vCPU that is not RUNNABLE. */
+/* Out of HALTED: RUNNABLE, the PV kick that may have ended it used up. */
+static void unhalt(struct gmem_vcpu *vcpu)
+{
+	vcpu->mp_state = KVM_MP_STATE_RUNNABLE;
+	if (vcpu->apic)
+		gmem_lapic_clear_unhalt(vcpu->apic);
+}
+
 static bool wakes(struct gmem_vcpu *vcpu)
 {
 	if (vcpu->apic && gmem_lapic_init_sipi(vcpu->apic))
@@ -1036,7 +1044,7 @@ static bool wakes(struct gmem_vcpu *vcpu)
 	if (nmi_wakes(vcpu))
 		return true;
 	if (vcpu->apic)
-		return apic_wakes(vcpu);
+		return gmem_lapic_unhalted(vcpu->apic) || apic_wakes(vcpu);
 	/* A HLT kept in the guest: KVM_INTERRUPT's vector, or an event. */
 	return vcpu->user_irq >= 0 || vcpu->cpu->pend.valid;
 }
@@ -1123,6 +1131,24 @@ static void complete_pending(struct gmem_vcpu *vcpu)
 	vcpu->pending = GMEM_PEND_NONE;
 }
 
+/*
+ * kvm_pv_send_ipi(): RBX/RCX a 128-bit map of APIC IDs from RDX, RSI
+ * the ICR's low word (no shorthand, physical); how many took it, or
+ * -EOPNOTSUPP without the in-kernel APICs, as KVM without its map.
+ */
+static int pv_send_ipi(struct gmem_vcpu *vcpu)
+{
+	const uint64_t *g = vcpu->cpu->gpr;
+	uint64_t bitmap[2] = {g[X86_RBX], g[X86_RCX]}, icr = g[X86_RSI];
+
+	if (icr & (0x800 | 0xc0000))
+		return -22; /* -KVM_EINVAL */
+	if (!vcpu->apic)
+		return -EOPNOTSUPP;
+	return gmem_apic_map_send_pv(&vcpu->vm->apics, bitmap,
+				     (uint32_t)g[X86_RDX], (uint32_t)icr);
+}
+
 /* VMCALL: KVM's convention, RAX = nr, RBX/RCX/RDX/RSI = args. */
 static bool hypercall(struct gmem_vcpu *vcpu)
 {
@@ -1148,6 +1174,23 @@ static bool hypercall(struct gmem_vcpu *vcpu)
 	    (nr == KVM_HC_SCHED_YIELD &&
 	     x86_pv_has(cpu, X86_KVM_FEATURE_PV_SCHED_YIELD))) {
 		cpu->gpr[X86_RAX] = 0;
+		return false;
+	}
+	/* KICK_CPU(flags, APIC ID): a remote-read IPI that ends its HLT. */
+	if (nr == KVM_HC_KICK_CPU &&
+	    x86_pv_has(cpu, X86_KVM_FEATURE_PV_UNHALT)) {
+		uint64_t one[2] = {1, 0};
+
+		if (vcpu->apic)
+			gmem_apic_map_send_pv(&vcpu->vm->apics, one,
+					      (uint32_t)cpu->gpr[X86_RCX],
+					      3 << 8);
+		cpu->gpr[X86_RAX] = 0;
+		return false;
+	}
+	if (nr == KVM_HC_SEND_IPI &&
+	    x86_pv_has(cpu, X86_KVM_FEATURE_PV_SEND_IPI)) {
+		cpu->gpr[X86_RAX] = (uint64_t)(int64_t)pv_send_ipi(vcpu);
 		return false;
 	}
 	/* KVM's own (only MAP_GPA_RANGE), or gmem's (GMEM_CAP_EXIT_HYPERCALL).
@@ -1312,7 +1355,7 @@ static int block(struct gmem_vcpu *vcpu, bool once)
 			accept_events(vcpu);
 			if (vcpu->mp_state == KVM_MP_STATE_HALTED ||
 			    vcpu->mp_state == KVM_MP_STATE_AP_RESET_HOLD)
-				vcpu->mp_state = KVM_MP_STATE_RUNNABLE;
+				unhalt(vcpu);
 			if (once || vcpu->mp_state == KVM_MP_STATE_RUNNABLE)
 				return 0;
 			continue;
@@ -1610,7 +1653,7 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 				vcpu->mp_state = KVM_MP_STATE_HALTED;
 				vcpu->hw_halted = hw_halt;
 				if (wakes(vcpu)) {
-					vcpu->mp_state = KVM_MP_STATE_RUNNABLE;
+					unhalt(vcpu);
 					continue;
 				}
 				gmem_vcpu_exit_guest(vcpu);
@@ -2129,7 +2172,11 @@ int gmem_vcpu_get_mp_state(struct gmem_vcpu *vcpu, struct kvm_mp_state *mp)
 {
 	accept_events(vcpu);
 	mp->mp_state = vcpu->mp_state;
-	if (vcpu->mp_state == KVM_MP_STATE_HALTED && vcpu->hw_halted)
+	/* A kicked HLT has as good as ended (KVM's pv_unhalted). */
+	if ((vcpu->mp_state == KVM_MP_STATE_HALTED && vcpu->hw_halted) ||
+	    ((vcpu->mp_state == KVM_MP_STATE_HALTED ||
+	      vcpu->mp_state == KVM_MP_STATE_AP_RESET_HOLD) &&
+	     vcpu->apic && gmem_lapic_unhalted(vcpu->apic)))
 		mp->mp_state = KVM_MP_STATE_RUNNABLE;
 	return 0;
 }

@@ -584,9 +584,10 @@ static void test_cpuid_msrs(void)
 		}
 		if (c.h.entries[i].function == 0x40000001) {
 			/* CLOCKSOURCE, NOP_IO_DELAY, CLOCKSOURCE2,
-			 * STEAL_TIME, PV_SCHED_YIELD,
+			 * STEAL_TIME, PV_UNHALT, PV_SEND_IPI,
+			 * POLL_CONTROL, PV_SCHED_YIELD,
 			 * CLOCKSOURCE_STABLE_BIT */
-			CHECK_EQ(c.h.entries[i].eax, 0x0100202bu);
+			CHECK_EQ(c.h.entries[i].eax, 0x010038abu);
 			found |= 2;
 		}
 		if (c.h.entries[i].function == 1)
@@ -602,8 +603,9 @@ static void test_cpuid_msrs(void)
 			 (l.l.indices[i] == 0x4b564d00) << 2 |
 			 (l.l.indices[i] == 0x4b564d01) << 3 |
 			 (l.l.indices[i] == MSR_IA32_MISC_ENABLE) << 4 |
-			 (l.l.indices[i] == MSR_KVM_STEAL_TIME) << 5;
-	CHECK_EQ(found, 0x3f);
+			 (l.l.indices[i] == MSR_KVM_STEAL_TIME) << 5 |
+			 (l.l.indices[i] == 0x4b564d05) << 6; /* POLL_CONTROL */
+	CHECK_EQ(found, 0x7f);
 	gmem_close(sys);
 	tap_result("CPUID 0x40000000/1 and the MSR index list");
 }

@@ -1385,11 +1385,108 @@ static void test_disable_exits(void)
 		   "an event; PV_UNHALT dropped");
 }
 
+/*
+ * KVM_HC_KICK_CPU ends another vCPU's HLT (IF clear, no interrupt);
+ * KVM_HC_SEND_IPI delivers by APIC-ID map and counts; POLL_CONTROL's
+ * MSR resets to 1 and takes only bit 0.
+ */
+static void test_pv_kick(void)
+{
+	static const uint8_t bsp[] = {
+		0xb8, 5,    0,	  0, 0, /* mov eax, KVM_HC_KICK_CPU */
+		0x31, 0xdb,		/* xor ebx, ebx */
+		0xb9, 1,    0,	  0, 0, /* mov ecx, 1 (APIC ID) */
+		0x0f, 0x01, 0xc1,	/* vmcall */
+		0xe7, 0x41,		/* out 0x41, eax */
+		0xb8, 10,   0,	  0, 0, /* mov eax, KVM_HC_SEND_IPI */
+		0xbb, 2,    0,	  0, 0, /* mov ebx, 2 (APIC 1) */
+		0x31, 0xc9,		/* xor ecx, ecx */
+		0x31, 0xd2,		/* xor edx, edx (min 0) */
+		0xbe, 0,    4,	  0, 0, /* mov esi, 0x400 (NMI) */
+		0x0f, 0x01, 0xc1,	/* vmcall */
+		0xe7, 0x42,		/* out 0x42, eax */
+		0xb8, 10,   0,	  0, 0, /* mov eax, KVM_HC_SEND_IPI */
+		0xbe, 0,    0,	  4, 0, /* mov esi, 0x40000 (shorthand) */
+		0x0f, 0x01, 0xc1,	/* vmcall */
+		0xe7, 0x43,		/* out 0x43, eax */
+	};
+	static const uint8_t ap_code[] = {
+		0xf4,	    /* hlt */
+		0xe6, 0x40, /* out 0x40, al */
+	};
+	struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_RUNNABLE};
+	struct kvm_vcpu_events ev;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = {.rip = CODE + 0xa00, .rflags = 2};
+	struct gmem_vcpu *apv;
+	struct kvm_run *aprun;
+	pthread_t t;
+	uint64_t v;
+	int ap, err;
+
+	setup(true);
+	memcpy(mem + CODE + 0x800, bsp, sizeof(bsp));
+	memcpy(mem + CODE + 0xa00, ap_code, sizeof(ap_code));
+	ap = gmem_ioctl(vmfd, KVM_CREATE_VCPU, 1);
+	REQUIRE(ap >= 0);
+	REQUIRE(gmem_vcpu_from_handle(ap, &apv) == 0);
+	aprun = gmem_mmap(NULL, gmem_ioctl(sys, KVM_GET_VCPU_MMAP_SIZE, 0),
+			  PROT_READ | PROT_WRITE, MAP_SHARED, ap, 0);
+	REQUIRE(aprun != MAP_FAILED);
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_SREGS, &sregs) == 0);
+	REQUIRE(gmem_ioctl(ap, KVM_SET_SREGS, &sregs) == 0);
+	REQUIRE(gmem_ioctl(ap, KVM_SET_REGS, &regs) == 0);
+	REQUIRE(gmem_ioctl(ap, KVM_SET_MP_STATE, &mp) == 0);
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = CODE + 0x800;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+
+	/* The AP halts (its halt count says so); the BSP kicks it. */
+	err = ap;
+	pthread_create(&t, NULL, ap_run, &err);
+	while (halts(apv) < 1)
+		sched_yield();
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x41);
+	CHECK_EQ(*(uint32_t *)((uint8_t *)run + run->io.data_offset), 0);
+	pthread_join(t, NULL);
+	CHECK_EQ(err, 0);
+	CHECK_EQ(aprun->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(aprun->io.port, 0x40);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
+
+	/* An NMI by the map: one taken; a shorthand is -KVM_EINVAL. */
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x42);
+	CHECK_EQ(*(uint32_t *)((uint8_t *)run + run->io.data_offset), 1);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.nmi.pending, 1);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x43);
+	CHECK_EQ(*(uint32_t *)((uint8_t *)run + run->io.data_offset),
+		 (uint32_t)-22);
+
+	REQUIRE(vcpufd != ap);
+	CHECK_EQ(msr_get(0x4b564d05, &v), 1); /* POLL_CONTROL */
+	CHECK_EQ(v, 1);
+	CHECK_EQ(msr_set(0x4b564d05, 2), 0);
+	CHECK_EQ(msr_set(0x4b564d05, 0), 1);
+	CHECK_EQ(msr_get(0x4b564d05, &v), 1);
+	CHECK_EQ(v, 0);
+	gmem_close(ap);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_HC_KICK_CPU ends a HLT, KVM_HC_SEND_IPI by APIC ID, "
+		   "MSR_KVM_POLL_CONTROL");
+}
+
 int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(32, 60);
+	tap_plan(33, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -1529,5 +1626,6 @@ int main(void)
 	test_init_sipi();
 	test_pv_enforce();
 	test_disable_exits();
+	test_pv_kick();
 	return tap_done();
 }

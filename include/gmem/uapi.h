@@ -350,6 +350,8 @@ struct kvm_enable_cap {
 /* Hypercalls. */
 #define KVM_HC_VAPIC_POLL_IRQ 1
 #define KVM_HC_SCHED_YIELD 11
+#define KVM_HC_KICK_CPU 5
+#define KVM_HC_SEND_IPI 10
 #define KVM_HC_MAP_GPA_RANGE 12
 #define KVM_MAP_GPA_RANGE_PAGE_SZ_4K 0
 #define KVM_MAP_GPA_RANGE_PAGE_SZ_2M (1 << 0)

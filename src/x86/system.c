@@ -1531,6 +1531,11 @@ int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 			return -EOPNOTSUPP;
 		*v = c->kvm_steal_time;
 		return 0;
+	case X86_MSR_KVM_POLL_CONTROL:
+		if (!x86_pv_has(c, X86_KVM_FEATURE_POLL_CONTROL))
+			return -EOPNOTSUPP;
+		*v = c->kvm_poll_control;
+		return 0;
 	case X86_MSR_KVM_WALL_CLOCK:
 	case X86_MSR_KVM_WALL_CLOCK_NEW:
 		if (!pv_clock_msr(c, idx))
@@ -1659,6 +1664,13 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 		if (v & 1)
 			c->pv_req |= X86_PV_STEAL;
 		return 0;
+	case X86_MSR_KVM_POLL_CONTROL:
+		if (!x86_pv_has(c, X86_KVM_FEATURE_POLL_CONTROL))
+			return -EOPNOTSUPP;
+		if (v & ~1ull)
+			return -EINVAL;
+		c->kvm_poll_control = v;
+		return 0;
 	case X86_MSR_KVM_WALL_CLOCK:
 	case X86_MSR_KVM_WALL_CLOCK_NEW:
 		if (!pv_clock_msr(c, idx))
@@ -1692,6 +1704,7 @@ static const uint32_t msr_list[] = {
 	X86_MSR_KVM_SYSTEM_TIME_NEW,
 	X86_MSR_KVM_WALL_CLOCK_NEW,
 	X86_MSR_KVM_STEAL_TIME,
+	X86_MSR_KVM_POLL_CONTROL,
 	X86_MSR_TSC_ADJUST,
 	0x6e0,
 	X86_MSR_MISC_ENABLE,
@@ -1780,10 +1793,11 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	 * KVM's features those gmem has: CLOCKSOURCE(0) and CLOCKSOURCE2(3)
 	 * (kvmclock through either MSR pair), NOP_IO_DELAY(1) (port I/O
 	 * needs no delay), STEAL_TIME(5) (the vCPU thread's run delay, as
-	 * KVM's), PV_SCHED_YIELD(13) (the hypercall, which returns 0) and
-	 * CLOCKSOURCE_STABLE_BIT(24) (PVCLOCK_TSC_STABLE_BIT is set when the
-	 * clock is stable).  No async PF, PV EOI, unhalt, TLB flush,
-	 * send-IPI or poll control.
+	 * KVM's), PV_UNHALT(7) (KVM_HC_KICK_CPU), PV_SEND_IPI(11),
+	 * POLL_CONTROL(12) (its MSR, a hint), PV_SCHED_YIELD(13) (the
+	 * hypercall, which returns 0) and CLOCKSOURCE_STABLE_BIT(24)
+	 * (PVCLOCK_TSC_STABLE_BIT is set when the clock is stable).  No async
+	 * PF, PV EOI or PV TLB flush.
 	 */
 	{.function = 0x40000000,
 	 .eax = 0x40000001,
@@ -1791,8 +1805,8 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	 .ecx = 0x564b4d56,
 	 .edx = 0x0000004d},
 	{.function = 0x40000001,
-	 .eax = (1u << 0) | (1u << 1) | (1u << 3) | (1u << 5) | (1u << 13) |
-		(1u << 24)},
+	 .eax = (1u << 0) | (1u << 1) | (1u << 3) | (1u << 5) | (1u << 7) |
+		(1u << 11) | (1u << 12) | (1u << 13) | (1u << 24)},
 	{.function = 0x80000000, .eax = 0x80000008},
 	/* ECX: LAHF(0) ABM/LZCNT(5); EDX: SYSCALL(11) NX(20) 1G(26)
 	 * RDTSCP(27) LM(29) */
@@ -2108,6 +2122,7 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->dr6 = X86_DR6_INIT;
 	c->dr7 = X86_DR7_INIT;
 	c->ucode_rev = X86_UCODE_REV_DEFAULT;
+	c->kvm_poll_control = 1; /* kvm_arch_vcpu_postcreate() */
 	/* kvm_vcpu_reset(): no BTS, no PEBS (and no MWAIT enable). */
 	c->misc_enable =
 		X86_MISC_ENABLE_PEBS_UNAVAIL | X86_MISC_ENABLE_BTS_UNAVAIL;

@@ -285,6 +285,7 @@ enum {
 #define X86_MSR_KVM_SYSTEM_TIME 0x12
 #define X86_MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
 #define X86_MSR_KVM_STEAL_TIME 0x4b564d03
+#define X86_MSR_KVM_POLL_CONTROL 0x4b564d05
 #define X86_MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
 
 /* IA32_MISC_ENABLE bits KVM looks at. */
@@ -614,6 +615,8 @@ struct x86_cpu {
 	uint64_t kvm_wall_clock_own;
 	unsigned pv_req;
 	uint64_t kvm_steal_time; /* MSR_KVM_STEAL_TIME: GPA | enable bit 0 */
+	/* MSR_KVM_POLL_CONTROL: a hint (gmem does no halt polling). */
+	uint64_t kvm_poll_control;
 	/*
 	 * KVM_CAP_ENFORCE_PV_FEATURE_CPUID: KVM's PV MSRs and hypercalls
 	 * only as far as the guest's KVM_CPUID_FEATURES leaf offers them
@@ -815,6 +818,8 @@ void x86_cpuid_runtime(const struct x86_cpu *cpu, struct kvm_cpuid_entry2 *e,
 #define X86_KVM_FEATURE_CLOCKSOURCE2 3
 #define X86_KVM_FEATURE_STEAL_TIME 5
 #define X86_KVM_FEATURE_PV_UNHALT 7
+#define X86_KVM_FEATURE_PV_SEND_IPI 11
+#define X86_KVM_FEATURE_POLL_CONTROL 12
 #define X86_KVM_FEATURE_PV_SCHED_YIELD 13
 
 /*
