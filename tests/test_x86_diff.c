@@ -1361,6 +1361,15 @@ static bool host_xsave(void)
 	return (lo & 3) == 3;
 }
 
+/* Whether the host's XCR0 enables YMM too (host_xsave() first). */
+static bool host_ymm(void)
+{
+	uint32_t lo, hi;
+
+	__asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return (lo & 7) == 7;
+}
+
 /*
  * XSAVE images against the host: a random legacy region under a random
  * XSTATE_BV of x87|SSE, loaded with XRSTOR64 and stored with XSAVE64
@@ -1432,18 +1441,23 @@ static unsigned xsave_diff(unsigned n)
 
 /*
  * The XSAVE instructions against the host: from one random image loaded
- * in full (XRSTOR64, RFBM x87|SSE), XRSTOR64 of another in either form
- * under a random RFBM, then XSAVE64, XSAVEOPT64 or XSAVEC64 under another
- * into a random area, XGETBV(1) and an FXSAVE64 of the registers; natively
- * and in the interpreter.  The stored area, XCR0 & XINUSE and the
- * registers must match (less fx_masked()): random components are never
- * initial, so the host's XINUSE is exactly what XRSTOR left.
+ * in full (XRSTOR64, RFBM all of xs_mask), XRSTOR64 of another in either
+ * form under a random RFBM, then XSAVE64, XSAVEOPT64 or XSAVEC64 under
+ * another into a random area, XGETBV(1) and an FXSAVE64 of the registers;
+ * natively and in the interpreter.  The stored area, XCR0 & XINUSE and
+ * the registers (YMM's upper halves from a native XSAVE64 after the
+ * sequence) must match (less fx_masked()): random components are never
+ * initial, so the host's XINUSE is exactly what XRSTOR left.  xs_mask is
+ * x87|SSE, and YMM too where the host has it: the model's XCR0 is given
+ * YMM directly, which a guest cannot do while X86_AVX is 0.
  */
-#define XS_SEQ(save)                                      \
-	"mov $3, %eax\nxor %edx, %edx\nxrstor64 (%rbx)\n" \
-	"mov %r8d, %eax\nxrstor64 (%rsi)\n"               \
-	"mov %r9d, %eax\n" save " (%rdi)\n"               \
-	"mov $1, %ecx\nxgetbv\nmov %eax, %r10d\n"         \
+static unsigned xs_mask = 3;
+
+#define XS_SEQ(save)                                         \
+	"mov %r12d, %eax\nxor %edx, %edx\nxrstor64 (%rbx)\n" \
+	"mov %r8d, %eax\nxrstor64 (%rsi)\n"                  \
+	"mov %r9d, %eax\n" save " (%rdi)\n"                  \
+	"mov $1, %ecx\nxgetbv\nmov %eax, %r10d\n"            \
 	"fxsave64 (%r11)\nret\n"
 
 GUEST_CODE(xs_seq_save, XS_SEQ("xsave64"));
@@ -1459,12 +1473,15 @@ GUEST_CODE(xs_seq_32, XS_SEQ("xsave")); /* FIP/FCS, FDP/FDS: 32-bit format */
 
 static void xs_rnd_image(uint8_t *a, bool compact)
 {
-	uint64_t bv = rn(4), comp = 0;
+	uint64_t bv = rn(xs_mask + 1), comp = 0;
 
 	memset(a, 0, 1024);
 	rnd_fx(a);
+	if (xs_mask & X86_XFEATURE_YMM)
+		for (unsigned k = 0; k < X86_XSAVE_YMM_SIZE; k++)
+			a[X86_XSAVE_YMM_OFF + k] = rnd();
 	if (compact) {
-		comp = 1ull << 63 | rn(4);
+		comp = 1ull << 63 | rn(xs_mask + 1);
 		bv &= comp;
 	}
 	memcpy(a + 512, &bv, 8);
@@ -1481,6 +1498,7 @@ static unsigned xsave_insn_diff(unsigned n)
 		    {xs_seq_c, xs_seq_c_end, X86_XSAVE_XSAVEC},
 		    {xs_seq_32, xs_seq_32_end, 0}};
 	static uint8_t host[512] __attribute__((aligned(16)));
+	static uint8_t ymm[1024] __attribute__((aligned(64)));
 	uint32_t a = 0xd, b, c = 1, d;
 	uint8_t *nat = code_a + 2048, *dv = vm.mem + H_DATA;
 	uint64_t d0 = (uint64_t)data_d;
@@ -1493,9 +1511,14 @@ static unsigned xsave_insn_diff(unsigned n)
 	x86_get_sregs(&vm.cpu, &s);
 	s.cr4 |= X86_CR4_OSXSAVE;
 	x86_set_sregs(&vm.cpu, &s);
-	REQUIRE(x86_set_xcr(&vm.cpu, 0, 3) == 0);
+	if (host_ymm()) {
+		xs_mask = 7;
+		vm.cpu.guest_xcr0 |= X86_XFEATURE_YMM;
+	}
+	REQUIRE(x86_set_xcr(&vm.cpu, 0, xs_mask) == 0);
 	for (unsigned i = 0; i < n; i++) {
-		unsigned k = rn(ARRAY_LEN(seqs)), r1 = rn(4), r2 = rn(4);
+		unsigned k = rn(ARRAY_LEN(seqs)), r1 = rn(xs_mask + 1),
+			 r2 = rn(xs_mask + 1);
 		uint8_t mem[4096], out[X86_XSAVE_SIZE];
 		uint64_t xin, r10;
 		bool diff = false;
@@ -1518,16 +1541,22 @@ static unsigned xsave_insn_diff(unsigned n)
 			register uint64_t r9 __asm__("r9") = r2;
 			register uint64_t rr10 __asm__("r10");
 			register uint64_t r11 __asm__("r11") = d0 + XS_REGS;
+			register uint64_t r12 __asm__("r12") = xs_mask;
 
+			memset(ymm, 0, sizeof(ymm));
 			__asm__ volatile("fxsave64 %[h]\n\t"
 					 "sub $128, %%rsp\n\t"
 					 "call *%[f]\n\t"
 					 "add $128, %%rsp\n\t"
+					 "mov %%r12d, %%eax\n\t"
+					 "xor %%edx, %%edx\n\t"
+					 "xsave64 %[y]\n\t"
 					 "fxrstor64 %[h]"
-					 : [h] "+m"(host), "=r"(rr10), "+r"(r11)
+					 : [h] "+m"(host), "=r"(rr10),
+					   "+r"(r11), [y] "+m"(ymm)
 					 : [f] "r"(nat), "b"(d0 + XS_BASE),
 					   "S"(d0 + XS_IMG), "D"(d0 + XS_OUT),
-					   "r"(r8), "r"(r9)
+					   "r"(r8), "r"(r9), "r"(r12)
 					 : "rax", "rcx", "rdx", "memory");
 			xin = rr10;
 		}
@@ -1546,6 +1575,7 @@ static unsigned xsave_insn_diff(unsigned n)
 		vm.cpu.gpr[X86_R8] = r1;
 		vm.cpu.gpr[X86_R9] = r2;
 		vm.cpu.gpr[X86_R11] = d0 + XS_REGS;
+		vm.cpu.gpr[X86_R12] = xs_mask;
 		if (hvm_run(&vm, 100) != X86_STOP_VMCALL) {
 			printf("# XSAVE sequence %u: stop %d vector %d\n", i,
 			       vm.stop.reason, hvm_vector(&vm));
@@ -1553,7 +1583,7 @@ static unsigned xsave_insn_diff(unsigned n)
 			continue;
 		}
 		r10 = vm.cpu.gpr[X86_R10];
-		if ((r10 & 3) != (xin & 3)) {
+		if ((r10 & xs_mask) != (xin & xs_mask)) {
 			printf("# XSAVE sequence %u: XGETBV(1) host %#llx "
 			       "model %#llx\n",
 			       i, (unsigned long long)xin,
@@ -1561,7 +1591,7 @@ static unsigned xsave_insn_diff(unsigned n)
 			diff = true;
 		}
 		memcpy(out, dv + XS_OUT, sizeof(out));
-		for (unsigned q = 0; q < X86_XSAVE_SIZE; q++) {
+		for (unsigned q = 0; q < x86_xsave_size(xs_mask); q++) {
 			if ((q < 512 && fx_masked(q)) ||
 			    out[q] == data_d[XS_OUT + q])
 				continue;
@@ -1582,9 +1612,17 @@ static unsigned xsave_insn_diff(unsigned n)
 			diff = true;
 			break;
 		}
+		if ((xs_mask & X86_XFEATURE_YMM) &&
+		    memcmp(vm.cpu.ymmh, ymm + X86_XSAVE_YMM_OFF,
+			   X86_XSAVE_YMM_SIZE)) {
+			printf("# XSAVE sequence %u: YMM upper halves differ\n",
+			       i);
+			diff = true;
+		}
 		bad += diff;
 	}
-	printf("# %u XSAVE sequences, %u mismatches\n", done, bad);
+	printf("# %u XSAVE sequences (XCR0 %#x), %u mismatches\n", done,
+	       xs_mask, bad);
 	return bad;
 }
 

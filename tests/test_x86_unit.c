@@ -1499,8 +1499,13 @@ static void t_xsave(void)
 
 	/* Refused images leave the state as it was. */
 	memcpy(b, a, sizeof(b));
-	b[512] |= 4; /* AVX */
+	b[512] |= 8; /* MPX's BNDREGS: never supported */
 	CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
+	if (!X86_AVX) {
+		memcpy(b, a, sizeof(b));
+		b[512] |= 4; /* YMM, not supported without AVX */
+		CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
+	}
 	memcpy(b, a, sizeof(b));
 	b[527] = 0x80; /* XCOMP_BV: compacted */
 	CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
@@ -1554,8 +1559,23 @@ static void t_xsave(void)
 		x86_get_xsave(&vm.cpu, b);
 		CHECK(memcmp(a, b, sizeof(a)) == 0);
 	}
+	/* CPUID leaf 0xD as the supported components make it. */
+	{
+		uint32_t out[4];
+
+		x86_cpuid(&vm.cpu, 0xd, 0, out);
+		CHECK_EQ(out[0], X86_XCR0_SUPPORTED);
+		CHECK_EQ(out[2], X86_XSAVE_SUPPORTED_SIZE);
+		x86_cpuid(&vm.cpu, 0xd, 2, out);
+		CHECK_EQ(out[0], X86_AVX ? X86_XSAVE_YMM_SIZE : 0);
+		CHECK_EQ(out[1], X86_AVX ? X86_XSAVE_YMM_OFF : 0);
+		x86_cpuid(&vm.cpu, 1, 0, out);
+		CHECK_EQ(!!(out[2] & (1u << 28)), X86_AVX);
+		CHECK_EQ(x86_set_xcr(&vm.cpu, 0, 7), X86_AVX ? 0 : -EINVAL);
+		CHECK_EQ(x86_set_xcr(&vm.cpu, 0, 5), -EINVAL); /* YMM, no SSE */
+	}
 	tap_result("XSAVE images: XSTATE_BV, initial state, checks, random "
-		   "round trips");
+		   "round trips; leaf 0xD");
 }
 
 /* ---- XSAVE, XGETBV, XSETBV ------------------------------------------ */

@@ -1745,14 +1745,14 @@ int x86_set_fxsave(struct x86_cpu *c, const uint8_t area[512])
 /* ---- XSAVE (SDM vol. 1, chapter 13) --------------------------------- */
 
 /*
- * The model's XSAVE area: the legacy region (FXSAVE's layout) and the
- * 64-byte header, 576 bytes in both formats since x87 and SSE are its
- * only components:
+ * The model's XSAVE area: the legacy region (FXSAVE's layout), the
+ * 64-byte header and the YMM upper halves, at the same offsets in both
+ * formats since YMM is the only extended component:
  *
  *     0 x87: FCW .. FDP (0-23)     24 MXCSR, MXCSR_MASK (SSE)
  *    32 x87: ST0-ST7               160 SSE: XMM0-XMM15
  *   416 not used by XSAVE          512 XSTATE_BV   520 XCOMP_BV
- *   528 reserved (48 bytes)
+ *   528 reserved (48 bytes)        576 YMM: YMM0-15 bits 255:128
  */
 #define XS_BV 512
 #define XS_COMP 520
@@ -1769,11 +1769,11 @@ static bool x87_is_init(const struct x86_cpu *c)
 	       !memcmp(x->st, zero, sizeof(zero));
 }
 
-static bool xmm_is_zero(const struct x86_cpu *c)
+static bool xmm_is_zero(const union x86_xmm *x)
 {
 	static const union x86_xmm zero[16];
 
-	return !memcmp(c->xmm, zero, sizeof(zero));
+	return !memcmp(x, zero, sizeof(zero));
 }
 
 /*
@@ -1787,8 +1787,10 @@ uint64_t x86_xinuse(const struct x86_cpu *c)
 
 	if (!x87_is_init(c))
 		u |= X86_XFEATURE_FP;
-	if (!xmm_is_zero(c))
+	if (!xmm_is_zero(c->xmm))
 		u |= X86_XFEATURE_SSE;
+	if (!xmm_is_zero(c->ymmh))
+		u |= X86_XFEATURE_YMM;
 	return u;
 }
 
@@ -1838,6 +1840,11 @@ static void xs_store(const struct x86_cpu *c, uint8_t *img, bool *wr,
 		xs_put(img, wr, fx, 24, 8);
 	if (save & X86_XFEATURE_SSE)
 		xs_put(img, wr, fx, 160, 256);
+	if (save & X86_XFEATURE_YMM) {
+		memcpy(img + X86_XSAVE_YMM_OFF, c->ymmh, X86_XSAVE_YMM_SIZE);
+		for (unsigned k = 0; k < X86_XSAVE_YMM_SIZE / 8; k++)
+			wr[X86_XSAVE_YMM_OFF / 8 + k] = true;
+	}
 	memcpy(img + XS_BV, &bv, 8);
 	wr[XS_BV / 8] = true;
 	if (flags & XF_COMPACT) {
@@ -1911,6 +1918,13 @@ static void xs_load(struct x86_cpu *c, const uint8_t *img, uint64_t rfbm,
 		else
 			memset(c->xmm, 0, sizeof(c->xmm));
 	}
+	if (rfbm & X86_XFEATURE_YMM) {
+		if (bv & X86_XFEATURE_YMM)
+			memcpy(c->ymmh, img + X86_XSAVE_YMM_OFF,
+			       sizeof(c->ymmh));
+		else
+			memset(c->ymmh, 0, sizeof(c->ymmh));
+	}
 	if (cmx) {
 		if (rfbm & X86_XFEATURE_SSE)
 			c->mxcsr = (bv & X86_XFEATURE_SSE) ? fx_mxcsr(img)
@@ -1924,9 +1938,9 @@ static void xs_load(struct x86_cpu *c, const uint8_t *img, uint64_t rfbm,
 /*
  * XSAVE (op 0), XSAVEOPT (1), XSAVEC (2), XRSTOR (3); i->ssz = 8 for the
  * 64-bit x87 format.  #UD without CR4.OSXSAVE, #NM for CR0.TS (CR0.EM
- * does not matter), #GP(0) unless 64-byte aligned; then the 576 bytes
- * are translated, 16 at a time (none crosses a page), before anything is
- * read or written.
+ * does not matter), #GP(0) unless 64-byte aligned; then the legacy
+ * region, the header and, if requested, YMM are translated, 16 bytes at
+ * a time (none crosses a page), before anything is read or written.
  */
 static int h_xsave(struct x86_cpu *c, const struct x86_insn *i)
 {
@@ -1937,6 +1951,7 @@ static int h_xsave(struct x86_cpu *c, const struct x86_insn *i)
 	bool wr[XS_WORDS] = {false};
 	bool rst = i->op == 3, w64 = i->ssz == 8;
 	uint64_t a = x86_ea(c, i), comp, rfbm;
+	unsigned n;
 	int r;
 
 	if (!(c->cr4 & X86_CR4_OSXSAVE))
@@ -1946,7 +1961,10 @@ static int h_xsave(struct x86_cpu *c, const struct x86_insn *i)
 	if (a & 63)
 		return x86_gp0(c);
 	rfbm = ((uint32_t)c->gpr[X86_RAX] | c->gpr[X86_RDX] << 32) & c->xcr0;
-	for (unsigned k = 0; k < ARRAY_SIZE(m); k++) {
+	/* Only the components requested: YMM's 256 bytes are not touched. */
+	n = x86_xsave_size(rfbm) / 16;
+	memset(img, 0, sizeof(img));
+	for (unsigned k = 0; k < n; k++) {
 		union x86_xmm v;
 
 		r = sse_prep(c, a + 16 * k, 16,
@@ -2011,7 +2029,7 @@ int x86_bind_xsave(struct x86_insn *i, const void *zi, const void *zo)
 }
 
 /*
- * KVM_GET_XSAVE: XSAVE64 of both components into a zeroed image, with
+ * KVM_GET_XSAVE: XSAVE64 of the supported components into a zeroed image, with
  * the in-use rule of the XSAVES the kernel saves a guest with.
  */
 void x86_get_xsave(const struct x86_cpu *c, uint8_t area[X86_XSAVE_SIZE])

@@ -495,6 +495,7 @@ struct x86_cpu {
 	 * the integer path's fields keep their cache lines.
 	 */
 	union x86_xmm xmm[16];
+	union x86_xmm ymmh[16]; /* YMM0-15 bits 255:128 (XSAVE component 2) */
 	uint32_t mxcsr;
 	struct x86_x87 x87;
 	uint64_t xcr0; /* XCR0 */
@@ -751,15 +752,31 @@ void x86_get_fxsave(const struct x86_cpu *cpu, uint8_t area[512]);
 int x86_set_fxsave(struct x86_cpu *cpu, const uint8_t area[512]);
 
 /*
- * XSAVE state components the model has (XCR0 bits): x87 and SSE.  Their
- * standard-format XSAVE image is the legacy region and the 64-byte
- * header, 576 bytes.
+ * XSAVE state components the model holds (XCR0 bits): x87, SSE and AVX's
+ * YMM upper halves, the last at offset 576 in both formats (it is the
+ * first extended component), 256 bytes.  X86_AVX is the one switch for
+ * AVX: while it is 0, CPUID has neither AVX nor XCR0.YMM, so no guest
+ * can enable YMM and every VEX instruction of avx.c stays #UD
+ * (X86_XCR0_SUPPORTED is then x87 and SSE, and every size follows it).
  */
+#define X86_AVX 0
 #define X86_XFEATURE_FP 1ull
 #define X86_XFEATURE_SSE 2ull
 #define X86_XFEATURE_YMM 4ull
-#define X86_XCR0_SUPPORTED (X86_XFEATURE_FP | X86_XFEATURE_SSE)
-#define X86_XSAVE_SIZE 576
+#define X86_XCR0_SUPPORTED \
+	(X86_XFEATURE_FP | X86_XFEATURE_SSE | (X86_AVX ? X86_XFEATURE_YMM : 0))
+#define X86_XSAVE_YMM_OFF 576
+#define X86_XSAVE_YMM_SIZE 256
+/* The largest image: buffers hold it, whatever X86_AVX says. */
+#define X86_XSAVE_SIZE (X86_XSAVE_YMM_OFF + X86_XSAVE_YMM_SIZE)
+/* The image of the supported components (CPUID.(0xd, 0):ECX). */
+#define X86_XSAVE_SUPPORTED_SIZE (X86_AVX ? X86_XSAVE_SIZE : X86_XSAVE_YMM_OFF)
+/* The size of an image (either format) holding components @xfeatures. */
+static inline unsigned x86_xsave_size(uint64_t xfeatures)
+{
+	return xfeatures & X86_XFEATURE_YMM ? X86_XSAVE_SIZE
+					    : X86_XSAVE_YMM_OFF;
+}
 /* CPUID.(0xd, 1):EAX */
 #define X86_XSAVE_XSAVEOPT (1u << 0)
 #define X86_XSAVE_XSAVEC (1u << 1)
