@@ -1626,6 +1626,254 @@ static unsigned xsave_insn_diff(unsigned n)
 	return bad;
 }
 
+/*
+ * VEX instructions against the host: one random AVX instruction (Zydis
+ * says its ISA extension is AVX: no AVX2, FMA, F16C or AES) between an
+ * XRSTOR64 of a random x87|SSE|YMM image and an XSAVE64, natively and in
+ * the interpreter, whose XCR0 is given YMM directly (a guest cannot set
+ * it while X86_AVX is 0).  GPR operands are RAX, RCX, RDX and R8-R11
+ * (random values), the memory operand is [RSI + disp] in a random page;
+ * MXCSR masks every exception and the aligned moves get aligned
+ * addresses, so nothing faults.  The XMM and YMM registers and MXCSR (from
+ * the saved images), the GPRs, RFLAGS' arithmetic flags and the page must
+ * match.  Returns the number of mismatches.
+ */
+#define VX_SEQ                                                       \
+	"mov $7, %eax\nxor %edx, %edx\nxrstor64 (%rbx)\n"            \
+	"mov 0(%rdi), %rax\nmov 8(%rdi), %rcx\nmov 16(%rdi), %rdx\n" \
+	"mov 24(%rdi), %r8\nmov 32(%rdi), %r9\nmov 40(%rdi), %r10\n" \
+	"mov 48(%rdi), %r11\n"                                       \
+	"vx_insn:\n.fill 16, 1, 0x90\n"                              \
+	"mov %rax, 0(%rdi)\nmov %rcx, 8(%rdi)\nmov %rdx, 16(%rdi)\n" \
+	"mov %r8, 24(%rdi)\nmov %r9, 32(%rdi)\nmov %r10, 40(%rdi)\n" \
+	"mov %r11, 48(%rdi)\npushfq\npopq 56(%rdi)\n"                \
+	"mov $7, %eax\nxor %edx, %edx\nxsave64 64(%rdi)\nret\n"
+
+GUEST_CODE(vx_seq, VX_SEQ);
+
+#define VX_IMG 0
+#define VX_OUT 1024 /* GPRs, RFLAGS, then the XSAVE image at +64 */
+#define VX_MEM 2048
+
+static bool vx_gpr_ok(ZydisRegister r)
+{
+	static const ZydisRegister ok[] = {
+		ZYDIS_REGISTER_EAX,   ZYDIS_REGISTER_RAX,
+		ZYDIS_REGISTER_ECX,   ZYDIS_REGISTER_RCX,
+		ZYDIS_REGISTER_EDX,   ZYDIS_REGISTER_RDX,
+		ZYDIS_REGISTER_R8D,   ZYDIS_REGISTER_R8,
+		ZYDIS_REGISTER_R9D,   ZYDIS_REGISTER_R9,
+		ZYDIS_REGISTER_R10D,  ZYDIS_REGISTER_R10,
+		ZYDIS_REGISTER_R11D,  ZYDIS_REGISTER_R11,
+		ZYDIS_REGISTER_RSI,   ZYDIS_REGISTER_NONE,
+		ZYDIS_REGISTER_RIP,   ZYDIS_REGISTER_RFLAGS,
+		ZYDIS_REGISTER_MXCSR,
+	};
+
+	for (unsigned k = 0; k < ARRAY_LEN(ok); k++)
+		if (r == ok[k])
+			return true;
+	return false;
+}
+
+/* A random VEX instruction the host and the model must agree on. */
+static unsigned gen_vex(uint8_t *p)
+{
+	for (;;) {
+		ZydisDecodedInstruction z;
+		ZydisDecodedOperand o[ZYDIS_MAX_OPERAND_COUNT];
+		unsigned map = 1 + rn(3), n = 0, modrm, mod = rn(2) ? 3 : 2;
+		bool bad = false, mem = mod != 3;
+		int32_t disp;
+
+		p[n++] = 0xc4;
+		/* R X B inverted; B = 1 (no extension) for [RSI] */
+		p[n++] = (rn(2) << 7) | 0x40 | (mem ? 0x20 : rn(2) << 5) | map;
+		p[n++] = (rn(2) << 7) | (rn(16) << 3) | (rn(2) << 2) | rn(4);
+		p[n++] = rnd();
+		modrm = (mod << 6) | (rn(8) << 3) | (mem ? 6 : rn(8));
+		p[n++] = modrm;
+		if (mem) {
+			disp = rn(1024 - 64);
+			if (rn(2))
+				disp &= ~31;
+			memcpy(p + n, &disp, 4);
+			n += 4;
+		}
+		if (map == 3 || rn(2))
+			p[n++] = rnd();
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, p, n, &z, o)))
+			continue;
+		if (z.meta.isa_ext != ZYDIS_ISA_EXT_AVX ||
+		    z.mnemonic == ZYDIS_MNEMONIC_VLDMXCSR ||
+		    z.mnemonic == ZYDIS_MNEMONIC_VMASKMOVDQU ||
+		    z.mnemonic == ZYDIS_MNEMONIC_VPCLMULQDQ)
+			continue; /* MXCSR faults, [RDI]; PCLMULQDQ is not AVX
+				   */
+		for (unsigned k = 0; k < z.operand_count; k++) {
+			if (o[k].type == ZYDIS_OPERAND_TYPE_REGISTER) {
+				ZydisRegisterClass cl =
+					ZydisRegisterGetClass(o[k].reg.value);
+
+				if (cl != ZYDIS_REGCLASS_XMM &&
+				    cl != ZYDIS_REGCLASS_YMM &&
+				    !vx_gpr_ok(o[k].reg.value))
+					bad = true;
+			}
+			if (o[k].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+			    (o[k].mem.base != ZYDIS_REGISTER_RSI ||
+			     o[k].mem.index != ZYDIS_REGISTER_NONE))
+				bad = true;
+		}
+		if (bad)
+			continue;
+		/* The aligned moves: an address aligned to the operand. */
+		if (mem && (z.mnemonic == ZYDIS_MNEMONIC_VMOVAPS ||
+			    z.mnemonic == ZYDIS_MNEMONIC_VMOVAPD ||
+			    z.mnemonic == ZYDIS_MNEMONIC_VMOVDQA ||
+			    z.mnemonic == ZYDIS_MNEMONIC_VMOVNTPS ||
+			    z.mnemonic == ZYDIS_MNEMONIC_VMOVNTPD ||
+			    z.mnemonic == ZYDIS_MNEMONIC_VMOVNTDQ ||
+			    z.mnemonic == ZYDIS_MNEMONIC_VMOVNTDQA)) {
+			memcpy(&disp, p + 5, 4);
+			disp &= ~31;
+			memcpy(p + 5, &disp, 4);
+		}
+		return z.length;
+	}
+}
+
+static unsigned vex_diff(unsigned n)
+{
+	static uint8_t host[512] __attribute__((aligned(16)));
+	uint8_t *nat = code_a + 2048, *dv = vm.mem + H_DATA;
+	uint64_t d0 = (uint64_t)data_d;
+	unsigned bad = 0, ins = (unsigned)(vx_seq_end - vx_seq) - 0;
+	unsigned at = 0;
+	struct kvm_sregs s;
+
+	/* Where the 16 NOPs are: after the GPR loads. */
+	for (at = 0; at + 16 <= ins; at++)
+		if (!memcmp(vx_seq + at,
+			    "\x90\x90\x90\x90\x90\x90\x90\x90\x90\x90\x90\x90"
+			    "\x90\x90\x90\x90",
+			    16))
+			break;
+	REQUIRE(at + 16 <= ins);
+	x86_get_sregs(&vm.cpu, &s);
+	s.cr4 |= X86_CR4_OSXSAVE;
+	x86_set_sregs(&vm.cpu, &s);
+	vm.cpu.guest_xcr0 |= X86_XFEATURE_YMM;
+	REQUIRE(x86_set_xcr(&vm.cpu, 0, 7) == 0);
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t mem[4096], seq[256], insn[16];
+		unsigned len = gen_vex(insn);
+		uint64_t bv = 7, comp = 0;
+		uint32_t mx = 0x1f80 | rn(4) << 13 | (rn(2) ? 0x40 : 0) |
+			      (rn(2) ? 0x8000 : 0);
+		bool diff = false;
+
+		memset(mem, 0, sizeof(mem));
+		rnd_fx(mem + VX_IMG);
+		memcpy(mem + VX_IMG + 24, &mx, 4);
+		for (unsigned k = 0; k < 16; k++)
+			rnd_xmm(mem + VX_IMG + X86_XSAVE_YMM_OFF + 16 * k);
+		memcpy(mem + VX_IMG + 512, &bv, 8);
+		memcpy(mem + VX_IMG + 520, &comp, 8);
+		for (unsigned k = 0; k < 7; k++) {
+			uint64_t v = rn(4) ? rnd() : rn(40);
+
+			memcpy(mem + VX_OUT + 8 * k, &v, 8);
+		}
+		for (unsigned k = VX_MEM; k < 4096; k += 16)
+			rnd_xmm(mem + k);
+		memcpy(seq, vx_seq, ins);
+		memset(seq + at, 0x90, 16);
+		memcpy(seq + at, insn, len);
+
+		memcpy(nat, seq, ins);
+		__builtin___clear_cache((char *)nat, (char *)nat + ins);
+		memcpy(data_d, mem, 4096);
+		__asm__ volatile("fxsave64 %[h]\n\t"
+				 "sub $128, %%rsp\n\t"
+				 "call *%[f]\n\t"
+				 "add $128, %%rsp\n\t"
+				 "vzeroupper\n\t"
+				 "fxrstor64 %[h]"
+				 : [h] "+m"(host)
+				 : [f] "r"(nat), "b"(d0 + VX_IMG),
+				   "S"(d0 + VX_MEM), "D"(d0 + VX_OUT)
+				 : "rax", "rcx", "rdx", "r8", "r9", "r10",
+				   "r11", "memory", "cc");
+
+		memcpy(vm.mem + H_CODE + 2048, seq, ins);
+		memcpy(vm.mem + H_CODE + 2048 + ins - 1, "\x0f\x01\xc1", 3);
+		x86_cpu_invalidate_gpa(&vm.cpu, H_CODE, H_CODE + 4096);
+		memcpy(dv, mem, 4096);
+		vm.cpu.rip = (uint64_t)nat;
+		vm.cpu.gpr[X86_RBX] = d0 + VX_IMG;
+		vm.cpu.gpr[X86_RSI] = d0 + VX_MEM;
+		vm.cpu.gpr[X86_RDI] = d0 + VX_OUT;
+		if (hvm_run(&vm, 100) != X86_STOP_VMCALL) {
+			printf("# VEX %u: stop %d vector %d\n", i,
+			       vm.stop.reason, hvm_vector(&vm));
+			diff = true;
+		}
+		for (unsigned q = 0; !diff && q < 4096; q++) {
+			unsigned o = q - (VX_OUT + 64);
+			uint64_t fl;
+
+			if (q >= VX_OUT + 64 && q < VX_MEM &&
+			    ((o < 512 && fx_masked(o)) || o < 24 ||
+			     (o >= 28 && o < 32) || (o >= 32 && o < 160) ||
+			     (o >= 416 && o < 576) || o >= X86_XSAVE_SIZE))
+				continue; /* x87, header, beyond the image */
+			if (q >= VX_OUT + 56 && q < VX_OUT + 64) {
+				uint64_t a, b;
+
+				memcpy(&a, data_d + VX_OUT + 56, 8);
+				memcpy(&b, dv + VX_OUT + 56, 8);
+				fl = 0x8d5; /* CF PF AF ZF SF OF */
+				if ((a ^ b) & fl) {
+					printf("# VEX %u: RFLAGS host %#llx "
+					       "model %#llx\n",
+					       i, (unsigned long long)a,
+					       (unsigned long long)b);
+					diff = true;
+				}
+				q = VX_OUT + 63;
+				continue;
+			}
+			if (q < VX_IMG + 1024)
+				continue; /* the input image */
+			if (data_d[q] != dv[q]) {
+				printf("# VEX %u: byte %u (%s) host %#x "
+				       "model %#x\n",
+				       i, q,
+				       q < VX_OUT + 64 ? "GPR"
+				       : q < VX_MEM    ? "XSAVE image"
+						       : "memory",
+				       data_d[q], dv[q]);
+				diff = true;
+			}
+		}
+		if (diff) {
+			char buf[128];
+			ZydisDecodedInstruction z;
+			ZydisDecodedOperand o[ZYDIS_MAX_OPERAND_COUNT];
+
+			ZydisDecoderDecodeFull(&dec, insn, len, &z, o);
+			ZydisFormatterFormatInstruction(
+				&fmt, &z, o, z.operand_count_visible, buf,
+				sizeof(buf), 0, ZYAN_NULL);
+			printf("#   %s\n", buf);
+			bad++;
+		}
+	}
+	printf("# %u VEX instructions, %u mismatches\n", n, bad);
+	return bad;
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t seed = time(NULL);
@@ -1642,7 +1890,7 @@ int main(int argc, char **argv)
 		seed = strtoull(argv[1], NULL, 0);
 	if (argc > 2)
 		count = strtoul(argv[2], NULL, 0);
-	tap_plan(6, 300);
+	tap_plan(7, 300);
 	printf("# seed %llu, %u sequences\n", (unsigned long long)seed, count);
 	rng = seed * 0x9e3779b97f4a7c15ull + 1;
 
@@ -1734,6 +1982,13 @@ int main(int argc, char **argv)
 			   "XGETBV(1) match the host CPU");
 	} else {
 		tap_skip("XSAVE instructions", "the host's XCR0 lacks x87|SSE");
+	}
+	if (host_xsave() && host_ymm()) {
+		CHECK_EQ(vex_diff(count < 20000 ? count : 20000), 0);
+		tap_result("VEX (AVX) instructions match the host CPU: XMM, "
+			   "YMM, MXCSR, GPRs, flags, memory");
+	} else {
+		tap_skip("VEX instructions", "the host has no AVX");
 	}
 	hvm_destroy(&vm);
 	return tap_done();

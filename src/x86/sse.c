@@ -35,21 +35,23 @@
 
 #include "x86/internal.h"
 
-#define XMM_F 0x20
-#define SSE_A16 1
-
 static inline int advance(struct x86_cpu *c, const struct x86_insn *i)
 {
 	c->rip += i->len;
 	return X86_OK;
 }
 
-/* CR0.EM or no CR4.OSFXSR: #UD; CR0.TS: #NM (SDM vol. 3, 13.4). */
-static inline int sse_avail(struct x86_cpu *c)
+/*
+ * CR0.EM or no CR4.OSFXSR: #UD; CR0.TS: #NM (SDM vol. 3, 13.4).  A VEX
+ * form has AVX's rules instead.
+ */
+static inline int sse_avail(struct x86_cpu *c, const struct x86_insn *i)
 {
 	if (likely(!(c->cr0 & (X86_CR0_EM | X86_CR0_TS)) &&
-		   (c->cr4 & X86_CR4_OSFXSR)))
+		   (c->cr4 & X86_CR4_OSFXSR) && !(i->pfx & P_VEX)))
 		return X86_OK;
+	if (i->pfx & P_VEX)
+		return x86_avx_avail(c);
 	if ((c->cr0 & X86_CR0_EM) || !(c->cr4 & X86_CR4_OSFXSR))
 		return x86_ud(c);
 	return x86_raise(c, X86_NM, false, 0);
@@ -657,19 +659,34 @@ _Static_assert(SO_COUNT <= 256, "x86_insn.op is 8 bits");
 
 /* ---- Handlers ------------------------------------------------------- */
 
+/* The first source: the destination, or VEX.vvvv's register. */
+static inline unsigned src1(const struct x86_insn *i)
+{
+	return (i->pfx & P_VEX ? i->r[2] : i->r[0]) & 15;
+}
+
+/* A VEX.128 form clears bits 255:128 of its XMM destination. */
+static inline void vex_zero(struct x86_cpu *c, const struct x86_insn *i,
+			    unsigned r)
+{
+	if (unlikely(i->pfx & P_VEX))
+		memset(&c->ymmh[r & 15], 0, sizeof(c->ymmh[0]));
+}
+
 /* XMM destination: d = op(d, source, imm8). */
 static int h_sse(struct x86_cpu *c, const struct x86_insn *i)
 {
 	union x86_xmm s, d;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
 	if (r)
 		return r;
-	d = c->xmm[i->r[0] & 15];
+	d = c->xmm[src1(i)];
 	sse_ops[i->op](&d, &s, (uint8_t)i->imm);
 	c->xmm[i->r[0] & 15] = d;
+	vex_zero(c, i, i->r[0]);
 	return advance(c, i);
 }
 
@@ -680,7 +697,7 @@ static int h_sse_store(struct x86_cpu *c, const struct x86_insn *i)
 	unsigned sz = i->ssz;
 	struct x86_mref m;
 	uint64_t v;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (r)
 		return r;
@@ -722,7 +739,7 @@ static int h_sse_movmsk(struct x86_cpu *c, const struct x86_insn *i)
 	const union x86_xmm *x = &c->xmm[i->r[1] & 15];
 	unsigned sz = i->ssz;
 	uint64_t v = 0;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (r)
 		return r;
@@ -738,7 +755,7 @@ static int h_ptest(struct x86_cpu *c, const struct x86_insn *i)
 	const union x86_xmm *d = &c->xmm[i->r[0] & 15];
 	union x86_xmm s;
 	uint64_t f;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
@@ -753,21 +770,26 @@ static int h_ptest(struct x86_cpu *c, const struct x86_insn *i)
 	return advance(c, i);
 }
 
-/* PBLENDVB, BLENDVPS, BLENDVPD: XMM0's lane sign bits pick s. */
+/*
+ * PBLENDVB, BLENDVPS, BLENDVPD: XMM0's lane sign bits pick s (the VEX
+ * forms' mask is the register in imm8[7:4]).
+ */
 static int h_blendv(struct x86_cpu *c, const struct x86_insn *i)
 {
-	union x86_xmm s, *d = &c->xmm[i->r[0] & 15];
+	union x86_xmm s, d = c->xmm[src1(i)], mask;
 	unsigned sz = i->op;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
 	if (r)
 		return r;
-	/* Lane by lane, so XMM0 as the destination reads its old signs. */
+	mask = c->xmm[i->pfx & P_VEX ? (i->imm >> 4) & 15 : 0];
 	for (unsigned k = 0; k < 16; k += sz)
-		if (c->xmm[0].b[k + sz - 1] & 0x80)
-			memcpy(&d->b[k], &s.b[k], sz);
+		if (mask.b[k + sz - 1] & 0x80)
+			memcpy(&d.b[k], &s.b[k], sz);
+	c->xmm[i->r[0] & 15] = d;
+	vex_zero(c, i, i->r[0]);
 	return advance(c, i);
 }
 
@@ -1210,19 +1232,19 @@ static unsigned fp_dp_flags(const struct x86_cpu *c, const union x86_xmm *d,
 }
 
 /* The flags of h_fp's operation when an unmasked exception may be met. */
-static unsigned fp_exact_flags(const struct x86_cpu *c,
-			       const struct x86_insn *i, const union x86_xmm *d,
+static unsigned fp_exact_flags(const struct x86_cpu *c, unsigned op,
+			       unsigned imm, const union x86_xmm *d,
 			       const union x86_xmm *s, unsigned f)
 {
 	unsigned um = ~(c->mxcsr >> 7) & MX_FLAGS, n, lf = 0;
 	struct fp_lane l[4];
 	uint64_t res;
 
-	if (i->op == FO_dpps || i->op == FO_dppd)
-		return fp_dp_flags(c, d, s, (uint8_t)i->imm, i->op == FO_dppd);
+	if (op == FO_dpps || op == FO_dppd)
+		return fp_dp_flags(c, d, s, imm, op == FO_dppd);
 	if (f & um & MX_PRE)
 		return f & MX_PRE;
-	n = fp_lanes(i->op, l);
+	n = fp_lanes(op, l);
 	if (!n)
 		return f; /* no overflow or underflow possible */
 	for (unsigned k = 0; k < n; k++)
@@ -1248,27 +1270,52 @@ static unsigned fp_single(const struct x86_cpu *c, unsigned f)
 static int h_fp(struct x86_cpu *c, const struct x86_insn *i)
 {
 	union x86_xmm s, d;
-	uint32_t mx;
-	unsigned f, um;
-	int r = sse_avail(c);
+	unsigned f;
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
 	if (r)
 		return r;
-	d = c->xmm[i->r[0] & 15];
-	mx = fp_mx(c);
-	fp_ops[i->op](&d, &s, (uint8_t)i->imm, &mx);
-	f = mx & MX_FLAGS;
-	um = ~(c->mxcsr >> 7) & MX_FLAGS;
-	/* Unmasked underflow needs a look at exact tiny results too. */
-	if (unlikely((f & um) || (um & MX_UE)))
-		f = fp_exact_flags(c, i, &c->xmm[i->r[0] & 15], &s, f);
+	d = c->xmm[src1(i)];
+	f = x86_fp_lane(c, i->op, &d, &s, (uint8_t)i->imm);
 	r = fp_commit(c, f);
 	if (r)
 		return r;
 	c->xmm[i->r[0] & 15] = d;
+	vex_zero(c, i, i->r[0]);
 	return advance(c, i);
+}
+
+unsigned x86_fp_lane(const struct x86_cpu *c, unsigned op, union x86_xmm *d,
+		     const union x86_xmm *s, unsigned imm)
+{
+	union x86_xmm in = *d;
+	uint32_t mx = fp_mx(c);
+	unsigned f, um = ~(c->mxcsr >> 7) & MX_FLAGS;
+
+	fp_ops[op](d, s, imm, &mx);
+	f = mx & MX_FLAGS;
+	/* Unmasked underflow needs a look at exact tiny results too. */
+	if (unlikely((f & um) || (um & MX_UE)))
+		f = fp_exact_flags(c, op, imm, &in, s, f);
+	return f;
+}
+
+int x86_fp_commit(struct x86_cpu *c, unsigned f)
+{
+	return fp_commit(c, f);
+}
+
+unsigned x86_fp_merge(const struct x86_cpu *c, unsigned f)
+{
+	return fp_single(c, f);
+}
+
+void x86_sse_lane(unsigned op, union x86_xmm *d, const union x86_xmm *s,
+		  unsigned imm)
+{
+	sse_ops[op](d, s, imm);
 }
 
 /*
@@ -1294,7 +1341,7 @@ static int h_fp_to_int(struct x86_cpu *c, const struct x86_insn *i)
 	uint32_t sv, m, *mx = &m;
 	bool w = i->osz == 8;
 	v128 y;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
@@ -1342,14 +1389,14 @@ static int h_int_to_fp(struct x86_cpu *c, const struct x86_insn *i)
 	uint32_t sv, m, *mx = &m;
 	uint64_t g;
 	v128 x;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
 	if (r)
 		return r;
 	g = s.q[0];
-	x = ldv(&c->xmm[i->r[0] & 15]);
+	x = ldv(&c->xmm[src1(i)]);
 	m = fp_mx(c);
 	if (i->op == 0)
 		FP_XG("cvtsi2ss");
@@ -1359,6 +1406,7 @@ static int h_int_to_fp(struct x86_cpu *c, const struct x86_insn *i)
 	if (r)
 		return r;
 	stv(&c->xmm[i->r[0] & 15], x);
+	vex_zero(c, i, i->r[0]);
 	return advance(c, i);
 }
 
@@ -1380,7 +1428,7 @@ static int h_comi(struct x86_cpu *c, const struct x86_insn *i)
 	uint8_t z, p, cf;
 	uint64_t fl;
 	v128 x, y;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
@@ -1462,7 +1510,7 @@ static int h_pcmpstr(struct x86_cpu *c, const struct x86_insn *i)
 	uint32_t idx;
 	uint64_t fl;
 	v128 x, y, m;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
@@ -1481,9 +1529,10 @@ static int h_pcmpstr(struct x86_cpu *c, const struct x86_insn *i)
 		R64(C_ISTRM, 384)
 		R64(C_ISTRM, 448)
 	}
-	if (i->op & 1)
+	if (i->op & 1) {
 		stv(&c->xmm[0], m);
-	else
+		vex_zero(c, i, 0);
+	} else
 		c->gpr[X86_RCX] = idx;
 	fl = x86_flags(c) & ~(uint64_t)X86_ARITH;
 	fl |= (f[0] ? X86_CF : 0) | (f[1] ? X86_ZF : 0) | (f[2] ? X86_SF : 0) |
@@ -1528,7 +1577,7 @@ static int h_maskmov(struct x86_cpu *c, const struct x86_insn *i)
 	const union x86_xmm *v = &c->xmm[i->r[0] & 15];
 	const union x86_xmm *mask = &c->xmm[i->r[1] & 15];
 	struct x86_mref m;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_prep(c, x86_ea(c, i), 16, X86_ACC_WRITE, &m);
@@ -1559,7 +1608,7 @@ static int h_mxcsr(struct x86_cpu *c, const struct x86_insn *i)
 {
 	struct x86_mref m;
 	uint64_t v;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (r)
 		return r;
@@ -2061,26 +2110,7 @@ int x86_set_xsave(struct x86_cpu *c, const uint8_t area[X86_XSAVE_SIZE])
 
 /* ---- Binding -------------------------------------------------------- */
 
-enum {
-	B_OP,	   /* h_sse with op */
-	B_MOVE,	   /* op for a memory/GPR source, op2 between registers */
-	B_INSERT,  /* h_sse, op2 = element size */
-	B_EXTRACT, /* h_sse_store, op2 = element size, index imm8 */
-	B_MOVMSK,  /* op2 = lane size */
-	B_PTEST,
-	B_BLENDV, /* op2 = lane size */
-	B_INSERTPS,
-	B_FP,	   /* h_fp with op (enum fp_op) */
-	B_FPTOI,   /* h_fp_to_int, op 0-3 */
-	B_ITOFP,   /* h_int_to_fp, op 0-1 */
-	B_COMI,	   /* h_comi, op 0-3 */
-	B_PCMPSTR, /* h_pcmpstr, op 0-3 */
-};
-
-/* Binding flags. */
-#define BF_UNALIGNED 1 /* 16-byte memory operands need no alignment */
-#define BF_HIGH 2      /* a store takes the high quadword (MOVHPS) */
-
+/* The kinds B_* and flags BF_* are in internal.h, shared with avx.c. */
 struct sse_bind {
 	uint16_t mnem;
 	uint8_t kind, op, op2, flags;
@@ -2338,6 +2368,50 @@ static const struct sse_bind *sse_find(unsigned mnem)
 		if (sse_binds[k].mnem == mnem)
 			return &sse_binds[k];
 	return NULL;
+}
+
+int x86_sse_form(unsigned mnem, uint8_t *kind, uint8_t *op, uint8_t *op2,
+		 uint8_t *flags)
+{
+	const struct sse_bind *b = sse_find(mnem);
+
+	if (!b)
+		return -1;
+	*kind = b->kind;
+	*op = b->op;
+	*op2 = b->op2;
+	*flags = b->flags;
+	return 0;
+}
+
+int x86_sse_bind_form(struct x86_insn *i, unsigned kind)
+{
+	static const x86_handler h[] = {
+		[B_OP] = h_sse,
+		[B_MOVE] = h_sse,
+		[B_INSERT] = h_sse,
+		[B_EXTRACT] = h_sse_store,
+		[B_MOVMSK] = h_sse_movmsk,
+		[B_PTEST] = h_ptest,
+		[B_BLENDV] = h_blendv,
+		[B_INSERTPS] = h_sse,
+		[B_FP] = h_fp,
+		[B_FPTOI] = h_fp_to_int,
+		[B_ITOFP] = h_int_to_fp,
+		[B_COMI] = h_comi,
+		[B_PCMPSTR] = h_pcmpstr,
+		[B_STORE] = h_sse_store,
+		[B_MASKMOV] = h_maskmov,
+		[B_MXCSR] = h_mxcsr,
+	};
+
+	if (kind >= ARRAY_SIZE(h) || !h[kind])
+		return -1;
+	if (kind == B_INSERTPS)
+		i->op = i->k[1] == K_MEM ? SO_insertps_m : SO_insertps_r;
+	i->pfx |= P_VEX;
+	i->fn = h[kind];
+	return 0;
 }
 
 static bool is_xmm(const ZydisDecodedOperand *o)
