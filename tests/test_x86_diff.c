@@ -1689,7 +1689,9 @@ static unsigned gen_vex(uint8_t *p)
 		p[n++] = 0xc4;
 		/* R X B inverted; B = 1 (no extension) for [RSI] */
 		p[n++] = (rn(2) << 7) | 0x40 | (mem ? 0x20 : rn(2) << 5) | map;
-		p[n++] = (rn(2) << 7) | (rn(16) << 3) | (rn(2) << 2) | rn(4);
+		/* VEX.vvvv = 1111b (unused) half the time: 2-operand forms */
+		p[n++] = (rn(2) << 7) | ((rn(2) ? 15 : rn(16)) << 3) |
+			 (rn(2) << 2) | rn(4);
 		p[n++] = rnd();
 		modrm = (mod << 6) | (rn(8) << 3) | (mem ? 6 : rn(8));
 		p[n++] = modrm;
