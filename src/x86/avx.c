@@ -721,7 +721,8 @@ int x86_bind_avx(struct x86_insn *i, const void *zi, const void *zo)
 	const ZydisDecodedOperand *o = zo;
 	unsigned nv = z->operand_count_visible, hs = 0, how;
 	int vv = -1, is4 = -1, rm = -1, imm = -1, r;
-	uint8_t g[3] = {i->r[0], i->r[1], i->r[2]};
+	/* decode.c's numbers for GPR operands (the first three only). */
+	uint8_t g[4] = {i->r[0], i->r[1], i->r[2], NO_REG};
 	uint8_t kind, op, op2, fl;
 	bool simd = false, y = false, aligned;
 

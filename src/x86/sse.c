@@ -9,8 +9,9 @@
  * rounding, dot products, horizontal and alternating add/subtract); the
  * SSE4.2 string compares, CRC32, MOVNTI and MASKMOVDQU; LDMXCSR, STMXCSR,
  * FXSAVE and FXRSTOR.  Floating point (and the string compares) run on
- * the host's SSE unit, see "Floating point" below.  x87 arithmetic, MMX
- * and AVX are not here and stay #UD.
+ * the host's SSE unit, see "Floating point" below.  x87 arithmetic and
+ * MMX are not here and stay #UD; AVX's VEX forms are avx.c's, which runs
+ * the VEX.128 ones on these handlers (P_VEX records).
  *
  * Records (struct x86_insn) of this file:
  *   r[n]  an XMM register as XMM_F | n, or a GPR 0-15 as elsewhere;

@@ -64,6 +64,11 @@
  * (x86_get/set_xsave); no XSAVES/XRSTORS.  16-byte accesses to MMIO
  * stop with INTERNAL.
  *
+ * AVX (avx.c): the YMM upper halves (XSAVE component 2), the VEX.128
+ * forms of the SSE instructions, the VEX.256 floating-point ones and
+ * AVX's own (broadcasts, 128-bit inserts/extracts/permutes, VPERMILPS/PD,
+ * VMASKMOV, VTEST, VZEROUPPER/VZEROALL), behind X86_AVX.
+ *
  * Interrupts come only from x86_inject(): the backend's interrupt
  * controller checks RFLAGS.IF and the STI shadow first (see irq_window).
  *
@@ -74,7 +79,7 @@
  * the MOV SS interrupt shadow, SMM, the I/O permission bitmap (IN/OUT at
  * CPL > IOPL is #GP), x87 (its registers exist only for FXSAVE/FXRSTOR and
  * the XSAVE instructions), SSE floating-point arithmetic and conversions,
- * SSE4.2 string instructions, MMX, AVX, XSAVES/XRSTORS (all #UD), XSAVE's
+ * SSE4.2 string instructions, MMX, AVX2, XSAVES/XRSTORS (all #UD), XSAVE's
  * modified optimisation, PCID, LA57, 16/32-bit modes, task switches; #SS is
  * reported as #GP(0) for non-canonical stack addresses.
  */
@@ -759,7 +764,7 @@ int x86_set_fxsave(struct x86_cpu *cpu, const uint8_t area[512]);
  * can enable YMM and every VEX instruction of avx.c stays #UD
  * (X86_XCR0_SUPPORTED is then x87 and SSE, and every size follows it).
  */
-#define X86_AVX 0
+#define X86_AVX 1
 #define X86_XFEATURE_FP 1ull
 #define X86_XFEATURE_SSE 2ull
 #define X86_XFEATURE_YMM 4ull
@@ -812,8 +817,9 @@ void x86_cpuid_runtime(const struct x86_cpu *cpu, struct kvm_cpuid_entry2 *e,
 		       unsigned n);
 
 /*
- * The image the kernel's KVM_GET_XSAVE gives, x87 and SSE requested:
- * the FXSAVE64 legacy region and XSTATE_BV naming the components in use
+ * The image the kernel's KVM_GET_XSAVE gives, the supported components
+ * requested: the FXSAVE64 legacy region, YMM at 576 with X86_AVX, and
+ * XSTATE_BV naming the components in use
  * (x86_xinuse(), SSE's also while MXCSR != 0x1f80, as XSAVES reports
  * it), the rest of the header and bytes 416-511 zero.
  */
