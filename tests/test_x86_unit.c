@@ -1908,6 +1908,7 @@ GUEST_CODE(g_vmovaps16, "vmovaps 16(%rdi), %ymm4\nhlt\n");
 GUEST_CODE(g_vmovups, "vmovups 8(%rdi), %ymm4\nvaddps 4(%rdi), %ymm4, %ymm5\n"
 		      "hlt\n");
 GUEST_CODE(g_vzu, "vzeroupper\nhlt\n");
+GUEST_CODE(g_vdiv, "vdivps %ymm0, %ymm1, %ymm2\nhlt\n");
 GUEST_CODE(g_vpaddb256, "vpaddb %ymm1, %ymm1, %ymm1\nhlt\n");
 /* vbroadcastss %xmm1, %ymm2: the register form is AVX2 */
 GUEST_CODE(g_vbcast_reg, ".byte 0xc4, 0xe2, 0x7d, 0x18, 0xd1\nhlt\n");
@@ -1989,6 +1990,30 @@ static void t_avx(void)
 	CHECK_EQ(xs_run(g_vexrex, g_vexrex_end, 0, 0, 0), X86_UD);
 	CHECK_EQ(xs_run(g_vexlock, g_vexlock_end, 0, 0, 0), X86_UD);
 
+	/*
+	 * An unmasked exception in either lane of a VEX.256 operation:
+	 * #XM (#UD without OSXMMEXCPT), MXCSR's flag set, no result.
+	 */
+	for (unsigned k = 0; k < 4; k++) {
+		vm.cpu.xmm[1].d[k] = vm.cpu.ymmh[1].d[k] = 0x3f800000; /* 1 */
+		vm.cpu.xmm[0].d[k] = vm.cpu.ymmh[0].d[k] = 0x3f800000;
+		vm.cpu.xmm[2].d[k] = vm.cpu.ymmh[2].d[k] = 0x55;
+	}
+	vm.cpu.ymmh[0].d[3] = 0; /* one zero divisor, in the upper lane */
+	vm.cpu.mxcsr = X86_MXCSR_DEFAULT & ~0x200u; /* ZE unmasked */
+	CHECK_EQ(xs_run(g_vdiv, g_vdiv_end, 0, 0, 0), X86_XM);
+	CHECK_EQ(vm.cpu.mxcsr & 0x3f, 4);
+	CHECK(vm.cpu.xmm[2].d[0] == 0x55 && vm.cpu.ymmh[2].d[3] == 0x55);
+	set_cr(0, 0, 0, X86_CR4_OSXMMEXCPT);
+	CHECK_EQ(xs_run(g_vdiv, g_vdiv_end, 0, 0, 0), X86_UD);
+	set_cr(0, 0, X86_CR4_OSXMMEXCPT, 0);
+	vm.cpu.mxcsr = X86_MXCSR_DEFAULT;
+	CHECK_EQ(xs_run(g_vdiv, g_vdiv_end, 0, 0, 0), -1);
+	CHECK_EQ(vm.cpu.mxcsr & 0x3f, 4);
+	CHECK_EQ(vm.cpu.ymmh[2].d[3], 0x7f800000); /* +inf */
+	CHECK_EQ(vm.cpu.xmm[2].d[0], 0x3f800000);
+	vm.cpu.mxcsr = X86_MXCSR_DEFAULT;
+
 	/* VZEROUPPER: YMM's component becomes initial again. */
 	CHECK(x86_xinuse(&vm.cpu) & X86_XFEATURE_YMM);
 	CHECK_EQ(xs_run(g_vzu, g_vzu_end, 0, 0, 0), -1);
@@ -1997,7 +2022,7 @@ static void t_avx(void)
 	CHECK_EQ(x86_xinuse(&vm.cpu) & X86_XFEATURE_YMM, 0);
 	tap_result("AVX: #UD without OSXSAVE or XCR0.YMM, #NM, EM/OSFXSR "
 		   "ignored, VEX.128 clears 255:128, alignment, AVX2 and "
-		   "prefixed VEX #UD, VZEROUPPER");
+		   "prefixed VEX #UD, #XM from the upper lane, VZEROUPPER");
 }
 
 int main(void)
