@@ -1909,6 +1909,9 @@ GUEST_CODE(g_vmovups, "vmovups 8(%rdi), %ymm4\nvaddps 4(%rdi), %ymm4, %ymm5\n"
 		      "hlt\n");
 GUEST_CODE(g_vzu, "vzeroupper\nhlt\n");
 GUEST_CODE(g_vdiv, "vdivps %ymm0, %ymm1, %ymm2\nhlt\n");
+/* 32 bytes across the page boundary at XS_AREA + 4096, both ways */
+GUEST_CODE(g_vcross, "vmovups 0xfec(%rdi), %ymm6\n"
+		     "vmovups %ymm6, 0xff4(%rdi)\nhlt\n");
 GUEST_CODE(g_vpaddb256, "vpaddb %ymm1, %ymm1, %ymm1\nhlt\n");
 /* vbroadcastss %xmm1, %ymm2: the register form is AVX2 */
 GUEST_CODE(g_vbcast_reg, ".byte 0xc4, 0xe2, 0x7d, 0x18, 0xd1\nhlt\n");
@@ -2013,6 +2016,17 @@ static void t_avx(void)
 	CHECK_EQ(vm.cpu.ymmh[2].d[3], 0x7f800000); /* +inf */
 	CHECK_EQ(vm.cpu.xmm[2].d[0], 0x3f800000);
 	vm.cpu.mxcsr = X86_MXCSR_DEFAULT;
+
+	/* A 32-byte operand split across two pages, load and store. */
+	for (unsigned k = 0; k < 64; k++)
+		*((uint8_t *)hvm_q(&vm, XS_AREA + 0xfe0) + k) = k + 1;
+	CHECK_EQ(xs_run(g_vcross, g_vcross_end, 0, 0, 0), -1);
+	for (unsigned k = 0; k < 16; k++) {
+		CHECK_EQ(vm.cpu.xmm[6].b[k], 0xc + k + 1);
+		CHECK_EQ(vm.cpu.ymmh[6].b[k], 0x1c + k + 1);
+	}
+	for (unsigned k = 0; k < 32; k++)
+		CHECK_EQ(ld(XS_AREA + 0xff4 + k, 1), 0xc + k + 1);
 
 	/* VZEROUPPER: YMM's component becomes initial again. */
 	CHECK(x86_xinuse(&vm.cpu) & X86_XFEATURE_YMM);
