@@ -183,7 +183,7 @@ static int h_lane(struct x86_cpu *c, const struct x86_insn *i)
 /* Floating point, each lane on the host; flags of both lanes. */
 static int h_fplane(struct x86_cpu *c, const struct x86_insn *i)
 {
-	struct ymm s, d;
+	struct ymm s, d, in;
 	unsigned f = 0;
 	int r = x86_avx_avail(c);
 
@@ -192,9 +192,14 @@ static int h_fplane(struct x86_cpu *c, const struct x86_insn *i)
 	if (r)
 		return r;
 	d = yget(c, i->r[2]);
+	in = d;
 	for (unsigned l = 0; l < 2; l++)
 		f |= x86_fp_lane(c, i->op, &d.l[l], &s.l[l], lane_imm(i, l));
-	r = x86_fp_commit(c, x86_fp_merge(c, f));
+	f = x86_fp_merge(c, f);
+	/* VDPPS stops at the first step with an unmasked exception. */
+	if (i->mnem == ZYDIS_MNEMONIC_VDPPS && (~c->mxcsr >> 7 & 0x3f))
+		f = x86_fp_dpps2(c, in.l, s.l, (uint8_t)i->imm);
+	r = x86_fp_commit(c, f);
 	if (r)
 		return r;
 	yset(c, i->r[0], &d);

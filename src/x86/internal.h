@@ -431,6 +431,12 @@ unsigned x86_fp_lane(const struct x86_cpu *c, unsigned op, union x86_xmm *d,
 		     const union x86_xmm *s, unsigned imm);
 /* Set MXCSR flags @f, or #XM (#UD without CR4.OSXMMEXCPT) if unmasked. */
 int x86_fp_commit(struct x86_cpu *c, unsigned f);
+/*
+ * The flags of VDPPS ymm (two lanes, step by step) with an unmasked
+ * exception possible; d[] and s[] are its sources.
+ */
+unsigned x86_fp_dpps2(const struct x86_cpu *c, const union x86_xmm d[2],
+		      const union x86_xmm s[2], unsigned imm);
 /* Flags of lanes computed apart: pre-computation ones alone if unmasked. */
 unsigned x86_fp_merge(const struct x86_cpu *c, unsigned f);
 /* The bind kinds of x86_sse_form() (sse.c's B_*). */

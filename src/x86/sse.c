@@ -1211,25 +1211,48 @@ static bool fp_step(const struct x86_cpu *c, unsigned *f, unsigned sf)
 }
 
 /* DPPS (4 lanes) or DPPD (2). */
+/*
+ * @nl 128-bit lanes (VDPPS ymm has two) of d[] and s[]: each step runs
+ * in every lane before the next, and one unmasked exception in a step
+ * stops them all (as the host's VDPPS does).
+ */
 static unsigned fp_dp_flags(const struct x86_cpu *c, const union x86_xmm *d,
-			    const union x86_xmm *s, unsigned imm, bool dbl)
+			    const union x86_xmm *s, unsigned nl, unsigned imm,
+			    bool dbl)
 {
 	unsigned n = dbl ? 2 : 4, f = 0, sf = 0;
-	uint64_t p[4] = {0}, t0, t1;
+	uint64_t p[2][4] = {{0}}, t0[2], t1[2];
 
-	for (unsigned k = 0; k < n; k++)
-		if (imm >> (4 + k) & 1)
-			sf |= lane_flags(c, L_MUL, dbl, lane_of(d, s, k, dbl),
-					 lane_of(d, s, 4 + k, dbl), &p[k]);
+	for (unsigned l = 0; l < nl; l++)
+		for (unsigned k = 0; k < n; k++)
+			if (imm >> (4 + k) & 1)
+				sf |= lane_flags(
+					c, L_MUL, dbl,
+					lane_of(&d[l], &s[l], k, dbl),
+					lane_of(&d[l], &s[l], 4 + k, dbl),
+					&p[l][k]);
 	if (fp_step(c, &f, sf))
 		return f;
-	sf = lane_flags(c, L_ADD, dbl, p[0], p[1], &t0);
-	if (!dbl)
-		sf |= lane_flags(c, L_ADD, dbl, p[2], p[3], &t1);
+	sf = 0;
+	for (unsigned l = 0; l < nl; l++) {
+		sf |= lane_flags(c, L_ADD, dbl, p[l][0], p[l][1], &t0[l]);
+		if (!dbl)
+			sf |= lane_flags(c, L_ADD, dbl, p[l][2], p[l][3],
+					 &t1[l]);
+	}
 	if (fp_step(c, &f, sf) || dbl)
 		return f;
-	fp_step(c, &f, lane_flags(c, L_ADD, dbl, t0, t1, &t0));
+	sf = 0;
+	for (unsigned l = 0; l < nl; l++)
+		sf |= lane_flags(c, L_ADD, dbl, t0[l], t1[l], &t0[l]);
+	fp_step(c, &f, sf);
 	return f;
+}
+
+unsigned x86_fp_dpps2(const struct x86_cpu *c, const union x86_xmm d[2],
+		      const union x86_xmm s[2], unsigned imm)
+{
+	return fp_dp_flags(c, d, s, 2, imm, false);
 }
 
 /* The flags of h_fp's operation when an unmasked exception may be met. */
@@ -1242,7 +1265,7 @@ static unsigned fp_exact_flags(const struct x86_cpu *c, unsigned op,
 	uint64_t res;
 
 	if (op == FO_dpps || op == FO_dppd)
-		return fp_dp_flags(c, d, s, imm, op == FO_dppd);
+		return fp_dp_flags(c, d, s, 1, imm, op == FO_dppd);
 	if (f & um & MX_PRE)
 		return f & MX_PRE;
 	n = fp_lanes(op, l);
