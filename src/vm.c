@@ -161,7 +161,8 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 		return KVM_CLOCK_TSC_STABLE | KVM_CLOCK_REALTIME |
 		       KVM_CLOCK_HOST_TSC;
 	case KVM_CAP_XSAVE2:
-		/* x87 and SSE need 576 bytes; KVM never answers below 4096. */
+		/* x87, SSE and YMM need 832 bytes; KVM never answers below
+		 * 4096. */
 		return (int)sizeof(struct kvm_xsave);
 	case KVM_CAP_TSC_CONTROL:
 	case KVM_CAP_VM_TSC_CONTROL:

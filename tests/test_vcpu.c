@@ -385,14 +385,14 @@ static void test_fpu_state(void)
 	CHECK_EQ(gmem_ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2), 4096);
 	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2), 4096);
 
-	/* A new vCPU: x87 and SSE initial, KVM's software bytes at 464. */
+	/* A new vCPU: all initial; KVM's bytes at 464: x87|SSE|YMM. */
 	memset(&xs, 0xcc, sizeof(xs));
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XSAVE, &xs), 0);
 	memcpy(&bv, a + 512, 8);
 	CHECK_EQ(bv, 0);
 	CHECK_EQ(a[0] | a[1] << 8, 0x37f);
 	CHECK_EQ(a[24] | a[25] << 8, 0x1f80);
-	CHECK_EQ(a[464], 3);
+	CHECK_EQ(a[464], 7);
 	CHECK_EQ(a[4095], 0);
 	memset(&xs2, 0xcc, sizeof(xs2));
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XSAVE2, &xs2), 0);
@@ -448,7 +448,7 @@ static void test_fpu_state(void)
 
 	/* Refused images: EINVAL, the state unchanged. */
 	memcpy(&xs2, &xs, sizeof(xs));
-	a[512] |= 4; /* AVX: not supported */
+	a[512] |= 8; /* MPX's BNDREGS: not supported */
 	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_XSAVE, &xs), EINVAL);
 	a[512] &= 3;
 	a[27] = 0x80; /* reserved MXCSR bit */
@@ -459,7 +459,21 @@ static void test_fpu_state(void)
 	a[520] = 0;
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XSAVE, &xs), 0);
 	CHECK(memcmp(&xs, &xs2, sizeof(xs)) == 0);
-	tap_result("KVM_SET_XSAVE refuses what KVM refuses, changing nothing");
+	/* YMM (AVX) goes both ways, and back to its initial state. */
+	a[512] |= 4;
+	a[576] = 0x77;
+	a[831] = 0x88;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_XSAVE, &xs), 0);
+	memset(&xs2, 0, sizeof(xs2));
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XSAVE, &xs2), 0);
+	CHECK(memcmp(&xs, &xs2, sizeof(xs)) == 0);
+	a[512] &= 3;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_XSAVE, &xs), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XSAVE, &xs2), 0);
+	CHECK(((uint8_t *)xs2.region)[576] == 0 &&
+	      ((uint8_t *)xs2.region)[831] == 0);
+	tap_result("KVM_SET_XSAVE refuses what KVM refuses, changing nothing; "
+		   "YMM both ways");
 
 	/* XCR0: 1 at reset; the guest's CPUID leaf 0xD says what may be set. */
 	memset(&xcrs, 0xcc, sizeof(xcrs));
@@ -501,8 +515,14 @@ static void test_fpu_state(void)
 	CHECK_EQ(gmem_vcpu_set_xcrs(vcpu, &xcrs), 0);
 	CHECK_EQ(gmem_vcpu_get_xcrs(vcpu, &xcrs), 0);
 	CHECK_EQ(xcrs.xcrs[0].value, 3);
-	xcrs.xcrs[0].value = 7; /* AVX: beyond what gmem supports */
+	xcrs.xcrs[0].value = 5; /* YMM without SSE */
 	CHECK_ERRNO(gmem_ioctl(fd2, KVM_SET_XCRS, &xcrs), EINVAL);
+	xcrs.xcrs[0].value = 0x207; /* PKRU: beyond what gmem supports */
+	CHECK_ERRNO(gmem_ioctl(fd2, KVM_SET_XCRS, &xcrs), EINVAL);
+	xcrs.xcrs[0].value = 7; /* AVX */
+	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_XCRS, &xcrs), 0);
+	xcrs.xcrs[0].value = 3;
+	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_XCRS, &xcrs), 0);
 	xcrs.nr_xcrs = 0;
 	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_XCRS, &xcrs), 0);
 	CHECK_EQ(gmem_ioctl(fd2, KVM_GET_XCRS, &xcrs), 0);

@@ -1756,16 +1756,17 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	/*
 	 * family 6; ECX: SSE3(0) SSSE3(9) SSE4.1(19) SSE4.2(20) x2APIC(21,
 	 * as KVM always reports it; the APIC is the irqchip's) MOVBE(22)
-	 * POPCNT(23) XSAVE(26) hypervisor(31), and OSXSAVE(27) following CR4
-	 * (x86_cpuid_runtime()); EDX: TSC(4) MSR(5) PAE(6) MCE(7) CX8(8)
-	 * MCA(14, the vCPU layer's banks) CMOV(15)
+	 * POPCNT(23) XSAVE(26) AVX(28, with X86_AVX) hypervisor(31), and
+	 * OSXSAVE(27) following CR4 (x86_cpuid_runtime()); EDX: TSC(4) MSR(5)
+	 * PAE(6) MCE(7) CX8(8) MCA(14, the vCPU layer's banks) CMOV(15)
 	 * FXSR(24) SSE(25) SSE2(26).  No MMX(23): the MMX-register forms of
 	 * SSE instructions stay #UD.
 	 */
 	{.function = 1,
 	 .eax = 0x000606a0,
 	 .ecx = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 21) |
-		(1u << 22) | (1u << 23) | (1u << 26) | (1u << 31),
+		(1u << 22) | (1u << 23) | (1u << 26) |
+		(X86_AVX ? 1u << 28 : 0) | (1u << 31),
 	 .edx = (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7) | (1u << 8) |
 		(1u << 14) | (1u << 15) | (1u << 24) | (1u << 25) | (1u << 26)},
 	/* EBX: BMI1(3) SMEP(7) SMAP(20) */
@@ -1773,21 +1774,29 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
 	 .ebx = (1u << 1) | (1u << 3) | (1u << 7) | (1u << 20)},
 	/*
-	 * XSAVE (sse.c): x87 and SSE, 576 bytes in either format (EBX
-	 * follows XCR0); XSAVEOPT, XSAVEC, XGETBV with ECX = 1, no XSAVES
-	 * (no IA32_XSS, no supervisor components) and no further subleaves.
+	 * XSAVE (sse.c): x87, SSE and, with X86_AVX, YMM (sub-leaf 2: 256
+	 * bytes at 576); the same size in either format (EBX follows
+	 * XCR0); XSAVEOPT, XSAVEC, XGETBV with ECX = 1, no XSAVES (no
+	 * IA32_XSS, no supervisor components).
 	 */
 	{.function = 0xd,
 	 .index = 0,
 	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
 	 .eax = X86_XCR0_SUPPORTED,
-	 .ebx = X86_XSAVE_SIZE,
-	 .ecx = X86_XSAVE_SIZE},
+	 .ebx = X86_XSAVE_SUPPORTED_SIZE,
+	 .ecx = X86_XSAVE_SUPPORTED_SIZE},
 	{.function = 0xd,
 	 .index = 1,
 	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
 	 .eax = X86_XSAVE_XSAVEOPT | X86_XSAVE_XSAVEC | X86_XSAVE_XGETBV1,
-	 .ebx = X86_XSAVE_SIZE},
+	 .ebx = X86_XSAVE_SUPPORTED_SIZE},
+#if X86_AVX
+	{.function = 0xd,
+	 .index = 2,
+	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+	 .eax = X86_XSAVE_YMM_SIZE,
+	 .ebx = X86_XSAVE_YMM_OFF},
+#endif
 	/*
 	 * KVM's paravirtual leaves: the signature "KVMKVMKVM\0\0\0", and of
 	 * KVM's features those gmem has: CLOCKSOURCE(0) and CLOCKSOURCE2(3)
@@ -1889,12 +1898,12 @@ void x86_cpuid_runtime(const struct x86_cpu *c, struct kvm_cpuid_entry2 *e,
 				b->ecx |= 1u << 3;
 		}
 	}
-	/* Both formats are 576 bytes with the components the model has. */
+	/* Both formats have the same size with the components the model has. */
 	if ((b = entry_find(e, n, 0xd, 0)))
-		b->ebx = X86_XSAVE_SIZE;
+		b->ebx = x86_xsave_size(c->xcr0);
 	if ((b = entry_find(e, n, 0xd, 1)) &&
 	    (b->eax & (X86_XSAVE_XSAVEC | X86_XSAVE_XSAVES)))
-		b->ebx = X86_XSAVE_SIZE;
+		b->ebx = x86_xsave_size(c->xcr0);
 	/* A guest whose HLT does not exit has no use for PV unhalt. */
 	if (c->hlt_in_guest && (b = kvm_features(e, n)))
 		b->eax &= ~(1u << X86_KVM_FEATURE_PV_UNHALT);
@@ -1931,8 +1940,9 @@ int x86_set_xcr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 		return -EINVAL;
 	if ((v & amx) && (v & amx) != amx)
 		return -EINVAL;
-	/* The XSAVE sizes in leaf 0xD are the same for every XCR0 here. */
 	c->xcr0 = v;
+	/* Leaf 0xD's sizes follow XCR0, as kvm_set_xcr() updates them. */
+	x86_cpuid_runtime(c, c->cpuid, c->ncpuid);
 	return 0;
 }
 

@@ -64,6 +64,11 @@
  * (x86_get/set_xsave); no XSAVES/XRSTORS.  16-byte accesses to MMIO
  * stop with INTERNAL.
  *
+ * AVX (avx.c): the YMM upper halves (XSAVE component 2), the VEX.128
+ * forms of the SSE instructions, the VEX.256 floating-point ones and
+ * AVX's own (broadcasts, 128-bit inserts/extracts/permutes, VPERMILPS/PD,
+ * VMASKMOV, VTEST, VZEROUPPER/VZEROALL), behind X86_AVX.
+ *
  * Interrupts come only from x86_inject(): the backend's interrupt
  * controller checks RFLAGS.IF and the STI shadow first (see irq_window).
  *
@@ -74,7 +79,7 @@
  * the MOV SS interrupt shadow, SMM, the I/O permission bitmap (IN/OUT at
  * CPL > IOPL is #GP), x87 (its registers exist only for FXSAVE/FXRSTOR and
  * the XSAVE instructions), SSE floating-point arithmetic and conversions,
- * SSE4.2 string instructions, MMX, AVX, XSAVES/XRSTORS (all #UD), XSAVE's
+ * SSE4.2 string instructions, MMX, AVX2, XSAVES/XRSTORS (all #UD), XSAVE's
  * modified optimisation, PCID, LA57, 16/32-bit modes, task switches; #SS is
  * reported as #GP(0) for non-canonical stack addresses.
  */
@@ -498,6 +503,7 @@ struct x86_cpu {
 	 * the integer path's fields keep their cache lines.
 	 */
 	union x86_xmm xmm[16];
+	union x86_xmm ymmh[16]; /* YMM0-15 bits 255:128 (XSAVE component 2) */
 	uint32_t mxcsr;
 	struct x86_x87 x87;
 	uint64_t xcr0; /* XCR0 */
@@ -769,15 +775,31 @@ void x86_get_fxsave(const struct x86_cpu *cpu, uint8_t area[512]);
 int x86_set_fxsave(struct x86_cpu *cpu, const uint8_t area[512]);
 
 /*
- * XSAVE state components the model has (XCR0 bits): x87 and SSE.  Their
- * standard-format XSAVE image is the legacy region and the 64-byte
- * header, 576 bytes.
+ * XSAVE state components the model holds (XCR0 bits): x87, SSE and AVX's
+ * YMM upper halves, the last at offset 576 in both formats (it is the
+ * first extended component), 256 bytes.  X86_AVX is the one switch for
+ * AVX: while it is 0, CPUID has neither AVX nor XCR0.YMM, so no guest
+ * can enable YMM and every VEX instruction of avx.c stays #UD
+ * (X86_XCR0_SUPPORTED is then x87 and SSE, and every size follows it).
  */
+#define X86_AVX 1
 #define X86_XFEATURE_FP 1ull
 #define X86_XFEATURE_SSE 2ull
 #define X86_XFEATURE_YMM 4ull
-#define X86_XCR0_SUPPORTED (X86_XFEATURE_FP | X86_XFEATURE_SSE)
-#define X86_XSAVE_SIZE 576
+#define X86_XCR0_SUPPORTED \
+	(X86_XFEATURE_FP | X86_XFEATURE_SSE | (X86_AVX ? X86_XFEATURE_YMM : 0))
+#define X86_XSAVE_YMM_OFF 576
+#define X86_XSAVE_YMM_SIZE 256
+/* The largest image: buffers hold it, whatever X86_AVX says. */
+#define X86_XSAVE_SIZE (X86_XSAVE_YMM_OFF + X86_XSAVE_YMM_SIZE)
+/* The image of the supported components (CPUID.(0xd, 0):ECX). */
+#define X86_XSAVE_SUPPORTED_SIZE (X86_AVX ? X86_XSAVE_SIZE : X86_XSAVE_YMM_OFF)
+/* The size of an image (either format) holding components @xfeatures. */
+static inline unsigned x86_xsave_size(uint64_t xfeatures)
+{
+	return xfeatures & X86_XFEATURE_YMM ? X86_XSAVE_SIZE
+					    : X86_XSAVE_YMM_OFF;
+}
 /* CPUID.(0xd, 1):EAX */
 #define X86_XSAVE_XSAVEOPT (1u << 0)
 #define X86_XSAVE_XSAVEC (1u << 1)
@@ -830,8 +852,9 @@ void x86_cpuid_runtime(const struct x86_cpu *cpu, struct kvm_cpuid_entry2 *e,
 bool x86_pv_has(const struct x86_cpu *cpu, unsigned int feature);
 
 /*
- * The image the kernel's KVM_GET_XSAVE gives, x87 and SSE requested:
- * the FXSAVE64 legacy region and XSTATE_BV naming the components in use
+ * The image the kernel's KVM_GET_XSAVE gives, the supported components
+ * requested: the FXSAVE64 legacy region, YMM at 576 with X86_AVX, and
+ * XSTATE_BV naming the components in use
  * (x86_xinuse(), SSE's also while MXCSR != 0x1f80, as XSAVES reports
  * it), the rest of the header and bytes 416-511 zero.
  */
