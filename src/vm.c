@@ -147,6 +147,8 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_DISABLE_QUIRKS:
 	case KVM_CAP_ENFORCE_PV_FEATURE_CPUID:
 	case KVM_CAP_KVMCLOCK_CTRL:
+	/* As with TDP: guest MAXPHYADDR below the host's (paging.c). */
+	case KVM_CAP_SMALLER_MAXPHYADDR:
 		return 1;
 	case KVM_CAP_DISABLE_QUIRKS2:
 		return (int)GMEM_QUIRKS;

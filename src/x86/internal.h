@@ -104,6 +104,19 @@ struct x86_mref {
 
 /* Access flag for implicit supervisor accesses (IDT, GDT, TSS, frames). */
 #define X86_ACC_SUP 8
+/*
+ * Access flag of an instruction KVM's emulator cannot emulate (x87
+ * arithmetic): a guest page-table entry whose only reserved bits are
+ * above the guest's MAXPHYADDR but below the host's (KVM's
+ * allow_smaller_maxphyaddr) makes no #PF(RSVD), since hardware under
+ * TDP takes such an address and KVM must emulate; the access comes back
+ * as MMIO at that address, which such an instruction turns into an
+ * emulation failure.  Other instructions get the #PF(RSVD) that KVM's
+ * emulator, walking the guest's tables, injects.
+ */
+#define X86_ACC_NOEMUL 16
+/* The host's MAXPHYADDR: KVM_GET_SUPPORTED_CPUID's 0x80000008. */
+#define X86_HOST_MAXPHYADDR 48
 
 int x86_mem_prep_slow(struct x86_cpu *c, uint64_t lin, unsigned len,
 		      unsigned acc, struct x86_mref *m);

@@ -80,8 +80,12 @@ static int pf(struct x86_cpu *c, uint64_t lin, uint32_t err)
  * Walk the guest tables for @lin.  On success *gpa is the guest-physical
  * page (XO bit kept), and *allow the X86_ACC_* bits for CPL<3 (bits 0-2)
  * and CPL 3 (bits 3-5) that the guest tables grant, with write bits only
- * when the D bit is set (or was set now).
+ * when the D bit is set (or was set now).  The reserved bits follow the
+ * guest's MAXPHYADDR (CPUID 0x80000008), less the XO alias bit in a leaf:
+ * X86_WALK_ILLEGAL (*gpa the address hardware would use) for an entry
+ * only the guest's smaller MAXPHYADDR reserves, under X86_ACC_NOEMUL.
  */
+#define X86_WALK_ILLEGAL 3
 static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 		uint64_t *gpa, unsigned *allow, bool *large)
 {
@@ -124,8 +128,23 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 			bad |= 0x1fe000ull; /* 2 MiB: bits 20:13 */
 		if (!nxe)
 			bad |= X86_PTE_NX;
-		if (pte & bad)
+		if (pte & bad) {
+			uint64_t host_ok = ((1ull << X86_HOST_MAXPHYADDR) - 1) &
+					   ~((1ull << m) - 1);
+
+			if ((acc & X86_ACC_NOEMUL) && !(pte & bad & ~host_ok)) {
+				/* What hardware walks to: an illegal GPA. */
+				uint64_t in =
+					leaf ? lin & ((1ull << shift) - 1) : 0;
+
+				*gpa = ((pte & X86_PTE_ADDR &
+					 ~((1ull << shift) - 1)) |
+					in) &
+				       ~0xfffull;
+				return X86_WALK_ILLEGAL;
+			}
 			return pf(c, lin, err | X86_PFEC_P | X86_PFEC_RSVD);
+		}
 		w &= !!(pte & X86_PTE_W);
 		u &= !!(pte & X86_PTE_U);
 		nx |= nxe && (pte & X86_PTE_NX);
@@ -223,6 +242,11 @@ static int xlate_piece(struct x86_cpu *c, uint64_t lin, unsigned len,
 		goto hit;
 
 	r = walk(c, lin, acc, user, &g, &allow, &large);
+	if (r == X86_WALK_ILLEGAL) {
+		*host = NULL;
+		*gpa = g | off;
+		return X86_OK;
+	}
 	if (r)
 		return r;
 	r = c->bus->map(c->bus_ctx, g, a, &page, &perm);

@@ -232,7 +232,7 @@ static const struct param intel_params[] = {
 };
 
 static const struct param amd_params[] = {
-	{"kvm_amd/parameters/npt", "1\n"},
+	{"kvm_amd/parameters/npt", "Y\n"}, /* a bool in 6.12 */
 	{"kvm_amd/parameters/nested", "0\n"},
 	{"kvm_amd/parameters/avic", "N\n"},
 	{"kvm_amd/parameters/sev", "N\n"},
