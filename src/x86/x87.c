@@ -379,6 +379,7 @@ int x86_bind_x87(struct x86_insn *i, const void *zi, const void *zo)
 	o16 = z->attributes & ZYDIS_ATTRIB_HAS_OPERANDSIZE;
 	i->op = modrm;
 	i->imm2 = op << 8 | modrm;
+	i->ssz = 0; /* convert() put ST(i)'s size there */
 	if (z->raw.modrm.mod != 3) {
 		i->imm2 = op << 8 | reg << 3; /* [rax] */
 		i->ssz = mem_form(op, reg, o16, &fl);
