@@ -886,7 +886,8 @@ static unsigned gen_maskmov(uint8_t *p)
 
 /*
  * An x87 instruction: a register form, or a memory form at [R15 + d32] in
- * D's first page (16-byte aligned mostly, where the m80 values are),
+ * D's first page (16-byte aligned mostly, where the m80 values are, else
+ * anywhere, across into D+4K too),
  * sometimes with 66 (FLDENV/FNSTENV/FRSTOR/FNSAVE's 16-bit layouts);
  * now and then FWAIT.  FCMOVcc only on flags no earlier instruction left
  * undefined.
@@ -907,7 +908,7 @@ static unsigned gen_x87(uint8_t *p, uint32_t *taint)
 			p[n++] = 0xc0 | rn(64);
 		} else {
 			int32_t d = rn(4) ? (int32_t)rn(248) * 16 - 2048
-					  : (int32_t)rn(3960) - 2048;
+					  : (int32_t)rn(4100) - 2048;
 
 			if (rn(8) == 0)
 				p[n++] = 0x66;

@@ -1893,6 +1893,10 @@ GUEST_CODE(g_x87_env, "mov $0x21000, %eax\n"
 		      "fldl 8(%rax)\n"
 		      "fnstenv 0x100(%rax)\n"
 		      "hlt\n");
+/* FSTPT across 0x31fff/0x32000; the store takes 10 bytes and pops. */
+GUEST_CODE(g_x87_split, "fldpi\n"
+			"fstpt 0x31ffb\n"
+			"hlt\n");
 GUEST_CODE(g_x87_mmio, "mov $0x1000000, %eax\n"
 		       "fnstcw (%rax)\n"
 		       "flds (%rax)\n"
@@ -1970,6 +1974,21 @@ static void t_x87(void)
 	memcpy(&v, env + 20, 4);
 	CHECK_EQ(v, 0x21008);
 
+	/* A page-crossing m80 store; with the 2nd page absent, #PF first. */
+	SETUP(g_x87_split);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), -1);
+	CHECK_EQ(ld(0x31ffb, 8), 0xc90fdaa22168c235ull);
+	CHECK_EQ(ld(0x32003, 2), 0x4000);
+	CHECK_EQ(vm.cpu.x87.ftw, 0);
+	SETUP(g_x87_split);
+	*hvm_pte(&vm, 0x32000) &= ~1ull;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_PF_VEC);
+	CHECK_EQ(vm.cpu.cr2, 0x32000);
+	CHECK_EQ(ld(0x31ffb, 5), 0);
+	CHECK_EQ(vm.cpu.x87.ftw, 0x80); /* FLDPI's push still there */
+
 	/*
 	 * MMIO: FNSTCW is done (KVM's emulator does it); FLDS is an emulation
 	 * failure with the capability, #UD without.
@@ -1992,7 +2011,7 @@ static void t_x87(void)
 	vm.cpu.exit_on_emulation_failure = NULL;
 	tap_result("x87: arithmetic and stores, #NM with CR0.EM/TS, FWAIT, "
 		   "#MF for a pending unmasked exception, FNSTENV's pointers, "
-		   "MMIO operands");
+		   "a page-crossing m80 store and its #PF, MMIO operands");
 }
 
 int main(void)
