@@ -325,6 +325,14 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 		return gmem_vcpu_get_tsc_khz(vcpu);
 	case KVM_NMI:
 		return gmem_vcpu_nmi(vcpu);
+	case KVM_KVMCLOCK_CTRL:
+		return gmem_vcpu_kvmclock_ctrl(vcpu);
+	case KVM_ENABLE_CAP: {
+		struct kvm_enable_cap cap;
+
+		COPY_IN(cap, arg);
+		return gmem_vcpu_enable_cap(vcpu, &cap);
+	}
 	}
 	/* The rest copy a struct in or out, as copy_from/to_user would. */
 	switch (request) {

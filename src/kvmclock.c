@@ -17,8 +17,11 @@
  * going backwards do not happen here.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <gmem/gmem.h>
 
@@ -165,6 +168,9 @@ static void write_pvclock(struct gmem_vcpu *vcpu)
 	/* The guest's GUEST_STOPPED stays until it clears it. */
 	pv.flags = (stable ? GMEM_PVCLOCK_TSC_STABLE : 0) |
 		   (cur.flags & GMEM_PVCLOCK_GUEST_STOPPED);
+	if (__atomic_exchange_n(&vcpu->vmv.clock_stopped_req, 0,
+				__ATOMIC_ACQUIRE))
+		pv.flags |= GMEM_PVCLOCK_GUEST_STOPPED;
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	gmem_vcpu_copy_guest(vcpu, gpa, &pv, sizeof(pv), true);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
@@ -236,4 +242,95 @@ void gmem_kvmclock_vcpu_work(struct gmem_vcpu *vcpu, bool host)
 		return;
 	if (__atomic_exchange_n(&vcpu->vmv.clock_req, 0, __ATOMIC_ACQUIRE))
 		write_pvclock(vcpu);
+	if (pv & X86_PV_STEAL)
+		gmem_steal_time_record(vcpu);
+}
+
+/*
+ * kvm_set_guest_paused(): the VMM says it stopped the guest, which the
+ * guest learns from PVCLOCK_GUEST_STOPPED at the next clock update (its
+ * soft-lockup watchdog then lets the pause pass).  Only with kvmclock on.
+ */
+int gmem_vcpu_kvmclock_ctrl(struct gmem_vcpu *vcpu)
+{
+	if (!(vcpu->cpu->kvm_system_time & 1))
+		return -EINVAL;
+	__atomic_store_n(&vcpu->vmv.clock_stopped_req, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&vcpu->vmv.clock_req, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/*
+ * The calling thread's run delay, the ns it has waited for a CPU (KVM's
+ * current->sched_info.run_delay): /proc/thread-self/schedstat's second
+ * field.  The file stays open while the same thread runs the vCPU.
+ */
+static int run_delay(struct gmem_vcpu *vcpu, uint64_t *ns)
+{
+	pid_t tid = gettid();
+	char buf[96], *p;
+	ssize_t n;
+
+	if (vcpu->schedstat_fd < 0 || vcpu->schedstat_tid != tid) {
+		if (vcpu->schedstat_fd >= 0)
+			close(vcpu->schedstat_fd);
+		vcpu->schedstat_fd = open("/proc/thread-self/schedstat",
+					  O_RDONLY | O_CLOEXEC);
+		vcpu->schedstat_tid = tid;
+		if (vcpu->schedstat_fd < 0)
+			return -errno;
+	}
+	n = pread(vcpu->schedstat_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = 0;
+	strtoull(buf, &p, 10);
+	*ns = strtoull(p, NULL, 10);
+	return 0;
+}
+
+bool gmem_steal_time_supported(void)
+{
+	return access("/proc/thread-self/schedstat", R_OK) == 0;
+}
+
+/* struct kvm_steal_time (asm/kvm_para.h): the fields KVM writes. */
+#define ST_STEAL 0
+#define ST_VERSION 8
+#define ST_PREEMPTED 16
+
+/*
+ * record_steal_time(): preempted cleared (gmem does not see the host
+ * preempt the thread, so it never sets it), then the steal between two
+ * version bumps, an odd version (first use, junk) made even first.  The
+ * structure is 64-byte aligned, so never across a page.
+ */
+void gmem_steal_time_record(struct gmem_vcpu *vcpu)
+{
+	uint64_t msr = vcpu->cpu->kvm_steal_time, gpa = msr & ~0x3full;
+	uint64_t delay = 0, steal;
+	uint32_t version;
+	uint8_t zero = 0;
+
+	if (!(msr & 1) || run_delay(vcpu, &delay))
+		return;
+	if (gmem_vcpu_copy_guest(vcpu, gpa + ST_PREEMPTED, &zero, 1, true) ||
+	    gmem_vcpu_copy_guest(vcpu, gpa + ST_VERSION, &version,
+				 sizeof(version), false))
+		return;
+	version += (version & 1) + 1;
+	gmem_vcpu_copy_guest(vcpu, gpa + ST_VERSION, &version, sizeof(version),
+			     true);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	if (!gmem_vcpu_copy_guest(vcpu, gpa + ST_STEAL, &steal, sizeof(steal),
+				  false)) {
+		steal += delay - vcpu->steal_last;
+		gmem_vcpu_copy_guest(vcpu, gpa + ST_STEAL, &steal,
+				     sizeof(steal), true);
+	}
+	vcpu->steal_last = delay;
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	version++;
+	gmem_vcpu_copy_guest(vcpu, gpa + ST_VERSION, &version, sizeof(version),
+			     true);
 }

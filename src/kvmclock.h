@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * kvmclock: KVM's paravirtual clock (KVM_GET/SET_CLOCK, the
- * MSR_KVM_SYSTEM_TIME and MSR_KVM_WALL_CLOCK structures in guest memory).
+ * MSR_KVM_SYSTEM_TIME and MSR_KVM_WALL_CLOCK structures in guest memory),
+ * and its other paravirtual time, steal time (MSR_KVM_STEAL_TIME).
  */
 #ifndef GMEM_KVMCLOCK_H
 #define GMEM_KVMCLOCK_H
@@ -48,6 +49,14 @@ void gmem_kvmclock_request_all(struct gmem_vm *vm);
  * is only requested (KVM writes the structure at the next entry).
  */
 void gmem_kvmclock_vcpu_work(struct gmem_vcpu *vcpu, bool host);
+/*
+ * record_steal_time(): with MSR_KVM_STEAL_TIME enabled, the run delay of
+ * the calling thread since the last record is added to the guest's
+ * struct kvm_steal_time.  At each KVM_RUN and after the guest enables it.
+ */
+void gmem_steal_time_record(struct gmem_vcpu *vcpu);
+/* Whether the host gives threads' run delays (KVM's sched_info_on()). */
+bool gmem_steal_time_supported(void);
 /* kvm_get_time_scale(): mul/shift that turn @base_hz ticks into ns. */
 void gmem_kvmclock_scale(uint64_t base_hz, int8_t *shift, uint32_t *mul);
 

@@ -65,7 +65,14 @@ enum {
 #define ICR_SHORTHAND(lo) (((lo) >> 18) & 3)
 #define X2APIC_ICR_RSVD (0xfff00000ULL | (3ULL << 16) | (1ULL << 13))
 
-enum { DM_FIXED = 0, DM_LOWEST = 1, DM_NMI = 4, DM_INIT = 5, DM_SIPI = 6 };
+enum {
+	DM_FIXED = 0,
+	DM_LOWEST = 1,
+	DM_REMRD = 3,
+	DM_NMI = 4,
+	DM_INIT = 5,
+	DM_SIPI = 6
+};
 enum { SH_NONE, SH_SELF, SH_ALL, SH_ALL_BUT_SELF };
 
 /* APIC_VERSION and the LVT count: six, seven with CMCI (MCG_CMCI_P). */
@@ -81,8 +88,9 @@ struct gmem_lapic {
 	uint64_t base;			      /* atomic: IA32_APIC_BASE */
 	int *kick;
 	int kick_bit;
-	int *nmi;		  /* the vCPU's NMI queue (atomic) */
-	unsigned int init_sipi;	  /* atomic: GMEM_LAPIC_INIT | _SIPI */
+	int *nmi;		/* the vCPU's NMI queue (atomic) */
+	unsigned int init_sipi; /* atomic: GMEM_LAPIC_INIT | _SIPI */
+	int unhalt; /* atomic: a remote-read IPI (KVM's pv_unhalted) */
 	unsigned int sipi_vector; /* atomic; published before the SIPI bit */
 	struct gmem_apic_map *map;
 	uint64_t bus_cycle_ns;
@@ -220,6 +228,10 @@ static bool accept(struct gmem_lapic *a, uint32_t lo)
 		break;
 	case DM_NMI:
 		__atomic_fetch_add(a->nmi, 1, __ATOMIC_SEQ_CST);
+		return true;
+	case DM_REMRD:
+		/* KVM_HC_KICK_CPU's mode: no read, the vCPU leaves HLT. */
+		__atomic_store_n(&a->unhalt, 1, __ATOMIC_SEQ_CST);
 		return true;
 	case DM_INIT:
 		if ((lo & ICR_LEVEL) && !(lo & ICR_ASSERT))
@@ -708,6 +720,41 @@ void gmem_lapic_reset(struct gmem_lapic *a, uint64_t base, bool lint0_extint)
 void gmem_lapic_init(struct gmem_lapic *a, bool lint0_extint)
 {
 	reset(a, base_of(a), lint0_extint, true);
+}
+
+bool gmem_lapic_unhalted(const struct gmem_lapic *a)
+{
+	return __atomic_load_n(&a->unhalt, __ATOMIC_ACQUIRE);
+}
+
+void gmem_lapic_clear_unhalt(struct gmem_lapic *a)
+{
+	__atomic_store_n(&a->unhalt, 0, __ATOMIC_RELAXED);
+}
+
+int gmem_apic_map_send_pv(struct gmem_apic_map *m, uint64_t bitmap[2],
+			  uint32_t min, uint32_t lo)
+{
+	int count = 0;
+
+	pthread_rwlock_rdlock(&m->lock);
+	/* Two 64-ID windows, the second at min + 64 (a u32, as KVM's). */
+	for (unsigned int w = 0; w < 2; w++, min += 64) {
+		for (size_t i = 0; i < m->nr; i++) {
+			struct gmem_lapic *t = m->apics[i];
+			uint32_t off = t->id - min;
+
+			if (!hw_enabled(base_of(t)) || t->id < min ||
+			    off >= 64 || !(bitmap[w] >> off & 1))
+				continue;
+			if (accept(t, lo)) {
+				count++;
+				kick(t);
+			}
+		}
+	}
+	pthread_rwlock_unlock(&m->lock);
+	return count;
 }
 
 unsigned int gmem_lapic_init_sipi(const struct gmem_lapic *a)

@@ -75,6 +75,13 @@ unsigned int gmem_lapic_init_sipi(const struct gmem_lapic *a);
 unsigned int gmem_lapic_take_init_sipi(struct gmem_lapic *a, uint8_t *vector);
 void gmem_lapic_latch(struct gmem_lapic *a, unsigned int bits, bool on);
 void gmem_lapic_set_sipi_vector(struct gmem_lapic *a, uint8_t vector);
+/*
+ * A remote-read IPI (delivery mode 3, which KVM_HC_KICK_CPU sends) sets
+ * KVM's pv_unhalted: it wakes the vCPU from HLT, or keeps its next HLT
+ * from halting; the vCPU clears it when it leaves HALTED.
+ */
+bool gmem_lapic_unhalted(const struct gmem_lapic *a);
+void gmem_lapic_clear_unhalt(struct gmem_lapic *a);
 
 /*
  * IA32_APIC_BASE changed to @base (the caller checked it: reserved bits
@@ -175,5 +182,11 @@ void gmem_apic_map_remove(struct gmem_apic_map *m, struct gmem_lapic *a);
  */
 void gmem_apic_map_send(struct gmem_apic_map *m, struct gmem_lapic *src,
 			uint64_t icr);
+/*
+ * KVM_HC_SEND_IPI (__pv_send_ipi()): ICR low word @lo to the APIC IDs
+ * min + i for the bits i of the 128-bit @bitmap; how many accepted it.
+ */
+int gmem_apic_map_send_pv(struct gmem_apic_map *m, uint64_t bitmap[2],
+			  uint32_t min, uint32_t lo);
 
 #endif /* GMEM_LAPIC_H */

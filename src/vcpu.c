@@ -125,6 +125,7 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	vcpu->cpu->msr_hook = vcpu_msr_hook;
 	gmem_mce_init(&vcpu->mce);
 	vcpu->user_irq = -1;
+	vcpu->schedstat_fd = -1;
 	if (vm->irqchip &&
 	    (gmem_lapic_create((uint32_t)id, &vcpu->vmv.kick, GMEM_KICK_APIC,
 			       &vcpu->nmi_queued, vm->apic_bus_cycle_ns,
@@ -205,6 +206,8 @@ void gmem_vcpu_destroy(struct gmem_vcpu *vcpu)
 	if (vcpu->vmv.ring.gfns)
 		munmap(vcpu->vmv.ring.gfns, vm->dirty_ring_size);
 	close(vcpu->run_fd);
+	if (vcpu->schedstat_fd >= 0)
+		close(vcpu->schedstat_fd);
 	gmem_free(vcpu);
 	gmem_vm_put(vm);
 }
@@ -1023,6 +1026,14 @@ static void accept_events(struct gmem_vcpu *vcpu)
 }
 
 /* kvm_vcpu_has_events() for a vCPU that is not RUNNABLE. */
+/* Out of HALTED: RUNNABLE, the PV kick that may have ended it used up. */
+static void unhalt(struct gmem_vcpu *vcpu)
+{
+	vcpu->mp_state = KVM_MP_STATE_RUNNABLE;
+	if (vcpu->apic)
+		gmem_lapic_clear_unhalt(vcpu->apic);
+}
+
 static bool wakes(struct gmem_vcpu *vcpu)
 {
 	if (vcpu->apic && gmem_lapic_init_sipi(vcpu->apic))
@@ -1030,7 +1041,12 @@ static bool wakes(struct gmem_vcpu *vcpu)
 	if (vcpu->mp_state != KVM_MP_STATE_HALTED &&
 	    vcpu->mp_state != KVM_MP_STATE_AP_RESET_HOLD)
 		return false;
-	return nmi_wakes(vcpu) || (vcpu->apic && apic_wakes(vcpu));
+	if (nmi_wakes(vcpu))
+		return true;
+	if (vcpu->apic)
+		return gmem_lapic_unhalted(vcpu->apic) || apic_wakes(vcpu);
+	/* A HLT kept in the guest: KVM_INTERRUPT's vector, or an event. */
+	return vcpu->user_irq >= 0 || vcpu->cpu->pend.valid;
 }
 
 /* An MMIO stop that is the APIC's page: true once it is answered. */
@@ -1115,6 +1131,24 @@ static void complete_pending(struct gmem_vcpu *vcpu)
 	vcpu->pending = GMEM_PEND_NONE;
 }
 
+/*
+ * kvm_pv_send_ipi(): RBX/RCX a 128-bit map of APIC IDs from RDX, RSI
+ * the ICR's low word (no shorthand, physical); how many took it, or
+ * -EOPNOTSUPP without the in-kernel APICs, as KVM without its map.
+ */
+static int pv_send_ipi(struct gmem_vcpu *vcpu)
+{
+	const uint64_t *g = vcpu->cpu->gpr;
+	uint64_t bitmap[2] = {g[X86_RBX], g[X86_RCX]}, icr = g[X86_RSI];
+
+	if (icr & (0x800 | 0xc0000))
+		return -22; /* -KVM_EINVAL */
+	if (!vcpu->apic)
+		return -EOPNOTSUPP;
+	return gmem_apic_map_send_pv(&vcpu->vm->apics, bitmap,
+				     (uint32_t)g[X86_RDX], (uint32_t)icr);
+}
+
 /* VMCALL: KVM's convention, RAX = nr, RBX/RCX/RDX/RSI = args. */
 static bool hypercall(struct gmem_vcpu *vcpu)
 {
@@ -1136,8 +1170,27 @@ static bool hypercall(struct gmem_vcpu *vcpu)
 	 * target (an APIC id) KVM yields to if that vCPU is preempted; the
 	 * host schedules gmem's vCPU threads, so there is nothing to do.
 	 */
-	if (nr == KVM_HC_VAPIC_POLL_IRQ || nr == KVM_HC_SCHED_YIELD) {
+	if (nr == KVM_HC_VAPIC_POLL_IRQ ||
+	    (nr == KVM_HC_SCHED_YIELD &&
+	     x86_pv_has(cpu, X86_KVM_FEATURE_PV_SCHED_YIELD))) {
 		cpu->gpr[X86_RAX] = 0;
+		return false;
+	}
+	/* KICK_CPU(flags, APIC ID): a remote-read IPI that ends its HLT. */
+	if (nr == KVM_HC_KICK_CPU &&
+	    x86_pv_has(cpu, X86_KVM_FEATURE_PV_UNHALT)) {
+		uint64_t one[2] = {1, 0};
+
+		if (vcpu->apic)
+			gmem_apic_map_send_pv(&vcpu->vm->apics, one,
+					      (uint32_t)cpu->gpr[X86_RCX],
+					      3 << 8);
+		cpu->gpr[X86_RAX] = 0;
+		return false;
+	}
+	if (nr == KVM_HC_SEND_IPI &&
+	    x86_pv_has(cpu, X86_KVM_FEATURE_PV_SEND_IPI)) {
+		cpu->gpr[X86_RAX] = (uint64_t)(int64_t)pv_send_ipi(vcpu);
 		return false;
 	}
 	/* KVM's own (only MAP_GPA_RANGE), or gmem's (GMEM_CAP_EXIT_HYPERCALL).
@@ -1302,7 +1355,7 @@ static int block(struct gmem_vcpu *vcpu, bool once)
 			accept_events(vcpu);
 			if (vcpu->mp_state == KVM_MP_STATE_HALTED ||
 			    vcpu->mp_state == KVM_MP_STATE_AP_RESET_HOLD)
-				vcpu->mp_state = KVM_MP_STATE_RUNNABLE;
+				unhalt(vcpu);
 			if (once || vcpu->mp_state == KVM_MP_STATE_RUNNABLE)
 				return 0;
 			continue;
@@ -1453,7 +1506,7 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 	struct x86_stop stop;
-	bool wants_to_run, finish;
+	bool wants_to_run, finish, hw_halt;
 	int r = 0;
 
 	wants_to_run = !__atomic_load_n(&run->immediate_exit, __ATOMIC_RELAXED);
@@ -1525,6 +1578,8 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 	gmem_vcpu_enter_guest(vcpu);
 	/* KVM_REQ_CLOCK_UPDATE and the like, before any guest code. */
 	gmem_kvmclock_vcpu_work(vcpu, false);
+	/* KVM_REQ_STEAL_UPDATE, which every vcpu_load() makes. */
+	gmem_steal_time_record(vcpu);
 	for (;;) {
 		int kick, reason;
 
@@ -1590,12 +1645,15 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 			}
 			continue;
 		case X86_STOP_HLT:
-			if (__atomic_load_n(&vcpu->vm->irqchip,
-					    __ATOMIC_RELAXED)) {
+			hw_halt = __atomic_load_n(&vcpu->vm->hlt_in_guest,
+						  __ATOMIC_RELAXED);
+			if (hw_halt || __atomic_load_n(&vcpu->vm->irqchip,
+						       __ATOMIC_RELAXED)) {
 				/* An event it takes keeps it running. */
 				vcpu->mp_state = KVM_MP_STATE_HALTED;
+				vcpu->hw_halted = hw_halt;
 				if (wakes(vcpu)) {
-					vcpu->mp_state = KVM_MP_STATE_RUNNABLE;
+					unhalt(vcpu);
 					continue;
 				}
 				gmem_vcpu_exit_guest(vcpu);
@@ -1877,6 +1935,7 @@ static void reset_state(struct gmem_vcpu *vcpu, bool init)
 	c->pending &= ~(uint32_t)(X86_PEND_STI | X86_PEND_SHADOW);
 	c->cr2 = 0;
 	c->kvm_system_time = 0;
+	c->kvm_steal_time = 0;
 	memset(c->db, 0, sizeof(c->db));
 	c->dr6 = 0xffff0ff0;
 	c->dr7 = 0x400;
@@ -2064,6 +2123,9 @@ int gmem_vcpu_set_cpuid(struct gmem_vcpu *vcpu, const struct kvm_cpuid2 *cpuid)
 
 	if (cpuid->nent > X86_MAX_CPUID)
 		return -E2BIG;
+	/* The runtime update below follows KVM_X86_DISABLE_EXITS_HLT. */
+	vcpu->cpu->hlt_in_guest =
+		__atomic_load_n(&vcpu->vm->hlt_in_guest, __ATOMIC_RELAXED);
 	/*
 	 * After KVM_RUN the CPU model is fixed; KVM still takes the same
 	 * table again, for VMMs that reuse vCPUs across CPU hotplug.
@@ -2110,6 +2172,12 @@ int gmem_vcpu_get_mp_state(struct gmem_vcpu *vcpu, struct kvm_mp_state *mp)
 {
 	accept_events(vcpu);
 	mp->mp_state = vcpu->mp_state;
+	/* A kicked HLT has as good as ended (KVM's pv_unhalted). */
+	if ((vcpu->mp_state == KVM_MP_STATE_HALTED && vcpu->hw_halted) ||
+	    ((vcpu->mp_state == KVM_MP_STATE_HALTED ||
+	      vcpu->mp_state == KVM_MP_STATE_AP_RESET_HOLD) &&
+	     vcpu->apic && gmem_lapic_unhalted(vcpu->apic)))
+		mp->mp_state = KVM_MP_STATE_RUNNABLE;
 	return 0;
 }
 
@@ -2130,6 +2198,7 @@ int gmem_vcpu_set_mp_state(struct gmem_vcpu *vcpu,
 	default:
 		return -EINVAL;
 	}
+	vcpu->hw_halted = false;
 	if (mp->mp_state == KVM_MP_STATE_SIPI_RECEIVED) {
 		vcpu->mp_state = KVM_MP_STATE_INIT_RECEIVED;
 		gmem_lapic_latch(vcpu->apic, GMEM_LAPIC_SIPI, true);
@@ -2137,6 +2206,24 @@ int gmem_vcpu_set_mp_state(struct gmem_vcpu *vcpu,
 		vcpu->mp_state = mp->mp_state;
 	}
 	return 0;
+}
+
+/*
+ * kvm_vcpu_ioctl_enable_cap() on x86: of its caps only
+ * KVM_CAP_ENFORCE_PV_FEATURE_CPUID (the Hyper-V ones are not modelled).
+ */
+int gmem_vcpu_enable_cap(struct gmem_vcpu *vcpu,
+			 const struct kvm_enable_cap *cap)
+{
+	if (cap->flags)
+		return -EINVAL;
+	switch (cap->cap) {
+	case KVM_CAP_ENFORCE_PV_FEATURE_CPUID:
+		vcpu->cpu->pv_enforce = cap->args[0] != 0;
+		return 0;
+	default:
+		return -EINVAL;
+	}
 }
 
 int gmem_vcpu_set_tsc_khz(struct gmem_vcpu *vcpu, uint32_t khz)
@@ -2163,6 +2250,12 @@ int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid)
 		return -E2BIG;
 	memcpy(cpuid->entries, e, n * sizeof(*e));
 	cpuid->nent = n;
+	/* As KVM with sched_info off: no run delay, no steal time. */
+	if (!gmem_steal_time_supported())
+		for (unsigned int k = 0; k < n; k++)
+			if (cpuid->entries[k].function == 0x40000001)
+				cpuid->entries[k].eax &=
+					~(1u << X86_KVM_FEATURE_STEAL_TIME);
 	return 0;
 }
 
@@ -2172,6 +2265,21 @@ int gmem_get_supported_cpuid(struct kvm_cpuid2 *cpuid)
  * comes from the VMM and would otherwise walk past its buffer.
  */
 #define MAX_IO_MSRS 256
+
+/*
+ * kvm_is_advertised_msr(): in KVM_GET_MSR_INDEX_LIST.  The VMM may read
+ * such an MSR, and write it 0, where the guest's CPUID leaves it out.
+ */
+static bool msr_advertised(uint32_t idx)
+{
+	unsigned int n;
+	const uint32_t *list = x86_msr_list(&n);
+
+	for (unsigned int k = 0; k < n; k++)
+		if (list[k] == idx)
+			return true;
+	return false;
+}
 
 int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs)
 {
@@ -2185,11 +2293,15 @@ int gmem_vcpu_get_msrs(struct gmem_vcpu *vcpu, struct kvm_msrs *msrs)
 
 		if (r == 0)
 			continue;
-		if (r > 0 || x86_get_msr(vcpu->cpu, msrs->entries[i].index,
-					 &msrs->entries[i].data)) {
+		if (r < 0)
+			r = x86_get_msr(vcpu->cpu, msrs->entries[i].index,
+					&msrs->entries[i].data);
+		if (r) {
 			/* KVM zeroes the data of the read that failed. */
 			msrs->entries[i].data = 0;
-			break;
+			if (r != -EOPNOTSUPP ||
+			    !msr_advertised(msrs->entries[i].index))
+				break;
 		}
 	}
 	return (int)i;
@@ -2210,8 +2322,10 @@ int gmem_vcpu_set_msrs(struct gmem_vcpu *vcpu, const struct kvm_msrs *msrs)
 			break;
 		if (r == 0)
 			continue;
-		if (x86_set_msr(vcpu->cpu, msrs->entries[i].index,
-				msrs->entries[i].data))
+		r = x86_set_msr(vcpu->cpu, msrs->entries[i].index,
+				msrs->entries[i].data);
+		if (r && (r != -EOPNOTSUPP || msrs->entries[i].data ||
+			  !msr_advertised(msrs->entries[i].index)))
 			break;
 		/* The wall clock now; the vCPU's kvmclock at the next run. */
 		gmem_kvmclock_vcpu_work(vcpu, true);

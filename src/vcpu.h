@@ -76,6 +76,11 @@ struct gmem_vcpu {
 	 * (as HALTED).  Anything but RUNNABLE blocks in KVM_RUN (block()).
 	 */
 	unsigned int mp_state;
+	/*
+	 * HALTED by a HLT that KVM_X86_DISABLE_EXITS_HLT keeps in the guest:
+	 * KVM's mp_state does not see such a halt, so it reads RUNNABLE.
+	 */
+	bool hw_halted;
 	/* KVM_NMI and NMI IPIs (any thread, atomic), then process_nmi()'s. */
 	int nmi_queued;
 	unsigned int nmi_pending;
@@ -87,6 +92,13 @@ struct gmem_vcpu {
 	bool shutdown_pending; /* KVM_REQ_TRIPLE_FAULT from KVM_X86_SET_MCE */
 	/* KVM_INTERRUPT's vector while an exception holds the event slot. */
 	int user_irq;
+	/*
+	 * Steal time: the run delay last recorded (KVM's st.last_steal), and
+	 * the schedstat file of the thread that last ran the vCPU.
+	 */
+	uint64_t steal_last;
+	int schedstat_fd;
+	pid_t schedstat_tid;
 	int pending;   /* what the next run completes first: GMEM_PEND_* */
 	int s2_error;  /* -EFAULT/-EHWPOISON of a memory-fault stop */
 	bool s2_retry; /* the stop was a fault that raced a flush */

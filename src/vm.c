@@ -145,14 +145,24 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_DEBUGREGS:
 	case KVM_CAP_GET_MSR_FEATURES: /* KVM_GET_MSRS on /dev/kvm */
 	case KVM_CAP_DISABLE_QUIRKS:
+	case KVM_CAP_ENFORCE_PV_FEATURE_CPUID:
+	case KVM_CAP_KVMCLOCK_CTRL:
 		return 1;
 	case KVM_CAP_DISABLE_QUIRKS2:
 		return (int)GMEM_QUIRKS;
+	case KVM_CAP_X86_DISABLE_EXITS:
+		/*
+		 * The CPU model never exits for PAUSE; HLT can stay in the
+		 * guest.  MWAIT (no host MWAIT in the guest) and CSTATE (no
+		 * residency MSRs to pass through) are not offered.
+		 */
+		return KVM_X86_DISABLE_EXITS_HLT | KVM_X86_DISABLE_EXITS_PAUSE;
 	case KVM_CAP_ADJUST_CLOCK:
 		return KVM_CLOCK_TSC_STABLE | KVM_CLOCK_REALTIME |
 		       KVM_CLOCK_HOST_TSC;
 	case KVM_CAP_XSAVE2:
-		/* x87 and SSE need 576 bytes; KVM never answers below 4096. */
+		/* x87, SSE and YMM need 832 bytes; KVM never answers below
+		 * 4096. */
 		return (int)sizeof(struct kvm_xsave);
 	case KVM_CAP_TSC_CONTROL:
 	case KVM_CAP_VM_TSC_CONTROL:
@@ -317,6 +327,17 @@ int gmem_vm_enable_cap(struct gmem_vm *vm, const struct kvm_enable_cap *cap)
 		}
 		pthread_mutex_unlock(&vm->vcpus_lock);
 		return r;
+	case KVM_CAP_X86_DISABLE_EXITS:
+		/*
+		 * As 6.12's x86.c: any time, only the valid bits; what the
+		 * host cannot do (MWAIT, CSTATE here) is left out quietly.
+		 */
+		if (cap->flags || (cap->args[0] & ~KVM_X86_DISABLE_VALID_EXITS))
+			return -EINVAL;
+		if (cap->args[0] & KVM_X86_DISABLE_EXITS_HLT)
+			__atomic_store_n(&vm->hlt_in_guest, true,
+					 __ATOMIC_RELAXED);
+		return 0;
 	case KVM_CAP_MSR_PLATFORM_INFO:
 		/* args[0]: may the guest read MSR_PLATFORM_INFO.  Any time. */
 		if (cap->flags)

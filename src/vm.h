@@ -66,6 +66,8 @@ struct gmem_vm_vcpu {
 	struct gmem_dirty_ring ring;
 	/* atomic: KVM_REQ_CLOCK_UPDATE, rewrite kvmclock before running */
 	int clock_req;
+	/* atomic: KVM_KVMCLOCK_CTRL, PVCLOCK_GUEST_STOPPED at that rewrite */
+	int clock_stopped_req;
 };
 
 /*
@@ -119,8 +121,9 @@ struct gmem_vm {
 	atomic_int refcount;
 	unsigned long type;
 	uint64_t supported_attrs;
-	bool exec_only; /* GMEM_CAP_EXEC_ONLY enabled */
-	bool irqchip;	/* KVM_CREATE_IRQCHIP done; read by vCPUs at HLT */
+	bool exec_only;	   /* GMEM_CAP_EXEC_ONLY enabled */
+	bool irqchip;	   /* KVM_CREATE_IRQCHIP done; read by vCPUs at HLT */
+	bool hlt_in_guest; /* KVM_X86_DISABLE_EXITS_HLT: HLT never exits */
 	/* atomic: EXEC_ONLY or XO_ALIAS on, so KVM_MEM_EXECONLY is valid */
 	bool execonly_slots;
 

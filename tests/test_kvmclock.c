@@ -4,10 +4,13 @@
  * (KVM_GET/SET_CLOCK and their errnos, the pvclock structure the
  * MSR_KVM_SYSTEM_TIME_NEW write makes the vCPU keep in guest memory, its
  * contents checked against the guest's TSC, and the clock read from it
- * between two KVM_GET_CLOCKs, the wall clock), KVM_CAP_DISABLE_QUIRKS2
- * with MONITOR/MWAIT and IA32_MISC_ENABLE, and the fix-hypercall quirk
- * (the other vendor's instruction patched to the host's, or #UD).
+ * between two KVM_GET_CLOCKs, the wall clock, KVM_KVMCLOCK_CTRL), steal
+ * time, KVM_CAP_DISABLE_QUIRKS2 with MONITOR/MWAIT and IA32_MISC_ENABLE,
+ * and the fix-hypercall quirk (the other vendor's instruction patched to
+ * the host's, or #UD).
  */
+#include <sched.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -27,6 +30,9 @@
 #define MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
 #define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
 #define MSR_KVM_SYSTEM_TIME 0x12
+#define MSR_KVM_STEAL_TIME 0x4b564d03
+#define STEAL 0x34000ULL /* struct kvm_steal_time */
+#define PVCLOCK_GUEST_STOPPED 2
 #define MSR_IA32_MISC_ENABLE 0x1a0
 
 struct pvti {
@@ -578,8 +584,10 @@ static void test_cpuid_msrs(void)
 		}
 		if (c.h.entries[i].function == 0x40000001) {
 			/* CLOCKSOURCE, NOP_IO_DELAY, CLOCKSOURCE2,
-			 * PV_SCHED_YIELD, CLOCKSOURCE_STABLE_BIT */
-			CHECK_EQ(c.h.entries[i].eax, 0x0100200bu);
+			 * STEAL_TIME, PV_UNHALT, PV_SEND_IPI,
+			 * POLL_CONTROL, PV_SCHED_YIELD,
+			 * CLOCKSOURCE_STABLE_BIT */
+			CHECK_EQ(c.h.entries[i].eax, 0x010038abu);
 			found |= 2;
 		}
 		if (c.h.entries[i].function == 1)
@@ -594,20 +602,152 @@ static void test_cpuid_msrs(void)
 			 (l.l.indices[i] == 0x12) << 1 |
 			 (l.l.indices[i] == 0x4b564d00) << 2 |
 			 (l.l.indices[i] == 0x4b564d01) << 3 |
-			 (l.l.indices[i] == MSR_IA32_MISC_ENABLE) << 4;
-	CHECK_EQ(found, 0x1f);
+			 (l.l.indices[i] == MSR_IA32_MISC_ENABLE) << 4 |
+			 (l.l.indices[i] == MSR_KVM_STEAL_TIME) << 5 |
+			 (l.l.indices[i] == 0x4b564d05) << 6; /* POLL_CONTROL */
+	CHECK_EQ(found, 0x7f);
 	gmem_close(sys);
 	tap_result("CPUID 0x40000000/1 and the MSR index list");
 }
 
+/* The calling thread's run delay, as the steal time counts it. */
+static uint64_t thread_run_delay(void)
+{
+	unsigned long long exec = 0, delay = 0;
+	FILE *f = fopen("/proc/thread-self/schedstat", "r");
+
+	REQUIRE(f);
+	REQUIRE(fscanf(f, "%llu %llu", &exec, &delay) == 2);
+	fclose(f);
+	return delay;
+}
+
+struct steal {
+	uint64_t steal;
+	uint32_t version, flags;
+	uint8_t preempted, pad[47];
+};
+
+/*
+ * MSR_KVM_STEAL_TIME: reserved bits refused, the value read back; each
+ * KVM_RUN then records the run delay the vCPU's thread gathered since
+ * the last one, between two version bumps (junk made even), preempted
+ * cleared; the guest's own WRMSR records at once.
+ */
+static void test_steal_time(void)
+{
+	static const uint8_t code[] = {
+		0xe6, 0x10, /* 1: out 0x10, al */
+		0xeb, 0xfc, /* jmp 1b */
+	};
+	static const uint8_t wrmsr[] = {
+		0xb9, 0x03, 0x4d, 0x56, 0x4b, /* mov ecx, STEAL_TIME */
+		0xb8, 0x01, 0x40, 0x03, 0x00, /* mov eax, STEAL | 1 */
+		0x31, 0xd2, 0x0f, 0x30,	      /* xor edx, edx; wrmsr */
+		0xe6, 0x11,		      /* out 0x11, al */
+	};
+	volatile struct steal *st = (struct steal *)(mem + STEAL);
+	union msrs m = {.h.nmsrs = 1};
+	uint64_t before, after, d0, d1;
+
+	setup();
+	set_msr(MSR_KVM_STEAL_TIME, STEAL | 2, 0); /* reserved bit 1 */
+	set_msr(MSR_KVM_STEAL_TIME, STEAL | 0x20, 0);
+	set_msr(MSR_KVM_STEAL_TIME, STEAL | 1, 1);
+	m.h.entries[0].index = MSR_KVM_STEAL_TIME;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MSRS, &m), 1);
+	CHECK_EQ(m.h.entries[0].data, STEAL | 1);
+
+	start(code, sizeof(code));
+	st->version = 7; /* junk, odd */
+	st->preempted = 1;
+	d0 = thread_run_delay();
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_RUN, 0), 0);
+	d1 = thread_run_delay();
+	CHECK_EQ(run->io.port, 0x10);
+	CHECK_EQ(st->version, 10);
+	CHECK_EQ(st->preempted, 0);
+	/*
+	 * From here the steal is the delay between the first record and the
+	 * last: at most what the thread gathered around both, at least what
+	 * it gathered between them.
+	 */
+	st->steal = 0;
+	for (int k = 0; k < 3; k++) {
+		before = st->steal;
+		sched_yield();
+		after = thread_run_delay();
+		CHECK_EQ(gmem_ioctl(vcpufd, KVM_RUN, 0), 0);
+		CHECK_EQ(st->version, 12 + 2 * (unsigned)k);
+		CHECK(st->steal >= before);
+	}
+	CHECK(st->steal <= thread_run_delay() - d0);
+	CHECK(st->steal >= after - d1);
+	/* Off: nothing more is written. */
+	set_msr(MSR_KVM_STEAL_TIME, STEAL, 1);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_RUN, 0), 0);
+	CHECK_EQ(st->version, 16);
+
+	/* The guest's WRMSR records before its next instruction. */
+	start_at(CODE + 0x100, wrmsr, sizeof(wrmsr));
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_RUN, 0), 0);
+	CHECK_EQ(run->io.port, 0x11);
+	CHECK_EQ(st->version, 18); /* off at KVM_RUN: the WRMSR's record */
+	teardown();
+	tap_result("MSR_KVM_STEAL_TIME: the thread's run delay recorded at "
+		   "each KVM_RUN, between version bumps");
+}
+
+/*
+ * KVM_KVMCLOCK_CTRL: EINVAL while kvmclock is off; then the next entry's
+ * update sets PVCLOCK_GUEST_STOPPED, which stays until the guest clears
+ * it, and a later update does not set it again on its own.
+ */
+static void test_kvmclock_ctrl(void)
+{
+	static const uint8_t code[] = {
+		0xe6, 0x10, /* 1: out 0x10, al */
+		0xeb, 0xfc, /* jmp 1b */
+	};
+	volatile struct pvti *p = (struct pvti *)(mem + PVTI);
+	struct kvm_clock_data c = {0};
+	struct gmem_vcpu *vcpu;
+
+	setup();
+	REQUIRE(gmem_vcpu_from_handle(vcpufd, &vcpu) == 0);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_KVMCLOCK_CTRL),
+		 1);
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_KVMCLOCK_CTRL, 0), EINVAL);
+	start(code, sizeof(code));
+	set_msr(MSR_KVM_SYSTEM_TIME_NEW, PVTI | 1, 1);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_RUN, 0), 0);
+	CHECK_EQ(p->flags & PVCLOCK_GUEST_STOPPED, 0);
+	CHECK_EQ(gmem_vcpu_kvmclock_ctrl(vcpu), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_RUN, 0), 0);
+	CHECK_EQ(p->flags & PVCLOCK_GUEST_STOPPED, PVCLOCK_GUEST_STOPPED);
+	/* A clock update keeps it while the guest has not cleared it. */
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_SET_CLOCK, &c), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_RUN, 0), 0);
+	CHECK_EQ(p->flags & PVCLOCK_GUEST_STOPPED, PVCLOCK_GUEST_STOPPED);
+	p->flags &= (uint8_t)~PVCLOCK_GUEST_STOPPED;
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_SET_CLOCK, &c), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_RUN, 0), 0);
+	CHECK_EQ(p->flags & PVCLOCK_GUEST_STOPPED, 0);
+	teardown();
+	tap_result("KVM_KVMCLOCK_CTRL: PVCLOCK_GUEST_STOPPED at the next "
+		   "clock update");
+}
+
 int main(void)
 {
-	tap_plan(15, 60);
+	tap_plan(17, 60);
 	test_clock_ioctls();
 	test_pvclock();
 	test_old_msr();
 	test_quirks();
 	test_fix_hypercall();
 	test_cpuid_msrs();
+	test_steal_time();
+	test_kvmclock_ctrl();
 	return tap_done();
 }

@@ -8,8 +8,9 @@
  * flat and cluster, x2APIC clusters, shorthands, broadcast) and the kick
  * of their targets; NMI, INIT and SIPI IPIs (counted and latched for the
  * vCPU, even with the APIC software-disabled); INIT's reset, which keeps
- * the ID; KVM_GET/SET_LAPIC's x2APIC ID rules.  Guest-level
- * behaviour is in the kernel's xapic and APIC timer selftests.
+ * the ID; remote-read IPIs and KVM_HC_SEND_IPI's map; KVM_GET/SET_LAPIC's
+ * x2APIC ID rules.  Guest-level behaviour is in the kernel's xapic and APIC
+ * timer selftests.
  */
 #include <errno.h>
 #include <string.h>
@@ -410,6 +411,58 @@ static void test_nmi_init_sipi(void)
 		   "vCPU; INIT's reset keeps the ID");
 }
 
+/*
+ * A remote-read IPI (KVM_HC_KICK_CPU's) sets the target's unhalt flag,
+ * software-disabled or not; KVM_HC_SEND_IPI's map reaches the APIC IDs
+ * min + bit, fixed vectors only where software-enabled, and counts.
+ */
+static void test_pv_ipis(void)
+{
+	struct gmem_apic_map m;
+	struct gmem_lapic *a[3];
+	uint64_t map[2];
+
+	REQUIRE(gmem_apic_map_init(&m) == 0);
+	for (uint32_t i = 0; i < 3; i++) {
+		a[i] = make(i, BASE);
+		REQUIRE(a[i]);
+		REQUIRE(gmem_apic_map_add(&m, a[i]) == 0);
+		kicks[i] = 0;
+	}
+	sw_enable(a[0]);
+	sw_enable(a[2]);
+	mmio_wr(a[0], 0x310, 1u << 24, 0);
+	mmio_wr(a[0], 0x300, 0x4300, 0); /* remote read, to APIC 1 */
+	CHECK(gmem_lapic_unhalted(a[1]));
+	CHECK(!gmem_lapic_unhalted(a[0]) && !gmem_lapic_unhalted(a[2]));
+	CHECK_EQ(kicks[1], KICK);
+	gmem_lapic_clear_unhalt(a[1]);
+	CHECK(!gmem_lapic_unhalted(a[1]));
+
+	/* Bits 0 and 2 from APIC 0: APICs 0 and 2, vector 0x61. */
+	map[0] = 5;
+	map[1] = 0;
+	CHECK_EQ(gmem_apic_map_send_pv(&m, map, 0, 0x61), 2);
+	CHECK_EQ(gmem_lapic_pending(a[0], 0), 0x61);
+	CHECK_EQ(gmem_lapic_pending(a[2], 0), 0x61);
+	CHECK_EQ(gmem_lapic_pending(a[1], 0), -1);
+	/* APIC 1 is software-disabled: a fixed vector is not taken. */
+	map[0] = 1;
+	CHECK_EQ(gmem_apic_map_send_pv(&m, map, 1, 0x62), 0);
+	/* The high word: min + 64 on, a u32 (wrapping, as KVM's). */
+	map[0] = 0;
+	map[1] = 1;
+	CHECK_EQ(gmem_apic_map_send_pv(&m, map, 0, 0x62), 0);
+	CHECK_EQ(gmem_apic_map_send_pv(&m, map, (uint32_t)-63, 0x300), 1);
+	CHECK(gmem_lapic_unhalted(a[1]));
+	for (int i = 0; i < 3; i++) {
+		gmem_apic_map_remove(&m, a[i]);
+		gmem_lapic_destroy(a[i]);
+	}
+	gmem_apic_map_destroy(&m);
+	tap_result("remote-read IPIs unhalt; KVM_HC_SEND_IPI's APIC-ID map");
+}
+
 static void test_state(void)
 {
 	struct gmem_lapic *a = make(5, X2);
@@ -456,13 +509,14 @@ static void test_state(void)
 
 int main(void)
 {
-	tap_plan(7, 30);
+	tap_plan(8, 30);
 	test_reset_and_ids();
 	test_msrs_and_mmio();
 	test_priority();
 	test_timer();
 	test_ipis();
 	test_nmi_init_sipi();
+	test_pv_ipis();
 	test_state();
 	return tap_done();
 }

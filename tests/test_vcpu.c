@@ -8,7 +8,9 @@
  * after the VMM fixes the attribute, HLT, a kick from another thread,
  * immediate_exit, string I/O (REP INS/OUTS) as KVM batches it, the
  * x87/SSE state ioctls (FPU, XSAVE, XCRS), and the rest of what a VMM
- * saves and restores: the MSR index lists, vCPU events, debug registers.
+ * saves and restores: the MSR index lists, vCPU events, debug registers;
+ * KVM_NMI delivered in a guest, and INIT-SIPI from one vCPU to another;
+ * KVM_CAP_ENFORCE_PV_FEATURE_CPUID and KVM_X86_DISABLE_EXITS_HLT.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -383,14 +385,14 @@ static void test_fpu_state(void)
 	CHECK_EQ(gmem_ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2), 4096);
 	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2), 4096);
 
-	/* A new vCPU: x87 and SSE initial, KVM's software bytes at 464. */
+	/* A new vCPU: all initial; KVM's bytes at 464: x87|SSE|YMM. */
 	memset(&xs, 0xcc, sizeof(xs));
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XSAVE, &xs), 0);
 	memcpy(&bv, a + 512, 8);
 	CHECK_EQ(bv, 0);
 	CHECK_EQ(a[0] | a[1] << 8, 0x37f);
 	CHECK_EQ(a[24] | a[25] << 8, 0x1f80);
-	CHECK_EQ(a[464], 3);
+	CHECK_EQ(a[464], 7);
 	CHECK_EQ(a[4095], 0);
 	memset(&xs2, 0xcc, sizeof(xs2));
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XSAVE2, &xs2), 0);
@@ -446,7 +448,7 @@ static void test_fpu_state(void)
 
 	/* Refused images: EINVAL, the state unchanged. */
 	memcpy(&xs2, &xs, sizeof(xs));
-	a[512] |= 4; /* AVX: not supported */
+	a[512] |= 8; /* MPX's BNDREGS: not supported */
 	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_XSAVE, &xs), EINVAL);
 	a[512] &= 3;
 	a[27] = 0x80; /* reserved MXCSR bit */
@@ -457,7 +459,21 @@ static void test_fpu_state(void)
 	a[520] = 0;
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XSAVE, &xs), 0);
 	CHECK(memcmp(&xs, &xs2, sizeof(xs)) == 0);
-	tap_result("KVM_SET_XSAVE refuses what KVM refuses, changing nothing");
+	/* YMM (AVX) goes both ways, and back to its initial state. */
+	a[512] |= 4;
+	a[576] = 0x77;
+	a[831] = 0x88;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_XSAVE, &xs), 0);
+	memset(&xs2, 0, sizeof(xs2));
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XSAVE, &xs2), 0);
+	CHECK(memcmp(&xs, &xs2, sizeof(xs)) == 0);
+	a[512] &= 3;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_XSAVE, &xs), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_XSAVE, &xs2), 0);
+	CHECK(((uint8_t *)xs2.region)[576] == 0 &&
+	      ((uint8_t *)xs2.region)[831] == 0);
+	tap_result("KVM_SET_XSAVE refuses what KVM refuses, changing nothing; "
+		   "YMM both ways");
 
 	/* XCR0: 1 at reset; the guest's CPUID leaf 0xD says what may be set. */
 	memset(&xcrs, 0xcc, sizeof(xcrs));
@@ -499,8 +515,14 @@ static void test_fpu_state(void)
 	CHECK_EQ(gmem_vcpu_set_xcrs(vcpu, &xcrs), 0);
 	CHECK_EQ(gmem_vcpu_get_xcrs(vcpu, &xcrs), 0);
 	CHECK_EQ(xcrs.xcrs[0].value, 3);
-	xcrs.xcrs[0].value = 7; /* AVX: beyond what gmem supports */
+	xcrs.xcrs[0].value = 5; /* YMM without SSE */
 	CHECK_ERRNO(gmem_ioctl(fd2, KVM_SET_XCRS, &xcrs), EINVAL);
+	xcrs.xcrs[0].value = 0x207; /* PKRU: beyond what gmem supports */
+	CHECK_ERRNO(gmem_ioctl(fd2, KVM_SET_XCRS, &xcrs), EINVAL);
+	xcrs.xcrs[0].value = 7; /* AVX */
+	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_XCRS, &xcrs), 0);
+	xcrs.xcrs[0].value = 3;
+	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_XCRS, &xcrs), 0);
 	xcrs.nr_xcrs = 0;
 	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_XCRS, &xcrs), 0);
 	CHECK_EQ(gmem_ioctl(fd2, KVM_GET_XCRS, &xcrs), 0);
@@ -984,11 +1006,507 @@ static void test_user_msr(void)
 		   "completed with data or #GP");
 }
 
+/* A GDT (64-bit code at 8, data at 16) and an IDT whose gate 2 is NMI_H. */
+#define NMI_H (CODE + 0x400)
+#define NMI_MAIN (CODE + 0x800)
+
+static void gdt_idt(void)
+{
+	struct kvm_sregs sregs;
+	uint64_t *gdt = (uint64_t *)(mem + 0x3000);
+	uint64_t *gate = (uint64_t *)(mem + 0x4000 + 2 * 16);
+
+	gdt[1] = 0x00209b0000000000ULL;
+	gdt[2] = 0x00cf93000000ffffULL;
+	gate[0] = (NMI_H & 0xffff) | 8ULL << 16 | 0x8eULL << 40 |
+		  (NMI_H >> 16 & 0xffff) << 48;
+	gate[1] = NMI_H >> 32;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_SREGS, &sregs) == 0);
+	sregs.gdt.base = 0x3000;
+	sregs.gdt.limit = 23;
+	sregs.idt.base = 0x4000;
+	sregs.idt.limit = 0xfff;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_SREGS, &sregs) == 0);
+}
+
+static uint64_t guest_u64(uint64_t gpa)
+{
+	uint64_t v;
+
+	memcpy(&v, mem + gpa, 8);
+	return v;
+}
+
+/*
+ * KVM_NMI: delivered through gate 2 whatever IF says; at most two wait
+ * (one more than the one in service), the second is held until IRETQ
+ * ends the NMI blocking, and KVM_GET_VCPU_EVENTS follows each step.
+ */
+static void test_nmi(void)
+{
+	static const uint8_t main_code[] = {
+		0xb0, 0x01, /* mov al, 1 */
+		0xe6, 0x20, /* out 0x20, al */
+		0xe6, 0x22, /* out 0x22, al */
+		0xf4,	    /* hlt */
+	};
+	static const uint8_t handler[] = {
+		0xe6, 0x21, /* out 0x21, al */
+		0x48, 0xcf, /* iretq */
+	};
+	struct kvm_vcpu_events ev;
+	struct kvm_regs regs;
+
+	setup(false);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_USER_NMI), 1);
+	gdt_idt();
+	memcpy(mem + NMI_MAIN, main_code, sizeof(main_code));
+	memcpy(mem + NMI_H, handler, sizeof(handler));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = NMI_MAIN;
+	regs.rflags = 2; /* IF clear: NMIs come anyway */
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x20);
+	for (int k = 0; k < 3; k++)
+		CHECK_EQ(gmem_ioctl(vcpufd, KVM_NMI, 0), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.nmi.pending, 2);
+	CHECK_EQ(ev.nmi.injected | ev.nmi.masked, 0);
+
+	for (int k = 0; k < 2; k++) {
+		CHECK_EQ(vcpu_run(), 0);
+		CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+		CHECK_EQ(run->io.port, 0x21);
+		CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+		CHECK_EQ(regs.rip, NMI_H + 2);
+		CHECK_EQ(guest_u64(regs.rsp), NMI_MAIN + 4);
+		CHECK_EQ(guest_u64(regs.rsp + 8), 8);
+		CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+		CHECK_EQ(ev.nmi.masked, 1);
+		CHECK_EQ(ev.nmi.pending, 1 - k);
+	}
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x22);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.nmi.masked | ev.nmi.pending | ev.nmi.injected, 0);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_NMI: gate 2 with IF clear, one held until IRETQ, "
+		   "at most two pending");
+}
+
+/* The AP's KVM_RUN: its errno, or 0. */
+static void *ap_run(void *arg)
+{
+	int fd = *(int *)arg;
+
+	*(int *)arg = gmem_ioctl(fd, KVM_RUN, 0) == -1 ? errno : 0;
+	return NULL;
+}
+
+/*
+ * INIT-SIPI from the BSP through the xAPIC ICR: the AP waits
+ * UNINITIALIZED (its KVM_RUN blocks, and returns EAGAIN once INIT
+ * arrives), INIT makes it INIT_RECEIVED, SIPI vector 8 starts it in real
+ * mode at 0800:0000.  Without an irqchip only RUNNABLE may be set.
+ */
+static void test_init_sipi(void)
+{
+	static const uint8_t bsp[] = {
+		0xb8, 0x00, 0x03, 0xe0, 0xfe, /* mov eax, 0xfee00300 (ICR) */
+		0xc7, 0x40, 0x10, 0,	0,    0, 1, /* ICR2: APIC 1 */
+		0xc7, 0x00, 0x00, 0x45, 0,    0,    /* INIT, assert */
+		0xe6, 0x30,			    /* out 0x30, al */
+		0xc7, 0x00, 0x08, 0x46, 0,    0,    /* SIPI, vector 8 */
+		0xe6, 0x31,			    /* out 0x31, al */
+		0xf4,				    /* hlt */
+	};
+	struct kvm_mp_state mp;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	pthread_t t;
+	int ap, err;
+
+	setup(false);
+	mp.mp_state = KVM_MP_STATE_RUNNABLE;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_MP_STATE, &mp), 0);
+	for (unsigned s = KVM_MP_STATE_UNINITIALIZED;
+	     s <= KVM_MP_STATE_AP_RESET_HOLD; s++) {
+		mp.mp_state = s;
+		if (s != KVM_MP_STATE_RUNNABLE)
+			CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_MP_STATE, &mp),
+				    EINVAL);
+	}
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+
+	setup(true);
+	((uint64_t *)(mem + 0x2000))[3] = 0xc0000000ULL | 0x83;
+	memcpy(mem + CODE + 0x800, bsp, sizeof(bsp));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = CODE + 0x800;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+	ap = gmem_ioctl(vmfd, KVM_CREATE_VCPU, 1);
+	REQUIRE(ap >= 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_UNINITIALIZED);
+
+	/* The AP blocks until INIT arrives, whichever comes first. */
+	err = ap;
+	pthread_create(&t, NULL, ap_run, &err);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x30);
+	pthread_join(t, NULL);
+	CHECK_EQ(err, EAGAIN);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_INIT_RECEIVED);
+
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x31);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_SREGS, &sregs), 0);
+	CHECK_EQ(sregs.cs.selector, 0x800);
+	CHECK_EQ(sregs.cs.base, 0x8000);
+	CHECK_EQ(sregs.cr0 & 1, 0);
+	CHECK_EQ(sregs.efer, 0);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_REGS, &regs), 0);
+	CHECK_EQ(regs.rip, 0);
+	/* Real mode, which the CPU model does not run: an internal error. */
+	struct kvm_run *aprun =
+		gmem_mmap(NULL, gmem_ioctl(sys, KVM_GET_VCPU_MMAP_SIZE, 0),
+			  PROT_READ | PROT_WRITE, MAP_SHARED, ap, 0);
+	REQUIRE(aprun != MAP_FAILED);
+	CHECK_EQ(gmem_ioctl(ap, KVM_RUN, 0), 0);
+	CHECK_EQ(aprun->exit_reason, KVM_EXIT_INTERNAL_ERROR);
+
+	/* A second INIT's state can be set and read back as KVM's. */
+	mp.mp_state = KVM_MP_STATE_INIT_RECEIVED;
+	CHECK_EQ(gmem_ioctl(ap, KVM_SET_MP_STATE, &mp), 0);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_INIT_RECEIVED);
+	mp.mp_state = 5; /* s390's STOPPED */
+	CHECK_ERRNO(gmem_ioctl(ap, KVM_SET_MP_STATE, &mp), EINVAL);
+	gmem_close(ap);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("INIT-SIPI through the xAPIC ICR: UNINITIALIZED, "
+		   "INIT_RECEIVED, then real mode at the SIPI vector");
+}
+
+/* The supported CPUID table, with its KVM_CPUID_FEATURES leaf's EAX. */
+static union {
+	struct kvm_cpuid2 c;
+	uint8_t buf[sizeof(struct kvm_cpuid2) +
+		    256 * sizeof(struct kvm_cpuid_entry2)];
+} pv_table;
+
+static uint32_t *pv_features(void)
+{
+	for (unsigned int k = 0; k < pv_table.c.nent; k++)
+		if (pv_table.c.entries[k].function == 0x40000001)
+			return &pv_table.c.entries[k].eax;
+	return NULL;
+}
+
+static int msr_get(uint32_t idx, uint64_t *v)
+{
+	union {
+		struct kvm_msrs m;
+		uint8_t b[sizeof(struct kvm_msrs) +
+			  sizeof(struct kvm_msr_entry)];
+	} u = {.m.nmsrs = 1};
+	int r;
+
+	u.m.entries[0].index = idx;
+	r = gmem_ioctl(vcpufd, KVM_GET_MSRS, &u);
+	*v = u.m.entries[0].data;
+	return r;
+}
+
+static int msr_set(uint32_t idx, uint64_t v)
+{
+	union {
+		struct kvm_msrs m;
+		uint8_t b[sizeof(struct kvm_msrs) +
+			  sizeof(struct kvm_msr_entry)];
+	} u = {.m.nmsrs = 1};
+
+	u.m.entries[0].index = idx;
+	u.m.entries[0].data = v;
+	return gmem_ioctl(vcpufd, KVM_SET_MSRS, &u);
+}
+
+/*
+ * KVM_CAP_ENFORCE_PV_FEATURE_CPUID: a vCPU cap; once on, kvmclock's MSR
+ * pairs and SCHED_YIELD follow the guest's KVM_CPUID_FEATURES leaf, off
+ * again everything is back.
+ */
+static void test_pv_enforce(void)
+{
+	static const uint8_t yield[] = {
+		0xb8, 11,   0,	  0,	0,    /* mov eax, KVM_HC_SCHED_YIELD */
+		0x31, 0xdb,		      /* xor ebx, ebx */
+		0x0f, 0x01, 0xc1,	      /* vmcall */
+		0xe7, 0x20,		      /* out 0x20, eax */
+		0xb9, 0x01, 0x4d, 0x56, 0x4b, /* mov ecx, SYSTEM_TIME_NEW */
+		0x0f, 0x32,		      /* rdmsr */
+		0xe6, 0x21,		      /* out 0x21, al */
+	};
+	static const uint8_t gp_handler[] = {
+		0xe6, 0x23, /* out 0x23, al */
+	};
+	uint64_t *gp_gate;
+	struct kvm_enable_cap cap = {.cap = KVM_CAP_ENFORCE_PV_FEATURE_CPUID,
+				     .args = {1}};
+	struct kvm_regs regs;
+	struct gmem_vcpu *vcpu;
+	uint32_t *f;
+	uint64_t v;
+
+	setup(false);
+	REQUIRE(gmem_vcpu_from_handle(vcpufd, &vcpu) == 0);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION,
+			    KVM_CAP_ENFORCE_PV_FEATURE_CPUID),
+		 1);
+	pv_table.c.nent = 256;
+	REQUIRE(gmem_ioctl(sys, KVM_GET_SUPPORTED_CPUID, &pv_table) == 0);
+	f = pv_features();
+	REQUIRE(f);
+	CHECK_EQ(*f & 9, 9); /* CLOCKSOURCE, CLOCKSOURCE2 */
+	*f = 1;		     /* CLOCKSOURCE only */
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_CPUID2, &pv_table) == 0);
+	memcpy(mem + CODE + 0x800, yield, sizeof(yield));
+	gdt_idt();
+	memcpy(mem + CODE + 0x480, gp_handler, sizeof(gp_handler));
+	gp_gate = (uint64_t *)(mem + 0x4000 + 13 * 16);
+	gp_gate[0] = ((CODE + 0x480) & 0xffff) | 8ULL << 16 | 0x8eULL << 40 |
+		     ((CODE + 0x480) >> 16 & 0xffff) << 48;
+	CHECK_EQ(msr_set(0x4b564d01, 0x5000), 1);
+
+	/* Refused: flags, and a vCPU cap gmem does not have. */
+	cap.flags = 1;
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_ENABLE_CAP, &cap), EINVAL);
+	cap.flags = 0;
+	cap.cap = 123; /* KVM_CAP_HYPERV_SYNIC */
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_ENABLE_CAP, &cap), EINVAL);
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_ENABLE_CAP, NULL), EFAULT);
+	cap.cap = KVM_CAP_ENFORCE_PV_FEATURE_CPUID;
+
+	for (int on = 0; on < 2; on++) {
+		if (on) {
+			CHECK_EQ(gmem_vcpu_enable_cap(vcpu, &cap), 0);
+		}
+		CHECK_EQ(msr_get(0x12, &v), 1); /* SYSTEM_TIME */
+		/*
+		 * SYSTEM_TIME_NEW: the VMM reads 0 and may write 0 where
+		 * the guest cannot touch it (an advertised MSR).
+		 */
+		CHECK_EQ(msr_get(0x4b564d01, &v), 1);
+		CHECK_EQ(v, on ? 0 : 0x5000);
+		CHECK_EQ(msr_set(0x4b564d01, on ? 0 : 0x5000), 1);
+		CHECK_EQ(msr_set(0x4b564d01, 0x6000), !on);
+		REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+		regs.rip = CODE + 0x800;
+		regs.rsp = 0x20000;
+		REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+		CHECK_EQ(vcpu_run(), 0);
+		CHECK_EQ(run->io.port, 0x20);
+		CHECK_EQ(*(uint32_t *)((uint8_t *)run + run->io.data_offset),
+			 on ? (uint32_t)-1000 : 0); /* -KVM_ENOSYS */
+		CHECK_EQ(vcpu_run(), 0);
+		CHECK_EQ(run->io.port, on ? 0x23 : 0x21); /* #GP when on */
+	}
+	cap.args[0] = 0;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_ENABLE_CAP, &cap), 0);
+	CHECK_EQ(msr_get(0x4b564d01, &v), 1);
+	CHECK_EQ(v, 0x6000);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_CAP_ENFORCE_PV_FEATURE_CPUID: kvmclock MSRs and "
+		   "SCHED_YIELD as the KVM leaf offers them");
+}
+
+/*
+ * KVM_X86_DISABLE_EXITS_HLT: no KVM_EXIT_HLT; the vCPU sleeps in the
+ * guest (mp_state still RUNNABLE) until an event, here an NMI, and
+ * KVM_SET_CPUID2 drops PV_UNHALT.
+ */
+static void test_disable_exits(void)
+{
+	static const uint8_t hlt[] = {
+		0xf4,	    /* hlt */
+		0xe6, 0x22, /* out 0x22, al */
+	};
+	static const uint8_t handler[] = {
+		0xe6, 0x21, /* out 0x21, al */
+		0x48, 0xcf, /* iretq */
+	};
+	struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_DISABLE_EXITS};
+	struct kvm_mp_state mp;
+	struct kvm_regs regs;
+	struct gmem_vcpu *vcpu;
+
+	setup(false);
+	REQUIRE(gmem_vcpu_from_handle(vcpufd, &vcpu) == 0);
+	CHECK_EQ(
+		gmem_ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_X86_DISABLE_EXITS),
+		KVM_X86_DISABLE_EXITS_HLT | KVM_X86_DISABLE_EXITS_PAUSE);
+	cap.args[0] = 0x10;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_ENABLE_CAP, &cap), EINVAL);
+	cap.args[0] = KVM_X86_DISABLE_EXITS_HLT;
+	cap.flags = 1;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_ENABLE_CAP, &cap), EINVAL);
+	cap.flags = 0;
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_ENABLE_CAP, &cap), 0);
+
+	pv_table.c.nent = 256;
+	REQUIRE(gmem_ioctl(sys, KVM_GET_SUPPORTED_CPUID, &pv_table) == 0);
+	REQUIRE(pv_features());
+	*pv_features() |= 1u << 7; /* PV_UNHALT */
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_CPUID2, &pv_table), 0);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_CPUID2, &pv_table), 0);
+	CHECK_EQ(*pv_features() >> 7 & 1, 0);
+
+	gdt_idt();
+	memcpy(mem + NMI_MAIN, hlt, sizeof(hlt));
+	memcpy(mem + NMI_H, handler, sizeof(handler));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = NMI_MAIN;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+	CHECK_EQ(kick_halted(vcpu, 1), EINTR);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_INTR);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
+	/* Still in HLT: it sleeps again, until the NMI. */
+	CHECK_EQ(kick_halted(vcpu, 2), EINTR);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_NMI, 0), 0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.port, 0x21);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs), 0);
+	CHECK_EQ(guest_u64(regs.rsp), NMI_MAIN + 1);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x22);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_X86_DISABLE_EXITS_HLT: HLT sleeps in the guest until "
+		   "an event; PV_UNHALT dropped");
+}
+
+/*
+ * KVM_HC_KICK_CPU ends another vCPU's HLT (IF clear, no interrupt);
+ * KVM_HC_SEND_IPI delivers by APIC-ID map and counts; POLL_CONTROL's
+ * MSR resets to 1 and takes only bit 0.
+ */
+static void test_pv_kick(void)
+{
+	static const uint8_t bsp[] = {
+		0xb8, 5,    0,	  0, 0, /* mov eax, KVM_HC_KICK_CPU */
+		0x31, 0xdb,		/* xor ebx, ebx */
+		0xb9, 1,    0,	  0, 0, /* mov ecx, 1 (APIC ID) */
+		0x0f, 0x01, 0xc1,	/* vmcall */
+		0xe7, 0x41,		/* out 0x41, eax */
+		0xb8, 10,   0,	  0, 0, /* mov eax, KVM_HC_SEND_IPI */
+		0xbb, 2,    0,	  0, 0, /* mov ebx, 2 (APIC 1) */
+		0x31, 0xc9,		/* xor ecx, ecx */
+		0x31, 0xd2,		/* xor edx, edx (min 0) */
+		0xbe, 0,    4,	  0, 0, /* mov esi, 0x400 (NMI) */
+		0x0f, 0x01, 0xc1,	/* vmcall */
+		0xe7, 0x42,		/* out 0x42, eax */
+		0xb8, 10,   0,	  0, 0, /* mov eax, KVM_HC_SEND_IPI */
+		0xbe, 0,    0,	  4, 0, /* mov esi, 0x40000 (shorthand) */
+		0x0f, 0x01, 0xc1,	/* vmcall */
+		0xe7, 0x43,		/* out 0x43, eax */
+	};
+	static const uint8_t ap_code[] = {
+		0xf4,	    /* hlt */
+		0xe6, 0x40, /* out 0x40, al */
+	};
+	struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_RUNNABLE};
+	struct kvm_vcpu_events ev;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = {.rip = CODE + 0xa00, .rflags = 2};
+	struct gmem_vcpu *apv;
+	struct kvm_run *aprun;
+	pthread_t t;
+	uint64_t v;
+	int ap, err;
+
+	setup(true);
+	memcpy(mem + CODE + 0x800, bsp, sizeof(bsp));
+	memcpy(mem + CODE + 0xa00, ap_code, sizeof(ap_code));
+	ap = gmem_ioctl(vmfd, KVM_CREATE_VCPU, 1);
+	REQUIRE(ap >= 0);
+	REQUIRE(gmem_vcpu_from_handle(ap, &apv) == 0);
+	aprun = gmem_mmap(NULL, gmem_ioctl(sys, KVM_GET_VCPU_MMAP_SIZE, 0),
+			  PROT_READ | PROT_WRITE, MAP_SHARED, ap, 0);
+	REQUIRE(aprun != MAP_FAILED);
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_SREGS, &sregs) == 0);
+	REQUIRE(gmem_ioctl(ap, KVM_SET_SREGS, &sregs) == 0);
+	REQUIRE(gmem_ioctl(ap, KVM_SET_REGS, &regs) == 0);
+	REQUIRE(gmem_ioctl(ap, KVM_SET_MP_STATE, &mp) == 0);
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = CODE + 0x800;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+
+	/* The AP halts (its halt count says so); the BSP kicks it. */
+	err = ap;
+	pthread_create(&t, NULL, ap_run, &err);
+	while (halts(apv) < 1)
+		sched_yield();
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x41);
+	CHECK_EQ(*(uint32_t *)((uint8_t *)run + run->io.data_offset), 0);
+	pthread_join(t, NULL);
+	CHECK_EQ(err, 0);
+	CHECK_EQ(aprun->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(aprun->io.port, 0x40);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_MP_STATE, &mp), 0);
+	CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
+
+	/* An NMI by the map: one taken; a shorthand is -KVM_EINVAL. */
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x42);
+	CHECK_EQ(*(uint32_t *)((uint8_t *)run + run->io.data_offset), 1);
+	CHECK_EQ(gmem_ioctl(ap, KVM_GET_VCPU_EVENTS, &ev), 0);
+	CHECK_EQ(ev.nmi.pending, 1);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x43);
+	CHECK_EQ(*(uint32_t *)((uint8_t *)run + run->io.data_offset),
+		 (uint32_t)-22);
+
+	REQUIRE(vcpufd != ap);
+	CHECK_EQ(msr_get(0x4b564d05, &v), 1); /* POLL_CONTROL */
+	CHECK_EQ(v, 1);
+	CHECK_EQ(msr_set(0x4b564d05, 2), 0);
+	CHECK_EQ(msr_set(0x4b564d05, 0), 1);
+	CHECK_EQ(msr_get(0x4b564d05, &v), 1);
+	CHECK_EQ(v, 0);
+	gmem_close(ap);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_HC_KICK_CPU ends a HLT, KVM_HC_SEND_IPI by APIC ID, "
+		   "MSR_KVM_POLL_CONTROL");
+}
+
 int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(28, 60);
+	tap_plan(33, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -1124,5 +1642,10 @@ int main(void)
 	test_user_msr();
 	test_vcpu_events();
 	test_debugregs();
+	test_nmi();
+	test_init_sipi();
+	test_pv_enforce();
+	test_disable_exits();
+	test_pv_kick();
 	return tap_done();
 }

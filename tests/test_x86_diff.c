@@ -89,6 +89,7 @@ static sigjmp_buf jb;
 static volatile int native_sig, native_code;
 /* The FXSAVE image of the state a SIMD exception (#XM) left natively. */
 static uint8_t native_fx[512];
+static uint8_t native_ymm[256]; /* YMM upper halves at a SIGFPE */
 
 static uint64_t rnd(void)
 {
@@ -110,8 +111,19 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
 
 	native_sig = sig;
 	native_code = si->si_code;
-	if (sig == SIGFPE && u->uc_mcontext.fpregs)
-		memcpy(native_fx, u->uc_mcontext.fpregs, sizeof(native_fx));
+	if (sig == SIGFPE && u->uc_mcontext.fpregs) {
+		const uint8_t *f = (const uint8_t *)u->uc_mcontext.fpregs;
+		uint32_t magic;
+		uint64_t bv;
+
+		memcpy(native_fx, f, sizeof(native_fx));
+		/* The kernel's XSAVE frame: FP_XSTATE_MAGIC1 at 464. */
+		memset(native_ymm, 0, sizeof(native_ymm));
+		memcpy(&magic, f + 464, 4);
+		memcpy(&bv, f + 512, 8);
+		if (magic == 0x46505853 && (bv & 4))
+			memcpy(native_ymm, f + 576, sizeof(native_ymm));
+	}
 	siglongjmp(jb, 1);
 }
 
@@ -1521,6 +1533,15 @@ static bool host_xsave(void)
 	return (lo & 3) == 3;
 }
 
+/* Whether the host's XCR0 enables YMM too (host_xsave() first). */
+static bool host_ymm(void)
+{
+	uint32_t lo, hi;
+
+	__asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return (lo & 7) == 7;
+}
+
 /*
  * XSAVE images against the host: a random legacy region under a random
  * XSTATE_BV of x87|SSE, loaded with XRSTOR64 and stored with XSAVE64
@@ -1592,18 +1613,23 @@ static unsigned xsave_diff(unsigned n)
 
 /*
  * The XSAVE instructions against the host: from one random image loaded
- * in full (XRSTOR64, RFBM x87|SSE), XRSTOR64 of another in either form
- * under a random RFBM, then XSAVE64, XSAVEOPT64 or XSAVEC64 under another
- * into a random area, XGETBV(1) and an FXSAVE64 of the registers; natively
- * and in the interpreter.  The stored area, XCR0 & XINUSE and the
- * registers must match (less fx_masked()): random components are never
- * initial, so the host's XINUSE is exactly what XRSTOR left.
+ * in full (XRSTOR64, RFBM all of xs_mask), XRSTOR64 of another in either
+ * form under a random RFBM, then XSAVE64, XSAVEOPT64 or XSAVEC64 under
+ * another into a random area, XGETBV(1) and an FXSAVE64 of the registers;
+ * natively and in the interpreter.  The stored area, XCR0 & XINUSE and
+ * the registers (YMM's upper halves from a native XSAVE64 after the
+ * sequence) must match (less fx_masked()): random components are never
+ * initial, so the host's XINUSE is exactly what XRSTOR left.  xs_mask is
+ * x87|SSE, and YMM too where the host has it: the model's XCR0 is given
+ * YMM directly, which a guest cannot do while X86_AVX is 0.
  */
-#define XS_SEQ(save)                                      \
-	"mov $3, %eax\nxor %edx, %edx\nxrstor64 (%rbx)\n" \
-	"mov %r8d, %eax\nxrstor64 (%rsi)\n"               \
-	"mov %r9d, %eax\n" save " (%rdi)\n"               \
-	"mov $1, %ecx\nxgetbv\nmov %eax, %r10d\n"         \
+static unsigned xs_mask = 3;
+
+#define XS_SEQ(save)                                         \
+	"mov %r12d, %eax\nxor %edx, %edx\nxrstor64 (%rbx)\n" \
+	"mov %r8d, %eax\nxrstor64 (%rsi)\n"                  \
+	"mov %r9d, %eax\n" save " (%rdi)\n"                  \
+	"mov $1, %ecx\nxgetbv\nmov %eax, %r10d\n"            \
 	"fxsave64 (%r11)\nret\n"
 
 GUEST_CODE(xs_seq_save, XS_SEQ("xsave64"));
@@ -1619,12 +1645,15 @@ GUEST_CODE(xs_seq_32, XS_SEQ("xsave")); /* FIP/FCS, FDP/FDS: 32-bit format */
 
 static void xs_rnd_image(uint8_t *a, bool compact)
 {
-	uint64_t bv = rn(4), comp = 0;
+	uint64_t bv = rn(xs_mask + 1), comp = 0;
 
 	memset(a, 0, 1024);
 	rnd_fx(a);
+	if (xs_mask & X86_XFEATURE_YMM)
+		for (unsigned k = 0; k < X86_XSAVE_YMM_SIZE; k++)
+			a[X86_XSAVE_YMM_OFF + k] = rnd();
 	if (compact) {
-		comp = 1ull << 63 | rn(4);
+		comp = 1ull << 63 | rn(xs_mask + 1);
 		bv &= comp;
 	}
 	memcpy(a + 512, &bv, 8);
@@ -1641,6 +1670,7 @@ static unsigned xsave_insn_diff(unsigned n)
 		    {xs_seq_c, xs_seq_c_end, X86_XSAVE_XSAVEC},
 		    {xs_seq_32, xs_seq_32_end, 0}};
 	static uint8_t host[512] __attribute__((aligned(16)));
+	static uint8_t ymm[1024] __attribute__((aligned(64)));
 	uint32_t a = 0xd, b, c = 1, d;
 	uint8_t *nat = code_a + 2048, *dv = vm.mem + H_DATA;
 	uint64_t d0 = (uint64_t)data_d;
@@ -1653,9 +1683,14 @@ static unsigned xsave_insn_diff(unsigned n)
 	x86_get_sregs(&vm.cpu, &s);
 	s.cr4 |= X86_CR4_OSXSAVE;
 	x86_set_sregs(&vm.cpu, &s);
-	REQUIRE(x86_set_xcr(&vm.cpu, 0, 3) == 0);
+	if (host_ymm()) {
+		xs_mask = 7;
+		vm.cpu.guest_xcr0 |= X86_XFEATURE_YMM;
+	}
+	REQUIRE(x86_set_xcr(&vm.cpu, 0, xs_mask) == 0);
 	for (unsigned i = 0; i < n; i++) {
-		unsigned k = rn(ARRAY_LEN(seqs)), r1 = rn(4), r2 = rn(4);
+		unsigned k = rn(ARRAY_LEN(seqs)), r1 = rn(xs_mask + 1),
+			 r2 = rn(xs_mask + 1);
 		uint8_t mem[4096], out[X86_XSAVE_SIZE];
 		uint64_t xin, r10;
 		bool diff = false;
@@ -1678,16 +1713,22 @@ static unsigned xsave_insn_diff(unsigned n)
 			register uint64_t r9 __asm__("r9") = r2;
 			register uint64_t rr10 __asm__("r10");
 			register uint64_t r11 __asm__("r11") = d0 + XS_REGS;
+			register uint64_t r12 __asm__("r12") = xs_mask;
 
+			memset(ymm, 0, sizeof(ymm));
 			__asm__ volatile("fxsave64 %[h]\n\t"
 					 "sub $128, %%rsp\n\t"
 					 "call *%[f]\n\t"
 					 "add $128, %%rsp\n\t"
+					 "mov %%r12d, %%eax\n\t"
+					 "xor %%edx, %%edx\n\t"
+					 "xsave64 %[y]\n\t"
 					 "fxrstor64 %[h]"
-					 : [h] "+m"(host), "=r"(rr10), "+r"(r11)
+					 : [h] "+m"(host), "=r"(rr10),
+					   "+r"(r11), [y] "+m"(ymm)
 					 : [f] "r"(nat), "b"(d0 + XS_BASE),
 					   "S"(d0 + XS_IMG), "D"(d0 + XS_OUT),
-					   "r"(r8), "r"(r9)
+					   "r"(r8), "r"(r9), "r"(r12)
 					 : "rax", "rcx", "rdx", "memory");
 			xin = rr10;
 		}
@@ -1706,6 +1747,7 @@ static unsigned xsave_insn_diff(unsigned n)
 		vm.cpu.gpr[X86_R8] = r1;
 		vm.cpu.gpr[X86_R9] = r2;
 		vm.cpu.gpr[X86_R11] = d0 + XS_REGS;
+		vm.cpu.gpr[X86_R12] = xs_mask;
 		if (hvm_run(&vm, 100) != X86_STOP_VMCALL) {
 			printf("# XSAVE sequence %u: stop %d vector %d\n", i,
 			       vm.stop.reason, hvm_vector(&vm));
@@ -1713,7 +1755,7 @@ static unsigned xsave_insn_diff(unsigned n)
 			continue;
 		}
 		r10 = vm.cpu.gpr[X86_R10];
-		if ((r10 & 3) != (xin & 3)) {
+		if ((r10 & xs_mask) != (xin & xs_mask)) {
 			printf("# XSAVE sequence %u: XGETBV(1) host %#llx "
 			       "model %#llx\n",
 			       i, (unsigned long long)xin,
@@ -1721,7 +1763,7 @@ static unsigned xsave_insn_diff(unsigned n)
 			diff = true;
 		}
 		memcpy(out, dv + XS_OUT, sizeof(out));
-		for (unsigned q = 0; q < X86_XSAVE_SIZE; q++) {
+		for (unsigned q = 0; q < x86_xsave_size(xs_mask); q++) {
 			if ((q < 512 && fx_masked(q)) ||
 			    out[q] == data_d[XS_OUT + q])
 				continue;
@@ -1742,9 +1784,307 @@ static unsigned xsave_insn_diff(unsigned n)
 			diff = true;
 			break;
 		}
+		if ((xs_mask & X86_XFEATURE_YMM) &&
+		    memcmp(vm.cpu.ymmh, ymm + X86_XSAVE_YMM_OFF,
+			   X86_XSAVE_YMM_SIZE)) {
+			printf("# XSAVE sequence %u: YMM upper halves differ\n",
+			       i);
+			diff = true;
+		}
 		bad += diff;
 	}
-	printf("# %u XSAVE sequences, %u mismatches\n", done, bad);
+	printf("# %u XSAVE sequences (XCR0 %#x), %u mismatches\n", done,
+	       xs_mask, bad);
+	return bad;
+}
+
+/*
+ * VEX instructions against the host: one random AVX instruction (Zydis
+ * says its ISA extension is AVX: no AVX2, FMA, F16C or AES) between an
+ * XRSTOR64 of a random x87|SSE|YMM image and an XSAVE64, natively and in
+ * the interpreter, whose XCR0 is given YMM directly (a guest cannot set
+ * it while X86_AVX is 0).  GPR operands are RAX, RCX, RDX and R8-R11
+ * (random values), the memory operand is [RSI + disp] in a random page;
+ * the aligned moves get aligned addresses, so only an unmasked SIMD
+ * exception (MXCSR unmasks some a quarter of the time) faults: then
+ * MXCSR and the XMM and YMM registers at the fault (the signal frame's
+ * XSAVE image) must match.  Otherwise the XMM and YMM registers and MXCSR
+ * (from the saved images), the GPRs, RFLAGS' arithmetic flags and the
+ * page must match.  Returns the number of mismatches.
+ */
+#define VX_SEQ                                                       \
+	"mov $7, %eax\nxor %edx, %edx\nxrstor64 (%rbx)\n"            \
+	"mov 0(%rdi), %rax\nmov 8(%rdi), %rcx\nmov 16(%rdi), %rdx\n" \
+	"mov 24(%rdi), %r8\nmov 32(%rdi), %r9\nmov 40(%rdi), %r10\n" \
+	"mov 48(%rdi), %r11\n"                                       \
+	"vx_insn:\n.fill 16, 1, 0x90\n"                              \
+	"mov %rax, 0(%rdi)\nmov %rcx, 8(%rdi)\nmov %rdx, 16(%rdi)\n" \
+	"mov %r8, 24(%rdi)\nmov %r9, 32(%rdi)\nmov %r10, 40(%rdi)\n" \
+	"mov %r11, 48(%rdi)\npushfq\npopq 56(%rdi)\n"                \
+	"mov $7, %eax\nxor %edx, %edx\nxsave64 64(%rdi)\nret\n"
+
+GUEST_CODE(vx_seq, VX_SEQ);
+
+#define VX_IMG 0
+#define VX_OUT 1024 /* GPRs, RFLAGS, then the XSAVE image at +64 */
+#define VX_MEM 2048
+
+static bool vx_gpr_ok(ZydisRegister r)
+{
+	static const ZydisRegister ok[] = {
+		ZYDIS_REGISTER_EAX,   ZYDIS_REGISTER_RAX,
+		ZYDIS_REGISTER_ECX,   ZYDIS_REGISTER_RCX,
+		ZYDIS_REGISTER_EDX,   ZYDIS_REGISTER_RDX,
+		ZYDIS_REGISTER_R8D,   ZYDIS_REGISTER_R8,
+		ZYDIS_REGISTER_R9D,   ZYDIS_REGISTER_R9,
+		ZYDIS_REGISTER_R10D,  ZYDIS_REGISTER_R10,
+		ZYDIS_REGISTER_R11D,  ZYDIS_REGISTER_R11,
+		ZYDIS_REGISTER_RSI,   ZYDIS_REGISTER_NONE,
+		ZYDIS_REGISTER_RIP,   ZYDIS_REGISTER_RFLAGS,
+		ZYDIS_REGISTER_MXCSR,
+	};
+
+	for (unsigned k = 0; k < ARRAY_LEN(ok); k++)
+		if (r == ok[k])
+			return true;
+	return false;
+}
+
+/* A random VEX instruction the host and the model must agree on. */
+static unsigned gen_vex(uint8_t *p)
+{
+	for (;;) {
+		ZydisDecodedInstruction z;
+		ZydisDecodedOperand o[ZYDIS_MAX_OPERAND_COUNT];
+		unsigned map = 1 + rn(3), n = 0, modrm, mod = rn(2) ? 3 : 2;
+		bool bad = false, mem = mod != 3;
+		int32_t disp;
+
+		p[n++] = 0xc4;
+		/* R X B inverted; B = 1 (no extension) for [RSI] */
+		p[n++] = (rn(2) << 7) | 0x40 | (mem ? 0x20 : rn(2) << 5) | map;
+		/* VEX.vvvv = 1111b (unused) half the time: 2-operand forms */
+		p[n++] = (rn(2) << 7) | ((rn(2) ? 15 : rn(16)) << 3) |
+			 (rn(2) << 2) | rn(4);
+		p[n++] = rnd();
+		modrm = (mod << 6) | (rn(8) << 3) | (mem ? 6 : rn(8));
+		p[n++] = modrm;
+		if (mem) {
+			disp = rn(1024 - 64);
+			if (rn(2))
+				disp &= ~31;
+			memcpy(p + n, &disp, 4);
+			n += 4;
+		}
+		if (map == 3 || rn(2))
+			p[n++] = rnd();
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, p, n, &z, o)))
+			continue;
+		if (z.meta.isa_ext != ZYDIS_ISA_EXT_AVX ||
+		    z.mnemonic == ZYDIS_MNEMONIC_VLDMXCSR ||
+		    z.mnemonic == ZYDIS_MNEMONIC_VMASKMOVDQU ||
+		    z.mnemonic == ZYDIS_MNEMONIC_VPCLMULQDQ)
+			continue; /* MXCSR faults, [RDI]; PCLMULQDQ is not AVX
+				   */
+		for (unsigned k = 0; k < z.operand_count; k++) {
+			if (o[k].type == ZYDIS_OPERAND_TYPE_REGISTER) {
+				ZydisRegisterClass cl =
+					ZydisRegisterGetClass(o[k].reg.value);
+
+				if (cl != ZYDIS_REGCLASS_XMM &&
+				    cl != ZYDIS_REGCLASS_YMM &&
+				    !vx_gpr_ok(o[k].reg.value))
+					bad = true;
+			}
+			if (o[k].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+			    (o[k].mem.base != ZYDIS_REGISTER_RSI ||
+			     o[k].mem.index != ZYDIS_REGISTER_NONE))
+				bad = true;
+		}
+		if (bad)
+			continue;
+		/* The aligned moves: an address aligned to the operand. */
+		if (mem && (z.mnemonic == ZYDIS_MNEMONIC_VMOVAPS ||
+			    z.mnemonic == ZYDIS_MNEMONIC_VMOVAPD ||
+			    z.mnemonic == ZYDIS_MNEMONIC_VMOVDQA ||
+			    z.mnemonic == ZYDIS_MNEMONIC_VMOVNTPS ||
+			    z.mnemonic == ZYDIS_MNEMONIC_VMOVNTPD ||
+			    z.mnemonic == ZYDIS_MNEMONIC_VMOVNTDQ ||
+			    z.mnemonic == ZYDIS_MNEMONIC_VMOVNTDQA)) {
+			memcpy(&disp, p + 5, 4);
+			disp &= ~31;
+			memcpy(p + 5, &disp, 4);
+		}
+		return z.length;
+	}
+}
+
+/* The sequence natively; native_sig says whether it faulted. */
+static __attribute__((noinline)) void vx_native(uint8_t *nat, uint64_t d0)
+{
+	static uint8_t host[512] __attribute__((aligned(16)));
+
+	native_sig = 0;
+	__asm__ volatile("fxsave64 %0" : "=m"(host));
+	if (sigsetjmp(jb, 1) == 0)
+		__asm__ volatile("sub $128, %%rsp\n\t"
+				 "call *%[f]\n\t"
+				 "add $128, %%rsp"
+				 :
+				 : [f] "r"(nat), "b"(d0 + VX_IMG),
+				   "S"(d0 + VX_MEM), "D"(d0 + VX_OUT)
+				 : "rax", "rcx", "rdx", "r8", "r9", "r10",
+				   "r11", "memory", "cc");
+	__asm__ volatile("vzeroupper\n\tfxrstor64 %0" : : "m"(host));
+}
+
+static unsigned vex_diff(unsigned n)
+{
+	uint8_t *nat = code_a + 2048, *dv = vm.mem + H_DATA;
+	uint64_t d0 = (uint64_t)data_d;
+	unsigned bad = 0, ins = (unsigned)(vx_seq_end - vx_seq) - 0;
+	unsigned at = 0, xm = 0;
+	struct kvm_sregs s;
+	int st;
+
+	/* Where the 16 NOPs are: after the GPR loads. */
+	for (at = 0; at + 16 <= ins; at++)
+		if (!memcmp(vx_seq + at,
+			    "\x90\x90\x90\x90\x90\x90\x90\x90\x90\x90\x90\x90"
+			    "\x90\x90\x90\x90",
+			    16))
+			break;
+	REQUIRE(at + 16 <= ins);
+	x86_get_sregs(&vm.cpu, &s);
+	s.cr4 |= X86_CR4_OSXSAVE;
+	x86_set_sregs(&vm.cpu, &s);
+	vm.cpu.guest_xcr0 |= X86_XFEATURE_YMM;
+	REQUIRE(x86_set_xcr(&vm.cpu, 0, 7) == 0);
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t mem[4096], seq[256], insn[16];
+		unsigned len = gen_vex(insn);
+		uint64_t bv = 7, comp = 0;
+		uint32_t mx = 0x1f80 | rn(4) << 13 | (rn(2) ? 0x40 : 0) |
+			      (rn(2) ? 0x8000 : 0);
+
+		/* A quarter of the time, some exceptions unmasked. */
+		if (!rn(4))
+			mx &= ~(rnd() & 0x1f80);
+		bool diff = false;
+
+		memset(mem, 0, sizeof(mem));
+		rnd_fx(mem + VX_IMG);
+		memcpy(mem + VX_IMG + 24, &mx, 4);
+		for (unsigned k = 0; k < 16; k++)
+			rnd_xmm(mem + VX_IMG + X86_XSAVE_YMM_OFF + 16 * k);
+		memcpy(mem + VX_IMG + 512, &bv, 8);
+		memcpy(mem + VX_IMG + 520, &comp, 8);
+		for (unsigned k = 0; k < 7; k++) {
+			uint64_t v = rn(4) ? rnd() : rn(40);
+
+			memcpy(mem + VX_OUT + 8 * k, &v, 8);
+		}
+		for (unsigned k = VX_MEM; k < 4096; k += 16)
+			rnd_xmm(mem + k);
+		memcpy(seq, vx_seq, ins);
+		memset(seq + at, 0x90, 16);
+		memcpy(seq + at, insn, len);
+
+		memcpy(nat, seq, ins);
+		__builtin___clear_cache((char *)nat, (char *)nat + ins);
+		memcpy(data_d, mem, 4096);
+		vx_native(nat, d0);
+
+		memcpy(vm.mem + H_CODE + 2048, seq, ins);
+		memcpy(vm.mem + H_CODE + 2048 + ins - 1, "\x0f\x01\xc1", 3);
+		x86_cpu_invalidate_gpa(&vm.cpu, H_CODE, H_CODE + 4096);
+		memcpy(dv, mem, 4096);
+		vm.cpu.rip = (uint64_t)nat;
+		vm.cpu.gpr[X86_RBX] = d0 + VX_IMG;
+		vm.cpu.gpr[X86_RSI] = d0 + VX_MEM;
+		vm.cpu.gpr[X86_RDI] = d0 + VX_OUT;
+		st = hvm_run(&vm, 100);
+		if (native_sig == SIGFPE && hvm_vector(&vm) == X86_XM) {
+			/* The unmasked exception's flags, nothing written. */
+			uint32_t a, b;
+
+			xm++;
+			memcpy(&a, native_fx + 24, 4);
+			b = vm.cpu.mxcsr;
+			if (a != b ||
+			    memcmp(vm.cpu.xmm, native_fx + 160, 256) ||
+			    memcmp(vm.cpu.ymmh, native_ymm, 256)) {
+				printf("# VEX %u: #XM: MXCSR host %#x model "
+				       "%#x, registers %s\n",
+				       i, a, b,
+				       memcmp(vm.cpu.xmm, native_fx + 160,
+					      256) || memcmp(vm.cpu.ymmh,
+							     native_ymm, 256)
+					       ? "differ"
+					       : "agree");
+				diff = true;
+			}
+			goto done;
+		}
+		if (native_sig || st != X86_STOP_VMCALL) {
+			printf("# VEX %u: host signal %d, model stop %d "
+			       "vector %d\n",
+			       i, native_sig, vm.stop.reason, hvm_vector(&vm));
+			diff = true;
+		}
+		for (unsigned q = 0; !diff && q < 4096; q++) {
+			unsigned o = q - (VX_OUT + 64);
+			uint64_t fl;
+
+			if (q >= VX_OUT + 64 && q < VX_MEM &&
+			    ((o < 512 && fx_masked(o)) || o < 24 ||
+			     (o >= 28 && o < 32) || (o >= 32 && o < 160) ||
+			     (o >= 416 && o < 576) || o >= X86_XSAVE_SIZE))
+				continue; /* x87, header, beyond the image */
+			if (q >= VX_OUT + 56 && q < VX_OUT + 64) {
+				uint64_t a, b;
+
+				memcpy(&a, data_d + VX_OUT + 56, 8);
+				memcpy(&b, dv + VX_OUT + 56, 8);
+				fl = 0x8d5; /* CF PF AF ZF SF OF */
+				if ((a ^ b) & fl) {
+					printf("# VEX %u: RFLAGS host %#llx "
+					       "model %#llx\n",
+					       i, (unsigned long long)a,
+					       (unsigned long long)b);
+					diff = true;
+				}
+				q = VX_OUT + 63;
+				continue;
+			}
+			if (q < VX_IMG + 1024)
+				continue; /* the input image */
+			if (data_d[q] != dv[q]) {
+				printf("# VEX %u: byte %u (%s) host %#x "
+				       "model %#x\n",
+				       i, q,
+				       q < VX_OUT + 64 ? "GPR"
+				       : q < VX_MEM    ? "XSAVE image"
+						       : "memory",
+				       data_d[q], dv[q]);
+				diff = true;
+			}
+		}
+	done:
+		if (diff) {
+			char buf[128];
+			ZydisDecodedInstruction z;
+			ZydisDecodedOperand o[ZYDIS_MAX_OPERAND_COUNT];
+
+			ZydisDecoderDecodeFull(&dec, insn, len, &z, o);
+			ZydisFormatterFormatInstruction(
+				&fmt, &z, o, z.operand_count_visible, buf,
+				sizeof(buf), 0, ZYAN_NULL);
+			printf("#   %s\n", buf);
+			bad++;
+		}
+	}
+	printf("# %u VEX instructions (%u #XM), %u mismatches\n", n, xm, bad);
 	return bad;
 }
 
@@ -1765,7 +2105,7 @@ int main(int argc, char **argv)
 		seed = strtoull(argv[1], NULL, 0);
 	if (argc > 2)
 		count = strtoul(argv[2], NULL, 0);
-	tap_plan(7, 300);
+	tap_plan(8, 300);
 	printf("# seed %llu, %u sequences\n", (unsigned long long)seed, count);
 	rng = seed * 0x9e3779b97f4a7c15ull + 1;
 
@@ -1875,6 +2215,13 @@ int main(int argc, char **argv)
 			   "XGETBV(1) match the host CPU");
 	} else {
 		tap_skip("XSAVE instructions", "the host's XCR0 lacks x87|SSE");
+	}
+	if (host_xsave() && host_ymm()) {
+		CHECK_EQ(vex_diff(count < 20000 ? count : 20000), 0);
+		tap_result("VEX (AVX) instructions match the host CPU: XMM, "
+			   "YMM, MXCSR, GPRs, flags, memory");
+	} else {
+		tap_skip("VEX instructions", "the host has no AVX");
 	}
 	hvm_destroy(&vm);
 	return tap_done();

@@ -1499,8 +1499,13 @@ static void t_xsave(void)
 
 	/* Refused images leave the state as it was. */
 	memcpy(b, a, sizeof(b));
-	b[512] |= 4; /* AVX */
+	b[512] |= 8; /* MPX's BNDREGS: never supported */
 	CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
+	if (!X86_AVX) {
+		memcpy(b, a, sizeof(b));
+		b[512] |= 4; /* YMM, not supported without AVX */
+		CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
+	}
 	memcpy(b, a, sizeof(b));
 	b[527] = 0x80; /* XCOMP_BV: compacted */
 	CHECK_EQ(x86_set_xsave(&vm.cpu, b), -EINVAL);
@@ -1554,8 +1559,23 @@ static void t_xsave(void)
 		x86_get_xsave(&vm.cpu, b);
 		CHECK(memcmp(a, b, sizeof(a)) == 0);
 	}
+	/* CPUID leaf 0xD as the supported components make it. */
+	{
+		uint32_t out[4];
+
+		x86_cpuid(&vm.cpu, 0xd, 0, out);
+		CHECK_EQ(out[0], X86_XCR0_SUPPORTED);
+		CHECK_EQ(out[2], X86_XSAVE_SUPPORTED_SIZE);
+		x86_cpuid(&vm.cpu, 0xd, 2, out);
+		CHECK_EQ(out[0], X86_AVX ? X86_XSAVE_YMM_SIZE : 0);
+		CHECK_EQ(out[1], X86_AVX ? X86_XSAVE_YMM_OFF : 0);
+		x86_cpuid(&vm.cpu, 1, 0, out);
+		CHECK_EQ(!!(out[2] & (1u << 28)), X86_AVX);
+		CHECK_EQ(x86_set_xcr(&vm.cpu, 0, 7), X86_AVX ? 0 : -EINVAL);
+		CHECK_EQ(x86_set_xcr(&vm.cpu, 0, 5), -EINVAL); /* YMM, no SSE */
+	}
 	tap_result("XSAVE images: XSTATE_BV, initial state, checks, random "
-		   "round trips");
+		   "round trips; leaf 0xD");
 }
 
 /* ---- XSAVE, XGETBV, XSETBV ------------------------------------------ */
@@ -1639,12 +1659,20 @@ static void t_xsetbv(void)
 	/* __kvm_set_xcr(): x87 always, nothing unsupported, index 0. */
 	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 2, 0, 0), X86_GP);
 	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 0, 0, 0), X86_GP);
-	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 7, 0, 0), X86_GP);
+	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 5, 0, 0), X86_GP);
+	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 0xf, 0, 0), X86_GP);
 	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 3, 0, 1), X86_GP);
 	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 3, 1, 0), X86_GP);
 	CHECK_EQ(vm.cpu.xcr0, 1);
+	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 7, 0, 0),
+		 X86_AVX ? -1 : X86_GP);
+	CHECK_EQ(vm.cpu.xcr0, X86_AVX ? 7 : 1);
+	x86_cpuid(&vm.cpu, 0xd, 0, o);
+	CHECK_EQ(o[1], X86_AVX ? 832 : 576); /* EBX follows XCR0 */
 	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 3, 0, 0), -1);
 	CHECK_EQ(vm.cpu.xcr0, 3);
+	x86_cpuid(&vm.cpu, 0xd, 0, o);
+	CHECK_EQ(o[1], 576);
 	/* XGETBV at any CPL, XSETBV at CPL 0 only (HLT: #GP at CPL 3). */
 	hvm_set_cpl(&vm, 3);
 	CHECK_EQ(xs_run(g_xsetbv, g_xsetbv_end, 1, 0, 0), X86_GP);
@@ -1683,18 +1711,21 @@ static void t_xsetbv(void)
 	CHECK_EQ(vm.cpu.cr4 & X86_CR4_OSXSAVE, 0);
 	x86_cpuid(&vm.cpu, 1, 0, o);
 	CHECK_EQ(o[2] >> 26 & 3, 0);
-	/* Leaf 0xD of the supported table: x87|SSE, 576 bytes. */
+	/* Leaf 0xD of the supported table: x87|SSE(|YMM), 576 (832) bytes. */
 	x86_set_cpuid(&vm.cpu, sup, n);
 	x86_cpuid(&vm.cpu, 0xd, 0, o);
-	CHECK_EQ(o[0], 3);
-	CHECK_EQ(o[1], 576);
-	CHECK_EQ(o[2], 576);
+	CHECK_EQ(o[0], X86_AVX ? 7 : 3);
+	CHECK_EQ(o[1], 576); /* XCR0 is x87 */
+	CHECK_EQ(o[2], X86_AVX ? 832 : 576);
 	CHECK_EQ(o[3], 0);
 	x86_cpuid(&vm.cpu, 0xd, 1, o);
 	CHECK_EQ(o[0], 7);
 	CHECK_EQ(o[1], 576);
 	x86_cpuid(&vm.cpu, 0xd, 2, o);
-	CHECK(!o[0] && !o[1] && !o[2] && !o[3]);
+	if (X86_AVX)
+		CHECK(o[0] == 256 && o[1] == 576 && !o[2] && !o[3]);
+	else
+		CHECK(!o[0] && !o[1] && !o[2] && !o[3]);
 	tap_result("XGETBV/XSETBV: #UD without CR4.OSXSAVE, KVM's XCR0 rules, "
 		   "XINUSE; CPUID's OSXSAVE follows CR4; leaf 0xD");
 }
@@ -1866,6 +1897,148 @@ static void t_xrstor_insn(void)
 		   "#GP for bad headers and MXCSR");
 }
 
+GUEST_CODE(g_vadd, "vmovdqu (%rdi), %ymm1\n"
+		   "vaddps %ymm1, %ymm1, %ymm2\n"
+		   "vmovups %ymm2, 64(%rdi)\n"
+		   "hlt\n");
+GUEST_CODE(g_vx128, "vpaddd %xmm1, %xmm1, %xmm3\nhlt\n");
+GUEST_CODE(g_sse_add, "paddd %xmm1, %xmm3\nhlt\n");
+GUEST_CODE(g_vmovaps, "vmovaps 32(%rdi), %ymm4\nhlt\n");
+GUEST_CODE(g_vmovaps16, "vmovaps 16(%rdi), %ymm4\nhlt\n");
+GUEST_CODE(g_vmovups, "vmovups 8(%rdi), %ymm4\nvaddps 4(%rdi), %ymm4, %ymm5\n"
+		      "hlt\n");
+GUEST_CODE(g_vzu, "vzeroupper\nhlt\n");
+GUEST_CODE(g_vdiv, "vdivps %ymm0, %ymm1, %ymm2\nhlt\n");
+/* 32 bytes across the page boundary at XS_AREA + 4096, both ways */
+GUEST_CODE(g_vcross, "vmovups 0xfec(%rdi), %ymm6\n"
+		     "vmovups %ymm6, 0xff4(%rdi)\nhlt\n");
+GUEST_CODE(g_vpaddb256, "vpaddb %ymm1, %ymm1, %ymm1\nhlt\n");
+/* vbroadcastss %xmm1, %ymm2: the register form is AVX2 */
+GUEST_CODE(g_vbcast_reg, ".byte 0xc4, 0xe2, 0x7d, 0x18, 0xd1\nhlt\n");
+/* 66, F3, REX (0x40) and LOCK before vpaddd %xmm1, %xmm1, %xmm3 (c5 f1 fe d9)
+ */
+GUEST_CODE(g_vex66, ".byte 0x66, 0xc5, 0xf1, 0xfe, 0xd9\nhlt\n");
+GUEST_CODE(g_vexf3, ".byte 0xf3, 0xc5, 0xf1, 0xfe, 0xd9\nhlt\n");
+GUEST_CODE(g_vexrex, ".byte 0x40, 0xc5, 0xf1, 0xfe, 0xd9\nhlt\n");
+GUEST_CODE(g_vexlock, ".byte 0xf0, 0xc5, 0xf1, 0xfe, 0xd9\nhlt\n");
+
+/*
+ * AVX's rules: #UD without CR4.OSXSAVE or XCR0.YMM, #NM for CR0.TS, CR0.EM
+ * and CR4.OSFXSR irrelevant; VEX.128 clears bits 255:128, legacy SSE leaves
+ * them; only the aligned moves check alignment; AVX2 forms and prefixes
+ * before VEX are #UD; VZEROUPPER.
+ */
+static void t_avx(void)
+{
+	uint32_t o[4];
+
+	SETUP(g_vadd);
+	set_cr(0, 0, OSFXSR, 0);
+	for (unsigned k = 0; k < 8; k += 2) {
+		float f[2] = {1.5f * k, 1.5f * (k + 1)};
+
+		memcpy(hvm_q(&vm, XS_AREA + 4 * k), f, 8);
+	}
+	CHECK_EQ(xs_run(g_vadd, g_vadd_end, 0, 0, 0), X86_UD); /* OSXSAVE */
+	set_cr(0, 0, X86_CR4_OSXSAVE, 0);
+	CHECK_EQ(xs_run(g_vadd, g_vadd_end, 0, 0, 0), X86_UD); /* XCR0 x87 */
+	vm.cpu.gpr[X86_RCX] = 0;
+	REQUIRE(x86_set_xcr(&vm.cpu, 0, 3) == 0);
+	CHECK_EQ(xs_run(g_vadd, g_vadd_end, 0, 0, 0), X86_UD); /* no YMM */
+	x86_cpuid(&vm.cpu, 1, 0, o);
+	CHECK_EQ(!!(o[2] & (1u << 28)), X86_AVX);
+	if (!X86_AVX) {
+		tap_result("AVX unadvertised: VEX is #UD, XCR0.YMM refused");
+		return;
+	}
+	REQUIRE(x86_set_xcr(&vm.cpu, 0, 7) == 0);
+	x86_cpuid(&vm.cpu, 0xd, 0, o);
+	CHECK_EQ(o[1], X86_XSAVE_SIZE);
+	set_cr(X86_CR0_TS, 0, 0, 0);
+	CHECK_EQ(xs_run(g_vadd, g_vadd_end, 0, 0, 0), X86_NM);
+	set_cr(X86_CR0_EM, X86_CR0_TS, 0, OSFXSR);
+	CHECK_EQ(xs_run(g_vadd, g_vadd_end, 0, 0, 0), -1);
+	for (unsigned k = 0; k < 8; k++) {
+		float f;
+
+		memcpy(&f, (uint8_t *)hvm_q(&vm, XS_AREA + 64) + 4 * k, 4);
+		CHECK(f == 3.0f * k);
+	}
+	{
+		float f;
+
+		memcpy(&f, &vm.cpu.ymmh[2].d[3], 4);
+		CHECK(f == 21.0f);
+	}
+	set_cr(0, X86_CR0_EM, OSFXSR, 0);
+
+	/* VEX.128 clears bits 255:128; legacy SSE keeps them. */
+	vm.cpu.ymmh[3].q[0] = 0x1234;
+	CHECK_EQ(xs_run(g_sse_add, g_sse_add_end, 0, 0, 0), -1);
+	CHECK_EQ(vm.cpu.ymmh[3].q[0], 0x1234);
+	CHECK_EQ(xs_run(g_vx128, g_vx128_end, 0, 0, 0), -1);
+	CHECK_EQ(vm.cpu.ymmh[3].q[0], 0);
+	CHECK_EQ(vm.cpu.xmm[3].d[1], 2 * vm.cpu.xmm[1].d[1]);
+
+	/* Alignment: VMOVAPS to its size, others none. */
+	CHECK_EQ(xs_run(g_vmovaps, g_vmovaps_end, 0, 0, 0), -1);
+	CHECK_EQ(xs_run(g_vmovaps16, g_vmovaps16_end, 0, 0, 0), X86_GP);
+	CHECK_EQ(xs_run(g_vmovups, g_vmovups_end, 0, 0, 0), -1);
+
+	/* Not AVX, or prefixed: #UD. */
+	CHECK_EQ(xs_run(g_vpaddb256, g_vpaddb256_end, 0, 0, 0), X86_UD);
+	CHECK_EQ(xs_run(g_vbcast_reg, g_vbcast_reg_end, 0, 0, 0), X86_UD);
+	CHECK_EQ(xs_run(g_vex66, g_vex66_end, 0, 0, 0), X86_UD);
+	CHECK_EQ(xs_run(g_vexf3, g_vexf3_end, 0, 0, 0), X86_UD);
+	CHECK_EQ(xs_run(g_vexrex, g_vexrex_end, 0, 0, 0), X86_UD);
+	CHECK_EQ(xs_run(g_vexlock, g_vexlock_end, 0, 0, 0), X86_UD);
+
+	/*
+	 * An unmasked exception in either lane of a VEX.256 operation:
+	 * #XM (#UD without OSXMMEXCPT), MXCSR's flag set, no result.
+	 */
+	for (unsigned k = 0; k < 4; k++) {
+		vm.cpu.xmm[1].d[k] = vm.cpu.ymmh[1].d[k] = 0x3f800000; /* 1 */
+		vm.cpu.xmm[0].d[k] = vm.cpu.ymmh[0].d[k] = 0x3f800000;
+		vm.cpu.xmm[2].d[k] = vm.cpu.ymmh[2].d[k] = 0x55;
+	}
+	vm.cpu.ymmh[0].d[3] = 0; /* one zero divisor, in the upper lane */
+	vm.cpu.mxcsr = X86_MXCSR_DEFAULT & ~0x200u; /* ZE unmasked */
+	CHECK_EQ(xs_run(g_vdiv, g_vdiv_end, 0, 0, 0), X86_XM);
+	CHECK_EQ(vm.cpu.mxcsr & 0x3f, 4);
+	CHECK(vm.cpu.xmm[2].d[0] == 0x55 && vm.cpu.ymmh[2].d[3] == 0x55);
+	set_cr(0, 0, 0, X86_CR4_OSXMMEXCPT);
+	CHECK_EQ(xs_run(g_vdiv, g_vdiv_end, 0, 0, 0), X86_UD);
+	set_cr(0, 0, X86_CR4_OSXMMEXCPT, 0);
+	vm.cpu.mxcsr = X86_MXCSR_DEFAULT;
+	CHECK_EQ(xs_run(g_vdiv, g_vdiv_end, 0, 0, 0), -1);
+	CHECK_EQ(vm.cpu.mxcsr & 0x3f, 4);
+	CHECK_EQ(vm.cpu.ymmh[2].d[3], 0x7f800000); /* +inf */
+	CHECK_EQ(vm.cpu.xmm[2].d[0], 0x3f800000);
+	vm.cpu.mxcsr = X86_MXCSR_DEFAULT;
+
+	/* A 32-byte operand split across two pages, load and store. */
+	for (unsigned k = 0; k < 64; k++)
+		*((uint8_t *)hvm_q(&vm, XS_AREA + 0xfe0) + k) = k + 1;
+	CHECK_EQ(xs_run(g_vcross, g_vcross_end, 0, 0, 0), -1);
+	for (unsigned k = 0; k < 16; k++) {
+		CHECK_EQ(vm.cpu.xmm[6].b[k], 0xc + k + 1);
+		CHECK_EQ(vm.cpu.ymmh[6].b[k], 0x1c + k + 1);
+	}
+	for (unsigned k = 0; k < 32; k++)
+		CHECK_EQ(ld(XS_AREA + 0xff4 + k, 1), 0xc + k + 1);
+
+	/* VZEROUPPER: YMM's component becomes initial again. */
+	CHECK(x86_xinuse(&vm.cpu) & X86_XFEATURE_YMM);
+	CHECK_EQ(xs_run(g_vzu, g_vzu_end, 0, 0, 0), -1);
+	for (unsigned k = 0; k < 16; k++)
+		CHECK(!vm.cpu.ymmh[k].q[0] && !vm.cpu.ymmh[k].q[1]);
+	CHECK_EQ(x86_xinuse(&vm.cpu) & X86_XFEATURE_YMM, 0);
+	tap_result("AVX: #UD without OSXSAVE or XCR0.YMM, #NM, EM/OSFXSR "
+		   "ignored, VEX.128 clears 255:128, alignment, AVX2 and "
+		   "prefixed VEX #UD, #XM from the upper lane, VZEROUPPER");
+}
+
 /* ---- x87 ------------------------------------------------------------ */
 
 /* 1.5 * 2 into memory at 0x21000 as a double, FSW into AX. */
@@ -2016,7 +2189,7 @@ static void t_x87(void)
 
 int main(void)
 {
-	tap_plan(47, 60);
+	tap_plan(48, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -2062,9 +2235,10 @@ int main(void)
 	t_fxsave();
 	t_xsave();
 	t_xsetbv();
+	t_avx();
+	t_x87();
 	t_xsave_insn();
 	t_xrstor_insn();
-	t_x87();
 	hvm_destroy(&vm);
 	return tap_done();
 }

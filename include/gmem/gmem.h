@@ -366,6 +366,18 @@ int gmem_vcpu_interrupt(struct gmem_vcpu *vcpu, uint32_t irq);
  * can wait, as in KVM.
  */
 int gmem_vcpu_nmi(struct gmem_vcpu *vcpu);
+/*
+ * KVM_KVMCLOCK_CTRL: the VMM paused the guest; the next kvmclock update
+ * sets PVCLOCK_GUEST_STOPPED.  -EINVAL while kvmclock is off.
+ */
+int gmem_vcpu_kvmclock_ctrl(struct gmem_vcpu *vcpu);
+/*
+ * KVM_ENABLE_CAP on a vCPU: KVM_CAP_ENFORCE_PV_FEATURE_CPUID (args[0]
+ * non-zero: the PV MSRs and hypercalls only as the guest's
+ * KVM_CPUID_FEATURES leaf offers them, else #GP / -KVM_ENOSYS).
+ */
+int gmem_vcpu_enable_cap(struct gmem_vcpu *vcpu,
+			 const struct kvm_enable_cap *cap);
 int gmem_vcpu_set_mce(struct gmem_vcpu *vcpu, const struct kvm_x86_mce *mce);
 int gmem_vcpu_set_lapic(struct gmem_vcpu *vcpu,
 			const struct kvm_lapic_state *s);

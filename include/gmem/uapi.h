@@ -266,6 +266,7 @@ struct kvm_enable_cap {
 #define KVM_CAP_NR_MEMSLOTS 10
 #define KVM_CAP_MP_STATE 14
 #define KVM_CAP_USER_NMI 22
+#define KVM_CAP_KVMCLOCK_CTRL 76
 #define KVM_CAP_SET_BOOT_CPU_ID 34
 #define KVM_CAP_SET_IDENTITY_MAP_ADDR 37
 #define KVM_CAP_TSC_CONTROL 60
@@ -298,6 +299,13 @@ struct kvm_enable_cap {
 #define KVM_CAP_EXIT_ON_EMULATION_FAILURE 204
 #define KVM_CAP_X86_USER_SPACE_MSR 188
 #define KVM_CAP_X86_MSR_FILTER 189
+#define KVM_CAP_ENFORCE_PV_FEATURE_CPUID 190 /* a vCPU's */
+#define KVM_CAP_X86_DISABLE_EXITS 143
+#define KVM_X86_DISABLE_EXITS_MWAIT (1 << 0)
+#define KVM_X86_DISABLE_EXITS_HLT (1 << 1)
+#define KVM_X86_DISABLE_EXITS_PAUSE (1 << 2)
+#define KVM_X86_DISABLE_EXITS_CSTATE (1 << 3)
+#define KVM_X86_DISABLE_VALID_EXITS 0xf
 #define KVM_CAP_NESTED_STATE 157
 #define KVM_CAP_EXCEPTION_PAYLOAD 164
 #define KVM_CAP_SYNC_REGS 74
@@ -342,6 +350,8 @@ struct kvm_enable_cap {
 /* Hypercalls. */
 #define KVM_HC_VAPIC_POLL_IRQ 1
 #define KVM_HC_SCHED_YIELD 11
+#define KVM_HC_KICK_CPU 5
+#define KVM_HC_SEND_IPI 10
 #define KVM_HC_MAP_GPA_RANGE 12
 #define KVM_MAP_GPA_RANGE_PAGE_SZ_4K 0
 #define KVM_MAP_GPA_RANGE_PAGE_SZ_2M (1 << 0)
@@ -755,6 +765,7 @@ struct kvm_clock_data {
 #define KVM_GET_FPU _IOR(KVMIO, 0x8c, struct kvm_fpu)
 #define KVM_INTERRUPT _IOW(KVMIO, 0x86, struct kvm_interrupt)
 #define KVM_NMI _IO(KVMIO, 0x9a)
+#define KVM_KVMCLOCK_CTRL _IO(KVMIO, 0xad)
 #define KVM_GET_LAPIC _IOR(KVMIO, 0x8e, struct kvm_lapic_state)
 #define KVM_X86_SETUP_MCE _IOW(KVMIO, 0x9c, uint64_t)
 #define KVM_X86_GET_MCE_CAP_SUPPORTED _IOR(KVMIO, 0x9d, uint64_t)

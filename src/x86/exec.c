@@ -1831,10 +1831,15 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 	const ZydisDecodedInstruction *z = zi;
 	const ZydisDecodedOperand *o = zo;
 	bool rr, ri;
+	int r;
 
 	if (z->opcode_map == ZYDIS_OPCODE_MAP_DEFAULT &&
 	    ((z->opcode & 0xf8) == 0xd8 || z->opcode == 0x9b))
 		return x86_bind_x87(i, z, o);
+	/* VEX with vector registers is avx.c's; BMI stays below. */
+	if (z->encoding == ZYDIS_INSTRUCTION_ENCODING_VEX &&
+	    (r = x86_bind_avx(i, z, o)) <= 0)
+		return r;
 	for (unsigned n = 0; n < z->operand_count_visible && n < 3; n++) {
 		if (o[n].type == ZYDIS_OPERAND_TYPE_REGISTER &&
 		    ZydisRegisterGetClass(o[n].reg.value) == ZYDIS_REGCLASS_XMM)

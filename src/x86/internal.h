@@ -27,6 +27,7 @@ enum { K_NONE = 0, K_REG, K_MEM, K_IMM };
 #define P_REPNE 2
 #define P_LOCK 4
 #define P_REXW 8
+#define P_VEX 16 /* an SSE record of avx.c's: a VEX.128 form (sse.c) */
 
 #define NO_REG 0xff
 #define RIP_REG 16
@@ -400,6 +401,71 @@ int x86_bind_system(struct x86_insn *i, const void *zinsn, const void *zops);
 int x86_bind_sse(struct x86_insn *i, const void *zinsn, const void *zops);
 /* XSAVE, XSAVEOPT, XSAVEC and XRSTOR (from x86_bind_system()). */
 int x86_bind_xsave(struct x86_insn *i, const void *zinsn, const void *zops);
+
+/*
+ * What avx.c shares with sse.c.  Records: an XMM register in r[] is
+ * XMM_F | n; imm2 has SSE_A16 for an aligned 16-byte operand.  A record
+ * with P_VEX is a VEX.128 form run by sse.c's handler: r[2] is its first
+ * source (VEX.vvvv, or the destination where VEX.vvvv is unused), and
+ * the handler clears bits 255:128 of an XMM destination.
+ */
+#define XMM_F 0x20
+#define SSE_A16 1
+/* #UD unless CR4.OSXSAVE and XCR0 has SSE and YMM; #NM for CR0.TS. */
+int x86_avx_avail(struct x86_cpu *c);
+/* The legacy SSE form of mnemonic @mnem: 0 and its binding, or -1. */
+int x86_sse_form(unsigned mnem, uint8_t *kind, uint8_t *op, uint8_t *op2,
+		 uint8_t *flags);
+/*
+ * Give the record avx.c set up (i->op included) the handler of kind
+ * @kind, as a VEX.128 form (P_VEX); -1 for none.
+ */
+int x86_sse_bind_form(struct x86_insn *i, unsigned kind);
+/* One 128-bit lane of an integer/logic/shuffle operation (enum sse_op). */
+void x86_sse_lane(unsigned op, union x86_xmm *d, const union x86_xmm *s,
+		  unsigned imm);
+/*
+ * One 128-bit lane of a floating-point operation (enum fp_op) on the host:
+ * *d = op(*d, *s, imm); returns the MXCSR flags it raises (those of the
+ * unmasked response where one is unmasked); *d is the masked result.
+ */
+unsigned x86_fp_lane(const struct x86_cpu *c, unsigned op, union x86_xmm *d,
+		     const union x86_xmm *s, unsigned imm);
+/* Set MXCSR flags @f, or #XM (#UD without CR4.OSXMMEXCPT) if unmasked. */
+int x86_fp_commit(struct x86_cpu *c, unsigned f);
+/*
+ * The flags of VDPPS ymm (two lanes, step by step) with an unmasked
+ * exception possible; d[] and s[] are its sources.
+ */
+unsigned x86_fp_dpps2(const struct x86_cpu *c, const union x86_xmm d[2],
+		      const union x86_xmm s[2], unsigned imm);
+/* Flags of lanes computed apart: pre-computation ones alone if unmasked. */
+unsigned x86_fp_merge(const struct x86_cpu *c, unsigned f);
+/* The bind kinds of x86_sse_form() (sse.c's B_*). */
+enum {
+	B_OP,	   /* h_sse with op */
+	B_MOVE,	   /* op for a memory/GPR source, op2 between registers */
+	B_INSERT,  /* h_sse, op2 = element size */
+	B_EXTRACT, /* h_sse_store, op2 = element size, index imm8 */
+	B_MOVMSK,  /* op2 = lane size */
+	B_PTEST,
+	B_BLENDV, /* op2 = lane size */
+	B_INSERTPS,
+	B_FP,	   /* h_fp with op (enum fp_op) */
+	B_FPTOI,   /* h_fp_to_int, op 0-3 */
+	B_ITOFP,   /* h_int_to_fp, op 0-1 */
+	B_COMI,	   /* h_comi, op 0-3 */
+	B_PCMPSTR, /* h_pcmpstr, op 0-3 */
+	B_STORE,   /* h_sse_store (x86_sse_bind_form() only) */
+	B_MASKMOV, /* h_maskmov (likewise) */
+	B_MXCSR,   /* h_mxcsr, op 0-1 (likewise) */
+};
+/* Binding flags. */
+#define BF_UNALIGNED 1 /* 16-byte memory operands need no alignment */
+#define BF_HIGH 2      /* a store takes the high quadword (MOVHPS) */
+
+/* avx.c: VEX-encoded SSE/AVX; 1 for a VEX instruction without XMM/YMM. */
+int x86_bind_avx(struct x86_insn *i, const void *zinsn, const void *zops);
 
 /* x87.c: D8-DF and FWAIT. */
 int x86_bind_x87(struct x86_insn *i, const void *zinsn, const void *zops);

@@ -9,8 +9,9 @@
  * rounding, dot products, horizontal and alternating add/subtract); the
  * SSE4.2 string compares, CRC32, MOVNTI and MASKMOVDQU; LDMXCSR, STMXCSR,
  * FXSAVE and FXRSTOR.  Floating point (and the string compares) run on
- * the host's SSE unit, see "Floating point" below.  x87 arithmetic, MMX
- * and AVX are not here and stay #UD.
+ * the host's SSE unit, see "Floating point" below.  x87 arithmetic and
+ * MMX are not here and stay #UD; AVX's VEX forms are avx.c's, which runs
+ * the VEX.128 ones on these handlers (P_VEX records).
  *
  * Records (struct x86_insn) of this file:
  *   r[n]  an XMM register as XMM_F | n, or a GPR 0-15 as elsewhere;
@@ -35,21 +36,23 @@
 
 #include "x86/internal.h"
 
-#define XMM_F 0x20
-#define SSE_A16 1
-
 static inline int advance(struct x86_cpu *c, const struct x86_insn *i)
 {
 	c->rip += i->len;
 	return X86_OK;
 }
 
-/* CR0.EM or no CR4.OSFXSR: #UD; CR0.TS: #NM (SDM vol. 3, 13.4). */
-static inline int sse_avail(struct x86_cpu *c)
+/*
+ * CR0.EM or no CR4.OSFXSR: #UD; CR0.TS: #NM (SDM vol. 3, 13.4).  A VEX
+ * form has AVX's rules instead.
+ */
+static inline int sse_avail(struct x86_cpu *c, const struct x86_insn *i)
 {
 	if (likely(!(c->cr0 & (X86_CR0_EM | X86_CR0_TS)) &&
-		   (c->cr4 & X86_CR4_OSFXSR)))
+		   (c->cr4 & X86_CR4_OSFXSR) && !(i->pfx & P_VEX)))
 		return X86_OK;
+	if (i->pfx & P_VEX)
+		return x86_avx_avail(c);
 	if ((c->cr0 & X86_CR0_EM) || !(c->cr4 & X86_CR4_OSFXSR))
 		return x86_ud(c);
 	return x86_raise(c, X86_NM, false, 0);
@@ -657,19 +660,34 @@ _Static_assert(SO_COUNT <= 256, "x86_insn.op is 8 bits");
 
 /* ---- Handlers ------------------------------------------------------- */
 
+/* The first source: the destination, or VEX.vvvv's register. */
+static inline unsigned src1(const struct x86_insn *i)
+{
+	return (i->pfx & P_VEX ? i->r[2] : i->r[0]) & 15;
+}
+
+/* A VEX.128 form clears bits 255:128 of its XMM destination. */
+static inline void vex_zero(struct x86_cpu *c, const struct x86_insn *i,
+			    unsigned r)
+{
+	if (unlikely(i->pfx & P_VEX))
+		memset(&c->ymmh[r & 15], 0, sizeof(c->ymmh[0]));
+}
+
 /* XMM destination: d = op(d, source, imm8). */
 static int h_sse(struct x86_cpu *c, const struct x86_insn *i)
 {
 	union x86_xmm s, d;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
 	if (r)
 		return r;
-	d = c->xmm[i->r[0] & 15];
+	d = c->xmm[src1(i)];
 	sse_ops[i->op](&d, &s, (uint8_t)i->imm);
 	c->xmm[i->r[0] & 15] = d;
+	vex_zero(c, i, i->r[0]);
 	return advance(c, i);
 }
 
@@ -680,7 +698,7 @@ static int h_sse_store(struct x86_cpu *c, const struct x86_insn *i)
 	unsigned sz = i->ssz;
 	struct x86_mref m;
 	uint64_t v;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (r)
 		return r;
@@ -722,7 +740,7 @@ static int h_sse_movmsk(struct x86_cpu *c, const struct x86_insn *i)
 	const union x86_xmm *x = &c->xmm[i->r[1] & 15];
 	unsigned sz = i->ssz;
 	uint64_t v = 0;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (r)
 		return r;
@@ -738,7 +756,7 @@ static int h_ptest(struct x86_cpu *c, const struct x86_insn *i)
 	const union x86_xmm *d = &c->xmm[i->r[0] & 15];
 	union x86_xmm s;
 	uint64_t f;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
@@ -753,21 +771,26 @@ static int h_ptest(struct x86_cpu *c, const struct x86_insn *i)
 	return advance(c, i);
 }
 
-/* PBLENDVB, BLENDVPS, BLENDVPD: XMM0's lane sign bits pick s. */
+/*
+ * PBLENDVB, BLENDVPS, BLENDVPD: XMM0's lane sign bits pick s (the VEX
+ * forms' mask is the register in imm8[7:4]).
+ */
 static int h_blendv(struct x86_cpu *c, const struct x86_insn *i)
 {
-	union x86_xmm s, *d = &c->xmm[i->r[0] & 15];
+	union x86_xmm s, d = c->xmm[src1(i)], mask;
 	unsigned sz = i->op;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
 	if (r)
 		return r;
-	/* Lane by lane, so XMM0 as the destination reads its old signs. */
+	mask = c->xmm[i->pfx & P_VEX ? (i->imm >> 4) & 15 : 0];
 	for (unsigned k = 0; k < 16; k += sz)
-		if (c->xmm[0].b[k + sz - 1] & 0x80)
-			memcpy(&d->b[k], &s.b[k], sz);
+		if (mask.b[k + sz - 1] & 0x80)
+			memcpy(&d.b[k], &s.b[k], sz);
+	c->xmm[i->r[0] & 15] = d;
+	vex_zero(c, i, i->r[0]);
 	return advance(c, i);
 }
 
@@ -1188,41 +1211,64 @@ static bool fp_step(const struct x86_cpu *c, unsigned *f, unsigned sf)
 }
 
 /* DPPS (4 lanes) or DPPD (2). */
+/*
+ * @nl 128-bit lanes (VDPPS ymm has two) of d[] and s[]: each step runs
+ * in every lane before the next, and one unmasked exception in a step
+ * stops them all (as the host's VDPPS does).
+ */
 static unsigned fp_dp_flags(const struct x86_cpu *c, const union x86_xmm *d,
-			    const union x86_xmm *s, unsigned imm, bool dbl)
+			    const union x86_xmm *s, unsigned nl, unsigned imm,
+			    bool dbl)
 {
 	unsigned n = dbl ? 2 : 4, f = 0, sf = 0;
-	uint64_t p[4] = {0}, t0, t1;
+	uint64_t p[2][4] = {{0}}, t0[2], t1[2];
 
-	for (unsigned k = 0; k < n; k++)
-		if (imm >> (4 + k) & 1)
-			sf |= lane_flags(c, L_MUL, dbl, lane_of(d, s, k, dbl),
-					 lane_of(d, s, 4 + k, dbl), &p[k]);
+	for (unsigned l = 0; l < nl; l++)
+		for (unsigned k = 0; k < n; k++)
+			if (imm >> (4 + k) & 1)
+				sf |= lane_flags(
+					c, L_MUL, dbl,
+					lane_of(&d[l], &s[l], k, dbl),
+					lane_of(&d[l], &s[l], 4 + k, dbl),
+					&p[l][k]);
 	if (fp_step(c, &f, sf))
 		return f;
-	sf = lane_flags(c, L_ADD, dbl, p[0], p[1], &t0);
-	if (!dbl)
-		sf |= lane_flags(c, L_ADD, dbl, p[2], p[3], &t1);
+	sf = 0;
+	for (unsigned l = 0; l < nl; l++) {
+		sf |= lane_flags(c, L_ADD, dbl, p[l][0], p[l][1], &t0[l]);
+		if (!dbl)
+			sf |= lane_flags(c, L_ADD, dbl, p[l][2], p[l][3],
+					 &t1[l]);
+	}
 	if (fp_step(c, &f, sf) || dbl)
 		return f;
-	fp_step(c, &f, lane_flags(c, L_ADD, dbl, t0, t1, &t0));
+	sf = 0;
+	for (unsigned l = 0; l < nl; l++)
+		sf |= lane_flags(c, L_ADD, dbl, t0[l], t1[l], &t0[l]);
+	fp_step(c, &f, sf);
 	return f;
 }
 
+unsigned x86_fp_dpps2(const struct x86_cpu *c, const union x86_xmm d[2],
+		      const union x86_xmm s[2], unsigned imm)
+{
+	return fp_dp_flags(c, d, s, 2, imm, false);
+}
+
 /* The flags of h_fp's operation when an unmasked exception may be met. */
-static unsigned fp_exact_flags(const struct x86_cpu *c,
-			       const struct x86_insn *i, const union x86_xmm *d,
+static unsigned fp_exact_flags(const struct x86_cpu *c, unsigned op,
+			       unsigned imm, const union x86_xmm *d,
 			       const union x86_xmm *s, unsigned f)
 {
 	unsigned um = ~(c->mxcsr >> 7) & MX_FLAGS, n, lf = 0;
 	struct fp_lane l[4];
 	uint64_t res;
 
-	if (i->op == FO_dpps || i->op == FO_dppd)
-		return fp_dp_flags(c, d, s, (uint8_t)i->imm, i->op == FO_dppd);
+	if (op == FO_dpps || op == FO_dppd)
+		return fp_dp_flags(c, d, s, 1, imm, op == FO_dppd);
 	if (f & um & MX_PRE)
 		return f & MX_PRE;
-	n = fp_lanes(i->op, l);
+	n = fp_lanes(op, l);
 	if (!n)
 		return f; /* no overflow or underflow possible */
 	for (unsigned k = 0; k < n; k++)
@@ -1248,27 +1294,52 @@ static unsigned fp_single(const struct x86_cpu *c, unsigned f)
 static int h_fp(struct x86_cpu *c, const struct x86_insn *i)
 {
 	union x86_xmm s, d;
-	uint32_t mx;
-	unsigned f, um;
-	int r = sse_avail(c);
+	unsigned f;
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
 	if (r)
 		return r;
-	d = c->xmm[i->r[0] & 15];
-	mx = fp_mx(c);
-	fp_ops[i->op](&d, &s, (uint8_t)i->imm, &mx);
-	f = mx & MX_FLAGS;
-	um = ~(c->mxcsr >> 7) & MX_FLAGS;
-	/* Unmasked underflow needs a look at exact tiny results too. */
-	if (unlikely((f & um) || (um & MX_UE)))
-		f = fp_exact_flags(c, i, &c->xmm[i->r[0] & 15], &s, f);
+	d = c->xmm[src1(i)];
+	f = x86_fp_lane(c, i->op, &d, &s, (uint8_t)i->imm);
 	r = fp_commit(c, f);
 	if (r)
 		return r;
 	c->xmm[i->r[0] & 15] = d;
+	vex_zero(c, i, i->r[0]);
 	return advance(c, i);
+}
+
+unsigned x86_fp_lane(const struct x86_cpu *c, unsigned op, union x86_xmm *d,
+		     const union x86_xmm *s, unsigned imm)
+{
+	union x86_xmm in = *d;
+	uint32_t mx = fp_mx(c);
+	unsigned f, um = ~(c->mxcsr >> 7) & MX_FLAGS;
+
+	fp_ops[op](d, s, imm, &mx);
+	f = mx & MX_FLAGS;
+	/* Unmasked underflow needs a look at exact tiny results too. */
+	if (unlikely((f & um) || (um & MX_UE)))
+		f = fp_exact_flags(c, op, imm, &in, s, f);
+	return f;
+}
+
+int x86_fp_commit(struct x86_cpu *c, unsigned f)
+{
+	return fp_commit(c, f);
+}
+
+unsigned x86_fp_merge(const struct x86_cpu *c, unsigned f)
+{
+	return fp_single(c, f);
+}
+
+void x86_sse_lane(unsigned op, union x86_xmm *d, const union x86_xmm *s,
+		  unsigned imm)
+{
+	sse_ops[op](d, s, imm);
 }
 
 /*
@@ -1294,7 +1365,7 @@ static int h_fp_to_int(struct x86_cpu *c, const struct x86_insn *i)
 	uint32_t sv, m, *mx = &m;
 	bool w = i->osz == 8;
 	v128 y;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
@@ -1342,14 +1413,14 @@ static int h_int_to_fp(struct x86_cpu *c, const struct x86_insn *i)
 	uint32_t sv, m, *mx = &m;
 	uint64_t g;
 	v128 x;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
 	if (r)
 		return r;
 	g = s.q[0];
-	x = ldv(&c->xmm[i->r[0] & 15]);
+	x = ldv(&c->xmm[src1(i)]);
 	m = fp_mx(c);
 	if (i->op == 0)
 		FP_XG("cvtsi2ss");
@@ -1359,6 +1430,7 @@ static int h_int_to_fp(struct x86_cpu *c, const struct x86_insn *i)
 	if (r)
 		return r;
 	stv(&c->xmm[i->r[0] & 15], x);
+	vex_zero(c, i, i->r[0]);
 	return advance(c, i);
 }
 
@@ -1380,7 +1452,7 @@ static int h_comi(struct x86_cpu *c, const struct x86_insn *i)
 	uint8_t z, p, cf;
 	uint64_t fl;
 	v128 x, y;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
@@ -1462,7 +1534,7 @@ static int h_pcmpstr(struct x86_cpu *c, const struct x86_insn *i)
 	uint32_t idx;
 	uint64_t fl;
 	v128 x, y, m;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_src(c, i, &s);
@@ -1481,9 +1553,10 @@ static int h_pcmpstr(struct x86_cpu *c, const struct x86_insn *i)
 		R64(C_ISTRM, 384)
 		R64(C_ISTRM, 448)
 	}
-	if (i->op & 1)
+	if (i->op & 1) {
 		stv(&c->xmm[0], m);
-	else
+		vex_zero(c, i, 0);
+	} else
 		c->gpr[X86_RCX] = idx;
 	fl = x86_flags(c) & ~(uint64_t)X86_ARITH;
 	fl |= (f[0] ? X86_CF : 0) | (f[1] ? X86_ZF : 0) | (f[2] ? X86_SF : 0) |
@@ -1528,7 +1601,7 @@ static int h_maskmov(struct x86_cpu *c, const struct x86_insn *i)
 	const union x86_xmm *v = &c->xmm[i->r[0] & 15];
 	const union x86_xmm *mask = &c->xmm[i->r[1] & 15];
 	struct x86_mref m;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (!r)
 		r = sse_prep(c, x86_ea(c, i), 16, X86_ACC_WRITE, &m);
@@ -1559,7 +1632,7 @@ static int h_mxcsr(struct x86_cpu *c, const struct x86_insn *i)
 {
 	struct x86_mref m;
 	uint64_t v;
-	int r = sse_avail(c);
+	int r = sse_avail(c, i);
 
 	if (r)
 		return r;
@@ -1745,14 +1818,14 @@ int x86_set_fxsave(struct x86_cpu *c, const uint8_t area[512])
 /* ---- XSAVE (SDM vol. 1, chapter 13) --------------------------------- */
 
 /*
- * The model's XSAVE area: the legacy region (FXSAVE's layout) and the
- * 64-byte header, 576 bytes in both formats since x87 and SSE are its
- * only components:
+ * The model's XSAVE area: the legacy region (FXSAVE's layout), the
+ * 64-byte header and the YMM upper halves, at the same offsets in both
+ * formats since YMM is the only extended component:
  *
  *     0 x87: FCW .. FDP (0-23)     24 MXCSR, MXCSR_MASK (SSE)
  *    32 x87: ST0-ST7               160 SSE: XMM0-XMM15
  *   416 not used by XSAVE          512 XSTATE_BV   520 XCOMP_BV
- *   528 reserved (48 bytes)
+ *   528 reserved (48 bytes)        576 YMM: YMM0-15 bits 255:128
  */
 #define XS_BV 512
 #define XS_COMP 520
@@ -1769,11 +1842,11 @@ static bool x87_is_init(const struct x86_cpu *c)
 	       !memcmp(x->st, zero, sizeof(zero));
 }
 
-static bool xmm_is_zero(const struct x86_cpu *c)
+static bool xmm_is_zero(const union x86_xmm *x)
 {
 	static const union x86_xmm zero[16];
 
-	return !memcmp(c->xmm, zero, sizeof(zero));
+	return !memcmp(x, zero, sizeof(zero));
 }
 
 /*
@@ -1787,8 +1860,10 @@ uint64_t x86_xinuse(const struct x86_cpu *c)
 
 	if (!x87_is_init(c))
 		u |= X86_XFEATURE_FP;
-	if (!xmm_is_zero(c))
+	if (!xmm_is_zero(c->xmm))
 		u |= X86_XFEATURE_SSE;
+	if (!xmm_is_zero(c->ymmh))
+		u |= X86_XFEATURE_YMM;
 	return u;
 }
 
@@ -1838,6 +1913,11 @@ static void xs_store(const struct x86_cpu *c, uint8_t *img, bool *wr,
 		xs_put(img, wr, fx, 24, 8);
 	if (save & X86_XFEATURE_SSE)
 		xs_put(img, wr, fx, 160, 256);
+	if (save & X86_XFEATURE_YMM) {
+		memcpy(img + X86_XSAVE_YMM_OFF, c->ymmh, X86_XSAVE_YMM_SIZE);
+		for (unsigned k = 0; k < X86_XSAVE_YMM_SIZE / 8; k++)
+			wr[X86_XSAVE_YMM_OFF / 8 + k] = true;
+	}
 	memcpy(img + XS_BV, &bv, 8);
 	wr[XS_BV / 8] = true;
 	if (flags & XF_COMPACT) {
@@ -1911,6 +1991,13 @@ static void xs_load(struct x86_cpu *c, const uint8_t *img, uint64_t rfbm,
 		else
 			memset(c->xmm, 0, sizeof(c->xmm));
 	}
+	if (rfbm & X86_XFEATURE_YMM) {
+		if (bv & X86_XFEATURE_YMM)
+			memcpy(c->ymmh, img + X86_XSAVE_YMM_OFF,
+			       sizeof(c->ymmh));
+		else
+			memset(c->ymmh, 0, sizeof(c->ymmh));
+	}
 	if (cmx) {
 		if (rfbm & X86_XFEATURE_SSE)
 			c->mxcsr = (bv & X86_XFEATURE_SSE) ? fx_mxcsr(img)
@@ -1924,9 +2011,9 @@ static void xs_load(struct x86_cpu *c, const uint8_t *img, uint64_t rfbm,
 /*
  * XSAVE (op 0), XSAVEOPT (1), XSAVEC (2), XRSTOR (3); i->ssz = 8 for the
  * 64-bit x87 format.  #UD without CR4.OSXSAVE, #NM for CR0.TS (CR0.EM
- * does not matter), #GP(0) unless 64-byte aligned; then the 576 bytes
- * are translated, 16 at a time (none crosses a page), before anything is
- * read or written.
+ * does not matter), #GP(0) unless 64-byte aligned; then the legacy
+ * region, the header and, if requested, YMM are translated, 16 bytes at
+ * a time (none crosses a page), before anything is read or written.
  */
 static int h_xsave(struct x86_cpu *c, const struct x86_insn *i)
 {
@@ -1937,6 +2024,7 @@ static int h_xsave(struct x86_cpu *c, const struct x86_insn *i)
 	bool wr[XS_WORDS] = {false};
 	bool rst = i->op == 3, w64 = i->ssz == 8;
 	uint64_t a = x86_ea(c, i), comp, rfbm;
+	unsigned n;
 	int r;
 
 	if (!(c->cr4 & X86_CR4_OSXSAVE))
@@ -1946,7 +2034,10 @@ static int h_xsave(struct x86_cpu *c, const struct x86_insn *i)
 	if (a & 63)
 		return x86_gp0(c);
 	rfbm = ((uint32_t)c->gpr[X86_RAX] | c->gpr[X86_RDX] << 32) & c->xcr0;
-	for (unsigned k = 0; k < ARRAY_SIZE(m); k++) {
+	/* Only the components requested: YMM's 256 bytes are not touched. */
+	n = x86_xsave_size(rfbm) / 16;
+	memset(img, 0, sizeof(img));
+	for (unsigned k = 0; k < n; k++) {
 		union x86_xmm v;
 
 		r = sse_prep(c, a + 16 * k, 16,
@@ -2011,7 +2102,7 @@ int x86_bind_xsave(struct x86_insn *i, const void *zi, const void *zo)
 }
 
 /*
- * KVM_GET_XSAVE: XSAVE64 of both components into a zeroed image, with
+ * KVM_GET_XSAVE: XSAVE64 of the supported components into a zeroed image, with
  * the in-use rule of the XSAVES the kernel saves a guest with.
  */
 void x86_get_xsave(const struct x86_cpu *c, uint8_t area[X86_XSAVE_SIZE])
@@ -2043,26 +2134,7 @@ int x86_set_xsave(struct x86_cpu *c, const uint8_t area[X86_XSAVE_SIZE])
 
 /* ---- Binding -------------------------------------------------------- */
 
-enum {
-	B_OP,	   /* h_sse with op */
-	B_MOVE,	   /* op for a memory/GPR source, op2 between registers */
-	B_INSERT,  /* h_sse, op2 = element size */
-	B_EXTRACT, /* h_sse_store, op2 = element size, index imm8 */
-	B_MOVMSK,  /* op2 = lane size */
-	B_PTEST,
-	B_BLENDV, /* op2 = lane size */
-	B_INSERTPS,
-	B_FP,	   /* h_fp with op (enum fp_op) */
-	B_FPTOI,   /* h_fp_to_int, op 0-3 */
-	B_ITOFP,   /* h_int_to_fp, op 0-1 */
-	B_COMI,	   /* h_comi, op 0-3 */
-	B_PCMPSTR, /* h_pcmpstr, op 0-3 */
-};
-
-/* Binding flags. */
-#define BF_UNALIGNED 1 /* 16-byte memory operands need no alignment */
-#define BF_HIGH 2      /* a store takes the high quadword (MOVHPS) */
-
+/* The kinds B_* and flags BF_* are in internal.h, shared with avx.c. */
 struct sse_bind {
 	uint16_t mnem;
 	uint8_t kind, op, op2, flags;
@@ -2320,6 +2392,50 @@ static const struct sse_bind *sse_find(unsigned mnem)
 		if (sse_binds[k].mnem == mnem)
 			return &sse_binds[k];
 	return NULL;
+}
+
+int x86_sse_form(unsigned mnem, uint8_t *kind, uint8_t *op, uint8_t *op2,
+		 uint8_t *flags)
+{
+	const struct sse_bind *b = sse_find(mnem);
+
+	if (!b)
+		return -1;
+	*kind = b->kind;
+	*op = b->op;
+	*op2 = b->op2;
+	*flags = b->flags;
+	return 0;
+}
+
+int x86_sse_bind_form(struct x86_insn *i, unsigned kind)
+{
+	static const x86_handler h[] = {
+		[B_OP] = h_sse,
+		[B_MOVE] = h_sse,
+		[B_INSERT] = h_sse,
+		[B_EXTRACT] = h_sse_store,
+		[B_MOVMSK] = h_sse_movmsk,
+		[B_PTEST] = h_ptest,
+		[B_BLENDV] = h_blendv,
+		[B_INSERTPS] = h_sse,
+		[B_FP] = h_fp,
+		[B_FPTOI] = h_fp_to_int,
+		[B_ITOFP] = h_int_to_fp,
+		[B_COMI] = h_comi,
+		[B_PCMPSTR] = h_pcmpstr,
+		[B_STORE] = h_sse_store,
+		[B_MASKMOV] = h_maskmov,
+		[B_MXCSR] = h_mxcsr,
+	};
+
+	if (kind >= ARRAY_SIZE(h) || !h[kind])
+		return -1;
+	if (kind == B_INSERTPS)
+		i->op = i->k[1] == K_MEM ? SO_insertps_m : SO_insertps_r;
+	i->pfx |= P_VEX;
+	i->fn = h[kind];
+	return 0;
 }
 
 static bool is_xmm(const ZydisDecodedOperand *o)

@@ -1456,6 +1456,15 @@ int x86_bind_system(struct x86_insn *i, const void *zi, const void *zo)
 
 /* ---- MSRs and CPUID ------------------------------------------------- */
 
+/* kvmclock's MSRs, each pair as its KVM_CPUID_FEATURES bit allows. */
+static bool pv_clock_msr(const struct x86_cpu *c, uint32_t idx)
+{
+	return x86_pv_has(c, idx == X86_MSR_KVM_SYSTEM_TIME_NEW ||
+					     idx == X86_MSR_KVM_WALL_CLOCK_NEW
+				     ? X86_KVM_FEATURE_CLOCKSOURCE2
+				     : X86_KVM_FEATURE_CLOCKSOURCE);
+}
+
 int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 {
 	switch (idx) {
@@ -1512,11 +1521,25 @@ int x86_get_msr(const struct x86_cpu *c, uint32_t idx, uint64_t *v)
 		return 0;
 	case X86_MSR_KVM_SYSTEM_TIME:
 	case X86_MSR_KVM_SYSTEM_TIME_NEW:
+		if (!pv_clock_msr(c, idx))
+			return -EOPNOTSUPP;
 		/* KVM keeps one value for both (vcpu->arch.time). */
 		*v = c->kvm_system_time;
 		return 0;
+	case X86_MSR_KVM_STEAL_TIME:
+		if (!x86_pv_has(c, X86_KVM_FEATURE_STEAL_TIME))
+			return -EOPNOTSUPP;
+		*v = c->kvm_steal_time;
+		return 0;
+	case X86_MSR_KVM_POLL_CONTROL:
+		if (!x86_pv_has(c, X86_KVM_FEATURE_POLL_CONTROL))
+			return -EOPNOTSUPP;
+		*v = c->kvm_poll_control;
+		return 0;
 	case X86_MSR_KVM_WALL_CLOCK:
 	case X86_MSR_KVM_WALL_CLOCK_NEW:
+		if (!pv_clock_msr(c, idx))
+			return -EOPNOTSUPP;
 		*v = c->kvm_wall_clock ? __atomic_load_n(c->kvm_wall_clock,
 							 __ATOMIC_RELAXED)
 				       : c->kvm_wall_clock_own;
@@ -1621,6 +1644,8 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 		return 0;
 	case X86_MSR_KVM_SYSTEM_TIME:
 	case X86_MSR_KVM_SYSTEM_TIME_NEW:
+		if (!pv_clock_msr(c, idx))
+			return -EOPNOTSUPP;
 		/*
 		 * Any value, as KVM (bit 0 enables; a GPA without memory
 		 * just leaves the structure unwritten); the vCPU layer
@@ -1629,8 +1654,27 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 		c->kvm_system_time = v;
 		c->pv_req |= X86_PV_CLOCK;
 		return 0;
+	case X86_MSR_KVM_STEAL_TIME:
+		/* 64-byte aligned: bits 1-5 are reserved. */
+		if (!x86_pv_has(c, X86_KVM_FEATURE_STEAL_TIME))
+			return -EOPNOTSUPP;
+		if (v & 0x3e)
+			return -EINVAL;
+		c->kvm_steal_time = v;
+		if (v & 1)
+			c->pv_req |= X86_PV_STEAL;
+		return 0;
+	case X86_MSR_KVM_POLL_CONTROL:
+		if (!x86_pv_has(c, X86_KVM_FEATURE_POLL_CONTROL))
+			return -EOPNOTSUPP;
+		if (v & ~1ull)
+			return -EINVAL;
+		c->kvm_poll_control = v;
+		return 0;
 	case X86_MSR_KVM_WALL_CLOCK:
 	case X86_MSR_KVM_WALL_CLOCK_NEW:
+		if (!pv_clock_msr(c, idx))
+			return -EOPNOTSUPP;
 		if (c->kvm_wall_clock)
 			__atomic_store_n(c->kvm_wall_clock, v,
 					 __ATOMIC_RELAXED);
@@ -1659,6 +1703,8 @@ static const uint32_t msr_list[] = {
 	X86_MSR_KVM_WALL_CLOCK,
 	X86_MSR_KVM_SYSTEM_TIME_NEW,
 	X86_MSR_KVM_WALL_CLOCK_NEW,
+	X86_MSR_KVM_STEAL_TIME,
+	X86_MSR_KVM_POLL_CONTROL,
 	X86_MSR_TSC_ADJUST,
 	0x6e0,
 	X86_MSR_MISC_ENABLE,
@@ -1710,16 +1756,17 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	/*
 	 * family 6; ECX: SSE3(0) SSSE3(9) SSE4.1(19) SSE4.2(20) x2APIC(21,
 	 * as KVM always reports it; the APIC is the irqchip's) MOVBE(22)
-	 * POPCNT(23) XSAVE(26) hypervisor(31), and OSXSAVE(27) following CR4
-	 * (x86_cpuid_runtime()); EDX: FPU(0) TSC(4) MSR(5) PAE(6) MCE(7) CX8(8)
-	 * MCA(14, the vCPU layer's banks) CMOV(15)
+	 * POPCNT(23) XSAVE(26) AVX(28, with X86_AVX) hypervisor(31), and
+	 * OSXSAVE(27) following CR4 (x86_cpuid_runtime()); EDX: FPU(0) TSC(4)
+	 * MSR(5) PAE(6) MCE(7) CX8(8) MCA(14, the vCPU layer's banks) CMOV(15)
 	 * FXSR(24) SSE(25) SSE2(26).  No MMX(23): the MMX-register forms of
 	 * SSE instructions stay #UD.
 	 */
 	{.function = 1,
 	 .eax = 0x000606a0,
 	 .ecx = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 21) |
-		(1u << 22) | (1u << 23) | (1u << 26) | (1u << 31),
+		(1u << 22) | (1u << 23) | (1u << 26) |
+		(X86_AVX ? 1u << 28 : 0) | (1u << 31),
 	 .edx = (1u << 0) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7) |
 		(1u << 8) | (1u << 14) | (1u << 15) | (1u << 24) | (1u << 25) |
 		(1u << 26)},
@@ -1728,29 +1775,39 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
 	 .ebx = (1u << 1) | (1u << 3) | (1u << 7) | (1u << 20)},
 	/*
-	 * XSAVE (sse.c): x87 and SSE, 576 bytes in either format (EBX
-	 * follows XCR0); XSAVEOPT, XSAVEC, XGETBV with ECX = 1, no XSAVES
-	 * (no IA32_XSS, no supervisor components) and no further subleaves.
+	 * XSAVE (sse.c): x87, SSE and, with X86_AVX, YMM (sub-leaf 2: 256
+	 * bytes at 576); the same size in either format (EBX follows
+	 * XCR0); XSAVEOPT, XSAVEC, XGETBV with ECX = 1, no XSAVES (no
+	 * IA32_XSS, no supervisor components).
 	 */
 	{.function = 0xd,
 	 .index = 0,
 	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
 	 .eax = X86_XCR0_SUPPORTED,
-	 .ebx = X86_XSAVE_SIZE,
-	 .ecx = X86_XSAVE_SIZE},
+	 .ebx = X86_XSAVE_SUPPORTED_SIZE,
+	 .ecx = X86_XSAVE_SUPPORTED_SIZE},
 	{.function = 0xd,
 	 .index = 1,
 	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
 	 .eax = X86_XSAVE_XSAVEOPT | X86_XSAVE_XSAVEC | X86_XSAVE_XGETBV1,
-	 .ebx = X86_XSAVE_SIZE},
+	 .ebx = X86_XSAVE_SUPPORTED_SIZE},
+#if X86_AVX
+	{.function = 0xd,
+	 .index = 2,
+	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+	 .eax = X86_XSAVE_YMM_SIZE,
+	 .ebx = X86_XSAVE_YMM_OFF},
+#endif
 	/*
 	 * KVM's paravirtual leaves: the signature "KVMKVMKVM\0\0\0", and of
 	 * KVM's features those gmem has: CLOCKSOURCE(0) and CLOCKSOURCE2(3)
 	 * (kvmclock through either MSR pair), NOP_IO_DELAY(1) (port I/O
-	 * needs no delay), PV_SCHED_YIELD(13) (the hypercall, which returns
-	 * 0) and CLOCKSOURCE_STABLE_BIT(24) (PVCLOCK_TSC_STABLE_BIT is set
-	 * when the clock is stable).  No async PF, PV EOI, unhalt, TLB
-	 * flush, send-IPI, poll control or steal time.
+	 * needs no delay), STEAL_TIME(5) (the vCPU thread's run delay, as
+	 * KVM's), PV_UNHALT(7) (KVM_HC_KICK_CPU), PV_SEND_IPI(11),
+	 * POLL_CONTROL(12) (its MSR, a hint), PV_SCHED_YIELD(13) (the
+	 * hypercall, which returns 0) and CLOCKSOURCE_STABLE_BIT(24)
+	 * (PVCLOCK_TSC_STABLE_BIT is set when the clock is stable).  No async
+	 * PF, PV EOI or PV TLB flush.
 	 */
 	{.function = 0x40000000,
 	 .eax = 0x40000001,
@@ -1758,7 +1815,8 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	 .ecx = 0x564b4d56,
 	 .edx = 0x0000004d},
 	{.function = 0x40000001,
-	 .eax = (1u << 0) | (1u << 1) | (1u << 3) | (1u << 13) | (1u << 24)},
+	 .eax = (1u << 0) | (1u << 1) | (1u << 3) | (1u << 5) | (1u << 7) |
+		(1u << 11) | (1u << 12) | (1u << 13) | (1u << 24)},
 	{.function = 0x80000000, .eax = 0x80000008},
 	/* ECX: LAHF(0) ABM/LZCNT(5); EDX: SYSCALL(11) NX(20) 1G(26)
 	 * RDTSCP(27) LM(29) */
@@ -1798,6 +1856,23 @@ entry_find(struct kvm_cpuid_entry2 *e, unsigned n, uint32_t fn, uint32_t idx)
 	return NULL;
 }
 
+/*
+ * KVM_CPUID_FEATURES: the leaf after the first 0x40000x00 leaf with KVM's
+ * signature (whatever that leaf's EAX says, as in KVM).
+ */
+static struct kvm_cpuid_entry2 *kvm_features(struct kvm_cpuid_entry2 *e,
+					     unsigned n)
+{
+	for (uint32_t base = 0x40000000; base < 0x50000000; base += 0x100) {
+		const struct kvm_cpuid_entry2 *s = entry_find(e, n, base, 0);
+
+		if (s && s->ebx == 0x4b4d564b && s->ecx == 0x564b4d56 &&
+		    s->edx == 0x4d)
+			return entry_find(e, n, base + 1, 0);
+	}
+	return NULL;
+}
+
 /* KVM's cpuid_get_supported_xcr0(): leaf 0xD's EDX:EAX, of what we have. */
 static uint64_t table_xcr0(struct kvm_cpuid_entry2 *e, unsigned n)
 {
@@ -1824,12 +1899,25 @@ void x86_cpuid_runtime(const struct x86_cpu *c, struct kvm_cpuid_entry2 *e,
 				b->ecx |= 1u << 3;
 		}
 	}
-	/* Both formats are 576 bytes with the components the model has. */
+	/* Both formats have the same size with the components the model has. */
 	if ((b = entry_find(e, n, 0xd, 0)))
-		b->ebx = X86_XSAVE_SIZE;
+		b->ebx = x86_xsave_size(c->xcr0);
 	if ((b = entry_find(e, n, 0xd, 1)) &&
 	    (b->eax & (X86_XSAVE_XSAVEC | X86_XSAVE_XSAVES)))
-		b->ebx = X86_XSAVE_SIZE;
+		b->ebx = x86_xsave_size(c->xcr0);
+	/* A guest whose HLT does not exit has no use for PV unhalt. */
+	if (c->hlt_in_guest && (b = kvm_features(e, n)))
+		b->eax &= ~(1u << X86_KVM_FEATURE_PV_UNHALT);
+}
+
+bool x86_pv_has(const struct x86_cpu *c, unsigned int feature)
+{
+	const struct kvm_cpuid_entry2 *f;
+
+	if (!c->pv_enforce)
+		return true;
+	f = kvm_features((struct kvm_cpuid_entry2 *)c->cpuid, c->ncpuid);
+	return f && (f->eax & (1u << feature));
 }
 
 /*
@@ -1853,8 +1941,9 @@ int x86_set_xcr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 		return -EINVAL;
 	if ((v & amx) && (v & amx) != amx)
 		return -EINVAL;
-	/* The XSAVE sizes in leaf 0xD are the same for every XCR0 here. */
 	c->xcr0 = v;
+	/* Leaf 0xD's sizes follow XCR0, as kvm_set_xcr() updates them. */
+	x86_cpuid_runtime(c, c->cpuid, c->ncpuid);
 	return 0;
 }
 
@@ -2044,6 +2133,7 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->dr6 = X86_DR6_INIT;
 	c->dr7 = X86_DR7_INIT;
 	c->ucode_rev = X86_UCODE_REV_DEFAULT;
+	c->kvm_poll_control = 1; /* kvm_arch_vcpu_postcreate() */
 	/* kvm_vcpu_reset(): no BTS, no PEBS (and no MWAIT enable). */
 	c->misc_enable =
 		X86_MISC_ENABLE_PEBS_UNAVAIL | X86_MISC_ENABLE_BTS_UNAVAIL;

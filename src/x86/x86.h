@@ -64,6 +64,11 @@
  * (x86_get/set_xsave); no XSAVES/XRSTORS.  16-byte accesses to MMIO
  * stop with INTERNAL.
  *
+ * AVX (avx.c): the YMM upper halves (XSAVE component 2), the VEX.128
+ * forms of the SSE instructions, the VEX.256 floating-point ones and
+ * AVX's own (broadcasts, 128-bit inserts/extracts/permutes, VPERMILPS/PD,
+ * VMASKMOV, VTEST, VZEROUPPER/VZEROALL), behind X86_AVX.
+ *
  * x87 (x87.c): every D8-DF instruction and FWAIT, run on the host's x87
  * unit with the guest's state; #NM, #MF and the last-instruction
  * pointers are the model's.  Only RAM operands: an x87 instruction on
@@ -79,7 +84,7 @@
  * the MOV SS interrupt shadow, SMM, the I/O permission bitmap (IN/OUT at
  * CPL > IOPL is #GP), FERR#/IGNNE# (CR0.NE=0 still gives #MF, as
  * under KVM), SSE floating-point arithmetic and conversions,
- * SSE4.2 string instructions, MMX, AVX, XSAVES/XRSTORS (all #UD), XSAVE's
+ * SSE4.2 string instructions, MMX, AVX2, XSAVES/XRSTORS (all #UD), XSAVE's
  * modified optimisation, PCID, LA57, 16/32-bit modes, task switches; #SS is
  * reported as #GP(0) for non-canonical stack addresses.
  */
@@ -289,6 +294,8 @@ enum {
 #define X86_MSR_KVM_WALL_CLOCK 0x11
 #define X86_MSR_KVM_SYSTEM_TIME 0x12
 #define X86_MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
+#define X86_MSR_KVM_STEAL_TIME 0x4b564d03
+#define X86_MSR_KVM_POLL_CONTROL 0x4b564d05
 #define X86_MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
 
 /* IA32_MISC_ENABLE bits KVM looks at. */
@@ -298,10 +305,11 @@ enum {
 #define X86_MISC_ENABLE_MWAIT (1ull << 18)
 
 /* Requests a WRMSR leaves for the vCPU layer (x86_cpu.pv_req). */
-#define X86_PV_CLOCK 1 /* (re)write this vCPU's kvmclock structure */
-#define X86_PV_WALL 2  /* write the wall clock at the MSR's GPA */
-#define X86_PV_OLD 4   /* the guest wrote the old MSR_KVM_SYSTEM_TIME */
-#define X86_PV_NEW 8   /* ... or MSR_KVM_SYSTEM_TIME_NEW */
+#define X86_PV_CLOCK 1	/* (re)write this vCPU's kvmclock structure */
+#define X86_PV_WALL 2	/* write the wall clock at the MSR's GPA */
+#define X86_PV_OLD 4	/* the guest wrote the old MSR_KVM_SYSTEM_TIME */
+#define X86_PV_NEW 8	/* ... or MSR_KVM_SYSTEM_TIME_NEW */
+#define X86_PV_STEAL 16 /* steal time enabled: record it */
 
 /* DR6 and DR7 at reset (all breakpoints off), KVM's DR6_ACTIVE_LOW etc. */
 #define X86_DR6_INIT 0xffff0ff0ull
@@ -500,6 +508,7 @@ struct x86_cpu {
 	 * the integer path's fields keep their cache lines.
 	 */
 	union x86_xmm xmm[16];
+	union x86_xmm ymmh[16]; /* YMM0-15 bits 255:128 (XSAVE component 2) */
 	uint32_t mxcsr;
 	struct x86_x87 x87;
 	uint64_t xcr0; /* XCR0 */
@@ -616,6 +625,17 @@ struct x86_cpu {
 	uint64_t *kvm_wall_clock;
 	uint64_t kvm_wall_clock_own;
 	unsigned pv_req;
+	uint64_t kvm_steal_time; /* MSR_KVM_STEAL_TIME: GPA | enable bit 0 */
+	/* MSR_KVM_POLL_CONTROL: a hint (gmem does no halt polling). */
+	uint64_t kvm_poll_control;
+	/*
+	 * KVM_CAP_ENFORCE_PV_FEATURE_CPUID: KVM's PV MSRs and hypercalls
+	 * only as far as the guest's KVM_CPUID_FEATURES leaf offers them
+	 * (x86_pv_has()).  hlt_in_guest: the VM's KVM_X86_DISABLE_EXITS_HLT,
+	 * which takes PV_UNHALT out of that leaf at KVM_SET_CPUID2.
+	 */
+	bool pv_enforce;
+	bool hlt_in_guest;
 };
 
 /* Bits of x86_cpu.pending. */
@@ -709,7 +729,11 @@ uint64_t x86_get_rflags(struct x86_cpu *cpu);
 void x86_set_regs(struct x86_cpu *cpu, const struct kvm_regs *regs);
 void x86_get_sregs(const struct x86_cpu *cpu, struct kvm_sregs *sregs);
 int x86_set_sregs(struct x86_cpu *cpu, const struct kvm_sregs *sregs);
-/* 0, or -EINVAL for an MSR the model does not have or a bad value. */
+/*
+ * 0, or -EINVAL for an MSR the model does not have or a bad value, or
+ * -EOPNOTSUPP for one the guest's CPUID does not offer (KVM's
+ * KVM_MSR_RET_UNSUPPORTED: the VMM may still read it as 0 and write 0).
+ */
 int x86_get_msr(const struct x86_cpu *cpu, uint32_t index, uint64_t *data);
 int x86_set_msr(struct x86_cpu *cpu, uint32_t index, uint64_t data);
 /*
@@ -756,15 +780,31 @@ void x86_get_fxsave(const struct x86_cpu *cpu, uint8_t area[512]);
 int x86_set_fxsave(struct x86_cpu *cpu, const uint8_t area[512]);
 
 /*
- * XSAVE state components the model has (XCR0 bits): x87 and SSE.  Their
- * standard-format XSAVE image is the legacy region and the 64-byte
- * header, 576 bytes.
+ * XSAVE state components the model holds (XCR0 bits): x87, SSE and AVX's
+ * YMM upper halves, the last at offset 576 in both formats (it is the
+ * first extended component), 256 bytes.  X86_AVX is the one switch for
+ * AVX: while it is 0, CPUID has neither AVX nor XCR0.YMM, so no guest
+ * can enable YMM and every VEX instruction of avx.c stays #UD
+ * (X86_XCR0_SUPPORTED is then x87 and SSE, and every size follows it).
  */
+#define X86_AVX 1
 #define X86_XFEATURE_FP 1ull
 #define X86_XFEATURE_SSE 2ull
 #define X86_XFEATURE_YMM 4ull
-#define X86_XCR0_SUPPORTED (X86_XFEATURE_FP | X86_XFEATURE_SSE)
-#define X86_XSAVE_SIZE 576
+#define X86_XCR0_SUPPORTED \
+	(X86_XFEATURE_FP | X86_XFEATURE_SSE | (X86_AVX ? X86_XFEATURE_YMM : 0))
+#define X86_XSAVE_YMM_OFF 576
+#define X86_XSAVE_YMM_SIZE 256
+/* The largest image: buffers hold it, whatever X86_AVX says. */
+#define X86_XSAVE_SIZE (X86_XSAVE_YMM_OFF + X86_XSAVE_YMM_SIZE)
+/* The image of the supported components (CPUID.(0xd, 0):ECX). */
+#define X86_XSAVE_SUPPORTED_SIZE (X86_AVX ? X86_XSAVE_SIZE : X86_XSAVE_YMM_OFF)
+/* The size of an image (either format) holding components @xfeatures. */
+static inline unsigned x86_xsave_size(uint64_t xfeatures)
+{
+	return xfeatures & X86_XFEATURE_YMM ? X86_XSAVE_SIZE
+					    : X86_XSAVE_YMM_OFF;
+}
 /* CPUID.(0xd, 1):EAX */
 #define X86_XSAVE_XSAVEOPT (1u << 0)
 #define X86_XSAVE_XSAVEC (1u << 1)
@@ -792,16 +832,34 @@ uint64_t x86_cr4_allowed(const struct kvm_cpuid_entry2 *t, unsigned n);
 
 /*
  * KVM's runtime CPUID update (__kvm_update_cpuid_runtime()) of table @e:
- * CPUID.1:ECX.OSXSAVE from CR4 and leaf 0xD's sizes from XCR0.  The model
+ * CPUID.1:ECX.OSXSAVE from CR4, leaf 0xD's sizes from XCR0, no PV_UNHALT
+ * with hlt_in_guest.  The model
  * applies it to its own table on every change; a caller comparing a new
  * table with it (KVM_SET_CPUID2 after KVM_RUN) applies it to that first.
  */
 void x86_cpuid_runtime(const struct x86_cpu *cpu, struct kvm_cpuid_entry2 *e,
 		       unsigned n);
 
+/* KVM_CPUID_FEATURES (leaf 0x40000001 at KVM's signature) bits used. */
+#define X86_KVM_FEATURE_CLOCKSOURCE 0
+#define X86_KVM_FEATURE_CLOCKSOURCE2 3
+#define X86_KVM_FEATURE_STEAL_TIME 5
+#define X86_KVM_FEATURE_PV_UNHALT 7
+#define X86_KVM_FEATURE_PV_SEND_IPI 11
+#define X86_KVM_FEATURE_POLL_CONTROL 12
+#define X86_KVM_FEATURE_PV_SCHED_YIELD 13
+
 /*
- * The image the kernel's KVM_GET_XSAVE gives, x87 and SSE requested:
- * the FXSAVE64 legacy region and XSTATE_BV naming the components in use
+ * KVM's guest_pv_has(): true unless the PV features are enforced and the
+ * guest's KVM leaf (found by its signature, as kvm_get_hypervisor_cpuid()
+ * finds it) lacks @feature.
+ */
+bool x86_pv_has(const struct x86_cpu *cpu, unsigned int feature);
+
+/*
+ * The image the kernel's KVM_GET_XSAVE gives, the supported components
+ * requested: the FXSAVE64 legacy region, YMM at 576 with X86_AVX, and
+ * XSTATE_BV naming the components in use
  * (x86_xinuse(), SSE's also while MXCSR != 0x1f80, as XSAVES reports
  * it), the rest of the header and bytes 416-511 zero.
  */

@@ -84,6 +84,11 @@ static const unsigned long requests[] = {
 	KVM_CLEAR_DIRTY_LOG,
 	KVM_RESET_DIRTY_RINGS,
 	KVM_X86_SET_MSR_FILTER,
+	KVM_NMI,
+	KVM_INTERRUPT,
+	KVM_GET_MP_STATE,
+	KVM_SET_MP_STATE,
+	KVM_KVMCLOCK_CTRL,
 };
 
 struct input {

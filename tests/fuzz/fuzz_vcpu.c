@@ -4,8 +4,9 @@
  * and arbitrary register state, with an instruction budget.
  *
  * Input: a header (struct fz_head) with every general register, RIP,
- * RFLAGS, flips of CR0/CR4/EFER bits (CR4.OSFXSR starts set, so SSE
- * instructions run unless a flip clears it), the CPL, MAXPHYADDR with or
+ * RFLAGS, flips of CR0/CR4/EFER bits (CR4.OSFXSR and OSXSAVE start set,
+ * with XCR0 all the model supports, so SSE and AVX instructions run unless
+ * a flip clears them), the CPL, MAXPHYADDR with or
  * without the XO alias, and a page that stage 2 denies or turns into an exit;
  * then the code, copied to H_CODE of the flat harness guest
  * (tests/x86_harness.h: identity map, GDT, IDT, TSS in 1 MiB of RAM).
@@ -54,7 +55,7 @@ static struct hvm vm;
 static uint8_t *mem0;	    /* RAM as hvm_init() left it */
 static struct kvm_sregs s0; /* and the registers */
 static struct kvm_regs r0;
-static uint8_t fx0[512]; /* x87/SSE state, as FXSAVE stores it */
+static uint8_t xs0[X86_XSAVE_SIZE]; /* x87/SSE/YMM state, as XSAVE */
 
 /*
  * One machine for the whole run, reset to the same state before each
@@ -68,9 +69,9 @@ static void reset(void)
 		memcpy(mem0, vm.mem, MEM_SIZE);
 		x86_get_sregs(&vm.cpu, &s0);
 		x86_get_regs(&vm.cpu, &r0);
-		x86_get_fxsave(&vm.cpu, fx0);
-		/* SSE on, as guests run (a CR4 flip turns it off). */
-		s0.cr4 |= X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT;
+		x86_get_xsave(&vm.cpu, xs0);
+		/* SSE and AVX on, as guests run (a CR4 flip turns it off). */
+		s0.cr4 |= X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT | X86_CR4_OSXSAVE;
 	}
 	memcpy(vm.mem, mem0, MEM_SIZE);
 	memset(vm.s2deny, 0, MEM_SIZE >> 12);
@@ -79,7 +80,8 @@ static void reset(void)
 	if (x86_set_sregs(&vm.cpu, &s0))
 		abort();
 	x86_set_regs(&vm.cpu, &r0);
-	if (x86_set_fxsave(&vm.cpu, fx0))
+	if (x86_set_xsave(&vm.cpu, xs0) ||
+	    x86_set_xcr(&vm.cpu, 0, X86_XCR0_SUPPORTED))
 		abort();
 	x86_set_msr(&vm.cpu, X86_MSR_FS_BASE, 0);
 	x86_set_msr(&vm.cpu, X86_MSR_GS_BASE, 0);
