@@ -78,7 +78,8 @@ X86_SRCS := \
 	src/x86/paging.c \
 	src/x86/system.c \
 	src/x86/sse.c \
-	src/x86/avx.c
+	src/x86/avx.c \
+	src/x86/x87.c
 
 X86_OBJS := $(X86_SRCS:%.c=$(B)/%.o)
 LIB_OBJS += $(X86_OBJS)

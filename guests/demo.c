@@ -235,11 +235,17 @@ static const char *fixed8(char buf[32], double v)
 	return buf;
 }
 
-/* Ordinary compiled floating point: SSE2 doubles, as gcc emits them. */
+/*
+ * Ordinary compiled floating point: SSE2 doubles, as gcc emits them, and
+ * long double, which is the x87's 80-bit format.
+ */
 static void step_fp(void)
 {
 	char a[32], b[32];
 	double pi = 0, r = 1;
+	long double e = 1, t = 1;
+	volatile long double one_x = 1;
+	volatile double one_d = 1;
 
 	for (int k = 0; k < 100000; k++)
 		pi += (k & 1 ? -4.0 : 4.0) / (2 * k + 1);
@@ -250,6 +256,15 @@ static void step_fp(void)
 	guest_printf("pi by 100000 terms of Leibniz's series: %s; sqrt(2) by "
 		     "Newton's method: %s\n",
 		     fixed8(a, pi), fixed8(b, r));
+	for (int k = 1; k < 25; k++) {
+		t /= k;
+		e += t;
+	}
+	guest_printf("long double (x87): e by 25 terms of its series: %s; "
+		     "(1 + 2^-60) - 1 is 2^-60: %s (in double: %s)\n",
+		     fixed8(a, (double)e),
+		     (one_x + 0x1p-60L) - one_x == 0x1p-60L ? "yes" : "no",
+		     (one_d + 0x1p-60) - one_d == 0x1p-60 ? "yes" : "no");
 }
 
 void guest_main(uint64_t skip_lock, uint64_t arg1)

@@ -913,9 +913,12 @@ static void test_platform_info(void)
 
 static void test_emulation_failure(void)
 {
-	/* mov $0x3000, %eax; flds (%rax) (x87: not in the model); hlt */
+	/*
+	 * mov $0x3000, %eax; emms (MMX: not in the model); hlt.  (An x87
+	 * instruction on MMIO fails too: exit_on_emulation_failure_test.)
+	 */
 	static const uint8_t code[] = {0xb8, 0x00, 0x30, 0,
-				       0,    0xd9, 0x00, 0xf4};
+				       0,    0x0f, 0x77, 0xf4};
 
 	CHECK_EQ(gmem_check_extension(NULL, KVM_CAP_EXIT_ON_EMULATION_FAILURE),
 		 1);
@@ -946,8 +949,8 @@ static void test_emulation_failure(void)
 		CHECK_EQ(e.run->emulation_failure.flags,
 			 KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES);
 		CHECK_EQ(e.run->emulation_failure.insn_size, 2);
-		CHECK_EQ(e.run->emulation_failure.insn_bytes[0], 0xd9);
-		CHECK_EQ(e.run->emulation_failure.insn_bytes[1], 0x00);
+		CHECK_EQ(e.run->emulation_failure.insn_bytes[0], 0x0f);
+		CHECK_EQ(e.run->emulation_failure.insn_bytes[1], 0x77);
 		CHECK_EQ(e.run->emulation_failure.insn_bytes[2], 0x90);
 		e_get_regs(&e, &regs);
 		CHECK_EQ(regs.rip, CODE + 5);

@@ -140,6 +140,8 @@ static void test_demo(void)
 	CHECK_EQ(r.status, 1);
 	CHECK(strstr(r.out, "Leibniz's series: 3.14158265; sqrt(2) by "
 			    "Newton's method: 1.41421356"));
+	CHECK(strstr(r.out, "e by 25 terms of its series: 2.71828183; (1 + "
+			    "2^-60) - 1 is 2^-60: yes (in double: no)"));
 	CHECK(strstr(r.out, "reads zeros: yes (the old private pages"));
 	CHECK(strstr(r.out, "private half intact: yes"));
 	CHECK(strstr(r.out, "data checked: ok"));

@@ -80,6 +80,8 @@ GUEST_CODE(d_epilogue,
 	   "pop %r15\npop %r14\npop %r13\npop %r12\npop %rbp\npop %rbx\nret\n");
 
 static uint8_t *code_a, *data_d;
+/* Sequences mostly of x87 instructions (the second batch). */
+static bool x87_heavy;
 static ZydisDecoder dec;
 static ZydisFormatter fmt;
 static uint64_t rng;
@@ -859,7 +861,18 @@ static unsigned gen_fx(uint8_t *p, uint32_t *taint)
 	p[n++] = 0x0f;
 	p[n++] = 0xae;
 	p[n++] = 0x8f;
-	return n + put32(p + n, d);
+	n += put32(p + n, d);
+	/*
+	 * AMD's FXRSTOR clears the x87 pointers unless FSW.ES is set: an
+	 * instruction with a memory operand sets them again, one that cannot
+	 * fault.  FFREE ST7; FILD m16 [r15 + d32]; FSTP ST0.
+	 */
+	memcpy(p + n, "\xdd\xc7\x41\xdf\x87", 5);
+	n += 5;
+	n += put32(p + n, d);
+	p[n++] = 0xdd;
+	p[n++] = 0xd8;
+	return n;
 }
 
 /* MASKMOVDQU with RDI pointing into D, sometimes across into D+4K. */
@@ -883,6 +896,52 @@ static unsigned gen_maskmov(uint8_t *p)
 	return n;
 }
 
+/*
+ * An x87 instruction: a register form, or a memory form at [R15 + d32] in
+ * D's first page (16-byte aligned mostly, where the m80 values are, else
+ * anywhere, across into D+4K too),
+ * sometimes with 66 (FLDENV/FNSTENV/FRSTOR/FNSAVE's 16-bit layouts);
+ * now and then FWAIT.  FCMOVcc only on flags no earlier instruction left
+ * undefined.
+ */
+static unsigned gen_x87(uint8_t *p, uint32_t *taint)
+{
+	for (;;) {
+		ZydisDecodedInstruction z;
+		ZydisDecodedOperand o[ZYDIS_MAX_OPERAND_COUNT];
+		unsigned n = 0, op = 0xd8 + rn(8);
+
+		if (rn(32) == 0) {
+			p[0] = 0x9b;
+			return 1;
+		}
+		if (rn(2)) {
+			p[n++] = op;
+			p[n++] = 0xc0 | rn(64);
+		} else {
+			int32_t d = rn(4) ? (int32_t)rn(248) * 16 - 2048
+					  : (int32_t)rn(4100) - 2048;
+
+			if (rn(8) == 0)
+				p[n++] = 0x66;
+			p[n++] = 0x41;
+			p[n++] = op;
+			p[n++] = 0x80 | rn(8) << 3 | 7;
+			n += put32(p + n, d);
+		}
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, p, n, &z, o)) ||
+		    z.length != n)
+			continue;
+		if (z.cpu_flags->tested & *taint)
+			continue;
+		*taint = (*taint & ~(z.cpu_flags->modified |
+				     z.cpu_flags->set_0 | z.cpu_flags->set_1)) |
+			 z.cpu_flags->undefined;
+		*taint &= X86_ARITH;
+		return n;
+	}
+}
+
 /* One sequence into @p; returns its length. */
 static unsigned gen_seq(uint8_t *p, unsigned ninsn, uint32_t *tout)
 {
@@ -890,6 +949,10 @@ static unsigned gen_seq(uint8_t *p, unsigned ninsn, uint32_t *tout)
 	unsigned n = 0;
 
 	for (unsigned k = 0; k < ninsn; k++) {
+		if (x87_heavy && rn(4)) {
+			n += gen_x87(p + n, &taint);
+			continue;
+		}
 		switch (rn(16)) {
 		case 0:
 			n += gen_string(p + n, &taint);
@@ -944,6 +1007,10 @@ static unsigned gen_seq(uint8_t *p, unsigned ninsn, uint32_t *tout)
 		case 7:
 		case 8:
 			n += gen_sse(p + n, &taint);
+			break;
+		case 11:
+		case 12:
+			n += gen_x87(p + n, &taint);
 			break;
 		case 10:
 			if (rn(8) == 0)
@@ -1017,7 +1084,8 @@ static void dump_seq(const uint8_t *p, unsigned len, uint64_t rip)
 		ZydisFormatterFormatInstruction(&fmt, &z, o,
 						z.operand_count_visible, buf,
 						sizeof(buf), rip + off, NULL);
-		printf("#   %s\n", buf);
+		printf("#   %08llx %s\n",
+		       (unsigned long long)(rip + off) & 0xffffffff, buf);
 		off += z.length;
 	}
 }
@@ -1092,6 +1160,53 @@ static uint32_t fp32(void)
 	}
 }
 
+/*
+ * An 80-bit value: zeros, infinities, quiet and signalling NaNs, pseudo-
+ * NaNs and pseudo-infinities (no J bit), denormals and pseudo-denormals,
+ * unnormals, normals near 1 or of any exponent, or any bits.
+ */
+static void rnd_f80(uint8_t *x)
+{
+	uint64_t m = rnd();
+	uint16_t se = rnd();
+	const uint64_t j = 1ull << 63;
+
+	switch (rn(10)) {
+	case 0:
+		m = 0;
+		se &= 0x8000;
+		break;
+	case 1:
+		m = j;
+		se |= 0x7fff;
+		break;
+	case 2:
+		m |= rn(4) ? j : 0;
+		se |= 0x7fff;
+		break;
+	case 3:
+		m = rn(2) ? m & ~j : m | j;
+		se &= 0x8000;
+		break;
+	case 4:
+		m &= ~j;
+		break;
+	case 5:
+		m |= j;
+		break;
+	case 6:
+		break;
+	default:
+		m |= j;
+		if (rn(2))
+			m &= ~0ull << (rn(2) ? 40 : 11); /* exact in double */
+		se = (se & 0x8000) | (16383 - 64 + rn(129));
+		break;
+	}
+	memcpy(x, &m, 8);
+	memcpy(x + 8, &se, 2);
+}
+
 /* 16 bytes of doubles or of floats. */
 static void rnd_fp(uint8_t *x, bool dbl)
 {
@@ -1137,13 +1252,36 @@ static void rnd_fx(uint8_t *fx)
 	if (rn(4))
 		mx |= 0x1f80;
 	memset(fx, 0, 512);
-	memcpy(fx, &v, 8); /* FCW FSW FTW (byte 5) FOP */
+	if (rn(2))
+		v |= 0x3f; /* every x87 exception masked */
+	if (rn(2))
+		v &= ~0x3f0000ull; /* no exception flags, no #MF pending */
+	if (rn(2))
+		v |= 0xff00000000ull; /* all registers tagged valid */
+	memcpy(fx, &v, 8);	      /* FCW FSW FTW (byte 5) FOP */
 	memcpy(fx + 24, &mx, 4);
 	for (unsigned k = 0; k < 8; k++)
-		for (unsigned b = 0; b < 10; b++)
-			fx[32 + 16 * k + b] = rnd();
+		rnd_f80(fx + 32 + 16 * k);
 	for (unsigned k = 0; k < 16; k++)
 		rnd_xmm(fx + 160 + 16 * k);
+}
+
+/*
+ * The native CS, SS and DS selectors in the guest's segment registers:
+ * FNSTENV and FNSAVE store CS and the operand's segment selector.
+ */
+static void set_native_selectors(void)
+{
+	struct kvm_sregs s;
+	uint16_t cs, ss, ds;
+
+	__asm__("mov %%cs, %0\n\tmov %%ss, %1\n\tmov %%ds, %2"
+		: "=r"(cs), "=r"(ss), "=r"(ds));
+	x86_get_sregs(&vm.cpu, &s);
+	s.cs.selector = cs;
+	s.ss.selector = ss;
+	s.ds.selector = ds;
+	x86_set_sregs(&vm.cpu, &s);
 }
 
 static __attribute__((noinline)) void run_native(void *save)
@@ -1155,8 +1293,8 @@ static __attribute__((noinline)) void run_native(void *save)
 
 /*
  * Returns 0 match, 1 mismatch, 2 both took #DE, 3 both #GP, 4 both #UD,
- * 5 both #XM with the same XMM registers and MXCSR (the faults are
- * counted apart).
+ * 5 both #XM with the same XMM registers and MXCSR, 6 both #MF with the
+ * same x87 state (the faults are counted apart).
  */
 static int run_one(unsigned idx, unsigned ninsn)
 {
@@ -1200,7 +1338,9 @@ static int run_one(unsigned idx, unsigned ninsn)
 		uint64_t v[2] = {rnd(), rnd()};
 
 		memcpy(mem0 + k, v, 16);
-		if (rn(2))
+		if (rn(3) == 0)
+			rnd_f80(mem0 + k);
+		else if (rn(2))
 			rnd_fp(mem0 + k, rn(2));
 	}
 	rnd_fx(fx0);
@@ -1246,6 +1386,7 @@ static int run_one(unsigned idx, unsigned ninsn)
 	r.rflags = init.fl;
 	x86_set_regs(&vm.cpu, &r);
 	hvm_set_cpl(&vm, 3);
+	set_native_selectors();
 	vm.cpu.seg[X86_GS].base = d;
 	int st = hvm_run(&vm, 100000);
 
@@ -1267,6 +1408,25 @@ static int run_one(unsigned idx, unsigned ninsn)
 			       memcmp(fx + 160, native_fx + 160, 256)
 				       ? ", XMM registers differ"
 				       : "");
+			bad = 1;
+			goto report;
+		}
+		if (native_sig == SIGFPE && hvm_vector(&vm) == X86_MF) {
+			/*
+			 * A pending unmasked x87 exception: the x87 state at
+			 * the fault, pointers included (AMD stores them when
+			 * FSW.ES is set).
+			 */
+			x86_get_fxsave(&vm.cpu, fx);
+			if (!memcmp(fx, native_fx, 24) &&
+			    !memcmp(fx + 32, native_fx + 32, 128))
+				return 6;
+			for (unsigned k = 0; k < 160; k++)
+				if ((k < 24 || k >= 32) &&
+				    fx[k] != native_fx[k])
+					printf("# #MF: FXSAVE byte %u: interp "
+					       "%02x native %02x\n",
+					       k, fx[k], native_fx[k]);
 			bad = 1;
 			goto report;
 		}
@@ -1931,7 +2091,8 @@ static unsigned vex_diff(unsigned n)
 int main(int argc, char **argv)
 {
 	uint64_t seed = time(NULL);
-	unsigned count = 100000, faults = 0, gp = 0, ud = 0, xm = 0, bad = 0;
+	unsigned count = 100000, faults = 0, gp = 0, ud = 0, xm = 0, mf = 0,
+		 bad = 0;
 	const char *e;
 	stack_t ss;
 	struct sigaction sa;
@@ -1944,7 +2105,7 @@ int main(int argc, char **argv)
 		seed = strtoull(argv[1], NULL, 0);
 	if (argc > 2)
 		count = strtoul(argv[2], NULL, 0);
-	tap_plan(7, 300);
+	tap_plan(8, 300);
 	printf("# seed %llu, %u sequences\n", (unsigned long long)seed, count);
 	rng = seed * 0x9e3779b97f4a7c15ull + 1;
 
@@ -2013,8 +2174,24 @@ int main(int argc, char **argv)
 		else if (r == 5)
 			xm++;
 	}
-	printf("# %u mismatches, %u #DE, %u #GP, %u #UD, %u #XM agreed\n", bad,
-	       faults, gp, ud, xm);
+	/* Then sequences mostly of x87 instructions. */
+	x87_heavy = true;
+	for (unsigned i = 0; i < count / 4; i++) {
+		int r = run_one(count + i, 1 + rn(12));
+
+		if (r == 1)
+			bad++;
+		else if (r == 6)
+			mf++;
+		else if (r == 4)
+			ud++;
+		else if (r == 3)
+			gp++;
+	}
+	x87_heavy = false;
+	printf("# %u mismatches, %u #DE, %u #GP, %u #UD, %u #XM, %u #MF "
+	       "agreed\n",
+	       bad, faults, gp, ud, xm, mf);
 	CHECK_EQ(bad, 0);
 	tap_result("random sequences match the host CPU");
 	CHECK(faults > 0 || count < 1000);
@@ -2024,6 +2201,8 @@ int main(int argc, char **argv)
 		   "(#GP)");
 	CHECK(xm > 0 || count < 1000);
 	tap_result("unmasked SIMD floating-point exceptions agree (#XM)");
+	CHECK(mf > 0 || count < 1000);
+	tap_result("pending unmasked x87 exceptions agree (#MF)");
 	if (host_xsave()) {
 		CHECK_EQ(xsave_diff(count < 2000 ? count : 2000), 0);
 		tap_result("XSAVE images: XRSTOR/XSAVE match the host CPU");

@@ -2039,9 +2039,157 @@ static void t_avx(void)
 		   "prefixed VEX #UD, #XM from the upper lane, VZEROUPPER");
 }
 
+/* ---- x87 ------------------------------------------------------------ */
+
+/* 1.5 * 2 into memory at 0x21000 as a double, FSW into AX. */
+GUEST_CODE(g_x87, "mov $0x21000, %eax\n"
+		  "fninit\n"
+		  "fld1\n"
+		  "fldl 8(%rax)\n"
+		  "faddp\n"
+		  "fimuls 16(%rax)\n"
+		  "fstpl (%rax)\n"
+		  "fnstsw %ax\n"
+		  "hlt\n");
+GUEST_CODE(g_fwait, "fwait\nhlt\n");
+/* An unmasked invalid operation (0/0), then FWAIT: #MF at the FWAIT. */
+GUEST_CODE(g_x87_mf, "fninit\n"
+		     "fldcw 0x21000\n"
+		     "fldz\n"
+		     "fldz\n"
+		     "fdivp\n"
+		     "fwait\n"
+		     "hlt\n");
+/* FNSTENV after FLDL: the pointers are the FLDL's. */
+GUEST_CODE(g_x87_env, "mov $0x21000, %eax\n"
+		      "fninit\n"
+		      "fldl 8(%rax)\n"
+		      "fnstenv 0x100(%rax)\n"
+		      "hlt\n");
+/* FSTPT across 0x31fff/0x32000; the store takes 10 bytes and pops. */
+GUEST_CODE(g_x87_split, "fldpi\n"
+			"fstpt 0x31ffb\n"
+			"hlt\n");
+GUEST_CODE(g_x87_mmio, "mov $0x1000000, %eax\n"
+		       "fnstcw (%rax)\n"
+		       "flds (%rax)\n"
+		       "hlt\n");
+
+static void t_x87(void)
+{
+	double d = 1.5;
+	int16_t two = 2;
+	uint16_t cw = 0x37e; /* IE unmasked */
+	bool on = true;
+	uint8_t *env;
+	uint32_t v;
+
+	SETUP(g_x87);
+	memcpy(vm.mem + 0x21008, &d, 8);
+	memcpy(vm.mem + 0x21010, &two, 2);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), -1);
+	memcpy(&d, vm.mem + 0x21000, 8);
+	CHECK(d == 5.0);
+	CHECK_EQ(vm.cpu.gpr[X86_RAX] & 0x3800, 0); /* TOP back at 0 */
+	CHECK_EQ(vm.cpu.x87.ftw, 0);
+
+	/* CR0.EM and CR0.TS: #NM, nothing done. */
+	SETUP(g_x87);
+	set_cr(X86_CR0_EM, 0, 0, 0);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_NM);
+	CHECK_EQ(frame(0), H_CODE + 5);
+	SETUP(g_x87);
+	set_cr(X86_CR0_TS, 0, 0, 0);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_NM);
+	CHECK_EQ(frame(0), H_CODE + 5);
+
+	/* FWAIT: #NM only with CR0.MP and CR0.TS. */
+	SETUP(g_fwait);
+	set_cr(X86_CR0_TS, X86_CR0_MP, 0, 0);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), -1);
+	SETUP(g_fwait);
+	set_cr(X86_CR0_TS | X86_CR0_MP, 0, 0, 0);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_NM);
+
+	/* #MF at the next waiting instruction, IE and ES set, FIP kept. */
+	SETUP(g_x87_mf);
+	set_cr(X86_CR0_NE, X86_CR0_TS, 0, 0);
+	memcpy(vm.mem + 0x21000, &cw, 2);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_MF);
+	CHECK_EQ(frame(0), H_CODE + 2 + 7 + 2 + 2 + 2); /* at the FWAIT */
+	CHECK_EQ(vm.cpu.x87.fsw & 0x80ff, 0x8081);
+	CHECK_EQ(vm.cpu.x87.fip, H_CODE + 2 + 7 + 2 + 2);
+	CHECK_EQ(vm.cpu.x87.fop, 0x6f1); /* DE F1: GAS's fdivp */
+	/* Masked: the default NaN, no #MF. */
+	SETUP(g_x87_mf);
+	cw = X86_FCW_DEFAULT;
+	memcpy(vm.mem + 0x21000, &cw, 2);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), -1);
+	CHECK_EQ(vm.cpu.x87.fsw & 0x80ff, 0x0001);
+
+	/* FNSTENV: 32-bit layout, FIP/FOP/FDP of the FLDL. */
+	SETUP(g_x87_env);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	env = vm.mem + 0x21100;
+	memcpy(&v, env + 0, 4);
+	CHECK_EQ(v, 0xffff037f); /* FCW, every exception masked */
+	memcpy(&v, env + 12, 4);
+	CHECK_EQ(v, H_CODE + 7);
+	memcpy(&v, env + 16, 4);
+	CHECK_EQ(v >> 16, 0x540); /* DD, ModRM 0x40 */
+	memcpy(&v, env + 20, 4);
+	CHECK_EQ(v, 0x21008);
+
+	/* A page-crossing m80 store; with the 2nd page absent, #PF first. */
+	SETUP(g_x87_split);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), -1);
+	CHECK_EQ(ld(0x31ffb, 8), 0xc90fdaa22168c235ull);
+	CHECK_EQ(ld(0x32003, 2), 0x4000);
+	CHECK_EQ(vm.cpu.x87.ftw, 0);
+	SETUP(g_x87_split);
+	*hvm_pte(&vm, 0x32000) &= ~1ull;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_PF_VEC);
+	CHECK_EQ(vm.cpu.cr2, 0x32000);
+	CHECK_EQ(ld(0x31ffb, 5), 0);
+	CHECK_EQ(vm.cpu.x87.ftw, 0x80); /* FLDPI's push still there */
+
+	/*
+	 * MMIO: FNSTCW is done (KVM's emulator does it); FLDS is an emulation
+	 * failure with the capability, #UD without.
+	 */
+	SETUP(g_x87_mmio);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_MMIO);
+	CHECK_EQ(vm.stop.mmio.gpa, 0x1000000);
+	CHECK_EQ(vm.stop.mmio.len, 2);
+	CHECK_EQ(vm.stop.mmio.data[0] | vm.stop.mmio.data[1] << 8,
+		 X86_FCW_DEFAULT);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_UD);
+	SETUP(g_x87_mmio);
+	vm.cpu.exit_on_emulation_failure = &on;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_MMIO);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_INTERNAL);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 5 + 2);
+	CHECK_EQ(vm.stop.internal.insn_len, 2);
+	CHECK_EQ(vm.stop.internal.insn[0], 0xd9);
+	vm.cpu.exit_on_emulation_failure = NULL;
+	tap_result("x87: arithmetic and stores, #NM with CR0.EM/TS, FWAIT, "
+		   "#MF for a pending unmasked exception, FNSTENV's pointers, "
+		   "a page-crossing m80 store and its #PF, MMIO operands");
+}
+
 int main(void)
 {
-	tap_plan(47, 60);
+	tap_plan(48, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -2088,6 +2236,7 @@ int main(void)
 	t_xsave();
 	t_xsetbv();
 	t_avx();
+	t_x87();
 	t_xsave_insn();
 	t_xrstor_insn();
 	hvm_destroy(&vm);

@@ -143,13 +143,14 @@ static int h_undef(struct x86_cpu *c, const struct x86_insn *i)
 }
 
 /*
- * A valid instruction the model does not implement (x87, say).  Like a
+ * A valid instruction the model does not implement (or an x87 one with
+ * an operand that is not RAM, x87.c).  Like a
  * CPU without the feature it is #UD, unless the VM asked for emulation
  * failures (KVM_CAP_EXIT_ON_EMULATION_FAILURE): then, as KVM's emulator
  * does with what it cannot emulate, stop with the bytes, RIP at them.
  * They were just fetched, so both pages translate.
  */
-static int h_unimpl(struct x86_cpu *c, const struct x86_insn *i)
+int x86_unimpl(struct x86_cpu *c, const struct x86_insn *i)
 {
 	unsigned off = c->rip & 0xfff, n0 = 4096 - off;
 	struct x86_tlbe *e;
@@ -245,7 +246,7 @@ static void convert(struct x86_insn *i, const ZydisDecodedInstruction *z,
 			i->ssz = o->size / 8;
 	}
 	if (x86_bind(i, z, ops))
-		i->fn = h_unimpl;
+		i->fn = x86_unimpl;
 }
 
 static int decode(struct x86_cpu *c, const uint8_t *p, unsigned avail,

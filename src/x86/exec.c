@@ -1833,6 +1833,9 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 	bool rr, ri;
 	int r;
 
+	if (z->opcode_map == ZYDIS_OPCODE_MAP_DEFAULT &&
+	    ((z->opcode & 0xf8) == 0xd8 || z->opcode == 0x9b))
+		return x86_bind_x87(i, z, o);
 	/* VEX with vector registers is avx.c's; BMI stays below. */
 	if (z->encoding == ZYDIS_INSTRUCTION_ENCODING_VEX &&
 	    (r = x86_bind_avx(i, z, o)) <= 0)

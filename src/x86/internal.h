@@ -362,6 +362,8 @@ int x86_push(struct x86_cpu *c, uint64_t v, unsigned sz);
 uint64_t x86_popf_mask(const struct x86_cpu *c);
 
 /* decode.c */
+/* An emulation failure (KVM_CAP_EXIT_ON_EMULATION_FAILURE), else #UD. */
+int x86_unimpl(struct x86_cpu *c, const struct x86_insn *i);
 int x86_fetch(struct x86_cpu *c, const struct x86_insn **ip);
 int x86_decoder_init(struct x86_cpu *c);
 void x86_decoder_fini(struct x86_cpu *c);
@@ -477,5 +479,8 @@ enum {
 
 /* avx.c: VEX-encoded SSE/AVX; 1 for a VEX instruction without XMM/YMM. */
 int x86_bind_avx(struct x86_insn *i, const void *zinsn, const void *zops);
+
+/* x87.c: D8-DF and FWAIT. */
+int x86_bind_x87(struct x86_insn *i, const void *zinsn, const void *zops);
 
 #endif /* GMEM_X86_INTERNAL_H */

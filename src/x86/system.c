@@ -1757,8 +1757,8 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	 * family 6; ECX: SSE3(0) SSSE3(9) SSE4.1(19) SSE4.2(20) x2APIC(21,
 	 * as KVM always reports it; the APIC is the irqchip's) MOVBE(22)
 	 * POPCNT(23) XSAVE(26) AVX(28, with X86_AVX) hypervisor(31), and
-	 * OSXSAVE(27) following CR4 (x86_cpuid_runtime()); EDX: TSC(4) MSR(5)
-	 * PAE(6) MCE(7) CX8(8) MCA(14, the vCPU layer's banks) CMOV(15)
+	 * OSXSAVE(27) following CR4 (x86_cpuid_runtime()); EDX: FPU(0) TSC(4)
+	 * MSR(5) PAE(6) MCE(7) CX8(8) MCA(14, the vCPU layer's banks) CMOV(15)
 	 * FXSR(24) SSE(25) SSE2(26).  No MMX(23): the MMX-register forms of
 	 * SSE instructions stay #UD.
 	 */
@@ -1767,8 +1767,9 @@ static const struct kvm_cpuid_entry2 default_cpuid[] = {
 	 .ecx = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 21) |
 		(1u << 22) | (1u << 23) | (1u << 26) |
 		(X86_AVX ? 1u << 28 : 0) | (1u << 31),
-	 .edx = (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7) | (1u << 8) |
-		(1u << 14) | (1u << 15) | (1u << 24) | (1u << 25) | (1u << 26)},
+	 .edx = (1u << 0) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7) |
+		(1u << 8) | (1u << 14) | (1u << 15) | (1u << 24) | (1u << 25) |
+		(1u << 26)},
 	/* EBX: BMI1(3) SMEP(7) SMAP(20) */
 	{.function = 7,
 	 .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,

@@ -69,6 +69,11 @@
  * AVX's own (broadcasts, 128-bit inserts/extracts/permutes, VPERMILPS/PD,
  * VMASKMOV, VTEST, VZEROUPPER/VZEROALL), behind X86_AVX.
  *
+ * x87 (x87.c): every D8-DF instruction and FWAIT, run on the host's x87
+ * unit with the guest's state; #NM, #MF and the last-instruction
+ * pointers are the model's.  Only RAM operands: an x87 instruction on
+ * MMIO is an emulation failure as under KVM (FNSTSW/FNSTCW excepted).
+ *
  * Interrupts come only from x86_inject(): the backend's interrupt
  * controller checks RFLAGS.IF and the STI shadow first (see irq_window).
  *
@@ -77,8 +82,8 @@
  * Not modelled: TF/debug
  * registers (DR0-7 are VMM state only: no MOV DRn, no breakpoints),
  * the MOV SS interrupt shadow, SMM, the I/O permission bitmap (IN/OUT at
- * CPL > IOPL is #GP), x87 (its registers exist only for FXSAVE/FXRSTOR and
- * the XSAVE instructions), SSE floating-point arithmetic and conversions,
+ * CPL > IOPL is #GP), FERR#/IGNNE# (CR0.NE=0 still gives #MF, as
+ * under KVM), SSE floating-point arithmetic and conversions,
  * SSE4.2 string instructions, MMX, AVX2, XSAVES/XRSTORS (all #UD), XSAVE's
  * modified optimisation, PCID, LA57, 16/32-bit modes, task switches; #SS is
  * reported as #GP(0) for non-canonical stack addresses.
@@ -331,6 +336,7 @@ enum {
 	X86_SS_VEC = 12,
 	X86_GP = 13,
 	X86_PF_VEC = 14,
+	X86_MF = 16,
 	X86_AC_VEC = 17,
 	X86_MC = 18,
 	X86_XM = 19,
@@ -379,15 +385,14 @@ union x86_xmm {
 };
 
 /*
- * The x87 state FXSAVE stores.  Nothing executes x87 instructions yet:
- * these fields are only what FXRSTOR (or x86_set_fxsave) loaded, so that
- * an image round-trips exactly.
+ * The x87 state (x87.c executes it), as FXSAVE stores it: st[] in stack
+ * order (ST(0) first), ftw the abridged tag of the physical registers.
  */
 struct x86_x87 {
 	uint16_t fcw, fsw, fop, fcs, fds;
 	uint8_t ftw; /* abridged tag: bit i set = register i valid */
 	uint64_t fip, fdp;
-	uint8_t st[8][10]; /* 80-bit registers, physical order */
+	uint8_t st[8][10]; /* 80-bit registers, ST(0) first */
 };
 
 /* Lazy arithmetic flags: the last flag-setting op and its operands. */
