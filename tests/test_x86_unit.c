@@ -333,6 +333,46 @@ static void t_smaller_maxphyaddr(void)
 		   "leaf and table entries, #GP for CR3, NX without NXE");
 }
 
+GUEST_CODE(g_rsvd_x87, "flds 0x30000\n"
+		       "hlt\n");
+
+/*
+ * KVM_CAP_SMALLER_MAXPHYADDR: a PTE bit at the guest's MAXPHYADDR (40)
+ * but below the host's (48) is one hardware walks through under TDP, so
+ * FLDS, which KVM's emulator cannot emulate, is an emulation failure
+ * (#UD without the capability) where MOV gets #PF(RSVD); a bit above the
+ * host's MAXPHYADDR is #PF(RSVD) for both.
+ */
+static void t_pf_rsvd_smaller(void)
+{
+	static const bool on = true;
+
+	SETUP(g_rsvd_x87);
+	x86_set_maxphyaddr(&vm.cpu, 40, false);
+	*hvm_pte(&vm, 0x30000) |= 1ull << 40;
+	vm.cpu.exit_on_emulation_failure = &on;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_INTERNAL);
+	CHECK_EQ(vm.cpu.rip, H_CODE);
+	CHECK_EQ(vm.stop.internal.insn_len, 7);
+	CHECK_EQ(vm.stop.internal.insn[0], 0xd9);
+	vm.cpu.exit_on_emulation_failure = NULL;
+	SETUP(g_rsvd_x87);
+	x86_set_maxphyaddr(&vm.cpu, 40, false);
+	*hvm_pte(&vm, 0x30000) |= 1ull << 40;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_UD);
+	SETUP(g_rsvd_x87);
+	x86_set_maxphyaddr(&vm.cpu, 40, false);
+	*hvm_pte(&vm, 0x30000) |= 1ull << 50;
+	vm.cpu.exit_on_emulation_failure = &on;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_RSVD);
+	vm.cpu.exit_on_emulation_failure = NULL;
+	tap_result("smaller MAXPHYADDR: x87 through a guest-only reserved bit "
+		   "is an emulation failure, MOV a #PF(RSVD)");
+}
+
 GUEST_CODE(g_xo, "mov $0x30000, %eax\n"
 		 "call *%rax\n"	      /* fetch through the alias works */
 		 "mov (%rax), %ebx\n" /* read does not */
@@ -2277,7 +2317,7 @@ static void t_x87(void)
 
 int main(void)
 {
-	tap_plan(49, 60);
+	tap_plan(50, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -2288,6 +2328,7 @@ int main(void)
 	t_pf_nx();
 	t_pf_rsvd();
 	t_smaller_maxphyaddr();
+	t_pf_rsvd_smaller();
 	t_xo();
 	t_exceptions();
 	t_double_triple();

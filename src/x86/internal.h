@@ -130,8 +130,9 @@ static inline int x86_mem_prep(struct x86_cpu *c, uint64_t lin, unsigned len,
 	struct x86_tlbe *e = &c->tlb[(lin >> 12) % X86_TLB_SIZE];
 	unsigned off = lin & 0xfff;
 
-	if (likely(e->tag == lin >> 12 &&
-		   ((e->allow >> c->ushift) & acc) == acc &&
+	unsigned a = acc & ~X86_ACC_NOEMUL; /* a hit reserves no bit */
+
+	if (likely(e->tag == lin >> 12 && ((e->allow >> c->ushift) & a) == a &&
 		   off + len <= 4096)) {
 		m->p[0] = e->host + off;
 		m->len = len;

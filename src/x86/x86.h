@@ -56,8 +56,9 @@
  * drops the whole decode cache, so code another vCPU wrote is seen after
  * it.
  *
- * SSE (sse.c): XMM0-15 and MXCSR, the data-movement, logical, integer and
- * shuffle instructions through SSE4.1 (and PCMPGTQ), LDMXCSR/STMXCSR,
+ * SSE (sse.c): XMM0-15 and MXCSR, SSE through SSE4.2 and POPCNT (the
+ * floating-point ones on the host's unit under the guest's MXCSR, #XM
+ * for an unmasked exception), LDMXCSR/STMXCSR,
  * FXSAVE/FXRSTOR; XSAVE of x87 and SSE state: XSAVE, XSAVEOPT (init
  * optimisation, no modified optimisation), XSAVEC, XRSTOR in both forms
  * and XGETBV/XSETBV (system.c), and the same images for the VMM
@@ -83,8 +84,7 @@
  * registers (DR0-7 are VMM state only: no MOV DRn, no breakpoints),
  * the MOV SS interrupt shadow, SMM, the I/O permission bitmap (IN/OUT at
  * CPL > IOPL is #GP), FERR#/IGNNE# (CR0.NE=0 still gives #MF, as
- * under KVM), SSE floating-point arithmetic and conversions,
- * SSE4.2 string instructions, MMX, AVX2, XSAVES/XRSTORS (all #UD), XSAVE's
+ * under KVM), MMX, AVX2, FMA, XSAVES/XRSTORS (all #UD), XSAVE's
  * modified optimisation, PCID, LA57, 16/32-bit modes, task switches; #SS is
  * reported as #GP(0) for non-canonical stack addresses.
  */

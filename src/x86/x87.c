@@ -242,7 +242,10 @@ static int h_x87(struct x86_cpu *c, const struct x86_insn *i)
 		return r;
 	if (len) {
 		uint64_t a = x86_ea(c, i);
-		unsigned acc = (i->imm & X87_WR) ? X86_ACC_WRITE : X86_ACC_READ;
+		/* KVM's emulator has none of these: see X86_ACC_NOEMUL. */
+		unsigned acc =
+			((i->imm & X87_WR) ? X86_ACC_WRITE : X86_ACC_READ) |
+			X86_ACC_NOEMUL;
 		bool mmio = false;
 
 		for (unsigned o = 0; o < len; o += 8, np++) {
