@@ -677,16 +677,13 @@ static bool vcpu_msr_allowed(void *ctx, uint32_t index, bool write)
 static bool table_has(const struct kvm_cpuid_entry2 *t, unsigned int n,
 		      uint32_t fn, uint32_t idx, int reg, int bit);
 
-/* KVM's cpuid_query_maxphyaddr(): CPUID 0x80000008 EAX[7:0], else 36. */
+/*
+ * KVM's cpuid_query_maxphyaddr(): the model's M, which follows CPUID
+ * 0x80000008 (or is the XO alias's), so every check uses one width.
+ */
 static unsigned int guest_maxphyaddr(const struct gmem_vcpu *vcpu)
 {
-	uint32_t out[4];
-
-	x86_cpuid(vcpu->cpu, 0x80000000, 0, out);
-	if (out[0] < 0x80000008)
-		return 36;
-	x86_cpuid(vcpu->cpu, 0x80000008, 0, out);
-	return out[0] & 0xff;
+	return vcpu->cpu->maxphyaddr;
 }
 
 /* CPUID.1:ECX bit @bit of the guest's table, or of the supported one. */

@@ -929,6 +929,8 @@ static void test_emulation_failure(void)
 
 		env_init(&e, io, KVM_X86_DEFAULT_VM);
 		CHECK_EQ(e_check(&e, KVM_CAP_EXIT_ON_EMULATION_FAILURE), 1);
+		/* what smaller_maxphyaddr_emulation_test pairs it with */
+		CHECK_EQ(e_check(&e, KVM_CAP_SMALLER_MAXPHYADDR), 1);
 		/* off: #UD, as a CPU without the instruction (no IDT here) */
 		e_code(&e, code, sizeof(code));
 		CHECK_EQ(e_run(&e), 0);

@@ -245,6 +245,94 @@ static void t_pf_rsvd(void)
 	tap_result("#PF reserved bit (bit M without XO alias)");
 }
 
+/* The guest's CPUID with 0x80000008's MAXPHYADDR at @m. */
+static void set_guest_maxphyaddr(unsigned m)
+{
+	static struct kvm_cpuid_entry2 t[X86_MAX_CPUID];
+	unsigned n;
+	const struct kvm_cpuid_entry2 *sup = x86_supported_cpuid(&n);
+
+	memcpy(t, sup, n * sizeof(*t));
+	for (unsigned k = 0; k < n; k++)
+		if (t[k].function == 0x80000008)
+			t[k].eax = (t[k].eax & ~0xffu) | m;
+	REQUIRE(x86_set_cpuid(&vm.cpu, t, n) == 0);
+}
+
+GUEST_CODE(g_rsvd_2m, "mov 0x200000, %eax\n"
+		      "hlt\n");
+GUEST_CODE(g_cr3_rsvd, "mov %cr3, %rax\n"
+		       "bts $36, %rax\n"
+		       "mov %rax, %cr3\n"
+		       "hlt\n");
+
+/*
+ * KVM_CAP_SMALLER_MAXPHYADDR: a guest MAXPHYADDR of 36 from CPUID makes
+ * bits 36-47, legal for the host, reserved in every guest PTE (leaf and
+ * not) and in CR3; back at 48 they are address bits again.
+ */
+static void t_smaller_maxphyaddr(void)
+{
+	uint32_t o[4];
+
+	SETUP(g_rsvd);
+	set_guest_maxphyaddr(36);
+	x86_cpuid(&vm.cpu, 0x80000008, 0, o);
+	CHECK_EQ(o[0] & 0xff, 36);
+	*hvm_pte(&vm, 0x30000) |= 1ull << 36;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_RSVD);
+	CHECK_EQ(vm.cpu.cr2, 0x30000);
+
+	/* A 2 MiB leaf, then a PDE pointing at a page table. */
+	SETUP(g_rsvd_2m);
+	set_guest_maxphyaddr(36);
+	*hvm_q(&vm, H_PD + 8) |= 1ull << 40;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_RSVD);
+	CHECK_EQ(vm.cpu.cr2, 0x200000);
+	SETUP(g_rsvd_2m);
+	set_guest_maxphyaddr(36);
+	*hvm_q(&vm, H_PD + 8) = 0x40000 | 7 | 1ull << 47;
+	*hvm_q(&vm, 0x40000) = 0x200000 | 7;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_RSVD);
+	SETUP(g_rsvd_2m);
+	set_guest_maxphyaddr(36);
+	*hvm_q(&vm, H_PD + 8) = 0x40000 | 7;
+	*hvm_q(&vm, 0x40000) = 0x200000 | 7;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), -1);
+
+	/* Back at 48, bit 36 is an address bit: the walk goes there. */
+	SETUP(g_rsvd);
+	set_guest_maxphyaddr(36);
+	set_guest_maxphyaddr(48);
+	*hvm_pte(&vm, 0x30000) |= 1ull << 36;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_MMIO);
+
+	/* EFER.NXE off: NX is reserved too, from the same masks. */
+	SETUP(g_rsvd);
+	set_guest_maxphyaddr(36);
+	*hvm_pte(&vm, 0x30000) |= 1ull << 63;
+	CHECK_EQ(x86_set_msr(&vm.cpu, X86_MSR_EFER,
+			     X86_EFER_LME | X86_EFER_LMA | X86_EFER_SCE),
+		 0);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 14);
+	CHECK_EQ(frame(0), X86_PFEC_P | X86_PFEC_RSVD);
+
+	SETUP(g_cr3_rsvd);
+	set_guest_maxphyaddr(36);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), 13);
+	tap_result("smaller MAXPHYADDR from CPUID: #PF(RSVD) above it in "
+		   "leaf and table entries, #GP for CR3, NX without NXE");
+}
+
 GUEST_CODE(g_rsvd_x87, "flds 0x30000\n"
 		       "hlt\n");
 
@@ -2229,7 +2317,7 @@ static void t_x87(void)
 
 int main(void)
 {
-	tap_plan(49, 60);
+	tap_plan(50, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -2239,6 +2327,7 @@ int main(void)
 	t_pf_user();
 	t_pf_nx();
 	t_pf_rsvd();
+	t_smaller_maxphyaddr();
 	t_pf_rsvd_smaller();
 	t_xo();
 	t_exceptions();

@@ -375,6 +375,13 @@ void x86_dc_flush(struct x86_cpu *c);
 
 /* paging.c */
 void x86_tlb_flush(struct x86_cpu *c);
+/* Recompute the reserved-bit masks after M, XO or EFER.NXE change. */
+void x86_paging_update(struct x86_cpu *c);
+/* The physical-address bits above the guest's MAXPHYADDR (to bit 63). */
+static inline uint64_t x86_pa_rsvd(const struct x86_cpu *c)
+{
+	return ~0ull << c->maxphyaddr;
+}
 void x86_tlb_flush_page(struct x86_cpu *c, uint64_t lin);
 int x86_xlate(struct x86_cpu *c, uint64_t lin, unsigned acc,
 	      struct x86_tlbe **ep);

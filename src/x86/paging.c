@@ -30,6 +30,29 @@ void x86_tlb_flush_page(struct x86_cpu *c, uint64_t lin)
 	x86_tlb_flush(c);
 }
 
+/*
+ * One mask per level and leafness: the address bits above the guest's
+ * MAXPHYADDR (CPUID 0x80000008, or the XO alias's M, whose bit a leaf may
+ * carry), PS at level 4, the large pages' bits below their alignment, and
+ * NX without EFER.NXE.  KVM's reset_guest_rsvds_bits_mask() does the same
+ * from the guest's CPUID: with KVM_CAP_SMALLER_MAXPHYADDR a guest M below
+ * the host's makes those bits reserved too.
+ */
+void x86_paging_update(struct x86_cpu *c)
+{
+	uint64_t addr = X86_PTE_ADDR & x86_pa_rsvd(c);
+	uint64_t nx = (c->efer & X86_EFER_NXE) ? 0 : X86_PTE_NX;
+
+	for (unsigned lvl = 1; lvl <= 4; lvl++) {
+		c->pte_rsvd[0][lvl] = addr | nx;
+		c->pte_rsvd[1][lvl] = (addr & ~c->xo_bit) | nx;
+	}
+	c->pte_rsvd[0][4] |= X86_PTE_PS;
+	c->pte_rsvd[1][3] |= 0x3fffe000ull; /* 1 GiB: bits 29:13 */
+	c->pte_rsvd[1][2] |= 0x1fe000ull;   /* 2 MiB: bits 20:13 */
+	x86_tlb_flush(c);
+}
+
 int x86_stop_internal(struct x86_cpu *c, const char *why)
 {
 	c->stop->reason = X86_STOP_INTERNAL;
@@ -80,8 +103,9 @@ static int pf(struct x86_cpu *c, uint64_t lin, uint32_t err)
  * Walk the guest tables for @lin.  On success *gpa is the guest-physical
  * page (XO bit kept), and *allow the X86_ACC_* bits for CPL<3 (bits 0-2)
  * and CPL 3 (bits 3-5) that the guest tables grant, with write bits only
- * when the D bit is set (or was set now).  The reserved bits follow the
- * guest's MAXPHYADDR (CPUID 0x80000008), less the XO alias bit in a leaf:
+ * when the D bit is set (or was set now).  The reserved bits are
+ * c->pte_rsvd (x86_paging_update(): the guest's MAXPHYADDR from CPUID
+ * 0x80000008, less the XO alias bit in a leaf):
  * X86_WALK_ILLEGAL (*gpa the address hardware would use) for an entry
  * only the guest's smaller MAXPHYADDR reserves, under X86_ACC_NOEMUL.
  */
@@ -89,9 +113,8 @@ static int pf(struct x86_cpu *c, uint64_t lin, uint32_t err)
 static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 		uint64_t *gpa, unsigned *allow, bool *large)
 {
-	unsigned m = c->maxphyaddr;
-	uint64_t rsvd = X86_PTE_ADDR & ~((1ull << m) - 1);
-	uint64_t table = c->cr3 & X86_PTE_ADDR & ((1ull << m) - 1);
+	uint64_t keep = X86_PTE_ADDR & ~x86_pa_rsvd(c);
+	uint64_t table = c->cr3 & keep;
 	uint64_t *ptes[4], pgpas[4];
 	unsigned perms[4];
 	uint64_t pte = 0;
@@ -117,20 +140,10 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 		if (!(pte & X86_PTE_P))
 			return pf(c, lin, err);
 		leaf = lvl == 1 || (lvl < 4 && (pte & X86_PTE_PS));
-		bad = rsvd;
-		if (leaf && c->xo_bit)
-			bad &= ~c->xo_bit;
-		if (lvl == 4)
-			bad |= X86_PTE_PS;
-		else if (lvl == 3 && leaf)
-			bad |= 0x3fffe000ull; /* 1 GiB: bits 29:13 */
-		else if (lvl == 2 && leaf)
-			bad |= 0x1fe000ull; /* 2 MiB: bits 20:13 */
-		if (!nxe)
-			bad |= X86_PTE_NX;
+		bad = c->pte_rsvd[leaf][lvl];
 		if (pte & bad) {
 			uint64_t host_ok = ((1ull << X86_HOST_MAXPHYADDR) - 1) &
-					   ~((1ull << m) - 1);
+					   x86_pa_rsvd(c);
 
 			if ((acc & X86_ACC_NOEMUL) && !(pte & bad & ~host_ok)) {
 				/* What hardware walks to: an illegal GPA. */
@@ -157,7 +170,7 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 			*large = lvl > 1;
 			break;
 		}
-		table = pte & X86_PTE_ADDR & ((1ull << m) - 1);
+		table = pte & keep;
 	}
 
 	/* Permission checks (SDM 4.6). */

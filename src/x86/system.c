@@ -631,7 +631,7 @@ static void set_cr4(struct x86_cpu *c, uint64_t v)
 
 static int write_cr(struct x86_cpu *c, unsigned n, uint64_t v)
 {
-	uint64_t pa_rsvd = ~((1ull << c->maxphyaddr) - 1);
+	uint64_t pa_rsvd = x86_pa_rsvd(c);
 
 	switch (n) {
 	case 0:
@@ -1566,8 +1566,10 @@ int x86_set_msr(struct x86_cpu *c, uint32_t idx, uint64_t v)
 		if ((c->cr0 & X86_CR0_PG) &&
 		    (v ^ c->efer) & (X86_EFER_LME | X86_EFER_LMA))
 			return -EINVAL;
-		if ((v ^ c->efer) & X86_EFER_NXE)
-			x86_tlb_flush(c);
+		if ((v ^ c->efer) & X86_EFER_NXE) {
+			c->efer = v;
+			x86_paging_update(c);
+		}
 		c->efer = v;
 		return 0;
 	case X86_MSR_STAR:
@@ -2001,6 +2003,7 @@ int x86_set_cpuid(struct x86_cpu *c, const struct kvm_cpuid_entry2 *e,
 	/* The guest's physical-address width is the table's, unless XO. */
 	if (!c->xo_bit) {
 		c->maxphyaddr = table_maxphyaddr(c);
+		x86_paging_update(c);
 		x86_cpu_flush(c);
 	}
 	return 0;
@@ -2010,6 +2013,7 @@ void x86_set_maxphyaddr(struct x86_cpu *c, unsigned m, bool xo)
 {
 	c->maxphyaddr = m;
 	c->xo_bit = xo ? 1ull << m : 0;
+	x86_paging_update(c);
 	x86_cpu_flush(c);
 }
 
@@ -2124,6 +2128,7 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->rflags = 2;
 	c->apic_base = 0xfee00000 | (1u << 11) | (1u << 8);
 	c->maxphyaddr = 48;
+	x86_paging_update(c);
 	/* Base 0 at ns 0: at 1 GHz the TSC reads host monotonic ns. */
 	c->tsc_khz = X86_TSC_KHZ;
 	/* What KVM's vCPU reset (fpstate_init) leaves: XMM zero. */
@@ -2275,7 +2280,7 @@ int x86_set_sregs(struct x86_cpu *c, const struct kvm_sregs *s)
 	c->apic_base = s->apic_base;
 	set_cr4(c, s->cr4);
 	x86_set_cpl(c, s->cs.dpl & 3);
-	x86_tlb_flush(c);
+	x86_paging_update(c);
 	return 0;
 }
 

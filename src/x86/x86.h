@@ -430,6 +430,11 @@ struct x86_cpu {
 	unsigned ncpuid;
 	unsigned maxphyaddr; /* reported in CPUID 0x80000008 EAX[7:0] */
 	uint64_t xo_bit;     /* 1 << M when the XO alias is on, else 0 */
+	/*
+	 * The guest PTEs' reserved bits, [leaf][level], from M, the XO alias
+	 * and EFER.NXE: x86_paging_update() is their one source.
+	 */
+	uint64_t pte_rsvd[2][5];
 
 	/* Stops: polled at run entry and every ~1000 instructions. */
 	volatile int *kick;
