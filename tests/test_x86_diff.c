@@ -1039,9 +1039,33 @@ struct state {
 static struct hvm vm;
 static unsigned plen;
 
+/*
+ * The host's x87 pointer rules (CPUID 7.0 EBX: FDP_EXCPTN_ONLY, bit 6,
+ * with FOP compatibility off; ZERO_FCS_FDS, bit 13) set in the model's
+ * CPUID, which then follows them: FNSTENV, FNSAVE and FXSAVE images
+ * compare exactly on hosts of either kind.
+ */
+static void match_x87_rules(void)
+{
+	struct kvm_cpuid_entry2 t[X86_MAX_CPUID];
+	unsigned n = vm.cpu.ncpuid;
+	uint32_t a = 7, b, c = 0, d;
+	const uint32_t bits = 1u << 6 | 1u << 13;
+
+	__asm__("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+	memcpy(t, vm.cpu.cpuid, n * sizeof(t[0]));
+	for (unsigned k = 0; k < n; k++)
+		if (t[k].function == 7 && t[k].index == 0)
+			t[k].ebx = (t[k].ebx & ~bits) | (b & bits);
+	REQUIRE(x86_set_cpuid(&vm.cpu, t, n) == 0);
+	printf("# host x87 pointer rules: FDP_EXCPTN_ONLY %u ZERO_FCS_FDS %u\n",
+	       b >> 6 & 1, b >> 13 & 1);
+}
+
 static void setup_guest(void)
 {
 	REQUIRE(hvm_init(&vm, 1 << 20) == 0);
+	match_x87_rules();
 	/* Map A, D, D+4K at their native addresses. */
 	uint64_t a = (uint64_t)code_a, d = (uint64_t)data_d;
 	uint64_t pt = 0xb000, pd = 0xc000, pdpt = 0xd000;

@@ -1727,6 +1727,8 @@ static void fx_decode(struct x86_cpu *c, const uint8_t *a, bool w64, bool sse)
 		memcpy(&x->fcs, a + 12, 2);
 		memcpy(&dp, a + 16, 4);
 		memcpy(&x->fds, a + 20, 2);
+		if (c->x87_zero_sel) /* not kept: FXSAVE stores 0 */
+			x->fcs = x->fds = 0;
 		x->fip = ip;
 		x->fdp = dp;
 	}

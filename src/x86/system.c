@@ -1994,12 +1994,17 @@ uint64_t x86_cr4_allowed(const struct kvm_cpuid_entry2 *t, unsigned n)
 int x86_set_cpuid(struct x86_cpu *c, const struct kvm_cpuid_entry2 *e,
 		  unsigned n)
 {
+	uint32_t o[4];
+
 	if (n > X86_MAX_CPUID)
 		return -E2BIG;
 	memcpy(c->cpuid, e, n * sizeof(*e));
 	c->ncpuid = n;
 	c->guest_xcr0 = table_xcr0(c->cpuid, n);
 	x86_cpuid_runtime(c, c->cpuid, n);
+	x86_cpuid(c, 7, 0, o);
+	c->x87_ptr_exc_only = o[1] >> 6 & 1;
+	c->x87_zero_sel = o[1] >> 13 & 1;
 	/* The guest's physical-address width is the table's, unless XO. */
 	if (!c->xo_bit) {
 		c->maxphyaddr = table_maxphyaddr(c);

@@ -429,6 +429,8 @@ struct x86_cpu {
 	struct kvm_cpuid_entry2 cpuid[X86_MAX_CPUID];
 	unsigned ncpuid;
 	unsigned maxphyaddr; /* reported in CPUID 0x80000008 EAX[7:0] */
+	/* CPUID 7.0 EBX's x87 pointer rules: FDP_EXCPTN_ONLY, ZERO_FCS_FDS. */
+	bool x87_ptr_exc_only, x87_zero_sel;
 	uint64_t xo_bit;     /* 1 << M when the XO alias is on, else 0 */
 	/*
 	 * The guest PTEs' reserved bits, [leaf][level], from M, the XO alias

@@ -18,9 +18,13 @@
  *    external interrupt) is not modelled: under KVM hardware runs with
  *    CR0.NE set whatever the guest's value, and #MF is what it gets;
  *  - the last-instruction pointers (FIP, FCS, FOP, FDP, FDS) that FXSAVE,
- *    FNSTENV and FNSAVE store: set by every non-control instruction, the
- *    data pointer by those with a memory operand (CPUID advertises neither
- *    FDP_EXCPTN_ONLY nor the FCS/FDS deprecation);
+ *    FNSTENV and FNSAVE store: FIP set by every non-control instruction;
+ *    FOP, and FDP/FDS for a memory operand, by every one too, or with
+ *    CPUID's FDP_EXCPTN_ONLY only by one that raised an unmasked
+ *    exception (with FOP compatibility off, as on the CPUs that have
+ *    it); FCS and FDS stored as 0 with ZERO_FCS_FDS.  The default CPUID
+ *    has neither bit: the older rules.  The VMM may set them, to match
+ *    the host a guest migrates from, say;
  *  - FNSTSW AX, FNSTSW/FNSTCW to memory and FNCLEX; with FNINIT those
  *    are what KVM's emulator handles: FNSTSW/FNSTCW work on MMIO.  Any
  *    other x87 instruction with an operand that is not RAM is an
@@ -123,17 +127,19 @@ static uint16_t data_sel(const struct x86_cpu *c, const struct x86_insn *i)
 	return c->seg[X86_DS].selector;
 }
 
-/* The pointers a non-control instruction leaves. */
-static void x87_pointers(struct x86_cpu *c, const struct x86_insn *i)
+/* The pointers a non-control instruction leaves; @exc: it raised one. */
+static void x87_pointers(struct x86_cpu *c, const struct x86_insn *i, bool exc)
 {
 	struct x86_x87 *x = &c->x87;
 
 	x->fip = c->rip;
-	x->fcs = c->seg[X86_CS].selector;
+	x->fcs = c->x87_zero_sel ? 0 : c->seg[X86_CS].selector;
+	if (c->x87_ptr_exc_only && !exc)
+		return;
 	x->fop = ((i->imm2 >> 8 & 7) << 8) | i->op;
 	if ((i->op >> 6) != 3) {
 		x->fdp = x86_ea_offset(c, i);
-		x->fds = data_sel(c, i);
+		x->fds = c->x87_zero_sel ? 0 : data_sel(c, i);
 	}
 }
 
@@ -294,10 +300,13 @@ static int h_x87(struct x86_cpu *c, const struct x86_insn *i)
 		x->fip = x->fdp = 0;
 		x->fcs = x->fds = 0;
 	}
-	if (i->imm & X87_LDENV)
+	if (i->imm & X87_LDENV) {
 		env_get_pointers(x, buf, i->imm2 >= STUB16);
-	else if (!(i->imm & X87_CTRL))
-		x87_pointers(c, i);
+		/* ZERO_FCS_FDS: the selectors are not kept at all. */
+		if (c->x87_zero_sel)
+			x->fcs = x->fds = 0;
+	} else if (!(i->imm & X87_CTRL))
+		x87_pointers(c, i, !(old.fsw & FSW_ES) && (x->fsw & FSW_ES));
 	if (i->imm & X87_WR) {
 		/* FNSTENV/FNSAVE stored the host's pointers: the guest's. */
 		if (i->imm & X87_ENV)
