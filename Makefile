@@ -73,6 +73,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 # The x86-64 CPU model.  Part of the library; its tests link the objects
 # directly so that they build on their own (`make x86-test`).
 X86_SRCS := \
+	src/x86/debug.c \
 	src/x86/decode.c \
 	src/x86/exec.c \
 	src/x86/paging.c \

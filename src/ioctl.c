@@ -358,6 +358,7 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 	case KVM_SET_VCPU_EVENTS:
 	case KVM_GET_DEBUGREGS:
 	case KVM_SET_DEBUGREGS:
+	case KVM_SET_GUEST_DEBUG:
 	case KVM_GET_LAPIC:
 	case KVM_SET_LAPIC:
 		if (!p)
@@ -429,6 +430,8 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 		return gmem_vcpu_get_debugregs(vcpu, p);
 	case KVM_SET_DEBUGREGS:
 		return gmem_vcpu_set_debugregs(vcpu, p);
+	case KVM_SET_GUEST_DEBUG:
+		return gmem_vcpu_set_guest_debug(vcpu, p);
 	default:
 		/* kvm_arch_vcpu_ioctl()'s answer on x86. */
 		return -EINVAL;

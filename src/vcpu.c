@@ -1040,6 +1040,10 @@ static bool wakes(struct gmem_vcpu *vcpu)
 		return false;
 	if (nmi_wakes(vcpu))
 		return true;
+	/* A queued exception, or the VMM's #DB after the HLT. */
+	if (vcpu->cpu->dbg_trap ||
+	    (vcpu->cpu->pend.valid && vcpu->cpu->pend.vector < 32))
+		return true;
 	if (vcpu->apic)
 		return gmem_lapic_unhalted(vcpu->apic) || apic_wakes(vcpu);
 	/* A HLT kept in the guest: KVM_INTERRUPT's vector, or an event. */
@@ -1592,13 +1596,17 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 				gmem_vcpu_enter_guest(vcpu);
 			}
 		}
-		if (!finish)
+		/* KVM_GUESTDBG_BLOCKIRQ: exceptions only, as KVM's. */
+		if (unlikely(x86_irqs_blocked(vcpu->cpu))) {
+			vcpu->cpu->irq_window = vcpu->cpu->nmi_window = false;
+		} else if (!finish) {
 			nmi_inject(vcpu);
-		if (vcpu->apic && !finish)
-			apic_inject(vcpu);
-		else if (!finish && user_irq_window(vcpu)) {
-			run->exit_reason = KVM_EXIT_IRQ_WINDOW_OPEN;
-			goto out;
+			if (vcpu->apic) {
+				apic_inject(vcpu);
+			} else if (user_irq_window(vcpu)) {
+				run->exit_reason = KVM_EXIT_IRQ_WINDOW_OPEN;
+				goto out;
+			}
 		}
 		/* kvm_vcpu_has_run(): KVM_SET_CPUID2 is fixed now. */
 		if (!finish)
@@ -1742,6 +1750,16 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 			goto out;
 		case X86_STOP_SHUTDOWN:
 			run->exit_reason = KVM_EXIT_SHUTDOWN;
+			goto out;
+		case X86_STOP_DEBUG:
+			/* As VMX's handle_exception_nmi(): DR6/DR7 for #DB. */
+			run->exit_reason = KVM_EXIT_DEBUG;
+			run->debug.arch.exception = stop.debug.exception;
+			run->debug.arch.pc = stop.debug.pc;
+			if (stop.debug.exception == X86_DB) {
+				run->debug.arch.dr6 = stop.debug.dr6;
+				run->debug.arch.dr7 = stop.debug.dr7;
+			}
 			goto out;
 		case X86_STOP_MSR:
 			/* kvm_msr_user_space(): error and pad zeroed. */
@@ -1936,6 +1954,8 @@ static void reset_state(struct gmem_vcpu *vcpu, bool init)
 	memset(c->db, 0, sizeof(c->db));
 	c->dr6 = 0xffff0ff0;
 	c->dr7 = 0x400;
+	c->dbg_trap = 0;
+	x86_dbg_update(c);
 	vcpu->nmi_pending = 0;
 	__atomic_store_n(&vcpu->nmi_queued, 0, __ATOMIC_RELAXED);
 	vcpu->user_irq = -1;
@@ -2513,9 +2533,8 @@ int gmem_vcpu_set_vcpu_events(struct gmem_vcpu *vcpu,
 }
 
 /*
- * KVM_GET/SET_DEBUGREGS.  The model has no breakpoints, so a DR7 that
- * enables one (or general detection) is refused rather than kept without
- * effect; otherwise KVM's rules: flags 0, DR6 and DR7 within 32 bits.
+ * KVM_GET/SET_DEBUGREGS, KVM's rules: flags 0, DR6 and DR7 within 32
+ * bits, taken as they are (KVM_SET_DEBUGREGS adds no fixed bits).
  */
 int gmem_vcpu_get_debugregs(struct gmem_vcpu *vcpu, struct kvm_debugregs *dr)
 {
@@ -2535,12 +2554,17 @@ int gmem_vcpu_set_debugregs(struct gmem_vcpu *vcpu,
 
 	if (dr->flags || dr->dr6 >> 32 || dr->dr7 >> 32)
 		return -EINVAL;
-	if (dr->dr7 & X86_DR7_ACTIVE)
-		return -EINVAL;
 	memcpy(c->db, dr->db, sizeof(c->db));
 	c->dr6 = dr->dr6;
 	c->dr7 = dr->dr7;
+	x86_dbg_update(c);
 	return 0;
+}
+
+int gmem_vcpu_set_guest_debug(struct gmem_vcpu *vcpu,
+			      const struct kvm_guest_debug *dbg)
+{
+	return x86_set_guest_debug(vcpu->cpu, dbg->control, dbg->arch.debugreg);
 }
 
 int gmem_vcpu_get_stats(struct gmem_vcpu *vcpu, struct gmem_vcpu_stats *st)

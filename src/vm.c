@@ -143,6 +143,7 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_XCRS:	/* as on a host with XSAVE */
 	case KVM_CAP_VCPU_EVENTS:
 	case KVM_CAP_DEBUGREGS:
+	case KVM_CAP_SET_GUEST_DEBUG:  /* single-step, HW and SW breakpoints */
 	case KVM_CAP_GET_MSR_FEATURES: /* KVM_GET_MSRS on /dev/kvm */
 	case KVM_CAP_DISABLE_QUIRKS:
 	case KVM_CAP_ENFORCE_PV_FEATURE_CPUID:
@@ -152,6 +153,8 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 		return 1;
 	case KVM_CAP_DISABLE_QUIRKS2:
 		return (int)GMEM_QUIRKS;
+	case KVM_CAP_SET_GUEST_DEBUG2:
+		return (int)KVM_GUESTDBG_VALID_MASK;
 	case KVM_CAP_X86_DISABLE_EXITS:
 		/*
 		 * The CPU model never exits for PAUSE; HLT can stay in the

@@ -878,9 +878,6 @@ static void test_debugregs(void)
 		{.flags = 1},
 		{.dr6 = 1ULL << 32},
 		{.dr7 = 1ULL << 32},
-		{.dr7 = 0x401},		   /* L0 */
-		{.dr7 = 0x480},		   /* G3 */
-		{.dr7 = 0x400 | 1u << 13}, /* GD */
 	};
 	for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
 		bad = refused[k];
@@ -890,11 +887,74 @@ static void test_debugregs(void)
 		CHECK(memcmp(&dr, &dr2, sizeof(dr)) == 0);
 	}
 	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_DEBUGREGS, NULL), EFAULT);
+	/* Enabled breakpoints and GD are kept (debug.c models them). */
+	dr.dr7 = 0x400 | 1u << 13 | 0x81;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_DEBUGREGS, &dr), 0);
+	CHECK_EQ(gmem_vcpu_get_debugregs(vcpu, &dr2), 0);
+	CHECK_EQ(dr2.dr7, dr.dr7);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);
-	tap_result("KVM_GET/SET_DEBUGREGS: state, KVM's checks, no "
-		   "breakpoints, EINVAL changes nothing");
+	tap_result("KVM_GET/SET_DEBUGREGS: state, KVM's checks, enabled "
+		   "breakpoints kept, EINVAL changes nothing");
+}
+
+/*
+ * KVM_SET_GUEST_DEBUG through the ioctl: a single step across OUT (the
+ * step's exit comes at the next KVM_RUN, after the I/O exit), then a
+ * hardware breakpoint of the VMM's, KVM_EXIT_DEBUG's fields as KVM's.
+ */
+static void test_guest_debug(void)
+{
+	struct kvm_guest_debug dbg = {
+		.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP,
+	};
+
+	setup(false);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_SET_GUEST_DEBUG),
+		 1);
+	CHECK_EQ(
+		gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_SET_GUEST_DEBUG2),
+		KVM_GUESTDBG_VALID_MASK);
+	CHECK_ERRNO(gmem_ioctl(vcpufd, KVM_SET_GUEST_DEBUG, NULL), EFAULT);
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_GUEST_DEBUG, &dbg), 0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_DEBUG);
+	CHECK_EQ(run->debug.arch.exception, 1);
+	CHECK_EQ(run->debug.arch.pc, CODE + 2);
+	CHECK_EQ(run->debug.arch.dr6, 0xffff4ff0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.port, 0x10);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_DEBUG);
+	CHECK_EQ(run->debug.arch.pc, CODE + 4);
+
+	/* A breakpoint at OUT 0x12: IN's exit first, then the stop at it. */
+	dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+	dbg.arch.debugreg[0] = CODE + 6;
+	dbg.arch.debugreg[7] = 0x401;
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_GUEST_DEBUG, &dbg), 0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.port, 0x11);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_DEBUG);
+	CHECK_EQ(run->debug.arch.exception, 1);
+	CHECK_EQ(run->debug.arch.pc, CODE + 6);
+	CHECK_EQ(run->debug.arch.dr6, 0xffff0ff1);
+	CHECK_EQ(run->debug.arch.dr7, 0x401);
+	/* Off again: OUT 0x12 runs. */
+	memset(&dbg, 0, sizeof(dbg));
+	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_GUEST_DEBUG, &dbg), 0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.port, 0x12);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_SET_GUEST_DEBUG: single step across an I/O exit, a "
+		   "hardware breakpoint, KVM_EXIT_DEBUG's fields");
 }
 
 /* Kick once the spin loop is surely running (its counter moved). */
@@ -1506,7 +1566,7 @@ int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(33, 60);
+	tap_plan(34, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -1642,6 +1702,7 @@ int main(void)
 	test_user_msr();
 	test_vcpu_events();
 	test_debugregs();
+	test_guest_debug();
 	test_nmi();
 	test_init_sipi();
 	test_pv_enforce();

@@ -2315,9 +2315,194 @@ static void t_x87(void)
 		   "a page-crossing m80 store and its #PF, MMIO operands");
 }
 
+/* Debug registers, TF and the VMM's debugger (debug.c). */
+#define DBG_LBL(name) (H_CODE + (uint64_t)(name##_at - name))
+#define DBG_CODE(name, before, after)                                          \
+	GUEST_CODE(name, before ".globl " #name "_at\n" #name "_at:\n" after); \
+	extern const uint8_t name##_at[]
+
+DBG_CODE(g_movdr, "mov $0x12345, %rax\n",
+	 "mov %rax, %dr0\n"
+	 "mov %dr0, %rbx\n"
+	 "mov %dr7, %rcx\n"
+	 "mov %dr6, %rdx\n"
+	 "mov %dr4, %rsi\n" /* DR6 without CR4.DE */
+	 "hlt\n");
+GUEST_CODE(g_movdr7_hi, "mov $0x100000400, %rax\n"
+			"mov %rax, %dr7\n"
+			"hlt\n");
+DBG_CODE(g_gd,
+	 "mov $0x2400, %eax\n"
+	 "mov %rax, %dr7\n",
+	 "mov %dr0, %rbx\n"
+	 "hlt\n");
+DBG_CODE(g_tf,
+	 "pushfq\n"
+	 "orq $0x100, (%rsp)\n"
+	 "popfq\n"
+	 "nop\n", /* TF is set at its start: #DB after it */
+	 "nop\n"
+	 "hlt\n");
+DBG_CODE(g_codebp,
+	 "lea g_codebp_at(%rip), %rax\n"
+	 "mov %rax, %dr0\n"
+	 "mov $1, %eax\n" /* L0, RW0 = execute */
+	 "mov %rax, %dr7\n"
+	 "nop\n",
+	 "nop\n"
+	 "hlt\n");
+/* DR1 watches writes to the 8 bytes at 0x20000 (L1, RW1 01, LEN1 10). */
+DBG_CODE(g_databp,
+	 "mov 0x20000, %ecx\n" /* the page is in the TLB now */
+	 "mov $0x20000, %eax\n"
+	 "mov %rax, %dr1\n"
+	 "mov $0x900004, %eax\n"
+	 "mov %rax, %dr7\n"
+	 "mov 0x20000, %ecx\n" /* a read: RW 01 ignores it */
+	 "movl $1, 0x20008\n"  /* outside */
+	 "movl $2, 0x20004\n", /* inside: a trap after it */
+	 "hlt\n");
+GUEST_CODE(g_steps, "nop\n"
+		    "nop\n"
+		    "mov $1, %eax\n"
+		    "hlt\n");
+GUEST_CODE(g_int3, "nop\n"
+		   "int3\n"
+		   "hlt\n");
+
+static int dbg_set(uint32_t control, uint64_t db0, uint64_t dr7)
+{
+	uint64_t regs[8] = {db0, 0, 0, 0, 0, 0, 0, dr7};
+
+	return x86_set_guest_debug(&vm.cpu, control, regs);
+}
+
+/* A KVM_EXIT_DEBUG-to-be: @exc at @pc, DR6 @dr6 for #DB. */
+static bool vmm_stop_at(unsigned exc, uint64_t pc, uint64_t dr6)
+{
+	return hvm_run(&vm, 100) == X86_STOP_DEBUG &&
+	       vm.stop.debug.exception == exc && vm.stop.debug.pc == pc &&
+	       (exc != 1 || vm.stop.debug.dr6 == dr6);
+}
+
+/* @name runs into the guest's #DB handler from @rip, DR6 then @dr6. */
+static bool guest_db_at(const uint8_t *b, const uint8_t *e, uint64_t rip,
+			uint64_t dr6)
+{
+	setup(b, e);
+	return hvm_run(&vm, 100) == X86_STOP_HLT && hvm_vector(&vm) == X86_DB &&
+	       frame(0) == rip && vm.cpu.dr6 == dr6;
+}
+
+#define GUEST_DB_AT(name, dr6) guest_db_at(name, name##_end, DBG_LBL(name), dr6)
+
+static void t_debug_guest(void)
+{
+	SETUP(g_movdr);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.gpr[X86_RBX], 0x12345);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], 0x400);
+	CHECK_EQ(vm.cpu.gpr[X86_RDX], 0xffff0ff0);
+	CHECK_EQ(vm.cpu.gpr[X86_RSI], 0xffff0ff0);
+	CHECK_EQ(vm.cpu.db[0], 0x12345);
+	/* CR4.DE: DR4 is #UD; CPL 3: #GP(0) before anything else. */
+	SETUP(g_movdr);
+	set_cr(0, 0, X86_CR4_DE, 0);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_UD);
+	CHECK_EQ(frame(0), H_CODE + (g_movdr_end - g_movdr) - 4);
+	CHECK_EQ(GP_AT(g_movdr, 3), 0);
+	CHECK_EQ(frame(1), DBG_LBL(g_movdr));
+	CHECK_EQ(GP_AT(g_movdr7_hi, 0), 0);
+	CHECK_EQ(vm.cpu.dr7, 0x400);
+
+	/* DR7.GD: MOV DRn faults with DR6.BD; delivery clears GD. */
+	CHECK(GUEST_DB_AT(g_gd, 0xffff2ff0));
+	CHECK_EQ(vm.cpu.dr7, 0x400);
+
+	/* POPF sets TF: the trap comes after the next instruction. */
+	CHECK(GUEST_DB_AT(g_tf, 0xffff4ff0));
+	CHECK_EQ(frame(2) & X86_TF, X86_TF);
+	CHECK_EQ(vm.cpu.rflags & X86_TF, 0);
+
+	/* An instruction breakpoint faults before it, RF clear. */
+	CHECK(GUEST_DB_AT(g_codebp, 0xffff0ff1));
+	CHECK_EQ(frame(2) & X86_RF, 0);
+
+	/* A data breakpoint traps after the write that hits it. */
+	CHECK(GUEST_DB_AT(g_databp, 0xffff0ff2));
+	CHECK_EQ(ld(0x20004, 4), 2);
+	tap_result("guest debug registers: MOV DRn (#UD, #GP, DR7.GD's #DB), "
+		   "TF single step, instruction and data breakpoints, DR6");
+}
+
+static void t_debug_vmm(void)
+{
+	/* KVM_GUESTDBG_SINGLESTEP: a stop after every instruction. */
+	SETUP(g_steps);
+	CHECK_EQ(dbg_set(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP, 0, 0),
+		 0);
+	CHECK(vmm_stop_at(1, H_CODE + 1, 0xffff4ff0));
+	CHECK(vmm_stop_at(1, H_CODE + 2, 0xffff4ff0));
+	CHECK(vmm_stop_at(1, H_CODE + 7, 0xffff4ff0));
+	CHECK_EQ(vm.cpu.gpr[X86_RAX], 1);
+	CHECK_EQ(vm.cpu.dr6, 0xffff0ff0);
+	CHECK_EQ(dbg_set(0, 0, 0), 0);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 8);
+
+	/* USE_SW_BP: INT3 stops at itself; INJECT_BP hands it back. */
+	SETUP(g_int3);
+	CHECK_EQ(dbg_set(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP, 0, 0),
+		 0);
+	CHECK(vmm_stop_at(3, H_CODE + 1, 0));
+	CHECK_EQ(vm.cpu.rip, H_CODE + 1);
+	CHECK_EQ(dbg_set(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP |
+				 KVM_GUESTDBG_INJECT_BP,
+			 0, 0),
+		 0);
+	/* One exception queued already: EBUSY, nothing changed. */
+	CHECK_EQ(dbg_set(KVM_GUESTDBG_INJECT_DB, 0, 0), -EBUSY);
+	CHECK_EQ(vm.cpu.gdbg & KVM_GUESTDBG_USE_SW_BP, KVM_GUESTDBG_USE_SW_BP);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_BP);
+	CHECK_EQ(frame(0), H_CODE + 2);
+
+	/* USE_HW_BP: the VMM's breakpoints, the guest's DR6/DR7 untouched. */
+	SETUP(g_steps);
+	CHECK_EQ(dbg_set(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP,
+			 H_CODE + 2, 0x401),
+		 0);
+	CHECK(vmm_stop_at(1, H_CODE + 2, 0xffff0ff1));
+	CHECK_EQ(vm.stop.debug.dr7, 0x401);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 2);
+	CHECK_EQ(vm.cpu.dr6, 0xffff0ff0);
+	CHECK_EQ(vm.cpu.dr7, 0x400);
+	/* Debugging off: it runs on; INJECT_DB alone is the guest's #DB. */
+	CHECK_EQ(dbg_set(KVM_GUESTDBG_INJECT_DB, 0, 0), 0);
+	CHECK_EQ(vm.cpu.gdbg, 0);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_DB);
+	CHECK_EQ(frame(0), H_CODE + 2);
+
+	/* The VMM's DR7.GD: MOV DRn stops for it, DR6.BD. */
+	SETUP(g_gd);
+	CHECK_EQ(dbg_set(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP, 0,
+			 0x2400),
+		 0);
+	CHECK(vmm_stop_at(1, H_CODE + 5, 0xffff2ff0)); /* at MOV DR7 */
+	CHECK_EQ(dbg_set(0, 0, 0), 0);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_DB);
+	CHECK_EQ(frame(0), DBG_LBL(g_gd));
+	tap_result("KVM_SET_GUEST_DEBUG: single step, INT3 with USE_SW_BP and "
+		   "INJECT_BP, USE_HW_BP instruction breakpoints and GD, "
+		   "INJECT_DB, EBUSY with an exception queued");
+}
+
 int main(void)
 {
-	tap_plan(50, 60);
+	tap_plan(52, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -2369,6 +2554,8 @@ int main(void)
 	t_x87();
 	t_xsave_insn();
 	t_xrstor_insn();
+	t_debug_guest();
+	t_debug_vmm();
 	hvm_destroy(&vm);
 	return tap_done();
 }

@@ -406,9 +406,11 @@ int gmem_get_feature_msrs(struct kvm_msrs *msrs);
  * are off, an exception vector above 31 or 2, SMM state) and where KVM
  * would keep what gmem does not model: NMI state, an interrupt shadow,
  * an exception and an interrupt at once, a latched INIT with an irqchip.
- * KVM_GET/SET_DEBUGREGS: DR0-3, DR6, DR7 as VMM state (no breakpoints);
- * a set is -EINVAL for flags, DR6/DR7 bits above 31, or a DR7 enabling
- * a breakpoint or general detection.
+ * KVM_GET/SET_DEBUGREGS: the guest's DR0-3, DR6, DR7 (its breakpoints
+ * work); a set is -EINVAL for flags or DR6/DR7 bits above 31.
+ * KVM_SET_GUEST_DEBUG: the VMM's debugger (KVM_GUESTDBG_*: single step,
+ * INT3 and hardware breakpoints as KVM_EXIT_DEBUG, #DB/#BP injection,
+ * BLOCKIRQ); -EBUSY when an injection finds an exception queued.
  */
 int gmem_vcpu_get_vcpu_events(struct gmem_vcpu *vcpu,
 			      struct kvm_vcpu_events *events);
@@ -417,6 +419,8 @@ int gmem_vcpu_set_vcpu_events(struct gmem_vcpu *vcpu,
 int gmem_vcpu_get_debugregs(struct gmem_vcpu *vcpu, struct kvm_debugregs *dr);
 int gmem_vcpu_set_debugregs(struct gmem_vcpu *vcpu,
 			    const struct kvm_debugregs *dr);
+int gmem_vcpu_set_guest_debug(struct gmem_vcpu *vcpu,
+			      const struct kvm_guest_debug *dbg);
 
 /*
  * Guest-physical access through the vCPU's stage 2, as a CPU model makes

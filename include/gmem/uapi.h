@@ -294,6 +294,8 @@ struct kvm_enable_cap {
 #define KVM_CAP_XSAVE2 208
 #define KVM_CAP_VCPU_EVENTS 41
 #define KVM_CAP_DEBUGREGS 50
+#define KVM_CAP_SET_GUEST_DEBUG 23
+#define KVM_CAP_SET_GUEST_DEBUG2 195
 #define KVM_CAP_GET_MSR_FEATURES 153
 #define KVM_CAP_MSR_PLATFORM_INFO 159
 #define KVM_CAP_EXIT_ON_EMULATION_FAILURE 204
@@ -561,6 +563,43 @@ struct kvm_debugregs {
 	uint64_t reserved[9];
 };
 
+/*
+ * KVM_SET_GUEST_DEBUG: the VMM's debugger.  debugreg[0..3] and [7] are
+ * the breakpoints of KVM_GUESTDBG_USE_HW_BP (DR7's layout); a hit, a
+ * single step or an INT3 under KVM_GUESTDBG_USE_SW_BP is KVM_EXIT_DEBUG.
+ */
+#define KVM_GUESTDBG_ENABLE 0x00000001
+#define KVM_GUESTDBG_SINGLESTEP 0x00000002
+#define KVM_GUESTDBG_USE_SW_BP 0x00010000
+#define KVM_GUESTDBG_USE_HW_BP 0x00020000
+#define KVM_GUESTDBG_INJECT_DB 0x00040000
+#define KVM_GUESTDBG_INJECT_BP 0x00080000
+#define KVM_GUESTDBG_BLOCKIRQ 0x00100000
+#define KVM_GUESTDBG_VALID_MASK                            \
+	(KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP |   \
+	 KVM_GUESTDBG_USE_SW_BP | KVM_GUESTDBG_USE_HW_BP | \
+	 KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP | \
+	 KVM_GUESTDBG_BLOCKIRQ)
+
+struct kvm_guest_debug_arch {
+	uint64_t debugreg[8];
+};
+
+struct kvm_guest_debug {
+	uint32_t control;
+	uint32_t pad;
+	struct kvm_guest_debug_arch arch;
+};
+
+/* kvm_run.debug (KVM_EXIT_DEBUG): the vector (1 or 3) and where. */
+struct kvm_debug_exit_arch {
+	uint32_t exception;
+	uint32_t pad;
+	uint64_t pc;
+	uint64_t dr6;
+	uint64_t dr7;
+};
+
 /* KVM_GET/SET_MP_STATE */
 #define KVM_MP_STATE_RUNNABLE 0
 #define KVM_MP_STATE_UNINITIALIZED 1
@@ -629,6 +668,9 @@ struct kvm_run {
 			uint32_t count;
 			uint64_t data_offset;
 		} io;
+		struct {
+			struct kvm_debug_exit_arch arch;
+		} debug;
 		struct {
 			uint64_t phys_addr;
 			uint8_t data[8];
@@ -782,6 +824,7 @@ struct kvm_clock_data {
 #define KVM_SET_VCPU_EVENTS _IOW(KVMIO, 0xa0, struct kvm_vcpu_events)
 #define KVM_GET_DEBUGREGS _IOR(KVMIO, 0xa1, struct kvm_debugregs)
 #define KVM_SET_DEBUGREGS _IOW(KVMIO, 0xa2, struct kvm_debugregs)
+#define KVM_SET_GUEST_DEBUG _IOW(KVMIO, 0x9b, struct kvm_guest_debug)
 
 /* gmem's additions, in ranges Linux does not use. */
 #define KVM_MEMORY_EXIT_FLAG_READ (1ULL << 0)
@@ -852,6 +895,8 @@ _Static_assert(sizeof(struct kvm_vcpu_events) == 64, "vcpu_events size");
 _Static_assert(offsetof(struct kvm_vcpu_events, exception_payload) == 56,
 	       "vcpu_events payload");
 _Static_assert(sizeof(struct kvm_debugregs) == 128, "debugregs size");
+_Static_assert(sizeof(struct kvm_guest_debug) == 72, "guest debug size");
+_Static_assert(sizeof(struct kvm_debug_exit_arch) == 32, "debug exit size");
 _Static_assert(sizeof(struct kvm_msr_list) == 4, "msr_list size");
 _Static_assert(sizeof(struct kvm_clock_data) == 48, "clock_data size");
 _Static_assert(offsetof(struct kvm_run, exit_reason) == 8, "exit_reason");

@@ -56,9 +56,13 @@ void x86_dc_drop_page(struct x86_cpu *c, struct x86_dpage *dp)
 		struct x86_tlbe *e = &c->tlb[i];
 
 		if (e->code == dp) {
+			/* Data breakpoints may still keep bits out. */
+			unsigned k =
+				c->dbg_data ? x86_dbg_keepout(c, e->tag) : 0;
+
 			e->code = NULL;
-			e->allow |= e->wok;
-			e->wok = 0;
+			e->allow |= e->wok & ~k;
+			e->wok &= k;
 		}
 	}
 	dp->next = c->dead;
@@ -132,6 +136,8 @@ static uint8_t zreg(ZydisRegister r)
 		return r - ZYDIS_REGISTER_ES;
 	if (r >= ZYDIS_REGISTER_CR0 && r <= ZYDIS_REGISTER_CR15)
 		return r - ZYDIS_REGISTER_CR0;
+	if (r >= ZYDIS_REGISTER_DR0 && r <= ZYDIS_REGISTER_DR15)
+		return r - ZYDIS_REGISTER_DR0;
 	if (r == ZYDIS_REGISTER_RIP)
 		return RIP_REG;
 	return NO_REG;

@@ -1663,6 +1663,7 @@ static int h_popf(struct x86_cpu *c, const struct x86_insn *i)
 	if (unlikely(c->irq_window) && (v & mask & X86_IF))
 		c->pending |= X86_PEND_EVENT;
 	x86_set_flags(c, (x86_flags(c) & ~mask) | (v & mask));
+	x86_dbg_recheck(c);
 	return next(c, i);
 }
 
@@ -2310,6 +2311,7 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 	static struct x86_insn none = {.link_gen = ~0ull, .nolink = 1};
 	const struct x86_insn *ins = &none;
 	uint64_t n = 0, at = 0;
+	bool dbg;
 	int r;
 
 	memset(stop, 0, sizeof(*stop));
@@ -2324,11 +2326,15 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 		goto out;
 	}
 	c->in.valid = false;
+	/* The VMM's #DB trap for an instruction that retired at a stop. */
+	if (unlikely(c->dbg_trap) && poll && x86_dbg_trap(c))
+		goto out;
 	if (poll && c->pend.valid) {
 		r = x86_deliver(c);
 		if (r)
 			goto out;
 	}
+	dbg = x86_dbg_path(c);
 	while (n < budget) {
 		struct x86_insn *prev = (struct x86_insn *)ins;
 		uint64_t rip = c->rip;
@@ -2367,7 +2373,18 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 			}
 		}
 		at = rip;
-		r = ins->fn(c, ins);
+		/*
+		 * Breakpoints, TF and RF take the debug path (debug.c), which
+		 * is looked at again where it may have changed: after each
+		 * instruction on it, after one that asks (x86_dbg_recheck()),
+		 * after an exception.
+		 */
+		if (likely(!dbg)) {
+			r = ins->fn(c, ins);
+		} else {
+			r = x86_dbg_exec(c, ins);
+			dbg = x86_dbg_path(c);
+		}
 		if (likely(r == X86_OK)) {
 			n++;
 			if (unlikely(c->pending)) {
@@ -2380,6 +2397,7 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 				if (c->dead)
 					x86_dc_free_dead(c);
 				ins = &none;
+				dbg = x86_dbg_path(c);
 				/*
 				 * After STI, one instruction more under its
 				 * shadow; after that one, a waiting interrupt
@@ -2388,12 +2406,19 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 				if (p & X86_PEND_STI) {
 					c->pending = X86_PEND_SHADOW |
 						     (p & X86_PEND_EVENT);
-					continue;
-				}
-				if (p & X86_PEND_SHADOW) {
+					p &= ~(uint32_t)X86_PEND_EVENT;
+				} else if (p & X86_PEND_SHADOW) {
 					c->int_shadow = false;
 					if (c->irq_window || c->nmi_window)
 						p |= X86_PEND_EVENT;
+				}
+				/* The #DB trap it owes, before any event. */
+				if (p & X86_PEND_DEBUG) {
+					r = x86_dbg_trap(c);
+					if (r == X86_STOPPED)
+						goto out;
+					if (r == X86_EXC)
+						goto exception;
 				}
 				if ((p & X86_PEND_EVENT) && poll) {
 					stop->reason = X86_STOP_KICK;
@@ -2413,11 +2438,7 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 			 * read answered for them (OUTS from MMIO); the others
 			 * did not.
 			 */
-			if (stop->reason == X86_STOP_HLT ||
-			    stop->reason == X86_STOP_VMCALL ||
-			    stop->reason == X86_STOP_PV ||
-			    (stop->reason == X86_STOP_IO &&
-			     stop->io.is_write)) {
+			if (x86_stop_retired(stop)) {
 				n++;
 				/* A shadowed instruction retired: it is over.
 				 */
@@ -2429,6 +2450,16 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 			}
 			goto out;
 		}
+		n++;
+		/*
+		 * A fault pushes RF set, so that the handler's IRET does not
+		 * hit an instruction breakpoint again; #DB (a code breakpoint
+		 * or DR7.GD's) leaves it, as KVM's inject_pending_event().
+		 */
+		if (c->exc.vector != X86_DB && c->exc.vector != X86_DF_VEC &&
+		    c->exc.vector != X86_MC)
+			c->rflags |= X86_RF;
+	exception:
 		/* An exception ends an STI shadow. */
 		c->int_shadow = false;
 		c->pending &= ~(uint32_t)(X86_PEND_STI | X86_PEND_SHADOW);
@@ -2438,10 +2469,15 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 		c->pend.err = c->exc.err;
 		c->pend.cr2 = c->exc.cr2;
 		c->pend.soft = false;
-		n++;
 		r = x86_deliver(c);
 		if (r)
 			goto out;
+		dbg = x86_dbg_path(c);
+		/* The VMM single-steps into the handler: it stops there. */
+		if (unlikely(c->gdbg & KVM_GUESTDBG_SINGLESTEP)) {
+			x86_dbg_step_stop(c);
+			goto out;
+		}
 	}
 	stop->reason = X86_STOP_BUDGET;
 out:

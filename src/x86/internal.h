@@ -414,6 +414,47 @@ x86_ea(const struct x86_cpu *c, const struct x86_insn *i)
 	return a;
 }
 
+/* A stop at which the instruction retired: HLT, OUT, VMCALL, PV work. */
+static inline bool x86_stop_retired(const struct x86_stop *s)
+{
+	return s->reason == X86_STOP_HLT || s->reason == X86_STOP_VMCALL ||
+	       s->reason == X86_STOP_PV ||
+	       (s->reason == X86_STOP_IO && s->io.is_write);
+}
+
+/*
+ * debug.c.  x86_dbg_exec() runs one instruction when cpu->dbg, TF or RF
+ * asks for it: instruction breakpoints before it, the #DB trap it owes
+ * after it (X86_PEND_DEBUG: x86_dbg_trap() turns cpu->dbg_trap into a
+ * stop for the VMM or the guest's #DB).  x86_dbg_step_stop(): the VMM's
+ * single step stops at an exception handler's entry.
+ */
+int x86_dbg_exec(struct x86_cpu *c, const struct x86_insn *ins);
+/* Whether the next instruction must go through x86_dbg_exec(). */
+static inline bool x86_dbg_path(const struct x86_cpu *c)
+{
+	return c->dbg | (c->rflags & (X86_TF | X86_RF));
+}
+/*
+ * The run loop decides on the debug path only after an instruction that
+ * asks for a look (X86_PEND_STATE): one that may set TF or RF (POPF,
+ * IRET, SYSRET) or arm a breakpoint (MOV DRn) asks here.
+ */
+static inline void x86_dbg_recheck(struct x86_cpu *c)
+{
+	if (unlikely(x86_dbg_path(c)))
+		c->pending |= X86_PEND_STATE;
+}
+int x86_dbg_trap(struct x86_cpu *c);
+int x86_dbg_step_stop(struct x86_cpu *c);
+/* INT3 under KVM_GUESTDBG_USE_SW_BP: the VMM's, RIP at it. */
+int x86_dbg_int3(struct x86_cpu *c, const struct x86_insn *i);
+/* Data breakpoints: an access of [lin, lin+len); the TLB bits to keep out. */
+void x86_dbg_access(struct x86_cpu *c, uint64_t lin, unsigned len, unsigned a);
+unsigned x86_dbg_keepout(const struct x86_cpu *c, uint64_t page);
+/* MOV DRn and ICEBP (from x86_bind_system()). */
+int x86_bind_debug(struct x86_insn *i, const void *zinsn, const void *zops);
+
 /* system.c */
 int x86_deliver(struct x86_cpu *c);
 int x86_bind_system(struct x86_insn *i, const void *zinsn, const void *zops);

@@ -251,6 +251,8 @@ static int xlate_piece(struct x86_cpu *c, uint64_t lin, unsigned len,
 
 	if (unlikely(!x86_canonical(lin)))
 		return x86_gp0(c);
+	if (unlikely(c->dbg_data) && !(a & X86_ACC_FETCH))
+		x86_dbg_access(c, lin, len, a);
 	if (e->tag == lin >> 12 && (((e->allow | e->wok) >> sh) & a) == a)
 		goto hit;
 
@@ -292,6 +294,10 @@ static int xlate_piece(struct x86_cpu *c, uint64_t lin, unsigned len,
 	e->allow = allow;
 	if (e->code) {
 		e->wok = allow & (X86_ACC_WRITE | X86_ACC_WRITE << 3);
+		e->allow &= ~e->wok;
+	}
+	if (unlikely(c->dbg_data)) {
+		e->wok |= e->allow & x86_dbg_keepout(c, lin >> 12);
 		e->allow &= ~e->wok;
 	}
 	if (!(((e->allow | e->wok) >> sh) & a)) {

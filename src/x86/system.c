@@ -172,6 +172,7 @@ int x86_deliver(struct x86_cpu *c)
 		r = deliver_one(c);
 		if (r == X86_OK) {
 			c->pend.valid = false;
+			c->dbg_delivered = true; /* no TF trap after INT n */
 			return X86_OK;
 		}
 		if (r == X86_STOPPED)
@@ -334,6 +335,8 @@ static int h_ud(struct x86_cpu *c, const struct x86_insn *i)
 
 static int h_int(struct x86_cpu *c, const struct x86_insn *i)
 {
+	if (i->op == 3 && (c->gdbg & KVM_GUESTDBG_USE_SW_BP))
+		return x86_dbg_int3(c, i);
 	c->pend.valid = true;
 	c->pend.vector = i->op == 3 ? X86_BP : (uint8_t)i->imm;
 	c->pend.has_err = false;
@@ -1189,6 +1192,7 @@ static int h_iretq(struct x86_cpu *c, const struct x86_insn *i)
 			c->pending |= X86_PEND_EVENT;
 	}
 	x86_set_flags(c, (x86_flags(c) & ~mask) | (v[2] & mask));
+	x86_dbg_recheck(c);
 	struct kvm_segment *cs = &c->seg[X86_CS], *ss = &c->seg[X86_SS];
 
 	cs->selector = v[1];
@@ -1258,6 +1262,7 @@ static int h_sysret(struct x86_cpu *c, const struct x86_insn *i)
 	if (!x86_canonical(c->gpr[X86_RCX]))
 		return x86_gp0(c);
 	x86_set_flags(c, (c->gpr[X86_R11] & 0x3c7fd7) | 2);
+	x86_dbg_recheck(c);
 	load_flat(&c->seg[X86_CS], (base + 16) | 3, 3, true);
 	load_flat(&c->seg[X86_SS], (base + 8) | 3, 3, false);
 	x86_set_cpl(c, 3);
@@ -1346,7 +1351,16 @@ int x86_bind_system(struct x86_insn *i, const void *zi, const void *zo)
 		i->op = 1;
 		i->fn = h_msr;
 		return 0;
+	case ZYDIS_MNEMONIC_INT1:
+		return x86_bind_debug(i, z, o);
 	case ZYDIS_MNEMONIC_MOV:
+		if ((o[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+		     ZydisRegisterGetClass(o[0].reg.value) ==
+			     ZYDIS_REGCLASS_DEBUG) ||
+		    (o[1].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+		     ZydisRegisterGetClass(o[1].reg.value) ==
+			     ZYDIS_REGCLASS_DEBUG))
+			return x86_bind_debug(i, z, o);
 		if (ZydisRegisterGetClass(o[0].reg.value) ==
 			    ZYDIS_REGCLASS_CONTROL &&
 		    o[0].type == ZYDIS_OPERAND_TYPE_REGISTER) {

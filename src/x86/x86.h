@@ -134,6 +134,7 @@ enum x86_stop_reason {
 	X86_STOP_INTERNAL,   /* emulation failure not caused by the guest */
 	X86_STOP_MSR,	     /* see struct x86_stop.msr */
 	X86_STOP_PV,	     /* cpu->pv_req asks for work; RIP advanced */
+	X86_STOP_DEBUG,	     /* for the VMM's debugger: struct x86_stop.debug */
 };
 
 struct x86_stop {
@@ -176,6 +177,17 @@ struct x86_stop {
 			uint64_t data; /* WRMSR's EDX:EAX */
 			uint8_t is_write;
 		} msr;
+		/*
+		 * KVM_EXIT_DEBUG: vector 1 (a breakpoint of the VMM's, a
+		 * single step: RIP at the next instruction, or at the one an
+		 * instruction breakpoint or DR7.GD stopped) or 3 (INT3, RIP
+		 * at it); pc is linear.  dr6 (with its fixed ones) and dr7
+		 * are valid for vector 1 only, as KVM writes them.
+		 */
+		struct {
+			uint32_t exception;
+			uint64_t pc, dr6, dr7;
+		} debug;
 		struct {
 			uint64_t rip;
 			const char *why;
@@ -246,6 +258,7 @@ enum {
 #define X86_CR0_NW (1ull << 29)
 #define X86_CR0_CD (1ull << 30)
 #define X86_CR0_PG (1ull << 31)
+#define X86_CR4_DE (1ull << 3)
 #define X86_CR4_PSE (1ull << 4)
 #define X86_CR4_PAE (1ull << 5)
 #define X86_CR4_MCE (1ull << 6)
@@ -314,8 +327,6 @@ enum {
 /* DR6 and DR7 at reset (all breakpoints off), KVM's DR6_ACTIVE_LOW etc. */
 #define X86_DR6_INIT 0xffff0ff0ull
 #define X86_DR7_INIT 0x400ull
-/* DR7's L0-3/G0-3 enables and GD: the parts with effects (unmodelled). */
-#define X86_DR7_ACTIVE 0x20ffull
 
 /* MXCSR: reset value and the bits LDMXCSR/FXRSTOR accept (DAZ, no MM). */
 #define X86_MXCSR_DEFAULT 0x1f80u
@@ -431,7 +442,7 @@ struct x86_cpu {
 	unsigned maxphyaddr; /* reported in CPUID 0x80000008 EAX[7:0] */
 	/* CPUID 7.0 EBX's x87 pointer rules: FDP_EXCPTN_ONLY, ZERO_FCS_FDS. */
 	bool x87_ptr_exc_only, x87_zero_sel;
-	uint64_t xo_bit;     /* 1 << M when the XO alias is on, else 0 */
+	uint64_t xo_bit; /* 1 << M when the XO alias is on, else 0 */
 	/*
 	 * The guest PTEs' reserved bits, [leaf][level], from M, the XO alias
 	 * and EFER.NXE: x86_paging_update() is their one source.
@@ -493,6 +504,8 @@ struct x86_cpu {
 	struct x86_stop *stop; /* the current run's stop record */
 	/* X86_PEND_*: what the loop must look at after this instruction. */
 	uint32_t pending;
+	/* Nonzero: breakpoints armed or the VMM single-steps (debug.c). */
+	uint32_t dbg;
 
 	/* Soft TLB and decode cache. */
 	struct x86_tlbe tlb[X86_TLB_SIZE];
@@ -547,11 +560,21 @@ struct x86_cpu {
 	} sio;
 
 	/*
-	 * Debug registers, VMM state only (KVM_GET/SET_DEBUGREGS): the guest
-	 * has no MOV DRn and DR7 never enables a breakpoint.  The microcode
-	 * revision the VMM may set (MSR_IA32_UCODE_REV).
+	 * The guest's debug registers (MOV DRn, KVM_GET/SET_DEBUGREGS) and
+	 * the VMM's debugger (KVM_SET_GUEST_DEBUG: gdbg is its control, 0
+	 * without KVM_GUESTDBG_ENABLE; gdb_db/gdb_dr7 its breakpoints).
+	 * debug.c owns them; x86_dbg_update() derives dbg, which makes the
+	 * run loop take x86_dbg_exec() (see there).  The microcode revision
+	 * the VMM may set (MSR_IA32_UCODE_REV).
 	 */
 	uint64_t db[4], dr6, dr7;
+	uint32_t gdbg;
+	uint64_t gdb_db[4], gdb_dr7;
+	uint32_t dbg_trap; /* DR6 bits of a trap due before the next one */
+	uint8_t dbg_exec, dbg_data; /* armed breakpoints: bit i for DRi */
+	uint8_t dbg_hits;	    /* data breakpoints the instruction hit */
+	bool dbg_delivered;	    /* the instruction delivered an event */
+	uint8_t bp_len;		    /* the last INT3 stopped for the VMM */
 	uint64_t ucode_rev;
 
 	/*
@@ -650,6 +673,7 @@ struct x86_cpu {
 #define X86_PEND_STI 2	  /* STI opened a shadow over the next instruction */
 #define X86_PEND_SHADOW 4 /* this instruction was under it */
 #define X86_PEND_EVENT 8  /* stop after it: the backend looks for interrupts */
+#define X86_PEND_DEBUG 16 /* a #DB trap after it (cpu->dbg_trap) */
 
 /* From a backend hook during an instruction: stop after it retires. */
 static inline void x86_request_event(struct x86_cpu *cpu)
@@ -715,6 +739,21 @@ void x86_inject_nmi(struct x86_cpu *cpu);
 static inline bool x86_nmi_injected(const struct x86_cpu *cpu)
 {
 	return cpu->pend.valid && cpu->pend.vector == 2 && !cpu->pend.soft;
+}
+
+/*
+ * KVM_SET_GUEST_DEBUG's control and debugreg[] (KVM's
+ * kvm_arch_vcpu_ioctl_set_guest_debug()): -EBUSY when INJECT_DB/BP finds
+ * an exception queued, else 0.  x86_dbg_update() after the guest's own
+ * debug registers change (KVM_SET_DEBUGREGS).
+ */
+int x86_set_guest_debug(struct x86_cpu *cpu, uint32_t control,
+			const uint64_t debugreg[8]);
+void x86_dbg_update(struct x86_cpu *cpu);
+/* KVM_GUESTDBG_BLOCKIRQ: the backend injects no NMI or interrupt. */
+static inline bool x86_irqs_blocked(const struct x86_cpu *cpu)
+{
+	return cpu->gdbg & KVM_GUESTDBG_BLOCKIRQ;
 }
 
 /* Forget every cached translation and decode (CR3 load, stage-2 zap). */
