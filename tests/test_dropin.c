@@ -293,10 +293,19 @@ static void test_run_io(void)
 }
 
 static volatile sig_atomic_t handled;
+/* What on_signal() sees of the vCPU when it has one to look at. */
+static struct vm *sig_vm;
+static volatile sig_atomic_t sig_exit_reason = -1, sig_regs_r = -1;
 
 static void on_signal(int sig)
 {
+	struct kvm_regs regs;
+
 	handled++;
+	if (sig_vm) {
+		sig_exit_reason = sig_vm->run->exit_reason;
+		sig_regs_r = ioctl(sig_vm->vcpu, KVM_GET_REGS, &regs);
+	}
 }
 
 struct runner {
@@ -327,6 +336,7 @@ static void test_signal_kick(void)
 	CHECK(old.sa_handler == on_signal);
 	vm_create(&v, code_spin, sizeof(code_spin));
 	handled = 0;
+	sig_vm = &v;
 	t.v = &v;
 	REQUIRE(pthread_create(&th, NULL, run_thread, &t) == 0);
 	/* The guest stores the flag from inside KVM_RUN, then spins. */
@@ -338,10 +348,14 @@ static void test_signal_kick(void)
 	CHECK_EQ(t.err, EINTR);
 	CHECK_EQ(v.run->exit_reason, KVM_EXIT_INTR);
 	CHECK_EQ(handled, 1);
+	/* As in KVM, the handler ran once KVM_RUN had returned. */
+	CHECK_EQ(sig_exit_reason, KVM_EXIT_INTR);
+	CHECK_EQ(sig_regs_r, 0);
+	sig_vm = NULL;
 	vm_destroy(&v);
 	signal(SIGUSR1, SIG_DFL);
 	tap_result("a signal to a thread in KVM_RUN: EINTR, KVM_EXIT_INTR, "
-		   "the handler runs");
+		   "the handler runs after KVM_RUN returns, vCPU ioctls work");
 }
 
 static void test_signal_mask(void)

@@ -18,7 +18,11 @@
  * Signals.  KVM_RUN returns EINTR with KVM_EXIT_INTR when a signal that
  * the thread (under its KVM_SET_SIGNAL_MASK) does not block arrives while
  * it runs.  The program's handlers are installed behind a trampoline that
- * kicks the vCPU its thread is running, if any, then calls the handler.
+ * kicks the vCPU its thread is running, if any.  The handler itself runs
+ * when KVM_RUN has returned, as the kernel delivers a signal on the way
+ * out of the system call (it may call vCPU ioctls, KVM_RUN even): the
+ * trampoline keeps the signal and run_vcpu() sends it to the thread
+ * again, siginfo and all.  Elsewhere the trampoline calls it at once.
  * Signals left at SIG_DFL or SIG_IGN never reach the run, as in KVM,
  * where they either kill the process or are discarded.
  *
@@ -46,6 +50,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -534,6 +539,15 @@ static struct sigaction user_act[NSIG];
 static bool wrapped[NSIG];
 static void *user_fn[NSIG];
 static bool user_siginfo[NSIG];
+static bool user_oneshot[NSIG]; /* SA_RESETHAND */
+
+/*
+ * The signals that came inside KVM_RUN (bit sig - 1), for run_vcpu() to
+ * send again; written by the trampoline, in this same thread.
+ */
+static __thread uint64_t deferred __attribute__((tls_model("initial-exec")));
+static __thread siginfo_t deferred_info[NSIG]
+	__attribute__((tls_model("initial-exec")));
 static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void trampoline(int sig, siginfo_t *info, void *uc)
@@ -541,7 +555,19 @@ static void trampoline(int sig, siginfo_t *info, void *uc)
 	struct gmem_vcpu *v = __atomic_load_n(&running, __ATOMIC_RELAXED);
 	void *fn = __atomic_load_n(&user_fn[sig], __ATOMIC_ACQUIRE);
 
-	/* Async-signal-safe: one atomic or, and errno is untouched. */
+	/*
+	 * Async-signal-safe: one atomic or, and errno is untouched.  A
+	 * SA_RESETHAND action is gone from the kernel already: its handler
+	 * runs now.
+	 */
+	if (v && sig <= 64 &&
+	    !__atomic_load_n(&user_oneshot[sig], __ATOMIC_RELAXED)) {
+		deferred_info[sig] = *info;
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		deferred |= 1ull << (sig - 1);
+		gmem_vcpu_kick(v);
+		return;
+	}
 	if (v)
 		gmem_vcpu_kick(v);
 	if (__atomic_load_n(&user_siginfo[sig], __ATOMIC_RELAXED))
@@ -556,6 +582,8 @@ static void set_user(int sig, const struct sigaction *act)
 
 	user_act[sig] = *act;
 	__atomic_store_n(&user_siginfo[sig], si, __ATOMIC_RELAXED);
+	__atomic_store_n(&user_oneshot[sig], act->sa_flags & SA_RESETHAND,
+			 __ATOMIC_RELAXED);
 	__atomic_store_n(&user_fn[sig],
 			 si ? (void *)act->sa_sigaction
 			    : (void *)act->sa_handler,
@@ -730,6 +758,25 @@ EXPORT int pthread_cancel(pthread_t th)
 	return r;
 }
 
+/*
+ * The signals that came during the run, to this thread again: with
+ * running NULL the trampoline calls each handler (before the system call
+ * returns, the signal being unblocked) where the program expects it.
+ */
+static void redeliver(void)
+{
+	while (deferred) {
+		int sig = __builtin_ctzll(deferred) + 1;
+		siginfo_t info = deferred_info[sig];
+
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		deferred &= ~(1ull << (sig - 1));
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		syscall(SYS_rt_tgsigqueueinfo, getpid(),
+			(pid_t)syscall(SYS_gettid), sig, &info);
+	}
+}
+
 static int run_vcpu(struct gmem_vcpu *vcpu, int fd)
 {
 	int r, e, type;
@@ -752,6 +799,7 @@ static int run_vcpu(struct gmem_vcpu *vcpu, int fd)
 	gmem_vcpu_cancel_kick(vcpu);
 	/* A cancellation that came during the run acts here. */
 	pthread_setcanceltype(type, NULL);
+	redeliver();
 	errno = e;
 	return r;
 }
