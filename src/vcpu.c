@@ -2444,7 +2444,9 @@ int gmem_vcpu_get_vcpu_events(struct gmem_vcpu *vcpu,
 	if (x86_nmi_injected(c)) {
 		ev->nmi.injected = 1;
 	} else if (c->pend.valid && c->pend.vector < 32) {
+		/* Pending counts as injected too without EXCEPTION_PAYLOAD. */
 		ev->exception.injected = !c->pend.soft;
+		ev->exception.pending = c->pend.queued && !c->pend.soft;
 		ev->exception.nr = c->pend.vector;
 		ev->exception.has_error_code = c->pend.has_err;
 		ev->exception.error_code = c->pend.err;
@@ -2500,6 +2502,7 @@ int gmem_vcpu_set_vcpu_events(struct gmem_vcpu *vcpu,
 	}
 	c->pend.valid = ev->exception.injected || ev->interrupt.injected;
 	c->pend.soft = false;
+	c->pend.queued = false;
 	c->pend.soft_len = 0;
 	c->pend.cr2 = c->cr2; /* an injected #PF's CR2 is already set */
 	if (ev->exception.injected) {

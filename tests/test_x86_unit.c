@@ -2500,9 +2500,68 @@ static void t_debug_vmm(void)
 		   "INJECT_DB, EBUSY with an exception queued");
 }
 
+/* The kick word in guest memory: the guest kicks itself, then faults. */
+GUEST_CODE(g_kick_ud, "movl $1, 0x20000\n"
+		      "ud2\n");
+
+static bool host_is_amd(void)
+{
+	uint32_t a = 0, b, c, d;
+
+	__asm__("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
+	return b == 0x68747541 /* "Auth" */ || b == 0x6f677948 /* "Hygo" */;
+}
+
+/*
+ * An exception the guest raises is queued first: a kick that came before
+ * it was delivered ends the run with it pending, delivered at the next.
+ * With TR unusable (VMX's invalid guest state, on an Intel host) it ends
+ * in an emulation failure instead, at once and at every run after.
+ */
+static void t_exc_queued(void)
+{
+	struct kvm_sregs s;
+
+	SETUP(g_kick_ud);
+	vm.cpu.kick = (volatile int *)(vm.mem + H_DATA);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_KICK);
+	CHECK(vm.cpu.pend.valid && vm.cpu.pend.queued);
+	CHECK_EQ(vm.cpu.pend.vector, X86_UD);
+	CHECK_EQ(vm.cpu.rip, H_CODE + 11);
+	*(volatile int *)(vm.mem + H_DATA) = 0;
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(hvm_vector(&vm), X86_UD);
+	CHECK_EQ(frame(0), H_CODE + 11);
+	vm.cpu.kick = NULL;
+
+	SETUP(g_ud);
+	x86_get_sregs(&vm.cpu, &s);
+	s.tr.unusable = 1;
+	x86_set_sregs(&vm.cpu, &s);
+	if (host_is_amd()) {
+		CHECK(!x86_vmx_invalid_state(&vm.cpu));
+		CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+		CHECK_EQ(hvm_vector(&vm), X86_UD);
+	} else {
+		CHECK(x86_vmx_invalid_state(&vm.cpu));
+		CHECK_EQ(hvm_run(&vm, 100), X86_STOP_INTERNAL);
+		CHECK(vm.cpu.pend.valid && vm.cpu.pend.vector == X86_UD);
+		CHECK_EQ(hvm_run(&vm, 100), X86_STOP_INTERNAL);
+		CHECK_EQ(vm.cpu.rip, H_CODE + 1); /* at the ud2 */
+		/* A usable busy TSS again: the #UD is delivered. */
+		s.tr.unusable = 0;
+		x86_set_sregs(&vm.cpu, &s);
+		CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+		CHECK_EQ(hvm_vector(&vm), X86_UD);
+	}
+	tap_result("a raised exception stays pending at a kick; with TR "
+		   "unusable (VMX's invalid state, Intel hosts) it is an "
+		   "emulation failure");
+}
+
 int main(void)
 {
-	tap_plan(52, 60);
+	tap_plan(53, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -2556,6 +2615,7 @@ int main(void)
 	t_xrstor_insn();
 	t_debug_guest();
 	t_debug_vmm();
+	t_exc_queued();
 	hvm_destroy(&vm);
 	return tap_done();
 }

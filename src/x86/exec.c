@@ -2330,6 +2330,13 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 	if (unlikely(c->dbg_trap) && poll && x86_dbg_trap(c))
 		goto out;
 	if (poll && c->pend.valid) {
+		/* vmx_vcpu_pre_run(): an exception it cannot deliver. */
+		if (unlikely(c->pend.vector < 32 && !x86_nmi_injected(c)) &&
+		    x86_vmx_invalid_state(c)) {
+			x86_stop_internal(c,
+					  "exception with invalid guest state");
+			goto out;
+		}
 		r = x86_deliver(c);
 		if (r)
 			goto out;
@@ -2469,6 +2476,21 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 		c->pend.err = c->exc.err;
 		c->pend.cr2 = c->exc.cr2;
 		c->pend.soft = false;
+		/*
+		 * As KVM after an intercepted exception: queued, and the run
+		 * ends first for a kick (KVM_GET_VCPU_EVENTS sees it pending)
+		 * or, in a state VMX cannot enter, in an emulation failure.
+		 */
+		c->pend.queued = true;
+		if (unlikely(x86_vmx_invalid_state(c))) {
+			x86_stop_internal(c,
+					  "exception with invalid guest state");
+			goto out;
+		}
+		if (poll && kicked(c)) {
+			stop->reason = X86_STOP_KICK;
+			goto out;
+		}
 		r = x86_deliver(c);
 		if (r)
 			goto out;

@@ -207,6 +207,7 @@ void x86_inject(struct x86_cpu *c, uint8_t vector, bool has_err, uint32_t err)
 	c->pend.has_err = has_err;
 	c->pend.err = err;
 	c->pend.soft = false;
+	c->pend.queued = false;
 	c->pend.cr2 = c->cr2;
 }
 
@@ -258,6 +259,19 @@ static bool host_amd(void)
 		__atomic_store_n(&amd, v, __ATOMIC_RELAXED);
 	}
 	return v;
+}
+
+bool x86_vmx_invalid_state(const struct x86_cpu *c)
+{
+	const struct kvm_segment *tr = &c->tr, *ldt = &c->ldt;
+
+	if (host_amd() || !(c->cr0 & X86_CR0_PE))
+		return false;
+	if (tr->unusable || (tr->selector & 4) ||
+	    (tr->type != 3 && tr->type != 11) || !tr->present)
+		return true;
+	return !ldt->unusable &&
+	       ((ldt->selector & 4) || ldt->type != 2 || !ldt->present);
 }
 
 /*
@@ -341,6 +355,7 @@ static int h_int(struct x86_cpu *c, const struct x86_insn *i)
 	c->pend.vector = i->op == 3 ? X86_BP : (uint8_t)i->imm;
 	c->pend.has_err = false;
 	c->pend.soft = true;
+	c->pend.queued = false;
 	c->pend.soft_len = i->len;
 	return x86_deliver(c);
 }

@@ -457,9 +457,13 @@ struct x86_cpu {
 	const struct x86_bus *bus;
 	void *bus_ctx;
 
-	/* An event waiting for delivery (set by x86_inject / a failed one). */
+	/*
+	 * An event waiting for delivery (set by x86_inject / a failed one).
+	 * queued: an exception the guest raised, left undelivered by a kick
+	 * (KVM's exception.pending, as against injected).
+	 */
 	struct {
-		bool valid, has_err, soft;
+		bool valid, has_err, soft, queued;
 		uint8_t soft_len; /* INT n: length, RIP pushed = RIP + len */
 		uint8_t vector;
 		uint32_t err;
@@ -755,6 +759,16 @@ static inline bool x86_irqs_blocked(const struct x86_cpu *cpu)
 {
 	return cpu->gdbg & KVM_GUESTDBG_BLOCKIRQ;
 }
+
+/*
+ * VMX's invalid guest state without unrestricted guest (kvm_intel's
+ * unrestricted_guest N, as the drop-in says on an Intel host): TR or
+ * LDTR that VM entry refuses, KVM's tr_valid() and ldtr_valid().  KVM
+ * emulates such a guest and cannot deliver an exception in it: the run
+ * ends in an emulation failure (handle_invalid_guest_state(),
+ * vmx_vcpu_pre_run()).  Always false on AMD hosts (SVM has no such rule).
+ */
+bool x86_vmx_invalid_state(const struct x86_cpu *cpu);
 
 /* Forget every cached translation and decode (CR3 load, stage-2 zap). */
 void x86_cpu_flush(struct x86_cpu *cpu);
