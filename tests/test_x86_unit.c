@@ -2504,14 +2504,6 @@ static void t_debug_vmm(void)
 GUEST_CODE(g_kick_ud, "movl $1, 0x20000\n"
 		      "ud2\n");
 
-static bool host_is_amd(void)
-{
-	uint32_t a = 0, b, c, d;
-
-	__asm__("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
-	return b == 0x68747541 /* "Auth" */ || b == 0x6f677948 /* "Hygo" */;
-}
-
 /*
  * An exception the guest raises is queued first: a kick that came before
  * it was delivered ends the run with it pending, delivered at the next.
@@ -2538,7 +2530,7 @@ static void t_exc_queued(void)
 	x86_get_sregs(&vm.cpu, &s);
 	s.tr.unusable = 1;
 	x86_set_sregs(&vm.cpu, &s);
-	if (host_is_amd()) {
+	if (x86_host_amd()) {
 		CHECK(!x86_vmx_invalid_state(&vm.cpu));
 		CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
 		CHECK_EQ(hvm_vector(&vm), X86_UD);

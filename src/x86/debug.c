@@ -237,9 +237,7 @@ int x86_set_guest_debug(struct x86_cpu *c, uint32_t control,
 			const uint64_t debugreg[8])
 {
 	if (control & (KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP)) {
-		/* kvm_is_exception_pending(): one is queued already. */
-		if (c->pend.valid && c->pend.vector < 32 &&
-		    !x86_nmi_injected(c))
+		if (x86_exception_queued(c))
 			return -EBUSY;
 		if (control & KVM_GUESTDBG_INJECT_DB) {
 			x86_inject(c, X86_DB, false, 0);

@@ -2300,6 +2300,15 @@ static inline int lookup(struct x86_cpu *c, const struct x86_insn **ip)
 	return x86_fetch(c, ip);
 }
 
+/* An exception in a state VMX cannot enter: KVM's emulation failure. */
+static bool undeliverable(struct x86_cpu *c)
+{
+	if (!x86_vmx_invalid_state(c))
+		return false;
+	x86_stop_internal(c, "exception with invalid guest state");
+	return true;
+}
+
 /*
  * @poll: x86_run(); without it (x86_finish_mmio()) no stop request is
  * looked at and no queued event is delivered before the instruction.
@@ -2331,12 +2340,8 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 		goto out;
 	if (poll && c->pend.valid) {
 		/* vmx_vcpu_pre_run(): an exception it cannot deliver. */
-		if (unlikely(c->pend.vector < 32 && !x86_nmi_injected(c)) &&
-		    x86_vmx_invalid_state(c)) {
-			x86_stop_internal(c,
-					  "exception with invalid guest state");
+		if (unlikely(x86_exception_queued(c)) && undeliverable(c))
 			goto out;
-		}
 		r = x86_deliver(c);
 		if (r)
 			goto out;
@@ -2482,11 +2487,8 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 		 * or, in a state VMX cannot enter, in an emulation failure.
 		 */
 		c->pend.queued = true;
-		if (unlikely(x86_vmx_invalid_state(c))) {
-			x86_stop_internal(c,
-					  "exception with invalid guest state");
+		if (unlikely(undeliverable(c)))
 			goto out;
-		}
 		if (poll && kicked(c)) {
 			stop->reason = X86_STOP_KICK;
 			goto out;

@@ -240,12 +240,7 @@ static int h_hlt(struct x86_cpu *c, const struct x86_insn *i)
 }
 
 /* AMD's vendor strings (EBX, EDX, ECX of leaf 0), as KVM lists them. */
-/*
- * The host's vendor: gmem stands in for the host's KVM vendor module (the
- * drop-in answers kvm_intel's or kvm_amd's parameters the same way), whose
- * hypercall instruction is the host's whatever the guest's CPUID says.
- */
-static bool host_amd(void)
+bool x86_host_amd(void)
 {
 	static int amd = -1;
 	int v = __atomic_load_n(&amd, __ATOMIC_RELAXED);
@@ -265,7 +260,7 @@ bool x86_vmx_invalid_state(const struct x86_cpu *c)
 {
 	const struct kvm_segment *tr = &c->tr, *ldt = &c->ldt;
 
-	if (host_amd() || !(c->cr0 & X86_CR0_PE))
+	if (x86_host_amd() || !(c->cr0 & X86_CR0_PE))
 		return false;
 	if (tr->unusable || (tr->selector & 4) ||
 	    (tr->type != 3 && tr->type != 11) || !tr->present)
@@ -288,7 +283,7 @@ static const uint8_t hypercall_insn[2][3] = {{0x0f, 0x01, 0xc1},
 
 static int h_vmcall(struct x86_cpu *c, const struct x86_insn *i)
 {
-	unsigned native = host_amd();
+	unsigned native = x86_host_amd();
 	unsigned acc = X86_ACC_WRITE | (c->cpl < 3 ? X86_ACC_SUP : 0);
 	struct x86_mref m[2];
 	int r;

@@ -745,6 +745,13 @@ static inline bool x86_nmi_injected(const struct x86_cpu *cpu)
 	return cpu->pend.valid && cpu->pend.vector == 2 && !cpu->pend.soft;
 }
 
+/* The queued event is an exception (KVM's kvm_is_exception_pending()). */
+static inline bool x86_exception_queued(const struct x86_cpu *cpu)
+{
+	return cpu->pend.valid && cpu->pend.vector < 32 &&
+	       !x86_nmi_injected(cpu);
+}
+
 /*
  * KVM_SET_GUEST_DEBUG's control and debugreg[] (KVM's
  * kvm_arch_vcpu_ioctl_set_guest_debug()): -EBUSY when INJECT_DB/BP finds
@@ -759,6 +766,14 @@ static inline bool x86_irqs_blocked(const struct x86_cpu *cpu)
 {
 	return cpu->gdbg & KVM_GUESTDBG_BLOCKIRQ;
 }
+
+/*
+ * The host's vendor is AMD (or Hygon): gmem stands in for the host's KVM
+ * vendor module (the drop-in answers kvm_intel's or kvm_amd's parameters
+ * the same way), whose rules (the native hypercall instruction, VMX's
+ * guest-state checks) are the host's whatever the guest's CPUID says.
+ */
+bool x86_host_amd(void);
 
 /*
  * VMX's invalid guest state without unrestricted guest (kvm_intel's

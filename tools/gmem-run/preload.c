@@ -555,21 +555,20 @@ static void trampoline(int sig, siginfo_t *info, void *uc)
 	struct gmem_vcpu *v = __atomic_load_n(&running, __ATOMIC_RELAXED);
 	void *fn = __atomic_load_n(&user_fn[sig], __ATOMIC_ACQUIRE);
 
+	/* Async-signal-safe: one atomic or, and errno is untouched. */
+	if (v)
+		gmem_vcpu_kick(v);
 	/*
-	 * Async-signal-safe: one atomic or, and errno is untouched.  A
-	 * SA_RESETHAND action is gone from the kernel already: its handler
-	 * runs now.
+	 * Inside KVM_RUN the handler waits for redeliver(), but for an
+	 * SA_RESETHAND action, gone from the kernel already: it runs now.
 	 */
 	if (v && sig <= 64 &&
 	    !__atomic_load_n(&user_oneshot[sig], __ATOMIC_RELAXED)) {
 		deferred_info[sig] = *info;
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
 		deferred |= 1ull << (sig - 1);
-		gmem_vcpu_kick(v);
 		return;
 	}
-	if (v)
-		gmem_vcpu_kick(v);
 	if (__atomic_load_n(&user_siginfo[sig], __ATOMIC_RELAXED))
 		((void (*)(int, siginfo_t *, void *))fn)(sig, info, uc);
 	else if (fn != (void *)SIG_DFL && fn != (void *)SIG_IGN)
