@@ -671,6 +671,39 @@ static void t_ins(void)
 	tap_result("INS: KVM's batches, completion, DF, RCX lowered, #PF");
 }
 
+/*
+ * A REP INS whose first write faults drops the batch the VMM answered:
+ * the #PF handler's first instruction, an INSL (EDI: a mapped page), asks
+ * the VMM again instead of taking the stale bytes.
+ */
+GUEST_CODE(g_ins_pf, "movabs $0x100020000, %rdi\n"
+		     "mov $0x80, %edx\n"
+		     "mov $1000, %ecx\n"
+		     "rep insb\n");
+
+static void t_ins_fault(void)
+{
+	static const uint8_t pf[] = {0x67, 0x6d, 0xf4}; /* addr32 insl; hlt */
+
+	SETUP(g_ins_pf);
+	memcpy(vm.mem + H_HANDLERS + 14 * 16, pf, sizeof(pf));
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.stop.io.size, 1);
+	CHECK_EQ(vm.stop.io.count, 1000);
+	ins_answer(1000, 1, 1);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_IO);
+	CHECK_EQ(vm.cpu.rip, H_HANDLERS + 14 * 16);
+	CHECK_EQ(vm.cpu.cr2, 0x100020000ull);
+	CHECK_EQ(vm.stop.io.size, 4);
+	CHECK_EQ(vm.stop.io.count, 1);
+	CHECK_EQ(ld(0x20000, 4), 0);
+	x86_complete_in(&vm.cpu, 0x12345678);
+	CHECK_EQ(hvm_run(&vm, 100), X86_STOP_HLT);
+	CHECK_EQ(ld(0x20000, 4), 0x12345678);
+	CHECK_EQ(vm.cpu.gpr[X86_RCX], 1000);
+	tap_result("INS: a faulting batch is dropped with the fault");
+}
+
 GUEST_CODE(g_spin, "1: inc %rax\njmp 1b\n");
 
 static void t_kick(void)
@@ -2553,7 +2586,7 @@ static void t_exc_queued(void)
 
 int main(void)
 {
-	tap_plan(53, 60);
+	tap_plan(54, 60);
 	REQUIRE(hvm_init(&vm, 16 << 20) == 0);
 	t_arith();
 	t_flow();
@@ -2572,6 +2605,7 @@ int main(void)
 	t_io();
 	t_outs();
 	t_ins();
+	t_ins_fault();
 	t_kick();
 	t_s2_exit();
 	t_smc();

@@ -2472,8 +2472,14 @@ static int run(struct x86_cpu *c, uint64_t budget, struct x86_stop *stop,
 		    c->exc.vector != X86_MC)
 			c->rflags |= X86_RF;
 	exception:
-		/* An exception ends an STI shadow. */
+		/*
+		 * An exception ends an STI shadow, and the I/O answers the
+		 * faulting instruction had: a REP INS that faults halfway
+		 * must not hand its batch to the handler's next INS.
+		 */
 		c->int_shadow = false;
+		c->mmio.rd = c->mmio.wr = 0;
+		c->sio.state = 0;
 		c->pending &= ~(uint32_t)(X86_PEND_STI | X86_PEND_SHADOW);
 		c->pend.valid = true;
 		c->pend.vector = c->exc.vector;
