@@ -73,13 +73,18 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 # The x86-64 CPU model.  Part of the library; its tests link the objects
 # directly so that they build on their own (`make x86-test`).
 X86_SRCS := \
+	src/x86/avx.c \
+	src/x86/cpuid.c \
 	src/x86/debug.c \
 	src/x86/decode.c \
+	src/x86/event.c \
 	src/x86/exec.c \
+	src/x86/integer.c \
+	src/x86/msr.c \
 	src/x86/paging.c \
-	src/x86/system.c \
 	src/x86/sse.c \
-	src/x86/avx.c \
+	src/x86/state.c \
+	src/x86/system.c \
 	src/x86/x87.c
 
 X86_OBJS := $(X86_SRCS:%.c=$(B)/%.o)

@@ -752,7 +752,7 @@ int x86_bind_avx(struct x86_insn *i, const void *zi, const void *zo)
 		break;
 	}
 	if (!simd)
-		return 1; /* BMI and the like: exec.c's */
+		return 1; /* BMI and the like: integer.c's */
 	if ((z->attributes & ZYDIS_ATTRIB_HAS_LOCK) || nv > 4)
 		return -1;
 	for (unsigned n = 0; n < nv; n++) {

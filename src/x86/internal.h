@@ -355,7 +355,7 @@ static inline void x86_set_cpl(struct x86_cpu *c, unsigned cpl)
 /* Fill a stop record; returns X86_STOPPED. */
 int x86_stop_internal(struct x86_cpu *c, const char *why);
 
-/* exec.c */
+/* integer.c */
 uint64_t x86_flags(struct x86_cpu *c); /* materialize RFLAGS */
 void x86_set_flags(struct x86_cpu *c, uint64_t f);
 int x86_bind(struct x86_insn *i, const void *zinsn, const void *zops);
@@ -455,9 +455,22 @@ unsigned x86_dbg_keepout(const struct x86_cpu *c, uint64_t page);
 /* MOV DRn and ICEBP (from x86_bind_system()). */
 int x86_bind_debug(struct x86_insn *i, const void *zinsn, const void *zops);
 
-/* system.c */
+/* event.c */
 int x86_deliver(struct x86_cpu *c);
+/* A system structure's bytes (supervisor read; not from MMIO). */
+int x86_sys_read(struct x86_cpu *c, uint64_t lin, unsigned len, uint64_t *v);
+/* The GDT descriptor of @sel; #GP(sel | @ext) beyond the limit. */
+int x86_gdt_read(struct x86_cpu *c, uint16_t sel, uint32_t ext, uint64_t *d);
+
+/* system.c */
 int x86_bind_system(struct x86_insn *i, const void *zinsn, const void *zops);
+void x86_set_cr4(struct x86_cpu *c, uint64_t v);
+/* A flat 64-bit code or data segment, as SYSCALL/SYSRET load them. */
+void x86_load_flat(struct kvm_segment *s, uint16_t sel, unsigned dpl,
+		   bool code);
+
+/* msr.c: IA32_UCODE_REV at reset and as the feature MSR. */
+#define X86_UCODE_REV_DEFAULT 0x100000000ull
 
 /* sse.c */
 int x86_bind_sse(struct x86_insn *i, const void *zinsn, const void *zops);

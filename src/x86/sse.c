@@ -21,7 +21,7 @@
  *         store, the element;
  *   imm2  SSE_A16 when a 16-byte memory operand must be aligned.
  *
- * Every handler runs in exec.c's order, so that a fault leaves nothing
+ * Every handler runs in integer.c's order, so that a fault leaves nothing
  * changed: #UD/#NM, then #GP(0) for a misaligned operand (checked on the
  * linear address before translation, as the SDM orders it), translation
  * of every byte (a 16-byte access may cross a page: both pages are
