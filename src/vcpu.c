@@ -316,17 +316,48 @@ void gmem_vcpu_sync_flush(struct gmem_vcpu *vcpu)
 	gmem_vm_vcpu_acked(&vcpu->vmv);
 }
 
-/* The memory-fault exit of DESIGN §3.4, from the MMU's fault record. */
-static void memory_fault_exit(struct gmem_vcpu *vcpu,
-			      const struct gmem_s2_result *res)
+/* Record a stage-2 stop; @res is the MMU's record of a memory fault. */
+static void record_fault(struct gmem_vcpu *vcpu, enum gmem_fault_kind kind,
+			 const struct gmem_s2_result *res)
 {
+	struct gmem_vcpu_fault *f = &vcpu->fault;
+
+	f->kind = kind;
+	f->lin_valid = false;
+	if (kind == GMEM_FAULT_MEMORY) {
+		f->error = res->error;
+		f->gpa = res->fault_gpa;
+		f->flags = res->fault_flags;
+	}
+}
+
+/*
+ * The exit of the recorded stop (RETRY is none: the caller runs again),
+ * for KVM_RUN and gmem_vcpu_access() alike: kvm_run filled, the return
+ * value returned.
+ */
+static int fault_exit(struct gmem_vcpu *vcpu)
+{
+	const struct gmem_vcpu_fault *f = &vcpu->fault;
 	struct kvm_run *run = vcpu->run;
 
-	run->exit_reason = KVM_EXIT_MEMORY_FAULT;
-	run->memory_fault.flags = res->fault_flags;
-	run->memory_fault.gpa = res->fault_gpa;
-	run->memory_fault.size = PAGE_SIZE;
-	VCPU_STAT_INC(vcpu, exits_memory_fault);
+	switch (f->kind) {
+	case GMEM_FAULT_MEMORY:
+		run->exit_reason = KVM_EXIT_MEMORY_FAULT;
+		run->memory_fault.flags = f->flags;
+		run->memory_fault.gpa = f->gpa;
+		run->memory_fault.size = PAGE_SIZE;
+		VCPU_STAT_INC(vcpu, exits_memory_fault);
+		return f->error;
+	case GMEM_FAULT_RING_FULL:
+		run->exit_reason = KVM_EXIT_DIRTY_RING_FULL;
+		return 0;
+	default:
+		run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
+		run->internal.suberror = 0;
+		run->internal.ndata = 0;
+		return -ENOMEM;
+	}
 }
 
 /* Translate one page through the TLB, then stage 2. */
@@ -370,9 +401,6 @@ static enum gmem_s2 translate(struct gmem_vcpu *vcpu, uint64_t gpa,
 		break;
 	case GMEM_S2_XO:
 		VCPU_STAT_INC(vcpu, xo_faults);
-		break;
-	case GMEM_S2_FAULT:
-		memory_fault_exit(vcpu, res);
 		break;
 	default:
 		break;
@@ -437,10 +465,10 @@ static void guest_write(uint8_t *g, const void *src, size_t n)
 
 /*
  * A host fault on VMM memory during a guest access (@hva, a write or
- * not): the memory-fault exit KVM gives when hva_to_pfn() fails, -EFAULT.
+ * not): recorded as the memory fault KVM gives when hva_to_pfn() fails.
  * An address outside every memslot is not the guest's: gmem itself broke.
  */
-static int host_fault(struct gmem_vcpu *vcpu, void *hva, bool write)
+static int record_host_fault(struct gmem_vcpu *vcpu, void *hva, bool write)
 {
 	struct gmem_s2_result res = {0};
 	uint64_t gpa;
@@ -453,7 +481,8 @@ static int host_fault(struct gmem_vcpu *vcpu, void *hva, bool write)
 	res.fault_gpa = gpa & ~(PAGE_SIZE - 1);
 	if (__atomic_load_n(&vcpu->vm->fault_access_flags, __ATOMIC_RELAXED))
 		res.fault_flags = write ? GMEM_ACCESS_WRITE : GMEM_ACCESS_READ;
-	memory_fault_exit(vcpu, &res);
+	res.error = -EFAULT;
+	record_fault(vcpu, GMEM_FAULT_MEMORY, &res);
 	VCPU_STAT_INC(vcpu, host_faults);
 	return -EFAULT;
 }
@@ -484,7 +513,7 @@ static int copy_pages(struct gmem_vcpu *vcpu, uint8_t *const *pages, size_t n,
 	struct gmem_uaccess g;
 
 	if (gmem_uaccess_try(&g))
-		return host_fault(vcpu, g.addr, g.write);
+		return record_host_fault(vcpu, g.addr, g.write);
 	copy_loop(pages, n, off, buf, len, write);
 	gmem_uaccess_end(&g);
 	return 0;
@@ -548,7 +577,8 @@ restart:
 				      piece, access == GMEM_ACCESS_WRITE);
 			break;
 		case GMEM_S2_FAULT:
-			r = res.error;
+			record_fault(vcpu, GMEM_FAULT_MEMORY, &res);
+			r = fault_exit(vcpu);
 			break;
 		case GMEM_S2_XO:
 			r = GMEM_VCPU_ACCESS_XO;
@@ -567,6 +597,8 @@ restart:
 	}
 	r = copy_pages(vcpu, pages, n, gpa & (PAGE_SIZE - 1), buf, len,
 		       access == GMEM_ACCESS_WRITE);
+	if (r)
+		r = fault_exit(vcpu);
 out:
 	if (!nested)
 		gmem_vcpu_exit_guest(vcpu);
@@ -638,7 +670,7 @@ static int bus_map(void *ctx, uint64_t gpa, unsigned int acc, uint8_t **page,
 		 */
 		if (unlikely(res.faulted && res.dirty) &&
 		    gmem_dirty_ring_soft_full(&vcpu->vmv.ring)) {
-			vcpu->s2_ring_full = true;
+			record_fault(vcpu, GMEM_FAULT_RING_FULL, NULL);
 			return X86_S2_EXIT;
 		}
 		*page = res.page;
@@ -649,15 +681,15 @@ static int bus_map(void *ctx, uint64_t gpa, unsigned int acc, uint8_t **page,
 	case GMEM_S2_XO:
 		return X86_S2_XO_PF;
 	case GMEM_S2_FAULT:
-		vcpu->s2_error = res.error;
+		record_fault(vcpu, GMEM_FAULT_MEMORY, &res);
 		return X86_S2_EXIT;
 	case GMEM_S2_RETRY:
 		/* Restart the instruction once the flush is acknowledged. */
-		vcpu->s2_retry = true;
+		record_fault(vcpu, GMEM_FAULT_RETRY, NULL);
 		return X86_S2_EXIT;
 	case GMEM_S2_NOMEM:
 	default:
-		vcpu->s2_nomem = true;
+		record_fault(vcpu, GMEM_FAULT_NOMEM, NULL);
 		return X86_S2_EXIT;
 	}
 }
@@ -1253,8 +1285,8 @@ static int64_t pre_fault_one(struct gmem_vcpu *vcpu, uint64_t gpa,
 			sched_yield();
 			continue;
 		case GMEM_S2_FAULT:
-			memory_fault_exit(vcpu, &res);
-			return res.error;
+			record_fault(vcpu, GMEM_FAULT_MEMORY, &res);
+			return fault_exit(vcpu);
 		case GMEM_S2_NOMEM:
 			return -ENOMEM;
 		default:
@@ -1397,7 +1429,7 @@ static int run_cpu(struct gmem_vcpu *vcpu, bool finish, struct x86_stop *stop)
 	if (gmem_uaccess_try(&g)) {
 		x86_cpu_abandon(vcpu->cpu);
 		memset(stop, 0, sizeof(*stop));
-		vcpu->s2_error = host_fault(vcpu, g.addr, g.write);
+		record_host_fault(vcpu, g.addr, g.write);
 		return X86_STOP_S2_EXIT;
 	}
 	if (finish)
@@ -1544,7 +1576,7 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 		r = -EINTR;
 		goto save;
 	}
-	vcpu->fault_lin_valid = false;
+	vcpu->fault.lin_valid = false;
 	accept_events(vcpu);
 	if (vcpu->mp_state != KVM_MP_STATE_RUNNABLE) {
 		r = block(vcpu, false);
@@ -1584,8 +1616,7 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 	for (;;) {
 		int kick, reason;
 
-		vcpu->s2_retry = vcpu->s2_nomem = vcpu->s2_ring_full = false;
-		stop.s2_pfec = 0;
+		vcpu->fault.kind = GMEM_FAULT_NONE;
 		if (vcpu->apic && !finish && gmem_lapic_init_sipi(vcpu->apic)) {
 			accept_events(vcpu);
 			if (vcpu->mp_state != KVM_MP_STATE_RUNNABLE) {
@@ -1716,37 +1747,25 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 				finish = true;
 				continue;
 			}
-			run->exit_reason = KVM_EXIT_MMIO;
-			run->mmio.phys_addr = stop.mmio.gpa;
-			run->mmio.len = stop.mmio.len;
-			run->mmio.is_write = stop.mmio.is_write;
-			memcpy(run->mmio.data, stop.mmio.data, 8);
-			VCPU_STAT_INC(vcpu, exits_mmio);
+			mmio_exit(vcpu, stop.mmio.gpa, stop.mmio.data,
+				  stop.mmio.len, stop.mmio.is_write);
 			if (!stop.mmio.is_write)
 				vcpu->pending = GMEM_PEND_MMIO;
 			goto out;
 		case X86_STOP_S2_EXIT:
-			if (vcpu->s2_retry) {
+			if (vcpu->fault.kind == GMEM_FAULT_RETRY) {
 				gmem_vcpu_check_flush(vcpu);
 				sched_yield();
 				continue;
 			}
-			if (vcpu->s2_ring_full) {
-				run->exit_reason = KVM_EXIT_DIRTY_RING_FULL;
-				goto out;
+			/* The guest's side, where the CPU model knows it. */
+			if (vcpu->fault.kind == GMEM_FAULT_MEMORY &&
+			    stop.s2_pfec) {
+				vcpu->fault.lin_valid = true;
+				vcpu->fault.lin = stop.s2_lin;
+				vcpu->fault.pfec = stop.s2_pfec;
 			}
-			if (vcpu->s2_nomem) {
-				run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
-				run->internal.suberror = 0;
-				run->internal.ndata = 0;
-				r = -ENOMEM;
-				goto out;
-			}
-			/* kvm_run holds the memory-fault exit already. */
-			vcpu->fault_lin_valid = stop.s2_pfec != 0;
-			vcpu->fault_lin = stop.s2_lin;
-			vcpu->fault_pfec = stop.s2_pfec;
-			r = vcpu->s2_error;
+			r = fault_exit(vcpu);
 			goto out;
 		case X86_STOP_SHUTDOWN:
 			run->exit_reason = KVM_EXIT_SHUTDOWN;
@@ -1857,10 +1876,10 @@ void gmem_vcpu_kick(struct gmem_vcpu *vcpu)
 int gmem_vcpu_get_fault_linear(struct gmem_vcpu *vcpu, uint64_t *lin,
 			       uint32_t *pfec)
 {
-	if (!vcpu->fault_lin_valid)
+	if (!vcpu->fault.lin_valid)
 		return -ENOENT;
-	*lin = vcpu->fault_lin;
-	*pfec = vcpu->fault_pfec;
+	*lin = vcpu->fault.lin;
+	*pfec = vcpu->fault.pfec;
 	return 0;
 }
 

@@ -62,6 +62,29 @@ enum {
 
 struct x86_cpu;
 
+/*
+ * One stage-2 stop, recorded once on its way from the MMU's result to the
+ * exit (DESIGN §3.4): bus_map(), gmem_vcpu_access() and host_fault() fill
+ * it, fault_exit() writes kvm_run and KVM_RUN's return value from it, and
+ * gmem_vcpu_get_fault_linear() reads the guest's side after the exit.
+ */
+enum gmem_fault_kind {
+	GMEM_FAULT_NONE,
+	GMEM_FAULT_MEMORY,    /* KVM_EXIT_MEMORY_FAULT with @error */
+	GMEM_FAULT_RETRY,     /* raced a flush: acknowledge, run again */
+	GMEM_FAULT_NOMEM,     /* the MMU could not allocate a table */
+	GMEM_FAULT_RING_FULL, /* the write's page filled the dirty ring */
+};
+
+struct gmem_vcpu_fault {
+	enum gmem_fault_kind kind;
+	int error;	     /* MEMORY: -EFAULT or -EHWPOISON */
+	uint64_t gpa, flags; /* MEMORY: memory_fault.gpa and .flags */
+	bool lin_valid;	     /* the guest access is known (CPU model) */
+	uint64_t lin;	     /* its linear address */
+	uint32_t pfec;	     /* and the #PF error code it would give */
+};
+
 struct gmem_vcpu {
 	struct gmem_vm *vm;
 	struct kvm_run *run;
@@ -99,16 +122,9 @@ struct gmem_vcpu {
 	uint64_t steal_last;
 	int schedstat_fd;
 	pid_t schedstat_tid;
-	int pending;   /* what the next run completes first: GMEM_PEND_* */
-	int s2_error;  /* -EFAULT/-EHWPOISON of a memory-fault stop */
-	bool s2_retry; /* the stop was a fault that raced a flush */
-	/* The guest access behind the last memory-fault exit, if known. */
-	bool fault_lin_valid;
-	uint64_t fault_lin;
-	uint32_t fault_pfec;
-	bool s2_nomem;
-	bool s2_ring_full; /* a write fault filled the dirty ring */
-	bool has_run;	   /* x86_run() was entered: the CPUID table is fixed */
+	int pending; /* what the next run completes first: GMEM_PEND_* */
+	struct gmem_vcpu_fault fault; /* the last stage-2 stop */
+	bool has_run;	/* x86_run() was entered: the CPUID table is fixed */
 	bool cpuid_set; /* KVM_SET_CPUID2 replaced the model's default table */
 
 	/* KVM_SET_SIGNAL_MASK: the mask KVM_RUN runs with (kernel layout). */
