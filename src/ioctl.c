@@ -38,7 +38,7 @@ static void vm_release(void *vm)
 
 static void vcpu_release(void *vcpu)
 {
-	gmem_vcpu_destroy(vcpu);
+	gmem_vcpu_put(vcpu);
 }
 
 int gmem_vm_from_handle(int fd, struct gmem_vm **vmp)
@@ -65,10 +65,12 @@ int gmem_vcpu_from_handle(int fd, struct gmem_vcpu **vcpup)
 
 	if (r)
 		return r;
-	if (ref.kind == GMEM_H_VCPU)
+	if (ref.kind == GMEM_H_VCPU) {
 		*vcpup = ref.obj;
-	else
+		gmem_vcpu_get(*vcpup);
+	} else {
 		r = -EINVAL;
+	}
 	gmem_handle_put(&ref);
 	return r;
 }

@@ -62,6 +62,7 @@ int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 	if (!vcpu)
 		goto out_unlock;
 	vcpu->vm = vm;
+	vcpu->refs = 1;
 	vcpu->vmv.id = id;
 	vcpu->run_fd = -1;
 
@@ -182,11 +183,17 @@ out_unlock:
 	return r;
 }
 
-void gmem_vcpu_destroy(struct gmem_vcpu *vcpu)
+void gmem_vcpu_get(struct gmem_vcpu *vcpu)
+{
+	__atomic_fetch_add(&vcpu->refs, 1, __ATOMIC_RELAXED);
+}
+
+/* The last reference gone: the vCPU leaves its VM and is freed. */
+void gmem_vcpu_put(struct gmem_vcpu *vcpu)
 {
 	struct gmem_vm *vm;
 
-	if (!vcpu)
+	if (!vcpu || __atomic_sub_fetch(&vcpu->refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	vm = vcpu->vm;
 	pthread_mutex_lock(&vm->vcpus_lock);
@@ -210,6 +217,11 @@ void gmem_vcpu_destroy(struct gmem_vcpu *vcpu)
 		close(vcpu->schedstat_fd);
 	gmem_free(vcpu);
 	gmem_vm_put(vm);
+}
+
+void gmem_vcpu_destroy(struct gmem_vcpu *vcpu)
+{
+	gmem_vcpu_put(vcpu);
 }
 
 struct kvm_run *gmem_vcpu_kvm_run(struct gmem_vcpu *vcpu)

@@ -87,6 +87,7 @@ struct gmem_vcpu_fault {
 
 struct gmem_vcpu {
 	struct gmem_vm *vm;
+	int refs; /* the creator's, and gmem_vcpu_from_handle()'s */
 	struct kvm_run *run;
 	int run_fd; /* a memfd, so gmem_mmap() can map the page again */
 

@@ -58,8 +58,7 @@ static void e_destroy_vcpu(struct env *e, struct gmem_vcpu *vcpu, int fd)
 {
 	if (e->io)
 		CHECK_EQ(gmem_close(fd), 0);
-	else
-		gmem_vcpu_destroy(vcpu);
+	gmem_vcpu_put(vcpu);
 }
 
 /* Just the VM (and its system handle). */

@@ -733,6 +733,7 @@ static void test_kvmclock_ctrl(void)
 	CHECK_EQ(gmem_ioctl(vmfd, KVM_SET_CLOCK, &c), 0);
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_RUN, 0), 0);
 	CHECK_EQ(p->flags & PVCLOCK_GUEST_STOPPED, 0);
+	gmem_vcpu_put(vcpu);
 	teardown();
 	tap_result("KVM_KVMCLOCK_CTRL: PVCLOCK_GUEST_STOPPED at the next "
 		   "clock update");

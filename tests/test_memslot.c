@@ -766,6 +766,7 @@ static void case_dirty_ring(struct tvm *t)
 			CHECK_EQ(memcmp(p, gmem_vcpu_dirty_ring(vcpu), 8192),
 				 0);
 			CHECK_EQ(((struct kvm_dirty_gfn *)p)->flags, 0);
+			gmem_vcpu_put(vcpu);
 			gmem_munmap(p, 8192);
 		}
 	} else {

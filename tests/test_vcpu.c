@@ -162,6 +162,36 @@ static int kick_halted(struct gmem_vcpu *vcpu, uint64_t n)
  * With an irqchip, HLT does not exit: the vCPU blocks until a kick, and
  * stays halted across runs, as KVM's vCPU does in kvm_vcpu_block().
  */
+/*
+ * gmem_vcpu_from_handle() takes a reference, as gmem_vm_from_handle():
+ * the vCPU outlives its closed handle (its id still taken) until the put.
+ */
+static void test_handle_ref(void)
+{
+	struct gmem_vcpu *vcpu;
+	struct kvm_regs regs;
+	int fd;
+
+	setup(false);
+	CHECK_EQ(gmem_vcpu_from_handle(vmfd, &vcpu), -EINVAL);
+	REQUIRE(gmem_vcpu_from_handle(vcpufd, &vcpu) == 0);
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rbx = 0x1234;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+	CHECK_EQ(gmem_close(vcpufd), 0);
+	memset(&regs, 0, sizeof(regs));
+	CHECK_EQ(gmem_vcpu_get_regs(vcpu, &regs), 0);
+	CHECK_EQ(regs.rbx, 0x1234);
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_CREATE_VCPU, 0), EEXIST);
+	gmem_vcpu_put(vcpu);
+	fd = gmem_ioctl(vmfd, KVM_CREATE_VCPU, 0);
+	CHECK(fd >= 0);
+	gmem_close(fd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("gmem_vcpu_from_handle: a reference past the handle");
+}
+
 static void test_irqchip_halt(void)
 {
 	static const uint8_t hlt[] = {0xf4, 0xeb, 0xfe}; /* hlt; jmp $ */
@@ -192,6 +222,7 @@ static void test_irqchip_halt(void)
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_MP_STATE, &mp), 0);
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MP_STATE, &mp), 0);
 	CHECK_EQ(mp.mp_state, KVM_MP_STATE_RUNNABLE);
+	gmem_vcpu_put(vcpu);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);
@@ -506,6 +537,7 @@ static void test_fpu_state(void)
 	/* A vCPU that has not run yet takes a table with leaf 0xD. */
 	int fd2 = gmem_ioctl(vmfd, KVM_CREATE_VCPU, 1);
 	REQUIRE(fd2 >= 0);
+	gmem_vcpu_put(vcpu);
 	REQUIRE(gmem_vcpu_from_handle(fd2, &vcpu) == 0);
 	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_CPUID2, &cpuid), 0);
 	/* Other indices are skipped; the first XCR0 entry is taken. */
@@ -531,6 +563,7 @@ static void test_fpu_state(void)
 	REQUIRE(gmem_ioctl(fd2, KVM_GET_SREGS, &sregs) == 0);
 	sregs.cr4 |= 1 << 18;
 	CHECK_ERRNO(gmem_ioctl(fd2, KVM_SET_SREGS, &sregs), EINVAL);
+	gmem_vcpu_put(vcpu);
 	gmem_close(fd2);
 
 	/*
@@ -667,6 +700,7 @@ static void test_msr_lists(void)
 	msrs.m.entries[0].data = 0;
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_GET_MSRS, &msrs), 1);
 	CHECK_EQ(msrs.m.entries[0].data, 0x4200000000ULL);
+	gmem_vcpu_put(vcpu);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);
@@ -719,6 +753,7 @@ static void test_vcpu_events(void)
 	CHECK_EQ(gmem_ioctl(fd2, KVM_SET_VCPU_EVENTS, &ev), 0);
 	CHECK_EQ(gmem_ioctl(fd2, KVM_GET_VCPU_EVENTS, &ev2), 0);
 	CHECK(memcmp(&ev, &ev2, sizeof(ev)) == 0);
+	gmem_vcpu_put(vcpu2);
 	gmem_close(fd2);
 	tap_result("KVM_GET/SET_VCPU_EVENTS: an injected exception, moved "
 		   "to another vCPU");
@@ -823,6 +858,7 @@ static void test_vcpu_events(void)
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_VCPU_EVENTS, &ev), 0);
 	CHECK_EQ(vcpu_run(), 0);
 	CHECK_EQ(run->exit_reason, KVM_EXIT_SHUTDOWN);
+	gmem_vcpu_put(vcpu);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);
@@ -892,6 +928,7 @@ static void test_debugregs(void)
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_SET_DEBUGREGS, &dr), 0);
 	CHECK_EQ(gmem_vcpu_get_debugregs(vcpu, &dr2), 0);
 	CHECK_EQ(dr2.dr7, dr.dr7);
+	gmem_vcpu_put(vcpu);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);
@@ -1390,6 +1427,7 @@ static void test_pv_enforce(void)
 	CHECK_EQ(gmem_ioctl(vcpufd, KVM_ENABLE_CAP, &cap), 0);
 	CHECK_EQ(msr_get(0x4b564d01, &v), 1);
 	CHECK_EQ(v, 0x6000);
+	gmem_vcpu_put(vcpu);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);
@@ -1458,6 +1496,7 @@ static void test_disable_exits(void)
 	CHECK_EQ(guest_u64(regs.rsp), NMI_MAIN + 1);
 	CHECK_EQ(vcpu_run(), 0);
 	CHECK_EQ(run->io.port, 0x22);
+	gmem_vcpu_put(vcpu);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);
@@ -1554,6 +1593,7 @@ static void test_pv_kick(void)
 	CHECK_EQ(msr_set(0x4b564d05, 0), 1);
 	CHECK_EQ(msr_get(0x4b564d05, &v), 1);
 	CHECK_EQ(v, 0);
+	gmem_vcpu_put(apv);
 	gmem_close(ap);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
@@ -1566,7 +1606,7 @@ int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(34, 60);
+	tap_plan(35, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -1689,11 +1729,14 @@ int main(void)
 	tap_result("KVM_RUN with immediate_exit set: EINTR at once");
 
 	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_CREATE_IRQCHIP, 0), EINVAL);
+	gmem_vcpu_put(gv);
+	gmem_vcpu_put(vcpu);
 	gmem_close(vcpufd);
 	gmem_close(vmfd);
 	gmem_close(sys);
 	tap_result("KVM_CREATE_IRQCHIP after the first vCPU: EINVAL");
 
+	test_handle_ref();
 	test_irqchip_halt();
 	test_user_irq();
 	test_string_io();

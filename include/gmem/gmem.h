@@ -226,6 +226,14 @@ struct gmem_vcpu;
  */
 int gmem_vcpu_create(struct gmem_vm *vm, unsigned long id,
 		     struct gmem_vcpu **vcpup);
+
+/*
+ * References: gmem_vcpu_create() and gmem_vcpu_from_handle() give the
+ * caller one; the vCPU leaves its VM (its id free again) and is freed with
+ * the last.  gmem_vcpu_destroy() drops the creator's, as gmem_vcpu_put().
+ */
+void gmem_vcpu_get(struct gmem_vcpu *vcpu);
+void gmem_vcpu_put(struct gmem_vcpu *vcpu);
 void gmem_vcpu_destroy(struct gmem_vcpu *vcpu);
 
 /* The vCPU's struct kvm_run, which exits are reported in. */
@@ -479,8 +487,9 @@ int gmem_vcpu_get_stats(struct gmem_vcpu *vcpu, struct gmem_vcpu_stats *st);
 int gmem_vm_from_handle(int fd, struct gmem_vm **vmp);
 
 /*
- * The vCPU behind a façade vCPU handle (for gmem_vcpu_kick() from a signal
- * handler or another thread).  Valid while the handle stays open.
+ * The vCPU behind a façade vCPU handle, with a reference taken for the
+ * caller (drop it with gmem_vcpu_put()), as gmem_vm_from_handle().
+ * -EBADF if @fd is not open, -EINVAL if it is not a vCPU.
  */
 int gmem_vcpu_from_handle(int fd, struct gmem_vcpu **vcpup);
 
