@@ -182,6 +182,7 @@ TESTS += $(X86_TESTS)
 TESTS += tests/test_gmemvm
 TESTS += tests/test_dropin
 TESTS += tests/test_symbols
+TESTS += tests/test_layers
 
 TEST_BINS := $(TESTS:%=$(B)/%)
 X86_TEST_BINS := $(X86_TESTS:%=$(B)/%)
@@ -441,6 +442,12 @@ $(B)/tests/test_symbols: tests/test_symbols.sh $(B)/libgmem.so
 	@mkdir -p $(dir $@)
 	printf '#!/bin/sh\nexec sh %s %s %s\n' $(abspath $<) \
 		$(abspath $(B)/libgmem.so) $(CURDIR)/include/gmem > $@
+	chmod +x $@
+
+# The include order of the library's layers (the order is in the script).
+$(B)/tests/test_layers: tests/test_layers.sh $(LIB_SRCS) $(X86_SRCS)
+	@mkdir -p $(dir $@)
+	printf '#!/bin/sh\nexec sh %s %s\n' $(abspath $<) $(CURDIR)/src > $@
 	chmod +x $@
 
 # A KVM program that uses no gmem call: it runs itself under gmem-run.

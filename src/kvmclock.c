@@ -70,11 +70,6 @@ static bool master_clock(const struct gmem_vm *vm)
 	return vm->nr_vcpus && !vm->boot_vcpu_old_kvmclock;
 }
 
-void gmem_kvmclock_init(struct gmem_vm *vm)
-{
-	vm->kvmclock_offset = -x86_host_ns();
-}
-
 void gmem_kvmclock_request_all(struct gmem_vm *vm)
 {
 	pthread_mutex_lock(&vm->vcpus_lock);

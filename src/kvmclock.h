@@ -39,8 +39,6 @@ struct gmem_pvclock_wall {
 #define GMEM_PVCLOCK_TSC_STABLE 1
 #define GMEM_PVCLOCK_GUEST_STOPPED 2
 
-/* At VM creation: the clock starts at 0. */
-void gmem_kvmclock_init(struct gmem_vm *vm);
 /* KVM_REQ_CLOCK_UPDATE for every vCPU of @vm (a new vCPU, a set clock). */
 void gmem_kvmclock_request_all(struct gmem_vm *vm);
 /*

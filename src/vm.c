@@ -12,12 +12,12 @@
 #include <gmem/gmem.h>
 
 #include "attr.h"
-#include "kvmclock.h"
 #include "mce.h"
 #include "mmu.h"
 #include "uaccess.h"
 #include "util.h"
 #include "vm.h"
+#include "x86/x86.h"
 
 #define CAP_SYS_BOOT_ 22 /* <linux/capability.h> */
 
@@ -44,7 +44,8 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 	vm->type = type;
 	vm->default_tsc_khz = GMEM_TSC_KHZ;
 	vm->guest_platform_info = true;
-	gmem_kvmclock_init(vm);
+	/* kvm_arch_init_vm(): the VM's kvmclock starts at 0. */
+	vm->kvmclock_offset = -x86_host_ns();
 	vm->supported_attrs = ATTR_RWX;
 	if (gmem_vm_has_private_mem(vm))
 		vm->supported_attrs |= KVM_MEMORY_ATTRIBUTE_PRIVATE;
