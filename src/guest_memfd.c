@@ -186,6 +186,36 @@ for_each_bound_gfn_range(struct gmem_file *file, uint64_t start, uint64_t end,
 	}
 }
 
+/*
+ * Replace file pages [start, end) by a hole (@poison false: the pages
+ * freed, their poison cleared, as truncating drops a poisoned folio in
+ * Linux) or mark them poisoned, with every bound GFN range invalidated
+ * around the change so that the next access sees it.  Under vm->lock.
+ */
+static int replace_pages(struct gmem_file *file, uint64_t start, uint64_t end,
+			 bool poison)
+{
+	struct gmem_vm *vm = file->vm;
+	uint64_t off = start << PAGE_SHIFT, len = (end - start) << PAGE_SHIFT;
+	int r = gmem_ranges_reserve(&file->poison);
+
+	if (r)
+		return r;
+	for_each_bound_gfn_range(file, start, end, gmem_vm_invalidate_begin);
+	/* A memfd's hole shows in the host's mappings of it too. */
+	if (!poison && file->memfd >= 0)
+		fallocate(file->memfd,
+			  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)off, (off_t)len);
+	else if (!poison)
+		madvise(file->mem + off, len, MADV_DONTNEED);
+	pthread_rwlock_wrlock(&vm->state_lock);
+	gmem_ranges_store(&file->poison, start, end, poison);
+	pthread_rwlock_unlock(&vm->state_lock);
+	for_each_bound_gfn_range(file, start, end, gmem_vm_invalidate_end);
+	return 0;
+}
+
 static int punch_hole(struct gmem_file *file, uint64_t offset, uint64_t len)
 {
 	struct gmem_vm *vm = file->vm;
@@ -196,25 +226,8 @@ static int punch_hole(struct gmem_file *file, uint64_t offset, uint64_t len)
 	/* Past the end there is nothing to free, and that is not an error. */
 	if (start >= end)
 		return 0;
-
 	pthread_mutex_lock(&vm->lock);
-	r = gmem_ranges_reserve(&file->poison);
-	if (r)
-		goto out;
-	for_each_bound_gfn_range(file, start, end, gmem_vm_invalidate_begin);
-	/* A memfd's hole shows in the host's mappings of it too. */
-	if (file->memfd >= 0)
-		fallocate(file->memfd,
-			  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)offset, (off_t)((end - start) << PAGE_SHIFT));
-	else
-		madvise(file->mem + offset, (end - start) << PAGE_SHIFT,
-			MADV_DONTNEED);
-	pthread_rwlock_wrlock(&vm->state_lock);
-	gmem_ranges_store(&file->poison, start, end, 0);
-	pthread_rwlock_unlock(&vm->state_lock);
-	for_each_bound_gfn_range(file, start, end, gmem_vm_invalidate_end);
-out:
+	r = replace_pages(file, start, end, false);
 	pthread_mutex_unlock(&vm->lock);
 	return r;
 }
@@ -302,17 +315,7 @@ int gmem_file_poison(int fd, int64_t offset)
 	}
 	pg = (uint64_t)offset >> PAGE_SHIFT;
 	pthread_mutex_lock(&vm->lock);
-	r = gmem_ranges_reserve(&file->poison);
-	if (!r) {
-		/* A mapping of the page must go, so the next access sees it. */
-		for_each_bound_gfn_range(file, pg, pg + 1,
-					 gmem_vm_invalidate_begin);
-		pthread_rwlock_wrlock(&vm->state_lock);
-		gmem_ranges_store(&file->poison, pg, pg + 1, 1);
-		pthread_rwlock_unlock(&vm->state_lock);
-		for_each_bound_gfn_range(file, pg, pg + 1,
-					 gmem_vm_invalidate_end);
-	}
+	r = replace_pages(file, pg, pg + 1, true);
 	pthread_mutex_unlock(&vm->lock);
 out:
 	gmem_file_put(file);
@@ -440,11 +443,6 @@ void gmem_file_unbind(struct gmem_file *file, struct gmem_memslot *slot)
 	slot->file = NULL;
 }
 
-static void invalidate_slot_begin(struct gmem_vm *vm, struct gmem_memslot *s)
-{
-	gmem_vm_invalidate_begin(vm, s->base_gfn, s->base_gfn + s->npages);
-}
-
 void gmem_file_release(struct gmem_file *file)
 {
 	struct gmem_vm *vm = file->vm;
@@ -455,17 +453,13 @@ void gmem_file_release(struct gmem_file *file)
 	 */
 	pthread_mutex_lock(&vm->lock);
 	for (size_t i = 0; i < file->nr_bindings; i++)
-		invalidate_slot_begin(vm, file->bindings[i].slot);
+		gmem_vm_invalidate_slot_begin(vm, file->bindings[i].slot);
 	pthread_rwlock_wrlock(&vm->state_lock);
 	for (size_t i = 0; i < file->nr_bindings; i++)
 		file->bindings[i].slot->file = NULL;
 	pthread_rwlock_unlock(&vm->state_lock);
-	for (size_t i = 0; i < file->nr_bindings; i++) {
-		struct gmem_memslot *s = file->bindings[i].slot;
-
-		gmem_vm_invalidate_end(vm, s->base_gfn,
-				       s->base_gfn + s->npages);
-	}
+	for (size_t i = 0; i < file->nr_bindings; i++)
+		gmem_vm_invalidate_slot_end(vm, file->bindings[i].slot);
 	file->nr_bindings = 0;
 	pthread_mutex_unlock(&vm->lock);
 	gmem_file_put(file);

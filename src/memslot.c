@@ -187,25 +187,15 @@ static int check_region(const struct gmem_vm *vm,
 	return 0;
 }
 
-static void invalidate_begin(struct gmem_vm *vm, struct gmem_memslot *s)
-{
-	gmem_vm_invalidate_begin(vm, s->base_gfn, s->base_gfn + s->npages);
-}
-
-static void invalidate_end(struct gmem_vm *vm, struct gmem_memslot *s)
-{
-	gmem_vm_invalidate_end(vm, s->base_gfn, s->base_gfn + s->npages);
-}
-
 static int delete_slot(struct gmem_vm *vm, struct gmem_memslot *old)
 {
-	invalidate_begin(vm, old);
+	gmem_vm_invalidate_slot_begin(vm, old);
 	pthread_rwlock_wrlock(&vm->state_lock);
 	erase(&vm->slots, old);
 	if (old->file)
 		gmem_file_unbind(old->file, old);
 	pthread_rwlock_unlock(&vm->state_lock);
-	invalidate_end(vm, old);
+	gmem_vm_invalidate_slot_end(vm, old);
 	gmem_free(old->dirty_bitmap);
 	gmem_free(old);
 	return 0;
@@ -265,13 +255,13 @@ static int modify_slot(struct gmem_vm *vm, struct gmem_memslot *old,
 		 * every write faults and is recorded.  Off: the 4 KiB leaves
 		 * go, so that huge ones come back (KVM recovers them too).
 		 */
-		invalidate_begin(vm, old);
+		gmem_vm_invalidate_slot_begin(vm, old);
 		pthread_rwlock_wrlock(&vm->state_lock);
 		old->flags = mem->flags;
 		prev = old->dirty_bitmap;
 		old->dirty_bitmap = bitmap;
 		pthread_rwlock_unlock(&vm->state_lock);
-		invalidate_end(vm, old);
+		gmem_vm_invalidate_slot_end(vm, old);
 		if (prev != bitmap)
 			gmem_free(prev);
 		return 0;
@@ -353,13 +343,13 @@ static int create_slot(struct gmem_vm *vm,
 	 * Nothing is mapped where no slot was, but a fault that saw no slot
 	 * must not install its answer after this: bump the sequence.
 	 */
-	invalidate_begin(vm, slot);
+	gmem_vm_invalidate_slot_begin(vm, slot);
 	pthread_rwlock_wrlock(&vm->state_lock);
 	insert(&vm->slots, slot);
 	if (file)
 		gmem_file_bind(file, slot);
 	pthread_rwlock_unlock(&vm->state_lock);
-	invalidate_end(vm, slot);
+	gmem_vm_invalidate_slot_end(vm, slot);
 out:
 	/* The binding does not hold the file open: closing it unbinds. */
 	if (file)

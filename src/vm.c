@@ -623,6 +623,18 @@ void gmem_vm_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end)
 	gmem_mmu_invalidate_end(vm, start, end);
 }
 
+void gmem_vm_invalidate_slot_begin(struct gmem_vm *vm,
+				   const struct gmem_memslot *s)
+{
+	gmem_vm_invalidate_begin(vm, s->base_gfn, s->base_gfn + s->npages);
+}
+
+void gmem_vm_invalidate_slot_end(struct gmem_vm *vm,
+				 const struct gmem_memslot *s)
+{
+	gmem_vm_invalidate_end(vm, s->base_gfn, s->base_gfn + s->npages);
+}
+
 /* KVM's range checks, shared by set and the snapshot query. */
 static int check_range(uint64_t address, uint64_t size)
 {

@@ -256,6 +256,11 @@ static inline uint64_t gmem_vm_footprint(uint64_t start, uint64_t end)
  */
 void gmem_vm_invalidate_begin(struct gmem_vm *vm, uint64_t start, uint64_t end);
 void gmem_vm_invalidate_end(struct gmem_vm *vm, uint64_t start, uint64_t end);
+/* The same bracket over a memslot's whole GFN range. */
+void gmem_vm_invalidate_slot_begin(struct gmem_vm *vm,
+				   const struct gmem_memslot *s);
+void gmem_vm_invalidate_slot_end(struct gmem_vm *vm,
+				 const struct gmem_memslot *s);
 
 /*
  * The shootdown (KVM's kvm_flush_remote_tlbs()) of a flush the MMU
