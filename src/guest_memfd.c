@@ -8,12 +8,20 @@
  * until written and MADV_DONTNEED returns it to that state, which gives the
  * "zeroed before the guest first sees it" rule for free, for allocation
  * and for punch hole alike.
+ *
+ * A file the host may map (GUEST_MEMFD_FLAG_MMAP) is a memfd instead,
+ * mapped shared over the same reservation; one without a direct map
+ * (GUEST_MEMFD_FLAG_NO_DIRECT_MAP) a memfd_secret(2) file.  Secret memory
+ * cannot be freed in the middle (no hole punching, no MADV_DONTNEED: its
+ * pages are locked), so a hole in it is zeroed in place and stays
+ * allocated until the file goes.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <gmem/gmem.h>
@@ -21,6 +29,7 @@
 #include "guest_memfd.h"
 #include "handle.h"
 #include "mmu.h"
+#include "uaccess.h"
 #include "util.h"
 #include "vm.h"
 
@@ -39,7 +48,7 @@ struct gmem_file {
 	uint64_t ino;
 	uint64_t flags; /* GUEST_MEMFD_FLAG_* */
 	off_t pos;	/* atomic: write()'s position (MMAP files) */
-	int memfd;	/* GUEST_MEMFD_FLAG_MMAP: the memory's file, else -1 */
+	int memfd;	/* MMAP or NO_DIRECT_MAP: the memory's file, else -1 */
 	uint8_t *mem;	/* 2 MiB aligned, 1 GiB from 1 GiB on */
 	void *map;	/* the reservation, for munmap */
 	size_t map_size;
@@ -57,15 +66,54 @@ static void file_release(void *file)
 	gmem_file_release(file);
 }
 
+#ifndef SYS_memfd_secret
+#define SYS_memfd_secret 447
+#endif
+
+static int memfd_secret(void)
+{
+	return (int)syscall(SYS_memfd_secret, O_CLOEXEC);
+}
+
+bool gmem_secretmem_supported(void)
+{
+	/* 0 not probed, 1 yes, 2 no. */
+	static int known;
+	int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+
+	if (!k) {
+		int fd = memfd_secret();
+
+		k = fd >= 0 ? 1 : 2;
+		if (fd >= 0)
+			close(fd);
+		__atomic_store_n(&known, k, __ATOMIC_RELAXED);
+	}
+	return k == 1;
+}
+
+static bool secret(const struct gmem_file *file)
+{
+	return file->flags & GUEST_MEMFD_FLAG_NO_DIRECT_MAP;
+}
+
+/*
+ * The file's memory as a memfd (or memfd_secret) file mapped over the
+ * aligned reservation.  Secret memory is locked, so it counts against
+ * RLIMIT_MEMLOCK: the mmap is refused beyond it and that is -ENOMEM.
+ */
 static int map_memfd(struct gmem_file *file)
 {
-	file->memfd = memfd_create("gmem-guest_memfd", MFD_CLOEXEC);
+	int flags = MAP_SHARED | MAP_FIXED | (secret(file) ? 0 : MAP_NORESERVE);
+
+	file->memfd = secret(file)
+			      ? memfd_secret()
+			      : memfd_create("gmem-guest_memfd", MFD_CLOEXEC);
 	if (file->memfd < 0)
 		return -ENOMEM;
 	if (ftruncate(file->memfd, (off_t)file->size) ||
-	    mmap(file->mem, file->size, PROT_READ | PROT_WRITE,
-		 MAP_SHARED | MAP_FIXED | MAP_NORESERVE, file->memfd,
-		 0) == MAP_FAILED) {
+	    mmap(file->mem, file->size, PROT_READ | PROT_WRITE, flags,
+		 file->memfd, 0) == MAP_FAILED) {
 		close(file->memfd);
 		return -ENOMEM;
 	}
@@ -109,7 +157,9 @@ int gmem_create_guest_memfd(struct gmem_vm *vm,
 	 * aligned part of the reservation: the host's mappings and ours are
 	 * then the same pages.
 	 */
-	if ((file->flags & GUEST_MEMFD_FLAG_MMAP) && map_memfd(file)) {
+	if ((file->flags &
+	     (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_NO_DIRECT_MAP)) &&
+	    map_memfd(file)) {
 		munmap(file->map, file->map_size);
 		gmem_free(file);
 		return -ENOMEM;
@@ -203,7 +253,9 @@ static int replace_pages(struct gmem_file *file, uint64_t start, uint64_t end,
 		return r;
 	for_each_bound_gfn_range(file, start, end, gmem_vm_invalidate_begin);
 	/* A memfd's hole shows in the host's mappings of it too. */
-	if (!poison && file->memfd >= 0)
+	if (!poison && secret(file))
+		memset(file->mem + off, 0, len);
+	else if (!poison && file->memfd >= 0)
 		fallocate(file->memfd,
 			  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			  (off_t)off, (off_t)len);
@@ -238,9 +290,10 @@ static int allocate(struct gmem_file *file, uint64_t offset, uint64_t len)
 
 	if (offset + len > file->size)
 		return -EINVAL;
-	if (!madvise(p, len, MADV_POPULATE_WRITE))
+	/* Secret memory is not for get_user_pages(), which populate uses. */
+	if (!secret(file) && !madvise(p, len, MADV_POPULATE_WRITE))
 		return 0;
-	if (errno != EINVAL)
+	if (!secret(file) && errno != EINVAL)
 		return -errno;
 	/* Kernels before 5.14: touch each page without changing it. */
 	for (uint64_t o = 0; o < len; o += PAGE_SIZE)
@@ -339,9 +392,20 @@ ssize_t gmem_file_write(struct gmem_file *file, const void *buf, size_t n,
 	 * Into the memfd's page cache: a new page that is written whole is
 	 * never zeroed first, and the rest of a partial one reads zero.
 	 */
-	r = pwrite(file->memfd, buf, n, pos);
-	if (r < 0)
-		return -errno;
+	if (secret(file)) {
+		struct gmem_uaccess g;
+
+		/* memfd_secret has no write(): our own mapping takes it. */
+		if (gmem_uaccess_try(&g))
+			return -EFAULT;
+		memcpy(file->mem + pos, buf, n);
+		gmem_uaccess_end(&g);
+		r = (ssize_t)n;
+	} else {
+		r = pwrite(file->memfd, buf, n, pos);
+		if (r < 0)
+			return -errno;
+	}
 	if (!off)
 		__atomic_store_n(&file->pos, pos + r, __ATOMIC_RELAXED);
 	return r;

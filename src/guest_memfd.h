@@ -23,6 +23,12 @@ struct gmem_memslot;
 /* A guest_memfd file; private to guest_memfd.c. */
 struct gmem_file;
 
+/*
+ * Whether this kernel has memfd_secret(2), which GUEST_MEMFD_FLAG_NO_DIRECT_MAP
+ * files take their memory from (probed once).
+ */
+bool gmem_secretmem_supported(void);
+
 /* Look up an open guest_memfd handle; takes a reference. */
 int gmem_file_from_handle(int fd, struct gmem_file **filep);
 void gmem_file_put(struct gmem_file *file);

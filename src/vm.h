@@ -23,6 +23,7 @@
 #include <gmem/gmem.h>
 
 #include "attr.h"
+#include "guest_memfd.h"
 #include "coalesced.h"
 #include "dirty_log.h"
 #include "msr_filter.h"
@@ -215,7 +216,10 @@ static inline uint64_t gmem_vm_gmem_flags(const struct gmem_vm *vm)
 	if (!vm || !__atomic_load_n(&vm->gmem_mmap, __ATOMIC_RELAXED))
 		return 0;
 	return GUEST_MEMFD_FLAG_MMAP |
-	       (gmem_vm_has_private_mem(vm) ? 0 : GUEST_MEMFD_FLAG_INIT_SHARED);
+	       (gmem_vm_has_private_mem(vm) ? 0
+					    : GUEST_MEMFD_FLAG_INIT_SHARED) |
+	       (gmem_secretmem_supported() ? GUEST_MEMFD_FLAG_NO_DIRECT_MAP
+					   : 0);
 }
 
 /* May the VM have guest_memfd (and KVM_MEM_GUEST_MEMFD slots)? */

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "gmem_test.h"
@@ -291,6 +292,17 @@ struct layer_case {
 	void (*fn)(struct tvm *t);
 };
 
+/* memfd_secret(2) in this kernel (the test's own probe). */
+static bool have_secretmem(void)
+{
+	int fd = (int)syscall(447, 0);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 /* GMEM_CAP_GUEST_MEMFD_MMAP: 6.18's flags, only once it is on. */
 static void case_mmap_flags(struct tvm *t)
 {
@@ -298,6 +310,8 @@ static void case_mmap_flags(struct tvm *t)
 
 	if (t->type == KVM_X86_DEFAULT_VM)
 		want |= GUEST_MEMFD_FLAG_INIT_SHARED;
+	if (have_secretmem())
+		want |= GUEST_MEMFD_FLAG_NO_DIRECT_MAP;
 	CHECK_EQ(tvm_check_extension(t, KVM_CAP_GUEST_MEMFD_FLAGS), 0);
 	EXPECT_CREATE(t, FILE_SIZE, GUEST_MEMFD_FLAG_MMAP, EINVAL);
 	CHECK_RET(tvm_enable_cap(t, GMEM_CAP_GUEST_MEMFD_MMAP, 0, 1), EINVAL);
@@ -309,7 +323,7 @@ static void case_mmap_flags(struct tvm *t)
 		EXPECT_CREATE(t, FILE_SIZE, 1ULL << bit,
 			      (want >> bit) & 1 ? 0 : EINVAL);
 	EXPECT_CREATE(t, FILE_SIZE, want, 0);
-	EXPECT_CREATE(t, FILE_SIZE, want | 4, EINVAL);
+	EXPECT_CREATE(t, FILE_SIZE, want | 8, EINVAL);
 }
 
 static const struct layer_case layer_cases[] = {
@@ -704,9 +718,88 @@ static void test_write(void)
 		   "file; EINVAL past its end or on another file");
 }
 
+/*
+ * GUEST_MEMFD_FLAG_NO_DIRECT_MAP (posted series): memfd_secret memory.  The
+ * guest and the host's mapping share it as for any mappable file, and no
+ * path around the mapping reaches it: process_vm_readv(), which reads an
+ * ordinary file's mapping, fails on it.  A hole reads zero; write() works.
+ */
+static void test_no_direct_map(void)
+{
+	struct sigaction sa = {.sa_handler = on_sigbus}, old;
+	char buf[8] = {0}, page[PAGE];
+	struct iovec local = {buf, 4}, remote;
+	struct gmem_vcpu *vcpu;
+	uint64_t v = 0;
+	uint8_t *m, *m2;
+	struct tvm t;
+	int fd, plain;
+
+	if (!have_secretmem()) {
+		tap_skip("GUEST_MEMFD_FLAG_NO_DIRECT_MAP",
+			 "no memfd_secret in this kernel: the flag is not "
+			 "offered (case_mmap_flags checks that)");
+		return;
+	}
+	sigemptyset(&sa.sa_mask);
+	vcpu = mmap_vm(&t, KVM_X86_DEFAULT_VM,
+		       GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED |
+			       GUEST_MEMFD_FLAG_NO_DIRECT_MAP,
+		       &fd);
+	REQUIRE(gmem_sigaction(SIGBUS, &sa, &old) == 0);
+	m = gmem_mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		      0);
+	REQUIRE(m != MAP_FAILED);
+	memcpy(m + 3 * PAGE, "host", 4);
+	CHECK_EQ(gmem_vcpu_access(vcpu, 3 * PAGE, &v, 4, GMEM_ACCESS_READ), 0);
+	CHECK_EQ(memcmp(&v, "host", 4), 0);
+	CHECK_EQ(
+		gmem_vcpu_access(vcpu, 5 * PAGE, "guest", 5, GMEM_ACCESS_WRITE),
+		0);
+	CHECK_EQ(memcmp(m + 5 * PAGE, "guest", 5), 0);
+	remote = (struct iovec){m + 3 * PAGE, 4};
+	CHECK_EQ(process_vm_readv(getpid(), &local, 1, &remote, 1, 0), -1);
+	/* An ordinary mappable file's pages are readable that way. */
+	plain = (int)tvm_create_file_flags(
+		&t, FILE_SIZE,
+		GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
+	REQUIRE(plain >= 0);
+	m2 = gmem_mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       plain, 0);
+	REQUIRE(m2 != MAP_FAILED);
+	memcpy(m2, "open", 4);
+	remote = (struct iovec){m2, 4};
+	CHECK_EQ(process_vm_readv(getpid(), &local, 1, &remote, 1, 0), 4);
+	CHECK_EQ(memcmp(buf, "open", 4), 0);
+	gmem_munmap(m2, FILE_SIZE);
+	CHECK_EQ(gmem_close(plain), 0);
+	/* A hole reads zero through both views; write() populates. */
+	CHECK_EQ(gmem_fallocate(fd, PUNCH, 3 * PAGE, 3 * PAGE), 0);
+	CHECK_EQ(m[3 * PAGE], 0);
+	CHECK_EQ(m[5 * PAGE], 0);
+	v = 1;
+	CHECK_EQ(gmem_vcpu_access(vcpu, 5 * PAGE, &v, 8, GMEM_ACCESS_READ), 0);
+	CHECK_EQ(v, 0);
+	memset(page, 0x5a, sizeof(page));
+	CHECK_EQ(gmem_pwrite(fd, page, PAGE, 7 * PAGE), PAGE);
+	CHECK_EQ(m[7 * PAGE + 100], 0x5a);
+	CHECK_ERRNO(gmem_pwrite(fd, (void *)8, 16, 0), EFAULT);
+	CHECK_EQ(gmem_fallocate(fd, KEEP, 0, FILE_SIZE), 0);
+	CHECK_EQ(m[7 * PAGE + 100], 0x5a);
+	CHECK(read_sigbus(m + FILE_SIZE - 1) == false);
+	CHECK_EQ(gmem_munmap(m, FILE_SIZE), 0);
+	gmem_vcpu_destroy(vcpu);
+	CHECK_EQ(gmem_close(fd), 0);
+	tvm_close(&t);
+	gmem_sigaction(SIGBUS, &old, NULL);
+	tap_result(
+		"GUEST_MEMFD_FLAG_NO_DIRECT_MAP: memfd_secret memory, the "
+		"guest's and the mapping's, unreachable by process_vm_readv");
+}
+
 int main(void)
 {
-	tap_plan(NR_LAYER_CASES * 4 + 9, 60);
+	tap_plan(NR_LAYER_CASES * 4 + 10, 60);
 	run_layer_cases();
 	test_io_fails();
 	test_mmap_fails();
@@ -717,5 +810,6 @@ int main(void)
 	test_mmap_shared();
 	test_mmap_private();
 	test_write();
+	test_no_direct_map();
 	return tap_done();
 }

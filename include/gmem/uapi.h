@@ -53,6 +53,16 @@ struct kvm_create_guest_memfd {
  */
 #define GUEST_MEMFD_FLAG_MMAP (1ULL << 0)
 #define GUEST_MEMFD_FLAG_INIT_SHARED (1ULL << 1)
+/*
+ * The posted series "Direct Map Removal Support for guest_memfd" (Patrick
+ * Roy, Nikita Kalyazin; v7 of 2025 on, the same value): the file's memory,
+ * shared and private alike, is not in the kernel's direct map, as
+ * memfd_secret(2)'s.  gmem takes it from memfd_secret, so no other process
+ * (process_vm_readv, ptrace, /proc/PID/mem) and no kernel path on this
+ * one's behalf (O_DIRECT, vmsplice) reaches it; offered only where the
+ * kernel has memfd_secret (CONFIG_SECRETMEM), with GMEM_CAP_GUEST_MEMFD_MMAP.
+ */
+#define GUEST_MEMFD_FLAG_NO_DIRECT_MAP (1ULL << 2)
 
 /* Memslot flags. */
 #define KVM_MEM_LOG_DIRTY_PAGES (1U << 0)
@@ -842,8 +852,9 @@ struct kvm_clock_data {
 #define GMEM_CAP_FAULT_ACCESS_FLAGS 0x10003
 /*
  * No arguments: Linux 6.18's guest_memfd mmap on this VM.
- * KVM_CAP_GUEST_MEMFD_FLAGS answers GUEST_MEMFD_FLAG_MMAP, and
- * GUEST_MEMFD_FLAG_INIT_SHARED on a VM without private memory;
+ * KVM_CAP_GUEST_MEMFD_FLAGS answers GUEST_MEMFD_FLAG_MMAP,
+ * GUEST_MEMFD_FLAG_INIT_SHARED on a VM without private memory, and
+ * GUEST_MEMFD_FLAG_NO_DIRECT_MAP where the kernel has memfd_secret;
  * KVM_CREATE_GUEST_MEMFD takes them, and a default VM then has guest_memfd
  * (KVM_CAP_GUEST_MEMFD 1, KVM_MEM_GUEST_MEMFD slots).  Without it the VM
  * is 6.12's: no flag is valid and KVM_CAP_GUEST_MEMFD_FLAGS is 0.
