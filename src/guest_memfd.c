@@ -393,13 +393,10 @@ ssize_t gmem_file_write(struct gmem_file *file, const void *buf, size_t n,
 	 * never zeroed first, and the rest of a partial one reads zero.
 	 */
 	if (secret(file)) {
-		struct gmem_uaccess g;
-
 		/* memfd_secret has no write(): our own mapping takes it. */
-		if (gmem_uaccess_try(&g))
-			return -EFAULT;
-		memcpy(file->mem + pos, buf, n);
-		gmem_uaccess_end(&g);
+		r = gmem_uaccess_copy(file->mem + pos, buf, n);
+		if (r)
+			return r;
 		r = (ssize_t)n;
 	} else {
 		r = pwrite(file->memfd, buf, n, pos);
