@@ -5,7 +5,7 @@
  * One handler serves SIGSEGV and SIGBUS for the whole process.  A fault
  * is gmem's when the faulting thread is inside a gmem_uaccess span and the
  * kernel raised the signal for a memory access (si_code MAPERR/ACCERR/
- * PKUERR, or ADRERR/OBJERR); the handler then jumps back to the span's
+ * PKUERR or SI_KERNEL, or ADRERR/OBJERR); the handler then jumps back to the span's
  * gmem_uaccess_try().  The span pointer is thread-local, so another
  * thread's fault can never be taken for ours.  Any other signal goes to
  * the chain: the action the program set, through gmem_sigaction() (or the
@@ -54,9 +54,14 @@ static struct chain *chain_of(int sig)
 
 static bool from_access(int sig, const siginfo_t *si)
 {
+	/*
+	 * SI_KERNEL: a #GP, which a non-canonical address gives (si_addr 0);
+	 * no process can send it, so it is this thread's own access too.
+	 */
 	if (sig == SIGSEGV)
 		return si->si_code == SEGV_MAPERR ||
-		       si->si_code == SEGV_ACCERR || si->si_code == SEGV_PKUERR;
+		       si->si_code == SEGV_ACCERR ||
+		       si->si_code == SEGV_PKUERR || si->si_code == SI_KERNEL;
 	/* BUS_MCEERR_* (poison) stays the program's, as under KVM. */
 	return si->si_code == BUS_ADRERR || si->si_code == BUS_OBJERR;
 }

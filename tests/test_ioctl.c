@@ -397,7 +397,10 @@ static void test_typed_close(void)
 	tap_result("gmem_handle_close closes any kind once");
 }
 
-/* Pointer arguments are copied in like copy_from_user: NULL is EFAULT. */
+/*
+ * Pointer arguments are copied in like copy_from_user: NULL, a kernel
+ * address and a non-canonical one (a #GP, not a page fault) are EFAULT.
+ */
 static void test_efault(void)
 {
 	static const unsigned long ptr_ioctls[] = {
@@ -414,9 +417,15 @@ static void test_efault(void)
 		CHECK_ERRNO(gmem_ioctl(h.vm, ptr_ioctls[i], NULL), EFAULT);
 		CHECK_ERRNO(gmem_ioctl(h.vm_default, ptr_ioctls[i], NULL),
 			    EFAULT);
+		CHECK_ERRNO(gmem_ioctl(h.vm, ptr_ioctls[i],
+				       (void *)0xffff800000000000ull),
+			    EFAULT);
+		CHECK_ERRNO(gmem_ioctl(h.vm, ptr_ioctls[i],
+				       (void *)0x8000000000000000ull),
+			    EFAULT);
 	}
 	handles_close(&h);
-	tap_result("NULL struct pointer -> EFAULT");
+	tap_result("NULL, kernel or non-canonical struct pointer -> EFAULT");
 }
 
 /* A VM outlives the system handle it came from, as in Linux. */
