@@ -48,12 +48,19 @@ void gmem_handle_set_numbering(const struct gmem_handle_numbering *ops)
 	numbering = ops;
 }
 
+/*
+ * The last hold gone: release the object outside the lock (it may
+ * close host fds or take other locks), then recycle the struct.
+ */
 static void handle_put(struct gmem_handle *h)
 {
 	if (atomic_fetch_sub(&h->holds, 1) != 1)
 		return;
 	if (h->release)
 		h->release(h->obj);
+	/*
+	 * Recycled, never freed: a lock-free reader may still be looking at it.
+	 */
 	pthread_mutex_lock(&table_lock);
 	h->next_free = free_handles;
 	free_handles = h;
@@ -63,6 +70,7 @@ static void handle_put(struct gmem_handle *h)
 /* Under table_lock. */
 static struct table *cur(void)
 {
+	/* Relaxed is enough under the lock: only writers change the pointer. */
 	return atomic_load_explicit(&table, memory_order_relaxed);
 }
 
@@ -78,6 +86,7 @@ static struct gmem_handle *slot_get(size_t n)
 
 static void slot_set(size_t n, struct gmem_handle *h)
 {
+	/* Release: a reader that finds @h in the slot sees it initialized. */
 	atomic_store_explicit(&cur()->slot[n], h, memory_order_release);
 }
 
@@ -95,9 +104,14 @@ static int grow(size_t n)
 	if (!t)
 		return -ENOMEM;
 	t->cap = c;
+	/*
+	 * The new table starts as a copy; the old one stays readable for
+	 * lookups that loaded it before the swap.
+	 */
 	for (size_t i = 0; old && i < old->cap; i++)
 		atomic_init(&t->slot[i], atomic_load(&old->slot[i]));
 	t->retired = old;
+	/* Published only once complete: lookup()'s acquire pairs with this. */
 	atomic_store_explicit(&table, t, memory_order_release);
 	return 0;
 }
@@ -133,6 +147,10 @@ int gmem_handle_alloc(enum gmem_handle_kind kind, void *obj,
 	struct gmem_handle *h, *stale = NULL;
 	int n = -1, r;
 
+	/*
+	 * The drop-in layer reserves a real fd number first (outside the
+	 * lock, as it may call into the host), so the number cannot clash.
+	 */
 	if (numbering) {
 		n = numbering->reserve(kind);
 		if (n < 0)
@@ -149,7 +167,12 @@ int gmem_handle_alloc(enum gmem_handle_kind kind, void *obj,
 		h->obj = obj;
 		h->release = release;
 		h->foreign = false;
+		/* The number's own hold; the slot store below publishes it. */
 		atomic_store_explicit(&h->holds, 1, memory_order_relaxed);
+		/*
+		 * A number whose fd was closed behind our back is taken over;
+		 * its old handle loses the number's hold after unlocking.
+		 */
 		stale = slot_get((size_t)n);
 		slot_set((size_t)n, h);
 	} else if (h) {
@@ -162,6 +185,7 @@ int gmem_handle_alloc(enum gmem_handle_kind kind, void *obj,
 			numbering->release(n);
 		return r;
 	}
+	/* Dropped after unlocking: its release may call back into the table. */
 	if (stale)
 		handle_put(stale);
 	return n;
@@ -172,6 +196,10 @@ static struct gmem_handle *lookup(int fd)
 {
 	struct table *t = atomic_load_explicit(&table, memory_order_acquire);
 
+	/*
+	 * Not the current table's cap after a concurrent grow, but an old table
+	 * is still a valid (if stale) view: hold() checks the slot again.
+	 */
 	if (fd < 0 || !t || (size_t)fd >= t->cap)
 		return NULL;
 	return atomic_load_explicit(&t->slot[fd], memory_order_acquire);
@@ -186,6 +214,11 @@ static struct gmem_handle *hold(int fd)
 
 		if (!h)
 			return NULL;
+		/*
+		 * Take a hold only while the count is non-zero: a zero count
+		 * means the last put is releasing the object, and the struct
+		 * may be recycled.
+		 */
 		n = atomic_load_explicit(&h->holds, memory_order_relaxed);
 		do {
 			if (n == 0)
@@ -193,6 +226,11 @@ static struct gmem_handle *hold(int fd)
 		} while (!atomic_compare_exchange_weak(&h->holds, &n, n + 1));
 		if (n == 0)
 			continue; /* being released: look again */
+		/*
+		 * Recheck: the struct may have been recycled for another number
+		 * between the load and the hold; if the slot still maps it, the
+		 * hold is good.
+		 */
 		if (lookup(fd) == h)
 			return h;
 		handle_put(h);
@@ -206,6 +244,9 @@ int gmem_handle_get(int fd, struct gmem_handle_ref *ref)
 	*ref = (struct gmem_handle_ref){GMEM_H_FREE, NULL, NULL};
 	if (!h)
 		return -EBADF;
+	/*
+	 * After fork() the parent's VMs are not the child's: any use is -EIO.
+	 */
 	if (h->foreign) {
 		handle_put(h);
 		return -EIO;
@@ -228,6 +269,7 @@ int gmem_handle_dup(int oldfd, int newfd)
 
 	pthread_mutex_lock(&table_lock);
 	h = lookup(oldfd);
+	/* As dup2(): @newfd is replaced, and what it mapped loses a hold. */
 	r = !h ? -EBADF : newfd < 0 ? -EBADF : grow((size_t)newfd);
 	if (!r) {
 		/* A mapped handle has the mapping's hold: never 0 here. */
@@ -279,6 +321,10 @@ int gmem_handle_close(int fd)
 
 int gmem_handle_absent_errno(int fd)
 {
+	/*
+	 * The host has the number but it is not one of ours: KVM would say
+	 * -EINVAL for a non-gmem fd where it expects one.
+	 */
 	if (numbering && numbering->in_use && numbering->in_use(fd))
 		return -EINVAL;
 	return -EBADF;
@@ -315,10 +361,18 @@ void gmem_handle_unlock_all(void)
 
 void gmem_handle_fork_child(void)
 {
+	/*
+	 * Run in the child after fork(), which has one thread; the lock was
+	 * held across the fork (gmem_handle_lock_all) so no writer was mid-way.
+	 */
 	pthread_mutex_lock(&table_lock);
 	for (size_t i = 0; i < cap(); i++) {
 		struct gmem_handle *h = slot_get(i);
 
+		/*
+		 * System handles (/dev/kvm) hold no VM state: the child may use
+		 * them.
+		 */
 		if (!h || h->kind == GMEM_H_SYSTEM || h->foreign)
 			continue;
 		h->foreign = true;

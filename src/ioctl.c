@@ -33,6 +33,10 @@
 
 static void vm_release(void *vm)
 {
+	/*
+	 * The handle's reference on the object; the VM goes when its last vCPU
+	 * and handle have let go.
+	 */
 	gmem_vm_put(vm);
 }
 
@@ -48,6 +52,10 @@ int gmem_vm_from_handle(int fd, struct gmem_vm **vmp)
 
 	if (r)
 		return r;
+	/*
+	 * The handle's hold keeps @ref.obj alive only until the put below; the
+	 * caller gets a reference of its own.
+	 */
 	if (ref.kind == GMEM_H_VM) {
 		*vmp = ref.obj;
 		gmem_vm_get(*vmp);
@@ -77,6 +85,7 @@ int gmem_vcpu_from_handle(int fd, struct gmem_vcpu **vcpup)
 
 /* ---- façade ------------------------------------------------------------ */
 
+/* The C library's convention: -1 and errno, never a negative errno. */
 static long ret_errno(long r)
 {
 	if (r >= 0)
@@ -87,6 +96,9 @@ static long ret_errno(long r)
 
 int gmem_open(void)
 {
+	/*
+	 * /dev/kvm's handle holds no object: every VM is created from it anew.
+	 */
 	return (int)ret_errno(gmem_handle_alloc(GMEM_H_SYSTEM, NULL, NULL));
 }
 
@@ -97,6 +109,10 @@ static long sys_ioctl(unsigned long request, unsigned long arg)
 
 	switch (request) {
 	case KVM_GET_API_VERSION:
+		/*
+		 * KVM_GET_API_VERSION and KVM_GET_VCPU_MMAP_SIZE take no
+		 * argument; anything else in it is refused, as in KVM.
+		 */
 		return arg ? -EINVAL : KVM_API_VERSION;
 	case KVM_CHECK_EXTENSION:
 		return gmem_check_extension(NULL, (long)arg);
@@ -130,6 +146,7 @@ static long sys_ioctl(unsigned long request, unsigned long arg)
 		if (r)
 			return r;
 		r = gmem_handle_alloc(GMEM_H_VM, vm, vm_release);
+		/* The handle would have held the only reference: drop it. */
 		if (r < 0)
 			gmem_vm_put(vm);
 		return r;
@@ -139,7 +156,10 @@ static long sys_ioctl(unsigned long request, unsigned long arg)
 	}
 }
 
-/* Copy an ioctl argument struct in, as copy_from_user would. */
+/*
+ * Copy an ioctl argument struct in, as copy_from_user would; a NULL
+ * pointer faults as an unmapped one would (-EFAULT).
+ */
 #define COPY_IN(dst, arg)                                         \
 	do {                                                      \
 		if (!(arg))                                       \
@@ -221,6 +241,8 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 		if (r)
 			return r;
 		r = gmem_handle_alloc(GMEM_H_VCPU, vcpu, vcpu_release);
+		/* Destroy drops the creator's reference, as the handle would.
+		 */
 		if (r < 0)
 			gmem_vcpu_destroy(vcpu);
 		return r;
@@ -264,6 +286,7 @@ static int set_sigmask(struct gmem_vcpu *vcpu, const struct kvm_signal_mask *m)
 		vcpu->sigmask_active = false;
 		return 0;
 	}
+	/* The kernel's sigset is 8 bytes on x86-64; KVM takes no other size. */
 	if (m->len != KERNEL_SIGSET_SIZE)
 		return -EINVAL;
 	memcpy(&set, m->sigset, sizeof(set));
@@ -292,11 +315,17 @@ static int run_with_sigmask(struct gmem_vcpu *vcpu)
 		return gmem_vcpu_run(vcpu);
 	pthread_sigmask(SIG_SETMASK, NULL, &old);
 	sigemptyset(&set);
+	/* Signals 1-64, the kernel's whole set (SIGRTMAX included). */
 	for (int sig = 1; sig <= 64; sig++) {
 		uint64_t bit = 1ULL << (sig - 1);
 
+		/* Blocked by the vCPU's mask: blocked while the guest runs. */
 		if (vcpu->sigmask & bit)
 			sigaddset(&set, sig);
+		/*
+		 * Blocked by the thread but not the vCPU: kept blocked so that
+		 * it stays pending, and polled so that it still ends the run.
+		 */
 		else if (sigismember(&old, sig) == 1 && sig != SIGKILL &&
 			 sig != SIGSTOP) {
 			sigaddset(&set, sig);
@@ -306,6 +335,7 @@ static int run_with_sigmask(struct gmem_vcpu *vcpu)
 	vcpu->sig_poll = poll;
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
 	r = gmem_vcpu_run(vcpu);
+	/* The thread's own mask comes back whatever the run returned. */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	vcpu->sig_poll = 0;
 	return r;
@@ -363,6 +393,10 @@ static long vcpu_ioctl(struct gmem_vcpu *vcpu, unsigned long request,
 	case KVM_SET_GUEST_DEBUG:
 	case KVM_GET_LAPIC:
 	case KVM_SET_LAPIC:
+		/*
+		 * KVM's copy_from_user() of a NULL pointer faults: -EFAULT, not
+		 * a crash.
+		 */
 		if (!p)
 			return -EFAULT;
 	}
@@ -471,6 +505,7 @@ static size_t arg_tail(unsigned long request, uint32_t n)
 		/* KVM refuses 256 and more (-E2BIG) before copying any. */
 		return n < 256 ? n * sizeof(struct kvm_msr_entry) : 0;
 	case KVM_SET_CPUID2:
+		/* KVM_SET_CPUID2 refuses more than 256 entries (-E2BIG). */
 		return n <= 256 ? n * sizeof(struct kvm_cpuid_entry2) : 0;
 	case KVM_GET_CPUID2:
 	case KVM_GET_SUPPORTED_CPUID:
@@ -533,12 +568,17 @@ static int copy_arg_in(struct arg_copy *a, unsigned long request,
 	a->len = 0;
 	a->out = _IOC_DIR(request) & _IOC_READ;
 	a->buf = a->small;
+	/* Not a KVM ioctl with a struct: the value itself is the argument. */
 	if (!p || !size || _IOC_DIR(request) == _IOC_NONE ||
 	    _IOC_TYPE(request) != KVMIO)
 		return 0;
 	r = probe_arg(p, size, a->out);
 	if (r)
 		return r;
+	/*
+	 * A count of entries after the struct: read it first to know how far
+	 * the argument goes, then probe and copy the whole.
+	 */
 	if (counted(request)) {
 		r = gmem_uaccess_copy(&n, p, sizeof(n));
 		if (r)
@@ -548,6 +588,7 @@ static int copy_arg_in(struct arg_copy *a, unsigned long request,
 		if (r)
 			return r;
 	}
+	/* Small arguments (most of them) need no allocation. */
 	if (size + tail > sizeof(a->small)) {
 		a->buf = malloc(size + tail);
 		if (!a->buf)
@@ -568,6 +609,10 @@ static long copy_arg_out(struct arg_copy *a, long r)
 {
 	int e = 0;
 
+	/*
+	 * Only _IOR requests write back, after the handler ran, whatever
+	 * it returned.
+	 */
 	if (a->len && a->out)
 		e = gmem_uaccess_copy((void *)a->user, a->buf, a->len);
 	if (a->buf != a->small)
@@ -587,9 +632,14 @@ int gmem_ioctl(int fd, unsigned long request, ...)
 	arg = va_arg(ap, unsigned long);
 	va_end(ap);
 
+	/*
+	 * The hold keeps the VM or vCPU alive for the whole call, even if
+	 * another thread closes @fd meanwhile.
+	 */
 	r = gmem_handle_get(fd, &ref);
 	if (r)
 		return (int)ret_errno(r);
+	/* KVM_GET_STATS_FD takes the handle itself, not a copied argument. */
 	if (request == KVM_GET_STATS_FD &&
 	    (ref.kind == GMEM_H_VM || ref.kind == GMEM_H_VCPU)) {
 		gmem_handle_put(&ref);
@@ -606,6 +656,7 @@ int gmem_ioctl(int fd, unsigned long request, ...)
 		gmem_handle_put(&ref);
 		return (int)ret_errno(r);
 	}
+	/* The handlers see our copy, never the program's memory. */
 	if (a.len)
 		arg = (unsigned long)a.buf;
 	if (ref.kind == GMEM_H_SYSTEM)
@@ -633,6 +684,7 @@ static int kind_of(int fd)
 	if (r)
 		return r;
 	gmem_handle_put(&ref);
+	/* The kind is read before the put; it is a copy, not the object. */
 	return ref.kind;
 }
 
@@ -662,10 +714,9 @@ int gmem_ftruncate(int fd, off_t len)
 	return (int)ret_errno(kind < 0 ? kind : -EINVAL);
 }
 
-/* No handle has read or write: the host cannot see guest memory. */
 /*
  * Stats files alone can be read, at the file position (@off NULL) or at
- * *@off, which must not be negative; nothing can be written.
+ * *@off, which must not be negative; guest_memfd alone can be written.
  */
 static ssize_t read_at(int fd, void *buf, size_t n, const off_t *off,
 		       bool write)
@@ -735,11 +786,17 @@ static void *map_vcpu(struct gmem_vcpu *vcpu, void *addr, size_t len, int prot,
 	uint8_t *p = mmap(addr, len, prot, flags, vcpu->run_fd, off);
 	int e;
 
+	/* No overlap with the coalesced-MMIO page: the plain vCPU mapping. */
 	if (p == MAP_FAILED || off > ring || off + (off_t)len <= ring)
 		return p;
+	/*
+	 * The VM's ring replaces that page of the mapping in place (MAP_FIXED
+	 * over our own mapping, which is safe).
+	 */
 	if (mmap(p + (ring - off), PAGE_SIZE, prot, flags | MAP_FIXED,
 		 vcpu->vm->coalesced.fd, 0) != MAP_FAILED)
 		return p;
+	/* Undo the whole mapping, keeping the errno mmap() set. */
 	e = errno;
 	munmap(p, len);
 	errno = e;
@@ -759,8 +816,13 @@ static int vcpu_window(struct gmem_vcpu *vcpu, off_t off, size_t len, int prot,
 
 	if (off < 0 || !len)
 		return -EINVAL;
+	/* kvm_run, the PIO page and the coalesced-MMIO page. */
 	if ((uint64_t)off + len <= GMEM_VCPU_MMAP_SIZE)
 		return 0;
+	/*
+	 * The dirty ring exists only with KVM_CAP_DIRTY_LOG_RING enabled; its
+	 * size is 0 otherwise, and this fails.
+	 */
 	if ((uint64_t)off < ring || (uint64_t)off + len > ring + ring_size)
 		return -EINVAL;
 	if ((prot & PROT_EXEC) || (flags & MAP_TYPE) != MAP_SHARED)
@@ -786,6 +848,10 @@ void *gmem_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	} else if (ref.kind == GMEM_H_FILE) {
 		p = gmem_file_mmap(ref.obj, addr, len, prot, flags, off);
 	} else {
+		/*
+		 * VM and /dev/kvm files have no mmap (ENODEV, as for a file
+		 * without an mmap operation).
+		 */
 		errno = ENODEV;
 	}
 	gmem_handle_put(&ref);
@@ -794,6 +860,7 @@ void *gmem_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 
 int gmem_munmap(void *addr, size_t len)
 {
+	/* The mapping is the host's: nothing of gmem needs to know. */
 	return munmap(addr, len);
 }
 

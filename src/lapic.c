@@ -104,6 +104,10 @@ struct gmem_lapic {
 	unsigned int divide;
 };
 
+/*
+ * Relaxed: each register word stands alone; the IRR/ISR bitmaps, which
+ * another thread sets, use the ordered vec_*() helpers instead.
+ */
 static inline uint32_t rd(const struct gmem_lapic *a, unsigned int off)
 {
 	return __atomic_load_n(&a->regs[off >> 2], __ATOMIC_RELAXED);
@@ -114,6 +118,10 @@ static inline void wr(struct gmem_lapic *a, unsigned int off, uint32_t v)
 	__atomic_store_n(&a->regs[off >> 2], v, __ATOMIC_RELAXED);
 }
 
+/*
+ * Acquire, paired with gmem_lapic_set_base()'s release: a thread that
+ * sees the new base also sees what the owner wrote before setting it.
+ */
 static inline uint64_t base_of(const struct gmem_lapic *a)
 {
 	return __atomic_load_n(&a->base, __ATOMIC_ACQUIRE);
@@ -144,6 +152,10 @@ static inline unsigned int vec_off(unsigned int reg, unsigned int v)
 static inline void vec_set(struct gmem_lapic *a, unsigned int reg,
 			   unsigned int v)
 {
+	/*
+	 * Release: an IRR bit becomes visible only after the TMR bit that
+	 * accept() set for it, which vec_highest()'s acquire then sees.
+	 */
 	__atomic_fetch_or(&a->regs[vec_off(reg, v) >> 2], 1u << (v & 31),
 			  __ATOMIC_RELEASE);
 }
@@ -157,6 +169,7 @@ static inline void vec_clear(struct gmem_lapic *a, unsigned int reg,
 
 static int vec_highest(const struct gmem_lapic *a, unsigned int reg)
 {
+	/* Highest vector first, as the APIC's priority logic scans. */
 	for (int w = 7; w >= 0; w--) {
 		uint32_t bits = __atomic_load_n(&a->regs[(reg + w * 0x10) >> 2],
 						__ATOMIC_ACQUIRE);
@@ -167,6 +180,10 @@ static int vec_highest(const struct gmem_lapic *a, unsigned int reg)
 	return -1;
 }
 
+/*
+ * SDM 10.12.10.2: the x2APIC logical ID is derived from the APIC ID,
+ * cluster (ID[19:4]) in bits 31:16 and a one-hot bit of ID[3:0] below.
+ */
 static uint32_t x2apic_ldr(uint32_t id)
 {
 	return ((id >> 4) << 16) | (1u << (id & 0xf));
@@ -174,12 +191,20 @@ static uint32_t x2apic_ldr(uint32_t id)
 
 static void kick(struct gmem_lapic *a)
 {
+	/*
+	 * The bit first, then the wake: the owner's futex wait compares the
+	 * word, so a kick that lands just before it sleeps is not lost.
+	 */
 	__atomic_fetch_or(a->kick, a->kick_bit, __ATOMIC_SEQ_CST);
 	syscall(SYS_futex, a->kick, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 /* ---- Priority ------------------------------------------------------ */
 
+/*
+ * SDM 10.8.3.1: PPR is TPR when TPR's class is at least that of the
+ * highest in-service vector, else that vector's class (low nibble 0).
+ */
 static void update_ppr(struct gmem_lapic *a)
 {
 	uint32_t tpr = rd(a, R_TPR);
@@ -189,6 +214,10 @@ static void update_ppr(struct gmem_lapic *a)
 	wr(a, R_PPR, (tpr & 0xf0) >= (isrv & 0xf0) ? tpr & 0xff : isrv & 0xf0);
 }
 
+/*
+ * The vCPU took @vector: it moves from requested to in service, which
+ * may raise PPR above what is still pending.
+ */
 void gmem_lapic_ack(struct gmem_lapic *a, int vector)
 {
 	vec_clear(a, R_IRR, (unsigned int)vector);
@@ -198,6 +227,9 @@ void gmem_lapic_ack(struct gmem_lapic *a, int vector)
 
 unsigned int gmem_lapic_get_cr8(const struct gmem_lapic *a)
 {
+	/*
+	 * CR8 is TPR[7:4] (SDM 10.8.6): the subclass bits read and write as 0.
+	 */
 	return (rd(a, R_TPR) >> 4) & 0xf;
 }
 
@@ -249,8 +281,10 @@ static bool accept(struct gmem_lapic *a, uint32_t lo)
 	}
 	if ((lo & ICR_LEVEL) && !(lo & ICR_ASSERT))
 		return false;
+	/* Fixed and lowest-priority interrupts to a disabled APIC are lost. */
 	if (!hw_enabled(base_of(a)) || !sw_enabled(a))
 		return false;
+	/* TMR tells a later EOI whether the source was level-triggered. */
 	if (lo & ICR_LEVEL)
 		vec_set(a, R_TMR, v);
 	else
@@ -263,6 +297,10 @@ static bool accept(struct gmem_lapic *a, uint32_t lo)
 
 static inline uint32_t timer_mode(const struct gmem_lapic *a)
 {
+	/*
+	 * Without TSC-deadline support bit 18 of LVTT is reserved: the mask
+	 * keeps the mode to one-shot or periodic.
+	 */
 	return rd(a, R_LVTT) & a->timer_mode_mask;
 }
 
@@ -276,6 +314,9 @@ static void update_divide(struct gmem_lapic *a)
 
 static void timer_stop(struct gmem_lapic *a)
 {
+	/*
+	 * expire_ns == 0 is the disarmed state; the owner's run loop polls it.
+	 */
 	a->expire_ns = 0;
 	a->period_ns = 0;
 }
@@ -286,6 +327,7 @@ static void timer_start(struct gmem_lapic *a, uint64_t now)
 	uint32_t tmict = rd(a, R_TMICT);
 
 	timer_stop(a);
+	/* TSC-deadline mode ignores TMICT, and a count of 0 stops the timer. */
 	if (timer_mode(a) == TIMER_TSCDEADLINE || !tmict)
 		return;
 	a->period_ns = (uint64_t)tmict * a->bus_cycle_ns * a->divide;
@@ -298,9 +340,14 @@ static uint32_t timer_current(const struct gmem_lapic *a, uint64_t now)
 {
 	uint64_t left;
 
+	/*
+	 * TMCCT is 0 once a one-shot timer expired or the timer is not
+	 * counting.
+	 */
 	if (timer_mode(a) == TIMER_TSCDEADLINE || !rd(a, R_TMICT) ||
 	    !a->period_ns || !a->expire_ns || a->expire_ns <= now)
 		return 0;
+	/* A periodic timer counts down from TMICT again after each period. */
 	left = (a->expire_ns - now) % a->period_ns;
 	return (uint32_t)(left / (a->bus_cycle_ns * a->divide));
 }
@@ -313,6 +360,7 @@ static void timer_check(struct gmem_lapic *a, uint64_t now)
 	if (!a->expire_ns || now < a->expire_ns)
 		return;
 	lvtt = rd(a, R_LVTT);
+	/* The timer's LVT has no delivery mode: fixed, edge-triggered. */
 	if (!(lvtt & LVT_MASKED))
 		accept(a, lvtt & LVT_VECTOR);
 	switch (timer_mode(a)) {
@@ -324,10 +372,15 @@ static void timer_check(struct gmem_lapic *a, uint64_t now)
 				       (now - a->expire_ns) % a->period_ns;
 		break;
 	case TIMER_TSCDEADLINE:
+		/*
+		 * A deadline fires once; the guest writes the MSR again for
+		 * another.
+		 */
 		a->tscdeadline = 0;
 		a->expire_ns = 0;
 		break;
 	default:
+		/* One-shot: disarmed, TMCCT reads 0 from now on. */
 		a->expire_ns = 0;
 		break;
 	}
@@ -335,6 +388,7 @@ static void timer_check(struct gmem_lapic *a, uint64_t now)
 
 uint64_t gmem_lapic_next_timer(const struct gmem_lapic *a)
 {
+	/* For the vCPU's HLT: sleep no longer than the next expiry. */
 	return a->expire_ns ? a->expire_ns : UINT64_MAX;
 }
 
@@ -350,11 +404,18 @@ void gmem_lapic_set_tsc_deadline(struct gmem_lapic *a, uint64_t tsc,
 	if (timer_mode(a) != TIMER_TSCDEADLINE)
 		return;
 	a->tscdeadline = tsc;
+	/*
+	 * Deadline 0 disarms.  @at_ns is the caller's host time for @tsc; 1
+	 * stands in for 0, which would mean "not armed".
+	 */
 	a->expire_ns = tsc ? (at_ns ? at_ns : 1) : 0;
 }
 
 void gmem_lapic_set_cmci(struct gmem_lapic *a, bool on)
 {
+	/*
+	 * MCG_CMCI_P makes LVTCMCI exist, and the version's LVT count says so.
+	 */
 	a->nr_lvt = on ? NR_LVT_MAX : NR_LVT_MAX - 1;
 	wr(a, R_LVR, LVR_VALUE(a->nr_lvt));
 }
@@ -379,6 +440,10 @@ static void lvtt_written(struct gmem_lapic *a, uint32_t old)
 {
 	uint32_t mask = a->timer_mode_mask;
 
+	/*
+	 * Only a change in or out of TSC-deadline mode resets the timer;
+	 * switching between one-shot and periodic keeps the count running.
+	 */
 	if (((old & mask) == TIMER_TSCDEADLINE) !=
 	    ((rd(a, R_LVTT) & mask) == TIMER_TSCDEADLINE)) {
 		timer_stop(a);
@@ -391,10 +456,15 @@ int gmem_lapic_pending(struct gmem_lapic *a, uint64_t now)
 {
 	int irr;
 
+	/*
+	 * Fire a due timer first, so its vector competes with what is pending.
+	 */
 	timer_check(a, now);
+	/* A hardware-disabled APIC delivers nothing, even what is in IRR. */
 	if (!hw_enabled(base_of(a)))
 		return -1;
 	irr = vec_highest(a, R_IRR);
+	/* SDM 10.8.3: only a vector whose class is above PPR's is delivered. */
 	if (irr < 0 || (uint32_t)(irr & 0xf0) <= rd(a, R_PPR))
 		return -1;
 	return irr;
@@ -437,6 +507,7 @@ static bool readable(const struct gmem_lapic *a, unsigned int off, bool x2)
 
 static uint32_t reg_read(struct gmem_lapic *a, unsigned int off, uint64_t now)
 {
+	/* TMCCT is computed from the time, never stored while counting. */
 	if (off == R_TMCCT)
 		return timer_current(a, now);
 	return rd(a, off);
@@ -446,6 +517,7 @@ static uint32_t reg_read(struct gmem_lapic *a, unsigned int off, uint64_t now)
 static void write_spiv(struct gmem_lapic *a, uint32_t v)
 {
 	wr(a, R_SPIV, v);
+	/* SDM 10.4.7.2: while software-disabled, every LVT stays masked. */
 	if (!(v & SPIV_ENABLED)) {
 		for (unsigned int i = 0; i < NR_LVT_MAX - 1; i++)
 			wr(a, R_LVTT + 0x10 * i,
@@ -478,16 +550,26 @@ static int reg_write(struct gmem_lapic *a, unsigned int off, uint32_t v,
 	uint32_t old;
 
 	switch (off) {
+	/*
+	 * In x2APIC mode the ID is read-only (#GP); in xAPIC only bits 31:24.
+	 */
 	case R_ID:
 		if (x2)
 			return 1;
 		wr(a, R_ID, v & 0xff000000u);
 		return 0;
 	case R_TPR:
+		/*
+		 * A lower TPR may unmask a pending interrupt: report an event.
+		 */
 		wr(a, R_TPR, v & 0xff);
 		update_ppr(a);
 		return GMEM_LAPIC_EVENT;
 	case R_EOI: {
+		/*
+		 * EOI retires the highest in-service vector (the value written
+		 * is ignored); a lower one may now be delivered.
+		 */
 		int isr = vec_highest(a, R_ISR);
 
 		if (isr >= 0) {
@@ -504,6 +586,7 @@ static int reg_write(struct gmem_lapic *a, unsigned int off, uint32_t v,
 	case R_DFR:
 		if (x2)
 			return 1;
+		/* DFR bits 27:0 are reserved and read as ones. */
 		wr(a, R_DFR, v | 0x0fffffffu);
 		return 0;
 	case R_SPIV:
@@ -513,6 +596,7 @@ static int reg_write(struct gmem_lapic *a, unsigned int off, uint32_t v,
 	case R_ICR:
 		if (x2)
 			return 1; /* 64 bits wide: gmem_lapic_wrmsr() */
+		/* Delivery is instant here, so BUSY never reads as set. */
 		v &= ~ICR_BUSY;
 		wr(a, R_ICR, v);
 		return send_ipi(a, v, rd(a, R_ICR2));
@@ -530,12 +614,20 @@ static int reg_write(struct gmem_lapic *a, unsigned int off, uint32_t v,
 	case R_LVTTHMR:
 	case R_LVTPC:
 	case R_LVTERR: {
+		/*
+		 * Writable bits differ: only LINT0/1 have the pin, remote-IRR
+		 * and trigger fields, and LVTERR has no delivery mode.
+		 */
 		uint32_t mask = LVT_BASE;
 
 		if (off == R_LVT0 || off == R_LVT1)
 			mask |= LVT_DM_MASK | LVT_LINT_BITS;
 		else if (off != R_LVTERR)
 			mask |= LVT_DM_MASK;
+		/*
+		 * SDM 10.4.7.2: an LVT written while software-disabled stays
+		 * masked.
+		 */
 		if (!sw_enabled(a))
 			v |= LVT_MASKED;
 		wr(a, off, v & mask);
@@ -549,6 +641,7 @@ static int reg_write(struct gmem_lapic *a, unsigned int off, uint32_t v,
 		lvtt_written(a, old);
 		return 0;
 	case R_TMICT:
+		/* KVM ignores TMICT writes in TSC-deadline mode. */
 		if (timer_mode(a) == TIMER_TSCDEADLINE)
 			return 0;
 		wr(a, R_TMICT, v);
@@ -558,6 +651,7 @@ static int reg_write(struct gmem_lapic *a, unsigned int off, uint32_t v,
 	case R_TDCR: {
 		unsigned int was = a->divide;
 
+		/* Only bits 3 and 1:0 exist. */
 		wr(a, R_TDCR, v & 0xb);
 		update_divide(a);
 		/* A running count goes on at the new rate from where it is. */
@@ -575,8 +669,13 @@ static int reg_write(struct gmem_lapic *a, unsigned int off, uint32_t v,
 		return 0;
 	}
 	case R_ESR:
+		/* As KVM: the x2APIC ESR takes only a write of 0. */
 		return x2 && v ? 1 : 0;
 	case R_SELF_IPI:
+		/*
+		 * SELF IPI exists only in x2APIC mode: a fixed, edge, self
+		 * interrupt.
+		 */
 		if (!x2 || (v & ~0xffu))
 			return 1;
 		return send_ipi(a, (SH_SELF << 18) | v, 0);
@@ -588,6 +687,7 @@ static int reg_write(struct gmem_lapic *a, unsigned int off, uint32_t v,
 int gmem_lapic_rdmsr(struct gmem_lapic *a, uint32_t msr, uint64_t *v,
 		     uint64_t now)
 {
+	/* x2APIC MSR 0x800 + n is xAPIC register offset n * 16. */
 	unsigned int off = (msr - GMEM_MSR_X2APIC_FIRST) << 4;
 
 	if (!x2apic(base_of(a)))
@@ -618,6 +718,9 @@ int gmem_lapic_wrmsr(struct gmem_lapic *a, uint32_t msr, uint64_t v,
 		wr(a, R_ICR2, (uint32_t)(v >> 32));
 		return send_ipi(a, (uint32_t)v, (uint32_t)(v >> 32));
 	}
+	/*
+	 * Every x2APIC register but ICR is 32 bits: the high half is reserved.
+	 */
 	if (v >> 32)
 		return 1;
 	return reg_write(a, off, (uint32_t)v, now);
@@ -627,6 +730,7 @@ bool gmem_lapic_mmio(struct gmem_lapic *a, uint64_t gpa, bool write, void *data,
 		     unsigned int len, bool hole, uint64_t now, int *event)
 {
 	uint64_t base = base_of(a);
+	/* The APIC base is a physical address below the 52-bit MAXPHYADDR. */
 	uint64_t page = base & ~0xfffULL & ((1ULL << 52) - 1);
 	unsigned int off = (unsigned int)(gpa - page);
 	uint32_t v = 0;
@@ -634,6 +738,10 @@ bool gmem_lapic_mmio(struct gmem_lapic *a, uint64_t gpa, bool write, void *data,
 	*event = 0;
 	if (gpa < page || gpa + len > page + 0x1000)
 		return false;
+	/*
+	 * A disabled or x2APIC-mode APIC has no MMIO page: the access goes on
+	 * to memory, or reads as all ones when nothing is behind it (@hole).
+	 */
 	if (!hw_enabled(base) || x2apic(base)) {
 		if (!hole)
 			return false;
@@ -649,6 +757,9 @@ bool gmem_lapic_mmio(struct gmem_lapic *a, uint64_t gpa, bool write, void *data,
 		*event = reg_write(a, off & 0xff0, v, now) == GMEM_LAPIC_EVENT;
 		return true;
 	}
+	/*
+	 * Reads of a register's other bytes and of unreadable offsets give 0.
+	 */
 	memset(data, 0, len);
 	if ((off & 0xf) + len > 4 || off > R_SELF_IPI ||
 	    !readable(a, off & ~0xfu, false))
@@ -666,8 +777,13 @@ void gmem_lapic_set_base(struct gmem_lapic *a, uint64_t base)
 
 	__atomic_store_n(&a->base, base, __ATOMIC_RELEASE);
 	/* __kvm_apic_set_base(): the ID follows enabling and the mode. */
+	/* Enabling: the APIC ID goes back to the xAPIC format. */
 	if ((old ^ base) & base & GMEM_APIC_BASE_ENABLE)
 		wr(a, R_ID, a->id << 24);
+	/*
+	 * SDM 10.12.5: entering x2APIC mode sets the ID and LDR from the x2APIC
+	 * ID; LDR is read-only there.
+	 */
 	if ((old ^ base) & GMEM_APIC_BASE_X2APIC) {
 		if (base & GMEM_APIC_BASE_X2APIC) {
 			wr(a, R_ID, a->id);
@@ -695,6 +811,7 @@ static void reset(struct gmem_lapic *a, uint64_t base, bool lint0_extint,
 	wr(a, R_DFR, 0xffffffffu);
 	wr(a, R_SPIV, 0xff);
 	wr(a, R_TPR, 0);
+	/* The x2APIC LDR is derived from the ID and survives INIT. */
 	if (!x2apic(base))
 		wr(a, R_LDR, 0);
 	wr(a, R_ESR, 0);
@@ -702,6 +819,7 @@ static void reset(struct gmem_lapic *a, uint64_t base, bool lint0_extint,
 	wr(a, R_ICR2, 0);
 	wr(a, R_TDCR, 0);
 	wr(a, R_TMICT, 0);
+	/* Nothing requested or in service after RESET and INIT. */
 	for (unsigned int i = 0; i < 8; i++) {
 		wr(a, R_IRR + 0x10 * i, 0);
 		wr(a, R_ISR + 0x10 * i, 0);
@@ -724,6 +842,10 @@ void gmem_lapic_init(struct gmem_lapic *a, bool lint0_extint)
 
 bool gmem_lapic_unhalted(const struct gmem_lapic *a)
 {
+	/*
+	 * Acquire pairs with the sender's store: the vCPU sees the kick's
+	 * cause.
+	 */
 	return __atomic_load_n(&a->unhalt, __ATOMIC_ACQUIRE);
 }
 
@@ -744,9 +866,13 @@ int gmem_apic_map_send_pv(struct gmem_apic_map *m, uint64_t bitmap[2],
 			struct gmem_lapic *t = m->apics[i];
 			uint32_t off = t->id - min;
 
+			/*
+			 * An APIC ID below @min is no member of either window.
+			 */
 			if (!hw_enabled(base_of(t)) || t->id < min ||
 			    off >= 64 || !(bitmap[w] >> off & 1))
 				continue;
+			/* Kicked per target: each one may be asleep in HLT. */
 			if (accept(t, lo)) {
 				count++;
 				kick(t);
@@ -764,15 +890,25 @@ unsigned int gmem_lapic_init_sipi(const struct gmem_lapic *a)
 
 unsigned int gmem_lapic_take_init_sipi(struct gmem_lapic *a, uint8_t *vector)
 {
+	/*
+	 * Taken as one word so that an INIT and a SIPI that race the vCPU
+	 * are seen together or not at all.
+	 */
 	unsigned int ev =
 		__atomic_exchange_n(&a->init_sipi, 0, __ATOMIC_ACQUIRE);
 
+	/* The vector was stored before the SIPI bit was set (accept()). */
 	*vector = (uint8_t)__atomic_load_n(&a->sipi_vector, __ATOMIC_RELAXED);
 	return ev;
 }
 
 void gmem_lapic_latch(struct gmem_lapic *a, unsigned int bits, bool on)
 {
+	/*
+	 * Sequentially consistent like accept(): userspace latches
+	 * (SET_MP_STATE, SET_VCPU_EVENTS) race senders on the same
+	 * word.
+	 */
 	if (on)
 		__atomic_fetch_or(&a->init_sipi, bits, __ATOMIC_SEQ_CST);
 	else
@@ -796,6 +932,7 @@ int gmem_lapic_create(uint32_t id, int *kick_word, int kick_bit, int *nmi,
 	a->kick_bit = kick_bit;
 	a->nmi = nmi;
 	a->bus_cycle_ns = bus_cycle_ns;
+	/* TSC-deadline is off until CPUID advertises it. */
 	a->timer_mode_mask = TIMER_PERIODIC;
 	a->nr_lvt = NR_LVT_MAX - 1;
 	*out = a;
@@ -810,6 +947,7 @@ void gmem_lapic_destroy(struct gmem_lapic *a)
 void gmem_lapic_get_state(struct gmem_lapic *a, struct kvm_lapic_state *s,
 			  bool x2apic_format, uint64_t now)
 {
+	/* The page as stored, then TMCCT, which is computed, not stored. */
 	for (unsigned int i = 0; i < KVM_APIC_REG_SIZE / 4; i++) {
 		uint32_t v = rd(a, i * 4);
 
@@ -836,6 +974,9 @@ int gmem_lapic_set_state(struct gmem_lapic *a, const struct kvm_lapic_state *s,
 	bool x2 = x2apic(base_of(a));
 
 	memcpy(&spiv, s->regs + R_SPIV, 4);
+	/*
+	 * An x2APIC ID that does not match the vCPU id is refused, as in KVM.
+	 */
 	if (x2 && x2apic_format) {
 		memcpy(&v, s->regs + R_ID, 4);
 		if (v != a->id) {
@@ -854,8 +995,10 @@ int gmem_lapic_set_state(struct gmem_lapic *a, const struct kvm_lapic_state *s,
 		wr(a, R_ID, a->id);
 		wr(a, R_LDR, x2apic_ldr(a->id));
 	}
+	/* Derived registers are recomputed, not taken from the blob. */
 	wr(a, R_LVR, LVR_VALUE(a->nr_lvt));
 	update_ppr(a);
+	/* A restored TSC deadline comes back through MSR_IA32_TSC_DEADLINE. */
 	a->tscdeadline = 0;
 	update_divide(a);
 	/* The timer restarts from the restored count, which then reads 0. */
@@ -865,6 +1008,10 @@ int gmem_lapic_set_state(struct gmem_lapic *a, const struct kvm_lapic_state *s,
 
 		memcpy(&cur, s->regs + R_TMCCT, 4);
 		timer_start(a, now);
+		/*
+		 * TMCCT is the count left: expire after that many bus cycles
+		 * instead of a full period.
+		 */
 		if (cur && a->period_ns)
 			a->expire_ns = now + (uint64_t)cur * a->bus_cycle_ns *
 						     a->divide;
@@ -878,6 +1025,10 @@ int gmem_lapic_set_state(struct gmem_lapic *a, const struct kvm_lapic_state *s,
 int gmem_apic_map_init(struct gmem_apic_map *m)
 {
 	memset(m, 0, sizeof(*m));
+	/*
+	 * Readers (senders on any thread) far outnumber writers (vCPU create
+	 * and destroy), hence the rwlock.
+	 */
 	return -pthread_rwlock_init(&m->lock, NULL);
 }
 
@@ -906,6 +1057,10 @@ void gmem_apic_map_remove(struct gmem_apic_map *m, struct gmem_lapic *a)
 	pthread_rwlock_wrlock(&m->lock);
 	for (size_t i = 0; i < m->nr; i++)
 		if (m->apics[i] == a) {
+			/*
+			 * Swap with the last: order decides only which target a
+			 * lowest-priority IPI picks, and none is preferred.
+			 */
 			m->apics[i] = m->apics[--m->nr];
 			break;
 		}
@@ -918,12 +1073,14 @@ static bool match_dest(const struct gmem_lapic *t, uint64_t tbase,
 {
 	bool tx2 = x2apic(tbase);
 
+	/* The broadcast destination of the target's mode (0xff or ~0). */
 	if (dest == (tx2 ? 0xffffffffu : 0xffu))
 		return true;
 	/* An xAPIC broadcast reaches x2APIC targets too (KVM's quirk). */
 	if (!src_x2 && dest == 0xff)
 		return true;
 	if (!logical) {
+		/* x2APIC and destinations above 0xff compare the 32-bit ID. */
 		if (tx2 || dest > 0xff)
 			return dest == t->id;
 		return dest == rd(t, R_ID) >> 24;
@@ -931,6 +1088,9 @@ static bool match_dest(const struct gmem_lapic *t, uint64_t tbase,
 	if (tx2) {
 		uint32_t ldr = rd(t, R_LDR);
 
+		/*
+		 * x2APIC logical: same cluster, and a common bit in the low 16.
+		 */
 		return (ldr >> 16) == (dest >> 16) && (ldr & dest & 0xffff);
 	}
 	{
@@ -955,12 +1115,14 @@ void gmem_apic_map_send(struct gmem_apic_map *m, struct gmem_lapic *src,
 	uint32_t dest = src_x2 ? hi : hi >> 24;
 	unsigned int sh = ICR_SHORTHAND(lo), dm = ICR_DM(lo);
 
+	/* The read lock keeps the target APICs alive while we deliver. */
 	pthread_rwlock_rdlock(&m->lock);
 	for (size_t i = 0; i < m->nr; i++) {
 		struct gmem_lapic *t = m->apics[i];
 		uint64_t tbase = base_of(t);
 		bool hit;
 
+		/* A hardware-disabled APIC is not on the bus at all. */
 		if (!hw_enabled(tbase))
 			continue;
 		if (sh == SH_SELF)
@@ -974,6 +1136,9 @@ void gmem_apic_map_send(struct gmem_apic_map *m, struct gmem_lapic *src,
 					 src_x2);
 		if (!hit || !accept(t, lo))
 			continue;
+		/*
+		 * The sender's own vCPU is running this code and needs no kick.
+		 */
 		if (t != src)
 			kick(t);
 		/* Lowest priority: one of the targets (the first) takes it. */

@@ -24,6 +24,7 @@
 #define MCI_STATUS_AR (1ULL << 55)
 #define MCG_STATUS_MCIP (1ULL << 2)
 
+/* MCG_CAP[7:0] is the bank count (SDM 15.3.1.1). */
 static inline unsigned int nbanks(const struct gmem_mce *m)
 {
 	return m->mcg_cap & 0xff;
@@ -32,6 +33,9 @@ static inline unsigned int nbanks(const struct gmem_mce *m)
 void gmem_mce_init(struct gmem_mce *m)
 {
 	memset(m, 0, sizeof(*m));
+	/*
+	 * KVM_X86_SETUP_MCE has not run: the most banks, no MCG_CTL, no CMCI.
+	 */
 	m->mcg_cap = GMEM_MCE_MAX_BANKS;
 }
 
@@ -41,9 +45,14 @@ int gmem_mce_setup(struct gmem_mce *m, uint64_t cap)
 
 	if (!n || n > GMEM_MCE_MAX_BANKS)
 		return -EINVAL;
+	/*
+	 * Only the capability bits KVM supports, plus the count and the
+	 * extended-register count field (bits 23:16) that KVM lets through.
+	 */
 	if (cap & ~(GMEM_MCE_CAP_SUPPORTED | 0xff | 0xff0000))
 		return -EINVAL;
 	m->mcg_cap = cap;
+	/* KVM starts with reporting enabled in every bank. */
 	if (cap & GMEM_MCG_CTL_P)
 		m->mcg_ctl = ~0ULL;
 	for (unsigned int b = 0; b < n; b++) {
@@ -58,6 +67,7 @@ int gmem_mce_rdmsr(const struct gmem_mce *m, uint32_t msr, uint64_t *v,
 		   bool host)
 {
 	switch (msr) {
+	/* The P5 MSRs are read as 0 and refused on write, as KVM does. */
 	case MSR_P5_MC_ADDR:
 	case MSR_P5_MC_TYPE:
 		*v = 0;
@@ -66,6 +76,7 @@ int gmem_mce_rdmsr(const struct gmem_mce *m, uint32_t msr, uint64_t *v,
 		*v = m->mcg_cap;
 		return 0;
 	case MSR_MCG_CTL:
+		/* Without MCG_CTL_P only the host may read it (a save). */
 		if (!(m->mcg_cap & GMEM_MCG_CTL_P) && !host)
 			return 1;
 		*v = m->mcg_ctl;
@@ -74,6 +85,7 @@ int gmem_mce_rdmsr(const struct gmem_mce *m, uint32_t msr, uint64_t *v,
 		*v = m->mcg_status;
 		return 0;
 	}
+	/* MCi_CTL2 (CMCI control), one per bank from 0x280. */
 	if (msr >= MSR_MC0_CTL2 && msr < MSR_MC0_CTL2 + GMEM_MCE_MAX_BANKS) {
 		if (msr - MSR_MC0_CTL2 >= nbanks(m))
 			return 1;
@@ -82,12 +94,14 @@ int gmem_mce_rdmsr(const struct gmem_mce *m, uint32_t msr, uint64_t *v,
 		*v = m->ctl2[msr - MSR_MC0_CTL2];
 		return 0;
 	}
+	/* Four MSRs per bank from 0x400: CTL, STATUS, ADDR, MISC. */
 	if (msr >= MSR_MC0_CTL && msr < MSR_MC0_CTL + 4 * GMEM_MCE_MAX_BANKS) {
 		if (msr - MSR_MC0_CTL >= 4 * nbanks(m))
 			return 1;
 		*v = m->banks[msr - MSR_MC0_CTL];
 		return 0;
 	}
+	/* -1: not a machine-check MSR; 1: one that faults (#GP). */
 	return -1;
 }
 
@@ -96,9 +110,16 @@ int gmem_mce_wrmsr(struct gmem_mce *m, uint32_t msr, uint64_t v, bool host,
 {
 	switch (msr) {
 	case MSR_MCG_STATUS:
+		/*
+		 * Whatever is written: the guest clears MCIP when its handler
+		 * is done.
+		 */
 		m->mcg_status = v;
 		return 0;
 	case MSR_MCG_CTL:
+		/*
+		 * Without MCG_CTL_P only the host's restore of 0 is accepted.
+		 */
 		if (!(m->mcg_cap & GMEM_MCG_CTL_P) && (v || !host))
 			return 1;
 		if (v != 0 && v != ~0ULL)
@@ -107,12 +128,17 @@ int gmem_mce_wrmsr(struct gmem_mce *m, uint32_t msr, uint64_t v, bool host,
 		return 0;
 	case MSR_P5_MC_ADDR:
 	case MSR_P5_MC_TYPE:
+	/* MCG_CAP is set by KVM_X86_SETUP_MCE, never by WRMSR. */
 	case MSR_MCG_CAP:
 		return 1;
 	}
 	if (msr >= MSR_MC0_CTL2 && msr < MSR_MC0_CTL2 + GMEM_MCE_MAX_BANKS) {
 		if (msr - MSR_MC0_CTL2 >= nbanks(m))
 			return 1;
+		/*
+		 * Without CMCI the host may still write 0 (a restore of the
+		 * default).
+		 */
 		if (!(m->mcg_cap & GMEM_MCG_CMCI_P) && (v || !host))
 			return 1;
 		if (v & ~(MCI_CTL2_CMCI_EN | MCI_CTL2_THRESHOLD))
@@ -142,6 +168,7 @@ int gmem_mce_inject(struct gmem_mce *m, const struct kvm_x86_mce *mce,
 {
 	uint64_t *b, status = mce->status;
 
+	/* Like KVM_X86_SET_MCE: the bank must exist and the record be valid. */
 	if (mce->bank >= nbanks(m) || !(status & MCI_STATUS_VAL))
 		return -EINVAL;
 	b = &m->banks[4 * mce->bank];
@@ -163,8 +190,16 @@ int gmem_mce_inject(struct gmem_mce *m, const struct kvm_x86_mce *mce,
 			return GMEM_MCE_LOGGED;
 		if (b[0] != ~0ULL)
 			return GMEM_MCE_LOGGED;
+		/*
+		 * The guest has MCIP set or CR4.MCE clear: a second #MC, or one
+		 * the guest cannot take, shuts the machine down.
+		 */
 		if ((m->mcg_status & MCG_STATUS_MCIP) || !cr4_mce)
 			return GMEM_MCE_SHUTDOWN;
+		/*
+		 * A still-valid record in the bank is overwritten: say so with
+		 * OVER.
+		 */
 		if (b[1] & MCI_STATUS_VAL)
 			status |= MCI_STATUS_OVER;
 		b[2] = mce->addr;
@@ -174,6 +209,10 @@ int gmem_mce_inject(struct gmem_mce *m, const struct kvm_x86_mce *mce,
 		return GMEM_MCE_MC;
 	}
 	/* Corrected: logged unless an uncorrected one is there already. */
+	/*
+	 * A corrected error never replaces an uncorrected one still in the
+	 * bank.
+	 */
 	if (!(b[1] & MCI_STATUS_VAL) || !(b[1] & MCI_STATUS_UC)) {
 		if (b[1] & MCI_STATUS_VAL)
 			status |= MCI_STATUS_OVER;

@@ -22,6 +22,10 @@
 #include "vcpu.h"
 
 struct gmem_stats_file {
+	/*
+	 * The hold keeps the VM or vCPU alive as long as the stats fd, as the
+	 * file's reference does in KVM.
+	 */
 	struct gmem_handle_ref src; /* the VM or vCPU, held */
 	char id[KVM_STATS_NAME_SIZE];
 	pthread_mutex_t lock; /* pos, as the f_pos lock */
@@ -33,6 +37,7 @@ struct stat_def {
 	uint32_t flags;
 };
 
+/* Every counter here is a plain count (no unit, base 10, size 1). */
 #define CUMULATIVE (KVM_STATS_TYPE_CUMULATIVE | KVM_STATS_UNIT_NONE)
 #define INSTANT (KVM_STATS_TYPE_INSTANT | KVM_STATS_UNIT_NONE)
 
@@ -53,6 +58,7 @@ static void vm_values(struct gmem_vm *vm, uint64_t *v)
 
 	gmem_vm_get_stats(vm, &st);
 	*v++ = st.tlb_flush_requests;
+	/* Instant values: pages mapped now, not mappings ever made. */
 	*v++ = st.map_4k - st.zapped_4k;
 	*v++ = st.map_2m - st.zapped_2m;
 	*v++ = st.map_1g - st.zapped_1g;
@@ -84,11 +90,15 @@ static void vcpu_values(struct gmem_vcpu *vcpu, uint64_t *v)
 	uint64_t exits = 0;
 
 	gmem_vcpu_get_stats(vcpu, &st);
+	/*
+	 * The total over every exit reason, as KVM's "exits" counts them all.
+	 */
 	for (size_t i = 0; i < ARRAY_SIZE(st.exits); i++)
 		exits += st.exits[i];
 	*v++ = exits;
 	*v++ = st.exits[KVM_EXIT_IO];
 	*v++ = st.exits[KVM_EXIT_MMIO];
+	/* KVM_EXIT_INTR is the exit for a pending signal. */
 	*v++ = st.exits[KVM_EXIT_INTR];
 	/* KVM counts every HLT, whether it exits or blocks in the kernel. */
 	*v++ = st.exits[KVM_EXIT_HLT] + st.halts;
@@ -126,6 +136,7 @@ static size_t render(struct gmem_stats_file *f, uint8_t *img)
 		.data_offset = data,
 	};
 
+	/* Zeroed first: the name fields are padded, and any gap reads as 0. */
 	memset(img, 0, data + n * sizeof(uint64_t));
 	memcpy(img, &h, sizeof(h));
 	memcpy(img + ID_OFFSET, f->id, sizeof(f->id));
@@ -136,6 +147,10 @@ static size_t render(struct gmem_stats_file *f, uint8_t *img)
 		uint8_t *p = img + DESC_OFFSET + i * DESC_SIZE;
 
 		memcpy(p, &d, sizeof(d));
+		/*
+		 * The name is NUL-terminated within its KVM_STATS_NAME_SIZE
+		 * field.
+		 */
 		strncpy((char *)p + sizeof(d), defs[i].name,
 			KVM_STATS_NAME_SIZE - 1);
 	}
@@ -153,12 +168,17 @@ ssize_t gmem_stats_read(struct gmem_stats_file *f, void *buf, size_t n,
 {
 	_Alignas(8) uint8_t img[MAX_SIZE];
 	size_t size = render(f, img), len = 0;
+	/*
+	 * A negative @off is read(2), which uses and moves the file position;
+	 * pread(2) passes its own offset and leaves the position alone.
+	 */
 	bool advance = off < 0;
 
 	if (advance) {
 		pthread_mutex_lock(&f->lock);
 		off = f->pos;
 	}
+	/* Past the end reads 0 bytes, as any file does. */
 	if ((uint64_t)off < size) {
 		len = MIN(n, size - (size_t)off);
 		memcpy(buf, img + off, len);
@@ -184,12 +204,16 @@ off_t gmem_stats_seek(struct gmem_stats_file *f, off_t off, int whence)
 		base = f->pos;
 		break;
 	case SEEK_END:
+		/* The size only the rendering knows. */
 		base = (off_t)render(f, img);
 		break;
 	default:
 		base = -1;
 		break;
 	}
+	/*
+	 * As lseek(2): a position beyond the end is fine, a negative one not.
+	 */
 	if (base < 0 || (off < 0 && -off > base)) {
 		r = -EINVAL;
 	} else {
@@ -217,10 +241,12 @@ int gmem_stats_open(int fd)
 	if (!f)
 		return -ENOMEM;
 	r = gmem_handle_get(fd, &f->src);
+	/* KVM_GET_STATS_FD exists on VM and vCPU fds only. */
 	if (!r && f->src.kind != GMEM_H_VM && f->src.kind != GMEM_H_VCPU)
 		r = -ENOTTY;
 	if (r)
 		goto fail;
+	/* The id string KVM uses, "kvm-<pid>" and "kvm-<pid>/vcpu-<id>". */
 	if (f->src.kind == GMEM_H_VM)
 		snprintf(f->id, sizeof(f->id), "kvm-%d", (int)getpid());
 	else

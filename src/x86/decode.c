@@ -19,11 +19,16 @@
 /* Keep the cache bounded: beyond this many pages start afresh. */
 #define DC_MAX_PAGES 4096
 
+/* Code pages hash by page number; the XO alias is folded in by dc_key(). */
 static unsigned dc_hash(uint64_t gpa)
 {
 	return (gpa >> 12) % X86_DC_BUCKETS;
 }
 
+/*
+ * The execute-only alias (xo_bit) maps the same bytes, so it shares one
+ * entry; the key is the guest-physical page without it.
+ */
 static uint64_t dc_key(const struct x86_cpu *c, uint64_t gpa)
 {
 	return gpa & ~c->xo_bit & ~0xfffull;
@@ -45,6 +50,10 @@ void x86_dc_drop_page(struct x86_cpu *c, struct x86_dpage *dp)
 {
 	struct x86_dpage **pp;
 
+	/*
+	 * A new generation: every link the run loop made may point into @dp,
+	 * which is about to go, so all of them stop being followed.
+	 */
 	c->gen++;
 	for (pp = &c->dc[dc_hash(dp->gpa)]; *pp; pp = &(*pp)->next) {
 		if (*pp == dp) {
@@ -52,6 +61,10 @@ void x86_dc_drop_page(struct x86_cpu *c, struct x86_dpage *dp)
 			break;
 		}
 	}
+	/*
+	 * Every TLB alias of the page had its write bits parked in wok; with
+	 * no decodes left to protect, writes may take the fast path again.
+	 */
 	for (unsigned i = 0; i < X86_TLB_SIZE; i++) {
 		struct x86_tlbe *e = &c->tlb[i];
 
@@ -65,12 +78,17 @@ void x86_dc_drop_page(struct x86_cpu *c, struct x86_dpage *dp)
 			e->wok &= k;
 		}
 	}
+	/*
+	 * Not freed yet: the instruction that wrote its own code may still be
+	 * running from a record in @dp.  X86_PEND_STATE gets the free done.
+	 */
 	dp->next = c->dead;
 	c->dead = dp;
 	c->pending |= X86_PEND_STATE;
 	c->dc_pages--;
 }
 
+/* Between instructions only, when no record of a dead page is in use. */
 void x86_dc_free_dead(struct x86_cpu *c)
 {
 	while (c->dead) {
@@ -83,6 +101,7 @@ void x86_dc_free_dead(struct x86_cpu *c)
 	}
 }
 
+/* x86_dc_drop_page() unlinks from the bucket head, so this terminates. */
 void x86_dc_flush(struct x86_cpu *c)
 {
 	for (unsigned b = 0; b < X86_DC_BUCKETS; b++)
@@ -95,6 +114,10 @@ static struct x86_dpage *dc_create(struct x86_cpu *c, uint64_t gpa)
 	uint64_t key = dc_key(c, gpa);
 	struct x86_dpage *dp;
 
+	/*
+	 * A wholesale flush bounds memory for guests that touch much code,
+	 * at the cost of decoding again.
+	 */
 	if (c->dc_pages >= DC_MAX_PAGES)
 		x86_dc_flush(c);
 	dp = calloc(1, sizeof(*dp));
@@ -108,6 +131,7 @@ static struct x86_dpage *dc_create(struct x86_cpu *c, uint64_t gpa)
 	for (unsigned i = 0; i < X86_TLB_SIZE; i++) {
 		struct x86_tlbe *e = &c->tlb[i];
 
+		/* wok keeps the write bits to give back on the drop. */
 		if (e->tag != ~0ull && dc_key(c, e->gpa) == key) {
 			e->code = dp;
 			e->wok |=
@@ -118,12 +142,17 @@ static struct x86_dpage *dc_create(struct x86_cpu *c, uint64_t gpa)
 	return dp;
 }
 
+/*
+ * Zydis registers to our numbering: GPRs by encoding number, with
+ * AH-BH at 16-19 because rreg()/wreg() treat those apart.
+ */
 static uint8_t zreg(ZydisRegister r)
 {
 	if (r >= ZYDIS_REGISTER_AL && r <= ZYDIS_REGISTER_BL)
 		return r - ZYDIS_REGISTER_AL;
 	if (r >= ZYDIS_REGISTER_AH && r <= ZYDIS_REGISTER_BH)
 		return 16 + r - ZYDIS_REGISTER_AH;
+	/* SPL-R15B need REX and are the low byte of registers 4-15. */
 	if (r >= ZYDIS_REGISTER_SPL && r <= ZYDIS_REGISTER_R15B)
 		return 4 + r - ZYDIS_REGISTER_SPL;
 	if (r >= ZYDIS_REGISTER_AX && r <= ZYDIS_REGISTER_R15W)
@@ -143,6 +172,7 @@ static uint8_t zreg(ZydisRegister r)
 	return NO_REG;
 }
 
+/* Bytes Zydis refuses: a one-byte record, cached, that raises #UD. */
 static int h_undef(struct x86_cpu *c, const struct x86_insn *i)
 {
 	return x86_ud(c);
@@ -196,6 +226,10 @@ static void convert(struct x86_insn *i, const ZydisDecodedInstruction *z,
 	i->asz = z->address_width / 8;
 	i->base = i->index = NO_REG;
 	i->r[0] = i->r[1] = i->r[2] = NO_REG;
+	/*
+	 * Zydis reports REP and REPE apart; for the string handlers they are
+	 * the same F3 prefix.
+	 */
 	if (z->attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE))
 		i->pfx |= P_REP;
 	if (z->attributes & ZYDIS_ATTRIB_HAS_REPNE)
@@ -208,6 +242,10 @@ static void convert(struct x86_insn *i, const ZydisDecodedInstruction *z,
 		i->seg = X86_FS;
 	if (z->attributes & ZYDIS_ATTRIB_HAS_SEGMENT_GS)
 		i->seg = X86_GS;
+	/*
+	 * As in x86_bind(), only the visible operands, three at most; one
+	 * memory operand per instruction, so base/index/disp are shared.
+	 */
 	for (unsigned n = 0; n < z->operand_count_visible && n < 3; n++) {
 		const ZydisDecodedOperand *o = &ops[n];
 
@@ -225,12 +263,20 @@ static void convert(struct x86_insn *i, const ZydisDecodedInstruction *z,
 				   : o->mem.scale == 2 ? 1
 						       : 0;
 			i->disp = o->mem.disp.value;
+			/*
+			 * The other segment overrides are no-ops in 64-bit
+			 * mode.
+			 */
 			if (o->mem.segment == ZYDIS_REGISTER_FS)
 				i->seg = X86_FS;
 			else if (o->mem.segment == ZYDIS_REGISTER_GS)
 				i->seg = X86_GS;
 			else
 				i->seg = 0;
+			/*
+			 * MOVZX/MOVSX from memory: the source size differs from
+			 * osz.
+			 */
 			if (n == 1 && i->k[0] != K_MEM)
 				i->ssz = o->size / 8;
 			break;
@@ -263,10 +309,18 @@ static int decode(struct x86_cpu *c, const uint8_t *p, unsigned avail,
 	ZyanStatus s;
 
 	s = ZydisDecoderDecodeFull(c->decoder, p, avail, &z, ops);
+	/*
+	 * Only a decode that ran off the end of the page is retried across
+	 * it; with 15 bytes, Zydis has all an instruction can take.
+	 */
 	if (s == ZYDIS_STATUS_NO_MORE_DATA && avail < 15)
 		return -1;
 	if (!ZYAN_SUCCESS(s)) {
 		memset(i, 0, sizeof(*i));
+		/*
+		 * An invalid instruction is cached too: it raises #UD each
+		 * time.
+		 */
 		i->len = 1;
 		i->fn = h_undef;
 		return 0;
@@ -298,10 +352,18 @@ int x86_fetch(struct x86_cpu *c, const struct x86_insn **ip)
 		if (!dp)
 			return x86_stop_internal(c, "out of memory");
 	}
+	/*
+	 * idx[] is per start offset, so overlapping decodes (a jump into the
+	 * middle of an instruction) each get their own record.
+	 */
 	if (dp->idx[off]) {
 		*ip = dp_rec(dp, dp->idx[off] - 1);
 		return X86_OK;
 	}
+	/*
+	 * Chunks never move once allocated, which keeps record pointers
+	 * (the links, *ip) stable while the page lives.
+	 */
 	if (!dp->chunk[dp->n / DP_CHUNK]) {
 		dp->chunk[dp->n / DP_CHUNK] =
 			calloc(DP_CHUNK, sizeof(struct x86_insn));
@@ -310,6 +372,10 @@ int x86_fetch(struct x86_cpu *c, const struct x86_insn **ip)
 	}
 	i = dp_rec(dp, dp->n);
 	if (decode(c, e->host + off, 4096 - off, i) == 0) {
+		/*
+		 * Mark the bytes covered so that only writes to them drop the
+		 * page.
+		 */
 		for (unsigned b = off; b < off + i->len; b++)
 			dp->bytes[b / 64] |= 1ull << (b % 64);
 		dp->idx[off] = ++dp->n;
@@ -318,6 +384,11 @@ int x86_fetch(struct x86_cpu *c, const struct x86_insn **ip)
 	}
 
 	/* Crosses into the next page: decode from a copy, do not cache. */
+	/*
+	 * Not cached: the second page has its own entry and a write to it
+	 * would not drop this one.  nolink keeps the run loop from linking to
+	 * or from a record that the next crossing overwrites.
+	 */
 	uint8_t buf[15];
 	unsigned n0 = 4096 - off;
 	struct x86_tlbe *e2;

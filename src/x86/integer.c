@@ -19,6 +19,10 @@
 
 #include "x86/internal.h"
 
+/*
+ * What the last flag-setting instruction was: x86_flags() rebuilds the
+ * arithmetic flags from lf.a, lf.b and lf.res by this.
+ */
 enum x86_lf {
 	LF_NONE,
 	LF_ADD,
@@ -31,8 +35,13 @@ enum x86_lf {
 	LF_ROT
 };
 
+/*
+ * The ALU group in opcode order (00-38 rows and 80 /reg), so op < OP_CMP
+ * are exactly the ops that write their destination; TEST is ours.
+ */
 enum { OP_ADD, OP_OR, OP_ADC, OP_SBB, OP_AND, OP_SUB, OP_XOR, OP_CMP, OP_TEST };
 
+/* PF looks at the low byte of the result only: set for an even bit count. */
 static inline unsigned parity_flag(uint64_t v)
 {
 	return __builtin_parity(v & 0xff) ? 0 : X86_PF;
@@ -50,6 +59,10 @@ static uint64_t lazy_arith(const struct x86_lazy *l)
 	case LF_ADD:
 	case LF_ADC:
 	case LF_INC:
+		/*
+		 * Carry and overflow out of the operand's top bit, from its
+		 * sign bits.
+		 */
 		cf = ((a & b) | ((a | b) & ~res)) >> msb & 1;
 		of = ((a ^ res) & (b ^ res)) >> msb & 1;
 		break;
@@ -62,10 +75,18 @@ static uint64_t lazy_arith(const struct x86_lazy *l)
 	case LF_LOGIC:
 		break;
 	}
+	/*
+	 * INC and DEC do not touch CF; the one before them was saved in l->cf.
+	 */
 	if (l->op == LF_INC || l->op == LF_DEC)
 		cf = l->cf;
+	/*
+	 * AF is the carry out of bit 3; it is undefined after a logic op
+	 * (zero).
+	 */
 	if (l->op != LF_LOGIC)
 		f |= (a ^ b ^ res) & X86_AF;
+	/* OF is RFLAGS bit 11. */
 	f |= cf | of << 11;
 	f |= res == 0 ? X86_ZF : 0;
 	f |= (res >> msb & 1) ? X86_SF : 0;
@@ -83,6 +104,7 @@ uint64_t x86_flags(struct x86_cpu *c)
 	struct x86_lazy *l = &c->lf;
 	uint64_t f;
 
+	/* Nothing pending: rflags is already exact. */
 	if (l->op == LF_NONE)
 		return c->rflags;
 	if (l->op == LF_ROT) {
@@ -92,6 +114,10 @@ uint64_t x86_flags(struct x86_cpu *c)
 	} else {
 		f = lazy_arith(l);
 	}
+	/*
+	 * Fold the record into rflags and drop it, so a second read costs
+	 * nothing.
+	 */
 	c->rflags = (c->rflags & ~(uint64_t)X86_ARITH) | (f & X86_ARITH);
 	l->op = LF_NONE;
 	return c->rflags;
@@ -99,6 +125,10 @@ uint64_t x86_flags(struct x86_cpu *c)
 
 void x86_set_flags(struct x86_cpu *c, uint64_t f)
 {
+	/*
+	 * All of RFLAGS is replaced (POPF, IRET, state set): a pending lazy
+	 * record would overwrite it later.  Bit 1 always reads as one.
+	 */
 	c->lf.op = LF_NONE;
 	c->rflags = f | 2;
 }
@@ -108,6 +138,7 @@ static inline void set_arith(struct x86_cpu *c, uint64_t mask, uint64_t f)
 {
 	uint64_t old;
 
+	/* Every arithmetic flag replaced: the old ones need not be computed. */
 	if (mask == X86_ARITH) {
 		c->lf.op = LF_NONE;
 		c->rflags = (c->rflags & ~mask) | (f & mask);
@@ -117,6 +148,7 @@ static inline void set_arith(struct x86_cpu *c, uint64_t mask, uint64_t f)
 	c->rflags = (old & ~mask) | (f & mask);
 }
 
+/* CF alone, without materializing RFLAGS, for ADC, SBB, INC and DEC. */
 static inline unsigned get_cf(struct x86_cpu *c)
 {
 	struct x86_lazy *l = &c->lf;
@@ -134,6 +166,10 @@ static inline unsigned get_cf(struct x86_cpu *c)
 /* Record the CF/OF of a ROL/ROR (see x86_flags). */
 static inline void set_rot_flags(struct x86_cpu *c, uint64_t f)
 {
+	/*
+	 * Only the first rotate saves the record it covers; a run of rotates
+	 * keeps that one and replaces nothing but CF and OF.
+	 */
 	if (c->lf.op != LF_ROT) {
 		c->lf_rot = c->lf;
 		c->lf.op = LF_ROT;
@@ -151,6 +187,10 @@ static inline uint64_t szp(uint64_t res, unsigned sz)
 	       parity_flag(res);
 }
 
+/*
+ * The condition @cc of Jcc/SETcc/CMOVcc (the opcode's low nibble): bits
+ * 3:1 pick the test and bit 0 negates it, SDM Vol. 1 appendix B.
+ */
 static bool cond(struct x86_cpu *c, unsigned cc)
 {
 	struct x86_lazy *l = &c->lf;
@@ -158,6 +198,10 @@ static bool cond(struct x86_cpu *c, unsigned cc)
 	uint64_t f;
 	bool r;
 
+	/*
+	 * After CMP or SUB the tests are comparisons of the operands; the shift
+	 * puts the operand size's sign bit at bit 63.
+	 */
 	if (likely(l->op == LF_SUB)) {
 		uint64_t a = l->a << sh, b = l->b << sh;
 
@@ -182,6 +226,9 @@ static bool cond(struct x86_cpu *c, unsigned cc)
 		}
 		return r ^ (cc & 1);
 	}
+	/*
+	 * After a logic op CF = OF = 0: BE is E, and L is S, and LE is S or Z.
+	 */
 	if (l->op == LF_LOGIC) {
 		int64_t v = (int64_t)(l->res << sh);
 
@@ -203,6 +250,7 @@ static bool cond(struct x86_cpu *c, unsigned cc)
 		return r ^ (cc & 1);
 	}
 slow:
+	/* Anything else (O, P, or another record) needs RFLAGS itself. */
 	f = x86_flags(c);
 	switch (cc >> 1) {
 	case 0:
@@ -267,10 +315,15 @@ static inline bool cas(uint8_t *p, unsigned sz, uint64_t old, uint64_t new)
 /* A LOCKed RMW can be done atomically on the host. */
 static inline bool lockable(const struct x86_insn *i, const struct x86_mref *m)
 {
+	/*
+	 * Atomic on the host only for RAM in one page, naturally aligned; MMIO
+	 * and split operands fall back to a separate read and write.
+	 */
 	return (i->pfx & P_LOCK) && !m->mmio && m->n0 == m->len &&
 	       ((uintptr_t)m->p[0] & (m->len - 1)) == 0;
 }
 
+/* Retiring: the last step of a handler, after everything that can fault. */
 static inline int next(struct x86_cpu *c, const struct x86_insn *i)
 {
 	c->rip += i->len;
@@ -301,6 +354,10 @@ src1(struct x86_cpu *c, const struct x86_insn *i, unsigned sz, uint64_t *v)
 
 /* ---- ALU ------------------------------------------------------------ */
 
+/*
+ * The result of @op; its flags go to @l, not cpu->lf, so that a handler
+ * that faults after computing leaves the old flags in place.
+ */
 static inline uint64_t alu(struct x86_cpu *c, unsigned op, uint64_t a,
 			   uint64_t b, unsigned sz, struct x86_lazy *l)
 {
@@ -355,6 +412,7 @@ static int h_alu(struct x86_cpu *c, const struct x86_insn *i)
 	uint64_t a, b, res;
 	int r;
 
+	/* Register destination: only the source can fault, so read it first. */
 	if (i->k[0] == K_REG) {
 		r = src1(c, i, sz, &b);
 		if (r)
@@ -366,6 +424,10 @@ static int h_alu(struct x86_cpu *c, const struct x86_insn *i)
 		c->lf = l;
 		return next(c, i);
 	}
+	/*
+	 * Prepared for writing too when the result is written back, so that a
+	 * read-only page faults before anything is read.
+	 */
 	r = x86_mem_prep(c, x86_ea(c, i), sz,
 			 i->op < OP_CMP ? X86_ACC_READ | X86_ACC_WRITE
 					: X86_ACC_READ,
@@ -374,6 +436,7 @@ static int h_alu(struct x86_cpu *c, const struct x86_insn *i)
 		return r;
 	b = i->k[1] == K_IMM ? (uint64_t)i->imm & szmask(sz)
 			     : rreg(c, i->r[1], sz);
+	/* LOCK: retry until the CAS meets the value the result came from. */
 	if (i->op < OP_CMP && lockable(i, &m)) {
 		do {
 			a = ld_le(m.p[0], sz);
@@ -399,7 +462,8 @@ static int h_alu(struct x86_cpu *c, const struct x86_insn *i)
  * Fast paths for the 32/64-bit register and immediate forms, specialized
  * by operation and size (32/64) so that the ALU's
  * switch and the size masks fold away: these are most of the instructions
- * compiled code runs.
+ * compiled code runs.  The lazy record goes straight into cpu->lf:
+ * register operands cannot fault, so nothing waits for a commit.
  */
 #define ALU_SPECIAL(name, OP, SZ)                                             \
 	static int h_##name##_rr##SZ(struct x86_cpu *c,                       \
@@ -460,6 +524,9 @@ static inline uint64_t unary(struct x86_cpu *c, unsigned op, uint64_t a,
 	switch (op) {
 	case U_INC:
 		l->size = sz;
+		/*
+		 * INC and DEC keep CF: save the current one for lazy_arith().
+		 */
 		l->cf = get_cf(c);
 		l->op = LF_INC;
 		l->a = a;
@@ -473,12 +540,14 @@ static inline uint64_t unary(struct x86_cpu *c, unsigned op, uint64_t a,
 		l->b = 1;
 		return l->res = a - 1;
 	case U_NEG:
+		/* NEG is 0 - a for the flags: CF is set unless a was zero. */
 		l->size = sz;
 		l->op = LF_SUB;
 		l->a = 0;
 		l->b = a;
 		return l->res = -a;
 	default:
+		/* NOT sets no flags: @l stays what the caller copied in. */
 		return ~a;
 	}
 }
@@ -486,6 +555,7 @@ static inline uint64_t unary(struct x86_cpu *c, unsigned op, uint64_t a,
 static int h_unary(struct x86_cpu *c, const struct x86_insn *i)
 {
 	unsigned sz = i->osz;
+	/* Start from the current record, which NOT leaves as it is. */
 	struct x86_lazy l = c->lf;
 	struct x86_mref m;
 	uint64_t a, res;
@@ -503,6 +573,10 @@ static int h_unary(struct x86_cpu *c, const struct x86_insn *i)
 	if (lockable(i, &m)) {
 		do {
 			a = ld_le(m.p[0], sz);
+			/*
+			 * Reset each try: NOT leaves @l as it is, and so must
+			 * leave cpu->lf.
+			 */
 			l = c->lf;
 			res = unary(c, i->op, a, sz, &l);
 		} while (!cas(m.p[0], sz, a, res));
@@ -539,6 +613,10 @@ static int h_mov(struct x86_cpu *c, const struct x86_insn *i)
 	r = x86_mem_prep(c, x86_ea(c, i), sz, X86_ACC_WRITE, &m);
 	if (r)
 		return r;
+	/*
+	 * An immediate is already sign-extended to 64 bits; the write
+	 * truncates.
+	 */
 	v = i->k[1] == K_IMM ? (uint64_t)i->imm : rreg(c, i->r[1], sz);
 	r = x86_mem_wr(c, &m, v);
 	if (r)
@@ -548,6 +626,7 @@ static int h_mov(struct x86_cpu *c, const struct x86_insn *i)
 
 static int h_mov_rr64(struct x86_cpu *c, const struct x86_insn *i)
 {
+	/* A 64-bit register copy: no size mask and no flags, the hot MOV. */
 	c->gpr[i->r[0]] = c->gpr[i->r[1]];
 	c->rip += i->len;
 	return X86_OK;
@@ -555,6 +634,7 @@ static int h_mov_rr64(struct x86_cpu *c, const struct x86_insn *i)
 
 static int h_mov_rr32(struct x86_cpu *c, const struct x86_insn *i)
 {
+	/* A 32-bit destination clears bits 63:32 (SDM Vol. 1 3.4.1.1). */
 	c->gpr[i->r[0]] = (uint32_t)c->gpr[i->r[1]];
 	c->rip += i->len;
 	return X86_OK;
@@ -655,6 +735,7 @@ MOVX_L(rip, ea_rip)
 /* Which of the forms above a memory operand has, or -1. */
 static int ea_form(const struct x86_insn *i)
 {
+	/* A segment override or a 32-bit address needs the slow x86_ea(). */
 	if (i->seg || i->asz != 8)
 		return -1;
 	if (i->base < 16)
@@ -729,6 +810,7 @@ static int h_xchg(struct x86_cpu *c, const struct x86_insn *i)
 	if (r)
 		return r;
 	b = rreg(c, reg, sz);
+	/* Atomic as lockable() is, but LOCK is implied (SDM XCHG). */
 	if (!m.mmio && m.n0 == m.len && ((uintptr_t)m.p[0] & (sz - 1)) == 0) {
 		do
 			a = ld_le(m.p[0], sz);
@@ -754,6 +836,10 @@ static int h_xadd(struct x86_cpu *c, const struct x86_insn *i)
 	int r;
 
 	b = rreg(c, i->r[1], sz);
+	/*
+	 * The source register gets the old destination, the destination the
+	 * sum.
+	 */
 	if (i->k[0] == K_REG) {
 		a = rreg(c, i->r[0], sz);
 		res = alu(c, OP_ADD, a, b, sz, &l);
@@ -779,6 +865,7 @@ static int h_xadd(struct x86_cpu *c, const struct x86_insn *i)
 		if (r)
 			return r;
 	}
+	/* Memory is written before the source register is replaced. */
 	wreg(c, i->r[1], sz, a);
 	c->lf = l;
 	return next(c, i);
@@ -795,6 +882,9 @@ static int h_cmpxchg(struct x86_cpu *c, const struct x86_insn *i)
 
 	if (i->k[0] == K_REG) {
 		d = rreg(c, i->r[0], sz);
+		/*
+		 * The flags are those of CMP rAX, dest whichever way it goes.
+		 */
 		alu(c, OP_CMP, acc, d, sz, &l);
 		if (d == acc)
 			wreg(c, i->r[0], sz, src);
@@ -818,6 +908,7 @@ static int h_cmpxchg(struct x86_cpu *c, const struct x86_insn *i)
 		if (r)
 			return r;
 	}
+	/* Same flags from either path; rAX is loaded only on a mismatch. */
 	alu(c, OP_CMP, acc, d, sz, &l);
 	if (d != acc)
 		wreg(c, X86_RAX, sz, d);
@@ -845,11 +936,20 @@ static inline uint64_t shift(struct x86_cpu *c, unsigned op, uint64_t a,
 	switch (op) {
 	case S_ROL:
 	case S_ROR: {
+		/*
+		 * The masked count is taken modulo the width; with none left
+		 * the result is the operand, but CF and OF are still set from
+		 * it.
+		 */
 		unsigned n = cnt % bits;
 
 		if (op == S_ROL) {
 			res = n ? ((a << n) | (a >> (bits - n))) & m : a;
 			cf = res & 1;
+			/*
+			 * OF is defined only for a count of 1; this is its
+			 * 1-bit rule.
+			 */
 			of = ((res >> msb) ^ cf) & 1;
 		} else {
 			res = n ? ((a >> n) | (a << (bits - n))) & m : a;
@@ -862,6 +962,11 @@ static inline uint64_t shift(struct x86_cpu *c, unsigned op, uint64_t a,
 	}
 	case S_RCL:
 	case S_RCR: {
+		/*
+		 * RCL/RCR rotate through CF, 9 or 17 bits for bytes and words,
+		 * so their count is reduced modulo that; wider counts are
+		 * already smaller.
+		 */
 		unsigned n = sz < 4 ? cnt % (bits + 1) : cnt;
 		uint64_t c0 = x86_flags(c) & X86_CF, top;
 
@@ -869,6 +974,7 @@ static inline uint64_t shift(struct x86_cpu *c, unsigned op, uint64_t a,
 		res = a;
 		if (op == S_RCR)
 			of = ((res >> msb) ^ cf) & 1;
+		/* Bit by bit: rare, and at most 63 steps. */
 		for (unsigned k = 0; k < n; k++) {
 			if (op == S_RCL) {
 				top = res >> msb & 1;
@@ -888,6 +994,11 @@ static inline uint64_t shift(struct x86_cpu *c, unsigned op, uint64_t a,
 	}
 	case S_SHL:
 	case S_SAL:
+		/*
+		 * A byte or word can be shifted by up to 31: past the width
+		 * gives 0, and CF is the last bit shifted out (0 once none is
+		 * left).
+		 */
 		res = cnt < 64 ? (a << cnt) & m : 0;
 		cf = cnt <= bits ? (a >> (bits - cnt)) & 1 : 0;
 		of = ((res >> msb) ^ cf) & 1;
@@ -895,6 +1006,7 @@ static inline uint64_t shift(struct x86_cpu *c, unsigned op, uint64_t a,
 	case S_SHR:
 		res = a >> cnt;
 		cf = cnt <= bits ? (a >> (cnt - 1)) & 1 : 0;
+		/* For a count of 1 OF is the operand's old sign bit. */
 		of = a >> msb & 1;
 		break;
 	default: {
@@ -902,6 +1014,7 @@ static inline uint64_t shift(struct x86_cpu *c, unsigned op, uint64_t a,
 
 		res = (uint64_t)(sa >> cnt) & m;
 		cf = (uint64_t)(sa >> (cnt - 1)) & 1;
+		/* SAR of a count of 1 clears OF (the sign cannot change). */
 		of = 0;
 		break;
 	}
@@ -929,9 +1042,11 @@ static int h_shift(struct x86_cpu *c, const struct x86_insn *i)
 	uint64_t a, res, f, fm;
 	int r;
 
+	/* SDM: the count is masked to 5 bits, 6 with REX.W, before anything. */
 	cnt &= sz == 8 ? 63 : 31;
 	if (i->k[0] == K_REG) {
 		a = rreg(c, i->r[0], sz);
+		/* A zero count changes no flags (SDM SAL/SAR/SHL/SHR). */
 		if (!cnt) {
 			wreg(c, i->r[0], sz, a); /* 32-bit: zero-extends */
 			return next(c, i);
@@ -947,6 +1062,7 @@ static int h_shift(struct x86_cpu *c, const struct x86_insn *i)
 	r = x86_mem_rd(c, &m, &a);
 	if (r)
 		return r;
+	/* The operand is still accessed (and can fault) with a zero count. */
 	if (!cnt)
 		return next(c, i);
 	res = shift(c, i->op, a, cnt, sz, &f, &fm);
@@ -1039,6 +1155,7 @@ static int h_shd(struct x86_cpu *c, const struct x86_insn *i)
 		res = ((a >> cnt) | (b << (bits - cnt))) & m;
 		cf = (a >> (cnt - 1)) & 1;
 	}
+	/* OF (defined for a count of 1): whether the sign bit changed. */
 	of = ((res ^ a) >> msb) & 1;
 	if (i->k[0] == K_REG) {
 		wreg(c, i->r[0], sz, res);
@@ -1067,6 +1184,7 @@ static int h_muldiv(struct x86_cpu *c, const struct x86_insn *i)
 {
 	unsigned sz = i->osz, bits = sz * 8;
 	uint64_t m = szmask(sz), s, lo, hi, ax = c->gpr[X86_RAX];
+	/* Byte operands use AH:AL instead of rDX:rAX. */
 	uint64_t dx = sz == 1 ? (ax >> 8) & 0xff : c->gpr[X86_RDX] & m;
 	int r;
 
@@ -1103,6 +1221,10 @@ static int h_muldiv(struct x86_cpu *c, const struct x86_insn *i)
 		unsigned __int128 n = ((unsigned __int128)dx << bits) | ax;
 		unsigned __int128 q;
 
+		/*
+		 * SDM: #DE for a zero divisor and for a quotient that does not
+		 * fit, raised before any register is written.
+		 */
 		if (!s)
 			return x86_raise(c, X86_DE, false, 0);
 		q = n / s;
@@ -1130,6 +1252,10 @@ static int h_muldiv(struct x86_cpu *c, const struct x86_insn *i)
 		} else {
 			q = n / d;
 		}
+		/*
+		 * The signed quotient must fit the operand size, else #DE as
+		 * well.
+		 */
 		if (q > (__int128)(m >> 1) || q < -(__int128)(m >> 1) - 1)
 			return x86_raise(c, X86_DE, false, 0);
 		lo = (uint64_t)q & m;
@@ -1137,6 +1263,10 @@ static int h_muldiv(struct x86_cpu *c, const struct x86_insn *i)
 		break;
 	}
 	}
+	/*
+	 * Byte forms: AL gets the low half (product or quotient), AH the
+	 * high half (or the remainder).
+	 */
 	if (sz == 1) {
 		wreg(c, X86_RAX, 2, (lo & 0xff) | (hi & 0xff) << 8);
 	} else {
@@ -1199,6 +1329,7 @@ static int h_bt(struct x86_cpu *c, const struct x86_insn *i)
 		off = (uint64_t)i->imm & (bits - 1);
 	else
 		off = rreg(c, i->r[1], sz);
+	/* A register operand takes the offset modulo its width. */
 	if (i->k[0] == K_REG) {
 		off &= bits - 1;
 		a = rreg(c, i->r[0], sz);
@@ -1206,6 +1337,10 @@ static int h_bt(struct x86_cpu *c, const struct x86_insn *i)
 		/* A register bit offset reaches outside the operand. */
 		uint64_t addr = x86_ea(c, i);
 
+		/*
+		 * A register offset is signed: it moves the address by whole
+		 * operands, and only its low bits pick the bit within one.
+		 */
 		if (i->k[1] == K_REG) {
 			addr += (uint64_t)(sext(off, sz) >>
 					   __builtin_ctz(bits)) *
@@ -1233,6 +1368,10 @@ static int h_bt(struct x86_cpu *c, const struct x86_insn *i)
 		} else if (lockable(i, &m)) {
 			uint64_t seen = a;
 
+			/*
+			 * LOCK: flip the bit in whatever the CAS last saw, and
+			 * take CF from that.
+			 */
 			while (!cas_v(m.p[0], sz, &seen,
 				      i->op == B_BTS   ? seen | bit
 				      : i->op == B_BTR ? seen & ~bit
@@ -1245,6 +1384,10 @@ static int h_bt(struct x86_cpu *c, const struct x86_insn *i)
 				return r;
 		}
 	}
+	/*
+	 * BT* set CF from the bit's old value; other flags are left as they
+	 * were.
+	 */
 	set_arith(c, X86_CF, (a & bit) ? X86_CF : 0);
 	return next(c, i);
 }
@@ -1270,9 +1413,16 @@ static int h_bitscan(struct x86_cpu *c, const struct x86_insn *i)
 		res = i->op == Q_BSF ? (uint64_t)__builtin_ctzll(s)
 				     : (uint64_t)(63 - __builtin_clzll(s));
 		wreg(c, i->r[0], sz, res);
+		/*
+		 * ZF clear, as a bit was found; the rest are undefined (SF and
+		 * PF from the result, CF, OF and AF clear).
+		 */
 		set_arith(c, X86_ARITH, szp(res, sz) & ~X86_ZF);
 		return next(c, i);
 	case Q_TZCNT:
+		/*
+		 * TZCNT and LZCNT give the operand width for zero, with CF set.
+		 */
 		res = s ? (uint64_t)__builtin_ctzll(s) : bits;
 		wreg(c, i->r[0], sz, res);
 		set_arith(c, X86_CF | X86_ZF,
@@ -1287,6 +1437,7 @@ static int h_bitscan(struct x86_cpu *c, const struct x86_insn *i)
 	default:
 		res = __builtin_popcountll(s);
 		wreg(c, i->r[0], sz, res);
+		/* POPCNT clears every flag but ZF. */
 		set_arith(c, X86_ARITH, s ? 0 : X86_ZF);
 		return next(c, i);
 	}
@@ -1361,11 +1512,19 @@ static int h_bmi(struct x86_cpu *c, const struct x86_insn *i)
 			uint64_t ctl = rreg(c, i->r[2], sz);
 			unsigned st = ctl & 0xff, ln = (ctl >> 8) & 0xff;
 
+			/*
+			 * BEXTR: a start past the width gives 0, a length of 64
+			 * or more is all.
+			 */
 			res = st < bits ? s >> st : 0;
 			if (ln < 64)
 				res &= (1ull << ln) - 1;
 			res &= m;
 		}
+		/*
+		 * SF of BEXTR is undefined (zero); ANDN sets it from the
+		 * result.
+		 */
 		f = res ? 0 : X86_ZF;
 		f |= (res >> (bits - 1) & 1) && i->op == V_ANDN ? X86_SF : 0;
 	} else {
@@ -1383,6 +1542,10 @@ static int h_bmi(struct x86_cpu *c, const struct x86_insn *i)
 			res = (s & (s - 1)) & m;
 		f = (res == 0 ? X86_ZF : 0) |
 		    (res >> (bits - 1) & 1 ? X86_SF : 0);
+		/*
+		 * BLSI sets CF for a non-zero source, BLSMSK and BLSR for a
+		 * zero one.
+		 */
 		if (i->op == V_BLSI)
 			f |= s ? X86_CF : 0;
 		else
@@ -1429,6 +1592,7 @@ static int h_cmov(struct x86_cpu *c, const struct x86_insn *i)
 
 	if (r)
 		return r;
+	/* A false condition with a 32-bit destination still zero-extends it. */
 	if (cond(c, i->op))
 		wreg(c, i->r[0], i->osz, v);
 	else if (i->osz == 4)
@@ -1446,8 +1610,12 @@ static int h_loop(struct x86_cpu *c, const struct x86_insn *i)
 	if (i->op == 0) {
 		take = cx == 0;
 	} else {
+		/*
+		 * The counter is rCX at the address size, not the operand size.
+		 */
 		cx = (cx - 1) & szmask(asz);
 		take = cx != 0;
+		/* LOOPE also needs ZF set, LOOPNE ZF clear. */
 		if (i->op == 2)
 			take = take && cond(c, 4);
 		else if (i->op == 3)
@@ -1460,6 +1628,7 @@ static int h_loop(struct x86_cpu *c, const struct x86_insn *i)
 
 static inline int branch(struct x86_cpu *c, uint64_t target)
 {
+	/* SDM: a non-canonical target faults with RIP still at the branch. */
 	if (unlikely(!x86_canonical(target)))
 		return x86_gp0(c);
 	c->rip = target;
@@ -1497,6 +1666,10 @@ static int h_jmp_rel(struct x86_cpu *c, const struct x86_insn *i)
 	return X86_OK;
 }
 
+/*
+ * Push @v of @sz bytes.  RSP moves only once the store has succeeded,
+ * so a faulting push leaves it as it was.
+ */
 int x86_push(struct x86_cpu *c, uint64_t v, unsigned sz)
 {
 	struct x86_mref m;
@@ -1519,6 +1692,7 @@ static int h_call(struct x86_cpu *c, const struct x86_insn *i)
 
 	if (r)
 		return r;
+	/* Checked before the push so that the #GP leaves RSP alone. */
 	if (!x86_canonical(t))
 		return x86_gp0(c);
 	r = x86_push(c, c->rip + i->len, 8);
@@ -1539,8 +1713,10 @@ static int h_ret(struct x86_cpu *c, const struct x86_insn *i)
 	r = x86_mem_rd(c, &m, &t);
 	if (r)
 		return r;
+	/* The return address is validated before RSP or RIP change. */
 	if (!x86_canonical(t))
 		return x86_gp0(c);
+	/* RET imm16 also releases imm16 bytes of arguments. */
 	c->gpr[X86_RSP] += 8 + (i->k[0] == K_IMM ? (uint16_t)i->imm : 0);
 	c->rip = t;
 	return X86_OK;
@@ -1586,6 +1762,7 @@ static int h_pop(struct x86_cpu *c, const struct x86_insn *i)
 		r = x86_mem_rd(c, &m, &v);
 		if (r)
 			return r;
+		/* RSP first: for POP RSP the popped value must win. */
 		c->gpr[X86_RSP] = sp + sz;
 		wreg(c, i->r[0], sz, v);
 		return next(c, i);
@@ -1593,6 +1770,9 @@ static int h_pop(struct x86_cpu *c, const struct x86_insn *i)
 	/* POP m: the address is computed with RSP already incremented. */
 	c->gpr[X86_RSP] = sp + sz;
 	r = x86_mem_prep(c, x86_ea(c, i), sz, X86_ACC_WRITE, &d);
+	/*
+	 * Restored until the copy has been made, so a fault leaves RSP intact.
+	 */
 	c->gpr[X86_RSP] = sp;
 	if (r)
 		return r;
@@ -1617,6 +1797,7 @@ static int h_leave(struct x86_cpu *c, const struct x86_insn *i)
 	r = x86_mem_rd(c, &m, &v);
 	if (r)
 		return r;
+	/* LEAVE is MOV RSP, RBP; POP RBP, with the read before either write. */
 	c->gpr[X86_RSP] = bp + 8;
 	c->gpr[X86_RBP] = v;
 	return next(c, i);
@@ -1624,6 +1805,7 @@ static int h_leave(struct x86_cpu *c, const struct x86_insn *i)
 
 static int h_pushf(struct x86_cpu *c, const struct x86_insn *i)
 {
+	/* SDM PUSHF: the image has RF and VM clear. */
 	uint64_t f = x86_flags(c) & ~(uint64_t)(X86_RF | X86_VM);
 	int r = x86_push(c, f, i->osz);
 
@@ -1635,6 +1817,10 @@ static int h_pushf(struct x86_cpu *c, const struct x86_insn *i)
 /* Flags POPF/IRET may change at the current privilege. */
 uint64_t x86_popf_mask(const struct x86_cpu *c)
 {
+	/*
+	 * SDM POPF: IOPL changes only at CPL 0 and IF only at CPL <= IOPL;
+	 * VIP, VIF and VM are outside the mask, so POPF leaves them.
+	 */
 	uint64_t mask = X86_ARITH | X86_TF | X86_DF | X86_NT | X86_AC | X86_ID;
 	unsigned iopl = (c->rflags & X86_IOPL) >> 12;
 
@@ -1657,18 +1843,22 @@ static int h_popf(struct x86_cpu *c, const struct x86_insn *i)
 	r = x86_mem_rd(c, &m, &v);
 	if (r)
 		return r;
+	/* A 16-bit POPF changes only FLAGS, the low word. */
 	if (sz == 2)
 		mask &= 0xffff;
 	c->gpr[X86_RSP] += sz;
+	/* IF going up is what a waiting interrupt window needs to know. */
 	if (unlikely(c->irq_window) && (v & mask & X86_IF))
 		c->pending |= X86_PEND_EVENT;
 	x86_set_flags(c, (x86_flags(c) & ~mask) | (v & mask));
+	/* TF may have changed: re-check whether single-stepping applies. */
 	x86_dbg_recheck(c);
 	return next(c, i);
 }
 
 static int h_lahf(struct x86_cpu *c, const struct x86_insn *i)
 {
+	/* SF, ZF, AF, PF, CF into AH, with bit 1 set as it always reads. */
 	wreg(c, 16 + X86_RAX, 1, (x86_flags(c) & 0xd5) | 2);
 	return next(c, i);
 }
@@ -1705,6 +1895,7 @@ static int h_flagop(struct x86_cpu *c, const struct x86_insn *i)
 		f |= X86_DF;
 		break;
 	}
+	/* x86_flags() dropped the lazy record: rflags may be written as is. */
 	c->rflags = f;
 	return next(c, i);
 }
@@ -1718,7 +1909,10 @@ static int h_nop(struct x86_cpu *c, const struct x86_insn *i)
 
 enum { STR_MOVS, STR_STOS, STR_LODS, STR_CMPS, STR_SCAS };
 
-/* Iterations of a REP string instruction done per dispatch. */
+/*
+ * Iterations of a REP string instruction done per dispatch: a long copy
+ * is split so that the run loop can take interrupts, kicks and signals.
+ */
 #define REP_CHUNK 1024
 
 static int h_string(struct x86_cpu *c, const struct x86_insn *i)
@@ -1727,6 +1921,10 @@ static int h_string(struct x86_cpu *c, const struct x86_insn *i)
 	uint64_t am = szmask(asz);
 	bool rep = i->pfx & (P_REP | P_REPNE);
 	int64_t d = (x86_flags(c) & X86_DF) ? -(int64_t)sz : sz;
+	/*
+	 * Only the source has a segment: ES:rDI cannot be overridden, and
+	 * ES is flat in long mode.
+	 */
 	uint64_t sbase = i->seg ? c->seg[i->seg].base : 0;
 	unsigned n;
 	int r;
@@ -1737,10 +1935,19 @@ static int h_string(struct x86_cpu *c, const struct x86_insn *i)
 		uint64_t v, w;
 		struct x86_lazy l;
 
+		/*
+		 * SDM: a count of 0 at the start does nothing, not even an
+		 * access.
+		 */
 		if (rep && (c->gpr[X86_RCX] & am) == 0)
 			break;
 		switch (i->op) {
 		case STR_MOVS:
+			/*
+			 * Both operands are translated before either is
+			 * touched, so a fault on the destination leaves the
+			 * source unread (an MMIO read unasked).
+			 */
 			r = x86_mem_prep(c, sbase + si, sz, X86_ACC_READ, &ms);
 			if (!r)
 				r = x86_mem_prep(c, di, sz, X86_ACC_WRITE, &md);
@@ -1750,6 +1957,12 @@ static int h_string(struct x86_cpu *c, const struct x86_insn *i)
 				r = x86_mem_wr(c, &md, v);
 			if (r)
 				return r;
+			/*
+			 * Registers advance per element: a fault or an MMIO
+			 * stop part way leaves them at the next element, and
+			 * running the instruction again resumes there, as an
+			 * interrupted REP does on hardware.
+			 */
 			wreg(c, X86_RSI, asz, si + d);
 			wreg(c, X86_RDI, asz, di + d);
 			break;
@@ -1799,6 +2012,7 @@ static int h_string(struct x86_cpu *c, const struct x86_insn *i)
 		if (!rep)
 			return next(c, i);
 		wreg(c, X86_RCX, asz, c->gpr[X86_RCX] - 1);
+		/* REPE ends on a mismatch, REPNE on a match. */
 		if (i->op == STR_CMPS || i->op == STR_SCAS) {
 			bool zf = cond(c, 4);
 
@@ -1834,6 +2048,9 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 	bool rr, ri;
 	int r;
 
+	/*
+	 * x87 escapes (D8-DF) and FWAIT go first: their operands are not GPRs.
+	 */
 	if (z->opcode_map == ZYDIS_OPCODE_MAP_DEFAULT &&
 	    ((z->opcode & 0xf8) == 0xd8 || z->opcode == 0x9b))
 		return x86_bind_x87(i, z, o);
@@ -1841,6 +2058,10 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 	if (z->encoding == ZYDIS_INSTRUCTION_ENCODING_VEX &&
 	    (r = x86_bind_avx(i, z, o)) <= 0)
 		return r;
+	/*
+	 * Visible operands only: hidden ones (RFLAGS, implicit registers)
+	 * say nothing about which handler fits.
+	 */
 	for (unsigned n = 0; n < z->operand_count_visible && n < 3; n++) {
 		if (o[n].type == ZYDIS_OPERAND_TYPE_REGISTER &&
 		    ZydisRegisterGetClass(o[n].reg.value) == ZYDIS_REGCLASS_XMM)
@@ -1848,6 +2069,7 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 		if (o[n].type == ZYDIS_OPERAND_TYPE_REGISTER &&
 		    !gpr_operand(&o[n]))
 			return x86_bind_system(i, z, o);
+		/* Far pointers (JMP/CALL ptr16:xx) are not in 64-bit mode. */
 		if (o[n].type == ZYDIS_OPERAND_TYPE_POINTER)
 			return -1;
 	}
@@ -1856,6 +2078,10 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 		if (i->k[0] != K_MEM)
 			return -1;
 	}
+	/*
+	 * The fast handlers take only GPRs 0-15 (not AH-BH) of 32 or 64 bits,
+	 * where the write is a plain store or a zero-extension.
+	 */
 	rr = i->k[0] == K_REG && i->k[1] == K_REG && i->r[0] < 16 &&
 	     i->r[1] < 16 && i->osz >= 4;
 	ri = i->k[0] == K_REG && i->k[1] == K_IMM && i->r[0] < 16 &&
@@ -1933,6 +2159,7 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 	case ZYDIS_MNEMONIC_MOVZX:
 	case ZYDIS_MNEMONIC_MOVSX:
 	case ZYDIS_MNEMONIC_MOVSXD:
+		/* i->op is 1 for the sign-extending forms. */
 		i->op = z->mnemonic != ZYDIS_MNEMONIC_MOVZX;
 		i->fn = h_movx;
 		if (i->k[1] == K_MEM && ea_form(i) >= 0)
@@ -1996,6 +2223,9 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 		i->op = M_IDIV;
 		goto muldiv;
 	case ZYDIS_MNEMONIC_IMUL:
+		/*
+		 * The two- and three-operand forms write a single destination.
+		 */
 		if (z->operand_count_visible >= 2) {
 			i->fn = h_imul;
 			return 0;
@@ -2086,6 +2316,10 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 	case ZYDIS_MNEMONIC_JNL:
 	case ZYDIS_MNEMONIC_JLE:
 	case ZYDIS_MNEMONIC_JNLE:
+		/*
+		 * The low nibble is the condition code in every
+		 * Jcc/SETcc/CMOVcc form.
+		 */
 		i->op = z->opcode & 0xf;
 		i->fn = h_jcc;
 		return 0;
@@ -2145,6 +2379,10 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 		i->fn = h_loop;
 		return 0;
 	case ZYDIS_MNEMONIC_JMP:
+		/*
+		 * An indirect branch with a 16-bit operand (66h) is not
+		 * modelled; 64-bit mode has no 32-bit one.
+		 */
 		if (i->osz != 8 && i->k[0] != K_IMM)
 			return -1;
 		i->fn = i->k[0] == K_IMM ? h_jmp_rel : h_jmp;
@@ -2155,6 +2393,7 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 		i->fn = h_call;
 		return 0;
 	case ZYDIS_MNEMONIC_RET:
+		/* Far RET switches CS: not modelled. */
 		if (z->meta.branch_type == ZYDIS_BRANCH_TYPE_FAR)
 			return -1;
 		i->fn = h_ret;
@@ -2199,6 +2438,10 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 	flagop:
 		i->fn = h_flagop;
 		return 0;
+	/*
+	 * Hints and cache control change nothing architectural here; the
+	 * fences are taken as no-ops too.
+	 */
 	case ZYDIS_MNEMONIC_NOP:
 	case ZYDIS_MNEMONIC_ENDBR64:
 	case ZYDIS_MNEMONIC_PAUSE:

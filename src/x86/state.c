@@ -17,6 +17,7 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->bus_ctx = ctx;
 	if (x86_decoder_init(c))
 		return -ENOMEM;
+	/* Every entry empty (tag ~0): nothing translates before CR3 is set. */
 	x86_tlb_flush(c);
 	/*
 	 * A flat 64-bit supervisor state: the model runs long mode only, so
@@ -34,7 +35,9 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	c->cr4 = X86_CR4_PAE;
 	c->efer = X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE | X86_EFER_SCE;
 	c->rflags = 2;
+	/* IA32_APIC_BASE at reset: the default page, enabled, BSP. */
 	c->apic_base = 0xfee00000 | (1u << 11) | (1u << 8);
+	/* Until CPUID says otherwise (x86_set_maxphyaddr()). */
 	c->maxphyaddr = 48;
 	x86_paging_update(c);
 	/* Base 0 at ns 0: at 1 GHz the TSC reads host monotonic ns. */
@@ -50,6 +53,10 @@ int x86_cpu_init(struct x86_cpu *c, const struct x86_bus *bus, void *ctx)
 	/* kvm_vcpu_reset(): no BTS, no PEBS (and no MWAIT enable). */
 	c->misc_enable =
 		X86_MISC_ENABLE_PEBS_UNAVAIL | X86_MISC_ENABLE_BTS_UNAVAIL;
+	/*
+	 * KVM's vCPU starts with KVM_GET_SUPPORTED_CPUID's table until the
+	 * VMM sets its own.
+	 */
 	t = x86_supported_cpuid(&n);
 	x86_set_cpuid(c, t, n);
 	return 0;
@@ -60,12 +67,21 @@ void x86_cpu_destroy(struct x86_cpu *c)
 	x86_decoder_fini(c);
 }
 
+/*
+ * Decodes hang off TLB entries and are keyed by guest-physical page:
+ * both go together, or a decode could outlive the mapping it came from.
+ */
 void x86_cpu_flush(struct x86_cpu *c)
 {
 	x86_tlb_flush(c);
 	x86_dc_flush(c);
 }
 
+/*
+ * Reached after a longjmp out of a handler (x86.h): no record is in use
+ * any more, so dead decode pages are freed now, and the stop record the
+ * run was filling is forgotten.
+ */
 void x86_cpu_abandon(struct x86_cpu *c)
 {
 	x86_cpu_flush(c);
@@ -75,13 +91,23 @@ void x86_cpu_abandon(struct x86_cpu *c)
 
 void x86_cpu_invalidate_gpa(struct x86_cpu *c, uint64_t start, uint64_t end)
 {
+	/*
+	 * Both aliases of a page (with and without the XO bit) hold the same
+	 * memory, so the range is compared with the bit stripped.
+	 */
 	uint64_t s = start & ~c->xo_bit & ~0xfffull;
 	uint64_t e = end & ~c->xo_bit;
 
+	/* Links between decoded records may point into what is dropped here. */
 	c->gen++;
 	for (unsigned k = 0; k < X86_TLB_SIZE; k++) {
 		uint64_t g = c->tlb[k].gpa & ~c->xo_bit;
 
+		/*
+		 * A TLB entry caches the page's host address: it must not
+		 * outlive a memslot change or a guest_memfd hole punched under
+		 * it.
+		 */
 		if (c->tlb[k].tag != ~0ull && g >= s && g < e)
 			c->tlb[k].tag = ~0ull;
 	}
@@ -89,6 +115,10 @@ void x86_cpu_invalidate_gpa(struct x86_cpu *c, uint64_t start, uint64_t end)
 		struct x86_dpage *dp = c->dc[b], *nx;
 
 		for (; dp; dp = nx) {
+			/*
+			 * The next pointer is read first: dropping unlinks @dp
+			 * from the bucket.
+			 */
 			nx = dp->next;
 			if (dp->gpa >= s && dp->gpa < e)
 				x86_dc_drop_page(c, dp);
@@ -98,6 +128,10 @@ void x86_cpu_invalidate_gpa(struct x86_cpu *c, uint64_t start, uint64_t end)
 
 void x86_get_regs(const struct x86_cpu *c, struct kvm_regs *r)
 {
+	/*
+	 * x86_flags() folds the lazy flags into rflags, a cache update only:
+	 * the architectural state is unchanged.
+	 */
 	struct x86_cpu *m = (struct x86_cpu *)c; /* flags materialize */
 
 	r->rax = c->gpr[X86_RAX];
@@ -139,6 +173,7 @@ void x86_set_regs(struct x86_cpu *c, const struct kvm_regs *r)
 	c->gpr[X86_R14] = r->r14;
 	c->gpr[X86_R15] = r->r15;
 	c->rip = r->rip;
+	/* Drops any lazy flag record, which would otherwise overwrite these. */
 	x86_set_flags(c, r->rflags);
 }
 
@@ -186,6 +221,10 @@ int x86_set_sregs(struct x86_cpu *c, const struct kvm_sregs *s)
 	c->cr8 = s->cr8;
 	c->efer = s->efer;
 	c->apic_base = s->apic_base;
+	/*
+	 * Through the setters, which recompute what depends on CR4, CPL and
+	 * the paging mode (the TLB and the derived access masks).
+	 */
 	x86_set_cr4(c, s->cr4);
 	x86_set_cpl(c, s->cs.dpl & 3);
 	x86_paging_update(c);

@@ -25,6 +25,10 @@ static inline unsigned iopl(const struct x86_cpu *c)
 
 static int h_hlt(struct x86_cpu *c, const struct x86_insn *i)
 {
+	/*
+	 * HLT is privileged; RIP moves past it first, as an interrupt that
+	 * wakes the vCPU returns to the next instruction.
+	 */
 	if (c->cpl)
 		return x86_gp0(c);
 	c->rip += i->len;
@@ -35,6 +39,10 @@ static int h_hlt(struct x86_cpu *c, const struct x86_insn *i)
 /* AMD's vendor strings (EBX, EDX, ECX of leaf 0), as KVM lists them. */
 bool x86_host_amd(void)
 {
+	/*
+	 * Asked once: the host's vendor does not change under a running
+	 * process.
+	 */
 	static int amd = -1;
 	int v = __atomic_load_n(&amd, __ATOMIC_RELAXED);
 
@@ -53,6 +61,7 @@ bool x86_vmx_invalid_state(const struct x86_cpu *c)
 {
 	const struct kvm_segment *tr = &c->tr, *ldt = &c->ldt;
 
+	/* Only VMX refuses such state; real mode (PE clear) has no TR rules. */
 	if (x86_host_amd() || !(c->cr0 & X86_CR0_PE))
 		return false;
 	if (tr->unusable || (tr->selector & 4) ||
@@ -98,6 +107,10 @@ static int h_vmcall(struct x86_cpu *c, const struct x86_insn *i)
 		x86_mem_wr(c, &m[1], hypercall_insn[native][2]);
 		return X86_OK; /* RIP unchanged: the native one runs next */
 	}
+	/*
+	 * The native hypercall: the VMM (or the vCPU layer) answers it with RIP
+	 * already past it.
+	 */
 	c->rip += i->len;
 	c->stop->reason = X86_STOP_VMCALL;
 	return X86_STOPPED;
@@ -137,9 +150,16 @@ static int h_ud(struct x86_cpu *c, const struct x86_insn *i)
 
 static int h_int(struct x86_cpu *c, const struct x86_insn *i)
 {
+	/*
+	 * With KVM_GUESTDBG_USE_SW_BP, INT3 is the debugger's, not the guest's.
+	 */
 	if (i->op == 3 && (c->gdbg & KVM_GUESTDBG_USE_SW_BP))
 		return x86_dbg_int3(c, i);
 	c->pend.valid = true;
+	/*
+	 * Delivered now, as a software interrupt: DPL is checked against CPL
+	 * and the return address is past the instruction (soft_len).
+	 */
 	c->pend.vector = i->op == 3 ? X86_BP : (uint8_t)i->imm;
 	c->pend.has_err = false;
 	c->pend.soft = true;
@@ -220,6 +240,10 @@ uint64_t x86_host_ns(void)
 
 uint64_t x86_tsc_at(const struct x86_cpu *c, uint64_t ns)
 {
+	/*
+	 * TSC = base + elapsed ns * kHz / 10^6, with (base, ns) moved whenever
+	 * the frequency or the value is set, so the TSC never jumps.
+	 */
 	uint64_t d = ns - c->tsc_ns;
 
 	/* Split so that neither product overflows for centuries. */
@@ -248,6 +272,7 @@ void x86_set_tsc_khz(struct x86_cpu *c, uint32_t khz)
 {
 	uint64_t now = x86_host_ns();
 
+	/* Rebase at the old frequency first so the TSC stays continuous. */
 	c->tsc_base = x86_tsc_at(c, now);
 	c->tsc_ns = now;
 	c->tsc_khz = khz;
@@ -258,6 +283,7 @@ static int h_rdtsc(struct x86_cpu *c, const struct x86_insn *i)
 {
 	uint64_t t;
 
+	/* CR4.TSD makes RDTSC/RDTSCP privileged (#GP at CPL > 0). */
 	if ((c->cr4 & X86_CR4_TSD) && c->cpl)
 		return x86_gp0(c);
 	t = x86_tsc(c);
@@ -281,6 +307,10 @@ static bool guest_tsc_write(struct x86_cpu *c, uint32_t idx, uint64_t v)
 	uint64_t adj;
 
 	if (idx == X86_MSR_TSC) {
+		/*
+		 * The step between old and new TSC goes into TSC_ADJUST too, as
+		 * the SDM's IA32_TSC_ADJUST rules say: the two move together.
+		 */
 		adj = v - x86_tsc(c);
 		x86_set_msr(c, X86_MSR_TSC, v);
 		c->tsc_adjust += adj;
@@ -289,6 +319,7 @@ static bool guest_tsc_write(struct x86_cpu *c, uint32_t idx, uint64_t v)
 	if (idx != X86_MSR_TSC_ADJUST)
 		return false;
 	x86_cpuid(c, 7, 0, leaf7);
+	/* CPUID.(7,0):EBX[1] is TSC_ADJUST. */
 	if (leaf7[1] & (1u << 1)) {
 		adj = v - c->tsc_adjust;
 		x86_set_msr(c, X86_MSR_TSC, x86_tsc(c) + adj);
@@ -308,6 +339,7 @@ static int msr_refused(struct x86_cpu *c, const struct x86_insn *i,
 							    __ATOMIC_RELAXED)
 					  : 0;
 
+	/* Not one the VMM asked to see: the guest gets #GP. */
 	if (!(mask & why))
 		return x86_gp0(c);
 	c->stop->reason = X86_STOP_MSR;
@@ -315,6 +347,10 @@ static int msr_refused(struct x86_cpu *c, const struct x86_insn *i,
 	c->stop->msr.reason = why;
 	c->stop->msr.data = i->op ? v : 0;
 	c->stop->msr.is_write = i->op;
+	/*
+	 * Kept to finish the instruction when the VMM answers
+	 * (x86_complete_msr).
+	 */
 	c->umsr.valid = true;
 	c->umsr.write = i->op;
 	c->umsr.len = i->len;
@@ -335,8 +371,13 @@ static int h_msr(struct x86_cpu *c, const struct x86_insn *i)
 
 	if (c->cpl)
 		return x86_gp0(c);
+	/* The VMM's MSR filter comes before anything the MSR itself does. */
 	if (c->msr_allowed && !c->msr_allowed(c->bus_ctx, idx, i->op))
 		return msr_refused(c, i, idx, v, KVM_MSR_EXIT_REASON_FILTER);
+	/*
+	 * The vCPU layer's own MSRs: > 0 refused, 0 handled, < 0 not one
+	 * of its own.
+	 */
 	if (c->msr_hook) {
 		int r = c->msr_hook(c->bus_ctx, idx, &v, i->op);
 
@@ -352,6 +393,10 @@ static int h_msr(struct x86_cpu *c, const struct x86_insn *i)
 		}
 	}
 	if (i->op == 0) {
+		/*
+		 * MSR_PLATFORM_INFO reads are refused unless the VMM enabled
+		 * them (KVM_CAP_MSR_PLATFORM_INFO).
+		 */
 		if (idx == X86_MSR_PLATFORM_INFO && c->platform_info_readable &&
 		    !__atomic_load_n(c->platform_info_readable,
 				     __ATOMIC_RELAXED))
@@ -368,6 +413,7 @@ static int h_msr(struct x86_cpu *c, const struct x86_insn *i)
 		/* KVM ignores the guest's (a BIOS writes 0 before CPUID). */
 		if (idx == X86_MSR_UCODE_REV)
 			return advance(c, i);
+		/* MSR_PLATFORM_INFO is read-only for the guest. */
 		if (idx == X86_MSR_PLATFORM_INFO)
 			return msr_refused(c, i, idx, v,
 					   KVM_MSR_EXIT_REASON_INVAL);
@@ -382,10 +428,18 @@ static int h_msr(struct x86_cpu *c, const struct x86_insn *i)
 			v = (v & ~X86_MISC_ENABLE_EMON) |
 			    (c->misc_enable & X86_MISC_ENABLE_EMON);
 		}
+		/*
+		 * kvmclock's system-time MSRs need the vCPU layer to publish
+		 * the page.
+		 */
 		if (idx == X86_MSR_KVM_SYSTEM_TIME)
 			c->pv_req |= X86_PV_OLD;
 		else if (idx == X86_MSR_KVM_SYSTEM_TIME_NEW)
 			c->pv_req |= X86_PV_NEW;
+		/*
+		 * UNKNOWN for an MSR the model lacks, INVAL for a value it
+		 * refuses.
+		 */
 		if (x86_set_msr(c, idx, v))
 			return msr_refused(c, i, idx, v,
 					   x86_get_msr(c, idx, &old)
@@ -411,10 +465,18 @@ unsigned x86_take_pv(struct x86_cpu *c)
 
 void x86_complete_msr(struct x86_cpu *c, bool error, uint64_t data)
 {
+	/*
+	 * Only the instruction that stopped: a VMM that moved RIP (or answered
+	 * twice) completes nothing.
+	 */
 	if (!c->umsr.valid || c->rip != c->umsr.rip)
 		return;
 	c->umsr.valid = false;
 	if (error) {
+		/*
+		 * KVM's "error" answer to a userspace MSR exit is a #GP for the
+		 * guest.
+		 */
 		x86_inject(c, X86_GP, true, 0);
 		return;
 	}
@@ -428,6 +490,7 @@ void x86_complete_msr(struct x86_cpu *c, bool error, uint64_t data)
 /* A CR4 write: CPUID's OSXSAVE follows it, as kvm_set_cr4() updates it. */
 void x86_set_cr4(struct x86_cpu *c, uint64_t v)
 {
+	/* OSXSAVE in CPUID leaf 1 mirrors CR4.OSXSAVE (SDM CPUID). */
 	bool sync = (v ^ c->cr4) & X86_CR4_OSXSAVE;
 
 	c->cr4 = v;
@@ -441,17 +504,27 @@ static int write_cr(struct x86_cpu *c, unsigned n, uint64_t v)
 
 	switch (n) {
 	case 0:
+		/*
+		 * Long mode needs PG and PE; NW without CD is invalid (SDM MOV
+		 * CR0).
+		 */
 		if (v >> 32 || !(v & X86_CR0_PG) || !(v & X86_CR0_PE) ||
 		    ((v & X86_CR0_NW) && !(v & X86_CR0_CD)))
 			return x86_gp0(c);
+		/* WP and PG change what the cached translations allow. */
 		if ((v ^ c->cr0) & (X86_CR0_WP | X86_CR0_PG))
 			x86_tlb_flush(c);
+		/* ET is hardwired to 1 on P6 and later processors. */
 		c->cr0 = v | X86_CR0_ET;
 		return X86_OK;
 	case 2:
 		c->cr2 = v;
 		return X86_OK;
 	case 3:
+		/*
+		 * Bit 63 is the no-flush hint, never part of CR3; the model
+		 * flushes regardless.
+		 */
 		if (v & pa_rsvd & ~(1ull << 63))
 			return x86_gp0(c);
 		c->cr3 = v & ~(1ull << 63);
@@ -471,6 +544,10 @@ static int write_cr(struct x86_cpu *c, unsigned n, uint64_t v)
 		return X86_OK;
 	}
 	case 8:
+		/*
+		 * CR8 holds only TPR[7:4] (SDM 10.8.6.1); higher bits are
+		 * reserved.
+		 */
 		if (v >> 4)
 			return x86_gp0(c);
 		/* A lower TPR may let a waiting interrupt in. */
@@ -488,6 +565,7 @@ static int h_movcr(struct x86_cpu *c, const struct x86_insn *i)
 	unsigned cr = i->op == 0 ? i->r[0] : i->r[1];
 	int r;
 
+	/* CR access is privileged; the CR number is checked after CPL. */
 	if (c->cpl)
 		return x86_gp0(c);
 	if (i->op == 0) {
@@ -532,6 +610,10 @@ static int h_dtable(struct x86_cpu *c, const struct x86_insn *i)
 	if (i->op < 2) {
 		if (c->cpl)
 			return x86_gp0(c);
+		/*
+		 * Both parts translated and read before the table changes: a
+		 * 10-byte operand, limit (16 bits) then base (64).
+		 */
 		r = x86_mem_prep(c, a, 2, X86_ACC_READ, &m0);
 		if (!r)
 			r = x86_mem_prep(c, a + 2, 8, X86_ACC_READ, &m1);
@@ -541,12 +623,16 @@ static int h_dtable(struct x86_cpu *c, const struct x86_insn *i)
 			r = x86_mem_rd(c, &m1, &base);
 		if (r)
 			return r;
+		/*
+		 * A non-canonical base is #GP in 64-bit mode (SDM LGDT/LIDT).
+		 */
 		if (!x86_canonical(base))
 			return x86_gp0(c);
 		t->limit = lim;
 		t->base = base;
 		return advance(c, i);
 	}
+	/* SGDT/SIDT are not privileged without UMIP (not offered). */
 	r = x86_mem_prep(c, a, 2, X86_ACC_WRITE, &m0);
 	if (!r)
 		r = x86_mem_prep(c, a + 2, 8, X86_ACC_WRITE, &m1);
@@ -571,6 +657,7 @@ static int sel_operand(struct x86_cpu *c, const struct x86_insn *i, unsigned n,
 		*sel = c->gpr[i->r[n]];
 		return X86_OK;
 	}
+	/* A memory selector is 16 bits whatever the operand size. */
 	r = x86_mem_prep(c, x86_ea(c, i), 2, X86_ACC_READ, &m);
 	if (!r)
 		r = x86_mem_rd(c, &m, &v);
@@ -590,8 +677,13 @@ static int h_ltr(struct x86_cpu *c, const struct x86_insn *i)
 	r = sel_operand(c, i, 0, &sel);
 	if (r)
 		return r;
+	/* A null selector cannot be loaded into TR (SDM LTR). */
 	if ((sel & ~3u) == 0)
 		return x86_gp0(c);
+	/*
+	 * A 64-bit TSS descriptor is 16 bytes: both halves must be in the
+	 * limit.
+	 */
 	if ((sel & 4) || (uint32_t)(sel | 7) + 8 > c->gdt.limit)
 		return x86_raise(c, X86_GP, true, sel & ~3u);
 	r = x86_sys_read(c, c->gdt.base + (sel & ~7u), 8, &lo);
@@ -603,7 +695,10 @@ static int h_ltr(struct x86_cpu *c, const struct x86_insn *i)
 		return x86_raise(c, X86_GP, true, sel & ~3u);
 	if (!(lo >> 47 & 1))
 		return x86_raise(c, X86_NP, true, sel & ~3u);
-	/* Mark it busy in the GDT. */
+	/*
+	 * Mark it busy in the GDT, before TR changes, so that a fault on the
+	 * write leaves TR as it was.
+	 */
 	r = x86_mem_prep(c, c->gdt.base + (sel & ~7u), 8,
 			 X86_ACC_WRITE | X86_ACC_SUP, &m);
 	if (!r)
@@ -614,6 +709,7 @@ static int h_ltr(struct x86_cpu *c, const struct x86_insn *i)
 	c->tr.base = ((lo >> 16) & 0xffffff) | ((lo >> 56) & 0xff) << 24 |
 		     (hi & 0xffffffff) << 32;
 	c->tr.limit = (lo & 0xffff) | ((lo >> 48) & 0xf) << 16;
+	/* G set: the limit counts 4 KiB pages. */
 	if (lo >> 55 & 1)
 		c->tr.limit = c->tr.limit << 12 | 0xfff;
 	c->tr.type = 0xb;
@@ -633,6 +729,10 @@ static int h_movseg(struct x86_cpu *c, const struct x86_insn *i)
 	int r;
 
 	if (i->op == 1) {
+		/*
+		 * A segment register read: zero-extended into a 32/64-bit
+		 * register, 16 bits to memory.
+		 */
 		uint16_t v = c->seg[i->r[1]].selector;
 
 		if (i->k[0] == K_REG) {
@@ -650,11 +750,15 @@ static int h_movseg(struct x86_cpu *c, const struct x86_insn *i)
 	}
 	unsigned s = i->r[0];
 
+	/* MOV to CS is #UD (SDM MOV). */
 	if (s == X86_CS || s >= X86_NSEG)
 		return x86_ud(c);
 	r = sel_operand(c, i, 1, &sel);
 	if (r)
 		return r;
+	/*
+	 * A null selector is fine for DS, ES, FS, GS, and for SS below CPL 3.
+	 */
 	if ((sel & ~3u) == 0) {
 		if (s == X86_SS && c->cpl == 3)
 			return x86_gp0(c);
@@ -662,6 +766,7 @@ static int h_movseg(struct x86_cpu *c, const struct x86_insn *i)
 		r = x86_gdt_read(c, sel, 0, &d);
 		if (r)
 			return r;
+		/* A not-present SS is #SS, any other segment #NP. */
 		if (!(d >> 47 & 1))
 			return x86_raise(c, s == X86_SS ? X86_SS_VEC : X86_NP,
 					 true, sel & ~3u);
@@ -678,6 +783,11 @@ static int h_movseg(struct x86_cpu *c, const struct x86_insn *i)
 		sg->present = 1;
 		sg->s = d >> 44 & 1;
 		sg->db = d >> 54 & 1;
+		/*
+		 * In 64-bit mode only FS and GS have a base from the
+		 * descriptor; a MOV loads bits 31:0 of it (the rest is
+		 * MSR_FS_BASE/GS_BASE's).
+		 */
 		if (s == X86_FS || s == X86_GS)
 			sg->base = ((d >> 16) & 0xffffff) | ((d >> 56) & 0xff)
 								    << 24;
@@ -734,6 +844,7 @@ static int h_io(struct x86_cpu *c, const struct x86_insn *i)
 		i->imm >= 0 ? (uint16_t)i->imm : (uint16_t)c->gpr[X86_RDX];
 	struct x86_stop *s = c->stop;
 
+	/* IN and OUT are IOPL-sensitive; the TSS I/O bitmap is not modelled. */
 	if (c->cpl > iopl(c))
 		return x86_gp0(c);
 	s->reason = X86_STOP_IO;
@@ -742,9 +853,14 @@ static int h_io(struct x86_cpu *c, const struct x86_insn *i)
 	s->io.is_write = i->op;
 	s->io.count = 1;
 	if (i->op) {
+		/* OUT completes at the exit: the VMM only takes the data. */
 		s->io.data = rreg(c, X86_RAX, i->osz);
 		c->rip += i->len;
 	} else {
+		/*
+		 * IN finishes when the VMM answers (x86_complete_pio_in), at
+		 * this RIP.
+		 */
 		c->in.valid = true;
 		c->in.str = false;
 		c->in.size = i->osz;
@@ -797,6 +913,7 @@ static void rep_rf(struct x86_cpu *c, bool rep)
 
 static void sreg_add(struct x86_cpu *c, unsigned r, unsigned asz, int64_t inc)
 {
+	/* The address-size part of the register wraps; bits above it stay. */
 	uint64_t m = szmask(asz);
 
 	c->gpr[r] = (c->gpr[r] & ~m) | ((c->gpr[r] + (uint64_t)inc) & m);
@@ -814,6 +931,7 @@ static bool guest_intel(const struct x86_cpu *c)
 /* REP with RCX 0: nothing done, the instruction retires. */
 static int rep_done(struct x86_cpu *c, const struct x86_insn *i)
 {
+	/* KVM's string_registers_quirk(): Intel parts clear RCX[63:32] here. */
 	if (i->asz == 4 && guest_intel(c))
 		c->gpr[X86_RCX] = 0;
 	c->sio.state = 0;
@@ -825,6 +943,7 @@ static int rep_done(struct x86_cpu *c, const struct x86_insn *i)
 static unsigned ins_batch(const struct x86_cpu *c, const struct x86_insn *i,
 			  bool rep)
 {
+	/* A batch never crosses RDI's page, and fits in sio.data. */
 	unsigned off = c->gpr[X86_RDI] & 0xfff;
 	uint64_t n = (c->rflags & X86_DF) ? off : 4096 - off;
 
@@ -834,6 +953,7 @@ static unsigned ins_batch(const struct x86_cpu *c, const struct x86_insn *i,
 		n = c->gpr[X86_RCX] & szmask(i->asz);
 	else if (!rep)
 		n = 1;
+	/* At least one element: a batch of 0 would never make progress. */
 	return n ? (unsigned)n : 1;
 }
 
@@ -850,11 +970,16 @@ static int h_sio(struct x86_cpu *c, const struct x86_insn *i)
 
 	if (c->cpl > iopl(c))
 		return x86_gp0(c);
+	/* REP with a zero count retires without any I/O or memory access. */
 	if (rep && !(c->gpr[X86_RCX] & szmask(asz)))
 		return rep_done(c, i);
 	s->io.port = (uint16_t)c->gpr[X86_RDX];
 	s->io.size = sz;
 	if (i->op) {
+		/*
+		 * OUTS reads DS:RSI (or the override); INS writes ES:RDI,
+		 * always flat.
+		 */
 		uint64_t seg = i->seg ? c->seg[i->seg].base : 0;
 
 		r = x86_mem_prep(c, seg + (c->gpr[X86_RSI] & szmask(asz)), sz,
@@ -875,11 +1000,16 @@ static int h_sio(struct x86_cpu *c, const struct x86_insn *i)
 			c->rip += i->len;
 		return X86_STOPPED;
 	}
+	/*
+	 * State 1: the VMM answered; the batch is sized again from the
+	 * registers as they are now.
+	 */
 	if (c->sio.state == 1) {
 		c->sio.pos = 0;
 		c->sio.end = ins_batch(c, i, rep);
 		c->sio.state = 2;
 	}
+	/* No answer yet: exit for one batch, written on the re-execution. */
 	if (c->sio.state != 2) {
 		s->reason = X86_STOP_IO;
 		s->io.is_write = 0;
@@ -938,6 +1068,7 @@ void x86_complete_pio_in(struct x86_cpu *c, const void *data, unsigned len)
 		c->rip += c->in.len;
 		return;
 	}
+	/* A short answer leaves the rest of the batch zero. */
 	memset(c->sio.data, 0, want);
 	memcpy(c->sio.data, data, len < want ? len : want);
 	c->sio.state = 1;
@@ -951,6 +1082,10 @@ void x86_complete_in(struct x86_cpu *c, uint32_t data)
 
 void x86_complete_mmio(struct x86_cpu *c, uint64_t data)
 {
+	/*
+	 * Only an MMIO read that is waiting (1) takes data; 2 marks it answered
+	 * for the re-executed instruction to pick up.
+	 */
 	if (c->mmio.rd != 1)
 		return;
 	c->mmio.rd = 2;
@@ -965,6 +1100,10 @@ static int h_iretq(struct x86_cpu *c, const struct x86_insn *i)
 	unsigned rpl;
 	int r = 0;
 
+	/*
+	 * Read the whole frame (RIP, CS, RFLAGS, RSP, SS) before changing
+	 * anything, so a fault leaves the handler's state intact.
+	 */
 	for (unsigned k = 0; k < 5 && !r; k++)
 		r = x86_mem_prep(c, sp + 8 * k, 8, X86_ACC_READ, &m[k]);
 	for (unsigned k = 0; k < 5 && !r; k++)
@@ -972,19 +1111,28 @@ static int h_iretq(struct x86_cpu *c, const struct x86_insn *i)
 	if (r)
 		return r;
 	rpl = v[1] & 3;
+	/*
+	 * SDM IRET: the return CS may not be null or more privileged than CPL.
+	 */
 	if ((v[1] & ~3ull) == 0 || rpl < c->cpl)
 		return x86_raise(c, X86_GP, true, v[1] & 0xfffc);
 	r = x86_gdt_read(c, v[1], 0, &d);
 	if (r)
 		return r;
+	/* Must be a present code segment. */
 	if (!(d >> 43 & 1) || !(d >> 47 & 1))
 		return x86_raise(c, X86_GP, true, v[1] & 0xfffc);
+	/*
+	 * L clear means a return to compatibility mode, which is not modelled.
+	 */
 	if (!(d >> 53 & 1))
 		return x86_stop_internal(c, "IRET to compatibility mode");
 	if (!x86_canonical(v[0]))
 		return x86_gp0(c);
+	/* A return to CPL 3 needs a usable stack segment. */
 	if (rpl == 3 && (v[4] & ~3ull) == 0)
 		return x86_gp0(c);
+	/* IRET may write RF as well as what POPF may. */
 	mask = x86_popf_mask(c) | X86_RF;
 	if (c->irq_window && (v[2] & mask & X86_IF))
 		c->pending |= X86_PEND_EVENT;
@@ -1013,6 +1161,9 @@ static int h_iretq(struct x86_cpu *c, const struct x86_insn *i)
 		ss->present = 1;
 		ss->s = 1;
 	}
+	/*
+	 * CPL changes last: x86_set_cpl() also starts a new decode generation.
+	 */
 	x86_set_cpl(c, rpl);
 	c->gpr[X86_RSP] = v[3];
 	c->rip = v[0];
@@ -1038,12 +1189,18 @@ static int h_syscall(struct x86_cpu *c, const struct x86_insn *i)
 {
 	uint64_t f;
 
+	/* SYSCALL/SYSRET are #UD while EFER.SCE is clear. */
 	if (!(c->efer & X86_EFER_SCE))
 		return x86_ud(c);
 	c->gpr[X86_RCX] = c->rip + i->len;
 	f = x86_flags(c);
+	/*
+	 * RF is cleared in the saved copy (R11) and in RFLAGS; FMASK
+	 * clears the rest.
+	 */
 	c->gpr[X86_R11] = f & ~(uint64_t)X86_RF;
 	x86_set_flags(c, f & ~c->sfmask & ~(uint64_t)X86_RF);
+	/* STAR[47:32] is the kernel CS; SS is the next descriptor. */
 	x86_load_flat(&c->seg[X86_CS], (c->star >> 32) & 0xfffc, 0, true);
 	x86_load_flat(&c->seg[X86_SS], ((c->star >> 32) + 8) & 0xfffc, 0,
 		      false);
@@ -1060,12 +1217,22 @@ static int h_sysret(struct x86_cpu *c, const struct x86_insn *i)
 		return x86_ud(c);
 	if (c->cpl)
 		return x86_gp0(c);
+	/* SYSRET without REX.W returns to 32-bit code: not modelled. */
 	if (!(i->pfx & P_REXW))
 		return x86_stop_internal(c, "SYSRET to compatibility mode");
+	/*
+	 * A non-canonical RCX faults at CPL 0, before the switch (Intel's
+	 * behaviour).
+	 */
 	if (!x86_canonical(c->gpr[X86_RCX]))
 		return x86_gp0(c);
+	/*
+	 * RFLAGS from R11, with RF, VM and the reserved bits cleared and bit 1
+	 * set.
+	 */
 	x86_set_flags(c, (c->gpr[X86_R11] & 0x3c7fd7) | 2);
 	x86_dbg_recheck(c);
+	/* STAR[63:48] + 16 is the 64-bit user CS, + 8 the user SS. */
 	x86_load_flat(&c->seg[X86_CS], (base + 16) | 3, 3, true);
 	x86_load_flat(&c->seg[X86_SS], (base + 8) | 3, 3, false);
 	x86_set_cpl(c, 3);
@@ -1077,6 +1244,9 @@ static int h_swapgs(struct x86_cpu *c, const struct x86_insn *i)
 {
 	uint64_t t;
 
+	/*
+	 * SWAPGS is privileged: user code must not reach the kernel's GS base.
+	 */
 	if (c->cpl)
 		return x86_gp0(c);
 	t = c->seg[X86_GS].base;
@@ -1216,6 +1386,7 @@ int x86_bind_system(struct x86_insn *i, const void *zi, const void *zo)
 	case ZYDIS_MNEMONIC_CLTS:
 		i->fn = h_clts;
 		return 0;
+	/* No caches to write back: privileged no-ops. */
 	case ZYDIS_MNEMONIC_WBINVD:
 	case ZYDIS_MNEMONIC_INVD:
 		i->fn = h_priv_nop;
@@ -1235,6 +1406,7 @@ int x86_bind_system(struct x86_insn *i, const void *zi, const void *zo)
 		const ZydisDecodedOperand *data = out ? &o[1] : &o[0];
 
 		i->op = out;
+		/* IN/OUT's data operand gives the size; AL, AX or EAX. */
 		i->osz = data->size / 8;
 		i->imm = port->type == ZYDIS_OPERAND_TYPE_IMMEDIATE
 				 ? (int64_t)port->imm.value.u
