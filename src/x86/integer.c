@@ -1905,6 +1905,19 @@ static int h_nop(struct x86_cpu *c, const struct x86_insn *i)
 	return next(c, i);
 }
 
+/*
+ * MFENCE orders the guest's earlier stores before its later loads, which
+ * the host's store buffer does not by itself (a Dekker-style handshake
+ * between vCPUs needs it): the host's own MFENCE.  LFENCE and SFENCE need
+ * nothing, as the model's plain loads and stores keep x86's load-load and
+ * store-store order, and it has no non-temporal stores.
+ */
+static int h_mfence(struct x86_cpu *c, const struct x86_insn *i)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return next(c, i);
+}
+
 /* ---- String instructions -------------------------------------------- */
 
 enum { STR_MOVS, STR_STOS, STR_LODS, STR_CMPS, STR_SCAS };
@@ -2438,15 +2451,17 @@ int x86_bind(struct x86_insn *i, const void *zi, const void *zo)
 	flagop:
 		i->fn = h_flagop;
 		return 0;
+	case ZYDIS_MNEMONIC_MFENCE:
+		i->fn = h_mfence;
+		return 0;
 	/*
-	 * Hints and cache control change nothing architectural here; the
-	 * fences are taken as no-ops too.
+	 * Hints and cache control change nothing architectural here, nor do
+	 * LFENCE and SFENCE (see h_mfence()).
 	 */
 	case ZYDIS_MNEMONIC_NOP:
 	case ZYDIS_MNEMONIC_ENDBR64:
 	case ZYDIS_MNEMONIC_PAUSE:
 	case ZYDIS_MNEMONIC_LFENCE:
-	case ZYDIS_MNEMONIC_MFENCE:
 	case ZYDIS_MNEMONIC_SFENCE:
 	case ZYDIS_MNEMONIC_PREFETCH:
 	case ZYDIS_MNEMONIC_PREFETCHW:
