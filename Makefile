@@ -275,6 +275,10 @@ $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The CPU model's handlers 32-byte aligned: without it the compute loop's
+# speed moved by 3-10% with where unrelated edits left them.
+$(X86_OBJS): CFLAGS += -falign-functions=32
+
 $(B)/libgmem.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
