@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "gmem_test.h"
+#include "long_mode.h"
 
 #define MEM (4ULL << 20)
 #define CODE 0x10000ULL
@@ -183,20 +184,6 @@ static void env_vcpu(struct env *e)
 	struct kvm_userspace_memory_region2 r = {
 		.memory_size = MEM,
 	};
-	struct kvm_segment cs = {.limit = 0xffffffff,
-				 .selector = 8,
-				 .type = 11,
-				 .present = 1,
-				 .s = 1,
-				 .l = 1,
-				 .g = 1};
-	struct kvm_segment ds = {.limit = 0xffffffff,
-				 .selector = 16,
-				 .type = 3,
-				 .present = 1,
-				 .s = 1,
-				 .db = 1,
-				 .g = 1};
 	struct kvm_sregs sregs;
 	uint64_t *pml4, *pdpt;
 
@@ -219,12 +206,7 @@ static void env_vcpu(struct env *e)
 		e->run = gmem_vcpu_kvm_run(e->vcpu);
 	}
 	e_get_sregs(e, &sregs);
-	sregs.cs = cs;
-	sregs.ds = sregs.es = sregs.ss = sregs.fs = sregs.gs = ds;
-	sregs.cr0 = 0x80050033;
-	sregs.cr3 = 0x1000;
-	sregs.cr4 = 0x20;
-	sregs.efer = 0x500;
+	long_mode_sregs(&sregs, 0x80050033, 0x1000);
 	e_set_sregs(e, &sregs);
 }
 

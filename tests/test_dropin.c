@@ -19,6 +19,7 @@
 
 #include <gmem/uapi.h>
 
+#include "long_mode.h"
 #include "tap.h"
 
 #define MEM_SIZE (2UL << 20)
@@ -46,15 +47,6 @@ static void setup_long_mode(struct vm *v)
 	uint64_t *pml4 = (uint64_t *)(v->mem + 0x1000);
 	uint64_t *pdpt = (uint64_t *)(v->mem + 0x2000);
 	uint64_t *pd = (uint64_t *)(v->mem + 0x3000);
-	struct kvm_segment code = {.base = 0,
-				   .limit = 0xffffffff,
-				   .selector = 8,
-				   .type = 11,
-				   .present = 1,
-				   .s = 1,
-				   .l = 1,
-				   .g = 1};
-	struct kvm_segment data = code;
 	struct kvm_sregs sregs;
 	struct kvm_regs regs;
 
@@ -63,16 +55,7 @@ static void setup_long_mode(struct vm *v)
 	pd[0] = 0x0 | 0x83;	 /* 2 MiB, present, writable */
 	pd[1] = 0x200000 | 0x83; /* no memslot behind: MMIO */
 	REQUIRE(ioctl(v->vcpu, KVM_GET_SREGS, &sregs) == 0);
-	data.selector = 0x10;
-	data.type = 3;
-	data.l = 0;
-	data.db = 1;
-	sregs.cs = code;
-	sregs.ds = sregs.es = sregs.ss = sregs.fs = sregs.gs = data;
-	sregs.cr0 = 0x80000011;
-	sregs.cr3 = 0x1000;
-	sregs.cr4 = 0x20;
-	sregs.efer = 0x500;
+	long_mode_sregs(&sregs, 0x80000011, 0x1000);
 	REQUIRE(ioctl(v->vcpu, KVM_SET_SREGS, &sregs) == 0);
 	memset(&regs, 0, sizeof(regs));
 	regs.rip = CODE_GPA;

@@ -17,6 +17,7 @@
 #include <gmem/gmem.h>
 #include <gmem/kvm.h>
 
+#include "long_mode.h"
 #include "tap.h"
 
 #define MEM (4ULL << 20)
@@ -106,30 +107,11 @@ static void setup(void)
 			0);
 	REQUIRE(run != MAP_FAILED);
 	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_SREGS, &sregs) == 0);
-	struct kvm_segment cs = {.limit = 0xffffffff,
-				 .selector = 8,
-				 .type = 11,
-				 .present = 1,
-				 .s = 1,
-				 .l = 1,
-				 .g = 1};
-	struct kvm_segment ds = {.limit = 0xffffffff,
-				 .selector = 16,
-				 .type = 3,
-				 .present = 1,
-				 .s = 1,
-				 .db = 1,
-				 .g = 1};
-	sregs.cs = cs;
-	sregs.ds = sregs.es = sregs.ss = sregs.fs = sregs.gs = ds;
+	long_mode_sregs(&sregs, 0x80050033, 0x1000);
 	sregs.gdt.base = 0x3000;
 	sregs.gdt.limit = 23;
 	sregs.idt.base = IDT;
 	sregs.idt.limit = 0xfff;
-	sregs.cr0 = 0x80050033;
-	sregs.cr3 = 0x1000;
-	sregs.cr4 = 0x20;
-	sregs.efer = 0x500;
 	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_SREGS, &sregs) == 0);
 }
 

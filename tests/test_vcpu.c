@@ -19,6 +19,7 @@
 #include <gmem/gmem.h>
 #include <gmem/kvm.h>
 
+#include "long_mode.h"
 #include "tap.h"
 
 #define MEM (4ULL << 20)
@@ -92,32 +93,8 @@ static void setup(bool irqchip)
 	REQUIRE(run != MAP_FAILED);
 
 	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_SREGS, &sregs) == 0);
-	struct kvm_segment cs = {
-		.base = 0,
-		.limit = 0xffffffff,
-		.selector = 8,
-		.type = 11,
-		.present = 1,
-		.s = 1,
-		.l = 1,
-		.g = 1,
-	};
-	struct kvm_segment ds = {
-		.base = 0,
-		.limit = 0xffffffff,
-		.selector = 16,
-		.type = 3,
-		.present = 1,
-		.s = 1,
-		.db = 1,
-		.g = 1,
-	};
-	sregs.cs = cs;
-	sregs.ds = sregs.es = sregs.ss = sregs.fs = sregs.gs = ds;
-	sregs.cr0 = 0x80050033; /* PG WP AM NE ET MP PE */
-	sregs.cr3 = 0x1000;
-	sregs.cr4 = 0x20;   /* PAE */
-	sregs.efer = 0x500; /* LMA LME */
+	/* CR0: PG WP AM NE ET MP PE */
+	long_mode_sregs(&sregs, 0x80050033, 0x1000);
 	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_SREGS, &sregs) == 0);
 	regs.rip = CODE;
 	regs.rsp = 0x20000;

@@ -40,6 +40,8 @@
 
 #include <gmem/uapi.h>
 
+#include "../long_mode.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define SLOTS 8
@@ -234,14 +236,6 @@ static bool spin_setup(struct spinner *t, bool store)
 	struct kvm_userspace_memory_region region = {
 		.memory_size = 2 << 20,
 	};
-	struct kvm_segment cs = {.limit = 0xffffffff,
-				 .selector = 8,
-				 .type = 11,
-				 .present = 1,
-				 .s = 1,
-				 .l = 1,
-				 .g = 1},
-			   ds = cs;
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = {.rflags = 2, .rip = 0x10000};
 	uint64_t *pt;
@@ -272,16 +266,7 @@ static bool spin_setup(struct spinner *t, bool store)
 		memcpy(t->mem + 0x10000, code + 8, 2);
 	if (ioctl(t->vcpu, KVM_GET_SREGS, &sregs))
 		return false;
-	ds.selector = 0x10;
-	ds.type = 3;
-	ds.l = 0;
-	ds.db = 1;
-	sregs.cs = cs;
-	sregs.ds = sregs.es = sregs.ss = sregs.fs = sregs.gs = ds;
-	sregs.cr0 = 0x80000011;
-	sregs.cr3 = 0x1000;
-	sregs.cr4 = 0x20;
-	sregs.efer = 0x500;
+	long_mode_sregs(&sregs, 0x80000011, 0x1000);
 	return !ioctl(t->vcpu, KVM_SET_SREGS, &sregs) &&
 	       !ioctl(t->vcpu, KVM_SET_REGS, &regs);
 }
