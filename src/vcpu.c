@@ -931,7 +931,7 @@ int gmem_vcpu_interrupt(struct gmem_vcpu *vcpu, uint32_t irq)
 	/* With the in-kernel PIC it would only carry ExtINT: refused. */
 	if (__atomic_load_n(&vcpu->vm->irqchip, __ATOMIC_RELAXED))
 		return -ENXIO;
-	if (vcpu->cpu->pend.valid && vcpu->cpu->pend.vector < 32)
+	if (x86_event_slot_taken(vcpu->cpu))
 		vcpu->user_irq = (int)irq;
 	else
 		x86_inject(vcpu->cpu, (uint8_t)irq, false, 0);
@@ -1085,8 +1085,7 @@ static bool wakes(struct gmem_vcpu *vcpu)
 	if (nmi_wakes(vcpu))
 		return true;
 	/* A queued exception, or the VMM's #DB after the HLT. */
-	if (vcpu->cpu->dbg_trap ||
-	    (vcpu->cpu->pend.valid && vcpu->cpu->pend.vector < 32))
+	if (vcpu->cpu->dbg_trap || x86_event_slot_taken(vcpu->cpu))
 		return true;
 	if (vcpu->apic)
 		return gmem_lapic_unhalted(vcpu->apic) || apic_wakes(vcpu);
@@ -2474,7 +2473,7 @@ int gmem_vcpu_get_vcpu_events(struct gmem_vcpu *vcpu,
 	process_nmi(vcpu);
 	if (x86_nmi_injected(c)) {
 		ev->nmi.injected = 1;
-	} else if (c->pend.valid && c->pend.vector < 32) {
+	} else if (x86_event_slot_taken(c)) {
 		/* Pending counts as injected too without EXCEPTION_PAYLOAD. */
 		ev->exception.injected = !c->pend.soft;
 		ev->exception.pending = c->pend.queued && !c->pend.soft;

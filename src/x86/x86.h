@@ -745,11 +745,19 @@ static inline bool x86_nmi_injected(const struct x86_cpu *cpu)
 	return cpu->pend.valid && cpu->pend.vector == 2 && !cpu->pend.soft;
 }
 
+/*
+ * The event slot holds an exception or an injected NMI (a vector below
+ * 32), not an interrupt: an interrupt must wait behind it.
+ */
+static inline bool x86_event_slot_taken(const struct x86_cpu *cpu)
+{
+	return cpu->pend.valid && cpu->pend.vector < 32;
+}
+
 /* The queued event is an exception (KVM's kvm_is_exception_pending()). */
 static inline bool x86_exception_queued(const struct x86_cpu *cpu)
 {
-	return cpu->pend.valid && cpu->pend.vector < 32 &&
-	       !x86_nmi_injected(cpu);
+	return x86_event_slot_taken(cpu) && !x86_nmi_injected(cpu);
 }
 
 /*
