@@ -211,6 +211,12 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 	}
 	case KVM_RESET_DIRTY_RINGS:
 		return gmem_vm_reset_dirty_rings(vm);
+	case KVM_SIGNAL_MSI: {
+		struct kvm_msi msi;
+
+		COPY_IN(msi, arg);
+		return gmem_vm_signal_msi(vm, &msi);
+	}
 	case KVM_X86_SET_MSR_FILTER: {
 		struct kvm_msr_filter filter;
 

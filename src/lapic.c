@@ -1107,13 +1107,15 @@ static bool match_dest(const struct gmem_lapic *t, uint64_t tbase,
 	}
 }
 
-void gmem_apic_map_send(struct gmem_apic_map *m, struct gmem_lapic *src,
-			uint64_t icr)
+/*
+ * The bus message @lo (ICR low-word layout) for @dest from @src (NULL for
+ * a device's message): how many APICs accepted it.
+ */
+static int deliver(struct gmem_apic_map *m, struct gmem_lapic *src,
+		   uint32_t dest, uint32_t lo, bool src_x2)
 {
-	uint32_t lo = (uint32_t)icr, hi = (uint32_t)(icr >> 32);
-	bool src_x2 = x2apic(base_of(src));
-	uint32_t dest = src_x2 ? hi : hi >> 24;
 	unsigned int sh = ICR_SHORTHAND(lo), dm = ICR_DM(lo);
+	int n = 0;
 
 	/* The read lock keeps the target APICs alive while we deliver. */
 	pthread_rwlock_rdlock(&m->lock);
@@ -1136,6 +1138,7 @@ void gmem_apic_map_send(struct gmem_apic_map *m, struct gmem_lapic *src,
 					 src_x2);
 		if (!hit || !accept(t, lo))
 			continue;
+		n++;
 		/*
 		 * The sender's own vCPU is running this code and needs no kick.
 		 */
@@ -1146,4 +1149,21 @@ void gmem_apic_map_send(struct gmem_apic_map *m, struct gmem_lapic *src,
 			break;
 	}
 	pthread_rwlock_unlock(&m->lock);
+	return n;
+}
+
+void gmem_apic_map_send(struct gmem_apic_map *m, struct gmem_lapic *src,
+			uint64_t icr)
+{
+	uint32_t lo = (uint32_t)icr, hi = (uint32_t)(icr >> 32);
+	bool src_x2 = x2apic(base_of(src));
+
+	deliver(m, src, src_x2 ? hi : hi >> 24, lo, src_x2);
+}
+
+int gmem_apic_map_send_msi(struct gmem_apic_map *m, uint32_t dest,
+			   uint32_t lo)
+{
+	/* No shorthand on the bus; 0xff is the xAPIC broadcast (a quirk). */
+	return deliver(m, NULL, dest, lo & ~(uint32_t)(3u << 18), false);
 }

@@ -183,6 +183,14 @@ void gmem_apic_map_remove(struct gmem_apic_map *m, struct gmem_lapic *a);
 void gmem_apic_map_send(struct gmem_apic_map *m, struct gmem_lapic *src,
 			uint64_t icr);
 /*
+ * A device's interrupt message (an MSI, kvm_set_msi_irq()): @lo in the
+ * ICR low-word layout (vector, delivery mode, logical, trigger), @dest the
+ * destination ID (8-bit, or 32-bit with KVM_X2APIC_API_USE_32BIT_IDS).
+ * How many APICs accepted it.
+ */
+int gmem_apic_map_send_msi(struct gmem_apic_map *m, uint32_t dest,
+			   uint32_t lo);
+/*
  * KVM_HC_SEND_IPI (__pv_send_ipi()): ICR low word @lo to the APIC IDs
  * min + i for the bits i of the 128-bit @bitmap; how many accepted it.
  */

@@ -111,6 +111,7 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 {
 	switch (cap) {
 	case KVM_CAP_IRQCHIP:
+	case KVM_CAP_SIGNAL_MSI:
 	case KVM_CAP_TSC_DEADLINE_TIMER:
 	case KVM_CAP_BINARY_STATS_FD:
 	case KVM_CAP_PRE_FAULT_MEMORY:
@@ -451,6 +452,26 @@ int gmem_vm_create_irqchip(struct gmem_vm *vm)
 		__atomic_store_n(&vm->irqchip, true, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&vm->vcpus_lock);
 	return r;
+}
+
+int gmem_vm_signal_msi(struct gmem_vm *vm, const struct kvm_msi *msi)
+{
+	bool x2 = __atomic_load_n(&vm->x2apic_format, __ATOMIC_RELAXED);
+	uint32_t dest = (msi->address_lo >> 12) & 0xff, lo;
+
+	/* kvm_send_userspace_msi(), then kvm_msi_route_invalid(). */
+	if (!__atomic_load_n(&vm->irqchip, __ATOMIC_RELAXED) ||
+	    (msi->flags & ~KVM_MSI_VALID_DEVID))
+		return -EINVAL;
+	if (x2 && (msi->address_hi & 0xff))
+		return -EINVAL;
+	/* The 32-bit format carries destination bits 31:8 in address_hi. */
+	if (x2)
+		dest |= msi->address_hi & 0xffffff00u;
+	/* kvm_set_msi_irq(): the data word is the ICR's, asserted. */
+	lo = (msi->data & 0xff) | (msi->data & 0x700) |
+	     ((msi->address_lo & 4) << 9) | (1u << 14) | (msi->data & 0x8000);
+	return gmem_apic_map_send_msi(&vm->apics, dest, lo);
 }
 
 /* The VM-wide default for vCPUs created from now on. */

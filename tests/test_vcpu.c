@@ -139,6 +139,90 @@ static int kick_halted(struct gmem_vcpu *vcpu, uint64_t n)
  * With an irqchip, HLT does not exit: the vCPU blocks until a kick, and
  * stays halted across runs, as KVM's vCPU does in kvm_vcpu_block().
  */
+/* The bit for @vector in a 256-bit APIC register at @reg of @st. */
+static bool apic_bit(const struct kvm_lapic_state *st, unsigned int reg,
+		     unsigned int vector)
+{
+	uint32_t w;
+
+	memcpy(&w, st->regs + reg + (vector >> 5) * 0x10, 4);
+	return w >> (vector & 31) & 1;
+}
+
+static long signal_msi(int fd, uint32_t lo, uint32_t hi, uint32_t data,
+		       uint32_t flags)
+{
+	struct kvm_msi msi = {.address_lo = 0xfee00000u | lo,
+			      .address_hi = hi,
+			      .data = data,
+			      .flags = flags};
+
+	return gmem_ioctl(fd, KVM_SIGNAL_MSI, &msi);
+}
+
+/*
+ * KVM_SIGNAL_MSI (kvm_set_msi()): the address's destination and mode and
+ * the data's vector, delivery mode and trigger reach the local APICs; the
+ * count of APICs that took it is returned.
+ */
+static void test_signal_msi(void)
+{
+	struct kvm_enable_cap x2api = {.cap = KVM_CAP_X2APIC_API,
+				       .args = {KVM_X2APIC_API_USE_32BIT_IDS}};
+	struct kvm_lapic_state st;
+	struct kvm_vcpu_events ev;
+	int kvm = gmem_open(), vm, cpu[2];
+
+	vm = gmem_ioctl(kvm, KVM_CREATE_VM, 0);
+	REQUIRE(vm >= 0);
+	CHECK_EQ(gmem_ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_SIGNAL_MSI), 1);
+	CHECK_ERRNO(signal_msi(vm, 0, 0, 0x40, 0), EINVAL); /* no irqchip */
+	REQUIRE(gmem_ioctl(vm, KVM_CREATE_IRQCHIP, 0) == 0);
+	for (int i = 0; i < 2; i++) {
+		cpu[i] = gmem_ioctl(vm, KVM_CREATE_VCPU, i);
+		REQUIRE(cpu[i] >= 0);
+		REQUIRE(gmem_ioctl(cpu[i], KVM_GET_LAPIC, &st) == 0);
+		st.regs[0xf0] = 0xff; /* SPIV: software enabled */
+		st.regs[0xf1] = 0x01;
+		REQUIRE(gmem_ioctl(cpu[i], KVM_SET_LAPIC, &st) == 0);
+	}
+	/* Physical destination 1, fixed, edge. */
+	CHECK_EQ(signal_msi(vm, 1u << 12, 0, 0x40, 0), 1);
+	REQUIRE(gmem_ioctl(cpu[1], KVM_GET_LAPIC, &st) == 0);
+	CHECK(apic_bit(&st, 0x200, 0x40));
+	CHECK(!apic_bit(&st, 0x180, 0x40));
+	REQUIRE(gmem_ioctl(cpu[0], KVM_GET_LAPIC, &st) == 0);
+	CHECK(!apic_bit(&st, 0x200, 0x40));
+	/* Broadcast, level-triggered (TMR set); devid is ignored on x86. */
+	CHECK_EQ(signal_msi(vm, 0xffu << 12, 0, 0xc041, KVM_MSI_VALID_DEVID),
+		 2);
+	REQUIRE(gmem_ioctl(cpu[0], KVM_GET_LAPIC, &st) == 0);
+	CHECK(apic_bit(&st, 0x200, 0x41));
+	CHECK(apic_bit(&st, 0x180, 0x41));
+	/* NMI delivery mode to APIC 0: its vCPU's NMI, not IRR. */
+	CHECK_EQ(signal_msi(vm, 0, 0, 0x400, 0), 1);
+	REQUIRE(gmem_ioctl(cpu[0], KVM_GET_VCPU_EVENTS, &ev) == 0);
+	CHECK_EQ(ev.nmi.pending, 1);
+	/* No such APIC, and address_hi ignored in the 8-bit format. */
+	CHECK_EQ(signal_msi(vm, 5u << 12, 0, 0x42, 0), 0);
+	CHECK_EQ(signal_msi(vm, 1u << 12, 0x100, 0x43, 0), 1);
+	CHECK_ERRNO(signal_msi(vm, 1u << 12, 0, 0x44, 2), EINVAL);
+	/* 32-bit IDs: bits 31:8 in address_hi, whose bits 7:0 must be 0. */
+	REQUIRE(gmem_ioctl(vm, KVM_ENABLE_CAP, &x2api) == 0);
+	CHECK_ERRNO(signal_msi(vm, 1u << 12, 1, 0x45, 0), EINVAL);
+	CHECK_EQ(signal_msi(vm, 1u << 12, 0x100, 0x46, 0), 0);
+	CHECK_EQ(signal_msi(vm, 1u << 12, 0, 0x47, 0), 1);
+	REQUIRE(gmem_ioctl(cpu[1], KVM_GET_LAPIC, &st) == 0);
+	CHECK(apic_bit(&st, 0x200, 0x43));
+	CHECK(!apic_bit(&st, 0x200, 0x46));
+	CHECK(apic_bit(&st, 0x200, 0x47));
+	for (int i = 0; i < 2; i++)
+		gmem_close(cpu[i]);
+	gmem_close(vm);
+	gmem_close(kvm);
+	tap_result("KVM_SIGNAL_MSI: destination, mode, trigger, NMI, errors");
+}
+
 /*
  * gmem_vcpu_from_handle() takes a reference, as gmem_vm_from_handle():
  * the vCPU outlives its closed handle (its id still taken) until the put.
@@ -1583,7 +1667,7 @@ int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(35, 60);
+	tap_plan(36, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -1714,6 +1798,7 @@ int main(void)
 	tap_result("KVM_CREATE_IRQCHIP after the first vCPU: EINVAL");
 
 	test_handle_ref();
+	test_signal_msi();
 	test_irqchip_halt();
 	test_user_irq();
 	test_string_io();

@@ -79,13 +79,21 @@ int gmem_vm_set_msr_filter(struct gmem_vm *vm,
 			   const struct kvm_msr_filter *filter);
 
 /*
- * KVM_CREATE_IRQCHIP: the VM's interrupt controllers are in the library.
- * For now that means HLT is handled inside gmem_vcpu_run() (the vCPU
- * halts until a kick, as KVM's vCPUs block until an interrupt or signal)
- * instead of exiting with KVM_EXIT_HLT; the devices themselves are not
- * modelled yet.  -EEXIST the second time, -EINVAL once a vCPU exists.
+ * KVM_CREATE_IRQCHIP: the VM's interrupt controllers are in the library:
+ * each vCPU created after it has a local APIC, and HLT is handled inside
+ * gmem_vcpu_run() (the vCPU halts until an interrupt, a kick or a signal)
+ * instead of exiting with KVM_EXIT_HLT.  The PIC and IOAPIC are not
+ * modelled.  -EEXIST the second time, -EINVAL once a vCPU exists.
  */
 int gmem_vm_create_irqchip(struct gmem_vm *vm);
+
+/*
+ * KVM_SIGNAL_MSI: deliver one MSI to the local APICs, as KVM's
+ * kvm_set_msi(): how many accepted it (0 if none did).  -EINVAL without
+ * an irqchip, for flags other than KVM_MSI_VALID_DEVID, or for
+ * address_hi bits 7:0 set once KVM_X2APIC_API_USE_32BIT_IDS is on.
+ */
+int gmem_vm_signal_msi(struct gmem_vm *vm, const struct kvm_msi *msi);
 
 /*
  * KVM_(UN)REGISTER_COALESCED_MMIO: guest writes inside a zone (MMIO, or

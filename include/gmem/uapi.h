@@ -259,6 +259,22 @@ struct kvm_msr_filter {
 	struct kvm_msr_filter_range ranges[KVM_MSR_FILTER_MAX_RANGES];
 };
 
+/*
+ * KVM_SIGNAL_MSI: one message-signalled interrupt, as a device writes it:
+ * address (0xfeeXXXXX: destination ID bits 19:12, logical bit 2) and data
+ * (vector 7:0, delivery mode 10:8, trigger 15).  x86 ignores devid.
+ */
+#define KVM_MSI_VALID_DEVID (1U << 0)
+
+struct kvm_msi {
+	uint32_t address_lo;
+	uint32_t address_hi;
+	uint32_t data;
+	uint32_t flags;
+	uint32_t devid;
+	uint8_t pad[12];
+};
+
 struct kvm_enable_cap {
 	uint32_t cap;
 	uint32_t flags;
@@ -329,6 +345,7 @@ struct kvm_enable_cap {
 #define KVM_CAP_TSC_DEADLINE_TIMER 72
 #define KVM_CAP_MCE 31
 #define KVM_CAP_X2APIC_API 129
+#define KVM_CAP_SIGNAL_MSI 77
 #define KVM_CAP_X86_APIC_BUS_CYCLES_NS 237
 #define KVM_CAP_ADJUST_CLOCK 39
 #define KVM_CAP_DISABLE_QUIRKS 116
@@ -775,6 +792,7 @@ struct kvm_clock_data {
 
 #define KVM_CREATE_VCPU _IO(KVMIO, 0x41)
 #define KVM_CREATE_IRQCHIP _IO(KVMIO, 0x60)
+#define KVM_SIGNAL_MSI _IOW(KVMIO, 0xa5, struct kvm_msi)
 #define KVM_REGISTER_COALESCED_MMIO \
 	_IOW(KVMIO, 0x67, struct kvm_coalesced_mmio_zone)
 #define KVM_UNREGISTER_COALESCED_MMIO \
@@ -874,6 +892,7 @@ _Static_assert(sizeof(struct kvm_memory_attributes) == 32, "attrs size");
 _Static_assert(sizeof(struct kvm_lapic_state) == 1024, "lapic size");
 _Static_assert(sizeof(struct kvm_x86_mce) == 64, "mce size");
 _Static_assert(sizeof(struct kvm_interrupt) == 4, "interrupt size");
+_Static_assert(sizeof(struct kvm_msi) == 32, "msi size");
 _Static_assert(sizeof(struct kvm_create_guest_memfd) == 64, "gmemfd size");
 _Static_assert(sizeof(struct kvm_userspace_memory_region) == 32, "region size");
 _Static_assert(sizeof(struct kvm_userspace_memory_region2) == 160,
