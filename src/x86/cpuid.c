@@ -361,6 +361,15 @@ void x86_cpuid(const struct x86_cpu *c, uint32_t leaf, uint32_t sub,
 	}
 }
 
+unsigned x86_host_maxphyaddr(void)
+{
+	for (size_t i = 0; i < sizeof(default_cpuid) / sizeof(default_cpuid[0]);
+	     i++)
+		if (default_cpuid[i].function == 0x80000008)
+			return default_cpuid[i].eax & 0xff;
+	return 36;
+}
+
 /* KVM_GET_SUPPORTED_CPUID: the default table is what the model supports. */
 const struct kvm_cpuid_entry2 *x86_supported_cpuid(unsigned *n)
 {

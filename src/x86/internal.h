@@ -115,8 +115,8 @@ struct x86_mref {
  * emulator, walking the guest's tables, injects.
  */
 #define X86_ACC_NOEMUL 16
-/* The host's MAXPHYADDR: KVM_GET_SUPPORTED_CPUID's 0x80000008. */
-#define X86_HOST_MAXPHYADDR 48
+/* The host's MAXPHYADDR: KVM_GET_SUPPORTED_CPUID's 0x80000008 EAX[7:0]. */
+unsigned x86_host_maxphyaddr(void);
 
 int x86_mem_prep_slow(struct x86_cpu *c, uint64_t lin, unsigned len,
 		      unsigned acc, struct x86_mref *m);

@@ -142,8 +142,9 @@ static int walk(struct x86_cpu *c, uint64_t lin, unsigned acc, bool user,
 		leaf = lvl == 1 || (lvl < 4 && (pte & X86_PTE_PS));
 		bad = c->pte_rsvd[leaf][lvl];
 		if (pte & bad) {
-			uint64_t host_ok = ((1ull << X86_HOST_MAXPHYADDR) - 1) &
-					   x86_pa_rsvd(c);
+			uint64_t host_ok =
+				((1ull << x86_host_maxphyaddr()) - 1) &
+				x86_pa_rsvd(c);
 
 			if ((acc & X86_ACC_NOEMUL) && !(pte & bad & ~host_ok)) {
 				/* What hardware walks to: an illegal GPA. */
