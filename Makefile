@@ -55,6 +55,7 @@ LIB_SRCS := \
 	src/memslot.c \
 	src/guest_memfd.c \
 	src/mmu.c \
+	src/ioapic.c \
 	src/lapic.c \
 	src/mce.c \
 	src/vcpu.c \

@@ -211,6 +211,18 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 	}
 	case KVM_RESET_DIRTY_RINGS:
 		return gmem_vm_reset_dirty_rings(vm);
+	case KVM_IRQ_LINE:
+	case KVM_IRQ_LINE_STATUS: {
+		struct kvm_irq_level irq;
+		int r;
+
+		COPY_IN(irq, arg);
+		r = gmem_vm_irq_line(vm, &irq);
+		/* The status goes back for _STATUS (an _IOWR) only. */
+		if (!r && request == KVM_IRQ_LINE_STATUS)
+			memcpy((void *)arg, &irq, sizeof(irq));
+		return r;
+	}
 	case KVM_SIGNAL_MSI: {
 		struct kvm_msi msi;
 

@@ -92,6 +92,7 @@ struct gmem_lapic {
 	unsigned int init_sipi; /* atomic: GMEM_LAPIC_INIT | _SIPI */
 	int unhalt; /* atomic: a remote-read IPI (KVM's pv_unhalted) */
 	unsigned int sipi_vector; /* atomic; published before the SIPI bit */
+	int level_eoi; /* owner only: a level-triggered vector's EOI, or -1 */
 	struct gmem_apic_map *map;
 	uint64_t bus_cycle_ns;
 	uint32_t timer_mode_mask;
@@ -575,6 +576,11 @@ static int reg_write(struct gmem_lapic *a, unsigned int off, uint32_t v,
 		if (isr >= 0) {
 			vec_clear(a, R_ISR, (unsigned int)isr);
 			update_ppr(a);
+			/* A level source (the IOAPIC) hears of it: TMR. */
+			if (rd(a, vec_off(R_TMR, (unsigned int)isr)) >>
+				    (isr & 31) &
+			    1)
+				a->level_eoi = isr;
 		}
 		return GMEM_LAPIC_EVENT;
 	}
@@ -840,6 +846,14 @@ void gmem_lapic_init(struct gmem_lapic *a, bool lint0_extint)
 	reset(a, base_of(a), lint0_extint, true);
 }
 
+int gmem_lapic_take_level_eoi(struct gmem_lapic *a)
+{
+	int v = a->level_eoi;
+
+	a->level_eoi = -1;
+	return v;
+}
+
 bool gmem_lapic_unhalted(const struct gmem_lapic *a)
 {
 	/*
@@ -935,6 +949,7 @@ int gmem_lapic_create(uint32_t id, int *kick_word, int kick_bit, int *nmi,
 	/* TSC-deadline is off until CPUID advertises it. */
 	a->timer_mode_mask = TIMER_PERIODIC;
 	a->nr_lvt = NR_LVT_MAX - 1;
+	a->level_eoi = -1;
 	*out = a;
 	return 0;
 }
@@ -1161,8 +1176,7 @@ void gmem_apic_map_send(struct gmem_apic_map *m, struct gmem_lapic *src,
 	deliver(m, src, src_x2 ? hi : hi >> 24, lo, src_x2);
 }
 
-int gmem_apic_map_send_msi(struct gmem_apic_map *m, uint32_t dest,
-			   uint32_t lo)
+int gmem_apic_map_send_msi(struct gmem_apic_map *m, uint32_t dest, uint32_t lo)
 {
 	/* No shorthand on the bus; 0xff is the xAPIC broadcast (a quirk). */
 	return deliver(m, NULL, dest, lo & ~(uint32_t)(3u << 18), false);

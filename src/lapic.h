@@ -108,6 +108,13 @@ void gmem_lapic_set_tsc_deadline_cap(struct gmem_lapic *a, bool on);
 #define GMEM_LAPIC_EVENT 2
 
 /*
+ * After a register write that returned GMEM_LAPIC_EVENT: the vector whose
+ * EOI it was if TMR marked it level-triggered (for the IOAPIC's Remote
+ * IRR, KVM's kvm_ioapic_send_eoi()), else -1.  Owner only.
+ */
+int gmem_lapic_take_level_eoi(struct gmem_lapic *a);
+
+/*
  * An x2APIC MSR (@msr in 0x800-0x8ff): 0, or 1 for #GP as KVM gives it
  * (not in x2APIC mode, a reserved register, reserved bits).  @now for
  * the timer.  A write returns 0 or GMEM_LAPIC_EVENT, or 1.
@@ -188,8 +195,7 @@ void gmem_apic_map_send(struct gmem_apic_map *m, struct gmem_lapic *src,
  * destination ID (8-bit, or 32-bit with KVM_X2APIC_API_USE_32BIT_IDS).
  * How many APICs accepted it.
  */
-int gmem_apic_map_send_msi(struct gmem_apic_map *m, uint32_t dest,
-			   uint32_t lo);
+int gmem_apic_map_send_msi(struct gmem_apic_map *m, uint32_t dest, uint32_t lo);
 /*
  * KVM_HC_SEND_IPI (__pv_send_ipi()): ICR low word @lo to the APIC IDs
  * min + i for the bits i of the 128-bit @bitmap; how many accepted it.

@@ -5,8 +5,8 @@
  * One handler serves SIGSEGV and SIGBUS for the whole process.  A fault
  * is gmem's when the faulting thread is inside a gmem_uaccess span and the
  * kernel raised the signal for a memory access (si_code MAPERR/ACCERR/
- * PKUERR or SI_KERNEL, or ADRERR/OBJERR); the handler then jumps back to the span's
- * gmem_uaccess_try().  The span pointer is thread-local, so another
+ * PKUERR or SI_KERNEL, or ADRERR/OBJERR); the handler then jumps back to the
+ * span's gmem_uaccess_try().  The span pointer is thread-local, so another
  * thread's fault can never be taken for ours.  Any other signal goes to
  * the chain: the action the program set, through gmem_sigaction() (or the
  * drop-in's sigaction()), or the one in place when gmem installed itself.

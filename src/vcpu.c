@@ -785,6 +785,15 @@ static uint64_t tsc_deadline_ns(const struct x86_cpu *cpu, uint64_t tsc)
 	return now + d * 1000000 / cpu->tsc_khz;
 }
 
+/* A level-triggered EOI the last APIC write made reaches the IOAPIC. */
+static void level_eoi(struct gmem_vcpu *vcpu)
+{
+	int v = gmem_lapic_take_level_eoi(vcpu->apic);
+
+	if (v >= 0)
+		gmem_ioapic_eoi(&vcpu->vm->ioapic, (unsigned int)v);
+}
+
 /*
  * The MSRs of the APIC, for the guest (the CPU model's hook) and the VMM
  * (@host: KVM_GET/SET_MSRS): 0, 1 for #GP / a failed KVM_SET_MSRS, -1
@@ -829,6 +838,7 @@ static int apic_msr(struct gmem_vcpu *vcpu, uint32_t idx, uint64_t *v,
 		return gmem_lapic_rdmsr(vcpu->apic, idx, v, x86_host_ns());
 	r = gmem_lapic_wrmsr(vcpu->apic, idx, *v, x86_host_ns());
 	if (r == GMEM_LAPIC_EVENT) {
+		level_eoi(vcpu);
 		cpu->cr8 = gmem_lapic_get_cr8(vcpu->apic);
 		if (!host)
 			x86_request_event(cpu);
@@ -1094,6 +1104,25 @@ static bool wakes(struct gmem_vcpu *vcpu)
 }
 
 /* An MMIO stop that is the APIC's page: true once it is answered. */
+/* The IOAPIC's window (with an irqchip): true if the access was its. */
+static bool ioapic_mmio(struct gmem_vcpu *vcpu, const struct x86_stop *stop)
+{
+	uint8_t data[8];
+
+	memcpy(data, stop->mmio.data, sizeof(data));
+	if (stop->mmio.len > sizeof(data) ||
+	    !gmem_ioapic_mmio(&vcpu->vm->ioapic, stop->mmio.gpa,
+			      stop->mmio.is_write, data, stop->mmio.len))
+		return false;
+	if (!stop->mmio.is_write) {
+		uint64_t v = 0;
+
+		memcpy(&v, data, stop->mmio.len);
+		x86_complete_mmio(vcpu->cpu, v);
+	}
+	return true;
+}
+
 static bool apic_mmio(struct gmem_vcpu *vcpu, const struct x86_stop *stop)
 {
 	uint8_t data[8];
@@ -1114,6 +1143,8 @@ static bool apic_mmio(struct gmem_vcpu *vcpu, const struct x86_stop *stop)
 		memcpy(&v, data, stop->mmio.len);
 		x86_complete_mmio(vcpu->cpu, v);
 	}
+	if (event)
+		level_eoi(vcpu);
 	vcpu->cpu->cr8 = gmem_lapic_get_cr8(vcpu->apic);
 	return true;
 }
@@ -1746,7 +1777,8 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 			gmem_kvmclock_vcpu_work(vcpu, false);
 			continue;
 		case X86_STOP_MMIO:
-			if (vcpu->apic && apic_mmio(vcpu, &stop)) {
+			if (vcpu->apic && (apic_mmio(vcpu, &stop) ||
+					   ioapic_mmio(vcpu, &stop))) {
 				finish = true;
 				continue;
 			}

@@ -25,6 +25,12 @@
 	(KVM_MEMORY_ATTRIBUTE_NR | KVM_MEMORY_ATTRIBUTE_NW | \
 	 KVM_MEMORY_ATTRIBUTE_NX)
 
+/* The IOAPIC's messages go to the local APICs as MSIs do. */
+static int ioapic_deliver(void *apics, uint32_t dest, uint32_t lo)
+{
+	return gmem_apic_map_send_msi(apics, dest, lo);
+}
+
 int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 {
 	struct gmem_vm *vm;
@@ -60,6 +66,9 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 	}
 	gmem_msr_filter_init(&vm->msr);
 	gmem_apic_map_init(&vm->apics);
+	gmem_ioapic_init(&vm->ioapic,
+			 &(struct gmem_ioapic_bus){.deliver = ioapic_deliver,
+						   .ctx = &vm->apics});
 	vm->apic_bus_cycle_ns = 1; /* KVM's APIC_BUS_CYCLE_NS_DEFAULT */
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->vcpus_lock, NULL);
@@ -90,6 +99,7 @@ void gmem_vm_put(struct gmem_vm *vm)
 	gmem_mmu_destroy(&vm->mmu);
 	gmem_coalesced_destroy(&vm->coalesced);
 	gmem_msr_filter_destroy(&vm->msr);
+	gmem_ioapic_destroy(&vm->ioapic);
 	gmem_apic_map_destroy(&vm->apics);
 	gmem_memslots_destroy(&vm->slots);
 	gmem_ranges_destroy(&vm->attrs);
@@ -112,6 +122,7 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	switch (cap) {
 	case KVM_CAP_IRQCHIP:
 	case KVM_CAP_SIGNAL_MSI:
+	case KVM_CAP_IRQ_INJECT_STATUS:
 	case KVM_CAP_TSC_DEADLINE_TIMER:
 	case KVM_CAP_BINARY_STATS_FD:
 	case KVM_CAP_PRE_FAULT_MEMORY:
@@ -452,6 +463,22 @@ int gmem_vm_create_irqchip(struct gmem_vm *vm)
 		__atomic_store_n(&vm->irqchip, true, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&vm->vcpus_lock);
 	return r;
+}
+
+int gmem_vm_irq_line(struct gmem_vm *vm, struct kvm_irq_level *irq)
+{
+	if (!__atomic_load_n(&vm->irqchip, __ATOMIC_RELAXED))
+		return -ENXIO;
+	/*
+	 * KVM's default routing sends GSI n to IOAPIC pin n (and, below 16,
+	 * to the PIC, which gmem does not model); a GSI without a route
+	 * reaches nothing, status -1.
+	 */
+	irq->status = irq->irq < GMEM_IOAPIC_PINS
+			      ? gmem_ioapic_set_irq(&vm->ioapic, irq->irq,
+						    irq->level != 0)
+			      : -1;
+	return 0;
 }
 
 int gmem_vm_signal_msi(struct gmem_vm *vm, const struct kvm_msi *msi)

@@ -17,6 +17,7 @@
 
 #include "tap.h"
 
+#include "ioapic.h"
 #include "lapic.h"
 
 #define BASE (GMEM_APIC_DEFAULT_BASE | GMEM_APIC_BASE_ENABLE)
@@ -507,9 +508,107 @@ static void test_state(void)
 	tap_result("KVM_GET/SET_LAPIC: x2APIC ID formats, IRR and the timer");
 }
 
+/* The IOAPIC's bus in these tests: the messages, and what answers. */
+static struct {
+	int n, answer;
+	uint32_t dest, lo;
+} bus;
+
+static int bus_deliver(void *ctx, uint32_t dest, uint32_t lo)
+{
+	(void)ctx;
+	bus.n++;
+	bus.dest = dest;
+	bus.lo = lo;
+	return bus.answer;
+}
+
+static uint32_t io_rd(struct gmem_ioapic *io, uint32_t sel)
+{
+	uint32_t v = 0;
+
+	gmem_ioapic_mmio(io, GMEM_IOAPIC_BASE, true, &sel, 4);
+	gmem_ioapic_mmio(io, GMEM_IOAPIC_BASE + 0x10, false, &v, 4);
+	return v;
+}
+
+static void io_wr(struct gmem_ioapic *io, uint32_t sel, uint32_t v)
+{
+	gmem_ioapic_mmio(io, GMEM_IOAPIC_BASE, true, &sel, 4);
+	gmem_ioapic_mmio(io, GMEM_IOAPIC_BASE + 0x10, true, &v, 4);
+}
+
+/*
+ * The IOAPIC (KVM's ioapic.c): its registers, edge and level pins with
+ * KVM_IRQ_LINE's statuses, Remote IRR and the level EOI's resend.
+ */
+static void test_ioapic(void)
+{
+	struct gmem_ioapic io;
+	uint32_t v = 0;
+
+	REQUIRE(gmem_ioapic_init(&io, &(struct gmem_ioapic_bus){
+					      .deliver = bus_deliver}) == 0);
+	bus.answer = 1;
+	CHECK_EQ(io_rd(&io, 1), 0x170011u);
+	io_wr(&io, 0, 0x0f000000u);
+	CHECK_EQ(io_rd(&io, 0), 0x0f000000u);
+	CHECK_EQ(io_rd(&io, 0x10 + 2 * 7), 1u << 16); /* masked at reset */
+	CHECK_EQ(io_rd(&io, 0x10 + 2 * 24), ~0u);     /* past the table */
+	CHECK(!gmem_ioapic_mmio(&io, GMEM_IOAPIC_BASE + 0x100, false, &v, 4));
+	/* Masked: nothing goes out, status -1. */
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 3, true), -1);
+	CHECK_EQ(bus.n, 0);
+	/* Edge pin 3: vector 0x30, logical, destination 0x22. */
+	io_wr(&io, 0x10 + 2 * 3 + 1, 0x22000000u);
+	io_wr(&io, 0x10 + 2 * 3, 0x0830);
+	CHECK_EQ(bus.n, 0); /* unmasking an edge line sends nothing */
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 3, false), 1);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 3, true), 1);
+	CHECK_EQ(bus.n, 1);
+	CHECK_EQ(bus.dest, 0x22u);
+	CHECK_EQ(bus.lo, 0x4830u);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 3, true), 0); /* no new edge */
+	CHECK_EQ(bus.n, 1);
+	/* Level pin 5, vector 0x50: Remote IRR until the EOI. */
+	io_wr(&io, 0x10 + 2 * 5, 0x8050);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, true), 1);
+	CHECK_EQ(bus.n, 2);
+	CHECK_EQ(bus.lo, 0xc050u);
+	CHECK_EQ(io_rd(&io, 0x10 + 2 * 5), 0xc050u); /* Remote IRR (14) */
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, true), -1);
+	/* A guest write keeps Remote IRR, which it cannot set or clear. */
+	io_wr(&io, 0x10 + 2 * 5, 0x8050);
+	CHECK_EQ(io_rd(&io, 0x10 + 2 * 5), 0xc050u);
+	CHECK_EQ(bus.n, 2);
+	gmem_ioapic_eoi(&io, 0x51); /* another vector: nothing */
+	CHECK_EQ(bus.n, 2);
+	gmem_ioapic_eoi(&io, 0x50); /* still high: sent again */
+	CHECK_EQ(bus.n, 3);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, false), 1);
+	gmem_ioapic_eoi(&io, 0x50);
+	CHECK_EQ(bus.n, 3);
+	CHECK_EQ(io_rd(&io, 0x10 + 2 * 5), 0x8050u);
+	/* Nobody takes it: -1, and Remote IRR stays clear. */
+	bus.answer = 0;
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, true), -1);
+	CHECK_EQ(io_rd(&io, 0x10 + 2 * 5), 0x8050u);
+	/* Unmasking a level line that is high sends it; edge clears IRR. */
+	bus.answer = 1;
+	io_wr(&io, 0x10 + 2 * 5, 0x18050);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, true), -1);
+	io_wr(&io, 0x10 + 2 * 5, 0x8050);
+	CHECK_EQ(bus.n, 5);
+	CHECK_EQ(io_rd(&io, 0x10 + 2 * 5), 0xc050u);
+	io_wr(&io, 0x10 + 2 * 5, 0x0050);
+	CHECK_EQ(io_rd(&io, 0x10 + 2 * 5), 0x0050u);
+	gmem_ioapic_destroy(&io);
+	tap_result("IOAPIC: registers, edge and level pins, Remote IRR, EOI");
+}
+
 int main(void)
 {
-	tap_plan(8, 30);
+	tap_plan(9, 30);
 	test_reset_and_ids();
 	test_msrs_and_mmio();
 	test_priority();
@@ -518,5 +617,6 @@ int main(void)
 	test_nmi_init_sipi();
 	test_pv_ipis();
 	test_state();
+	test_ioapic();
 	return tap_done();
 }

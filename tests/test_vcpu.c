@@ -1256,6 +1256,92 @@ static void test_nmi(void)
 		   "at most two pending");
 }
 
+/*
+ * The IOAPIC through KVM_IRQ_LINE: the guest programs pin 5 (level,
+ * vector 0x50) through the MMIO window; the VMM raises the line; the
+ * handler's EOI sends it again while the line stays high, and not once
+ * the VMM lowered it.
+ */
+#define IRQ_H (CODE + 0x600)
+
+static void test_irq_line(void)
+{
+	static const uint8_t main_code[] = {
+		0xb8, 0x00, 0x00, 0xc0, 0xfe,		  /* mov eax, IOAPIC */
+		0xc7, 0x00, 0x1a, 0x00, 0x00, 0x00,	  /* IOREGSEL: pin 5 */
+		0xc7, 0x40, 0x10, 0x50, 0x80, 0x00, 0x00, /* IOWIN: level */
+		0xe6, 0x20,				  /* out 0x20, al */
+		0xfb,					  /* sti */
+		0xf4,					  /* hlt */
+		0xe6, 0x22,				  /* out 0x22, al */
+		0xf4,					  /* hlt */
+	};
+	static const uint8_t handler[] = {
+		0xe6, 0x21,			    /* out 0x21, al */
+		0xb8, 0xb0, 0x00, 0xe0, 0xfe,	    /* mov eax, APIC EOI */
+		0xc7, 0x00, 0x00, 0x00, 0x00, 0x00, /* mov dword [rax], 0 */
+		0x48, 0xcf,			    /* iretq */
+	};
+	struct kvm_irq_level irq = {.irq = 5, .level = 1};
+	struct kvm_lapic_state st;
+	struct kvm_regs regs;
+	uint64_t *gate, *pdpt;
+
+	setup(false);
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IRQ_LINE, &irq), ENXIO);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	setup(true);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION,
+			    KVM_CAP_IRQ_INJECT_STATUS),
+		 1);
+	gate = (uint64_t *)(mem + 0x4000 + 0x50 * 16);
+	pdpt = (uint64_t *)(mem + 0x2000);
+	pdpt[3] = 0xc0000000ULL | 0x83; /* the IOAPIC's and APIC's GiB */
+	gdt_idt();
+	gate[0] = (IRQ_H & 0xffff) | 8ULL << 16 | 0x8eULL << 40 |
+		  (IRQ_H >> 16 & 0xffff) << 48;
+	gate[1] = IRQ_H >> 32;
+	memcpy(mem + NMI_MAIN, main_code, sizeof(main_code));
+	memcpy(mem + IRQ_H, handler, sizeof(handler));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_LAPIC, &st) == 0);
+	st.regs[0xf0] = (char)0xff; /* SPIV: software enabled */
+	st.regs[0xf1] = 0x01;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_LAPIC, &st) == 0);
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = NMI_MAIN;
+	regs.rflags = 2;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x20);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQ_LINE_STATUS, &irq), 0);
+	CHECK_EQ(irq.status, 1);
+	/* Twice into the handler: its EOI finds the line still high. */
+	for (int k = 0; k < 2; k++) {
+		CHECK_EQ(vcpu_run(), 0);
+		CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+		CHECK_EQ(run->io.port, 0x21);
+	}
+	/* Remote IRR is set: raising it again sends nothing. */
+	irq = (struct kvm_irq_level){.irq = 5, .level = 1};
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQ_LINE_STATUS, &irq), 0);
+	CHECK_EQ(irq.status, -1);
+	irq = (struct kvm_irq_level){.irq = 5, .level = 0};
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQ_LINE, &irq), 0);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x22);
+	/* No route beyond the 24 pins. */
+	irq = (struct kvm_irq_level){.irq = 24, .level = 1};
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQ_LINE_STATUS, &irq), 0);
+	CHECK_EQ(irq.status, -1);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_IRQ_LINE: the IOAPIC's level pin, Remote IRR, EOI");
+}
+
 /* The AP's KVM_RUN: its errno, or 0. */
 static void *ap_run(void *arg)
 {
@@ -1667,7 +1753,7 @@ int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(36, 60);
+	tap_plan(37, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -1809,6 +1895,7 @@ int main(void)
 	test_debugregs();
 	test_guest_debug();
 	test_nmi();
+	test_irq_line();
 	test_init_sipi();
 	test_pv_enforce();
 	test_disable_exits();

@@ -88,6 +88,15 @@ int gmem_vm_set_msr_filter(struct gmem_vm *vm,
 int gmem_vm_create_irqchip(struct gmem_vm *vm);
 
 /*
+ * KVM_IRQ_LINE(_STATUS): GSI @irq->irq to @irq->level, through KVM's
+ * default routing (GSI n is IOAPIC pin n, 0-23); @irq->status becomes
+ * KVM's: 1 delivered (or a low level), 0 an edge line already high, -1
+ * masked, blocked by Remote IRR, taken by no APIC, or no such GSI.
+ * -ENXIO without an irqchip.
+ */
+int gmem_vm_irq_line(struct gmem_vm *vm, struct kvm_irq_level *irq);
+
+/*
  * KVM_SIGNAL_MSI: deliver one MSI to the local APICs, as KVM's
  * kvm_set_msi(): how many accepted it (0 if none did).  -EINVAL without
  * an irqchip, for flags other than KVM_MSI_VALID_DEVID, or for

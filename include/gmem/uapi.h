@@ -275,6 +275,15 @@ struct kvm_msi {
 	uint8_t pad[12];
 };
 
+/* KVM_IRQ_LINE(_STATUS): a GSI's new level; _STATUS writes status. */
+struct kvm_irq_level {
+	union {
+		uint32_t irq;
+		int32_t status;
+	};
+	uint32_t level;
+};
+
 struct kvm_enable_cap {
 	uint32_t cap;
 	uint32_t flags;
@@ -346,6 +355,7 @@ struct kvm_enable_cap {
 #define KVM_CAP_MCE 31
 #define KVM_CAP_X2APIC_API 129
 #define KVM_CAP_SIGNAL_MSI 77
+#define KVM_CAP_IRQ_INJECT_STATUS 26
 #define KVM_CAP_X86_APIC_BUS_CYCLES_NS 237
 #define KVM_CAP_ADJUST_CLOCK 39
 #define KVM_CAP_DISABLE_QUIRKS 116
@@ -793,6 +803,8 @@ struct kvm_clock_data {
 #define KVM_CREATE_VCPU _IO(KVMIO, 0x41)
 #define KVM_CREATE_IRQCHIP _IO(KVMIO, 0x60)
 #define KVM_SIGNAL_MSI _IOW(KVMIO, 0xa5, struct kvm_msi)
+#define KVM_IRQ_LINE _IOW(KVMIO, 0x61, struct kvm_irq_level)
+#define KVM_IRQ_LINE_STATUS _IOWR(KVMIO, 0x67, struct kvm_irq_level)
 #define KVM_REGISTER_COALESCED_MMIO \
 	_IOW(KVMIO, 0x67, struct kvm_coalesced_mmio_zone)
 #define KVM_UNREGISTER_COALESCED_MMIO \
@@ -893,6 +905,7 @@ _Static_assert(sizeof(struct kvm_lapic_state) == 1024, "lapic size");
 _Static_assert(sizeof(struct kvm_x86_mce) == 64, "mce size");
 _Static_assert(sizeof(struct kvm_interrupt) == 4, "interrupt size");
 _Static_assert(sizeof(struct kvm_msi) == 32, "msi size");
+_Static_assert(sizeof(struct kvm_irq_level) == 8, "irq_level size");
 _Static_assert(sizeof(struct kvm_create_guest_memfd) == 64, "gmemfd size");
 _Static_assert(sizeof(struct kvm_userspace_memory_region) == 32, "region size");
 _Static_assert(sizeof(struct kvm_userspace_memory_region2) == 160,
