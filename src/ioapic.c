@@ -64,12 +64,19 @@ static int service(struct gmem_ioapic *io, unsigned int pin)
 	return n ? n : -1;
 }
 
-int gmem_ioapic_set_irq(struct gmem_ioapic *io, unsigned int pin, bool level)
+int gmem_ioapic_set_irq(struct gmem_ioapic *io, unsigned int pin,
+			unsigned int source, bool level)
 {
 	uint32_t bit = 1u << pin, old;
 	int r;
 
 	pthread_mutex_lock(&io->lock);
+	/* __kvm_irq_line_state(): the line is high while any source is. */
+	if (level)
+		io->sources[pin] |= (uint8_t)(1u << source);
+	else
+		io->sources[pin] &= (uint8_t) ~(1u << source);
+	level = io->sources[pin] != 0;
 	old = io->irr;
 	if (!level) {
 		io->irr &= ~bit;
@@ -94,6 +101,11 @@ void gmem_ioapic_eoi(struct gmem_ioapic *io, unsigned int vector)
 
 		if (RE_VECTOR(*e) != vector || !(*e & RE_LEVEL))
 			continue;
+		if (io->bus.ack) {
+			pthread_mutex_unlock(&io->lock);
+			io->bus.ack(io->bus.ctx, i);
+			pthread_mutex_lock(&io->lock);
+		}
 		*e &= ~RE_REMOTE_IRR;
 		/* Still asserted: the line interrupts again. */
 		if (!(*e & RE_MASK) && (io->irr & (1u << i)))

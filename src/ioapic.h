@@ -5,7 +5,9 @@
  * 0x10), version 0x11, and the redirection table whose entries turn a pin
  * into an interrupt message for the local APICs.
  *
- * A pin's level comes from KVM_IRQ_LINE (GSI n is pin n).  An edge entry
+ * A pin's level is the OR of its sources' (KVM_IRQ_LINE and plain
+ * irqfds are GMEM_IOAPIC_SRC_USER, resampling irqfds _RESAMPLE; GSI n is
+ * pin n).  An edge entry
  * sends its message on a rising level; a level entry sends it while the
  * line is high and Remote IRR is clear, sets Remote IRR when a local APIC
  * took it, and clears it at the EOI of its vector, sending again if the
@@ -30,14 +32,24 @@ struct gmem_ioapic_bus {
 	 * destination): how many local APICs accepted it.
 	 */
 	int (*deliver)(void *ctx, uint32_t dest, uint32_t lo);
+	/*
+	 * The EOI of level pin @pin, before Remote IRR clears (KVM's ack
+	 * notifiers: a resampling irqfd lowers its line here).  Called
+	 * without the IOAPIC's lock, so it may call gmem_ioapic_set_irq().
+	 */
+	void (*ack)(void *ctx, unsigned int pin);
 	void *ctx;
 };
+
+#define GMEM_IOAPIC_SRC_USER 0
+#define GMEM_IOAPIC_SRC_RESAMPLE 1
 
 struct gmem_ioapic {
 	pthread_mutex_t lock;
 	struct gmem_ioapic_bus bus;
 	uint32_t ioregsel, id;
-	uint32_t irr; /* the pins' levels */
+	uint32_t irr;			   /* the pins' levels */
+	uint8_t sources[GMEM_IOAPIC_PINS]; /* bit s: source s holds it high */
 	uint64_t redir[GMEM_IOAPIC_PINS];
 };
 
@@ -51,7 +63,8 @@ void gmem_ioapic_destroy(struct gmem_ioapic *io);
  * high, -1 when the entry is masked, Remote IRR blocks it, or no APIC
  * took it.
  */
-int gmem_ioapic_set_irq(struct gmem_ioapic *io, unsigned int pin, bool level);
+int gmem_ioapic_set_irq(struct gmem_ioapic *io, unsigned int pin,
+			unsigned int source, bool level);
 
 /* The EOI of @vector by a local APIC whose TMR had it (level-triggered). */
 void gmem_ioapic_eoi(struct gmem_ioapic *io, unsigned int vector);

@@ -223,6 +223,12 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 			memcpy((void *)arg, &irq, sizeof(irq));
 		return r;
 	}
+	case KVM_IRQFD: {
+		struct kvm_irqfd fd;
+
+		COPY_IN(fd, arg);
+		return gmem_vm_irqfd(vm, &fd);
+	}
 	case KVM_SIGNAL_MSI: {
 		struct kvm_msi msi;
 

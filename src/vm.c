@@ -26,9 +26,24 @@
 	 KVM_MEMORY_ATTRIBUTE_NX)
 
 /* The IOAPIC's messages go to the local APICs as MSIs do. */
-static int ioapic_deliver(void *apics, uint32_t dest, uint32_t lo)
+static int ioapic_deliver(void *vm, uint32_t dest, uint32_t lo)
 {
-	return gmem_apic_map_send_msi(apics, dest, lo);
+	return gmem_apic_map_send_msi(&((struct gmem_vm *)vm)->apics, dest, lo);
+}
+
+/* A level pin's EOI: the irqfds that resample that GSI (pin n, GSI n). */
+static void ioapic_ack(void *vm, unsigned int pin)
+{
+	gmem_irqfds_ack(&((struct gmem_vm *)vm)->irqfds, pin);
+}
+
+/* An irqfd's line, through KVM's default routing: GSI n is pin n. */
+static void irqfd_set_gsi(void *vm, uint32_t gsi, unsigned int source,
+			  bool level)
+{
+	if (gsi < GMEM_IOAPIC_PINS)
+		gmem_ioapic_set_irq(&((struct gmem_vm *)vm)->ioapic, gsi,
+				    source, level);
 }
 
 int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
@@ -68,7 +83,9 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 	gmem_apic_map_init(&vm->apics);
 	gmem_ioapic_init(&vm->ioapic,
 			 &(struct gmem_ioapic_bus){.deliver = ioapic_deliver,
-						   .ctx = &vm->apics});
+						   .ack = ioapic_ack,
+						   .ctx = vm});
+	gmem_irqfds_init(&vm->irqfds, irqfd_set_gsi, vm);
 	vm->apic_bus_cycle_ns = 1; /* KVM's APIC_BUS_CYCLE_NS_DEFAULT */
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->vcpus_lock, NULL);
@@ -99,6 +116,7 @@ void gmem_vm_put(struct gmem_vm *vm)
 	gmem_mmu_destroy(&vm->mmu);
 	gmem_coalesced_destroy(&vm->coalesced);
 	gmem_msr_filter_destroy(&vm->msr);
+	gmem_irqfds_destroy(&vm->irqfds);
 	gmem_ioapic_destroy(&vm->ioapic);
 	gmem_apic_map_destroy(&vm->apics);
 	gmem_memslots_destroy(&vm->slots);
@@ -123,6 +141,8 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_IRQCHIP:
 	case KVM_CAP_SIGNAL_MSI:
 	case KVM_CAP_IRQ_INJECT_STATUS:
+	case KVM_CAP_IRQFD:
+	case KVM_CAP_IRQFD_RESAMPLE:
 	case KVM_CAP_TSC_DEADLINE_TIMER:
 	case KVM_CAP_BINARY_STATS_FD:
 	case KVM_CAP_PRE_FAULT_MEMORY:
@@ -476,9 +496,17 @@ int gmem_vm_irq_line(struct gmem_vm *vm, struct kvm_irq_level *irq)
 	 */
 	irq->status = irq->irq < GMEM_IOAPIC_PINS
 			      ? gmem_ioapic_set_irq(&vm->ioapic, irq->irq,
+						    GMEM_IOAPIC_SRC_USER,
 						    irq->level != 0)
 			      : -1;
 	return 0;
+}
+
+int gmem_vm_irqfd(struct gmem_vm *vm, const struct kvm_irqfd *args)
+{
+	return gmem_irqfds_ioctl(
+		&vm->irqfds, args,
+		__atomic_load_n(&vm->irqchip, __ATOMIC_RELAXED));
 }
 
 int gmem_vm_signal_msi(struct gmem_vm *vm, const struct kvm_msi *msi)

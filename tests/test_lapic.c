@@ -510,9 +510,17 @@ static void test_state(void)
 
 /* The IOAPIC's bus in these tests: the messages, and what answers. */
 static struct {
-	int n, answer;
+	int n, answer, acks;
 	uint32_t dest, lo;
+	unsigned int acked;
 } bus;
+
+static void bus_ack(void *ctx, unsigned int pin)
+{
+	(void)ctx;
+	bus.acks++;
+	bus.acked = pin;
+}
 
 static int bus_deliver(void *ctx, uint32_t dest, uint32_t lo)
 {
@@ -547,8 +555,9 @@ static void test_ioapic(void)
 	struct gmem_ioapic io;
 	uint32_t v = 0;
 
-	REQUIRE(gmem_ioapic_init(&io, &(struct gmem_ioapic_bus){
-					      .deliver = bus_deliver}) == 0);
+	REQUIRE(gmem_ioapic_init(
+			&io, &(struct gmem_ioapic_bus){.deliver = bus_deliver,
+						       .ack = bus_ack}) == 0);
 	bus.answer = 1;
 	CHECK_EQ(io_rd(&io, 1), 0x170011u);
 	io_wr(&io, 0, 0x0f000000u);
@@ -557,48 +566,61 @@ static void test_ioapic(void)
 	CHECK_EQ(io_rd(&io, 0x10 + 2 * 24), ~0u);     /* past the table */
 	CHECK(!gmem_ioapic_mmio(&io, GMEM_IOAPIC_BASE + 0x100, false, &v, 4));
 	/* Masked: nothing goes out, status -1. */
-	CHECK_EQ(gmem_ioapic_set_irq(&io, 3, true), -1);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 3, 0, true), -1);
 	CHECK_EQ(bus.n, 0);
 	/* Edge pin 3: vector 0x30, logical, destination 0x22. */
 	io_wr(&io, 0x10 + 2 * 3 + 1, 0x22000000u);
 	io_wr(&io, 0x10 + 2 * 3, 0x0830);
 	CHECK_EQ(bus.n, 0); /* unmasking an edge line sends nothing */
-	CHECK_EQ(gmem_ioapic_set_irq(&io, 3, false), 1);
-	CHECK_EQ(gmem_ioapic_set_irq(&io, 3, true), 1);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 3, 0, false), 1);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 3, 0, true), 1);
 	CHECK_EQ(bus.n, 1);
 	CHECK_EQ(bus.dest, 0x22u);
 	CHECK_EQ(bus.lo, 0x4830u);
-	CHECK_EQ(gmem_ioapic_set_irq(&io, 3, true), 0); /* no new edge */
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 3, 0, true), 0); /* no new edge */
 	CHECK_EQ(bus.n, 1);
 	/* Level pin 5, vector 0x50: Remote IRR until the EOI. */
 	io_wr(&io, 0x10 + 2 * 5, 0x8050);
-	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, true), 1);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, 0, true), 1);
 	CHECK_EQ(bus.n, 2);
 	CHECK_EQ(bus.lo, 0xc050u);
 	CHECK_EQ(io_rd(&io, 0x10 + 2 * 5), 0xc050u); /* Remote IRR (14) */
-	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, true), -1);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, 0, true), -1);
 	/* A guest write keeps Remote IRR, which it cannot set or clear. */
 	io_wr(&io, 0x10 + 2 * 5, 0x8050);
 	CHECK_EQ(io_rd(&io, 0x10 + 2 * 5), 0xc050u);
 	CHECK_EQ(bus.n, 2);
 	gmem_ioapic_eoi(&io, 0x51); /* another vector: nothing */
 	CHECK_EQ(bus.n, 2);
+	CHECK_EQ(bus.acks, 0);
 	gmem_ioapic_eoi(&io, 0x50); /* still high: sent again */
 	CHECK_EQ(bus.n, 3);
-	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, false), 1);
+	CHECK_EQ(bus.acks, 1);
+	CHECK_EQ(bus.acked, 5u);
+	/* Two sources: the line stays high until both let go. */
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, 1, true), -1); /* Remote IRR */
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, 0, false), -1); /* still high */
 	gmem_ioapic_eoi(&io, 0x50);
-	CHECK_EQ(bus.n, 3);
+	CHECK_EQ(bus.n, 4);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, 1, false), 1);
+	gmem_ioapic_eoi(&io, 0x50);
+	CHECK_EQ(bus.n, 4);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, 0, true), 1);
+	CHECK_EQ(bus.n, 5);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, 0, false), 1);
+	gmem_ioapic_eoi(&io, 0x50);
+	CHECK_EQ(bus.n, 5);
 	CHECK_EQ(io_rd(&io, 0x10 + 2 * 5), 0x8050u);
 	/* Nobody takes it: -1, and Remote IRR stays clear. */
 	bus.answer = 0;
-	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, true), -1);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, 0, true), -1);
 	CHECK_EQ(io_rd(&io, 0x10 + 2 * 5), 0x8050u);
 	/* Unmasking a level line that is high sends it; edge clears IRR. */
 	bus.answer = 1;
 	io_wr(&io, 0x10 + 2 * 5, 0x18050);
-	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, true), -1);
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, 0, true), -1);
 	io_wr(&io, 0x10 + 2 * 5, 0x8050);
-	CHECK_EQ(bus.n, 5);
+	CHECK_EQ(bus.n, 7);
 	CHECK_EQ(io_rd(&io, 0x10 + 2 * 5), 0xc050u);
 	io_wr(&io, 0x10 + 2 * 5, 0x0050);
 	CHECK_EQ(io_rd(&io, 0x10 + 2 * 5), 0x0050u);

@@ -14,6 +14,7 @@
  */
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 
 #include <gmem/gmem.h>
@@ -1342,6 +1343,117 @@ static void test_irq_line(void)
 	tap_result("KVM_IRQ_LINE: the IOAPIC's level pin, Remote IRR, EOI");
 }
 
+/*
+ * KVM_IRQFD on the IOAPIC's level pin 5: a resampling irqfd holds the
+ * line until the guest's EOI, which signals the resamplefd; a plain one
+ * pulses it.  The guest's handler exits before (0x21) and after (0x23)
+ * its EOI, so each step is a KVM_RUN of its own.
+ */
+static void test_irqfd(void)
+{
+	static const uint8_t main_code[] = {
+		0xb8, 0x00, 0x00, 0xc0, 0xfe,		  /* mov eax, IOAPIC */
+		0xc7, 0x00, 0x1a, 0x00, 0x00, 0x00,	  /* IOREGSEL: pin 5 */
+		0xc7, 0x40, 0x10, 0x50, 0x80, 0x00, 0x00, /* IOWIN: level */
+		0xe6, 0x20,				  /* out 0x20, al */
+		0xfb,					  /* sti */
+		0xf4,					  /* 1: hlt */
+		0xeb, 0xfd,				  /* jmp 1b */
+	};
+	static const uint8_t handler[] = {
+		0xe6, 0x21,			    /* out 0x21, al */
+		0xb8, 0xb0, 0x00, 0xe0, 0xfe,	    /* mov eax, APIC EOI */
+		0xc7, 0x00, 0x00, 0x00, 0x00, 0x00, /* mov dword [rax], 0 */
+		0xe6, 0x23,			    /* out 0x23, al */
+		0x48, 0xcf,			    /* iretq */
+	};
+	int efd = eventfd(0, EFD_CLOEXEC), rfd = eventfd(0, EFD_NONBLOCK);
+	struct kvm_irqfd fd = {.fd = (uint32_t)efd,
+			       .gsi = 5,
+			       .flags = KVM_IRQFD_FLAG_RESAMPLE,
+			       .resamplefd = (uint32_t)rfd};
+	struct kvm_lapic_state st;
+	struct kvm_regs regs;
+	uint64_t *gate, *pdpt, v = 1;
+	int pipefd[2];
+
+	REQUIRE(efd >= 0 && rfd >= 0 && pipe(pipefd) == 0);
+	setup(false);
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IRQFD, &fd), EAGAIN);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	setup(true);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD), 1);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD_RESAMPLE),
+		 1);
+	gate = (uint64_t *)(mem + 0x4000 + 0x50 * 16);
+	pdpt = (uint64_t *)(mem + 0x2000);
+	pdpt[3] = 0xc0000000ULL | 0x83;
+	gdt_idt();
+	gate[0] = (IRQ_H & 0xffff) | 8ULL << 16 | 0x8eULL << 40 |
+		  (IRQ_H >> 16 & 0xffff) << 48;
+	gate[1] = IRQ_H >> 32;
+	memcpy(mem + NMI_MAIN, main_code, sizeof(main_code));
+	memcpy(mem + IRQ_H, handler, sizeof(handler));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_LAPIC, &st) == 0);
+	st.regs[0xf0] = (char)0xff; /* SPIV: software enabled */
+	st.regs[0xf1] = 0x01;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_LAPIC, &st) == 0);
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = NMI_MAIN;
+	regs.rflags = 2;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+
+	/* kvm_irqfd()'s refusals. */
+	fd.flags = 4;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IRQFD, &fd), EINVAL);
+	fd.flags = KVM_IRQFD_FLAG_RESAMPLE;
+	fd.fd = (uint32_t)pipefd[0];
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IRQFD, &fd), EINVAL);
+	fd.fd = 1000;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IRQFD, &fd), EBADF);
+	fd.fd = (uint32_t)efd;
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQFD, &fd), 0);
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IRQFD, &fd), EBUSY);
+
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x20);
+	/* The signal raises the line: the halted vCPU takes it. */
+	REQUIRE(write(efd, &v, 8) == 8);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x21);
+	CHECK_ERRNO(read(rfd, &v, 8), EAGAIN);
+	/* The EOI lowers it and signals the resamplefd: no second entry. */
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x23);
+	CHECK_EQ(read(rfd, &v, 8), 8);
+	CHECK_EQ(v, 1);
+
+	/* A plain irqfd pulses the line: one entry, no resample. */
+	fd.flags = KVM_IRQFD_FLAG_DEASSIGN;
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQFD, &fd), 0);
+	fd.flags = 0;
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQFD, &fd), 0);
+	REQUIRE(write(efd, &v, 8) == 8);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x21);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x23);
+	CHECK_ERRNO(read(rfd, &v, 8), EAGAIN);
+	fd.flags = KVM_IRQFD_FLAG_DEASSIGN;
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQFD, &fd), 0);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQFD, &fd), 0); /* none left: 0 */
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	close(efd);
+	close(rfd);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	tap_result("KVM_IRQFD: resampling and plain irqfds on a level pin");
+}
+
 /* The AP's KVM_RUN: its errno, or 0. */
 static void *ap_run(void *arg)
 {
@@ -1753,7 +1865,7 @@ int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(37, 60);
+	tap_plan(38, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -1896,6 +2008,7 @@ int main(void)
 	test_guest_debug();
 	test_nmi();
 	test_irq_line();
+	test_irqfd();
 	test_init_sipi();
 	test_pv_enforce();
 	test_disable_exits();

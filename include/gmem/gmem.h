@@ -97,6 +97,17 @@ int gmem_vm_create_irqchip(struct gmem_vm *vm);
 int gmem_vm_irq_line(struct gmem_vm *vm, struct kvm_irq_level *irq);
 
 /*
+ * KVM_IRQFD: eventfd args->fd raises GSI args->gsi when signalled (a pulse;
+ * with KVM_IRQFD_FLAG_RESAMPLE held high until the guest's EOI of that
+ * pin, which then signals args->resamplefd); DEASSIGN removes it.  As KVM:
+ * -EAGAIN without an irqchip, -EBADF for a closed fd, -EINVAL for unknown
+ * flags or a file that is not an eventfd, -EBUSY for an eventfd already
+ * assigned.  A thread of gmem's, started by the first irqfd, waits on
+ * them.
+ */
+int gmem_vm_irqfd(struct gmem_vm *vm, const struct kvm_irqfd *args);
+
+/*
  * KVM_SIGNAL_MSI: deliver one MSI to the local APICs, as KVM's
  * kvm_set_msi(): how many accepted it (0 if none did).  -EINVAL without
  * an irqchip, for flags other than KVM_MSI_VALID_DEVID, or for

@@ -275,6 +275,18 @@ struct kvm_msi {
 	uint8_t pad[12];
 };
 
+/* KVM_IRQFD: eventfd @fd raises GSI @gsi (see gmem_vm_irqfd()). */
+#define KVM_IRQFD_FLAG_DEASSIGN (1U << 0)
+#define KVM_IRQFD_FLAG_RESAMPLE (1U << 1)
+
+struct kvm_irqfd {
+	uint32_t fd;
+	uint32_t gsi;
+	uint32_t flags;
+	uint32_t resamplefd;
+	uint8_t pad[16];
+};
+
 /* KVM_IRQ_LINE(_STATUS): a GSI's new level; _STATUS writes status. */
 struct kvm_irq_level {
 	union {
@@ -356,6 +368,8 @@ struct kvm_enable_cap {
 #define KVM_CAP_X2APIC_API 129
 #define KVM_CAP_SIGNAL_MSI 77
 #define KVM_CAP_IRQ_INJECT_STATUS 26
+#define KVM_CAP_IRQFD 32
+#define KVM_CAP_IRQFD_RESAMPLE 82
 #define KVM_CAP_X86_APIC_BUS_CYCLES_NS 237
 #define KVM_CAP_ADJUST_CLOCK 39
 #define KVM_CAP_DISABLE_QUIRKS 116
@@ -804,6 +818,7 @@ struct kvm_clock_data {
 #define KVM_CREATE_IRQCHIP _IO(KVMIO, 0x60)
 #define KVM_SIGNAL_MSI _IOW(KVMIO, 0xa5, struct kvm_msi)
 #define KVM_IRQ_LINE _IOW(KVMIO, 0x61, struct kvm_irq_level)
+#define KVM_IRQFD _IOW(KVMIO, 0x76, struct kvm_irqfd)
 #define KVM_IRQ_LINE_STATUS _IOWR(KVMIO, 0x67, struct kvm_irq_level)
 #define KVM_REGISTER_COALESCED_MMIO \
 	_IOW(KVMIO, 0x67, struct kvm_coalesced_mmio_zone)
@@ -906,6 +921,7 @@ _Static_assert(sizeof(struct kvm_x86_mce) == 64, "mce size");
 _Static_assert(sizeof(struct kvm_interrupt) == 4, "interrupt size");
 _Static_assert(sizeof(struct kvm_msi) == 32, "msi size");
 _Static_assert(sizeof(struct kvm_irq_level) == 8, "irq_level size");
+_Static_assert(sizeof(struct kvm_irqfd) == 32, "irqfd size");
 _Static_assert(sizeof(struct kvm_create_guest_memfd) == 64, "gmemfd size");
 _Static_assert(sizeof(struct kvm_userspace_memory_region) == 32, "region size");
 _Static_assert(sizeof(struct kvm_userspace_memory_region2) == 160,
