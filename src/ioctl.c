@@ -223,6 +223,9 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 			memcpy((void *)arg, &irq, sizeof(irq));
 		return r;
 	}
+	case KVM_SET_GSI_ROUTING:
+		/* The counted copy-in has the whole table. */
+		return gmem_vm_set_gsi_routing(vm, (const void *)arg);
 	case KVM_IRQFD: {
 		struct kvm_irqfd fd;
 
@@ -510,6 +513,7 @@ static bool counted(unsigned long request)
 	case KVM_SET_SIGNAL_MASK:
 	case KVM_GET_MSR_INDEX_LIST:
 	case KVM_GET_MSR_FEATURE_INDEX_LIST:
+	case KVM_SET_GSI_ROUTING:
 		return true;
 	default:
 		return false;
@@ -538,6 +542,11 @@ static size_t arg_tail(unsigned long request, uint32_t n)
 	case KVM_SET_SIGNAL_MASK:
 		/* Only a len of 8 is copied; any other is -EINVAL. */
 		return n == 8 ? 8 : 0;
+	case KVM_SET_GSI_ROUTING:
+		/* More than KVM_MAX_IRQ_ROUTES is -EINVAL before any copy. */
+		return n <= KVM_MAX_IRQ_ROUTES
+			       ? n * sizeof(struct kvm_irq_routing_entry)
+			       : 0;
 	case KVM_GET_MSR_INDEX_LIST:
 	case KVM_GET_MSR_FEATURE_INDEX_LIST: {
 		/*

@@ -31,25 +31,56 @@ static int ioapic_deliver(void *vm, uint32_t dest, uint32_t lo)
 	return gmem_apic_map_send_msi(&((struct gmem_vm *)vm)->apics, dest, lo);
 }
 
-/* A level pin's EOI: the irqfds that resample that GSI (pin n, GSI n). */
-static void ioapic_ack(void *vm, unsigned int pin)
+/* A level pin's EOI: the irqfds that resample the GSI routed to it. */
+static void ioapic_ack(void *opaque, unsigned int pin)
 {
-	gmem_irqfds_ack(&((struct gmem_vm *)vm)->irqfds, pin);
+	struct gmem_vm *vm = opaque;
+	int gsi = gmem_irq_routes_pin_gsi(&vm->routes, pin);
+
+	if (gsi >= 0)
+		gmem_irqfds_ack(&vm->irqfds, (uint32_t)gsi);
 }
 
-/* An irqfd's line, through KVM's default routing: GSI n is pin n. */
+static int msi_deliver(struct gmem_vm *vm, uint32_t address_lo,
+		       uint32_t address_hi, uint32_t data);
+
+/*
+ * kvm_set_irq(): GSI @gsi of @source to @level on each of its routes;
+ * KVM's status: -1 when no route took it, else the sum of what took it.
+ */
+static int set_gsi(struct gmem_vm *vm, uint32_t gsi, unsigned int source,
+		   bool level)
+{
+	struct gmem_irq_route r[GMEM_IRQ_ROUTES_PER_GSI];
+	size_t n = gmem_irq_routes_get(&vm->routes, gsi, r);
+	int ret = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		int s = -1;
+
+		if (r[i].type == KVM_IRQ_ROUTING_MSI)
+			/* kvm_set_msi(): only a rising level sends. */
+			s = level ? msi_deliver(vm, r[i].lo, r[i].hi, r[i].data)
+				  : -1;
+		else if (r[i].chip == KVM_IRQCHIP_IOAPIC)
+			s = gmem_ioapic_set_irq(&vm->ioapic, r[i].pin, source,
+						level);
+		/* A PIC route reaches nothing: the PIC is not modelled. */
+		if (s >= 0)
+			ret = s + (ret < 0 ? 0 : ret);
+	}
+	return ret;
+}
+
 static void irqfd_set_gsi(void *vm, uint32_t gsi, unsigned int source,
 			  bool level)
 {
-	if (gsi < GMEM_IOAPIC_PINS)
-		gmem_ioapic_set_irq(&((struct gmem_vm *)vm)->ioapic, gsi,
-				    source, level);
+	set_gsi(vm, gsi, source, level);
 }
 
 int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 {
 	struct gmem_vm *vm;
-
 	int r;
 
 	if (type != KVM_X86_DEFAULT_VM && type != KVM_X86_SW_PROTECTED_VM)
@@ -75,6 +106,12 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 		return -ENOMEM;
 	}
 	if (gmem_coalesced_init(&vm->coalesced)) {
+		gmem_mmu_destroy(&vm->mmu);
+		gmem_free(vm);
+		return -ENOMEM;
+	}
+	if (gmem_irq_routes_init(&vm->routes)) {
+		gmem_coalesced_destroy(&vm->coalesced);
 		gmem_mmu_destroy(&vm->mmu);
 		gmem_free(vm);
 		return -ENOMEM;
@@ -118,6 +155,7 @@ void gmem_vm_put(struct gmem_vm *vm)
 	gmem_msr_filter_destroy(&vm->msr);
 	gmem_irqfds_destroy(&vm->irqfds);
 	gmem_ioapic_destroy(&vm->ioapic);
+	gmem_irq_routes_destroy(&vm->routes);
 	gmem_apic_map_destroy(&vm->apics);
 	gmem_memslots_destroy(&vm->slots);
 	gmem_ranges_destroy(&vm->attrs);
@@ -216,6 +254,8 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 		return GMEM_DIRTY_RING_MAX * (int)sizeof(struct kvm_dirty_gfn);
 	case KVM_CAP_MCE:
 		return GMEM_MCE_MAX_BANKS;
+	case KVM_CAP_IRQ_ROUTING:
+		return KVM_MAX_IRQ_ROUTES;
 	case KVM_CAP_X2APIC_API:
 		return (int)(KVM_X2APIC_API_USE_32BIT_IDS |
 			     KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK);
@@ -489,16 +529,8 @@ int gmem_vm_irq_line(struct gmem_vm *vm, struct kvm_irq_level *irq)
 {
 	if (!__atomic_load_n(&vm->irqchip, __ATOMIC_RELAXED))
 		return -ENXIO;
-	/*
-	 * KVM's default routing sends GSI n to IOAPIC pin n (and, below 16,
-	 * to the PIC, which gmem does not model); a GSI without a route
-	 * reaches nothing, status -1.
-	 */
-	irq->status = irq->irq < GMEM_IOAPIC_PINS
-			      ? gmem_ioapic_set_irq(&vm->ioapic, irq->irq,
-						    GMEM_IOAPIC_SRC_USER,
-						    irq->level != 0)
-			      : -1;
+	irq->status =
+		set_gsi(vm, irq->irq, GMEM_IOAPIC_SRC_USER, irq->level != 0);
 	return 0;
 }
 
@@ -509,10 +541,24 @@ int gmem_vm_irqfd(struct gmem_vm *vm, const struct kvm_irqfd *args)
 		__atomic_load_n(&vm->irqchip, __ATOMIC_RELAXED));
 }
 
+/* kvm_set_msi_irq() and the delivery: how many APICs took it. */
+static int msi_deliver(struct gmem_vm *vm, uint32_t address_lo,
+		       uint32_t address_hi, uint32_t data)
+{
+	uint32_t dest = (address_lo >> 12) & 0xff, lo;
+
+	/* The 32-bit format carries destination bits 31:8 in address_hi. */
+	if (__atomic_load_n(&vm->x2apic_format, __ATOMIC_RELAXED))
+		dest |= address_hi & 0xffffff00u;
+	/* The data word is the ICR's, asserted. */
+	lo = (data & 0xff) | (data & 0x700) | ((address_lo & 4) << 9) |
+	     (1u << 14) | (data & 0x8000);
+	return gmem_apic_map_send_msi(&vm->apics, dest, lo);
+}
+
 int gmem_vm_signal_msi(struct gmem_vm *vm, const struct kvm_msi *msi)
 {
 	bool x2 = __atomic_load_n(&vm->x2apic_format, __ATOMIC_RELAXED);
-	uint32_t dest = (msi->address_lo >> 12) & 0xff, lo;
 
 	/* kvm_send_userspace_msi(), then kvm_msi_route_invalid(). */
 	if (!__atomic_load_n(&vm->irqchip, __ATOMIC_RELAXED) ||
@@ -520,13 +566,19 @@ int gmem_vm_signal_msi(struct gmem_vm *vm, const struct kvm_msi *msi)
 		return -EINVAL;
 	if (x2 && (msi->address_hi & 0xff))
 		return -EINVAL;
-	/* The 32-bit format carries destination bits 31:8 in address_hi. */
-	if (x2)
-		dest |= msi->address_hi & 0xffffff00u;
-	/* kvm_set_msi_irq(): the data word is the ICR's, asserted. */
-	lo = (msi->data & 0xff) | (msi->data & 0x700) |
-	     ((msi->address_lo & 4) << 9) | (1u << 14) | (msi->data & 0x8000);
-	return gmem_apic_map_send_msi(&vm->apics, dest, lo);
+	return msi_deliver(vm, msi->address_lo, msi->address_hi, msi->data);
+}
+
+int gmem_vm_set_gsi_routing(struct gmem_vm *vm,
+			    const struct kvm_irq_routing *routing)
+{
+	/* kvm_arch_can_set_irq_routing(), then the header's checks. */
+	if (!__atomic_load_n(&vm->irqchip, __ATOMIC_RELAXED) ||
+	    routing->nr > KVM_MAX_IRQ_ROUTES || routing->flags)
+		return -EINVAL;
+	return gmem_irq_routes_set(
+		&vm->routes, routing->entries, routing->nr,
+		__atomic_load_n(&vm->x2apic_format, __ATOMIC_RELAXED));
 }
 
 /* The VM-wide default for vCPUs created from now on. */

@@ -29,6 +29,7 @@
 #include "msr_filter.h"
 #include "memslot.h"
 #include "ioapic.h"
+#include "irq_route.h"
 #include "irqfd.h"
 #include "lapic.h"
 #include "mmu.h"
@@ -188,6 +189,8 @@ struct gmem_vm {
 	struct gmem_ioapic ioapic;
 	/* KVM_IRQFD's eventfds and their thread. */
 	struct gmem_irqfds irqfds;
+	/* GSI routing: KVM's default table, or KVM_SET_GSI_ROUTING's. */
+	struct gmem_irq_routes routes;
 	/* KVM_CAP_X86_APIC_BUS_CYCLES_NS, before the first vCPU. */
 	uint64_t apic_bus_cycle_ns;
 	/* atomic: KVM_CAP_X2APIC_API's USE_32BIT_IDS */

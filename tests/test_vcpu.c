@@ -1343,6 +1343,37 @@ static void test_irq_line(void)
 	tap_result("KVM_IRQ_LINE: the IOAPIC's level pin, Remote IRR, EOI");
 }
 
+/* KVM_SET_GSI_ROUTING with up to four entries. */
+union routing4 {
+	struct kvm_irq_routing r;
+	uint8_t buf[sizeof(struct kvm_irq_routing) +
+		    4 * sizeof(struct kvm_irq_routing_entry)];
+};
+
+static long set_routing(const union routing4 *rt)
+{
+	return gmem_ioctl(vmfd, KVM_SET_GSI_ROUTING, rt);
+}
+
+static struct kvm_irq_routing_entry route_chip(uint32_t gsi, uint32_t chip,
+					       uint32_t pin)
+{
+	return (struct kvm_irq_routing_entry){
+		.gsi = gsi,
+		.type = KVM_IRQ_ROUTING_IRQCHIP,
+		.u.irqchip = {.irqchip = chip, .pin = pin}};
+}
+
+static struct kvm_irq_routing_entry route_msi(uint32_t gsi, uint32_t dest,
+					      uint32_t data)
+{
+	return (struct kvm_irq_routing_entry){
+		.gsi = gsi,
+		.type = KVM_IRQ_ROUTING_MSI,
+		.u.msi = {.address_lo = 0xfee00000u | dest << 12,
+			  .data = data}};
+}
+
 /*
  * KVM_IRQFD on the IOAPIC's level pin 5: a resampling irqfd holds the
  * line until the guest's EOI, which signals the resamplefd; a plain one
@@ -1441,6 +1472,18 @@ static void test_irqfd(void)
 	CHECK_EQ(vcpu_run(), 0);
 	CHECK_EQ(run->io.port, 0x23);
 	CHECK_ERRNO(read(rfd, &v, 8), EAGAIN);
+	/* Routed to an MSI (same vector): the irqfd follows the table. */
+	{
+		union routing4 rt = {.r.nr = 1};
+
+		rt.r.entries[0] = route_msi(5, 0, 0x50);
+		CHECK_EQ(set_routing(&rt), 0);
+	}
+	REQUIRE(write(efd, &v, 8) == 8);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x21);
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->io.port, 0x23);
 	fd.flags = KVM_IRQFD_FLAG_DEASSIGN;
 	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQFD, &fd), 0);
 	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQFD, &fd), 0); /* none left: 0 */
@@ -1452,6 +1495,96 @@ static void test_irqfd(void)
 	close(pipefd[0]);
 	close(pipefd[1]);
 	tap_result("KVM_IRQFD: resampling and plain irqfds on a level pin");
+}
+
+/*
+ * KVM_SET_GSI_ROUTING (kvm_set_irq_routing()): its refusals, and a table
+ * that KVM_IRQ_LINE follows: an MSI route, one GSI to two irqchips.
+ */
+static void test_gsi_routing(void)
+{
+	union routing4 rt = {.r.nr = 1};
+	struct kvm_irq_level irq = {.irq = 40, .level = 1};
+	struct kvm_lapic_state st;
+
+	setup(false);
+	rt.r.entries[0] = route_msi(40, 0, 0x60);
+	CHECK_ERRNO(set_routing(&rt), EINVAL); /* no irqchip */
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	setup(true);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_IRQ_ROUTING),
+		 KVM_MAX_IRQ_ROUTES);
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_LAPIC, &st) == 0);
+	st.regs[0xf0] = (char)0xff; /* SPIV: software enabled */
+	st.regs[0xf1] = 0x01;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_LAPIC, &st) == 0);
+	/* The default table has no GSI 40. */
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQ_LINE_STATUS, &irq), 0);
+	CHECK_EQ(irq.status, -1);
+	/* Refusals, each leaving the table as it was. */
+	rt.r.flags = 1;
+	CHECK_ERRNO(set_routing(&rt), EINVAL);
+	rt.r.flags = 0;
+	rt.r.nr = KVM_MAX_IRQ_ROUTES + 1;
+	CHECK_ERRNO(set_routing(&rt), EINVAL);
+	rt.r.nr = 1;
+	rt.r.entries[0] = route_msi(KVM_MAX_IRQ_ROUTES, 0, 0x60);
+	CHECK_ERRNO(set_routing(&rt), EINVAL);
+	rt.r.entries[0] = route_chip(40, KVM_IRQCHIP_IOAPIC, 24);
+	CHECK_ERRNO(set_routing(&rt), EINVAL);
+	rt.r.entries[0] = route_chip(40, KVM_IRQCHIP_PIC_SLAVE, 8);
+	CHECK_ERRNO(set_routing(&rt), EINVAL);
+	rt.r.entries[0] = route_chip(40, 3, 0);
+	CHECK_ERRNO(set_routing(&rt), EINVAL);
+	rt.r.entries[0] = route_chip(40, KVM_IRQCHIP_IOAPIC, 3);
+	rt.r.entries[0].flags = 1;
+	CHECK_ERRNO(set_routing(&rt), EINVAL);
+	rt.r.entries[0] = route_msi(40, 0, 0x60);
+	rt.r.entries[0].flags = 2;
+	CHECK_ERRNO(set_routing(&rt), EINVAL);
+	rt.r.entries[0].type = 3; /* an s390 adapter */
+	rt.r.entries[0].flags = 0;
+	CHECK_ERRNO(set_routing(&rt), EINVAL);
+	rt.r.nr = 2;
+	rt.r.entries[0] = route_chip(40, KVM_IRQCHIP_IOAPIC, 3);
+	rt.r.entries[1] = route_chip(40, KVM_IRQCHIP_IOAPIC, 4);
+	CHECK_ERRNO(set_routing(&rt), EINVAL);
+	rt.r.entries[1] = route_msi(40, 0, 0x60);
+	CHECK_ERRNO(set_routing(&rt), EINVAL);
+	irq = (struct kvm_irq_level){.irq = 40, .level = 1};
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQ_LINE_STATUS, &irq), 0);
+	CHECK_EQ(irq.status, -1);
+	/* GSI 40 an MSI to APIC 0 (devid taken), GSI 41 two irqchips. */
+	rt.r.nr = 3;
+	rt.r.entries[0] = route_msi(40, 0, 0x60);
+	rt.r.entries[0].flags = KVM_MSI_VALID_DEVID;
+	rt.r.entries[1] = route_chip(41, KVM_IRQCHIP_IOAPIC, 3);
+	rt.r.entries[2] = route_chip(41, KVM_IRQCHIP_PIC_MASTER, 3);
+	CHECK_EQ(set_routing(&rt), 0);
+	irq = (struct kvm_irq_level){.irq = 40, .level = 1};
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQ_LINE_STATUS, &irq), 0);
+	CHECK_EQ(irq.status, 1);
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_LAPIC, &st) == 0);
+	CHECK(apic_bit(&st, 0x200, 0x60));
+	irq = (struct kvm_irq_level){.irq = 40, .level = 0};
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQ_LINE_STATUS, &irq), 0);
+	CHECK_EQ(irq.status, -1); /* an MSI sends on a high level only */
+	/* Pin 3 is masked at reset, and the PIC half reaches nothing. */
+	irq = (struct kvm_irq_level){.irq = 41, .level = 1};
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQ_LINE_STATUS, &irq), 0);
+	CHECK_EQ(irq.status, -1);
+	/* The old GSI 3 is gone with the default table. */
+	irq = (struct kvm_irq_level){.irq = 3, .level = 1};
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQ_LINE_STATUS, &irq), 0);
+	CHECK_EQ(irq.status, -1);
+	rt.r.nr = 0; /* an empty table is allowed */
+	CHECK_EQ(set_routing(&rt), 0);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	tap_result("KVM_SET_GSI_ROUTING: refusals, MSI and irqchip routes");
 }
 
 /* The AP's KVM_RUN: its errno, or 0. */
@@ -1865,7 +1998,7 @@ int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(38, 60);
+	tap_plan(39, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -2009,6 +2142,7 @@ int main(void)
 	test_nmi();
 	test_irq_line();
 	test_irqfd();
+	test_gsi_routing();
 	test_init_sipi();
 	test_pv_enforce();
 	test_disable_exits();

@@ -88,13 +88,25 @@ int gmem_vm_set_msr_filter(struct gmem_vm *vm,
 int gmem_vm_create_irqchip(struct gmem_vm *vm);
 
 /*
- * KVM_IRQ_LINE(_STATUS): GSI @irq->irq to @irq->level, through KVM's
- * default routing (GSI n is IOAPIC pin n, 0-23); @irq->status becomes
- * KVM's: 1 delivered (or a low level), 0 an edge line already high, -1
- * masked, blocked by Remote IRR, taken by no APIC, or no such GSI.
- * -ENXIO without an irqchip.
+ * KVM_IRQ_LINE(_STATUS): GSI @irq->irq to @irq->level on each of its
+ * routes (the default table sends GSI n to IOAPIC pin n, 0-23); an MSI
+ * route sends on a high level.  @irq->status becomes KVM's: -1 when no
+ * route took it (masked, blocked by Remote IRR, taken by no APIC, no
+ * route), else the sum over the routes (an IOAPIC pin gives 1, or 0 for
+ * an edge line already high; an MSI the APICs that took it).  -ENXIO
+ * without an irqchip.
  */
 int gmem_vm_irq_line(struct gmem_vm *vm, struct kvm_irq_level *irq);
+
+/*
+ * KVM_SET_GSI_ROUTING: the VM's GSI table replaced whole (KVM's
+ * kvm_set_irq_routing(), x86's entries: IOAPIC and PIC pins, MSIs).
+ * -EINVAL without an irqchip, for flags, more than KVM_MAX_IRQ_ROUTES
+ * entries or any entry KVM refuses; PIC routes are kept and reach
+ * nothing (the PIC is not modelled).  KVM_IRQ_LINE and irqfds follow it.
+ */
+int gmem_vm_set_gsi_routing(struct gmem_vm *vm,
+			    const struct kvm_irq_routing *routing);
 
 /*
  * KVM_IRQFD: eventfd args->fd raises GSI args->gsi when signalled (a pulse;

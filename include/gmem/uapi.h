@@ -275,6 +275,44 @@ struct kvm_msi {
 	uint8_t pad[12];
 };
 
+/* KVM_SET_GSI_ROUTING: what each GSI drives (see gmem_vm_set_gsi_routing()). */
+#define KVM_MAX_IRQ_ROUTES 4096
+#define KVM_IRQ_ROUTING_IRQCHIP 1
+#define KVM_IRQ_ROUTING_MSI 2
+#define KVM_IRQCHIP_PIC_MASTER 0
+#define KVM_IRQCHIP_PIC_SLAVE 1
+#define KVM_IRQCHIP_IOAPIC 2
+
+struct kvm_irq_routing_irqchip {
+	uint32_t irqchip;
+	uint32_t pin;
+};
+
+struct kvm_irq_routing_msi {
+	uint32_t address_lo;
+	uint32_t address_hi;
+	uint32_t data;
+	uint32_t devid;
+};
+
+struct kvm_irq_routing_entry {
+	uint32_t gsi;
+	uint32_t type;
+	uint32_t flags;
+	uint32_t pad;
+	union {
+		struct kvm_irq_routing_irqchip irqchip;
+		struct kvm_irq_routing_msi msi;
+		uint32_t pad[8];
+	} u;
+};
+
+struct kvm_irq_routing {
+	uint32_t nr;
+	uint32_t flags;
+	struct kvm_irq_routing_entry entries[];
+};
+
 /* KVM_IRQFD: eventfd @fd raises GSI @gsi (see gmem_vm_irqfd()). */
 #define KVM_IRQFD_FLAG_DEASSIGN (1U << 0)
 #define KVM_IRQFD_FLAG_RESAMPLE (1U << 1)
@@ -367,6 +405,7 @@ struct kvm_enable_cap {
 #define KVM_CAP_MCE 31
 #define KVM_CAP_X2APIC_API 129
 #define KVM_CAP_SIGNAL_MSI 77
+#define KVM_CAP_IRQ_ROUTING 25
 #define KVM_CAP_IRQ_INJECT_STATUS 26
 #define KVM_CAP_IRQFD 32
 #define KVM_CAP_IRQFD_RESAMPLE 82
@@ -819,6 +858,7 @@ struct kvm_clock_data {
 #define KVM_SIGNAL_MSI _IOW(KVMIO, 0xa5, struct kvm_msi)
 #define KVM_IRQ_LINE _IOW(KVMIO, 0x61, struct kvm_irq_level)
 #define KVM_IRQFD _IOW(KVMIO, 0x76, struct kvm_irqfd)
+#define KVM_SET_GSI_ROUTING _IOW(KVMIO, 0x6a, struct kvm_irq_routing)
 #define KVM_IRQ_LINE_STATUS _IOWR(KVMIO, 0x67, struct kvm_irq_level)
 #define KVM_REGISTER_COALESCED_MMIO \
 	_IOW(KVMIO, 0x67, struct kvm_coalesced_mmio_zone)
@@ -922,6 +962,8 @@ _Static_assert(sizeof(struct kvm_interrupt) == 4, "interrupt size");
 _Static_assert(sizeof(struct kvm_msi) == 32, "msi size");
 _Static_assert(sizeof(struct kvm_irq_level) == 8, "irq_level size");
 _Static_assert(sizeof(struct kvm_irqfd) == 32, "irqfd size");
+_Static_assert(sizeof(struct kvm_irq_routing_entry) == 48, "route size");
+_Static_assert(sizeof(struct kvm_irq_routing) == 8, "routing size");
 _Static_assert(sizeof(struct kvm_create_guest_memfd) == 64, "gmemfd size");
 _Static_assert(sizeof(struct kvm_userspace_memory_region) == 32, "region size");
 _Static_assert(sizeof(struct kvm_userspace_memory_region2) == 160,
