@@ -598,7 +598,7 @@ static void test_ioapic(void)
 	CHECK_EQ(bus.acks, 1);
 	CHECK_EQ(bus.acked, 5u);
 	/* Two sources: the line stays high until both let go. */
-	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, 1, true), -1); /* Remote IRR */
+	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, 1, true), -1);  /* Remote IRR */
 	CHECK_EQ(gmem_ioapic_set_irq(&io, 5, 0, false), -1); /* still high */
 	gmem_ioapic_eoi(&io, 0x50);
 	CHECK_EQ(bus.n, 4);
