@@ -56,6 +56,7 @@ LIB_SRCS := \
 	src/guest_memfd.c \
 	src/mmu.c \
 	src/ioapic.c \
+	src/ioeventfd.c \
 	src/irq_route.c \
 	src/irqfd.c \
 	src/lapic.c \

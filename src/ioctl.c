@@ -226,6 +226,12 @@ static long vm_ioctl(struct gmem_vm *vm, unsigned long request,
 	case KVM_SET_GSI_ROUTING:
 		/* The counted copy-in has the whole table. */
 		return gmem_vm_set_gsi_routing(vm, (const void *)arg);
+	case KVM_IOEVENTFD: {
+		struct kvm_ioeventfd fd;
+
+		COPY_IN(fd, arg);
+		return gmem_vm_ioeventfd(vm, &fd);
+	}
 	case KVM_IRQFD: {
 		struct kvm_irqfd fd;
 

@@ -8,11 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ioapic.h"
@@ -151,31 +149,6 @@ fail:
 	return -ENOMEM;
 }
 
-/* eventfd_ctx_fdget(): -EBADF for a closed fd, -EINVAL for another file. */
-static int check_eventfd(int fd)
-{
-	char path[64], link[64];
-	ssize_t n;
-
-	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
-		return -EBADF;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
-		return -EBADF;
-	link[n] = '\0';
-	return strcmp(link, "anon_inode:[eventfd]") ? -EINVAL : 0;
-}
-
-/* The same open eventfd (KVM compares the eventfd contexts). */
-static bool same_file(const struct gmem_irqfd *f, int fd)
-{
-	/* kcmp(KCMP_FILE): 0 when both numbers name one open file. */
-	long r = syscall(SYS_kcmp, getpid(), getpid(), 0, f->fd, fd);
-
-	return r < 0 ? f->user_fd == fd : r == 0;
-}
-
 static int assign(struct gmem_irqfds *q, const struct kvm_irqfd *args)
 {
 	bool resample = args->flags & KVM_IRQFD_FLAG_RESAMPLE;
@@ -184,13 +157,14 @@ static int assign(struct gmem_irqfds *q, const struct kvm_irqfd *args)
 	struct epoll_event ev = {.events = EPOLLIN};
 	int r;
 
-	r = check_eventfd((int)args->fd);
+	r = gmem_eventfd_check((int)args->fd);
 	if (!r && resample)
-		r = check_eventfd((int)args->resamplefd);
+		r = gmem_eventfd_check((int)args->resamplefd);
 	if (r)
 		return r;
 	for (size_t i = 0; i < q->nr; i++)
-		if (same_file(&q->items[i], (int)args->fd))
+		if (gmem_same_file(q->items[i].fd, q->items[i].user_fd,
+				   (int)args->fd))
 			return -EBUSY;
 	r = start(q);
 	if (!r)
@@ -225,10 +199,11 @@ int gmem_irqfds_ioctl(struct gmem_irqfds *q, const struct kvm_irqfd *args,
 		return -EINVAL;
 	pthread_mutex_lock(&q->lock);
 	if (args->flags & KVM_IRQFD_FLAG_DEASSIGN) {
-		r = check_eventfd((int)args->fd);
+		r = gmem_eventfd_check((int)args->fd);
 		for (size_t i = q->nr; !r && i-- > 0;)
 			if (q->items[i].gsi == args->gsi &&
-			    same_file(&q->items[i], (int)args->fd))
+			    gmem_same_file(q->items[i].fd, q->items[i].user_fd,
+					   (int)args->fd))
 				drop(q, i);
 	} else if (!irqchip) {
 		/* kvm_arch_intc_initialized(): no in-kernel irqchip yet. */

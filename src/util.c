@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <gmem/gmem.h>
 
@@ -73,4 +77,27 @@ long gmem_test_fail_alloc(long nth)
 
 	atomic_store(&alloc_fail_at, nth > 0 ? now + nth : 0);
 	return now;
+}
+
+int gmem_eventfd_check(int fd)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+		return -EBADF;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return -EBADF;
+	link[n] = '\0';
+	return strcmp(link, "anon_inode:[eventfd]") ? -EINVAL : 0;
+}
+
+bool gmem_same_file(int ours, int ours_user, int fd)
+{
+	/* KCMP_FILE is 0: 0 when both numbers name one open file. */
+	long r = syscall(SYS_kcmp, getpid(), getpid(), 0, ours, fd);
+
+	return r < 0 ? ours_user == fd : r == 0;
 }

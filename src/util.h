@@ -68,4 +68,16 @@ struct gmem_debug {
 
 extern struct gmem_debug gmem_debug;
 
+/*
+ * eventfd_ctx_fdget()'s checks for a program's @fd: 0 for an eventfd,
+ * -EBADF for no open file, -EINVAL for another kind of file.
+ */
+int gmem_eventfd_check(int fd);
+/*
+ * Whether @fd names the same open file as @ours, a duplicate made of the
+ * program's @ours_user (kcmp(KCMP_FILE); where that is not allowed, the
+ * program's numbers are compared).
+ */
+bool gmem_same_file(int ours, int ours_user, int fd);
+
 #endif /* GMEM_UTIL_H */

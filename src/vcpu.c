@@ -1744,11 +1744,17 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 			run->exit_reason = KVM_EXIT_HLT;
 			goto out;
 		case X86_STOP_IO:
-			/* An OUT retires at the stop: coalesced, it goes on. */
+			/*
+			 * An OUT retires at the stop: signalled or coalesced,
+			 * it goes on.
+			 */
 			if (stop.io.is_write &&
-			    gmem_coalesced_write(&vcpu->vm->coalesced,
-						 stop.io.port, stop.io.size,
-						 &stop.io.data, true))
+			    (gmem_ioeventfds_write(&vcpu->vm->ioeventfds, true,
+						   stop.io.port, stop.io.size,
+						   &stop.io.data) ||
+			     gmem_coalesced_write(&vcpu->vm->coalesced,
+						  stop.io.port, stop.io.size,
+						  &stop.io.data, true)))
 				continue;
 			run->exit_reason = KVM_EXIT_IO;
 			run->io.direction = stop.io.is_write ? KVM_EXIT_IO_OUT
@@ -1782,11 +1788,17 @@ int gmem_vcpu_run(struct gmem_vcpu *vcpu)
 				finish = true;
 				continue;
 			}
-			/* A coalesced write completes the instruction now. */
+			/*
+			 * A signalled or coalesced write completes the
+			 * instruction now.
+			 */
 			if (stop.mmio.is_write &&
-			    gmem_coalesced_write(&vcpu->vm->coalesced,
-						 stop.mmio.gpa, stop.mmio.len,
-						 stop.mmio.data, false)) {
+			    (gmem_ioeventfds_write(&vcpu->vm->ioeventfds, false,
+						   stop.mmio.gpa, stop.mmio.len,
+						   stop.mmio.data) ||
+			     gmem_coalesced_write(&vcpu->vm->coalesced,
+						  stop.mmio.gpa, stop.mmio.len,
+						  stop.mmio.data, false))) {
 				finish = true;
 				continue;
 			}

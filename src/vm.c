@@ -116,6 +116,13 @@ int gmem_vm_create(unsigned long type, struct gmem_vm **vmp)
 		gmem_free(vm);
 		return -ENOMEM;
 	}
+	if (gmem_ioeventfds_init(&vm->ioeventfds)) {
+		gmem_irq_routes_destroy(&vm->routes);
+		gmem_coalesced_destroy(&vm->coalesced);
+		gmem_mmu_destroy(&vm->mmu);
+		gmem_free(vm);
+		return -ENOMEM;
+	}
 	gmem_msr_filter_init(&vm->msr);
 	gmem_apic_map_init(&vm->apics);
 	gmem_ioapic_init(&vm->ioapic,
@@ -156,6 +163,7 @@ void gmem_vm_put(struct gmem_vm *vm)
 	gmem_irqfds_destroy(&vm->irqfds);
 	gmem_ioapic_destroy(&vm->ioapic);
 	gmem_irq_routes_destroy(&vm->routes);
+	gmem_ioeventfds_destroy(&vm->ioeventfds);
 	gmem_apic_map_destroy(&vm->apics);
 	gmem_memslots_destroy(&vm->slots);
 	gmem_ranges_destroy(&vm->attrs);
@@ -180,6 +188,8 @@ int gmem_check_extension(struct gmem_vm *vm, long cap)
 	case KVM_CAP_SIGNAL_MSI:
 	case KVM_CAP_IRQ_INJECT_STATUS:
 	case KVM_CAP_IRQFD:
+	case KVM_CAP_IOEVENTFD:
+	case KVM_CAP_IOEVENTFD_NO_LENGTH:
 	case KVM_CAP_IRQFD_RESAMPLE:
 	case KVM_CAP_TSC_DEADLINE_TIMER:
 	case KVM_CAP_BINARY_STATS_FD:
@@ -532,6 +542,11 @@ int gmem_vm_irq_line(struct gmem_vm *vm, struct kvm_irq_level *irq)
 	irq->status =
 		set_gsi(vm, irq->irq, GMEM_IOAPIC_SRC_USER, irq->level != 0);
 	return 0;
+}
+
+int gmem_vm_ioeventfd(struct gmem_vm *vm, const struct kvm_ioeventfd *args)
+{
+	return gmem_ioeventfds_ioctl(&vm->ioeventfds, args);
 }
 
 int gmem_vm_irqfd(struct gmem_vm *vm, const struct kvm_irqfd *args)

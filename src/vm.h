@@ -29,6 +29,7 @@
 #include "msr_filter.h"
 #include "memslot.h"
 #include "ioapic.h"
+#include "ioeventfd.h"
 #include "irq_route.h"
 #include "irqfd.h"
 #include "lapic.h"
@@ -187,6 +188,8 @@ struct gmem_vm {
 	struct gmem_apic_map apics;
 	/* KVM_CREATE_IRQCHIP's IOAPIC (used only once irqchip is set). */
 	struct gmem_ioapic ioapic;
+	/* KVM_IOEVENTFD's addresses and ports. */
+	struct gmem_ioeventfds ioeventfds;
 	/* KVM_IRQFD's eventfds and their thread. */
 	struct gmem_irqfds irqfds;
 	/* GSI routing: KVM's default table, or KVM_SET_GSI_ROUTING's. */

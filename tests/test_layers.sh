@@ -4,7 +4,8 @@
 # down and return result records up (README, "Layout").
 #
 #   1 base       util uaccess handle, and the public headers (gmem/*.h)
-#   2 parts      attr coalesced msr_filter ioapic irq_route irqfd lapic mce x86/*:
+#   2 parts      attr coalesced msr_filter ioapic ioeventfd irq_route irqfd
+#                lapic mce x86/*:
 #                each knows nothing of VMs or vCPUs
 #   3 VM         vm, and what struct gmem_vm holds beside it: memslot,
 #                guest_memfd, dirty_log, mmu (they share the VM's locks
@@ -21,7 +22,7 @@ echo "1..2"
 layer() {
 	case $1 in
 	gmem/* | util | uaccess | handle) echo 1 ;;
-	attr | coalesced | msr_filter | ioapic | irq_route | irqfd | lapic | mce | x86/*) echo 2 ;;
+	attr | coalesced | msr_filter | ioapic | ioeventfd | irq_route | irqfd | lapic | mce | x86/*) echo 2 ;;
 	vm | memslot | guest_memfd | dirty_log | mmu) echo 3 ;;
 	vcpu | kvmclock) echo 4 ;;
 	ioctl | stats | loader) echo 5 ;;

@@ -1587,6 +1587,109 @@ static void test_gsi_routing(void)
 	tap_result("KVM_SET_GSI_ROUTING: refusals, MSI and irqchip routes");
 }
 
+/*
+ * KVM_IOEVENTFD: an MMIO write of the matching value and any write to a
+ * registered port signal their eventfds instead of exiting; the other
+ * writes exit as before.
+ */
+static void test_ioeventfd(void)
+{
+	static const uint8_t g[] = {
+		0x48, 0xb8, 0,	  0,	0,    0,
+		1,    0,    0,	  0,		    /* movabs rax, 4 GiB */
+		0xc7, 0x00, 0x11, 0x00, 0x00, 0x00, /* mov dword [rax], 0x11 */
+		0xc7, 0x00, 0x22, 0x00, 0x00, 0x00, /* mov dword [rax], 0x22 */
+		0xe6, 0x70,			    /* out 0x70, al */
+		0xe6, 0x71,			    /* out 0x71, al */
+		0xf4,				    /* hlt */
+	};
+	int mfd = eventfd(0, EFD_NONBLOCK), pfd = eventfd(0, EFD_NONBLOCK);
+	struct kvm_ioeventfd io = {.datamatch = 0x22,
+				   .addr = MMIO_GPA,
+				   .len = 4,
+				   .fd = mfd,
+				   .flags = KVM_IOEVENTFD_FLAG_DATAMATCH};
+	struct kvm_ioeventfd port = {.addr = 0x70,
+				     .len = 1,
+				     .fd = pfd,
+				     .flags = KVM_IOEVENTFD_FLAG_PIO};
+	struct kvm_ioeventfd bad;
+	struct kvm_regs regs;
+	int pipefd[2];
+	uint64_t v;
+
+	REQUIRE(mfd >= 0 && pfd >= 0 && pipe(pipefd) == 0);
+	setup(false);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD), 1);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION,
+			    KVM_CAP_IOEVENTFD_NO_LENGTH),
+		 1);
+	/* kvm_assign_ioeventfd()'s refusals. */
+	bad = io;
+	bad.len = 3;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IOEVENTFD, &bad), EINVAL);
+	bad = io;
+	bad.flags |= 1u << 4;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IOEVENTFD, &bad), EINVAL);
+	bad = io;
+	bad.len = 0;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IOEVENTFD, &bad), EINVAL);
+	bad = io;
+	bad.addr = ~0ull;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IOEVENTFD, &bad), EINVAL);
+	bad = io;
+	bad.fd = 1000;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IOEVENTFD, &bad), EBADF);
+	bad.fd = pipefd[0];
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IOEVENTFD, &bad), EINVAL);
+	bad = io;
+	bad.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IOEVENTFD, &bad), ENOENT);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IOEVENTFD, &io), 0);
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IOEVENTFD, &port), 0);
+	/* Collisions: the same match, a wildcard, any length. */
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IOEVENTFD, &io), EEXIST);
+	bad = io;
+	bad.flags = 0;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IOEVENTFD, &bad), EEXIST);
+	bad.len = 0;
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IOEVENTFD, &bad), EEXIST);
+	bad = io;
+	bad.datamatch = 0x33; /* another value on the same address: fine */
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IOEVENTFD, &bad), 0);
+	bad.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IOEVENTFD, &bad), 0);
+
+	memcpy(mem + CODE + 0x800, g, sizeof(g));
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = CODE + 0x800;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+	/* 0x11 does not match: an MMIO exit, nothing signalled. */
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_MMIO);
+	CHECK_EQ(run->mmio.data[0], 0x11);
+	CHECK_ERRNO(read(mfd, &v, 8), EAGAIN);
+	/* 0x22 and port 0x70 signal; port 0x71 exits. */
+	CHECK_EQ(vcpu_run(), 0);
+	CHECK_EQ(run->exit_reason, KVM_EXIT_IO);
+	CHECK_EQ(run->io.port, 0x71);
+	CHECK_EQ(read(mfd, &v, 8), 8);
+	CHECK_EQ(v, 1);
+	CHECK_EQ(read(pfd, &v, 8), 8);
+	CHECK_EQ(v, 1);
+	io.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+	CHECK_EQ(gmem_ioctl(vmfd, KVM_IOEVENTFD, &io), 0);
+	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IOEVENTFD, &io), ENOENT);
+	gmem_close(vcpufd);
+	gmem_close(vmfd);
+	gmem_close(sys);
+	close(mfd);
+	close(pfd);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	tap_result("KVM_IOEVENTFD: datamatch, PIO, collisions, refusals");
+}
+
 /* The AP's KVM_RUN: its errno, or 0. */
 static void *ap_run(void *arg)
 {
@@ -1998,7 +2101,7 @@ int main(void)
 {
 	struct kvm_regs regs;
 
-	tap_plan(39, 60);
+	tap_plan(40, 60);
 	setup(false);
 
 	CHECK_EQ(vcpu_run(), 0);
@@ -2143,6 +2246,7 @@ int main(void)
 	test_irq_line();
 	test_irqfd();
 	test_gsi_routing();
+	test_ioeventfd();
 	test_init_sipi();
 	test_pv_enforce();
 	test_disable_exits();

@@ -109,6 +109,17 @@ int gmem_vm_set_gsi_routing(struct gmem_vm *vm,
 			    const struct kvm_irq_routing *routing);
 
 /*
+ * KVM_IOEVENTFD: a guest write to args->addr (a port with
+ * KVM_IOEVENTFD_FLAG_PIO) of args->len bytes (0: any), with
+ * KVM_IOEVENTFD_FLAG_DATAMATCH only of args->datamatch, signals eventfd
+ * args->fd instead of exiting.  As KVM: -EINVAL for a length other than
+ * 0/1/2/4/8, a wrapping range, unknown flags, DATAMATCH with length 0, a
+ * file that is not an eventfd; -EBADF; -EEXIST for one that collides;
+ * -ENOSPC past 1000 per bus; DEASSIGN of none is -ENOENT.
+ */
+int gmem_vm_ioeventfd(struct gmem_vm *vm, const struct kvm_ioeventfd *args);
+
+/*
  * KVM_IRQFD: eventfd args->fd raises GSI args->gsi when signalled (a pulse;
  * with KVM_IRQFD_FLAG_RESAMPLE held high until the guest's EOI of that
  * pin, which then signals args->resamplefd); DEASSIGN removes it.  As KVM:

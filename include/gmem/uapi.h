@@ -313,6 +313,21 @@ struct kvm_irq_routing {
 	struct kvm_irq_routing_entry entries[];
 };
 
+/* KVM_IOEVENTFD: a guest write signals eventfd @fd (gmem_vm_ioeventfd()). */
+#define KVM_IOEVENTFD_FLAG_DATAMATCH (1U << 0)
+#define KVM_IOEVENTFD_FLAG_PIO (1U << 1)
+#define KVM_IOEVENTFD_FLAG_DEASSIGN (1U << 2)
+#define KVM_IOEVENTFD_FLAG_VIRTIO_CCW_NOTIFY (1U << 3)
+
+struct kvm_ioeventfd {
+	uint64_t datamatch;
+	uint64_t addr; /* a guest-physical address, or a port with PIO */
+	uint32_t len;  /* 1, 2, 4, 8, or 0 for any */
+	int32_t fd;
+	uint32_t flags;
+	uint8_t pad[36];
+};
+
 /* KVM_IRQFD: eventfd @fd raises GSI @gsi (see gmem_vm_irqfd()). */
 #define KVM_IRQFD_FLAG_DEASSIGN (1U << 0)
 #define KVM_IRQFD_FLAG_RESAMPLE (1U << 1)
@@ -408,6 +423,8 @@ struct kvm_enable_cap {
 #define KVM_CAP_IRQ_ROUTING 25
 #define KVM_CAP_IRQ_INJECT_STATUS 26
 #define KVM_CAP_IRQFD 32
+#define KVM_CAP_IOEVENTFD 36
+#define KVM_CAP_IOEVENTFD_NO_LENGTH 121
 #define KVM_CAP_IRQFD_RESAMPLE 82
 #define KVM_CAP_X86_APIC_BUS_CYCLES_NS 237
 #define KVM_CAP_ADJUST_CLOCK 39
@@ -858,6 +875,7 @@ struct kvm_clock_data {
 #define KVM_SIGNAL_MSI _IOW(KVMIO, 0xa5, struct kvm_msi)
 #define KVM_IRQ_LINE _IOW(KVMIO, 0x61, struct kvm_irq_level)
 #define KVM_IRQFD _IOW(KVMIO, 0x76, struct kvm_irqfd)
+#define KVM_IOEVENTFD _IOW(KVMIO, 0x79, struct kvm_ioeventfd)
 #define KVM_SET_GSI_ROUTING _IOW(KVMIO, 0x6a, struct kvm_irq_routing)
 #define KVM_IRQ_LINE_STATUS _IOWR(KVMIO, 0x67, struct kvm_irq_level)
 #define KVM_REGISTER_COALESCED_MMIO \
@@ -962,6 +980,7 @@ _Static_assert(sizeof(struct kvm_interrupt) == 4, "interrupt size");
 _Static_assert(sizeof(struct kvm_msi) == 32, "msi size");
 _Static_assert(sizeof(struct kvm_irq_level) == 8, "irq_level size");
 _Static_assert(sizeof(struct kvm_irqfd) == 32, "irqfd size");
+_Static_assert(sizeof(struct kvm_ioeventfd) == 64, "ioeventfd size");
 _Static_assert(sizeof(struct kvm_irq_routing_entry) == 48, "route size");
 _Static_assert(sizeof(struct kvm_irq_routing) == 8, "routing size");
 _Static_assert(sizeof(struct kvm_create_guest_memfd) == 64, "gmemfd size");
