@@ -91,6 +91,12 @@ static const unsigned long requests[] = {
 	KVM_GET_MP_STATE,
 	KVM_SET_MP_STATE,
 	KVM_KVMCLOCK_CTRL,
+	KVM_IRQ_LINE,
+	KVM_IRQ_LINE_STATUS,
+	KVM_SET_GSI_ROUTING,
+	KVM_IRQFD,
+	KVM_IOEVENTFD,
+	KVM_SIGNAL_MSI,
 };
 
 struct input {
