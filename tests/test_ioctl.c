@@ -424,6 +424,25 @@ static void test_efault(void)
 				       (void *)0x8000000000000000ull),
 			    EFAULT);
 	}
+	/*
+	 * A pointer inside the struct (an MSR filter's bitmap), copied
+	 * without a probe: unmapped low memory (ASan's shadow gap in its
+	 * builds, where its memcpy would report it), non-canonical.
+	 */
+	{
+		static const uint64_t bad[] = {0x401000040ull,
+					       0x8000000000000000ull};
+		struct kvm_msr_filter f = {0};
+
+		f.ranges[0].flags = KVM_MSR_FILTER_READ;
+		f.ranges[0].nmsrs = 1024;
+		for (size_t i = 0; i < 2; i++) {
+			f.ranges[0].bitmap = (uint8_t *)(uintptr_t)bad[i];
+			CHECK_ERRNO(gmem_ioctl(h.vm_default,
+					       KVM_X86_SET_MSR_FILTER, &f),
+				    EFAULT);
+		}
+	}
 	handles_close(&h);
 	tap_result("NULL, kernel or non-canonical struct pointer -> EFAULT");
 }
