@@ -1104,6 +1104,19 @@ static bool wakes(struct gmem_vcpu *vcpu)
 }
 
 /* An MMIO stop that is the APIC's page: true once it is answered. */
+/* An in-kernel device answered the MMIO read of @stop with @data. */
+static void in_kernel_read_done(struct gmem_vcpu *vcpu,
+				const struct x86_stop *stop,
+				const uint8_t *data)
+{
+	uint64_t v = 0;
+
+	if (stop->mmio.is_write)
+		return;
+	memcpy(&v, data, stop->mmio.len);
+	x86_complete_mmio(vcpu->cpu, v);
+}
+
 /* The IOAPIC's window (with an irqchip): true if the access was its. */
 static bool ioapic_mmio(struct gmem_vcpu *vcpu, const struct x86_stop *stop)
 {
@@ -1114,12 +1127,7 @@ static bool ioapic_mmio(struct gmem_vcpu *vcpu, const struct x86_stop *stop)
 	    !gmem_ioapic_mmio(&vcpu->vm->ioapic, stop->mmio.gpa,
 			      stop->mmio.is_write, data, stop->mmio.len))
 		return false;
-	if (!stop->mmio.is_write) {
-		uint64_t v = 0;
-
-		memcpy(&v, data, stop->mmio.len);
-		x86_complete_mmio(vcpu->cpu, v);
-	}
+	in_kernel_read_done(vcpu, stop, data);
 	return true;
 }
 
@@ -1137,12 +1145,7 @@ static bool apic_mmio(struct gmem_vcpu *vcpu, const struct x86_stop *stop)
 			       KVM_X86_QUIRK_LAPIC_MMIO_HOLE),
 			     x86_host_ns(), &event))
 		return false;
-	if (!stop->mmio.is_write) {
-		uint64_t v = 0;
-
-		memcpy(&v, data, stop->mmio.len);
-		x86_complete_mmio(vcpu->cpu, v);
-	}
+	in_kernel_read_done(vcpu, stop, data);
 	if (event)
 		level_eoi(vcpu);
 	vcpu->cpu->cr8 = gmem_lapic_get_cr8(vcpu->apic);

@@ -150,6 +150,17 @@ static bool apic_bit(const struct kvm_lapic_state *st, unsigned int reg,
 	return w >> (vector & 31) & 1;
 }
 
+/* The APIC of vCPU @fd software-enabled (SPIV 0x1ff), as a guest would. */
+static void apic_sw_enable(int fd)
+{
+	struct kvm_lapic_state st;
+
+	REQUIRE(gmem_ioctl(fd, KVM_GET_LAPIC, &st) == 0);
+	st.regs[0xf0] = (char)0xff;
+	st.regs[0xf1] = 0x01;
+	REQUIRE(gmem_ioctl(fd, KVM_SET_LAPIC, &st) == 0);
+}
+
 static long signal_msi(int fd, uint32_t lo, uint32_t hi, uint32_t data,
 		       uint32_t flags)
 {
@@ -182,10 +193,7 @@ static void test_signal_msi(void)
 	for (int i = 0; i < 2; i++) {
 		cpu[i] = gmem_ioctl(vm, KVM_CREATE_VCPU, i);
 		REQUIRE(cpu[i] >= 0);
-		REQUIRE(gmem_ioctl(cpu[i], KVM_GET_LAPIC, &st) == 0);
-		st.regs[0xf0] = 0xff; /* SPIV: software enabled */
-		st.regs[0xf1] = 0x01;
-		REQUIRE(gmem_ioctl(cpu[i], KVM_SET_LAPIC, &st) == 0);
+		apic_sw_enable(cpu[i]);
 	}
 	/* Physical destination 1, fixed, edge. */
 	CHECK_EQ(signal_msi(vm, 1u << 12, 0, 0x40, 0), 1);
@@ -1257,14 +1265,40 @@ static void test_nmi(void)
 		   "at most two pending");
 }
 
+#define IRQ_H (CODE + 0x600)
+
+/*
+ * The interrupt tests' guest: @main at NMI_MAIN with IF clear, @handler
+ * at IRQ_H behind gate 0x50, the GiB of the IOAPIC and APIC pages mapped
+ * (no memslot there: MMIO), the APIC software-enabled.
+ */
+static void irq_guest(const uint8_t *main, size_t main_len,
+		      const uint8_t *handler, size_t handler_len)
+{
+	uint64_t *gate = (uint64_t *)(mem + 0x4000 + 0x50 * 16);
+	uint64_t *pdpt = (uint64_t *)(mem + 0x2000);
+	struct kvm_regs regs;
+
+	pdpt[3] = 0xc0000000ULL | 0x83;
+	gdt_idt();
+	gate[0] = (IRQ_H & 0xffff) | 8ULL << 16 | 0x8eULL << 40 |
+		  (IRQ_H >> 16 & 0xffff) << 48;
+	gate[1] = IRQ_H >> 32;
+	memcpy(mem + NMI_MAIN, main, main_len);
+	memcpy(mem + IRQ_H, handler, handler_len);
+	apic_sw_enable(vcpufd);
+	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
+	regs.rip = NMI_MAIN;
+	regs.rflags = 2;
+	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+}
+
 /*
  * The IOAPIC through KVM_IRQ_LINE: the guest programs pin 5 (level,
  * vector 0x50) through the MMIO window; the VMM raises the line; the
  * handler's EOI sends it again while the line stays high, and not once
  * the VMM lowered it.
  */
-#define IRQ_H (CODE + 0x600)
-
 static void test_irq_line(void)
 {
 	static const uint8_t main_code[] = {
@@ -1284,9 +1318,6 @@ static void test_irq_line(void)
 		0x48, 0xcf,			    /* iretq */
 	};
 	struct kvm_irq_level irq = {.irq = 5, .level = 1};
-	struct kvm_lapic_state st;
-	struct kvm_regs regs;
-	uint64_t *gate, *pdpt;
 
 	setup(false);
 	CHECK_ERRNO(gmem_ioctl(vmfd, KVM_IRQ_LINE, &irq), ENXIO);
@@ -1297,23 +1328,7 @@ static void test_irq_line(void)
 	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION,
 			    KVM_CAP_IRQ_INJECT_STATUS),
 		 1);
-	gate = (uint64_t *)(mem + 0x4000 + 0x50 * 16);
-	pdpt = (uint64_t *)(mem + 0x2000);
-	pdpt[3] = 0xc0000000ULL | 0x83; /* the IOAPIC's and APIC's GiB */
-	gdt_idt();
-	gate[0] = (IRQ_H & 0xffff) | 8ULL << 16 | 0x8eULL << 40 |
-		  (IRQ_H >> 16 & 0xffff) << 48;
-	gate[1] = IRQ_H >> 32;
-	memcpy(mem + NMI_MAIN, main_code, sizeof(main_code));
-	memcpy(mem + IRQ_H, handler, sizeof(handler));
-	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_LAPIC, &st) == 0);
-	st.regs[0xf0] = (char)0xff; /* SPIV: software enabled */
-	st.regs[0xf1] = 0x01;
-	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_LAPIC, &st) == 0);
-	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
-	regs.rip = NMI_MAIN;
-	regs.rflags = 2;
-	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+	irq_guest(main_code, sizeof(main_code), handler, sizeof(handler));
 
 	CHECK_EQ(vcpu_run(), 0);
 	CHECK_EQ(run->io.port, 0x20);
@@ -1403,9 +1418,7 @@ static void test_irqfd(void)
 			       .gsi = 5,
 			       .flags = KVM_IRQFD_FLAG_RESAMPLE,
 			       .resamplefd = (uint32_t)rfd};
-	struct kvm_lapic_state st;
-	struct kvm_regs regs;
-	uint64_t *gate, *pdpt, v = 1;
+	uint64_t v = 1;
 	int pipefd[2];
 
 	REQUIRE(efd >= 0 && rfd >= 0 && pipe(pipefd) == 0);
@@ -1418,23 +1431,7 @@ static void test_irqfd(void)
 	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD), 1);
 	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD_RESAMPLE),
 		 1);
-	gate = (uint64_t *)(mem + 0x4000 + 0x50 * 16);
-	pdpt = (uint64_t *)(mem + 0x2000);
-	pdpt[3] = 0xc0000000ULL | 0x83;
-	gdt_idt();
-	gate[0] = (IRQ_H & 0xffff) | 8ULL << 16 | 0x8eULL << 40 |
-		  (IRQ_H >> 16 & 0xffff) << 48;
-	gate[1] = IRQ_H >> 32;
-	memcpy(mem + NMI_MAIN, main_code, sizeof(main_code));
-	memcpy(mem + IRQ_H, handler, sizeof(handler));
-	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_LAPIC, &st) == 0);
-	st.regs[0xf0] = (char)0xff; /* SPIV: software enabled */
-	st.regs[0xf1] = 0x01;
-	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_LAPIC, &st) == 0);
-	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_REGS, &regs) == 0);
-	regs.rip = NMI_MAIN;
-	regs.rflags = 2;
-	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_REGS, &regs) == 0);
+	irq_guest(main_code, sizeof(main_code), handler, sizeof(handler));
 
 	/* kvm_irqfd()'s refusals. */
 	fd.flags = 4;
@@ -1516,10 +1513,7 @@ static void test_gsi_routing(void)
 	setup(true);
 	CHECK_EQ(gmem_ioctl(vmfd, KVM_CHECK_EXTENSION, KVM_CAP_IRQ_ROUTING),
 		 KVM_MAX_IRQ_ROUTES);
-	REQUIRE(gmem_ioctl(vcpufd, KVM_GET_LAPIC, &st) == 0);
-	st.regs[0xf0] = (char)0xff; /* SPIV: software enabled */
-	st.regs[0xf1] = 0x01;
-	REQUIRE(gmem_ioctl(vcpufd, KVM_SET_LAPIC, &st) == 0);
+	apic_sw_enable(vcpufd);
 	/* The default table has no GSI 40. */
 	CHECK_EQ(gmem_ioctl(vmfd, KVM_IRQ_LINE_STATUS, &irq), 0);
 	CHECK_EQ(irq.status, -1);
